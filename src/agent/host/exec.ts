@@ -1,0 +1,88 @@
+/**
+ * The one door through which the agent runs system commands. Adapters take an `Exec`,
+ * so unit tests hand them a `RecordingExec` and compare the commands with golden text.
+ */
+import { execFile, spawn } from 'node:child_process';
+
+export interface ExecResult {
+  stdout: string;
+  stderr: string;
+  code: number;
+}
+
+export interface ExecOptions {
+  /** Text written to the command's standard input (e.g. an nft ruleset for `nft -f -`). */
+  input?: string;
+  /** When true a non-zero exit is returned, not thrown. */
+  allowFail?: boolean;
+  env?: Record<string, string>;
+  timeoutMs?: number;
+}
+
+export interface Exec {
+  run(cmd: string, args: readonly string[], opts?: ExecOptions): Promise<ExecResult>;
+}
+
+export class ExecError extends Error {
+  constructor(
+    readonly cmd: string,
+    readonly args: readonly string[],
+    readonly result: ExecResult,
+  ) {
+    super(`${cmd} ${args.join(' ')} exited ${result.code}: ${result.stderr.trim() || result.stdout.trim()}`);
+    this.name = 'ExecError';
+  }
+}
+
+/** Runs commands for real. */
+export class SystemExec implements Exec {
+  run(cmd: string, args: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    return new Promise((resolve, reject) => {
+      if (opts.input === undefined) {
+        execFile(
+          cmd,
+          args,
+          { env: { ...process.env, ...opts.env }, timeout: opts.timeoutMs ?? 60_000, maxBuffer: 64 << 20 },
+          (err, stdout, stderr) => {
+            const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+            const result = { stdout, stderr, code };
+            if (code !== 0 && !opts.allowFail) reject(new ExecError(cmd, args, result));
+            else resolve(result);
+          },
+        );
+        return;
+      }
+      const child = spawn(cmd, args, { env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('error', reject);
+      child.on('close', (code) => {
+        const result = { stdout, stderr, code: code ?? 1 };
+        if (result.code !== 0 && !opts.allowFail) reject(new ExecError(cmd, args, result));
+        else resolve(result);
+      });
+      child.stdin.end(opts.input);
+    });
+  }
+}
+
+/** Records every command and answers from a script; for golden tests of adapters. */
+export class RecordingExec implements Exec {
+  readonly calls: { cmd: string; args: readonly string[]; input?: string }[] = [];
+  constructor(private readonly answer: (cmd: string, args: readonly string[]) => Partial<ExecResult> = () => ({})) {}
+
+  run(cmd: string, args: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    this.calls.push(opts.input === undefined ? { cmd, args } : { cmd, args, input: opts.input });
+    const a = this.answer(cmd, args);
+    const result = { stdout: a.stdout ?? '', stderr: a.stderr ?? '', code: a.code ?? 0 };
+    if (result.code !== 0 && !opts.allowFail) return Promise.reject(new ExecError(cmd, args, result));
+    return Promise.resolve(result);
+  }
+
+  /** The recorded commands as shell-like lines, one per call. */
+  lines(): string[] {
+    return this.calls.map((c) => [c.cmd, ...c.args].join(' '));
+  }
+}

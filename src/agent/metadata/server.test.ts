@@ -1,0 +1,450 @@
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { after, before, beforeEach, describe, test } from 'node:test';
+import { parse } from 'yaml';
+import { Ec2TokenStore, parseTtlSeconds } from './ec2.ts';
+import { renderMetaData, renderNetworkConfig } from './nocloud.ts';
+import { createMetadataServer, normalisePath, sourceIpOf, type MetadataServer } from './server.ts';
+import type { MetadataSource, VmMetadata } from './types.ts';
+
+const KEY_A = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl alice@example.com';
+const KEY_B = 'ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7 bob@example.com';
+
+const vmA: VmMetadata = {
+  vmId: 'vm-a',
+  instanceId: 'i-0a1b2c3d',
+  hostname: 'web-1',
+  localIpv4: '10.0.0.5',
+  mac: '52:54:00:AB:CD:EF',
+  userData: '#cloud-config\npackages: [nginx]\n',
+  vendorData: '#cloud-config\ntimezone: UTC\n',
+  sshKeys: [KEY_A, KEY_B],
+  mtu: 1450,
+};
+const vmB: VmMetadata = {
+  vmId: 'vm-b',
+  instanceId: 'i-bbbb',
+  hostname: 'no', // a YAML 1.1 boolean if left unquoted
+  localIpv4: '10.0.0.6',
+  mac: '52:54:00:12:34:56', // a YAML 1.1 base-60 integer if left unquoted
+  userData: '',
+  vendorData: '',
+  sshKeys: [],
+};
+
+describe('NoCloud renderers', () => {
+  test('meta-data golden', () => {
+    assert.equal(
+      renderMetaData(vmA),
+      [
+        'instance-id: "i-0a1b2c3d"',
+        'local-hostname: "web-1"',
+        'public-keys:',
+        `  - "${KEY_A}"`,
+        `  - "${KEY_B}"`,
+        '',
+      ].join('\n'),
+    );
+    assert.equal(renderMetaData(vmB), ['instance-id: "i-bbbb"', 'local-hostname: "no"', 'public-keys: []', ''].join('\n'));
+  });
+
+  test('network-config golden', () => {
+    assert.equal(
+      renderNetworkConfig(vmA),
+      [
+        'version: 2',
+        'ethernets:',
+        '  eth0:',
+        '    match:',
+        '      macaddress: "52:54:00:ab:cd:ef"',
+        '    set-name: "eth0"',
+        '    dhcp4: true',
+        '    mtu: 1450',
+        '',
+      ].join('\n'),
+    );
+    assert.equal(
+      renderNetworkConfig(vmB),
+      [
+        'version: 2',
+        'ethernets:',
+        '  eth0:',
+        '    match:',
+        '      macaddress: "52:54:00:12:34:56"',
+        '    set-name: "eth0"',
+        '    dhcp4: true',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  test('values keep their type under a YAML 1.1 reader (what cloud-init uses)', () => {
+    const md = parse(renderMetaData(vmB), { version: '1.1' }) as Record<string, unknown>;
+    assert.equal(md['local-hostname'], 'no');
+    const net = parse(renderNetworkConfig(vmB), { version: '1.1' }) as {
+      ethernets: { eth0: { match: { macaddress: unknown } } };
+    };
+    assert.equal(net.ethernets.eth0.match.macaddress, '52:54:00:12:34:56');
+  });
+
+  test('a newline in a key cannot inject YAML', () => {
+    const md = parse(renderMetaData({ ...vmA, sshKeys: ['ssh-ed25519 AAAA x\ninstance-id: evil'] })) as Record<
+      string,
+      unknown
+    >;
+    assert.equal(md['instance-id'], 'i-0a1b2c3d');
+    assert.deepEqual(md['public-keys'], ['ssh-ed25519 AAAA x\ninstance-id: evil']);
+  });
+});
+
+describe('helpers', () => {
+  test('sourceIpOf strips only the IPv4-mapped prefix', () => {
+    assert.equal(sourceIpOf('::ffff:10.0.0.5'), '10.0.0.5');
+    assert.equal(sourceIpOf('::FFFF:127.0.0.1'), '127.0.0.1');
+    assert.equal(sourceIpOf('10.0.0.5'), '10.0.0.5');
+    assert.equal(sourceIpOf('fe80::1'), 'fe80::1');
+    assert.equal(sourceIpOf('::ffff:fe80::1'), '::ffff:fe80::1');
+    assert.equal(sourceIpOf(undefined), undefined);
+  });
+
+  test('normalisePath', () => {
+    assert.equal(normalisePath('/meta-data'), '/meta-data');
+    assert.equal(normalisePath('//meta-data'), '/meta-data');
+    assert.equal(normalisePath('/meta-data?vm=other#x'), '/meta-data');
+    assert.equal(normalisePath('/latest//meta-data/'), '/latest/meta-data/');
+    assert.equal(normalisePath('http://169.254.169.254//user-data'), '/user-data');
+    assert.equal(normalisePath('*'), undefined);
+  });
+
+  test('parseTtlSeconds', () => {
+    assert.equal(parseTtlSeconds('1'), 1);
+    assert.equal(parseTtlSeconds('21600'), 21600);
+    for (const bad of [undefined, '', '0', '21601', '-1', '1.5', 'abc', ' 5', '1e3', '999999']) {
+      assert.equal(parseTtlSeconds(bad), undefined, String(bad));
+    }
+  });
+
+  test('token store is bounded per VM and sweeps expired tokens', () => {
+    let now = 0;
+    let n = 0;
+    const store = new Ec2TokenStore({ now: () => now, randomToken: () => `t${n++}`, maxPerVm: 3, sweepIntervalMs: 1000 });
+    for (let i = 0; i < 10; i++) store.issue('vm-a', 1);
+    assert.equal(store.size, 3);
+    assert.equal(store.verify('vm-a', 't0'), false, 'oldest evicted');
+    assert.equal(store.verify('vm-a', 't9'), true);
+    store.issue('vm-b', 100);
+    now = 1000; // vm-a's tokens expire; the next issue sweeps every VM
+    store.issue('vm-c', 1);
+    assert.equal(store.size, 2);
+    assert.equal(store.verify('vm-b', 't10'), true);
+  });
+});
+
+interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+function request(
+  port: number,
+  path: string,
+  opts: { method?: string; headers?: Record<string, string>; localAddress?: string; host?: string } = {},
+): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        host: opts.host ?? '127.0.0.1',
+        port,
+        path,
+        method: opts.method ?? 'GET',
+        headers: opts.headers,
+        localAddress: opts.localAddress,
+        agent: false,
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('metadata server over HTTP', () => {
+  let current: VmMetadata | undefined = vmA;
+  let fetches: Array<[string, string]> = [];
+  let lookups: string[] = [];
+  let errors: unknown[] = [];
+  let onFetchThrows = false;
+  let now = 1_000_000;
+  let tokenSeq = 0;
+  let server: MetadataServer;
+  let port: number;
+
+  const source: MetadataSource = {
+    lookup(ip) {
+      lookups.push(ip);
+      if (ip === '127.0.0.9') throw new Error('lookup exploded');
+      return ip === '127.0.0.1' ? current : undefined;
+    },
+    onFetch(vmId, path) {
+      fetches.push([vmId, path]);
+      if (onFetchThrows) throw new Error('agent bug');
+    },
+  };
+
+  before(async () => {
+    server = createMetadataServer(source, {
+      now: () => now,
+      randomToken: () => `token-${tokenSeq++}`,
+      onError: (err) => errors.push(err),
+    });
+    ({ port } = await server.listen('127.0.0.1', 0));
+  });
+  after(() => server.close());
+  beforeEach(() => {
+    current = vmA;
+    fetches = [];
+    lookups = [];
+    errors = [];
+    onFetchThrows = false;
+  });
+
+  const get = (path: string, headers?: Record<string, string>) => request(port, path, { headers });
+  const token = async (ttl = '60') => {
+    const r = await request(port, '/latest/api/token', {
+      method: 'PUT',
+      headers: { 'X-aws-ec2-metadata-token-ttl-seconds': ttl },
+    });
+    assert.equal(r.status, 200, r.body);
+    return r.body;
+  };
+  const ec2 = (path: string, tok: string) => get(path, { 'X-aws-ec2-metadata-token': tok });
+
+  test('NoCloud files', async () => {
+    const md = await get('/meta-data');
+    assert.equal(md.status, 200);
+    assert.equal(md.body, renderMetaData(vmA));
+    assert.match(md.headers['content-type'] ?? '', /^text\/plain/);
+    assert.equal((await get('//meta-data')).body, renderMetaData(vmA));
+    assert.equal((await get('/meta-data?instance=vm-b')).body, renderMetaData(vmA));
+    const ud = await get('/user-data');
+    assert.equal(ud.status, 200);
+    assert.equal(ud.body, vmA.userData);
+    assert.match(ud.headers['content-type'] ?? '', /^text\/plain/);
+    assert.equal((await get('/vendor-data')).body, vmA.vendorData);
+    assert.equal((await get('/network-config')).body, renderNetworkConfig(vmA));
+    assert.deepEqual(fetches, [
+      ['vm-a', '/meta-data'],
+      ['vm-a', '/meta-data'],
+      ['vm-a', '/meta-data'],
+      ['vm-a', '/user-data'],
+    ]);
+  });
+
+  test('empty user-data and vendor-data are served as empty files for NoCloud', async () => {
+    current = vmB;
+    const ud = await get('/user-data');
+    assert.equal(ud.status, 200);
+    assert.equal(ud.body, '');
+    assert.equal((await get('/vendor-data')).status, 200);
+  });
+
+  test('HEAD has no body; other methods are 405', async () => {
+    const head = await request(port, '/meta-data', { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(head.body, '');
+    const post = await request(port, '/meta-data', { method: 'POST' });
+    assert.equal(post.status, 405);
+    assert.equal(post.headers['allow'], 'GET, HEAD');
+  });
+
+  test('unknown path is 404', async () => {
+    for (const p of ['/', '/meta-data/', '/metadata', '/latest', '/latest/meta-data/nope', '/%2Fmeta-data']) {
+      const r = p.startsWith('/latest') ? await ec2(p, await token()) : await get(p);
+      assert.equal(r.status, 404, p);
+    }
+    assert.deepEqual(fetches, []);
+  });
+
+  test('unknown source is 403 whatever the path, and nothing is reported', async () => {
+    for (const p of ['/meta-data', '/user-data', '/nope', '/latest/api/token']) {
+      const r = await request(port, p, { localAddress: '127.0.0.2', method: p.endsWith('token') ? 'PUT' : 'GET' });
+      assert.equal(r.status, 403, p);
+      assert.match(r.body, /forbidden/);
+      assert.ok(r.body.length < 100);
+    }
+    current = undefined; // a known address whose VM is gone
+    assert.equal((await get('/meta-data')).status, 403);
+    assert.deepEqual(fetches, []);
+  });
+
+  test('identity comes from the source address only, never from headers', async () => {
+    const r = await get('/meta-data', { 'X-Forwarded-For': '127.0.0.2', 'X-Real-IP': '10.0.0.6', Host: '10.0.0.6' });
+    assert.equal(r.status, 200);
+    assert.deepEqual(lookups, ['127.0.0.1']);
+  });
+
+  test('EC2 token and meta-data tree', async () => {
+    const t = await token('21600');
+    const put = await request(port, '/latest/api/token', {
+      method: 'PUT',
+      headers: { 'X-aws-ec2-metadata-token-ttl-seconds': '1' },
+    });
+    assert.equal(put.headers['x-aws-ec2-metadata-token-ttl-seconds'], '1');
+    const expect: Record<string, string> = {
+      '/latest/meta-data/': 'hostname\ninstance-id\nlocal-hostname\nlocal-ipv4\nmac\npublic-keys/',
+      '/latest/meta-data': 'hostname\ninstance-id\nlocal-hostname\nlocal-ipv4\nmac\npublic-keys/',
+      '/latest/meta-data/instance-id': 'i-0a1b2c3d',
+      '/latest/meta-data/local-hostname': 'web-1',
+      '/latest/meta-data/hostname': 'web-1',
+      '/latest/meta-data/local-ipv4': '10.0.0.5',
+      '/latest/meta-data/mac': '52:54:00:ab:cd:ef',
+      '/latest/meta-data/public-keys/': '0=key-0\n1=key-1',
+      '/latest/meta-data/public-keys/0/': 'openssh-key',
+      '/latest/meta-data/public-keys/0/openssh-key': `${KEY_A}\n`,
+      '/latest/meta-data/public-keys/1/openssh-key': `${KEY_B}\n`,
+      '/latest/user-data': vmA.userData,
+      // cloud-init's Ec2 data source asks for dated API versions
+      '/2021-03-23/meta-data/instance-id': 'i-0a1b2c3d',
+      '/2009-04-04/user-data': vmA.userData,
+    };
+    for (const [path, body] of Object.entries(expect)) {
+      const r = await ec2(path, t);
+      assert.equal(r.status, 200, path);
+      assert.equal(r.body, body, path);
+    }
+    assert.equal((await ec2('/latest/meta-data/public-keys/2/openssh-key', t)).status, 404);
+    assert.equal(fetches.length, Object.keys(expect).length);
+    assert.deepEqual(fetches[2], ['vm-a', '/latest/meta-data/instance-id']);
+    assert.ok(fetches.every(([vm]) => vm === 'vm-a'));
+  });
+
+  test('EC2 without keys or user-data', async () => {
+    current = vmB;
+    const t = await token();
+    assert.equal((await ec2('/latest/meta-data/', t)).body, 'hostname\ninstance-id\nlocal-hostname\nlocal-ipv4\nmac');
+    assert.equal((await ec2('/latest/meta-data/public-keys/', t)).status, 404);
+    assert.equal((await ec2('/latest/meta-data/public-keys/0/openssh-key', t)).status, 404);
+    assert.equal((await ec2('/latest/user-data', t)).status, 404);
+  });
+
+  test('EC2 GETs need a valid token (401), and report nothing without one', async () => {
+    assert.equal((await get('/latest/meta-data/instance-id')).status, 401);
+    assert.equal((await ec2('/latest/meta-data/instance-id', 'made-up')).status, 401);
+    assert.equal((await ec2('/latest/meta-data/instance-id', '')).status, 401);
+    assert.equal((await get('/latest/user-data')).status, 401);
+    assert.equal((await get('/latest/no-such-thing')).status, 401);
+    assert.deepEqual(fetches, []);
+  });
+
+  test('a token issued to VM A is refused for VM B', async () => {
+    const t = await token();
+    assert.equal((await ec2('/latest/meta-data/instance-id', t)).body, 'i-0a1b2c3d');
+    current = vmB; // same address, now another VM (or B got hold of A's token)
+    assert.equal((await ec2('/latest/meta-data/instance-id', t)).status, 401);
+    const tb = await token();
+    assert.equal((await ec2('/latest/meta-data/instance-id', tb)).body, 'i-bbbb');
+    current = vmA;
+    assert.equal((await ec2('/latest/meta-data/instance-id', tb)).status, 401);
+    assert.equal((await ec2('/latest/meta-data/instance-id', t)).status, 200);
+  });
+
+  test('tokens expire after their TTL', async () => {
+    const t = await token('10');
+    now += 9_999;
+    assert.equal((await ec2('/latest/meta-data/instance-id', t)).status, 200);
+    now += 1;
+    assert.equal((await ec2('/latest/meta-data/instance-id', t)).status, 401);
+  });
+
+  test('bad TTL is 400', async () => {
+    for (const ttl of ['0', '21601', 'abc', '-5', '1.5', '']) {
+      const r = await request(port, '/latest/api/token', {
+        method: 'PUT',
+        headers: { 'X-aws-ec2-metadata-token-ttl-seconds': ttl },
+      });
+      assert.equal(r.status, 400, JSON.stringify(ttl));
+    }
+    assert.equal((await request(port, '/latest/api/token', { method: 'PUT' })).status, 400);
+  });
+
+  test('token endpoint: PUT only, and not through a proxy', async () => {
+    const r = await get('/latest/api/token', { 'X-aws-ec2-metadata-token-ttl-seconds': '60' });
+    assert.equal(r.status, 405);
+    const proxied = await request(port, '/latest/api/token', {
+      method: 'PUT',
+      headers: { 'X-aws-ec2-metadata-token-ttl-seconds': '60', 'X-Forwarded-For': '1.2.3.4' },
+    });
+    assert.equal(proxied.status, 403);
+  });
+
+  test('a throwing onFetch does not affect the guest', async () => {
+    onFetchThrows = true;
+    const r = await get('/meta-data');
+    assert.equal(r.status, 200);
+    assert.equal(errors.length, 1);
+  });
+
+  test('a throwing lookup is a 500 and goes to onError', async () => {
+    const r = await request(port, '/meta-data', { localAddress: '127.0.0.9' });
+    assert.equal(r.status, 500);
+    assert.equal(errors.length, 1);
+  });
+});
+
+describe('metadata server defaults', () => {
+  test('default tokens are random and unguessable-looking', async () => {
+    const server = createMetadataServer({ lookup: () => vmA, onFetch: () => {} });
+    const { port } = await server.listen('127.0.0.1', 0);
+    try {
+      const put = () =>
+        request(port, '/latest/api/token', { method: 'PUT', headers: { 'X-aws-ec2-metadata-token-ttl-seconds': '5' } });
+      const [a, b] = [(await put()).body, (await put()).body];
+      assert.notEqual(a, b);
+      assert.match(a, /^[A-Za-z0-9_-]{43}$/);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('IPv4-mapped source addresses are unwrapped on a dual-stack socket', async (t) => {
+    const seen: string[] = [];
+    const server = createMetadataServer({ lookup: (ip) => (seen.push(ip), vmA), onFetch: () => {} });
+    let port: number;
+    try {
+      ({ port } = await server.listen('::', 0));
+    } catch {
+      t.skip('no IPv6 on this machine');
+      return;
+    }
+    try {
+      assert.equal((await request(port, '/meta-data')).status, 200);
+      assert.deepEqual(seen, ['127.0.0.1']);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('close() does not wait for idle keep-alive connections', async () => {
+    const server = createMetadataServer({ lookup: () => vmA, onFetch: () => {} });
+    const { port } = await server.listen('127.0.0.1', 0);
+    const agent = new http.Agent({ keepAlive: true });
+    await new Promise<void>((resolve, reject) => {
+      http
+        .get({ host: '127.0.0.1', port, path: '/meta-data', agent }, (res) => {
+          res.resume();
+          res.on('end', resolve);
+        })
+        .on('error', reject);
+    });
+    const started = Date.now();
+    await server.close();
+    assert.ok(Date.now() - started < 500);
+    agent.destroy();
+  });
+});

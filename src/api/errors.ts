@@ -1,0 +1,58 @@
+/**
+ * One error envelope, `{"error":{"code","message","field"?}}`, and one code→status map.
+ * Every layer throws `ApiError`; only the HTTP layer turns a code into a status.
+ */
+import { z } from 'zod';
+
+export const ERROR_STATUS = {
+  invalid: 400,
+  unauthenticated: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  gone: 410,
+  too_large: 413,
+  unsupported_media_type: 415,
+  no_capacity: 422,
+  internal: 500,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+export const ErrorBody = z
+  .object({
+    error: z.object({
+      code: z.enum(Object.keys(ERROR_STATUS) as [ErrorCode, ...ErrorCode[]]),
+      message: z.string(),
+      field: z.string().optional(),
+    }),
+  })
+  .meta({ id: 'Error' });
+export type ErrorBody = z.infer<typeof ErrorBody>;
+
+export class ApiError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly field?: string,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+
+  get status(): number {
+    return ERROR_STATUS[this.code];
+  }
+
+  toBody(): ErrorBody {
+    return { error: { code: this.code, message: this.message, ...(this.field ? { field: this.field } : {}) } };
+  }
+}
+
+/** Turns a zod failure into the envelope's first issue, with its path as `field`. */
+export function fromZodError(err: z.ZodError, prefix?: string): ApiError {
+  const issue = err.issues[0];
+  const path = [prefix, ...(issue?.path ?? []).map(String)].filter(Boolean).join('.');
+  const message = issue ? (path ? `${path}: ${issue.message}` : issue.message) : 'invalid input';
+  return new ApiError('invalid', message, path || undefined);
+}

@@ -1,0 +1,81 @@
+/**
+ * The route table: the single source of truth for the HTTP API. The server binds handlers
+ * to it, the SDK derives its typed client from it, and OpenAPI is generated from it.
+ */
+import { z } from 'zod';
+import { BlobParams, BlobQuery, Blob, Image, ImageCreate } from './schemas/image.ts';
+import { Empty, NameParams, listOf, Name } from './schemas/common.ts';
+import { ConsoleChunk, DesiredQuery, NodeDesired } from './schemas/desired.ts';
+import { Event, EventsQuery, Health, Whoami } from './schemas/event.ts';
+import { Node, NodeCreate, NodeCreated, NodeReport } from './schemas/node.ts';
+import { Logs, LogsQuery, Vm, VmCreate, VmResize, VmUserData, VmUserDataSet } from './schemas/vm.ts';
+
+/**
+ * Who may call a route. `viewer` routes also admit admins; `node` routes admit the node
+ * named in the path (and admins); `blob` admits viewers, admins and any node.
+ */
+export type Access = 'public' | 'viewer' | 'admin' | 'node' | 'blob';
+
+export interface Route {
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  path: string;
+  access: Access;
+  summary: string;
+  params?: z.ZodType;
+  query?: z.ZodType;
+  body?: z.ZodType;
+  /** Raw bodies (blobs) are streams, not JSON. */
+  rawBody?: boolean;
+  rawResponse?: boolean;
+  response: z.ZodType;
+  status: 200 | 201 | 202;
+}
+
+const NodeVmParams = z.object({ name: Name, id: z.string().regex(/^[a-z0-9]{1,32}$/) }).strict();
+const Nothing = z.object({}).meta({ id: 'Nothing' });
+
+export const routes = {
+  health: { method: 'GET', path: '/healthz', access: 'public', summary: 'Liveness and store revision', response: Health, status: 200 },
+  openapi: { method: 'GET', path: '/v1/openapi.json', access: 'viewer', summary: 'This API as OpenAPI 3.1', response: z.record(z.string(), z.unknown()), status: 200 },
+  whoami: { method: 'GET', path: '/v1/whoami', access: 'viewer', summary: 'The role of the calling token', response: Whoami, status: 200 },
+
+  listNodes: { method: 'GET', path: '/v1/nodes', access: 'viewer', summary: 'List nodes', response: listOf(Node), status: 200 },
+  getNode: { method: 'GET', path: '/v1/nodes/{name}', access: 'viewer', summary: 'Show a node', params: NameParams, response: Node, status: 200 },
+  createNode: { method: 'POST', path: '/v1/nodes', access: 'admin', summary: 'Register a node and issue its token (shown once)', body: NodeCreate, response: NodeCreated, status: 201 },
+  nodeDesired: { method: 'GET', path: '/v1/nodes/{name}/desired', access: 'node', summary: 'Long-poll the desired state of a node, keyed by revision', params: NameParams, query: DesiredQuery, response: NodeDesired, status: 200 },
+  nodeReport: { method: 'POST', path: '/v1/nodes/{name}/report', access: 'node', summary: 'Heartbeat with capacity and observed VM states', params: NameParams, body: NodeReport, response: Nothing, status: 200 },
+  nodeConsole: { method: 'POST', path: '/v1/nodes/{name}/vms/{id}/console', access: 'node', summary: 'Append captured serial console output of a VM', params: NodeVmParams, body: ConsoleChunk, response: Nothing, status: 200 },
+
+  uploadBlob: { method: 'POST', path: '/v1/blobs', access: 'admin', summary: 'Upload a blob; refused when `sha256` is given and differs', query: BlobQuery, rawBody: true, response: Blob, status: 201 },
+  getBlob: { method: 'GET', path: '/v1/blobs/{sha256}', access: 'blob', summary: 'Download a blob', params: BlobParams, rawResponse: true, response: z.string(), status: 200 },
+
+  listImages: { method: 'GET', path: '/v1/images', access: 'viewer', summary: 'List images', response: listOf(Image), status: 200 },
+  createImage: { method: 'POST', path: '/v1/images', access: 'admin', summary: 'Make an image from uploaded blobs', body: ImageCreate, response: Image, status: 201 },
+  getImage: { method: 'GET', path: '/v1/images/{name}', access: 'viewer', summary: 'Show an image', params: NameParams, response: Image, status: 200 },
+  deleteImage: { method: 'DELETE', path: '/v1/images/{name}', access: 'admin', summary: 'Remove an image (refused while a VM uses it)', params: NameParams, response: Nothing, status: 200 },
+
+  listVms: { method: 'GET', path: '/v1/vms', access: 'viewer', summary: 'List VMs', response: listOf(Vm), status: 200 },
+  createVm: { method: 'POST', path: '/v1/vms', access: 'admin', summary: 'Create a VM', body: VmCreate, response: Vm, status: 201 },
+  getVm: { method: 'GET', path: '/v1/vms/{name}', access: 'viewer', summary: 'Show a VM', params: NameParams, response: Vm, status: 200 },
+  deleteVm: { method: 'DELETE', path: '/v1/vms/{name}', access: 'admin', summary: 'Delete a VM; it is gone once its node confirms', params: NameParams, response: Vm, status: 202 },
+  startVm: { method: 'POST', path: '/v1/vms/{name}/start', access: 'admin', summary: 'Start a VM', params: NameParams, body: Empty.optional(), response: Vm, status: 202 },
+  stopVm: { method: 'POST', path: '/v1/vms/{name}/stop', access: 'admin', summary: 'Stop a VM (ACPI shutdown, then kill after a timeout)', params: NameParams, body: Empty.optional(), response: Vm, status: 202 },
+  restartVm: { method: 'POST', path: '/v1/vms/{name}/restart', access: 'admin', summary: 'Restart a VM', params: NameParams, body: Empty.optional(), response: Vm, status: 202 },
+  resizeVm: { method: 'POST', path: '/v1/vms/{name}/resize', access: 'admin', summary: 'Change CPUs/memory; applied at the next start', params: NameParams, body: VmResize, response: Vm, status: 200 },
+  getUserData: { method: 'GET', path: '/v1/vms/{name}/user-data', access: 'viewer', summary: "A VM's user-data", params: NameParams, response: VmUserData, status: 200 },
+  setUserData: { method: 'PUT', path: '/v1/vms/{name}/user-data', access: 'admin', summary: "Replace a VM's user-data (seen by the guest at its next metadata fetch)", params: NameParams, body: VmUserDataSet, response: VmUserData, status: 200 },
+  vmLogs: { method: 'GET', path: '/v1/vms/{name}/logs', access: 'viewer', summary: 'Serial console output from `offset`; `wait` long-polls for more', params: NameParams, query: LogsQuery, response: Logs, status: 200 },
+
+  listEvents: { method: 'GET', path: '/v1/events', access: 'viewer', summary: 'Audit events after `since`', query: EventsQuery, response: listOf(Event), status: 200 },
+} as const satisfies Record<string, Route>;
+
+export type Routes = typeof routes;
+export type RouteId = keyof Routes;
+
+type Field<R, K extends string> = R extends Record<K, infer S> ? (S extends z.ZodType ? z.input<S> : never) : undefined;
+export type ParamsOf<I extends RouteId> = Field<Routes[I], 'params'>;
+export type QueryOf<I extends RouteId> = Field<Routes[I], 'query'>;
+export type BodyOf<I extends RouteId> = Field<Routes[I], 'body'>;
+export type ResponseOf<I extends RouteId> = z.output<Routes[I]['response']>;
+
+export const API_VERSION = '0.1.0';

@@ -1,0 +1,27 @@
+/** Audit events: every change, who made it, when. */
+import { z } from 'zod';
+import { Timestamp } from './common.ts';
+
+export const Event = z
+  .object({
+    id: z.number().int(),
+    at: Timestamp,
+    actor: z.string(),
+    action: z.string(),
+    resource: z.string(),
+    name: z.string(),
+    message: z.string(),
+    revision: z.number().int(),
+  })
+  .meta({ id: 'Event' });
+export type Event = z.infer<typeof Event>;
+
+export const EventsQuery = z
+  .object({
+    since: z.coerce.number().int().nonnegative().optional(),
+    limit: z.coerce.number().int().min(1).max(1000).optional(),
+  })
+  .strict();
+
+export const Health = z.object({ ok: z.boolean(), version: z.string(), revision: z.number().int() }).meta({ id: 'Health' });
+export const Whoami = z.object({ role: z.enum(['admin', 'viewer', 'node']), node: z.string().nullable() }).meta({ id: 'Whoami' });

@@ -1,0 +1,72 @@
+/** Virtual machines, with one shape per verb. */
+import { z } from 'zod';
+import { Name, Size, Timestamp } from './common.ts';
+
+/**
+ * pending: accepted, no agent has acted yet; creating: the agent prepares image and disk;
+ * booting: QEMU runs, the guest has not fetched its metadata; running: it has;
+ * unknown: its node stopped reporting.
+ */
+export const VmState = z.enum(['pending', 'creating', 'booting', 'running', 'stopping', 'stopped', 'deleting', 'error', 'unknown']);
+export type VmState = z.infer<typeof VmState>;
+
+export const Power = z.enum(['running', 'stopped']);
+
+export const MAX_USER_DATA = 64 * 1024;
+export const SshKey = z.string().regex(/^(ssh-|ecdsa-|sk-)[A-Za-z0-9@.-]+ [A-Za-z0-9+/=]+( .*)?$/, 'must be an OpenSSH public key line');
+
+export const VmCreate = z
+  .object({
+    name: Name,
+    image: Name,
+    cpus: z.number().int().min(1).max(64).default(1),
+    memory: Size.default('512M'),
+    disk: Size.default('2G'),
+    node: Name.optional(),
+    userData: z.string().max(MAX_USER_DATA).optional(),
+    sshKeys: z.array(SshKey).max(32).optional(),
+  })
+  .strict()
+  .meta({ id: 'VmCreate' });
+export type VmCreate = z.input<typeof VmCreate>;
+
+export const VmResize = z
+  .object({ cpus: z.number().int().min(1).max(64).optional(), memory: Size.optional() })
+  .strict()
+  .refine((v) => v.cpus !== undefined || v.memory !== undefined, 'give cpus or memory')
+  .meta({ id: 'VmResize' });
+
+export const VmUserDataSet = z.object({ userData: z.string().max(MAX_USER_DATA) }).strict().meta({ id: 'VmUserDataSet' });
+export const VmUserData = z.object({ userData: z.string() }).meta({ id: 'VmUserData' });
+
+export const Vm = z
+  .object({
+    id: z.string(),
+    name: Name,
+    image: Name,
+    node: Name.nullable(),
+    cpus: z.number().int(),
+    memoryBytes: z.number().int(),
+    diskBytes: z.number().int(),
+    power: Power,
+    state: VmState,
+    reason: z.string().nullable(),
+    network: Name,
+    ip: z.string().nullable(),
+    mac: z.string(),
+    /** A resize waiting for the next start. */
+    pending: z.object({ cpus: z.number().int(), memoryBytes: z.number().int() }).nullable(),
+    sshKeys: z.array(z.string()),
+    createdAt: Timestamp,
+    updatedAt: Timestamp,
+  })
+  .meta({ id: 'Vm' });
+export type Vm = z.infer<typeof Vm>;
+
+export const LogsQuery = z
+  .object({
+    offset: z.coerce.number().int().nonnegative().optional(),
+    wait: z.coerce.number().int().min(0).max(60).optional(),
+  })
+  .strict();
+export const Logs = z.object({ offset: z.number().int(), data: z.string() }).meta({ id: 'Logs' });

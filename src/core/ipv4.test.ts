@@ -1,0 +1,49 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { allocateIp, contains, gatewayOf, intToIp, ipToInt, parseCidr } from './ipv4.ts';
+
+test('parseCidr refuses host bits and silly prefixes', () => {
+  assert.deepEqual(parseCidr('10.200.0.0/16'), { network: ipToInt('10.200.0.0'), prefix: 16, size: 65536 });
+  assert.throws(() => parseCidr('10.200.0.1/16'), /host bits/);
+  assert.throws(() => parseCidr('10.0.0.0/31'), /out of range/);
+  assert.throws(() => parseCidr('10.0.0/24'), /not a CIDR/);
+  assert.throws(() => parseCidr('10.0.0.300/24'), /not an IPv4/);
+});
+
+test('allocateIp hands out the lowest free guest address and never a reserved one', () => {
+  const c = parseCidr('10.1.2.0/29');
+  assert.equal(gatewayOf(c), '10.1.2.1');
+  const used = new Set<string>();
+  const got: string[] = [];
+  for (;;) {
+    const ip = allocateIp(c, used);
+    if (!ip) break;
+    used.add(ip);
+    got.push(ip);
+  }
+  assert.deepEqual(got, ['10.1.2.2', '10.1.2.3', '10.1.2.4', '10.1.2.5', '10.1.2.6']);
+});
+
+test('allocateIp: unique, inside the CIDR, never network/gateway/broadcast (property)', () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 24, max: 30 }), fc.array(fc.nat(300), { maxLength: 40 }), (prefix, frees) => {
+      const c = parseCidr(`10.9.0.0/${prefix}`);
+      const used = new Set<string>();
+      for (const f of frees) {
+        const ip = allocateIp(c, used);
+        if (ip === undefined) {
+          assert.equal(used.size, c.size - 3);
+          break;
+        }
+        assert.ok(contains(c, ip));
+        assert.ok(!used.has(ip));
+        assert.notEqual(ip, intToIp(c.network));
+        assert.notEqual(ip, intToIp(c.network + 1));
+        assert.notEqual(ip, intToIp(c.network + c.size - 1));
+        used.add(ip);
+        if (f % 3 === 0) used.delete([...used][f % used.size]!);
+      }
+    }),
+  );
+});

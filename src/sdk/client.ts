@@ -1,0 +1,95 @@
+/**
+ * The typed Butter client. Its methods come from the route table, so the CLI, the agent and
+ * the web panel call the same API with the server's own types.
+ */
+import { Readable } from 'node:stream';
+import type { ErrorBody } from '../api/errors.ts';
+import { routes, type BodyOf, type ParamsOf, type QueryOf, type ResponseOf, type RouteId } from '../api/routes.ts';
+
+export interface ClientOptions {
+  url: string;
+  token?: string;
+}
+
+/** An error answered by the API, with its envelope. */
+export class ButterError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly field?: string,
+  ) {
+    super(message);
+    this.name = 'ButterError';
+  }
+}
+
+type Args<I extends RouteId> = (ParamsOf<I> extends undefined ? { params?: undefined } : { params: ParamsOf<I> }) &
+  (QueryOf<I> extends undefined ? { query?: undefined } : { query?: QueryOf<I> }) &
+  (BodyOf<I> extends undefined ? { body?: undefined } : { body: BodyOf<I> });
+
+export class Client {
+  readonly url: string;
+  private readonly token: string | undefined;
+
+  constructor(opts: ClientOptions) {
+    this.url = opts.url.replace(/\/+$/, '');
+    this.token = opts.token;
+  }
+
+  private target(id: RouteId, params?: Record<string, unknown>, query?: Record<string, unknown>): string {
+    const route = routes[id];
+    const path = route.path.replace(/\{(\w+)\}/g, (_m, k: string) => encodeURIComponent(String(params?.[k] ?? '')));
+    const qs = new URLSearchParams();
+    for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) qs.set(k, String(v));
+    return `${this.url}${path}${qs.size ? `?${qs}` : ''}`;
+  }
+
+  private headers(extra: Record<string, string> = {}): Record<string, string> {
+    return { ...(this.token ? { authorization: `Bearer ${this.token}` } : {}), ...extra };
+  }
+
+  async call<I extends RouteId>(id: I, args: Args<I>, signal?: AbortSignal): Promise<ResponseOf<I>> {
+    const route = routes[id];
+    const a = args as { params?: Record<string, unknown>; query?: Record<string, unknown>; body?: unknown };
+    const res = await fetch(this.target(id, a.params, a.query), {
+      method: route.method,
+      headers: this.headers(a.body !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...(a.body !== undefined ? { body: JSON.stringify(a.body) } : {}),
+      ...(signal ? { signal } : {}),
+    });
+    return (await this.decode(res)) as ResponseOf<I>;
+  }
+
+  /** Streams a blob up; the server refuses it when `sha256` is given and differs. */
+  async uploadBlob(body: Readable, sha256?: string): Promise<ResponseOf<'uploadBlob'>> {
+    const res = await fetch(this.target('uploadBlob', undefined, { sha256 }), {
+      method: 'POST',
+      headers: this.headers({ 'content-type': 'application/octet-stream' }),
+      body: Readable.toWeb(body) as ReadableStream,
+      duplex: 'half',
+    } as RequestInit);
+    return (await this.decode(res)) as ResponseOf<'uploadBlob'>;
+  }
+
+  async downloadBlob(sha256: string): Promise<{ size: number; body: Readable }> {
+    const res = await fetch(this.target('getBlob', { sha256 }), { headers: this.headers() });
+    if (!res.ok || !res.body) await this.decode(res);
+    return { size: Number(res.headers.get('content-length') ?? 0), body: Readable.fromWeb(res.body as never) };
+  }
+
+  private async decode(res: Response): Promise<unknown> {
+    const text = await res.text();
+    let json: unknown;
+    try {
+      json = text ? JSON.parse(text) : {};
+    } catch {
+      throw new ButterError(res.status, 'invalid', `unexpected reply (${res.status}): ${text.slice(0, 200)}`);
+    }
+    if (!res.ok) {
+      const e = (json as Partial<ErrorBody>).error;
+      throw new ButterError(res.status, e?.code ?? 'internal', e?.message ?? `HTTP ${res.status}`, e?.field);
+    }
+    return json;
+  }
+}

@@ -1,0 +1,46 @@
+/**
+ * Bearer tokens: `bt_<id>_<secret>`. Only sha256(secret) is stored; the id finds the row,
+ * a constant-time compare checks the secret.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { ApiError } from '../api/errors.ts';
+import type { Access } from '../api/routes.ts';
+import type { Db } from './store/db.ts';
+
+export type Role = 'admin' | 'viewer' | 'node';
+export interface Principal {
+  role: Role;
+  node: string | null;
+  tokenId: string;
+}
+
+const hash = (secret: string) => createHash('sha256').update(secret).digest('hex');
+
+export function issueToken(db: Db, role: Role, node: string | null, now: string): string {
+  const id = randomBytes(6).toString('hex');
+  const secret = randomBytes(24).toString('base64url');
+  db.prepare(`INSERT INTO tokens (id, hash, role, node, created_at) VALUES (?, ?, ?, ?, ?)`).run(id, hash(secret), role, node, now);
+  return `bt_${id}_${secret}`;
+}
+
+export function authenticate(db: Db, header: string | undefined): Principal {
+  const m = /^Bearer bt_([0-9a-f]{12})_([A-Za-z0-9_-]{32})$/.exec(header ?? '');
+  if (!m) throw new ApiError('unauthenticated', 'missing or malformed bearer token');
+  const row = db.prepare(`SELECT id, hash, role, node FROM tokens WHERE id = ?`).get(m[1]) as { id: string; hash: string; role: Role; node: string | null } | undefined;
+  const given = Buffer.from(hash(m[2]!), 'hex');
+  if (!row || !timingSafeEqual(given, Buffer.from(row.hash, 'hex'))) throw new ApiError('unauthenticated', 'unknown token');
+  return { role: row.role, node: row.node, tokenId: row.id };
+}
+
+/** Decides whether `who` may call a route with access `access` (and path node `node`). */
+export function authorize(who: Principal, access: Access, pathNode: string | undefined): void {
+  if (access === 'public' || who.role === 'admin') return;
+  if (access === 'viewer' && who.role === 'viewer') return;
+  if (access === 'blob' && (who.role === 'viewer' || who.role === 'node')) return;
+  if (access === 'node' && who.role === 'node' && who.node === pathNode) return;
+  throw new ApiError('forbidden', `a ${who.role} token may not call this route`);
+}
+
+export function actorOf(who: Principal): string {
+  return who.role === 'node' ? `node:${who.node}` : `${who.role}:${who.tokenId}`;
+}

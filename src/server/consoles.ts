@@ -1,0 +1,74 @@
+/**
+ * Serial console output of each VM, as its agent uploads it, kept in `DIR/console/<id>.log`
+ * so `vm logs` works through the API wherever the VM runs.
+ */
+import { appendFileSync, existsSync, mkdirSync, openSync, readSync, closeSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { EventEmitter } from 'node:events';
+
+/** Reads are capped so one request never carries a huge log; the client asks again. */
+const MAX_READ = 256 * 1024;
+
+export class Consoles {
+  private readonly dir: string;
+
+  constructor(
+    dataDir: string,
+    private readonly changes: EventEmitter,
+  ) {
+    this.dir = join(dataDir, 'console');
+    mkdirSync(this.dir, { recursive: true });
+  }
+
+  private file(id: string): string {
+    return join(this.dir, `${id}.log`);
+  }
+
+  size(id: string): number {
+    return existsSync(this.file(id)) ? statSync(this.file(id)).size : 0;
+  }
+
+  /** Appends the part of a chunk we do not have yet; `offset` is the byte offset the agent read it at. */
+  append(id: string, offset: number, buf: Buffer): void {
+    const have = this.size(id);
+    if (offset + buf.length <= have) return;
+    appendFileSync(this.file(id), buf.subarray(Math.max(0, have - offset)));
+    this.changes.emit(`logs:${id}`);
+  }
+
+  read(id: string, offset: number): { offset: number; data: string } {
+    const size = this.size(id);
+    if (offset >= size) return { offset: size, data: '' };
+    const fd = openSync(this.file(id), 'r');
+    try {
+      const buf = Buffer.alloc(Math.min(MAX_READ, size - offset));
+      const n = readSync(fd, buf, 0, buf.length, offset);
+      return { offset: offset + n, data: buf.subarray(0, n).toString() };
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  async wait(id: string, offset: number, seconds: number): Promise<{ offset: number; data: string }> {
+    if (seconds <= 0 || this.size(id) > offset) return this.read(id, offset);
+    await waitFor(this.changes, `logs:${id}`, seconds * 1000);
+    return this.read(id, offset);
+  }
+
+  remove(id: string): void {
+    rmSync(this.file(id), { force: true });
+  }
+}
+
+/** Resolves when `event` fires or after `ms`, whichever is first. */
+export function waitFor(emitter: EventEmitter, event: string, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      emitter.off(event, done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    emitter.on(event, done);
+  });
+}

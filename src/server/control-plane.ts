@@ -1,0 +1,83 @@
+/**
+ * The control plane: store, services and HTTP server for `butter server` (and `butter up`).
+ * On first start it writes an admin token to `DIR/admin.token` (mode 0600).
+ */
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { gatewayOf, parseCidr } from '../core/ipv4.ts';
+import { issueToken } from './auth.ts';
+import { BlobFiles } from './blobs.ts';
+import { Consoles } from './consoles.ts';
+import { makeHandlers, type Services } from './handlers.ts';
+import { buildHttp } from './http.ts';
+import { Images } from './images.ts';
+import { Nodes } from './nodes.ts';
+import { Store } from './store/store.ts';
+import { DEFAULT_NETWORK, Vms } from './vms.ts';
+
+export interface ControlPlaneOptions {
+  dataDir: string;
+  /** CIDR of the `default` network, made on first start. */
+  defaultCidr?: string;
+  logger?: boolean | object;
+}
+
+export interface ControlPlane {
+  services: Services;
+  http: FastifyInstance;
+  /** Set only on the first start, when the admin token was just made. */
+  adminToken: string | undefined;
+  adminTokenPath: string;
+  listen(host: string, port: number): Promise<string>;
+  close(): Promise<void>;
+}
+
+export const DEFAULT_PORT = 7700;
+export const DEFAULT_CIDR = '10.200.0.0/16';
+
+export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
+  mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+  const store = new Store(join(opts.dataDir, 'butter.db'));
+  const blobs = new BlobFiles(opts.dataDir);
+  const images = new Images(store, blobs);
+  const nodes = new Nodes(store);
+  const vms = new Vms(store, nodes, images);
+  const consoles = new Consoles(opts.dataDir, store.changes);
+  const services: Services = { store, blobs, images, nodes, vms, consoles };
+
+  const adminTokenPath = join(opts.dataDir, 'admin.token');
+  let adminToken: string | undefined;
+  if (!existsSync(adminTokenPath)) {
+    adminToken = store.write('server', (tx) => {
+      const t = issueToken(tx.db, 'admin', null, tx.now);
+      tx.event('create', 'token', 'admin', 'first admin token written to admin.token');
+      return t;
+    });
+    writeFileSync(adminTokenPath, adminToken + '\n', { mode: 0o600 });
+  }
+  if (!store.db.prepare(`SELECT 1 FROM networks WHERE name = ?`).get(DEFAULT_NETWORK)) {
+    const cidr = opts.defaultCidr ?? DEFAULT_CIDR;
+    store.write('server', (tx) => {
+      tx.db.prepare(`INSERT INTO networks (name, cidr, gateway, mtu, nat, created_at) VALUES (?, ?, ?, 1500, 1, ?)`).run(DEFAULT_NETWORK, cidr, gatewayOf(parseCidr(cidr)), tx.now);
+      tx.event('create', 'network', DEFAULT_NETWORK, `network ${DEFAULT_NETWORK} ${cidr}`);
+    });
+  }
+
+  const http = buildHttp(store.db, makeHandlers(services), opts.logger ?? false);
+  const sweeper = setInterval(() => nodes.sweep(new Date()), 2_000);
+  sweeper.unref();
+
+  return {
+    services,
+    http,
+    adminToken,
+    adminTokenPath,
+    listen: (host, port) => http.listen({ host, port }),
+    close: async () => {
+      clearInterval(sweeper);
+      await http.close();
+      store.close();
+    },
+  };
+}

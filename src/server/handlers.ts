@@ -1,0 +1,98 @@
+/** One handler per route id; each is a thin call into a resource service. */
+import type { Readable } from 'node:stream';
+import { ApiError } from '../api/errors.ts';
+import { openApiDocument } from '../api/openapi.ts';
+import { API_VERSION } from '../api/routes.ts';
+import type { ImageCreate } from '../api/schemas/image.ts';
+import type { NodeReport } from '../api/schemas/node.ts';
+import type { VmCreate } from '../api/schemas/vm.ts';
+import type { Event } from '../api/schemas/event.ts';
+import { actorOf } from './auth.ts';
+import type { BlobFiles } from './blobs.ts';
+import { waitFor, type Consoles } from './consoles.ts';
+import type { Handlers } from './http.ts';
+import type { Images } from './images.ts';
+import type { Nodes } from './nodes.ts';
+import type { Store } from './store/store.ts';
+import type { Vms } from './vms.ts';
+
+export interface Services {
+  store: Store;
+  blobs: BlobFiles;
+  images: Images;
+  nodes: Nodes;
+  vms: Vms;
+  consoles: Consoles;
+}
+
+export function makeHandlers(s: Services): Handlers {
+  const vmOfNode = (node: string, id: string) => {
+    const vm = s.store.db.prepare(`SELECT id FROM vms WHERE id = ? AND node = ?`).get(id, node);
+    if (!vm) throw new ApiError('not_found', `vm ${id} is not on node ${node}`, 'id');
+  };
+  return {
+    health: () => ({ ok: true, version: API_VERSION, revision: s.store.revision() }),
+    openapi: () => openApiDocument(),
+    whoami: ({ who }) => ({ role: who.role, node: who.node }),
+
+    listNodes: () => ({ items: s.nodes.list(), revision: s.store.revision() }),
+    getNode: ({ params }) => s.nodes.get(params.name!),
+    createNode: ({ who, body }) => s.nodes.create(actorOf(who), (body as { name: string }).name),
+    nodeDesired: async ({ params, query }) => {
+      const name = params.name!;
+      const since = (query.since as number | undefined) ?? -1;
+      const wait = (query.wait as number | undefined) ?? 0;
+      if (s.nodes.desiredRevision(name) <= since && wait > 0) await waitFor(s.store.changes, `node:${name}`, wait * 1000);
+      return s.nodes.desired(name);
+    },
+    nodeReport: ({ params, body }) => {
+      s.nodes.report(params.name!, body as NodeReport);
+      return {};
+    },
+    nodeConsole: ({ params, body }) => {
+      vmOfNode(params.name!, params.id!);
+      const chunk = body as { offset: number; base64: string };
+      s.consoles.append(params.id!, chunk.offset, Buffer.from(chunk.base64, 'base64'));
+      return {};
+    },
+
+    uploadBlob: async ({ who, query, body }) => {
+      const blob = await s.blobs.put(body as Readable, query.sha256 as string | undefined);
+      s.images.recordBlob(actorOf(who), blob.sha256, blob.sizeBytes);
+      return blob;
+    },
+    getBlob: ({ params, reply }) => {
+      const sha = params.sha256!;
+      if (!s.store.db.prepare(`SELECT 1 FROM blobs WHERE sha256 = ?`).get(sha) || !s.blobs.has(sha)) throw new ApiError('not_found', `blob ${sha} not found`, 'sha256');
+      reply.header('content-type', 'application/octet-stream').header('content-length', s.blobs.size(sha));
+      return s.blobs.read(sha);
+    },
+
+    listImages: () => ({ items: s.images.list(), revision: s.store.revision() }),
+    createImage: ({ who, body }) => s.images.create(actorOf(who), body as ImageCreate),
+    getImage: ({ params }) => s.images.get(params.name!),
+    deleteImage: ({ who, params }) => {
+      s.images.remove(actorOf(who), params.name!);
+      return {};
+    },
+
+    listVms: () => ({ items: s.vms.list(), revision: s.store.revision() }),
+    createVm: ({ who, body }) => s.vms.create(actorOf(who), body as VmCreate),
+    getVm: ({ params }) => s.vms.get(params.name!),
+    deleteVm: ({ who, params }) => s.vms.remove(actorOf(who), params.name!),
+    startVm: ({ who, params }) => s.vms.setPower(actorOf(who), params.name!, 'start'),
+    stopVm: ({ who, params }) => s.vms.setPower(actorOf(who), params.name!, 'stop'),
+    restartVm: ({ who, params }) => s.vms.setPower(actorOf(who), params.name!, 'restart'),
+    resizeVm: ({ who, params, body }) => s.vms.resize(actorOf(who), params.name!, body as { cpus?: number; memory?: string }),
+    getUserData: ({ params }) => ({ userData: s.vms.row(params.name!).user_data }),
+    setUserData: ({ who, params, body }) => ({ userData: s.vms.setUserData(actorOf(who), params.name!, (body as { userData: string }).userData) }),
+    vmLogs: ({ params, query }) => s.consoles.wait(s.vms.row(params.name!).id, (query.offset as number | undefined) ?? 0, (query.wait as number | undefined) ?? 0),
+
+    listEvents: ({ query }) => {
+      const since = (query.since as number | undefined) ?? 0;
+      const limit = (query.limit as number | undefined) ?? 200;
+      const rows = s.store.db.prepare(`SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?`).all(since, limit) as Event[];
+      return { items: rows, revision: s.store.revision() };
+    },
+  };
+}

@@ -1,0 +1,103 @@
+/** Images: named bundles of blobs. Removing one is refused while a VM uses it. */
+import { createHash } from 'node:crypto';
+import { ApiError } from '../api/errors.ts';
+import type { Image, ImageCreate } from '../api/schemas/image.ts';
+import { detectFormat, type BlobFiles } from './blobs.ts';
+import { imageFromRow, type ImageRow } from './store/rows.ts';
+import type { Store } from './store/store.ts';
+
+export class Images {
+  constructor(
+    private readonly store: Store,
+    private readonly blobs: BlobFiles,
+  ) {}
+
+  recordBlob(actor: string, sha256: string, sizeBytes: number): void {
+    this.store.write(actor, (tx) => {
+      tx.db.prepare(`INSERT OR IGNORE INTO blobs (sha256, size_bytes, created_at) VALUES (?, ?, ?)`).run(sha256, sizeBytes, tx.now);
+      tx.event('upload', 'blob', sha256, `uploaded blob ${sha256.slice(0, 12)} (${sizeBytes} bytes)`);
+    });
+  }
+
+  list(): Image[] {
+    const rows = this.store.db.prepare(`SELECT * FROM images ORDER BY name`).all() as ImageRow[];
+    return rows.map((r) => this.toApi(r));
+  }
+
+  get(name: string): Image {
+    return this.toApi(this.row(name));
+  }
+
+  row(name: string): ImageRow {
+    const r = this.store.db.prepare(`SELECT * FROM images WHERE name = ?`).get(name) as ImageRow | undefined;
+    if (!r) throw new ApiError('not_found', `image ${name} not found`, 'image');
+    return r;
+  }
+
+  create(actor: string, req: ImageCreate): Image {
+    const need = (sha: string | undefined, field: string) => {
+      if (sha === undefined) return null;
+      const known = this.store.db.prepare(`SELECT 1 FROM blobs WHERE sha256 = ?`).get(sha);
+      if (!known || !this.blobs.has(sha)) throw new ApiError('invalid', `no uploaded blob with sha256 ${sha}`, field);
+      return sha;
+    };
+    const row: ImageRow =
+      req.kind === 'disk'
+        ? { name: req.name, kind: 'disk', sha256: req.disk, format: detectFormat(this.blobs.head(need(req.disk, 'disk')!, 4)), disk: req.disk, kernel: null, initrd: null, root_disk: null, root_format: null, cmdline: null, created_at: '' }
+        : {
+            name: req.name,
+            kind: 'kernel',
+            sha256: manifestDigest(req),
+            format: null,
+            disk: null,
+            kernel: need(req.kernel, 'kernel'),
+            initrd: need(req.initrd, 'initrd'),
+            root_disk: need(req.rootDisk, 'rootDisk'),
+            root_format: req.rootDisk ? detectFormat(this.blobs.head(req.rootDisk, 4)) : null,
+            cmdline: req.cmdline ?? null,
+            created_at: '',
+          };
+    return this.store.write(actor, (tx) => {
+      if (tx.db.prepare(`SELECT 1 FROM images WHERE name = ?`).get(req.name)) throw new ApiError('conflict', `image ${req.name} already exists`, 'name');
+      row.created_at = tx.now;
+      tx.db
+        .prepare(`INSERT INTO images (name, kind, sha256, format, disk, kernel, initrd, root_disk, root_format, cmdline, created_at) VALUES (@name, @kind, @sha256, @format, @disk, @kernel, @initrd, @root_disk, @root_format, @cmdline, @created_at)`)
+        .run(row);
+      tx.event('create', 'image', req.name, `image ${req.name} (${req.kind}) sha256:${row.sha256.slice(0, 12)}`);
+      return this.toApi(row);
+    });
+  }
+
+  remove(actor: string, name: string): void {
+    const orphans = this.store.write(actor, (tx) => {
+      const row = this.row(name);
+      const users = tx.db.prepare(`SELECT name FROM vms WHERE image = ? ORDER BY name`).all(name) as { name: string }[];
+      if (users.length) throw new ApiError('conflict', `image ${name} is used by VM ${users.map((u) => u.name).join(', ')}`, 'name');
+      tx.db.prepare(`DELETE FROM images WHERE name = ?`).run(name);
+      tx.event('delete', 'image', name, `image ${name} removed`);
+      // Blobs no image references any more go too: the store is content-addressed.
+      const shas = [row.disk, row.kernel, row.initrd, row.root_disk].filter((s): s is string => s !== null);
+      const unused = shas.filter((s) => !tx.db.prepare(`SELECT 1 FROM images WHERE ? IN (disk, kernel, initrd, root_disk)`).get(s));
+      for (const s of unused) tx.db.prepare(`DELETE FROM blobs WHERE sha256 = ?`).run(s);
+      return unused;
+    });
+    for (const s of orphans) this.blobs.remove(s);
+  }
+
+  private toApi(r: ImageRow): Image {
+    const shas = [r.disk, r.kernel, r.initrd, r.root_disk].filter((s): s is string => s !== null);
+    const sizes = new Map<string, number>();
+    for (const s of shas) {
+      const b = this.store.db.prepare(`SELECT size_bytes FROM blobs WHERE sha256 = ?`).get(s) as { size_bytes: number } | undefined;
+      if (b) sizes.set(s, b.size_bytes);
+    }
+    const count = (this.store.db.prepare(`SELECT COUNT(*) AS n FROM vms WHERE image = ?`).get(r.name) as { n: number }).n;
+    return imageFromRow(r, sizes, count);
+  }
+}
+
+/** A kernel image's digest covers all its parts and its command line. */
+function manifestDigest(req: Extract<ImageCreate, { kind: 'kernel' }>): string {
+  const manifest = JSON.stringify({ kernel: req.kernel, initrd: req.initrd, rootDisk: req.rootDisk ?? null, cmdline: req.cmdline ?? null });
+  return createHash('sha256').update(manifest).digest('hex');
+}

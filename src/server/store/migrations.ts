@@ -1,0 +1,93 @@
+/**
+ * Versioned schema migrations, applied in order inside one transaction each; SQLite's
+ * `user_version` records how far a database has come. Append only: never edit a released one.
+ */
+export const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+  INSERT INTO meta (key, value) VALUES ('revision', 0);
+
+  CREATE TABLE tokens (
+    id TEXT PRIMARY KEY,
+    hash TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('admin', 'viewer', 'node')),
+    node TEXT,
+    created_at TEXT NOT NULL
+  );
+
+  CREATE TABLE nodes (
+    name TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    accel TEXT,
+    accel_reason TEXT,
+    driver TEXT,
+    cpus INTEGER,
+    memory_bytes INTEGER,
+    disk_bytes INTEGER,
+    last_heartbeat_at TEXT,
+    desired_rev INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL
+  );
+
+  CREATE TABLE blobs (sha256 TEXT PRIMARY KEY, size_bytes INTEGER NOT NULL, created_at TEXT NOT NULL);
+
+  CREATE TABLE images (
+    name TEXT PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('disk', 'kernel')),
+    sha256 TEXT NOT NULL,
+    format TEXT,
+    disk TEXT REFERENCES blobs(sha256),
+    kernel TEXT REFERENCES blobs(sha256),
+    initrd TEXT REFERENCES blobs(sha256),
+    root_disk TEXT REFERENCES blobs(sha256),
+    root_format TEXT,
+    cmdline TEXT,
+    created_at TEXT NOT NULL
+  );
+
+  CREATE TABLE networks (
+    name TEXT PRIMARY KEY,
+    cidr TEXT NOT NULL,
+    gateway TEXT NOT NULL,
+    mtu INTEGER NOT NULL,
+    nat INTEGER NOT NULL,
+    created_at TEXT NOT NULL
+  );
+
+  CREATE TABLE vms (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    image TEXT NOT NULL REFERENCES images(name),
+    node TEXT REFERENCES nodes(name),
+    cpus INTEGER NOT NULL,
+    memory_bytes INTEGER NOT NULL,
+    disk_bytes INTEGER NOT NULL,
+    power TEXT NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT,
+    network TEXT NOT NULL REFERENCES networks(name),
+    ip TEXT,
+    mac TEXT NOT NULL,
+    user_data TEXT NOT NULL,
+    ssh_keys TEXT NOT NULL,
+    pending_cpus INTEGER,
+    pending_memory_bytes INTEGER,
+    restart_gen INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (network, ip)
+  );
+  CREATE INDEX vms_node ON vms(node);
+
+  CREATE TABLE events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    name TEXT NOT NULL,
+    message TEXT NOT NULL,
+    revision INTEGER NOT NULL
+  );
+  `,
+];

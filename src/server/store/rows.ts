@@ -1,0 +1,125 @@
+/** Row shapes as SQLite returns them, and their mapping to the wire types. */
+import type { Image } from '../../api/schemas/image.ts';
+import type { Node } from '../../api/schemas/node.ts';
+import type { Vm, VmState } from '../../api/schemas/vm.ts';
+
+export interface NodeRow {
+  name: string;
+  state: 'new' | 'ready' | 'unreachable';
+  accel: 'kvm' | 'tcg' | null;
+  accel_reason: string | null;
+  driver: 'qemu' | 'sim' | null;
+  cpus: number | null;
+  memory_bytes: number | null;
+  disk_bytes: number | null;
+  last_heartbeat_at: string | null;
+  desired_rev: number;
+  created_at: string;
+}
+
+export interface NodeUsage {
+  cpus: number;
+  memory_bytes: number;
+  disk_bytes: number;
+  vm_count: number;
+}
+
+export function nodeFromRow(r: NodeRow, u: NodeUsage | undefined): Node {
+  return {
+    name: r.name,
+    state: r.state,
+    accel: r.accel,
+    accelReason: r.accel_reason,
+    driver: r.driver,
+    capacity: r.cpus && r.memory_bytes && r.disk_bytes ? { cpus: r.cpus, memoryBytes: r.memory_bytes, diskBytes: r.disk_bytes } : null,
+    allocated: { cpus: u?.cpus ?? 0, memoryBytes: u?.memory_bytes ?? 0, diskBytes: u?.disk_bytes ?? 0 },
+    vmCount: u?.vm_count ?? 0,
+    lastHeartbeatAt: r.last_heartbeat_at,
+    createdAt: r.created_at,
+  };
+}
+
+export interface ImageRow {
+  name: string;
+  kind: 'disk' | 'kernel';
+  sha256: string;
+  format: 'qcow2' | 'raw' | null;
+  disk: string | null;
+  kernel: string | null;
+  initrd: string | null;
+  root_disk: string | null;
+  root_format: 'qcow2' | 'raw' | null;
+  cmdline: string | null;
+  created_at: string;
+}
+
+export function imageFromRow(r: ImageRow, sizes: ReadonlyMap<string, number>, vmCount: number): Image {
+  const file = (sha: string | null) => (sha ? { sha256: sha, sizeBytes: sizes.get(sha) ?? 0 } : undefined);
+  const files = { disk: file(r.disk), kernel: file(r.kernel), initrd: file(r.initrd), rootDisk: file(r.root_disk) };
+  const present = Object.fromEntries(Object.entries(files).filter(([, v]) => v !== undefined));
+  return {
+    name: r.name,
+    kind: r.kind,
+    sha256: r.sha256,
+    sizeBytes: Object.values(present).reduce((a, f) => a + (f?.sizeBytes ?? 0), 0),
+    format: r.format,
+    files: present,
+    rootFormat: r.root_format,
+    cmdline: r.cmdline,
+    vmCount,
+    createdAt: r.created_at,
+  };
+}
+
+export interface VmRow {
+  id: string;
+  name: string;
+  image: string;
+  node: string | null;
+  cpus: number;
+  memory_bytes: number;
+  disk_bytes: number;
+  power: 'running' | 'stopped' | 'deleted';
+  state: VmState;
+  reason: string | null;
+  network: string;
+  ip: string | null;
+  mac: string;
+  user_data: string;
+  ssh_keys: string;
+  pending_cpus: number | null;
+  pending_memory_bytes: number | null;
+  restart_gen: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export function vmFromRow(r: VmRow): Vm {
+  return {
+    id: r.id,
+    name: r.name,
+    image: r.image,
+    node: r.node,
+    cpus: r.cpus,
+    memoryBytes: r.memory_bytes,
+    diskBytes: r.disk_bytes,
+    power: r.power === 'deleted' ? 'stopped' : r.power,
+    state: r.state,
+    reason: r.reason,
+    network: r.network,
+    ip: r.ip,
+    mac: r.mac,
+    pending: r.pending_cpus !== null && r.pending_memory_bytes !== null ? { cpus: r.pending_cpus, memoryBytes: r.pending_memory_bytes } : null,
+    sshKeys: JSON.parse(r.ssh_keys) as string[],
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+export interface NetworkRow {
+  name: string;
+  cidr: string;
+  gateway: string;
+  mtu: number;
+  nat: number;
+}

@@ -1,0 +1,123 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { Client, ButterError } from '../src/sdk/client.ts';
+import { fakeNode, startTestCloud, uploadImage, type TestCloud } from './helpers.ts';
+
+let cloud: TestCloud;
+before(async () => {
+  cloud = await startTestCloud();
+});
+after(async () => {
+  await cloud.close();
+});
+
+async function rejects(p: Promise<unknown>, status: number, field?: string): Promise<ButterError> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(e instanceof ButterError, String(e));
+    assert.equal(e.status, status, e.message);
+    if (field) assert.equal(e.field, field, e.message);
+    return e;
+  }
+  assert.fail('expected a rejection');
+}
+
+test('admin token is written 0600 and stored only hashed', () => {
+  const file = join(cloud.dir, 'admin.token');
+  assert.equal(statSync(file).mode & 0o777, 0o600);
+  const token = readFileSync(file, 'utf8').trim();
+  const rows = cloud.cp.services.store.db.prepare('SELECT hash FROM tokens').all() as { hash: string }[];
+  assert.ok(rows.every((r) => !token.includes(r.hash)));
+  const secret = token.split('_')[2]!;
+  assert.ok(rows.some((r) => r.hash === createHash('sha256').update(secret).digest('hex')));
+});
+
+test('every route but /healthz needs a token', async () => {
+  const anon = new Client({ url: cloud.url });
+  assert.equal((await anon.call('health', {})).ok, true);
+  await rejects(anon.call('listVms', {}), 401);
+  await rejects(new Client({ url: cloud.url, token: 'bt_000000000000_' + 'x'.repeat(32) }).call('listVms', {}), 401);
+});
+
+test('a node token reaches only its own node endpoints', async () => {
+  const a = await fakeNode(cloud, 'node-a');
+  await fakeNode(cloud, 'node-b');
+  await rejects(a.call('listVms', {}), 403);
+  await rejects(a.call('createVm', { body: { name: 'x', image: 'y' } }), 403);
+  await rejects(a.call('nodeDesired', { params: { name: 'node-b' } }), 403);
+  const mine = await a.call('nodeDesired', { params: { name: 'node-a' } });
+  assert.deepEqual(mine.vms, []);
+});
+
+test('image upload verifies the digest and leaves nothing on a mismatch', async () => {
+  const blobsDir = join(cloud.dir, 'blobs');
+  const before = readdirSync(join(blobsDir, 'sha256')).length;
+  await rejects(cloud.admin.uploadBlob(Readable.from([Buffer.from('hello')]), 'a'.repeat(64)), 400, 'sha256');
+  assert.equal(readdirSync(join(blobsDir, 'sha256')).length, before);
+  assert.deepEqual(readdirSync(join(blobsDir, 'tmp')), []);
+  await uploadImage(cloud.admin, 'img');
+  const img = await cloud.admin.call('getImage', { params: { name: 'img' } });
+  assert.equal(img.format, 'raw');
+  assert.equal(img.sha256, createHash('sha256').update('raw disk bytes'.repeat(100)).digest('hex'));
+});
+
+test('vm create: validation names the field, nothing half-made', async () => {
+  const count = () => (cloud.cp.services.store.db.prepare('SELECT COUNT(*) AS n FROM vms').get() as { n: number }).n;
+  const n0 = count();
+  await rejects(cloud.admin.call('createVm', { body: { name: 'Bad_Name', image: 'img' } }), 400, 'name');
+  await rejects(cloud.admin.call('createVm', { body: { name: 'ok', image: 'img', memory: '512' } }), 400, 'memory');
+  await rejects(cloud.admin.call('createVm', { body: { name: 'ok', image: 'img', colour: 'red' } as never }), 400);
+  await rejects(cloud.admin.call('createVm', { body: { name: 'ok', image: 'nope' } }), 404, 'image');
+  await rejects(cloud.admin.call('createVm', { body: { name: 'ok', image: 'img', memory: '64G' } }), 422);
+  await rejects(cloud.admin.call('createVm', { body: { name: 'ok', image: 'img', node: 'ghost' } }), 404, 'node');
+  assert.equal(count(), n0);
+});
+
+test('vm create places, allocates an address, and shows in desired state; rm waits for the node', async () => {
+  const vm = await cloud.admin.call('createVm', { body: { name: 'web', image: 'img', memory: '256M', userData: '#!/bin/sh\necho hi\n' } });
+  assert.equal(vm.state, 'pending');
+  assert.equal(vm.ip, '10.200.0.2');
+  assert.match(vm.mac, /^52:54:00(:[0-9a-f]{2}){3}$/);
+  await rejects(cloud.admin.call('createVm', { body: { name: 'web', image: 'img' } }), 409, 'name');
+  await rejects(cloud.admin.call('deleteImage', { params: { name: 'img' } }), 409);
+  const node = new Client({ url: cloud.url, token: (await cloud.admin.call('createNode', { body: { name: 'spare' } })).token });
+  void node;
+  const owner = vm.node!;
+  const desired = await cloud.cp.services.nodes.desired(owner);
+  assert.equal(desired.vms.find((v) => v.name === 'web')?.userData, '#!/bin/sh\necho hi\n');
+
+  const resized = await cloud.admin.call('resizeVm', { params: { name: 'web' }, body: { cpus: 2 } });
+  assert.deepEqual(resized.pending, { cpus: 2, memoryBytes: 256 * 1024 ** 2 });
+  const started = await cloud.admin.call('restartVm', { params: { name: 'web' } });
+  assert.equal(started.cpus, 2);
+  assert.equal(started.pending, null);
+
+  const deleting = await cloud.admin.call('deleteVm', { params: { name: 'web' } });
+  assert.equal(deleting.state, 'deleting');
+  cloud.cp.services.nodes.report(owner, { capacity: { cpus: 4, memoryBytes: 8 * 1024 ** 3, diskBytes: 100 * 1024 ** 3 }, accel: 'tcg', driver: 'sim', vms: [] });
+  await rejects(cloud.admin.call('getVm', { params: { name: 'web' } }), 404);
+});
+
+test('long-poll of desired state wakes on a change', async () => {
+  const nodeClient = await fakeNode(cloud, 'node-c', 64);
+  const first = await nodeClient.call('nodeDesired', { params: { name: 'node-c' } });
+  const t0 = Date.now();
+  const waiting = nodeClient.call('nodeDesired', { params: { name: 'node-c' }, query: { since: first.revision, wait: 20 } });
+  setTimeout(() => void cloud.admin.call('createVm', { body: { name: 'polled', image: 'img', node: 'node-c' } }), 200);
+  const next = await waiting;
+  assert.ok(Date.now() - t0 < 10_000, 'woke on the change, not the timeout');
+  assert.ok(next.revision > first.revision);
+  assert.equal(next.vms[0]?.name, 'polled');
+});
+
+test('every write is an audit event with a rising revision', async () => {
+  const ev = await cloud.admin.call('listEvents', { query: { limit: 1000 } });
+  assert.ok(ev.items.some((e) => e.action === 'create' && e.resource === 'vm' && e.name === 'web'));
+  const revs = ev.items.map((e) => e.revision);
+  assert.deepEqual([...revs].sort((a, b) => a - b), revs);
+});

@@ -1,0 +1,45 @@
+/** Shared test helpers: a control plane on a random loopback port in a temp dir. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { createControlPlane, type ControlPlane } from '../src/server/control-plane.ts';
+import { Client } from '../src/sdk/client.ts';
+
+export interface TestCloud {
+  cp: ControlPlane;
+  url: string;
+  admin: Client;
+  dir: string;
+  close(): Promise<void>;
+}
+
+export async function startTestCloud(): Promise<TestCloud> {
+  const dir = mkdtempSync(join(tmpdir(), 'butter-test-'));
+  const cp = createControlPlane({ dataDir: dir });
+  const url = await cp.listen('127.0.0.1', 0);
+  const admin = new Client({ url, token: cp.adminToken! });
+  return {
+    cp,
+    url,
+    admin,
+    dir,
+    close: async () => {
+      await cp.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A node registered through the API that reports the given capacity. */
+export async function fakeNode(cloud: TestCloud, name: string, memoryGiB = 8): Promise<Client> {
+  const { token } = await cloud.admin.call('createNode', { body: { name } });
+  const node = new Client({ url: cloud.url, token });
+  await node.call('nodeReport', { params: { name }, body: { capacity: { cpus: 4, memoryBytes: memoryGiB * 1024 ** 3, diskBytes: 100 * 1024 ** 3 }, accel: 'tcg', driver: 'sim', vms: [] } });
+  return node;
+}
+
+export async function uploadImage(admin: Client, name: string, bytes = Buffer.from('raw disk bytes'.repeat(100))): Promise<void> {
+  const blob = await admin.uploadBlob(Readable.from([bytes]));
+  await admin.call('createImage', { body: { name, kind: 'disk', disk: blob.sha256 } });
+}
