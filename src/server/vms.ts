@@ -112,8 +112,14 @@ export class Vms {
       const vm = this.row(name);
       if (vm.power === 'deleted') throw new ApiError('conflict', `vm ${name} is being deleted`, 'name');
       const resize = action === 'stop' ? {} : this.takePending(vm);
+      // (`start` of a VM that is up leaves a pending resize pending: it needs a restart.)
       if (action === 'stop') this.update(tx, vm, { power: 'stopped', state: vm.state === 'stopped' ? 'stopped' : 'stopping' });
-      else if (action === 'start') this.update(tx, vm, { power: 'running', ...resize, ...(vm.state === 'running' ? {} : { state: 'pending' }) });
+      else if (action === 'start') {
+        // Starting a VM that is up changes nothing; otherwise a new power generation tells
+        // the agent to start it, even one whose guest powered itself off.
+        const up = vm.power === 'running' && (vm.state === 'running' || vm.state === 'booting');
+        if (!up) this.update(tx, vm, { power: 'running', state: 'pending', restart_gen: vm.restart_gen + 1, ...resize });
+      }
       else this.update(tx, vm, { power: 'running', state: 'pending', restart_gen: vm.restart_gen + 1, ...resize });
       tx.event(action, 'vm', name, `vm ${name}: ${action}${'cpus' in resize ? ' (with pending resize)' : ''}`);
       return this.get(name);

@@ -31,7 +31,7 @@ export const DesiredVm = z.object({
   mac: z.string(),
   userData: z.string(),
   sshKeys: z.array(z.string()),
-  /** Bumped by `vm restart`: a change asks the agent to restart the VM once. */
+  /** Power generation, bumped by `vm start` and `vm restart`: the agent (re)starts the VM once per generation. */
   restartGen: z.number().int(),
 });
 export type DesiredVm = z.infer<typeof DesiredVm>;

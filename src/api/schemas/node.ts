@@ -44,6 +44,7 @@ export const ObservedVmReport = z
     ip: z.string().optional(),
   })
   .strict();
+export type ObservedVmReport = z.infer<typeof ObservedVmReport>;
 
 export const NodeReport = z
   .object({

@@ -1,0 +1,234 @@
+/**
+ * The node agent: watch desired state (long-poll keyed by revision) → plan → apply through
+ * the host adapters → report observed state. Heartbeats double as reports.
+ */
+import type { NodeDesired, DesiredVm } from '../api/schemas/desired.ts';
+import type { ObservedVmReport } from '../api/schemas/node.ts';
+import { plan, type Op } from '../core/reconcile.ts';
+import type { Client } from '../sdk/client.ts';
+import { AgentState } from './agent-state.ts';
+import { hostCapacity } from './capacity.ts';
+import { ConsoleShipper } from './console-shipper.ts';
+import type { VmDriver } from './host/driver.ts';
+import type { LocalNetwork, NetworkHost } from './host/network.ts';
+import { ImageCache } from './image-cache.ts';
+import { createMetadataServer, type MetadataServer } from './metadata/server.ts';
+import type { VmMetadata } from './metadata/types.ts';
+import { blobsOf, bridgeName, tapName, vmSpec } from './vm-spec.ts';
+
+export interface AgentOptions {
+  client: Client;
+  node: string;
+  stateDir: string;
+  driver: VmDriver;
+  /** Absent for the simulated driver: no taps, bridges or metadata server. */
+  network?: NetworkHost;
+  accel: { accel: 'kvm' | 'tcg'; reason?: string };
+  /** Keep guests off the outside world: no NAT, no DNS forwarding (tests, air-gapped hosts). */
+  noEgress?: boolean;
+  metadataListen?: { host: string; port: number };
+  log?: (msg: string) => void;
+  heartbeatMs?: number;
+  stopTimeoutMs?: number;
+}
+
+export const WATCH_WAIT_S = 10;
+
+export class Agent {
+  private readonly state: AgentState;
+  private readonly images: ImageCache;
+  private readonly shipper: ConsoleShipper;
+  private readonly log: (msg: string) => void;
+  private desired: NodeDesired | undefined;
+  private readonly working = new Map<string, 'creating' | 'stopping'>();
+  private readonly errors = new Map<string, string>();
+  private metadata: MetadataServer | undefined;
+  private running = false;
+  private abort = new AbortController();
+  private timers: NodeJS.Timeout[] = [];
+  private loopDone: Promise<void> | undefined;
+  private reporting: Promise<void> = Promise.resolve();
+
+  constructor(private readonly opts: AgentOptions) {
+    this.state = new AgentState(opts.stateDir);
+    this.images = new ImageCache(opts.stateDir, opts.client);
+    this.shipper = new ConsoleShipper(opts.client, opts.node, (id) => opts.driver.consoleLogPath(id));
+    this.log = opts.log ?? (() => {});
+  }
+
+  async start(): Promise<void> {
+    this.running = true;
+    await this.report();
+    this.timers.push(setInterval(() => void this.report().catch((e) => this.log(`report failed: ${String(e)}`)), this.opts.heartbeatMs ?? 5000));
+    this.timers.push(setInterval(() => void this.shipConsoles(), 1000));
+    this.loopDone = this.loop();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.abort.abort();
+    for (const t of this.timers) clearInterval(t);
+    await this.loopDone;
+    await this.metadata?.close();
+  }
+
+  private async loop(): Promise<void> {
+    while (this.running) {
+      try {
+        const since = this.desired?.revision;
+        const desired = await this.opts.client.call(
+          'nodeDesired',
+          { params: { name: this.opts.node }, query: since === undefined ? {} : { since, wait: WATCH_WAIT_S } },
+          this.abort.signal,
+        );
+        this.desired = desired;
+        await this.reconcile(desired);
+        await this.report();
+      } catch (e) {
+        if (!this.running) return;
+        this.log(`watch failed: ${String(e)}`);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+
+  async reconcile(desired: NodeDesired): Promise<void> {
+    const observed = await this.opts.driver.list();
+    const live = desired.vms.filter((v) => v.power !== 'deleted');
+    // Taps must exist before QEMU opens them and outlive the VMs being destroyed this pass.
+    const keep = new Set([...live.map((v) => v.id), ...observed.map((o) => o.id)]);
+    await this.applyNetwork(desired, desired.vms.filter((v) => keep.has(v.id)));
+    for (const op of plan(desired.vms, observed, this.state.applied)) await this.apply(op);
+    await this.applyNetwork(desired, live);
+  }
+
+  private async apply(op: Op): Promise<void> {
+    const id = op.kind === 'start' || op.kind === 'restart' ? op.vm.id : op.id;
+    const timeout = this.opts.stopTimeoutMs ?? 20_000;
+    try {
+      this.errors.delete(id);
+      if (op.kind === 'destroy') {
+        this.working.set(id, 'stopping');
+        await this.opts.driver.destroy(id);
+        this.state.forget(id);
+        this.shipper.forget(id);
+      } else if (op.kind === 'stop') {
+        this.working.set(id, 'stopping');
+        await this.opts.driver.stop(id, timeout);
+      } else {
+        if (op.kind === 'restart') {
+          this.working.set(id, 'stopping');
+          await this.opts.driver.stop(id, timeout);
+        }
+        this.working.set(id, 'creating');
+        await this.startVm(op.vm);
+      }
+      this.log(`${op.kind} ${id}: done`);
+    } catch (e) {
+      const msg = e instanceof Error ? e.message : String(e);
+      this.errors.set(id, msg.split('\n')[0]!.slice(0, 500));
+      this.log(`${op.kind} ${id} failed: ${msg}`);
+    } finally {
+      this.working.delete(id);
+    }
+  }
+
+  private async startVm(vm: DesiredVm): Promise<void> {
+    for (const sha of blobsOf(vm)) await this.images.ensure(sha);
+    await this.opts.driver.start(vmSpec(vm, (sha) => this.images.path(sha)));
+    this.state.started(vm.id, vm.restartGen);
+    // A simulated VM has no guest to fetch metadata: it is up as soon as it "runs".
+    if (this.opts.driver.name === 'sim') this.state.markReady(vm.id);
+  }
+
+  private async applyNetwork(desired: NodeDesired, vms: readonly DesiredVm[]): Promise<void> {
+    if (!this.opts.network) return;
+    const nets: LocalNetwork[] = desired.networks.map((n) => ({
+      name: n.name,
+      bridge: bridgeName(n.name),
+      cidr: n.cidr,
+      gateway: n.gateway,
+      mtu: n.mtu,
+      nat: n.nat && !this.opts.noEgress,
+      dnsForward: !this.opts.noEgress,
+      ports: vms.filter((v) => v.network === n.name).map((v) => ({ tap: tapName(v.id), mac: v.mac, ip: v.ip, hostname: v.name })),
+    }));
+    await this.opts.network.apply(nets);
+    if (!this.metadata && this.opts.metadataListen && nets.length > 0) await this.startMetadata();
+  }
+
+  private async startMetadata(): Promise<void> {
+    const server = createMetadataServer({
+      lookup: (ip) => this.metadataFor(ip),
+      onFetch: (vmId) => {
+        if (this.state.markReady(vmId)) void this.report().catch((e) => this.log(`report failed: ${String(e)}`));
+      },
+    });
+    const { host, port } = this.opts.metadataListen!;
+    await server.listen(host, port);
+    this.metadata = server;
+    this.log(`metadata server on ${host}:${port}`);
+  }
+
+  /** Identity is the source address, which the bridge's anti-spoofing rules tie to one tap. */
+  private metadataFor(ip: string): VmMetadata | undefined {
+    const vm = this.desired?.vms.find((v) => v.ip === ip && v.power !== 'deleted');
+    if (!vm) return undefined;
+    const net = this.desired!.networks.find((n) => n.name === vm.network);
+    return {
+      vmId: vm.id,
+      instanceId: `i-${vm.id}`,
+      hostname: vm.name,
+      localIpv4: vm.ip,
+      mac: vm.mac,
+      userData: vm.userData,
+      vendorData: '',
+      sshKeys: vm.sshKeys,
+      ...(net ? { mtu: net.mtu } : {}),
+    };
+  }
+
+  /** Heartbeat + observed state; serialized so reports never overtake each other. */
+  report(): Promise<void> {
+    this.reporting = this.reporting.catch(() => {}).then(() => this.sendReport());
+    return this.reporting;
+  }
+
+  private async sendReport(): Promise<void> {
+    const observed = await this.opts.driver.list();
+    const desired = new Map((this.desired?.vms ?? []).map((v) => [v.id, v]));
+    const vms: ObservedVmReport[] = [];
+    const ids = new Set([...observed.map((o) => o.id), ...this.working.keys(), ...this.errors.keys()]);
+    for (const id of ids) {
+      const o = observed.find((x) => x.id === id);
+      const d = desired.get(id);
+      const work = this.working.get(id);
+      const err = this.errors.get(id);
+      let state: ObservedVmReport['state'];
+      if (work) state = work;
+      else if (o?.running) state = this.state.isReady(id) ? 'running' : 'booting';
+      else if (err) state = 'error';
+      else state = 'stopped';
+      const reason = state === 'error' ? err : state === 'stopped' && d?.power === 'running' ? 'the guest powered off' : undefined;
+      vms.push({ id, state, ...(reason ? { reason } : {}), ...(o?.pid ? { pid: o.pid } : {}) });
+    }
+    await this.opts.client.call('nodeReport', {
+      params: { name: this.opts.node },
+      body: {
+        capacity: hostCapacity(this.opts.stateDir),
+        accel: this.opts.accel.accel,
+        ...(this.opts.accel.reason ? { accelReason: this.opts.accel.reason } : {}),
+        driver: this.opts.driver.name,
+        vms,
+      },
+    });
+  }
+
+  private async shipConsoles(): Promise<void> {
+    try {
+      await this.shipper.ship(Object.keys(this.state.applied));
+    } catch (e) {
+      this.log(`console upload failed: ${String(e)}`);
+    }
+  }
+}

@@ -1,0 +1,71 @@
+// Control plane + a real agent (simulated driver) + SDK, over real HTTP.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Agent } from '../src/agent/agent.ts';
+import { SimDriver } from '../src/agent/host/sim-driver.ts';
+import { Client } from '../src/sdk/client.ts';
+import { startTestCloud, uploadImage, type TestCloud } from './helpers.ts';
+
+let cloud: TestCloud;
+let agent: Agent;
+let stateDir: string;
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const vmState = (name: string, state: string) => async () => {
+  const vm = await cloud.admin.call('getVm', { params: { name } }).catch(() => undefined);
+  return vm?.state === state ? vm : undefined;
+};
+
+before(async () => {
+  cloud = await startTestCloud();
+  stateDir = mkdtempSync(join(tmpdir(), 'butter-agent-'));
+  const { token } = await cloud.admin.call('createNode', { body: { name: 'sim-1' } });
+  const client = new Client({ url: cloud.url, token });
+  agent = new Agent({ client, node: 'sim-1', stateDir, driver: new SimDriver({ stateDir }), accel: { accel: 'tcg', reason: 'simulated' }, heartbeatMs: 200 });
+  await agent.start();
+  await uploadImage(cloud.admin, 'img');
+});
+
+after(async () => {
+  await agent?.stop();
+  await cloud?.close();
+  rmSync(stateDir, { recursive: true, force: true });
+});
+
+test('the agent registers capacity and runs what the control plane asks', async () => {
+  const node = await cloud.admin.call('getNode', { params: { name: 'sim-1' } });
+  assert.equal(node.state, 'ready');
+  assert.equal(node.driver, 'sim');
+  assert.ok(node.capacity!.memoryBytes > 0);
+
+  await cloud.admin.call('createVm', { body: { name: 'a', image: 'img', memory: '128M' } });
+  await until('a running', vmState('a', 'running'));
+  const logs = await until('console output', async () => {
+    const l = await cloud.admin.call('vmLogs', { params: { name: 'a' } });
+    return l.data ? l : undefined;
+  });
+  assert.match(logs.data, /sim/i);
+
+  await cloud.admin.call('stopVm', { params: { name: 'a' } });
+  await until('a stopped', vmState('a', 'stopped'));
+  await cloud.admin.call('resizeVm', { params: { name: 'a' }, body: { memory: '256M' } });
+  const started = await cloud.admin.call('startVm', { params: { name: 'a' } });
+  assert.equal(started.memoryBytes, 256 * 1024 ** 2);
+  await until('a running again', vmState('a', 'running'));
+
+  await cloud.admin.call('deleteVm', { params: { name: 'a' } });
+  await until('a gone', async () => ((await cloud.admin.call('listVms', {})).items.length === 0 ? true : undefined));
+  assert.deepEqual(await new SimDriver({ stateDir }).list(), []);
+});
