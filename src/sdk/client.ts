@@ -26,7 +26,7 @@ export class ButterError extends Error {
 
 type Args<I extends RouteId> = (ParamsOf<I> extends undefined ? { params?: undefined } : { params: ParamsOf<I> }) &
   (QueryOf<I> extends undefined ? { query?: undefined } : { query?: QueryOf<I> }) &
-  (BodyOf<I> extends undefined ? { body?: undefined } : { body: BodyOf<I> });
+  (BodyOf<I> extends undefined ? { body?: undefined } : undefined extends BodyOf<I> ? { body?: BodyOf<I> } : { body: BodyOf<I> });
 
 export class Client {
   readonly url: string;

@@ -1,0 +1,138 @@
+/** `butter image ...`: content-addressed images (disk or kernel). */
+import { createHash } from 'node:crypto';
+import { createReadStream, statSync } from 'node:fs';
+import { Readable, Transform } from 'node:stream';
+import type { Command } from 'commander';
+import type { Client } from '../../sdk/client.ts';
+import { client, UsageError } from '../config.ts';
+import { age, printFields, printJson, printTable, progress, progressDone, size } from '../output.ts';
+
+/** Counts bytes as they pass, for a progress line. */
+function meter(label: string, total: number | undefined): Transform {
+  let done = 0;
+  let last = 0;
+  return new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      done += chunk.length;
+      if (Date.now() - last > 200) {
+        last = Date.now();
+        progress(`${label}: ${size(done)}${total ? ` / ${size(total)} (${Math.floor((done / total) * 100)}%)` : ''}`);
+      }
+      cb(null, chunk);
+    },
+    flush(cb) {
+      progress(`${label}: ${size(done)} done`);
+      progressDone();
+      cb();
+    },
+  });
+}
+
+async function uploadFile(c: Client, path: string, field: string, sha256?: string): Promise<string> {
+  let total: number;
+  try {
+    total = statSync(path).size;
+  } catch (e) {
+    throw new UsageError(`${field}: cannot read ${path}: ${(e as Error).message}`);
+  }
+  const blob = await c.uploadBlob(createReadStream(path).pipe(meter(`uploading ${field}`, total)), sha256);
+  return blob.sha256;
+}
+
+async function uploadUrl(c: Client, url: string, sha256?: string): Promise<string> {
+  let res: Response;
+  try {
+    res = await fetch(url);
+  } catch (e) {
+    throw new UsageError(`url: cannot fetch ${url}: ${(e as Error).message}`);
+  }
+  if (!res.ok || !res.body) throw new UsageError(`url: ${url} answered ${res.status}`);
+  const total = Number(res.headers.get('content-length')) || undefined;
+  const body = Readable.fromWeb(res.body as never).pipe(meter('downloading', total));
+  return (await c.uploadBlob(body, sha256)).sha256;
+}
+
+const HEX = /^[0-9a-f]{64}$/;
+
+export function imageCommands(program: Command): void {
+  const image = program.command('image').description('images');
+
+  image
+    .command('list')
+    .description('list images')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }) => {
+      const { items } = await client().call('listImages', {});
+      if (o.json) return printJson(items);
+      printTable(['NAME', 'KIND', 'FORMAT', 'SIZE', 'SHA256', 'VMS', 'AGE'], items.map((i) => [i.name, i.kind, i.format ?? i.rootFormat, size(i.sizeBytes), i.sha256.slice(0, 12), i.vmCount, age(i.createdAt)]));
+    });
+
+  image
+    .command('add <name>')
+    .description('add a disk image (--file or --url) or a kernel image (--kernel + --initrd)')
+    .option('--file <path>', 'a qcow2 or raw disk image')
+    .option('--url <url>', 'download a disk image')
+    .option('--sha256 <hex>', 'refuse the image unless its digest is this')
+    .option('--kernel <path>', 'kernel for direct boot')
+    .option('--initrd <path>', 'initrd for direct boot')
+    .option('--root-disk <path>', 'root disk for a kernel image (each VM gets its own copy-on-write overlay)')
+    .option('--cmdline <text>', 'kernel command line')
+    .option('--json', 'print JSON')
+    .action(async (name: string, o: { file?: string; url?: string; sha256?: string; kernel?: string; initrd?: string; rootDisk?: string; cmdline?: string; json?: boolean }) => {
+      const sources = [o.file, o.url, o.kernel].filter(Boolean).length;
+      if (sources !== 1) throw new UsageError('give exactly one of --file, --url or --kernel');
+      if (o.sha256 && !HEX.test(o.sha256)) throw new UsageError('sha256: must be 64 lowercase hex digits');
+      const c = client();
+      let img;
+      if (o.kernel) {
+        if (!o.initrd) throw new UsageError('initrd: --kernel needs --initrd');
+        if (o.sha256) throw new UsageError('sha256: applies to --file and --url; kernel images are checked per file');
+        const kernel = await uploadFile(c, o.kernel, 'kernel');
+        const initrd = await uploadFile(c, o.initrd, 'initrd');
+        const rootDisk = o.rootDisk ? await uploadFile(c, o.rootDisk, 'root-disk') : undefined;
+        img = await c.call('createImage', { body: { name, kind: 'kernel', kernel, initrd, ...(rootDisk ? { rootDisk } : {}), ...(o.cmdline ? { cmdline: o.cmdline } : {}) } });
+      } else {
+        const disk = o.file ? await uploadFile(c, o.file, 'file', o.sha256) : await uploadUrl(c, o.url!, o.sha256);
+        img = await c.call('createImage', { body: { name, kind: 'disk', disk } });
+      }
+      if (o.json) return printJson(img);
+      process.stdout.write(`image ${img.name} added (${img.kind}, ${size(img.sizeBytes)}, sha256:${img.sha256})\n`);
+    });
+
+  image
+    .command('show <name>')
+    .description('show an image')
+    .option('--json', 'print JSON')
+    .action(async (name: string, o: { json?: boolean }) => {
+      const i = await client().call('getImage', { params: { name } });
+      if (o.json) return printJson(i);
+      printFields([
+        ['name', i.name],
+        ['kind', i.kind],
+        ['sha256', i.sha256],
+        ['size', size(i.sizeBytes)],
+        ['format', i.format ?? i.rootFormat],
+        ...Object.entries(i.files).map(([k, f]) => [k, `sha256:${f!.sha256} ${size(f!.sizeBytes)}`] as [string, string]),
+        ['cmdline', i.cmdline],
+        ['vms', i.vmCount],
+        ['created', i.createdAt],
+      ]);
+    });
+
+  image
+    .command('rm <name>')
+    .description('remove an image (refused while a VM uses it)')
+    .option('--json', 'print JSON')
+    .action(async (name: string, o: { json?: boolean }) => {
+      await client().call('deleteImage', { params: { name } });
+      if (o.json) printJson({ name, deleted: true });
+      else process.stdout.write(`image ${name} removed\n`);
+    });
+}
+
+/** sha256 of a local file, for callers that want to check before uploading. */
+export async function fileSha256(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}

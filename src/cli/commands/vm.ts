@@ -1,0 +1,243 @@
+/** `butter vm ...`: everything about virtual machines. */
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import type { Vm } from '../../api/schemas/vm.ts';
+import type { Client } from '../../sdk/client.ts';
+import { client, UsageError } from '../config.ts';
+import { age, printFields, printJson, printTable, progress, progressDone, size } from '../output.ts';
+
+interface JsonOpt {
+  json?: boolean;
+}
+
+function readFileArg(path: string, field: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new UsageError(`${field}: cannot read ${path}: ${(e as Error).message}`);
+  }
+}
+
+function showVm(vm: Vm): void {
+  printFields([
+    ['name', vm.name],
+    ['id', vm.id],
+    ['state', vm.reason ? `${vm.state} (${vm.reason})` : vm.state],
+    ['power', vm.power],
+    ['node', vm.node],
+    ['image', vm.image],
+    ['cpus', vm.cpus],
+    ['memory', size(vm.memoryBytes)],
+    ['disk', size(vm.diskBytes)],
+    ['network', vm.network],
+    ['ip', vm.ip],
+    ['mac', vm.mac],
+    ['pending', vm.pending ? `${vm.pending.cpus} cpu, ${size(vm.pending.memoryBytes)} at next start` : null],
+    ['created', vm.createdAt],
+  ]);
+}
+
+/** Polls until the VM reaches one of `states`; an `error` state ends the wait with its reason. */
+export async function waitForState(c: Client, name: string, states: string[], timeoutS: number): Promise<Vm> {
+  const end = Date.now() + timeoutS * 1000;
+  let last = '';
+  for (;;) {
+    const vm = await c.call('getVm', { params: { name } });
+    if (vm.state !== last) progress(`${name}: ${vm.state}${vm.reason ? ` (${vm.reason})` : ''}`);
+    last = vm.state;
+    if (states.includes(vm.state)) {
+      progressDone();
+      return vm;
+    }
+    if (vm.state === 'error') {
+      progressDone();
+      throw new Error(`vm ${name} failed: ${vm.reason ?? 'unknown reason'}`);
+    }
+    if (Date.now() > end) {
+      progressDone();
+      throw new Error(`timed out after ${timeoutS}s waiting for vm ${name} to be ${states.join(' or ')} (it is ${vm.state})`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+async function waitGone(c: Client, name: string, timeoutS: number): Promise<void> {
+  const end = Date.now() + timeoutS * 1000;
+  for (;;) {
+    const found = (await c.call('listVms', {})).items.some((v) => v.name === name);
+    if (!found) return;
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutS}s waiting for vm ${name} to be deleted`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+function intArg(v: string, field: string): number {
+  if (!/^\d+$/.test(v)) throw new UsageError(`${field}: must be a whole number, got ${JSON.stringify(v)}`);
+  return Number(v);
+}
+
+export function vmCommands(program: Command): void {
+  const vm = program.command('vm').description('virtual machines');
+
+  vm.command('list')
+    .description('list VMs')
+    .option('--json', 'print JSON')
+    .action(async (o: JsonOpt) => {
+      const { items } = await client().call('listVms', {});
+      if (o.json) return printJson(items);
+      printTable(
+        ['NAME', 'STATE', 'NODE', 'IMAGE', 'CPUS', 'MEMORY', 'IP', 'AGE'],
+        items.map((v) => [v.name, v.state, v.node, v.image, v.cpus, size(v.memoryBytes), v.ip, age(v.createdAt)]),
+      );
+    });
+
+  vm.command('create <name>')
+    .description('create a VM and start it')
+    .requiredOption('--image <image>', 'image name')
+    .option('--cpus <n>', 'virtual CPUs', '1')
+    .option('--memory <size>', 'memory, e.g. 512M or 1G', '512M')
+    .option('--disk <size>', 'disk, e.g. 10G', '2G')
+    .option('--node <node>', 'place on this node')
+    .option('--user-data <file>', 'cloud-init user-data (a script or #cloud-config)')
+    .option('--ssh-key <file>', 'an OpenSSH public key file (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--wait', 'return once the guest has fetched its metadata')
+    .option('--timeout <seconds>', 'how long --wait waits', '300')
+    .option('--json', 'print JSON')
+    .action(async (name: string, o: { image: string; cpus: string; memory: string; disk: string; node?: string; userData?: string; sshKey: string[]; wait?: boolean; timeout: string; json?: boolean }) => {
+      const c = client();
+      const sshKeys = o.sshKey.flatMap((f) => readFileArg(f, 'ssh-key').split('\n').map((l) => l.trim()).filter(Boolean));
+      let created = await c.call('createVm', {
+        body: {
+          name,
+          image: o.image,
+          cpus: intArg(o.cpus, 'cpus'),
+          memory: o.memory,
+          disk: o.disk,
+          ...(o.node ? { node: o.node } : {}),
+          ...(o.userData ? { userData: readFileArg(o.userData, 'user-data') } : {}),
+          ...(sshKeys.length ? { sshKeys } : {}),
+        },
+      });
+      if (o.wait) created = await waitForState(c, name, ['running'], intArg(o.timeout, 'timeout'));
+      if (o.json) return printJson(created);
+      process.stdout.write(`vm ${created.name} ${o.wait ? 'is running' : 'created'} on ${created.node} at ${created.ip}\n`);
+    });
+
+  vm.command('show <name>')
+    .description('show a VM')
+    .option('--json', 'print JSON')
+    .action(async (name: string, o: JsonOpt) => {
+      const v = await client().call('getVm', { params: { name } });
+      if (o.json) printJson(v);
+      else showVm(v);
+    });
+
+  vm.command('ip <name>')
+    .description("print a VM's address")
+    .option('--json', 'print JSON')
+    .action(async (name: string, o: JsonOpt) => {
+      const v = await client().call('getVm', { params: { name } });
+      if (o.json) printJson({ name: v.name, ip: v.ip, network: v.network });
+      else process.stdout.write(`${v.ip ?? ''}\n`);
+    });
+
+  vm.command('rm <name>')
+    .description('delete a VM and its disk')
+    .option('--no-wait', 'return before the node has removed it')
+    .option('--json', 'print JSON')
+    .action(async (name: string, o: { wait: boolean; json?: boolean }) => {
+      const c = client();
+      const v = await c.call('deleteVm', { params: { name } });
+      if (o.wait) await waitGone(c, name, 120);
+      if (o.json) printJson({ ...v, state: o.wait ? 'deleted' : v.state });
+      else process.stdout.write(`vm ${name} ${o.wait ? 'deleted' : 'is being deleted'}\n`);
+    });
+
+  for (const [verb, route, target, what] of [
+    ['start', 'startVm', ['running'], 'start a VM (applies a pending resize)'],
+    ['stop', 'stopVm', ['stopped'], 'stop a VM: ACPI shutdown, killed after a timeout'],
+    ['restart', 'restartVm', ['running'], 'restart a VM (applies a pending resize)'],
+  ] as const) {
+    vm.command(`${verb} <name>`)
+      .description(what)
+      .option('--no-wait', 'return without waiting')
+      .option('--timeout <seconds>', 'how long to wait', '300')
+      .option('--json', 'print JSON')
+      .action(async (name: string, o: { wait: boolean; timeout: string; json?: boolean }) => {
+        const c = client();
+        let v = await c.call(route, { params: { name } });
+        if (o.wait) v = await waitForState(c, name, [...target], intArg(o.timeout, 'timeout'));
+        if (o.json) printJson(v);
+        else process.stdout.write(`vm ${name} ${o.wait ? `is ${v.state}` : `${verb} requested`}\n`);
+      });
+  }
+
+  vm.command('resize <name>')
+    .description('change CPUs and memory; applied at the next start')
+    .option('--cpus <n>', 'virtual CPUs')
+    .option('--memory <size>', 'memory, e.g. 1G')
+    .option('--json', 'print JSON')
+    .action(async (name: string, o: { cpus?: string; memory?: string; json?: boolean }) => {
+      if (o.cpus === undefined && o.memory === undefined) throw new UsageError('give --cpus and/or --memory');
+      const v = await client().call('resizeVm', {
+        params: { name },
+        body: { ...(o.cpus !== undefined ? { cpus: intArg(o.cpus, 'cpus') } : {}), ...(o.memory !== undefined ? { memory: o.memory } : {}) },
+      });
+      if (o.json) return printJson(v);
+      const p = v.pending!;
+      const running = v.power === 'running' && v.state !== 'stopped';
+      process.stdout.write(`vm ${name} will have ${p.cpus} cpu and ${size(p.memoryBytes)} at its next start${running ? ' (run `butter vm restart ' + name + '`)' : ''}\n`);
+    });
+
+  vm.command('user-data <name>')
+    .description("print a VM's user-data, or replace it with --set FILE or --edit")
+    .option('--set <file>', 'replace with this file')
+    .option('--edit', 'edit in $EDITOR')
+    .option('--json', 'print JSON')
+    .action(async (name: string, o: { set?: string; edit?: boolean; json?: boolean }) => {
+      const c = client();
+      let next: string | undefined;
+      if (o.set) next = readFileArg(o.set, 'set');
+      else if (o.edit) {
+        const current = (await c.call('getUserData', { params: { name } })).userData;
+        const dir = mkdtempSync(join(tmpdir(), 'butter-ud-'));
+        const file = join(dir, 'user-data');
+        try {
+          writeFileSync(file, current);
+          const r = spawnSync(process.env.VISUAL ?? process.env.EDITOR ?? 'vi', [file], { stdio: 'inherit' });
+          if (r.status !== 0) throw new Error('editor exited with an error; nothing changed');
+          next = readFileSync(file, 'utf8');
+          if (next === current) {
+            process.stderr.write('no change\n');
+            return;
+          }
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+      }
+      const out = next === undefined ? await c.call('getUserData', { params: { name } }) : await c.call('setUserData', { params: { name }, body: { userData: next } });
+      if (o.json) printJson(out);
+      else if (next === undefined) process.stdout.write(out.userData);
+      else process.stdout.write(`user-data of ${name} replaced (${next.length} bytes); the guest sees it at its next metadata fetch\n`);
+    });
+
+  vm.command('logs <name>')
+    .description("print a VM's serial console output")
+    .option('-f, --follow', 'keep printing new output')
+    .option('--json', 'print JSON')
+    .action(async (name: string, o: { follow?: boolean; json?: boolean }) => {
+      const c = client();
+      let offset = 0;
+      for (;;) {
+        const chunk = await c.call('vmLogs', { params: { name }, query: { offset, ...(o.follow ? { wait: 25 } : {}) } });
+        if (o.json && !o.follow) return printJson(chunk);
+        process.stdout.write(o.json ? JSON.stringify(chunk) + '\n' : chunk.data);
+        const more = chunk.offset > offset;
+        offset = chunk.offset;
+        if (!o.follow && !more) return;
+      }
+    });
+}

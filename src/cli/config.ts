@@ -1,0 +1,46 @@
+/**
+ * Where the CLI finds its control plane: `BUTTER_URL`/`BUTTER_TOKEN`, else
+ * `~/.config/butter/config.json` (written by `butter login` and `butter up`).
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { Client } from '../sdk/client.ts';
+
+export interface CliConfig {
+  url: string;
+  token: string;
+}
+
+export function configDir(): string {
+  return join(process.env.XDG_CONFIG_HOME ?? join(homedir(), '.config'), 'butter');
+}
+
+export function configFile(): string {
+  return join(configDir(), 'config.json');
+}
+
+export function loadConfig(): CliConfig | undefined {
+  const envUrl = process.env.BUTTER_URL;
+  const envToken = process.env.BUTTER_TOKEN;
+  let saved: Partial<CliConfig> = {};
+  if (existsSync(configFile())) saved = JSON.parse(readFileSync(configFile(), 'utf8')) as Partial<CliConfig>;
+  const url = envUrl ?? saved.url;
+  const token = envToken ?? saved.token;
+  return url && token ? { url, token } : undefined;
+}
+
+export function saveConfig(cfg: CliConfig): string {
+  mkdirSync(configDir(), { recursive: true, mode: 0o700 });
+  writeFileSync(configFile(), JSON.stringify(cfg, null, 2) + '\n', { mode: 0o600 });
+  return configFile();
+}
+
+export function client(): Client {
+  const cfg = loadConfig();
+  if (!cfg) throw new UsageError('not logged in: run `butter login URL --token TOKEN` or set BUTTER_URL and BUTTER_TOKEN');
+  return new Client(cfg);
+}
+
+/** A mistake in how the CLI was called: exit code 2. */
+export class UsageError extends Error {}

@@ -1,0 +1,101 @@
+/** The `butter` command. */
+import { Command, CommanderError } from 'commander';
+import { API_VERSION } from '../api/routes.ts';
+import { ButterError } from '../sdk/client.ts';
+import { UsageError } from './config.ts';
+import { imageCommands } from './commands/image.ts';
+import { nodeCommands } from './commands/node.ts';
+import { vmCommands } from './commands/vm.ts';
+
+/** Runs a daemon until SIGINT/SIGTERM, then its stop function. VMs keep running. */
+async function daemon(start: () => Promise<() => Promise<void>>): Promise<void> {
+  const stop = await start();
+  await new Promise<void>((resolve) => {
+    const done = () => resolve();
+    process.once('SIGINT', done);
+    process.once('SIGTERM', done);
+  });
+  await stop();
+  process.exit(0);
+}
+
+const DRIVERS = ['qemu', 'sim'];
+function driverOpt(v: string): 'qemu' | 'sim' {
+  if (!DRIVERS.includes(v)) throw new UsageError(`driver: must be qemu or sim, got ${JSON.stringify(v)}`);
+  return v as 'qemu' | 'sim';
+}
+
+export function buildProgram(): Command {
+  const program = new Command('butter').description('Butter: the cloud, but butter').version(API_VERSION).showHelpAfterError().exitOverride();
+
+  program
+    .command('up')
+    .description('run the control plane and a local agent in one process, and log the CLI in')
+    .option('--data-dir <dir>', 'where Butter keeps its state', '/var/lib/butter')
+    .option('--listen <host:port>', 'API address', '127.0.0.1:7700')
+    .option('--driver <driver>', 'qemu, or sim (no guests: demos and scale tests)', 'qemu')
+    .option('--no-egress', 'guests reach nothing outside this machine: no NAT, no DNS forwarding')
+    .option('--no-tiny', 'do not build and add the tiny image')
+    .option('--metadata-port <port>', 'metadata server port on 169.254.169.254', '80')
+    .action(async (o: { dataDir: string; listen: string; driver: string; egress: boolean; tiny: boolean; metadataPort: string }) => {
+      const { runUp } = await import('../daemon/up.ts');
+      const { makeLogger } = await import('../daemon/logger.ts');
+      const { parseListen } = await import('../daemon/listen.ts');
+      const { host, port } = parseListen(o.listen, 7700);
+      await daemon(() => runUp({ dataDir: o.dataDir, host, port, driver: driverOpt(o.driver), noEgress: !o.egress, tiny: o.tiny, metadataPort: Number(o.metadataPort), log: makeLogger('butter-up') }));
+    });
+
+  program
+    .command('server')
+    .description('run the control plane')
+    .option('--data-dir <dir>', 'where the control plane keeps its state', '/var/lib/butter')
+    .option('--listen <host:port>', 'API address', '127.0.0.1:7700')
+    .action(async (o: { dataDir: string; listen: string }) => {
+      const { runServer } = await import('../daemon/server.ts');
+      const { makeLogger } = await import('../daemon/logger.ts');
+      const { parseListen } = await import('../daemon/listen.ts');
+      const { host, port } = parseListen(o.listen, 7700);
+      await daemon(() => runServer({ dataDir: o.dataDir, host, port, log: makeLogger('butter-server') }));
+    });
+
+  program
+    .command('agent')
+    .description('run a node agent against a control plane')
+    .requiredOption('--server <url>', 'control plane URL')
+    .requiredOption('--token <token>', 'node token, or @FILE to read it from a file')
+    .option('--state-dir <dir>', "where the agent keeps VMs' disks and sockets", '/var/lib/butter-agent')
+    .option('--driver <driver>', 'qemu or sim', 'qemu')
+    .option('--no-egress', 'guests reach nothing outside this machine')
+    .option('--metadata-port <port>', 'metadata server port on 169.254.169.254', '80')
+    .action(async (o: { server: string; token: string; stateDir: string; driver: string; egress: boolean; metadataPort: string }) => {
+      const { runAgent } = await import('../daemon/server.ts');
+      const { makeLogger } = await import('../daemon/logger.ts');
+      await daemon(() => runAgent({ server: o.server, token: o.token, stateDir: o.stateDir, driver: driverOpt(o.driver), noEgress: !o.egress, metadataPort: Number(o.metadataPort), log: makeLogger('butter-agent') }));
+    });
+
+  nodeCommands(program);
+  imageCommands(program);
+  vmCommands(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
+    if (e instanceof UsageError) {
+      process.stderr.write(`error: ${e.message}\n`);
+      return 2;
+    }
+    const msg = e instanceof ButterError ? e.message : e instanceof Error ? e.message : String(e);
+    process.stderr.write(`error: ${msg.split('\n')[0]}\n`);
+    return 1;
+  }
+}
+
+// Flush stdout before exiting: a pipe may still hold the output.
+main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});

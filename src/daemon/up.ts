@@ -1,0 +1,73 @@
+/**
+ * `butter up`: the control plane and a local agent in one process, on one machine — the
+ * embedded default. Logs the CLI in and provides the `tiny` image.
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import { saveConfig } from '../cli/config.ts';
+import { Client, ButterError } from '../sdk/client.ts';
+import { createControlPlane } from '../server/control-plane.ts';
+import { buildAgent } from './agent-runtime.ts';
+import type { Logger } from './logger.ts';
+import { ensureTinyImage } from './tiny-image.ts';
+
+export interface UpOptions {
+  dataDir: string;
+  host: string;
+  port: number;
+  driver: 'qemu' | 'sim';
+  noEgress: boolean;
+  tiny: boolean;
+  metadataPort?: number;
+  log: Logger;
+}
+
+/** This machine's name as a DNS label. */
+export function localNodeName(): string {
+  const n = hostname().toLowerCase().split('.')[0]!.replace(/[^a-z0-9-]/g, '-').replace(/^-+|-+$/g, '').slice(0, 63);
+  return n || 'local';
+}
+
+export async function runUp(o: UpOptions): Promise<() => Promise<void>> {
+  const dataDir = resolve(o.dataDir);
+  const cp = createControlPlane({ dataDir });
+  await cp.listen(o.host, o.port);
+  const port = (cp.http.server.address() as { port: number }).port;
+  const url = `http://${o.host === '0.0.0.0' || o.host === '::' ? '127.0.0.1' : o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`;
+  const adminToken = readFileSync(cp.adminTokenPath, 'utf8').trim();
+  if (cp.adminToken) o.log.info(`first start: admin token written to ${cp.adminTokenPath}`);
+  const admin = new Client({ url, token: adminToken });
+
+  // The local agent uses the API with its own node token, like any other agent.
+  const node = localNodeName();
+  const nodeTokenPath = join(dataDir, 'node.token');
+  if (!existsSync(nodeTokenPath)) {
+    const { token } = await admin.call('createNode', { body: { name: node } });
+    writeFileSync(nodeTokenPath, token + '\n', { mode: 0o600 });
+  }
+  const agent = await buildAgent({
+    client: new Client({ url, token: readFileSync(nodeTokenPath, 'utf8').trim() }),
+    node,
+    stateDir: join(dataDir, 'agent'),
+    driver: o.driver,
+    noEgress: o.noEgress,
+    ...(o.metadataPort !== undefined ? { metadataPort: o.metadataPort } : {}),
+    log: o.log,
+  });
+  await agent.start();
+  const cfg = saveConfig({ url, token: adminToken });
+  o.log.info(`Butter is up at ${url} (node ${node}); the CLI is logged in (${cfg})`);
+  if (o.tiny) {
+    try {
+      if (await ensureTinyImage(admin, join(dataDir, 'tiny-build'))) o.log.info('image tiny added');
+    } catch (e) {
+      o.log.error(`could not provide the tiny image: ${e instanceof ButterError || e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  o.log.info('ready');
+  return async () => {
+    await agent.stop();
+    await cp.close();
+  };
+}
