@@ -2,8 +2,9 @@
  * Builds a node agent from command-line choices: which driver, whether KVM really works,
  * the host network adapter and the metadata server address.
  */
-import { mkdirSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import { chmodSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { Agent } from '../agent/agent.ts';
 import { SystemExec } from '../agent/host/exec.ts';
 import { probeAccel } from '../agent/host/kvm-probe.ts';
@@ -40,10 +41,27 @@ export async function buildAgent(o: AgentRuntimeOptions): Promise<Agent> {
     node: o.node,
     stateDir,
     driver: new QemuDriver({ exec, stateDir, accel: accel.accel, log }),
-    network: new LinuxNetworkHost({ exec, stateDir, log }),
+    network: new LinuxNetworkHost({ exec, stateDir: dnsmasqDir(stateDir), log }),
     accel,
     noEgress: o.noEgress,
     metadataListen: { host: METADATA_ADDR, port: o.metadataPort ?? 80 },
     log,
   });
+}
+
+/**
+ * dnsmasq drops to `nobody` and re-reads its files on SIGHUP, so they cannot live in a
+ * private (0700) data dir. They go under /run, per agent state dir: rebuilt after a reboot,
+ * like the dnsmasq processes themselves.
+ */
+export function dnsmasqDirPath(stateDir: string): string {
+  return join('/run/butter', `agent-${createHash('sha256').update(resolve(stateDir)).digest('hex').slice(0, 12)}`);
+}
+
+function dnsmasqDir(stateDir: string): string {
+  const dir = dnsmasqDirPath(stateDir);
+  mkdirSync(dir, { recursive: true });
+  chmodSync('/run/butter', 0o755);
+  chmodSync(dir, 0o755);
+  return dir;
 }

@@ -17,7 +17,7 @@ export class Consoles {
     private readonly changes: EventEmitter,
   ) {
     this.dir = join(dataDir, 'console');
-    mkdirSync(this.dir, { recursive: true });
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
   }
 
   private file(id: string): string {

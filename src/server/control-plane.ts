@@ -2,7 +2,7 @@
  * The control plane: store, services and HTTP server for `butter server` (and `butter up`).
  * On first start it writes an admin token to `DIR/admin.token` (mode 0600).
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { gatewayOf, parseCidr } from '../core/ipv4.ts';
@@ -39,6 +39,8 @@ export const DEFAULT_CIDR = '10.200.0.0/16';
 export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
   const store = new Store(join(opts.dataDir, 'butter.db'));
+  // The database holds user-data and token hashes: readable by root only.
+  for (const f of ['butter.db', 'butter.db-wal', 'butter.db-shm']) if (existsSync(join(opts.dataDir, f))) chmodSync(join(opts.dataDir, f), 0o600);
   const blobs = new BlobFiles(opts.dataDir);
   const images = new Images(store, blobs);
   const nodes = new Nodes(store);

@@ -1,0 +1,222 @@
+import { afterEach, beforeEach, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { RecordingExec } from './exec.ts';
+import { LinuxNetworkHost, gatewayMac } from './linux-network.ts';
+import type { LocalNetwork } from './network.ts';
+
+const web: LocalNetwork = {
+  name: 'web',
+  bridge: 'bt-web',
+  cidr: '10.231.0.0/24',
+  gateway: '10.231.0.1',
+  mtu: 1450,
+  nat: true,
+  dnsForward: false,
+  ports: [{ tap: 'bt-web-1', mac: '52:54:00:ab:cd:01', ip: '10.231.0.10', hostname: 'vm1' }],
+};
+
+/** What `ip -j -d addr show` reports once `web` has been applied. */
+function appliedLinks(net: LocalNetwork = web): unknown[] {
+  return [
+    { ifname: 'lo', flags: ['LOOPBACK', 'UP'], mtu: 65536, address: '00:00:00:00:00:00', addr_info: [] },
+    {
+      ifname: net.bridge,
+      flags: ['BROADCAST', 'MULTICAST', 'UP'],
+      mtu: net.mtu,
+      address: gatewayMac(net.name),
+      linkinfo: { info_kind: 'bridge' },
+      addr_info: [
+        { family: 'inet', local: net.gateway, prefixlen: 24, label: net.bridge },
+        { family: 'inet', local: '169.254.169.254', prefixlen: 32, label: `${net.bridge}:m` },
+        { family: 'inet6', local: 'fe80::1', prefixlen: 64 },
+      ],
+    },
+    ...net.ports.map((p) => ({
+      ifname: p.tap,
+      flags: ['NO-CARRIER', 'BROADCAST', 'MULTICAST', 'UP'],
+      mtu: net.mtu,
+      master: net.bridge,
+      address: 'fe:00:00:00:00:01',
+      linkinfo: { info_kind: 'tun' },
+      addr_info: [],
+    })),
+  ];
+}
+
+let dir: string;
+let links: unknown[];
+let tables: string;
+let failOn: string | undefined;
+let exec: RecordingExec;
+let host: LinuxNetworkHost;
+const PID = 4242;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'bt-unit-'));
+  links = [];
+  tables = '';
+  failOn = undefined;
+  const proc = join(dir, 'proc');
+  // A scripted host: answers the read-only commands, and "starts" dnsmasq by writing its
+  // pidfile and a fake /proc entry, the two things the host checks.
+  exec = new RecordingExec((cmd, args) => {
+    const line = [cmd, ...args].join(' ');
+    if (failOn && line.startsWith(failOn)) return { code: 1, stderr: 'boom' };
+    if (line === 'ip -j -d addr show') return { stdout: JSON.stringify(links) };
+    if (line === 'nft list tables') return { stdout: tables };
+    if (line === 'sysctl -n net.ipv4.ip_forward') return { stdout: '0\n' };
+    if (cmd === 'dnsmasq') {
+      const conf = args[0]!.slice('--conf-file='.length);
+      writeFileSync(join(conf, '..', 'dnsmasq.pid'), `${PID}\n`);
+      mkdirSync(join(proc, String(PID)), { recursive: true });
+      writeFileSync(join(proc, String(PID), 'cmdline'), `dnsmasq\0${args[0]}\0`);
+    }
+    if (line === `kill -TERM ${PID}`) rmSync(join(proc, String(PID)), { recursive: true, force: true });
+    return {};
+  });
+  host = new LinuxNetworkHost({ exec, stateDir: join(dir, 'state'), procDir: proc });
+});
+
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+/** After a first apply, make the fake host report what that apply made. */
+async function applyOnce(net: LocalNetwork = web): Promise<void> {
+  await host.apply([net]);
+  links = appliedLinks(net);
+  tables = 'table inet butter\ntable bridge butter\n';
+  exec.calls.length = 0;
+}
+
+const READS = new Set(['ip -j -d addr show', 'nft list tables', 'sysctl -n net.ipv4.ip_forward']);
+
+test('first apply of one network with one port: golden commands', async () => {
+  await host.apply([web]);
+  const conf = join(dir, 'state/net/web/dnsmasq.conf');
+  assert.deepEqual(exec.lines(), [
+    'nft -f -',
+    'sysctl -n net.ipv4.ip_forward',
+    'sysctl -w net.ipv4.ip_forward=1',
+    'ip -j -d addr show',
+    'ip link add name bt-web address 02:56:52:44:f5:d7 mtu 1450 type bridge',
+    'ip addr add 10.231.0.1/24 dev bt-web label bt-web',
+    'ip addr add 169.254.169.254/32 dev bt-web label bt-web:m',
+    'ip link set dev bt-web up',
+    'ip tuntap add dev bt-web-1 mode tap',
+    'ip link set dev bt-web-1 mtu 1450 master bt-web up',
+    `dnsmasq --conf-file=${conf}`,
+  ]);
+  assert.match(exec.calls[0]!.input!, /iifname vmap \{ "bt-web-1" : jump port_bt_2dweb_2d1 \}/);
+  assert.equal(readFileSync(join(dir, 'state/net/web/hosts'), 'utf8'), '52:54:00:ab:cd:01,10.231.0.10,vm1\n');
+  assert.match(readFileSync(conf, 'utf8'), /^interface=bt-web$/m);
+});
+
+test('a second identical apply runs no mutating command', async () => {
+  await applyOnce();
+  await host.apply([web]);
+  assert.deepEqual(exec.lines(), ['nft list tables', 'ip -j -d addr show']);
+  assert.ok(exec.lines().every((l) => READS.has(l)));
+});
+
+test('our nft tables flushed by someone else are loaded again', async () => {
+  await applyOnce();
+  tables = 'table inet filter\n';
+  await host.apply([web]);
+  assert.deepEqual(exec.lines(), ['nft list tables', 'nft -f -', 'ip -j -d addr show']);
+});
+
+test('a new reservation reloads dnsmasq with SIGHUP, no restart', async () => {
+  await applyOnce();
+  links = appliedLinks(web);
+  const port2 = { tap: 'bt-web-2', mac: '52:54:00:ab:cd:02', ip: '10.231.0.11', hostname: 'vm2' };
+  await host.apply([{ ...web, ports: [...web.ports, port2] }]);
+  assert.deepEqual(exec.lines(), [
+    'nft -f -',
+    'ip -j -d addr show',
+    'ip tuntap add dev bt-web-2 mode tap',
+    'ip link set dev bt-web-2 mtu 1450 master bt-web up',
+    `kill -HUP ${PID}`,
+  ]);
+});
+
+test('a changed config restarts dnsmasq; a changed MTU reaches bridge and taps', async () => {
+  await applyOnce();
+  await host.apply([{ ...web, mtu: 1400 }]);
+  const conf = join(dir, 'state/net/web/dnsmasq.conf');
+  assert.deepEqual(exec.lines(), [
+    'nft list tables',
+    'ip -j -d addr show',
+    'ip link set dev bt-web mtu 1400',
+    'ip link set dev bt-web-1 mtu 1400',
+    `kill -TERM ${PID}`,
+    `dnsmasq --conf-file=${conf}`,
+  ]);
+});
+
+test('a bridge deleted behind our back is rebuilt and dnsmasq restarted onto it', async () => {
+  await applyOnce();
+  links = [];
+  await host.apply([web]);
+  assert.deepEqual(exec.lines().slice(1, 3), ['ip -j -d addr show', 'ip link add name bt-web address 02:56:52:44:f5:d7 mtu 1450 type bridge']);
+  assert.deepEqual(exec.lines().slice(-2), [`kill -TERM ${PID}`, `dnsmasq --conf-file=${join(dir, 'state/net/web/dnsmasq.conf')}`]);
+});
+
+test('a port removed from the input deletes its tap; a removed network is torn down', async () => {
+  await applyOnce();
+  await host.apply([{ ...web, ports: [] }]);
+  assert.deepEqual(exec.lines(), [
+    'nft -f -',
+    'ip -j -d addr show',
+    `kill -HUP ${PID}`,
+    'ip link del bt-web-1',
+  ]);
+
+  exec.calls.length = 0;
+  await host.apply([]);
+  assert.deepEqual(exec.lines(), [
+    'nft -f -',
+    'ip -j -d addr show',
+    `kill -TERM ${PID}`,
+    'ip link del bt-web-1',
+    'ip link del bt-web',
+  ]);
+  assert.equal(existsSync(join(dir, 'state/net/web')), false);
+});
+
+test('interfaces without our prefix are never garbage-collected', async () => {
+  links = [{ ifname: 'virbr0', mtu: 1500, flags: ['UP'], linkinfo: { info_kind: 'bridge' }, addr_info: [] }];
+  await host.apply([]);
+  assert.ok(!exec.lines().some((l) => l.includes('del')));
+});
+
+test('a failed apply of a new network undoes what it created', async () => {
+  failOn = 'ip tuntap add';
+  await assert.rejects(host.apply([web]), /boom/);
+  assert.deepEqual(exec.lines().slice(4), [
+    'ip link add name bt-web address 02:56:52:44:f5:d7 mtu 1450 type bridge',
+    'ip addr add 10.231.0.1/24 dev bt-web label bt-web',
+    'ip addr add 169.254.169.254/32 dev bt-web label bt-web:m',
+    'ip link set dev bt-web up',
+    'ip tuntap add dev bt-web-1 mode tap',
+    'ip addr del 169.254.169.254/32 dev bt-web',
+    'ip addr del 10.231.0.1/24 dev bt-web',
+    'ip link del bt-web',
+  ]);
+});
+
+test('invalid input changes nothing', async () => {
+  await assert.rejects(host.apply([{ ...web, ports: [{ ...web.ports[0]!, hostname: 'a\nb' }] }]), /hostname/);
+  await assert.rejects(host.apply([web, { ...web, name: 'other' }]), /duplicate interface bt-web/);
+  await assert.rejects(host.apply([{ ...web, bridge: 'bt-fourteen-ch' }]), /longer than 13/);
+  assert.deepEqual(exec.lines(), []);
+});
+
+test('teardown stops dnsmasq, deletes our links, tables and state', async () => {
+  await applyOnce();
+  await host.teardown();
+  assert.deepEqual(exec.lines(), [`kill -TERM ${PID}`, 'ip -j -d addr show', 'ip link del bt-web-1', 'ip link del bt-web', 'nft -f -']);
+  assert.equal(exec.calls.at(-1)!.input, 'table inet butter\ndelete table inet butter\ntable bridge butter\ndelete table bridge butter\n');
+  assert.equal(existsSync(join(dir, 'state/net')), false);
+});

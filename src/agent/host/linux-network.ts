@@ -1,0 +1,428 @@
+/**
+ * `NetworkHost` on plain Linux: one bridge per network carrying the gateway and metadata
+ * addresses, one tap per port, one dnsmasq per network, and one nftables ruleset for all.
+ *
+ * `apply` compares what it wants with what it observes (`ip -j -d addr show`, dnsmasq's
+ * pidfile, the files it last wrote, the ruleset it last loaded) and only runs commands for
+ * differences, so the agent can call it on every reconcile. Every command goes through `Exec`.
+ */
+import { createHash } from 'node:crypto';
+import { access, chmod, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { renderDhcpHosts, renderDnsHosts, renderDnsmasqConf, type DnsmasqPaths } from '../../core/dnsmasq-config.ts';
+import { NFT_TABLES, renderNftDelete, renderNftRuleset } from '../../core/nft-rules.ts';
+import type { Exec } from './exec.ts';
+import { METADATA_ADDR, type LocalNetwork, type LocalPort, type NetworkHost } from './network.ts';
+import { Reverter } from './reverter.ts';
+
+export interface LinuxNetworkHostOptions {
+  exec: Exec;
+  /** dnsmasq files go under `<stateDir>/net/<network>/`; dnsmasq's unprivileged user must be able to traverse it. */
+  stateDir: string;
+  log?: (m: string) => void;
+  /** Bridges and taps whose names start with this are ours: garbage-collected when not in the input. */
+  prefix?: string;
+  /** Where processes are looked up (tests point it at a fake tree). */
+  procDir?: string;
+  dnsmasqBin?: string;
+}
+
+/** What `ip -j -d addr show` tells us about one interface. */
+interface Link {
+  kind?: string;
+  master?: string;
+  mtu: number;
+  up: boolean;
+  mac: string;
+  /** IPv4 addresses as `addr/prefix` → label. */
+  addrs: Map<string, string>;
+}
+
+type Links = Map<string, Link>;
+
+interface DnsmasqFiles extends DnsmasqPaths {
+  dir: string;
+  confFile: string;
+}
+
+/** Everything rendered for one network, before any change is made. */
+interface Plan {
+  net: LocalNetwork;
+  files: DnsmasqFiles;
+  conf: string;
+  hosts: string;
+  names: string;
+}
+
+export class LinuxNetworkHost implements NetworkHost {
+  private readonly exec: Exec;
+  private readonly stateDir: string;
+  private readonly log: (m: string) => void;
+  private readonly prefix: string;
+  private readonly procDir: string;
+  private readonly dnsmasqBin: string;
+  /** The ruleset text last loaded, so an unchanged ruleset is not reloaded. */
+  private lastNft?: string;
+  private forwardingOn = false;
+  /** apply/teardown never interleave: each reads the host state the previous one left. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(opts: LinuxNetworkHostOptions) {
+    this.exec = opts.exec;
+    // Absolute: the paths end up in dnsmasq's config, which it reads from its own cwd.
+    this.stateDir = resolve(opts.stateDir);
+    this.log = opts.log ?? (() => {});
+    this.prefix = opts.prefix ?? 'bt';
+    this.procDir = opts.procDir ?? '/proc';
+    this.dnsmasqBin = opts.dnsmasqBin ?? 'dnsmasq';
+  }
+
+  apply(networks: readonly LocalNetwork[]): Promise<void> {
+    return this.serialize(() => this.doApply(networks));
+  }
+
+  teardown(): Promise<void> {
+    return this.serialize(() => this.doTeardown());
+  }
+
+  private serialize<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.queue.then(fn, fn);
+    this.queue = p.catch(() => {});
+    return p;
+  }
+
+  private async doApply(networks: readonly LocalNetwork[]): Promise<void> {
+    // Render and validate everything first: bad input changes nothing on the host.
+    checkUnique(networks);
+    const ruleset = renderNftRuleset(networks);
+    const plans = networks.map((net) => this.plan(net));
+
+    // Firewall first: rules match interfaces by name, so they can exist before the taps,
+    // and a tap never exists without its anti-spoofing rules.
+    await this.applyNft(ruleset);
+    if (networks.some((n) => n.nat)) await this.enableForwarding();
+
+    const links = await this.readLinks();
+    const errors: unknown[] = [];
+    for (const plan of plans) {
+      // One broken network must not stop the others from converging.
+      try {
+        await this.applyNetwork(plan, links);
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+    await this.collectGarbage(networks, links);
+    if (errors.length === 1) throw errors[0];
+    if (errors.length > 1) throw new AggregateError(errors, `${errors.length} networks failed to apply`);
+  }
+
+  private plan(net: LocalNetwork): Plan {
+    if (net.bridge.length > 13) {
+      // The metadata address carries the label `<bridge>:m` (see ensureBridge) and labels are <= 15 chars.
+      throw new Error(`bridge name ${net.bridge} is longer than 13 characters`);
+    }
+    const files = this.filesOf(net.name);
+    return {
+      net,
+      files,
+      conf: renderDnsmasqConf(net, files),
+      hosts: renderDhcpHosts(net.ports),
+      names: renderDnsHosts(net.name, net.ports),
+    };
+  }
+
+  /** Anything this call creates for the network is removed again if a later step fails. */
+  private async applyNetwork(plan: Plan, links: Links): Promise<void> {
+    const rev = new Reverter();
+    try {
+      const bridgeCreated = await this.ensureBridge(plan.net, links, rev);
+      for (const port of plan.net.ports) await this.ensurePort(port, plan.net, links, rev);
+      await this.ensureDnsmasq(plan, bridgeCreated, rev);
+      rev.done();
+    } catch (err) {
+      this.log(`network ${plan.net.name}: apply failed, undoing what was created: ${String(err)}`);
+      await rev.revert();
+      throw err;
+    }
+  }
+
+  /** Returns whether the bridge was (re)created, which a running dnsmasq must learn of. */
+  private async ensureBridge(net: LocalNetwork, links: Links, rev: Reverter): Promise<boolean> {
+    const br = net.bridge;
+    // A fixed MAC: otherwise the bridge takes the lowest MAC of its ports and the
+    // gateway's MAC changes (breaking guests' ARP caches) as taps come and go.
+    const mac = gatewayMac(net.name);
+    let link = links.get(br);
+    const created = !link;
+    if (!link) {
+      await this.ip('link', 'add', 'name', br, 'address', mac, 'mtu', String(net.mtu), 'type', 'bridge');
+      rev.add(() => this.ip('link', 'del', br));
+      this.log(`created bridge ${br} for network ${net.name}`);
+      link = { kind: 'bridge', mtu: net.mtu, up: false, mac, addrs: new Map() };
+      links.set(br, link);
+    } else if (link.kind !== 'bridge') {
+      throw new Error(`${br} exists and is a ${link.kind ?? 'plain'} interface, not a bridge`);
+    }
+    if (link.mtu !== net.mtu) await this.ip('link', 'set', 'dev', br, 'mtu', String(net.mtu));
+    if (link.mac !== mac) await this.ip('link', 'set', 'dev', br, 'address', mac);
+
+    const prefix = net.cidr.split('/')[1]!;
+    // dnsmasq binds by address label: the metadata address gets its own label so dnsmasq
+    // (interface=<bridge>) binds only the gateway. Otherwise every network's dnsmasq would
+    // try to bind 169.254.169.254:53 and the second one would fail to start.
+    const want = new Map([
+      [`${net.gateway}/${prefix}`, br],
+      [`${METADATA_ADDR}/32`, `${br}:m`],
+    ]);
+    for (const [addr, label] of link.addrs) {
+      if (want.get(addr) !== label) await this.ip('addr', 'del', addr, 'dev', br);
+    }
+    for (const [addr, label] of want) {
+      if (link.addrs.get(addr) === label) continue;
+      await this.ip('addr', 'add', addr, 'dev', br, 'label', label);
+      rev.add(() => this.ip('addr', 'del', addr, 'dev', br));
+    }
+    if (!link.up) await this.ip('link', 'set', 'dev', br, 'up');
+    return created;
+  }
+
+  private async ensurePort(port: LocalPort, net: LocalNetwork, links: Links, rev: Reverter): Promise<void> {
+    const link = links.get(port.tap);
+    if (!link) {
+      // Persistent tap: it outlives QEMU restarts; QEMU opens it by name.
+      await this.ip('tuntap', 'add', 'dev', port.tap, 'mode', 'tap');
+      rev.add(() => this.ip('link', 'del', port.tap));
+      await this.ip('link', 'set', 'dev', port.tap, 'mtu', String(net.mtu), 'master', net.bridge, 'up');
+      this.log(`created tap ${port.tap} on ${net.bridge}`);
+      return;
+    }
+    if (link.kind === 'bridge') throw new Error(`port ${port.tap} is a bridge`);
+    // An existing interface of another kind (e.g. a veth) is used as is: only enslaved.
+    const changes: string[] = [];
+    if (link.mtu !== net.mtu) changes.push('mtu', String(net.mtu));
+    if (link.master !== net.bridge) changes.push('master', net.bridge);
+    if (!link.up) changes.push('up');
+    if (changes.length > 0) await this.ip('link', 'set', 'dev', port.tap, ...changes);
+  }
+
+  // --- dnsmasq ---
+
+  private async ensureDnsmasq(plan: Plan, bridgeCreated: boolean, rev: Reverter): Promise<void> {
+    const f = plan.files;
+    const dirIsNew = !(await exists(f.dir));
+    await mkdir(f.dir, { recursive: true });
+    // dnsmasq drops to an unprivileged user and rereads the hosts file as that user on SIGHUP.
+    await chmod(f.dir, 0o755);
+    if (dirIsNew) rev.add(() => rm(f.dir, { recursive: true, force: true }));
+    // Both files, then the test: `||` would skip writing the second.
+    const dhcpChanged = await writeIfChanged(f.hostsFile, plan.hosts);
+    const namesChanged = await writeIfChanged(f.namesFile, plan.names);
+    const hostsChanged = dhcpChanged || namesChanged;
+    const confChanged = await writeIfChanged(f.confFile, plan.conf);
+
+    const pid = await this.dnsmasqPid(f);
+    if (pid === undefined) {
+      await this.exec.run(this.dnsmasqBin, [`--conf-file=${f.confFile}`]);
+      rev.add(() => this.stopDnsmasq(f));
+      this.log(`started dnsmasq for network ${plan.net.name}`);
+    } else if (confChanged || bridgeCreated) {
+      // A recreated bridge has a new ifindex: the running dnsmasq's DHCP socket is bound to the old one.
+      await this.stopDnsmasq(f);
+      await this.exec.run(this.dnsmasqBin, [`--conf-file=${f.confFile}`]);
+      this.log(`restarted dnsmasq for network ${plan.net.name} (${confChanged ? 'config changed' : 'bridge recreated'})`);
+    } else if (hostsChanged) {
+      // dnsmasq rereads dhcp-hostsfile and addn-hosts on SIGHUP: no restart, leases kept.
+      await this.exec.run('kill', ['-HUP', String(pid)]);
+      this.log(`reloaded dnsmasq reservations for network ${plan.net.name}`);
+    }
+  }
+
+  /** The pid of the dnsmasq serving these files, if it is alive (and really it: pids are reused). */
+  private async dnsmasqPid(f: DnsmasqFiles): Promise<number | undefined> {
+    const text = await readOr(f.pidFile);
+    const pid = Number(text?.trim());
+    if (!Number.isInteger(pid) || pid <= 0) return undefined;
+    const cmdline = (await readOr(join(this.procDir, String(pid), 'cmdline'))) ?? '';
+    // A zombie has an empty cmdline, so it counts as gone.
+    return cmdline.split('\0').includes(`--conf-file=${f.confFile}`) ? pid : undefined;
+  }
+
+  /** SIGTERM, then wait (its sockets must be free before a restart), then SIGKILL. */
+  private async stopDnsmasq(f: DnsmasqFiles): Promise<void> {
+    const pid = await this.dnsmasqPid(f);
+    if (pid !== undefined) {
+      await this.exec.run('kill', ['-TERM', String(pid)], { allowFail: true });
+      for (let i = 0; i < 100 && (await this.dnsmasqPid(f)) !== undefined; i++) await sleep(50);
+      if ((await this.dnsmasqPid(f)) !== undefined) {
+        await this.exec.run('kill', ['-KILL', String(pid)], { allowFail: true });
+      }
+    }
+    await rm(f.pidFile, { force: true });
+  }
+
+  private filesOf(name: string): DnsmasqFiles {
+    const dir = join(this.stateDir, 'net', name);
+    return {
+      dir,
+      confFile: join(dir, 'dnsmasq.conf'),
+      hostsFile: join(dir, 'hosts'),
+      namesFile: join(dir, 'names'),
+      leaseFile: join(dir, 'leases'),
+      pidFile: join(dir, 'dnsmasq.pid'),
+      logFile: join(dir, 'dnsmasq.log'),
+    };
+  }
+
+  /** Network directories we have state for (each may have a running dnsmasq). */
+  private async knownNetworks(): Promise<string[]> {
+    try {
+      return await readdir(join(this.stateDir, 'net'));
+    } catch {
+      return [];
+    }
+  }
+
+  // --- nftables and sysctl ---
+
+  private async applyNft(ruleset: string): Promise<void> {
+    // Reload when the text changed, or when someone else dropped our tables (e.g. a flush).
+    if (ruleset === this.lastNft && (await this.nftTablesPresent())) return;
+    await this.exec.run('nft', ['-f', '-'], { input: ruleset });
+    this.lastNft = ruleset;
+  }
+
+  private async nftTablesPresent(): Promise<boolean> {
+    const out = (await this.exec.run('nft', ['list', 'tables'])).stdout.split('\n').map((l) => l.trim());
+    return NFT_TABLES.every((t) => out.includes(`table ${t}`));
+  }
+
+  /** Only NAT egress needs routing; never switched off again, other software may rely on it. */
+  private async enableForwarding(): Promise<void> {
+    if (this.forwardingOn) return;
+    const now = (await this.exec.run('sysctl', ['-n', 'net.ipv4.ip_forward'])).stdout.trim();
+    if (now !== '1') await this.exec.run('sysctl', ['-w', 'net.ipv4.ip_forward=1']);
+    this.forwardingOn = true;
+  }
+
+  // --- garbage collection and teardown ---
+
+  private async collectGarbage(networks: readonly LocalNetwork[], links: Links): Promise<void> {
+    const names = new Set(networks.map((n) => n.name));
+    for (const name of await this.knownNetworks()) {
+      if (names.has(name)) continue;
+      await this.stopDnsmasq(this.filesOf(name));
+      await rm(join(this.stateDir, 'net', name), { recursive: true, force: true });
+      this.log(`removed dnsmasq of network ${name}`);
+    }
+    const taps = new Set(networks.flatMap((n) => n.ports.map((p) => p.tap)));
+    const bridges = new Set(networks.map((n) => n.bridge));
+    await this.deleteOurLinks(links, (name) => !taps.has(name) && !bridges.has(name));
+  }
+
+  /** Taps before bridges: a bridge goes only once nothing of ours hangs off it. */
+  private async deleteOurLinks(links: Links, unwanted: (name: string) => boolean): Promise<void> {
+    for (const kind of ['tun', 'bridge']) {
+      for (const [name, link] of links) {
+        if (link.kind !== kind || !name.startsWith(this.prefix) || !unwanted(name)) continue;
+        await this.ip('link', 'del', name);
+        links.delete(name);
+        this.log(`deleted ${kind === 'tun' ? 'tap' : 'bridge'} ${name}`);
+      }
+    }
+  }
+
+  private async doTeardown(): Promise<void> {
+    for (const name of await this.knownNetworks()) await this.stopDnsmasq(this.filesOf(name));
+    await this.deleteOurLinks(await this.readLinks(), () => true);
+    await this.exec.run('nft', ['-f', '-'], { input: renderNftDelete() });
+    await rm(join(this.stateDir, 'net'), { recursive: true, force: true });
+    this.lastNft = undefined;
+  }
+
+  // --- observation ---
+
+  private async readLinks(): Promise<Links> {
+    const out = (await this.exec.run('ip', ['-j', '-d', 'addr', 'show'])).stdout.trim();
+    const links: Links = new Map();
+    for (const l of (out ? JSON.parse(out) : []) as IpAddrJson[]) {
+      const addrs = new Map<string, string>();
+      for (const a of l.addr_info ?? []) {
+        if (a.family === 'inet') addrs.set(`${a.local}/${a.prefixlen}`, a.label ?? l.ifname);
+      }
+      links.set(l.ifname, {
+        kind: l.linkinfo?.info_kind,
+        master: l.master,
+        mtu: l.mtu,
+        up: (l.flags ?? []).includes('UP'),
+        mac: (l.address ?? '').toLowerCase(),
+        addrs,
+      });
+    }
+    return links;
+  }
+
+  private ip(...args: string[]): Promise<unknown> {
+    return this.exec.run('ip', args);
+  }
+}
+
+/** The subset of `ip -j -d addr show` we read. */
+interface IpAddrJson {
+  ifname: string;
+  flags?: string[];
+  mtu: number;
+  master?: string;
+  address?: string;
+  linkinfo?: { info_kind?: string };
+  addr_info?: { family: string; local: string; prefixlen: number; label?: string }[];
+}
+
+/**
+ * The bridge's (gateway's) MAC, derived from the network name: stable across restarts and
+ * the same on every host, like the gateway address. Locally administered, unicast.
+ */
+export function gatewayMac(network: string): string {
+  const h = createHash('sha256').update(`butter-gateway:${network}`).digest();
+  return ['02', ...[...h.subarray(0, 5)].map((b) => b.toString(16).padStart(2, '0'))].join(':');
+}
+
+function checkUnique(networks: readonly LocalNetwork[]): void {
+  const seen = new Set<string>();
+  const once = (kind: string, v: string): void => {
+    if (seen.has(`${kind}:${v}`)) throw new Error(`duplicate ${kind} ${v}`);
+    seen.add(`${kind}:${v}`);
+  };
+  for (const n of networks) {
+    once('network', n.name);
+    once('interface', n.bridge);
+    for (const p of n.ports) once('interface', p.tap);
+  }
+}
+
+/** Writes atomically (dnsmasq may read it at any moment); returns whether the content changed. */
+async function writeIfChanged(path: string, text: string): Promise<boolean> {
+  if ((await readOr(path)) === text) return false;
+  const tmp = `${path}.tmp`;
+  await writeFile(tmp, text, { mode: 0o644 });
+  await rename(tmp, path);
+  return true;
+}
+
+async function readOr(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

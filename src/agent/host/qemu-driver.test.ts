@@ -1,0 +1,169 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { VmSpec } from './driver.ts';
+import { RecordingExec } from './exec.ts';
+import { QemuDriver } from './qemu-driver.ts';
+import { probeAccel } from './kvm-probe.ts';
+
+const root = mkdtempSync(join(tmpdir(), 'qemu-driver-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+let n = 0;
+
+/** A state dir and a fake /proc per test, so "running" processes can be faked. */
+function setup(answers: (cmd: string, args: readonly string[]) => { code?: number; stdout?: string; stderr?: string }) {
+  const dir = join(root, String(n++));
+  const procRoot = join(dir, 'proc');
+  const stateDir = join(dir, 'state');
+  const exec = new RecordingExec(answers);
+  const driver = new QemuDriver({ exec, stateDir, accel: 'tcg', procRoot });
+  /** What a successful `qemu -daemonize` leaves behind: a pidfile naming a live process. */
+  const fakeRunning = (args: readonly string[], pid = 4242) => {
+    writeFileSync(args[args.indexOf('-pidfile') + 1]!, `${pid}\n`);
+    mkdirSync(join(procRoot, String(pid)), { recursive: true });
+    writeFileSync(join(procRoot, String(pid), 'cmdline'), ['qemu-system-x86_64', ...args, ''].join('\0'));
+  };
+  const lines = () => exec.lines().map((l) => l.replaceAll(stateDir, '$S'));
+  return { exec, driver, stateDir, procRoot, fakeRunning, lines };
+}
+
+const diskSpec: VmSpec = {
+  id: 'vm-1',
+  name: 'web',
+  cpus: 2,
+  memoryMiB: 1024,
+  diskBytes: 8 * 2 ** 30,
+  boot: { kind: 'disk', disk: '/images/debian.qcow2', format: 'qcow2' },
+  nics: [{ tap: 'bt-1', mac: '52:54:00:12:34:56' }],
+  smbiosSerial: 'ds=nocloud-net;s=http://169.254.169.254/',
+};
+
+test('start of a new VM: size the image, create the overlay, launch qemu; then idempotent', async () => {
+  const t = setup((cmd, args) => {
+    if (cmd === 'qemu-img' && args[0] === 'info') return { stdout: '{"virtual-size": 2147483648, "format": "qcow2"}' };
+    if (cmd === 'qemu-system-x86_64') t.fakeRunning(args);
+    return {};
+  });
+  await t.driver.start(diskSpec);
+  assert.deepEqual(t.lines(), [
+    'qemu-img info --output=json -f qcow2 /images/debian.qcow2',
+    'qemu-img create -f qcow2 -F qcow2 -b /images/debian.qcow2 $S/vms/vm-1/disk.qcow2 8589934592',
+    'qemu-system-x86_64 -name guest=butter-vm-1,process=butter-vm-1 -M q35 -accel tcg -cpu max -smp 2 -m 1024 ' +
+      '-nodefaults -no-user-config -display none -daemonize -pidfile $S/vms/vm-1/qemu.pid ' +
+      '-qmp unix:$S/vms/vm-1/qmp.sock,server=on,wait=off ' +
+      '-chardev socket,id=ser0,path=$S/vms/vm-1/console.sock,server=on,wait=off,logfile=$S/vms/vm-1/console.log,logappend=on ' +
+      '-serial chardev:ser0 -drive file=$S/vms/vm-1/disk.qcow2,format=qcow2,if=virtio,discard=unmap -device virtio-rng-pci ' +
+      '-netdev tap,id=n0,ifname=bt-1,script=no,downscript=no -device virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56 ' +
+      '-smbios type=1,serial=ds=nocloud-net;s=http://169.254.169.254/',
+  ]);
+  assert.deepEqual(await t.driver.list(), [{ id: 'vm-1', running: true, pid: 4242 }]);
+  assert.equal(t.driver.consoleLogPath('vm-1'), join(t.stateDir, 'vms/vm-1/console.log'));
+
+  const before = t.exec.calls.length;
+  await t.driver.start(diskSpec);
+  assert.equal(t.exec.calls.length, before, 'already running: no commands');
+});
+
+test('an image larger than diskBytes keeps its size; kernel boot without root disk gets a blank disk', async () => {
+  const t = setup((cmd, args) => {
+    if (cmd === 'qemu-img' && args[0] === 'info') return { stdout: '{"virtual-size": 21474836480}' };
+    if (cmd === 'qemu-system-x86_64') t.fakeRunning(args);
+    return {};
+  });
+  await t.driver.start({ ...diskSpec, boot: { kind: 'disk', disk: '/images/big.raw', format: 'raw' } });
+  await t.driver.start({
+    ...diskSpec,
+    id: 'vm-2',
+    diskBytes: 1 << 30,
+    boot: { kind: 'kernel', kernel: '/k', initrd: '/i', cmdline: 'console=ttyS0' },
+  });
+  const l = t.lines();
+  assert.equal(l[1], 'qemu-img create -f qcow2 -F raw -b /images/big.raw $S/vms/vm-1/disk.qcow2 21474836480');
+  assert.equal(l[3], 'qemu-img create -f qcow2 $S/vms/vm-2/disk.qcow2 1073741824');
+  assert.match(l[4]!, / -kernel \/k -initrd \/i -append console=ttyS0 /);
+});
+
+test('a failed qemu start removes the overlay (and directory) it created', async () => {
+  const t = setup((cmd, args) => {
+    if (cmd === 'qemu-img' && args[0] === 'info') return { stdout: '{"virtual-size": 1024}' };
+    if (cmd === 'qemu-img' && args[0] === 'create') writeFileSync(args[args.length - 2]!, 'overlay');
+    if (cmd === 'qemu-system-x86_64') return { code: 1, stderr: 'qemu-system-x86_64: could not open disk image' };
+    return {};
+  });
+  await assert.rejects(t.driver.start(diskSpec), /could not open disk image/);
+  assert.equal(existsSync(join(t.stateDir, 'vms/vm-1/disk.qcow2')), false);
+  assert.equal(existsSync(join(t.stateDir, 'vms/vm-1')), false);
+  assert.deepEqual(await t.driver.list(), []);
+});
+
+test('qemu exiting 0 without a live process counts as a failed start', async () => {
+  const t = setup((cmd, args) => {
+    if (cmd === 'qemu-img' && args[0] === 'info') return { stdout: '{"virtual-size": 1024}' };
+    if (cmd === 'qemu-img' && args[0] === 'create') writeFileSync(args[args.length - 2]!, 'overlay');
+    return {};
+  });
+  await assert.rejects(t.driver.start(diskSpec), /exited right after starting/);
+  assert.equal(existsSync(join(t.stateDir, 'vms/vm-1')), false);
+});
+
+test('an existing overlay is kept, grown when too small, and survives a failed start', async () => {
+  const t = setup((cmd, args) => {
+    if (cmd === 'qemu-img' && args[0] === 'info') return { stdout: '{"virtual-size": 1073741824}' };
+    if (cmd === 'qemu-system-x86_64') return { code: 1, stderr: 'boom' };
+    return {};
+  });
+  mkdirSync(join(t.stateDir, 'vms/vm-1'), { recursive: true });
+  writeFileSync(join(t.stateDir, 'vms/vm-1/disk.qcow2'), 'old data');
+  await assert.rejects(t.driver.start(diskSpec), /boom/);
+  assert.deepEqual(t.lines().slice(0, 2), [
+    'qemu-img info --output=json -f qcow2 $S/vms/vm-1/disk.qcow2',
+    'qemu-img resize -f qcow2 $S/vms/vm-1/disk.qcow2 8589934592',
+  ]);
+  assert.equal(existsSync(join(t.stateDir, 'vms/vm-1/disk.qcow2')), true);
+  assert.deepEqual(await t.driver.list(), [{ id: 'vm-1', running: false }]);
+});
+
+test('list: a recycled pid or a same-id VM of another state dir is not ours', async () => {
+  const t = setup(() => ({}));
+  const vm = join(t.stateDir, 'vms');
+  mkdirSync(join(vm, 'vm-a'), { recursive: true });
+  mkdirSync(join(vm, 'vm-b'), { recursive: true });
+  mkdirSync(join(vm, 'vm-c'), { recursive: true });
+  writeFileSync(join(vm, 'vm-a/qemu.pid'), '100');
+  writeFileSync(join(vm, 'vm-b/qemu.pid'), '200');
+  writeFileSync(join(vm, 'vm-c/qemu.pid'), '300'); // no such process
+  mkdirSync(join(t.procRoot, '100'), { recursive: true });
+  mkdirSync(join(t.procRoot, '200'), { recursive: true });
+  writeFileSync(join(t.procRoot, '100/cmdline'), 'sshd\0-D\0');
+  writeFileSync(join(t.procRoot, '200/cmdline'), `qemu\0-name\0guest=butter-vm-b,process=butter-vm-b\0-pidfile\0/elsewhere/vms/vm-b/qemu.pid\0`);
+  assert.deepEqual(await t.driver.list(), [
+    { id: 'vm-a', running: false },
+    { id: 'vm-b', running: false },
+    { id: 'vm-c', running: false },
+  ]);
+  // Stopping a VM that is not running only clears stale runtime files.
+  await t.driver.stop('vm-a', 100);
+  assert.equal(existsSync(join(vm, 'vm-a/qemu.pid')), false);
+  await assert.rejects(t.driver.start({ ...diskSpec, id: '../etc' }), /invalid VM id/);
+});
+
+test('probeAccel decides from whether the KVM test VM was still running', async () => {
+  const alive = new RecordingExec(() => ({ code: 124 }));
+  assert.deepEqual(await probeAccel(alive, { kvmDevice: '/dev/null' }), { accel: 'kvm' });
+  assert.match(alive.lines()[0]!, /^timeout --kill-after=1 1 qemu-system-x86_64 -M q35 -accel kvm -cpu host /);
+
+  const died = new RecordingExec(() => ({ code: 134, stderr: 'warning: x\nqemu: error: failed to set MSR 0x10a to 0x69\n' }));
+  assert.deepEqual(await probeAccel(died, { kvmDevice: '/dev/null' }), {
+    accel: 'tcg',
+    reason: 'KVM test VM exited 134: qemu: error: failed to set MSR 0x10a to 0x69',
+  });
+
+  const none = new RecordingExec();
+  assert.deepEqual(await probeAccel(none, { kvmDevice: '/nonexistent/kvm' }), {
+    accel: 'tcg',
+    reason: '/nonexistent/kvm does not exist',
+  });
+  assert.equal(none.calls.length, 0);
+});

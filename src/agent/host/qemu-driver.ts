@@ -1,0 +1,238 @@
+/**
+ * Runs guests as daemonized QEMU processes. Each VM owns `<stateDir>/vms/<id>/` (disk,
+ * sockets, console log, pidfile); the process is not a child of the agent, so a restarted
+ * agent finds running VMs again from their pidfiles (`list`) instead of restarting them.
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { qemuArgs, vmPaths, processMarker, type Accel, type VmPaths } from '../../core/qemu-args.ts';
+import type { ObservedVm, VmDriver, VmSpec } from './driver.ts';
+import type { Exec } from './exec.ts';
+import { QmpClient } from './qmp.ts';
+import { Reverter } from './reverter.ts';
+
+export interface QemuDriverOptions {
+  exec: Exec;
+  stateDir: string;
+  accel: Accel;
+  qemuBinary?: string;
+  log?: (msg: string) => void;
+  /** Where to read `<pid>/cmdline`; a parameter so unit tests can fake running processes. */
+  procRoot?: string;
+}
+
+/** Ids name directories and appear in QEMU options: keep them to a safe alphabet. */
+const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/** sun_path is 108 bytes including the terminating NUL. */
+const MAX_SOCKET_PATH = 107;
+const POLL_MS = 50;
+
+export class QemuDriver implements VmDriver {
+  readonly name = 'qemu' as const;
+  private readonly stateDir: string;
+  private readonly procRoot: string;
+  private readonly qemu: string;
+
+  constructor(private readonly opts: QemuDriverOptions) {
+    // Absolute: the daemonized QEMU chdir()s to `/`, and qcow2 backing paths must not be relative.
+    this.stateDir = resolve(opts.stateDir);
+    this.procRoot = opts.procRoot ?? '/proc';
+    this.qemu = opts.qemuBinary ?? 'qemu-system-x86_64';
+  }
+
+  consoleLogPath(id: string): string {
+    return this.paths(id).consoleLog;
+  }
+
+  async start(spec: VmSpec): Promise<void> {
+    const p = this.paths(spec.id);
+    for (const sock of [p.qmpSock, p.consoleSock]) {
+      if (Buffer.byteLength(sock) > MAX_SOCKET_PATH) throw new Error(`socket path too long for a unix socket: ${sock}`);
+    }
+    if (this.livePid(spec.id) !== undefined) return;
+    const rev = new Reverter();
+    try {
+      if (!existsSync(p.dir)) {
+        rev.add(() => rmSync(p.dir, { recursive: true, force: true }));
+        mkdirSync(p.dir, { recursive: true });
+      }
+      if (!existsSync(p.disk)) {
+        // Registered before creating: a half-written disk is removed too.
+        rev.add(() => rmSync(p.disk, { force: true }));
+        await this.createDisk(spec, p);
+      } else {
+        await this.growDisk(spec, p);
+      }
+      this.removeRuntimeFiles(p);
+      // If anything after the launch fails, the process must not outlive the failed start.
+      rev.add(() => this.killNow(spec.id));
+      const t0 = Date.now();
+      await this.opts.exec.run(this.qemu, qemuArgs(spec, p, this.opts.accel), { timeoutMs: 60_000 });
+      const pid = this.livePid(spec.id);
+      if (pid === undefined) throw new Error(`qemu for ${spec.id} exited right after starting; see ${p.consoleLog}`);
+      this.log(`started ${spec.id} pid ${pid} (${this.opts.accel}) in ${Date.now() - t0} ms`);
+      rev.done();
+    } catch (e) {
+      await rev.revert();
+      throw e;
+    }
+  }
+
+  async stop(id: string, timeoutMs: number): Promise<void> {
+    const p = this.paths(id);
+    const pid = this.livePid(id);
+    if (pid === undefined) {
+      this.removeRuntimeFiles(p);
+      return;
+    }
+    // ACPI power button: the guest OS shuts down cleanly if it listens. Waiting only makes
+    // sense if the button press was delivered.
+    const pressed = await this.qmp(p, 'system_powerdown', Math.min(timeoutMs, 2000));
+    if (!(pressed && (await this.waitGone(id, pid, timeoutMs)))) {
+      this.log(`stop ${id}: ${pressed ? `still running after ${timeoutMs} ms` : 'powerdown not delivered'}, quitting`);
+      // quit lets QEMU flush its own disk state; SIGKILL only when QMP is unresponsive.
+      const quit = await this.qmp(p, 'quit', 1000);
+      if (!(quit && (await this.waitGone(id, pid, 1000)))) {
+        this.killNow(id);
+        if (!(await this.waitGone(id, pid, 5000))) throw new Error(`qemu ${pid} for ${id} survived SIGKILL`);
+      }
+    }
+    this.removeRuntimeFiles(p);
+    this.log(`stopped ${id}`);
+  }
+
+  async destroy(id: string): Promise<void> {
+    const p = this.paths(id);
+    await this.stop(id, 2000);
+    rmSync(p.dir, { recursive: true, force: true });
+    this.log(`destroyed ${id}`);
+  }
+
+  async list(): Promise<ObservedVm[]> {
+    let ids: string[];
+    try {
+      ids = readdirSync(`${this.stateDir}/vms`, { withFileTypes: true })
+        .filter((d) => d.isDirectory() && ID_RE.test(d.name))
+        .map((d) => d.name);
+    } catch {
+      return [];
+    }
+    return ids.sort().map((id) => {
+      const pid = this.livePid(id);
+      return pid === undefined ? { id, running: false } : { id, running: true, pid };
+    });
+  }
+
+  private paths(id: string): VmPaths {
+    if (!ID_RE.test(id)) throw new Error(`invalid VM id: ${JSON.stringify(id)}`);
+    return vmPaths(this.stateDir, id);
+  }
+
+  /** Overlay on the image (so the image stays shared and read-only) or a blank disk. */
+  private async createDisk(spec: VmSpec, p: VmPaths): Promise<void> {
+    const b = spec.boot;
+    const base =
+      b.kind === 'disk'
+        ? { file: b.disk, format: b.format }
+        : b.rootDisk !== undefined
+          ? { file: b.rootDisk, format: b.rootFormat ?? (b.rootDisk.endsWith('.qcow2') ? 'qcow2' : 'raw') }
+          : undefined;
+    if (base === undefined) {
+      await this.opts.exec.run('qemu-img', ['create', '-f', 'qcow2', p.disk, String(spec.diskBytes)]);
+      return;
+    }
+    const file = resolve(base.file);
+    // Never smaller than the image: a short overlay would cut off the end of the guest's disk.
+    const size = Math.max(spec.diskBytes, await this.virtualSize(file, base.format));
+    await this.opts.exec.run('qemu-img', ['create', '-f', 'qcow2', '-F', base.format, '-b', file, p.disk, String(size)]);
+  }
+
+  private async growDisk(spec: VmSpec, p: VmPaths): Promise<void> {
+    if ((await this.virtualSize(p.disk, 'qcow2')) >= spec.diskBytes) return;
+    await this.opts.exec.run('qemu-img', ['resize', '-f', 'qcow2', p.disk, String(spec.diskBytes)]);
+  }
+
+  private async virtualSize(file: string, format: string): Promise<number> {
+    const r = await this.opts.exec.run('qemu-img', ['info', '--output=json', '-f', format, file]);
+    const size = (JSON.parse(r.stdout) as { 'virtual-size'?: unknown })['virtual-size'];
+    if (typeof size !== 'number') throw new Error(`qemu-img info ${file}: no virtual-size`);
+    return size;
+  }
+
+  /**
+   * The pid from the pidfile, if that process is alive and is this VM's QEMU for this state
+   * dir. A recycled pid, a zombie (empty cmdline) or another agent's VM of the same id is not.
+   */
+  private livePid(id: string): number | undefined {
+    const p = vmPaths(this.stateDir, id);
+    let pid: number;
+    try {
+      pid = Number.parseInt(readFileSync(p.pidFile, 'utf8').trim(), 10);
+    } catch {
+      return undefined;
+    }
+    if (!(pid > 0)) return undefined;
+    let argv: string[];
+    try {
+      argv = readFileSync(`${this.procRoot}/${pid}/cmdline`, 'utf8').split('\0');
+    } catch {
+      return undefined;
+    }
+    const after = (flag: string) => {
+      const i = argv.indexOf(flag);
+      return i >= 0 ? argv[i + 1] : undefined;
+    };
+    return after('-name') === processMarker(id) && after('-pidfile') === p.pidFile ? pid : undefined;
+  }
+
+  private async waitGone(id: string, pid: number, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (this.livePid(id) !== pid) return true;
+      if (Date.now() >= deadline) return false;
+      await sleep(POLL_MS);
+    }
+  }
+
+  private killNow(id: string): void {
+    const pid = this.livePid(id);
+    if (pid === undefined) return;
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
+
+  /** Best effort: false (dead or wedged QMP) just means the caller escalates. */
+  private async qmp(p: VmPaths, command: string, timeoutMs: number): Promise<boolean> {
+    let client: QmpClient | undefined;
+    try {
+      client = await QmpClient.connect(p.qmpSock, timeoutMs);
+      const ac = new AbortController();
+      const answered = await Promise.race([
+        client.execute(command).then(() => true),
+        sleep(timeoutMs, false, { signal: ac.signal }),
+      ]).finally(() => ac.abort());
+      if (!answered) this.log(`qmp ${command} on ${p.qmpSock}: no answer within ${timeoutMs} ms`);
+      return answered;
+    } catch (e) {
+      // QEMU may close the socket before answering `quit`; that is the success we wanted.
+      const msg = (e as Error).message;
+      if (command === 'quit' && /closed/.test(msg)) return true;
+      this.log(`qmp ${command} on ${p.qmpSock}: ${msg}`);
+      return false;
+    } finally {
+      client?.close();
+    }
+  }
+
+  private removeRuntimeFiles(p: VmPaths): void {
+    for (const f of [p.pidFile, p.qmpSock, p.consoleSock]) rmSync(f, { force: true });
+  }
+
+  private log(msg: string): void {
+    this.opts.log?.(msg);
+  }
+}

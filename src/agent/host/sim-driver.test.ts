@@ -1,0 +1,69 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { VmSpec } from './driver.ts';
+import { SimDriver } from './sim-driver.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'sim-driver-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function spec(id: string): VmSpec {
+  return {
+    id,
+    name: `name-${id}`,
+    cpus: 1,
+    memoryMiB: 256,
+    diskBytes: 1 << 30,
+    boot: { kind: 'disk', disk: '/images/x.qcow2', format: 'qcow2' },
+    nics: [],
+    smbiosSerial: 'x',
+  };
+}
+
+test('start/stop/destroy change state and write a console line', async () => {
+  const d = new SimDriver({ stateDir: join(dir, 'a') });
+  assert.equal(d.name, 'sim');
+  await d.start(spec('vm-b'));
+  await d.start(spec('vm-a'));
+  await d.start(spec('vm-a')); // idempotent: no second boot line
+  assert.deepEqual(await d.list(), [
+    { id: 'vm-a', running: true },
+    { id: 'vm-b', running: true },
+  ]);
+  assert.match(readFileSync(d.consoleLogPath('vm-a'), 'utf8'), /^\[sim\] \S+ name-vm-a \(vm-a\) booted: 1 vCPU, 256 MiB, no guest\n$/);
+  await d.stop('vm-a', 1000);
+  await d.stop('vm-a', 1000);
+  assert.deepEqual(await d.list(), [
+    { id: 'vm-a', running: false },
+    { id: 'vm-b', running: true },
+  ]);
+  assert.match(readFileSync(d.consoleLogPath('vm-a'), 'utf8'), /powered off\n$/);
+  await d.destroy('vm-a');
+  assert.equal(existsSync(join(dir, 'a', 'vms', 'vm-a')), false);
+  assert.deepEqual(await d.list(), [{ id: 'vm-b', running: true }]);
+});
+
+test('a restarted sim driver still has its VMs; in-memory mode persists nothing', async () => {
+  const stateDir = join(dir, 'b');
+  const first = new SimDriver({ stateDir });
+  await first.start(spec('vm-1'));
+  await first.start(spec('vm-2'));
+  await first.stop('vm-2', 0);
+  const second = new SimDriver({ stateDir });
+  assert.deepEqual(await second.list(), [
+    { id: 'vm-1', running: true },
+    { id: 'vm-2', running: false },
+  ]);
+
+  const mem = new SimDriver({ stateDir: join(dir, 'c'), persist: false });
+  await mem.start(spec('vm-1'));
+  assert.deepEqual(await new SimDriver({ stateDir: join(dir, 'c'), persist: false }).list(), []);
+  assert.equal(existsSync(join(dir, 'c', 'sim-vms.json')), false);
+});
+
+test('rejects ids that would escape the state dir', async () => {
+  const d = new SimDriver({ stateDir: join(dir, 'd') });
+  await assert.rejects(d.start(spec('../x')), /invalid VM id/);
+});

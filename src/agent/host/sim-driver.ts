@@ -1,0 +1,89 @@
+/**
+ * A driver with no guest: VMs are entries in a table, for demos and scale tests where
+ * thousands of "VMs" must be cheap. The table is persisted to `<stateDir>/sim-vms.json` so a
+ * restarted sim agent still has its VMs, like a real agent adopting running QEMUs. Each start
+ * appends a line to a console log so log plumbing can be exercised end to end.
+ */
+import { appendFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { ObservedVm, VmDriver, VmSpec } from './driver.ts';
+
+export interface SimDriverOptions {
+  stateDir: string;
+  /** Keep the table in memory only (default: persisted). */
+  persist?: boolean;
+  log?: (msg: string) => void;
+}
+
+interface SimVm {
+  running: boolean;
+  spec: VmSpec;
+}
+
+export class SimDriver implements VmDriver {
+  readonly name = 'sim' as const;
+  private readonly stateDir: string;
+  private readonly file: string;
+  private readonly vms = new Map<string, SimVm>();
+
+  constructor(private readonly opts: SimDriverOptions) {
+    this.stateDir = resolve(opts.stateDir);
+    this.file = `${this.stateDir}/sim-vms.json`;
+    if (opts.persist !== false) this.load();
+  }
+
+  consoleLogPath(id: string): string {
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(id)) throw new Error(`invalid VM id: ${JSON.stringify(id)}`);
+    return `${this.stateDir}/vms/${id}/console.log`;
+  }
+
+  async start(spec: VmSpec): Promise<void> {
+    const log = this.consoleLogPath(spec.id);
+    if (this.vms.get(spec.id)?.running) return;
+    this.vms.set(spec.id, { running: true, spec });
+    mkdirSync(resolve(log, '..'), { recursive: true });
+    appendFileSync(
+      log,
+      `[sim] ${new Date().toISOString()} ${spec.name} (${spec.id}) booted: ${spec.cpus} vCPU, ${spec.memoryMiB} MiB, no guest\n`,
+    );
+    this.save();
+    this.opts.log?.(`sim started ${spec.id}`);
+  }
+
+  async stop(id: string, _timeoutMs: number): Promise<void> {
+    const vm = this.vms.get(id);
+    if (!vm?.running) return;
+    vm.running = false;
+    appendFileSync(this.consoleLogPath(id), `[sim] ${new Date().toISOString()} powered off\n`);
+    this.save();
+  }
+
+  async destroy(id: string): Promise<void> {
+    const log = this.consoleLogPath(id);
+    this.vms.delete(id);
+    rmSync(resolve(log, '..'), { recursive: true, force: true });
+    this.save();
+  }
+
+  async list(): Promise<ObservedVm[]> {
+    return [...this.vms.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([id, vm]) => ({ id, running: vm.running }));
+  }
+
+  private load(): void {
+    let text: string;
+    try {
+      text = readFileSync(this.file, 'utf8');
+    } catch {
+      return; // First run.
+    }
+    for (const [id, vm] of Object.entries(JSON.parse(text) as Record<string, SimVm>)) this.vms.set(id, vm);
+  }
+
+  /** Write-then-rename so a crash mid-write never leaves a torn table. */
+  private save(): void {
+    if (this.opts.persist === false) return;
+    mkdirSync(this.stateDir, { recursive: true });
+    writeFileSync(`${this.file}.tmp`, JSON.stringify(Object.fromEntries(this.vms), null, 1));
+    renameSync(`${this.file}.tmp`, this.file);
+  }
+}

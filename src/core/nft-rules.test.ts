@@ -1,0 +1,84 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { renderNftDelete, renderNftRuleset, type NftNetwork } from './nft-rules.ts';
+
+const web: NftNetwork = {
+  bridge: 'bt-web',
+  cidr: '10.231.0.0/24',
+  gateway: '10.231.0.1',
+  nat: true,
+  ports: [{ tap: 'bt-web-1', mac: '52:54:00:AB:CD:01', ip: '10.231.0.10' }],
+};
+
+test('renders the golden ruleset of one NAT network with one port', () => {
+  assert.equal(
+    renderNftRuleset([web]),
+    `table inet butter
+delete table inet butter
+table bridge butter
+delete table bridge butter
+
+table inet butter {
+	chain input {
+		type filter hook input priority filter; policy accept;
+		iifname { "bt-web" } ct state established,related accept
+		iifname { "bt-web" } meta l4proto icmp accept
+		iifname "bt-web" udp dport 67 accept
+		iifname "bt-web" ip daddr 10.231.0.1 meta l4proto { tcp, udp } th dport 53 accept
+		iifname "bt-web" ip daddr 169.254.169.254 tcp dport 80 accept
+		iifname "bt-web" drop
+	}
+	chain forward {
+		type filter hook forward priority filter; policy accept;
+		iifname "bt-web" oifname "bt-web" accept
+		oifname { "bt-web" } ct state established,related accept
+		oifname { "bt-web" } drop
+		iifname "bt-web" ip saddr 10.231.0.0/24 accept
+		iifname { "bt-web" } drop
+	}
+	chain postrouting {
+		type nat hook postrouting priority srcnat; policy accept;
+		ip saddr 10.231.0.0/24 oifname != "bt-web" masquerade
+	}
+}
+
+table bridge butter {
+	chain prerouting {
+		type filter hook prerouting priority filter; policy accept;
+		iifname vmap { "bt-web-1" : jump port_bt_2dweb_2d1 }
+	}
+	chain port_bt_2dweb_2d1 {
+		ether saddr != 52:54:00:ab:cd:01 drop
+		ether type != { ip, arp } drop
+		ip saddr != { 10.231.0.10, 0.0.0.0 } drop
+		arp saddr ether != 52:54:00:ab:cd:01 drop
+		arp saddr ip != { 10.231.0.10, 0.0.0.0 } drop
+	}
+}
+`,
+  );
+});
+
+test('a network without NAT gets no masquerade and no egress', () => {
+  const text = renderNftRuleset([{ ...web, nat: false }]);
+  assert.doesNotMatch(text, /masquerade/);
+  assert.doesNotMatch(text, /ip saddr 10\.231\.0\.0\/24 accept/);
+  assert.match(text, /iifname \{ "bt-web" \} drop/);
+});
+
+test('no networks still renders (empty) tables, replacing whatever was there', () => {
+  const text = renderNftRuleset([]);
+  assert.ok(text.startsWith(renderNftDelete()));
+  assert.match(text, /table inet butter \{\n\tchain input \{\n\t\ttype filter hook input priority filter; policy accept;\n\t\}/);
+  assert.doesNotMatch(text, /vmap|drop/);
+});
+
+test('the delete text declares each table before deleting it, so it never fails', () => {
+  assert.equal(renderNftDelete(), 'table inet butter\ndelete table inet butter\ntable bridge butter\ndelete table bridge butter\n');
+});
+
+test('rejects names and addresses that would inject into the ruleset', () => {
+  assert.throws(() => renderNftRuleset([{ ...web, bridge: 'x" accept' }]), /interface name/);
+  assert.throws(() => renderNftRuleset([{ ...web, ports: [{ tap: 't', mac: 'zz', ip: '10.231.0.2' }] }]), /MAC/);
+  assert.throws(() => renderNftRuleset([{ ...web, gateway: '10.231.0.256' }]), /IPv4/);
+});

@@ -1,0 +1,155 @@
+/**
+ * Pure rendering of Butter's whole nftables ruleset, fed to `nft -f -` as one transaction.
+ * Each table is declared, deleted and declared again in the same text: that replaces it
+ * atomically whether or not it existed, so applying the same text twice is a no-op and no
+ * packet ever sees a half-built ruleset. Tables of other software are never touched.
+ *
+ * - `inet butter`: NAT for nat=true networks, guest→host filtering (only DHCP, DNS, metadata,
+ *   ICMP), guest forwarding (egress only with nat=true, never between networks).
+ * - `bridge butter`: per-port anti-spoofing, stateless because the bridge family here has
+ *   no conntrack.
+ */
+
+/** What the rules need of a network (a `LocalNetwork` fits). */
+export interface NftNetwork {
+  bridge: string;
+  cidr: string;
+  gateway: string;
+  nat: boolean;
+  ports: readonly NftPort[];
+}
+
+export interface NftPort {
+  tap: string;
+  mac: string;
+  ip: string;
+}
+
+export const NFT_TABLES = ['inet butter', 'bridge butter'] as const;
+
+const METADATA = '169.254.169.254';
+
+/** Text that removes our tables if present (and is fine if they are not). */
+export function renderNftDelete(): string {
+  return NFT_TABLES.map((t) => `table ${t}\ndelete table ${t}\n`).join('');
+}
+
+export function renderNftRuleset(networks: readonly NftNetwork[]): string {
+  for (const n of networks) validate(n);
+  return [renderNftDelete(), renderInet(networks), renderBridge(networks)].join('\n');
+}
+
+function renderInet(networks: readonly NftNetwork[]): string {
+  const input: string[] = [];
+  const forward: string[] = [];
+  const postrouting: string[] = [];
+  const bridges = networks.map((n) => q(n.bridge));
+
+  for (const n of networks) {
+    const br = q(n.bridge);
+    // Only the services a guest needs from its host; everything else aimed at the host drops.
+    input.push(
+      `iifname ${br} udp dport 67 accept`,
+      `iifname ${br} ip daddr ${n.gateway} meta l4proto { tcp, udp } th dport 53 accept`,
+      `iifname ${br} ip daddr ${METADATA} tcp dport 80 accept`,
+      `iifname ${br} drop`,
+    );
+    // With br_netfilter loaded, bridged frames between guests of one network show up here.
+    forward.push(`iifname ${br} oifname ${br} accept`);
+    if (n.nat) postrouting.push(`ip saddr ${n.cidr} oifname != ${br} masquerade`);
+  }
+  if (bridges.length > 0) {
+    const set = `{ ${bridges.join(', ')} }`;
+    // Replies (and ICMP errors) for connections guests opened; nothing new inbound and
+    // nothing from one network to another, even when both may egress.
+    forward.push(`oifname ${set} ct state established,related accept`, `oifname ${set} drop`);
+    for (const n of networks) {
+      if (n.nat) forward.push(`iifname ${q(n.bridge)} ip saddr ${n.cidr} accept`);
+    }
+    forward.push(`iifname ${set} drop`);
+    // Before the per-bridge drops: replies to the host's own traffic, and ping.
+    input.unshift(`iifname ${set} ct state established,related accept`, `iifname ${set} meta l4proto icmp accept`);
+  }
+
+  return [
+    'table inet butter {',
+    chain('input', 'type filter hook input priority filter; policy accept;', input),
+    chain('forward', 'type filter hook forward priority filter; policy accept;', forward),
+    chain('postrouting', 'type nat hook postrouting priority srcnat; policy accept;', postrouting),
+    '}',
+    '',
+  ].join('\n');
+}
+
+function renderBridge(networks: readonly NftNetwork[]): string {
+  const ports = networks.flatMap((n) => n.ports);
+  const dispatch: string[] = [];
+  const portChains: string[] = [];
+  if (ports.length > 0) {
+    dispatch.push(`iifname vmap { ${ports.map((p) => `${q(p.tap)} : jump ${portChain(p.tap)}`).join(', ')} }`);
+  }
+  for (const p of ports) {
+    const mac = p.mac.toLowerCase();
+    portChains.push(
+      chain(portChain(p.tap), undefined, [
+        `ether saddr != ${mac} drop`,
+        // Only IPv4 and ARP: anything else (IPv6, 802.1Q-tagged frames) would slip past the
+        // address checks below, and Butter gives guests nothing else to speak.
+        'ether type != { ip, arp } drop',
+        // 0.0.0.0 is the DHCP discover before the guest has its address.
+        `ip saddr != { ${p.ip}, 0.0.0.0 } drop`,
+        `arp saddr ether != ${mac} drop`,
+        // 0.0.0.0 is an ARP probe (RFC 5227 duplicate address detection).
+        `arp saddr ip != { ${p.ip}, 0.0.0.0 } drop`,
+      ]),
+    );
+  }
+  return [
+    'table bridge butter {',
+    // prerouting: frames are checked before they are forwarded to a port or delivered to the host.
+    chain('prerouting', 'type filter hook prerouting priority filter; policy accept;', dispatch),
+    ...portChains,
+    '}',
+    '',
+  ].join('\n');
+}
+
+function chain(name: string, hook: string | undefined, rules: readonly string[]): string {
+  const body = [...(hook ? [hook] : []), ...rules].map((r) => `\t\t${r}`);
+  return [`\tchain ${name} {`, ...body, '\t}'].join('\n');
+}
+
+/** Interface names are quoted so names such as "ip" or "drop" are never read as keywords. */
+function q(ifname: string): string {
+  return `"${ifname}"`;
+}
+
+/** Chain names are identifiers: the `port_` prefix keeps them clear of keywords, and every
+ *  other character (`_` too) is escaped as `_<hex>`, so distinct taps never share a chain. */
+function portChain(tap: string): string {
+  return `port_${tap.replace(/[^A-Za-z0-9]/g, (c) => `_${c.charCodeAt(0).toString(16)}`)}`;
+}
+
+function validate(n: NftNetwork): void {
+  checkIfName(n.bridge);
+  const m = /^(.+)\/(\d{1,2})$/.exec(n.cidr);
+  if (!m || Number(m[2]) > 32) throw new Error(`bad IPv4 CIDR ${JSON.stringify(n.cidr)}`);
+  checkIpv4(m[1]!);
+  checkIpv4(n.gateway);
+  for (const p of n.ports) {
+    checkIfName(p.tap);
+    checkIpv4(p.ip);
+    if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(p.mac)) throw new Error(`bad MAC ${JSON.stringify(p.mac)}`);
+  }
+}
+
+function checkIfName(s: string): void {
+  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(s)) throw new Error(`bad interface name ${JSON.stringify(s)}`);
+}
+
+function checkIpv4(ip: string): void {
+  const parts = ip.split('.');
+  if (parts.length !== 4 || !parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255)) {
+    throw new Error(`bad IPv4 address ${JSON.stringify(ip)}`);
+  }
+}

@@ -1,0 +1,99 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { VmSpec } from '../agent/host/driver.ts';
+import { qemuArgs, vmPaths, processMarker } from './qemu-args.ts';
+
+const paths = vmPaths('/var/lib/butter/', 'vm-1');
+
+/** One option per line ("-flag value"), which keeps the golden text readable. */
+function render(argv: string[]): string {
+  const lines: string[] = [];
+  for (const a of argv) {
+    if (a.startsWith('-') && !/^-\d/.test(a)) lines.push(a);
+    else lines[lines.length - 1] += ` ${a}`;
+  }
+  return lines.join('\n');
+}
+
+test('disk VM on KVM with two nics', () => {
+  const spec: VmSpec = {
+    id: 'vm-1',
+    name: 'web',
+    cpus: 2,
+    memoryMiB: 2048,
+    diskBytes: 10 * 2 ** 30,
+    boot: { kind: 'disk', disk: '/images/debian.qcow2', format: 'qcow2' },
+    nics: [
+      { tap: 'bt-a1', mac: '52:54:00:00:00:01' },
+      { tap: 'bt-a2', mac: '52:54:00:00:00:02' },
+    ],
+    smbiosSerial: 'ds=nocloud-net;s=http://169.254.169.254/',
+  };
+  assert.equal(
+    render(qemuArgs(spec, paths, 'kvm')),
+    `-name guest=butter-vm-1,process=butter-vm-1
+-M q35
+-accel kvm
+-cpu host
+-smp 2
+-m 2048
+-nodefaults
+-no-user-config
+-display none
+-daemonize
+-pidfile /var/lib/butter/vms/vm-1/qemu.pid
+-qmp unix:/var/lib/butter/vms/vm-1/qmp.sock,server=on,wait=off
+-chardev socket,id=ser0,path=/var/lib/butter/vms/vm-1/console.sock,server=on,wait=off,logfile=/var/lib/butter/vms/vm-1/console.log,logappend=on
+-serial chardev:ser0
+-drive file=/var/lib/butter/vms/vm-1/disk.qcow2,format=qcow2,if=virtio,discard=unmap
+-device virtio-rng-pci
+-netdev tap,id=n0,ifname=bt-a1,script=no,downscript=no
+-device virtio-net-pci,netdev=n0,mac=52:54:00:00:00:01
+-netdev tap,id=n1,ifname=bt-a2,script=no,downscript=no
+-device virtio-net-pci,netdev=n1,mac=52:54:00:00:00:02
+-smbios type=1,serial=ds=nocloud-net;s=http://169.254.169.254/`,
+  );
+});
+
+test('kernel VM on TCG, commas in values doubled, cmdline verbatim', () => {
+  const spec: VmSpec = {
+    id: 'vm-2',
+    name: 'k',
+    cpus: 1,
+    memoryMiB: 512,
+    diskBytes: 1 << 30,
+    boot: { kind: 'kernel', kernel: '/boot/vmlinuz', initrd: '/boot/initrd.img', cmdline: 'console=ttyS0 panic=-1 a=b,c' },
+    nics: [],
+    smbiosSerial: 'ds=nocloud-net;s=http://x/,y',
+  };
+  const argv = qemuArgs(spec, vmPaths('/s', 'vm-2'), 'tcg');
+  assert.equal(
+    render(argv),
+    `-name guest=butter-vm-2,process=butter-vm-2
+-M q35
+-accel tcg
+-cpu max
+-smp 1
+-m 512
+-nodefaults
+-no-user-config
+-display none
+-daemonize
+-pidfile /s/vms/vm-2/qemu.pid
+-qmp unix:/s/vms/vm-2/qmp.sock,server=on,wait=off
+-chardev socket,id=ser0,path=/s/vms/vm-2/console.sock,server=on,wait=off,logfile=/s/vms/vm-2/console.log,logappend=on
+-serial chardev:ser0
+-drive file=/s/vms/vm-2/disk.qcow2,format=qcow2,if=virtio,discard=unmap
+-device virtio-rng-pci
+-kernel /boot/vmlinuz
+-initrd /boot/initrd.img
+-append console=ttyS0 panic=-1 a=b,c
+-smbios type=1,serial=ds=nocloud-net;s=http://x/,,y`,
+  );
+  // The cmdline is one argv element, not split on spaces.
+  assert.ok(argv.includes('console=ttyS0 panic=-1 a=b,c'));
+});
+
+test('process marker escapes commas so the id cannot inject options', () => {
+  assert.equal(processMarker('a,debug-threads=on'), 'guest=butter-a,,debug-threads=on,process=butter-a,,debug-threads=on');
+});

@@ -1,0 +1,85 @@
+/**
+ * Renders the qemu-system-x86_64 command line for a VM. Pure (no I/O) so the exact argv is
+ * pinned by golden tests and the driver only decides *when* to run it.
+ */
+import type { VmSpec } from '../agent/host/driver.ts';
+
+/** Where one VM's files live on the host (all inside `dir`). */
+export interface VmPaths {
+  dir: string;
+  /** The VM's own qcow2 (overlay on the image, or blank for kernel boots without a root disk). */
+  disk: string;
+  qmpSock: string;
+  consoleSock: string;
+  consoleLog: string;
+  pidFile: string;
+}
+
+export type Accel = 'kvm' | 'tcg';
+
+/** Per-VM file layout under `<stateDir>/vms/<id>/`. String joins only: keeps this module pure. */
+export function vmPaths(stateDir: string, id: string): VmPaths {
+  const dir = `${stateDir.replace(/\/+$/, '')}/vms/${id}`;
+  return {
+    dir,
+    disk: `${dir}/disk.qcow2`,
+    qmpSock: `${dir}/qmp.sock`,
+    consoleSock: `${dir}/console.sock`,
+    consoleLog: `${dir}/console.log`,
+    pidFile: `${dir}/qemu.pid`,
+  };
+}
+
+/**
+ * The `-name` value that marks a process as this VM's. Adoption compares it against
+ * /proc/PID/cmdline, so a recycled pid (or another VM's qemu) is never mistaken for ours.
+ */
+export function processMarker(id: string): string {
+  return `guest=${qemuOptEscape(`butter-${id}`)},process=${qemuOptEscape(`butter-${id}`)}`;
+}
+
+/** QEMU option values (QemuOpts "k=v,k=v") escape a literal comma by doubling it. */
+export function qemuOptEscape(value: string): string {
+  return value.replaceAll(',', ',,');
+}
+
+export function qemuArgs(spec: VmSpec, paths: VmPaths, accel: Accel): string[] {
+  const e = qemuOptEscape;
+  const args: string[] = [
+    '-name', processMarker(spec.id),
+    '-M', 'q35',
+    '-accel', accel,
+    // `host` passes the real CPU through under KVM; TCG cannot do that, `max` is its richest model.
+    '-cpu', accel === 'kvm' ? 'host' : 'max',
+    '-smp', String(spec.cpus),
+    '-m', String(spec.memoryMiB),
+    // No default devices: no VGA, no stdio monitor, and above all no implicit user-mode NIC
+    // that would give the guest a network path we did not declare.
+    '-nodefaults',
+    '-no-user-config',
+    '-display', 'none',
+    // -daemonize returns once the VM is set up; the process then outlives the agent.
+    '-daemonize',
+    '-pidfile', paths.pidFile,
+    '-qmp', `unix:${e(paths.qmpSock)},server=on,wait=off`,
+    // A socket so a client can attach interactively, with every byte also logged to a file
+    // (QEMU writes the log even while no client is connected).
+    '-chardev', `socket,id=ser0,path=${e(paths.consoleSock)},server=on,wait=off,logfile=${e(paths.consoleLog)},logappend=on`,
+    '-serial', 'chardev:ser0',
+    '-drive', `file=${e(paths.disk)},format=qcow2,if=virtio,discard=unmap`,
+    // Guests block on entropy early in boot (cloud-init, sshd keys) without a hardware RNG.
+    '-device', 'virtio-rng-pci',
+  ];
+  if (spec.boot.kind === 'kernel') {
+    // -kernel/-initrd/-append are taken verbatim by QEMU (not QemuOpts): no comma escaping.
+    args.push('-kernel', spec.boot.kernel, '-initrd', spec.boot.initrd, '-append', spec.boot.cmdline);
+  }
+  spec.nics.forEach((nic, i) => {
+    args.push(
+      '-netdev', `tap,id=n${i},ifname=${e(nic.tap)},script=no,downscript=no`,
+      '-device', `virtio-net-pci,netdev=n${i},mac=${e(nic.mac)}`,
+    );
+  });
+  args.push('-smbios', `type=1,serial=${e(spec.smbiosSerial)}`);
+  return args;
+}

@@ -1,0 +1,108 @@
+/**
+ * Runs a whole Butter (`butter up`) inside a fresh network namespace, and the CLI against
+ * it, exactly as a user would. The namespace has no uplink: nothing a guest sends can leave.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { dnsmasqDirPath } from '../../src/daemon/agent-runtime.ts';
+
+export const BUTTER = fileURLToPath(new URL('../../bin/butter', import.meta.url));
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export class ButterInNetns {
+  readonly ns = `bt-e2e-${randomBytes(3).toString('hex')}`;
+  readonly dir = mkdtempSync(join(tmpdir(), 'butter-e2e-'));
+  readonly port = 7700;
+  private up: ChildProcess | undefined;
+  upLog = '';
+
+  constructor() {
+    run('ip', ['netns', 'add', this.ns]);
+    run('ip', ['-n', this.ns, 'link', 'set', 'lo', 'up']);
+  }
+
+  get dataDir(): string {
+    return join(this.dir, 'data');
+  }
+
+  private env(): NodeJS.ProcessEnv {
+    return { ...process.env, XDG_CONFIG_HOME: join(this.dir, 'config'), BUTTER_URL: undefined, BUTTER_TOKEN: undefined };
+  }
+
+  /** Starts `butter up` and resolves when it says ready (the tiny image is added by then). */
+  async start(timeoutMs = 300_000): Promise<void> {
+    this.upLog = '';
+    const child = spawn('ip', ['netns', 'exec', this.ns, BUTTER, 'up', '--data-dir', this.dataDir, '--listen', `127.0.0.1:${this.port}`, '--no-egress'], { env: this.env(), stdio: ['ignore', 'pipe', 'pipe'] });
+    this.up = child;
+    child.stdout!.on('data', (d: Buffer) => (this.upLog += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (this.upLog += d.toString()));
+    const end = Date.now() + timeoutMs;
+    while (!this.upLog.includes('"msg":"ready"')) {
+      if (child.exitCode !== null) throw new Error(`butter up exited ${child.exitCode}: ${this.upLog}`);
+      if (Date.now() > end) throw new Error(`butter up not ready: ${this.upLog}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** SIGKILL, as a crash would: no cleanup runs. */
+  async kill(): Promise<void> {
+    const child = this.up;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    // `ip netns exec` execs, so the child pid is butter's node process itself.
+    child.kill('SIGKILL');
+    await exited;
+  }
+
+  cli(args: string[], input?: string): CliResult {
+    const r = spawnSync('ip', ['netns', 'exec', this.ns, BUTTER, ...args], { env: this.env(), encoding: 'utf8', input, timeout: 400_000 });
+    return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  /** Runs a command inside the namespace. */
+  sh(cmd: string, args: string[]): CliResult {
+    const r = spawnSync('ip', ['netns', 'exec', this.ns, cmd, ...args], { encoding: 'utf8', timeout: 60_000 });
+    return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  /** Processes (QEMU, dnsmasq) whose command line mentions our data dir. */
+  processes(): { pid: number; cmd: string }[] {
+    const lines = [this.dataDir, dnsmasqDirPath(join(this.dataDir, 'agent'))].flatMap((pattern) => spawnSync('pgrep', ['-af', pattern], { encoding: 'utf8' }).stdout.split('\n'));
+    return lines
+      .filter(Boolean)
+      .map((l) => ({ pid: Number(l.split(' ')[0]), cmd: l.slice(l.indexOf(' ') + 1) }))
+      .filter((p) => !p.cmd.includes(' up --data-dir') && !p.cmd.startsWith('pgrep'));
+  }
+
+  async cleanup(): Promise<void> {
+    await this.kill();
+    for (const p of this.processes()) {
+      try {
+        process.kill(p.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    run('ip', ['netns', 'del', this.ns], true);
+    rmSync(dnsmasqDirPath(join(this.dataDir, 'agent')), { recursive: true, force: true });
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+function run(cmd: string, args: string[], allowFail = false): void {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  if (r.status !== 0 && !allowFail) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`);
+}
+
+export function readPid(file: string): number {
+  return Number(readFileSync(file, 'utf8').trim());
+}

@@ -1,0 +1,265 @@
+/**
+ * LinuxNetworkHost against a real kernel, inside a throwaway network namespace: the host
+ * namespace gets the bridge, taps, dnsmasq and nft tables; a second namespace plays the VM,
+ * wired to the bridge by a veth whose host end stands in for a tap. Nothing here has a
+ * route out of the namespaces, so no packet or DNS query can leave the machine.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SystemExec, type Exec, type ExecOptions, type ExecResult } from '../../src/agent/host/exec.ts';
+import { LinuxNetworkHost, gatewayMac } from '../../src/agent/host/linux-network.ts';
+import { NetnsExec } from '../../src/agent/host/netns-exec.ts';
+import type { LocalNetwork } from '../../src/agent/host/network.ts';
+
+const id = randomBytes(3).toString('hex');
+const NS = `bt-test-${id}`;
+const GUEST = `bt-guest-${id}`;
+const VETH_HOST = `vh${id}`; // not our prefix: an existing interface used as a port
+const VETH_GUEST = `vg${id}`;
+const TAP = `btt${id}`;
+const BRIDGE = `btb${id}`;
+const OTHER_BRIDGE = `btc${id}`;
+const FOREIGN = `xb${id}`; // not ours: never garbage-collected
+const GUEST_MAC = '52:54:00:3a:00:0a';
+
+const canRun = process.getuid?.() === 0 && existsSync('/usr/sbin/dnsmasq');
+const sys = new SystemExec();
+
+/** Records the commands the host runs, after the netns wrapping is stripped. */
+class SpyExec implements Exec {
+  lines: string[] = [];
+  constructor(private readonly inner: Exec) {}
+  run(cmd: string, args: readonly string[], opts?: ExecOptions): Promise<ExecResult> {
+    this.lines.push([cmd, ...args].join(' '));
+    return this.inner.run(cmd, args, opts);
+  }
+}
+
+let work: string;
+let stateDir: string;
+let spy: SpyExec;
+let host: LinuxNetworkHost;
+
+const net = (ports: LocalNetwork['ports']): LocalNetwork => ({
+  name: 'test',
+  bridge: BRIDGE,
+  cidr: '10.231.0.0/24',
+  gateway: '10.231.0.1',
+  mtu: 1400,
+  nat: true,
+  dnsForward: false,
+  ports,
+});
+const guestPort = { tap: VETH_HOST, mac: GUEST_MAC, ip: '10.231.0.10', hostname: 'vm1' };
+const tapPort = { tap: TAP, mac: '52:54:00:3a:00:0b', ip: '10.231.0.11', hostname: 'vm2' };
+
+const inNs = (...args: string[]) => sys.run('ip', ['netns', 'exec', NS, ...args]);
+const inGuest = (args: string[], opts?: ExecOptions) => sys.run('ip', ['netns', 'exec', GUEST, ...args], opts);
+
+async function links(): Promise<{ ifname: string; master?: string; mtu: number; address: string; linkinfo?: { info_kind?: string } }[]> {
+  return JSON.parse((await inNs('ip', '-j', '-d', 'link', 'show')).stdout);
+}
+
+function dnsmasqPid(): number | undefined {
+  const pidFile = join(stateDir, 'net/test/dnsmasq.pid');
+  if (!existsSync(pidFile)) return undefined;
+  const pid = Number(readFileSync(pidFile, 'utf8').trim());
+  return alive(pid) ? pid : undefined;
+}
+
+function alive(pid: number): boolean {
+  return mentions(pid, stateDir);
+}
+
+/** Whether a live process has `text` in its command line (zombies have none). */
+function mentions(pid: number, text: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(text);
+  } catch {
+    return false;
+  }
+}
+
+async function eventually(ok: () => boolean, ms = 3000): Promise<void> {
+  for (const end = Date.now() + ms; !ok() && Date.now() < end; ) await new Promise((r) => setTimeout(r, 50));
+}
+
+/** Runs udhcpc in the guest; returns the variables udhcpc hands its script on "bound". */
+async function dhcp(): Promise<Record<string, string>> {
+  const out = join(work, 'lease.env');
+  rmSync(out, { force: true });
+  const script = join(work, 'udhcpc.sh');
+  writeFileSync(script, `#!/bin/sh\n[ "$1" = bound ] && env > ${out}\nexit 0\n`, { mode: 0o755 });
+  await inGuest(['busybox', 'udhcpc', '-i', VETH_GUEST, '-n', '-q', '-t', '5', '-T', '1', '-s', script], { timeoutMs: 20_000 });
+  return Object.fromEntries(
+    readFileSync(out, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('='))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
+}
+
+before(async () => {
+  if (!canRun) return;
+  work = mkdtempSync(join(tmpdir(), 'bt-host-'));
+  stateDir = join(work, 'state');
+  // dnsmasq runs as an unprivileged user and must reach its files under the state dir.
+  chmodSync(work, 0o755);
+  await sys.run('ip', ['netns', 'add', NS]);
+  await sys.run('ip', ['netns', 'add', GUEST]);
+  await sys.run('ip', ['link', 'add', VETH_HOST, 'netns', NS, 'type', 'veth', 'peer', 'name', VETH_GUEST, 'netns', GUEST]);
+  await inGuest(['ip', 'link', 'set', VETH_GUEST, 'address', GUEST_MAC, 'up']);
+  spy = new SpyExec(new NetnsExec(sys, NS));
+  host = new LinuxNetworkHost({ exec: spy, stateDir });
+});
+
+after(async () => {
+  if (!canRun || !work) return;
+  // Kill anything still running on our files (dnsmasq, a stray udhcpc) by pid, before
+  // the namespaces go: a live process would keep its namespace alive.
+  for (const entry of readdirSync('/proc')) {
+    const pid = Number(entry);
+    if (Number.isInteger(pid) && pid !== process.pid && mentions(pid, work)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
+  await sys.run('ip', ['netns', 'del', GUEST], { allowFail: true });
+  await sys.run('ip', ['netns', 'del', NS], { allowFail: true });
+  rmSync(work, { recursive: true, force: true });
+});
+
+test('apply builds the bridge, tap, dnsmasq and nft tables', { skip: !canRun && 'needs root and dnsmasq' }, async () => {
+  await host.apply([net([guestPort, tapPort])]);
+  const all = await links();
+  const br = all.find((l) => l.ifname === BRIDGE);
+  assert.equal(br?.linkinfo?.info_kind, 'bridge');
+  assert.equal(br.mtu, 1400);
+  // The fixed MAC survived enslaving ports (a bridge otherwise takes its ports' lowest MAC).
+  assert.equal(br.address, gatewayMac('test'));
+  const tap = all.find((l) => l.ifname === TAP);
+  assert.equal(tap?.linkinfo?.info_kind, 'tun');
+  assert.equal(tap.master, BRIDGE);
+  assert.equal(all.find((l) => l.ifname === VETH_HOST)?.master, BRIDGE);
+
+  const addrs = (await inNs('ip', '-4', '-o', 'addr', 'show', 'dev', BRIDGE)).stdout;
+  assert.match(addrs, /inet 10\.231\.0\.1\/24 /);
+  assert.match(addrs, /inet 169\.254\.169\.254\/32 .* btb\w+:m/);
+  assert.ok(dnsmasqPid(), 'dnsmasq is running');
+
+  const ruleset = (await inNs('nft', 'list', 'ruleset')).stdout;
+  assert.match(ruleset, /table inet butter \{/);
+  assert.match(ruleset, /table bridge butter \{/);
+  assert.match(ruleset, new RegExp(`iifname "${BRIDGE}" drop`));
+  assert.equal((await inNs('sysctl', '-n', 'net.ipv4.ip_forward')).stdout.trim(), '1');
+});
+
+test('the guest gets its reserved address, router, MTU and DNS by DHCP', { skip: !canRun && 'needs root and dnsmasq' }, async () => {
+  const lease = await dhcp();
+  assert.equal(lease.ip, '10.231.0.10');
+  assert.equal(lease.router, '10.231.0.1');
+  assert.equal(lease.mtu, '1400');
+  assert.equal(lease.dns?.trim(), '10.231.0.1');
+  assert.equal(lease.domain, 'test.internal');
+});
+
+test('the guest reaches the gateway only from its own address; DNS answers local names only', { skip: !canRun && 'needs root and dnsmasq' }, async () => {
+  await inGuest(['ip', 'addr', 'add', '10.231.0.10/24', 'dev', VETH_GUEST]);
+  await inGuest(['ip', 'addr', 'add', '10.231.0.99/32', 'dev', VETH_GUEST]);
+  const ping = (src: string) => inGuest(['busybox', 'ping', '-c', '3', '-W', '1', '-I', src, '10.231.0.1'], { allowFail: true });
+  assert.equal((await ping('10.231.0.10')).code, 0, 'ping from the reserved address works');
+  assert.notEqual((await ping('10.231.0.99')).code, 0, 'a spoofed source address is dropped on the bridge');
+
+  const lookup = (name: string) => inGuest(['busybox', 'nslookup', name, '10.231.0.1'], { allowFail: true, timeoutMs: 10_000 });
+  const local = await lookup('vm1.test.internal');
+  assert.match(local.stdout, /10\.231\.0\.10/);
+  // No upstream servers: anything else is refused by dnsmasq, not forwarded.
+  assert.notEqual((await lookup('example.com')).code, 0);
+});
+
+test('a second identical apply runs only read-only commands', { skip: !canRun && 'needs root and dnsmasq' }, async () => {
+  const pid = dnsmasqPid();
+  spy.lines = [];
+  await host.apply([net([guestPort, tapPort])]);
+  assert.deepEqual(spy.lines, ['nft list tables', 'ip -j -d addr show']);
+  assert.equal(dnsmasqPid(), pid);
+});
+
+test('a port removed from the input loses its tap; dnsmasq reloads without restart', { skip: !canRun && 'needs root and dnsmasq' }, async () => {
+  const pid = dnsmasqPid();
+  await host.apply([net([guestPort])]);
+  assert.equal((await links()).some((l) => l.ifname === TAP), false);
+  assert.equal(dnsmasqPid(), pid);
+  assert.equal(readFileSync(join(stateDir, 'net/test/hosts'), 'utf8'), `${GUEST_MAC},10.231.0.10,vm1\n`);
+  // dnsmasq logs each (re)read of the hosts file: once at start, once for the SIGHUP
+  // (handled asynchronously, hence the wait).
+  const reads = () =>
+    readFileSync(join(stateDir, 'net/test/dnsmasq.log'), 'utf8')
+      .split('\n')
+      .filter((l) => l.includes(`read ${join(stateDir, 'net/test/hosts')}`)).length;
+  await eventually(() => reads() === 2);
+  assert.equal(reads(), 2);
+});
+
+test('two networks coexist: each dnsmasq binds only its own gateway', { skip: !canRun && 'needs root and dnsmasq' }, async () => {
+  const pid = dnsmasqPid();
+  const other: LocalNetwork = { ...net([]), name: 'other', bridge: OTHER_BRIDGE, cidr: '10.232.0.0/24', gateway: '10.232.0.1', nat: false };
+  await host.apply([net([guestPort]), other]);
+  assert.equal(dnsmasqPid(), pid);
+  assert.ok(existsSync(join(stateDir, 'net/other/dnsmasq.pid')));
+  const udp = (await inNs('ss', '-H', '-lnu')).stdout;
+  assert.match(udp, /10\.231\.0\.1:53 /);
+  assert.match(udp, /10\.232\.0\.1:53 /);
+  assert.doesNotMatch(udp, /169\.254\.169\.254:53 /);
+
+  await host.apply([net([guestPort])]);
+  assert.equal((await links()).some((l) => l.ifname === OTHER_BRIDGE), false);
+  assert.equal(existsSync(join(stateDir, 'net/other')), false);
+});
+
+test('a changed MTU reaches the bridge and restarts dnsmasq', { skip: !canRun && 'needs root and dnsmasq' }, async () => {
+  const pid = dnsmasqPid();
+  await host.apply([{ ...net([guestPort]), mtu: 1300 }]);
+  assert.equal((await links()).find((l) => l.ifname === BRIDGE)?.mtu, 1300);
+  assert.ok(dnsmasqPid());
+  assert.notEqual(dnsmasqPid(), pid);
+  assert.equal((await dhcp()).mtu, '1300');
+});
+
+test('a new network that fails half-way is rolled back', { skip: !canRun && 'needs root and dnsmasq' }, async () => {
+  // A port named like an existing bridge cannot be made a tap: fails after the bridge was created.
+  await inNs('ip', 'link', 'add', 'name', FOREIGN, 'type', 'bridge');
+  const broken: LocalNetwork = {
+    ...net([{ ...tapPort, tap: FOREIGN }]),
+    name: 'broken',
+    bridge: OTHER_BRIDGE,
+    cidr: '10.233.0.0/24',
+    gateway: '10.233.0.1',
+  };
+  await assert.rejects(host.apply([{ ...net([guestPort]), mtu: 1300 }, broken]), /is a bridge/);
+  assert.equal((await links()).some((l) => l.ifname === OTHER_BRIDGE), false);
+  assert.equal(existsSync(join(stateDir, 'net/broken')), false);
+  assert.ok(dnsmasqPid(), 'the healthy network is untouched');
+  await inNs('ip', 'link', 'del', FOREIGN);
+});
+
+test('teardown leaves no bridge, tap, dnsmasq, tables or state', { skip: !canRun && 'needs root and dnsmasq' }, async () => {
+  const pid = dnsmasqPid();
+  assert.ok(pid);
+  await host.teardown();
+  const all = await links();
+  assert.deepEqual(
+    all.filter((l) => ['bridge', 'tun'].includes(l.linkinfo?.info_kind ?? '')).map((l) => l.ifname),
+    [],
+  );
+  assert.equal(alive(pid), false);
+  assert.doesNotMatch((await inNs('nft', 'list', 'tables')).stdout, /butter/);
+  assert.equal(existsSync(join(stateDir, 'net')), false);
+});

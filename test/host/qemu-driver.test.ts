@@ -1,0 +1,148 @@
+/**
+ * Real QEMU on this host (TCG: KVM does not work here). Boots the host's Debian kernel +
+ * initrd with no disk root and no NICs: it prints to the serial console and then sits in the
+ * initramfs (or panic-loops), which is all we need to exercise the process lifecycle.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { VmSpec } from '../../src/agent/host/driver.ts';
+import { SystemExec } from '../../src/agent/host/exec.ts';
+import { probeAccel } from '../../src/agent/host/kvm-probe.ts';
+import { QemuDriver } from '../../src/agent/host/qemu-driver.ts';
+
+const stateDir = mkdtempSync(join(tmpdir(), 'bq-'));
+const exec = new SystemExec();
+const log = (m: string) => console.log(m);
+
+/** Every process whose command line mentions our state dir: only ours, even if asserts failed. */
+function ourProcesses(): number[] {
+  const pids: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      if (readFileSync(`/proc/${e}/cmdline`, 'utf8').includes(stateDir)) pids.push(Number(e));
+    } catch {
+      // Exited while we looked.
+    }
+  }
+  return pids;
+}
+
+after(() => {
+  for (const pid of ourProcesses()) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Gone already.
+    }
+  }
+  rmSync(stateDir, { recursive: true, force: true });
+});
+
+/** Alive and not a zombie (PID 1 in this sandbox does not reap, so killed QEMUs linger as Z). */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/^\d+ \(.*\) [ZX]/.test(stat);
+  } catch {
+    return false;
+  }
+}
+
+function ppid(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+}
+
+const kernel = readdirSync('/boot').find((f) => f.startsWith('vmlinuz-'));
+const spec = (id: string): VmSpec => ({
+  id,
+  name: id,
+  cpus: 1,
+  memoryMiB: 512, // 256 MiB is too little to unpack Debian's initrd.
+  diskBytes: 64 << 20,
+  boot: {
+    kind: 'kernel',
+    kernel: `/boot/${kernel}`,
+    initrd: `/boot/${kernel!.replace('vmlinuz-', 'initrd.img-')}`,
+    cmdline: 'console=ttyS0 panic=-1',
+  },
+  nics: [],
+  smbiosSerial: 'ds=nocloud-net;s=http://169.254.169.254/',
+});
+
+test('probeAccel falls back to tcg here, with a reason, in a couple of seconds', async () => {
+  const t0 = Date.now();
+  const r = await probeAccel(exec);
+  const ms = Date.now() - t0;
+  log(`probeAccel: ${JSON.stringify(r)} in ${ms} ms`);
+  assert.equal(r.accel, 'tcg');
+  assert.ok(r.reason && r.reason.length > 0);
+  assert.ok(ms < 3000, `probe took ${ms} ms`);
+});
+
+test('start, adopt, stop, destroy a real TCG guest', { skip: kernel === undefined && 'no /boot/vmlinuz-*' }, async () => {
+  const driver = new QemuDriver({ exec, stateDir, accel: 'tcg', log });
+  const vmDir = join(stateDir, 'vms', 'vm-k1');
+
+  let t0 = Date.now();
+  await driver.start(spec('vm-k1'));
+  log(`start: ${Date.now() - t0} ms`);
+  const [vm] = await driver.list();
+  assert.equal(vm?.id, 'vm-k1');
+  assert.equal(vm?.running, true);
+  const pid = vm!.pid!;
+  assert.ok(alive(pid));
+  assert.notEqual(ppid(pid), process.pid, 'daemonized: not a child of the agent');
+  for (const f of ['disk.qcow2', 'qmp.sock', 'console.sock', 'qemu.pid']) assert.ok(existsSync(join(vmDir, f)), f);
+
+  // Kernel output reaches the log with no console client attached.
+  t0 = Date.now();
+  while (!/Linux version/.test(readFileSync(driver.consoleLogPath('vm-k1'), 'utf8'))) {
+    assert.ok(Date.now() - t0 < 30_000, 'no kernel output on the console within 30 s');
+    await sleep(100);
+  }
+  log(`first kernel line on console.log after ${Date.now() - t0} ms`);
+
+  // A restarted agent adopts the running VM: same pid, and start is a no-op.
+  const again = new QemuDriver({ exec, stateDir, accel: 'tcg', log });
+  assert.deepEqual(await again.list(), [{ id: 'vm-k1', running: true, pid }]);
+  await again.start(spec('vm-k1'));
+  assert.deepEqual(await again.list(), [{ id: 'vm-k1', running: true, pid }]);
+
+  // This guest ignores the ACPI power button: the timeout path must end it.
+  t0 = Date.now();
+  await again.stop('vm-k1', 1000);
+  log(`stop (1000 ms grace): ${Date.now() - t0} ms`);
+  assert.equal(alive(pid), false);
+  assert.deepEqual(await again.list(), [{ id: 'vm-k1', running: false }]);
+  assert.equal(existsSync(join(vmDir, 'qemu.pid')), false);
+  assert.equal(existsSync(join(vmDir, 'qmp.sock')), false);
+  assert.ok(existsSync(join(vmDir, 'disk.qcow2')), 'stop keeps the disk');
+
+  // Restart reuses the disk; then destroy a running VM whose QMP socket is gone (SIGKILL path).
+  await again.start(spec('vm-k1'));
+  const pid2 = (await again.list())[0]!.pid!;
+  assert.ok(alive(pid2));
+  rmSync(join(vmDir, 'qmp.sock'));
+  t0 = Date.now();
+  await again.destroy('vm-k1');
+  log(`destroy without QMP: ${Date.now() - t0} ms`);
+  assert.equal(alive(pid2), false);
+  assert.equal(existsSync(vmDir), false);
+  assert.deepEqual(await again.list(), []);
+  assert.deepEqual(ourProcesses().filter(alive), []);
+});
+
+test('a start that fails in qemu leaves nothing behind', async () => {
+  const driver = new QemuDriver({ exec, stateDir, accel: 'tcg' });
+  const s = spec('vm-bad');
+  if (s.boot.kind === 'kernel') s.boot.kernel = join(stateDir, 'no-such-kernel');
+  await assert.rejects(driver.start(s), /no-such-kernel|could not load/i);
+  assert.equal(existsSync(join(stateDir, 'vms', 'vm-bad')), false);
+  assert.deepEqual(ourProcesses().filter(alive), []);
+});

@@ -1,0 +1,113 @@
+// The issue's "done when", for real: `butter up` in a namespace, a real QEMU guest (TCG here)
+// booting the tiny image, its metadata fetch, user-data output in `vm logs`, resize, stop,
+// start, SIGKILL of the agent with the VM surviving, rm leaving nothing behind.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ButterInNetns } from './butter-cli.ts';
+
+let b: ButterInNetns;
+const marker = `hello-from-user-data-${process.pid}`;
+
+before(async () => {
+  b = new ButterInNetns();
+  await b.start();
+});
+after(async () => {
+  if (process.env.BUTTER_TEST_DEBUG) console.error(b?.upLog);
+  await b?.cleanup();
+});
+
+function ok(args: string[]): string {
+  const r = b.cli(args);
+  assert.equal(r.code, 0, `butter ${args.join(' ')} failed: ${r.stderr}\n${b.upLog.slice(-3000)}`);
+  return r.stdout;
+}
+
+function vmJson(name: string): { state: string; ip: string; cpus: number; memoryBytes: number; id: string } {
+  return JSON.parse(ok(['vm', 'show', name, '--json']));
+}
+
+async function logsUntil(name: string, re: RegExp, ms = 60_000): Promise<string> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const out = ok(['vm', 'logs', name]);
+    if (re.test(out)) return out;
+    if (Date.now() > end) assert.fail(`logs of ${name} never matched ${re}:\n${out.slice(-2000)}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+test('the tiny image was provided by butter up', () => {
+  const images = JSON.parse(ok(['image', 'list', '--json'])) as { name: string; kind: string }[];
+  assert.deepEqual(images.map((i) => [i.name, i.kind]), [['tiny', 'kernel']]);
+  const nodes = JSON.parse(ok(['node', 'list', '--json'])) as { state: string; accel: string; accelReason: string }[];
+  assert.equal(nodes[0]!.state, 'ready');
+  assert.ok(nodes[0]!.accel === 'kvm' || nodes[0]!.accelReason, 'TCG comes with the reason KVM was refused');
+});
+
+test('bad input is refused with the field named, and nothing is made', () => {
+  for (const [args, field] of [
+    [['vm', 'create', 'Bad_Name', '--image', 'tiny'], /name/],
+    [['vm', 'create', 'x', '--image', 'tiny', '--memory', '12'], /memory/],
+    [['vm', 'create', 'x', '--image', 'tiny', '--memory', '900G'], /memory .* free/],
+    [['vm', 'create', 'x', '--image', 'nope'], /image nope/],
+    [['vm', 'create', 'x', '--image', 'tiny', '--cpus', 'two'], /cpus/],
+  ] as const) {
+    const r = b.cli([...args]);
+    assert.notEqual(r.code, 0, args.join(' '));
+    assert.match(r.stderr, field);
+    assert.equal(r.stderr.trim().split('\n').length, 1, 'a one-line cause');
+  }
+  assert.deepEqual(JSON.parse(ok(['vm', 'list', '--json'])), []);
+  assert.deepEqual(b.processes().filter((p) => p.cmd.includes('qemu')), []);
+});
+
+test('create --wait, ip, logs, resize, stop, start, agent SIGKILL, rm', async () => {
+  const script = join(b.dir, 'hello.sh');
+  writeFileSync(script, `#!/bin/sh\necho ${marker}\necho persisted > /data/hello.txt\n`);
+  const created = ok(['vm', 'create', 'demo', '--image', 'tiny', '--memory', '256M', '--disk', '1G', '--user-data', script, '--wait']);
+  assert.match(created, /vm demo is running/);
+  const vm = vmJson('demo');
+  assert.equal(vm.state, 'running', 'running means the guest fetched its metadata');
+  assert.equal(ok(['vm', 'ip', 'demo']).trim(), vm.ip);
+  assert.match(vm.ip, /^10\.200\.0\.\d+$/);
+  const logs = await logsUntil('demo', new RegExp(marker));
+  assert.match(logs, new RegExp(`butter-tiny: ip=${vm.ip.replace(/\./g, '\\.')}`), 'the guest got its address from our DHCP');
+  assert.equal(b.sh('ping', ['-c', '1', '-W', '5', vm.ip]).code, 0, 'the guest answers on the bridge');
+
+  // Resize applies at the next start, and says so.
+  const resized = ok(['vm', 'resize', 'demo', '--cpus', '2', '--memory', '384M']);
+  assert.match(resized, /next start/);
+  assert.equal(vmJson('demo').cpus, 1);
+  ok(['vm', 'stop', 'demo']);
+  assert.equal(vmJson('demo').state, 'stopped');
+  assert.deepEqual(b.processes().filter((p) => p.cmd.includes('qemu')), [], 'stopped means no QEMU process');
+  ok(['vm', 'start', 'demo']);
+  const after = vmJson('demo');
+  assert.equal(after.state, 'running');
+  assert.equal(after.cpus, 2);
+  const logs2 = await logsUntil('demo', /user-data already ran/);
+  assert.match(logs2, /butter-tiny: cpus=2 mem_kb=/, 'the resize reached the guest');
+  assert.equal(logs2.split(marker).length - 1, 1, 'user-data ran once: the root disk persisted across the restart');
+
+  // SIGKILL the agent (butter up): the VM keeps running and is adopted, not restarted.
+  const qemuBefore = b.processes().filter((p) => p.cmd.includes('qemu'));
+  assert.equal(qemuBefore.length, 1);
+  await b.kill();
+  assert.equal(b.sh('ping', ['-c', '1', '-W', '5', vm.ip]).code, 0, 'reachable while the agent is down');
+  await b.start();
+  const qemuAfter = b.processes().filter((p) => p.cmd.includes('qemu'));
+  assert.deepEqual(qemuAfter.map((p) => p.pid), qemuBefore.map((p) => p.pid), 'same QEMU process');
+  assert.equal(vmJson('demo').state, 'running');
+  assert.equal(b.sh('ping', ['-c', '1', '-W', '5', vm.ip]).code, 0, 'reachable after the agent came back');
+
+  ok(['vm', 'rm', 'demo']);
+  assert.deepEqual(JSON.parse(ok(['vm', 'list', '--json'])), []);
+  assert.deepEqual(b.processes().filter((p) => p.cmd.includes('qemu')), []);
+  const vmsDir = join(b.dataDir, 'agent', 'vms');
+  assert.ok(!existsSync(vmsDir) || readdirSync(vmsDir).length === 0, 'no disk left behind');
+  const links = b.sh('ip', ['-o', 'link', 'show']).stdout;
+  assert.doesNotMatch(links, new RegExp(`bt${vm.id}`), 'no tap left behind');
+});
