@@ -14,7 +14,7 @@ import type { LocalNetwork, NetworkHost } from './host/network.ts';
 import { ImageCache } from './image-cache.ts';
 import { createMetadataServer, type MetadataServer } from './metadata/server.ts';
 import type { VmMetadata } from './metadata/types.ts';
-import { blobsOf, bridgeName, tapName, vmSpec } from './vm-spec.ts';
+import { blobsOf, bridgeName, tapName, vmSpec } from '../core/vm-spec.ts';
 
 export interface AgentOptions {
   client: Client;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { VmSpec } from '../agent/host/driver.ts';
+import type { VmSpec } from './vm-spec.ts';
 import { qemuArgs, vmPaths, processMarker } from './qemu-args.ts';
 
 const paths = vmPaths('/var/lib/butter/', 'vm-1');

@@ -2,7 +2,7 @@
  * Renders the qemu-system-x86_64 command line for a VM. Pure (no I/O) so the exact argv is
  * pinned by golden tests and the driver only decides *when* to run it.
  */
-import type { VmSpec } from '../agent/host/driver.ts';
+import type { VmSpec } from './vm-spec.ts';
 
 /** Where one VM's files live on the host (all inside `dir`). */
 export interface VmPaths {

@@ -3,24 +3,9 @@
  * and `SimDriver` (no guest, state changes only: demos and scale tests).
  */
 
-/** How the guest boots: a firmware-booted disk, or a kernel + initrd (direct boot). */
-export type BootSource =
-  | { kind: 'disk'; disk: string; format: 'qcow2' | 'raw' }
-  | { kind: 'kernel'; kernel: string; initrd: string; cmdline: string; rootDisk?: string; rootFormat?: 'qcow2' | 'raw' };
+import type { VmSpec } from '../../core/vm-spec.ts';
 
-export interface VmSpec {
-  /** Stable id (the control plane's VM id); names files, sockets and the process. */
-  id: string;
-  name: string;
-  cpus: number;
-  memoryMiB: number;
-  /** Size of the VM's own disk (the qcow2 overlay); grown, never shrunk. */
-  diskBytes: number;
-  boot: BootSource;
-  nics: { tap: string; mac: string }[];
-  /** SMBIOS system serial, e.g. `ds=nocloud-net;s=http://169.254.169.254/`. */
-  smbiosSerial: string;
-}
+export type { BootSource, VmSpec } from '../../core/vm-spec.ts';
 
 export interface ObservedVm {
   id: string;

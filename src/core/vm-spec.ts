@@ -1,6 +1,27 @@
-/** From a VM's desired state and the local image files to what the driver runs. */
+/**
+ * What a hypervisor driver is asked to run (pure data, rendered by `qemu-args.ts`), and the
+ * mapping from a VM's desired state to it.
+ */
 import type { DesiredVm } from '../api/schemas/desired.ts';
-import type { BootSource, VmSpec } from './host/driver.ts';
+
+/** How the guest boots: a firmware-booted disk, or a kernel + initrd (direct boot). */
+export type BootSource =
+  | { kind: 'disk'; disk: string; format: 'qcow2' | 'raw' }
+  | { kind: 'kernel'; kernel: string; initrd: string; cmdline: string; rootDisk?: string; rootFormat?: 'qcow2' | 'raw' };
+
+export interface VmSpec {
+  /** Stable id (the control plane's VM id); names files, sockets and the process. */
+  id: string;
+  name: string;
+  cpus: number;
+  memoryMiB: number;
+  /** Size of the VM's own disk (the qcow2 overlay); grown, never shrunk. */
+  diskBytes: number;
+  boot: BootSource;
+  nics: { tap: string; mac: string }[];
+  /** SMBIOS system serial, e.g. `ds=nocloud-net;s=http://169.254.169.254/`. */
+  smbiosSerial: string;
+}
 
 export const SMBIOS_SERIAL = 'ds=nocloud-net;s=http://169.254.169.254/';
 
@@ -9,13 +30,17 @@ export function tapName(vmId: string): string {
   return `bt${vmId}`.slice(0, 15);
 }
 
-/** Bridge of a network on this host: readable when the name fits, hashed when it does not. */
+/**
+ * Bridge of a network on this host: readable when the name fits, hashed when it does not.
+ * At most 13 characters: the metadata address gets the interface label `<bridge>:m`, and
+ * labels are capped at 15.
+ */
 export function bridgeName(network: string): string {
   const plain = `bt-${network}`;
-  if (plain.length <= 15) return plain;
+  if (plain.length <= 13) return plain;
   let h = 0;
   for (const c of network) h = (h * 31 + c.charCodeAt(0)) >>> 0;
-  return `bt-${network.slice(0, 4)}-${h.toString(16).padStart(8, '0').slice(0, 7)}`;
+  return `bt-${network.slice(0, 3)}-${h.toString(16).padStart(8, '0').slice(0, 6)}`;
 }
 
 export function vmSpec(vm: DesiredVm, file: (sha256: string) => string): VmSpec {

@@ -1,0 +1,45 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import type { DesiredVm } from '../api/schemas/desired.ts';
+import { blobsOf, bridgeName, SMBIOS_SERIAL, tapName, vmSpec } from './vm-spec.ts';
+
+test('interface names fit the kernel limits and stay distinct', () => {
+  assert.equal(bridgeName('default'), 'bt-default');
+  assert.equal(tapName('0123456789ab'), 'bt0123456789ab');
+  fc.assert(
+    fc.property(fc.stringMatching(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/), (n) => {
+      assert.ok(bridgeName(n).length <= 13);
+    }),
+  );
+  assert.notEqual(bridgeName('production-frontend'), bridgeName('production-backend'));
+});
+
+test('a kernel image VM maps to a direct-boot spec with the NoCloud SMBIOS serial', () => {
+  const vm: DesiredVm = {
+    id: 'abc123def456',
+    name: 'demo',
+    cpus: 2,
+    memoryBytes: 384 * 1024 ** 2,
+    diskBytes: 1024 ** 3,
+    power: 'running',
+    image: { name: 'tiny', kind: 'kernel', format: null, kernel: 'k'.repeat(64), initrd: 'i'.repeat(64), rootDisk: 'r'.repeat(64), rootFormat: 'raw', cmdline: 'console=ttyS0' },
+    network: 'default',
+    ip: '10.200.0.2',
+    mac: '52:54:00:aa:bb:cc',
+    userData: '',
+    sshKeys: [],
+    restartGen: 0,
+  };
+  assert.deepEqual(vmSpec(vm, (sha) => `/img/${sha.slice(0, 1)}`), {
+    id: 'abc123def456',
+    name: 'demo',
+    cpus: 2,
+    memoryMiB: 384,
+    diskBytes: 1024 ** 3,
+    boot: { kind: 'kernel', kernel: '/img/k', initrd: '/img/i', cmdline: 'console=ttyS0', rootDisk: '/img/r', rootFormat: 'raw' },
+    nics: [{ tap: 'btabc123def456', mac: '52:54:00:aa:bb:cc' }],
+    smbiosSerial: SMBIOS_SERIAL,
+  });
+  assert.deepEqual(blobsOf(vm), ['k'.repeat(64), 'i'.repeat(64), 'r'.repeat(64)]);
+});
