@@ -60,8 +60,9 @@ export class Agent {
     this.running = true;
     await this.report();
     this.timers.push(setInterval(() => void this.report().catch((e) => this.log(`report failed: ${String(e)}`)), this.opts.heartbeatMs ?? 5000));
-    this.timers.push(setInterval(() => void this.shipConsoles(), 1000));
-    this.loopDone = this.loop();
+    // Console output is shipped often: `vm console` is interactive through it.
+    this.timers.push(setInterval(() => void this.shipConsoles(), 250));
+    this.loopDone = Promise.all([this.loop(), this.consoleInputLoop()]).then(() => {});
   }
 
   async stop(): Promise<void> {
@@ -92,6 +93,23 @@ export class Agent {
     }
   }
 
+  /** Keystrokes from `butter vm console`, typed into the VMs' serial consoles. */
+  private async consoleInputLoop(): Promise<void> {
+    while (this.running) {
+      try {
+        const { items } = await this.opts.client.call('nodeConsoleInput', { params: { name: this.opts.node }, query: { wait: 25 } }, this.abort.signal);
+        for (const i of items) {
+          await this.opts.driver.writeConsole(i.id, Buffer.from(i.base64, 'base64')).catch((e) => this.log(`console input for ${i.id} lost: ${String(e)}`));
+        }
+        if (items.length) void this.shipConsoles();
+      } catch (e) {
+        if (!this.running) return;
+        this.log(`console input poll failed: ${String(e)}`);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+
   async reconcile(desired: NodeDesired): Promise<void> {
     const observed = await this.opts.driver.list();
     const live = desired.vms.filter((v) => v.power !== 'deleted');
@@ -99,6 +117,14 @@ export class Agent {
     const keep = new Set([...live.map((v) => v.id), ...observed.map((o) => o.id)]);
     await this.applyNetwork(desired, desired.vms.filter((v) => keep.has(v.id)));
     for (const op of plan(desired.vms, observed, this.state.applied)) await this.apply(op);
+    // A VM that never came up has nothing on the host to destroy: just forget it.
+    const liveIds = new Set(live.map((v) => v.id));
+    for (const id of [...this.errors.keys(), ...Object.keys(this.state.applied)]) {
+      if (!liveIds.has(id) && !observed.some((o) => o.id === id)) {
+        this.errors.delete(id);
+        if (this.state.applied[id]) this.state.forget(id);
+      }
+    }
     await this.applyNetwork(desired, live);
   }
 
@@ -224,11 +250,16 @@ export class Agent {
     });
   }
 
+  private shipping = false;
   private async shipConsoles(): Promise<void> {
+    if (this.shipping) return; // one pass at a time: offsets must not race
+    this.shipping = true;
     try {
       await this.shipper.ship(Object.keys(this.state.applied));
     } catch (e) {
       this.log(`console upload failed: ${String(e)}`);
+    } finally {
+      this.shipping = false;
     }
   }
 }

@@ -5,10 +5,10 @@
 import { z } from 'zod';
 import { BlobParams, BlobQuery, Blob, Image, ImageCreate } from './schemas/image.ts';
 import { Empty, NameParams, listOf, Name } from './schemas/common.ts';
-import { ConsoleChunk, DesiredQuery, NodeDesired } from './schemas/desired.ts';
+import { ConsoleChunk, ConsoleInputQuery, ConsoleInputs, DesiredQuery, NodeDesired } from './schemas/desired.ts';
 import { Event, EventsQuery, Health, Whoami } from './schemas/event.ts';
 import { Node, NodeCreate, NodeCreated, NodeReport } from './schemas/node.ts';
-import { Logs, LogsQuery, Vm, VmCreate, VmResize, VmUserData, VmUserDataSet } from './schemas/vm.ts';
+import { ConsoleInput, Logs, LogsQuery, Vm, VmCreate, VmResize, VmUserData, VmUserDataSet } from './schemas/vm.ts';
 
 /**
  * Who may call a route. `viewer` routes also admit admins; `node` routes admit the node
@@ -44,6 +44,7 @@ export const routes = {
   createNode: { method: 'POST', path: '/v1/nodes', access: 'admin', summary: 'Register a node and issue its token (shown once)', body: NodeCreate, response: NodeCreated, status: 201 },
   nodeDesired: { method: 'GET', path: '/v1/nodes/{name}/desired', access: 'node', summary: 'Long-poll the desired state of a node, keyed by revision', params: NameParams, query: DesiredQuery, response: NodeDesired, status: 200 },
   nodeReport: { method: 'POST', path: '/v1/nodes/{name}/report', access: 'node', summary: 'Heartbeat with capacity and observed VM states', params: NameParams, body: NodeReport, response: Nothing, status: 200 },
+  nodeConsoleInput: { method: 'GET', path: '/v1/nodes/{name}/console-input', access: 'node', summary: 'Long-poll keystrokes typed into the consoles of this node\'s VMs', params: NameParams, query: ConsoleInputQuery, response: ConsoleInputs, status: 200 },
   nodeConsole: { method: 'POST', path: '/v1/nodes/{name}/vms/{id}/console', access: 'node', summary: 'Append captured serial console output of a VM', params: NodeVmParams, body: ConsoleChunk, response: Nothing, status: 200 },
 
   uploadBlob: { method: 'POST', path: '/v1/blobs', access: 'admin', summary: 'Upload a blob; refused when `sha256` is given and differs', query: BlobQuery, rawBody: true, response: Blob, status: 201 },
@@ -64,6 +65,7 @@ export const routes = {
   resizeVm: { method: 'POST', path: '/v1/vms/{name}/resize', access: 'admin', summary: 'Change CPUs/memory; applied at the next start', params: NameParams, body: VmResize, response: Vm, status: 200 },
   getUserData: { method: 'GET', path: '/v1/vms/{name}/user-data', access: 'viewer', summary: "A VM's user-data", params: NameParams, response: VmUserData, status: 200 },
   setUserData: { method: 'PUT', path: '/v1/vms/{name}/user-data', access: 'admin', summary: "Replace a VM's user-data (seen by the guest at its next metadata fetch)", params: NameParams, body: VmUserDataSet, response: VmUserData, status: 200 },
+  vmConsoleInput: { method: 'POST', path: '/v1/vms/{name}/console', access: 'admin', summary: "Type into a VM's serial console (output arrives through logs)", params: NameParams, body: ConsoleInput, response: Nothing, status: 202 },
   vmLogs: { method: 'GET', path: '/v1/vms/{name}/logs', access: 'viewer', summary: 'Serial console output from `offset`; `wait` long-polls for more', params: NameParams, query: LogsQuery, response: Logs, status: 200 },
 
   listEvents: { method: 'GET', path: '/v1/events', access: 'viewer', summary: 'Audit events after `since`', query: EventsQuery, response: listOf(Event), status: 200 },

@@ -5,9 +5,11 @@
 import { appendFileSync, existsSync, mkdirSync, openSync, readSync, closeSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EventEmitter } from 'node:events';
+import { ApiError } from '../api/errors.ts';
 
 /** Reads are capped so one request never carries a huge log; the client asks again. */
 const MAX_READ = 256 * 1024;
+const MAX_PENDING_INPUT = 64 * 1024;
 
 export class Consoles {
   private readonly dir: string;
@@ -57,6 +59,30 @@ export class Consoles {
 
   remove(id: string): void {
     rmSync(this.file(id), { force: true });
+    this.input.delete(id);
+  }
+
+  /** Keystrokes waiting for the node's agent; bounded so an absent agent cannot make us grow. */
+  private readonly input = new Map<string, { node: string; bytes: Buffer }>();
+
+  type(node: string, id: string, data: Buffer): void {
+    const prev = this.input.get(id)?.bytes ?? Buffer.alloc(0);
+    const bytes = Buffer.concat([prev, data]);
+    if (bytes.length > MAX_PENDING_INPUT) throw new ApiError('too_large', 'console input is not being consumed: is the node up?', 'base64');
+    this.input.set(id, { node, bytes });
+    this.changes.emit(`input:${node}`);
+  }
+
+  /** Takes (and forgets) the input queued for a node's VMs, waiting up to `seconds` for some. */
+  async takeInput(node: string, seconds: number): Promise<{ id: string; base64: string }[]> {
+    if (seconds > 0 && ![...this.input.values()].some((v) => v.node === node)) await waitFor(this.changes, `input:${node}`, seconds * 1000);
+    const out: { id: string; base64: string }[] = [];
+    for (const [id, v] of this.input) {
+      if (v.node !== node) continue;
+      out.push({ id, base64: v.bytes.toString('base64') });
+      this.input.delete(id);
+    }
+    return out;
   }
 }
 

@@ -46,9 +46,10 @@ export function makeHandlers(s: Services): Handlers {
       return s.nodes.desired(name);
     },
     nodeReport: ({ params, body }) => {
-      s.nodes.report(params.name!, body as NodeReport);
+      for (const id of s.nodes.report(params.name!, body as NodeReport)) s.consoles.remove(id);
       return {};
     },
+    nodeConsoleInput: async ({ params, query }) => ({ items: await s.consoles.takeInput(params.name!, (query.wait as number | undefined) ?? 0) }),
     nodeConsole: ({ params, body }) => {
       vmOfNode(params.name!, params.id!);
       const chunk = body as { offset: number; base64: string };
@@ -86,6 +87,12 @@ export function makeHandlers(s: Services): Handlers {
     resizeVm: ({ who, params, body }) => s.vms.resize(actorOf(who), params.name!, body as { cpus?: number; memory?: string }),
     getUserData: ({ params }) => ({ userData: s.vms.row(params.name!).user_data }),
     setUserData: ({ who, params, body }) => ({ userData: s.vms.setUserData(actorOf(who), params.name!, (body as { userData: string }).userData) }),
+    vmConsoleInput: ({ params, body }) => {
+      const vm = s.vms.row(params.name!);
+      if (!vm.node || vm.power !== 'running') throw new ApiError('conflict', `vm ${vm.name} is not running`, 'name');
+      s.consoles.type(vm.node, vm.id, Buffer.from((body as { base64: string }).base64, 'base64'));
+      return {};
+    },
     vmLogs: ({ params, query }) => s.consoles.wait(s.vms.row(params.name!).id, (query.offset as number | undefined) ?? 0, (query.wait as number | undefined) ?? 0),
 
     listEvents: ({ query }) => {

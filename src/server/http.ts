@@ -32,7 +32,7 @@ function parse(schema: z.ZodType | undefined, value: unknown, where: string): un
 }
 
 export function buildHttp(db: Db, handlers: Handlers, log: boolean | object = false): FastifyInstance {
-  const app = Fastify({ logger: log, bodyLimit: 2 * 1024 * 1024, disableRequestLogging: true });
+  const app = Fastify({ logger: log, bodyLimit: 2 * 1024 * 1024 });
   // Blob uploads stream straight to disk; no size limit applies to them.
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
   app.setErrorHandler((err: unknown, _req, reply) => {

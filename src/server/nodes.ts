@@ -48,7 +48,9 @@ export class Nodes {
     });
   }
 
-  report(name: string, rep: NodeReport): void {
+  /** Records a node's report; returns the ids of VMs it confirmed deleted. */
+  report(name: string, rep: NodeReport): string[] {
+    const deleted: string[] = [];
     this.store.write(`node:${name}`, (tx) => {
       const before = this.row(name);
       tx.db
@@ -63,6 +65,7 @@ export class Nodes {
         if (vm.power === 'deleted' && (!obs || obs.state === 'stopped')) {
           if (obs) continue; // stopped but not yet destroyed: wait for the next report
           tx.db.prepare(`DELETE FROM vms WHERE id = ?`).run(vm.id);
+          deleted.push(vm.id);
           tx.event('deleted', 'vm', vm.name, `vm ${vm.name} deleted on ${name}`);
           continue;
         }
@@ -75,6 +78,7 @@ export class Nodes {
         if (state !== vm.state || (obs.reason ?? null) !== vm.reason) this.setState(tx, vm, state, obs.reason ?? null);
       }
     });
+    return deleted;
   }
 
   private setState(tx: { db: Store['db']; now: string; event: (a: string, r: string, n: string, m: string) => void }, vm: VmRow, state: VmState, reason: string | null): void {

@@ -77,6 +77,11 @@ test('create --wait, ip, logs, resize, stop, start, agent SIGKILL, rm', async ()
   assert.match(logs, new RegExp(`butter-tiny: ip=${vm.ip.replace(/\./g, '\\.')}`), 'the guest got its address from our DHCP');
   assert.equal(b.sh('ping', ['-c', '1', '-W', '5', vm.ip]).code, 0, 'the guest answers on the bridge');
 
+  // The serial console is interactive through the API: type a command, read its output.
+  const consoleOut = b.cli(['vm', 'console', 'demo'], '\necho $((6*7))-from-console\n');
+  assert.equal(consoleOut.code, 0, consoleOut.stderr);
+  assert.match(consoleOut.stdout, /42-from-console/);
+
   // Resize applies at the next start, and says so.
   const resized = ok(['vm', 'resize', 'demo', '--cpus', '2', '--memory', '384M']);
   assert.match(resized, /next start/);
@@ -110,4 +115,22 @@ test('create --wait, ip, logs, resize, stop, start, agent SIGKILL, rm', async ()
   assert.ok(!existsSync(vmsDir) || readdirSync(vmsDir).length === 0, 'no disk left behind');
   const links = b.sh('ip', ['-o', 'link', 'show']).stdout;
   assert.doesNotMatch(links, new RegExp(`bt${vm.id}`), 'no tap left behind');
+});
+
+test('a VM the host cannot start ends in error with the reason, and rm leaves nothing behind', async () => {
+  const junk = join(b.dir, 'junk');
+  writeFileSync(junk, 'this is not a kernel\n'.repeat(100));
+  ok(['image', 'add', 'broken', '--kernel', junk, '--initrd', junk]);
+  const r = b.cli(['vm', 'create', 'bad', '--image', 'broken', '--memory', '128M', '--wait', '--timeout', '60']);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /vm bad failed: .*qemu/i);
+  const vm = vmJson('bad');
+  assert.equal(vm.state, 'error');
+  ok(['vm', 'rm', 'bad']);
+  assert.deepEqual(b.processes().filter((p) => p.cmd.includes('qemu')), []);
+  const vmsDir = join(b.dataDir, 'agent', 'vms');
+  assert.ok(!existsSync(vmsDir) || readdirSync(vmsDir).length === 0, 'no disk left behind');
+  assert.doesNotMatch(b.sh('ip', ['-o', 'link', 'show']).stdout, new RegExp(`bt${vm.id}`), 'no tap left behind');
+  assert.doesNotMatch(b.sh('nft', ['list', 'ruleset']).stdout, new RegExp(vm.id), 'no rule left behind');
+  ok(['image', 'rm', 'broken']);
 });

@@ -25,4 +25,6 @@ export interface VmDriver {
   list(): Promise<ObservedVm[]>;
   /** Path of the captured serial console output. */
   consoleLogPath(id: string): string;
+  /** Types into the VM's serial console (what `butter vm console` sends). */
+  writeConsole(id: string, data: Buffer): Promise<void>;
 }

@@ -4,6 +4,7 @@
  * agent finds running VMs again from their pidfiles (`list`) instead of restarting them.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { qemuArgs, vmPaths, processMarker, type Accel, type VmPaths } from '../../core/qemu-args.ts';
@@ -39,6 +40,20 @@ export class QemuDriver implements VmDriver {
     this.stateDir = resolve(opts.stateDir);
     this.procRoot = opts.procRoot ?? '/proc';
     this.qemu = opts.qemuBinary ?? 'qemu-system-x86_64';
+  }
+
+  /**
+   * QEMU's console chardev is a unix socket server taking one client at a time; we connect
+   * per write, which keeps no state in the agent and lets a restarted agent type at once.
+   */
+  async writeConsole(id: string, data: Buffer): Promise<void> {
+    const sock = this.paths(id).consoleSock;
+    await new Promise<void>((resolve, reject) => {
+      const c = createConnection(sock, () => c.end(data));
+      c.on('error', reject);
+      c.on('close', () => resolve());
+      c.resume();
+    });
   }
 
   consoleLogPath(id: string): string {

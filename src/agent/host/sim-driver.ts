@@ -32,6 +32,12 @@ export class SimDriver implements VmDriver {
     if (opts.persist !== false) this.load();
   }
 
+  /** A simulated serial line echoes what is typed, like a terminal would. */
+  async writeConsole(id: string, data: Buffer): Promise<void> {
+    if (!this.vms.get(id)?.running) throw new Error(`vm ${id} is not running`);
+    appendFileSync(this.consoleLogPath(id), data);
+  }
+
   consoleLogPath(id: string): string {
     if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(id)) throw new Error(`invalid VM id: ${JSON.stringify(id)}`);
     return `${this.stateDir}/vms/${id}/console.log`;

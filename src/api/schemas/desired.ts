@@ -58,3 +58,9 @@ export const DesiredQuery = z
   .strict();
 
 export const ConsoleChunk = z.object({ offset: z.number().int().nonnegative(), base64: z.string().max(1_500_000) }).strict().meta({ id: 'ConsoleChunk' });
+
+/** Keystrokes for VM consoles on a node, queued by `butter vm console` until the agent takes them. */
+export const ConsoleInputs = z
+  .object({ items: z.array(z.object({ id: z.string(), base64: z.string() })) })
+  .meta({ id: 'ConsoleInputs' });
+export const ConsoleInputQuery = z.object({ wait: z.coerce.number().int().min(0).max(60).optional() }).strict();

@@ -70,3 +70,6 @@ export const LogsQuery = z
   })
   .strict();
 export const Logs = z.object({ offset: z.number().int(), data: z.string() }).meta({ id: 'Logs' });
+
+/** Up to 4 KiB of keystrokes per request, base64-encoded. */
+export const ConsoleInput = z.object({ base64: z.string().max(5464) }).strict().meta({ id: 'ConsoleInput' });

@@ -240,4 +240,43 @@ export function vmCommands(program: Command): void {
         if (!o.follow && !more) return;
       }
     });
+
+  vm.command('console <name>')
+    .description("attach to a VM's serial console (Ctrl-] leaves)")
+    .option('--lines-back <bytes>', 'how much earlier output to show first', '2048')
+    .action(async (name: string, o: { linesBack: string }) => {
+      const c = client();
+      const end = await c.call('vmLogs', { params: { name }, query: { offset: Number.MAX_SAFE_INTEGER } });
+      let offset = Math.max(0, end.offset - intArg(o.linesBack, 'lines-back'));
+      let open = true;
+      const tty = process.stdin.isTTY;
+      process.stderr.write(`connected to the console of ${name}${tty ? '; Ctrl-] leaves' : ''}\n`);
+      const finished = new Promise<void>((resolve) => {
+        const leave = () => {
+          open = false;
+          if (tty) process.stdin.setRawMode(false);
+          process.stdin.pause();
+          resolve();
+        };
+        if (tty) process.stdin.setRawMode(true);
+        process.stdin.on('data', (d: Buffer) => {
+          const quit = d.indexOf(0x1d);
+          const keys = quit >= 0 ? d.subarray(0, quit) : d;
+          if (keys.length) void c.call('vmConsoleInput', { params: { name }, body: { base64: keys.toString('base64') } }).catch((e: Error) => process.stderr.write(`\r\nerror: ${e.message}\r\n`));
+          if (quit >= 0) leave();
+        });
+        // Without a terminal (a script piping commands in), leave shortly after the input ends.
+        process.stdin.on('end', () => setTimeout(leave, 3000));
+      });
+      const output = (async () => {
+        while (open) {
+          const chunk = await c.call('vmLogs', { params: { name }, query: { offset, wait: 1 } });
+          process.stdout.write(chunk.data);
+          offset = chunk.offset;
+        }
+      })();
+      await finished;
+      await output;
+      process.stderr.write('\n');
+    });
 }

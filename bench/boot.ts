@@ -1,0 +1,154 @@
+/**
+ * Figure (a): create → guest fetched its metadata, through Butter vs bare QEMU, measured in
+ * alternating runs in one process: `butter up --no-egress` in a fresh network namespace
+ * (test/host/butter-cli.ts) against bare qemu-system of the same image.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ButterInNetns } from '../test/host/butter-cli.ts';
+import { bareBoot, type BareBoot, type TinyFiles } from './boot-bare.ts';
+import { butterBoot, butterRm, type ButterBoot, type VmShape } from './boot-butter.ts';
+import { registerCleanup } from './cleanup.ts';
+import { median, sleep } from './stats.ts';
+
+export interface BootOptions {
+  runs: number;
+  /** One unmeasured pair first: fills Butter's image cache and the page cache for both. */
+  warmup: boolean;
+  shape: VmShape;
+  timeoutMs: number;
+}
+
+export const BOOT_DEFAULTS: BootOptions = { runs: 3, warmup: true, shape: { cpus: 1, memory: '256M', disk: '1G' }, timeoutMs: 120_000 };
+
+export interface BootRun {
+  run: number;
+  butter: ButterBoot;
+  bare: BareBoot;
+}
+
+export interface BootResult {
+  butterMedianMs: number;
+  bareMedianMs: number;
+  /** median(Butter) / median(bare): the figure, goal <= 1.05. */
+  ratio: number;
+  /** Medians of the parts of Butter's time (see ButterBoot). */
+  butterPreQemuMedianMs: number | null;
+  butterQemuToRunningMedianMs: number | null;
+  butterClientMedianMs: number;
+  guestBootMedianS: { butter: number | null; bare: number | null };
+  runs: BootRun[];
+  warmup: BootRun | null;
+  /** `butter up` ready (tiny image built and added), not part of the figure. */
+  upReadyMs: number;
+  butterQemuArgs: string[] | null;
+  bareQemuArgs: string[];
+  /** Options whose values differ between the two command lines (paths aside). */
+  argDifferences: string[];
+  options: BootOptions;
+}
+
+export function bootPrerequisites(): string | undefined {
+  if (process.getuid?.() !== 0) return 'needs root (network namespaces, taps, build.sh)';
+  for (const bin of ['qemu-system-x86_64', 'qemu-img', 'dnsmasq', 'ip']) {
+    if (spawnSync(bin, ['--version']).error) return `${bin} not installed`;
+  }
+  if (!existsSync(new URL('../dist/cli/main.js', import.meta.url))) return 'dist/ is missing: run `npm run build`';
+  return undefined;
+}
+
+/** Flags whose values should match, compared between Butter's QEMU and ours. */
+function argDifferences(butter: string[], bare: string[]): string[] {
+  const val = (argv: string[], flag: string) => {
+    const i = argv.indexOf(flag);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const diffs: string[] = [];
+  for (const flag of ['-M', '-accel', '-cpu', '-smp', '-m', '-append']) {
+    if (val(butter, flag) !== val(bare, flag)) diffs.push(`${flag}: butter ${JSON.stringify(val(butter, flag))} vs bare ${JSON.stringify(val(bare, flag))}`);
+  }
+  for (const flag of ['-nodefaults', '-no-user-config']) if (butter.includes(flag) !== bare.includes(flag)) diffs.push(`${flag} only in ${butter.includes(flag) ? 'butter' : 'bare'}`);
+  const devices = (argv: string[]) => argv.flatMap((a, i) => (argv[i - 1] === '-device' ? [a.split(',')[0]] : [])).sort().join(' ');
+  if (devices(butter) !== devices(bare)) diffs.push(`devices: butter ${devices(butter)} vs bare ${devices(bare)}`);
+  return diffs;
+}
+
+function readCmdline(pid: number | null): string[] | null {
+  if (pid === null) return null;
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).slice(1);
+  } catch {
+    return null;
+  }
+}
+
+export async function benchBoot(o: BootOptions = BOOT_DEFAULTS, log: (m: string) => void = () => {}): Promise<BootResult> {
+  const missing = bootPrerequisites();
+  if (missing) throw new Error(missing);
+  const work = mkdtempSync(join(tmpdir(), 'butter-bench-boot-'));
+  const b = new ButterInNetns();
+  const undo = registerCleanup(`butter up in ${b.ns}`, async () => {
+    await b.cleanup();
+    rmSync(work, { recursive: true, force: true });
+  });
+  try {
+    const t0 = Date.now();
+    await b.start(300_000);
+    const upReadyMs = Date.now() - t0;
+    log(`butter up ready in ${upReadyMs} ms (namespace ${b.ns})`);
+    const dir = join(b.dataDir, 'tiny-build');
+    const tiny: TinyFiles = {
+      kernel: join(dir, 'vmlinuz'),
+      initrd: join(dir, 'initrd.img'),
+      rootImg: join(dir, 'root.img'),
+      cmdline: readFileSync(join(dir, 'cmdline.txt'), 'utf8').trim(),
+    };
+
+    let butterQemuArgs: string[] | null = null;
+    let bareQemuArgs: string[] = [];
+    const pair = async (run: number): Promise<BootRun> => {
+      const name = run === 0 ? 'warmup' : `boot-${run}`;
+      const butter = await butterBoot(b, name, o.shape, o.timeoutMs);
+      butterQemuArgs ??= readCmdline(butter.qemuPid);
+      log(`  ${name}: butter ${butter.totalMs} ms (pre-qemu ${butter.preQemuMs} ms, qemu→running ${butter.qemuToRunningMs} ms)`);
+      await butterRm(b, name);
+      await sleep(500);
+      const bare = await bareBoot(tiny, o.shape, work, name, o.timeoutMs);
+      bareQemuArgs = bare.args;
+      log(`  ${name}: bare   ${Math.round(bare.totalMs)} ms`);
+      await sleep(500);
+      return { run, butter, bare: { totalMs: Math.round(bare.totalMs), guestBootS: bare.guestBootS } };
+    };
+
+    const warmup = o.warmup ? await pair(0) : null;
+    const runs: BootRun[] = [];
+    for (let i = 1; i <= o.runs; i++) runs.push(await pair(i));
+
+    const butterMedianMs = median(runs.map((r) => r.butter.totalMs));
+    const bareMedianMs = median(runs.map((r) => r.bare.totalMs));
+    const nums = (xs: (number | null)[]) => xs.filter((x): x is number => x !== null);
+    const medianOrNull = (xs: (number | null)[]) => (nums(xs).length ? median(nums(xs)) : null);
+    return {
+      butterMedianMs,
+      bareMedianMs,
+      ratio: Math.round((butterMedianMs / bareMedianMs) * 1000) / 1000,
+      butterPreQemuMedianMs: medianOrNull(runs.map((r) => r.butter.preQemuMs)),
+      butterQemuToRunningMedianMs: medianOrNull(runs.map((r) => r.butter.qemuToRunningMs)),
+      butterClientMedianMs: median(runs.map((r) => r.butter.clientMs)),
+      guestBootMedianS: { butter: medianOrNull(runs.map((r) => r.butter.guestBootS)), bare: medianOrNull(runs.map((r) => r.bare.guestBootS)) },
+      runs,
+      warmup,
+      upReadyMs,
+      butterQemuArgs,
+      bareQemuArgs,
+      argDifferences: butterQemuArgs ? argDifferences(butterQemuArgs, bareQemuArgs) : ['could not read the Butter VM’s command line'],
+      options: o,
+    };
+  } finally {
+    await b.cleanup();
+    rmSync(work, { recursive: true, force: true });
+    undo();
+  }
+}

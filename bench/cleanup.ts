@@ -1,0 +1,40 @@
+/**
+ * Everything a benchmark sets up on the host (namespaces, processes, temp dirs) registers
+ * its undo here as well as in its own `finally`, so a timed-out figure or Ctrl-C still leaves
+ * nothing behind. Undo functions must be idempotent: they may run twice.
+ */
+type Undo = () => unknown;
+
+const undos = new Map<number, { what: string; undo: Undo }>();
+let next = 0;
+
+/** Registers `undo`; call the returned function once it has been done the normal way. */
+export function registerCleanup(what: string, undo: Undo): () => void {
+  const id = next++;
+  undos.set(id, { what, undo });
+  return () => undos.delete(id);
+}
+
+/** Runs every pending undo, newest first; returns what was still pending. */
+export async function runCleanups(): Promise<string[]> {
+  const pending = [...undos.entries()].reverse();
+  undos.clear();
+  for (const [, { what, undo }] of pending) {
+    try {
+      await undo();
+    } catch (e) {
+      console.error(`bench: cleanup of ${what} failed: ${(e as Error).message}`);
+    }
+  }
+  return pending.map(([, p]) => p.what);
+}
+
+/** On SIGINT/SIGTERM: undo everything, then exit. */
+export function cleanupOnSignals(): void {
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      console.error(`\nbench: ${sig}, cleaning up`);
+      void runCleanups().finally(() => process.exit(130));
+    });
+  }
+}
