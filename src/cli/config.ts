@@ -21,8 +21,8 @@ export function configFile(): string {
 }
 
 export function loadConfig(): CliConfig | undefined {
-  const envUrl = process.env.BUTTER_URL;
-  const envToken = process.env.BUTTER_TOKEN;
+  const envUrl = process.env.BUTTER_URL || undefined; // set but empty counts as unset
+  const envToken = process.env.BUTTER_TOKEN || undefined;
   let saved: Partial<CliConfig> = {};
   if (existsSync(configFile())) saved = JSON.parse(readFileSync(configFile(), 'utf8')) as Partial<CliConfig>;
   const url = envUrl ?? saved.url;

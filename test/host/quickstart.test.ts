@@ -67,7 +67,9 @@ test('bad input is refused with the field named, and nothing is made', () => {
 test('create --wait, ip, logs, resize, stop, start, agent SIGKILL, rm', async () => {
   const script = join(b.dir, 'hello.sh');
   writeFileSync(script, `#!/bin/sh\necho ${marker}\necho persisted > /data/hello.txt\n`);
-  const created = ok(['vm', 'create', 'demo', '--image', 'tiny', '--memory', '256M', '--disk', '1G', '--user-data', script, '--wait']);
+  const key = join(b.dir, 'id.pub');
+  writeFileSync(key, 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIButterTestKeyOnlyForTests000000000000000 test@butter\n');
+  const created = ok(['vm', 'create', 'demo', '--image', 'tiny', '--memory', '256M', '--disk', '1G', '--user-data', script, '--ssh-key', key, '--wait']);
   assert.match(created, /vm demo is running/);
   const vm = vmJson('demo');
   assert.equal(vm.state, 'running', 'running means the guest fetched its metadata');
@@ -78,9 +80,11 @@ test('create --wait, ip, logs, resize, stop, start, agent SIGKILL, rm', async ()
   assert.equal(b.sh('ping', ['-c', '1', '-W', '5', vm.ip]).code, 0, 'the guest answers on the bridge');
 
   // The serial console is interactive through the API: type a command, read its output.
-  const consoleOut = b.cli(['vm', 'console', 'demo'], '\necho $((6*7))-from-console\n');
+  const consoleOut = b.cli(['vm', 'console', 'demo'], '\necho $((6*7))-from-console; hostname; cat /root/.ssh/authorized_keys\n');
   assert.equal(consoleOut.code, 0, consoleOut.stderr);
   assert.match(consoleOut.stdout, /42-from-console/);
+  assert.match(consoleOut.stdout, /^demo\r?$/m, 'hostname from meta-data');
+  assert.match(consoleOut.stdout, /^ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIButterTestKeyOnlyForTests0+ test@butter\r?$/m, 'ssh key installed from meta-data');
 
   // Resize applies at the next start, and says so.
   const resized = ok(['vm', 'resize', 'demo', '--cpus', '2', '--memory', '384M']);

@@ -1,0 +1,104 @@
+// The CLI (built `bin/butter`) against a control plane over real HTTP: exit codes, one-line
+// errors naming the field, --json, and `image add --url` with digest checking.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { fakeNode, startTestCloud, type TestCloud } from './helpers.ts';
+
+const BUTTER = fileURLToPath(new URL('../bin/butter', import.meta.url));
+let cloud: TestCloud;
+let files: Server;
+let filesUrl: string;
+let work: string;
+const disk = Buffer.from('a raw disk image, honest\n'.repeat(4000));
+const diskSha = createHash('sha256').update(disk).digest('hex');
+
+before(async () => {
+  if (!existsSync(fileURLToPath(new URL('../dist/cli/main.js', import.meta.url)))) throw new Error('run `npm run build` first');
+  cloud = await startTestCloud();
+  await fakeNode(cloud, 'node-1', 16);
+  work = mkdtempSync(join(tmpdir(), 'butter-cli-'));
+  files = createServer((req, res) => {
+    if (req.url === '/disk.img') res.writeHead(200, { 'content-length': disk.length }).end(disk);
+    else res.writeHead(404).end();
+  });
+  await new Promise<void>((r) => files.listen(0, '127.0.0.1', r));
+  filesUrl = `http://127.0.0.1:${(files.address() as { port: number }).port}`;
+});
+after(async () => {
+  files?.close();
+  await cloud?.close();
+  rmSync(work, { recursive: true, force: true });
+});
+
+function butter(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(BUTTER, args, { env: { ...process.env, XDG_CONFIG_HOME: join(work, 'cfg'), BUTTER_URL: cloud.url, BUTTER_TOKEN: cloud.cp.adminToken!, ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d));
+    child.stderr.on('data', (d: Buffer) => (stderr += d));
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+test('image add --url verifies the digest: a mismatch is refused and leaves nothing', async () => {
+  const blobs = () => readdirSync(join(cloud.dir, 'blobs', 'sha256')).length;
+  const before = blobs();
+  const bad = await butter(['image', 'add', 'web', '--url', `${filesUrl}/disk.img`, '--sha256', '0'.repeat(64)]);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /^error: sha256 mismatch/m);
+  assert.equal(blobs(), before);
+  const okRun = await butter(['image', 'add', 'web', '--url', `${filesUrl}/disk.img`, '--sha256', diskSha, '--json']);
+  assert.equal(okRun.code, 0, okRun.stderr);
+  assert.equal(JSON.parse(okRun.stdout).sha256, diskSha);
+  const missing = await butter(['image', 'add', 'gone', '--url', `${filesUrl}/nope.img`]);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /url: .* answered 404/);
+});
+
+test('errors are one line naming the field; usage errors exit 2, API refusals 1', async () => {
+  const cases: [string[], number, RegExp][] = [
+    [['vm', 'create', 'UPPER', '--image', 'web'], 1, /name: must be a DNS label/],
+    [['vm', 'create', 'x', '--image', 'web', '--disk', 'big'], 1, /disk: must be a size with a unit/],
+    [['vm', 'create', 'x', '--image', 'web', '--memory', '100G'], 1, /node-1: memory .* free < 100G/],
+    [['vm', 'create', 'x', '--image', 'web', '--user-data', '/no/such/file'], 2, /user-data: cannot read/],
+    [['vm', 'resize', 'x'], 2, /--cpus/],
+    [['image', 'add', 'y', '--file', '/etc/hostname', '--sha256', 'XYZ'], 2, /sha256: must be 64/],
+    [['vm', 'show', 'ghost'], 1, /vm ghost not found/],
+    [['image', 'rm', 'ghost'], 1, /image ghost not found/],
+  ];
+  for (const [args, code, re] of cases) {
+    const r = await butter(args);
+    assert.equal(r.code, code, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, re, args.join(' '));
+    assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
+  }
+  const list = await butter(['vm', 'list', '--json']);
+  assert.deepEqual(JSON.parse(list.stdout), []);
+});
+
+test('create, list and show speak JSON and tables; the token comes from env or login', async () => {
+  const ud = join(work, 'ud.sh');
+  writeFileSync(ud, '#!/bin/sh\necho hi\n');
+  const created = await butter(['vm', 'create', 'app', '--image', 'web', '--memory', '256M', '--disk', '1G', '--user-data', ud, '--json']);
+  assert.equal(created.code, 0, created.stderr);
+  assert.equal(JSON.parse(created.stdout).state, 'pending');
+  const table = await butter(['vm', 'list']);
+  assert.match(table.stdout, /^NAME\s+STATE\s+NODE/m);
+  assert.match(table.stdout, /^app\s+pending\s+node-1/m);
+  assert.equal((await butter(['vm', 'user-data', 'app'])).stdout, '#!/bin/sh\necho hi\n');
+  const noAuth = await butter(['vm', 'list'], { BUTTER_TOKEN: '' , BUTTER_URL: ''});
+  assert.equal(noAuth.code, 2);
+  assert.match(noAuth.stderr, /not logged in/);
+  const login = await butter(['login', cloud.url, '--token', cloud.cp.adminToken!], { BUTTER_TOKEN: '', BUTTER_URL: '' });
+  assert.equal(login.code, 0, login.stderr);
+  const afterLogin = await butter(['vm', 'ip', 'app'], { BUTTER_TOKEN: '', BUTTER_URL: '' });
+  assert.equal(afterLogin.stdout.trim(), '10.200.0.2');
+});
