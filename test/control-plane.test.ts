@@ -121,3 +121,22 @@ test('every write is an audit event with a rising revision', async () => {
   const revs = ev.items.map((e) => e.revision);
   assert.deepEqual([...revs].sort((a, b) => a - b), revs);
 });
+
+test('a viewer token reads but cannot write; revoked tokens stop working; the last admin stays', async () => {
+  const { token, secret } = await cloud.admin.call('createToken', { body: { role: 'viewer', description: 'dashboard' } });
+  assert.equal(token.role, 'viewer');
+  const viewer = new Client({ url: cloud.url, token: secret });
+  assert.ok(Array.isArray((await viewer.call('listVms', {})).items));
+  const before = cloud.cp.services.store.revision();
+  await rejects(viewer.call('createVm', { body: { name: 'nope', image: 'img' } }), 403);
+  await rejects(viewer.call('createToken', { body: { role: 'admin' } }), 403);
+  await rejects(viewer.call('getBlob', { params: { sha256: 'a'.repeat(64) } }), 404);
+  assert.equal(cloud.cp.services.store.revision(), before, 'nothing changed');
+  assert.ok(!(await cloud.admin.call('listTokens', {})).items.some((t) => JSON.stringify(t).includes(secret)));
+  await cloud.admin.call('deleteToken', { params: { id: token.id } });
+  await rejects(viewer.call('listVms', {}), 401);
+  const admins = (await cloud.admin.call('listTokens', {})).items.filter((t) => t.role === 'admin');
+  assert.equal(admins.length, 1);
+  await rejects(cloud.admin.call('deleteToken', { params: { id: admins[0]!.id } }), 409, 'id');
+  await rejects(cloud.admin.call('deleteToken', { params: { id: 'xyz' } }), 400, 'params.id');
+});

@@ -8,6 +8,7 @@ import { Empty, NameParams, listOf, Name } from './schemas/common.ts';
 import { ConsoleChunk, ConsoleInputQuery, ConsoleInputs, DesiredQuery, NodeDesired } from './schemas/desired.ts';
 import { Event, EventsQuery, Health, Whoami } from './schemas/event.ts';
 import { Node, NodeCreate, NodeCreated, NodeReport } from './schemas/node.ts';
+import { Token, TokenCreate, TokenCreated, TokenParams } from './schemas/token.ts';
 import { ConsoleInput, Logs, LogsQuery, Vm, VmCreate, VmResize, VmUserData, VmUserDataSet } from './schemas/vm.ts';
 
 /**
@@ -67,6 +68,10 @@ export const routes = {
   setUserData: { method: 'PUT', path: '/v1/vms/{name}/user-data', access: 'admin', summary: "Replace a VM's user-data (seen by the guest at its next metadata fetch)", params: NameParams, body: VmUserDataSet, response: VmUserData, status: 200 },
   vmConsoleInput: { method: 'POST', path: '/v1/vms/{name}/console', access: 'admin', summary: "Type into a VM's serial console (output arrives through logs)", params: NameParams, body: ConsoleInput, response: Nothing, status: 202 },
   vmLogs: { method: 'GET', path: '/v1/vms/{name}/logs', access: 'viewer', summary: 'Serial console output from `offset`; `wait` long-polls for more', params: NameParams, query: LogsQuery, response: Logs, status: 200 },
+
+  listTokens: { method: 'GET', path: '/v1/tokens', access: 'admin', summary: 'List API tokens (never their secrets)', response: listOf(Token), status: 200 },
+  createToken: { method: 'POST', path: '/v1/tokens', access: 'admin', summary: 'Issue an admin or viewer token; the secret is shown once', body: TokenCreate, response: TokenCreated, status: 201 },
+  deleteToken: { method: 'DELETE', path: '/v1/tokens/{id}', access: 'admin', summary: 'Revoke a token', params: TokenParams, response: Nothing, status: 200 },
 
   listEvents: { method: 'GET', path: '/v1/events', access: 'viewer', summary: 'Audit events after `since`', query: EventsQuery, response: listOf(Event), status: 200 },
 } as const satisfies Record<string, Route>;

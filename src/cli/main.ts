@@ -5,6 +5,7 @@ import { ButterError } from '../sdk/client.ts';
 import { UsageError } from './config.ts';
 import { imageCommands } from './commands/image.ts';
 import { nodeCommands } from './commands/node.ts';
+import { tokenCommands } from './commands/token.ts';
 import { vmCommands } from './commands/vm.ts';
 
 /** Runs a daemon until SIGINT/SIGTERM, then its stop function. VMs keep running. */
@@ -76,6 +77,7 @@ export function buildProgram(): Command {
   nodeCommands(program);
   imageCommands(program);
   vmCommands(program);
+  tokenCommands(program);
   return program;
 }
 

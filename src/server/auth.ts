@@ -16,11 +16,16 @@ export interface Principal {
 
 const hash = (secret: string) => createHash('sha256').update(secret).digest('hex');
 
-export function issueToken(db: Db, role: Role, node: string | null, now: string): string {
+export function issueToken(db: Db, role: Role, node: string | null, now: string, description: string | null = null): string {
   const id = randomBytes(6).toString('hex');
   const secret = randomBytes(24).toString('base64url');
-  db.prepare(`INSERT INTO tokens (id, hash, role, node, created_at) VALUES (?, ?, ?, ?, ?)`).run(id, hash(secret), role, node, now);
+  db.prepare(`INSERT INTO tokens (id, hash, role, node, description, created_at) VALUES (?, ?, ?, ?, ?, ?)`).run(id, hash(secret), role, node, description, now);
   return `bt_${id}_${secret}`;
+}
+
+/** The id part of a token, for audit events and listings. */
+export function tokenId(token: string): string {
+  return token.slice(3, 15);
 }
 
 export function authenticate(db: Db, header: string | undefined): Principal {

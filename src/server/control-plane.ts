@@ -14,6 +14,7 @@ import { buildHttp } from './http.ts';
 import { Images } from './images.ts';
 import { Nodes } from './nodes.ts';
 import { Store } from './store/store.ts';
+import { Tokens } from './tokens.ts';
 import { DEFAULT_NETWORK, Vms } from './vms.ts';
 
 export interface ControlPlaneOptions {
@@ -46,7 +47,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   const nodes = new Nodes(store);
   const vms = new Vms(store, nodes, images);
   const consoles = new Consoles(opts.dataDir, store.changes);
-  const services: Services = { store, blobs, images, nodes, vms, consoles };
+  const services: Services = { store, blobs, images, nodes, vms, consoles, tokens: new Tokens(store) };
 
   const adminTokenPath = join(opts.dataDir, 'admin.token');
   let adminToken: string | undefined;

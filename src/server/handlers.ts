@@ -14,6 +14,7 @@ import type { Handlers } from './http.ts';
 import type { Images } from './images.ts';
 import type { Nodes } from './nodes.ts';
 import type { Store } from './store/store.ts';
+import type { Tokens } from './tokens.ts';
 import type { Vms } from './vms.ts';
 
 export interface Services {
@@ -23,6 +24,7 @@ export interface Services {
   nodes: Nodes;
   vms: Vms;
   consoles: Consoles;
+  tokens: Tokens;
 }
 
 export function makeHandlers(s: Services): Handlers {
@@ -94,6 +96,16 @@ export function makeHandlers(s: Services): Handlers {
       return {};
     },
     vmLogs: ({ params, query }) => s.consoles.wait(s.vms.row(params.name!).id, (query.offset as number | undefined) ?? 0, (query.wait as number | undefined) ?? 0),
+
+    listTokens: () => ({ items: s.tokens.list(), revision: s.store.revision() }),
+    createToken: ({ who, body }) => {
+      const b = body as { role: 'admin' | 'viewer'; description?: string };
+      return s.tokens.create(actorOf(who), b.role, b.description);
+    },
+    deleteToken: ({ who, params }) => {
+      s.tokens.remove(actorOf(who), params.id!);
+      return {};
+    },
 
     listEvents: ({ query }) => {
       const since = (query.since as number | undefined) ?? 0;

@@ -90,4 +90,7 @@ export const MIGRATIONS: readonly string[] = [
     revision INTEGER NOT NULL
   );
   `,
+  `
+  ALTER TABLE tokens ADD COLUMN description TEXT;
+  `,
 ];
