@@ -10,6 +10,7 @@ APT_PACKAGES=(
   dnsmasq-base                        # DHCP/DNS for guest networks (no system service)
   nftables iproute2 kmod              # NAT, anti-spoofing, bridges and taps
   linux-image-amd64 busybox-static cpio e2fsprogs   # to build the `tiny` image
+  syslinux syslinux-common mtools dosfstools        # ... and its firmware-boot disk variant
   iputils-ping curl ca-certificates
   python3 make g++                    # better-sqlite3 compiles its native addon
 )

@@ -32,7 +32,7 @@ test('disk VM on KVM with two nics', () => {
   assert.equal(
     render(qemuArgs(spec, paths, 'kvm')),
     `-name guest=butter-vm-1,process=butter-vm-1
--M q35
+-M q35,graphics=off
 -accel kvm
 -cpu host
 -smp 2
@@ -70,7 +70,7 @@ test('kernel VM on TCG, commas in values doubled, cmdline verbatim', () => {
   assert.equal(
     render(argv),
     `-name guest=butter-vm-2,process=butter-vm-2
--M q35
+-M q35,graphics=off
 -accel tcg
 -cpu max
 -smp 1

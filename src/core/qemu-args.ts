@@ -47,7 +47,8 @@ export function qemuArgs(spec: VmSpec, paths: VmPaths, accel: Accel): string[] {
   const e = qemuOptEscape;
   const args: string[] = [
     '-name', processMarker(spec.id),
-    '-M', 'q35',
+    // graphics=off: with no display, firmware (SeaBIOS) prints to the serial console too.
+    '-M', 'q35,graphics=off',
     '-accel', accel,
     // `host` passes the real CPU through under KVM; TCG cannot do that, `max` is its richest model.
     '-cpu', accel === 'kvm' ? 'host' : 'max',

@@ -61,14 +61,12 @@ test('a raw disk image boots through the BIOS firmware, gets its metadata and ru
   assert.match(created, /vm d1 is running/, 'running means the guest fetched its metadata from 169.254.169.254');
 
   const logs = await logsUntil('d1', new RegExp(`^${marker}\\r?$`, 'm'));
-  // SYSLINUX's banner reaches the serial console through its `SERIAL 0` directive. SeaBIOS's own
-  // banner only does when QEMU runs with `-machine graphics=off` (SeaBIOS then enables its serial
-  // console), so it is not required here -- but the syslinux line can only come from a firmware
-  // boot of this disk: a direct -kernel boot never runs syslinux.
+  // Butter runs QEMU with `-machine graphics=off`, so SeaBIOS prints to the serial console;
+  // the SYSLINUX banner (its `SERIAL 0` directive) can only come from a firmware boot of this disk.
   const syslinux = logs.search(/SYSLINUX \d+\.\d+/);
   assert.ok(syslinux >= 0, `no SYSLINUX banner in the console log:\n${logs.slice(0, 2000)}`);
   const seabios = logs.indexOf('SeaBIOS');
-  if (seabios >= 0) assert.ok(seabios < syslinux, 'SeaBIOS runs before syslinux');
+  assert.ok(seabios >= 0 && seabios < syslinux, 'SeaBIOS runs before syslinux');
   const init = logs.indexOf('butter-tiny: init starting');
   assert.ok(init > syslinux, 'syslinux loaded the tiny kernel + initrd');
   assert.match(logs, /butter-tiny: metadata fetched instance-id=/);

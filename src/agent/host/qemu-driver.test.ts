@@ -50,7 +50,7 @@ test('start of a new VM: size the image, create the overlay, launch qemu; then i
   assert.deepEqual(t.lines(), [
     'qemu-img info --output=json -f qcow2 /images/debian.qcow2',
     'qemu-img create -f qcow2 -F qcow2 -b /images/debian.qcow2 $S/vms/vm-1/disk.qcow2 8589934592',
-    'qemu-system-x86_64 -name guest=butter-vm-1,process=butter-vm-1 -M q35 -accel tcg -cpu max -smp 2 -m 1024 ' +
+    'qemu-system-x86_64 -name guest=butter-vm-1,process=butter-vm-1 -M q35,graphics=off -accel tcg -cpu max -smp 2 -m 1024 ' +
       '-nodefaults -no-user-config -display none -daemonize -pidfile $S/vms/vm-1/qemu.pid ' +
       '-qmp unix:$S/vms/vm-1/qmp.sock,server=on,wait=off ' +
       '-chardev socket,id=ser0,path=$S/vms/vm-1/console.sock,server=on,wait=off,logfile=$S/vms/vm-1/console.log,logappend=on ' +
