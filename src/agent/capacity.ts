@@ -1,4 +1,8 @@
-/** What this host can offer: CPUs, memory and the disk under the agent's state dir. */
+/**
+ * What this host has: CPUs, memory and the disk under the agent's state dir. The agent
+ * reports totals; what is kept for the host itself is the node's `reserved`, set on the
+ * control plane, so allocatable = total − reserved is decided in one place.
+ */
 import { cpus, totalmem } from 'node:os';
 import { statfsSync } from 'node:fs';
 
@@ -8,14 +12,7 @@ export interface HostCapacity {
   diskBytes: number;
 }
 
-/** Memory kept for the host itself (kernel, agent, QEMU overhead), never given to guests. */
-export const HOST_RESERVED_MEMORY = 512 * 1024 ** 2;
-
 export function hostCapacity(stateDir: string): HostCapacity {
   const fs = statfsSync(stateDir);
-  return {
-    cpus: cpus().length,
-    memoryBytes: Math.max(totalmem() - HOST_RESERVED_MEMORY, 256 * 1024 ** 2),
-    diskBytes: fs.bavail * fs.bsize,
-  };
+  return { cpus: cpus().length, memoryBytes: totalmem(), diskBytes: fs.blocks * fs.bsize };
 }

@@ -7,7 +7,7 @@ import { BlobParams, BlobQuery, Blob, Image, ImageCreate } from './schemas/image
 import { Empty, NameParams, listOf, Name } from './schemas/common.ts';
 import { ConsoleChunk, ConsoleInputQuery, ConsoleInputs, DesiredQuery, NodeDesired } from './schemas/desired.ts';
 import { Event, EventsQuery, Health, Whoami } from './schemas/event.ts';
-import { Node, NodeCreate, NodeCreated, NodeReport } from './schemas/node.ts';
+import { Group, GroupSet, Node, NodeCreate, NodeCreated, NodeReport, NodeUpdate, Relocated, RelocateBody } from './schemas/node.ts';
 import { Token, TokenCreate, TokenCreated, TokenParams } from './schemas/token.ts';
 import { ConsoleInput, Logs, LogsQuery, Vm, VmCreate, VmResize, VmUserData, VmUserDataSet } from './schemas/vm.ts';
 
@@ -18,7 +18,7 @@ import { ConsoleInput, Logs, LogsQuery, Vm, VmCreate, VmResize, VmUserData, VmUs
 export type Access = 'public' | 'viewer' | 'admin' | 'node' | 'blob';
 
 export interface Route {
-  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   path: string;
   access: Access;
   summary: string;
@@ -43,6 +43,14 @@ export const routes = {
   listNodes: { method: 'GET', path: '/v1/nodes', access: 'viewer', summary: 'List nodes', response: listOf(Node), status: 200 },
   getNode: { method: 'GET', path: '/v1/nodes/{name}', access: 'viewer', summary: 'Show a node', params: NameParams, response: Node, status: 200 },
   createNode: { method: 'POST', path: '/v1/nodes', access: 'admin', summary: 'Register a node and issue its token (shown once)', body: NodeCreate, response: NodeCreated, status: 201 },
+  updateNode: { method: 'PATCH', path: '/v1/nodes/{name}', access: 'admin', summary: 'Set labels, group, zone or the resources reserved for the host', params: NameParams, body: NodeUpdate, response: Node, status: 200 },
+  deleteNode: { method: 'DELETE', path: '/v1/nodes/{name}', access: 'admin', summary: 'Forget a node and revoke its token (refused while it has VMs)', params: NameParams, response: Nothing, status: 200 },
+  cordonNode: { method: 'POST', path: '/v1/nodes/{name}/cordon', access: 'admin', summary: 'Stop placing new VMs on a node', params: NameParams, body: Empty.optional(), response: Node, status: 200 },
+  uncordonNode: { method: 'POST', path: '/v1/nodes/{name}/uncordon', access: 'admin', summary: 'Place new VMs on a node again', params: NameParams, body: Empty.optional(), response: Node, status: 200 },
+  drainNode: { method: 'POST', path: '/v1/nodes/{name}/drain', access: 'admin', summary: "Cordon a node and recreate its VMs elsewhere from their images (local disk data is lost)", params: NameParams, body: RelocateBody, response: Relocated, status: 200 },
+  evacuateNode: { method: 'POST', path: '/v1/nodes/{name}/evacuate', access: 'admin', summary: 'Recreate the VMs of a (lost) node elsewhere from their images (local disk data is lost)', params: NameParams, body: RelocateBody, response: Relocated, status: 200 },
+  listGroups: { method: 'GET', path: '/v1/groups', access: 'viewer', summary: 'Host groups with their overcommit ratios and default policy', response: listOf(Group), status: 200 },
+  setGroup: { method: 'PUT', path: '/v1/groups/{name}', access: 'admin', summary: "Set a group's overcommit ratios or placement policy", params: NameParams, body: GroupSet, response: Group, status: 200 },
   nodeDesired: { method: 'GET', path: '/v1/nodes/{name}/desired', access: 'node', summary: 'Long-poll the desired state of a node, keyed by revision', params: NameParams, query: DesiredQuery, response: NodeDesired, status: 200 },
   nodeReport: { method: 'POST', path: '/v1/nodes/{name}/report', access: 'node', summary: 'Heartbeat with capacity and observed VM states', params: NameParams, body: NodeReport, response: Nothing, status: 200 },
   nodeConsoleInput: { method: 'GET', path: '/v1/nodes/{name}/console-input', access: 'node', summary: 'Long-poll keystrokes typed into the consoles of this node\'s VMs', params: NameParams, query: ConsoleInputQuery, response: ConsoleInputs, status: 200 },

@@ -1,56 +1,144 @@
 /**
- * Placement: a pure function over a snapshot of the cluster. It returns a node or, when
- * nothing fits, why each node was refused — the error a user needs to act on.
+ * Placement: a pure function over a snapshot of the cluster. It returns a node (with any
+ * warnings) or, when nothing fits, why each node was refused — the error a user acts on.
+ *
+ * Order of decisions: hard constraints (ready, not cordoned, --node/--group/--zone/labels),
+ * then capacity within the group's overcommit ratios, then anti-affinity (fewest instances of
+ * the same spread key in the zone, then on the node), then the policy (spread or binpack).
  */
-import { humanSize as formatSize } from './units.ts';
+import { humanSize } from './units.ts';
+
+export interface Resources {
+  cpus: number;
+  memoryBytes: number;
+  diskBytes: number;
+}
+
+export interface Ratios {
+  cpu: number;
+  memory: number;
+  disk: number;
+}
+
+export const DEFAULT_RATIOS: Ratios = { cpu: 4, memory: 1, disk: 1 };
+
+export type Policy = 'spread' | 'binpack';
 
 export interface NodeSnapshot {
   name: string;
   ready: boolean;
-  capacity: { cpus: number; memoryBytes: number; diskBytes: number } | null;
-  allocated: { cpus: number; memoryBytes: number; diskBytes: number };
+  cordoned: boolean;
+  group: string;
+  zone: string;
+  labels: Readonly<Record<string, string>>;
+  /** What the host has; null until its agent first reports. */
+  capacity: Resources | null;
+  /** Kept for the host itself: allocatable = capacity − reserved. */
+  reserved: Resources;
+  ratios: Ratios;
+  allocated: Resources;
   vmCount: number;
+  /** Instances per spread key (a service or VM group) already on this node. */
+  spread: Readonly<Record<string, number>>;
 }
 
-export interface PlacementRequest {
-  cpus: number;
-  memoryBytes: number;
-  diskBytes: number;
-  /** Pin to this node. */
-  node?: string;
+export interface PlacementRequest extends Resources {
+  node?: string | undefined;
+  group?: string | undefined;
+  zone?: string | undefined;
+  labels?: Readonly<Record<string, string>> | undefined;
+  policy?: Policy | undefined;
+  /** Instances sharing this key are spread across zones, then nodes. */
+  spreadKey?: string | undefined;
+  /** Place beyond the overcommit ratios (never beyond constraints); flagged as a warning. */
+  force?: boolean | undefined;
 }
 
-/** CPUs may be overcommitted; memory and disk may not (a later issue makes these per group). */
-export const CPU_OVERCOMMIT = 4;
+export type Placement = { ok: true; node: string; warnings: string[] } | { ok: false; reasons: string[] };
 
-export type Placement = { ok: true; node: string } | { ok: false; reasons: string[] };
+/** How much of each resource the node may hand out, overcommit included. */
+export function allocatable(n: NodeSnapshot): Resources {
+  const c = n.capacity ?? { cpus: 0, memoryBytes: 0, diskBytes: 0 };
+  return {
+    cpus: Math.max(0, c.cpus - n.reserved.cpus) * n.ratios.cpu,
+    memoryBytes: Math.floor(Math.max(0, c.memoryBytes - n.reserved.memoryBytes) * n.ratios.memory),
+    diskBytes: Math.floor(Math.max(0, c.diskBytes - n.reserved.diskBytes) * n.ratios.disk),
+  };
+}
 
-function refusal(n: NodeSnapshot, r: PlacementRequest): string | undefined {
+function constraintRefusal(n: NodeSnapshot, r: PlacementRequest): string | undefined {
   if (!n.ready) return `${n.name}: not ready`;
+  if (n.cordoned && r.node !== n.name) return `${n.name}: cordoned`;
   if (!n.capacity) return `${n.name}: capacity unknown`;
-  const cpuFree = n.capacity.cpus * CPU_OVERCOMMIT - n.allocated.cpus;
-  if (cpuFree < r.cpus) return `${n.name}: cpus ${cpuFree} free < ${r.cpus}`;
-  const memFree = n.capacity.memoryBytes - n.allocated.memoryBytes;
-  if (memFree < r.memoryBytes) return `${n.name}: memory ${formatSize(Math.max(0, memFree))} free < ${formatSize(r.memoryBytes)}`;
-  const diskFree = n.capacity.diskBytes - n.allocated.diskBytes;
-  if (diskFree < r.diskBytes) return `${n.name}: disk ${formatSize(Math.max(0, diskFree))} free < ${formatSize(r.diskBytes)}`;
+  if (r.group !== undefined && n.group !== r.group) return `${n.name}: group ${n.group} ≠ ${r.group}`;
+  if (r.zone !== undefined && n.zone !== r.zone) return `${n.name}: zone ${n.zone} ≠ ${r.zone}`;
+  for (const [k, v] of Object.entries(r.labels ?? {})) {
+    if (n.labels[k] !== v) return `${n.name}: label ${k}=${v} missing`;
+  }
   return undefined;
 }
 
-/** Spread: among the nodes that fit, the one with the most free memory, then fewest VMs. */
+/** The first resource that would not fit, as a sentence; undefined when all fit. */
+function capacityRefusal(n: NodeSnapshot, r: Resources): string | undefined {
+  const a = allocatable(n);
+  const free = { cpus: a.cpus - n.allocated.cpus, memoryBytes: a.memoryBytes - n.allocated.memoryBytes, diskBytes: a.diskBytes - n.allocated.diskBytes };
+  if (free.cpus < r.cpus) return `${n.name}: cpus ${Math.max(0, free.cpus)} free < ${r.cpus}`;
+  if (free.memoryBytes < r.memoryBytes) return `${n.name}: memory ${humanSize(Math.max(0, free.memoryBytes))} free < ${humanSize(r.memoryBytes)}`;
+  if (free.diskBytes < r.diskBytes) return `${n.name}: disk ${humanSize(Math.max(0, free.diskBytes))} free < ${humanSize(r.diskBytes)}`;
+  return undefined;
+}
+
+/** Fraction of memory (the scarce resource) still free after this placement. */
+function freeAfter(n: NodeSnapshot, r: Resources): number {
+  const a = allocatable(n);
+  return a.memoryBytes === 0 ? 0 : (a.memoryBytes - n.allocated.memoryBytes - r.memoryBytes) / a.memoryBytes;
+}
+
 export function schedule(nodes: readonly NodeSnapshot[], req: PlacementRequest): Placement {
-  const candidates = req.node ? nodes.filter((n) => n.name === req.node) : nodes;
-  if (candidates.length === 0) return { ok: false, reasons: [req.node ? `node ${req.node} does not exist` : 'no nodes registered'] };
+  const candidates = req.node !== undefined ? nodes.filter((n) => n.name === req.node) : nodes;
+  if (candidates.length === 0) return { ok: false, reasons: [req.node !== undefined ? `node ${req.node} does not exist` : 'no nodes registered'] };
+
   const reasons: string[] = [];
-  let best: NodeSnapshot | undefined;
+  const fits: NodeSnapshot[] = [];
+  const forced: { n: NodeSnapshot; why: string }[] = [];
   for (const n of candidates) {
-    const why = refusal(n, req);
-    if (why) {
-      reasons.push(why);
+    const hard = constraintRefusal(n, req);
+    if (hard) {
+      reasons.push(hard);
       continue;
     }
-    const free = (x: NodeSnapshot) => x.capacity!.memoryBytes - x.allocated.memoryBytes;
-    if (!best || free(n) > free(best) || (free(n) === free(best) && n.vmCount < best.vmCount)) best = n;
+    const soft = capacityRefusal(n, req);
+    if (!soft) fits.push(n);
+    else {
+      reasons.push(soft);
+      // --force may go beyond the overcommit ratios, but a VM larger than the host never fits.
+      const physical = capacityRefusal({ ...n, ratios: { cpu: 1, memory: 1, disk: 1 }, allocated: { cpus: 0, memoryBytes: 0, diskBytes: 0 } }, req);
+      if (req.force && !physical) forced.push({ n, why: soft });
+    }
   }
-  return best ? { ok: true, node: best.name } : { ok: false, reasons };
+  const pool = fits.length ? fits : forced.map((f) => f.n);
+  if (pool.length === 0) return { ok: false, reasons };
+
+  const key = req.spreadKey;
+  const zoneCount = new Map<string, number>();
+  if (key !== undefined) for (const n of nodes) zoneCount.set(n.zone, (zoneCount.get(n.zone) ?? 0) + (n.spread[key] ?? 0));
+  const policy = req.policy ?? 'spread';
+  const rank = (n: NodeSnapshot): number[] => [
+    key !== undefined ? (zoneCount.get(n.zone) ?? 0) : 0,
+    key !== undefined ? (n.spread[key] ?? 0) : 0,
+    policy === 'spread' ? -freeAfter(n, req) : freeAfter(n, req),
+    policy === 'spread' ? n.vmCount : -n.vmCount,
+  ];
+  let best = pool[0]!;
+  let bestRank = rank(best);
+  for (const n of pool.slice(1)) {
+    const r = rank(n);
+    const i = r.findIndex((v, k) => v !== bestRank[k]);
+    if (i >= 0 && r[i]! < bestRank[i]!) {
+      best = n;
+      bestRank = r;
+    }
+  }
+  const warnings = fits.length ? [] : [`placed beyond overcommit with --force: ${forced.find((f) => f.n === best)!.why}`];
+  return { ok: true, node: best.name, warnings };
 }

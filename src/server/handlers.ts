@@ -4,7 +4,7 @@ import { ApiError } from '../api/errors.ts';
 import { openApiDocument } from '../api/openapi.ts';
 import { API_VERSION } from '../api/routes.ts';
 import type { ImageCreate } from '../api/schemas/image.ts';
-import type { NodeReport } from '../api/schemas/node.ts';
+import type { NodeReport, NodeUpdate } from '../api/schemas/node.ts';
 import type { VmCreate } from '../api/schemas/vm.ts';
 import type { Event } from '../api/schemas/event.ts';
 import { actorOf } from './auth.ts';
@@ -40,6 +40,20 @@ export function makeHandlers(s: Services): Handlers {
     listNodes: () => ({ items: s.nodes.list(), revision: s.store.revision() }),
     getNode: ({ params }) => s.nodes.get(params.name!),
     createNode: ({ who, body }) => s.nodes.create(actorOf(who), (body as { name: string }).name),
+    updateNode: ({ who, params, body }) => s.nodes.update(actorOf(who), params.name!, body as NodeUpdate),
+    deleteNode: ({ who, params }) => {
+      s.nodes.remove(actorOf(who), params.name!);
+      return {};
+    },
+    cordonNode: ({ who, params }) => s.nodes.setCordon(actorOf(who), params.name!, true),
+    uncordonNode: ({ who, params }) => s.nodes.setCordon(actorOf(who), params.name!, false),
+    drainNode: ({ who, params }) => {
+      s.nodes.setCordon(actorOf(who), params.name!, true);
+      return s.vms.relocate(actorOf(who), params.name!, 'drain');
+    },
+    evacuateNode: ({ who, params }) => s.vms.relocate(actorOf(who), params.name!, 'evacuate'),
+    listGroups: () => ({ items: s.nodes.groups(), revision: s.store.revision() }),
+    setGroup: ({ who, params, body }) => s.nodes.setGroup(actorOf(who), params.name!, body as { cpuRatio?: number }),
     nodeDesired: async ({ params, query }) => {
       const name = params.name!;
       const since = (query.since as number | undefined) ?? -1;

@@ -1,10 +1,12 @@
 /** Nodes: registration, heartbeats with observed state, and each node's desired state. */
 import { ApiError } from '../api/errors.ts';
 import type { NodeDesired } from '../api/schemas/desired.ts';
-import type { Node, NodeReport } from '../api/schemas/node.ts';
+import type { Group, Node, NodeReport, NodeUpdate } from '../api/schemas/node.ts';
 import type { VmState } from '../api/schemas/vm.ts';
 import { issueToken } from './auth.ts';
-import { nodeFromRow, type ImageRow, type NetworkRow, type NodeRow, type NodeUsage, type VmRow } from './store/rows.ts';
+import { nodeFromRow, snapshotOf, type GroupRow, type ImageRow, type NetworkRow, type NodeRow, type NodeUsage, type VmRow } from './store/rows.ts';
+import { DEFAULT_RATIOS, type NodeSnapshot, type Policy, type Ratios } from '../core/scheduler.ts';
+import { parseSize } from '../core/units.ts';
 import type { Store } from './store/store.ts';
 
 /** A node that has not reported for this long is unreachable; its VMs' state is unknown. */
@@ -15,13 +17,13 @@ export class Nodes {
 
   list(): Node[] {
     const rows = this.store.db.prepare(`SELECT * FROM nodes ORDER BY name`).all() as NodeRow[];
-    const usage = this.usage();
-    return rows.map((r) => nodeFromRow(r, usage.get(r.name)));
+    const snaps = this.snapshot(rows);
+    return rows.map((r, i) => nodeFromRow(r, snaps[i]!));
   }
 
   get(name: string): Node {
     const r = this.row(name);
-    return nodeFromRow(r, this.usage().get(name));
+    return nodeFromRow(r, this.snapshot([r])[0]!);
   }
 
   row(name: string): NodeRow {
@@ -30,12 +32,92 @@ export class Nodes {
     return r;
   }
 
+  /** The scheduler's snapshot of these nodes (all nodes when omitted), with allocation revisions. */
+  snapshot(rows?: NodeRow[]): (NodeSnapshot & { allocRev: number })[] {
+    const all = rows ?? (this.store.db.prepare(`SELECT * FROM nodes ORDER BY name`).all() as NodeRow[]);
+    const usage = this.usage();
+    const groups = this.groupRatios();
+    const spread = new Map<string, Record<string, number>>();
+    const keyed = this.store.db.prepare(`SELECT node, spread_key, COUNT(*) AS n FROM vms WHERE node IS NOT NULL AND spread_key IS NOT NULL GROUP BY node, spread_key`).all() as { node: string; spread_key: string; n: number }[];
+    for (const k of keyed) (spread.get(k.node) ?? spread.set(k.node, {}).get(k.node)!)[k.spread_key] = k.n;
+    return all.map((r) => ({ ...snapshotOf(r, usage.get(r.name), groups.get(r.node_group)?.ratios ?? DEFAULT_RATIOS, spread.get(r.name) ?? {}), allocRev: r.alloc_rev }));
+  }
+
   /** Resources held by each node's VMs (deleted ones hold theirs until the node confirms). */
   usage(): Map<string, NodeUsage> {
     const rows = this.store.db
       .prepare(`SELECT node, SUM(cpus) AS cpus, SUM(memory_bytes) AS memory_bytes, SUM(disk_bytes) AS disk_bytes, COUNT(*) AS vm_count FROM vms WHERE node IS NOT NULL GROUP BY node`)
       .all() as (NodeUsage & { node: string })[];
     return new Map(rows.map((r) => [r.node, r]));
+  }
+
+  groupRatios(): Map<string, { ratios: Ratios; policy: Policy }> {
+    const rows = this.store.db.prepare(`SELECT * FROM node_groups`).all() as GroupRow[];
+    return new Map(rows.map((g) => [g.name, { ratios: { cpu: g.cpu_ratio, memory: g.memory_ratio, disk: g.disk_ratio }, policy: g.policy }]));
+  }
+
+  groups(): Group[] {
+    const counts = new Map((this.store.db.prepare(`SELECT node_group AS g, COUNT(*) AS n FROM nodes GROUP BY node_group`).all() as { g: string; n: number }[]).map((r) => [r.g, r.n]));
+    const set = this.groupRatios();
+    const names = [...new Set([...counts.keys(), ...set.keys(), 'default'])].sort();
+    return names.map((name) => {
+      const g = set.get(name) ?? { ratios: DEFAULT_RATIOS, policy: 'spread' as const };
+      return { name, cpuRatio: g.ratios.cpu, memoryRatio: g.ratios.memory, diskRatio: g.ratios.disk, policy: g.policy, nodeCount: counts.get(name) ?? 0 };
+    });
+  }
+
+  setGroup(actor: string, name: string, req: { cpuRatio?: number | undefined; memoryRatio?: number | undefined; diskRatio?: number | undefined; policy?: Policy | undefined }): Group {
+    this.store.write(actor, (tx) => {
+      const cur = this.groups().find((g) => g.name === name) ?? { cpuRatio: DEFAULT_RATIOS.cpu, memoryRatio: DEFAULT_RATIOS.memory, diskRatio: DEFAULT_RATIOS.disk, policy: 'spread' };
+      const next = { cpu: req.cpuRatio ?? cur.cpuRatio, memory: req.memoryRatio ?? cur.memoryRatio, disk: req.diskRatio ?? cur.diskRatio, policy: req.policy ?? cur.policy };
+      tx.db
+        .prepare(`INSERT INTO node_groups (name, cpu_ratio, memory_ratio, disk_ratio, policy, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET cpu_ratio = excluded.cpu_ratio, memory_ratio = excluded.memory_ratio, disk_ratio = excluded.disk_ratio, policy = excluded.policy`)
+        .run(name, next.cpu, next.memory, next.disk, next.policy, tx.now);
+      tx.event('set', 'group', name, `group ${name}: overcommit cpu ${next.cpu}, memory ${next.memory}, disk ${next.disk}; policy ${next.policy}`);
+    });
+    return this.groups().find((g) => g.name === name)!;
+  }
+
+  update(actor: string, name: string, req: NodeUpdate): Node {
+    this.store.write(actor, (tx) => {
+      const r = this.row(name);
+      const labels = JSON.parse(r.labels) as Record<string, string>;
+      for (const [k, v] of Object.entries(req.labels ?? {})) {
+        if (v === null) delete labels[k];
+        else labels[k] = v;
+      }
+      const reserved = {
+        cpus: req.reserved?.cpus ?? r.reserved_cpus,
+        memory: req.reserved?.memory !== undefined ? parseSize(req.reserved.memory)! : r.reserved_memory_bytes,
+        disk: req.reserved?.disk !== undefined ? parseSize(req.reserved.disk)! : r.reserved_disk_bytes,
+      };
+      tx.db
+        .prepare(`UPDATE nodes SET labels = ?, node_group = ?, zone = ?, reserved_cpus = ?, reserved_memory_bytes = ?, reserved_disk_bytes = ?, alloc_rev = alloc_rev + 1 WHERE name = ?`)
+        .run(JSON.stringify(labels), req.group ?? r.node_group, req.zone ?? r.zone, reserved.cpus, reserved.memory, reserved.disk, name);
+      tx.event('update', 'node', name, `node ${name} updated: ${JSON.stringify(req)}`);
+    });
+    return this.get(name);
+  }
+
+  setCordon(actor: string, name: string, cordoned: boolean): Node {
+    this.store.write(actor, (tx) => {
+      this.row(name);
+      tx.db.prepare(`UPDATE nodes SET cordoned = ?, alloc_rev = alloc_rev + 1 WHERE name = ?`).run(cordoned ? 1 : 0, name);
+      tx.event(cordoned ? 'cordon' : 'uncordon', 'node', name, `node ${name} ${cordoned ? 'takes no new VMs' : 'takes new VMs again'}`);
+    });
+    return this.get(name);
+  }
+
+  /** Forgets a node and revokes its credentials; refused while VMs are placed on it. */
+  remove(actor: string, name: string): void {
+    this.store.write(actor, (tx) => {
+      this.row(name);
+      const n = (tx.db.prepare(`SELECT COUNT(*) AS n FROM vms WHERE node = ?`).get(name) as { n: number }).n;
+      if (n > 0) throw new ApiError('conflict', `node ${name} still has ${n} VM(s): drain or evacuate it first`, 'name');
+      tx.db.prepare(`DELETE FROM tokens WHERE node = ?`).run(name);
+      tx.db.prepare(`DELETE FROM nodes WHERE name = ?`).run(name);
+      tx.event('delete', 'node', name, `node ${name} removed and its token revoked`);
+    });
   }
 
   create(actor: string, name: string): { node: Node; token: string } {

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { ApiError } from '../api/errors.ts';
 import type { Vm, VmCreate } from '../api/schemas/vm.ts';
 import { allocateIp, parseCidr } from '../core/ipv4.ts';
-import { schedule, type NodeSnapshot } from '../core/scheduler.ts';
+import { schedule, type PlacementRequest } from '../core/scheduler.ts';
 import { humanSize, MiB, parseSize } from '../core/units.ts';
 import type { Images } from './images.ts';
 import type { Nodes } from './nodes.ts';
@@ -15,6 +15,9 @@ import type { Store, Tx } from './store/store.ts';
 
 export const MIN_MEMORY = 64 * MiB;
 export const DEFAULT_NETWORK = 'default';
+
+/** The snapshot a plan was made on changed before it could be committed. */
+class StalePlan extends Error {}
 
 export class Vms {
   constructor(
@@ -50,15 +53,16 @@ export class Vms {
       if (diskBytes < size.size_bytes) throw new ApiError('invalid', `disk must be at least the image's ${humanSize(size.size_bytes)}`, 'disk');
     }
     if (req.node) this.nodes.row(req.node);
+    this.knownPlace(req);
+    const request: PlacementRequest = { cpus, memoryBytes, diskBytes, node: req.node, group: req.group, zone: req.zone, labels: req.labels, policy: req.policy, spreadKey: req.spreadKey, force: req.force };
 
-    return this.store.write(actor, (tx) => {
+    return this.placed(actor, request, (tx, placement) => {
       if (tx.db.prepare(`SELECT 1 FROM vms WHERE name = ?`).get(req.name)) throw new ApiError('conflict', `vm ${req.name} already exists`, 'name');
-      const placement = schedule(this.snapshot(), { cpus, memoryBytes, diskBytes, ...(req.node ? { node: req.node } : {}) });
-      if (!placement.ok) throw new ApiError('no_capacity', `no node can take ${cpus} cpu, ${humanSize(memoryBytes)} memory, ${humanSize(diskBytes)} disk: ${placement.reasons.join('; ')}`, req.node ? 'node' : undefined);
       const net = this.network(tx, DEFAULT_NETWORK);
       const used = new Set((tx.db.prepare(`SELECT ip FROM vms WHERE network = ? AND ip IS NOT NULL`).all(net.name) as { ip: string }[]).map((r) => r.ip));
       const ip = allocateIp(parseCidr(net.cidr), used);
       if (!ip) throw new ApiError('no_capacity', `network ${net.name} (${net.cidr}) has no free address`, 'network');
+      const warning = placement.warnings.join('; ') || null;
       const row: VmRow = {
         id: randomBytes(6).toString('hex'),
         name: req.name,
@@ -78,19 +82,83 @@ export class Vms {
         pending_cpus: null,
         pending_memory_bytes: null,
         restart_gen: 0,
+        spread_key: req.spreadKey ?? null,
+        placement_warning: warning,
         created_at: tx.now,
         updated_at: tx.now,
       };
       tx.db
         .prepare(
-          `INSERT INTO vms (id, name, image, node, cpus, memory_bytes, disk_bytes, power, state, reason, network, ip, mac, user_data, ssh_keys, pending_cpus, pending_memory_bytes, restart_gen, created_at, updated_at)
-           VALUES (@id, @name, @image, @node, @cpus, @memory_bytes, @disk_bytes, @power, @state, @reason, @network, @ip, @mac, @user_data, @ssh_keys, @pending_cpus, @pending_memory_bytes, @restart_gen, @created_at, @updated_at)`,
+          `INSERT INTO vms (id, name, image, node, cpus, memory_bytes, disk_bytes, power, state, reason, network, ip, mac, user_data, ssh_keys, pending_cpus, pending_memory_bytes, restart_gen, spread_key, placement_warning, created_at, updated_at)
+           VALUES (@id, @name, @image, @node, @cpus, @memory_bytes, @disk_bytes, @power, @state, @reason, @network, @ip, @mac, @user_data, @ssh_keys, @pending_cpus, @pending_memory_bytes, @restart_gen, @spread_key, @placement_warning, @created_at, @updated_at)`,
         )
         .run(row);
-      tx.touchNode(row.node);
-      tx.event('create', 'vm', row.name, `vm ${row.name} (${cpus} cpu, ${humanSize(memoryBytes)}) on ${row.node} at ${ip}`);
+      tx.event('create', 'vm', row.name, `vm ${row.name} (${cpus} cpu, ${humanSize(memoryBytes)}) on ${row.node} at ${ip}${warning ? ` — warning: ${warning}` : ''}`);
       return vmFromRow(row);
     });
+  }
+
+  /**
+   * Optimistic placement: schedule on a snapshot, then commit only if the chosen node's
+   * allocation has not changed since (its `alloc_rev`); a stale plan is rejected and redone.
+   */
+  private placed<T>(actor: string, request: PlacementRequest & { exclude?: string }, commit: (tx: Tx, p: { node: string; warnings: string[] }) => T, attempts = 5): T {
+    for (let i = 0; ; i++) {
+      // `exclude`: the node being drained or evacuated, whatever its state.
+      const snap = this.nodes.snapshot().filter((n) => n.name !== request.exclude);
+      const placement = schedule(snap, request);
+      if (!placement.ok) {
+        const field = request.node ? 'node' : request.zone ? 'zone' : request.group ? 'group' : request.labels ? 'labels' : undefined;
+        throw new ApiError('no_capacity', `no node can take ${request.cpus} cpu, ${humanSize(request.memoryBytes)} memory, ${humanSize(request.diskBytes)} disk: ${placement.reasons.join('; ')}`, field);
+      }
+      const seen = snap.find((n) => n.name === placement.node)!.allocRev;
+      try {
+        return this.store.write(actor, (tx) => {
+          const now = tx.db.prepare(`SELECT alloc_rev FROM nodes WHERE name = ?`).get(placement.node) as { alloc_rev: number };
+          if (now.alloc_rev !== seen) throw new StalePlan();
+          tx.db.prepare(`UPDATE nodes SET alloc_rev = alloc_rev + 1 WHERE name = ?`).run(placement.node);
+          tx.touchNode(placement.node);
+          return commit(tx, placement);
+        });
+      } catch (e) {
+        if (!(e instanceof StalePlan) || i + 1 >= attempts) throw e instanceof StalePlan ? new ApiError('conflict', 'the cluster kept changing while placing this VM; try again') : e;
+      }
+    }
+  }
+
+  /** A group or zone nobody has is a mistake worth naming, not "no capacity". */
+  private knownPlace(req: VmCreate): void {
+    if (req.group !== undefined && !this.store.db.prepare(`SELECT 1 FROM nodes WHERE node_group = ?`).get(req.group)) throw new ApiError('not_found', `no node is in group ${req.group}`, 'group');
+    if (req.zone !== undefined && !this.store.db.prepare(`SELECT 1 FROM nodes WHERE zone = ?`).get(req.zone)) throw new ApiError('not_found', `no node is in zone ${req.zone}`, 'zone');
+  }
+
+  /**
+   * Recreates a node's VMs elsewhere from their images (same name, address and MAC; a fresh
+   * disk): for a lost node (evacuate) or one being emptied (drain). The old node, if it ever
+   * reports again, no longer finds them in its desired state and removes its copies.
+   */
+  relocate(actor: string, node: string, why: 'drain' | 'evacuate'): { moved: { vm: string; from: string; to: string }[]; failed: { vm: string; reason: string }[] } {
+    this.nodes.row(node);
+    const vms = this.store.db.prepare(`SELECT * FROM vms WHERE node = ? AND power != 'deleted' ORDER BY name`).all(node) as VmRow[];
+    const moved: { vm: string; from: string; to: string }[] = [];
+    const failed: { vm: string; reason: string }[] = [];
+    for (const vm of vms) {
+      const request: PlacementRequest = { cpus: vm.cpus, memoryBytes: vm.memory_bytes, diskBytes: vm.disk_bytes, spreadKey: vm.spread_key ?? undefined };
+      try {
+        // The VM leaves `node` in the same transaction that places it elsewhere.
+        const to = this.placed(actor, { ...request, exclude: node }, (tx, p) => {
+          tx.db.prepare(`UPDATE vms SET node = ?, state = 'pending', reason = NULL, restart_gen = restart_gen + 1, updated_at = ? WHERE id = ?`).run(p.node, tx.now, vm.id);
+          tx.db.prepare(`UPDATE nodes SET alloc_rev = alloc_rev + 1 WHERE name = ?`).run(node);
+          tx.touchNode(node);
+          tx.event(why, 'vm', vm.name, `vm ${vm.name} recreated on ${p.node} (from ${node}, ${why}); its local disk data is lost`);
+          return p.node;
+        });
+        moved.push({ vm: vm.name, from: node, to });
+      } catch (e) {
+        failed.push({ vm: vm.name, reason: e instanceof Error ? e.message : String(e) });
+      }
+    }
+    return { moved, failed };
   }
 
   remove(actor: string, name: string): Vm {
@@ -134,7 +202,7 @@ export class Vms {
       const memoryBytes = req.memory !== undefined ? parseSize(req.memory)! : (vm.pending_memory_bytes ?? vm.memory_bytes);
       if (memoryBytes < MIN_MEMORY) throw new ApiError('invalid', `memory must be at least ${humanSize(MIN_MEMORY)}`, 'memory');
       if (vm.node) {
-        const node = this.snapshot().find((n) => n.name === vm.node)!;
+        const node = this.nodes.snapshot().find((n) => n.name === vm.node)!;
         const others = { ...node, allocated: { cpus: node.allocated.cpus - vm.cpus, memoryBytes: node.allocated.memoryBytes - vm.memory_bytes, diskBytes: node.allocated.diskBytes - vm.disk_bytes } };
         const fit = schedule([others], { cpus, memoryBytes, diskBytes: vm.disk_bytes, node: vm.node });
         if (!fit.ok) throw new ApiError('no_capacity', `resize does not fit: ${fit.reasons.join('; ')}`, req.memory !== undefined ? 'memory' : 'cpus');
@@ -177,9 +245,5 @@ export class Vms {
       const mac = `52:54:00:${[...randomBytes(3)].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
       if (!tx.db.prepare(`SELECT 1 FROM vms WHERE mac = ?`).get(mac)) return mac;
     }
-  }
-
-  private snapshot(): NodeSnapshot[] {
-    return this.nodes.list().map((n) => ({ name: n.name, ready: n.state === 'ready', capacity: n.capacity, allocated: n.allocated, vmCount: n.vmCount }));
   }
 }

@@ -1,6 +1,6 @@
 /** Nodes: machines that run `butter agent`. */
 import { z } from 'zod';
-import { Name, Timestamp } from './common.ts';
+import { Name, Size, Timestamp } from './common.ts';
 import { VmState } from './vm.ts';
 
 export const Capacity = z
@@ -15,21 +15,78 @@ export const Accel = z.enum(['kvm', 'tcg']);
 
 export const NodeState = z.enum(['new', 'ready', 'unreachable']);
 
+const Res = z.object({ cpus: z.number(), memoryBytes: z.number(), diskBytes: z.number() });
+
+/** Label keys and values: DNS-label-like, so they read well in `node list` and selectors. */
+export const LabelKey = z.string().regex(/^[a-z0-9]([a-z0-9._/-]{0,61}[a-z0-9])?$/, 'must be a label key: lowercase letters, digits, ".", "_", "/", "-"');
+export const LabelValue = z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$|^$/, 'must be a label value: letters, digits, ".", "_", "-"');
+export const Labels = z.record(LabelKey, LabelValue);
+
 export const Node = z
   .object({
     name: Name,
     state: NodeState,
+    cordoned: z.boolean(),
+    group: Name,
+    zone: Name,
+    labels: z.record(z.string(), z.string()),
     accel: Accel.nullable(),
     accelReason: z.string().nullable(),
     driver: z.enum(['qemu', 'sim']).nullable(),
+    /** What the host has, as its agent reports it. */
     capacity: Capacity.nullable(),
-    allocated: z.object({ cpus: z.number(), memoryBytes: z.number(), diskBytes: z.number() }),
+    /** Kept for the host itself. */
+    reserved: Res,
+    /** (capacity − reserved) × the group's overcommit ratios. */
+    allocatable: Res,
+    allocated: Res,
+    free: Res,
     vmCount: z.number().int(),
     lastHeartbeatAt: Timestamp.nullable(),
     createdAt: Timestamp,
   })
   .meta({ id: 'Node' });
 export type Node = z.infer<typeof Node>;
+
+export const NodeUpdate = z
+  .object({
+    /** `null` removes a label. */
+    labels: z.record(LabelKey, LabelValue.nullable()).optional(),
+    group: Name.optional(),
+    zone: Name.optional(),
+    reserved: z.object({ cpus: z.number().int().min(0).max(1024).optional(), memory: Size.optional(), disk: Size.optional() }).strict().optional(),
+  })
+  .strict()
+  .meta({ id: 'NodeUpdate' });
+export type NodeUpdate = z.infer<typeof NodeUpdate>;
+
+export const Group = z
+  .object({
+    name: Name,
+    cpuRatio: z.number(),
+    memoryRatio: z.number(),
+    diskRatio: z.number(),
+    policy: z.enum(['spread', 'binpack']),
+    nodeCount: z.number().int(),
+  })
+  .meta({ id: 'Group' });
+export type Group = z.infer<typeof Group>;
+
+export const GroupSet = z
+  .object({
+    cpuRatio: z.number().min(0.1).max(64).optional(),
+    memoryRatio: z.number().min(0.1).max(4).optional(),
+    diskRatio: z.number().min(0.1).max(16).optional(),
+    policy: z.enum(['spread', 'binpack']).optional(),
+  })
+  .strict()
+  .meta({ id: 'GroupSet' });
+
+export const RelocateBody = z
+  .object({ confirm: z.literal(true, { error: 'must be true: the VMs are recreated from their images and their local disk data is lost' }) })
+  .strict()
+  .meta({ id: 'Relocate' });
+export const Relocated = z.object({ moved: z.array(z.object({ vm: Name, from: Name, to: Name })), failed: z.array(z.object({ vm: Name, reason: z.string() })) }).meta({ id: 'Relocated' });
 
 export const NodeCreate = z.object({ name: Name }).strict().meta({ id: 'NodeCreate' });
 export const NodeCreated = z.object({ node: Node, token: z.string() }).meta({ id: 'NodeCreated' });

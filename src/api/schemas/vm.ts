@@ -23,6 +23,15 @@ export const VmCreate = z
     memory: Size.default('512M'),
     disk: Size.default('2G'),
     node: Name.optional(),
+    group: Name.optional(),
+    zone: Name.optional(),
+    /** Node selector: every label must match. */
+    labels: z.record(z.string(), z.string()).optional(),
+    policy: z.enum(['spread', 'binpack']).optional(),
+    /** Anti-affinity: VMs with the same key spread across zones, then nodes. */
+    spreadKey: Name.optional(),
+    /** Place beyond the overcommit ratios; the VM carries a warning. */
+    force: z.boolean().optional(),
     userData: z.string().max(MAX_USER_DATA).optional(),
     sshKeys: z.array(SshKey).max(32).optional(),
   })
@@ -57,6 +66,9 @@ export const Vm = z
     /** A resize waiting for the next start. */
     pending: z.object({ cpus: z.number().int(), memoryBytes: z.number().int() }).nullable(),
     sshKeys: z.array(z.string()),
+    spreadKey: Name.nullable(),
+    /** Set when the VM was placed with --force beyond the overcommit ratios. */
+    warning: z.string().nullable(),
     createdAt: Timestamp,
     updatedAt: Timestamp,
   })

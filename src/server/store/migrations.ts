@@ -93,4 +93,28 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE tokens ADD COLUMN description TEXT;
   `,
+  `
+  -- Clusters: where a node sits, what it keeps for itself, whether it takes new VMs.
+  ALTER TABLE nodes ADD COLUMN node_group TEXT NOT NULL DEFAULT 'default';
+  ALTER TABLE nodes ADD COLUMN zone TEXT NOT NULL DEFAULT 'default';
+  ALTER TABLE nodes ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
+  ALTER TABLE nodes ADD COLUMN cordoned INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE nodes ADD COLUMN reserved_cpus INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE nodes ADD COLUMN reserved_memory_bytes INTEGER NOT NULL DEFAULT 536870912;
+  ALTER TABLE nodes ADD COLUMN reserved_disk_bytes INTEGER NOT NULL DEFAULT 0;
+  -- Bumped whenever the resources placed on the node change: a plan made before is stale.
+  ALTER TABLE nodes ADD COLUMN alloc_rev INTEGER NOT NULL DEFAULT 0;
+
+  CREATE TABLE node_groups (
+    name TEXT PRIMARY KEY,
+    cpu_ratio REAL NOT NULL,
+    memory_ratio REAL NOT NULL,
+    disk_ratio REAL NOT NULL,
+    policy TEXT NOT NULL CHECK (policy IN ('spread', 'binpack')),
+    created_at TEXT NOT NULL
+  );
+
+  ALTER TABLE vms ADD COLUMN spread_key TEXT;
+  ALTER TABLE vms ADD COLUMN placement_warning TEXT;
+  `,
 ];

@@ -1,6 +1,7 @@
 /** Row shapes as SQLite returns them, and their mapping to the wire types. */
 import type { Image } from '../../api/schemas/image.ts';
 import type { Node } from '../../api/schemas/node.ts';
+import { allocatable, type NodeSnapshot, type Ratios } from '../../core/scheduler.ts';
 import type { Vm, VmState } from '../../api/schemas/vm.ts';
 
 export interface NodeRow {
@@ -15,6 +16,14 @@ export interface NodeRow {
   last_heartbeat_at: string | null;
   desired_rev: number;
   created_at: string;
+  node_group: string;
+  zone: string;
+  labels: string;
+  cordoned: number;
+  reserved_cpus: number;
+  reserved_memory_bytes: number;
+  reserved_disk_bytes: number;
+  alloc_rev: number;
 }
 
 export interface NodeUsage {
@@ -24,16 +33,42 @@ export interface NodeUsage {
   vm_count: number;
 }
 
-export function nodeFromRow(r: NodeRow, u: NodeUsage | undefined): Node {
+/** The scheduler's view of a node: everything placement needs, nothing else. */
+export function snapshotOf(r: NodeRow, u: NodeUsage | undefined, ratios: Ratios, spread: Record<string, number>): NodeSnapshot {
+  return {
+    name: r.name,
+    ready: r.state === 'ready',
+    cordoned: r.cordoned === 1,
+    group: r.node_group,
+    zone: r.zone,
+    labels: JSON.parse(r.labels) as Record<string, string>,
+    capacity: r.cpus && r.memory_bytes && r.disk_bytes ? { cpus: r.cpus, memoryBytes: r.memory_bytes, diskBytes: r.disk_bytes } : null,
+    reserved: { cpus: r.reserved_cpus, memoryBytes: r.reserved_memory_bytes, diskBytes: r.reserved_disk_bytes },
+    ratios,
+    allocated: { cpus: u?.cpus ?? 0, memoryBytes: u?.memory_bytes ?? 0, diskBytes: u?.disk_bytes ?? 0 },
+    vmCount: u?.vm_count ?? 0,
+    spread,
+  };
+}
+
+export function nodeFromRow(r: NodeRow, snap: NodeSnapshot): Node {
+  const a = allocatable(snap);
   return {
     name: r.name,
     state: r.state,
+    cordoned: snap.cordoned,
+    group: snap.group,
+    zone: snap.zone,
+    labels: { ...snap.labels },
     accel: r.accel,
     accelReason: r.accel_reason,
     driver: r.driver,
-    capacity: r.cpus && r.memory_bytes && r.disk_bytes ? { cpus: r.cpus, memoryBytes: r.memory_bytes, diskBytes: r.disk_bytes } : null,
-    allocated: { cpus: u?.cpus ?? 0, memoryBytes: u?.memory_bytes ?? 0, diskBytes: u?.disk_bytes ?? 0 },
-    vmCount: u?.vm_count ?? 0,
+    capacity: snap.capacity,
+    reserved: snap.reserved,
+    allocatable: a,
+    allocated: snap.allocated,
+    free: { cpus: a.cpus - snap.allocated.cpus, memoryBytes: a.memoryBytes - snap.allocated.memoryBytes, diskBytes: a.diskBytes - snap.allocated.diskBytes },
+    vmCount: snap.vmCount,
     lastHeartbeatAt: r.last_heartbeat_at,
     createdAt: r.created_at,
   };
@@ -90,6 +125,8 @@ export interface VmRow {
   pending_cpus: number | null;
   pending_memory_bytes: number | null;
   restart_gen: number;
+  spread_key: string | null;
+  placement_warning: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -111,6 +148,8 @@ export function vmFromRow(r: VmRow): Vm {
     mac: r.mac,
     pending: r.pending_cpus !== null && r.pending_memory_bytes !== null ? { cpus: r.pending_cpus, memoryBytes: r.pending_memory_bytes } : null,
     sshKeys: JSON.parse(r.ssh_keys) as string[],
+    spreadKey: r.spread_key,
+    warning: r.placement_warning,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };
@@ -122,4 +161,12 @@ export interface NetworkRow {
   gateway: string;
   mtu: number;
   nat: number;
+}
+
+export interface GroupRow {
+  name: string;
+  cpu_ratio: number;
+  memory_ratio: number;
+  disk_ratio: number;
+  policy: 'spread' | 'binpack';
 }
