@@ -54,7 +54,7 @@ export class Vms {
     }
     if (req.node) this.nodes.row(req.node);
     this.knownPlace(req);
-    const request: PlacementRequest = { cpus, memoryBytes, diskBytes, node: req.node, group: req.group, zone: req.zone, labels: req.labels, policy: req.policy, spreadKey: req.spreadKey, force: req.force };
+    const request: PlacementRequest = { cpus, memoryBytes, diskBytes, node: req.node, group: req.group, zone: req.zone, labels: req.labels, policy: req.policy ?? this.nodes.groupRatios().get(req.group ?? 'default')?.policy, spreadKey: req.spreadKey, force: req.force };
 
     return this.placed(actor, request, (tx, placement) => {
       if (tx.db.prepare(`SELECT 1 FROM vms WHERE name = ?`).get(req.name)) throw new ApiError('conflict', `vm ${req.name} already exists`, 'name');
