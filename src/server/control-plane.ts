@@ -68,7 +68,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   }
 
   const http = buildHttp(store.db, makeHandlers(services), opts.logger ?? false);
-  const sweeper = setInterval(() => nodes.sweep(new Date()), 2_000);
+  const sweeper = setInterval(() => nodes.sweep(new Date()), 1_000);
   sweeper.unref();
 
   return {

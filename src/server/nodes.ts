@@ -9,7 +9,7 @@ import { DEFAULT_RATIOS, type NodeSnapshot, type Policy, type Ratios } from '../
 import { parseSize } from '../core/units.ts';
 import type { Store } from './store/store.ts';
 
-/** A node that has not reported for this long is unreachable; its VMs' state is unknown. */
+X
 export const HEARTBEAT_TIMEOUT_MS = 15_000;
 
 export class Nodes {

@@ -74,27 +74,23 @@ async function ensureCa(dir: string, now: Date): Promise<{ caKey: KeyObject; caP
   if (keyPem === null) {
     keyPem = await newKey();
     await writeAtomic(keyPath, keyPem, 0o600);
-    crtPem = null; // a CA certificate must belong to this key
   }
   await chmod(keyPath, 0o600); // in case someone loosened it
   const caKey = createPrivateKey(keyPem);
   if (crtPem === null) {
     // Also the way back from a crash between writing ca.key and ca.crt. The pin is a hash of
     // the public key only, so a certificate rebuilt from the kept key keeps every pin valid.
-    const pub = spkiOf(caKey);
-    crtPem = certificate(caKey, {
+    crtPem = signCertificate(caKey, {
       issuer: CA_NAME,
       subject: CA_NAME,
-      spki: pub,
+      publicKey: caKey,
       notBefore: new Date(now.getTime() - BACKDATE),
       notAfter: new Date(now.getTime() + CA_DAYS * DAY),
-      extensions: [
-        ext('2.5.29.19', true, seq(bool(true), int(Buffer.from([0])))), // basicConstraints: CA, pathLen 0 (signs only leaves)
-        ext('2.5.29.15', true, bitString(Buffer.from([0x86]), 1)), // keyUsage: digitalSignature, keyCertSign, cRLSign
-        ext('2.5.29.14', false, octets(keyId(pub))), // subjectKeyIdentifier
-      ],
+      ca: true,
     });
     await writeAtomic(crtPath, crtPem, 0o644);
+  } else if (!spkiOf(new X509Certificate(crtPem).publicKey).equals(spkiOf(caKey))) {
+    throw new Error(`${crtPath} does not belong to ${keyPath}: restore the pair (machines pinned this CA)`);
   }
   return { caKey, caPem: crtPem };
 }
@@ -136,48 +132,67 @@ function serverCertFits(keyPem: string, crtPem: string, caPem: string, want: Nam
 
 async function issueServerCert(caKey: KeyObject, caPem: string, want: Names, now: Date): Promise<{ key: string; cert: string }> {
   const key = await newKey();
-  const spki = spkiOf(createPrivateKey(key));
   const caNotAfter = new Date(new X509Certificate(caPem).validTo).getTime();
-  const san = [...want.dns.map((d) => tlv(0x82, Buffer.from(d, 'ascii'))), ...want.ips.map((ip) => tlv(0x87, ipBytes(ip)))];
-  const cert = certificate(caKey, {
+  const cert = signCertificate(caKey, {
     issuer: CA_NAME,
     subject: want.dns.find((h) => h !== 'localhost') ?? 'Butter control plane',
-    spki,
+    publicKey: createPrivateKey(key),
     notBefore: new Date(now.getTime() - BACKDATE),
     notAfter: new Date(Math.min(now.getTime() + SERVER_DAYS * DAY, caNotAfter)), // never outlive the CA
-    extensions: [
-      ext('2.5.29.19', true, seq()), // basicConstraints: not a CA
-      ext('2.5.29.15', true, bitString(Buffer.from([0x80]), 7)), // keyUsage: digitalSignature
-      ext('2.5.29.37', false, seq(oid('1.3.6.1.5.5.7.3.1'))), // extKeyUsage: serverAuth
-      ext('2.5.29.17', false, seq(...san)), // subjectAltName
-      ext('2.5.29.14', false, octets(keyId(spki))),
-      ext('2.5.29.35', false, seq(tlv(0x80, keyId(spkiOf(caKey))))), // authorityKeyIdentifier = the CA's SKI
-    ],
+    dns: want.dns,
+    ips: want.ips,
+    authorityKey: caKey,
   });
   return { key, cert };
 }
 
 // ---- X.509 (RFC 5280) in DER, just the parts we use ----
 
-interface CertSpec {
+export interface CertRequest {
+  /** Common names; Butter's names are a single CN. */
   issuer: string;
   subject: string;
-  spki: Buffer;
+  /** The subject's key (a private key is fine: only its public half is used). */
+  publicKey: KeyObject;
   notBefore: Date;
   notAfter: Date;
-  extensions: Buffer[];
+  /** A CA that signs only leaves (pathLen 0); otherwise a TLS server leaf. */
+  ca?: boolean;
+  dns?: string[];
+  ips?: string[];
+  /** Key whose identifier goes in authorityKeyIdentifier (the issuer's). */
+  authorityKey?: KeyObject;
 }
 
-function certificate(signer: KeyObject, c: CertSpec): string {
+/**
+ * Signs one ECDSA P-256 / SHA-256 certificate and returns its PEM. Used for our CA and server
+ * certificates; exported so tests can also forge what an attacker would (a leaf that names our
+ * CA as issuer but is signed by another key).
+ */
+export function signCertificate(signer: KeyObject, r: CertRequest): string {
+  const spki = spkiOf(r.publicKey);
+  const extensions = r.ca
+    ? [
+        ext('2.5.29.19', true, seq(bool(true), int(Buffer.from([0])))), // basicConstraints: CA, pathLen 0
+        ext('2.5.29.15', true, bitString(Buffer.from([0x86]), 1)), // keyUsage: digitalSignature, keyCertSign, cRLSign
+      ]
+    : [
+        ext('2.5.29.19', true, seq()), // basicConstraints: not a CA
+        ext('2.5.29.15', true, bitString(Buffer.from([0x80]), 7)), // keyUsage: digitalSignature
+        ext('2.5.29.37', false, seq(oid('1.3.6.1.5.5.7.3.1'))), // extKeyUsage: serverAuth
+        ext('2.5.29.17', false, seq(...(r.dns ?? []).map((d) => tlv(0x82, Buffer.from(d, 'ascii'))), ...(r.ips ?? []).map((ip) => tlv(0x87, ipBytes(ip))))),
+      ];
+  extensions.push(ext('2.5.29.14', false, octets(keyId(spki)))); // subjectKeyIdentifier
+  if (r.authorityKey) extensions.push(ext('2.5.29.35', false, seq(tlv(0x80, keyId(spkiOf(r.authorityKey)))))); // = the issuer's SKI
   const tbs = seq(
     tlv(0xa0, int(Buffer.from([2]))), // version v3
     int(serial()),
     ecdsaSha256(),
-    name(c.issuer),
-    seq(time(c.notBefore), time(c.notAfter)),
-    name(c.subject),
-    c.spki,
-    tlv(0xa3, seq(...c.extensions)),
+    name(r.issuer),
+    seq(time(r.notBefore), time(r.notAfter)),
+    name(r.subject),
+    spki,
+    tlv(0xa3, seq(...extensions)),
   );
   const sig = sign('sha256', tbs, { key: signer, dsaEncoding: 'der' });
   const der = seq(tbs, ecdsaSha256(), bitString(sig, 0));

@@ -1,6 +1,7 @@
 /** `butter node ...` and `butter login`. */
 import type { Command } from 'commander';
 import { Client } from '../../sdk/client.ts';
+import { createInterface } from 'node:readline/promises';
 import { client, saveConfig, UsageError } from '../config.ts';
 import { age, printFields, printJson, printTable, size } from '../output.ts';
 
@@ -9,14 +10,25 @@ export function nodeCommands(program: Command): void {
 
   node
     .command('list')
-    .description('list nodes with capacity, allocation and VM count')
+    .description('list nodes: state, CPU/memory/disk allocated / allocatable, VM count')
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }) => {
       const { items } = await client().call('listNodes', {});
       if (o.json) return printJson(items);
       printTable(
-        ['NAME', 'STATE', 'ACCEL', 'CPUS', 'MEMORY', 'MEM USED', 'DISK', 'VMS', 'HEARTBEAT'],
-        items.map((n) => [n.name, n.state, n.accel, n.capacity?.cpus, size(n.capacity?.memoryBytes), size(n.allocated.memoryBytes), size(n.capacity?.diskBytes), n.vmCount, age(n.lastHeartbeatAt)]),
+        ['NAME', 'STATE', 'GROUP', 'ZONE', 'CPUS', 'MEMORY', 'DISK', 'FREE MEM', 'VMS', 'HEARTBEAT'],
+        items.map((n) => [
+          n.name,
+          n.cordoned ? `${n.state},cordoned` : n.state,
+          n.group,
+          n.zone,
+          `${n.allocated.cpus}/${n.allocatable.cpus}`,
+          `${size(n.allocated.memoryBytes)}/${size(n.allocatable.memoryBytes)}`,
+          `${size(n.allocated.diskBytes)}/${size(n.allocatable.diskBytes)}`,
+          size(n.free.memoryBytes),
+          n.vmCount,
+          age(n.lastHeartbeatAt),
+        ]),
       );
     });
 
@@ -27,18 +39,142 @@ export function nodeCommands(program: Command): void {
     .action(async (name: string, o: { json?: boolean }) => {
       const n = await client().call('getNode', { params: { name } });
       if (o.json) return printJson(n);
+      const res = (k: 'cpus' | 'memoryBytes' | 'diskBytes', f: (v: number) => string | number) =>
+        n.capacity ? `total ${f(n.capacity[k])}, reserved ${f(n.reserved[k])}, allocatable ${f(n.allocatable[k])}, allocated ${f(n.allocated[k])}, free ${f(n.free[k])}` : null;
       printFields([
         ['name', n.name],
-        ['state', n.state],
+        ['state', n.cordoned ? `${n.state} (cordoned)` : n.state],
+        ['group', n.group],
+        ['zone', n.zone],
+        ['labels', Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(',') || null],
         ['driver', n.driver],
         ['accel', n.accelReason ? `${n.accel} (${n.accelReason})` : n.accel],
-        ['cpus', n.capacity ? `${n.allocated.cpus} allocated / ${n.capacity.cpus}` : null],
-        ['memory', n.capacity ? `${size(n.allocated.memoryBytes)} allocated / ${size(n.capacity.memoryBytes)}` : null],
-        ['disk', n.capacity ? `${size(n.allocated.diskBytes)} allocated / ${size(n.capacity.diskBytes)}` : null],
+        ['cpus', res('cpus', (v) => v)],
+        ['memory', res('memoryBytes', size)],
+        ['disk', res('diskBytes', size)],
         ['vms', n.vmCount],
         ['heartbeat', n.lastHeartbeatAt],
         ['created', n.createdAt],
       ]);
+    });
+
+  for (const [verb, route, what] of [
+    ['cordon', 'cordonNode', 'place no new VMs on a node'],
+    ['uncordon', 'uncordonNode', 'place new VMs on a node again'],
+  ] as const) {
+    node
+      .command(`${verb} <name>`)
+      .description(what)
+      .option('--json', 'print JSON')
+      .action(async (name: string, o: { json?: boolean }) => {
+        const n = await client().call(route, { params: { name } });
+        if (o.json) printJson(n);
+        else process.stdout.write(`node ${name} ${n.cordoned ? 'cordoned' : 'uncordoned'}\n`);
+      });
+  }
+
+  for (const [verb, route, what] of [
+    ['drain', 'drainNode', 'cordon a node and recreate its VMs on other nodes'],
+    ['evacuate', 'evacuateNode', 'recreate the VMs of a lost node on other nodes'],
+  ] as const) {
+    node
+      .command(`${verb} <name>`)
+      .description(`${what} (from their images: local disk data is lost)`)
+      .option('--yes', 'do not ask for confirmation')
+      .option('--json', 'print JSON')
+      .action(async (name: string, o: { yes?: boolean; json?: boolean }) => {
+        const c = client();
+        const vms = (await c.call('listVms', {})).items.filter((v) => v.node === name);
+        if (!o.yes) {
+          const question = `${verb} ${name}: ${vms.length} VM(s) (${vms.map((v) => v.name).join(', ') || 'none'}) will be recreated on other nodes from their images. Their local disk data is LOST. Continue? [y/N] `;
+          if (!(await confirm(question))) throw new UsageError('not confirmed; nothing changed (use --yes to skip the question)');
+        }
+        const out = await c.call(route, { params: { name }, body: { confirm: true } });
+        if (o.json) return printJson(out);
+        for (const m of out.moved) process.stdout.write(`vm ${m.vm}: ${m.from} → ${m.to}\n`);
+        for (const f of out.failed) process.stderr.write(`vm ${f.vm}: not moved: ${f.reason}\n`);
+        if (out.failed.length) process.exitCode = 1;
+      });
+  }
+
+  node
+    .command('remove <name>')
+    .description('forget a node and revoke its token (refused while it has VMs)')
+    .option('--json', 'print JSON')
+    .action(async (name: string, o: { json?: boolean }) => {
+      await client().call('deleteNode', { params: { name } });
+      if (o.json) printJson({ name, removed: true });
+      else process.stdout.write(`node ${name} removed\n`);
+    });
+
+  node
+    .command('label <name> <labels...>')
+    .description('set labels (key=value) or remove them (key-)')
+    .option('--json', 'print JSON')
+    .action(async (name: string, labels: string[], o: { json?: boolean }) => {
+      const body: Record<string, string | null> = {};
+      for (const l of labels) {
+        const m = /^([^=]+?)(?:=(.*)|(-))$/.exec(l);
+        if (!m) throw new UsageError(`labels: expected key=value or key-, got ${JSON.stringify(l)}`);
+        body[m[1]!] = m[3] ? null : m[2]!;
+      }
+      const n = await client().call('updateNode', { params: { name }, body: { labels: body } });
+      if (o.json) return printJson(n);
+      process.stdout.write(`node ${name} labels: ${Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(',') || '(none)'}\n`);
+    });
+
+  node
+    .command('set <name>')
+    .description("set a node's group, zone, or what it reserves for the host")
+    .option('--group <group>', 'host group')
+    .option('--zone <zone>', 'zone')
+    .option('--reserve-cpus <n>', 'CPUs kept for the host')
+    .option('--reserve-memory <size>', 'memory kept for the host')
+    .option('--reserve-disk <size>', 'disk kept for the host')
+    .option('--json', 'print JSON')
+    .action(async (name: string, o: { group?: string; zone?: string; reserveCpus?: string; reserveMemory?: string; reserveDisk?: string; json?: boolean }) => {
+      const reserved = {
+        ...(o.reserveCpus !== undefined ? { cpus: Number(o.reserveCpus) } : {}),
+        ...(o.reserveMemory !== undefined ? { memory: o.reserveMemory } : {}),
+        ...(o.reserveDisk !== undefined ? { disk: o.reserveDisk } : {}),
+      };
+      const n = await client().call('updateNode', {
+        params: { name },
+        body: { ...(o.group ? { group: o.group } : {}), ...(o.zone ? { zone: o.zone } : {}), ...(Object.keys(reserved).length ? { reserved } : {}) },
+      });
+      if (o.json) return printJson(n);
+      process.stdout.write(`node ${name}: group ${n.group}, zone ${n.zone}, reserved ${n.reserved.cpus} cpu / ${size(n.reserved.memoryBytes)} / ${size(n.reserved.diskBytes)}\n`);
+    });
+
+  const group = program.command('group').description('host groups: overcommit ratios and placement policy');
+  group
+    .command('list')
+    .description('list groups')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }) => {
+      const { items } = await client().call('listGroups', {});
+      if (o.json) return printJson(items);
+      printTable(['NAME', 'NODES', 'CPU RATIO', 'MEMORY RATIO', 'DISK RATIO', 'POLICY'], items.map((g) => [g.name, g.nodeCount, g.cpuRatio, g.memoryRatio, g.diskRatio, g.policy]));
+    });
+  group
+    .command('set <name>')
+    .description("set a group's overcommit ratios (defaults: cpu 4, memory 1, disk 1) or policy")
+    .option('--cpu-ratio <r>', 'CPU overcommit')
+    .option('--memory-ratio <r>', 'memory overcommit')
+    .option('--disk-ratio <r>', 'disk overcommit')
+    .option('--policy <policy>', 'spread or binpack')
+    .option('--json', 'print JSON')
+    .action(async (name: string, o: { cpuRatio?: string; memoryRatio?: string; diskRatio?: string; policy?: string; json?: boolean }) => {
+      const num = (v: string | undefined, field: string) => {
+        if (v === undefined) return undefined;
+        if (!/^\d+(\.\d+)?$/.test(v)) throw new UsageError(`${field}: must be a number, got ${JSON.stringify(v)}`);
+        return Number(v);
+      };
+      if (o.policy !== undefined && o.policy !== 'spread' && o.policy !== 'binpack') throw new UsageError(`policy: must be spread or binpack, got ${JSON.stringify(o.policy)}`);
+      const body = { cpuRatio: num(o.cpuRatio, 'cpu-ratio'), memoryRatio: num(o.memoryRatio, 'memory-ratio'), diskRatio: num(o.diskRatio, 'disk-ratio'), policy: o.policy as 'spread' | 'binpack' | undefined };
+      const g = await client().call('setGroup', { params: { name }, body: Object.fromEntries(Object.entries(body).filter(([, v]) => v !== undefined)) });
+      if (o.json) return printJson(g);
+      process.stdout.write(`group ${g.name}: cpu ${g.cpuRatio}, memory ${g.memoryRatio}, disk ${g.diskRatio}, ${g.policy}\n`);
     });
 
   program
@@ -53,4 +189,15 @@ export function nodeCommands(program: Command): void {
       if (o.json) return printJson({ url, role: who.role, config: file });
       process.stdout.write(`logged in to ${url} as ${who.role}; saved in ${file}\n`);
     });
+}
+
+/** Asks on the terminal; without one (a script), the answer is no. */
+async function confirm(question: string): Promise<boolean> {
+  if (!process.stdin.isTTY) return false;
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(question)).trim());
+  } finally {
+    rl.close();
+  }
 }

@@ -36,6 +36,8 @@ function showVm(vm: Vm): void {
     ['ip', vm.ip],
     ['mac', vm.mac],
     ['pending', vm.pending ? `${vm.pending.cpus} cpu, ${size(vm.pending.memoryBytes)} at next start` : null],
+    ['spread', vm.spreadKey],
+    ['warning', vm.warning],
     ['created', vm.createdAt],
   ]);
 }
@@ -101,13 +103,26 @@ export function vmCommands(program: Command): void {
     .option('--memory <size>', 'memory, e.g. 512M or 1G', '512M')
     .option('--disk <size>', 'disk, e.g. 10G', '2G')
     .option('--node <node>', 'place on this node')
+    .option('--group <group>', 'place in this host group')
+    .option('--zone <zone>', 'place in this zone')
+    .option('--label <key=value>', 'place on a node with this label (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--policy <policy>', 'spread (default) or binpack')
+    .option('--spread <key>', 'anti-affinity: VMs sharing the key spread across zones and nodes')
+    .option('--force', 'place beyond the overcommit ratios (flagged as a warning)')
     .option('--user-data <file>', 'cloud-init user-data (a script or #cloud-config)')
     .option('--ssh-key <file>', 'an OpenSSH public key file (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--wait', 'return once the guest has fetched its metadata')
     .option('--timeout <seconds>', 'how long --wait waits', '300')
     .option('--json', 'print JSON')
-    .action(async (name: string, o: { image: string; cpus: string; memory: string; disk: string; node?: string; userData?: string; sshKey: string[]; wait?: boolean; timeout: string; json?: boolean }) => {
+    .action(async (name: string, o: { image: string; cpus: string; memory: string; disk: string; node?: string; group?: string; zone?: string; label: string[]; policy?: string; spread?: string; force?: boolean; userData?: string; sshKey: string[]; wait?: boolean; timeout: string; json?: boolean }) => {
       const c = client();
+      const labels: Record<string, string> = {};
+      for (const l of o.label) {
+        const m = /^([^=]+)=(.*)$/.exec(l);
+        if (!m) throw new UsageError(`label: expected key=value, got ${JSON.stringify(l)}`);
+        labels[m[1]!] = m[2]!;
+      }
+      if (o.policy !== undefined && o.policy !== 'spread' && o.policy !== 'binpack') throw new UsageError(`policy: must be spread or binpack, got ${JSON.stringify(o.policy)}`);
       const sshKeys = o.sshKey.flatMap((f) => readFileArg(f, 'ssh-key').split('\n').map((l) => l.trim()).filter(Boolean));
       let created = await c.call('createVm', {
         body: {
@@ -117,10 +132,17 @@ export function vmCommands(program: Command): void {
           memory: o.memory,
           disk: o.disk,
           ...(o.node ? { node: o.node } : {}),
+          ...(o.group ? { group: o.group } : {}),
+          ...(o.zone ? { zone: o.zone } : {}),
+          ...(o.label.length ? { labels } : {}),
+          ...(o.policy ? { policy: o.policy as 'spread' | 'binpack' } : {}),
+          ...(o.spread ? { spreadKey: o.spread } : {}),
+          ...(o.force ? { force: true } : {}),
           ...(o.userData ? { userData: readFileArg(o.userData, 'user-data') } : {}),
           ...(sshKeys.length ? { sshKeys } : {}),
         },
       });
+      if (created.warning) process.stderr.write(`warning: ${created.warning}\n`);
       if (o.wait) created = await waitForState(c, name, ['running'], intArg(o.timeout, 'timeout'));
       if (o.json) return printJson(created);
       process.stdout.write(`vm ${created.name} ${o.wait ? 'is running' : 'created'} on ${created.node} at ${created.ip}\n`);
