@@ -80,7 +80,7 @@ class MetadataServer {
   }
 }
 
-/** The argv, mirroring src/core/qemu-args.ts minus what only a managed VM needs (daemonize, QMP, console socket). */
+/** Fallback argv, written out after src/core/qemu-args.ts minus what only a managed VM needs (daemonize, QMP, console socket). */
 export function bareQemuArgs(t: TinyFiles, shape: VmShape, disk: string, consoleLog: string, mdPort: number): string[] {
   return [
     '-M', 'q35',
@@ -101,7 +101,57 @@ export function bareQemuArgs(t: TinyFiles, shape: VmShape, disk: string, console
   ];
 }
 
-export async function bareBoot(t: TinyFiles, shape: VmShape, workDir: string, tag: string, timeoutMs: number): Promise<BareBoot & { args: string[] }> {
+/** Options that only a managed VM has, with whether each takes a value. */
+const MANAGED_ONLY: Record<string, boolean> = { '-name': true, '-daemonize': false, '-pidfile': true, '-qmp': true, '-chardev': true, '-serial': true };
+
+/**
+ * The baseline's argv derived from the command line Butter's agent really ran (read from
+ * /proc), so both boot the same machine by construction: drop the managed-VM plumbing
+ * (name, daemonize, pidfile, QMP, console socket), point the disk at our overlay and the
+ * kernel/initrd at the same files `butter up` uploaded, and swap the tap for slirp. Undefined
+ * when the command line has a shape this does not know (then bareQemuArgs is used).
+ */
+export function deriveBareArgs(butter: readonly string[], t: TinyFiles, disk: string, consoleLog: string, mdPort: number): string[] | undefined {
+  const out: string[] = [];
+  let netdevs = 0;
+  for (let i = 0; i < butter.length; i++) {
+    const a = butter[i]!;
+    const v = butter[i + 1];
+    if (a in MANAGED_ONLY) {
+      if (MANAGED_ONLY[a]) i++;
+      continue;
+    }
+    if (v === undefined || !a.startsWith('-')) {
+      out.push(a);
+      continue;
+    }
+    if (a === '-drive') {
+      if (!/^file=/.test(v)) return undefined;
+      out.push(a, v.replace(/^file=(?:[^,]|,,)*/, `file=${disk}`));
+    } else if (a === '-kernel') out.push(a, t.kernel);
+    else if (a === '-initrd') out.push(a, t.initrd);
+    else if (a === '-netdev') {
+      const id = /(?:^|,)id=([^,]+)/.exec(v)?.[1];
+      if (!v.startsWith('tap,') || !id || ++netdevs > 1) return undefined;
+      out.push(a, `user,id=${id},restrict=on,net=169.254.169.0/24,guestfwd=tcp:169.254.169.254:80-tcp:127.0.0.1:${mdPort}`);
+    } else if (a === '-device' && /^virtio-net-pci,/.test(v)) {
+      out.push(a, v.replace(/,mac=[0-9a-f:]+/i, ',mac=52:54:00:be:5c:01'));
+    } else out.push(a, v);
+    i++;
+  }
+  if (netdevs !== 1 || !out.includes('-kernel')) return undefined;
+  out.push('-serial', `file:${consoleLog}`);
+  return out;
+}
+
+export async function bareBoot(
+  t: TinyFiles,
+  shape: VmShape,
+  workDir: string,
+  tag: string,
+  timeoutMs: number,
+  butterArgs: readonly string[] | null,
+): Promise<BareBoot & { args: string[]; derived: boolean }> {
   const disk = join(workDir, `${tag}.qcow2`);
   const consoleLog = join(workDir, `${tag}.console`);
   // Same size rule as Butter's driver: never smaller than the image.
@@ -110,7 +160,8 @@ export async function bareBoot(t: TinyFiles, shape: VmShape, workDir: string, ta
   await execFileP('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', t.rootImg, disk, String(size)]);
   const md = new MetadataServer(`bare-${tag}`);
   await md.listen();
-  const args = bareQemuArgs(t, shape, disk, consoleLog, md.port);
+  const derivedArgs = butterArgs ? deriveBareArgs(butterArgs, t, disk, consoleLog, md.port) : undefined;
+  const args = derivedArgs ?? bareQemuArgs(t, shape, disk, consoleLog, md.port);
 
   const t0 = performance.now();
   const qemu = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -141,7 +192,7 @@ export async function bareBoot(t: TinyFiles, shape: VmShape, workDir: string, ta
       if (m) guestBootS = Number(m[1]);
       else await sleep(200);
     }
-    return { totalMs, guestBootS, args };
+    return { totalMs, guestBootS, args, derived: derivedArgs !== undefined };
   } finally {
     await kill();
     await md.close();

@@ -95,7 +95,11 @@ export async function butterBoot(b: ButterInNetns, name: string, shape: VmShape,
     timeout: timeoutMs + 30_000,
   });
   const out = JSON.parse(stdout.trim().split('\n').pop()!) as BootClientOutput;
-  if (out.state !== 'running') throw new Error(`vm ${name} is ${out.state}${out.reason ? ` (${out.reason})` : ''} after ${timeoutMs} ms, not running`);
+  if (out.state !== 'running') {
+    const consoleLog = join(b.dataDir, 'agent', 'vms', out.id, 'console.log');
+    const guest = existsSync(consoleLog) ? readFileSync(consoleLog, 'utf8').split('\n').filter((l) => l.includes('butter-tiny:')).slice(-6).join(' | ') : 'no console log';
+    throw new Error(`vm ${name} is ${out.state}${out.reason ? ` (${out.reason})` : ''} after ${timeoutMs} ms, not running; guest said: ${guest}`);
+  }
 
   const at = (pred: (e: BootClientOutput['events'][number]) => boolean) => {
     const e = out.events.find(pred);
@@ -143,4 +147,9 @@ export async function butterBoot(b: ButterInNetns, name: string, shape: VmShape,
 /** `butter vm rm NAME` (waits until the node removed the VM, its disk and its tap). */
 export async function butterRm(b: ButterInNetns, name: string): Promise<void> {
   await cliAsync(b, ['vm', 'rm', name]);
+}
+
+/** `butter vm stop NAME` (waits until the guest powered off and QEMU is gone). */
+export async function butterStop(b: ButterInNetns, name: string): Promise<void> {
+  await cliAsync(b, ['vm', 'stop', name]);
 }

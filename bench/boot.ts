@@ -7,11 +7,12 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { dnsmasqDirPath } from '../src/daemon/agent-runtime.ts';
 import { ButterInNetns } from '../test/host/butter-cli.ts';
 import { bareBoot, type BareBoot, type TinyFiles } from './boot-bare.ts';
-import { butterBoot, butterRm, type ButterBoot, type VmShape } from './boot-butter.ts';
+import { butterBoot, butterRm, butterStop, type ButterBoot, type VmShape } from './boot-butter.ts';
 import { registerCleanup } from './cleanup.ts';
-import { median, sleep } from './stats.ts';
+import { median, sleep, within } from './stats.ts';
 
 export interface BootOptions {
   runs: number;
@@ -19,9 +20,17 @@ export interface BootOptions {
   warmup: boolean;
   shape: VmShape;
   timeoutMs: number;
+  /**
+   * What happens to a Butter VM after its run. `rm` is the natural choice, but the next VM is
+   * then given the freed address while dnsmasq still holds a lease for it under the old MAC
+   * ("not using configured address ... because it is leased to ..."): the new guest gets no
+   * DHCP answer and never fetches its metadata. `stop` keeps each address taken (and no QEMU
+   * running); every VM is removed with `vm rm` at the end.
+   */
+  between: 'rm' | 'stop';
 }
 
-export const BOOT_DEFAULTS: BootOptions = { runs: 3, warmup: true, shape: { cpus: 1, memory: '256M', disk: '1G' }, timeoutMs: 120_000 };
+export const BOOT_DEFAULTS: BootOptions = { runs: 3, warmup: true, shape: { cpus: 1, memory: '256M', disk: '1G' }, timeoutMs: 60_000, between: 'stop' };
 
 export interface BootRun {
   run: number;
@@ -45,6 +54,8 @@ export interface BootResult {
   upReadyMs: number;
   butterQemuArgs: string[] | null;
   bareQemuArgs: string[];
+  /** True when the baseline's argv was derived from Butter's (boot-bare.ts deriveBareArgs). */
+  bareArgsDerived: boolean;
   /** Options whose values differ between the two command lines (paths aside). */
   argDifferences: string[];
   options: BootOptions;
@@ -84,13 +95,33 @@ function readCmdline(pid: number | null): string[] | null {
   }
 }
 
+/**
+ * ButterInNetns.cleanup(), made safe to call whatever state `butter up` is in: its kill()
+ * waits for an exit event that never comes when the process already died of a signal, so
+ * it is bounded here and the rest (QEMU and dnsmasq of this data dir, the namespace, the
+ * dirs) is done either way. Idempotent.
+ */
+async function cleanupButter(b: ButterInNetns): Promise<void> {
+  await within(b.kill(), 5_000, undefined);
+  for (const p of b.processes()) {
+    try {
+      process.kill(p.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  spawnSync('ip', ['netns', 'del', b.ns]);
+  rmSync(dnsmasqDirPath(join(b.dataDir, 'agent')), { recursive: true, force: true });
+  rmSync(b.dir, { recursive: true, force: true });
+}
+
 export async function benchBoot(o: BootOptions = BOOT_DEFAULTS, log: (m: string) => void = () => {}): Promise<BootResult> {
   const missing = bootPrerequisites();
   if (missing) throw new Error(missing);
   const work = mkdtempSync(join(tmpdir(), 'butter-bench-boot-'));
   const b = new ButterInNetns();
   const undo = registerCleanup(`butter up in ${b.ns}`, async () => {
-    await b.cleanup();
+    await cleanupButter(b);
     rmSync(work, { recursive: true, force: true });
   });
   try {
@@ -107,16 +138,23 @@ export async function benchBoot(o: BootOptions = BOOT_DEFAULTS, log: (m: string)
     };
 
     let butterQemuArgs: string[] | null = null;
+    const kept: string[] = [];
     let bareQemuArgs: string[] = [];
+    let bareArgsDerived = false;
     const pair = async (run: number): Promise<BootRun> => {
       const name = run === 0 ? 'warmup' : `boot-${run}`;
       const butter = await butterBoot(b, name, o.shape, o.timeoutMs);
       butterQemuArgs ??= readCmdline(butter.qemuPid);
       log(`  ${name}: butter ${butter.totalMs} ms (pre-qemu ${butter.preQemuMs} ms, qemu→running ${butter.qemuToRunningMs} ms)`);
-      await butterRm(b, name);
+      if (o.between === 'rm') await butterRm(b, name);
+      else {
+        await butterStop(b, name);
+        kept.push(name);
+      }
       await sleep(500);
-      const bare = await bareBoot(tiny, o.shape, work, name, o.timeoutMs);
+      const bare = await bareBoot(tiny, o.shape, work, name, o.timeoutMs, butterQemuArgs);
       bareQemuArgs = bare.args;
+      bareArgsDerived = bare.derived;
       log(`  ${name}: bare   ${Math.round(bare.totalMs)} ms`);
       await sleep(500);
       return { run, butter, bare: { totalMs: Math.round(bare.totalMs), guestBootS: bare.guestBootS } };
@@ -125,6 +163,7 @@ export async function benchBoot(o: BootOptions = BOOT_DEFAULTS, log: (m: string)
     const warmup = o.warmup ? await pair(0) : null;
     const runs: BootRun[] = [];
     for (let i = 1; i <= o.runs; i++) runs.push(await pair(i));
+    for (const name of kept) await butterRm(b, name);
 
     const butterMedianMs = median(runs.map((r) => r.butter.totalMs));
     const bareMedianMs = median(runs.map((r) => r.bare.totalMs));
@@ -143,11 +182,12 @@ export async function benchBoot(o: BootOptions = BOOT_DEFAULTS, log: (m: string)
       upReadyMs,
       butterQemuArgs,
       bareQemuArgs,
+      bareArgsDerived,
       argDifferences: butterQemuArgs ? argDifferences(butterQemuArgs, bareQemuArgs) : ['could not read the Butter VM’s command line'],
       options: o,
     };
   } finally {
-    await b.cleanup();
+    await cleanupButter(b);
     rmSync(work, { recursive: true, force: true });
     undo();
   }

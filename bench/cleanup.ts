@@ -21,7 +21,13 @@ export async function runCleanups(): Promise<string[]> {
   undos.clear();
   for (const [, { what, undo }] of pending) {
     try {
-      await undo();
+      // Bounded: one stuck undo must not keep the others (or the bench) from finishing.
+      let timer: NodeJS.Timeout | undefined;
+      const stuck = await Promise.race([
+        Promise.resolve(undo()).then(() => false),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), 30_000))),
+      ]).finally(() => clearTimeout(timer));
+      if (stuck) console.error(`bench: cleanup of ${what} still running after 30 s; moving on`);
     } catch (e) {
       console.error(`bench: cleanup of ${what} failed: ${(e as Error).message}`);
     }

@@ -9,8 +9,11 @@ import { DEFAULT_RATIOS, type NodeSnapshot, type Policy, type Ratios } from '../
 import { parseSize } from '../core/units.ts';
 import type { Store } from './store/store.ts';
 
-X
-export const HEARTBEAT_TIMEOUT_MS = 15_000;
+/**
+ * Agents report every 5 s; two missed reports make a node unreachable (its VMs' state turns
+ * `unknown`). With the 1 s sweep a dead node is marked within 11 s, inside the 15 s promise.
+ */
+export const HEARTBEAT_TIMEOUT_MS = 10_000;
 
 export class Nodes {
   constructor(private readonly store: Store) {}
