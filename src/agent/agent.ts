@@ -7,7 +7,7 @@ import type { ObservedVmReport } from '../api/schemas/node.ts';
 import { plan, type Op } from '../core/reconcile.ts';
 import type { Client } from '../sdk/client.ts';
 import { AgentState } from './agent-state.ts';
-import { hostCapacity } from './capacity.ts';
+import { hostCapacity, type HostCapacity } from './capacity.ts';
 import { ConsoleShipper } from './console-shipper.ts';
 import type { VmDriver } from './host/driver.ts';
 import type { LocalNetwork, NetworkHost } from './host/network.ts';
@@ -30,6 +30,8 @@ export interface AgentOptions {
   log?: (msg: string) => void;
   heartbeatMs?: number;
   stopTimeoutMs?: number;
+  /** Report this instead of the host's real size (simulated nodes). */
+  capacity?: HostCapacity;
 }
 
 export const WATCH_WAIT_S = 10;
@@ -241,7 +243,7 @@ export class Agent {
     await this.opts.client.call('nodeReport', {
       params: { name: this.opts.node },
       body: {
-        capacity: hostCapacity(this.opts.stateDir),
+        capacity: this.opts.capacity ?? hostCapacity(this.opts.stateDir),
         accel: this.opts.accel.accel,
         ...(this.opts.accel.reason ? { accelReason: this.opts.accel.reason } : {}),
         driver: this.opts.driver.name,

@@ -74,6 +74,32 @@ export function buildProgram(): Command {
       await daemon(() => runAgent({ server: o.server, token: o.token, stateDir: o.stateDir, driver: driverOpt(o.driver), noEgress: !o.egress, metadataPort: Number(o.metadataPort), log: makeLogger('butter-agent') }));
     });
 
+  program
+    .command('sim')
+    .description('run N simulated nodes against the control plane the CLI is logged into, until stopped')
+    .requiredOption('--nodes <n>', 'how many')
+    .option('--prefix <name>', 'node names: PREFIX-1 … PREFIX-N', 'sim')
+    .option('--zones <list>', 'comma-separated zones to spread the nodes over', 'default')
+    .option('--cpus <n>', 'CPUs each node reports', '16')
+    .option('--memory <size>', 'memory each node reports', '64G')
+    .option('--disk <size>', 'disk each node reports', '1T')
+    .option('--state-dir <dir>', 'where the simulated nodes keep their state', '/var/lib/butter-sim')
+    .action(async (o: { nodes: string; prefix: string; zones: string; cpus: string; memory: string; disk: string; stateDir: string }) => {
+      const { runSim } = await import('../daemon/sim.ts');
+      const { makeLogger } = await import('../daemon/logger.ts');
+      const { parseSize } = await import('../core/units.ts');
+      const { client } = await import('./config.ts');
+      const n = Number(o.nodes);
+      if (!Number.isInteger(n) || n < 1 || n > 5000) throw new UsageError('nodes: must be a whole number from 1 to 5000');
+      const memoryBytes = parseSize(o.memory);
+      const diskBytes = parseSize(o.disk);
+      if (memoryBytes === undefined) throw new UsageError('memory: must be a size with a unit, e.g. 64G');
+      if (diskBytes === undefined) throw new UsageError('disk: must be a size with a unit, e.g. 1T');
+      const cpus = Number(o.cpus);
+      if (!Number.isInteger(cpus) || cpus < 1) throw new UsageError('cpus: must be a whole number');
+      await daemon(() => runSim({ admin: client(), nodes: n, prefix: o.prefix, zones: o.zones.split(',').filter(Boolean), capacity: { cpus, memoryBytes, diskBytes }, stateDir: o.stateDir, log: makeLogger('butter-sim') }));
+    });
+
   nodeCommands(program);
   imageCommands(program);
   vmCommands(program);
