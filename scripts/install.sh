@@ -43,8 +43,9 @@ ln -sf "$PWD/bin/butter" /usr/local/bin/butter
 if [ "${1:-}" = "--start" ]; then
   data=${BUTTER_DATA_DIR:-/var/lib/butter}
   log=${BUTTER_LOG:-/var/log/butter.log}
-  if curl -fsS http://127.0.0.1:7700/healthz >/dev/null 2>&1; then
-    echo "Butter is already running at http://127.0.0.1:7700"
+  # -k: a liveness probe of our own local server; the CLI itself pins Butter's CA.
+  if curl -kfsS https://127.0.0.1:7700/healthz >/dev/null 2>&1; then
+    echo "Butter is already running at https://127.0.0.1:7700"
     exit 0
   fi
   echo "starting butter up (data in $data, log in $log)"
@@ -54,6 +55,6 @@ if [ "${1:-}" = "--start" ]; then
     if ! kill -0 $! 2>/dev/null; then echo "butter up exited; see $log" >&2; tail -5 "$log" >&2; exit 1; fi
     sleep 0.5
   done
-  echo "Butter is up at http://127.0.0.1:7700; admin token in $data/admin.token; the CLI is logged in."
+  echo "Butter is up at https://127.0.0.1:7700; admin token in $data/admin.token; the CLI is logged in."
   echo "Try: butter vm create demo --image tiny --wait"
 fi

@@ -8,14 +8,16 @@ import { Empty, NameParams, listOf, Name } from './schemas/common.ts';
 import { ConsoleChunk, ConsoleInputQuery, ConsoleInputs, DesiredQuery, NodeDesired } from './schemas/desired.ts';
 import { Event, EventsQuery, Health, Whoami } from './schemas/event.ts';
 import { Group, GroupSet, Node, NodeCreate, NodeCreated, NodeReport, NodeUpdate, Relocated, RelocateBody } from './schemas/node.ts';
+import { JoinRequest, Joined, JoinToken, JoinTokenCreate, JoinTokenCreated } from './schemas/join.ts';
 import { Token, TokenCreate, TokenCreated, TokenParams } from './schemas/token.ts';
 import { ConsoleInput, Logs, LogsQuery, Vm, VmCreate, VmResize, VmUserData, VmUserDataSet } from './schemas/vm.ts';
 
 /**
- * Who may call a route. `viewer` routes also admit admins; `node` routes admit the node
- * named in the path (and admins); `blob` admits viewers, admins and any node.
+ * Who may call a route. `any`: every valid API token. `viewer` routes also admit admins; `node` routes admit the node
+ * named in the path (and admins); `blob` admits viewers, admins and any node; `join` takes a
+ * join token (`bj_…`) instead of an API token.
  */
-export type Access = 'public' | 'viewer' | 'admin' | 'node' | 'blob';
+export type Access = 'public' | 'any' | 'viewer' | 'admin' | 'node' | 'blob' | 'join';
 
 export interface Route {
   method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -38,11 +40,14 @@ const Nothing = z.object({}).meta({ id: 'Nothing' });
 export const routes = {
   health: { method: 'GET', path: '/healthz', access: 'public', summary: 'Liveness and store revision', response: Health, status: 200 },
   openapi: { method: 'GET', path: '/v1/openapi.json', access: 'viewer', summary: 'This API as OpenAPI 3.1', response: z.record(z.string(), z.unknown()), status: 200 },
-  whoami: { method: 'GET', path: '/v1/whoami', access: 'viewer', summary: 'The role of the calling token', response: Whoami, status: 200 },
+  whoami: { method: 'GET', path: '/v1/whoami', access: 'any', summary: 'The role of the calling token', response: Whoami, status: 200 },
 
   listNodes: { method: 'GET', path: '/v1/nodes', access: 'viewer', summary: 'List nodes', response: listOf(Node), status: 200 },
   getNode: { method: 'GET', path: '/v1/nodes/{name}', access: 'viewer', summary: 'Show a node', params: NameParams, response: Node, status: 200 },
   createNode: { method: 'POST', path: '/v1/nodes', access: 'admin', summary: 'Register a node and issue its token (shown once)', body: NodeCreate, response: NodeCreated, status: 201 },
+  createJoinToken: { method: 'POST', path: '/v1/join-tokens', access: 'admin', summary: 'Issue a single-use join token for a new node (shown once)', body: JoinTokenCreate, response: JoinTokenCreated, status: 201 },
+  listJoinTokens: { method: 'GET', path: '/v1/join-tokens', access: 'admin', summary: 'List join tokens and whether they were used', response: listOf(JoinToken), status: 200 },
+  join: { method: 'POST', path: '/v1/join', access: 'join', summary: "Trade a join token (as the bearer token) for a new node's own credential", body: JoinRequest, response: Joined, status: 201 },
   updateNode: { method: 'PATCH', path: '/v1/nodes/{name}', access: 'admin', summary: 'Set labels, group, zone or the resources reserved for the host', params: NameParams, body: NodeUpdate, response: Node, status: 200 },
   deleteNode: { method: 'DELETE', path: '/v1/nodes/{name}', access: 'admin', summary: 'Forget a node and revoke its token (refused while it has VMs)', params: NameParams, response: Nothing, status: 200 },
   cordonNode: { method: 'POST', path: '/v1/nodes/{name}/cordon', access: 'admin', summary: 'Stop placing new VMs on a node', params: NameParams, body: Empty.optional(), response: Node, status: 200 },

@@ -10,6 +10,8 @@ import { Client } from '../sdk/client.ts';
 export interface CliConfig {
   url: string;
   token: string;
+  /** The control plane's CA (PEM), pinned at login. */
+  ca?: string;
 }
 
 export function configDir(): string {
@@ -27,7 +29,9 @@ export function loadConfig(): CliConfig | undefined {
   if (existsSync(configFile())) saved = JSON.parse(readFileSync(configFile(), 'utf8')) as Partial<CliConfig>;
   const url = envUrl ?? saved.url;
   const token = envToken ?? saved.token;
-  return url && token ? { url, token } : undefined;
+  // BUTTER_CA names a PEM file; the saved CA belongs to the saved URL only.
+  const ca = process.env.BUTTER_CA ? readFileSync(process.env.BUTTER_CA, 'utf8') : url === saved.url ? saved.ca : undefined;
+  return url && token ? { url, token, ...(ca ? { ca } : {}) } : undefined;
 }
 
 export function saveConfig(cfg: CliConfig): string {

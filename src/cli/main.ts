@@ -48,30 +48,49 @@ export function buildProgram(): Command {
 
   program
     .command('server')
-    .description('run the control plane')
+    .description('run the control plane (HTTPS with its own CA)')
     .option('--data-dir <dir>', 'where the control plane keeps its state', '/var/lib/butter')
     .option('--listen <host:port>', 'API address', '127.0.0.1:7700')
-    .action(async (o: { dataDir: string; listen: string }) => {
+    .option('--san <name>', 'another DNS name or IP for the server certificate (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--no-tls', 'serve plain HTTP (only behind your own TLS)')
+    .action(async (o: { dataDir: string; listen: string; san: string[]; tls: boolean }) => {
       const { runServer } = await import('../daemon/server.ts');
       const { makeLogger } = await import('../daemon/logger.ts');
       const { parseListen } = await import('../daemon/listen.ts');
       const { host, port } = parseListen(o.listen, 7700);
-      await daemon(() => runServer({ dataDir: o.dataDir, host, port, log: makeLogger('butter-server') }));
+      await daemon(() => runServer({ dataDir: o.dataDir, host, port, tls: o.tls, sans: o.san, log: makeLogger('butter-server') }));
     });
 
   program
     .command('agent')
-    .description('run a node agent against a control plane')
-    .requiredOption('--server <url>', 'control plane URL')
-    .requiredOption('--token <token>', 'node token, or @FILE to read it from a file')
-    .option('--state-dir <dir>', "where the agent keeps VMs' disks and sockets", '/var/lib/butter-agent')
+    .description('run a node agent: join a cluster once, then keep running its VMs')
+    .option('--join <url>', 'control plane to join (https://HOST:7700)')
+    .option('--token <token>', 'join token (bj_…, with --join) or node token (bt_… or @FILE, with --server)')
+    .option('--ca-hash <sha256:hex>', "the control plane's CA hash (with --join), printed by `butter node token create`")
+    .option('--name <name>', 'node name (default: this host name)')
+    .option('--server <url>', 'control plane URL, for a node token made with POST /v1/nodes')
+    .option('--state-dir <dir>', "where the agent keeps its credential and VMs' disks", '/var/lib/butter-agent')
     .option('--driver <driver>', 'qemu or sim', 'qemu')
     .option('--no-egress', 'guests reach nothing outside this machine')
     .option('--metadata-port <port>', 'metadata server port on 169.254.169.254', '80')
-    .action(async (o: { server: string; token: string; stateDir: string; driver: string; egress: boolean; metadataPort: string }) => {
+    .action(async (o: { join?: string; token?: string; caHash?: string; name?: string; server?: string; stateDir: string; driver: string; egress: boolean; metadataPort: string }) => {
       const { runAgent } = await import('../daemon/server.ts');
+      const { loadCredential } = await import('../daemon/join.ts');
       const { makeLogger } = await import('../daemon/logger.ts');
-      await daemon(() => runAgent({ server: o.server, token: o.token, stateDir: o.stateDir, driver: driverOpt(o.driver), noEgress: !o.egress, metadataPort: Number(o.metadataPort), log: makeLogger('butter-agent') }));
+      const joined = loadCredential(o.stateDir);
+      if (!joined && o.join && (!o.token || !o.caHash)) throw new UsageError('join: --join needs --token and --ca-hash');
+      if (!joined && o.server && !o.token) throw new UsageError('token: --server needs --token');
+      await daemon(() =>
+        runAgent({
+          stateDir: o.stateDir,
+          join: o.join ? { url: o.join, token: o.token!, caHash: o.caHash!, name: o.name } : undefined,
+          server: o.server ? { url: o.server, token: o.token! } : undefined,
+          driver: driverOpt(o.driver),
+          noEgress: !o.egress,
+          metadataPort: Number(o.metadataPort),
+          log: makeLogger('butter-agent'),
+        }),
+      );
     });
 
   program

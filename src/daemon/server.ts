@@ -1,26 +1,63 @@
 /** `butter server` and `butter agent` as long-running processes. */
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { Client } from '../sdk/client.ts';
 import { createControlPlane } from '../server/control-plane.ts';
 import { buildAgent } from './agent-runtime.ts';
+import { joinCluster, loadCredential, type Credential } from './join.ts';
 import type { Logger } from './logger.ts';
+import { localNodeName } from './up.ts';
+import { serverTls } from './tls-setup.ts';
 
-export async function runServer(o: { dataDir: string; host: string; port: number; log: Logger }): Promise<() => Promise<void>> {
-  const cp = createControlPlane({ dataDir: resolve(o.dataDir) });
-  const addr = await cp.listen(o.host, o.port);
+export async function runServer(o: { dataDir: string; host: string; port: number; tls: boolean; sans: string[]; log: Logger }): Promise<() => Promise<void>> {
+  const dataDir = resolve(o.dataDir);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const tls = o.tls ? await serverTls(dataDir, o.host, o.sans) : undefined;
+  const cp = createControlPlane({ dataDir, ...(tls ? { https: tls } : {}) });
+  await cp.listen(o.host, o.port);
   if (cp.adminToken) o.log.info(`first start: admin token written to ${cp.adminTokenPath} (mode 0600)`);
-  o.log.info(`control plane listening on ${addr}`);
+  const url = `${tls ? 'https' : 'http'}://${o.host === '0.0.0.0' ? hostname() : o.host}:${o.port}`;
+  o.log.info(`control plane listening on ${url}${tls ? `; CA ${tls.caHash}` : ' (plain HTTP)'}`);
+  if (tls) o.log.info(`log in with: butter login ${url} --token $(cat ${cp.adminTokenPath}) --ca-hash ${tls.caHash}`);
   return () => cp.close();
 }
 
-export async function runAgent(o: { server: string; token: string; stateDir: string; driver: 'qemu' | 'sim'; noEgress: boolean; metadataPort?: number; log: Logger }): Promise<() => Promise<void>> {
-  const token = o.token.startsWith('@') ? readFileSync(o.token.slice(1), 'utf8').trim() : o.token;
-  const client = new Client({ url: o.server, token });
-  const who = await client.call('whoami', {});
-  if (who.role !== 'node' || !who.node) throw new Error('token: the agent needs a node token (from `POST /v1/nodes`)');
-  const agent = await buildAgent({ client, node: who.node, stateDir: o.stateDir, driver: o.driver, noEgress: o.noEgress, ...(o.metadataPort !== undefined ? { metadataPort: o.metadataPort } : {}), log: o.log });
+export interface AgentCommandOptions {
+  stateDir: string;
+  /** `--join URL --token bj_… --ca-hash …` */
+  join?: { url: string; token: string; caHash: string; name?: string | undefined } | undefined;
+  /** `--server URL --token bt_…` (a node token made with `POST /v1/nodes`) */
+  server?: { url: string; token: string } | undefined;
+  driver: 'qemu' | 'sim';
+  noEgress: boolean;
+  metadataPort?: number;
+  log: Logger;
+}
+
+async function credential(o: AgentCommandOptions): Promise<Credential> {
+  const saved = loadCredential(o.stateDir);
+  if (saved) return saved;
+  if (o.join) {
+    const cred = await joinCluster({ url: o.join.url, joinToken: o.join.token, caHash: o.join.caHash, name: o.join.name ?? localNodeName(), stateDir: o.stateDir });
+    o.log.info(`joined ${cred.url} as node ${cred.node}; credential saved, the join token is no longer needed`);
+    return cred;
+  }
+  if (o.server) {
+    const token = o.server.token.startsWith('@') ? readFileSync(o.server.token.slice(1), 'utf8').trim() : o.server.token;
+    const who = await new Client({ url: o.server.url, token }).call('whoami', {});
+    if (who.role !== 'node' || !who.node) throw new Error('token: the agent needs a node token');
+    return { url: o.server.url, node: who.node, token };
+  }
+  throw new Error('join: give --join URL --token TOKEN --ca-hash HASH (or --server URL --token NODE_TOKEN)');
+}
+
+export async function runAgent(o: AgentCommandOptions): Promise<() => Promise<void>> {
+  mkdirSync(o.stateDir, { recursive: true, mode: 0o711 });
+  const cred = await credential(o);
+  const client = new Client({ url: cred.url, token: cred.token, ...(cred.ca ? { ca: cred.ca } : {}) });
+  const agent = await buildAgent({ client, node: cred.node, stateDir: o.stateDir, driver: o.driver, noEgress: o.noEgress, ...(o.metadataPort !== undefined ? { metadataPort: o.metadataPort } : {}), log: o.log });
   await agent.start();
-  o.log.info(`agent for node ${who.node} running against ${o.server}`);
+  o.log.info(`agent for node ${cred.node} running against ${cred.url}`);
   return () => agent.stop();
 }

@@ -2,7 +2,7 @@
  * `butter up`: the control plane and a local agent in one process, on one machine — the
  * embedded default. Logs the CLI in and provides the `tiny` image.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { saveConfig } from '../cli/config.ts';
@@ -11,6 +11,7 @@ import { createControlPlane } from '../server/control-plane.ts';
 import { buildAgent } from './agent-runtime.ts';
 import type { Logger } from './logger.ts';
 import { ensureTinyImage } from './tiny-image.ts';
+import { serverTls } from './tls-setup.ts';
 
 export interface UpOptions {
   dataDir: string;
@@ -31,13 +32,15 @@ export function localNodeName(): string {
 
 export async function runUp(o: UpOptions): Promise<() => Promise<void>> {
   const dataDir = resolve(o.dataDir);
-  const cp = createControlPlane({ dataDir });
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const tls = await serverTls(dataDir, o.host);
+  const cp = createControlPlane({ dataDir, https: tls });
   await cp.listen(o.host, o.port);
   const port = (cp.http.server.address() as { port: number }).port;
-  const url = `http://${o.host === '0.0.0.0' || o.host === '::' ? '127.0.0.1' : o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`;
+  const url = `https://${o.host === '0.0.0.0' || o.host === '::' ? '127.0.0.1' : o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`;
   const adminToken = readFileSync(cp.adminTokenPath, 'utf8').trim();
   if (cp.adminToken) o.log.info(`first start: admin token written to ${cp.adminTokenPath}`);
-  const admin = new Client({ url, token: adminToken });
+  const admin = new Client({ url, token: adminToken, ca: tls.ca });
 
   // The local agent uses the API with its own node token, like any other agent.
   const node = localNodeName();
@@ -47,7 +50,7 @@ export async function runUp(o: UpOptions): Promise<() => Promise<void>> {
     writeFileSync(nodeTokenPath, token + '\n', { mode: 0o600 });
   }
   const agent = await buildAgent({
-    client: new Client({ url, token: readFileSync(nodeTokenPath, 'utf8').trim() }),
+    client: new Client({ url, token: readFileSync(nodeTokenPath, 'utf8').trim(), ca: tls.ca }),
     node,
     stateDir: join(dataDir, 'agent'),
     driver: o.driver,
@@ -56,8 +59,8 @@ export async function runUp(o: UpOptions): Promise<() => Promise<void>> {
     log: o.log,
   });
   await agent.start();
-  const cfg = saveConfig({ url, token: adminToken });
-  o.log.info(`Butter is up at ${url} (node ${node}); the CLI is logged in (${cfg})`);
+  const cfg = saveConfig({ url, token: adminToken, ca: tls.ca });
+  o.log.info(`Butter is up at ${url} (node ${node}, CA ${tls.caHash}); the CLI is logged in (${cfg})`);
   if (o.tiny) {
     try {
       if (await ensureTinyImage(admin, join(dataDir, 'tiny-build'))) o.log.info('image tiny added');

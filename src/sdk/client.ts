@@ -4,11 +4,14 @@
  */
 import { Readable } from 'node:stream';
 import type { ErrorBody } from '../api/errors.ts';
+import { trustingFetch } from './tls.ts';
 import { routes, type BodyOf, type ParamsOf, type QueryOf, type ResponseOf, type RouteId } from '../api/routes.ts';
 
 export interface ClientOptions {
   url: string;
   token?: string;
+  /** PEM of the control plane's CA: HTTPS is then verified against it alone. */
+  ca?: string;
 }
 
 /** An error answered by the API, with its envelope. */
@@ -31,10 +34,12 @@ type Args<I extends RouteId> = (ParamsOf<I> extends undefined ? { params?: undef
 export class Client {
   readonly url: string;
   private readonly token: string | undefined;
+  private readonly fetch: typeof fetch;
 
   constructor(opts: ClientOptions) {
     this.url = opts.url.replace(/\/+$/, '');
     this.token = opts.token;
+    this.fetch = opts.ca ? trustingFetch(opts.ca) : globalThis.fetch;
   }
 
   private target(id: RouteId, params?: Record<string, unknown>, query?: Record<string, unknown>): string {
@@ -52,7 +57,7 @@ export class Client {
   async call<I extends RouteId>(id: I, args: Args<I>, signal?: AbortSignal): Promise<ResponseOf<I>> {
     const route = routes[id];
     const a = args as { params?: Record<string, unknown>; query?: Record<string, unknown>; body?: unknown };
-    const res = await fetch(this.target(id, a.params, a.query), {
+    const res = await this.fetch(this.target(id, a.params, a.query), {
       method: route.method,
       headers: this.headers(a.body !== undefined ? { 'content-type': 'application/json' } : {}),
       ...(a.body !== undefined ? { body: JSON.stringify(a.body) } : {}),
@@ -63,7 +68,7 @@ export class Client {
 
   /** Streams a blob up; the server refuses it when `sha256` is given and differs. */
   async uploadBlob(body: Readable, sha256?: string): Promise<ResponseOf<'uploadBlob'>> {
-    const res = await fetch(this.target('uploadBlob', undefined, { sha256 }), {
+    const res = await this.fetch(this.target('uploadBlob', undefined, { sha256 }), {
       method: 'POST',
       headers: this.headers({ 'content-type': 'application/octet-stream' }),
       body: Readable.toWeb(body) as ReadableStream,
@@ -73,7 +78,7 @@ export class Client {
   }
 
   async downloadBlob(sha256: string): Promise<{ size: number; body: Readable }> {
-    const res = await fetch(this.target('getBlob', { sha256 }), { headers: this.headers() });
+    const res = await this.fetch(this.target('getBlob', { sha256 }), { headers: this.headers() });
     if (!res.ok || !res.body) await this.decode(res);
     return { size: Number(res.headers.get('content-length') ?? 0), body: Readable.fromWeb(res.body as never) };
   }

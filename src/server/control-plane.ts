@@ -15,6 +15,7 @@ import { Images } from './images.ts';
 import { Nodes } from './nodes.ts';
 import { Store } from './store/store.ts';
 import { Tokens } from './tokens.ts';
+import { JoinTokens } from './join.ts';
 import { DEFAULT_NETWORK, Vms } from './vms.ts';
 
 export interface ControlPlaneOptions {
@@ -22,6 +23,8 @@ export interface ControlPlaneOptions {
   /** CIDR of the `default` network, made on first start. */
   defaultCidr?: string;
   logger?: boolean | object;
+  /** Serve HTTPS with this key and certificate chain (see `tls.ts`). */
+  https?: { key: string; cert: string; caHash: string };
 }
 
 export interface ControlPlane {
@@ -47,7 +50,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   const nodes = new Nodes(store);
   const vms = new Vms(store, nodes, images);
   const consoles = new Consoles(opts.dataDir, store.changes);
-  const services: Services = { store, blobs, images, nodes, vms, consoles, tokens: new Tokens(store) };
+  const services: Services = { store, blobs, images, nodes, vms, consoles, tokens: new Tokens(store), joinTokens: new JoinTokens(store, nodes), caHash: opts.https?.caHash ?? null };
 
   const adminTokenPath = join(opts.dataDir, 'admin.token');
   let adminToken: string | undefined;
@@ -67,7 +70,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
     });
   }
 
-  const http = buildHttp(store.db, makeHandlers(services), opts.logger ?? false);
+  const http = buildHttp(store.db, makeHandlers(services), opts.logger ?? false, opts.https);
   const sweeper = setInterval(() => nodes.sweep(new Date()), 1_000);
   sweeper.unref();
 

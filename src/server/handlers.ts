@@ -15,6 +15,7 @@ import type { Images } from './images.ts';
 import type { Nodes } from './nodes.ts';
 import type { Store } from './store/store.ts';
 import type { Tokens } from './tokens.ts';
+import type { JoinTokens } from './join.ts';
 import type { Vms } from './vms.ts';
 
 export interface Services {
@@ -25,6 +26,9 @@ export interface Services {
   vms: Vms;
   consoles: Consoles;
   tokens: Tokens;
+  joinTokens: JoinTokens;
+  /** sha256 of the CA's public key when serving HTTPS; printed into join commands. */
+  caHash: string | null;
 }
 
 export function makeHandlers(s: Services): Handlers {
@@ -40,6 +44,12 @@ export function makeHandlers(s: Services): Handlers {
     listNodes: () => ({ items: s.nodes.list(), revision: s.store.revision() }),
     getNode: ({ params }) => s.nodes.get(params.name!),
     createNode: ({ who, body }) => s.nodes.create(actorOf(who), (body as { name: string }).name),
+    createJoinToken: ({ who, body }) => ({ ...s.joinTokens.create(actorOf(who), body as { ttl: string; group?: string; zone?: string }), caHash: s.caHash }),
+    listJoinTokens: () => ({ items: s.joinTokens.list(), revision: s.store.revision() }),
+    join: ({ req, body }) => {
+      const b = body as { name: string; labels?: Record<string, string> };
+      return s.joinTokens.join(req.headers.authorization, b.name, b.labels);
+    },
     updateNode: ({ who, params, body }) => s.nodes.update(actorOf(who), params.name!, body as NodeUpdate),
     deleteNode: ({ who, params }) => {
       s.nodes.remove(actorOf(who), params.name!);

@@ -31,8 +31,8 @@ function parse(schema: z.ZodType | undefined, value: unknown, where: string): un
   return r.data;
 }
 
-export function buildHttp(db: Db, handlers: Handlers, log: boolean | object = false): FastifyInstance {
-  const app = Fastify({ logger: log, bodyLimit: 2 * 1024 * 1024 });
+export function buildHttp(db: Db, handlers: Handlers, log: boolean | object = false, https?: { key: string; cert: string }): FastifyInstance {
+  const app = (https ? Fastify({ logger: log, bodyLimit: 2 * 1024 * 1024, https: { key: https.key, cert: https.cert } }) : Fastify({ logger: log, bodyLimit: 2 * 1024 * 1024 })) as unknown as FastifyInstance;
   // Blob uploads stream straight to disk; no size limit applies to them.
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
   app.setErrorHandler((err: unknown, _req, reply) => {
@@ -53,7 +53,8 @@ export function buildHttp(db: Db, handlers: Handlers, log: boolean | object = fa
       method: route.method,
       url: route.path.replace(/\{(\w+)\}/g, ':$1'),
       handler: async (req, reply) => {
-        const who = route.access === 'public' ? PUBLIC : authenticate(db, req.headers.authorization);
+        // `join` routes carry a join token, checked by their handler, not an API token.
+        const who = route.access === 'public' || route.access === 'join' ? PUBLIC : authenticate(db, req.headers.authorization);
         const rawParams = req.params as Record<string, string>;
         authorize(who, route.access, route.access === 'node' ? rawParams.name : undefined);
         const params = parse(route.params, rawParams, 'params') as Record<string, string>;

@@ -1,6 +1,7 @@
 /** `butter node ...` and `butter login`. */
 import type { Command } from 'commander';
 import { Client } from '../../sdk/client.ts';
+import { fetchPinnedCa } from '../../sdk/tls.ts';
 import { createInterface } from 'node:readline/promises';
 import { client, saveConfig, UsageError } from '../config.ts';
 import { age, printFields, printJson, printTable, size } from '../output.ts';
@@ -97,6 +98,34 @@ export function nodeCommands(program: Command): void {
       });
   }
 
+  const token = node.command('token').description('join tokens for new nodes');
+  token
+    .command('create')
+    .description('issue a single-use join token and print the command that joins a machine with it')
+    .option('--ttl <duration>', 'how long it is valid (e.g. 30m, 1h, 7d)', '1h')
+    .option('--group <group>', 'host group of the node that joins')
+    .option('--zone <zone>', 'zone of the node that joins')
+    .option('--json', 'print JSON')
+    .action(async (o: { ttl: string; group?: string; zone?: string; json?: boolean }) => {
+      const c = client();
+      const out = await c.call('createJoinToken', { body: { ttl: o.ttl, ...(o.group ? { group: o.group } : {}), ...(o.zone ? { zone: o.zone } : {}) } });
+      if (o.json) return printJson(out);
+      process.stdout.write(`${out.token}\n`);
+      process.stderr.write(
+        `join token ${out.joinToken.id} (group ${out.joinToken.group}, zone ${out.joinToken.zone}) is valid once, until ${out.joinToken.expiresAt}.\n` +
+          `On the new machine run:\n  butter agent --join ${c.url} --token ${out.token}${out.caHash ? ` --ca-hash ${out.caHash}` : ''}\n`,
+      );
+    });
+  token
+    .command('list')
+    .description('list join tokens')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }) => {
+      const { items } = await client().call('listJoinTokens', {});
+      if (o.json) return printJson(items);
+      printTable(['ID', 'GROUP', 'ZONE', 'EXPIRES', 'USED BY'], items.map((t) => [t.id, t.group, t.zone, t.expiresAt, t.usedBy]));
+    });
+
   node
     .command('remove <name>')
     .description('forget a node and revoke its token (refused while it has VMs)')
@@ -179,13 +208,19 @@ export function nodeCommands(program: Command): void {
 
   program
     .command('login <url>')
-    .description('save the control plane URL and a token for later commands')
+    .description('save the control plane URL and a token for later commands (pinning its CA)')
     .requiredOption('--token <token>', 'an admin or viewer token (see DATA_DIR/admin.token)')
+    .option('--ca-hash <sha256:hex>', "the control plane's CA hash, printed by `butter server` (needed for https)")
     .option('--json', 'print JSON')
-    .action(async (url: string, o: { token: string; json?: boolean }) => {
-      if (!/^https?:\/\//.test(url)) throw new UsageError('url: must start with http:// or https://');
-      const who = await new Client({ url, token: o.token }).call('whoami', {});
-      const file = saveConfig({ url, token: o.token });
+    .action(async (url: string, o: { token: string; caHash?: string; json?: boolean }) => {
+      if (!/^https?:\/\//.test(url)) throw new UsageError('url: must start with https:// (or http://)');
+      let ca: string | undefined;
+      if (url.startsWith('https://')) {
+        if (!o.caHash) throw new UsageError('ca-hash: an https control plane needs --ca-hash (printed by `butter server`)');
+        ca = await fetchPinnedCa(url, o.caHash);
+      }
+      const who = await new Client({ url, token: o.token, ...(ca ? { ca } : {}) }).call('whoami', {});
+      const file = saveConfig({ url, token: o.token, ...(ca ? { ca } : {}) });
       if (o.json) return printJson({ url, role: who.role, config: file });
       process.stdout.write(`logged in to ${url} as ${who.role}; saved in ${file}\n`);
     });

@@ -117,4 +117,16 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE vms ADD COLUMN spread_key TEXT;
   ALTER TABLE vms ADD COLUMN placement_warning TEXT;
   `,
+  `
+  CREATE TABLE join_tokens (
+    id TEXT PRIMARY KEY,
+    hash TEXT NOT NULL,
+    node_group TEXT NOT NULL,
+    zone TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    used_at TEXT,
+    used_by TEXT,
+    created_at TEXT NOT NULL
+  );
+  `,
 ];
