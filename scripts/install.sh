@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   qemu-system-x86 qemu-utils          # the hypervisor and qcow2 overlays
-  dnsmasq-base                        # DHCP/DNS for guest networks (no system service)
+  dnsmasq-base dnsmasq-utils          # DHCP/DNS for guest networks (no system service); dhcp_release
   nftables iproute2 kmod              # NAT, anti-spoofing, bridges and taps
   linux-image-amd64 busybox-static cpio e2fsprogs   # to build the `tiny` image
   syslinux syslinux-common mtools dosfstools        # ... and its firmware-boot disk variant

@@ -98,3 +98,9 @@ test('renders reservations as DNS names under <network>.internal', () => {
   );
   assert.throws(() => renderDnsHosts('web', [{ mac: '52:54:00:ab:cd:01', ip: '10.231.0.10', hostname: 'a b' }]), /hostname/);
 });
+
+test('staleLeases: leases whose MAC/address pair is no longer reserved', async () => {
+  const { staleLeases } = await import('./dnsmasq-config.ts');
+  const leases = ['1795330000 52:54:00:aa:aa:aa 10.200.0.2 old *', '1795330000 52:54:00:bb:bb:bb 10.200.0.3 keep 01:52:54:00:bb:bb:bb', 'garbage', ''].join('\n');
+  assert.deepEqual(staleLeases(leases, [{ mac: '52:54:00:BB:BB:BB', ip: '10.200.0.3' }, { mac: '52:54:00:cc:cc:cc', ip: '10.200.0.2' }]), [{ mac: '52:54:00:aa:aa:aa', ip: '10.200.0.2' }]);
+});

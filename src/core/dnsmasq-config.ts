@@ -157,3 +157,19 @@ function checkIfName(s: string): void {
 function checkPath(p: string): void {
   if (!p.startsWith('/') || /[\s,]/.test(p)) throw new Error(`bad path ${JSON.stringify(p)} (absolute, no spaces/commas)`);
 }
+
+/**
+ * Leases dnsmasq still holds for a MAC/address pair that is no longer reserved. dnsmasq will
+ * not hand a reserved address to a new MAC while an old lease holds it (an address freed by
+ * one VM and given to the next), so the agent releases these with `dhcp_release`.
+ * Lease lines: `<expiry> <mac> <ip> <hostname> <client-id>`.
+ */
+export function staleLeases(leaseFile: string, ports: readonly { mac: string; ip: string }[]): { mac: string; ip: string }[] {
+  const want = new Set(ports.map((p) => `${p.mac.toLowerCase()} ${p.ip}`));
+  return leaseFile
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f.length >= 3 && /^\d+$/.test(f[0]!))
+    .map((f) => ({ mac: f[1]!.toLowerCase(), ip: f[2]! }))
+    .filter((l) => !want.has(`${l.mac} ${l.ip}`));
+}

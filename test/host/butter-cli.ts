@@ -68,6 +68,24 @@ export class ButterInNetns {
     return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
   }
 
+  /** The CLI, which must succeed; returns its stdout. */
+  ok(args: string[]): string {
+    const r = this.cli(args);
+    if (r.code !== 0) throw new Error(`butter ${args.join(' ')} failed (${r.code}): ${r.stderr}\n${this.upLog.slice(-3000)}`);
+    return r.stdout;
+  }
+
+  /** Polls `vm logs` until the console output matches. */
+  async logsUntil(name: string, re: RegExp, ms = 60_000): Promise<string> {
+    const end = Date.now() + ms;
+    for (;;) {
+      const out = this.ok(['vm', 'logs', name]);
+      if (re.test(out)) return out;
+      if (Date.now() > end) throw new Error(`logs of ${name} never matched ${re}:\n${out.slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+
   /** Runs a command inside the namespace. */
   sh(cmd: string, args: string[]): CliResult {
     const r = spawnSync('ip', ['netns', 'exec', this.ns, cmd, ...args], { encoding: 'utf8', timeout: 60_000 });

@@ -32,21 +32,9 @@ after(async () => {
   await b?.cleanup();
 });
 
-function ok(args: string[]): string {
-  const r = b.cli(args);
-  assert.equal(r.code, 0, `butter ${args.join(' ')} failed: ${r.stderr}\n${b.upLog.slice(-3000)}`);
-  return r.stdout;
-}
+const ok = (args: string[]) => b.ok(args);
 
-async function logsUntil(name: string, re: RegExp, ms = 60_000): Promise<string> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const out = ok(['vm', 'logs', name]);
-    if (re.test(out)) return out;
-    if (Date.now() > end) assert.fail(`logs of ${name} never matched ${re}:\n${out.slice(-2000)}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
+const logsUntil = (name: string, re: RegExp) => b.logsUntil(name, re);
 
 const qemus = () => b.processes().filter((p) => p.cmd.includes('qemu'));
 

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { access, chmod, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { renderDhcpHosts, renderDnsHosts, renderDnsmasqConf, type DnsmasqPaths } from '../../core/dnsmasq-config.ts';
+import { staleLeases, renderDhcpHosts, renderDnsHosts, renderDnsmasqConf, type DnsmasqPaths } from '../../core/dnsmasq-config.ts';
 import { NFT_TABLES, renderNftDelete, renderNftRuleset } from '../../core/nft-rules.ts';
 import type { Exec } from './exec.ts';
 import { METADATA_ADDR, type LocalNetwork, type LocalPort, type NetworkHost } from './network.ts';
@@ -236,6 +236,11 @@ export class LinuxNetworkHost implements NetworkHost {
       // dnsmasq rereads dhcp-hostsfile and addn-hosts on SIGHUP: no restart, leases kept.
       await this.exec.run('kill', ['-HUP', String(pid)]);
       this.log(`reloaded dnsmasq reservations for network ${plan.net.name}`);
+      // ...but a lease of a VM that is gone would keep its address from the next VM given it.
+      for (const l of staleLeases((await readOr(f.leaseFile)) ?? '', plan.net.ports)) {
+        await this.exec.run('dhcp_release', [plan.net.bridge, l.ip, l.mac], { allowFail: true });
+        this.log(`released the lease of ${l.ip} held by ${l.mac}`);
+      }
     }
   }
 

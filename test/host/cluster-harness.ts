@@ -1,0 +1,166 @@
+/**
+ * Several machines on one box: a control plane and N agents, each in its own network
+ * namespace, joined by an underlay bridge that lives in a namespace of its own (a switch).
+ * Every address is inside our namespaces; guests have no uplink. `cleanup()` removes it all.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { dnsmasqDirPath } from '../../src/daemon/agent-runtime.ts';
+import { BUTTER, type CliResult } from './butter-cli.ts';
+
+function sh(cmd: string, args: string[], allowFail = false): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  if (r.status !== 0 && !allowFail) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+export class NamespaceCluster {
+  readonly id = randomBytes(2).toString('hex');
+  readonly dir = mkdtempSync(join(tmpdir(), 'butter-cluster-'));
+  readonly switchNs = `bt-sw-${this.id}`;
+  readonly cpNs = `bt-cp-${this.id}`;
+  readonly cpIp = '10.251.0.1';
+  readonly url = `https://${this.cpIp}:7700`;
+  private server: ChildProcess | undefined;
+  private readonly agents = new Map<string, ChildProcess>();
+  private readonly namespaces: string[] = [];
+  private hostCount = 0;
+  log = '';
+
+  constructor() {
+    this.netns(this.switchNs);
+    sh('ip', ['-n', this.switchNs, 'link', 'add', 'br0', 'type', 'bridge']);
+    sh('ip', ['-n', this.switchNs, 'link', 'set', 'br0', 'up']);
+    this.plug(this.cpNs, this.cpIp);
+  }
+
+  private netns(name: string): void {
+    sh('ip', ['netns', 'add', name]);
+    this.namespaces.push(name);
+    sh('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
+  }
+
+  /** A namespace with a veth into the switch, addressed `ip/24`. */
+  private plug(ns: string, ip: string): void {
+    this.netns(ns);
+    const n = this.hostCount++;
+    const a = `bt${this.id}h${n}`;
+    const b = `bt${this.id}s${n}`;
+    sh('ip', ['link', 'add', a, 'type', 'veth', 'peer', 'name', b]);
+    sh('ip', ['link', 'set', a, 'netns', ns, 'name', 'eth0']);
+    sh('ip', ['link', 'set', b, 'netns', this.switchNs]);
+    sh('ip', ['-n', ns, 'addr', 'add', `${ip}/24`, 'dev', 'eth0']);
+    sh('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
+    sh('ip', ['-n', this.switchNs, 'link', 'set', b, 'master', 'br0']);
+    sh('ip', ['-n', this.switchNs, 'link', 'set', b, 'up']);
+  }
+
+  get cpData(): string {
+    return join(this.dir, 'cp');
+  }
+
+  private spawnLogged(ns: string, args: string[], tag: string): ChildProcess {
+    const child = spawn('ip', ['netns', 'exec', ns, BUTTER, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BUTTER_URL: '', BUTTER_TOKEN: '' } });
+    const add = (d: Buffer) => (this.log += d.toString().split('\n').filter(Boolean).map((l) => `[${tag}] ${l}\n`).join(''));
+    child.stdout!.on('data', add);
+    child.stderr!.on('data', add);
+    return child;
+  }
+
+  async startServer(): Promise<void> {
+    this.server = this.spawnLogged(this.cpNs, ['server', '--data-dir', this.cpData, '--listen', `${this.cpIp}:7700`], 'server');
+    // The log is read from a pipe, which the event loop drains between the polls below.
+    await this.until('the control plane', () => /CA sha256:/.test(this.log) && this.cli(['node', 'list']).code === 0, 30_000);
+  }
+
+  get caHash(): string {
+    const m = /CA (sha256:[0-9a-f]{64})/.exec(this.log);
+    if (!m) throw new Error(`no CA hash in the server log:\n${this.log}`);
+    return m[1]!;
+  }
+
+  /** The CLI as the admin, from the control plane's namespace. */
+  cli(args: string[]): CliResult {
+    const token = (() => {
+      try {
+        return readFileSync(join(this.cpData, 'admin.token'), 'utf8').trim();
+      } catch {
+        return '';
+      }
+    })();
+    const r = spawnSync('ip', ['netns', 'exec', this.cpNs, BUTTER, ...args], {
+      encoding: 'utf8',
+      timeout: 300_000,
+      env: { ...process.env, XDG_CONFIG_HOME: join(this.dir, 'cfg'), BUTTER_URL: this.url, BUTTER_TOKEN: token, BUTTER_CA: join(this.cpData, 'tls', 'ca.crt') },
+    });
+    return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  json<T>(args: string[]): T {
+    const r = this.cli([...args, '--json']);
+    if (r.code !== 0) throw new Error(`butter ${args.join(' ')}: ${r.stderr}`);
+    return JSON.parse(r.stdout) as T;
+  }
+
+  /** Adds a machine and joins it with a fresh join token for `zone`. */
+  async addNode(name: string, zone: string): Promise<void> {
+    const ns = `bt-${name}-${this.id}`;
+    this.plug(ns, `10.251.0.${10 + this.hostCount}`);
+    const t = this.json<{ token: string }>(['node', 'token', 'create', '--zone', zone, '--ttl', '10m']);
+    this.startAgent(name, ['--join', this.url, '--token', t.token, '--ca-hash', this.caHash, '--name', name]);
+    await this.until(`${name} ready`, () => this.json<{ name: string; state: string }[]>(['node', 'list']).some((n) => n.name === name && n.state === 'ready'), 30_000);
+  }
+
+  nsOf(name: string): string {
+    return `bt-${name}-${this.id}`;
+  }
+
+  stateDir(name: string): string {
+    return join(this.dir, 'agents', name);
+  }
+
+  /** Starts (or restarts: the saved credential is used, no token needed) a node's agent. */
+  startAgent(name: string, extra: string[] = []): void {
+    this.agents.set(name, this.spawnLogged(this.nsOf(name), ['agent', '--state-dir', this.stateDir(name), '--no-egress', ...extra], name));
+  }
+
+  async killAgent(name: string): Promise<void> {
+    const a = this.agents.get(name);
+    if (!a || a.exitCode !== null) return;
+    const gone = new Promise((r) => a.once('exit', r));
+    a.kill('SIGKILL');
+    await gone;
+  }
+
+  /** QEMU processes of a node's agent. */
+  qemus(name: string): number[] {
+    return sh('pgrep', ['-f', `qemu-system.*${this.stateDir(name)}/`], true).split('\n').filter(Boolean).map(Number);
+  }
+
+  async until(what: string, ok: () => boolean, ms: number): Promise<number> {
+    const t0 = Date.now();
+    for (;;) {
+      let good = false;
+      try {
+        good = ok();
+      } catch {
+        good = false;
+      }
+      if (good) return Date.now() - t0;
+      if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}\n${this.log.slice(-4000)}`);
+      await new Promise((r) => setTimeout(r, 300));
+    }
+  }
+
+  async cleanup(): Promise<void> {
+    for (const name of this.agents.keys()) await this.killAgent(name);
+    this.server?.kill('SIGKILL');
+    for (const pattern of [this.dir, ...[...this.agents.keys()].map((n) => dnsmasqDirPath(this.stateDir(n)))]) sh('pkill', ['-9', '-f', pattern], true);
+    for (const n of this.agents.keys()) rmSync(dnsmasqDirPath(this.stateDir(n)), { recursive: true, force: true });
+    for (const ns of this.namespaces.reverse()) sh('ip', ['netns', 'del', ns], true);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,101 @@
+// Three machines on one box, joined over HTTPS: real agents, real QEMU guests (tiny image).
+// Placement follows spread, binpack, --node and --zone; a killed agent's node is unreachable
+// within 15 s and reconciles when it returns; evacuation moves its VMs.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { NamespaceCluster } from './cluster-harness.ts';
+
+let c: NamespaceCluster;
+interface Vm {
+  name: string;
+  node: string;
+  state: string;
+}
+
+before(async () => {
+  c = new NamespaceCluster();
+  await c.startServer();
+  await c.addNode('n1', 'east');
+  await c.addNode('n2', 'east');
+  await c.addNode('n3', 'west');
+  // The tiny image, built here and added through the API like any image.
+  const { buildTiny } = await import('../../src/daemon/tiny-image.ts');
+  const t = await buildTiny(`${c.dir}/tiny`);
+  const r = c.cli(['image', 'add', 'tiny', '--kernel', t.kernel, '--initrd', t.initrd, '--root-disk', t.rootDisk, '--cmdline', t.cmdline]);
+  assert.equal(r.code, 0, r.stderr);
+});
+after(async () => {
+  if (process.env.BUTTER_TEST_DEBUG) console.error(c?.log);
+  await c?.cleanup();
+});
+
+const vms = () => c.json<Vm[]>(['vm', 'list']);
+const create = (name: string, ...flags: string[]) => {
+  const r = c.cli(['vm', 'create', name, '--image', 'tiny', '--memory', '192M', '--disk', '256M', ...flags]);
+  assert.equal(r.code, 0, r.stderr);
+};
+async function allRunning(): Promise<Vm[]> {
+  await c.until('every VM running', () => vms().every((v) => v.state === 'running'), 180_000);
+  return vms();
+}
+async function removeAll(): Promise<void> {
+  for (const v of vms()) assert.equal(c.cli(['vm', 'rm', v.name, '--no-wait']).code, 0);
+  await c.until('no VMs', () => vms().length === 0, 60_000);
+}
+
+test('nodes joined over HTTPS with their zones', () => {
+  const nodes = c.json<{ name: string; zone: string; state: string; accel: string }[]>(['node', 'list']);
+  assert.deepEqual(nodes.map((n) => [n.name, n.zone, n.state]), [['n1', 'east', 'ready'], ['n2', 'east', 'ready'], ['n3', 'west', 'ready']]);
+});
+
+test('spread puts one VM on each node; binpack, --node and --zone place as asked', async () => {
+  for (const n of ['a', 'b', 'c']) create(`spread-${n}`);
+  const spread = await allRunning();
+  assert.equal(new Set(spread.map((v) => v.node)).size, 3, JSON.stringify(spread));
+  await removeAll();
+
+  create('pack-1', '--policy', 'binpack');
+  create('pack-2', '--policy', 'binpack');
+  create('pinned', '--node', 'n2');
+  create('western', '--zone', 'west');
+  const placed = await allRunning();
+  const at = (name: string) => placed.find((v) => v.name === name)!.node;
+  assert.equal(at('pack-1'), at('pack-2'), 'binpack fills one node first');
+  assert.equal(at('pinned'), 'n2');
+  assert.equal(at('western'), 'n3');
+  await removeAll();
+});
+
+test('a killed agent: unreachable within 15 s, VMs unknown; back again, it reconciles; evacuation moves its VM', async () => {
+  create('survivor', '--node', 'n1');
+  await allRunning();
+  const pid = c.qemus('n1');
+  assert.equal(pid.length, 1);
+
+  await c.killAgent('n1');
+  const ms = await c.until('n1 unreachable', () => c.json<{ name: string; state: string }[]>(['node', 'list']).find((n) => n.name === 'n1')!.state === 'unreachable', 20_000);
+  assert.ok(ms <= 15_000, `unreachable after ${ms} ms`);
+  assert.equal(vms().find((v) => v.name === 'survivor')!.state, 'unknown');
+
+  c.startAgent('n1'); // no token: the saved credential is used
+  await c.until('survivor running again', () => vms().find((v) => v.name === 'survivor')?.state === 'running', 30_000);
+  assert.deepEqual(c.qemus('n1'), pid, 'the same QEMU process was adopted');
+
+  await c.killAgent('n1');
+  await c.until('n1 unreachable', () => c.json<{ name: string; state: string }[]>(['node', 'list']).find((n) => n.name === 'n1')!.state === 'unreachable', 20_000);
+  const refused = c.cli(['node', 'evacuate', 'n1']);
+  assert.equal(refused.code, 2, 'without a terminal or --yes there is no confirmation');
+  assert.match(refused.stderr, /not confirmed/);
+  const ev = c.cli(['node', 'evacuate', 'n1', '--yes']);
+  assert.equal(ev.code, 0, ev.stderr);
+  assert.match(ev.stdout, /survivor: n1 → n[23]/);
+  await c.until('survivor running elsewhere', () => {
+    const v = vms().find((x) => x.name === 'survivor');
+    return v?.state === 'running' && v.node !== 'n1';
+  }, 120_000);
+
+  // The lost node returns: it no longer has the VM in its desired state and removes its copy.
+  c.startAgent('n1');
+  await c.until('the stale copy on n1 is gone', () => c.qemus('n1').length === 0, 60_000);
+  await removeAll();
+});
