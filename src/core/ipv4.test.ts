@@ -47,3 +47,11 @@ test('allocateIp: unique, inside the CIDR, never network/gateway/broadcast (prop
     }),
   );
 });
+
+test('allocateIp from a hint skips what the caller knows is taken', () => {
+  const c = parseCidr('10.1.2.0/29');
+  assert.equal(allocateIp(c, new Set(['10.1.2.2', '10.1.2.3']), '10.1.2.4'), '10.1.2.4');
+  assert.equal(allocateIp(c, new Set(['10.1.2.4']), '10.1.2.4'), '10.1.2.5');
+  assert.equal(allocateIp(c, new Set(), '10.9.9.9'), '10.1.2.2', 'a hint outside the CIDR is ignored');
+  assert.equal(allocateIp(c, new Set(), '10.1.2.0'), '10.1.2.2', 'never below the first guest address');
+});

@@ -41,8 +41,10 @@ export function gatewayOf(cidr: Cidr): string {
  * Lowest free guest address: skips network, gateway and broadcast. Lowest-first keeps
  * addresses predictable and reuses freed ones, like a public cloud's subnet does.
  */
-export function allocateIp(cidr: Cidr, used: ReadonlySet<string>): string | undefined {
-  for (let n = cidr.network + 2; n < cidr.network + cidr.size - 1; n++) {
+export function allocateIp(cidr: Cidr, used: ReadonlySet<string>, from?: string): string | undefined {
+  // `from`: a caller that knows every address below it is used may start there.
+  const start = from !== undefined && contains(cidr, from) ? Math.max(ipToInt(from), cidr.network + 2) : cidr.network + 2;
+  for (let n = start; n < cidr.network + cidr.size - 1; n++) {
     const ip = intToIp(n);
     if (!used.has(ip)) return ip;
   }

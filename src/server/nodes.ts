@@ -9,6 +9,9 @@ import { DEFAULT_RATIOS, type NodeSnapshot, type Policy, type Ratios } from '../
 import { parseSize } from '../core/units.ts';
 import type { Store } from './store/store.ts';
 
+/** A node as the scheduler sees it, with the allocation revision the plan was made at. */
+export type SnapNode = NodeSnapshot & { allocRev: number };
+
 /**
  * Agents report every 5 s; two missed reports make a node unreachable (its VMs' state turns
  * `unknown`). With the 1 s sweep a dead node is marked within 11 s, inside the 15 s promise.
@@ -20,13 +23,13 @@ export class Nodes {
 
   list(): Node[] {
     const rows = this.store.db.prepare(`SELECT * FROM nodes ORDER BY name`).all() as NodeRow[];
-    const snaps = this.snapshot(rows);
+    const snaps = this.build(rows);
     return rows.map((r, i) => nodeFromRow(r, snaps[i]!));
   }
 
   get(name: string): Node {
     const r = this.row(name);
-    return nodeFromRow(r, this.snapshot([r])[0]!);
+    return nodeFromRow(r, this.build([r])[0]!);
   }
 
   row(name: string): NodeRow {
@@ -35,22 +38,58 @@ export class Nodes {
     return r;
   }
 
-  /** The scheduler's snapshot of these nodes (all nodes when omitted), with allocation revisions. */
-  snapshot(rows?: NodeRow[]): (NodeSnapshot & { allocRev: number })[] {
+  /**
+   * The scheduler's view of all nodes, cached between writes that may change placement (see
+   * `Tx.preserveSchedule`); creates patch it in place. The cache only guides the choice: the
+   * commit re-checks the chosen node against the database (`fresh`), so it is never trusted.
+   */
+  snapshot(): SnapNode[] {
+    if (this.cache?.gen !== this.store.scheduleGen) this.cache = { gen: this.store.scheduleGen, nodes: this.build() };
+    return this.cache.nodes;
+  }
+
+  /** The chosen node as the database has it now, inside the placing transaction. */
+  fresh(name: string): SnapNode | undefined {
+    const r = this.store.db.prepare(`SELECT * FROM nodes WHERE name = ?`).get(name) as NodeRow | undefined;
+    return r ? this.build([r])[0] : undefined;
+  }
+
+  /** A placement was committed: patch the cached view instead of rebuilding it. */
+  placedOn(name: string, res: { cpus: number; memoryBytes: number; diskBytes: number }, spreadKey: string | undefined): void {
+    if (!this.cache || this.cache.gen !== this.store.scheduleGen) return;
+    this.cache.nodes = this.cache.nodes.map((n) =>
+      n.name !== name
+        ? n
+        : {
+            ...n,
+            allocated: { cpus: n.allocated.cpus + res.cpus, memoryBytes: n.allocated.memoryBytes + res.memoryBytes, diskBytes: n.allocated.diskBytes + res.diskBytes },
+            vmCount: n.vmCount + 1,
+            spread: spreadKey === undefined ? n.spread : { ...n.spread, [spreadKey]: (n.spread[spreadKey] ?? 0) + 1 },
+            allocRev: n.allocRev + 1,
+          },
+    );
+  }
+
+  private cache: { gen: number; nodes: SnapNode[] } | undefined;
+
+  private build(rows?: NodeRow[]): SnapNode[] {
     const all = rows ?? (this.store.db.prepare(`SELECT * FROM nodes ORDER BY name`).all() as NodeRow[]);
-    const usage = this.usage();
+    const one = rows?.length === 1 ? rows[0]!.name : undefined;
+    const usage = this.usage(one);
     const groups = this.groupRatios();
     const spread = new Map<string, Record<string, number>>();
-    const keyed = this.store.db.prepare(`SELECT node, spread_key, COUNT(*) AS n FROM vms WHERE node IS NOT NULL AND spread_key IS NOT NULL GROUP BY node, spread_key`).all() as { node: string; spread_key: string; n: number }[];
+    const keyed = this.store.db
+      .prepare(`SELECT node, spread_key, COUNT(*) AS n FROM vms WHERE ${one ? 'node = @one' : 'node IS NOT NULL'} AND spread_key IS NOT NULL GROUP BY node, spread_key`)
+      .all(one ? { one } : {}) as { node: string; spread_key: string; n: number }[];
     for (const k of keyed) (spread.get(k.node) ?? spread.set(k.node, {}).get(k.node)!)[k.spread_key] = k.n;
     return all.map((r) => ({ ...snapshotOf(r, usage.get(r.name), groups.get(r.node_group)?.ratios ?? DEFAULT_RATIOS, spread.get(r.name) ?? {}), allocRev: r.alloc_rev }));
   }
 
   /** Resources held by each node's VMs (deleted ones hold theirs until the node confirms). */
-  usage(): Map<string, NodeUsage> {
+  usage(only?: string): Map<string, NodeUsage> {
     const rows = this.store.db
-      .prepare(`SELECT node, SUM(cpus) AS cpus, SUM(memory_bytes) AS memory_bytes, SUM(disk_bytes) AS disk_bytes, COUNT(*) AS vm_count FROM vms WHERE node IS NOT NULL GROUP BY node`)
-      .all() as (NodeUsage & { node: string })[];
+      .prepare(`SELECT node, SUM(cpus) AS cpus, SUM(memory_bytes) AS memory_bytes, SUM(disk_bytes) AS disk_bytes, COUNT(*) AS vm_count FROM vms WHERE ${only ? 'node = @only' : 'node IS NOT NULL'} GROUP BY node`)
+      .all(only ? { only } : {}) as (NodeUsage & { node: string })[];
     return new Map(rows.map((r) => [r.node, r]));
   }
 
@@ -142,6 +181,7 @@ export class Nodes {
         .prepare(`UPDATE nodes SET state = 'ready', accel = ?, accel_reason = ?, driver = ?, cpus = ?, memory_bytes = ?, disk_bytes = ?, last_heartbeat_at = ? WHERE name = ?`)
         .run(rep.accel, rep.accelReason ?? null, rep.driver, rep.capacity.cpus, rep.capacity.memoryBytes, rep.capacity.diskBytes, tx.now, name);
       if (before.state !== 'ready') tx.event('ready', 'node', name, `node ${name} is ready (${rep.driver}, ${rep.accel})`);
+      const sameSize = before.cpus === rep.capacity.cpus && before.memory_bytes === rep.capacity.memoryBytes && before.disk_bytes === rep.capacity.diskBytes;
 
       const vms = tx.db.prepare(`SELECT * FROM vms WHERE node = ?`).all(name) as VmRow[];
       const seen = new Map(rep.vms.map((v) => [v.id, v]));
@@ -150,6 +190,7 @@ export class Nodes {
         if (vm.power === 'deleted' && (!obs || obs.state === 'stopped')) {
           if (obs) continue; // stopped but not yet destroyed: wait for the next report
           tx.db.prepare(`DELETE FROM vms WHERE id = ?`).run(vm.id);
+          tx.db.prepare(`UPDATE nodes SET alloc_rev = alloc_rev + 1 WHERE name = ?`).run(name);
           deleted.push(vm.id);
           tx.event('deleted', 'vm', vm.name, `vm ${vm.name} deleted on ${name}`);
           continue;
@@ -162,6 +203,8 @@ export class Nodes {
         const state: VmState = vm.power === 'deleted' ? 'deleting' : obs.state;
         if (state !== vm.state || (obs.reason ?? null) !== vm.reason) this.setState(tx, vm, state, obs.reason ?? null);
       }
+      // A heartbeat of a node that stays ready, the same size, with the same VMs: placement is unaffected.
+      if (before.state === 'ready' && sameSize && deleted.length === 0) tx.preserveSchedule();
     });
     return deleted;
   }

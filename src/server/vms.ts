@@ -56,11 +56,12 @@ export class Vms {
     this.knownPlace(req);
     const request: PlacementRequest = { cpus, memoryBytes, diskBytes, node: req.node, group: req.group, zone: req.zone, labels: req.labels, policy: req.policy ?? this.nodes.groupRatios().get(req.group ?? 'default')?.policy, spreadKey: req.spreadKey, force: req.force };
 
-    return this.placed(actor, request, (tx, placement) => {
+    let taken: { network: string; ip: string } | undefined;
+    const vm = this.placed(actor, request, (tx, placement) => {
       if (tx.db.prepare(`SELECT 1 FROM vms WHERE name = ?`).get(req.name)) throw new ApiError('conflict', `vm ${req.name} already exists`, 'name');
       const net = this.network(tx, DEFAULT_NETWORK);
-      const used = new Set((tx.db.prepare(`SELECT ip FROM vms WHERE network = ? AND ip IS NOT NULL`).all(net.name) as { ip: string }[]).map((r) => r.ip));
-      const ip = allocateIp(parseCidr(net.cidr), used);
+      const book = this.usedAddresses(tx, net.name);
+      const ip = allocateIp(parseCidr(net.cidr), book.used, book.next);
       if (!ip) throw new ApiError('no_capacity', `network ${net.name} (${net.cidr}) has no free address`, 'network');
       const warning = placement.warnings.join('; ') || null;
       const row: VmRow = {
@@ -94,8 +95,32 @@ export class Vms {
         )
         .run(row);
       tx.event('create', 'vm', row.name, `vm ${row.name} (${cpus} cpu, ${humanSize(memoryBytes)}) on ${row.node} at ${ip}${warning ? ` — warning: ${warning}` : ''}`);
+      taken = { network: net.name, ip };
       return vmFromRow(row);
     });
+    const book = taken && this.addresses?.used.get(taken.network);
+    if (taken && book) {
+      book.used.add(taken.ip);
+      book.next = taken.ip; // no address below it is free until something is deleted (which resets the book)
+    }
+    return vm;
+  }
+
+  /**
+   * Addresses in use per network, cached like the scheduler's view: creates add theirs after
+   * commit; any write that may free one (it does not preserve the schedule) reloads them. The
+   * UNIQUE (network, ip) constraint stays the real guard.
+   */
+  private addresses: { gen: number; used: Map<string, { used: Set<string>; next?: string }> } | undefined;
+
+  private usedAddresses(tx: Tx, network: string): { used: Set<string>; next?: string } {
+    if (this.addresses?.gen !== this.store.scheduleGen) this.addresses = { gen: this.store.scheduleGen, used: new Map() };
+    let book = this.addresses.used.get(network);
+    if (!book) {
+      book = { used: new Set((tx.db.prepare(`SELECT ip FROM vms WHERE network = ? AND ip IS NOT NULL`).all(network) as { ip: string }[]).map((r) => r.ip)) };
+      this.addresses.used.set(network, book);
+    }
+    return book;
   }
 
   /**
@@ -113,15 +138,22 @@ export class Vms {
       }
       const seen = snap.find((n) => n.name === placement.node)!.allocRev;
       try {
-        return this.store.write(actor, (tx) => {
-          const now = tx.db.prepare(`SELECT alloc_rev FROM nodes WHERE name = ?`).get(placement.node) as { alloc_rev: number };
-          if (now.alloc_rev !== seen) throw new StalePlan();
+        const out = this.store.write(actor, (tx) => {
+          // The plan is only as good as its snapshot: re-check the node as it is now.
+          const now = this.nodes.fresh(placement.node);
+          if (!now || now.allocRev !== seen || !schedule([now], { ...request, node: placement.node }).ok) throw new StalePlan();
           tx.db.prepare(`UPDATE nodes SET alloc_rev = alloc_rev + 1 WHERE name = ?`).run(placement.node);
           tx.touchNode(placement.node);
+          // A plain create patches the cached view below; anything else (a move) rebuilds it.
+          if (request.exclude === undefined) tx.preserveSchedule();
           return commit(tx, placement);
         });
+        if (request.exclude === undefined) this.nodes.placedOn(placement.node, request, request.spreadKey);
+        return out;
       } catch (e) {
-        if (!(e instanceof StalePlan) || i + 1 >= attempts) throw e instanceof StalePlan ? new ApiError('conflict', 'the cluster kept changing while placing this VM; try again') : e;
+        if (!(e instanceof StalePlan)) throw e;
+        this.store.scheduleGen++; // the cached view was wrong: rebuild it
+        if (i + 1 >= attempts) throw new ApiError('conflict', 'the cluster kept changing while placing this VM; try again');
       }
     }
   }
@@ -202,7 +234,7 @@ export class Vms {
       const memoryBytes = req.memory !== undefined ? parseSize(req.memory)! : (vm.pending_memory_bytes ?? vm.memory_bytes);
       if (memoryBytes < MIN_MEMORY) throw new ApiError('invalid', `memory must be at least ${humanSize(MIN_MEMORY)}`, 'memory');
       if (vm.node) {
-        const node = this.nodes.snapshot().find((n) => n.name === vm.node)!;
+        const node = this.nodes.fresh(vm.node)!;
         const others = { ...node, allocated: { cpus: node.allocated.cpus - vm.cpus, memoryBytes: node.allocated.memoryBytes - vm.memory_bytes, diskBytes: node.allocated.diskBytes - vm.disk_bytes } };
         const fit = schedule([others], { cpus, memoryBytes, diskBytes: vm.disk_bytes, node: vm.node });
         if (!fit.ok) throw new ApiError('no_capacity', `resize does not fit: ${fit.reasons.join('; ')}`, req.memory !== undefined ? 'memory' : 'cpus');

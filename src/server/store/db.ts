@@ -14,6 +14,7 @@ export function openDb(file: string): Db {
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 5000');
   migrate(db);
+  cacheStatements(db);
   return db;
 }
 
@@ -25,4 +26,21 @@ export function migrate(db: Db): void {
       db.pragma(`user_version = ${v + 1}`);
     })();
   }
+}
+
+/**
+ * Compiling a statement costs more than running most of ours; the SQL texts are a fixed set,
+ * so each is prepared once and reused.
+ */
+function cacheStatements(db: Db): void {
+  const prepare = db.prepare.bind(db);
+  const cache = new Map<string, Database.Statement>();
+  db.prepare = ((sql: string) => {
+    let st = cache.get(sql);
+    if (!st) {
+      st = prepare(sql);
+      cache.set(sql, st);
+    }
+    return st;
+  }) as Db['prepare'];
 }

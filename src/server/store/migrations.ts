@@ -129,4 +129,7 @@ export const MIGRATIONS: readonly string[] = [
     created_at TEXT NOT NULL
   );
   `,
+  `
+  CREATE UNIQUE INDEX vms_mac ON vms(mac);
+  `,
 ];

@@ -13,12 +13,19 @@ export interface Tx {
   event(action: string, resource: string, name: string, message: string): void;
   /** The node's agent must look again: its desired state changed at this revision. */
   touchNode(node: string | null): void;
+  /**
+   * This write changes nothing the scheduler's cached view depends on (or patches that view
+   * itself). Writes that do not say so invalidate the view: the safe default.
+   */
+  preserveSchedule(): void;
 }
 
 export class Store {
   readonly db: Db;
   /** Emits `node:<name>` when a node's desired state changes and `logs:<vmId>` on console output. */
   readonly changes = new EventEmitter();
+  /** Bumped by every committed write that may change placement; see `Tx.preserveSchedule`. */
+  scheduleGen = 0;
 
   constructor(
     file: string,
@@ -38,6 +45,7 @@ export class Store {
 
   write<T>(actor: string, fn: (tx: Tx) => T): T {
     const touched = new Set<string>();
+    let preserves = false;
     const result = this.db.transaction(() => {
       const revision = this.revision() + 1;
       this.db.prepare(`UPDATE meta SET value = ? WHERE key = 'revision'`).run(revision);
@@ -51,12 +59,16 @@ export class Store {
         touchNode: (node) => {
           if (node) touched.add(node);
         },
+        preserveSchedule: () => {
+          preserves = true;
+        },
       };
       const out = fn(tx);
       const bump = this.db.prepare(`UPDATE nodes SET desired_rev = ? WHERE name = ?`);
       for (const n of touched) bump.run(revision, n);
       return out;
     })();
+    if (!preserves) this.scheduleGen++;
     for (const n of touched) this.changes.emit(`node:${n}`);
     return result;
   }
