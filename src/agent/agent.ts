@@ -32,6 +32,8 @@ export interface AgentOptions {
   stopTimeoutMs?: number;
   /** Report this instead of the host's real size (simulated nodes). */
   capacity?: HostCapacity;
+  /** How often console output is shipped; short, because `vm console` is interactive through it. */
+  consoleShipMs?: number;
 }
 
 export const WATCH_WAIT_S = 10;
@@ -63,7 +65,7 @@ export class Agent {
     await this.report();
     this.timers.push(setInterval(() => void this.report().catch((e) => this.log(`report failed: ${String(e)}`)), this.opts.heartbeatMs ?? 5000));
     // Console output is shipped often: `vm console` is interactive through it.
-    this.timers.push(setInterval(() => void this.shipConsoles(), 250));
+    this.timers.push(setInterval(() => void this.shipConsoles(), this.opts.consoleShipMs ?? 250));
     this.loopDone = Promise.all([this.loop(), this.consoleInputLoop()]).then(() => {});
   }
 

@@ -37,6 +37,8 @@ export async function runSim(o: SimOptions): Promise<() => Promise<void>> {
       driver: new SimDriver({ stateDir: dir }),
       accel: { accel: 'tcg', reason: 'simulated node' },
       capacity: o.capacity,
+      // Simulated consoles only say when a VM started: no need to look often, with thousands of them.
+      consoleShipMs: 2000,
     });
     await agent.start();
     agents.push(agent);

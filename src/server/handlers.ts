@@ -104,7 +104,7 @@ export function makeHandlers(s: Services): Handlers {
     },
 
     listVms: () => ({ items: s.vms.list(), revision: s.store.revision() }),
-    createVm: ({ who, body }) => s.vms.create(actorOf(who), body as VmCreate),
+    createVm: ({ who, body }) => s.vms.createQueued(actorOf(who), body as VmCreate),
     getVm: ({ params }) => s.vms.get(params.name!),
     deleteVm: ({ who, params }) => s.vms.remove(actorOf(who), params.name!),
     startVm: ({ who, params }) => s.vms.setPower(actorOf(who), params.name!, 'start'),

@@ -57,17 +57,17 @@ export class Nodes {
   /** A placement was committed: patch the cached view instead of rebuilding it. */
   placedOn(name: string, res: { cpus: number; memoryBytes: number; diskBytes: number }, spreadKey: string | undefined): void {
     if (!this.cache || this.cache.gen !== this.store.scheduleGen) return;
-    this.cache.nodes = this.cache.nodes.map((n) =>
-      n.name !== name
-        ? n
-        : {
-            ...n,
-            allocated: { cpus: n.allocated.cpus + res.cpus, memoryBytes: n.allocated.memoryBytes + res.memoryBytes, diskBytes: n.allocated.diskBytes + res.diskBytes },
-            vmCount: n.vmCount + 1,
-            spread: spreadKey === undefined ? n.spread : { ...n.spread, [spreadKey]: (n.spread[spreadKey] ?? 0) + 1 },
-            allocRev: n.allocRev + 1,
-          },
-    );
+    const i = this.cache.nodes.findIndex((n) => n.name === name);
+    const n = this.cache.nodes[i];
+    if (!n) return;
+    // Replaced, not mutated: a snapshot handed out earlier stays as it was.
+    this.cache.nodes[i] = {
+      ...n,
+      allocated: { cpus: n.allocated.cpus + res.cpus, memoryBytes: n.allocated.memoryBytes + res.memoryBytes, diskBytes: n.allocated.diskBytes + res.diskBytes },
+      vmCount: n.vmCount + 1,
+      spread: spreadKey === undefined ? n.spread : { ...n.spread, [spreadKey]: (n.spread[spreadKey] ?? 0) + 1 },
+      allocRev: n.allocRev + 1,
+    };
   }
 
   private cache: { gen: number; nodes: SnapNode[] } | undefined;

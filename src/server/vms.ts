@@ -16,8 +16,6 @@ import type { Store, Tx } from './store/store.ts';
 export const MIN_MEMORY = 64 * MiB;
 export const DEFAULT_NETWORK = 'default';
 
-/** The snapshot a plan was made on changed before it could be committed. */
-class StalePlan extends Error {}
 
 export class Vms {
   constructor(
@@ -41,6 +39,18 @@ export class Vms {
   }
 
   create(actor: string, req: VmCreate): Vm {
+    const insert = this.creation(req);
+    return this.store.write(actor, insert);
+  }
+
+  /** The same, group-committed with other creates of this moment (the API's path). */
+  createQueued(actor: string, req: VmCreate): Promise<Vm> {
+    const insert = this.creation(req);
+    return this.store.writeQueued(actor, insert);
+  }
+
+  /** Validates a create outside any transaction; returns the write that places and inserts it. */
+  private creation(req: VmCreate): (tx: Tx) => Vm {
     const memoryBytes = parseSize(req.memory ?? '512M')!;
     const diskBytes = parseSize(req.disk ?? '2G')!;
     const cpus = req.cpus ?? 1;
@@ -56,8 +66,7 @@ export class Vms {
     this.knownPlace(req);
     const request: PlacementRequest = { cpus, memoryBytes, diskBytes, node: req.node, group: req.group, zone: req.zone, labels: req.labels, policy: req.policy ?? this.nodes.groupRatios().get(req.group ?? 'default')?.policy, spreadKey: req.spreadKey, force: req.force };
 
-    let taken: { network: string; ip: string } | undefined;
-    const vm = this.placed(actor, request, (tx, placement) => {
+    return (outer) => this.placeIn(outer, request, (tx, placement) => {
       if (tx.db.prepare(`SELECT 1 FROM vms WHERE name = ?`).get(req.name)) throw new ApiError('conflict', `vm ${req.name} already exists`, 'name');
       const net = this.network(tx, DEFAULT_NETWORK);
       const book = this.usedAddresses(tx, net.name);
@@ -95,20 +104,15 @@ export class Vms {
         )
         .run(row);
       tx.event('create', 'vm', row.name, `vm ${row.name} (${cpus} cpu, ${humanSize(memoryBytes)}) on ${row.node} at ${ip}${warning ? ` — warning: ${warning}` : ''}`);
-      taken = { network: net.name, ip };
+      book.used.add(ip);
+      book.next = ip; // no address below it is free until something is deleted (which resets the book)
       return vmFromRow(row);
     });
-    const book = taken && this.addresses?.used.get(taken.network);
-    if (taken && book) {
-      book.used.add(taken.ip);
-      book.next = taken.ip; // no address below it is free until something is deleted (which resets the book)
-    }
-    return vm;
   }
 
   /**
-   * Addresses in use per network, cached like the scheduler's view: creates add theirs after
-   * commit; any write that may free one (it does not preserve the schedule) reloads them. The
+   * Addresses in use per network, cached like the scheduler's view: creates add theirs as
+   * they insert; any write that may free one (it does not preserve the schedule) reloads them. The
    * UNIQUE (network, ip) constraint stays the real guard.
    */
   private addresses: { gen: number; used: Map<string, { used: Set<string>; next?: string }> } | undefined;
@@ -124,37 +128,37 @@ export class Vms {
   }
 
   /**
-   * Optimistic placement: schedule on a snapshot, then commit only if the chosen node's
-   * allocation has not changed since (its `alloc_rev`); a stale plan is rejected and redone.
+   * Optimistic placement: schedule on the cached snapshot, then, in the transaction, commit
+   * only if the chosen node is as the snapshot saw it (`alloc_rev`) and still fits; a stale plan
+   * is rejected and planned again on a rebuilt view.
    */
-  private placed<T>(actor: string, request: PlacementRequest & { exclude?: string }, commit: (tx: Tx, p: { node: string; warnings: string[] }) => T, attempts = 5): T {
+  private placeIn<T>(tx: Tx, request: PlacementRequest & { exclude?: string }, commit: (tx: Tx, p: { node: string; warnings: string[] }) => T, attempts = 5): T {
     for (let i = 0; ; i++) {
       // `exclude`: the node being drained or evacuated, whatever its state.
-      const snap = this.nodes.snapshot().filter((n) => n.name !== request.exclude);
+      const all = this.nodes.snapshot();
+      const snap = request.exclude === undefined ? all : all.filter((n) => n.name !== request.exclude);
       const placement = schedule(snap, request);
       if (!placement.ok) {
         const field = request.node ? 'node' : request.zone ? 'zone' : request.group ? 'group' : request.labels ? 'labels' : undefined;
         throw new ApiError('no_capacity', `no node can take ${request.cpus} cpu, ${humanSize(request.memoryBytes)} memory, ${humanSize(request.diskBytes)} disk: ${placement.reasons.join('; ')}`, field);
       }
       const seen = snap.find((n) => n.name === placement.node)!.allocRev;
-      try {
-        const out = this.store.write(actor, (tx) => {
-          // The plan is only as good as its snapshot: re-check the node as it is now.
-          const now = this.nodes.fresh(placement.node);
-          if (!now || now.allocRev !== seen || !schedule([now], { ...request, node: placement.node }).ok) throw new StalePlan();
-          tx.db.prepare(`UPDATE nodes SET alloc_rev = alloc_rev + 1 WHERE name = ?`).run(placement.node);
-          tx.touchNode(placement.node);
-          // A plain create patches the cached view below; anything else (a move) rebuilds it.
-          if (request.exclude === undefined) tx.preserveSchedule();
-          return commit(tx, placement);
-        });
-        if (request.exclude === undefined) this.nodes.placedOn(placement.node, request, request.spreadKey);
-        return out;
-      } catch (e) {
-        if (!(e instanceof StalePlan)) throw e;
-        this.store.scheduleGen++; // the cached view was wrong: rebuild it
+      // The plan is only as good as its snapshot: re-check the node as the database has it now.
+      const now = this.nodes.fresh(placement.node);
+      if (!now || now.allocRev !== seen || !schedule([now], { ...request, node: placement.node }).ok) {
+        this.store.scheduleGen++; // the cached view was wrong: rebuild it (inside this transaction)
         if (i + 1 >= attempts) throw new ApiError('conflict', 'the cluster kept changing while placing this VM; try again');
+        continue;
       }
+      tx.db.prepare(`UPDATE nodes SET alloc_rev = alloc_rev + 1 WHERE name = ?`).run(placement.node);
+      tx.touchNode(placement.node);
+      const out = commit(tx, placement);
+      // A plain create patches the cached view (last, so nothing can fail after it); a move rebuilds it.
+      if (request.exclude === undefined) {
+        tx.preserveSchedule();
+        this.nodes.placedOn(placement.node, request, request.spreadKey);
+      }
+      return out;
     }
   }
 
@@ -178,13 +182,13 @@ export class Vms {
       const request: PlacementRequest = { cpus: vm.cpus, memoryBytes: vm.memory_bytes, diskBytes: vm.disk_bytes, spreadKey: vm.spread_key ?? undefined };
       try {
         // The VM leaves `node` in the same transaction that places it elsewhere.
-        const to = this.placed(actor, { ...request, exclude: node }, (tx, p) => {
+        const to = this.store.write(actor, (outer) => this.placeIn(outer, { ...request, exclude: node }, (tx, p) => {
           tx.db.prepare(`UPDATE vms SET node = ?, state = 'pending', reason = NULL, restart_gen = restart_gen + 1, updated_at = ? WHERE id = ?`).run(p.node, tx.now, vm.id);
           tx.db.prepare(`UPDATE nodes SET alloc_rev = alloc_rev + 1 WHERE name = ?`).run(node);
           tx.touchNode(node);
           tx.event(why, 'vm', vm.name, `vm ${vm.name} recreated on ${p.node} (from ${node}, ${why}); its local disk data is lost`);
           return p.node;
-        });
+        }));
         moved.push({ vm: vm.name, from: node, to });
       } catch (e) {
         failed.push({ vm: vm.name, reason: e instanceof Error ? e.message : String(e) });

@@ -56,7 +56,8 @@ export class ButterInNetns {
   /** SIGKILL, as a crash would: no cleanup runs. */
   async kill(): Promise<void> {
     const child = this.up;
-    if (!child || child.exitCode !== null) return;
+    // Gone already (exited, or killed by a signal: then exitCode stays null).
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((r) => child.once('exit', r));
     // `ip netns exec` execs, so the child pid is butter's node process itself.
     child.kill('SIGKILL');

@@ -129,7 +129,7 @@ export class NamespaceCluster {
 
   async killAgent(name: string): Promise<void> {
     const a = this.agents.get(name);
-    if (!a || a.exitCode !== null) return;
+    if (!a || a.exitCode !== null || a.signalCode !== null) return;
     const gone = new Promise((r) => a.once('exit', r));
     a.kill('SIGKILL');
     await gone;
