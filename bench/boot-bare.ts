@@ -11,7 +11,7 @@
  * opens at start-up and reuses for every guest connection, so the server must keep it open
  * even though busybox wget sends `Connection: close`.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parseSize } from '../src/core/units.ts';
 import { registerCleanup } from './cleanup.ts';
+import { phases, watchConsole, type BootPhases } from './console-watch.ts';
 import type { VmShape } from './boot-butter.ts';
 import { sleep, within } from './stats.ts';
 
@@ -34,6 +35,10 @@ export interface TinyFiles {
 export interface BareBoot {
   /** qemu-system spawned → first GET /meta-data received: the figure. */
   totalMs: number;
+  /** CPU seconds QEMU used per wall second until then: below ~1 it was starved by other work. */
+  cpuShare: number | null;
+  /** The boot from spawn, split by the guest's console lines (host clock). */
+  phases: BootPhases;
   guestBootS: number | null;
 }
 
@@ -144,6 +149,20 @@ export function deriveBareArgs(butter: readonly string[], t: TinyFiles, disk: st
   return out;
 }
 
+/** User + system CPU seconds a process has used so far (/proc/PID/stat; NaN when gone). */
+export function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // Fields 14 and 15 (utime, stime) counted from after the command name, which is field 2.
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  } catch {
+    return NaN;
+  }
+}
+
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
 export async function bareBoot(
   t: TinyFiles,
   shape: VmShape,
@@ -163,6 +182,8 @@ export async function bareBoot(
   const derivedArgs = butterArgs ? deriveBareArgs(butterArgs, t, disk, consoleLog, md.port) : undefined;
   const args = derivedArgs ?? bareQemuArgs(t, shape, disk, consoleLog, md.port);
 
+  const stopWatch = watchConsole(() => consoleLog);
+  const spawnAt = Date.now();
   const t0 = performance.now();
   const qemu = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -185,6 +206,10 @@ export async function bareBoot(
     const first = await within(Promise.race([md.firstMetaData, exited]), timeoutMs, `no /meta-data within ${timeoutMs} ms`);
     if (typeof first === 'string') throw new Error(first);
     const totalMs = first - t0;
+    // The "metadata fetched" line follows the fetch by a little: give it a moment.
+    await sleep(300);
+    const bootPhases = phases(spawnAt, stopWatch());
+    const cpuShare = qemu.pid === undefined ? null : cpuSeconds(qemu.pid) / (totalMs / 1000);
     let guestBootS: number | null = null;
     const end = Date.now() + 15_000;
     while (guestBootS === null && Date.now() < end) {
@@ -192,8 +217,9 @@ export async function bareBoot(
       if (m) guestBootS = Number(m[1]);
       else await sleep(200);
     }
-    return { totalMs, guestBootS, args, derived: derivedArgs !== undefined };
+    return { totalMs, cpuShare, phases: bootPhases, guestBootS, args, derived: derivedArgs !== undefined };
   } finally {
+    stopWatch();
     await kill();
     await md.close();
     done();

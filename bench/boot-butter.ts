@@ -4,13 +4,15 @@
  * server-side audit timestamps (the `create` event and the `→ running` state event); the
  * agent's log lines in between give the timeline of where the time went.
  */
-import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { execFile, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { BUTTER, type ButterInNetns } from '../test/host/butter-cli.ts';
 import type { BootClientInput, BootClientOutput } from './boot-client.ts';
+import { cpuSeconds } from './boot-bare.ts';
+import { phases, watchConsole, type BootPhases } from './console-watch.ts';
 import { sleep } from './stats.ts';
 
 const execFileP = promisify(execFile);
@@ -34,12 +36,18 @@ export interface ButterBoot {
   id: string;
   /** `create` event → `→ running` event (server clock): the figure. */
   totalMs: number;
-  /** Client: request sent → polling saw `running` (poll resolution bounds it). */
+  /** Client: request sent → polling saw `running` (every 250 ms, as `vm create --wait` does). */
   clientMs: number;
   /** `create` event → the agent spawned qemu-system (from its "started … in N ms" log line). */
   preQemuMs: number | null;
   /** qemu-system spawned → `→ running`: comparable with the bare figure. */
   qemuToRunningMs: number | null;
+  /** CPU seconds QEMU used per wall second from its spawn until we looked (just after `running`). */
+  cpuShare: number | null;
+  /** CPU time `butter up` (control plane + agent, one process) used during the run. */
+  upCpuMs: number | null;
+  /** The boot from QEMU's spawn, split by the guest's console lines (host clock). */
+  phases: BootPhases;
   /** Guest's own uptime when it printed `ready` (after its metadata fetch). */
   guestBootS: number | null;
   qemuPid: number | null;
@@ -51,8 +59,27 @@ export async function cliAsync(b: ButterInNetns, args: string[], timeoutMs = 180
   const env: NodeJS.ProcessEnv = { ...process.env, XDG_CONFIG_HOME: join(b.dir, 'config') };
   delete env.BUTTER_URL;
   delete env.BUTTER_TOKEN;
-  const r = await execFileP('ip', ['netns', 'exec', b.ns, BUTTER, ...args], { env, timeout: timeoutMs, encoding: 'utf8' });
-  return r.stdout;
+  try {
+    const r = await execFileP('ip', ['netns', 'exec', b.ns, BUTTER, ...args], { env, timeout: timeoutMs, encoding: 'utf8' });
+    return r.stdout;
+  } catch (e) {
+    throw new Error(`butter ${args.join(' ')}: ${lastLine(e)}`);
+  }
+}
+
+/** The last line a failed child wrote on stderr (or why it failed), not its whole command line. */
+function lastLine(e: unknown): string {
+  const err = e as { stderr?: string; killed?: boolean; signal?: string; message?: string };
+  const line = err.stderr?.trim().split('\n').pop();
+  if (line) return line;
+  return err.killed ? `killed (${err.signal ?? 'timeout'})` : (err.message?.split('\n')[0] ?? String(e));
+}
+
+/** The `butter up` process of this namespace (`ip netns exec` execs, so it is node itself). */
+function butterUpPid(b: ButterInNetns): number | undefined {
+  const r = spawnSync('pgrep', ['-f', `up --data-dir ${b.dataDir} `], { encoding: 'utf8' });
+  const pid = Number(r.stdout.trim().split('\n')[0]);
+  return pid > 0 ? pid : undefined;
 }
 
 interface LogLine {
@@ -86,14 +113,33 @@ async function guestBootSeconds(consoleLog: string, timeoutMs: number): Promise<
 }
 
 export async function butterBoot(b: ButterInNetns, name: string, shape: VmShape, timeoutMs: number): Promise<ButterBoot> {
+  // `butter up` logged the CLI in: its config has the URL (and the CA when it serves HTTPS).
+  const cfg = JSON.parse(readFileSync(join(b.dir, 'config', 'butter', 'config.json'), 'utf8')) as { url: string; ca?: string };
   const token = readFileSync(join(b.dataDir, 'admin.token'), 'utf8').trim();
-  const input: BootClientInput = { url: `http://127.0.0.1:${b.port}`, token, vm: { name, image: 'tiny', ...shape }, timeoutMs, pollMs: 100 };
+  const input: BootClientInput = { url: cfg.url, token, ...(cfg.ca ? { ca: cfg.ca } : {}), vm: { name, image: 'tiny', ...shape }, timeoutMs, pollMs: 250 };
   const logFrom = b.upLog.length;
-  const { stdout } = await execFileP('ip', ['netns', 'exec', b.ns, process.execPath, '--import', 'tsx', CLIENT, JSON.stringify(input)], {
-    cwd: REPO,
-    encoding: 'utf8',
-    timeout: timeoutMs + 30_000,
+  const upPid = butterUpPid(b);
+  const upCpu0 = upPid === undefined ? NaN : cpuSeconds(upPid);
+  // The VM's directory appears once the agent starts it: the one that was not there before.
+  const vmsDir = join(b.dataDir, 'agent', 'vms');
+  const before = new Set(existsSync(vmsDir) ? readdirSync(vmsDir) : []);
+  const stopWatch = watchConsole(() => {
+    const dir = existsSync(vmsDir) ? readdirSync(vmsDir).find((d) => !before.has(d)) : undefined;
+    return dir ? join(vmsDir, dir, 'console.log') : undefined;
   });
+  let stdout: string;
+  try {
+    ({ stdout } = await execFileP('ip', ['netns', 'exec', b.ns, process.execPath, '--import', 'tsx', CLIENT], {
+      cwd: REPO,
+      env: { ...process.env, BOOT_CLIENT_INPUT: JSON.stringify(input) },
+      encoding: 'utf8',
+      timeout: timeoutMs + 30_000,
+    }));
+  } catch (e) {
+    stopWatch();
+    throw new Error(`creating vm ${name}: ${lastLine(e)}`);
+  }
+  const marks = stopWatch();
   const out = JSON.parse(stdout.trim().split('\n').pop()!) as BootClientOutput;
   if (out.state !== 'running') {
     const consoleLog = join(b.dataDir, 'agent', 'vms', out.id, 'console.log');
@@ -130,6 +176,9 @@ export async function butterBoot(b: ButterInNetns, name: string, shape: VmShape,
   }
   timeline.sort((x, y) => x.atMs - y.atMs);
 
+  const upCpuMs = upPid === undefined ? NaN : Math.round((cpuSeconds(upPid) - upCpu0) * 1000);
+  // Read now, a poll interval or so after `running`: slightly generous, like-for-like enough.
+  const cpuShare = qemuPid === null || qemuSpawnAt === null ? null : cpuSeconds(qemuPid) / ((Date.now() - qemuSpawnAt) / 1000);
   const guestBootS = await guestBootSeconds(join(b.dataDir, 'agent', 'vms', out.id, 'console.log'), 15_000);
   return {
     name,
@@ -138,6 +187,9 @@ export async function butterBoot(b: ButterInNetns, name: string, shape: VmShape,
     clientMs: out.runningSeenAt - out.sentAt,
     preQemuMs: qemuSpawnAt === null ? null : qemuSpawnAt - createAt,
     qemuToRunningMs: qemuSpawnAt === null ? null : runningAt - qemuSpawnAt,
+    cpuShare: cpuShare !== null && Number.isFinite(cpuShare) ? Math.round(cpuShare * 100) / 100 : null,
+    upCpuMs: Number.isFinite(upCpuMs) ? upCpuMs : null,
+    phases: phases(qemuSpawnAt, marks),
     guestBootS,
     qemuPid,
     timeline,

@@ -35,10 +35,18 @@ export async function runCleanups(): Promise<string[]> {
   return pending.map(([, p]) => p.what);
 }
 
+let interrupted = false;
+
+/** True once SIGINT/SIGTERM arrived: results of such a run are not to be written. */
+export function wasInterrupted(): boolean {
+  return interrupted;
+}
+
 /** On SIGINT/SIGTERM: undo everything, then exit. */
 export function cleanupOnSignals(): void {
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => {
+      interrupted = true;
       console.error(`\nbench: ${sig}, cleaning up`);
       void runCleanups().finally(() => process.exit(130));
     });

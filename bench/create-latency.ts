@@ -4,7 +4,7 @@
  * given an address and committed durably (SQLite WAL, synchronous=FULL) before the answer.
  */
 import { Readable } from 'node:stream';
-import { Client } from '../src/sdk/client.ts';
+import type { Client } from '../src/sdk/client.ts';
 import type { ServerProcess } from './server-process.ts';
 import { percentile, round, sleep, within } from './stats.ts';
 
@@ -30,31 +30,44 @@ export interface CreateLatencyResult {
   achievedRatePerS: number;
   /** Worst lateness of a send against its open-loop schedule (client-side timer lag). */
   maxSendLagMs: number;
+  /** The slowest requests, with their place in the sending order (0-based; 10 ms apart). */
+  slowest: { i: number; ms: number }[];
   /** VMs in the store afterwards (warm-up + measured creates that succeeded). */
   vmsInStore: number;
   nodes: number;
+  transport: 'https' | 'http';
   options: CreateLatencyOptions;
 }
 
 const GiB = 1024 ** 3;
+const HEARTBEAT_MS = 5_000;
 const capacity = { cpus: 64, memoryBytes: 1024 * GiB, diskBytes: 100 * 1024 * GiB };
 
 export async function benchCreateLatency(server: ServerProcess, o: CreateLatencyOptions = CREATE_DEFAULTS): Promise<CreateLatencyResult> {
-  const { admin, url } = server;
+  const { admin } = server;
 
   // Simulated nodes, registered and reporting through the API like a `--driver sim` agent.
   const nodes: { name: string; client: Client }[] = [];
   for (let i = 1; i <= o.nodes; i++) {
     const name = `sim-${i}`;
     const { token } = await admin.call('createNode', { body: { name } });
-    nodes.push({ name, client: new Client({ url, token }) });
+    nodes.push({ name, client: server.client(token) });
   }
-  const heartbeat = () =>
-    Promise.all(nodes.map((n) => n.client.call('nodeReport', { params: { name: n.name }, body: { capacity, accel: 'tcg', driver: 'sim', vms: [] } })));
-  await heartbeat();
-  // Keep the nodes `ready` (the server marks them unreachable after 15 s of silence).
-  let beating: Promise<unknown> = Promise.resolve();
-  const beat = setInterval(() => (beating = heartbeat().catch(() => {})), 5_000);
+  const report = (n: { name: string; client: Client }) =>
+    n.client.call('nodeReport', { params: { name: n.name }, body: { capacity, accel: 'tcg', driver: 'sim', vms: [] } });
+  await Promise.all(nodes.map(report));
+  // Keep the nodes `ready` (the server marks them unreachable after a few silent seconds),
+  // each every 5 s like an agent, at its own phase: independent agents do not report in step.
+  const beating = new Set<Promise<unknown>>();
+  const timers: NodeJS.Timeout[] = [];
+  nodes.forEach((n, k) => {
+    const beat = () => {
+      const p = report(n).catch(() => {});
+      beating.add(p);
+      void p.finally(() => beating.delete(p));
+    };
+    timers.push(setTimeout(() => timers.push(setInterval(beat, HEARTBEAT_MS)), (HEARTBEAT_MS * k) / nodes.length));
+  });
 
   try {
     const blob = await admin.uploadBlob(Readable.from([Buffer.alloc(64 * 1024, 0x5a)]));
@@ -71,6 +84,7 @@ export async function benchCreateLatency(server: ServerProcess, o: CreateLatency
     const total = Math.round(o.ratePerS * o.durationS);
     const interval = 1000 / o.ratePerS;
     const latencies: number[] = [];
+    const byIndex: { i: number; ms: number }[] = [];
     const errors: string[] = [];
     let maxLag = 0;
     let firstSend = 0;
@@ -89,7 +103,9 @@ export async function benchCreateLatency(server: ServerProcess, o: CreateLatency
       inflight.push(
         create(`vm-${i}`).then(
           () => {
-            latencies.push(performance.now() - t0);
+            const ms = performance.now() - t0;
+            latencies.push(ms);
+            byIndex.push({ i, ms });
           },
           (e: Error) => {
             errors.push(e.message);
@@ -114,12 +130,17 @@ export async function benchCreateLatency(server: ServerProcess, o: CreateLatency
       errorSamples: [...new Set(errors)].slice(0, 5),
       achievedRatePerS: r(total > 1 ? ((total - 1) * 1000) / (lastSend - firstSend) : NaN),
       maxSendLagMs: r(maxLag),
+      slowest: byIndex
+        .sort((x, y) => y.ms - x.ms)
+        .slice(0, 10)
+        .map((x) => ({ i: x.i, ms: r(x.ms) })),
       vmsInStore: created,
       nodes: o.nodes,
+      transport: server.transport,
       options: o,
     };
   } finally {
-    clearInterval(beat);
-    await beating;
+    for (const t of timers) clearTimeout(t);
+    await Promise.all(beating);
   }
 }

@@ -53,3 +53,30 @@ export async function machineFacts(): Promise<Machine> {
     accelReason: accel.reason ?? null,
   };
 }
+
+function cpuTimes(): { busy: number; total: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const idle = (f[3] ?? 0) + (f[4] ?? 0); // idle + iowait
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: total - idle, total };
+}
+
+/** Fraction of all CPUs busy over the next `ms` (from /proc/stat). */
+export async function cpuBusy(ms: number): Promise<number> {
+  const a = cpuTimes();
+  await new Promise((r) => setTimeout(r, ms));
+  const b = cpuTimes();
+  return b.total > a.total ? (b.busy - a.busy) / (b.total - a.total) : 0;
+}
+
+/**
+ * Waits (at most `maxMs`) for the machine to be quiet, i.e. under `threshold` CPU busy over
+ * a second: other work (someone's tests) skews every figure. Returns the last busy fraction.
+ */
+export async function waitForQuiet(maxMs = 20_000, threshold = 0.2): Promise<number> {
+  const end = Date.now() + maxMs;
+  for (;;) {
+    const busy = await cpuBusy(1000);
+    if (busy < threshold || Date.now() >= end) return Math.round(busy * 100) / 100;
+  }
+}

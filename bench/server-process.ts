@@ -17,11 +17,20 @@ export const BUTTER = fileURLToPath(new URL('../bin/butter', import.meta.url));
 export interface ServerProcess {
   pid: number;
   url: string;
+  /** What the server speaks: HTTPS with its own CA (its default once it has one) or plain HTTP. */
+  transport: 'https' | 'http';
   dataDir: string;
   admin: Client;
+  /** A client with `token`, trusting the server's CA when it has one. */
+  client(token: string): Client;
   /** stdout+stderr so far (the server logs little: startup and errors). */
   log(): string;
   stop(): Promise<void>;
+}
+
+/** Client options for a control plane; `ca` (PEM) only when it speaks HTTPS. */
+export function clientOptions(url: string, token: string, ca: string | undefined): { url: string; token: string; ca?: string } {
+  return { url, token, ...(ca ? { ca } : {}) };
 }
 
 async function freePort(): Promise<number> {
@@ -49,7 +58,6 @@ async function stopChild(child: ChildProcess): Promise<void> {
 export async function startServerProcess(): Promise<ServerProcess> {
   const dataDir = mkdtempSync(join(tmpdir(), 'butter-bench-server-'));
   const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
   // bin/butter is `exec node ...`: the child's pid is the control plane's own process.
   const child = spawn(BUTTER, ['server', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -61,24 +69,27 @@ export async function startServerProcess(): Promise<ServerProcess> {
   };
   const done = registerCleanup(`butter server ${child.pid}`, stop);
   try {
+    // It says where it listens, and whether over HTTPS, once it does.
     const deadline = Date.now() + 30_000;
-    for (;;) {
+    let m: RegExpExecArray | null;
+    while (!(m = /control plane listening on (https?):\/\//.exec(out))) {
       if (child.exitCode !== null) throw new Error(`butter server exited ${child.exitCode}: ${out.slice(-2000)}`);
-      try {
-        const r = await fetch(`${url}/healthz`);
-        if (r.ok) break;
-      } catch {
-        // not listening yet
-      }
-      if (Date.now() > deadline) throw new Error(`butter server not answering on ${url} after 30 s: ${out.slice(-2000)}`);
+      if (Date.now() > deadline) throw new Error(`butter server did not say it listens within 30 s: ${out.slice(-2000)}`);
       await sleep(100);
     }
-    const token = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
+    const transport = m[1] as 'https' | 'http';
+    const url = `${transport}://127.0.0.1:${port}`;
+    const ca = transport === 'https' ? readFileSync(join(dataDir, 'tls', 'ca.crt'), 'utf8') : undefined;
+    const client = (token: string) => new Client(clientOptions(url, token, ca));
+    const admin = client(readFileSync(join(dataDir, 'admin.token'), 'utf8').trim());
+    await admin.call('health', {});
     return {
       pid: child.pid!,
       url,
+      transport,
       dataDir,
-      admin: new Client({ url, token }),
+      admin,
+      client,
       log: () => out,
       stop: async () => {
         await stop();

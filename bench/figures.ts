@@ -1,0 +1,78 @@
+/** The four figures of `npm run bench`: what each measures, its goal, and how a run is judged. */
+import type { BootResult } from './boot.ts';
+import type { CreateLatencyResult } from './create-latency.ts';
+import type { MetadataBenchResult } from './metadata.ts';
+import type { RssResult } from './rss.ts';
+
+export type FigureId = 'a' | 'b' | 'c' | 'd';
+export type Status = 'pass' | 'fail' | 'error' | 'reported';
+
+export interface FigureDef {
+  id: FigureId;
+  key: string;
+  title: string;
+  /** Human-readable goal; null when the issue sets none. */
+  goal: string | null;
+}
+
+export const FIGURES: Record<FigureId, FigureDef> = {
+  a: { id: 'a', key: 'createToMetadata', title: 'create → guest fetched its metadata, Butter vs bare QEMU', goal: 'Butter / bare <= 1.05' },
+  b: { id: 'b', key: 'createVmLatency', title: 'create-VM API latency at 100 requests/s (simulated nodes)', goal: 'p99 <= 20 ms' },
+  c: { id: 'c', key: 'metadataGet', title: 'metadata GET /meta-data latency', goal: 'p99 <= 5 ms' },
+  d: { id: 'd', key: 'controlPlaneRss', title: 'control-plane resident memory with 1,000+ VMs', goal: null },
+};
+
+export interface RssFigureData extends RssResult {
+  idleMiB: number;
+  vms: number;
+}
+
+export interface FigureDataMap {
+  a: BootResult;
+  b: CreateLatencyResult;
+  c: MetadataBenchResult;
+  d: RssFigureData;
+}
+
+export interface FigureResult<I extends FigureId = FigureId> extends FigureDef {
+  status: Status;
+  /** null when there is no goal or the figure could not be measured. */
+  pass: boolean | null;
+  /** One line: the figure's value(s). */
+  headline: string;
+  error?: string;
+  /** Wall time the figure took, including setup and cleanup. */
+  seconds: number;
+  /** Load average (1 min) when it started: other work on the machine skews every figure. */
+  loadAvg1: number;
+  /** Fraction of all CPUs busy in the second before it started (after waiting up to 20 s for < 0.2). */
+  cpuBusyBefore: number;
+  data?: FigureDataMap[I];
+}
+
+export function judge<I extends FigureId>(id: I, data: FigureDataMap[I]): { pass: boolean | null; headline: string } {
+  switch (id) {
+    case 'a': {
+      const d = data as BootResult;
+      return {
+        pass: d.ratio <= 1.05,
+        headline: `ratio ${d.ratio.toFixed(3)}: Butter ${d.butterMedianMs} ms vs bare ${d.bareMedianMs} ms (medians of ${d.runs.length})`,
+      };
+    }
+    case 'b': {
+      const d = data as CreateLatencyResult;
+      return {
+        pass: d.errors === 0 && d.p99Ms <= 20,
+        headline: `p50 ${d.p50Ms} ms, p99 ${d.p99Ms} ms (${d.ok}/${d.requests} ok at ${d.achievedRatePerS}/s)`,
+      };
+    }
+    case 'c': {
+      const d = data as MetadataBenchResult;
+      return { pass: d.p99Ms <= 5, headline: `p50 ${d.p50Ms} ms, p99 ${d.p99Ms} ms (${d.requests} requests)` };
+    }
+    default: {
+      const d = data as RssFigureData;
+      return { pass: null, headline: `${d.rssMiB} MiB RSS with ${d.vms} VMs (idle ${d.idleMiB} MiB, peak ${d.peakMiB} MiB)` };
+    }
+  }
+}

@@ -1,0 +1,364 @@
+/** Renders a bench run: the console summary and docs/benchmarks.md. */
+import { MIN_CPU_SHARE, type BootRun } from './boot.ts';
+import type { BootPhases } from './console-watch.ts';
+import { median } from './stats.ts';
+import type { CreateLatencyResult } from './create-latency.ts';
+import type { FigureDataMap, FigureId, FigureResult } from './figures.ts';
+import type { Machine } from './machine.ts';
+import type { MetadataBenchResult } from './metadata.ts';
+
+export interface Results {
+  /** When the run started (ISO-8601 UTC). */
+  date: string;
+  seconds: number;
+  machine: Machine;
+  build: { ok: boolean; seconds: number; skipped?: boolean; error?: string };
+  /** qemu-system processes not ours, running when the bench started. */
+  otherQemuProcesses: number;
+  figures: FigureResult[];
+}
+
+const STATUS: Record<FigureResult['status'], string> = { pass: 'pass', fail: 'FAIL', error: 'ERROR', reported: 'reported' };
+
+function machineLine(m: Machine): string {
+  return `${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB RAM, ${m.os}, ${m.kernel}, Node ${m.node}, ${m.qemu}, accel ${m.accel}${m.accelReason ? ` (${m.accelReason})` : ''}`;
+}
+
+export function renderSummary(r: Results): string {
+  const lines = [`Butter benchmarks, ${r.date} (${r.seconds} s)`, machineLine(r.machine), ''];
+  for (const f of r.figures) {
+    lines.push(`(${f.id}) ${f.title}`);
+    lines.push(`    ${f.headline}`);
+    lines.push(`    goal: ${f.goal ?? 'none (reported)'}  →  ${STATUS[f.status]}${f.error ? `: ${f.error}` : ''}`);
+  }
+  return lines.join('\n');
+}
+
+function data<I extends FigureId>(r: Results, id: I): { f: FigureResult | undefined; d: FigureDataMap[I] | undefined } {
+  const f = r.figures.find((x) => x.id === id);
+  return { f, d: f?.data as FigureDataMap[I] | undefined };
+}
+
+const ms = (x: number | null | undefined) => (x === null || x === undefined || Number.isNaN(x) ? '–' : `${Math.round(x)} ms`);
+const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
+
+function notMeasured(f: FigureResult | undefined): string {
+  if (!f) return '_Not run in this run._\n';
+  return `**Not measured in this run:** ${f.error ?? 'unknown error'}\n`;
+}
+
+/** How a margin compares with the spread (max - min) of some samples. */
+function noise(samples: number[], margin: number): string {
+  const spread = Math.max(...samples) - Math.min(...samples);
+  return margin < spread * 0.8 ? 'smaller than' : margin > spread * 1.25 ? 'larger than' : 'about the size of';
+}
+
+function bootSection(r: Results): string {
+  const { f, d } = data(r, 'a');
+  const out: string[] = [];
+  out.push(`## (a) create → guest fetched its metadata: Butter vs bare QEMU
+
+**What it measures.** How long it takes from asking for a VM until its guest has fetched its
+metadata. At that point the guest has booted, has an address, and knows who it is. The run
+measures this once through Butter and once with bare \`qemu-system-x86_64\` booting the same
+image to the same point. The figure is the ratio of the two medians, Butter / bare, which is
+what Butter's orchestration adds to a boot. **Goal: <= 1.05.**
+
+**How, through Butter.** \`butter up --no-egress\` runs in a fresh network namespace with no
+uplink (\`test/host/butter-cli.ts\`). It builds the \`tiny\` image and adds it before it says
+it is ready. A small client inside the namespace (\`bench/boot-client.ts\`) calls \`POST /v1/vms\`
+through the SDK: image \`tiny\`, 1 CPU, 256M of memory, a 1G disk. It then polls until the VM
+is \`running\`. Butter sets \`running\` when its agent's metadata server has answered the
+guest's \`/meta-data\`. The figure is the gap between two server-side audit timestamps from
+\`GET /v1/events\`: the VM's \`create\` event and its \`booting → running\` event. So neither the
+client's start-up nor its polling is counted. The agent's log lines in between give the
+timeline below.
+
+**How, bare QEMU.** \`qemu-system-x86_64\` boots the same machine. Its command line is
+derived from the one Butter's agent really ran, which the bench reads from \`/proc\` during
+the first Butter boot (\`deriveBareArgs\` in \`bench/boot-bare.ts\`):
+- Every machine option is kept as it is: machine type, accelerator, CPU model, \`-smp\`,
+  \`-m\`, \`-nodefaults\`, the devices, the SMBIOS serial, and whatever else the driver
+  renders today.
+- The managed-VM plumbing is dropped: \`-name\`, \`-daemonize\`, pidfile, QMP and the console
+  socket. The console goes to a file instead.
+- The disk is a qcow2 overlay of the same \`root.img\`, of the same size. The kernel, initrd
+  and command line are the files \`butter up\` built and uploaded.
+- The network is the one real difference. The tap is replaced by user-mode networking (slirp)
+  with \`restrict=on\`, so no packet leaves QEMU, and a \`guestfwd\` of 169.254.169.254:80 to
+  an HTTP server in the bench process.
+
+If Butter's command line has a shape the derivation does not know, the bench uses a
+written-out copy of the driver's options instead and says so below. The clock runs from
+spawning the process until the server receives the first \`GET /meta-data\`. The overlay is
+made before the clock starts. (Butter's time includes its \`qemu-img\` calls.)
+
+We chose slirp over a hand-built tap, bridge and dnsmasq in a namespace for two reasons. It is
+how a person boots an image with bare QEMU, and it needs no host networking. Its DHCP server
+is inside QEMU. Butter's guest gets its lease from dnsmasq across a tap and a bridge, so
+whatever the real network path costs counts against Butter. Two slirp quirks shape the setup:
+- \`guestfwd\` only accepts an address inside the slirp network, hence \`net=169.254.169.0/24\`.
+- A \`tcp:\` guestfwd target is one connection, opened when QEMU starts and reused for every
+  guest connection, so the server keeps it open.
+
+**Runs.** First comes one warm-up pair, which is not counted: it fills the agent's image cache
+and the page cache. Then come alternating pairs (Butter, then bare). Between Butter runs each
+VM is **stopped**, not removed (see the note at the end of this section), and all of them are
+removed with \`vm rm\` at the end.
+`);
+  if (!d) return out.join('\n') + '\n' + notMeasured(f);
+  const pctOf = (x: number | null) => (x === null ? '–' : `${Math.round(x * 100)} %`);
+  const row = (label: string, x: BootRun) =>
+    `| ${label} | ${ms(x.butter.totalMs)} | ${ms(x.butter.preQemuMs)} | ${ms(x.bare.totalMs)} | ${(x.butter.totalMs / x.bare.totalMs).toFixed(3)} | ${pctOf(x.butter.cpuShare)} / ${pctOf(x.bare.cpuShare)} | ${x.cpuBusyBefore.map(pctOf).join(' / ')} | ${ms(x.butter.upCpuMs)} |`;
+  out.push(`### Results (${r.date.slice(0, 10)})
+
+| run | Butter: create → running | of which before QEMU | bare: spawn → /meta-data | Butter / bare | QEMU's share of a CPU (Butter / bare) | machine busy before (Butter / bare) | CPU used by \`butter up\` |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`);
+  if (d.warmup) out.push(row('warm-up (not counted)', d.warmup));
+  for (const x of d.runs) out.push(row(String(x.run), x));
+  for (const x of d.discarded ?? []) out.push(row(`${x.run} (discarded: a QEMU was starved)`, x));
+  out.push(`| **median** | **${ms(d.butterMedianMs)}** | ${ms(d.butterPreQemuMedianMs)} | **${ms(d.bareMedianMs)}** | **${d.ratio.toFixed(3)}** | | | |`);
+  out.push(`
+Status: **${STATUS[f!.status]}** (ratio ${d.ratio.toFixed(3)}, goal <= 1.05).
+- A boot under ${r.machine.accel === 'tcg' ? 'TCG' : r.machine.accel} is CPU-bound: QEMU takes a whole core, a share near 100 %.
+  A pair in which either QEMU got less than ${Math.round(MIN_CPU_SHARE * 100)} % was slowed by other work on the machine.
+  Such a pair is discarded and another one is run, up to ${d.options.maxExtraRuns ?? 0} more.
+- \`butter up\` (control plane and agent, one process) is the CPU Butter itself spends on the boot.
+- The client saw \`running\` after a median of ${ms(d.butterClientMedianMs)}, polling every 250 ms like \`vm create --wait\`.
+  That is the server-side figure plus the client's own start-up and polling.
+- \`butter up\` was ready in ${ms(d.upReadyMs)}, which is not part of the figure.
+`);
+
+  // Where the time goes.
+  const bare = d.runs.map((x) => x.bare.totalMs);
+  const butter = d.runs.map((x) => x.butter.totalMs);
+  const spread = (xs: number[]) => `${Math.round(Math.min(...xs))}–${Math.round(Math.max(...xs))} ms`;
+  out.push(`### Where Butter's time goes
+`);
+  const ph = (side: 'butter' | 'bare', k: keyof BootPhases) => {
+    const xs = d.runs.map((x) => x[side].phases?.[k]).filter((v): v is number => typeof v === 'number');
+    return xs.length ? median(xs) : null;
+  };
+  const phaseRows: [string, number | null, number | null][] = [
+    ['create → QEMU spawned (agent wakes, tap, dnsmasq SIGHUP, qemu-img, spawn)', d.butterPreQemuMedianMs, 0],
+    ['QEMU spawned → guest /init starts (QEMU, firmware, kernel)', ph('butter', 'toInitMs'), ph('bare', 'toInitMs')],
+    ['/init → the guest has an address (modules, DHCP)', ph('butter', 'initToIpMs'), ph('bare', 'initToIpMs')],
+    ['address → the guest printed "metadata fetched" (mount /data, fetch)', ph('butter', 'ipToMetadataMs'), ph('bare', 'ipToMetadataMs')],
+  ];
+  const known = (side: 0 | 1) => phaseRows.reduce((a, row) => a + ((side === 0 ? row[1] : row[2]) ?? NaN), 0);
+  const restB = d.butterMedianMs - known(0);
+  const restQ = d.bareMedianMs - known(1);
+  const diff = (x: number | null, y: number | null) => (x === null || y === null || Number.isNaN(x) || Number.isNaN(y) ? '–' : `${x - y >= 0 ? '+' : ''}${Math.round(x - y)} ms`);
+  out.push(`Medians of the phases, timed on the host clock from the agent's log and from the guest's console
+lines as they reached the console file (polled every 10 ms). The last row is what remains of
+the figure: for Butter, the agent's report after the fetch and the \`running\` event; for bare,
+the gap between the server seeing the GET and the guest printing its line (negative). The
+phases do not add up exactly to the medians of the totals.
+
+| phase | Butter | bare | Butter − bare |
+| --- | ---: | ---: | ---: |
+${phaseRows.map(([what, x, y]) => `| ${what} | ${ms(x)} | ${ms(y)} | ${diff(x, y)} |`).join('\n')}
+| the rest (see above) | ${ms(restB)} | ${ms(restQ)} | ${diff(restB, restQ)} |
+| **create → metadata fetched (median)** | **${ms(d.butterMedianMs)}** | **${ms(d.bareMedianMs)}** | **${diff(d.butterMedianMs, d.bareMedianMs)}** |
+`);
+  if (d.butterPreQemuMedianMs !== null) {
+    out.push(`- **Before QEMU starts:** median ${ms(d.butterPreQemuMedianMs)}, ${pct(d.butterPreQemuMedianMs / d.bareMedianMs)} of the bare boot.
+  This is the one part that is pure orchestration; the timeline of the median run is below.
+- **Run-to-run spread:** bare ${spread(bare)}, Butter ${spread(butter)}.
+  The 5 % allowance is ${ms(d.bareMedianMs * 0.05)} here, ${noise(bare, d.bareMedianMs * 0.05)} the spread of the bare boots.
+  ${noise(bare, d.bareMedianMs * 0.05) === 'larger than' ? '' : `So with ${d.runs.length} runs the ratio is only good to a few per cent either way.`}${
+    d.warmup?.butter.preQemuMs != null
+      ? `
+- **The first VM on a node** (the warm-up: ${ms(d.warmup.butter.preQemuMs)} before QEMU) also pays, once, for creating the bridge,
+  starting dnsmasq and the metadata server, and downloading the image's blobs into the agent's cache.`
+      : ''
+  }
+`);
+  }
+  const mid = [...d.runs].sort((x, y) => x.butter.totalMs - y.butter.totalMs)[Math.floor(d.runs.length / 2)];
+  if (mid) {
+    out.push(`Timeline of the median Butter run (\`${mid.butter.name}\`), in ms after the \`create\` event (audit events from the store and the agent's log lines from \`butter up\`):\n`);
+    out.push('| ms | what |\n| ---: | --- |');
+    for (const t of mid.butter.timeline) out.push(`| ${t.atMs} | ${t.what.replace(/\|/g, '\\|')} |`);
+    out.push('');
+  }
+  out.push(`### The two QEMU command lines
+
+${d.bareArgsDerived ? 'The baseline\'s command line was derived from Butter\'s, so the machine is the same by construction.' : '**The baseline\'s command line could not be derived from Butter\'s** (its shape was unknown, or it could not be read); the written-out fallback was used.'} ${d.argDifferences.length ? `These options differ, so the comparison is not like for like:\n${d.argDifferences.map((x) => `- ${x}`).join('\n')}` : 'A check of `-M`, `-accel`, `-cpu`, `-smp`, `-m`, `-append`, `-nodefaults`, `-no-user-config` and the device models finds no difference. Only the file paths, the console and QMP plumbing, and the network backend differ: a tap for Butter, slirp for bare.'}
+
+<details><summary>Butter's QEMU (read from /proc) and the baseline's</summary>
+
+\`\`\`
+${(d.butterQemuArgs ?? ['(not captured)']).join(' ')}
+\`\`\`
+
+\`\`\`
+${d.bareQemuArgs.join(' ')}
+\`\`\`
+</details>
+
+**Why VMs are stopped, not removed, between runs.** The natural way is \`vm rm\` and then a
+new \`vm create\`, and that fails here: the new VM is given the address the removed VM just
+freed. dnsmasq still holds that address in its lease file for the old MAC (the lease is one
+hour), so it refuses to serve the new guest. Its log says \`not using configured address
+10.200.0.2 because it is leased to <old MAC>\`. The guest's \`udhcpc\` gets no lease, it never
+fetches its metadata, and the VM stays \`booting\`. Stopping each VM keeps its address taken.
+No QEMU keeps running, so nothing competes with the next boot. Once the agent drops the lease
+of a removed VM, \`BOOT_DEFAULTS.between = 'rm'\` in \`bench/boot.ts\` measures the natural way
+again.
+`);
+  return out.join('\n');
+}
+
+function createSection(r: Results): string {
+  const { f, d } = data(r, 'b');
+  const out = [`## (b) create-VM API latency at 100 requests/s
+
+**What it measures.** The latency of \`POST /v1/vms\` as a client sees it, at a steady 100
+requests/s for 10 s: 1,000 creates with unique names. Each create is validated. Then, in one
+transaction, it is scheduled over a snapshot of the nodes, given an address and a MAC, written
+with its audit event, and committed durably before the answer: SQLite WAL with
+\`synchronous=FULL\`, so there is an fsync per create. **Goal: p99 <= 20 ms**, with no errors.
+
+**How.** \`butter server\` (the compiled CLI in \`dist/\`) runs as its own process on a loopback
+port with a temporary data dir, as it runs by default. When it serves HTTPS with its own CA,
+the bench's clients trust that CA (\`<data dir>/tls/ca.crt\`), so the figure includes TLS on
+kept-alive connections, as for any client. Eight simulated nodes are registered through the API
+(\`POST /v1/nodes\`). Each one reports with its node token: 64 CPUs, 1 TiB of memory, 100 TiB
+of disk, driver \`sim\`. They report again every 5 s during the run, each at its own phase as independent agents
+would, so they stay \`ready\`. No agent process runs, so the VMs stay \`pending\`, and the only load on the
+server is the creates and those heartbeats. The bench uploads a 64 KiB disk image
+(\`uploadBlob\` + \`createImage\`) and makes 20 warm-up creates. Then it runs an **open loop**:
+request *i* is sent at t0 + *i* × 10 ms whether or not the earlier ones have been answered, so
+a slow answer cannot hide the requests that queue behind it. Latency runs from just before the
+SDK call to its decoded answer. Percentiles are nearest-rank.
+`];
+  if (!d) return out.join('\n') + '\n' + notMeasured(f);
+  out.push(`### Results (${r.date.slice(0, 10)})
+
+| p50 | p90 | p99 | max | answered | errors | achieved rate | worst send lag | VMs in the store after | transport |
+| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |
+| ${d.p50Ms} ms | ${d.p90Ms} ms | **${d.p99Ms} ms** | ${d.maxMs} ms | ${d.ok}/${d.requests} | ${d.errors} | ${d.achievedRatePerS}/s | ${d.maxSendLagMs} ms | ${d.vmsInStore} | ${d.transport ?? 'http'} |
+
+Status: **${STATUS[f!.status]}** (p99 ${d.p99Ms} ms, goal <= 20 ms${d.errors ? `; errors: ${d.errorSamples.join('; ')}` : ''}). The send lag is how late the client's timer fired against the schedule. When it stays small,
+the offered rate really was 100/s.
+
+The slowest requests (number in sending order, 10 ms apart: latency):
+${d.slowest.map((x) => `#${x.i}: ${x.ms} ms`).join(', ')}. Clusters of neighbouring numbers
+are requests that queued behind one stall (a heartbeat's write, a garbage collection, or an
+fsync that took longer), not independent slow creates.
+`);
+  return out.join('\n');
+}
+
+function metadataSection(r: Results): string {
+  const { f, d } = data(r, 'c');
+  const out = [`## (c) metadata GET latency
+
+**What it measures.** The hot path of the agent's metadata server: \`GET /meta-data\`, looked
+up by the caller's address and rendered. **Goal: p99 <= 5 ms.**
+
+**How.** \`bench/metadata.ts\` (\`benchMetadata()\`) starts the real metadata server
+(\`createMetadataServer\`) on 127.0.0.1. It sends sequential GETs over one keep-alive
+connection, as a guest fetching at boot would: 500 warm-up requests, then 5,000 measured ones
+(stopping early after 20 s on a slow machine). Percentiles are nearest-rank. The server and
+the client share one Node process, so the figure includes the client's own HTTP work.
+`];
+  if (!d) return out.join('\n') + '\n' + notMeasured(f);
+  const m = d as MetadataBenchResult;
+  out.push(`### Results (${r.date.slice(0, 10)})
+
+| p50 | p99 | requests |
+| ---: | ---: | ---: |
+| ${m.p50Ms} ms | **${m.p99Ms} ms** | ${m.requests} |
+
+Status: **${STATUS[f!.status]}** (p99 ${m.p99Ms} ms, goal <= 5 ms).
+`);
+  return out.join('\n');
+}
+
+function rssSection(r: Results): string {
+  const { f, d } = data(r, 'd');
+  const b = data(r, 'b').d as CreateLatencyResult | undefined;
+  const out = [`## (d) control-plane RSS
+
+**What it measures.** The resident memory (\`VmRSS\` from \`/proc/PID/status\`) of the
+\`butter server\` process from (b). It is read right after (b), with its VMs, the 8 nodes and
+the audit events in the store, and before anything else asks the server for anything. Idle
+RSS (read just after start-up) and peak RSS (\`VmHWM\`) are given for context. The issue sets
+no goal, so the figure is reported.
+`];
+  if (!d) return out.join('\n') + '\n' + notMeasured(f);
+  out.push(`### Results (${r.date.slice(0, 10)})
+
+| RSS after (b) | VMs in the store | idle after start-up | peak (VmHWM) |
+| ---: | ---: | ---: | ---: |
+| **${d.rssMiB} MiB** | ${d.vms}${b ? ` (${b.options.warmup} warm-up + ${b.ok})` : ''} | ${d.idleMiB} MiB | ${d.peakMiB} MiB |
+
+Most of it is there before the first request: the Node.js runtime, Fastify and SQLite${b?.transport === 'https' ? ' and TLS' : ''}
+(the idle figure). Registering the nodes and creating the VMs added
+${Math.round(d.rssMiB - d.idleMiB)} MiB, which includes garbage not yet collected after the
+burst.
+`);
+  return out.join('\n');
+}
+
+export function renderMarkdown(r: Results): string {
+  const rows = (['a', 'b', 'c', 'd'] as const).map((id) => {
+    const f = r.figures.find((x) => x.id === id);
+    return f ? `| (${id}) | ${f.title} | ${f.headline} | ${f.goal ?? '(none; reported)'} | **${STATUS[f.status]}** |` : `| (${id}) | | not run | | |`;
+  });
+  const m = r.machine;
+  const notes: string[] = [];
+  if (!r.build.ok) notes.push(`- \`tsc -p tsconfig.build.json\` failed before this run, so the CLI figures ran on the \`dist/\` that was already there: ${r.build.error?.split('\n')[0]}`);
+  if (r.otherQemuProcesses) notes.push(`- ${r.otherQemuProcesses} qemu-system process(es) that were not ours were running when the bench started. They competed for the CPUs, so every figure is pessimistic.`);
+  const loads = r.figures.map((f) => `(${f.id}) ${Math.round(f.cpuBusyBefore * 100)} % / ${f.loadAvg1}`).join(', ');
+  const busy = r.figures.filter((f) => f.cpuBusyBefore >= 0.2);
+  if (busy.length) notes.push(`- **The machine was busy with other work** before ${busy.map((f) => `(${f.id})`).join(', ')} (still at least 20 % CPU after waiting 20 s for it to quieten down). Those figures are pessimistic.`);
+  return `# Benchmarks
+
+<!-- Generated by \`npm run bench\` (bench/run.ts → bench/report.ts). Do not edit by hand: run it again. -->
+
+\`npm run bench\` measures the four figures of the issue side by side in one run. It prints
+them, writes them to [\`bench/results.json\`](../bench/results.json) for machines, and rewrites
+this page. It is a benchmark, not a timed test. Every figure is bounded in count and time and
+cleans up after itself (namespaces, QEMU, dnsmasq, the server process, temp dirs). A figure
+that fails is reported as an error while the others still run.
+
+## Results: ${r.date}
+
+| | figure | result | goal | status |
+| --- | --- | --- | --- | --- |
+${rows.join('\n')}
+
+| machine | |
+| --- | --- |
+| CPU | ${m.cpuModel} |
+| cores | ${m.cores} |
+| memory | ${m.memoryGiB} GiB |
+| OS / kernel | ${m.os} / ${m.kernel} |
+| Node.js | ${m.node} |
+| QEMU | ${m.qemu} |
+| acceleration | ${m.accel}${m.accelReason ? ` (KVM refused: ${m.accelReason})` : ''} |
+
+The run took ${Math.round(r.seconds)} s. Before each figure starts, the bench waits (up to 20 s) for the machine to be quiet, and before each boot of (a) up to 5 s. CPU busy in the second before each figure, and the 1-minute load average: ${loads}.
+${notes.length ? '\n' + notes.join('\n') + '\n' : ''}
+${bootSection(r)}
+${createSection(r)}
+${metadataSection(r)}
+${rssSection(r)}
+## Running it
+
+\`\`\`sh
+sudo npm run bench                # all four; about ${Math.max(1, Math.round(r.seconds / 60))} min here
+sudo BENCH_ONLY=b,d npm run bench # a subset: printed only, nothing written
+BENCH_BOOT_RUNS=5 ...             # more pairs for (a) (default 3)
+BENCH_NO_BUILD=1 ...              # skip rebuilding dist/ (the CLI runs from it)
+\`\`\`
+
+(a) needs root, \`qemu-system-x86_64\`, \`qemu-img\`, \`dnsmasq\` and \`ip\`, like the host tests. It
+makes its own network namespace and removes it afterwards. The exit status is 0 when every
+figure was measured and 1 when one could not be. A missed goal is a result, not a failure of
+the run.
+`;
+}

@@ -1,0 +1,155 @@
+/**
+ * `npm run bench`: the issue's four figures, measured side by side in one run, printed,
+ * written to bench/results.json and rendered into docs/benchmarks.md.
+ *
+ *   (a) create → guest fetched its metadata, Butter vs bare QEMU   (boot.ts)
+ *   (b) create-VM API latency at 100 requests/s                    (create-latency.ts)
+ *   (c) metadata GET latency                                       (metadata.ts)
+ *   (d) control-plane RSS after (b)                                (rss.ts)
+ *
+ * Every figure is bounded in time; one that fails or times out is reported as an error and
+ * the others still run. Everything set up on the host is undone (cleanup.ts), on Ctrl-C too.
+ * Exit status: 0 when every figure was measured (a missed goal is a result, not a crash),
+ * 1 when one could not be.
+ *
+ * Environment: BENCH_ONLY=a,c (a subset; prints, writes nothing), BENCH_BOOT_RUNS=N (default
+ * 3), BENCH_NO_BUILD=1 (skip `tsc -p tsconfig.build.json`; the CLI runs from dist/).
+ */
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { BOOT_DEFAULTS, benchBoot } from './boot.ts';
+import { cleanupOnSignals, runCleanups, wasInterrupted } from './cleanup.ts';
+import { benchCreateLatency } from './create-latency.ts';
+import { FIGURES, judge, type FigureDataMap, type FigureId, type FigureResult } from './figures.ts';
+import { machineFacts, waitForQuiet } from './machine.ts';
+import { benchMetadata } from './metadata.ts';
+import { renderMarkdown, renderSummary, type Results } from './report.ts';
+import { readRss } from './rss.ts';
+import { startServerProcess, type ServerProcess } from './server-process.ts';
+import { within } from './stats.ts';
+
+const REPO = fileURLToPath(new URL('..', import.meta.url));
+const RESULTS = fileURLToPath(new URL('./results.json', import.meta.url));
+const DOC = fileURLToPath(new URL('../docs/benchmarks.md', import.meta.url));
+
+const only = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim())) : undefined;
+const wanted = (id: FigureId) => !only || only.has(id);
+const log = (m: string) => console.log(m);
+
+function build(): Results['build'] {
+  if (process.env.BENCH_NO_BUILD === '1') return { ok: true, skipped: true, seconds: 0 };
+  const t0 = Date.now();
+  log('building dist/ (tsc -p tsconfig.build.json) for the CLI ...');
+  const r = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { cwd: REPO, encoding: 'utf8', timeout: 180_000 });
+  const seconds = (Date.now() - t0) / 1000;
+  if (r.status === 0) return { ok: true, seconds };
+  const error = `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? r.error.message : ''}`.trim().split('\n').slice(0, 10).join('\n');
+  log(`build failed; the CLI figures use the existing dist/, which may be stale:\n${error}`);
+  return { ok: false, seconds, error };
+}
+
+function otherQemus(): number {
+  const r = spawnSync('pgrep', ['-c', '-f', '^qemu-system'], { encoding: 'utf8' });
+  return Number(r.stdout.trim()) || 0;
+}
+
+async function figure<I extends FigureId>(id: I, budgetMs: number, fn: () => Promise<FigureDataMap[I]>): Promise<FigureResult<I>> {
+  const def = FIGURES[id];
+  log(`\n(${id}) ${def.title}`);
+  const cpuBusyBefore = await waitForQuiet();
+  const loadAvg1 = Math.round(os.loadavg()[0]! * 100) / 100;
+  if (cpuBusyBefore >= 0.2) log(`    note: the machine is busy (${Math.round(cpuBusyBefore * 100)} % CPU) with other work; this figure will be pessimistic`);
+  const t0 = Date.now();
+  const seconds = () => Math.round((Date.now() - t0) / 100) / 10;
+  try {
+    const running = fn();
+    const TIMEOUT = Symbol('timeout');
+    const data = await within(running, budgetMs, TIMEOUT);
+    if (data === TIMEOUT) {
+      running.catch(() => {}); // it fails once its resources are gone; nobody is listening
+      await runCleanups();
+      throw new Error(`did not finish within ${budgetMs / 1000} s`);
+    }
+    const { pass, headline } = judge(id, data);
+    const status = pass === null ? 'reported' : pass ? 'pass' : 'fail';
+    log(`(${id}) ${headline} [${status}]`);
+    return { ...def, status, pass, headline, seconds: seconds(), loadAvg1, cpuBusyBefore, data };
+  } catch (e) {
+    const error = e instanceof Error ? e.message : String(e);
+    log(`(${id}) ERROR: ${error}`);
+    return { ...def, status: 'error', pass: null, headline: 'not measured', error, seconds: seconds(), loadAvg1, cpuBusyBefore };
+  }
+}
+
+async function main(): Promise<number> {
+  cleanupOnSignals();
+  const started = new Date();
+  const buildResult = build();
+  const machine = await machineFacts();
+  const qemusBefore = otherQemus();
+  log(`${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.kernel}, node ${machine.node}, ${machine.accel}`);
+  if (qemusBefore) log(`note: ${qemusBefore} qemu-system process(es) of someone else are running; they compete for the CPUs`);
+
+  const figures: FigureResult[] = [];
+  if (wanted('c')) figures.push(await figure('c', 60_000, () => benchMetadata()));
+
+  let server: ServerProcess | undefined;
+  let idleMiB = NaN;
+  try {
+    if (wanted('b') || wanted('d')) {
+      figures.push(
+        await figure('b', 120_000, async () => {
+          server = await startServerProcess();
+          idleMiB = readRss(server.pid).rssMiB;
+          log(`    butter server pid ${server.pid} at ${server.url}`);
+          return benchCreateLatency(server);
+        }),
+      );
+    }
+    if (wanted('d')) {
+      figures.push(
+        await figure('d', 30_000, async () => {
+          if (!server) throw new Error('no control plane: (b) could not start one');
+          const rss = readRss(server.pid); // before anything else allocates in it
+          const vms = (await server.admin.call('listVms', {})).items.length;
+          return { ...rss, idleMiB, vms };
+        }),
+      );
+    }
+  } finally {
+    await (server as ServerProcess | undefined)?.stop();
+  }
+
+  if (wanted('a')) {
+    const runs = Number(process.env.BENCH_BOOT_RUNS ?? BOOT_DEFAULTS.runs);
+    figures.push(await figure('a', 300_000, () => benchBoot({ ...BOOT_DEFAULTS, runs }, (m) => log(`    ${m}`))));
+  }
+  const leftovers = await runCleanups();
+  if (leftovers.length) log(`cleaned up after a figure: ${leftovers.join(', ')}`);
+
+  const order: FigureId[] = ['a', 'b', 'c', 'd'];
+  figures.sort((x, y) => order.indexOf(x.id) - order.indexOf(y.id));
+  const results: Results = {
+    date: started.toISOString(),
+    seconds: Math.round((Date.now() - started.getTime()) / 100) / 10,
+    machine,
+    build: buildResult,
+    otherQemuProcesses: qemusBefore,
+    figures,
+  };
+  log('\n' + renderSummary(results));
+  if (wasInterrupted()) {
+    log('interrupted: nothing written');
+  } else if (only) {
+    log('BENCH_ONLY is set: nothing written');
+  } else {
+    writeFileSync(RESULTS, JSON.stringify(results, null, 2) + '\n');
+    writeFileSync(DOC, renderMarkdown(results));
+    log(`wrote ${RESULTS} and ${DOC}`);
+  }
+  return figures.some((f) => f.status === 'error') ? 1 : 0;
+}
+
+process.exitCode = await main();
