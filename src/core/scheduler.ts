@@ -66,21 +66,20 @@ export function allocatable(n: NodeSnapshot): Resources {
   };
 }
 
-function constraintRefusal(n: NodeSnapshot, r: PlacementRequest): string | undefined {
+function constraintRefusal(n: NodeSnapshot, r: PlacementRequest, labels: readonly [string, string][]): string | undefined {
   if (!n.ready) return `${n.name}: not ready`;
   if (n.cordoned && r.node !== n.name) return `${n.name}: cordoned`;
   if (!n.capacity) return `${n.name}: capacity unknown`;
   if (r.group !== undefined && n.group !== r.group) return `${n.name}: group ${n.group} ≠ ${r.group}`;
   if (r.zone !== undefined && n.zone !== r.zone) return `${n.name}: zone ${n.zone} ≠ ${r.zone}`;
-  for (const [k, v] of Object.entries(r.labels ?? {})) {
+  for (const [k, v] of labels) {
     if (n.labels[k] !== v) return `${n.name}: label ${k}=${v} missing`;
   }
   return undefined;
 }
 
 /** The first resource that would not fit, as a sentence; undefined when all fit. */
-function capacityRefusal(n: NodeSnapshot, r: Resources): string | undefined {
-  const a = allocatable(n);
+function capacityRefusal(n: NodeSnapshot, r: Resources, a: Resources = allocatable(n)): string | undefined {
   const free = { cpus: a.cpus - n.allocated.cpus, memoryBytes: a.memoryBytes - n.allocated.memoryBytes, diskBytes: a.diskBytes - n.allocated.diskBytes };
   if (free.cpus < r.cpus) return `${n.name}: cpus ${Math.max(0, free.cpus)} free < ${r.cpus}`;
   if (free.memoryBytes < r.memoryBytes) return `${n.name}: memory ${humanSize(Math.max(0, free.memoryBytes))} free < ${humanSize(r.memoryBytes)}`;
@@ -89,8 +88,7 @@ function capacityRefusal(n: NodeSnapshot, r: Resources): string | undefined {
 }
 
 /** Fraction of memory (the scarce resource) still free after this placement. */
-function freeAfter(n: NodeSnapshot, r: Resources): number {
-  const a = allocatable(n);
+function freeAfter(n: NodeSnapshot, r: Resources, a: Resources): number {
   return a.memoryBytes === 0 ? 0 : (a.memoryBytes - n.allocated.memoryBytes - r.memoryBytes) / a.memoryBytes;
 }
 
@@ -99,46 +97,57 @@ export function schedule(nodes: readonly NodeSnapshot[], req: PlacementRequest):
   if (candidates.length === 0) return { ok: false, reasons: [req.node !== undefined ? `node ${req.node} does not exist` : 'no nodes registered'] };
 
   const reasons: string[] = [];
-  const fits: NodeSnapshot[] = [];
-  const forced: { n: NodeSnapshot; why: string }[] = [];
+  const fits: { n: NodeSnapshot; free: number }[] = [];
+  const forced: { n: NodeSnapshot; free: number; why: string }[] = [];
+  const labels = Object.entries(req.labels ?? {});
   for (const n of candidates) {
-    const hard = constraintRefusal(n, req);
+    const hard = constraintRefusal(n, req, labels);
     if (hard) {
       reasons.push(hard);
       continue;
     }
-    const soft = capacityRefusal(n, req);
-    if (!soft) fits.push(n);
+    const a = allocatable(n);
+    const soft = capacityRefusal(n, req, a);
+    if (!soft) fits.push({ n, free: freeAfter(n, req, a) });
     else {
       reasons.push(soft);
       // --force may go beyond the overcommit ratios, but a VM larger than the host never fits.
       const physical = capacityRefusal({ ...n, ratios: { cpu: 1, memory: 1, disk: 1 }, allocated: { cpus: 0, memoryBytes: 0, diskBytes: 0 } }, req);
-      if (req.force && !physical) forced.push({ n, why: soft });
+      if (req.force && !physical) forced.push({ n, free: freeAfter(n, req, a), why: soft });
     }
   }
-  const pool = fits.length ? fits : forced.map((f) => f.n);
+  const pool = fits.length ? fits : forced;
   if (pool.length === 0) return { ok: false, reasons };
 
+  // Rank: fewest of the spread key in the zone, then on the node, then the policy's score
+  // (spread: most memory free after placement; binpack: least), then VM count. This loop runs
+  // over every node for every placement, so it compares numbers and allocates nothing.
   const key = req.spreadKey;
   const zoneCount = new Map<string, number>();
   if (key !== undefined) for (const n of nodes) zoneCount.set(n.zone, (zoneCount.get(n.zone) ?? 0) + (n.spread[key] ?? 0));
-  const policy = req.policy ?? 'spread';
-  const rank = (n: NodeSnapshot): number[] => [
-    key !== undefined ? (zoneCount.get(n.zone) ?? 0) : 0,
-    key !== undefined ? (n.spread[key] ?? 0) : 0,
-    policy === 'spread' ? -freeAfter(n, req) : freeAfter(n, req),
-    policy === 'spread' ? n.vmCount : -n.vmCount,
+  const sign = (req.policy ?? 'spread') === 'spread' ? -1 : 1;
+  const rank = (c: { n: NodeSnapshot; free: number }) => [
+    key !== undefined ? (zoneCount.get(c.n.zone) ?? 0) : 0,
+    key !== undefined ? (c.n.spread[key] ?? 0) : 0,
+    sign * c.free,
+    -sign * c.n.vmCount,
   ];
   let best = pool[0]!;
   let bestRank = rank(best);
-  for (const n of pool.slice(1)) {
-    const r = rank(n);
-    const i = r.findIndex((v, k) => v !== bestRank[k]);
-    if (i >= 0 && r[i]! < bestRank[i]!) {
-      best = n;
-      bestRank = r;
+  for (let i = 1; i < pool.length; i++) {
+    const c = pool[i]!;
+    // Cheap first: with no spread key the first two ranks are equal for everyone.
+    if (key === undefined && sign * c.free > bestRank[2]!) continue;
+    const r = rank(c);
+    for (let k = 0; k < 4; k++) {
+      if (r[k]! < bestRank[k]!) {
+        best = c;
+        bestRank = r;
+        break;
+      }
+      if (r[k]! > bestRank[k]!) break;
     }
   }
-  const warnings = fits.length ? [] : [`placed beyond overcommit with --force: ${forced.find((f) => f.n === best)!.why}`];
-  return { ok: true, node: best.name, warnings };
+  const warnings = fits.length ? [] : [`placed beyond overcommit with --force: ${forced.find((f) => f.n === best.n)!.why}`];
+  return { ok: true, node: best.n.name, warnings };
 }
