@@ -22,11 +22,11 @@ export interface BootOptions {
   shape: VmShape;
   timeoutMs: number;
   /**
-   * What happens to a Butter VM after its run. `rm` is the natural choice, but the next VM is
-   * then given the freed address while dnsmasq still holds a lease for it under the old MAC
-   * ("not using configured address ... because it is leased to ..."): the new guest gets no
-   * DHCP answer and never fetches its metadata. `stop` keeps each address taken (and no QEMU
-   * running); every VM is removed with `vm rm` at the end.
+   * What happens to a Butter VM after its run. `rm` (the default) is the natural way: `vm rm`,
+   * and the next VM is given the address just freed. That works because the agent releases a
+   * removed VM's DHCP lease (`dhcp_release`); before it did, dnsmasq kept the address leased
+   * to the old MAC and the next guest never got an answer. `stop` keeps each VM, stopped (no
+   * QEMU running), until the end, when all are removed with `vm rm`.
    */
   between: 'rm' | 'stop';
   /** Extra pairs allowed to replace discarded ones. */
@@ -36,7 +36,7 @@ export interface BootOptions {
 /** Below this share of a CPU during its boot, a QEMU was starved by other work. */
 export const MIN_CPU_SHARE = 0.9;
 
-export const BOOT_DEFAULTS: BootOptions = { runs: 3, warmup: true, shape: { cpus: 1, memory: '256M', disk: '1G' }, timeoutMs: 60_000, between: 'stop', maxExtraRuns: 2 };
+export const BOOT_DEFAULTS: BootOptions = { runs: 3, warmup: true, shape: { cpus: 1, memory: '256M', disk: '1G' }, timeoutMs: 60_000, between: 'rm', maxExtraRuns: 2 };
 
 export interface BootRun {
   run: number;

@@ -1,10 +1,21 @@
-/** The four figures of `npm run bench`: what each measures, its goal, and how a run is judged. */
+/** The figures of `npm run bench`: what each measures, its goal, and how a run is judged. */
 import type { BootResult } from './boot.ts';
+import type { ClusterScaleResult } from './cluster-scale.ts';
 import type { CreateLatencyResult } from './create-latency.ts';
 import type { MetadataBenchResult } from './metadata.ts';
+import type { PlacementResult } from './placement.ts';
 import type { RssResult } from './rss.ts';
 
-export type FigureId = 'a' | 'b' | 'c' | 'd';
+export type FigureId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f';
+
+/** Every figure, in the order they are reported. */
+export const FIGURE_IDS: readonly FigureId[] = ['a', 'b', 'c', 'd', 'e', 'f'];
+
+/** Goals of the cluster figures (e) and (f). */
+export const PLACEMENT_GOAL_PER_S = 5000;
+export const HEARTBEAT_P99_GOAL_MS = 50;
+/** 200 MB, read as decimal megabytes (the stricter reading: 190.7 MiB). */
+export const RSS_GOAL_BYTES = 200e6;
 export type Status = 'pass' | 'fail' | 'error' | 'reported';
 
 export interface FigureDef {
@@ -20,6 +31,8 @@ export const FIGURES: Record<FigureId, FigureDef> = {
   b: { id: 'b', key: 'createVmLatency', title: 'create-VM API latency at 100 requests/s (simulated nodes)', goal: 'p99 <= 20 ms' },
   c: { id: 'c', key: 'metadataGet', title: 'metadata GET /meta-data latency', goal: 'p99 <= 5 ms' },
   d: { id: 'd', key: 'controlPlaneRss', title: 'control-plane resident memory with 1,000+ VMs', goal: null },
+  e: { id: 'e', key: 'placementThroughput', title: 'durable placements per second, 10,000 over 1,000 nodes', goal: '>= 5,000/s' },
+  f: { id: 'f', key: 'clusterScale', title: '1,000 simulated agents heartbeating every 5 s; control-plane RSS with 10,000 VMs', goal: 'heartbeat p99 <= 50 ms; RSS <= 200 MB' },
 };
 
 export interface RssFigureData extends RssResult {
@@ -32,6 +45,8 @@ export interface FigureDataMap {
   b: CreateLatencyResult;
   c: MetadataBenchResult;
   d: RssFigureData;
+  e: PlacementResult;
+  f: ClusterScaleResult;
 }
 
 export interface FigureResult<I extends FigureId = FigureId> extends FigureDef {
@@ -70,9 +85,34 @@ export function judge<I extends FigureId>(id: I, data: FigureDataMap[I]): { pass
       const d = data as MetadataBenchResult;
       return { pass: d.p99Ms <= 5, headline: `p50 ${d.p50Ms} ms, p99 ${d.p99Ms} ms (${d.requests} requests)` };
     }
-    default: {
+    case 'd': {
       const d = data as RssFigureData;
       return { pass: null, headline: `${d.rssMiB} MiB RSS with ${d.vms} VMs (idle ${d.idleMiB} MiB, peak ${d.peakMiB} MiB)` };
     }
+    case 'e': {
+      const d = data as PlacementResult;
+      const best = Math.max(d.sequentialPerSecond, d.concurrentPerSecond);
+      return {
+        pass: best >= PLACEMENT_GOAL_PER_S,
+        headline: `${n(d.concurrentPerSecond)}/s with ${d.inFlight} in flight (group commit), ${n(d.sequentialPerSecond)}/s one at a time; ceiling ${n(d.durableCommitsPerSecond)} durable SQLite commits/s`,
+      };
+    }
+    default: {
+      const d = data as ClusterScaleResult;
+      const heartbeatsOk = d.steady.p99Ms <= HEARTBEAT_P99_GOAL_MS && d.loaded.p99Ms <= HEARTBEAT_P99_GOAL_MS && d.steady.errors + d.loaded.errors === 0;
+      const rssOk = d.rssMiB * 2 ** 20 <= RSS_GOAL_BYTES;
+      const complete = d.runningVms === d.vms && d.readyNodes === d.nodes;
+      return {
+        pass: heartbeatsOk && rssOk && complete,
+        headline:
+          `heartbeat p99 ${d.steady.p99Ms} ms idle, ${d.loaded.p99Ms} ms with ${n(d.runningVms)} VMs (p50 ${d.steady.p50Ms} / ${d.loaded.p50Ms} ms; ${n(d.nodes)} agents); ` +
+          `RSS ${d.rssMiB} MiB (${Math.round((d.rssMiB * 2 ** 20) / 1e6)} MB) with ${n(d.runningVms)} VMs; ${n(d.vms)} creates in ${d.createS} s`,
+      };
+    }
   }
+}
+
+/** 12345 → "12,345". */
+function n(x: number): string {
+  return x.toLocaleString('en-US');
 }

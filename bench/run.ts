@@ -1,11 +1,13 @@
 /**
- * `npm run bench`: the issue's four figures, measured side by side in one run, printed,
+ * `npm run bench`: the issues' figures, measured side by side in one run, printed,
  * written to bench/results.json and rendered into docs/benchmarks.md.
  *
  *   (a) create → guest fetched its metadata, Butter vs bare QEMU   (boot.ts)
  *   (b) create-VM API latency at 100 requests/s                    (create-latency.ts)
  *   (c) metadata GET latency                                       (metadata.ts)
  *   (d) control-plane RSS after (b)                                (rss.ts)
+ *   (e) durable placements/s, 10,000 over 1,000 nodes              (placement.ts)
+ *   (f) 1,000 sim agents' heartbeat p99; RSS with 10,000 VMs       (cluster-scale.ts)
  *
  * Every figure is bounded in time; one that fails or times out is reported as an error and
  * the others still run. Everything set up on the host is undone (cleanup.ts), on Ctrl-C too.
@@ -21,10 +23,12 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { BOOT_DEFAULTS, benchBoot } from './boot.ts';
 import { cleanupOnSignals, runCleanups, wasInterrupted } from './cleanup.ts';
+import { benchClusterScale } from './cluster-scale.ts';
 import { benchCreateLatency } from './create-latency.ts';
-import { FIGURES, judge, type FigureDataMap, type FigureId, type FigureResult } from './figures.ts';
+import { FIGURE_IDS, FIGURES, judge, type FigureDataMap, type FigureId, type FigureResult } from './figures.ts';
 import { machineFacts, waitForQuiet } from './machine.ts';
 import { benchMetadata } from './metadata.ts';
+import { benchPlacement } from './placement.ts';
 import { renderMarkdown, renderSummary, type Results } from './report.ts';
 import { readRss } from './rss.ts';
 import { startServerProcess, type ServerProcess } from './server-process.ts';
@@ -122,6 +126,10 @@ async function main(): Promise<number> {
     await (server as ServerProcess | undefined)?.stop();
   }
 
+  // The cluster figures: in-process placement throughput, then 1,000 agents against a fresh server.
+  if (wanted('e')) figures.push(await figure('e', 180_000, () => benchPlacement()));
+  if (wanted('f')) figures.push(await figure('f', 420_000, () => benchClusterScale(undefined, (m) => log(`    ${m}`))));
+
   if (wanted('a')) {
     const runs = Number(process.env.BENCH_BOOT_RUNS ?? BOOT_DEFAULTS.runs);
     figures.push(await figure('a', 300_000, () => benchBoot({ ...BOOT_DEFAULTS, runs }, (m) => log(`    ${m}`))));
@@ -129,8 +137,7 @@ async function main(): Promise<number> {
   const leftovers = await runCleanups();
   if (leftovers.length) log(`cleaned up after a figure: ${leftovers.join(', ')}`);
 
-  const order: FigureId[] = ['a', 'b', 'c', 'd'];
-  figures.sort((x, y) => order.indexOf(x.id) - order.indexOf(y.id));
+  figures.sort((x, y) => FIGURE_IDS.indexOf(x.id) - FIGURE_IDS.indexOf(y.id));
   const results: Results = {
     date: started.toISOString(),
     seconds: Math.round((Date.now() - started.getTime()) / 100) / 10,

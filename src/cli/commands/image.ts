@@ -1,5 +1,4 @@
 /** `butter image ...`: content-addressed images (disk or kernel). */
-import { createHash } from 'node:crypto';
 import { createReadStream, statSync } from 'node:fs';
 import { Readable, Transform } from 'node:stream';
 import type { Command } from 'commander';
@@ -128,11 +127,4 @@ export function imageCommands(program: Command): void {
       if (o.json) printJson({ name, deleted: true });
       else process.stdout.write(`image ${name} removed\n`);
     });
-}
-
-/** sha256 of a local file, for callers that want to check before uploading. */
-export async function fileSha256(path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
-  return h.digest('hex');
 }
