@@ -107,7 +107,7 @@ export function buildProgram(): Command {
       const { runSim } = await import('../daemon/sim.ts');
       const { makeLogger } = await import('../daemon/logger.ts');
       const { parseSize } = await import('../core/units.ts');
-      const { client } = await import('./config.ts');
+      const { client, loadConfig } = await import('./config.ts');
       const n = Number(o.nodes);
       if (!Number.isInteger(n) || n < 1 || n > 5000) throw new UsageError('nodes: must be a whole number from 1 to 5000');
       const memoryBytes = parseSize(o.memory);
@@ -116,7 +116,7 @@ export function buildProgram(): Command {
       if (diskBytes === undefined) throw new UsageError('disk: must be a size with a unit, e.g. 1T');
       const cpus = Number(o.cpus);
       if (!Number.isInteger(cpus) || cpus < 1) throw new UsageError('cpus: must be a whole number');
-      await daemon(() => runSim({ admin: client(), nodes: n, prefix: o.prefix, zones: o.zones.split(',').filter(Boolean), capacity: { cpus, memoryBytes, diskBytes }, stateDir: o.stateDir, log: makeLogger('butter-sim') }));
+      await daemon(() => runSim({ admin: client(), ca: loadConfig()?.ca, nodes: n, prefix: o.prefix, zones: o.zones.split(',').filter(Boolean), capacity: { cpus, memoryBytes, diskBytes }, stateDir: o.stateDir, log: makeLogger('butter-sim') }));
     });
 
   nodeCommands(program);

@@ -13,6 +13,8 @@ import type { Logger } from './logger.ts';
 
 export interface SimOptions {
   admin: Client;
+  /** The control plane's CA (PEM) when it speaks HTTPS, as the CLI pinned it at login. */
+  ca?: string | undefined;
   nodes: number;
   prefix: string;
   zones: string[];
@@ -27,11 +29,10 @@ export async function runSim(o: SimOptions): Promise<() => Promise<void>> {
     const name = `${o.prefix}-${i}`;
     const dir = join(o.stateDir, name);
     mkdirSync(dir, { recursive: true });
-    const token = await nodeToken(o.admin, name, dir);
     const zone = o.zones[(i - 1) % o.zones.length]!;
-    await o.admin.call('updateNode', { params: { name }, body: { zone } });
+    const token = await nodeToken(o.admin, name, zone, dir, o.ca);
     const agent = new Agent({
-      client: new Client({ url: o.admin.url, token }),
+      client: new Client({ url: o.admin.url, token, ...(o.ca ? { ca: o.ca } : {}) }),
       node: name,
       stateDir: dir,
       driver: new SimDriver({ stateDir: dir }),
@@ -49,12 +50,17 @@ export async function runSim(o: SimOptions): Promise<() => Promise<void>> {
   };
 }
 
-/** A simulated node keeps its token in its state dir, so a restarted sim resumes the same nodes. */
-async function nodeToken(admin: Client, name: string, dir: string): Promise<string> {
+/**
+ * Joins like a real agent: a single-use join token (for its zone) traded through
+ * `POST /v1/join` for the node's own token, kept in its state dir so a restarted sim resumes
+ * the same nodes.
+ */
+async function nodeToken(admin: Client, name: string, zone: string, dir: string, ca: string | undefined): Promise<string> {
   const file = join(dir, 'node.token');
   if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  const invite = await admin.call('createJoinToken', { body: { ttl: '10m', zone } });
   try {
-    const { token } = await admin.call('createNode', { body: { name } });
+    const { token } = await new Client({ url: admin.url, token: invite.token, ...(ca ? { ca } : {}) }).call('join', { body: { name } });
     writeFileSync(file, token + '\n', { mode: 0o600 });
     return token;
   } catch (e) {

@@ -17,16 +17,16 @@ export function nodeCommands(program: Command): void {
       const { items } = await client().call('listNodes', {});
       if (o.json) return printJson(items);
       printTable(
-        ['NAME', 'STATE', 'GROUP', 'ZONE', 'CPUS', 'MEMORY', 'DISK', 'FREE MEM', 'VMS', 'HEARTBEAT'],
+        // Each resource: allocated / allocatable (free); `node show` adds totals and reserved.
+        ['NAME', 'STATE', 'GROUP', 'ZONE', 'CPUS', 'MEMORY', 'DISK', 'VMS', 'HEARTBEAT'],
         items.map((n) => [
           n.name,
           n.cordoned ? `${n.state},cordoned` : n.state,
           n.group,
           n.zone,
-          `${n.allocated.cpus}/${n.allocatable.cpus}`,
-          `${size(n.allocated.memoryBytes)}/${size(n.allocatable.memoryBytes)}`,
-          `${size(n.allocated.diskBytes)}/${size(n.allocatable.diskBytes)}`,
-          size(n.free.memoryBytes),
+          `${n.allocated.cpus}/${n.allocatable.cpus} (${n.free.cpus} free)`,
+          `${size(n.allocated.memoryBytes)}/${size(n.allocatable.memoryBytes)} (${size(n.free.memoryBytes)} free)`,
+          `${size(n.allocated.diskBytes)}/${size(n.allocatable.diskBytes)} (${size(n.free.diskBytes)} free)`,
           n.vmCount,
           age(n.lastHeartbeatAt),
         ]),
