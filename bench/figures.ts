@@ -105,8 +105,8 @@ export function judge<I extends FigureId>(id: I, data: FigureDataMap[I]): { pass
       return {
         pass: heartbeatsOk && rssOk && complete,
         headline:
-          `heartbeat p99 ${d.steady.p99Ms} ms idle, ${d.loaded.p99Ms} ms with ${n(d.runningVms)} VMs (p50 ${d.steady.p50Ms} / ${d.loaded.p50Ms} ms; ${n(d.nodes)} agents); ` +
-          `RSS ${d.rssMiB} MiB (${Math.round((d.rssMiB * 2 ** 20) / 1e6)} MB) with ${n(d.runningVms)} VMs; ${n(d.vms)} creates in ${d.createS} s`,
+          `heartbeat p99 ${d.steady.p99Ms} ms with no VMs, ${d.loaded.p99Ms} ms with ${n(d.runningVms)} VMs (${n(d.nodes)} agents) [${heartbeatsOk ? 'met' : 'missed'}]; ` +
+          `RSS ${d.rssMiB} MiB (${Math.round((d.rssMiB * 2 ** 20) / 1e6)} MB) with ${n(d.runningVms)} VMs [${rssOk ? 'met' : 'missed'}]; ${n(d.vms)} creates in ${d.createS} s`,
       };
     }
   }
