@@ -10,19 +10,31 @@ interface Saved {
   applied: Record<string, Applied>;
   /** VM id → the generation whose guest fetched its metadata. */
   ready: Record<string, number>;
+  /** The kernel's boot id when this was written. */
+  bootId?: string;
 }
+
+const BOOT_ID = '/proc/sys/kernel/random/boot_id';
 
 export class AgentState {
   private readonly file: string;
   applied: Record<string, Applied> = {};
   ready: Record<string, number> = {};
 
-  constructor(stateDir: string) {
+  private readonly bootId: string;
+
+  constructor(stateDir: string, bootIdFile = BOOT_ID) {
     this.file = join(stateDir, 'agent-state.json');
+    this.bootId = existsSync(bootIdFile) ? readFileSync(bootIdFile, 'utf8').trim() : '';
     if (existsSync(this.file)) {
       const saved = JSON.parse(readFileSync(this.file, 'utf8')) as Saved;
-      this.applied = saved.applied;
-      this.ready = saved.ready;
+      // After a host reboot no VM is running because its guest chose to power off: forget
+      // what was started, so VMs that should run are started again, as after a host failure
+      // on a public cloud.
+      if (saved.bootId === this.bootId) {
+        this.applied = saved.applied;
+        this.ready = saved.ready;
+      }
     }
   }
 
@@ -54,7 +66,7 @@ export class AgentState {
   /** Written to a temp file and renamed, so a crash never leaves half a file. */
   private save(): void {
     const tmp = `${this.file}.tmp`;
-    writeFileSync(tmp, JSON.stringify({ applied: this.applied, ready: this.ready } satisfies Saved));
+    writeFileSync(tmp, JSON.stringify({ applied: this.applied, ready: this.ready, bootId: this.bootId } satisfies Saved));
     renameSync(tmp, this.file);
   }
 }
