@@ -61,20 +61,8 @@ OUTDIR=$(cd "$1" && pwd)
 IMG="$OUTDIR/tiny-disk.img"
 
 # ---------------------------------------------------------------- prereqs
-ensure_packages() {
-  local missing=() p
-  for p in "$@"; do
-    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  [ "${TINY_NO_APT:-0}" = 1 ] && die "missing packages: ${missing[*]}"
-  log "installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  if ! apt-get install -y --no-install-recommends "${missing[@]}" >&2; then
-    apt-get update >&2
-    apt-get install -y --no-install-recommends "${missing[@]}" >&2
-  fi
-}
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ensure_packages syslinux syslinux-common mtools dosfstools
 
 MBR_BIN=/usr/lib/syslinux/mbr/mbr.bin

@@ -42,20 +42,8 @@ WANT_MODULES=(virtio_pci virtio_net virtio_blk crc32c_generic ext4 button evdev)
 CMDLINE="console=ttyS0 quiet panic=-1"
 
 # ---------------------------------------------------------------- prereqs
-ensure_packages() {
-  local missing=() p
-  for p in "$@"; do
-    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  [ "${TINY_NO_APT:-0}" = 1 ] && die "missing packages: ${missing[*]}"
-  log "installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  if ! apt-get install -y --no-install-recommends "${missing[@]}" >&2; then
-    apt-get update >&2
-    apt-get install -y --no-install-recommends "${missing[@]}" >&2
-  fi
-}
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 prereqs=(busybox-static e2fsprogs cpio kmod gzip util-linux)
 compgen -G '/boot/vmlinuz-*' >/dev/null || prereqs+=(linux-image-amd64)
