@@ -51,6 +51,7 @@ test('a node token reaches only its own node endpoints', async () => {
   await rejects(a.call('createVm', { body: { name: 'x', image: 'y' } }), 403);
   await rejects(a.call('nodeDesired', { params: { name: 'node-b' } }), 403);
   const mine = await a.call('nodeDesired', { params: { name: 'node-a' } });
+  assert.ok(!('unchanged' in mine));
   assert.deepEqual(mine.vms, []);
 });
 
@@ -110,7 +111,10 @@ test('long-poll of desired state wakes on a change', async () => {
   const next = await waiting;
   assert.ok(Date.now() - t0 < 10_000, 'woke on the change, not the timeout');
   assert.ok(next.revision > first.revision);
+  assert.ok(!('unchanged' in next));
   assert.equal(next.vms[0]?.name, 'polled');
+  // A watch that times out with nothing new says so in a few bytes.
+  assert.deepEqual(await nodeClient.call('nodeDesired', { params: { name: 'node-c' }, query: { since: next.revision, wait: 1 } }), { revision: next.revision, unchanged: true });
 });
 
 test('every write is an audit event with a rising revision', async () => {

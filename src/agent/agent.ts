@@ -86,6 +86,12 @@ export class Agent {
           { params: { name: this.opts.node }, query: since === undefined ? {} : { since, wait: WATCH_WAIT_S } },
           this.abort.signal,
         );
+        if ('unchanged' in desired) {
+          // Nothing new upstream; still re-check the host against what we have (drift), and
+          // report only if that changed something (heartbeats report anyway).
+          if (this.desired && (await this.reconcile(this.desired))) await this.report();
+          continue;
+        }
         this.desired = desired;
         await this.reconcile(desired);
         await this.report();
@@ -114,13 +120,15 @@ export class Agent {
     }
   }
 
-  async reconcile(desired: NodeDesired): Promise<void> {
+  /** Brings the host to `desired`; true when it had to do anything. */
+  async reconcile(desired: NodeDesired): Promise<boolean> {
     const observed = await this.opts.driver.list();
     const live = desired.vms.filter((v) => v.power !== 'deleted');
     // Taps must exist before QEMU opens them and outlive the VMs being destroyed this pass.
     const keep = new Set([...live.map((v) => v.id), ...observed.map((o) => o.id)]);
     await this.applyNetwork(desired, desired.vms.filter((v) => keep.has(v.id)));
-    for (const op of plan(desired.vms, observed, this.state.applied)) await this.apply(op);
+    const ops = plan(desired.vms, observed, this.state.applied);
+    for (const op of ops) await this.apply(op);
     // A VM that never came up has nothing on the host to destroy: just forget it.
     const liveIds = new Set(live.map((v) => v.id));
     for (const id of [...this.errors.keys(), ...Object.keys(this.state.applied)]) {
@@ -130,6 +138,7 @@ export class Agent {
       }
     }
     await this.applyNetwork(desired, live);
+    return ops.length > 0;
   }
 
   private async apply(op: Op): Promise<void> {

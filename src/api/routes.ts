@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { BlobParams, BlobQuery, Blob, Image, ImageCreate } from './schemas/image.ts';
 import { Empty, NameParams, listOf, Name } from './schemas/common.ts';
-import { ConsoleChunk, ConsoleInputQuery, ConsoleInputs, DesiredQuery, NodeDesired } from './schemas/desired.ts';
+import { ConsoleChunk, ConsoleInputQuery, ConsoleInputs, DesiredQuery, DesiredWatch } from './schemas/desired.ts';
 import { Event, EventsQuery, Health, Whoami } from './schemas/event.ts';
 import { Group, GroupSet, Node, NodeCreate, NodeCreated, NodeReport, NodeUpdate, Relocated, RelocateBody } from './schemas/node.ts';
 import { JoinRequest, Joined, JoinToken, JoinTokenCreate, JoinTokenCreated } from './schemas/join.ts';
@@ -56,7 +56,7 @@ export const routes = {
   evacuateNode: { method: 'POST', path: '/v1/nodes/{name}/evacuate', access: 'admin', summary: 'Recreate the VMs of a (lost) node elsewhere from their images (local disk data is lost)', params: NameParams, body: RelocateBody, response: Relocated, status: 200 },
   listGroups: { method: 'GET', path: '/v1/groups', access: 'viewer', summary: 'Host groups with their overcommit ratios and default policy', response: listOf(Group), status: 200 },
   setGroup: { method: 'PUT', path: '/v1/groups/{name}', access: 'admin', summary: "Set a group's overcommit ratios or placement policy", params: NameParams, body: GroupSet, response: Group, status: 200 },
-  nodeDesired: { method: 'GET', path: '/v1/nodes/{name}/desired', access: 'node', summary: 'Long-poll the desired state of a node, keyed by revision', params: NameParams, query: DesiredQuery, response: NodeDesired, status: 200 },
+  nodeDesired: { method: 'GET', path: '/v1/nodes/{name}/desired', access: 'node', summary: 'Long-poll the desired state of a node, keyed by revision; a watch that times out answers `unchanged`', params: NameParams, query: DesiredQuery, response: DesiredWatch, status: 200 },
   nodeReport: { method: 'POST', path: '/v1/nodes/{name}/report', access: 'node', summary: 'Heartbeat with capacity and observed VM states', params: NameParams, body: NodeReport, response: Nothing, status: 200 },
   nodeConsoleInput: { method: 'GET', path: '/v1/nodes/{name}/console-input', access: 'node', summary: 'Long-poll keystrokes typed into the consoles of this node\'s VMs', params: NameParams, query: ConsoleInputQuery, response: ConsoleInputs, status: 200 },
   nodeConsole: { method: 'POST', path: '/v1/nodes/{name}/vms/{id}/console', access: 'node', summary: 'Append captured serial console output of a VM', params: NodeVmParams, body: ConsoleChunk, response: Nothing, status: 200 },

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { allocatable, DEFAULT_RATIOS, schedule, type NodeSnapshot, type PlacementRequest } from './scheduler.ts';
+import { PlacementIndex } from './placement-index.ts';
+import { allocatable, DEFAULT_RATIOS, schedule, summarizeReasons, type NodeSnapshot, type PlacementRequest } from './scheduler.ts';
 import { GiB } from './units.ts';
 
 const node = (name: string, memGiB: number, o: Partial<NodeSnapshot> = {}): NodeSnapshot => ({
@@ -144,4 +145,43 @@ test('spread policy: the chosen node is at least as free as any other that fits 
     }),
     { numRuns: 300 },
   );
+});
+
+test('the placement index decides exactly as schedule(), placement after placement (property)', () => {
+  const arbStep = fc.record({
+    req: arbReq,
+    node: fc.option(fc.constantFrom('a', 'b', 'c', 'f'), { nil: undefined }),
+    exclude: fc.option(fc.constantFrom('a', 'b', 'c'), { nil: undefined }),
+  });
+  fc.assert(
+    fc.property(fc.uniqueArray(arbNode, { selector: (n) => n.name, maxLength: 5 }), fc.array(arbStep, { maxLength: 12 }), (start, steps) => {
+      let reference: NodeSnapshot[] = structuredClone(start);
+      const index = new PlacementIndex(structuredClone(start));
+      for (const { req: r0, node: pin, exclude } of steps) {
+        const r = { ...r0, node: pin };
+        const want = schedule(reference.filter((n) => n.name !== exclude), r);
+        assert.deepEqual(index.schedule(r, exclude), want);
+        if (!want.ok) continue;
+        index.place(want.node, r, r.spreadKey);
+        reference = reference.map((n) =>
+          n.name !== want.node
+            ? n
+            : {
+                ...n,
+                allocated: { cpus: n.allocated.cpus + r.cpus, memoryBytes: n.allocated.memoryBytes + r.memoryBytes, diskBytes: n.allocated.diskBytes + r.diskBytes },
+                vmCount: n.vmCount + 1,
+                spread: r.spreadKey ? { ...n.spread, [r.spreadKey]: (n.spread[r.spreadKey] ?? 0) + 1 } : n.spread,
+              },
+        );
+        assert.deepEqual(index.nodes, reference, 'the index keeps its snapshots patched');
+      }
+    }),
+    { numRuns: 500 },
+  );
+});
+
+test('summarizeReasons lists a few nodes and counts the rest by kind', () => {
+  const reasons = [...Array.from({ length: 10 }, (_, i) => `n${i}: not ready`), 'n10: not ready', 'n11: memory 1G free < 2G', 'n12: group a ≠ b'];
+  assert.equal(summarizeReasons(reasons.slice(0, 3)), 'n0: not ready; n1: not ready; n2: not ready');
+  assert.match(summarizeReasons(reasons), /n9: not ready; and 3 more nodes \(1 not ready, 1 memory, 1 group\)$/);
 });

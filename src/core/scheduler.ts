@@ -87,67 +87,95 @@ function capacityRefusal(n: NodeSnapshot, r: Resources, a: Resources = allocatab
   return undefined;
 }
 
-/** Fraction of memory (the scarce resource) still free after this placement. */
-function freeAfter(n: NodeSnapshot, r: Resources, a: Resources): number {
-  return a.memoryBytes === 0 ? 0 : (a.memoryBytes - n.allocated.memoryBytes - r.memoryBytes) / a.memoryBytes;
+/** The hard constraints alone, without building a sentence: the hot loop's test. */
+function admits(n: NodeSnapshot, r: PlacementRequest, labels: readonly [string, string][]): boolean {
+  if (!n.ready || !n.capacity || (n.cordoned && r.node !== n.name)) return false;
+  if ((r.group !== undefined && n.group !== r.group) || (r.zone !== undefined && n.zone !== r.zone)) return false;
+  return hasLabels(n, labels);
 }
 
+export function hasLabels(n: NodeSnapshot, labels: readonly [string, string][]): boolean {
+  for (const [k, v] of labels) if (n.labels[k] !== v) return false;
+  return true;
+}
+
+/**
+ * Ranking, best first: fewest of the spread key in the zone, then on the node, then the
+ * policy's score (spread: most memory free after placement; binpack: least), then VM count.
+ * Returns < 0 when (zoneA, nodeA, freeA, countA) ranks before (zoneB, …).
+ */
+export function compareRank(zoneA: number, nodeA: number, freeA: number, countA: number, zoneB: number, nodeB: number, freeB: number, countB: number, sign: number): number {
+  return zoneA - zoneB || nodeA - nodeB || sign * (freeA - freeB) || -sign * (countA - countB);
+}
+
+/**
+ * Runs for every node on every placement (1,000 nodes × thousands of placements a second),
+ * so the pass that finds the best node compares numbers and allocates nothing; the sentences
+ * explaining a refusal are built only when nothing fits.
+ */
 export function schedule(nodes: readonly NodeSnapshot[], req: PlacementRequest): Placement {
-  const candidates = req.node !== undefined ? nodes.filter((n) => n.name === req.node) : nodes;
-  if (candidates.length === 0) return { ok: false, reasons: [req.node !== undefined ? `node ${req.node} does not exist` : 'no nodes registered'] };
-
-  const reasons: string[] = [];
-  const fits: { n: NodeSnapshot; free: number }[] = [];
-  const forced: { n: NodeSnapshot; free: number; why: string }[] = [];
-  const labels = Object.entries(req.labels ?? {});
-  for (const n of candidates) {
-    const hard = constraintRefusal(n, req, labels);
-    if (hard) {
-      reasons.push(hard);
-      continue;
-    }
-    const a = allocatable(n);
-    const soft = capacityRefusal(n, req, a);
-    if (!soft) fits.push({ n, free: freeAfter(n, req, a) });
-    else {
-      reasons.push(soft);
-      // --force may go beyond the overcommit ratios, but a VM larger than the host never fits.
-      const physical = capacityRefusal({ ...n, ratios: { cpu: 1, memory: 1, disk: 1 }, allocated: { cpus: 0, memoryBytes: 0, diskBytes: 0 } }, req);
-      if (req.force && !physical) forced.push({ n, free: freeAfter(n, req, a), why: soft });
-    }
-  }
-  const pool = fits.length ? fits : forced;
-  if (pool.length === 0) return { ok: false, reasons };
-
-  // Rank: fewest of the spread key in the zone, then on the node, then the policy's score
-  // (spread: most memory free after placement; binpack: least), then VM count. This loop runs
-  // over every node for every placement, so it compares numbers and allocates nothing.
+  const labels = req.labels ? Object.entries(req.labels) : [];
   const key = req.spreadKey;
-  const zoneCount = new Map<string, number>();
-  if (key !== undefined) for (const n of nodes) zoneCount.set(n.zone, (zoneCount.get(n.zone) ?? 0) + (n.spread[key] ?? 0));
   const sign = (req.policy ?? 'spread') === 'spread' ? -1 : 1;
-  const rank = (c: { n: NodeSnapshot; free: number }) => [
-    key !== undefined ? (zoneCount.get(c.n.zone) ?? 0) : 0,
-    key !== undefined ? (c.n.spread[key] ?? 0) : 0,
-    sign * c.free,
-    -sign * c.n.vmCount,
-  ];
-  let best = pool[0]!;
-  let bestRank = rank(best);
-  for (let i = 1; i < pool.length; i++) {
-    const c = pool[i]!;
-    // Cheap first: with no spread key the first two ranks are equal for everyone.
-    if (key === undefined && sign * c.free > bestRank[2]!) continue;
-    const r = rank(c);
-    for (let k = 0; k < 4; k++) {
-      if (r[k]! < bestRank[k]!) {
-        best = c;
-        bestRank = r;
-        break;
-      }
-      if (r[k]! > bestRank[k]!) break;
+  // Instances of the spread key per zone; zones are few, so a small map.
+  const zoneCount = new Map<string, number>();
+  if (key !== undefined) {
+    for (let i = 0; i < nodes.length; i++) {
+      const c = nodes[i]!.spread[key];
+      if (c) zoneCount.set(nodes[i]!.zone, (zoneCount.get(nodes[i]!.zone) ?? 0) + c);
     }
   }
-  const warnings = fits.length ? [] : [`placed beyond overcommit with --force: ${forced.find((f) => f.n === best.n)!.why}`];
-  return { ok: true, node: best.n.name, warnings };
+  // The best node that fits, and (for --force) the best that fits only the physical host.
+  let fit: NodeSnapshot | undefined;
+  let fitZone = 0, fitNode = 0, fitFree = 0;
+  let forced: NodeSnapshot | undefined;
+  let forcedZone = 0, forcedNode = 0, forcedFree = 0;
+  let candidates = 0;
+  for (let i = 0; i < nodes.length; i++) {
+    const n = nodes[i]!;
+    if (req.node !== undefined && n.name !== req.node) continue;
+    candidates++;
+    if (!admits(n, req, labels)) continue;
+    const c = n.capacity!;
+    const cpus = Math.max(0, c.cpus - n.reserved.cpus), mem = Math.max(0, c.memoryBytes - n.reserved.memoryBytes), disk = Math.max(0, c.diskBytes - n.reserved.diskBytes);
+    const allocMem = Math.floor(mem * n.ratios.memory);
+    const fits = cpus * n.ratios.cpu - n.allocated.cpus >= req.cpus && allocMem - n.allocated.memoryBytes >= req.memoryBytes && Math.floor(disk * n.ratios.disk) - n.allocated.diskBytes >= req.diskBytes;
+    if (!fits && !(req.force && !fit && cpus >= req.cpus && mem >= req.memoryBytes && disk >= req.diskBytes)) continue;
+    const z = key !== undefined ? (zoneCount.get(n.zone) ?? 0) : 0;
+    const k = key !== undefined ? (n.spread[key] ?? 0) : 0;
+    const free = allocMem === 0 ? 0 : (allocMem - n.allocated.memoryBytes - req.memoryBytes) / allocMem;
+    if (fits) {
+      if (!fit || compareRank(z, k, free, n.vmCount, fitZone, fitNode, fitFree, fit.vmCount, sign) < 0) [fit, fitZone, fitNode, fitFree] = [n, z, k, free];
+    } else if (!forced || compareRank(z, k, free, n.vmCount, forcedZone, forcedNode, forcedFree, forced.vmCount, sign) < 0) {
+      [forced, forcedZone, forcedNode, forcedFree] = [n, z, k, free];
+    }
+  }
+  if (candidates === 0) return { ok: false, reasons: [req.node !== undefined ? `node ${req.node} does not exist` : 'no nodes registered'] };
+  if (fit) return { ok: true, node: fit.name, warnings: [] };
+  // Nothing fits within the ratios: say why, node by node.
+  const reasons: string[] = [];
+  for (const n of nodes) {
+    if (req.node !== undefined && n.name !== req.node) continue;
+    const why = constraintRefusal(n, req, labels) ?? capacityRefusal(n, req);
+    if (why) reasons.push(why);
+  }
+  // --force may go beyond the overcommit ratios, but a VM larger than the host never fits.
+  if (forced) return { ok: true, node: forced.name, warnings: [`placed beyond overcommit with --force: ${capacityRefusal(forced, req)}`] };
+  return { ok: false, reasons };
+}
+
+/**
+ * Refusal reasons for a message: every node when few, else the first `max` and a count of the
+ * rest by kind (a thousand "not ready" lines help nobody).
+ */
+export function summarizeReasons(reasons: readonly string[], max = 10): string {
+  if (reasons.length <= max) return reasons.join('; ');
+  const kinds = new Map<string, number>();
+  for (const r of reasons.slice(max)) {
+    // "node-b: memory 3.1G free < 4G" → "memory"; "node-c: not ready" → "not ready".
+    const what = r.replace(/^[^:]*: /, '').replace(/ \S*\d.*$/, '').replace(/ [^ ]+ ≠ .*$/, '');
+    kinds.set(what, (kinds.get(what) ?? 0) + 1);
+  }
+  const rest = [...kinds].map(([k, n]) => `${n} ${k}`).join(', ');
+  return `${reasons.slice(0, max).join('; ')}; and ${reasons.length - max} more nodes (${rest})`;
 }

@@ -34,7 +34,7 @@ type Args<I extends RouteId> = (ParamsOf<I> extends undefined ? { params?: undef
 export class Client {
   readonly url: string;
   private readonly token: string | undefined;
-  private readonly fetch: typeof fetch;
+  private readonly fetch: (input: string, init?: RequestInit) => Promise<Response>;
 
   constructor(opts: ClientOptions) {
     this.url = opts.url.replace(/\/+$/, '');

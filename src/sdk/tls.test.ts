@@ -2,25 +2,29 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate, createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:https';
+import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureServerTls, signCertificate, type ServerTls } from '../server/tls.ts';
 import { fetchPinnedCa, trustingFetch } from './tls.ts';
 
 const dirs: string[] = [];
-const servers: Server[] = [];
+const servers: Http2SecureServer[] = [];
+const connections: TLSSocket[] = [];
 let ours: ServerTls;
 let oursDir: string;
 let url: string;
 
+/** A server like the control plane: HTTP/2 over TLS, HTTP/1.1 too. */
 async function serve(key: string, cert: string): Promise<string> {
-  const s = createServer({ key, cert }, (req, res) => {
+  const s = createSecureServer({ key, cert, allowHTTP1: true }, (req, res) => {
     res.setHeader('content-type', 'application/json');
     res.end(JSON.stringify({ path: req.url }));
   });
   servers.push(s);
+  s.on('secureConnection', (c: TLSSocket) => connections.push(c));
   await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
   return `https://127.0.0.1:${(s.address() as AddressInfo).port}`;
 }
@@ -39,10 +43,8 @@ before(async () => {
   url = await serve(ours.key, ours.cert);
 });
 after(() => {
-  for (const s of servers) {
-    s.closeAllConnections();
-    s.close();
-  }
+  for (const s of servers) s.close();
+  for (const c of connections) c.destroy();
   dirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
 });
 

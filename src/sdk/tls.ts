@@ -7,9 +7,7 @@
 import { X509Certificate, createHash, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
 import { checkServerIdentity, connect, type DetailedPeerCertificate } from 'node:tls';
-// The npm undici's own fetch with its own Agent: Node's global fetch is a bundled undici whose
-// dispatcher interface need not match the npm package's.
-import { Agent, fetch as undiciFetch } from 'undici';
+import { http2Fetch, type ClosableFetch } from './h2-fetch.ts';
 
 const DISCOVERY_TIMEOUT_MS = 10_000;
 
@@ -45,22 +43,20 @@ export async function fetchPinnedCa(url: string, caHash: string): Promise<string
   return ca.toString();
 }
 
-export type TrustingFetch = typeof fetch & { close(): Promise<void> };
+export type TrustingFetch = ClosableFetch;
 
 /**
  * A fetch that trusts only `caPem` (not the system store), with certificate and hostname
- * verification on, and refuses plain http so a token never leaves unencrypted. Takes a URL
- * (string or URL), not a Request. `close()` drops its kept-alive connections.
+ * verification on, and refuses plain http so a token never leaves unencrypted. All its
+ * requests share one HTTP/2 connection per control plane (h2-fetch.ts). `close()` drops it.
  */
 export function trustingFetch(caPem: string): TrustingFetch {
-  // `ca` replaces the default roots; rejectUnauthorized stays true and node checks the hostname.
-  const agent = new Agent({ connect: { ca: caPem } });
-  const f = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
-    if (typeof input !== 'string' && !(input instanceof URL)) throw new TypeError('trustingFetch takes a URL, not a Request');
+  const h2 = http2Fetch({ ca: caPem });
+  const f = async (input: string | URL, init?: RequestInit): Promise<Response> => {
     parseHttps(String(input), 'refusing to send a request in clear to a control plane pinned by its CA');
-    return (await undiciFetch(input, { ...(init as object), dispatcher: agent })) as unknown as Response;
+    return h2(input, init);
   };
-  return Object.assign(f, { close: () => agent.close() }) as TrustingFetch;
+  return Object.assign(f, { close: () => h2.close() });
 }
 
 function parseHttps(url: string, why: string): URL {

@@ -39,6 +39,8 @@ export interface ControlPlane {
 
 export const DEFAULT_PORT = 7700;
 export const DEFAULT_CIDR = '10.200.0.0/16';
+/** How often heartbeat times held in memory are written to the database (see liveness.ts). */
+const LIVENESS_FLUSH_MS = 5_000;
 
 export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
@@ -73,6 +75,8 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   const http = buildHttp(store.db, makeHandlers(services), opts.logger ?? false, opts.https);
   const sweeper = setInterval(() => nodes.sweep(new Date()), 1_000);
   sweeper.unref();
+  const flusher = setInterval(() => nodes.flushLiveness(), LIVENESS_FLUSH_MS);
+  flusher.unref();
 
   return {
     services,
@@ -82,7 +86,9 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
     listen: (host, port) => http.listen({ host, port }),
     close: async () => {
       clearInterval(sweeper);
+      clearInterval(flusher);
       await http.close();
+      nodes.flushLiveness();
       store.close();
     },
   };

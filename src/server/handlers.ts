@@ -68,7 +68,12 @@ export function makeHandlers(s: Services): Handlers {
       const name = params.name!;
       const since = (query.since as number | undefined) ?? -1;
       const wait = (query.wait as number | undefined) ?? 0;
-      if (s.nodes.desiredRevision(name) <= since && wait > 0) await waitFor(s.store.changes, `node:${name}`, wait * 1000);
+      if (s.nodes.desiredRevision(name) <= since && wait > 0) {
+        await waitFor(s.store.changes, `node:${name}`, wait * 1000);
+        // Nothing new: a few bytes instead of the whole state (1,000 agents re-watch every 10 s).
+        const revision = s.nodes.desiredRevision(name);
+        if (revision <= since) return { revision, unchanged: true as const };
+      }
       return s.nodes.desired(name);
     },
     nodeReport: ({ params, body }) => {

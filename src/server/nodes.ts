@@ -5,9 +5,11 @@ import type { Group, Node, NodeReport, NodeUpdate } from '../api/schemas/node.ts
 import type { VmState } from '../api/schemas/vm.ts';
 import { issueToken } from './auth.ts';
 import { nodeFromRow, snapshotOf, type GroupRow, type ImageRow, type NetworkRow, type NodeRow, type NodeUsage, type VmRow } from './store/rows.ts';
+import { PlacementIndex } from '../core/placement-index.ts';
 import { DEFAULT_RATIOS, type NodeSnapshot, type Policy, type Ratios } from '../core/scheduler.ts';
 import { parseSize } from '../core/units.ts';
 import type { Store } from './store/store.ts';
+import { Liveness } from './liveness.ts';
 
 /** A node as the scheduler sees it, with the allocation revision the plan was made at. */
 export type SnapNode = NodeSnapshot & { allocRev: number };
@@ -19,17 +21,26 @@ export type SnapNode = NodeSnapshot & { allocRev: number };
 export const HEARTBEAT_TIMEOUT_MS = 10_000;
 
 export class Nodes {
-  constructor(private readonly store: Store) {}
+  private readonly liveness: Liveness;
+
+  constructor(private readonly store: Store) {
+    this.liveness = new Liveness(store.now());
+  }
 
   list(): Node[] {
     const rows = this.store.db.prepare(`SELECT * FROM nodes ORDER BY name`).all() as NodeRow[];
     const snaps = this.build(rows);
-    return rows.map((r, i) => nodeFromRow(r, snaps[i]!));
+    return rows.map((r, i) => nodeFromRow(this.live(r), snaps[i]!));
   }
 
   get(name: string): Node {
     const r = this.row(name);
-    return nodeFromRow(r, this.build([r])[0]!);
+    return nodeFromRow(this.live(r), this.build([r])[0]!);
+  }
+
+  /** The row with its last report as this server knows it (newer than the stored one). */
+  private live(r: NodeRow): NodeRow {
+    return { ...r, last_heartbeat_at: this.liveness.last(r.name, r.last_heartbeat_at) };
   }
 
   row(name: string): NodeRow {
@@ -40,43 +51,61 @@ export class Nodes {
 
   /**
    * The scheduler's view of all nodes, cached between writes that may change placement (see
-   * `Tx.preserveSchedule`); creates patch it in place. The cache only guides the choice: the
-   * commit re-checks the chosen node against the database (`fresh`), so it is never trusted.
+   * `Tx.preserveSchedule`), indexed for the scheduler's scan; creates patch it in place, so it
+   * is good until the next write. The cache only guides the choice: the commit re-checks the chosen node against the
+   * database (`fresh`), so it is never trusted.
    */
-  snapshot(): SnapNode[] {
-    if (this.cache?.gen !== this.store.scheduleGen) this.cache = { gen: this.store.scheduleGen, nodes: this.build() };
-    return this.cache.nodes;
+  snapshot(): PlacementIndex<SnapNode> {
+    return this.view().index;
   }
 
-  /** The chosen node as the database has it now, inside the placing transaction. */
+  /** The chosen node as the database has it now (one statement), inside the placing transaction. */
   fresh(name: string): SnapNode | undefined {
-    const r = this.store.db.prepare(`SELECT * FROM nodes WHERE name = ?`).get(name) as NodeRow | undefined;
-    return r ? this.build([r])[0] : undefined;
+    const r = this.store.db
+      .prepare(
+        `SELECT n.*, u.cpus AS used_cpus, u.memory_bytes AS used_memory_bytes, u.disk_bytes AS used_disk_bytes, u.vm_count, g.cpu_ratio, g.memory_ratio, g.disk_ratio
+         FROM nodes n
+         LEFT JOIN (SELECT SUM(cpus) AS cpus, SUM(memory_bytes) AS memory_bytes, SUM(disk_bytes) AS disk_bytes, COUNT(*) AS vm_count FROM vms WHERE node = @name) u
+         LEFT JOIN node_groups g ON g.name = n.node_group
+         WHERE n.name = @name`,
+      )
+      .get({ name }) as (NodeRow & { used_cpus: number | null; used_memory_bytes: number | null; used_disk_bytes: number | null; vm_count: number; cpu_ratio: number | null; memory_ratio: number | null; disk_ratio: number | null }) | undefined;
+    if (!r) return undefined;
+    const ratios = r.cpu_ratio === null ? DEFAULT_RATIOS : { cpu: r.cpu_ratio, memory: r.memory_ratio!, disk: r.disk_ratio! };
+    // Spread counts only rank nodes; they never decide whether one fits, so the re-check skips them.
+    const usage = { cpus: r.used_cpus ?? 0, memory_bytes: r.used_memory_bytes ?? 0, disk_bytes: r.used_disk_bytes ?? 0, vm_count: r.vm_count };
+    return { ...snapshotOf(r, usage, ratios, {}), allocRev: r.alloc_rev };
   }
 
   /** A placement was committed: patch the cached view instead of rebuilding it. */
   placedOn(name: string, res: { cpus: number; memoryBytes: number; diskBytes: number }, spreadKey: string | undefined): void {
     if (!this.cache || this.cache.gen !== this.store.scheduleGen) return;
-    const i = this.cache.nodes.findIndex((n) => n.name === name);
-    const n = this.cache.nodes[i];
+    const n = this.cache.index.get(name);
     if (!n) return;
-    // Replaced, not mutated: a snapshot handed out earlier stays as it was.
-    this.cache.nodes[i] = {
-      ...n,
-      allocated: { cpus: n.allocated.cpus + res.cpus, memoryBytes: n.allocated.memoryBytes + res.memoryBytes, diskBytes: n.allocated.diskBytes + res.diskBytes },
-      vmCount: n.vmCount + 1,
-      spread: spreadKey === undefined ? n.spread : { ...n.spread, [spreadKey]: (n.spread[spreadKey] ?? 0) + 1 },
-      allocRev: n.allocRev + 1,
-    };
+    this.cache.index.place(name, res, spreadKey);
+    n.allocRev++; // as the transaction did to the row
   }
 
-  private cache: { gen: number; nodes: SnapNode[] } | undefined;
+  /** Group ratios and policies, cached with the scheduler's view (a group change invalidates both). */
+  groupRatios(): Map<string, { ratios: Ratios; policy: Policy }> {
+    return this.view().groups;
+  }
 
-  private build(rows?: NodeRow[]): SnapNode[] {
+  private cache: { gen: number; index: PlacementIndex<SnapNode>; groups: Map<string, { ratios: Ratios; policy: Policy }> } | undefined;
+
+  private view(): NonNullable<Nodes['cache']> {
+    if (this.cache?.gen !== this.store.scheduleGen) {
+      const gen = this.store.scheduleGen;
+      const groups = this.loadGroups();
+      this.cache = { gen, index: new PlacementIndex(this.build(undefined, groups)), groups };
+    }
+    return this.cache;
+  }
+
+  private build(rows?: NodeRow[], groups = this.loadGroups()): SnapNode[] {
     const all = rows ?? (this.store.db.prepare(`SELECT * FROM nodes ORDER BY name`).all() as NodeRow[]);
     const one = rows?.length === 1 ? rows[0]!.name : undefined;
     const usage = this.usage(one);
-    const groups = this.groupRatios();
     const spread = new Map<string, Record<string, number>>();
     const keyed = this.store.db
       .prepare(`SELECT node, spread_key, COUNT(*) AS n FROM vms WHERE ${one ? 'node = @one' : 'node IS NOT NULL'} AND spread_key IS NOT NULL GROUP BY node, spread_key`)
@@ -93,14 +122,14 @@ export class Nodes {
     return new Map(rows.map((r) => [r.node, r]));
   }
 
-  groupRatios(): Map<string, { ratios: Ratios; policy: Policy }> {
+  private loadGroups(): Map<string, { ratios: Ratios; policy: Policy }> {
     const rows = this.store.db.prepare(`SELECT * FROM node_groups`).all() as GroupRow[];
     return new Map(rows.map((g) => [g.name, { ratios: { cpu: g.cpu_ratio, memory: g.memory_ratio, disk: g.disk_ratio }, policy: g.policy }]));
   }
 
   groups(): Group[] {
     const counts = new Map((this.store.db.prepare(`SELECT node_group AS g, COUNT(*) AS n FROM nodes GROUP BY node_group`).all() as { g: string; n: number }[]).map((r) => [r.g, r.n]));
-    const set = this.groupRatios();
+    const set = this.loadGroups();
     const names = [...new Set([...counts.keys(), ...set.keys(), 'default'])].sort();
     return names.map((name) => {
       const g = set.get(name) ?? { ratios: DEFAULT_RATIOS, policy: 'spread' as const };
@@ -158,6 +187,7 @@ export class Nodes {
       if (n > 0) throw new ApiError('conflict', `node ${name} still has ${n} VM(s): drain or evacuate it first`, 'name');
       tx.db.prepare(`DELETE FROM tokens WHERE node = ?`).run(name);
       tx.db.prepare(`DELETE FROM nodes WHERE name = ?`).run(name);
+      this.liveness.forget(name);
       tx.event('delete', 'node', name, `node ${name} removed and its token revoked`);
     });
   }
@@ -172,41 +202,56 @@ export class Nodes {
     });
   }
 
-  /** Records a node's report; returns the ids of VMs it confirmed deleted. */
+  /**
+   * Records a node's report; returns the ids of VMs it confirmed deleted. A report that only
+   * says "still here" (the common heartbeat) is noted in memory; anything else is a write.
+   */
   report(name: string, rep: NodeReport): string[] {
+    const before = this.row(name);
+    const vms = this.store.db.prepare(`SELECT * FROM vms WHERE node = ?`).all(name) as VmRow[];
+    const changes = reportChanges(vms, rep);
+    const sameNode =
+      before.state === 'ready' &&
+      before.accel === rep.accel &&
+      before.accel_reason === (rep.accelReason ?? null) &&
+      before.driver === rep.driver &&
+      before.cpus === rep.capacity.cpus &&
+      before.memory_bytes === rep.capacity.memoryBytes &&
+      before.disk_bytes === rep.capacity.diskBytes;
+    if (sameNode && changes.length === 0) {
+      this.liveness.saw(name, this.store.now());
+      return [];
+    }
     const deleted: string[] = [];
     this.store.write(`node:${name}`, (tx) => {
-      const before = this.row(name);
       tx.db
         .prepare(`UPDATE nodes SET state = 'ready', accel = ?, accel_reason = ?, driver = ?, cpus = ?, memory_bytes = ?, disk_bytes = ?, last_heartbeat_at = ? WHERE name = ?`)
         .run(rep.accel, rep.accelReason ?? null, rep.driver, rep.capacity.cpus, rep.capacity.memoryBytes, rep.capacity.diskBytes, tx.now, name);
+      this.liveness.saw(name, tx.now);
       if (before.state !== 'ready') tx.event('ready', 'node', name, `node ${name} is ready (${rep.driver}, ${rep.accel})`);
-      const sameSize = before.cpus === rep.capacity.cpus && before.memory_bytes === rep.capacity.memoryBytes && before.disk_bytes === rep.capacity.diskBytes;
-
-      const vms = tx.db.prepare(`SELECT * FROM vms WHERE node = ?`).all(name) as VmRow[];
-      const seen = new Map(rep.vms.map((v) => [v.id, v]));
-      for (const vm of vms) {
-        const obs = seen.get(vm.id);
-        if (vm.power === 'deleted' && (!obs || obs.state === 'stopped')) {
-          if (obs) continue; // stopped but not yet destroyed: wait for the next report
-          tx.db.prepare(`DELETE FROM vms WHERE id = ?`).run(vm.id);
+      for (const c of changes) {
+        if (c.delete) {
+          tx.db.prepare(`DELETE FROM vms WHERE id = ?`).run(c.vm.id);
           tx.db.prepare(`UPDATE nodes SET alloc_rev = alloc_rev + 1 WHERE name = ?`).run(name);
-          deleted.push(vm.id);
-          tx.event('deleted', 'vm', vm.name, `vm ${vm.name} deleted on ${name}`);
-          continue;
-        }
-        if (!obs) {
-          // The node does not know this VM (yet, or any more after a restart): pending for it.
-          if (vm.state === 'unknown') this.setState(tx, vm, 'pending', null);
-          continue;
-        }
-        const state: VmState = vm.power === 'deleted' ? 'deleting' : obs.state;
-        if (state !== vm.state || (obs.reason ?? null) !== vm.reason) this.setState(tx, vm, state, obs.reason ?? null);
+          deleted.push(c.vm.id);
+          tx.event('deleted', 'vm', c.vm.name, `vm ${c.vm.name} deleted on ${name}`);
+        } else this.setState(tx, c.vm, c.state, c.reason);
       }
-      // A heartbeat of a node that stays ready, the same size, with the same VMs: placement is unaffected.
+      // A node that stays ready, the same size, with the same VMs: placement is unaffected.
+      const sameSize = before.cpus === rep.capacity.cpus && before.memory_bytes === rep.capacity.memoryBytes && before.disk_bytes === rep.capacity.diskBytes;
       if (before.state === 'ready' && sameSize && deleted.length === 0) tx.preserveSchedule();
     });
     return deleted;
+  }
+
+  /** Writes the in-memory report times to the database (no revision: nothing desired changed). */
+  flushLiveness(): void {
+    const dirty = this.liveness.takeDirty();
+    if (dirty.length === 0) return;
+    const set = this.store.db.prepare(`UPDATE nodes SET last_heartbeat_at = ? WHERE name = ?`);
+    this.store.db.transaction(() => {
+      for (const [name, at] of dirty) set.run(at, name);
+    })();
   }
 
   private setState(tx: { db: Store['db']; now: string; event: (a: string, r: string, n: string, m: string) => void }, vm: VmRow, state: VmState, reason: string | null): void {
@@ -217,7 +262,8 @@ export class Nodes {
   /** Marks nodes that stopped reporting; their VMs become `unknown`. */
   sweep(now: Date): void {
     const cutoff = new Date(now.getTime() - HEARTBEAT_TIMEOUT_MS).toISOString();
-    const stale = this.store.db.prepare(`SELECT name FROM nodes WHERE state = 'ready' AND last_heartbeat_at < ?`).all(cutoff) as { name: string }[];
+    const ready = this.store.db.prepare(`SELECT name, last_heartbeat_at FROM nodes WHERE state = 'ready'`).all() as { name: string; last_heartbeat_at: string | null }[];
+    const stale = ready.filter((n) => this.liveness.aliveAt(n.name, n.last_heartbeat_at) < cutoff);
     if (stale.length === 0) return;
     this.store.write('server', (tx) => {
       for (const { name } of stale) {
@@ -274,4 +320,28 @@ export class Nodes {
       networks: [...networks.values()].map((n) => ({ name: n.name, cidr: n.cidr, gateway: n.gateway, mtu: n.mtu, nat: n.nat === 1 })),
     };
   }
+}
+
+type ReportChange = { vm: VmRow; delete: true } | { vm: VmRow; delete?: false; state: VmState; reason: string | null };
+
+/** What a node's report changes about its VMs: confirmed deletions and new states. */
+function reportChanges(vms: readonly VmRow[], rep: NodeReport): ReportChange[] {
+  const seen = new Map(rep.vms.map((v) => [v.id, v]));
+  const out: ReportChange[] = [];
+  for (const vm of vms) {
+    const obs = seen.get(vm.id);
+    if (vm.power === 'deleted' && (!obs || obs.state === 'stopped')) {
+      // Gone: deleted for good. Stopped but not yet destroyed: wait for the next report.
+      if (!obs) out.push({ vm, delete: true });
+      continue;
+    }
+    if (!obs) {
+      // The node does not know this VM (yet, or any more after a restart): pending for it.
+      if (vm.state === 'unknown') out.push({ vm, state: 'pending', reason: null });
+      continue;
+    }
+    const state: VmState = vm.power === 'deleted' ? 'deleting' : obs.state;
+    if (state !== vm.state || (obs.reason ?? null) !== vm.reason) out.push({ vm, state, reason: obs.reason ?? null });
+  }
+  return out;
 }

@@ -2,11 +2,11 @@
  * VMs: create (validate → schedule → allocate address, all in one transaction, so two
  * concurrent creates can never over-fill a node), power changes, resize, user-data, delete.
  */
-import { randomBytes } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { ApiError } from '../api/errors.ts';
 import type { Vm, VmCreate } from '../api/schemas/vm.ts';
 import { allocateIp, parseCidr } from '../core/ipv4.ts';
-import { schedule, type PlacementRequest } from '../core/scheduler.ts';
+import { schedule, summarizeReasons, type PlacementRequest } from '../core/scheduler.ts';
 import { humanSize, MiB, parseSize } from '../core/units.ts';
 import type { Images } from './images.ts';
 import type { Nodes } from './nodes.ts';
@@ -74,7 +74,7 @@ export class Vms {
       if (!ip) throw new ApiError('no_capacity', `network ${net.name} (${net.cidr}) has no free address`, 'network');
       const warning = placement.warnings.join('; ') || null;
       const row: VmRow = {
-        id: randomBytes(6).toString('hex'),
+        id: randomHex(12),
         name: req.name,
         image: image.name,
         node: placement.node,
@@ -86,7 +86,7 @@ export class Vms {
         reason: null,
         network: net.name,
         ip,
-        mac: this.freshMac(tx),
+        mac: randomMac(),
         user_data: req.userData ?? '',
         ssh_keys: JSON.stringify(req.sshKeys ?? []),
         pending_cpus: null,
@@ -97,12 +97,7 @@ export class Vms {
         created_at: tx.now,
         updated_at: tx.now,
       };
-      tx.db
-        .prepare(
-          `INSERT INTO vms (id, name, image, node, cpus, memory_bytes, disk_bytes, power, state, reason, network, ip, mac, user_data, ssh_keys, pending_cpus, pending_memory_bytes, restart_gen, spread_key, placement_warning, created_at, updated_at)
-           VALUES (@id, @name, @image, @node, @cpus, @memory_bytes, @disk_bytes, @power, @state, @reason, @network, @ip, @mac, @user_data, @ssh_keys, @pending_cpus, @pending_memory_bytes, @restart_gen, @spread_key, @placement_warning, @created_at, @updated_at)`,
-        )
-        .run(row);
+      insertVm(tx, row);
       tx.event('create', 'vm', row.name, `vm ${row.name} (${cpus} cpu, ${humanSize(memoryBytes)}) on ${row.node} at ${ip}${warning ? ` — warning: ${warning}` : ''}`);
       book.used.add(ip);
       book.next = ip; // no address below it is free until something is deleted (which resets the book)
@@ -135,14 +130,13 @@ export class Vms {
   private placeIn<T>(tx: Tx, request: PlacementRequest & { exclude?: string }, commit: (tx: Tx, p: { node: string; warnings: string[] }) => T, attempts = 5): T {
     for (let i = 0; ; i++) {
       // `exclude`: the node being drained or evacuated, whatever its state.
-      const all = this.nodes.snapshot();
-      const snap = request.exclude === undefined ? all : all.filter((n) => n.name !== request.exclude);
-      const placement = schedule(snap, request);
+      const view = this.nodes.snapshot();
+      const placement = view.schedule(request, request.exclude);
       if (!placement.ok) {
         const field = request.node ? 'node' : request.zone ? 'zone' : request.group ? 'group' : request.labels ? 'labels' : undefined;
-        throw new ApiError('no_capacity', `no node can take ${request.cpus} cpu, ${humanSize(request.memoryBytes)} memory, ${humanSize(request.diskBytes)} disk: ${placement.reasons.join('; ')}`, field);
+        throw new ApiError('no_capacity', `no node can take ${request.cpus} cpu, ${humanSize(request.memoryBytes)} memory, ${humanSize(request.diskBytes)} disk: ${summarizeReasons(placement.reasons)}`, field);
       }
-      const seen = snap.find((n) => n.name === placement.node)!.allocRev;
+      const seen = view.get(placement.node)!.allocRev;
       // The plan is only as good as its snapshot: re-check the node as the database has it now.
       const now = this.nodes.fresh(placement.node);
       if (!now || now.allocRev !== seen || !schedule([now], { ...request, node: placement.node }).ok) {
@@ -266,6 +260,8 @@ export class Vms {
   private update(tx: Tx, vm: VmRow, fields: Partial<VmRow>): void {
     const cols = Object.keys(fields);
     tx.db.prepare(`UPDATE vms SET ${cols.map((c) => `${c} = @${c}`).join(', ')}, updated_at = @updated_at WHERE id = @id`).run({ ...fields, updated_at: tx.now, id: vm.id });
+    // What a node holds changed (an applied resize): plans made before it are stale.
+    if (vm.node && ('cpus' in fields || 'memory_bytes' in fields)) tx.db.prepare(`UPDATE nodes SET alloc_rev = alloc_rev + 1 WHERE name = ?`).run(vm.node);
     tx.touchNode(vm.node);
   }
 
@@ -274,12 +270,38 @@ export class Vms {
     if (!n) throw new ApiError('not_found', `network ${name} not found`, 'network');
     return n;
   }
+}
 
-  /** Locally administered MACs in QEMU's 52:54:00 range, unique across the cluster. */
-  private freshMac(tx: Tx): string {
-    for (;;) {
-      const mac = `52:54:00:${[...randomBytes(3)].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
-      if (!tx.db.prepare(`SELECT 1 FROM vms WHERE mac = ?`).get(mac)) return mac;
+/**
+ * Inserts a VM row. The MAC is random in QEMU's locally administered 52:54:00 range; the
+ * UNIQUE index, not a lookup before every insert, catches the rare collision, and a fresh MAC
+ * is tried (the failed statement alone is undone).
+ */
+function insertVm(tx: Tx, row: VmRow): void {
+  const insert = tx.db.prepare(
+    `INSERT INTO vms (id, name, image, node, cpus, memory_bytes, disk_bytes, power, state, reason, network, ip, mac, user_data, ssh_keys, pending_cpus, pending_memory_bytes, restart_gen, spread_key, placement_warning, created_at, updated_at)
+     VALUES (@id, @name, @image, @node, @cpus, @memory_bytes, @disk_bytes, @power, @state, @reason, @network, @ip, @mac, @user_data, @ssh_keys, @pending_cpus, @pending_memory_bytes, @restart_gen, @spread_key, @placement_warning, @created_at, @updated_at)`,
+  );
+  for (let attempt = 0; ; attempt++) {
+    try {
+      insert.run(row);
+      return;
+    } catch (e) {
+      const macTaken = e instanceof Error && 'code' in e && e.code === 'SQLITE_CONSTRAINT_UNIQUE' && e.message.includes('vms.mac');
+      if (!macTaken || attempt >= 8) throw e;
+      row.mac = randomMac();
     }
   }
+}
+
+export function randomMac(): string {
+  const h = randomHex(6);
+  return `52:54:00:${h.slice(0, 2)}:${h.slice(2, 4)}:${h.slice(4, 6)}`;
+}
+
+/** Random hex from the UUID generator's pooled entropy: a fresh `randomBytes` call per VM costs more. */
+function randomHex(chars: number): string {
+  // The first 12 hex digits of a v4 UUID are all random (the version digit comes next).
+  const u = randomUUID();
+  return (u.slice(0, 8) + u.slice(9, 13)).slice(0, chars);
 }

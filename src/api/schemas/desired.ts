@@ -50,6 +50,10 @@ export const NodeDesired = z
   .meta({ id: 'NodeDesired' });
 export type NodeDesired = z.infer<typeof NodeDesired>;
 
+/** A watch that timed out with nothing new: the agent keeps (and re-checks) what it has. */
+export const DesiredUnchanged = z.object({ revision: Revision, unchanged: z.literal(true) }).meta({ id: 'DesiredUnchanged' });
+export const DesiredWatch = z.union([NodeDesired, DesiredUnchanged]);
+
 export const DesiredQuery = z
   .object({
     since: z.coerce.number().int().nonnegative().optional(),

@@ -1,0 +1,58 @@
+// The SDK's HTTPS transport: every request of a client — long-polls included — is a stream of
+// one HTTP/2 connection; an abort cancels only its stream; HTTP/1.1 clients are still served.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createControlPlane, type ControlPlane } from '../src/server/control-plane.ts';
+import { ensureServerTls } from '../src/server/tls.ts';
+import { Client } from '../src/sdk/client.ts';
+
+let dir: string;
+let cp: ControlPlane;
+let url: string;
+let ca: string;
+let sessions = 0;
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'butter-h2-'));
+  const tls = await ensureServerTls(join(dir, 'cp'), { hostnames: ['localhost'], ips: ['127.0.0.1'] });
+  ca = tls.ca;
+  cp = createControlPlane({ dataDir: join(dir, 'cp'), https: tls });
+  await cp.listen('127.0.0.1', 0);
+  cp.http.server.on('secureConnection', () => sessions++);
+  url = `https://127.0.0.1:${(cp.http.server.address() as { port: number }).port}`;
+});
+after(async () => {
+  await cp?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('a client holds one connection for its long-polls and requests; an abort cancels one stream', async () => {
+  const admin = new Client({ url, token: cp.adminToken!, ca });
+  const { token } = await admin.call('createNode', { body: { name: 'n1' } });
+  const node = new Client({ url, token, ca });
+  const opened = sessions; // (the admin client has its own)
+  const first = await node.call('nodeDesired', { params: { name: 'n1' } });
+  const stop = new AbortController();
+  const watching = node.call('nodeDesired', { params: { name: 'n1' }, query: { since: first.revision, wait: 20 } }, stop.signal);
+  const typing = node.call('nodeConsoleInput', { params: { name: 'n1' }, query: { wait: 1 } });
+  for (let i = 0; i < 5; i++) await node.call('nodeReport', { params: { name: 'n1' }, body: { capacity: { cpus: 2, memoryBytes: 2 ** 31, diskBytes: 2 ** 34 }, accel: 'tcg', driver: 'sim', vms: [] } });
+  assert.deepEqual(await typing, { items: [] });
+  stop.abort();
+  await assert.rejects(watching, (e: Error) => e.name === 'AbortError');
+  // The connection outlives the cancelled stream.
+  assert.deepEqual(await node.call('nodeConsoleInput', { params: { name: 'n1' }, query: { wait: 0 } }), { items: [] });
+  assert.equal((await admin.call('getNode', { params: { name: 'n1' } })).state, 'ready');
+  assert.equal(sessions - opened, 1, 'one TLS connection for all of the node client');
+});
+
+test('HTTP/1.1 clients (curl) are still served', async () => {
+  writeFileSync(join(dir, 'ca.pem'), ca);
+  // Not execFileSync: the control plane runs in this process and must answer meanwhile.
+  const { stdout } = await promisify(execFile)('curl', ['-sS', '--http1.1', '-w', ' %{http_version}', '--cacert', join(dir, 'ca.pem'), `${url}/healthz`]);
+  assert.match(stdout, /"revision".* 1\.1$/);
+});
