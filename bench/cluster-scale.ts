@@ -5,7 +5,7 @@
  *
  * The control plane is `butter server` in its own process (server-process.ts). The agents are
  * the real `Agent` class with the simulated driver, 1,000 of them in this process, each with
- * its own node token, state dir and HTTPS connections: they long-poll their desired state,
+ * its own node token, state dir and HTTPS connection (HTTP/2): they long-poll their desired state,
  * reconcile, report every 5 s and after every reconcile, and ship their consoles, as
  * `butter sim` does. Every `nodeReport` call is timed from just before the SDK call to its
  * decoded answer. The agents share this process's two cores with the server, so what the
@@ -106,7 +106,7 @@ export interface ClusterScaleResult {
   idleRssMiB: number;
   joinedRssMiB: number;
   rssMiB: number;
-  /** The control plane's open sockets (mostly agents' kept-alive HTTPS connections) with the nodes joined, and at the end. */
+  /** The control plane's open sockets (one HTTP/2 connection per agent) with the nodes joined, and at the end. */
   joinedSockets: number;
   sockets: number;
   peakMiB: number;

@@ -365,17 +365,19 @@ ${num(d.nodes)} nodes, ${num(d.placements)} placements each way.
   up to 256 placements, so its share is a few microseconds each. What remains,
   ${perPlacementMs.toFixed(2)} ms per placement with ${d.inFlight} in flight, is CPU on the one thread that runs
   both the JavaScript and SQLite.
-- **More than half of that CPU is scheduling.** Every placement scores all 1,000 nodes: the hard
-  constraints, capacity under the group's overcommit ratios, the anti-affinity counts for the
-  spread key, then the spread policy's choice. The placement itself is about a dozen
-  SQL statements in the transaction (the name check, the chosen node's \`alloc_rev\` and usage
-  read again from the database, the spread count, the \`alloc_rev\` bump, the network, the MAC check,
-  the VM and event inserts, the desired-state mark), each a prepared statement on a small indexed table.
-  A CPU profile of the ${d.inFlight}-in-flight run, taken on this machine when this figure was added
-  (2026-11-22, after the scheduler's one-pass rewrite; not repeated on every run), put about 55 % of
-  the CPU in \`core/scheduler.ts\`, about 20 % in SQLite executing the statements (better-sqlite3's
-  native calls), about 15 % in \`vms.ts\`'s placement code around them and 2 % in garbage collection.
-- **This is a known gap.** ${best >= PLACEMENT_GOAL_PER_S ? 'This run met the goal.' : `To reach ${num(PLACEMENT_GOAL_PER_S)}/s a placement may cost 0.2 ms of CPU; here it costs ${perPlacementMs.toFixed(2)} ms, most of it scoring all 1,000 nodes. Closing the gap is work on the scheduler: a much cheaper pass per node, or candidates kept ordered (by free memory, and per spread key) so that a placement looks at a few nodes instead of all of them.`}
+- **Scheduling is no longer most of it.** Every placement still considers all 1,000 nodes
+  (hard constraints, capacity under the group's overcommit ratios, anti-affinity counts for the
+  spread key, the policy's choice), but over \`core/placement-index.ts\`: the nodes' numbers
+  in typed arrays, scanned without allocating. Over node objects built from database rows the
+  same scan cost about 1 ms per placement, nearly all of it cache misses; over the columns,
+  tens of microseconds. The placement itself is about eight SQL statements in the transaction
+  (the name check, the chosen node re-read in one statement with its usage and group ratios,
+  the \`alloc_rev\` bump, the network, the VM and event inserts, the desired-state mark; a MAC
+  collision is caught by its UNIQUE index instead of a lookup).
+  A CPU profile of the ${d.inFlight}-in-flight run on this machine (2026-11-22, with the index; not
+  repeated on every run) put most of the remaining time in SQLite executing those statements and
+  committing, then the re-read of the chosen node (about 30 µs) and the index's scan (about 25 µs).
+- **${best >= PLACEMENT_GOAL_PER_S ? 'This run met the goal.' : 'This run missed the goal.'}** Before the index the same benchmark measured 1,541/s (2026-11-22).
   The disk is not what stands in the way: group commit already takes the fsync out of the per-placement cost.
 `);
   return out.join('\n');
@@ -399,8 +401,10 @@ node token and HTTPS connections, and reports 64 CPUs, 256 GiB and 10 TiB. Each 
 its desired state, reconciles, reports every 5 s and after every reconcile (at least every 10 s,
 the long-poll's timeout), waits for console input and ships its consoles every 5 s. Every
 \`nodeReport\` call is a heartbeat here, timed in the agent's client from just before the SDK
-call to its decoded answer; in the control plane each one is a durable write (SQLite,
-\`synchronous=FULL\`) of the node's state and its VMs'. The phases:
+call to its decoded answer. In the control plane a report that changes something (a VM's state,
+a deletion confirmed) is a durable write (SQLite, \`synchronous=FULL\`); one that only says
+"still here" is noted in memory (\`server/liveness.ts\`). Each agent's requests are streams of
+one HTTP/2 connection (\`sdk/h2-fetch.ts\`). The phases:
 1. **No VMs**: 5 s after the last agent started, heartbeats are measured for ${d?.options.steadyS ?? 30} s.
 2. **Creating** (context, not judged): 10,000 \`POST /v1/vms\` (1 CPU, 512M, 1G each), ${d?.options.createConcurrency ?? 32} in
    flight, spread over the nodes by the scheduler; each wakes its node's agent, which starts the
@@ -455,9 +459,9 @@ RSS ${d.rssMiB} MiB = ${rssMB} MB, goal <= 200 MB${d.runningVms !== d.vms ? `; o
 **Where a heartbeat's time goes.** The quiet probe (\`bench/heartbeat-probe.ts\`) is a process
 of its own that sends the same report for one more node (cordoned, so it gets no VMs) every
 100 ms over its own connection. Its event loop does nothing else, so its round-trips are the
-control plane's side of a heartbeat: the network, TLS, waiting in the server's one event loop,
-and the durable write (a synchronous SQLite commit with an fsync on the server's only thread,
-so one slow fsync holds up every request behind it). The agents' figure adds their own process
+control plane's side of a heartbeat: the network, TLS, and waiting in the server's one event
+loop behind whatever it runs (other agents' requests, the writes of the VMs' state changes, each
+a synchronous SQLite commit with an fsync). The agents' figure adds their own process
 on top: its event loop, shared by ${num(d.nodes)} agents, ran up to ${d.steady.agentsLoopDelayP99Ms} / ${d.loaded.agentsLoopDelayP99Ms} ms late at the 99th
 percentile and ${d.steady.agentsLoopDelayMaxMs} / ${d.loaded.agentsLoopDelayMaxMs} ms at worst (no VMs / ${num(d.runningVms)} VMs), and a reply that has arrived
 waits that long. ${
@@ -468,36 +472,22 @@ waits that long. ${
         : `The quiet probe's p99 (${d.steady.quiet.p99Ms} / ${d.loaded.quiet.p99Ms} ms) is within the goal.`
   } Our two processes used ${pct(ours(d.steady))} / ${pct(ours(d.loaded))} of the machine; ${busiest > 0.1 ? `other work took about ${pct(busiest)} more at worst, so this run's tail is pessimistic.` : 'little else ran on it.'}
 
-**How much it varies.** When this figure was added (2026-11-22), three runs of it on this
-machine with nothing else running measured p99 12–17 ms with no VMs and 24–67 ms with 10,000
-VMs (quiet probe up to 29 ms); the 67 ms run had one stall of 180 ms in the agents' process. That
-process (1,000 agents, about 120 MB live, growing to about 480 MB between full collections)
-paused 34–77 ms in each full garbage collection once they had all joined, in a run with
-\`--trace-gc\`; real agents each
-have a process and a machine of their own. Two runs beside someone's \`npm ci\` and a compiler
-measured 126–164 ms with no VMs and 87–93 ms with 10,000 VMs, the quiet probe up to 95 ms, at no
-more server CPU. The server was waiting then, not working; most likely on fsyncs slowed by the
-other processes' disk writes (the ceiling of (e) fell from 6,300–7,900 to 3,800 commits/s in
-such a run), though those runs did not tell that apart from waiting for a CPU. So the control
-plane's side meets the goal with room on a quiet machine, and the figure as measured here, with
-the agents on the same two cores, meets it or narrowly misses it from run to run.
+**How much it varies.** The agents' event loop shared by 1,000 agents pauses in its full
+garbage collections (34–77 ms in a run with \`--trace-gc\`, before the agents shared one
+connection each); a heartbeat in flight then waits. Runs beside other work (someone's
+\`npm ci\`, a test suite) measured several times these tails, at no more server CPU.
 
-**Where the memory goes.** The control plane holds one kept-alive HTTPS connection per agent
-request in flight: an agent keeps a long-poll for its desired state and one for console input
-open, and reports and ships consoles beside them, so ${num(d.nodes)} agents hold ${num(d.joinedSockets)} sockets. An idle
-kept-alive TLS connection costs the server about 33 KB: measured separately on this machine when
-this figure was added, 3,000 of them (from the SDK's client, doing nothing) took an idle
-\`butter server\` from 90 to 188 MiB. That accounts for most of the ${Math.round(d.joinedRssMiB - d.idleRssMiB)} MiB the joins added here.
-The ${num(d.runningVms)} VMs added ${Math.round(d.rssMiB - d.joinedRssMiB)} MiB more${
-    d.sockets > d.joinedSockets
-      ? `, and part of that is connections again: the server held ${num(d.sockets - d.joinedSockets)} more sockets at the end than after the joins (about ${Math.round(((d.sockets - d.joinedSockets) * 33) / 1024)} MiB at 33 KB each). While the VMs came, agents had more requests in flight at once (reports, console uploads, image downloads beside their two long-polls), their clients opened more connections for them, and those stay kept alive.`
-      : '.'
-  }
-Little of it is data: in a run with \`--trace-gc\` at the same time, the server's JavaScript heap
-held about 45 MB live (87 MB reserved) with the agents joined and about 60 MB live (133 MB
-reserved) with the 10,000 VMs, while its RSS was 250 and 406 MiB. The rest is outside the
-JavaScript heap: the connections' TLS state and buffers, and memory the allocator keeps after the
-bursts of the creates. The agents' process held ${d.agentsRssMiB} MiB at the end; it is not part of the figure.
+**Where the memory goes.** Mostly connections. ${num(d.nodes)} agents hold ${num(d.joinedSockets)} sockets: one HTTP/2
+connection each, carrying both long-polls, reports and console uploads. (Over HTTP/1.1 keep-alive
+pools they held three to four each; this benchmark then measured 345–435 MiB with the VMs, on
+2026-11-22.) A TLS connection costs the server about 60 KB before HTTP (OpenSSL's state;
+measured separately on this machine, 500 idle TLS sockets to a bare Node server) and HTTP/2
+adds about 35 KB (nghttp2's session); a connection that once carried a larger answer (an
+agent's desired state with its VMs) keeps about 40 KB more of buffers. The joins added
+${Math.round(d.joinedRssMiB - d.idleRssMiB)} MiB here; the ${num(d.runningVms)} VMs added ${Math.round(d.rssMiB - d.joinedRssMiB)} MiB more, mostly those buffers.
+Little of it is data: in-process, the control plane's JavaScript heap holds about 17 MB live
+with 1,000 nodes and 10,000 VMs; \`bin/butter\` caps V8's young generation at 2 MB semi-spaces,
+which took about 25 MiB off the idle and loaded RSS. The agents' process held ${d.agentsRssMiB} MiB at the end; it is not part of the figure.
 `);
   return out.join('\n');
 }
