@@ -210,14 +210,8 @@ export class Nodes {
     const before = this.row(name);
     const vms = this.store.db.prepare(`SELECT * FROM vms WHERE node = ?`).all(name) as VmRow[];
     const changes = reportChanges(vms, rep);
-    const sameNode =
-      before.state === 'ready' &&
-      before.accel === rep.accel &&
-      before.accel_reason === (rep.accelReason ?? null) &&
-      before.driver === rep.driver &&
-      before.cpus === rep.capacity.cpus &&
-      before.memory_bytes === rep.capacity.memoryBytes &&
-      before.disk_bytes === rep.capacity.diskBytes;
+    const sameSize = before.cpus === rep.capacity.cpus && before.memory_bytes === rep.capacity.memoryBytes && before.disk_bytes === rep.capacity.diskBytes;
+    const sameNode = before.state === 'ready' && sameSize && before.accel === rep.accel && before.accel_reason === (rep.accelReason ?? null) && before.driver === rep.driver;
     if (sameNode && changes.length === 0) {
       this.liveness.saw(name, this.store.now());
       return [];
@@ -238,7 +232,6 @@ export class Nodes {
         } else this.setState(tx, c.vm, c.state, c.reason);
       }
       // A node that stays ready, the same size, with the same VMs: placement is unaffected.
-      const sameSize = before.cpus === rep.capacity.cpus && before.memory_bytes === rep.capacity.memoryBytes && before.disk_bytes === rep.capacity.diskBytes;
       if (before.state === 'ready' && sameSize && deleted.length === 0) tx.preserveSchedule();
     });
     return deleted;
