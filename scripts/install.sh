@@ -9,6 +9,8 @@ APT_PACKAGES=(
   qemu-system-x86 qemu-utils          # the hypervisor and qcow2 overlays
   dnsmasq-base dnsmasq-utils          # DHCP/DNS for guest networks (no system service); dhcp_release
   nftables iproute2 kmod              # NAT, anti-spoofing, bridges and taps
+  wireguard-tools wireguard-go        # the node mesh (wireguard-go where the kernel has no module)
+  iperf3 qrencode                     # overlay throughput benchmark; VPN configs as QR codes
   linux-image-amd64 busybox-static cpio e2fsprogs   # to build the `tiny` image
   syslinux syslinux-common mtools dosfstools        # ... and its firmware-boot disk variant
   iputils-ping curl ca-certificates

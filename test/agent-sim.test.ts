@@ -58,6 +58,11 @@ test('the agent registers capacity and runs what the control plane asks', async 
   });
   assert.match(logs.data, /sim/i);
 
+  // Keystrokes reach the agent on its desired-state watch and come back through the log (the
+  // simulated console echoes what is typed).
+  await cloud.admin.call('vmConsoleInput', { params: { name: 'a' }, body: { base64: Buffer.from('echo typed-through-the-watch\n').toString('base64') } });
+  await until('typed input echoed in the log', async () => ((await cloud.admin.call('vmLogs', { params: { name: 'a' } })).data.includes('typed-through-the-watch') ? true : undefined));
+
   await cloud.admin.call('stopVm', { params: { name: 'a' } });
   await until('a stopped', vmState('a', 'stopped'));
   await cloud.admin.call('resizeVm', { params: { name: 'a' }, body: { memory: '256M' } });

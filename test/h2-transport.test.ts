@@ -39,13 +39,13 @@ test('a client holds one connection for its long-polls and requests; an abort ca
   const first = await node.call('nodeDesired', { params: { name: 'n1' } });
   const stop = new AbortController();
   const watching = node.call('nodeDesired', { params: { name: 'n1' }, query: { since: first.revision, wait: 20 } }, stop.signal);
-  const typing = node.call('nodeConsoleInput', { params: { name: 'n1' }, query: { wait: 1 } });
+  const uploads = node.call('nodeReport', { params: { name: 'n1' }, body: { capacity: { cpus: 2, memoryBytes: 2 ** 31, diskBytes: 2 ** 34 }, accel: 'tcg', driver: 'sim', vms: [] } });
   for (let i = 0; i < 5; i++) await node.call('nodeReport', { params: { name: 'n1' }, body: { capacity: { cpus: 2, memoryBytes: 2 ** 31, diskBytes: 2 ** 34 }, accel: 'tcg', driver: 'sim', vms: [] } });
-  assert.deepEqual(await typing, { items: [] });
+  assert.deepEqual(await uploads, {});
   stop.abort();
   await assert.rejects(watching, (e: Error) => e.name === 'AbortError');
   // The connection outlives the cancelled stream.
-  assert.deepEqual(await node.call('nodeConsoleInput', { params: { name: 'n1' }, query: { wait: 0 } }), { items: [] });
+  assert.deepEqual(await node.call('nodeDesired', { params: { name: 'n1' }, query: { since: first.revision, wait: 0 } }), { revision: first.revision, unchanged: true });
   assert.equal((await admin.call('getNode', { params: { name: 'n1' } })).state, 'ready');
   assert.equal(sessions - opened, 1, 'one TLS connection for all of the node client');
 });

@@ -66,7 +66,7 @@ export class Agent {
     this.timers.push(setInterval(() => void this.report().catch((e) => this.log(`report failed: ${String(e)}`)), this.opts.heartbeatMs ?? 5000));
     // Console output is shipped often: `vm console` is interactive through it.
     this.timers.push(setInterval(() => void this.shipConsoles(), this.opts.consoleShipMs ?? 250));
-    this.loopDone = Promise.all([this.loop(), this.consoleInputLoop()]).then(() => {});
+    this.loopDone = this.loop();
   }
 
   async stop(): Promise<void> {
@@ -86,14 +86,18 @@ export class Agent {
           { params: { name: this.opts.node }, query: since === undefined ? {} : { since, wait: WATCH_WAIT_S } },
           this.abort.signal,
         );
+        // The same watch carries console input; it is typed before any (slow) reconcile.
+        if (desired.consoleInput) await this.typeConsoleInput(desired.consoleInput);
         if ('unchanged' in desired) {
-          // Nothing new upstream; still re-check the host against what we have (drift), and
-          // report only if that changed something (heartbeats report anyway).
-          if (this.desired && (await this.reconcile(this.desired))) await this.report();
+          // A timeout, nothing new upstream: still re-check the host against what we have
+          // (drift), and report only if that changed something (heartbeats report anyway).
+          // An answer woken by console input skips this: no drift check per keystroke.
+          if (!desired.consoleInput && this.desired && (await this.reconcile(this.desired))) await this.report();
           continue;
         }
-        this.desired = desired;
-        await this.reconcile(desired);
+        const { consoleInput: _typed, ...state } = desired;
+        this.desired = state;
+        await this.reconcile(state);
         await this.report();
       } catch (e) {
         if (!this.running) return;
@@ -104,20 +108,11 @@ export class Agent {
   }
 
   /** Keystrokes from `butter vm console`, typed into the VMs' serial consoles. */
-  private async consoleInputLoop(): Promise<void> {
-    while (this.running) {
-      try {
-        const { items } = await this.opts.client.call('nodeConsoleInput', { params: { name: this.opts.node }, query: { wait: 25 } }, this.abort.signal);
-        for (const i of items) {
-          await this.opts.driver.writeConsole(i.id, Buffer.from(i.base64, 'base64')).catch((e) => this.log(`console input for ${i.id} lost: ${String(e)}`));
-        }
-        if (items.length) void this.shipConsoles();
-      } catch (e) {
-        if (!this.running) return;
-        this.log(`console input poll failed: ${String(e)}`);
-        await new Promise((r) => setTimeout(r, 1000));
-      }
+  private async typeConsoleInput(items: readonly { id: string; base64: string }[]): Promise<void> {
+    for (const i of items) {
+      await this.opts.driver.writeConsole(i.id, Buffer.from(i.base64, 'base64')).catch((e) => this.log(`console input for ${i.id} lost: ${String(e)}`));
     }
+    if (items.length) void this.shipConsoles();
   }
 
   /** Brings the host to `desired`; true when it had to do anything. */

@@ -5,9 +5,10 @@
 import { z } from 'zod';
 import { BlobParams, BlobQuery, Blob, Image, ImageCreate } from './schemas/image.ts';
 import { Empty, NameParams, listOf, Name } from './schemas/common.ts';
-import { ConsoleChunk, ConsoleInputQuery, ConsoleInputs, DesiredQuery, DesiredWatch } from './schemas/desired.ts';
+import { ConsoleChunk, DesiredQuery, DesiredWatch } from './schemas/desired.ts';
 import { Event, EventsQuery, Health, Whoami } from './schemas/event.ts';
 import { Group, GroupSet, Node, NodeCreate, NodeCreated, NodeReport, NodeUpdate, Relocated, RelocateBody } from './schemas/node.ts';
+import { Network, NetworkCreate } from './schemas/network.ts';
 import { JoinRequest, Joined, JoinToken, JoinTokenCreate, JoinTokenCreated } from './schemas/join.ts';
 import { Token, TokenCreate, TokenCreated, TokenParams } from './schemas/token.ts';
 import { ConsoleInput, Logs, LogsQuery, Vm, VmCreate, VmResize, VmUserData, VmUserDataSet } from './schemas/vm.ts';
@@ -56,9 +57,8 @@ export const routes = {
   evacuateNode: { method: 'POST', path: '/v1/nodes/{name}/evacuate', access: 'admin', summary: 'Recreate the VMs of a (lost) node elsewhere from their images (local disk data is lost)', params: NameParams, body: RelocateBody, response: Relocated, status: 200 },
   listGroups: { method: 'GET', path: '/v1/groups', access: 'viewer', summary: 'Host groups with their overcommit ratios and default policy', response: listOf(Group), status: 200 },
   setGroup: { method: 'PUT', path: '/v1/groups/{name}', access: 'admin', summary: "Set a group's overcommit ratios or placement policy", params: NameParams, body: GroupSet, response: Group, status: 200 },
-  nodeDesired: { method: 'GET', path: '/v1/nodes/{name}/desired', access: 'node', summary: 'Long-poll the desired state of a node, keyed by revision; a watch that times out answers `unchanged`', params: NameParams, query: DesiredQuery, response: DesiredWatch, status: 200 },
+  nodeDesired: { method: 'GET', path: '/v1/nodes/{name}/desired', access: 'node', summary: 'Long-poll the desired state of a node, keyed by revision, and keystrokes typed into its VMs\' consoles; a watch that times out answers `unchanged`', params: NameParams, query: DesiredQuery, response: DesiredWatch, status: 200 },
   nodeReport: { method: 'POST', path: '/v1/nodes/{name}/report', access: 'node', summary: 'Heartbeat with capacity and observed VM states', params: NameParams, body: NodeReport, response: Nothing, status: 200 },
-  nodeConsoleInput: { method: 'GET', path: '/v1/nodes/{name}/console-input', access: 'node', summary: 'Long-poll keystrokes typed into the consoles of this node\'s VMs', params: NameParams, query: ConsoleInputQuery, response: ConsoleInputs, status: 200 },
   nodeConsole: { method: 'POST', path: '/v1/nodes/{name}/vms/{id}/console', access: 'node', summary: 'Append captured serial console output of a VM', params: NodeVmParams, body: ConsoleChunk, response: Nothing, status: 200 },
 
   uploadBlob: { method: 'POST', path: '/v1/blobs', access: 'admin', summary: 'Upload a blob; refused when `sha256` is given and differs', query: BlobQuery, rawBody: true, response: Blob, status: 201 },
@@ -68,6 +68,11 @@ export const routes = {
   createImage: { method: 'POST', path: '/v1/images', access: 'admin', summary: 'Make an image from uploaded blobs', body: ImageCreate, response: Image, status: 201 },
   getImage: { method: 'GET', path: '/v1/images/{name}', access: 'viewer', summary: 'Show an image', params: NameParams, response: Image, status: 200 },
   deleteImage: { method: 'DELETE', path: '/v1/images/{name}', access: 'admin', summary: 'Remove an image (refused while a VM uses it)', params: NameParams, response: Nothing, status: 200 },
+
+  listNetworks: { method: 'GET', path: '/v1/networks', access: 'viewer', summary: 'List private networks', response: listOf(Network), status: 200 },
+  createNetwork: { method: 'POST', path: '/v1/networks', access: 'admin', summary: 'Create a private network (CIDRs of different networks may overlap: they are isolated)', body: NetworkCreate, response: Network, status: 201 },
+  getNetwork: { method: 'GET', path: '/v1/networks/{name}', access: 'viewer', summary: 'Show a private network', params: NameParams, response: Network, status: 200 },
+  deleteNetwork: { method: 'DELETE', path: '/v1/networks/{name}', access: 'admin', summary: 'Remove a private network (refused while VMs are attached)', params: NameParams, response: Nothing, status: 200 },
 
   listVms: { method: 'GET', path: '/v1/vms', access: 'viewer', summary: 'List VMs', response: listOf(Vm), status: 200 },
   createVm: { method: 'POST', path: '/v1/vms', access: 'admin', summary: 'Create a VM', body: VmCreate, response: Vm, status: 201 },

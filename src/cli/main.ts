@@ -6,6 +6,7 @@ import { UsageError } from './config.ts';
 import { imageCommands } from './commands/image.ts';
 import { nodeCommands } from './commands/node.ts';
 import { tokenCommands } from './commands/token.ts';
+import { networkCommands } from './commands/network.ts';
 import { vmCommands } from './commands/vm.ts';
 
 /** Runs a daemon until SIGINT/SIGTERM, then its stop function. VMs keep running. */
@@ -121,6 +122,7 @@ export function buildProgram(): Command {
 
   nodeCommands(program);
   imageCommands(program);
+  networkCommands(program);
   vmCommands(program);
   tokenCommands(program);
   return program;

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { allocateIp, contains, gatewayOf, intToIp, ipToInt, parseCidr } from './ipv4.ts';
+import { allocateIp, contains, gatewayOf, intToIp, ipToInt, overlaps, parseCidr } from './ipv4.ts';
 
 test('parseCidr refuses host bits and silly prefixes', () => {
   assert.deepEqual(parseCidr('10.200.0.0/16'), { network: ipToInt('10.200.0.0'), prefix: 16, size: 65536 });
@@ -9,6 +9,16 @@ test('parseCidr refuses host bits and silly prefixes', () => {
   assert.throws(() => parseCidr('10.0.0.0/31'), /out of range/);
   assert.throws(() => parseCidr('10.0.0/24'), /not a CIDR/);
   assert.throws(() => parseCidr('10.0.0.300/24'), /not an IPv4/);
+  assert.throws(() => parseCidr('10.0.0.0/30', { maxPrefix: 29 }), /out of range \/8..\/29/);
+});
+
+test('parseCidr refuses ranges the host or Butter reserve', () => {
+  assert.throws(() => parseCidr('169.254.0.0/16'), /link-local/);
+  assert.throws(() => parseCidr('127.0.0.0/8'), /loopback/);
+  assert.throws(() => parseCidr('100.64.0.0/10'), /node mesh/);
+  assert.throws(() => parseCidr('100.127.4.0/24'), /node mesh/);
+  assert.throws(() => parseCidr('224.0.0.0/8'), /multicast/);
+  assert.equal(parseCidr('100.126.0.0/16').prefix, 16);
 });
 
 test('allocateIp hands out the lowest free guest address and never a reserved one', () => {
@@ -54,4 +64,12 @@ test('allocateIp from a hint skips what the caller knows is taken', () => {
   assert.equal(allocateIp(c, new Set(['10.1.2.4']), '10.1.2.4'), '10.1.2.5');
   assert.equal(allocateIp(c, new Set(), '10.9.9.9'), '10.1.2.2', 'a hint outside the CIDR is ignored');
   assert.equal(allocateIp(c, new Set(), '10.1.2.0'), '10.1.2.2', 'never below the first guest address');
+});
+
+test('overlaps is symmetric and matches containment of network addresses', () => {
+  const a = parseCidr('10.20.0.0/16');
+  assert.ok(overlaps(a, parseCidr('10.20.5.0/24')));
+  assert.ok(overlaps(parseCidr('10.20.5.0/24'), a));
+  assert.ok(!overlaps(a, parseCidr('10.21.0.0/16')));
+  assert.ok(overlaps(parseCidr('10.0.0.0/8'), a));
 });

@@ -20,16 +20,45 @@ export interface Cidr {
   size: number;
 }
 
-export function parseCidr(text: string): Cidr {
+/**
+ * Ranges no private network may use: "this host", loopback, link-local (the metadata server
+ * lives at 169.254.169.254), multicast and reserved, and the nodes' own mesh addresses.
+ */
+export const MESH_CIDR = '100.127.0.0/16';
+const RESERVED: readonly [string, string][] = [
+  ['0.0.0.0/8', 'is "this network"'],
+  ['127.0.0.0/8', 'is loopback'],
+  ['169.254.0.0/16', 'is link-local (the metadata server is 169.254.169.254)'],
+  ['224.0.0.0/3', 'is multicast or reserved'],
+  [MESH_CIDR, "is Butter's node mesh"],
+];
+
+export function parseCidr(text: string, opts: { maxPrefix?: number } = {}): Cidr {
   const m = /^(\d+\.\d+\.\d+\.\d+)\/(\d{1,2})$/.exec(text);
-  if (!m) throw new Error(`not a CIDR: ${text}`);
+  if (!m) throw new Error(`not a CIDR (like 10.20.0.0/16): ${JSON.stringify(text)}`);
   const prefix = Number(m[2]);
-  if (prefix > 30 || prefix < 8) throw new Error(`prefix /${prefix} out of range /8../30`);
+  const maxPrefix = opts.maxPrefix ?? 30;
+  if (prefix > maxPrefix || prefix < 8) throw new Error(`prefix /${prefix} out of range /8../${maxPrefix}`);
   const size = 2 ** (32 - prefix);
   const addr = ipToInt(m[1]!);
   const network = addr - (addr % size);
   if (network !== addr) throw new Error(`${text} has host bits set; did you mean ${intToIp(network)}/${prefix}?`);
-  return { network, prefix, size };
+  const cidr = { network, prefix, size };
+  for (const [r, why] of RESERVED) {
+    if (overlaps(cidr, parseRange(r))) throw new Error(`${text} overlaps ${r}, which ${why}`);
+  }
+  return cidr;
+}
+
+/** A CIDR without the private-network rules (for the reserved ranges themselves, like the mesh). */
+export function parseRange(text: string): Cidr {
+  const [ip, p] = text.split('/');
+  const prefix = Number(p);
+  return { network: ipToInt(ip!), prefix, size: 2 ** (32 - prefix) };
+}
+
+export function overlaps(a: Cidr, b: Cidr): boolean {
+  return a.network < b.network + b.size && b.network < a.network + a.size;
 }
 
 /** The gateway is the first host address; guests get the ones after it. */

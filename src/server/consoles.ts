@@ -70,12 +70,17 @@ export class Consoles {
     const bytes = Buffer.concat([prev, data]);
     if (bytes.length > MAX_PENDING_INPUT) throw new ApiError('too_large', 'console input is not being consumed: is the node up?', 'base64');
     this.input.set(id, { node, bytes });
-    this.changes.emit(`input:${node}`);
+    // Wakes the node's desired-state watch, which carries the input to the agent.
+    this.changes.emit(`node:${node}`);
   }
 
-  /** Takes (and forgets) the input queued for a node's VMs, waiting up to `seconds` for some. */
-  async takeInput(node: string, seconds: number): Promise<{ id: string; base64: string }[]> {
-    if (seconds > 0 && ![...this.input.values()].some((v) => v.node === node)) await waitFor(this.changes, `input:${node}`, seconds * 1000);
+  hasInput(node: string): boolean {
+    for (const v of this.input.values()) if (v.node === node) return true;
+    return false;
+  }
+
+  /** Takes (and forgets) the input queued for a node's VMs. */
+  takeInput(node: string): { id: string; base64: string }[] {
     const out: { id: string; base64: string }[] = [];
     for (const [id, v] of this.input) {
       if (v.node !== node) continue;

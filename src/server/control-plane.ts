@@ -6,12 +6,14 @@ import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { gatewayOf, parseCidr } from '../core/ipv4.ts';
+import { guestMtu } from '../core/mtu.ts';
 import { issueToken } from './auth.ts';
 import { BlobFiles } from './blobs.ts';
 import { Consoles } from './consoles.ts';
 import { makeHandlers, type Services } from './handlers.ts';
 import { buildHttp } from './http.ts';
 import { Images } from './images.ts';
+import { Networks } from './networks.ts';
 import { Nodes } from './nodes.ts';
 import { Store } from './store/store.ts';
 import { Tokens } from './tokens.ts';
@@ -52,7 +54,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   const nodes = new Nodes(store);
   const vms = new Vms(store, nodes, images);
   const consoles = new Consoles(opts.dataDir, store.changes);
-  const services: Services = { store, blobs, images, nodes, vms, consoles, tokens: new Tokens(store), joinTokens: new JoinTokens(store, nodes), caHash: opts.https?.caHash ?? null };
+  const services: Services = { store, blobs, images, nodes, networks: new Networks(store), vms, consoles, tokens: new Tokens(store), joinTokens: new JoinTokens(store, nodes), caHash: opts.https?.caHash ?? null };
 
   const adminTokenPath = join(opts.dataDir, 'admin.token');
   let adminToken: string | undefined;
@@ -67,7 +69,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   if (!store.db.prepare(`SELECT 1 FROM networks WHERE name = ?`).get(DEFAULT_NETWORK)) {
     const cidr = opts.defaultCidr ?? DEFAULT_CIDR;
     store.write('server', (tx) => {
-      tx.db.prepare(`INSERT INTO networks (name, cidr, gateway, mtu, nat, created_at) VALUES (?, ?, ?, 1500, 1, ?)`).run(DEFAULT_NETWORK, cidr, gatewayOf(parseCidr(cidr)), tx.now);
+      tx.db.prepare(`INSERT INTO networks (name, cidr, gateway, mtu, nat, created_at) VALUES (?, ?, ?, ?, 1, ?)`).run(DEFAULT_NETWORK, cidr, gatewayOf(parseCidr(cidr)), guestMtu(), tx.now);
       tx.event('create', 'network', DEFAULT_NETWORK, `network ${DEFAULT_NETWORK} ${cidr}`);
     });
   }

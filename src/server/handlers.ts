@@ -4,6 +4,7 @@ import { ApiError } from '../api/errors.ts';
 import { openApiDocument } from '../api/openapi.ts';
 import { API_VERSION } from '../api/routes.ts';
 import type { ImageCreate } from '../api/schemas/image.ts';
+import type { NetworkCreate } from '../api/schemas/network.ts';
 import type { NodeReport, NodeUpdate } from '../api/schemas/node.ts';
 import type { VmCreate } from '../api/schemas/vm.ts';
 import type { Event } from '../api/schemas/event.ts';
@@ -12,6 +13,7 @@ import type { BlobFiles } from './blobs.ts';
 import { waitFor, type Consoles } from './consoles.ts';
 import type { Handlers } from './http.ts';
 import type { Images } from './images.ts';
+import type { Networks } from './networks.ts';
 import type { Nodes } from './nodes.ts';
 import type { Store } from './store/store.ts';
 import type { Tokens } from './tokens.ts';
@@ -23,6 +25,7 @@ export interface Services {
   blobs: BlobFiles;
   images: Images;
   nodes: Nodes;
+  networks: Networks;
   vms: Vms;
   consoles: Consoles;
   tokens: Tokens;
@@ -68,19 +71,20 @@ export function makeHandlers(s: Services): Handlers {
       const name = params.name!;
       const since = (query.since as number | undefined) ?? -1;
       const wait = (query.wait as number | undefined) ?? 0;
-      if (s.nodes.desiredRevision(name) <= since && wait > 0) {
+      if (s.nodes.desiredRevision(name) <= since && wait > 0 && !s.consoles.hasInput(name)) {
         await waitFor(s.store.changes, `node:${name}`, wait * 1000);
-        // Nothing new: a few bytes instead of the whole state (1,000 agents re-watch every 10 s).
-        const revision = s.nodes.desiredRevision(name);
-        if (revision <= since) return { revision, unchanged: true as const };
       }
-      return s.nodes.desired(name);
+      const input = s.consoles.takeInput(name);
+      const consoleInput = input.length ? { consoleInput: input } : {};
+      const revision = s.nodes.desiredRevision(name);
+      // Nothing new: a few bytes instead of the whole state (1,000 agents re-watch every 10 s).
+      if (revision <= since) return { revision, unchanged: true as const, ...consoleInput };
+      return { ...s.nodes.desired(name), ...consoleInput };
     },
-    nodeReport: ({ params, body }) => {
-      for (const id of s.nodes.report(params.name!, body as NodeReport)) s.consoles.remove(id);
+    nodeReport: ({ params, body, req }) => {
+      for (const id of s.nodes.report(params.name!, body as NodeReport, req.ip)) s.consoles.remove(id);
       return {};
     },
-    nodeConsoleInput: async ({ params, query }) => ({ items: await s.consoles.takeInput(params.name!, (query.wait as number | undefined) ?? 0) }),
     nodeConsole: ({ params, body }) => {
       vmOfNode(params.name!, params.id!);
       const chunk = body as { offset: number; base64: string };
@@ -108,6 +112,13 @@ export function makeHandlers(s: Services): Handlers {
       return {};
     },
 
+    listNetworks: () => ({ items: s.networks.list(), revision: s.store.revision() }),
+    createNetwork: ({ who, body }) => s.networks.create(actorOf(who), body as NetworkCreate),
+    getNetwork: ({ params }) => s.networks.get(params.name!),
+    deleteNetwork: ({ who, params }) => {
+      s.networks.remove(actorOf(who), params.name!);
+      return {};
+    },
     listVms: () => ({ items: s.vms.list(), revision: s.store.revision() }),
     createVm: ({ who, body }) => s.vms.createQueued(actorOf(who), body as VmCreate),
     getVm: ({ params }) => s.vms.get(params.name!),

@@ -10,6 +10,7 @@ import { DEFAULT_RATIOS, type NodeSnapshot, type Policy, type Ratios } from '../
 import { parseSize } from '../core/units.ts';
 import type { Store } from './store/store.ts';
 import { Liveness } from './liveness.ts';
+import { desiredMesh, meshEnd, sameMeshEnd, setMeshEnd, touchMesh } from './mesh.ts';
 
 /** A node as the scheduler sees it, with the allocation revision the plan was made at. */
 export type SnapNode = NodeSnapshot & { allocRev: number };
@@ -187,6 +188,7 @@ export class Nodes {
       if (n > 0) throw new ApiError('conflict', `node ${name} still has ${n} VM(s): drain or evacuate it first`, 'name');
       tx.db.prepare(`DELETE FROM tokens WHERE node = ?`).run(name);
       tx.db.prepare(`DELETE FROM nodes WHERE name = ?`).run(name);
+      touchMesh(tx); // its peers drop it
       this.liveness.forget(name);
       tx.event('delete', 'node', name, `node ${name} removed and its token revoked`);
     });
@@ -206,13 +208,16 @@ export class Nodes {
    * Records a node's report; returns the ids of VMs it confirmed deleted. A report that only
    * says "still here" (the common heartbeat) is noted in memory; anything else is a write.
    */
-  report(name: string, rep: NodeReport): string[] {
+  /** `remote`: the address the report came from (the default mesh endpoint). */
+  report(name: string, rep: NodeReport, remote?: string): string[] {
     const before = this.row(name);
+    const mesh = rep.mesh ? meshEnd(rep.mesh, remote) : null;
+    const sameMesh = sameMeshEnd(before, mesh);
     const vms = this.store.db.prepare(`SELECT * FROM vms WHERE node = ?`).all(name) as VmRow[];
     const changes = reportChanges(vms, rep);
     const sameSize = before.cpus === rep.capacity.cpus && before.memory_bytes === rep.capacity.memoryBytes && before.disk_bytes === rep.capacity.diskBytes;
     const sameNode = before.state === 'ready' && sameSize && before.accel === rep.accel && before.accel_reason === (rep.accelReason ?? null) && before.driver === rep.driver;
-    if (sameNode && changes.length === 0) {
+    if (sameNode && sameMesh && changes.length === 0) {
       this.liveness.saw(name, this.store.now());
       return [];
     }
@@ -223,6 +228,7 @@ export class Nodes {
         .run(rep.accel, rep.accelReason ?? null, rep.driver, rep.capacity.cpus, rep.capacity.memoryBytes, rep.capacity.diskBytes, tx.now, name);
       this.liveness.saw(name, tx.now);
       if (before.state !== 'ready') tx.event('ready', 'node', name, `node ${name} is ready (${rep.driver}, ${rep.accel})`);
+      if (!sameMesh) setMeshEnd(tx, before, mesh!);
       for (const c of changes) {
         if (c.delete) {
           tx.db.prepare(`DELETE FROM vms WHERE id = ?`).run(c.vm.id);
@@ -272,7 +278,8 @@ export class Nodes {
   }
 
   desired(name: string): NodeDesired {
-    const revision = this.desiredRevision(name);
+    const me = this.row(name);
+    const revision = me.desired_rev;
     const vms = this.store.db.prepare(`SELECT * FROM vms WHERE node = ? ORDER BY name`).all(name) as VmRow[];
     const images = new Map<string, ImageRow>();
     const networks = new Map<string, NetworkRow>();
@@ -311,6 +318,7 @@ export class Nodes {
         };
       }),
       networks: [...networks.values()].map((n) => ({ name: n.name, cidr: n.cidr, gateway: n.gateway, mtu: n.mtu, nat: n.nat === 1 })),
+      mesh: desiredMesh(this.store, me),
     };
   }
 }

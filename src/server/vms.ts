@@ -68,7 +68,7 @@ export class Vms {
 
     return (outer) => this.placeIn(outer, request, (tx, placement) => {
       if (tx.db.prepare(`SELECT 1 FROM vms WHERE name = ?`).get(req.name)) throw new ApiError('conflict', `vm ${req.name} already exists`, 'name');
-      const net = this.network(tx, DEFAULT_NETWORK);
+      const net = this.network(tx, req.network ?? DEFAULT_NETWORK);
       const book = this.usedAddresses(tx, net.name);
       const ip = allocateIp(parseCidr(net.cidr), book.used, book.next);
       if (!ip) throw new ApiError('no_capacity', `network ${net.name} (${net.cidr}) has no free address`, 'network');

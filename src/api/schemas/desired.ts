@@ -45,14 +45,33 @@ export const DesiredNetwork = z.object({
 });
 export type DesiredNetwork = z.infer<typeof DesiredNetwork>;
 
+/** Keystrokes typed by `butter vm console` into the serial consoles of a node's VMs. */
+export const ConsoleInputs = z.array(z.object({ id: z.string(), base64: z.string() }));
+
+/** The node's place in the WireGuard mesh: its address and every other node's end. */
+export const DesiredMesh = z.object({
+  /** Its mesh address, inside MESH_CIDR (prefix `prefix`). */
+  address: z.string(),
+  prefix: z.number().int(),
+  /** Of the WireGuard interface: the underlay's less WireGuard's headers. */
+  mtu: z.number().int(),
+  peers: z.array(z.object({ node: Name, publicKey: z.string(), endpoint: z.string().nullable(), address: z.string() })),
+});
+export type DesiredMesh = z.infer<typeof DesiredMesh>;
+
 export const NodeDesired = z
-  .object({ revision: Revision, vms: z.array(DesiredVm), networks: z.array(DesiredNetwork) })
+  .object({ revision: Revision, vms: z.array(DesiredVm), networks: z.array(DesiredNetwork), mesh: DesiredMesh.nullable() })
   .meta({ id: 'NodeDesired' });
 export type NodeDesired = z.infer<typeof NodeDesired>;
 
-/** A watch that timed out with nothing new: the agent keeps (and re-checks) what it has. */
-export const DesiredUnchanged = z.object({ revision: Revision, unchanged: z.literal(true) }).meta({ id: 'DesiredUnchanged' });
-export const DesiredWatch = z.union([NodeDesired, DesiredUnchanged]);
+/**
+ * The node's one watch: a new desired state, or nothing new (the agent keeps and re-checks what
+ * it has). Either may carry console input, taken from the queue by this answer: one pending
+ * request per agent instead of two (each costs the control plane memory, times 1,000 agents).
+ */
+export const DesiredChanged = NodeDesired.extend({ consoleInput: ConsoleInputs.optional() }).meta({ id: 'DesiredChanged' });
+export const DesiredUnchanged = z.object({ revision: Revision, unchanged: z.literal(true), consoleInput: ConsoleInputs.optional() }).meta({ id: 'DesiredUnchanged' });
+export const DesiredWatch = z.union([DesiredChanged, DesiredUnchanged]);
 
 export const DesiredQuery = z
   .object({
@@ -63,8 +82,3 @@ export const DesiredQuery = z
 
 export const ConsoleChunk = z.object({ offset: z.number().int().nonnegative(), base64: z.string().max(1_500_000) }).strict().meta({ id: 'ConsoleChunk' });
 
-/** Keystrokes for VM consoles on a node, queued by `butter vm console` until the agent takes them. */
-export const ConsoleInputs = z
-  .object({ items: z.array(z.object({ id: z.string(), base64: z.string() })) })
-  .meta({ id: 'ConsoleInputs' });
-export const ConsoleInputQuery = z.object({ wait: z.coerce.number().int().min(0).max(60).optional() }).strict();

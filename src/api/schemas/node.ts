@@ -1,5 +1,6 @@
 /** Nodes: machines that run `butter agent`. */
 import { z } from 'zod';
+import { WG_KEY } from '../../core/wireguard-config.ts';
 import { Name, Size, Timestamp } from './common.ts';
 import { VmState } from './vm.ts';
 
@@ -42,6 +43,8 @@ export const Node = z
     allocated: Res,
     free: Res,
     vmCount: z.number().int(),
+    /** Its end of the WireGuard mesh, once its agent has reported a key. */
+    mesh: z.object({ address: z.string(), publicKey: z.string(), endpoint: z.string().nullable() }).nullable(),
     lastHeartbeatAt: Timestamp.nullable(),
     createdAt: Timestamp,
   })
@@ -103,6 +106,20 @@ export const ObservedVmReport = z
   .strict();
 export type ObservedVmReport = z.infer<typeof ObservedVmReport>;
 
+/** What a node tells about its end of the WireGuard mesh; its private key never leaves it. */
+export const MeshReport = z
+  .object({
+    publicKey: z.string().regex(WG_KEY, 'must be a WireGuard public key (32 bytes, base64)'),
+    listenPort: z.number().int().min(1).max(65535),
+    /** `host:port` the other nodes send to; default: the address this report came from, at `listenPort`. */
+    endpoint: z
+      .string()
+      .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be host:port (IPv6 in brackets)')
+      .optional(),
+  })
+  .strict();
+export type MeshReport = z.infer<typeof MeshReport>;
+
 export const NodeReport = z
   .object({
     capacity: Capacity,
@@ -110,6 +127,7 @@ export const NodeReport = z
     accelReason: z.string().optional(),
     driver: z.enum(['qemu', 'sim']),
     vms: z.array(ObservedVmReport),
+    mesh: MeshReport.optional(),
   })
   .strict()
   .meta({ id: 'NodeReport' });

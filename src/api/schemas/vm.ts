@@ -22,6 +22,8 @@ export const VmCreate = z
     cpus: z.number().int().min(1).max(64).default(1),
     memory: Size.default('512M'),
     disk: Size.default('2G'),
+    /** The private network of its `eth0` (default: `default`). */
+    network: Name.optional(),
     node: Name.optional(),
     group: Name.optional(),
     zone: Name.optional(),

@@ -102,6 +102,7 @@ export function vmCommands(program: Command): void {
     .option('--cpus <n>', 'virtual CPUs', '1')
     .option('--memory <size>', 'memory, e.g. 512M or 1G', '512M')
     .option('--disk <size>', 'disk, e.g. 10G', '2G')
+    .option('--network <network>', 'the private network of its eth0', 'default')
     .option('--node <node>', 'place on this node')
     .option('--group <group>', 'place in this host group')
     .option('--zone <zone>', 'place in this zone')
@@ -114,7 +115,7 @@ export function vmCommands(program: Command): void {
     .option('--wait', 'return once the guest has fetched its metadata')
     .option('--timeout <seconds>', 'how long --wait waits', '300')
     .option('--json', 'print JSON')
-    .action(async (name: string, o: { image: string; cpus: string; memory: string; disk: string; node?: string; group?: string; zone?: string; label: string[]; policy?: string; spread?: string; force?: boolean; userData?: string; sshKey: string[]; wait?: boolean; timeout: string; json?: boolean }) => {
+    .action(async (name: string, o: { image: string; cpus: string; memory: string; disk: string; network: string; node?: string; group?: string; zone?: string; label: string[]; policy?: string; spread?: string; force?: boolean; userData?: string; sshKey: string[]; wait?: boolean; timeout: string; json?: boolean }) => {
       const c = client();
       const labels: Record<string, string> = {};
       for (const l of o.label) {
@@ -131,6 +132,7 @@ export function vmCommands(program: Command): void {
           cpus: intArg(o.cpus, 'cpus'),
           memory: o.memory,
           disk: o.disk,
+          network: o.network,
           ...(o.node ? { node: o.node } : {}),
           ...(o.group ? { group: o.group } : {}),
           ...(o.zone ? { zone: o.zone } : {}),

@@ -132,4 +132,18 @@ export const MIGRATIONS: readonly string[] = [
   `
   CREATE UNIQUE INDEX vms_mac ON vms(mac);
   `,
+  `
+  -- Private networks span machines over VXLAN in WireGuard: the guests' MTU leaves room for
+  -- both headers (see core/mtu.ts). The default network was made for one machine at 1500.
+  UPDATE networks SET mtu = 1390 WHERE mtu = 1500;
+  `,
+  `
+  -- The node mesh: each node's WireGuard public key (its private key stays on it), the
+  -- endpoint the others send to, and its mesh address.
+  ALTER TABLE nodes ADD COLUMN wg_public_key TEXT;
+  ALTER TABLE nodes ADD COLUMN wg_endpoint TEXT;
+  ALTER TABLE nodes ADD COLUMN mesh_ip TEXT;
+  CREATE UNIQUE INDEX nodes_mesh_ip ON nodes(mesh_ip);
+  CREATE UNIQUE INDEX nodes_wg_public_key ON nodes(wg_public_key);
+  `,
 ];

@@ -15,6 +15,9 @@ export interface NodeRow {
   disk_bytes: number | null;
   last_heartbeat_at: string | null;
   desired_rev: number;
+  wg_public_key: string | null;
+  wg_endpoint: string | null;
+  mesh_ip: string | null;
   created_at: string;
   node_group: string;
   zone: string;
@@ -69,6 +72,7 @@ export function nodeFromRow(r: NodeRow, snap: NodeSnapshot): Node {
     allocated: snap.allocated,
     free: { cpus: a.cpus - snap.allocated.cpus, memoryBytes: a.memoryBytes - snap.allocated.memoryBytes, diskBytes: a.diskBytes - snap.allocated.diskBytes },
     vmCount: snap.vmCount,
+    mesh: r.wg_public_key && r.mesh_ip ? { address: r.mesh_ip, publicKey: r.wg_public_key, endpoint: r.wg_endpoint } : null,
     lastHeartbeatAt: r.last_heartbeat_at,
     createdAt: r.created_at,
   };

@@ -1,0 +1,40 @@
+/** Private networks: one L2 segment per network, wherever its VMs run. */
+import { z } from 'zod';
+import { parseCidr } from '../../core/ipv4.ts';
+import { Name, Timestamp } from './common.ts';
+
+/** An IPv4 network in CIDR form (`10.20.0.0/16`), /8 to /29, outside the ranges Butter and hosts reserve. */
+export const Cidr = z.string().superRefine((text, ctx) => {
+  try {
+    parseCidr(text, { maxPrefix: 29 });
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+  }
+});
+
+export const NetworkCreate = z
+  .object({
+    name: Name,
+    /** Default: the first 10.x.0.0/16 that no network uses yet. */
+    cidr: Cidr.optional(),
+    /** Masquerade the network's traffic out of each host (default true). */
+    nat: z.boolean().optional(),
+  })
+  .strict()
+  .meta({ id: 'NetworkCreate' });
+export type NetworkCreate = z.infer<typeof NetworkCreate>;
+
+export const Network = z
+  .object({
+    name: Name,
+    cidr: z.string(),
+    /** The first address: every node hosting the network answers on it (a distributed gateway). */
+    gateway: z.string(),
+    /** Handed to guests by DHCP: the underlay's MTU less the WireGuard and VXLAN headers. */
+    mtu: z.number().int(),
+    nat: z.boolean(),
+    vmCount: z.number().int(),
+    createdAt: Timestamp,
+  })
+  .meta({ id: 'Network' });
+export type Network = z.infer<typeof Network>;

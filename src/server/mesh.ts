@@ -1,0 +1,67 @@
+/**
+ * The node mesh as the control plane sees it: each node's WireGuard public key, the endpoint
+ * the others send to, and its mesh address. A change to any node's end wakes every node's
+ * desired-state watch, so the peers converge as fast as the watches answer.
+ */
+import { ApiError } from '../api/errors.ts';
+import type { DesiredMesh } from '../api/schemas/desired.ts';
+import type { MeshReport } from '../api/schemas/node.ts';
+import { allocateIp, MESH_CIDR, parseRange } from '../core/ipv4.ts';
+import { DEFAULT_UNDERLAY_MTU, wireguardMtu } from '../core/mtu.ts';
+import type { NodeRow } from './store/rows.ts';
+import type { Store, Tx } from './store/store.ts';
+
+export interface MeshEnd {
+  publicKey: string;
+  endpoint: string | null;
+}
+
+/**
+ * Where the other nodes send to: what the node asked for, else the address its report came
+ * from at its port. A loopback source (an agent beside the control plane) is no use to other
+ * machines: no endpoint then, and peers answer once it has sent to them (WireGuard roams).
+ */
+export function meshEnd(rep: MeshReport, remote: string | undefined): MeshEnd {
+  if (rep.endpoint) return { publicKey: rep.publicKey, endpoint: rep.endpoint };
+  const ip = remote?.replace(/^::ffff:/, '');
+  if (!ip || ip === '::1' || ip.startsWith('127.')) return { publicKey: rep.publicKey, endpoint: null };
+  return { publicKey: rep.publicKey, endpoint: ip.includes(':') ? `[${ip}]:${rep.listenPort}` : `${ip}:${rep.listenPort}` };
+}
+
+export function sameMeshEnd(row: NodeRow, end: MeshEnd | null): boolean {
+  return end === null || (row.wg_public_key === end.publicKey && row.wg_endpoint === end.endpoint && row.mesh_ip !== null);
+}
+
+/** Records a node's new key or endpoint (giving it an address the first time) and wakes every mesh node. */
+export function setMeshEnd(tx: Tx, row: NodeRow, end: MeshEnd): void {
+  const other = tx.db.prepare(`SELECT name FROM nodes WHERE wg_public_key = ? AND name != ?`).get(end.publicKey, row.name) as { name: string } | undefined;
+  if (other) throw new ApiError('conflict', `node ${other.name} already uses this WireGuard public key`, 'mesh.publicKey');
+  let address = row.mesh_ip;
+  if (!address) {
+    const used = new Set((tx.db.prepare(`SELECT mesh_ip FROM nodes WHERE mesh_ip IS NOT NULL`).all() as { mesh_ip: string }[]).map((r) => r.mesh_ip));
+    address = allocateIp(parseRange(MESH_CIDR), used) ?? null;
+    if (!address) throw new ApiError('no_capacity', `the node mesh ${MESH_CIDR} has no free address`, 'mesh');
+  }
+  tx.db.prepare(`UPDATE nodes SET wg_public_key = ?, wg_endpoint = ?, mesh_ip = ? WHERE name = ?`).run(end.publicKey, end.endpoint, address, row.name);
+  tx.event('mesh', 'node', row.name, `node ${row.name} in the mesh at ${address}${end.endpoint ? `, endpoint ${end.endpoint}` : ''}`);
+  touchMesh(tx);
+}
+
+/** Every node with a key re-reads its peers (after a join, a change or a removal). */
+export function touchMesh(tx: Tx): void {
+  for (const { name } of tx.db.prepare(`SELECT name FROM nodes WHERE wg_public_key IS NOT NULL`).all() as { name: string }[]) tx.touchNode(name);
+}
+
+/** A node's place in the mesh, or null before its agent has reported a key. */
+export function desiredMesh(store: Store, me: NodeRow): DesiredMesh | null {
+  if (!me.mesh_ip || !me.wg_public_key) return null;
+  const peers = store.db
+    .prepare(`SELECT name, wg_public_key, wg_endpoint, mesh_ip FROM nodes WHERE wg_public_key IS NOT NULL AND mesh_ip IS NOT NULL AND name != ? ORDER BY name`)
+    .all(me.name) as Pick<NodeRow, 'name' | 'wg_public_key' | 'wg_endpoint' | 'mesh_ip'>[];
+  return {
+    address: me.mesh_ip,
+    prefix: parseRange(MESH_CIDR).prefix,
+    mtu: wireguardMtu(DEFAULT_UNDERLAY_MTU),
+    peers: peers.map((p) => ({ node: p.name, publicKey: p.wg_public_key!, endpoint: p.wg_endpoint, address: p.mesh_ip! })),
+  };
+}

@@ -1,0 +1,93 @@
+/** The node mesh through the API: keys in reports, addresses, peers in desired state, wake-ups. */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ButterError, type Client } from '../src/sdk/client.ts';
+import { fakeNode, startTestCloud, type TestCloud } from './helpers.ts';
+
+const KEYS = ['S343edvTdLPDUssjfYcnSBZcot1qvWePgii2qp0dEU8=', 'XBTipIAq4xgA/0Nh3/epgdL7QY3EFby0c43DJtqKaQE=', 'Jff8mpijCPepZf9rLXVZnwvKvXnGLxUPRJsFh+WN9TM='];
+const capacity = { cpus: 4, memoryBytes: 8 * 1024 ** 3, diskBytes: 100 * 1024 ** 3 };
+
+let cloud: TestCloud;
+let a: Client;
+let b: Client;
+before(async () => {
+  cloud = await startTestCloud();
+  a = await fakeNode(cloud, 'node-a');
+  b = await fakeNode(cloud, 'node-b');
+});
+after(async () => {
+  await cloud.close();
+});
+
+const report = (c: Client, name: string, mesh?: object) => c.call('nodeReport', { params: { name }, body: { capacity, accel: 'tcg', driver: 'sim', vms: [], ...(mesh ? { mesh: mesh as never } : {}) } });
+
+test('a node without a key has no place in the mesh', async () => {
+  const d = await a.call('nodeDesired', { params: { name: 'node-a' } });
+  assert.ok(!('unchanged' in d));
+  assert.equal(d.mesh, null);
+  assert.equal((await cloud.admin.call('getNode', { params: { name: 'node-a' } })).mesh, null);
+});
+
+test('reported keys become addresses and peers; a join wakes the other nodes at once', async () => {
+  await report(a, 'node-a', { publicKey: KEYS[0], listenPort: 51820, endpoint: '192.0.2.1:51820' });
+  const da = await a.call('nodeDesired', { params: { name: 'node-a' } });
+  assert.ok(!('unchanged' in da));
+  assert.deepEqual(da.mesh, { address: '100.127.0.2', prefix: 16, mtu: 1440, peers: [] });
+
+  // node-a watches; node-b joining the mesh must answer that watch, not its timeout.
+  const t0 = Date.now();
+  const watching = a.call('nodeDesired', { params: { name: 'node-a' }, query: { since: da.revision, wait: 20 } });
+  // From loopback, with no endpoint given: other machines could not use 127.0.0.1.
+  await report(b, 'node-b', { publicKey: KEYS[1], listenPort: 51821 });
+  const woke = await watching;
+  assert.ok(Date.now() - t0 < 5000, 'the watch answered on the join');
+  assert.ok(!('unchanged' in woke));
+  assert.deepEqual(woke.mesh?.peers, [{ node: 'node-b', publicKey: KEYS[1], endpoint: null, address: '100.127.0.3' }]);
+  const db = await b.call('nodeDesired', { params: { name: 'node-b' } });
+  assert.ok(!('unchanged' in db));
+  assert.deepEqual(db.mesh?.peers, [{ node: 'node-a', publicKey: KEYS[0], endpoint: '192.0.2.1:51820', address: '100.127.0.2' }]);
+  const shown = await cloud.admin.call('getNode', { params: { name: 'node-b' } });
+  assert.deepEqual(shown.mesh, { address: '100.127.0.3', publicKey: KEYS[1], endpoint: null });
+});
+
+test('the same report again changes nothing; a new endpoint keeps the address', async () => {
+  const rev = cloud.cp.services.store.revision();
+  await report(a, 'node-a', { publicKey: KEYS[0], listenPort: 51820, endpoint: '192.0.2.1:51820' });
+  assert.equal(cloud.cp.services.store.revision(), rev, 'no write for an unchanged mesh end');
+  await report(a, 'node-a', { publicKey: KEYS[0], listenPort: 51820, endpoint: '192.0.2.9:51820' });
+  const db = await b.call('nodeDesired', { params: { name: 'node-b' } });
+  assert.ok(!('unchanged' in db));
+  assert.deepEqual(db.mesh?.peers.map((p) => [p.address, p.endpoint]), [['100.127.0.2', '192.0.2.9:51820']]);
+});
+
+test('bad mesh reports are refused, naming the field, and change nothing', async () => {
+  const rev = cloud.cp.services.store.revision();
+  const refused = async (mesh: object, status: number, field: string) => {
+    const e = await report(b, 'node-b', mesh).then(
+      () => assert.fail('expected a rejection'),
+      (err: unknown) => err as ButterError,
+    );
+    assert.ok(e instanceof ButterError, String(e));
+    assert.equal(e.status, status, e.message);
+    assert.equal(e.field, field, e.message);
+  };
+  await refused({ publicKey: 'not-a-key', listenPort: 1 }, 400, 'mesh.publicKey');
+  await refused({ publicKey: KEYS[2], listenPort: 70000 }, 400, 'mesh.listenPort');
+  await refused({ publicKey: KEYS[2], listenPort: 1, endpoint: 'no port' }, 400, 'mesh.endpoint');
+  await refused({ publicKey: KEYS[0], listenPort: 51821 }, 409, 'mesh.publicKey'); // node-a's key
+  assert.equal(cloud.cp.services.store.revision(), rev);
+  assert.equal((await cloud.admin.call('getNode', { params: { name: 'node-b' } })).mesh?.publicKey, KEYS[1]);
+});
+
+test('a removed node disappears from every peer list', async () => {
+  const c = await fakeNode(cloud, 'node-c');
+  await report(c, 'node-c', { publicKey: KEYS[2], listenPort: 51820, endpoint: '192.0.2.3:51820' });
+  const before = await a.call('nodeDesired', { params: { name: 'node-a' } });
+  assert.ok(!('unchanged' in before));
+  assert.deepEqual(before.mesh?.peers.map((p) => p.node), ['node-b', 'node-c']);
+  const watching = a.call('nodeDesired', { params: { name: 'node-a' }, query: { since: before.revision, wait: 20 } });
+  await cloud.admin.call('deleteNode', { params: { name: 'node-c' } });
+  const after = await watching;
+  assert.ok(!('unchanged' in after));
+  assert.deepEqual(after.mesh?.peers.map((p) => p.node), ['node-b']);
+});
