@@ -10,6 +10,7 @@ import { AgentState } from './agent-state.ts';
 import { hostCapacity, type HostCapacity } from './capacity.ts';
 import { ConsoleShipper } from './console-shipper.ts';
 import type { VmDriver } from './host/driver.ts';
+import type { MeshHost } from './host/mesh.ts';
 import type { LocalNetwork, NetworkHost } from './host/network.ts';
 import { ImageCache } from './image-cache.ts';
 import { createMetadataServer, type MetadataServer } from './metadata/server.ts';
@@ -27,6 +28,8 @@ export interface AgentOptions {
   /** Keep guests off the outside world: no NAT, no DNS forwarding (tests, air-gapped hosts). */
   noEgress?: boolean;
   metadataListen?: { host: string; port: number };
+  /** The node's end of the WireGuard mesh; absent for simulated nodes. */
+  mesh?: { host: MeshHost; publicKey: string; listenPort: number; endpoint?: string };
   log?: (msg: string) => void;
   heartbeatMs?: number;
   stopTimeoutMs?: number;
@@ -117,6 +120,7 @@ export class Agent {
 
   /** Brings the host to `desired`; true when it had to do anything. */
   async reconcile(desired: NodeDesired): Promise<boolean> {
+    await this.applyMesh(desired);
     const observed = await this.opts.driver.list();
     const live = desired.vms.filter((v) => v.power !== 'deleted');
     // Taps must exist before QEMU opens them and outlive the VMs being destroyed this pass.
@@ -173,6 +177,19 @@ export class Agent {
     this.state.started(vm.id, vm.restartGen);
     // A simulated VM has no guest to fetch metadata: it is up as soon as it "runs".
     if (this.opts.driver.name === 'sim') this.state.markReady(vm.id);
+  }
+
+  /**
+   * The mesh first: networks ride on it. A failure is logged, not thrown: local VMs and
+   * networks still converge, and the next watch or timeout tries again.
+   */
+  private async applyMesh(desired: NodeDesired): Promise<void> {
+    if (!this.opts.mesh || !desired.mesh) return;
+    try {
+      await this.opts.mesh.host.apply(desired.mesh);
+    } catch (e) {
+      this.log(`mesh: ${String(e)}`);
+    }
   }
 
   private async applyNetwork(desired: NodeDesired, vms: readonly DesiredVm[]): Promise<void> {
@@ -254,6 +271,7 @@ export class Agent {
         ...(this.opts.accel.reason ? { accelReason: this.opts.accel.reason } : {}),
         driver: this.opts.driver.name,
         vms,
+        ...(this.opts.mesh ? { mesh: { publicKey: this.opts.mesh.publicKey, listenPort: this.opts.mesh.listenPort, ...(this.opts.mesh.endpoint ? { endpoint: this.opts.mesh.endpoint } : {}) } } : {}),
       },
     });
   }

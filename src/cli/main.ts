@@ -27,10 +27,35 @@ function driverOpt(v: string): 'qemu' | 'sim' {
   return v as 'qemu' | 'sim';
 }
 
+interface MeshFlags {
+  mesh: boolean;
+  wgInterface: string;
+  wgPort: string;
+  wgEndpoint?: string;
+}
+
+/** The node mesh's flags, shared by `up` and `agent`. */
+function withMeshOptions(cmd: Command): Command {
+  return cmd
+    .option('--wg-interface <name>', 'WireGuard interface of the node mesh', 'btwg0')
+    .option('--wg-port <port>', 'UDP port of the node mesh', '51820')
+    .option('--wg-endpoint <host:port>', 'where other nodes reach this one (default: the address the control plane sees, at --wg-port)')
+    .option('--no-mesh', 'no WireGuard mesh: VMs here share networks with no other node');
+}
+
+function meshOpt(o: MeshFlags): { iface: string; port: number; endpoint?: string } | false {
+  if (!o.mesh) return false;
+  if (!/^[A-Za-z0-9_-]{1,15}$/.test(o.wgInterface)) throw new UsageError(`wg-interface: must be 1-15 letters, digits, "-" or "_", got ${JSON.stringify(o.wgInterface)}`);
+  const port = Number(o.wgPort);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`wg-port: must be a port number, got ${JSON.stringify(o.wgPort)}`);
+  if (o.wgEndpoint !== undefined && !/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(o.wgEndpoint)) throw new UsageError(`wg-endpoint: must be host:port, got ${JSON.stringify(o.wgEndpoint)}`);
+  return { iface: o.wgInterface, port, ...(o.wgEndpoint ? { endpoint: o.wgEndpoint } : {}) };
+}
+
 export function buildProgram(): Command {
   const program = new Command('butter').description('Butter: the cloud, but butter').version(API_VERSION).showHelpAfterError().exitOverride();
 
-  program
+  const up = program
     .command('up')
     .description('run the control plane and a local agent in one process, and log the CLI in')
     .option('--data-dir <dir>', 'where Butter keeps its state', '/var/lib/butter')
@@ -38,13 +63,14 @@ export function buildProgram(): Command {
     .option('--driver <driver>', 'qemu, or sim (no guests: demos and scale tests)', 'qemu')
     .option('--no-egress', 'guests reach nothing outside this machine: no NAT, no DNS forwarding')
     .option('--no-tiny', 'do not build and add the tiny image')
-    .option('--metadata-port <port>', 'metadata server port on 169.254.169.254', '80')
-    .action(async (o: { dataDir: string; listen: string; driver: string; egress: boolean; tiny: boolean; metadataPort: string }) => {
+    .option('--metadata-port <port>', 'metadata server port on 169.254.169.254', '80');
+  withMeshOptions(up)
+    .action(async (o: { dataDir: string; listen: string; driver: string; egress: boolean; tiny: boolean; metadataPort: string } & MeshFlags) => {
       const { runUp } = await import('../daemon/up.ts');
       const { makeLogger } = await import('../daemon/logger.ts');
       const { parseListen } = await import('../daemon/listen.ts');
       const { host, port } = parseListen(o.listen, 7700);
-      await daemon(() => runUp({ dataDir: o.dataDir, host, port, driver: driverOpt(o.driver), noEgress: !o.egress, tiny: o.tiny, metadataPort: Number(o.metadataPort), log: makeLogger('butter-up') }));
+      await daemon(() => runUp({ dataDir: o.dataDir, host, port, driver: driverOpt(o.driver), noEgress: !o.egress, tiny: o.tiny, metadataPort: Number(o.metadataPort), mesh: meshOpt(o), log: makeLogger('butter-up') }));
     });
 
   program
@@ -62,7 +88,7 @@ export function buildProgram(): Command {
       await daemon(() => runServer({ dataDir: o.dataDir, host, port, tls: o.tls, sans: o.san, log: makeLogger('butter-server') }));
     });
 
-  program
+  const agent = program
     .command('agent')
     .description('run a node agent: join a cluster once, then keep running its VMs')
     .option('--join <url>', 'control plane to join (https://HOST:7700)')
@@ -73,8 +99,9 @@ export function buildProgram(): Command {
     .option('--state-dir <dir>', "where the agent keeps its credential and VMs' disks", '/var/lib/butter-agent')
     .option('--driver <driver>', 'qemu or sim', 'qemu')
     .option('--no-egress', 'guests reach nothing outside this machine')
-    .option('--metadata-port <port>', 'metadata server port on 169.254.169.254', '80')
-    .action(async (o: { join?: string; token?: string; caHash?: string; name?: string; server?: string; stateDir: string; driver: string; egress: boolean; metadataPort: string }) => {
+    .option('--metadata-port <port>', 'metadata server port on 169.254.169.254', '80');
+  withMeshOptions(agent)
+    .action(async (o: { join?: string; token?: string; caHash?: string; name?: string; server?: string; stateDir: string; driver: string; egress: boolean; metadataPort: string } & MeshFlags) => {
       const { runAgent } = await import('../daemon/server.ts');
       const { loadCredential } = await import('../daemon/join.ts');
       const { makeLogger } = await import('../daemon/logger.ts');
@@ -89,6 +116,7 @@ export function buildProgram(): Command {
           driver: driverOpt(o.driver),
           noEgress: !o.egress,
           metadataPort: Number(o.metadataPort),
+          mesh: meshOpt(o),
           log: makeLogger('butter-agent'),
         }),
       );

@@ -5,7 +5,9 @@
 import { createHash } from 'node:crypto';
 import { chmodSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Agent } from '../agent/agent.ts';
+import { Agent, type AgentOptions } from '../agent/agent.ts';
+import { LinuxMeshHost } from '../agent/host/linux-mesh.ts';
+import { loadOrCreateKey } from '../agent/wireguard-key.ts';
 import { SystemExec } from '../agent/host/exec.ts';
 import { probeAccel } from '../agent/host/kvm-probe.ts';
 import { LinuxNetworkHost } from '../agent/host/linux-network.ts';
@@ -22,7 +24,16 @@ export interface AgentRuntimeOptions {
   driver: 'qemu' | 'sim';
   noEgress: boolean;
   metadataPort?: number;
+  /** The WireGuard mesh interface; false: none (a machine that will never have peers). */
+  mesh: MeshOptions | false;
   log: Logger;
+}
+
+export interface MeshOptions {
+  iface: string;
+  port: number;
+  /** `host:port` other nodes send to, when the address the control plane sees is not it. */
+  endpoint?: string | undefined;
 }
 
 export async function buildAgent(o: AgentRuntimeOptions): Promise<Agent> {
@@ -36,11 +47,22 @@ export async function buildAgent(o: AgentRuntimeOptions): Promise<Agent> {
   const accel = await probeAccel(exec);
   // One warning, once: TCG works everywhere but is an order of magnitude slower.
   if (accel.accel === 'tcg') o.log.warn(`KVM acceleration unavailable (${accel.reason}); guests run under TCG emulation`);
+  let mesh: AgentOptions['mesh'];
+  if (o.mesh) {
+    const key = loadOrCreateKey(stateDir);
+    mesh = {
+      host: new LinuxMeshHost({ exec, stateDir, key, iface: o.mesh.iface, listenPort: o.mesh.port, log }),
+      publicKey: key.publicKey,
+      listenPort: o.mesh.port,
+      ...(o.mesh.endpoint ? { endpoint: o.mesh.endpoint } : {}),
+    };
+  }
   return new Agent({
     client: o.client,
     node: o.node,
     stateDir,
     driver: new QemuDriver({ exec, stateDir, accel: accel.accel, log }),
+    ...(mesh ? { mesh } : {}),
     network: new LinuxNetworkHost({ exec, stateDir: dnsmasqDir(stateDir), log }),
     accel,
     noEgress: o.noEgress,

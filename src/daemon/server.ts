@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { Client } from '../sdk/client.ts';
 import { createControlPlane } from '../server/control-plane.ts';
-import { buildAgent } from './agent-runtime.ts';
+import { buildAgent, type MeshOptions } from './agent-runtime.ts';
 import { joinCluster, loadCredential, type Credential } from './join.ts';
 import type { Logger } from './logger.ts';
 import { localNodeName } from './up.ts';
@@ -32,6 +32,7 @@ export interface AgentCommandOptions {
   driver: 'qemu' | 'sim';
   noEgress: boolean;
   metadataPort?: number;
+  mesh: MeshOptions | false;
   log: Logger;
 }
 
@@ -56,7 +57,7 @@ export async function runAgent(o: AgentCommandOptions): Promise<() => Promise<vo
   mkdirSync(o.stateDir, { recursive: true, mode: 0o711 });
   const cred = await credential(o);
   const client = new Client({ url: cred.url, token: cred.token, ...(cred.ca ? { ca: cred.ca } : {}) });
-  const agent = await buildAgent({ client, node: cred.node, stateDir: o.stateDir, driver: o.driver, noEgress: o.noEgress, ...(o.metadataPort !== undefined ? { metadataPort: o.metadataPort } : {}), log: o.log });
+  const agent = await buildAgent({ client, node: cred.node, stateDir: o.stateDir, driver: o.driver, noEgress: o.noEgress, ...(o.metadataPort !== undefined ? { metadataPort: o.metadataPort } : {}), mesh: o.mesh, log: o.log });
   await agent.start();
   o.log.info(`agent for node ${cred.node} running against ${cred.url}`);
   return () => agent.stop();

@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { saveConfig } from '../cli/config.ts';
 import { Client, ButterError } from '../sdk/client.ts';
 import { createControlPlane } from '../server/control-plane.ts';
-import { buildAgent } from './agent-runtime.ts';
+import { buildAgent, type MeshOptions } from './agent-runtime.ts';
 import type { Logger } from './logger.ts';
 import { ensureTinyImage } from './tiny-image.ts';
 import { serverTls } from './tls-setup.ts';
@@ -21,6 +21,7 @@ export interface UpOptions {
   noEgress: boolean;
   tiny: boolean;
   metadataPort?: number;
+  mesh: MeshOptions | false;
   log: Logger;
 }
 
@@ -56,6 +57,7 @@ export async function runUp(o: UpOptions): Promise<() => Promise<void>> {
     driver: o.driver,
     noEgress: o.noEgress,
     ...(o.metadataPort !== undefined ? { metadataPort: o.metadataPort } : {}),
+    mesh: o.mesh,
     log: o.log,
   });
   await agent.start();

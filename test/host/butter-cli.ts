@@ -20,6 +20,8 @@ export interface CliResult {
 
 export class ButterInNetns {
   readonly ns = `bt-e2e-${randomBytes(3).toString('hex')}`;
+  /** The mesh interface: unique, as wireguard-go's control sockets are shared by all namespaces. */
+  readonly wg = `bw${this.ns.slice(-6)}`;
   readonly dir = mkdtempSync(join(tmpdir(), 'butter-e2e-'));
   readonly port = 7700;
   private up: ChildProcess | undefined;
@@ -41,7 +43,7 @@ export class ButterInNetns {
   /** Starts `butter up` and resolves when it says ready (the tiny image is added by then). */
   async start(timeoutMs = 300_000): Promise<void> {
     this.upLog = '';
-    const child = spawn('ip', ['netns', 'exec', this.ns, BUTTER, 'up', '--data-dir', this.dataDir, '--listen', `127.0.0.1:${this.port}`, '--no-egress'], { env: this.env(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('ip', ['netns', 'exec', this.ns, BUTTER, 'up', '--data-dir', this.dataDir, '--listen', `127.0.0.1:${this.port}`, '--no-egress', '--wg-interface', this.wg], { env: this.env(), stdio: ['ignore', 'pipe', 'pipe'] });
     this.up = child;
     child.stdout!.on('data', (d: Buffer) => (this.upLog += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (this.upLog += d.toString()));
@@ -111,6 +113,12 @@ export class ButterInNetns {
         // already gone
       }
     }
+    // wireguard-go outlives butter (like QEMU). Deleting its interface makes it exit cleanly
+    // (removing its control socket); whatever is left is killed and its socket removed.
+    run('ip', ['-n', this.ns, 'link', 'del', this.wg], true);
+    await new Promise((r) => setTimeout(r, 200));
+    run('pkill', ['-9', '-f', `^wireguard-go ${this.wg}$`], true);
+    rmSync(`/var/run/wireguard/${this.wg}.sock`, { force: true });
     run('ip', ['netns', 'del', this.ns], true);
     rmSync(dnsmasqDirPath(join(this.dataDir, 'agent')), { recursive: true, force: true });
     rmSync(this.dir, { recursive: true, force: true });

@@ -114,6 +114,12 @@ export class NamespaceCluster {
     await this.until(`${name} ready`, () => this.json<{ name: string; state: string }[]>(['node', 'list']).some((n) => n.name === name && n.state === 'ready'), 30_000);
   }
 
+  /** Runs a command inside a node's namespace. */
+  inNode(name: string, cmd: string, args: string[]): CliResult {
+    const r = spawnSync('ip', ['netns', 'exec', this.nsOf(name), cmd, ...args], { encoding: 'utf8', timeout: 60_000 });
+    return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+  }
+
   nsOf(name: string): string {
     return `bt-${name}-${this.id}`;
   }
@@ -124,7 +130,12 @@ export class NamespaceCluster {
 
   /** Starts (or restarts: the saved credential is used, no token needed) a node's agent. */
   startAgent(name: string, extra: string[] = []): void {
-    this.agents.set(name, this.spawnLogged(this.nsOf(name), ['agent', '--state-dir', this.stateDir(name), '--no-egress', ...extra], name));
+    this.agents.set(name, this.spawnLogged(this.nsOf(name), ['agent', '--state-dir', this.stateDir(name), '--no-egress', '--wg-interface', this.wgOf(name), ...extra], name));
+  }
+
+  /** Each node's mesh interface: unique, as wireguard-go's control sockets are shared by all namespaces. */
+  wgOf(name: string): string {
+    return `bw${this.id}${name.replace(/[^a-z0-9]/g, '').slice(-6)}`;
   }
 
   async killAgent(name: string): Promise<void> {
@@ -159,6 +170,12 @@ export class NamespaceCluster {
     for (const name of this.agents.keys()) await this.killAgent(name);
     this.server?.kill('SIGKILL');
     for (const pattern of [this.dir, ...[...this.agents.keys()].map((n) => dnsmasqDirPath(this.stateDir(n)))]) sh('pkill', ['-9', '-f', pattern], true);
+    // wireguard-go outlives agents (like QEMU). Deleting its interface makes it exit cleanly
+    // (removing its control socket); whatever is left is killed and its socket removed.
+    for (const n of this.agents.keys()) this.inNode(n, 'ip', ['link', 'del', this.wgOf(n)]);
+    await new Promise((r) => setTimeout(r, 200));
+    sh('pkill', ['-9', '-f', `^wireguard-go bw${this.id}`], true);
+    for (const n of this.agents.keys()) rmSync(`/var/run/wireguard/${this.wgOf(n)}.sock`, { force: true });
     for (const n of this.agents.keys()) rmSync(dnsmasqDirPath(this.stateDir(n)), { recursive: true, force: true });
     for (const ns of this.namespaces.reverse()) sh('ip', ['netns', 'del', ns], true);
     rmSync(this.dir, { recursive: true, force: true });

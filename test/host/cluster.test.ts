@@ -48,6 +48,33 @@ test('nodes joined over HTTPS with their zones', () => {
   assert.deepEqual(nodes.map((n) => [n.name, n.zone, n.state]), [['n1', 'east', 'ready'], ['n2', 'east', 'ready'], ['n3', 'west', 'ready']]);
 });
 
+test('the nodes form a WireGuard mesh: keys stay home, every node reaches every other', async () => {
+  type MeshNode = { name: string; mesh: { address: string; publicKey: string; endpoint: string | null } | null };
+  const nodes = c.json<MeshNode[]>(['node', 'list']);
+  const mesh = new Map(nodes.map((n) => [n.name, n.mesh!]));
+  assert.deepEqual([...mesh.values()].map((m) => m.address).sort(), ['100.127.0.2', '100.127.0.3', '100.127.0.4']);
+  // The endpoint is the underlay address the control plane saw each agent come from.
+  for (const m of mesh.values()) assert.match(m.endpoint ?? '', /^10\.251\.0\.\d+:51820$/);
+  for (const name of ['n1', 'n2', 'n3']) {
+    // Each node's interface carries its own key, which the control plane only knows the public half of.
+    const pub = c.inNode(name, 'wg', ['show', c.wgOf(name), 'public-key']);
+    assert.equal(pub.stdout.trim(), mesh.get(name)!.publicKey, pub.stderr);
+    const priv = c.inNode(name, 'wg', ['show', c.wgOf(name), 'private-key']).stdout.trim();
+    assert.ok(!JSON.stringify(c.json<unknown>(['node', 'show', name])).includes(priv));
+  }
+  // Full mesh: a ping from every node to every other node's mesh address, through WireGuard.
+  await c.until('every node pings every other over the mesh', () => {
+    for (const from of ['n1', 'n2', 'n3']) {
+      for (const [to, m] of mesh) {
+        if (to !== from && c.inNode(from, 'ping', ['-c', '1', '-W', '1', m.address]).code !== 0) return false;
+      }
+    }
+    return true;
+  }, 15_000);
+  const peers = c.inNode('n1', 'wg', ['show', c.wgOf('n1'), 'latest-handshakes']).stdout.trim().split('\n');
+  assert.equal(peers.length, 2, 'n1 has the two other nodes as peers');
+});
+
 test('spread puts one VM on each node; binpack, --node and --zone place as asked', async () => {
   for (const n of ['a', 'b', 'c']) create(`spread-${n}`);
   const spread = await allRunning();

@@ -54,6 +54,7 @@ export function nodeCommands(program: Command): void {
         ['memory', res('memoryBytes', size)],
         ['disk', res('diskBytes', size)],
         ['vms', n.vmCount],
+        ['mesh', n.mesh ? `${n.mesh.address}, endpoint ${n.mesh.endpoint ?? '(learned when it connects)'}, key ${n.mesh.publicKey}` : null],
         ['heartbeat', n.lastHeartbeatAt],
         ['created', n.createdAt],
       ]);
