@@ -108,8 +108,8 @@ function readCmdline(pid: number | null): string[] | null {
 /**
  * ButterInNetns.cleanup(), made safe to call whatever state `butter up` is in: its kill()
  * waits for an exit event that never comes when the process already died of a signal, so
- * it is bounded here and the rest (QEMU and dnsmasq of this data dir, the namespace, the
- * dirs) is done either way. Idempotent.
+ * it is bounded here and the rest (QEMU and dnsmasq of this data dir, wireguard-go, the
+ * namespace, the dirs) is done either way. Idempotent.
  */
 async function cleanupButter(b: ButterInNetns): Promise<void> {
   await within(b.kill(), 5_000, undefined);
@@ -120,6 +120,7 @@ async function cleanupButter(b: ButterInNetns): Promise<void> {
       // already gone
     }
   }
+  await b.removeMesh();
   spawnSync('ip', ['netns', 'del', b.ns]);
   rmSync(dnsmasqDirPath(join(b.dataDir, 'agent')), { recursive: true, force: true });
   rmSync(b.dir, { recursive: true, force: true });

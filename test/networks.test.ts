@@ -34,12 +34,13 @@ test('the default network exists, with room in its MTU for VXLAN and WireGuard',
   assert.deepEqual({ cidr: d.cidr, gateway: d.gateway, mtu: d.mtu, nat: d.nat }, { cidr: '10.200.0.0/16', gateway: '10.200.0.1', mtu: 1390, nat: true });
 });
 
-test('create picks a free /16 by default; CIDRs of different networks may overlap', async () => {
+test('create picks a free /16 by default and a VNI of its own', async () => {
   const a = await cloud.admin.call('createNetwork', { body: { name: 'net-a' } });
   assert.equal(a.cidr, '10.0.0.0/16');
   assert.equal(a.gateway, '10.0.0.1');
-  const b = await cloud.admin.call('createNetwork', { body: { name: 'net-b', cidr: '10.0.0.0/24', nat: false } });
+  const b = await cloud.admin.call('createNetwork', { body: { name: 'net-b', cidr: '10.2.0.0/24', nat: false } });
   assert.equal(b.nat, false);
+  assert.deepEqual([a.vni, b.vni], [101, 102]);
   const c = await cloud.admin.call('createNetwork', { body: { name: 'net-c' } });
   assert.equal(c.cidr, '10.1.0.0/16', 'the default skips CIDRs in use');
   const names = (await cloud.admin.call('listNetworks', {})).items.map((n) => n.name);
@@ -55,6 +56,7 @@ test('bad input names the field and makes nothing', async () => {
   await rejects(cloud.admin.call('createNetwork', { body: { name: 'x', cidr: '169.254.0.0/24' } }), 400, 'cidr', /link-local/);
   await rejects(cloud.admin.call('createNetwork', { body: { name: 'x', cidr: '100.127.0.0/24' } }), 400, 'cidr', /mesh/);
   await rejects(cloud.admin.call('createNetwork', { body: { name: 'x', cidr: 'ten' } }), 400, 'cidr');
+  await rejects(cloud.admin.call('createNetwork', { body: { name: 'x', cidr: '10.0.128.0/17' } }), 409, 'cidr', /overlaps network net-a/);
   await rejects(cloud.admin.call('createNetwork', { body: { name: 'default' } }), 409, 'name');
   await rejects(cloud.admin.call('getNetwork', { params: { name: 'ghost' } }), 404, 'network');
   await rejects(cloud.admin.call('deleteNetwork', { params: { name: 'ghost' } }), 404, 'network');
@@ -69,7 +71,8 @@ test('a VM gets its address in the network it names; rm is refused while it is a
   assert.equal(vm.ip, '192.168.7.2');
   assert.equal((await cloud.admin.call('getNetwork', { params: { name: 'small' } })).vmCount, 1);
   const desired = cloud.cp.services.nodes.desired('n1');
-  assert.deepEqual(desired.networks.find((n) => n.name === 'small'), { name: 'small', cidr: '192.168.7.0/29', gateway: '192.168.7.1', mtu: 1390, nat: true });
+  const small = (await cloud.admin.call('getNetwork', { params: { name: 'small' } })).vni;
+  assert.deepEqual(desired.networks.find((n) => n.name === 'small'), { name: 'small', cidr: '192.168.7.0/29', gateway: '192.168.7.1', mtu: 1390, nat: true, vni: small, remotes: [] });
 
   const n0 = rows('networks');
   await rejects(cloud.admin.call('deleteNetwork', { params: { name: 'small' } }), 409, 'name', /in use by VMs v1/);

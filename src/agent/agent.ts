@@ -15,7 +15,7 @@ import type { LocalNetwork, NetworkHost } from './host/network.ts';
 import { ImageCache } from './image-cache.ts';
 import { createMetadataServer, type MetadataServer } from './metadata/server.ts';
 import type { VmMetadata } from './metadata/types.ts';
-import { blobsOf, bridgeName, tapName, vmSpec } from '../core/vm-spec.ts';
+import { blobsOf, bridgeName, tapName, vmSpec, vxlanName } from '../core/vm-spec.ts';
 
 export interface AgentOptions {
   client: Client;
@@ -203,6 +203,11 @@ export class Agent {
       nat: n.nat && !this.opts.noEgress,
       dnsForward: !this.opts.noEgress,
       ports: vms.filter((v) => v.network === n.name).map((v) => ({ tap: tapName(v.id), mac: v.mac, ip: v.ip, hostname: v.name })),
+      // Across nodes only when this node is in the mesh (its address is the tunnels' source).
+      ...(this.opts.mesh && desired.mesh
+        ? { overlay: { device: vxlanName(n.name), vni: n.vni, local: desired.mesh.address, remotes: n.remotes.map((r) => ({ address: r.address, macs: r.vms.map((v) => v.mac) })) } }
+        : {}),
+      remoteNames: n.remotes.flatMap((r) => r.vms.map((v) => ({ ip: v.ip, hostname: v.name }))),
     }));
     await this.opts.network.apply(nets);
     if (!this.metadata && this.opts.metadataListen && nets.length > 0) await this.startMetadata();

@@ -70,7 +70,7 @@ export const routes = {
   deleteImage: { method: 'DELETE', path: '/v1/images/{name}', access: 'admin', summary: 'Remove an image (refused while a VM uses it)', params: NameParams, response: Nothing, status: 200 },
 
   listNetworks: { method: 'GET', path: '/v1/networks', access: 'viewer', summary: 'List private networks', response: listOf(Network), status: 200 },
-  createNetwork: { method: 'POST', path: '/v1/networks', access: 'admin', summary: 'Create a private network (CIDRs of different networks may overlap: they are isolated)', body: NetworkCreate, response: Network, status: 201 },
+  createNetwork: { method: 'POST', path: '/v1/networks', access: 'admin', summary: 'Create a private network (its CIDR must not overlap another network\'s)', body: NetworkCreate, response: Network, status: 201 },
   getNetwork: { method: 'GET', path: '/v1/networks/{name}', access: 'viewer', summary: 'Show a private network', params: NameParams, response: Network, status: 200 },
   deleteNetwork: { method: 'DELETE', path: '/v1/networks/{name}', access: 'admin', summary: 'Remove a private network (refused while VMs are attached)', params: NameParams, response: Nothing, status: 200 },
 

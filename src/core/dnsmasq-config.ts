@@ -24,6 +24,12 @@ export interface DhcpReservation {
   hostname: string;
 }
 
+/** A name DNS answers without a DHCP reservation here: a VM of the network on another node. */
+export interface DnsName {
+  ip: string;
+  hostname: string;
+}
+
 /** Files the config points at; all live in the network's state directory. */
 export interface DnsmasqPaths {
   /** dhcp-hostsfile: the reservations. */
@@ -101,7 +107,7 @@ export function renderDhcpHosts(ports: readonly DhcpReservation[]): string {
 }
 
 /** One hosts-file line per reservation: `ip name.<network>.internal name`; reloaded on SIGHUP. */
-export function renderDnsHosts(network: string, ports: readonly DhcpReservation[]): string {
+export function renderDnsHosts(network: string, ports: readonly (DhcpReservation | DnsName)[]): string {
   checkLabel(network, 'network name');
   return ports
     .map((p) => {

@@ -7,7 +7,9 @@
  * - `inet butter`: NAT for nat=true networks, guest→host filtering (only DHCP, DNS, metadata,
  *   ICMP), guest forwarding (egress only with nat=true, never between networks).
  * - `bridge butter`: per-port anti-spoofing, stateless because the bridge family here has
- *   no conntrack.
+ *   no conntrack; and on each VXLAN port, the host-local services stay local: every node
+ *   answers for its network's gateway (same address and MAC everywhere), metadata and DHCP,
+ *   so ARP for those and DHCP never cross to other nodes.
  */
 
 /** What the rules need of a network (a `LocalNetwork` fits). */
@@ -17,6 +19,8 @@ export interface NftNetwork {
   gateway: string;
   nat: boolean;
   ports: readonly NftPort[];
+  /** The network's VXLAN port, when it spans nodes. */
+  overlay?: { device: string } | undefined;
 }
 
 export interface NftPort {
@@ -104,10 +108,19 @@ function renderBridge(networks: readonly NftNetwork[]): string {
       ]),
     );
   }
+  const forward: string[] = [];
+  for (const n of networks) {
+    if (!n.overlay) continue;
+    const vx = q(n.overlay.device);
+    const local = `{ ${n.gateway}, ${METADATA} }`;
+    dispatch.push(`iifname ${vx} arp daddr ip ${local} drop`, `iifname ${vx} udp dport { 67, 68 } drop`);
+    forward.push(`oifname ${vx} arp daddr ip ${local} drop`, `oifname ${vx} udp dport { 67, 68 } drop`);
+  }
   return [
     'table bridge butter {',
     // prerouting: frames are checked before they are forwarded to a port or delivered to the host.
     chain('prerouting', 'type filter hook prerouting priority filter; policy accept;', dispatch),
+    ...(forward.length ? [chain('forward', 'type filter hook forward priority filter; policy accept;', forward)] : []),
     ...portChains,
     '}',
     '',
@@ -132,6 +145,7 @@ function portChain(tap: string): string {
 
 function validate(n: NftNetwork): void {
   checkIfName(n.bridge);
+  if (n.overlay) checkIfName(n.overlay.device);
   const m = /^(.+)\/(\d{1,2})$/.exec(n.cidr);
   if (!m || Number(m[2]) > 32) throw new Error(`bad IPv4 CIDR ${JSON.stringify(n.cidr)}`);
   checkIpv4(m[1]!);

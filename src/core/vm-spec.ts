@@ -35,6 +35,11 @@ export function tapName(vmId: string): string {
  * At most 13 characters: the metadata address gets the interface label `<bridge>:m`, and
  * labels are capped at 15.
  */
+/** The network's VXLAN port on this host: its bridge's name with `btx` for `bt-` (fits 15). */
+export function vxlanName(network: string): string {
+  return `btx${bridgeName(network).slice(3)}`;
+}
+
 export function bridgeName(network: string): string {
   const plain = `bt-${network}`;
   if (plain.length <= 13) return plain;

@@ -69,7 +69,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   if (!store.db.prepare(`SELECT 1 FROM networks WHERE name = ?`).get(DEFAULT_NETWORK)) {
     const cidr = opts.defaultCidr ?? DEFAULT_CIDR;
     store.write('server', (tx) => {
-      tx.db.prepare(`INSERT INTO networks (name, cidr, gateway, mtu, nat, created_at) VALUES (?, ?, ?, ?, 1, ?)`).run(DEFAULT_NETWORK, cidr, gatewayOf(parseCidr(cidr)), guestMtu(), tx.now);
+      tx.db.prepare(`INSERT INTO networks (name, cidr, gateway, mtu, nat, vni, created_at) VALUES (?, ?, ?, ?, 1, 100, ?)`).run(DEFAULT_NETWORK, cidr, gatewayOf(parseCidr(cidr)), guestMtu(), tx.now);
       tx.event('create', 'network', DEFAULT_NETWORK, `network ${DEFAULT_NETWORK} ${cidr}`);
     });
   }

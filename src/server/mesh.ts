@@ -65,3 +65,39 @@ export function desiredMesh(store: Store, me: NodeRow): DesiredMesh | null {
     peers: peers.map((p) => ({ node: p.name, publicKey: p.wg_public_key!, endpoint: p.wg_endpoint, address: p.mesh_ip! })),
   };
 }
+
+/**
+ * Nodes of the mesh hosting a VM of `network`: they re-read their forwarding entries and DNS
+ * names when a VM of it comes, goes or moves. Driven from the (few) mesh nodes, so a cluster
+ * of simulated nodes (no mesh) pays one index probe per VM write.
+ */
+export function touchNetworkHosts(tx: Tx, network: string): void {
+  const rows = tx.db
+    .prepare(`SELECT n.name FROM nodes n WHERE n.mesh_ip IS NOT NULL AND EXISTS (SELECT 1 FROM vms v WHERE v.node = n.name AND v.network = ?)`)
+    .all(network) as { name: string }[];
+  for (const { name } of rows) tx.touchNode(name);
+}
+
+export interface OverlayRemote {
+  node: string;
+  address: string;
+  vms: { name: string; mac: string; ip: string }[];
+}
+
+/** The other mesh nodes hosting VMs of `network`, with those VMs: what `me`'s VXLAN forwards to. */
+export function overlayRemotes(store: Store, me: NodeRow, network: string): OverlayRemote[] {
+  if (!me.mesh_ip) return [];
+  const rows = store.db
+    .prepare(
+      `SELECT n.name AS node, n.mesh_ip AS address, v.name, v.mac, v.ip FROM nodes n JOIN vms v ON v.node = n.name
+       WHERE n.mesh_ip IS NOT NULL AND n.name != ? AND v.network = ? AND v.ip IS NOT NULL ORDER BY n.name, v.name`,
+    )
+    .all(me.name, network) as { node: string; address: string; name: string; mac: string; ip: string }[];
+  const out: OverlayRemote[] = [];
+  for (const r of rows) {
+    let last = out.at(-1);
+    if (last?.node !== r.node) out.push((last = { node: r.node, address: r.address, vms: [] }));
+    last.vms.push({ name: r.name, mac: r.mac, ip: r.ip });
+  }
+  return out;
+}

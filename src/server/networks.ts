@@ -1,11 +1,11 @@
 /**
  * Private networks as resources. A network is a name, a CIDR and a NAT choice; where it exists
  * on hosts follows from its VMs (the agents build it on the nodes that run one). Networks may
- * use overlapping CIDRs: each is isolated from the others on every host.
+ * not overlap (yet): see `create`. Each is isolated from the others on every host.
  */
 import { ApiError } from '../api/errors.ts';
 import type { Network, NetworkCreate } from '../api/schemas/network.ts';
-import { gatewayOf, overlaps, parseCidr, type Cidr } from '../core/ipv4.ts';
+import { gatewayOf, intToIp, overlaps, parseCidr, type Cidr } from '../core/ipv4.ts';
 import { guestMtu } from '../core/mtu.ts';
 import type { NetworkRow } from './store/rows.ts';
 import type { Store, Tx } from './store/store.ts';
@@ -33,12 +33,17 @@ export class Networks {
   create(actor: string, req: NetworkCreate): Network {
     this.store.write(actor, (tx) => {
       if (tx.db.prepare(`SELECT 1 FROM networks WHERE name = ?`).get(req.name)) throw new ApiError('conflict', `network ${req.name} already exists`, 'name');
-      const cidr = req.cidr ?? freeCidr(this.cidrs(tx));
+      const taken = this.cidrs(tx);
+      const cidr = req.cidr ?? freeCidr(taken.map((t) => t.cidr));
       if (!cidr) throw new ApiError('no_capacity', 'every 10.x.0.0/16 is taken; give --cidr', 'cidr');
+      // Every network's gateway and routes live in each host's one routing table for now, so
+      // two networks on one host must not overlap. (Per-network routing domains would lift this.)
+      const clash = taken.find((t) => overlaps(t.cidr, parseCidr(cidr)));
+      if (clash) throw new ApiError('conflict', `${cidr} overlaps network ${clash.name} (${intToIp(clash.cidr.network)}/${clash.cidr.prefix}); overlapping networks are not supported yet`, 'cidr');
       const nat = req.nat ?? true;
       tx.db
-        .prepare(`INSERT INTO networks (name, cidr, gateway, mtu, nat, created_at) VALUES (?, ?, ?, ?, ?, ?)`)
-        .run(req.name, cidr, gatewayOf(parseCidr(cidr)), guestMtu(), nat ? 1 : 0, tx.now);
+        .prepare(`INSERT INTO networks (name, cidr, gateway, mtu, nat, vni, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+        .run(req.name, cidr, gatewayOf(parseCidr(cidr)), guestMtu(), nat ? 1 : 0, nextVni(tx), tx.now);
       tx.event('create', 'network', req.name, `network ${req.name} ${cidr}${nat ? '' : ' (no NAT)'}`);
     });
     return this.get(req.name);
@@ -58,15 +63,18 @@ export class Networks {
     });
   }
 
-  private cidrs(tx: Tx): Cidr[] {
-    return (tx.db.prepare(`SELECT cidr FROM networks`).all() as { cidr: string }[]).map((r) => parseCidr(r.cidr));
+  private cidrs(tx: Tx): { name: string; cidr: Cidr }[] {
+    return (tx.db.prepare(`SELECT name, cidr FROM networks ORDER BY name`).all() as { name: string; cidr: string }[]).map((r) => ({ name: r.name, cidr: parseCidr(r.cidr) }));
   }
 }
 
+/** The next VNI above the highest in use: the same on every node, as the control plane hands it out. */
+function nextVni(tx: Tx): number {
+  return ((tx.db.prepare(`SELECT MAX(vni) AS m FROM networks`).get() as { m: number | null }).m ?? 99) + 1;
+}
+
 /**
- * The first 10.x.0.0/16 that overlaps no existing network. Overlaps are allowed when asked for
- * (networks are isolated), but a default that collides would surprise anyone routing between
- * them later, e.g. through a VPN peer that joins two networks.
+ * The first 10.x.0.0/16 that overlaps no existing network.
  */
 export function freeCidr(taken: readonly Cidr[]): string | undefined {
   for (let x = 0; x < 256; x++) {
@@ -78,5 +86,5 @@ export function freeCidr(taken: readonly Cidr[]): string | undefined {
 }
 
 function toApi(r: NetworkListRow): Network {
-  return { name: r.name, cidr: r.cidr, gateway: r.gateway, mtu: r.mtu, nat: r.nat === 1, vmCount: r.vm_count, createdAt: r.created_at };
+  return { name: r.name, cidr: r.cidr, gateway: r.gateway, mtu: r.mtu, nat: r.nat === 1, vni: r.vni, vmCount: r.vm_count, createdAt: r.created_at };
 }

@@ -10,7 +10,7 @@ import { DEFAULT_RATIOS, type NodeSnapshot, type Policy, type Ratios } from '../
 import { parseSize } from '../core/units.ts';
 import type { Store } from './store/store.ts';
 import { Liveness } from './liveness.ts';
-import { desiredMesh, meshEnd, sameMeshEnd, setMeshEnd, touchMesh } from './mesh.ts';
+import { desiredMesh, meshEnd, overlayRemotes, sameMeshEnd, setMeshEnd, touchMesh, touchNetworkHosts } from './mesh.ts';
 
 /** A node as the scheduler sees it, with the allocation revision the plan was made at. */
 export type SnapNode = NodeSnapshot & { allocRev: number };
@@ -232,11 +232,14 @@ export class Nodes {
       for (const c of changes) {
         if (c.delete) {
           tx.db.prepare(`DELETE FROM vms WHERE id = ?`).run(c.vm.id);
+          touchNetworkHosts(tx, c.vm.network);
           tx.db.prepare(`UPDATE nodes SET alloc_rev = alloc_rev + 1 WHERE name = ?`).run(name);
           deleted.push(c.vm.id);
           tx.event('deleted', 'vm', c.vm.name, `vm ${c.vm.name} deleted on ${name}`);
         } else this.setState(tx, c.vm, c.state, c.reason);
       }
+      // Its desired state lost those VMs (and maybe the last VM of a network, to take down).
+      if (deleted.length > 0) tx.touchNode(name);
       // A node that stays ready, the same size, with the same VMs: placement is unaffected.
       if (before.state === 'ready' && sameSize && deleted.length === 0) tx.preserveSchedule();
     });
@@ -317,7 +320,7 @@ export class Nodes {
           restartGen: vm.restart_gen,
         };
       }),
-      networks: [...networks.values()].map((n) => ({ name: n.name, cidr: n.cidr, gateway: n.gateway, mtu: n.mtu, nat: n.nat === 1 })),
+      networks: [...networks.values()].map((n) => ({ name: n.name, cidr: n.cidr, gateway: n.gateway, mtu: n.mtu, nat: n.nat === 1, vni: n.vni, remotes: overlayRemotes(this.store, me, n.name) })),
       mesh: desiredMesh(this.store, me),
     };
   }

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { ApiError } from '../api/errors.ts';
 import type { Vm, VmCreate } from '../api/schemas/vm.ts';
 import { allocateIp, parseCidr } from '../core/ipv4.ts';
+import { touchNetworkHosts } from './mesh.ts';
 import { schedule, summarizeReasons, type PlacementRequest } from '../core/scheduler.ts';
 import { humanSize, MiB, parseSize } from '../core/units.ts';
 import type { Images } from './images.ts';
@@ -98,6 +99,7 @@ export class Vms {
         updated_at: tx.now,
       };
       insertVm(tx, row);
+      touchNetworkHosts(tx, row.network);
       tx.event('create', 'vm', row.name, `vm ${row.name} (${cpus} cpu, ${humanSize(memoryBytes)}) on ${row.node} at ${ip}${warning ? ` — warning: ${warning}` : ''}`);
       book.used.add(ip);
       book.next = ip; // no address below it is free until something is deleted (which resets the book)
@@ -180,6 +182,7 @@ export class Vms {
           tx.db.prepare(`UPDATE vms SET node = ?, state = 'pending', reason = NULL, restart_gen = restart_gen + 1, updated_at = ? WHERE id = ?`).run(p.node, tx.now, vm.id);
           tx.db.prepare(`UPDATE nodes SET alloc_rev = alloc_rev + 1 WHERE name = ?`).run(node);
           tx.touchNode(node);
+          touchNetworkHosts(tx, vm.network);
           tx.event(why, 'vm', vm.name, `vm ${vm.name} recreated on ${p.node} (from ${node}, ${why}); its local disk data is lost`);
           return p.node;
         }));

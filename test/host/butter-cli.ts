@@ -104,6 +104,17 @@ export class ButterInNetns {
       .filter((p) => !p.cmd.includes(' up --data-dir') && !p.cmd.startsWith('pgrep'));
   }
 
+  /**
+   * wireguard-go outlives butter (like QEMU). Deleting its interface makes it exit cleanly
+   * (removing its control socket); whatever is left is killed and its socket removed.
+   */
+  async removeMesh(): Promise<void> {
+    run('ip', ['-n', this.ns, 'link', 'del', this.wg], true);
+    await new Promise((r) => setTimeout(r, 200));
+    run('pkill', ['-9', '-f', `^wireguard-go ${this.wg}$`], true);
+    rmSync(`/var/run/wireguard/${this.wg}.sock`, { force: true });
+  }
+
   async cleanup(): Promise<void> {
     await this.kill();
     for (const p of this.processes()) {
@@ -113,12 +124,7 @@ export class ButterInNetns {
         // already gone
       }
     }
-    // wireguard-go outlives butter (like QEMU). Deleting its interface makes it exit cleanly
-    // (removing its control socket); whatever is left is killed and its socket removed.
-    run('ip', ['-n', this.ns, 'link', 'del', this.wg], true);
-    await new Promise((r) => setTimeout(r, 200));
-    run('pkill', ['-9', '-f', `^wireguard-go ${this.wg}$`], true);
-    rmSync(`/var/run/wireguard/${this.wg}.sock`, { force: true });
+    await this.removeMesh();
     run('ip', ['netns', 'del', this.ns], true);
     rmSync(dnsmasqDirPath(join(this.dataDir, 'agent')), { recursive: true, force: true });
     rmSync(this.dir, { recursive: true, force: true });

@@ -3,6 +3,7 @@
 // within 15 s and reconciles when it returns; evacuation moves its VMs.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { NamespaceCluster } from './cluster-harness.ts';
 
 let c: NamespaceCluster;
@@ -73,6 +74,48 @@ test('the nodes form a WireGuard mesh: keys stay home, every node reaches every 
   }, 15_000);
   const peers = c.inNode('n1', 'wg', ['show', c.wgOf('n1'), 'latest-handshakes']).stdout.trim().split('\n');
   assert.equal(peers.length, 2, 'n1 has the two other nodes as peers');
+});
+
+test('VMs of one network on two nodes reach each other by DNS name (VXLAN in WireGuard); another network gets nothing in', async () => {
+  assert.equal(c.cli(['network', 'create', 'lan', '--cidr', '10.30.0.0/24']).code, 0);
+  assert.equal(c.cli(['network', 'create', 'other', '--cidr', '10.31.0.0/24']).code, 0);
+  // The guest looks its peer up through its own node's DNS, then pings it; then a full-size
+  // packet (MTU 1390 from DHCP: 1362 bytes of ICMP data + 28 of headers) must cross too.
+  const seek = (target: string, ok: string, fail: string) => `#!/bin/sh
+for i in $(seq 1 90); do
+  ip=$(nslookup ${target} 2>/dev/null | awk '/^Address/ { a = $NF } END { print a }')
+  case "$ip" in 10.*) break ;; esac
+  sleep 1
+done
+echo "resolved ${target} to $ip"
+if ping -c 3 -W 2 "$ip" >/dev/null 2>&1; then echo "${ok}"; else echo "${fail}"; fi
+if ping -c 2 -W 2 -s 1362 "$ip" >/dev/null 2>&1; then echo "BIG-PING-OK"; fi
+`;
+  writeFileSync(`${c.dir}/seek-b.sh`, seek('vb.lan.internal', 'PEER-REACHED', 'PEER-UNREACHABLE'));
+  writeFileSync(`${c.dir}/probe.sh`, `#!/bin/sh\nsleep 5\nif ping -c 3 -W 2 10.30.0.2 >/dev/null 2>&1; then echo LEAKED-INTO-LAN; else echo ISOLATED; fi\n`);
+  create('vb', '--network', 'lan', '--node', 'n2');
+  create('va', '--network', 'lan', '--node', 'n1', '--user-data', `${c.dir}/seek-b.sh`);
+  create('vc', '--network', 'other', '--node', 'n3', '--user-data', `${c.dir}/probe.sh`);
+  const running = await allRunning();
+  assert.equal(running.find((v) => v.name === 'vb')?.node, 'n2');
+  const vb = c.json<{ ip: string }>(['vm', 'show', 'vb']);
+  assert.equal(vb.ip, '10.30.0.2', 'the first VM of lan gets its first guest address');
+  const logs = (name: string) => c.cli(['vm', 'logs', name]).stdout;
+  await c.until('va reached vb across nodes', () => /PEER-(REACHED|UNREACHABLE)/.test(logs('va')), 150_000);
+  assert.match(logs('va'), /resolved vb\.lan\.internal to 10\.30\.0\.2/);
+  assert.match(logs('va'), /PEER-REACHED/, logs('va').slice(-1500));
+  assert.match(logs('va'), /BIG-PING-OK/, 'a full-size packet crossed the overlay');
+  await c.until('vc tried to reach into lan', () => /LEAKED-INTO-LAN|ISOLATED/.test(logs('vc')), 150_000);
+  assert.match(logs('vc'), /ISOLATED/);
+  // The forwarding entries were programmed, not learned: n1 knows vb's MAC at n2's mesh address.
+  const vbMac = c.json<{ mac: string }>(['vm', 'show', 'vb']).mac;
+  const n2 = c.json<{ mesh: { address: string } }>(['node', 'show', 'n2']).mesh.address;
+  assert.match(c.inNode('n1', 'bridge', ['fdb', 'show', 'dev', 'btxlan']).stdout, new RegExp(`${vbMac} dst ${n2.replace(/\./g, '\\.')}`));
+  await removeAll();
+  assert.equal(c.cli(['network', 'rm', 'lan']).code, 0);
+  assert.equal(c.cli(['network', 'rm', 'other']).code, 0);
+  // The last VM gone, the network's bridge and VXLAN port are gone from its nodes.
+  await c.until('lan gone from n1', () => c.inNode('n1', 'ip', ['link', 'show', 'btxlan']).code !== 0, 30_000);
 });
 
 test('spread puts one VM on each node; binpack, --node and --zone place as asked', async () => {

@@ -50,6 +50,7 @@ let dir: string;
 let links: unknown[];
 let tables: string;
 let failOn: string | undefined;
+let fdb: unknown[] = [];
 let exec: RecordingExec;
 let host: LinuxNetworkHost;
 const PID = 4242;
@@ -57,6 +58,7 @@ const PID = 4242;
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'bt-unit-'));
   links = [];
+  fdb = [];
   tables = '';
   failOn = undefined;
   const proc = join(dir, 'proc');
@@ -67,6 +69,7 @@ beforeEach(() => {
     if (failOn && line.startsWith(failOn)) return { code: 1, stderr: 'boom' };
     if (line === 'ip -j -d addr show') return { stdout: JSON.stringify(links) };
     if (line === 'nft list tables') return { stdout: tables };
+    if (line.startsWith('bridge -j fdb show')) return { stdout: JSON.stringify(fdb) };
     if (line === 'sysctl -n net.ipv4.ip_forward') return { stdout: '0\n' };
     if (cmd === 'dnsmasq') {
       const conf = args[0]!.slice('--conf-file='.length);
@@ -219,4 +222,42 @@ test('teardown stops dnsmasq, deletes our links, tables and state', async () => 
   assert.deepEqual(exec.lines(), [`kill -TERM ${PID}`, 'ip -j -d addr show', 'ip link del bt-web-1', 'ip link del bt-web', 'nft -f -']);
   assert.equal(exec.calls.at(-1)!.input, 'table inet butter\ndelete table inet butter\ntable bridge butter\ndelete table bridge butter\n');
   assert.equal(existsSync(join(dir, 'state/net')), false);
+});
+
+test('a network spanning nodes: VXLAN port on the bridge, forwarding entries, remote names (golden)', async () => {
+  const spanning: LocalNetwork = {
+    ...web,
+    overlay: { device: 'btxweb', vni: 101, local: '100.127.0.2', remotes: [{ address: '100.127.0.3', macs: ['52:54:00:ab:cd:09'] }] },
+    remoteNames: [{ ip: '10.231.0.20', hostname: 'vm9' }],
+  };
+  await host.apply([spanning]);
+  const lines = exec.lines();
+  const at = lines.indexOf('ip link add btxweb type vxlan id 101 local 100.127.0.2 dstport 4789 nolearning');
+  assert.ok(at > 0, lines.join('\n'));
+  assert.deepEqual(lines.slice(at, at + 5), [
+    'ip link add btxweb type vxlan id 101 local 100.127.0.2 dstport 4789 nolearning',
+    'ip link set dev btxweb mtu 1450 master bt-web up',
+    'bridge -j fdb show dev btxweb',
+    'bridge fdb append 00:00:00:00:00:00 dev btxweb dst 100.127.0.3',
+    'bridge fdb replace 52:54:00:ab:cd:09 dev btxweb dst 100.127.0.3',
+  ]);
+  // Gateway, metadata and DHCP stay on each node: not across the VXLAN port.
+  assert.match(exec.calls[0]!.input!, /iifname "btxweb" arp daddr ip \{ 10\.231\.0\.1, 169\.254\.169\.254 \} drop/);
+  assert.match(exec.calls[0]!.input!, /oifname "btxweb" udp dport \{ 67, 68 \} drop/);
+  // DNS answers for the VM on the other node too; DHCP reserves only the local one.
+  assert.equal(readFileSync(join(dir, 'state/net/web/names'), 'utf8'), '10.231.0.10 vm1.web.internal vm1\n10.231.0.20 vm9.web.internal vm9\n');
+  assert.equal(readFileSync(join(dir, 'state/net/web/hosts'), 'utf8'), '52:54:00:ab:cd:01,10.231.0.10,vm1\n');
+
+  // Once converged (the device exists with those entries), nothing is changed again.
+  links = [...appliedLinks(web), { ifname: 'btxweb', flags: ['UP'], mtu: 1450, master: 'bt-web', address: 'aa:bb:cc:00:00:01', linkinfo: { info_kind: 'vxlan', info_data: { id: 101, local: '100.127.0.2' } }, addr_info: [] }];
+  tables = 'table inet butter\ntable bridge butter\n';
+  fdb = [{ mac: '00:00:00:00:00:00', dst: '100.127.0.3' }, { mac: '52:54:00:ab:cd:09', dst: '100.127.0.3' }, { mac: 'aa:bb:cc:00:00:01', master: 'bt-web', state: 'permanent' }];
+  exec.calls.length = 0;
+  await host.apply([spanning]);
+  assert.deepEqual(exec.lines(), ['nft list tables', 'ip -j -d addr show', 'bridge -j fdb show dev btxweb']);
+
+  // Without the overlay (the last remote VM left), the VXLAN port goes.
+  exec.calls.length = 0;
+  await host.apply([web]);
+  assert.ok(exec.lines().includes('ip link del btxweb'), exec.lines().join('\n'));
 });

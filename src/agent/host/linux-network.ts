@@ -13,7 +13,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { staleLeases, renderDhcpHosts, renderDnsHosts, renderDnsmasqConf, type DnsmasqPaths } from '../../core/dnsmasq-config.ts';
 import { NFT_TABLES, renderNftDelete, renderNftRuleset } from '../../core/nft-rules.ts';
 import type { Exec } from './exec.ts';
-import { METADATA_ADDR, type LocalNetwork, type LocalPort, type NetworkHost } from './network.ts';
+import { METADATA_ADDR, type LocalNetwork, type LocalPort, type NetworkHost, type Overlay } from './network.ts';
+import { planFdb, wantedFdb, type FdbEntry } from '../../core/fdb-plan.ts';
 import { Reverter } from './reverter.ts';
 
 export interface LinuxNetworkHostOptions {
@@ -31,6 +32,9 @@ export interface LinuxNetworkHostOptions {
 /** What `ip -j -d addr show` tells us about one interface. */
 interface Link {
   kind?: string;
+  /** VXLAN devices: their VNI and tunnel source. */
+  vni?: number;
+  local?: string;
   master?: string;
   mtu: number;
   up: boolean;
@@ -54,6 +58,9 @@ interface Plan {
   hosts: string;
   names: string;
 }
+
+/** IANA's VXLAN port; only ever sent inside the WireGuard mesh. */
+export const VXLAN_PORT = 4789;
 
 export class LinuxNetworkHost implements NetworkHost {
   private readonly exec: Exec;
@@ -129,7 +136,7 @@ export class LinuxNetworkHost implements NetworkHost {
       files,
       conf: renderDnsmasqConf(net, files),
       hosts: renderDhcpHosts(net.ports),
-      names: renderDnsHosts(net.name, net.ports),
+      names: renderDnsHosts(net.name, [...net.ports, ...(net.remoteNames ?? [])]),
     };
   }
 
@@ -139,6 +146,7 @@ export class LinuxNetworkHost implements NetworkHost {
     try {
       const bridgeCreated = await this.ensureBridge(plan.net, links, rev);
       for (const port of plan.net.ports) await this.ensurePort(port, plan.net, links, rev);
+      if (plan.net.overlay) await this.ensureOverlay(plan.net, plan.net.overlay, links, rev);
       await this.ensureDnsmasq(plan, bridgeCreated, rev);
       rev.done();
     } catch (err) {
@@ -205,6 +213,43 @@ export class LinuxNetworkHost implements NetworkHost {
     if (link.master !== net.bridge) changes.push('master', net.bridge);
     if (!link.up) changes.push('up');
     if (changes.length > 0) await this.ip('link', 'set', 'dev', port.tap, ...changes);
+  }
+
+  // --- VXLAN over the mesh ---
+
+  /**
+   * The network's VXLAN port on its bridge, tunnelling from this node's mesh address, and
+   * its forwarding entries as the control plane sees the network (`core/fdb-plan.ts`).
+   * No learning: where each MAC lives is known, not guessed from flooded traffic.
+   */
+  private async ensureOverlay(net: LocalNetwork, o: Overlay, links: Links, rev: Reverter): Promise<void> {
+    let link = links.get(o.device);
+    if (link && (link.kind !== 'vxlan' || link.vni !== o.vni || link.local !== o.local)) {
+      if (link.kind !== 'vxlan' || !o.device.startsWith(this.prefix)) throw new Error(`${o.device} exists and is not our VXLAN device for VNI ${o.vni}`);
+      // The VNI or the node's mesh address changed: neither can be changed in place.
+      await this.ip('link', 'del', o.device);
+      links.delete(o.device);
+      link = undefined;
+    }
+    if (!link) {
+      await this.ip('link', 'add', o.device, 'type', 'vxlan', 'id', String(o.vni), 'local', o.local, 'dstport', String(VXLAN_PORT), 'nolearning');
+      rev.add(() => this.ip('link', 'del', o.device));
+      await this.ip('link', 'set', 'dev', o.device, 'mtu', String(net.mtu), 'master', net.bridge, 'up');
+      this.log(`created VXLAN ${o.device} (VNI ${o.vni}) on ${net.bridge}`);
+    } else {
+      const changes: string[] = [];
+      if (link.mtu !== net.mtu) changes.push('mtu', String(net.mtu));
+      if (link.master !== net.bridge) changes.push('master', net.bridge);
+      if (!link.up) changes.push('up');
+      if (changes.length > 0) await this.ip('link', 'set', 'dev', o.device, ...changes);
+    }
+    for (const cmd of planFdb(o.device, await this.readFdb(o.device), wantedFdb(o.remotes))) await this.exec.run('bridge', cmd);
+  }
+
+  /** The device's own (VXLAN-level) entries: those with a tunnel destination. */
+  private async readFdb(device: string): Promise<FdbEntry[]> {
+    const out = (await this.exec.run('bridge', ['-j', 'fdb', 'show', 'dev', device])).stdout.trim();
+    return ((out ? JSON.parse(out) : []) as { mac: string; dst?: string }[]).filter((e) => e.dst).map((e) => ({ mac: e.mac.toLowerCase(), dst: e.dst! }));
   }
 
   // --- dnsmasq ---
@@ -321,19 +366,18 @@ export class LinuxNetworkHost implements NetworkHost {
       await rm(join(this.stateDir, 'net', name), { recursive: true, force: true });
       this.log(`removed dnsmasq of network ${name}`);
     }
-    const taps = new Set(networks.flatMap((n) => n.ports.map((p) => p.tap)));
-    const bridges = new Set(networks.map((n) => n.bridge));
-    await this.deleteOurLinks(links, (name) => !taps.has(name) && !bridges.has(name));
+    const keep = new Set(networks.flatMap((n) => [n.bridge, ...n.ports.map((p) => p.tap), ...(n.overlay ? [n.overlay.device] : [])]));
+    await this.deleteOurLinks(links, (name) => !keep.has(name));
   }
 
-  /** Taps before bridges: a bridge goes only once nothing of ours hangs off it. */
+  /** Taps and VXLAN ports before bridges: a bridge goes only once nothing of ours hangs off it. */
   private async deleteOurLinks(links: Links, unwanted: (name: string) => boolean): Promise<void> {
-    for (const kind of ['tun', 'bridge']) {
+    for (const kind of ['tun', 'vxlan', 'bridge']) {
       for (const [name, link] of links) {
         if (link.kind !== kind || !name.startsWith(this.prefix) || !unwanted(name)) continue;
         await this.ip('link', 'del', name);
         links.delete(name);
-        this.log(`deleted ${kind === 'tun' ? 'tap' : 'bridge'} ${name}`);
+        this.log(`deleted ${kind === 'tun' ? 'tap' : kind} ${name}`);
       }
     }
   }
@@ -356,8 +400,11 @@ export class LinuxNetworkHost implements NetworkHost {
       for (const a of l.addr_info ?? []) {
         if (a.family === 'inet') addrs.set(`${a.local}/${a.prefixlen}`, a.label ?? l.ifname);
       }
+      const data = l.linkinfo?.info_data;
       links.set(l.ifname, {
         kind: l.linkinfo?.info_kind,
+        ...(data?.id !== undefined ? { vni: data.id } : {}),
+        ...(data?.local !== undefined ? { local: data.local } : {}),
         master: l.master,
         mtu: l.mtu,
         up: (l.flags ?? []).includes('UP'),
@@ -380,7 +427,7 @@ interface IpAddrJson {
   mtu: number;
   master?: string;
   address?: string;
-  linkinfo?: { info_kind?: string };
+  linkinfo?: { info_kind?: string; info_data?: { id?: number; local?: string } };
   addr_info?: { family: string; local: string; prefixlen: number; label?: string }[];
 }
 
@@ -403,6 +450,7 @@ function checkUnique(networks: readonly LocalNetwork[]): void {
     once('network', n.name);
     once('interface', n.bridge);
     for (const p of n.ports) once('interface', p.tap);
+    if (n.overlay) once('interface', n.overlay.device);
   }
 }
 

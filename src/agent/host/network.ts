@@ -3,6 +3,7 @@
  * whole desired set of local networks and ports; `apply` makes the host match and is safe to
  * call again with the same input. Anything of ours not in the input is removed.
  */
+import type { RemoteNode } from '../../core/fdb-plan.ts';
 
 export interface LocalPort {
   /** Tap device name (<= 15 chars), created by the network host, opened by QEMU. */
@@ -26,6 +27,19 @@ export interface LocalNetwork {
   /** When false dnsmasq answers only local names and forwards nothing upstream. */
   dnsForward: boolean;
   ports: LocalPort[];
+  /** VXLAN over the node mesh, when this node is in it: the network's other hosts. */
+  overlay?: Overlay;
+  /** The network's VMs on other nodes: answered by this node's DNS like its own. */
+  remoteNames?: { ip: string; hostname: string }[];
+}
+
+export interface Overlay {
+  /** VXLAN device name (<= 15 chars), a port of the network's bridge. */
+  device: string;
+  vni: number;
+  /** This node's mesh address: the VXLAN tunnels' source. */
+  local: string;
+  remotes: RemoteNode[];
 }
 
 export interface NetworkHost {

@@ -42,6 +42,10 @@ export const DesiredNetwork = z.object({
   gateway: z.string(),
   mtu: z.number().int(),
   nat: z.boolean(),
+  /** Its VXLAN network identifier, the same on every node. */
+  vni: z.number().int(),
+  /** Other mesh nodes with VMs on it, and those VMs: VXLAN forwarding entries and DNS names. */
+  remotes: z.array(z.object({ node: Name, address: z.string(), vms: z.array(z.object({ name: Name, mac: z.string(), ip: z.string() })) })),
 });
 export type DesiredNetwork = z.infer<typeof DesiredNetwork>;
 

@@ -33,6 +33,8 @@ export const Network = z
     /** Handed to guests by DHCP: the underlay's MTU less the WireGuard and VXLAN headers. */
     mtu: z.number().int(),
     nat: z.boolean(),
+    /** Its VXLAN network identifier on the node mesh. */
+    vni: z.number().int(),
     vmCount: z.number().int(),
     createdAt: Timestamp,
   })

@@ -146,4 +146,10 @@ export const MIGRATIONS: readonly string[] = [
   CREATE UNIQUE INDEX nodes_mesh_ip ON nodes(mesh_ip);
   CREATE UNIQUE INDEX nodes_wg_public_key ON nodes(wg_public_key);
   `,
+  `
+  -- One VXLAN network identifier per private network, the same on every node.
+  ALTER TABLE networks ADD COLUMN vni INTEGER;
+  UPDATE networks SET vni = 99 + rowid;
+  CREATE UNIQUE INDEX networks_vni ON networks(vni);
+  `,
 ];

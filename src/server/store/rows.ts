@@ -165,6 +165,7 @@ export interface NetworkRow {
   gateway: string;
   mtu: number;
   nat: number;
+  vni: number;
 }
 
 export interface GroupRow {
