@@ -3,17 +3,19 @@ import type { BootResult } from './boot.ts';
 import type { ClusterScaleResult } from './cluster-scale.ts';
 import type { CreateLatencyResult } from './create-latency.ts';
 import type { MetadataBenchResult } from './metadata.ts';
+import type { OverlayResult } from './overlay.ts';
 import type { PlacementResult } from './placement.ts';
 import type { RssResult } from './rss.ts';
 
-export type FigureId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f';
+export type FigureId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g';
 
 /** Every figure, in the order they are reported. */
-export const FIGURE_IDS: readonly FigureId[] = ['a', 'b', 'c', 'd', 'e', 'f'];
+export const FIGURE_IDS: readonly FigureId[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g'];
 
 /** Goals of the cluster figures (e) and (f). */
 export const PLACEMENT_GOAL_PER_S = 5000;
 export const HEARTBEAT_P99_GOAL_MS = 50;
+export const OVERLAY_RATIO_GOAL = 0.9;
 /** 200 MB, read as decimal megabytes (the stricter reading: 190.7 MiB). */
 export const RSS_GOAL_BYTES = 200e6;
 export type Status = 'pass' | 'fail' | 'error' | 'reported';
@@ -32,6 +34,7 @@ export const FIGURES: Record<FigureId, FigureDef> = {
   c: { id: 'c', key: 'metadataGet', title: 'metadata GET /meta-data latency', goal: 'p99 <= 5 ms' },
   d: { id: 'd', key: 'controlPlaneRss', title: 'control-plane resident memory with 1,000+ VMs', goal: null },
   e: { id: 'e', key: 'placementThroughput', title: 'durable placements per second, 10,000 over 1,000 nodes', goal: '>= 5,000/s' },
+  g: { id: 'g', key: 'overlayThroughput', title: 'TCP over the full overlay (bridge → VXLAN → WireGuard) vs plain WireGuard, two machines', goal: 'overlay / plain >= 0.9' },
   f: { id: 'f', key: 'clusterScale', title: '1,000 simulated agents heartbeating every 5 s; control-plane RSS with 10,000 VMs', goal: 'heartbeat p99 <= 50 ms; RSS <= 200 MB' },
 };
 
@@ -47,6 +50,7 @@ export interface FigureDataMap {
   d: RssFigureData;
   e: PlacementResult;
   f: ClusterScaleResult;
+  g: OverlayResult;
 }
 
 export interface FigureResult<I extends FigureId = FigureId> extends FigureDef {
@@ -95,6 +99,13 @@ export function judge<I extends FigureId>(id: I, data: FigureDataMap[I]): { pass
       return {
         pass: best >= PLACEMENT_GOAL_PER_S,
         headline: `${n(d.concurrentPerSecond)}/s with ${d.inFlight} in flight (group commit), ${n(d.sequentialPerSecond)}/s one at a time; ceiling ${n(d.durableCommitsPerSecond)} durable SQLite commits/s`,
+      };
+    }
+    case 'g': {
+      const d = data as OverlayResult;
+      return {
+        pass: d.ratio >= OVERLAY_RATIO_GOAL,
+        headline: `ratio ${d.ratio.toFixed(3)}: overlay ${d.overlayMbps} Mbit/s vs plain WireGuard ${d.plainMbps} Mbit/s (medians of ${d.runs.length}; guest MTU ${d.mtu.guest})`,
       };
     }
     default: {

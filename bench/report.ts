@@ -7,6 +7,7 @@ import type { HeartbeatPhase } from './cluster-scale.ts';
 import { FIGURE_IDS, HEARTBEAT_P99_GOAL_MS, PLACEMENT_GOAL_PER_S, type FigureDataMap, type FigureId, type FigureResult } from './figures.ts';
 import type { Machine } from './machine.ts';
 import type { MetadataBenchResult } from './metadata.ts';
+import type { OverlayResult } from './overlay.ts';
 
 export interface Results {
   /** When the run started (ISO-8601 UTC). */
@@ -291,6 +292,41 @@ Status: **${STATUS[f!.status]}** (p99 ${m.p99Ms} ms, goal <= 5 ms).
   return out.join('\n');
 }
 
+function overlaySection(r: Results): string {
+  const { f, d } = data(r, 'g');
+  const out = [`## (g) TCP throughput over the overlay
+
+**What it measures.** What a private network across machines costs: TCP from one VM
+stand-in to another on a second machine, through the network's bridge, its VXLAN port and
+the WireGuard mesh, against TCP over plain WireGuard between the same two machines, in the
+same run. **Goal: overlay / plain >= 0.9.**
+
+**How.** \`bench/overlay.ts\` (\`benchOverlay()\`) makes two namespaces joined by a veth
+(the 1500-byte underlay) and sets both up with Butter's own adapters through \`NetnsExec\`:
+\`LinuxMeshHost\` (wireguard-go here: no kernel module) and \`LinuxNetworkHost\` (bridge, VXLAN
+port with its forwarding entries, nftables, dnsmasq). A veth whose far end sits in a third
+namespace, with the guest MTU, stands in for each VM. A full-size ping with DF set must pass
+first. Then iperf3 (one stream, receiver-side goodput) alternates between the two paths,
+three runs of 8 s each; the figure is the ratio of the medians.
+`];
+  if (!d) return out.join('\n') + '\n' + notMeasured(f);
+  const o = d as OverlayResult;
+  out.push(`### Results (${r.date.slice(0, 10)})
+
+| run | plain WireGuard | full overlay |
+| ---: | ---: | ---: |
+${o.runs.map((x, i) => `| ${i + 1} | ${x.plainMbps} Mbit/s | ${x.overlayMbps} Mbit/s |`).join('\n')}
+
+MTUs: underlay ${o.mtu.underlay}, WireGuard ${o.mtu.wireguard}, guest ${o.mtu.guest}. Status:
+**${STATUS[f!.status]}** (ratio ${o.ratio}, goal >= 0.9). In a separate experiment on the
+2-core machine (2026-11-22, \`OVERLAY_HOOK\`), with Butter's nftables tables and
+br_netfilter switched off, which Butter never does, the ratio was 0.79. So the firewall
+costs a few percent. The rest is the VXLAN, bridge and veth path in front of a userspace
+WireGuard that pays for every packet.
+`);
+  return out.join('\n');
+}
+
 function rssSection(r: Results): string {
   const { f, d } = data(r, 'd');
   const b = data(r, 'b').d as CreateLatencyResult | undefined;
@@ -538,6 +574,7 @@ ${metadataSection(r)}
 ${rssSection(r)}
 ${placementSection(r)}
 ${clusterSection(r)}
+${overlaySection(r)}
 ## Running it
 
 \`\`\`sh

@@ -28,6 +28,7 @@ import { benchCreateLatency } from './create-latency.ts';
 import { FIGURE_IDS, FIGURES, judge, type FigureDataMap, type FigureId, type FigureResult } from './figures.ts';
 import { machineFacts, waitForQuiet } from './machine.ts';
 import { benchMetadata } from './metadata.ts';
+import { benchOverlay } from './overlay.ts';
 import { benchPlacement } from './placement.ts';
 import { renderMarkdown, renderSummary, type Results } from './report.ts';
 import { readRss } from './rss.ts';
@@ -129,6 +130,8 @@ async function main(): Promise<number> {
   // The cluster figures: in-process placement throughput, then 1,000 agents against a fresh server.
   if (wanted('e')) figures.push(await figure('e', 180_000, () => benchPlacement()));
   if (wanted('f')) figures.push(await figure('f', 420_000, () => benchClusterScale(undefined, (m) => log(`    ${m}`))));
+
+  if (wanted('g')) figures.push(await figure('g', 240_000, () => benchOverlay(undefined, (m) => log(`    ${m}`))));
 
   if (wanted('a')) {
     const runs = Number(process.env.BENCH_BOOT_RUNS ?? BOOT_DEFAULTS.runs);

@@ -232,7 +232,7 @@ export class LinuxNetworkHost implements NetworkHost {
       link = undefined;
     }
     if (!link) {
-      await this.ip('link', 'add', o.device, 'type', 'vxlan', 'id', String(o.vni), 'local', o.local, 'dstport', String(VXLAN_PORT), 'nolearning');
+      await this.ip('link', 'add', o.device, 'type', 'vxlan', 'id', String(o.vni), 'local', o.local, 'dstport', String(VXLAN_PORT), 'nolearning', 'noudpcsum');
       rev.add(() => this.ip('link', 'del', o.device));
       await this.ip('link', 'set', 'dev', o.device, 'mtu', String(net.mtu), 'master', net.bridge, 'up');
       this.log(`created VXLAN ${o.device} (VNI ${o.vni}) on ${net.bridge}`);
