@@ -435,7 +435,7 @@ simulated driver, as \`butter sim\` runs them) in the bench process, 10 ms apart
 heartbeats are spread over the period as independent agents' are. Each has its own state dir,
 node token and HTTPS connections, and reports 64 CPUs, 256 GiB and 10 TiB. Each agent long-polls
 its desired state, reconciles, reports every 5 s and after every reconcile (at least every 10 s,
-the long-poll's timeout), waits for console input and ships its consoles every 5 s. Every
+the long-poll's timeout), takes console input on that same watch, and ships its consoles every 5 s. Every
 \`nodeReport\` call is a heartbeat here, timed in the agent's client from just before the SDK
 call to its decoded answer. In the control plane a report that changes something (a VM's state,
 a deletion confirmed) is a durable write (SQLite, \`synchronous=FULL\`); one that only says
@@ -514,16 +514,23 @@ connection each); a heartbeat in flight then waits. Runs beside other work (some
 \`npm ci\`, a test suite) measured several times these tails, at no more server CPU.
 
 **Where the memory goes.** Mostly connections. ${num(d.nodes)} agents hold ${num(d.joinedSockets)} sockets: one HTTP/2
-connection each, carrying both long-polls, reports and console uploads. (Over HTTP/1.1 keep-alive
-pools they held three to four each; this benchmark then measured 345–435 MiB with the VMs, on
-2026-11-22.) A TLS connection costs the server about 60 KB before HTTP (OpenSSL's state;
-measured separately on this machine, 500 idle TLS sockets to a bare Node server) and HTTP/2
-adds about 35 KB (nghttp2's session); a connection that once carried a larger answer (an
-agent's desired state with its VMs) keeps about 40 KB more of buffers. The joins added
-${Math.round(d.joinedRssMiB - d.idleRssMiB)} MiB here; the ${num(d.runningVms)} VMs added ${Math.round(d.rssMiB - d.joinedRssMiB)} MiB more, mostly those buffers.
-Little of it is data: in-process, the control plane's JavaScript heap holds about 17 MB live
-with 1,000 nodes and 10,000 VMs; \`bin/butter\` caps V8's young generation at 2 MB semi-spaces,
-which took about 25 MiB off the idle and loaded RSS. The agents' process held ${d.agentsRssMiB} MiB at the end; it is not part of the figure.
+connection each, carrying its one long-poll (desired state and console input), its reports
+and console uploads. (Over HTTP/1.1 keep-alive pools they held three to four each; this
+benchmark then measured 345–435 MiB with the VMs, on 2026-11-22.) A TLS connection costs the
+server about 60 KB before HTTP (OpenSSL's state; measured separately on this machine, 500 idle
+TLS sockets to a bare Node server) and HTTP/2 adds about 35 KB (nghttp2's session); a
+connection that once carried a larger answer (an agent's desired state with its VMs) keeps
+more of its buffers. Each pending long-poll holds about 10 KB of heap (request, reply and
+stream objects): one per agent since console input rides on the desired-state watch (two
+before, 10 MiB more at 1,000 agents). The joins added
+${Math.round(d.joinedRssMiB - d.idleRssMiB)} MiB here; the ${num(d.runningVms)} VMs added ${Math.round(d.rssMiB - d.joinedRssMiB)} MiB more.
+The rest is V8's heap policy: the live heap is about 40 MB after a full GC with 1,000 agents
+and 10,000 VMs (\`--trace-gc\` on the server), but with V8's defaults it grew to 2–3 × that
+(126 MB measured) before the next full GC. \`bin/butter\` runs Node with 2 MB young-generation
+semi-spaces and \`--heap-growing-percent=30\` (the old generation grows 30 % past what the last
+full GC kept); with those, four runs on 2026-11-22 measured 185–188 MiB with the VMs, where the
+same code without the growth cap measured 192 MiB, and 209–303 MiB before the watch merge.
+The agents' process held ${d.agentsRssMiB} MiB at the end; it is not part of the figure.
 `);
   return out.join('\n');
 }
