@@ -3,14 +3,15 @@ import type { BootResult } from './boot.ts';
 import type { ClusterScaleResult } from './cluster-scale.ts';
 import type { CreateLatencyResult } from './create-latency.ts';
 import type { MetadataBenchResult } from './metadata.ts';
+import type { MeshJoinResult } from './mesh-join.ts';
 import type { OverlayResult } from './overlay.ts';
 import type { PlacementResult } from './placement.ts';
 import type { RssResult } from './rss.ts';
 
-export type FigureId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g';
+export type FigureId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'h';
 
 /** Every figure, in the order they are reported. */
-export const FIGURE_IDS: readonly FigureId[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g'];
+export const FIGURE_IDS: readonly FigureId[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'];
 
 /** Goals of the cluster figures (e) and (f). */
 export const PLACEMENT_GOAL_PER_S = 5000;
@@ -35,6 +36,7 @@ export const FIGURES: Record<FigureId, FigureDef> = {
   d: { id: 'd', key: 'controlPlaneRss', title: 'control-plane resident memory with 1,000+ VMs', goal: null },
   e: { id: 'e', key: 'placementThroughput', title: 'durable placements per second, 10,000 over 1,000 nodes', goal: '>= 5,000/s' },
   g: { id: 'g', key: 'overlayThroughput', title: 'TCP over the full overlay (bridge → VXLAN → WireGuard) vs plain WireGuard, two machines', goal: 'overlay / plain >= 0.9' },
+  h: { id: 'h', key: 'meshJoin', title: 'node join → full WireGuard mesh connectivity', goal: '< 1 s' },
   f: { id: 'f', key: 'clusterScale', title: '1,000 simulated agents heartbeating every 5 s; control-plane RSS with 10,000 VMs', goal: 'heartbeat p99 <= 50 ms; RSS <= 200 MB' },
 };
 
@@ -51,6 +53,7 @@ export interface FigureDataMap {
   e: PlacementResult;
   f: ClusterScaleResult;
   g: OverlayResult;
+  h: MeshJoinResult;
 }
 
 export interface FigureResult<I extends FigureId = FigureId> extends FigureDef {
@@ -106,6 +109,13 @@ export function judge<I extends FigureId>(id: I, data: FigureDataMap[I]): { pass
       return {
         pass: d.ratio >= OVERLAY_RATIO_GOAL,
         headline: `ratio ${d.ratio.toFixed(3)}: overlay ${d.overlayMbps} Mbit/s vs plain WireGuard ${d.plainMbps} Mbit/s (medians of ${d.runs.length}; guest MTU ${d.mtu.guest})`,
+      };
+    }
+    case 'h': {
+      const d = data as MeshJoinResult;
+      return {
+        pass: d.maxMs < 1000,
+        headline: `median ${d.medianMs} ms, worst ${d.maxMs} ms over ${d.joinsMs.length} joins (meshes of ${d.meshSizes.join(', ')} nodes)`,
       };
     }
     default: {

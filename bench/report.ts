@@ -7,6 +7,7 @@ import type { HeartbeatPhase } from './cluster-scale.ts';
 import { FIGURE_IDS, HEARTBEAT_P99_GOAL_MS, PLACEMENT_GOAL_PER_S, type FigureDataMap, type FigureId, type FigureResult } from './figures.ts';
 import type { Machine } from './machine.ts';
 import type { MetadataBenchResult } from './metadata.ts';
+import type { MeshJoinResult } from './mesh-join.ts';
 import type { OverlayResult } from './overlay.ts';
 
 export interface Results {
@@ -327,6 +328,37 @@ WireGuard that pays for every packet.
   return out.join('\n');
 }
 
+function meshJoinSection(r: Results): string {
+  const { f, d } = data(r, 'h');
+  const out = [`## (h) node join → full mesh
+
+**What it measures.** How fast the WireGuard mesh converges when a node joins: from the new
+agent's start (its first report carries its public key and endpoint) until every node of the
+mesh pings every other over it. **Goal: < 1 s.**
+
+**How.** \`bench/mesh-join.ts\` (\`benchMeshJoin()\`) runs a control plane and real \`Agent\`s
+in this process, each with a \`LinuxMeshHost\` whose WireGuard interface (wireguard-go) lives
+in a namespace of its own; the namespaces share an underlay bridge. Each agent gives its
+underlay address as its endpoint (its API traffic is over loopback). Two nodes form the mesh
+first; then three more join one at a time. After each start, every ordered pair pings
+(100 ms per attempt) until it gets an answer; the time is when the last pair first did. The
+new node's first watch creates its interface (starting wireguard-go); the others' watches
+answer on the join and apply the new peer with \`wg syncconf\`.
+`];
+  if (!d) return out.join('\n') + '\n' + notMeasured(f);
+  const m = d as MeshJoinResult;
+  out.push(`### Results (${r.date.slice(0, 10)})
+
+| join | nodes in the mesh | time to full mesh |
+| ---: | ---: | ---: |
+${m.joinsMs.map((ms, i) => `| ${i + 1} | ${m.meshSizes[i]} | ${ms} ms |`).join('\n')}
+
+Status: **${STATUS[f!.status]}** (worst ${m.maxMs} ms, goal < 1 s). The pings themselves (up to
+20 in flight on 2 cores) run beside the agents, so the figure is pessimistic.
+`);
+  return out.join('\n');
+}
+
 function rssSection(r: Results): string {
   const { f, d } = data(r, 'd');
   const b = data(r, 'b').d as CreateLatencyResult | undefined;
@@ -582,6 +614,7 @@ ${rssSection(r)}
 ${placementSection(r)}
 ${clusterSection(r)}
 ${overlaySection(r)}
+${meshJoinSection(r)}
 ## Running it
 
 \`\`\`sh

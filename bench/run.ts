@@ -28,6 +28,7 @@ import { benchCreateLatency } from './create-latency.ts';
 import { FIGURE_IDS, FIGURES, judge, type FigureDataMap, type FigureId, type FigureResult } from './figures.ts';
 import { machineFacts, waitForQuiet } from './machine.ts';
 import { benchMetadata } from './metadata.ts';
+import { benchMeshJoin } from './mesh-join.ts';
 import { benchOverlay } from './overlay.ts';
 import { benchPlacement } from './placement.ts';
 import { renderMarkdown, renderSummary, type Results } from './report.ts';
@@ -132,6 +133,7 @@ async function main(): Promise<number> {
   if (wanted('f')) figures.push(await figure('f', 420_000, () => benchClusterScale(undefined, (m) => log(`    ${m}`))));
 
   if (wanted('g')) figures.push(await figure('g', 240_000, () => benchOverlay(undefined, (m) => log(`    ${m}`))));
+  if (wanted('h')) figures.push(await figure('h', 120_000, () => benchMeshJoin(undefined, (m) => log(`    ${m}`))));
 
   if (wanted('a')) {
     const runs = Number(process.env.BENCH_BOOT_RUNS ?? BOOT_DEFAULTS.runs);
