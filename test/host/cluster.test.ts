@@ -90,6 +90,12 @@ done
 echo "resolved ${target} to $ip"
 if ping -c 3 -W 2 "$ip" >/dev/null 2>&1; then echo "${ok}"; else echo "${fail}"; fi
 if ping -c 2 -W 2 -s 1362 "$ip" >/dev/null 2>&1; then echo "BIG-PING-OK"; fi
+n=0
+while true; do
+  n=$((n + 1))
+  if ping -c 1 -W 1 "$ip" >/dev/null 2>&1; then echo "ALIVE $n ok"; else echo "ALIVE $n fail"; fi
+  sleep 1
+done
 `;
   writeFileSync(`${c.dir}/seek-b.sh`, seek('vb.lan.internal', 'PEER-REACHED', 'PEER-UNREACHABLE'));
   writeFileSync(`${c.dir}/probe.sh`, `#!/bin/sh\nsleep 5\nif ping -c 3 -W 2 10.30.0.2 >/dev/null 2>&1; then echo LEAKED-INTO-LAN; else echo ISOLATED; fi\n`);
@@ -107,6 +113,20 @@ if ping -c 2 -W 2 -s 1362 "$ip" >/dev/null 2>&1; then echo "BIG-PING-OK"; fi
   assert.match(logs('va'), /BIG-PING-OK/, 'a full-size packet crossed the overlay');
   await c.until('vc tried to reach into lan', () => /LEAKED-INTO-LAN|ISOLATED/.test(logs('vc')), 150_000);
   assert.match(logs('vc'), /ISOLATED/);
+  // Agents restart (crash, upgrade) without cutting the VMs off: the mesh (wireguard-go), the
+  // bridges and VXLAN ports stay, and the restarted agents change nothing. va keeps pinging vb
+  // once a second; its console log (written by QEMU) is shipped again once n1's agent is back.
+  const alive = () => [...logs('va').matchAll(/ALIVE (\d+) (ok|fail)/g)].map((m) => m[2]!);
+  await c.until('va pinging vb every second', () => alive().length >= 3, 30_000);
+  const before = alive().length;
+  await c.killAgent('n1');
+  await c.killAgent('n2');
+  await new Promise((r) => setTimeout(r, 6000));
+  c.startAgent('n1');
+  c.startAgent('n2');
+  await c.until('pings logged across the restart', () => alive().length >= before + 10, 60_000);
+  assert.deepEqual(alive().filter((x) => x !== 'ok'), [], `every ping while the agents were down or restarting was answered:\n${logs('va').slice(-1500)}`);
+
   // The forwarding entries were programmed, not learned: n1 knows vb's MAC at n2's mesh address.
   const vbMac = c.json<{ mac: string }>(['vm', 'show', 'vb']).mac;
   const n2 = c.json<{ mesh: { address: string } }>(['node', 'show', 'n2']).mesh.address;
@@ -168,4 +188,14 @@ test('a killed agent: unreachable within 15 s, VMs unknown; back again, it recon
   c.startAgent('n1');
   await c.until('the stale copy on n1 is gone', () => c.qemus('n1').length === 0, 60_000);
   await removeAll();
+});
+
+test("a removed node's peer disappears from every other node's mesh", async () => {
+  const n3 = c.json<{ mesh: { publicKey: string } }>(['node', 'show', 'n3']).mesh.publicKey;
+  const peersOf = (name: string) => c.inNode(name, 'wg', ['show', c.wgOf(name), 'peers']).stdout;
+  assert.ok(peersOf('n1').includes(n3) && peersOf('n2').includes(n3));
+  await c.killAgent('n3');
+  assert.equal(c.cli(['node', 'remove', 'n3']).code, 0);
+  const ms = await c.until('n3 gone from the peers of n1 and n2', () => !peersOf('n1').includes(n3) && !peersOf('n2').includes(n3), 10_000);
+  assert.ok(ms < 5000, `peers updated after ${ms} ms`);
 });
