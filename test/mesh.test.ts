@@ -91,3 +91,17 @@ test('a removed node disappears from every peer list', async () => {
   assert.ok(!('unchanged' in after));
   assert.deepEqual(after.mesh?.peers.map((p) => p.node), ['node-b']);
 });
+
+test('the mesh and every network size for the smallest underlay any node reports', async () => {
+  const n = (await cloud.admin.call('getNetwork', { params: { name: 'default' } })).mtu;
+  assert.equal(n, 1390, 'nothing reported: a 1500-byte underlay is assumed');
+  await report(b, 'node-b', { publicKey: KEYS[1], listenPort: 51821, underlayMtu: 1420 });
+  assert.equal((await cloud.admin.call('getNetwork', { params: { name: 'default' } })).mtu, 1310);
+  const da = await a.call('nodeDesired', { params: { name: 'node-a' } });
+  assert.ok(!('unchanged' in da));
+  assert.equal(da.mesh?.mtu, 1360, 'WireGuard: 1420 less 60');
+  await report(b, 'node-b', { publicKey: KEYS[1], listenPort: 51821, underlayMtu: 9000 });
+  assert.equal((await cloud.admin.call('getNetwork', { params: { name: 'default' } })).mtu, 1390, 'node-a still counts as 1500');
+  const e = await report(b, 'node-b', { publicKey: KEYS[1], listenPort: 51821, underlayMtu: 500 }).catch((err: unknown) => err as ButterError);
+  assert.ok(e instanceof ButterError && e.status === 400 && e.field === 'mesh.underlayMtu');
+});

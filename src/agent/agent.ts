@@ -3,7 +3,7 @@
  * the host adapters → report observed state. Heartbeats double as reports.
  */
 import type { NodeDesired, DesiredVm } from '../api/schemas/desired.ts';
-import type { ObservedVmReport } from '../api/schemas/node.ts';
+import type { MeshReport, ObservedVmReport } from '../api/schemas/node.ts';
 import { plan, type Op } from '../core/reconcile.ts';
 import type { Client } from '../sdk/client.ts';
 import { AgentState } from './agent-state.ts';
@@ -29,7 +29,7 @@ export interface AgentOptions {
   noEgress?: boolean;
   metadataListen?: { host: string; port: number };
   /** The node's end of the WireGuard mesh; absent for simulated nodes. */
-  mesh?: { host: MeshHost; publicKey: string; listenPort: number; endpoint?: string };
+  mesh?: { host: MeshHost; publicKey: string; listenPort: number; endpoint?: string; underlayMtu?: number };
   log?: (msg: string) => void;
   heartbeatMs?: number;
   stopTimeoutMs?: number;
@@ -276,7 +276,7 @@ export class Agent {
         ...(this.opts.accel.reason ? { accelReason: this.opts.accel.reason } : {}),
         driver: this.opts.driver.name,
         vms,
-        ...(this.opts.mesh ? { mesh: { publicKey: this.opts.mesh.publicKey, listenPort: this.opts.mesh.listenPort, ...(this.opts.mesh.endpoint ? { endpoint: this.opts.mesh.endpoint } : {}) } } : {}),
+        ...(this.opts.mesh ? { mesh: meshReport(this.opts.mesh) } : {}),
       },
     });
   }
@@ -293,4 +293,9 @@ export class Agent {
       this.shipping = false;
     }
   }
+}
+
+/** What the report says of the node's mesh end: never the private key. */
+function meshReport(m: NonNullable<AgentOptions['mesh']>): MeshReport {
+  return { publicKey: m.publicKey, listenPort: m.listenPort, ...(m.endpoint ? { endpoint: m.endpoint } : {}), ...(m.underlayMtu ? { underlayMtu: m.underlayMtu } : {}) };
 }

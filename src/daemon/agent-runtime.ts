@@ -3,6 +3,8 @@
  * the host network adapter and the metadata server address.
  */
 import { createHash } from 'node:crypto';
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import { chmodSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Agent, type AgentOptions } from '../agent/agent.ts';
@@ -14,11 +16,14 @@ import { LinuxNetworkHost } from '../agent/host/linux-network.ts';
 import { METADATA_ADDR } from '../agent/host/network.ts';
 import { QemuDriver } from '../agent/host/qemu-driver.ts';
 import { SimDriver } from '../agent/host/sim-driver.ts';
+import { underlayMtu } from '../agent/host/underlay.ts';
 import type { Client } from '../sdk/client.ts';
 import type { Logger } from './logger.ts';
 
 export interface AgentRuntimeOptions {
   client: Client;
+  /** The control plane's URL: the underlay's MTU is read off the route toward it. */
+  url: string;
   node: string;
   stateDir: string;
   driver: 'qemu' | 'sim';
@@ -50,11 +55,13 @@ export async function buildAgent(o: AgentRuntimeOptions): Promise<Agent> {
   let mesh: AgentOptions['mesh'];
   if (o.mesh) {
     const key = loadOrCreateKey(stateDir);
+    const mtu = await underlayMtu(exec, await addressOf(new URL(o.url).hostname));
     mesh = {
       host: new LinuxMeshHost({ exec, stateDir, key, iface: o.mesh.iface, listenPort: o.mesh.port, log }),
       publicKey: key.publicKey,
       listenPort: o.mesh.port,
       ...(o.mesh.endpoint ? { endpoint: o.mesh.endpoint } : {}),
+      ...(mtu ? { underlayMtu: mtu } : {}),
     };
   }
   return new Agent({
@@ -69,6 +76,13 @@ export async function buildAgent(o: AgentRuntimeOptions): Promise<Agent> {
     metadataListen: { host: METADATA_ADDR, port: o.metadataPort ?? 80 },
     log,
   });
+}
+
+/** An IP literal as is (brackets off), a name resolved; undefined when it does not resolve. */
+async function addressOf(host: string): Promise<string | undefined> {
+  const bare = host.replace(/^\[|\]$/g, '');
+  if (isIP(bare)) return bare;
+  return (await lookup(bare).catch(() => undefined))?.address;
 }
 
 /**

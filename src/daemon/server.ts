@@ -57,7 +57,7 @@ export async function runAgent(o: AgentCommandOptions): Promise<() => Promise<vo
   mkdirSync(o.stateDir, { recursive: true, mode: 0o711 });
   const cred = await credential(o);
   const client = new Client({ url: cred.url, token: cred.token, ...(cred.ca ? { ca: cred.ca } : {}) });
-  const agent = await buildAgent({ client, node: cred.node, stateDir: o.stateDir, driver: o.driver, noEgress: o.noEgress, ...(o.metadataPort !== undefined ? { metadataPort: o.metadataPort } : {}), mesh: o.mesh, log: o.log });
+  const agent = await buildAgent({ client, url: cred.url, node: cred.node, stateDir: o.stateDir, driver: o.driver, noEgress: o.noEgress, ...(o.metadataPort !== undefined ? { metadataPort: o.metadataPort } : {}), mesh: o.mesh, log: o.log });
   await agent.start();
   o.log.info(`agent for node ${cred.node} running against ${cred.url}`);
   return () => agent.stop();

@@ -52,6 +52,7 @@ export async function runUp(o: UpOptions): Promise<() => Promise<void>> {
   }
   const agent = await buildAgent({
     client: new Client({ url, token: readFileSync(nodeTokenPath, 'utf8').trim(), ca: tls.ca }),
+    url,
     node,
     stateDir: join(dataDir, 'agent'),
     driver: o.driver,

@@ -6,7 +6,6 @@ import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { gatewayOf, parseCidr } from '../core/ipv4.ts';
-import { guestMtu } from '../core/mtu.ts';
 import { issueToken } from './auth.ts';
 import { BlobFiles } from './blobs.ts';
 import { Consoles } from './consoles.ts';
@@ -69,7 +68,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   if (!store.db.prepare(`SELECT 1 FROM networks WHERE name = ?`).get(DEFAULT_NETWORK)) {
     const cidr = opts.defaultCidr ?? DEFAULT_CIDR;
     store.write('server', (tx) => {
-      tx.db.prepare(`INSERT INTO networks (name, cidr, gateway, mtu, nat, vni, created_at) VALUES (?, ?, ?, ?, 1, 100, ?)`).run(DEFAULT_NETWORK, cidr, gatewayOf(parseCidr(cidr)), guestMtu(), tx.now);
+      tx.db.prepare(`INSERT INTO networks (name, cidr, gateway, nat, vni, created_at) VALUES (?, ?, ?, 1, 100, ?)`).run(DEFAULT_NETWORK, cidr, gatewayOf(parseCidr(cidr)), tx.now);
       tx.event('create', 'network', DEFAULT_NETWORK, `network ${DEFAULT_NETWORK} ${cidr}`);
     });
   }

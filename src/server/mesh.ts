@@ -14,6 +14,7 @@ import type { Store, Tx } from './store/store.ts';
 export interface MeshEnd {
   publicKey: string;
   endpoint: string | null;
+  underlayMtu: number | null;
 }
 
 /**
@@ -22,14 +23,15 @@ export interface MeshEnd {
  * machines: no endpoint then, and peers answer once it has sent to them (WireGuard roams).
  */
 export function meshEnd(rep: MeshReport, remote: string | undefined): MeshEnd {
-  if (rep.endpoint) return { publicKey: rep.publicKey, endpoint: rep.endpoint };
+  const underlayMtu = rep.underlayMtu ?? null;
+  if (rep.endpoint) return { publicKey: rep.publicKey, endpoint: rep.endpoint, underlayMtu };
   const ip = remote?.replace(/^::ffff:/, '');
-  if (!ip || ip === '::1' || ip.startsWith('127.')) return { publicKey: rep.publicKey, endpoint: null };
-  return { publicKey: rep.publicKey, endpoint: ip.includes(':') ? `[${ip}]:${rep.listenPort}` : `${ip}:${rep.listenPort}` };
+  if (!ip || ip === '::1' || ip.startsWith('127.')) return { publicKey: rep.publicKey, endpoint: null, underlayMtu };
+  return { publicKey: rep.publicKey, endpoint: ip.includes(':') ? `[${ip}]:${rep.listenPort}` : `${ip}:${rep.listenPort}`, underlayMtu };
 }
 
 export function sameMeshEnd(row: NodeRow, end: MeshEnd | null): boolean {
-  return end === null || (row.wg_public_key === end.publicKey && row.wg_endpoint === end.endpoint && row.mesh_ip !== null);
+  return end === null || (row.wg_public_key === end.publicKey && row.wg_endpoint === end.endpoint && row.underlay_mtu === end.underlayMtu && row.mesh_ip !== null);
 }
 
 /** Records a node's new key or endpoint (giving it an address the first time) and wakes every mesh node. */
@@ -42,9 +44,20 @@ export function setMeshEnd(tx: Tx, row: NodeRow, end: MeshEnd): void {
     address = allocateIp(parseRange(MESH_CIDR), used) ?? null;
     if (!address) throw new ApiError('no_capacity', `the node mesh ${MESH_CIDR} has no free address`, 'mesh');
   }
-  tx.db.prepare(`UPDATE nodes SET wg_public_key = ?, wg_endpoint = ?, mesh_ip = ? WHERE name = ?`).run(end.publicKey, end.endpoint, address, row.name);
+  tx.db.prepare(`UPDATE nodes SET wg_public_key = ?, wg_endpoint = ?, mesh_ip = ?, underlay_mtu = ? WHERE name = ?`).run(end.publicKey, end.endpoint, address, end.underlayMtu, row.name);
   tx.event('mesh', 'node', row.name, `node ${row.name} in the mesh at ${address}${end.endpoint ? `, endpoint ${end.endpoint}` : ''}`);
   touchMesh(tx);
+}
+
+/**
+ * The smallest underlay MTU of the mesh's nodes (1500 for a node that reports none): one L2 segment has
+ * one MTU, so every node's WireGuard interface and every network's guests size for the
+ * narrowest link any of their packets may cross.
+ */
+export function meshUnderlayMtu(store: Store): number {
+  // A node that reports none counts as the assumed 1500.
+  const r = store.db.prepare(`SELECT MIN(COALESCE(underlay_mtu, ?)) AS m FROM nodes WHERE wg_public_key > ''`).get(DEFAULT_UNDERLAY_MTU) as { m: number | null };
+  return r.m ?? DEFAULT_UNDERLAY_MTU;
 }
 
 /** Every node with a key re-reads its peers (after a join, a change or a removal). */
@@ -61,7 +74,7 @@ export function desiredMesh(store: Store, me: NodeRow): DesiredMesh | null {
   return {
     address: me.mesh_ip,
     prefix: parseRange(MESH_CIDR).prefix,
-    mtu: wireguardMtu(DEFAULT_UNDERLAY_MTU),
+    mtu: wireguardMtu(meshUnderlayMtu(store)),
     peers: peers.map((p) => ({ node: p.name, publicKey: p.wg_public_key!, endpoint: p.wg_endpoint, address: p.mesh_ip! })),
   };
 }

@@ -7,6 +7,7 @@ import { ApiError } from '../api/errors.ts';
 import type { Network, NetworkCreate } from '../api/schemas/network.ts';
 import { gatewayOf, intToIp, overlaps, parseCidr, type Cidr } from '../core/ipv4.ts';
 import { guestMtu } from '../core/mtu.ts';
+import { meshUnderlayMtu } from './mesh.ts';
 import type { NetworkRow } from './store/rows.ts';
 import type { Store, Tx } from './store/store.ts';
 
@@ -19,7 +20,8 @@ export class Networks {
     const rows = this.store.db
       .prepare(`SELECT n.*, (SELECT COUNT(*) FROM vms v WHERE v.network = n.name) AS vm_count FROM networks n ORDER BY n.name`)
       .all() as NetworkListRow[];
-    return rows.map(toApi);
+    const mtu = guestMtu(meshUnderlayMtu(this.store));
+    return rows.map((r) => toApi(r, mtu));
   }
 
   get(name: string): Network {
@@ -27,7 +29,7 @@ export class Networks {
       .prepare(`SELECT n.*, (SELECT COUNT(*) FROM vms v WHERE v.network = n.name) AS vm_count FROM networks n WHERE n.name = ?`)
       .get(name) as NetworkListRow | undefined;
     if (!row) throw new ApiError('not_found', `network ${name} not found`, 'network');
-    return toApi(row);
+    return toApi(row, guestMtu(meshUnderlayMtu(this.store)));
   }
 
   create(actor: string, req: NetworkCreate): Network {
@@ -42,8 +44,8 @@ export class Networks {
       if (clash) throw new ApiError('conflict', `${cidr} overlaps network ${clash.name} (${intToIp(clash.cidr.network)}/${clash.cidr.prefix}); overlapping networks are not supported yet`, 'cidr');
       const nat = req.nat ?? true;
       tx.db
-        .prepare(`INSERT INTO networks (name, cidr, gateway, mtu, nat, vni, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`)
-        .run(req.name, cidr, gatewayOf(parseCidr(cidr)), guestMtu(), nat ? 1 : 0, nextVni(tx), tx.now);
+        .prepare(`INSERT INTO networks (name, cidr, gateway, nat, vni, created_at) VALUES (?, ?, ?, ?, ?, ?)`)
+        .run(req.name, cidr, gatewayOf(parseCidr(cidr)), nat ? 1 : 0, nextVni(tx), tx.now);
       tx.event('create', 'network', req.name, `network ${req.name} ${cidr}${nat ? '' : ' (no NAT)'}`);
     });
     return this.get(req.name);
@@ -85,6 +87,7 @@ export function freeCidr(taken: readonly Cidr[]): string | undefined {
   return undefined;
 }
 
-function toApi(r: NetworkListRow): Network {
-  return { name: r.name, cidr: r.cidr, gateway: r.gateway, mtu: r.mtu, nat: r.nat === 1, vni: r.vni, vmCount: r.vm_count, createdAt: r.created_at };
+/** `mtu`: the same for every network, from the smallest underlay of the mesh. */
+function toApi(r: NetworkListRow, mtu: number): Network {
+  return { name: r.name, cidr: r.cidr, gateway: r.gateway, mtu, nat: r.nat === 1, vni: r.vni, vmCount: r.vm_count, createdAt: r.created_at };
 }

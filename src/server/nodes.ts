@@ -10,7 +10,8 @@ import { DEFAULT_RATIOS, type NodeSnapshot, type Policy, type Ratios } from '../
 import { parseSize } from '../core/units.ts';
 import type { Store } from './store/store.ts';
 import { Liveness } from './liveness.ts';
-import { desiredMesh, meshEnd, overlayRemotes, sameMeshEnd, setMeshEnd, touchMesh, touchNetworkHosts } from './mesh.ts';
+import { guestMtu } from '../core/mtu.ts';
+import { desiredMesh, meshEnd, meshUnderlayMtu, overlayRemotes, sameMeshEnd, setMeshEnd, touchMesh, touchNetworkHosts } from './mesh.ts';
 
 /** A node as the scheduler sees it, with the allocation revision the plan was made at. */
 export type SnapNode = NodeSnapshot & { allocRev: number };
@@ -283,6 +284,7 @@ export class Nodes {
   desired(name: string): NodeDesired {
     const me = this.row(name);
     const revision = me.desired_rev;
+    const networkMtu = guestMtu(meshUnderlayMtu(this.store));
     const vms = this.store.db.prepare(`SELECT * FROM vms WHERE node = ? ORDER BY name`).all(name) as VmRow[];
     const images = new Map<string, ImageRow>();
     const networks = new Map<string, NetworkRow>();
@@ -320,7 +322,7 @@ export class Nodes {
           restartGen: vm.restart_gen,
         };
       }),
-      networks: [...networks.values()].map((n) => ({ name: n.name, cidr: n.cidr, gateway: n.gateway, mtu: n.mtu, nat: n.nat === 1, vni: n.vni, remotes: overlayRemotes(this.store, me, n.name) })),
+      networks: [...networks.values()].map((n) => ({ name: n.name, cidr: n.cidr, gateway: n.gateway, mtu: networkMtu, nat: n.nat === 1, vni: n.vni, remotes: overlayRemotes(this.store, me, n.name) })),
       mesh: desiredMesh(this.store, me),
     };
   }

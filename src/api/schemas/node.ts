@@ -116,6 +116,8 @@ export const MeshReport = z
       .string()
       .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be host:port (IPv6 in brackets)')
       .optional(),
+    /** MTU of the interface toward the other nodes; the mesh sizes for the smallest. */
+    underlayMtu: z.number().int().min(1280).max(65535).optional(),
   })
   .strict();
 export type MeshReport = z.infer<typeof MeshReport>;

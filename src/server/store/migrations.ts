@@ -152,4 +152,10 @@ export const MIGRATIONS: readonly string[] = [
   UPDATE networks SET vni = 99 + rowid;
   CREATE UNIQUE INDEX networks_vni ON networks(vni);
   `,
+  `
+  -- The underlay MTU each node reports; a network's MTU is now computed from the smallest of
+  -- them (core/mtu.ts), so the stored one goes.
+  ALTER TABLE nodes ADD COLUMN underlay_mtu INTEGER;
+  ALTER TABLE networks DROP COLUMN mtu;
+  `,
 ];

@@ -18,6 +18,7 @@ export interface NodeRow {
   wg_public_key: string | null;
   wg_endpoint: string | null;
   mesh_ip: string | null;
+  underlay_mtu: number | null;
   created_at: string;
   node_group: string;
   zone: string;
@@ -163,7 +164,6 @@ export interface NetworkRow {
   name: string;
   cidr: string;
   gateway: string;
-  mtu: number;
   nat: number;
   vni: number;
 }
