@@ -4,6 +4,10 @@
  * the other machine, against plain WireGuard between the same two machines, measured with
  * iperf3 in the same run. Both sides are set up by Butter's own adapters (`LinuxMeshHost`,
  * `LinuxNetworkHost`) through `NetnsExec`, so this measures what the agents build.
+ *
+ * For experiments only (never set by `npm run bench`): OVERLAY_HOOK runs a shell command in
+ * each machine's namespace after setup, OVERLAY_VM_HOOK in each VM stand-in's; OVERLAY_S and
+ * OVERLAY_RUNS change the run length and count.
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -107,6 +111,7 @@ export async function benchOverlay(o = { seconds: Number(process.env.OVERLAY_S ?
     }
     // An experiment hook (not part of the figure): a shell command run in each machine's namespace.
     if (process.env.OVERLAY_HOOK) for (const side of ['a', 'b'] as const) log(sh(['ip', 'netns', 'exec', ns[side], 'sh', '-c', process.env.OVERLAY_HOOK]));
+    if (process.env.OVERLAY_VM_HOOK) for (const v of [ns.va, ns.vb]) sh(['ip', 'netns', 'exec', v, 'sh', '-c', process.env.OVERLAY_VM_HOOK]);
     // Both paths must work before they are timed.
     sh(['ip', 'netns', 'exec', ns.a, 'ping', '-c', '3', '-W', '2', meshIp.b]);
     sh(['ip', 'netns', 'exec', ns.va, 'ping', '-c', '3', '-W', '2', '-M', 'do', '-s', String(mtu.guest - 28), vmIp.b]);
