@@ -21,6 +21,7 @@ import { SimDriver } from '../src/agent/host/sim-driver.ts';
 import { loadOrCreateKey } from '../src/agent/wireguard-key.ts';
 import { createControlPlane } from '../src/server/control-plane.ts';
 import { Client } from '../src/sdk/client.ts';
+import { stopWireguardGo } from '../test/host/wireguard-go.ts';
 import { registerCleanup } from './cleanup.ts';
 
 export interface MeshJoinResult {
@@ -57,11 +58,8 @@ export async function benchMeshJoin(o = { base: 2, joins: 3 }, log: (m: string) 
       await n.agent?.stop().catch(() => {});
       await n.mesh?.teardown().catch(() => {});
     }
-    sh(['pkill', '-9', '-f', `^wireguard-go bwj${id}`], true);
-    for (const n of nodes) {
-      sh(['ip', 'netns', 'del', n.ns], true);
-      rmSync(`/var/run/wireguard/${n.wg}.sock`, { force: true });
-    }
+    await stopWireguardGo(nodes.map((n) => ({ ns: n.ns, iface: n.wg })));
+    for (const n of nodes) sh(['ip', 'netns', 'del', n.ns], true);
     sh(['ip', 'netns', 'del', sw], true);
     await cp.close().catch(() => {});
     rmSync(dir, { recursive: true, force: true });

@@ -20,6 +20,7 @@ import { LinuxNetworkHost } from '../src/agent/host/linux-network.ts';
 import { NetnsExec } from '../src/agent/host/netns-exec.ts';
 import { loadOrCreateKey } from '../src/agent/wireguard-key.ts';
 import { guestMtu, wireguardMtu } from '../src/core/mtu.ts';
+import { stopWireguardGo } from '../test/host/wireguard-go.ts';
 import { registerCleanup } from './cleanup.ts';
 
 export interface OverlayResult {
@@ -57,9 +58,8 @@ export async function benchOverlay(o = { seconds: Number(process.env.OVERLAY_S ?
       await h.net?.teardown().catch(() => {});
       await h.mesh?.teardown().catch(() => {});
     }
-    sh(['pkill', '-9', '-f', `^wireguard-go bwo${id}`], true);
+    await stopWireguardGo([{ ns: ns.a, iface: wg.a }, { ns: ns.b, iface: wg.b }]);
     for (const n of Object.values(ns)) sh(['ip', 'netns', 'del', n], true);
-    for (const w of Object.values(wg)) rmSync(`/var/run/wireguard/${w}.sock`, { force: true });
     rmSync(dir, { recursive: true, force: true });
   };
   const undo = registerCleanup(`overlay namespaces ${id}`, cleanup);

@@ -4,8 +4,8 @@ import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { Client, ButterError } from '../src/sdk/client.ts';
-import { fakeNode, startTestCloud, uploadImage, type TestCloud } from './helpers.ts';
+import { Client } from '../src/sdk/client.ts';
+import { fakeNode, rejects, startTestCloud, uploadImage, type TestCloud } from './helpers.ts';
 
 let cloud: TestCloud;
 before(async () => {
@@ -14,18 +14,6 @@ before(async () => {
 after(async () => {
   await cloud.close();
 });
-
-async function rejects(p: Promise<unknown>, status: number, field?: string): Promise<ButterError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(e instanceof ButterError, String(e));
-    assert.equal(e.status, status, e.message);
-    if (field) assert.equal(e.field, field, e.message);
-    return e;
-  }
-  assert.fail('expected a rejection');
-}
 
 test('admin token is written 0600 and stored only hashed', () => {
   const file = join(cloud.dir, 'admin.token');

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { createControlPlane, type ControlPlane } from '../src/server/control-plane.ts';
-import { Client } from '../src/sdk/client.ts';
+import assert from 'node:assert/strict';
+import { ButterError, Client } from '../src/sdk/client.ts';
 
 export interface TestCloud {
   cp: ControlPlane;
@@ -42,4 +43,18 @@ export async function fakeNode(cloud: TestCloud, name: string, memoryGiB = 8): P
 export async function uploadImage(admin: Client, name: string, bytes = Buffer.from('raw disk bytes'.repeat(100))): Promise<void> {
   const blob = await admin.uploadBlob(Readable.from([bytes]));
   await admin.call('createImage', { body: { name, kind: 'disk', disk: blob.sha256 } });
+}
+
+/** Awaits a call that must be refused with `status` (and, when given, naming `field`, saying `message`). */
+export async function rejects(p: Promise<unknown>, status: number, field?: string, message?: RegExp): Promise<ButterError> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(e instanceof ButterError, String(e));
+    assert.equal(e.status, status, e.message);
+    if (field) assert.equal(e.field, field, e.message);
+    if (message) assert.match(e.message, message);
+    return e;
+  }
+  assert.fail('expected a rejection');
 }

@@ -1,8 +1,8 @@
 /** Private networks through the API: create, list, show, rm; validation; VMs attached to one. */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ButterError } from '../src/sdk/client.ts';
-import { fakeNode, startTestCloud, uploadImage, type TestCloud } from './helpers.ts';
+import { Client } from '../src/sdk/client.ts';
+import { fakeNode, rejects, startTestCloud, uploadImage, type TestCloud } from './helpers.ts';
 
 let cloud: TestCloud;
 before(async () => {
@@ -13,19 +13,6 @@ before(async () => {
 after(async () => {
   await cloud.close();
 });
-
-async function rejects(p: Promise<unknown>, status: number, field?: string, message?: RegExp): Promise<void> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(e instanceof ButterError, String(e));
-    assert.equal(e.status, status, e.message);
-    if (field) assert.equal(e.field, field, e.message);
-    if (message) assert.match(e.message, message);
-    return;
-  }
-  assert.fail('expected a rejection');
-}
 
 const rows = (table: string) => (cloud.cp.services.store.db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
 
@@ -94,7 +81,6 @@ test('a VM gets its address in the network it names; rm is refused while it is a
 
 test('a viewer lists networks but cannot create or remove one', async () => {
   const { secret } = await cloud.admin.call('createToken', { body: { role: 'viewer' } });
-  const { Client } = await import('../src/sdk/client.ts');
   const viewer = new Client({ url: cloud.url, token: secret });
   assert.ok((await viewer.call('listNetworks', {})).items.length > 0);
   await rejects(viewer.call('createNetwork', { body: { name: 'nope' } }), 403);

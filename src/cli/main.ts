@@ -1,6 +1,7 @@
 /** The `butter` command. */
 import { Command, CommanderError } from 'commander';
 import { API_VERSION } from '../api/routes.ts';
+import { ENDPOINT } from '../api/schemas/node.ts';
 import { ButterError } from '../sdk/client.ts';
 import { UsageError } from './config.ts';
 import { imageCommands } from './commands/image.ts';
@@ -48,7 +49,7 @@ function meshOpt(o: MeshFlags): { iface: string; port: number; endpoint?: string
   if (!/^[A-Za-z0-9_-]{1,15}$/.test(o.wgInterface)) throw new UsageError(`wg-interface: must be 1-15 letters, digits, "-" or "_", got ${JSON.stringify(o.wgInterface)}`);
   const port = Number(o.wgPort);
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`wg-port: must be a port number, got ${JSON.stringify(o.wgPort)}`);
-  if (o.wgEndpoint !== undefined && !/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(o.wgEndpoint)) throw new UsageError(`wg-endpoint: must be host:port, got ${JSON.stringify(o.wgEndpoint)}`);
+  if (o.wgEndpoint !== undefined && !ENDPOINT.test(o.wgEndpoint)) throw new UsageError(`wg-endpoint: must be host:port, got ${JSON.stringify(o.wgEndpoint)}`);
   return { iface: o.wgInterface, port, ...(o.wgEndpoint ? { endpoint: o.wgEndpoint } : {}) };
 }
 

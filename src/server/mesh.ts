@@ -65,8 +65,8 @@ export function touchMesh(tx: Tx): void {
   for (const { name } of tx.db.prepare(`SELECT name FROM nodes WHERE wg_public_key IS NOT NULL`).all() as { name: string }[]) tx.touchNode(name);
 }
 
-/** A node's place in the mesh, or null before its agent has reported a key. */
-export function desiredMesh(store: Store, me: NodeRow): DesiredMesh | null {
+/** A node's place in the mesh, or null before its agent has reported a key. `underlay`: meshUnderlayMtu(). */
+export function desiredMesh(store: Store, me: NodeRow, underlay: number): DesiredMesh | null {
   if (!me.mesh_ip || !me.wg_public_key) return null;
   const peers = store.db
     .prepare(`SELECT name, wg_public_key, wg_endpoint, mesh_ip FROM nodes WHERE wg_public_key IS NOT NULL AND mesh_ip IS NOT NULL AND name != ? ORDER BY name`)
@@ -74,7 +74,7 @@ export function desiredMesh(store: Store, me: NodeRow): DesiredMesh | null {
   return {
     address: me.mesh_ip,
     prefix: parseRange(MESH_CIDR).prefix,
-    mtu: wireguardMtu(meshUnderlayMtu(store)),
+    mtu: wireguardMtu(underlay),
     peers: peers.map((p) => ({ node: p.name, publicKey: p.wg_public_key!, endpoint: p.wg_endpoint, address: p.mesh_ip! })),
   };
 }

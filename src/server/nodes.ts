@@ -284,7 +284,8 @@ export class Nodes {
   desired(name: string): NodeDesired {
     const me = this.row(name);
     const revision = me.desired_rev;
-    const networkMtu = guestMtu(meshUnderlayMtu(this.store));
+    const underlay = meshUnderlayMtu(this.store);
+    const networkMtu = guestMtu(underlay);
     const vms = this.store.db.prepare(`SELECT * FROM vms WHERE node = ? ORDER BY name`).all(name) as VmRow[];
     const images = new Map<string, ImageRow>();
     const networks = new Map<string, NetworkRow>();
@@ -323,7 +324,7 @@ export class Nodes {
         };
       }),
       networks: [...networks.values()].map((n) => ({ name: n.name, cidr: n.cidr, gateway: n.gateway, mtu: networkMtu, nat: n.nat === 1, vni: n.vni, remotes: overlayRemotes(this.store, me, n.name) })),
-      mesh: desiredMesh(this.store, me),
+      mesh: desiredMesh(this.store, me, underlay),
     };
   }
 }

@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { stopWireguardGo } from './wireguard-go.ts';
 import { dnsmasqDirPath } from '../../src/daemon/agent-runtime.ts';
 
 export const BUTTER = fileURLToPath(new URL('../../bin/butter', import.meta.url));
@@ -104,15 +105,9 @@ export class ButterInNetns {
       .filter((p) => !p.cmd.includes(' up --data-dir') && !p.cmd.startsWith('pgrep'));
   }
 
-  /**
-   * wireguard-go outlives butter (like QEMU). Deleting its interface makes it exit cleanly
-   * (removing its control socket); whatever is left is killed and its socket removed.
-   */
-  async removeMesh(): Promise<void> {
-    run('ip', ['-n', this.ns, 'link', 'del', this.wg], true);
-    await new Promise((r) => setTimeout(r, 200));
-    run('pkill', ['-9', '-f', `^wireguard-go ${this.wg}$`], true);
-    rmSync(`/var/run/wireguard/${this.wg}.sock`, { force: true });
+  /** Stops this Butter's wireguard-go (it outlives `butter up`, like QEMU). */
+  removeMesh(): Promise<void> {
+    return stopWireguardGo([{ ns: this.ns, iface: this.wg }]);
   }
 
   async cleanup(): Promise<void> {

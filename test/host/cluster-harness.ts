@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dnsmasqDirPath } from '../../src/daemon/agent-runtime.ts';
 import { BUTTER, type CliResult } from './butter-cli.ts';
+import { stopWireguardGo } from './wireguard-go.ts';
 
 function sh(cmd: string, args: string[], allowFail = false): string {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
@@ -170,12 +171,7 @@ export class NamespaceCluster {
     for (const name of this.agents.keys()) await this.killAgent(name);
     this.server?.kill('SIGKILL');
     for (const pattern of [this.dir, ...[...this.agents.keys()].map((n) => dnsmasqDirPath(this.stateDir(n)))]) sh('pkill', ['-9', '-f', pattern], true);
-    // wireguard-go outlives agents (like QEMU). Deleting its interface makes it exit cleanly
-    // (removing its control socket); whatever is left is killed and its socket removed.
-    for (const n of this.agents.keys()) this.inNode(n, 'ip', ['link', 'del', this.wgOf(n)]);
-    await new Promise((r) => setTimeout(r, 200));
-    sh('pkill', ['-9', '-f', `^wireguard-go bw${this.id}`], true);
-    for (const n of this.agents.keys()) rmSync(`/var/run/wireguard/${this.wgOf(n)}.sock`, { force: true });
+    await stopWireguardGo([...this.agents.keys()].map((n) => ({ ns: this.nsOf(n), iface: this.wgOf(n) })));
     for (const n of this.agents.keys()) rmSync(dnsmasqDirPath(this.stateDir(n)), { recursive: true, force: true });
     for (const ns of this.namespaces.reverse()) sh('ip', ['netns', 'del', ns], true);
     rmSync(this.dir, { recursive: true, force: true });

@@ -208,11 +208,16 @@ export class LinuxNetworkHost implements NetworkHost {
     }
     if (link.kind === 'bridge') throw new Error(`port ${port.tap} is a bridge`);
     // An existing interface of another kind (e.g. a veth) is used as is: only enslaved.
+    await this.enslave(port.tap, link, net);
+  }
+
+  /** Makes an existing port of the network's bridge match: its MTU, its master, up. */
+  private async enslave(name: string, link: Link, net: LocalNetwork): Promise<void> {
     const changes: string[] = [];
     if (link.mtu !== net.mtu) changes.push('mtu', String(net.mtu));
     if (link.master !== net.bridge) changes.push('master', net.bridge);
     if (!link.up) changes.push('up');
-    if (changes.length > 0) await this.ip('link', 'set', 'dev', port.tap, ...changes);
+    if (changes.length > 0) await this.ip('link', 'set', 'dev', name, ...changes);
   }
 
   // --- VXLAN over the mesh ---
@@ -237,11 +242,7 @@ export class LinuxNetworkHost implements NetworkHost {
       await this.ip('link', 'set', 'dev', o.device, 'mtu', String(net.mtu), 'master', net.bridge, 'up');
       this.log(`created VXLAN ${o.device} (VNI ${o.vni}) on ${net.bridge}`);
     } else {
-      const changes: string[] = [];
-      if (link.mtu !== net.mtu) changes.push('mtu', String(net.mtu));
-      if (link.master !== net.bridge) changes.push('master', net.bridge);
-      if (!link.up) changes.push('up');
-      if (changes.length > 0) await this.ip('link', 'set', 'dev', o.device, ...changes);
+      await this.enslave(o.device, link, net);
     }
     for (const cmd of planFdb(o.device, await this.readFdb(o.device), wantedFdb(o.remotes))) await this.exec.run('bridge', cmd);
   }

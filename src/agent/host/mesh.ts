@@ -7,6 +7,3 @@ export interface MeshHost {
   /** Removes the interface (and, for wireguard-go, its process). */
   teardown(): Promise<void>;
 }
-
-export const DEFAULT_MESH_INTERFACE = 'btwg0';
-export const DEFAULT_MESH_PORT = 51820;

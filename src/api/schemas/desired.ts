@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { Name, Revision, Sha256 } from './common.ts';
 import { DiskFormat } from './image.ts';
+import { Network } from './network.ts';
 import { Power } from './vm.ts';
 
 export const DesiredImage = z.object({
@@ -36,14 +37,8 @@ export const DesiredVm = z.object({
 });
 export type DesiredVm = z.infer<typeof DesiredVm>;
 
-export const DesiredNetwork = z.object({
-  name: Name,
-  cidr: z.string(),
-  gateway: z.string(),
-  mtu: z.number().int(),
-  nat: z.boolean(),
-  /** Its VXLAN network identifier, the same on every node. */
-  vni: z.number().int(),
+/** A network as the API shows it (less its counts), and where else it runs. */
+export const DesiredNetwork = Network.pick({ name: true, cidr: true, gateway: true, mtu: true, nat: true, vni: true }).extend({
   /** Other mesh nodes with VMs on it, and those VMs: VXLAN forwarding entries and DNS names. */
   remotes: z.array(z.object({ node: Name, address: z.string(), vms: z.array(z.object({ name: Name, mac: z.string(), ip: z.string() })) })),
 });

@@ -106,6 +106,9 @@ export const ObservedVmReport = z
   .strict();
 export type ObservedVmReport = z.infer<typeof ObservedVmReport>;
 
+/** `host:port`, IPv6 hosts in brackets: where a node's WireGuard listens. */
+export const ENDPOINT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
+
 /** What a node tells about its end of the WireGuard mesh; its private key never leaves it. */
 export const MeshReport = z
   .object({
@@ -114,7 +117,7 @@ export const MeshReport = z
     /** `host:port` the other nodes send to; default: the address this report came from, at `listenPort`. */
     endpoint: z
       .string()
-      .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be host:port (IPv6 in brackets)')
+      .regex(ENDPOINT, 'must be host:port (IPv6 in brackets)')
       .optional(),
     /** MTU of the interface toward the other nodes; the mesh sizes for the smallest. */
     underlayMtu: z.number().int().min(1280).max(65535).optional(),
