@@ -2,7 +2,7 @@
  * The node agent: watch desired state (long-poll keyed by revision) → plan → apply through
  * the host adapters → report observed state. Heartbeats double as reports.
  */
-import type { NodeDesired, DesiredVm } from '../api/schemas/desired.ts';
+import type { NodeDesired, DesiredNetwork, DesiredVm } from '../api/schemas/desired.ts';
 import type { MeshReport, ObservedVmReport } from '../api/schemas/node.ts';
 import { plan, type Op } from '../core/reconcile.ts';
 import type { Client } from '../sdk/client.ts';
@@ -11,11 +11,11 @@ import { hostCapacity, type HostCapacity } from './capacity.ts';
 import { ConsoleShipper } from './console-shipper.ts';
 import type { VmDriver } from './host/driver.ts';
 import type { MeshHost } from './host/mesh.ts';
-import type { LocalNetwork, NetworkHost } from './host/network.ts';
+import { VPN_TABLE_BASE, type LocalNetwork, type LocalVpn, type NetworkHost } from './host/network.ts';
 import { ImageCache } from './image-cache.ts';
 import { createMetadataServer, type MetadataServer } from './metadata/server.ts';
 import type { VmMetadata } from './metadata/types.ts';
-import { blobsOf, bridgeName, tapName, vmSpec, vxlanName } from '../core/vm-spec.ts';
+import { blobsOf, bridgeName, tapName, vmSpec, vpnDevices, vxlanName } from '../core/vm-spec.ts';
 
 export interface AgentOptions {
   client: Client;
@@ -29,7 +29,7 @@ export interface AgentOptions {
   noEgress?: boolean;
   metadataListen?: { host: string; port: number };
   /** The node's end of the WireGuard mesh; absent for simulated nodes. */
-  mesh?: { host: MeshHost; publicKey: string; listenPort: number; endpoint?: string; underlayMtu?: number };
+  mesh?: { host: MeshHost; publicKey: string; listenPort: number; endpoint?: string; underlayMtu?: number; /** Its interface: VPN peers' traffic arrives there. */ iface?: string };
   log?: (msg: string) => void;
   heartbeatMs?: number;
   stopTimeoutMs?: number;
@@ -186,7 +186,8 @@ export class Agent {
   private async applyMesh(desired: NodeDesired): Promise<void> {
     if (!this.opts.mesh || !desired.mesh) return;
     try {
-      await this.opts.mesh.host.apply(desired.mesh);
+      const clients = desired.networks.flatMap((n) => (n.vpn?.peers ?? []).map((p) => ({ name: p.name, network: n.name, publicKey: p.publicKey, address: p.ip })));
+      await this.opts.mesh.host.apply(desired.mesh, clients);
     } catch (e) {
       this.log(`mesh: ${String(e)}`);
     }
@@ -205,9 +206,10 @@ export class Agent {
       ports: vms.filter((v) => v.network === n.name).map((v) => ({ tap: tapName(v.id), mac: v.mac, ip: v.ip, hostname: v.name })),
       // Across nodes only when this node is in the mesh (its address is the tunnels' source).
       ...(this.opts.mesh && desired.mesh
-        ? { overlay: { device: vxlanName(n.name), vni: n.vni, local: desired.mesh.address, remotes: n.remotes.map((r) => ({ address: r.address, macs: r.vms.map((v) => v.mac) })) } }
+        ? { overlay: { device: vxlanName(n.name), vni: n.vni, local: desired.mesh.address, remotes: n.remotes.map((r) => ({ address: r.address, macs: [...r.vms.map((v) => v.mac), ...(r.router ? [r.router.mac] : [])] })) } }
         : {}),
       remoteNames: n.remotes.flatMap((r) => r.vms.map((v) => ({ ip: v.ip, hostname: v.name }))),
+      ...(n.vpn && this.opts.mesh?.iface && desired.mesh ? { vpn: vpnOf(n, n.vpn, this.opts.mesh.iface) } : {}),
     }));
     await this.opts.network.apply(nets);
     if (!this.metadata && this.opts.metadataListen && nets.length > 0) await this.startMetadata();
@@ -298,4 +300,9 @@ export class Agent {
 /** What the report says of the node's mesh end: never the private key. */
 function meshReport(m: NonNullable<AgentOptions['mesh']>): MeshReport {
   return { publicKey: m.publicKey, listenPort: m.listenPort, ...(m.endpoint ? { endpoint: m.endpoint } : {}), ...(m.underlayMtu ? { underlayMtu: m.underlayMtu } : {}) };
+}
+
+/** The VPN router of a network this node is the VPN gateway of (see LinuxNetworkHost.ensureVpn). */
+function vpnOf(n: DesiredNetwork, vpn: NonNullable<DesiredNetwork['vpn']>, meshIface: string): LocalVpn {
+  return { ...vpnDevices(n.name), address: vpn.address, mac: vpn.mac, peers: vpn.peers.map((p) => p.ip), mesh: meshIface, table: VPN_TABLE_BASE + n.vni };
 }

@@ -9,6 +9,7 @@ import { ConsoleChunk, DesiredQuery, DesiredWatch } from './schemas/desired.ts';
 import { Event, EventsQuery, Health, Whoami } from './schemas/event.ts';
 import { Group, GroupSet, Node, NodeCreate, NodeCreated, NodeReport, NodeUpdate, Relocated, RelocateBody } from './schemas/node.ts';
 import { Network, NetworkCreate } from './schemas/network.ts';
+import { PeerParams, VpnPeer, VpnPeerCreate, VpnPeerJoined } from './schemas/vpn.ts';
 import { JoinRequest, Joined, JoinToken, JoinTokenCreate, JoinTokenCreated } from './schemas/join.ts';
 import { Token, TokenCreate, TokenCreated, TokenParams } from './schemas/token.ts';
 import { ConsoleInput, Logs, LogsQuery, Vm, VmCreate, VmResize, VmUserData, VmUserDataSet } from './schemas/vm.ts';
@@ -72,7 +73,10 @@ export const routes = {
   listNetworks: { method: 'GET', path: '/v1/networks', access: 'viewer', summary: 'List private networks', response: listOf(Network), status: 200 },
   createNetwork: { method: 'POST', path: '/v1/networks', access: 'admin', summary: 'Create a private network (its CIDR must not overlap another network\'s)', body: NetworkCreate, response: Network, status: 201 },
   getNetwork: { method: 'GET', path: '/v1/networks/{name}', access: 'viewer', summary: 'Show a private network', params: NameParams, response: Network, status: 200 },
-  deleteNetwork: { method: 'DELETE', path: '/v1/networks/{name}', access: 'admin', summary: 'Remove a private network (refused while VMs are attached)', params: NameParams, response: Nothing, status: 200 },
+  deleteNetwork: { method: 'DELETE', path: '/v1/networks/{name}', access: 'admin', summary: 'Remove a private network (refused while VMs or VPN peers are attached)', params: NameParams, response: Nothing, status: 200 },
+  listNetworkPeers: { method: 'GET', path: '/v1/networks/{name}/peers', access: 'viewer', summary: "List a network's VPN peers", params: NameParams, response: listOf(VpnPeer), status: 200 },
+  joinNetwork: { method: 'POST', path: '/v1/networks/{name}/peers', access: 'admin', summary: 'Register a VPN peer (its public key) and get what its wg-quick configuration needs', params: NameParams, body: VpnPeerCreate, response: VpnPeerJoined, status: 201 },
+  revokeNetworkPeer: { method: 'DELETE', path: '/v1/networks/{name}/peers/{peer}', access: 'admin', summary: 'Revoke a VPN peer: its tunnel stops at once', params: PeerParams, response: Nothing, status: 200 },
 
   listVms: { method: 'GET', path: '/v1/vms', access: 'viewer', summary: 'List VMs', response: listOf(Vm), status: 200 },
   createVm: { method: 'POST', path: '/v1/vms', access: 'admin', summary: 'Create a VM', body: VmCreate, response: Vm, status: 201 },

@@ -38,7 +38,7 @@ table inet butter {
 	}
 	chain postrouting {
 		type nat hook postrouting priority srcnat; policy accept;
-		ip saddr 10.231.0.0/24 oifname != "bt-web" masquerade
+		ip saddr 10.231.0.0/24 ip daddr != 10.231.0.0/24 oifname != "bt-web" masquerade
 	}
 }
 

@@ -12,6 +12,8 @@
  *   so ARP for those and DHCP never cross to other nodes.
  */
 
+import { MESH_CIDR } from './ipv4.ts';
+
 /** What the rules need of a network (a `LocalNetwork` fits). */
 export interface NftNetwork {
   bridge: string;
@@ -21,6 +23,8 @@ export interface NftNetwork {
   ports: readonly NftPort[];
   /** The network's VXLAN port, when it spans nodes. */
   overlay?: { device: string } | undefined;
+  /** The network's VPN router, on its VPN gateway node (see agent/host/network.ts `LocalVpn`). */
+  vpn?: { router: string; mesh: string; peers: readonly string[] } | undefined;
 }
 
 export interface NftPort {
@@ -49,6 +53,26 @@ function renderInet(networks: readonly NftNetwork[]): string {
   const postrouting: string[] = [];
   const bridges = networks.map((n) => q(n.bridge));
 
+  // VPN peers arrive on the mesh interface: only to their own network's router port (and
+  // the gateway's DNS), never to the host, the mesh or another network. Router and mesh are
+  // not bridges, so these rules and the bridges' below never match the same packet.
+  const meshes = new Set<string>();
+  for (const n of networks) {
+    if (!n.vpn || n.vpn.peers.length === 0) continue;
+    const v = n.vpn;
+    const mesh = q(v.mesh);
+    const peers = `{ ${v.peers.join(', ')} }`;
+    meshes.add(mesh);
+    input.push(`iifname ${mesh} ip saddr ${peers} ip daddr ${n.gateway} meta l4proto { tcp, udp } th dport 53 accept`, `iifname ${mesh} ip saddr ${peers} meta l4proto icmp accept`);
+    forward.push(`iifname ${mesh} ip saddr ${peers} oifname ${q(v.router)} ip daddr ${n.cidr} accept`, `iifname ${q(v.router)} oifname ${mesh} ip daddr ${peers} accept`);
+  }
+  for (const n of networks) if (n.vpn) forward.push(`iifname ${q(n.vpn.router)} drop`);
+  // Nodes' own traffic on the mesh comes from mesh addresses (WireGuard enforces each node's).
+  for (const mesh of meshes) {
+    input.push(`iifname ${mesh} ip saddr != ${MESH_CIDR} drop`);
+    forward.push(`iifname ${mesh} ip saddr != ${MESH_CIDR} drop`);
+  }
+
   for (const n of networks) {
     const br = q(n.bridge);
     // Only the services a guest needs from its host; everything else aimed at the host drops.
@@ -60,7 +84,8 @@ function renderInet(networks: readonly NftNetwork[]): string {
     );
     // With br_netfilter loaded, bridged frames between guests of one network show up here.
     forward.push(`iifname ${br} oifname ${br} accept`);
-    if (n.nat) postrouting.push(`ip saddr ${n.cidr} oifname != ${br} masquerade`);
+    // Not to its own CIDR: that is a VPN peer, reached through the mesh with the VM's own address.
+    if (n.nat) postrouting.push(`ip saddr ${n.cidr} ip daddr != ${n.cidr} oifname != ${br} masquerade`);
   }
   if (bridges.length > 0) {
     const set = `{ ${bridges.join(', ')} }`;
@@ -146,6 +171,11 @@ function portChain(tap: string): string {
 function validate(n: NftNetwork): void {
   checkIfName(n.bridge);
   if (n.overlay) checkIfName(n.overlay.device);
+  if (n.vpn) {
+    checkIfName(n.vpn.router);
+    checkIfName(n.vpn.mesh);
+    n.vpn.peers.forEach(checkIpv4);
+  }
   const m = /^(.+)\/(\d{1,2})$/.exec(n.cidr);
   if (!m || Number(m[2]) > 32) throw new Error(`bad IPv4 CIDR ${JSON.stringify(n.cidr)}`);
   checkIpv4(m[1]!);

@@ -40,6 +40,15 @@ export function vxlanName(network: string): string {
   return `btx${bridgeName(network).slice(3)}`;
 }
 
+/**
+ * The network's VPN router on its VPN gateway node: a veth pair, `btp…` a port of the bridge,
+ * `btr…` the host end that routes to the peers (names fit 15 like the VXLAN port's).
+ */
+export function vpnDevices(network: string): { router: string; port: string } {
+  const id = bridgeName(network).slice(3);
+  return { router: `btr${id}`, port: `btp${id}` };
+}
+
 export function bridgeName(network: string): string {
   const plain = `bt-${network}`;
   if (plain.length <= 13) return plain;

@@ -15,10 +15,20 @@ export interface MeshPeer {
   address: string;
 }
 
+/** A VPN peer (a laptop) of a network this node is the VPN gateway of. */
+export interface MeshClient {
+  name: string;
+  network: string;
+  publicKey: string;
+  /** Its address in the network: the only source accepted from it, and where replies go. */
+  address: string;
+}
+
 export interface MeshInterface {
   privateKey: string;
   listenPort: number;
   peers: readonly MeshPeer[];
+  clients?: readonly MeshClient[];
 }
 
 /**
@@ -39,5 +49,47 @@ export function renderWgConf(c: MeshInterface): string {
     if (p.endpoint) lines.push(`Endpoint = ${p.endpoint}`);
     lines.push(`PersistentKeepalive = ${KEEPALIVE_S}`);
   }
+  // No endpoint and no keepalive: a laptop roams, and it keeps its own mapping open.
+  for (const v of [...(c.clients ?? [])].sort((a, b) => a.network.localeCompare(b.network) || a.name.localeCompare(b.name))) {
+    if (!WG_KEY.test(v.publicKey)) throw new Error(`VPN peer ${v.name}: public key is not a WireGuard key`);
+    if (seen.has(v.publicKey)) throw new Error(`VPN peer ${v.name}: public key used twice`);
+    seen.add(v.publicKey);
+    lines.push('', `# VPN peer ${v.name} of network ${v.network}`, '[Peer]', `PublicKey = ${v.publicKey}`, `AllowedIPs = ${v.address}/32`);
+  }
   return `${lines.join('\n')}\n`;
+}
+
+/** What a VPN peer's wg-quick configuration is made of (`VpnClientConfig` fits). */
+export interface ClientConfig {
+  address: string;
+  dns: string;
+  mtu: number;
+  serverPublicKey: string;
+  endpoint: string;
+  allowedIps: readonly string[];
+  persistentKeepalive: number;
+}
+
+/**
+ * A ready wg-quick file for a VPN peer. Its private key is made where this runs (the CLI, on
+ * the user's machine) and never sent anywhere; with a key the user keeps (`--public-key`),
+ * the file has a placeholder for it.
+ */
+export function renderClientConf(c: ClientConfig, privateKey: string | undefined, title: string): string {
+  if (privateKey !== undefined && !WG_KEY.test(privateKey)) throw new Error('private key is not a WireGuard key');
+  return [
+    `# ${title}`,
+    '[Interface]',
+    `PrivateKey = ${privateKey ?? '<your private key>'}`,
+    `Address = ${c.address}`,
+    `DNS = ${c.dns}`,
+    `MTU = ${c.mtu}`,
+    '',
+    '[Peer]',
+    `PublicKey = ${c.serverPublicKey}`,
+    `Endpoint = ${c.endpoint}`,
+    `AllowedIPs = ${c.allowedIps.join(', ')}`,
+    `PersistentKeepalive = ${c.persistentKeepalive}`,
+    '',
+  ].join('\n');
 }

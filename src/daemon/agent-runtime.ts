@@ -60,6 +60,7 @@ export async function buildAgent(o: AgentRuntimeOptions): Promise<Agent> {
       host: new LinuxMeshHost({ exec, stateDir, key, iface: o.mesh.iface, listenPort: o.mesh.port, log }),
       publicKey: key.publicKey,
       listenPort: o.mesh.port,
+      iface: o.mesh.iface,
       ...(o.mesh.endpoint ? { endpoint: o.mesh.endpoint } : {}),
       ...(mtu ? { underlayMtu: mtu } : {}),
     };

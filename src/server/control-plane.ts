@@ -13,6 +13,7 @@ import { makeHandlers, type Services } from './handlers.ts';
 import { buildHttp } from './http.ts';
 import { Images } from './images.ts';
 import { Networks } from './networks.ts';
+import { VpnPeers } from './vpn.ts';
 import { Nodes } from './nodes.ts';
 import { Store } from './store/store.ts';
 import { Tokens } from './tokens.ts';
@@ -53,7 +54,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   const nodes = new Nodes(store);
   const vms = new Vms(store, nodes, images);
   const consoles = new Consoles(opts.dataDir, store.changes);
-  const services: Services = { store, blobs, images, nodes, networks: new Networks(store), vms, consoles, tokens: new Tokens(store), joinTokens: new JoinTokens(store, nodes), caHash: opts.https?.caHash ?? null };
+  const services: Services = { store, blobs, images, nodes, networks: new Networks(store), vpn: new VpnPeers(store), vms, consoles, tokens: new Tokens(store), joinTokens: new JoinTokens(store, nodes), caHash: opts.https?.caHash ?? null };
 
   const adminTokenPath = join(opts.dataDir, 'admin.token');
   let adminToken: string | undefined;

@@ -19,6 +19,8 @@ import type { Store } from './store/store.ts';
 import type { Tokens } from './tokens.ts';
 import type { JoinTokens } from './join.ts';
 import type { Vms } from './vms.ts';
+import type { VpnPeers } from './vpn.ts';
+import type { VpnPeerCreate } from '../api/schemas/vpn.ts';
 
 export interface Services {
   store: Store;
@@ -26,6 +28,7 @@ export interface Services {
   images: Images;
   nodes: Nodes;
   networks: Networks;
+  vpn: VpnPeers;
   vms: Vms;
   consoles: Consoles;
   tokens: Tokens;
@@ -117,6 +120,12 @@ export function makeHandlers(s: Services): Handlers {
     getNetwork: ({ params }) => s.networks.get(params.name!),
     deleteNetwork: ({ who, params }) => {
       s.networks.remove(actorOf(who), params.name!);
+      return {};
+    },
+    listNetworkPeers: ({ params }) => ({ items: s.vpn.list(params.name!), revision: s.store.revision() }),
+    joinNetwork: ({ who, params, body }) => s.vpn.join(actorOf(who), params.name!, body as VpnPeerCreate),
+    revokeNetworkPeer: ({ who, params }) => {
+      s.vpn.revoke(actorOf(who), params.name!, params.peer!);
       return {};
     },
     listVms: () => ({ items: s.vms.list(), revision: s.store.revision() }),

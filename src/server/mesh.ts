@@ -8,7 +8,8 @@ import type { DesiredMesh } from '../api/schemas/desired.ts';
 import type { MeshReport } from '../api/schemas/node.ts';
 import { allocateIp, MESH_CIDR, parseRange } from '../core/ipv4.ts';
 import { DEFAULT_UNDERLAY_MTU, wireguardMtu } from '../core/mtu.ts';
-import type { NodeRow } from './store/rows.ts';
+import { vpnRouterMac } from '../core/network-macs.ts';
+import type { NetworkRow, NodeRow } from './store/rows.ts';
 import type { Store, Tx } from './store/store.ts';
 
 export interface MeshEnd {
@@ -38,6 +39,8 @@ export function sameMeshEnd(row: NodeRow, end: MeshEnd | null): boolean {
 export function setMeshEnd(tx: Tx, row: NodeRow, end: MeshEnd): void {
   const other = tx.db.prepare(`SELECT name FROM nodes WHERE wg_public_key = ? AND name != ?`).get(end.publicKey, row.name) as { name: string } | undefined;
   if (other) throw new ApiError('conflict', `node ${other.name} already uses this WireGuard public key`, 'mesh.publicKey');
+  const peer = tx.db.prepare(`SELECT name, network FROM vpn_peers WHERE public_key = ?`).get(end.publicKey) as { name: string; network: string } | undefined;
+  if (peer) throw new ApiError('conflict', `VPN peer ${peer.name} of network ${peer.network} already uses this WireGuard public key`, 'mesh.publicKey');
   let address = row.mesh_ip;
   if (!address) {
     const used = new Set((tx.db.prepare(`SELECT mesh_ip FROM nodes WHERE mesh_ip IS NOT NULL`).all() as { mesh_ip: string }[]).map((r) => r.mesh_ip));
@@ -80,16 +83,19 @@ export function desiredMesh(store: Store, me: NodeRow, underlay: number): Desire
 }
 
 /**
- * Nodes of the mesh hosting a VM of `network`: they re-read their forwarding entries and DNS
- * names when a VM of it comes, goes or moves. Driven from the (few) mesh nodes, so a cluster
- * of simulated nodes (no mesh) pays one index probe per VM write.
+ * Nodes of the mesh hosting a VM of `network`, and its VPN gateway: they re-read their
+ * forwarding entries and DNS names when a VM of it comes, goes or moves. Driven from the (few)
+ * mesh nodes, so a cluster of simulated nodes (no mesh) pays one index probe per VM write.
  */
 export function touchNetworkHosts(tx: Tx, network: string): void {
   const rows = tx.db
     // `> ''` rather than IS NOT NULL: SQLite then walks the mesh_ip index instead of every node
     // (this runs in every create; a full scan cost 1,000-node clusters a quarter of their rate).
-    .prepare(`SELECT n.name FROM nodes n WHERE n.mesh_ip > '' AND EXISTS (SELECT 1 FROM vms v WHERE v.node = n.name AND v.network = ?)`)
-    .all(network) as { name: string }[];
+    .prepare(
+      `SELECT n.name FROM nodes n WHERE n.mesh_ip > '' AND EXISTS (SELECT 1 FROM vms v WHERE v.node = n.name AND v.network = @n)
+       UNION SELECT vpn_node FROM networks WHERE name = @n AND vpn_node IS NOT NULL`,
+    )
+    .all({ n: network }) as { name: string }[];
   for (const { name } of rows) tx.touchNode(name);
 }
 
@@ -97,22 +103,35 @@ export interface OverlayRemote {
   node: string;
   address: string;
   vms: { name: string; mac: string; ip: string }[];
+  /** The network's VPN router port, when that node is its VPN gateway. */
+  router?: { mac: string; ip: string };
 }
 
-/** The other mesh nodes hosting VMs of `network`, with those VMs: what `me`'s VXLAN forwards to. */
-export function overlayRemotes(store: Store, me: NodeRow, network: string): OverlayRemote[] {
+/** The other mesh nodes hosting VMs of `network` (or its VPN router), with those: what `me`'s VXLAN forwards to. */
+export function overlayRemotes(store: Store, me: NodeRow, net: NetworkRow): OverlayRemote[] {
   if (!me.mesh_ip) return [];
   const rows = store.db
     .prepare(
       `SELECT n.name AS node, n.mesh_ip AS address, v.name, v.mac, v.ip FROM nodes n JOIN vms v ON v.node = n.name
        WHERE n.mesh_ip IS NOT NULL AND n.name != ? AND v.network = ? AND v.ip IS NOT NULL ORDER BY n.name, v.name`,
     )
-    .all(me.name, network) as { node: string; address: string; name: string; mac: string; ip: string }[];
+    .all(me.name, net.name) as { node: string; address: string; name: string; mac: string; ip: string }[];
   const out: OverlayRemote[] = [];
   for (const r of rows) {
     let last = out.at(-1);
     if (last?.node !== r.node) out.push((last = { node: r.node, address: r.address, vms: [] }));
     last.vms.push({ name: r.name, mac: r.mac, ip: r.ip });
+  }
+  if (net.vpn_node && net.vpn_ip && net.vpn_node !== me.name) {
+    const gw = store.db.prepare(`SELECT mesh_ip FROM nodes WHERE name = ? AND mesh_ip IS NOT NULL`).get(net.vpn_node) as { mesh_ip: string } | undefined;
+    if (gw) {
+      let remote = out.find((r) => r.node === net.vpn_node);
+      if (!remote) {
+        out.push((remote = { node: net.vpn_node, address: gw.mesh_ip, vms: [] }));
+        out.sort((a, b) => a.node.localeCompare(b.node));
+      }
+      remote.router = { mac: vpnRouterMac(net.name), ip: net.vpn_ip };
+    }
   }
   return out;
 }

@@ -11,14 +11,14 @@ import { meshUnderlayMtu } from './mesh.ts';
 import type { NetworkRow } from './store/rows.ts';
 import type { Store, Tx } from './store/store.ts';
 
-type NetworkListRow = NetworkRow & { created_at: string; vm_count: number };
+type NetworkListRow = NetworkRow & { created_at: string; vm_count: number; peer_count: number };
 
 export class Networks {
   constructor(private readonly store: Store) {}
 
   list(): Network[] {
     const rows = this.store.db
-      .prepare(`SELECT n.*, (SELECT COUNT(*) FROM vms v WHERE v.network = n.name) AS vm_count FROM networks n ORDER BY n.name`)
+      .prepare(`SELECT n.*, (SELECT COUNT(*) FROM vms v WHERE v.network = n.name) AS vm_count, (SELECT COUNT(*) FROM vpn_peers p WHERE p.network = n.name) AS peer_count FROM networks n ORDER BY n.name`)
       .all() as NetworkListRow[];
     const mtu = guestMtu(meshUnderlayMtu(this.store));
     return rows.map((r) => toApi(r, mtu));
@@ -26,7 +26,7 @@ export class Networks {
 
   get(name: string): Network {
     const row = this.store.db
-      .prepare(`SELECT n.*, (SELECT COUNT(*) FROM vms v WHERE v.network = n.name) AS vm_count FROM networks n WHERE n.name = ?`)
+      .prepare(`SELECT n.*, (SELECT COUNT(*) FROM vms v WHERE v.network = n.name) AS vm_count, (SELECT COUNT(*) FROM vpn_peers p WHERE p.network = n.name) AS peer_count FROM networks n WHERE n.name = ?`)
       .get(name) as NetworkListRow | undefined;
     if (!row) throw new ApiError('not_found', `network ${name} not found`, 'network');
     return toApi(row, guestMtu(meshUnderlayMtu(this.store)));
@@ -60,6 +60,11 @@ export class Networks {
         const shown = vms.slice(0, 5).map((v) => v.name).join(', ');
         throw new ApiError('conflict', `network ${name} is in use by VMs ${shown}${vms.length > 5 ? ', …' : ''}; delete them first`, 'name');
       }
+      const peers = tx.db.prepare(`SELECT name FROM vpn_peers WHERE network = ? ORDER BY name LIMIT 6`).all(name) as { name: string }[];
+      if (peers.length) {
+        const shown = peers.slice(0, 5).map((v) => v.name).join(', ');
+        throw new ApiError('conflict', `network ${name} has VPN peers ${shown}${peers.length > 5 ? ', …' : ''}; revoke them first`, 'name');
+      }
       tx.db.prepare(`DELETE FROM networks WHERE name = ?`).run(name);
       tx.event('delete', 'network', name, `network ${name} removed`);
     });
@@ -89,5 +94,5 @@ export function freeCidr(taken: readonly Cidr[]): string | undefined {
 
 /** `mtu`: the same for every network, from the smallest underlay of the mesh. */
 function toApi(r: NetworkListRow, mtu: number): Network {
-  return { name: r.name, cidr: r.cidr, gateway: r.gateway, mtu, nat: r.nat === 1, vni: r.vni, vmCount: r.vm_count, createdAt: r.created_at };
+  return { name: r.name, cidr: r.cidr, gateway: r.gateway, mtu, nat: r.nat === 1, vni: r.vni, vmCount: r.vm_count, vpnGateway: r.vpn_node, peerCount: r.peer_count, createdAt: r.created_at };
 }

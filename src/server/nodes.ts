@@ -11,6 +11,7 @@ import { parseSize } from '../core/units.ts';
 import type { Store } from './store/store.ts';
 import { Liveness } from './liveness.ts';
 import { guestMtu } from '../core/mtu.ts';
+import { vpnRouterMac } from '../core/network-macs.ts';
 import { desiredMesh, meshEnd, meshUnderlayMtu, overlayRemotes, sameMeshEnd, setMeshEnd, touchMesh, touchNetworkHosts } from './mesh.ts';
 
 /** A node as the scheduler sees it, with the allocation revision the plan was made at. */
@@ -187,6 +188,9 @@ export class Nodes {
       this.row(name);
       const n = (tx.db.prepare(`SELECT COUNT(*) AS n FROM vms WHERE node = ?`).get(name) as { n: number }).n;
       if (n > 0) throw new ApiError('conflict', `node ${name} still has ${n} VM(s): drain or evacuate it first`, 'name');
+      const vpn = tx.db.prepare(`SELECT name FROM networks WHERE vpn_node = ? ORDER BY name`).all(name) as { name: string }[];
+      // Its peers' configurations name this node's key and endpoint: they would silently stop.
+      if (vpn.length > 0) throw new ApiError('conflict', `node ${name} is the VPN gateway of network ${vpn.map((v) => v.name).join(', ')}: revoke its peers first`, 'name');
       tx.db.prepare(`DELETE FROM tokens WHERE node = ?`).run(name);
       tx.db.prepare(`DELETE FROM nodes WHERE name = ?`).run(name);
       touchMesh(tx); // its peers drop it
@@ -281,6 +285,11 @@ export class Nodes {
     return this.row(name).desired_rev;
   }
 
+  private vpnPeers(network: string): { name: string; publicKey: string; ip: string }[] {
+    const rows = this.store.db.prepare(`SELECT name, public_key, ip FROM vpn_peers WHERE network = ? ORDER BY name`).all(network) as { name: string; public_key: string; ip: string }[];
+    return rows.map((r) => ({ name: r.name, publicKey: r.public_key, ip: r.ip }));
+  }
+
   desired(name: string): NodeDesired {
     const me = this.row(name);
     const revision = me.desired_rev;
@@ -293,6 +302,8 @@ export class Nodes {
       if (!images.has(vm.image)) images.set(vm.image, this.store.db.prepare(`SELECT * FROM images WHERE name = ?`).get(vm.image) as ImageRow);
       if (!networks.has(vm.network)) networks.set(vm.network, this.store.db.prepare(`SELECT * FROM networks WHERE name = ?`).get(vm.network) as NetworkRow);
     }
+    // A VPN gateway hosts its networks even without a VM of them: the peers' router port lives there.
+    for (const n of this.store.db.prepare(`SELECT * FROM networks WHERE vpn_node = ? ORDER BY name`).all(name) as NetworkRow[]) networks.set(n.name, n);
     return {
       revision,
       vms: vms.map((vm) => {
@@ -323,7 +334,16 @@ export class Nodes {
           restartGen: vm.restart_gen,
         };
       }),
-      networks: [...networks.values()].map((n) => ({ name: n.name, cidr: n.cidr, gateway: n.gateway, mtu: networkMtu, nat: n.nat === 1, vni: n.vni, remotes: overlayRemotes(this.store, me, n.name) })),
+      networks: [...networks.values()].map((n) => ({
+        name: n.name,
+        cidr: n.cidr,
+        gateway: n.gateway,
+        mtu: networkMtu,
+        nat: n.nat === 1,
+        vni: n.vni,
+        remotes: overlayRemotes(this.store, me, n),
+        ...(n.vpn_node === name && n.vpn_ip ? { vpn: { address: n.vpn_ip, mac: vpnRouterMac(n.name), peers: this.vpnPeers(n.name) } } : {}),
+      })),
       mesh: desiredMesh(this.store, me, underlay),
     };
   }

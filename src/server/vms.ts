@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { ApiError } from '../api/errors.ts';
 import type { Vm, VmCreate } from '../api/schemas/vm.ts';
 import { allocateIp, parseCidr } from '../core/ipv4.ts';
+import { usedAddresses } from './vpn.ts';
 import { touchNetworkHosts } from './mesh.ts';
 import { schedule, summarizeReasons, type PlacementRequest } from '../core/scheduler.ts';
 import { humanSize, MiB, parseSize } from '../core/units.ts';
@@ -118,7 +119,7 @@ export class Vms {
     if (this.addresses?.gen !== this.store.scheduleGen) this.addresses = { gen: this.store.scheduleGen, used: new Map() };
     let book = this.addresses.used.get(network);
     if (!book) {
-      book = { used: new Set((tx.db.prepare(`SELECT ip FROM vms WHERE network = ? AND ip IS NOT NULL`).all(network) as { ip: string }[]).map((r) => r.ip)) };
+      book = { used: usedAddresses(tx, network) };
       this.addresses.used.set(network, book);
     }
     return book;

@@ -11,7 +11,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DesiredMesh } from '../../api/schemas/desired.ts';
-import { renderWgConf } from '../../core/wireguard-config.ts';
+import { renderWgConf, type MeshClient } from '../../core/wireguard-config.ts';
 import type { WireguardKey } from '../wireguard-key.ts';
 import type { Exec } from './exec.ts';
 import type { MeshHost } from './mesh.ts';
@@ -35,8 +35,8 @@ export class LinuxMeshHost implements MeshHost {
     if (!/^[A-Za-z0-9_-]{1,15}$/.test(o.iface)) throw new Error(`bad WireGuard interface name ${JSON.stringify(o.iface)}`);
   }
 
-  apply(mesh: DesiredMesh): Promise<void> {
-    return this.serialize(() => this.doApply(mesh));
+  apply(mesh: DesiredMesh, clients: readonly MeshClient[] = []): Promise<void> {
+    return this.serialize(() => this.doApply(mesh, clients));
   }
 
   teardown(): Promise<void> {
@@ -57,9 +57,9 @@ export class LinuxMeshHost implements MeshHost {
     return join(this.o.stateDir, 'wireguard', `${this.o.iface}.conf`);
   }
 
-  private async doApply(mesh: DesiredMesh): Promise<void> {
+  private async doApply(mesh: DesiredMesh, clients: readonly MeshClient[]): Promise<void> {
     // Rendered first: a bad peer list changes nothing on the host.
-    const conf = renderWgConf({ privateKey: this.o.key.privateKey, listenPort: this.o.listenPort, peers: mesh.peers });
+    const conf = renderWgConf({ privateKey: this.o.key.privateKey, listenPort: this.o.listenPort, peers: mesh.peers, clients });
     const created = await this.ensureInterface();
     if (created) this.lastConf = this.lastLink = undefined;
     if (conf !== this.lastConf) {
@@ -75,6 +75,19 @@ export class LinuxMeshHost implements MeshHost {
       await this.o.exec.run('ip', ['link', 'set', this.o.iface, 'mtu', String(mesh.mtu), 'up']);
       this.lastLink = link;
     }
+    await this.routeClients(clients);
+  }
+
+  /**
+   * A route per VPN peer into the interface (as wg-quick adds for AllowedIPs): the host's own
+   * answers to a peer (DNS) leave through the tunnel. Ours carry `proto static`; others are left alone.
+   */
+  private async routeClients(clients: readonly MeshClient[]): Promise<void> {
+    const want = new Set(clients.map((c) => c.address));
+    const out = (await this.o.exec.run('ip', ['-j', 'route', 'show', 'dev', this.o.iface, 'proto', 'static'])).stdout.trim();
+    const have = new Set(((out ? JSON.parse(out) : []) as { dst: string }[]).map((r) => r.dst.replace(/\/32$/, '')));
+    for (const ip of have) if (!want.has(ip)) await this.o.exec.run('ip', ['route', 'del', `${ip}/32`, 'dev', this.o.iface, 'proto', 'static'], { allowFail: true });
+    for (const ip of want) if (!have.has(ip)) await this.o.exec.run('ip', ['route', 'replace', `${ip}/32`, 'dev', this.o.iface, 'proto', 'static']);
   }
 
   /** True when it had to create the interface. */

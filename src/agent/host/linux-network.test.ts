@@ -51,6 +51,8 @@ let links: unknown[];
 let tables: string;
 let failOn: string | undefined;
 let fdb: unknown[] = [];
+let rules: unknown[] = [];
+let routes: unknown[] = [];
 let exec: RecordingExec;
 let host: LinuxNetworkHost;
 const PID = 4242;
@@ -59,6 +61,8 @@ beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'bt-unit-'));
   links = [];
   fdb = [];
+  rules = [];
+  routes = [];
   tables = '';
   failOn = undefined;
   const proc = join(dir, 'proc');
@@ -70,6 +74,8 @@ beforeEach(() => {
     if (line === 'ip -j -d addr show') return { stdout: JSON.stringify(links) };
     if (line === 'nft list tables') return { stdout: tables };
     if (line.startsWith('bridge -j fdb show')) return { stdout: JSON.stringify(fdb) };
+    if (line === 'ip -j rule show') return { stdout: JSON.stringify(rules) };
+    if (line.startsWith('ip -j route show table')) return { stdout: JSON.stringify(routes) };
     if (line === 'sysctl -n net.ipv4.ip_forward') return { stdout: '0\n' };
     if (cmd === 'dnsmasq') {
       const conf = args[0]!.slice('--conf-file='.length);
@@ -110,6 +116,8 @@ test('first apply of one network with one port: golden commands', async () => {
     'ip tuntap add dev bt-web-1 mode tap',
     'ip link set dev bt-web-1 mtu 1450 master bt-web up',
     `dnsmasq --conf-file=${conf}`,
+    // Once per agent: VPN routing rules a previous run left behind.
+    'ip -j rule show',
   ]);
   assert.match(exec.calls[0]!.input!, /iifname vmap \{ "bt-web-1" : jump port_bt_2dweb_2d1 \}/);
   assert.equal(readFileSync(join(dir, 'state/net/web/hosts'), 'utf8'), '52:54:00:ab:cd:01,10.231.0.10,vm1\n');
@@ -206,6 +214,7 @@ test('a failed apply of a new network undoes what it created', async () => {
     'ip addr del 169.254.169.254/32 dev bt-web',
     'ip addr del 10.231.0.1/24 dev bt-web',
     'ip link del bt-web',
+    'ip -j rule show',
   ]);
 });
 
@@ -219,7 +228,7 @@ test('invalid input changes nothing', async () => {
 test('teardown stops dnsmasq, deletes our links, tables and state', async () => {
   await applyOnce();
   await host.teardown();
-  assert.deepEqual(exec.lines(), [`kill -TERM ${PID}`, 'ip -j -d addr show', 'ip link del bt-web-1', 'ip link del bt-web', 'nft -f -']);
+  assert.deepEqual(exec.lines(), [`kill -TERM ${PID}`, 'ip -j -d addr show', 'ip link del bt-web-1', 'ip link del bt-web', 'ip -j rule show', 'nft -f -']);
   assert.equal(exec.calls.at(-1)!.input, 'table inet butter\ndelete table inet butter\ntable bridge butter\ndelete table bridge butter\n');
   assert.equal(existsSync(join(dir, 'state/net')), false);
 });
@@ -260,4 +269,48 @@ test('a network spanning nodes: VXLAN port on the bridge, forwarding entries, re
   exec.calls.length = 0;
   await host.apply([web]);
   assert.ok(exec.lines().includes('ip link del btxweb'), exec.lines().join('\n'));
+});
+
+test('the VPN gateway: router veth with proxy ARP, its own table and rules, peers only (golden)', async () => {
+  const vpn = { router: 'btrweb', port: 'btpweb', address: '10.231.0.2', mac: '02:aa:bb:cc:dd:ee', peers: ['10.231.0.3'], mesh: 'btwg0', table: 20101 };
+  await host.apply([{ ...web, vpn }]);
+  const lines = exec.lines();
+  const at = lines.indexOf('ip link add btrweb type veth peer name btpweb');
+  assert.ok(at > 0, lines.join('\n'));
+  assert.deepEqual(lines.slice(at, at + 14), [
+    'ip link add btrweb type veth peer name btpweb',
+    'sysctl -w net.ipv4.conf.btrweb.proxy_arp=1',
+    'sysctl -w net.ipv4.conf.btrweb.arp_ignore=1',
+    'sysctl -w net.ipv4.conf.btrweb.rp_filter=0',
+    'ip link set dev btrweb address 02:aa:bb:cc:dd:ee mtu 1450 up',
+    'ip link set dev btpweb mtu 1450 master bt-web up',
+    'ip addr add 10.231.0.2/24 dev btrweb noprefixroute',
+    'ip -j route show table 20101',
+    'ip route replace 10.231.0.0/24 dev btrweb src 10.231.0.2 table 20101',
+    'ip route replace blackhole default table 20101',
+    'ip route replace 10.231.0.3/32 dev btwg0 table 20101',
+    'ip -j rule show',
+    'ip rule add priority 1000 iif btwg0 from 10.231.0.0/24 lookup 20101',
+    'ip rule add priority 1000 iif btrweb lookup 20101',
+  ]);
+  const nft = exec.calls[0]!.input!;
+  // Peers reach their network's router port and the gateway's DNS; nothing else of the host or the mesh.
+  assert.match(nft, /iifname "btwg0" ip saddr \{ 10\.231\.0\.3 \} oifname "btrweb" ip daddr 10\.231\.0\.0\/24 accept/);
+  assert.match(nft, /iifname "btwg0" ip saddr \{ 10\.231\.0\.3 \} ip daddr 10\.231\.0\.1 meta l4proto \{ tcp, udp \} th dport 53 accept/);
+  assert.match(nft, /iifname "btwg0" ip saddr != 100\.127\.0\.0\/16 drop/);
+  assert.match(nft, /iifname "btrweb" drop/);
+
+  // Revoked (no VPN): the rules go, the table is flushed, the veth deleted.
+  rules = [
+    { priority: 1000, iif: 'btwg0', src: '10.231.0.0', srclen: 24, table: '20101' },
+    { priority: 1000, iif: 'btrweb', table: '20101' },
+    { priority: 32766, src: 'all', table: 'main' },
+  ];
+  links = [...appliedLinks(web), { ifname: 'btrweb', flags: ['UP'], mtu: 1450, address: vpn.mac, linkinfo: { info_kind: 'veth' }, addr_info: [] }, { ifname: 'btpweb', flags: ['UP'], mtu: 1450, master: 'bt-web', address: '02:00:00:00:00:09', linkinfo: { info_kind: 'veth' }, addr_info: [] }];
+  exec.calls.length = 0;
+  await host.apply([web]);
+  assert.deepEqual(
+    exec.lines().filter((l) => /veth|rule|table|btr|btp/.test(l)),
+    ['ip link del btrweb', 'ip link del btpweb', 'ip -j rule show', 'ip rule del priority 1000 iif btwg0 from 10.231.0.0/24 lookup 20101', 'ip rule del priority 1000 iif btrweb lookup 20101', 'ip route flush table 20101'],
+  );
 });

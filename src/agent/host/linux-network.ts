@@ -6,16 +6,18 @@
  * pidfile, the files it last wrote, the ruleset it last loaded) and only runs commands for
  * differences, so the agent can call it on every reconcile. Every command goes through `Exec`.
  */
-import { createHash } from 'node:crypto';
 import { access, chmod, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { staleLeases, renderDhcpHosts, renderDnsHosts, renderDnsmasqConf, type DnsmasqPaths } from '../../core/dnsmasq-config.ts';
 import { NFT_TABLES, renderNftDelete, renderNftRuleset } from '../../core/nft-rules.ts';
 import type { Exec } from './exec.ts';
-import { METADATA_ADDR, type LocalNetwork, type LocalPort, type NetworkHost, type Overlay } from './network.ts';
+import { METADATA_ADDR, VPN_RULE_PRIORITY, VPN_TABLE_BASE, type LocalNetwork, type LocalPort, type LocalVpn, type NetworkHost, type Overlay } from './network.ts';
 import { planFdb, wantedFdb, type FdbEntry } from '../../core/fdb-plan.ts';
 import { Reverter } from './reverter.ts';
+import { gatewayMac } from '../../core/network-macs.ts';
+
+export { gatewayMac };
 
 export interface LinuxNetworkHostOptions {
   exec: Exec;
@@ -72,6 +74,7 @@ export class LinuxNetworkHost implements NetworkHost {
   /** The ruleset text last loaded, so an unchanged ruleset is not reloaded. */
   private lastNft?: string;
   private forwardingOn = false;
+  private mayHaveVpnRules = true;
   /** apply/teardown never interleave: each reads the host state the previous one left. */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -147,6 +150,7 @@ export class LinuxNetworkHost implements NetworkHost {
       const bridgeCreated = await this.ensureBridge(plan.net, links, rev);
       for (const port of plan.net.ports) await this.ensurePort(port, plan.net, links, rev);
       if (plan.net.overlay) await this.ensureOverlay(plan.net, plan.net.overlay, links, rev);
+      if (plan.net.vpn) await this.ensureVpn(plan.net, plan.net.vpn, links, rev);
       await this.ensureDnsmasq(plan, bridgeCreated, rev);
       rev.done();
     } catch (err) {
@@ -251,6 +255,67 @@ export class LinuxNetworkHost implements NetworkHost {
   private async readFdb(device: string): Promise<FdbEntry[]> {
     const out = (await this.exec.run('bridge', ['-j', 'fdb', 'show', 'dev', device])).stdout.trim();
     return ((out ? JSON.parse(out) : []) as { mac: string; dst?: string }[]).filter((e) => e.dst).map((e) => ({ mac: e.mac.toLowerCase(), dst: e.dst! }));
+  }
+
+  // --- VPN router ---
+
+  /**
+   * The network's VPN router (see `LocalVpn`): a veth pair on the bridge, its host end with
+   * the router's MAC and address, proxy ARP for the peers, and a routing table that sends the
+   * network to the router end and each peer into the mesh interface (nothing else: a
+   * blackhole default, so neither side reaches beyond the other).
+   */
+  private async ensureVpn(net: LocalNetwork, v: LocalVpn, links: Links, rev: Reverter): Promise<void> {
+    let router = links.get(v.router);
+    if (router && router.kind !== 'veth') throw new Error(`${v.router} exists and is a ${router.kind ?? 'plain'} interface, not our veth`);
+    if (!router) {
+      await this.ip('link', 'add', v.router, 'type', 'veth', 'peer', 'name', v.port);
+      rev.add(() => this.ip('link', 'del', v.router));
+      // proxy_arp: answer for the peers (their route leaves by another interface).
+      // arp_ignore=1: never for the host's other addresses (the gateway!) on this port.
+      // rp_filter=0: the VMs' addresses route via the bridge, not this end.
+      for (const [key, value] of [['proxy_arp', '1'], ['arp_ignore', '1'], ['rp_filter', '0']]) {
+        await this.exec.run('sysctl', ['-w', `net.ipv4.conf.${v.router}.${key}=${value}`]);
+      }
+      this.log(`created VPN router ${v.router} on ${net.bridge}`);
+      router = { kind: 'veth', mtu: 0, up: false, mac: '', addrs: new Map() };
+      links.set(v.router, router);
+      links.set(v.port, { kind: 'veth', mtu: 0, up: false, mac: '', addrs: new Map() });
+    }
+    if (router.mac !== v.mac || router.mtu !== net.mtu || !router.up) await this.ip('link', 'set', 'dev', v.router, 'address', v.mac, 'mtu', String(net.mtu), 'up');
+    await this.enslave(v.port, links.get(v.port)!, net);
+    const prefix = net.cidr.split('/')[1]!;
+    const addr = `${v.address}/${prefix}`;
+    for (const have of router.addrs.keys()) if (have !== addr) await this.ip('addr', 'del', have, 'dev', v.router);
+    // No prefix route: the network's route in the main table stays the bridge's.
+    if (!router.addrs.has(addr)) await this.ip('addr', 'add', addr, 'dev', v.router, 'noprefixroute');
+
+    const table = String(v.table);
+    const want = new Map<string, string[]>([
+      [`unicast ${net.cidr} ${v.router}`, [net.cidr, 'dev', v.router, 'src', v.address]],
+      ['blackhole default ', ['blackhole', 'default']],
+      ...v.peers.map((p): [string, string[]] => [`unicast ${p} ${v.mesh}`, [`${p}/32`, 'dev', v.mesh]]),
+    ]);
+    const out = (await this.exec.run('ip', ['-j', 'route', 'show', 'table', table])).stdout.trim();
+    for (const r of (out ? JSON.parse(out) : []) as { type?: string; dst: string; dev?: string }[]) {
+      const key = `${r.type ?? 'unicast'} ${r.dst} ${r.dev ?? ''}`;
+      if (want.delete(key)) continue;
+      await this.ip('route', 'del', ...(r.type && r.type !== 'unicast' ? [r.type] : []), r.dst, ...(r.dev ? ['dev', r.dev] : []), 'table', table);
+    }
+    for (const args of want.values()) await this.ip('route', 'replace', ...args, 'table', table);
+
+    const rules = await this.readVpnRules();
+    for (const r of vpnRules(net.cidr, v)) {
+      if (!rules.some((h) => sameRule(h, r))) await this.ip('rule', 'add', ...ruleArgs(r));
+    }
+  }
+
+  /** Our routing rules: those at the VPN priority that look up a VPN table. */
+  private async readVpnRules(): Promise<VpnRule[]> {
+    const out = (await this.exec.run('ip', ['-j', 'rule', 'show'])).stdout.trim();
+    return ((out ? JSON.parse(out) : []) as { priority: number; iif?: string; src?: string; srclen?: number; table: string }[])
+      .filter((r) => r.priority === VPN_RULE_PRIORITY && Number(r.table) >= VPN_TABLE_BASE)
+      .map((r) => ({ iif: r.iif!, ...(r.src && r.src !== 'all' ? { from: `${r.src}/${r.srclen ?? 32}` } : {}), table: Number(r.table) }));
   }
 
   // --- dnsmasq ---
@@ -367,16 +432,32 @@ export class LinuxNetworkHost implements NetworkHost {
       await rm(join(this.stateDir, 'net', name), { recursive: true, force: true });
       this.log(`removed dnsmasq of network ${name}`);
     }
-    const keep = new Set(networks.flatMap((n) => [n.bridge, ...n.ports.map((p) => p.tap), ...(n.overlay ? [n.overlay.device] : [])]));
+    const keep = new Set(networks.flatMap((n) => [n.bridge, ...n.ports.map((p) => p.tap), ...(n.overlay ? [n.overlay.device] : []), ...(n.vpn ? [n.vpn.router, n.vpn.port] : [])]));
     await this.deleteOurLinks(links, (name) => !keep.has(name));
+    await this.collectVpnRules(networks.flatMap((n) => (n.vpn ? vpnRules(n.cidr, n.vpn) : [])));
+  }
+
+  /**
+   * Rules (and their tables) of VPN routers that are gone. Read on the first apply (rules
+   * outlive an agent restart) and while any router exists; otherwise there can be none of ours.
+   */
+  private async collectVpnRules(wanted: readonly VpnRule[]): Promise<void> {
+    if (!this.mayHaveVpnRules && wanted.length === 0) return;
+    this.mayHaveVpnRules = wanted.length > 0;
+    const stale = (await this.readVpnRules()).filter((h) => !wanted.some((w) => sameRule(h, w)));
+    for (const r of stale) await this.ip('rule', 'del', ...ruleArgs(r));
+    for (const table of new Set(stale.map((r) => r.table))) {
+      if (!wanted.some((w) => w.table === table)) await this.ip('route', 'flush', 'table', String(table));
+    }
   }
 
   /** Taps and VXLAN ports before bridges: a bridge goes only once nothing of ours hangs off it. */
   private async deleteOurLinks(links: Links, unwanted: (name: string) => boolean): Promise<void> {
-    for (const kind of ['tun', 'vxlan', 'bridge']) {
+    for (const kind of ['tun', 'vxlan', 'veth', 'bridge']) {
       for (const [name, link] of links) {
         if (link.kind !== kind || !name.startsWith(this.prefix) || !unwanted(name)) continue;
-        await this.ip('link', 'del', name);
+        // A veth goes with its peer: the second end of a pair is already gone.
+        await this.exec.run('ip', ['link', 'del', name], { allowFail: kind === 'veth' });
         links.delete(name);
         this.log(`deleted ${kind === 'tun' ? 'tap' : kind} ${name}`);
       }
@@ -386,6 +467,8 @@ export class LinuxNetworkHost implements NetworkHost {
   private async doTeardown(): Promise<void> {
     for (const name of await this.knownNetworks()) await this.stopDnsmasq(this.filesOf(name));
     await this.deleteOurLinks(await this.readLinks(), () => true);
+    this.mayHaveVpnRules = true;
+    await this.collectVpnRules([]);
     await this.exec.run('nft', ['-f', '-'], { input: renderNftDelete() });
     await rm(join(this.stateDir, 'net'), { recursive: true, force: true });
     this.lastNft = undefined;
@@ -432,15 +515,6 @@ interface IpAddrJson {
   addr_info?: { family: string; local: string; prefixlen: number; label?: string }[];
 }
 
-/**
- * The bridge's (gateway's) MAC, derived from the network name: stable across restarts and
- * the same on every host, like the gateway address. Locally administered, unicast.
- */
-export function gatewayMac(network: string): string {
-  const h = createHash('sha256').update(`butter-gateway:${network}`).digest();
-  return ['02', ...[...h.subarray(0, 5)].map((b) => b.toString(16).padStart(2, '0'))].join(':');
-}
-
 function checkUnique(networks: readonly LocalNetwork[]): void {
   const seen = new Set<string>();
   const once = (kind: string, v: string): void => {
@@ -452,7 +526,34 @@ function checkUnique(networks: readonly LocalNetwork[]): void {
     once('interface', n.bridge);
     for (const p of n.ports) once('interface', p.tap);
     if (n.overlay) once('interface', n.overlay.device);
+    if (n.vpn) {
+      once('interface', n.vpn.router);
+      once('interface', n.vpn.port);
+      once('VPN table', String(n.vpn.table));
+    }
   }
+}
+
+interface VpnRule {
+  iif: string;
+  from?: string;
+  table: number;
+}
+
+/** Peers' packets (from the network's CIDR, on the mesh) and everything arriving on the router end use the VPN table. */
+function vpnRules(cidr: string, v: LocalVpn): VpnRule[] {
+  return [
+    { iif: v.mesh, from: cidr, table: v.table },
+    { iif: v.router, table: v.table },
+  ];
+}
+
+function sameRule(a: VpnRule, b: VpnRule): boolean {
+  return a.iif === b.iif && (a.from ?? '') === (b.from ?? '') && a.table === b.table;
+}
+
+function ruleArgs(r: VpnRule): string[] {
+  return ['priority', String(VPN_RULE_PRIORITY), 'iif', r.iif, ...(r.from ? ['from', r.from] : []), 'lookup', String(r.table)];
 }
 
 /** Writes atomically (dnsmasq may read it at any moment); returns whether the content changed. */

@@ -1,9 +1,13 @@
 /** The node's end of the WireGuard mesh, declaratively: `apply` makes the host match. */
 import type { DesiredMesh } from '../../api/schemas/desired.ts';
+import type { MeshClient } from '../../core/wireguard-config.ts';
 
 export interface MeshHost {
-  /** Brings up (or updates) the mesh interface with these peers; safe to call again. */
-  apply(mesh: DesiredMesh): Promise<void>;
+  /**
+   * Brings up (or updates) the mesh interface with these peers, and the VPN peers of the
+   * networks this node is the VPN gateway of (each routed to the interface); safe to call again.
+   */
+  apply(mesh: DesiredMesh, clients?: readonly MeshClient[]): Promise<void>;
   /** Removes the interface (and, for wireguard-go, its process). */
   teardown(): Promise<void>;
 }

@@ -31,7 +31,33 @@ export interface LocalNetwork {
   overlay?: Overlay;
   /** The network's VMs on other nodes: answered by this node's DNS like its own. */
   remoteNames?: { ip: string; hostname: string }[];
+  /** When this node is the network's VPN gateway: the router between its bridge and the peers. */
+  vpn?: LocalVpn;
 }
+
+/**
+ * A network's VPN router: a veth pair whose `port` end sits on the bridge and whose `router`
+ * end has its own MAC and address on the network, answers ARP for the peers (proxy ARP), and
+ * routes between the bridge and the peers on the mesh interface, in a routing table of its
+ * own (`table`), so replies to peers never leave through the bridge under the gateway's MAC
+ * (which every node shares).
+ */
+export interface LocalVpn {
+  router: string;
+  port: string;
+  address: string;
+  mac: string;
+  /** The peers' addresses. */
+  peers: string[];
+  /** The WireGuard mesh interface the peers' tunnels arrive on. */
+  mesh: string;
+  table: number;
+}
+
+/** VPN routing tables are this plus the network's VNI: one per network, the same on every node. */
+export const VPN_TABLE_BASE = 20000;
+/** Priority of the VPN routing rules: before the main table (32766). */
+export const VPN_RULE_PRIORITY = 1000;
 
 export interface Overlay {
   /** VXLAN device name (<= 15 chars), a port of the network's bridge. */

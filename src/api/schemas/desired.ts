@@ -40,7 +40,23 @@ export type DesiredVm = z.infer<typeof DesiredVm>;
 /** A network as the API shows it (less its counts), and where else it runs. */
 export const DesiredNetwork = Network.pick({ name: true, cidr: true, gateway: true, mtu: true, nat: true, vni: true }).extend({
   /** Other mesh nodes with VMs on it, and those VMs: VXLAN forwarding entries and DNS names. */
-  remotes: z.array(z.object({ node: Name, address: z.string(), vms: z.array(z.object({ name: Name, mac: z.string(), ip: z.string() })) })),
+  remotes: z.array(
+    z.object({
+      node: Name,
+      address: z.string(),
+      vms: z.array(z.object({ name: Name, mac: z.string(), ip: z.string() })),
+      /** The network's VPN router port, on its VPN gateway node. */
+      router: z.object({ mac: z.string(), ip: z.string() }).optional(),
+    }),
+  ),
+  /** Present on the network's VPN gateway node: its router port and the peers it routes to. */
+  vpn: z
+    .object({
+      address: z.string(),
+      mac: z.string(),
+      peers: z.array(z.object({ name: Name, publicKey: z.string(), ip: z.string() })),
+    })
+    .optional(),
 });
 export type DesiredNetwork = z.infer<typeof DesiredNetwork>;
 

@@ -36,6 +36,9 @@ export const Network = z
     /** Its VXLAN network identifier on the node mesh. */
     vni: z.number().int(),
     vmCount: z.number().int(),
+    /** The node VPN peers' tunnels end on; null until the first peer joins. */
+    vpnGateway: Name.nullable(),
+    peerCount: z.number().int(),
     createdAt: Timestamp,
   })
   .meta({ id: 'Network' });

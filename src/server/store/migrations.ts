@@ -158,4 +158,21 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE nodes ADD COLUMN underlay_mtu INTEGER;
   ALTER TABLE networks DROP COLUMN mtu;
   `,
+  `
+  -- VPN access: each network's gateway node (where its peers' tunnels end), the address of
+  -- its router port on the network, and the peers. Only their public keys: a peer's private
+  -- key is made on the peer and never sent.
+  ALTER TABLE networks ADD COLUMN vpn_node TEXT;
+  ALTER TABLE networks ADD COLUMN vpn_ip TEXT;
+  CREATE TABLE vpn_peers (
+    network TEXT NOT NULL REFERENCES networks(name),
+    name TEXT NOT NULL,
+    public_key TEXT NOT NULL UNIQUE,
+    ip TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (network, name),
+    UNIQUE (network, ip)
+  );
+  `,
 ];

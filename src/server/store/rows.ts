@@ -166,6 +166,18 @@ export interface NetworkRow {
   gateway: string;
   nat: number;
   vni: number;
+  /** The node VPN peers' tunnels end on, and its router port's address on the network. */
+  vpn_node: string | null;
+  vpn_ip: string | null;
+}
+
+export interface VpnPeerRow {
+  network: string;
+  name: string;
+  public_key: string;
+  ip: string;
+  endpoint: string;
+  created_at: string;
 }
 
 export interface GroupRow {
