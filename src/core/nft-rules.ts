@@ -63,7 +63,7 @@ function renderInet(networks: readonly NftNetwork[]): string {
     const mesh = q(v.mesh);
     const peers = `{ ${v.peers.join(', ')} }`;
     meshes.add(mesh);
-    input.push(`iifname ${mesh} ip saddr ${peers} ip daddr ${n.gateway} meta l4proto { tcp, udp } th dport 53 accept`, `iifname ${mesh} ip saddr ${peers} meta l4proto icmp accept`);
+    input.push(`iifname ${mesh} ip saddr ${peers} ip daddr ${n.gateway} meta l4proto { tcp, udp } th dport 53 accept`, `iifname ${mesh} ip saddr ${peers} ip daddr ${n.gateway} meta l4proto icmp accept`);
     forward.push(`iifname ${mesh} ip saddr ${peers} oifname ${q(v.router)} ip daddr ${n.cidr} accept`, `iifname ${q(v.router)} oifname ${mesh} ip daddr ${peers} accept`);
   }
   for (const n of networks) if (n.vpn) forward.push(`iifname ${q(n.vpn.router)} drop`);

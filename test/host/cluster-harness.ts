@@ -5,7 +5,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dnsmasqDirPath } from '../../src/daemon/agent-runtime.ts';
@@ -29,6 +29,8 @@ export class NamespaceCluster {
   private readonly agents = new Map<string, ChildProcess>();
   private readonly namespaces: string[] = [];
   private hostCount = 0;
+  /** VPN client namespaces (see `addLaptop`). */
+  private readonly laptops: { ns: string; iface: string }[] = [];
   log = '';
 
   constructor() {
@@ -115,6 +117,36 @@ export class NamespaceCluster {
     await this.until(`${name} ready`, () => this.json<{ name: string; state: string }[]>(['node', 'list']).some((n) => n.name === name && n.state === 'ready'), 30_000);
   }
 
+  /**
+   * A machine on the underlay that is not a node: a laptop bringing up a wg-quick file as
+   * printed by `network join`, with wireguard-go (no kernel module here). Its `DNS =` line
+   * needs resolvconf, which a test machine lacks: the namespace's own resolv.conf (bind-mounted
+   * by `ip netns exec`) names the same server instead.
+   */
+  addLaptop(config: string): { ns: string; iface: string; run: (cmd: string, args: string[]) => CliResult } {
+    const n = this.laptops.length;
+    const ns = `bt-laptop${n}-${this.id}`;
+    const iface = `bl${this.id}${n}`;
+    this.plug(ns, `10.251.0.${200 + n}`);
+    this.laptops.push({ ns, iface });
+    const dns = /^DNS = (.+)$/m.exec(config)?.[1];
+    if (!dns) throw new Error(`no DNS line in\n${config}`);
+    mkdirSync(`/etc/netns/${ns}`, { recursive: true });
+    writeFileSync(`/etc/netns/${ns}/resolv.conf`, `nameserver ${dns}\n`);
+    const file = join(this.dir, `${iface}.conf`);
+    writeFileSync(file, config.replace(/^DNS = .*\n/m, ''), { mode: 0o600 });
+    const up = spawnSync('ip', ['netns', 'exec', ns, 'wg-quick', 'up', file], {
+      encoding: 'utf8',
+      env: { ...process.env, WG_QUICK_USERSPACE_IMPLEMENTATION: 'wireguard-go', WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: '1' },
+    });
+    if (up.status !== 0) throw new Error(`wg-quick up: ${up.stderr}`);
+    const run = (cmd: string, args: string[]): CliResult => {
+      const r = spawnSync('ip', ['netns', 'exec', ns, cmd, ...args], { encoding: 'utf8', timeout: 60_000 });
+      return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+    };
+    return { ns, iface, run };
+  }
+
   /** Runs a command inside a node's namespace. */
   inNode(name: string, cmd: string, args: string[]): CliResult {
     const r = spawnSync('ip', ['netns', 'exec', this.nsOf(name), cmd, ...args], { encoding: 'utf8', timeout: 60_000 });
@@ -171,7 +203,8 @@ export class NamespaceCluster {
     for (const name of this.agents.keys()) await this.killAgent(name);
     this.server?.kill('SIGKILL');
     for (const pattern of [this.dir, ...[...this.agents.keys()].map((n) => dnsmasqDirPath(this.stateDir(n)))]) sh('pkill', ['-9', '-f', pattern], true);
-    await stopWireguardGo([...this.agents.keys()].map((n) => ({ ns: this.nsOf(n), iface: this.wgOf(n) })));
+    await stopWireguardGo([...[...this.agents.keys()].map((n) => ({ ns: this.nsOf(n), iface: this.wgOf(n) })), ...this.laptops]);
+    for (const { ns } of this.laptops) rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
     for (const n of this.agents.keys()) rmSync(dnsmasqDirPath(this.stateDir(n)), { recursive: true, force: true });
     for (const ns of this.namespaces.reverse()) sh('ip', ['netns', 'del', ns], true);
     rmSync(this.dir, { recursive: true, force: true });

@@ -131,6 +131,34 @@ done
   const vbMac = c.json<{ mac: string }>(['vm', 'show', 'vb']).mac;
   const n2 = c.json<{ mesh: { address: string } }>(['node', 'show', 'n2']).mesh.address;
   assert.match(c.inNode('n1', 'bridge', ['fdb', 'show', 'dev', 'btxlan']).stdout, new RegExp(`${vbMac} dst ${n2.replace(/\./g, '\\.')}`));
+
+  // VPN: a laptop joins lan with the printed wg-quick file (its key made by the CLI, never
+  // sent) and reaches both VMs by name: one on the gateway node, one behind it on the overlay.
+  const joined = c.cli(['network', 'join', 'lan', '--peer', 'laptop', '--no-qr']);
+  assert.equal(joined.code, 0, joined.stderr);
+  const priv = /^PrivateKey = (\S+)$/m.exec(joined.stdout)?.[1] ?? '';
+  assert.match(priv, /^[A-Za-z0-9+/]{43}=$/, joined.stdout);
+  const listed = c.json<{ name: string; gateway: string; ip: string }[]>(['network', 'peers', 'lan']);
+  assert.ok(!JSON.stringify(listed).includes(priv), 'the control plane never sees the private key');
+  const gateway = listed[0]!.gateway;
+  const laptop = c.addLaptop(joined.stdout);
+  const reaches = (host: string, ...extra: string[]) => laptop.run('ping', ['-c', '1', '-W', '1', ...extra, host]).code === 0;
+  await c.until('the laptop pings va and vb by name', () => reaches('va.lan.internal') && reaches('vb.lan.internal'), 30_000);
+  // Full-size packets, not fragmented on the way (the config's MTU is the network's).
+  for (const vm of ['va', 'vb']) assert.ok(reaches(`${vm}.lan.internal`, '-M', 'do', '-s', '1362'), `1390-byte packet to ${vm} through ${gateway}`);
+  // A laptop that widens its own AllowedIPs still reaches nothing but lan: not the other
+  // network's VM, not the mesh, not the gateway host's other addresses.
+  const wg = laptop.iface;
+  const server = laptop.run('wg', ['show', wg, 'peers']).stdout.trim();
+  assert.equal(laptop.run('wg', ['set', wg, 'peer', server, 'allowed-ips', '10.30.0.0/24,10.31.0.0/24,100.127.0.0/16']).code, 0);
+  for (const cidr of ['10.31.0.0/24', '100.127.0.0/16']) assert.equal(laptop.run('ip', ['route', 'add', cidr, 'dev', wg]).code, 0);
+  const vc = c.json<{ ip: string }>(['vm', 'show', 'vc']).ip;
+  const meshOf = (n: string) => c.json<{ mesh: { address: string } }>(['node', 'show', n]).mesh.address;
+  for (const target of [vc, meshOf(gateway), meshOf(gateway === 'n1' ? 'n2' : 'n1')]) assert.ok(!reaches(target), `${target} is out of the laptop's reach`);
+  const revoke = c.cli(['network', 'revoke', 'lan', 'laptop']);
+  assert.equal(revoke.code, 0, revoke.stderr);
+  await c.until('the laptop is cut off after revoke', () => !reaches('10.30.0.2'), 10_000);
+
   await removeAll();
   assert.equal(c.cli(['network', 'rm', 'lan']).code, 0);
   assert.equal(c.cli(['network', 'rm', 'other']).code, 0);

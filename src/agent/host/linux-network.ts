@@ -111,7 +111,7 @@ export class LinuxNetworkHost implements NetworkHost {
     // Firewall first: rules match interfaces by name, so they can exist before the taps,
     // and a tap never exists without its anti-spoofing rules.
     await this.applyNft(ruleset);
-    if (networks.some((n) => n.nat)) await this.enableForwarding();
+    if (networks.some((n) => n.nat || n.vpn)) await this.enableForwarding();
 
     const links = await this.readLinks();
     const errors: unknown[] = [];
@@ -296,7 +296,10 @@ export class LinuxNetworkHost implements NetworkHost {
       ['blackhole default ', ['blackhole', 'default']],
       ...v.peers.map((p): [string, string[]] => [`unicast ${p} ${v.mesh}`, [`${p}/32`, 'dev', v.mesh]]),
     ]);
-    const out = (await this.exec.run('ip', ['-j', 'route', 'show', 'table', table])).stdout.trim();
+    // A table with no route yet does not exist: `ip` says so and fails.
+    const shown = await this.exec.run('ip', ['-j', 'route', 'show', 'table', table], { allowFail: true });
+    if (shown.code !== 0 && !/does not exist/.test(shown.stderr)) throw new Error(`ip route show table ${table}: ${shown.stderr.trim()}`);
+    const out = shown.code === 0 ? shown.stdout.trim() : '';
     for (const r of (out ? JSON.parse(out) : []) as { type?: string; dst: string; dev?: string }[]) {
       const key = `${r.type ?? 'unicast'} ${r.dst} ${r.dev ?? ''}`;
       if (want.delete(key)) continue;
@@ -414,7 +417,7 @@ export class LinuxNetworkHost implements NetworkHost {
     return NFT_TABLES.every((t) => out.includes(`table ${t}`));
   }
 
-  /** Only NAT egress needs routing; never switched off again, other software may rely on it. */
+  /** Only NAT egress and VPN routers need routing; never switched off again, other software may rely on it. */
   private async enableForwarding(): Promise<void> {
     if (this.forwardingOn) return;
     const now = (await this.exec.run('sysctl', ['-n', 'net.ipv4.ip_forward'])).stdout.trim();
@@ -447,7 +450,7 @@ export class LinuxNetworkHost implements NetworkHost {
     const stale = (await this.readVpnRules()).filter((h) => !wanted.some((w) => sameRule(h, w)));
     for (const r of stale) await this.ip('rule', 'del', ...ruleArgs(r));
     for (const table of new Set(stale.map((r) => r.table))) {
-      if (!wanted.some((w) => w.table === table)) await this.ip('route', 'flush', 'table', String(table));
+      if (!wanted.some((w) => w.table === table)) await this.exec.run('ip', ['route', 'flush', 'table', String(table)], { allowFail: true });
     }
   }
 
