@@ -102,3 +102,25 @@ test('create, list and show speak JSON and tables; the token comes from env or l
   const afterLogin = await butter(['vm', 'ip', 'app'], { BUTTER_TOKEN: '', BUTTER_URL: '' });
   assert.equal(afterLogin.stdout.trim(), '10.200.0.2');
 });
+
+// Last: these take a while, and the fake node above sends no heartbeats meanwhile.
+test('VPN peers and the mesh flags: bad input exits non-zero naming the field', async () => {
+  const cases: [string[], number, RegExp][] = [
+    [['network', 'join', 'default', '--peer', 'laptop', '--public-key', 'nope'], 2, /public-key: must be a WireGuard public key/],
+    [['network', 'join', 'default', '--peer', 'laptop', '--endpoint', 'no-port'], 2, /endpoint: must be host:port/],
+    [['network', 'join', 'default', '--peer', 'Laptop_1'], 1, /name: must be a DNS label/],
+    [['network', 'join', 'ghost', '--peer', 'laptop'], 1, /network ghost not found/],
+    [['network', 'revoke', 'default', 'ghost'], 1, /network default has no peer ghost/],
+    // The mesh flags are checked before an agent starts anything.
+    [['agent', '--state-dir', join(work, 'agent'), '--wg-port', '0'], 2, /wg-port: must be a port number/],
+    [['agent', '--state-dir', join(work, 'agent'), '--wg-interface', 'far-too-long-for-linux'], 2, /wg-interface: must be 1-15/],
+    [['agent', '--state-dir', join(work, 'agent'), '--wg-endpoint', 'no-port'], 2, /wg-endpoint: must be host:port/],
+  ];
+  for (const [args, code, re] of cases) {
+    const r = await butter(args);
+    assert.equal(r.code, code, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, re, args.join(' '));
+    assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
+  }
+  assert.deepEqual(JSON.parse((await butter(['network', 'peers', 'default', '--json'])).stdout), []);
+});
