@@ -86,3 +86,39 @@ test('a viewer lists networks but cannot create or remove one', async () => {
   await rejects(viewer.call('createNetwork', { body: { name: 'nope' } }), 403);
   await rejects(viewer.call('deleteNetwork', { params: { name: 'net-a' } }), 403);
 });
+
+test('a VM with NICs on several networks: eth0 first, an address in each; nothing half-made on refusal', async () => {
+  await cloud.admin.call('createNetwork', { body: { name: 'front', cidr: '192.168.10.0/29' } });
+  await cloud.admin.call('createNetwork', { body: { name: 'back', cidr: '192.168.11.0/29' } });
+  const vm = await cloud.admin.call('createVm', { body: { name: 'multi', image: 'img', memory: '128M', networks: ['front', 'back'] } });
+  assert.deepEqual(vm.nics.map((n) => [n.network, n.ip]), [['front', '192.168.10.2'], ['back', '192.168.11.2']]);
+  assert.deepEqual([vm.network, vm.ip, vm.mac], [vm.nics[0]!.network, vm.nics[0]!.ip, vm.nics[0]!.mac]);
+  assert.notEqual(vm.nics[0]!.mac, vm.nics[1]!.mac);
+  assert.deepEqual((await cloud.admin.call('getVm', { params: { name: 'multi' } })).nics, vm.nics);
+  assert.deepEqual((await cloud.admin.call('listVms', {})).items.find((v) => v.name === 'multi')?.nics, vm.nics);
+  assert.equal((await cloud.admin.call('getNetwork', { params: { name: 'back' } })).vmCount, 1);
+  // Its node runs both networks and gets both NICs.
+  const d = cloud.cp.services.nodes.desired('n1');
+  assert.deepEqual(d.vms.find((v) => v.name === 'multi')?.nics, vm.nics);
+  assert.ok(['front', 'back'].every((n) => d.networks.some((x) => x.name === n)));
+  await rejects(cloud.admin.call('deleteNetwork', { params: { name: 'back' } }), 409, 'name', /in use by VMs multi/);
+
+  const vms0 = (await cloud.admin.call('listVms', {})).items.length;
+  const nics0 = rows('vm_nics');
+  const create = (body: object) => cloud.admin.call('createVm', { body: { image: 'img', memory: '128M', ...body } as never });
+  await rejects(create({ name: 'x', network: 'front', networks: ['back'] }), 400, 'networks', /not both/);
+  await rejects(create({ name: 'x', networks: ['front', 'front'] }), 400, 'networks', /twice/);
+  await rejects(create({ name: 'x', networks: [] }), 400, 'networks');
+  await rejects(create({ name: 'x', networks: ['front', 'ghost'] }), 404, 'networks', /ghost/);
+  // back (/29) has room for four more; fill it, then a VM that needs it for eth1 is refused whole.
+  for (let i = 1; i <= 4; i++) await create({ name: `b${i}`, network: 'back' });
+  await rejects(create({ name: 'x', networks: ['front', 'back'] }), 422, 'networks', /back .* no free address/);
+  assert.equal((await cloud.admin.call('listVms', {})).items.length, vms0 + 4);
+  assert.equal(rows('vm_nics'), nics0);
+
+  // Deleted (confirmed by its node), its second NIC goes with it.
+  for (const name of ['multi', 'b1', 'b2', 'b3', 'b4']) await cloud.admin.call('deleteVm', { params: { name } });
+  cloud.cp.services.nodes.report('n1', { capacity: { cpus: 4, memoryBytes: 8 * 1024 ** 3, diskBytes: 100 * 1024 ** 3 }, accel: 'tcg', driver: 'sim', vms: [] });
+  assert.equal(rows('vm_nics'), 0);
+  await cloud.admin.call('deleteNetwork', { params: { name: 'back' } });
+});

@@ -226,13 +226,19 @@ case "$event" in
         ip -4 route add default via "$r" dev "$interface" && break
       done
     fi
-    : >/etc/resolv.conf.new
-    [ -n "${domain:-}" ] && echo "search $domain" >>/etc/resolv.conf.new
-    for d in ${dns:-}; do echo "nameserver $d" >>/etc/resolv.conf.new; done
-    mv /etc/resolv.conf.new /etc/resolv.conf
     mkdir -p /run/butter
-    echo "$ip" >/run/butter/ip
-    echo "${mtu:-}" >/run/butter/mtu
+    # eth0 is the VM's primary NIC: its DNS and its address are the VM's. Others (eth1...)
+    # only record theirs.
+    if [ "$interface" = eth0 ]; then
+      : >/etc/resolv.conf.new
+      [ -n "${domain:-}" ] && echo "search $domain" >>/etc/resolv.conf.new
+      for d in ${dns:-}; do echo "nameserver $d" >>/etc/resolv.conf.new; done
+      mv /etc/resolv.conf.new /etc/resolv.conf
+      echo "$ip" >/run/butter/ip
+      echo "${mtu:-}" >/run/butter/mtu
+    else
+      echo "$ip" >"/run/butter/ip.$interface"
+    fi
     ;;
   leasefail|nak)
     echo "butter-tiny: error: dhcp $event on $interface" >/dev/console

@@ -203,7 +203,7 @@ export class Agent {
       mtu: n.mtu,
       nat: n.nat && !this.opts.noEgress,
       dnsForward: !this.opts.noEgress,
-      ports: vms.filter((v) => v.network === n.name).map((v) => ({ tap: tapName(v.id), mac: v.mac, ip: v.ip, hostname: v.name })),
+      ports: vms.flatMap((v) => v.nics.flatMap((nic, i) => (nic.network === n.name ? [{ tap: tapName(v.id, i), mac: nic.mac, ip: nic.ip, hostname: v.name, primary: i === 0 }] : []))),
       // Across nodes only when this node is in the mesh (its address is the tunnels' source).
       ...(this.opts.mesh && desired.mesh
         ? { overlay: { device: vxlanName(n.name), vni: n.vni, local: desired.mesh.address, remotes: n.remotes.map((r) => ({ address: r.address, macs: [...r.vms.map((v) => v.mac), ...(r.router ? [r.router.mac] : [])] })) } }
@@ -230,19 +230,23 @@ export class Agent {
 
   /** Identity is the source address, which the bridge's anti-spoofing rules tie to one tap. */
   private metadataFor(ip: string): VmMetadata | undefined {
-    const vm = this.desired?.vms.find((v) => v.ip === ip && v.power !== 'deleted');
+    // Any of its NICs: each one's address is tied to its tap by the bridge's rules.
+    const vm = this.desired?.vms.find((v) => v.power !== 'deleted' && v.nics.some((n) => n.ip === ip));
     if (!vm) return undefined;
-    const net = this.desired!.networks.find((n) => n.name === vm.network);
+    const mtuOf = (network: string) => this.desired!.networks.find((n) => n.name === network)?.mtu;
+    const eth0 = vm.nics[0]!;
+    const mtu = mtuOf(eth0.network);
     return {
       vmId: vm.id,
       instanceId: `i-${vm.id}`,
       hostname: vm.name,
-      localIpv4: vm.ip,
-      mac: vm.mac,
+      localIpv4: eth0.ip,
+      mac: eth0.mac,
       userData: vm.userData,
       vendorData: '',
       sshKeys: vm.sshKeys,
-      ...(net ? { mtu: net.mtu } : {}),
+      ...(mtu !== undefined ? { mtu } : {}),
+      ...(vm.nics.length > 1 ? { moreNics: vm.nics.slice(1).map((n) => ({ mac: n.mac, ...(mtuOf(n.network) !== undefined ? { mtu: mtuOf(n.network)! } : {}) })) } : {}),
     };
   }
 

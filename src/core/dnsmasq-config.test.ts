@@ -39,6 +39,8 @@ dhcp-hostsfile=/var/lib/butter/net/web/hosts
 dhcp-leasefile=/var/lib/butter/net/web/leases
 dhcp-authoritative
 dhcp-option=option:router,10.231.0.1
+# A VM's further NICs get no router: its default route stays on eth0.
+dhcp-option=tag:secondary,option:router
 dhcp-option=option:dns-server,10.231.0.1
 dhcp-option-force=option:mtu,1450
 
@@ -80,8 +82,10 @@ test('renders reservations as mac,ip,hostname lines', () => {
     renderDhcpHosts([
       { mac: '52:54:00:AB:CD:01', ip: '10.231.0.10', hostname: 'vm-1' },
       { mac: '52:54:00:ab:cd:02', ip: '10.231.0.11', hostname: 'db' },
+      { mac: '52:54:01:ab:cd:03', ip: '10.231.0.12', hostname: 'app', primary: false },
     ]),
-    '52:54:00:ab:cd:01,10.231.0.10,vm-1\n52:54:00:ab:cd:02,10.231.0.11,db\n',
+    // A VM's eth1 is tagged: the network's DHCP gives it no router.
+    '52:54:00:ab:cd:01,10.231.0.10,vm-1\n52:54:00:ab:cd:02,10.231.0.11,db\n52:54:01:ab:cd:03,set:secondary,10.231.0.12,app\n',
   );
   assert.equal(renderDhcpHosts([]), '');
   assert.throws(() => renderDhcpHosts([{ mac: '52:54:00:ab:cd:01', ip: '10.231.0.10', hostname: 'a,b' }]), /hostname/);

@@ -22,6 +22,8 @@ export interface DhcpReservation {
   mac: string;
   ip: string;
   hostname: string;
+  /** false: a VM's second (third...) NIC: an address but no default route (eth0 has it). */
+  primary?: boolean;
 }
 
 /** A name DNS answers without a DHCP reservation here: a VM of the network on another node. */
@@ -75,6 +77,8 @@ export function renderDnsmasqConf(net: DnsmasqNetwork, paths: DnsmasqPaths): str
     `dhcp-leasefile=${paths.leaseFile}`,
     'dhcp-authoritative',
     `dhcp-option=option:router,${net.gateway}`,
+    '# A VM\'s further NICs get no router: its default route stays on eth0.',
+    'dhcp-option=tag:secondary,option:router',
     `dhcp-option=option:dns-server,${net.gateway}`,
     // Forced: many clients (busybox udhcpc, some cloud images) do not request option 26, and a
     // guest that keeps MTU 1500 on an overlay with a smaller MTU fails on large packets only.
@@ -94,14 +98,14 @@ export function renderDnsmasqConf(net: DnsmasqNetwork, paths: DnsmasqPaths): str
   return lines.join('\n') + '\n';
 }
 
-/** One `mac,ip,hostname` line per reservation (dnsmasq dhcp-hostsfile format). */
+/** One `mac,ip,hostname` line per reservation (dnsmasq dhcp-hostsfile format); further NICs tagged `secondary`. */
 export function renderDhcpHosts(ports: readonly DhcpReservation[]): string {
   return ports
     .map((p) => {
       checkMac(p.mac);
       checkIpv4(p.ip, 'port ip');
       checkLabel(p.hostname, 'hostname');
-      return `${p.mac.toLowerCase()},${p.ip},${p.hostname}\n`;
+      return `${p.mac.toLowerCase()},${p.primary === false ? 'set:secondary,' : ''}${p.ip},${p.hostname}\n`;
     })
     .join('');
 }

@@ -24,9 +24,10 @@ test('a kernel image VM maps to a direct-boot spec with the NoCloud SMBIOS seria
     diskBytes: 1024 ** 3,
     power: 'running',
     image: { name: 'tiny', kind: 'kernel', format: null, kernel: 'k'.repeat(64), initrd: 'i'.repeat(64), rootDisk: 'r'.repeat(64), rootFormat: 'raw', cmdline: 'console=ttyS0' },
-    network: 'default',
-    ip: '10.200.0.2',
-    mac: '52:54:00:aa:bb:cc',
+    nics: [
+      { network: 'default', ip: '10.200.0.2', mac: '52:54:00:aa:bb:cc' },
+      { network: 'lan', ip: '10.20.0.7', mac: '52:54:01:aa:bb:cd' },
+    ],
     userData: '',
     sshKeys: [],
     restartGen: 0,
@@ -38,7 +39,11 @@ test('a kernel image VM maps to a direct-boot spec with the NoCloud SMBIOS seria
     memoryMiB: 384,
     diskBytes: 1024 ** 3,
     boot: { kind: 'kernel', kernel: '/img/k', initrd: '/img/i', cmdline: 'console=ttyS0', rootDisk: '/img/r', rootFormat: 'raw' },
-    nics: [{ tap: 'btabc123def456', mac: '52:54:00:aa:bb:cc' }],
+    // eth1's tap: the VM's tap name and the NIC's index, still within 15 characters.
+    nics: [
+      { tap: 'btabc123def456', mac: '52:54:00:aa:bb:cc' },
+      { tap: 'btabc123def4561', mac: '52:54:01:aa:bb:cd' },
+    ],
     smbiosSerial: SMBIOS_SERIAL,
   });
   assert.deepEqual(blobsOf(vm), ['k'.repeat(64), 'i'.repeat(64), 'r'.repeat(64)]);

@@ -25,9 +25,9 @@ export interface VmSpec {
 
 export const SMBIOS_SERIAL = 'ds=nocloud-net;s=http://169.254.169.254/';
 
-/** Tap names must fit IFNAMSIZ (15): `bt` + the 12-hex VM id. */
-export function tapName(vmId: string): string {
-  return `bt${vmId}`.slice(0, 15);
+/** Tap names must fit IFNAMSIZ (15): `bt` + the 12-hex VM id, + the NIC's index from eth1 on. */
+export function tapName(vmId: string, nic = 0): string {
+  return nic === 0 ? `bt${vmId}`.slice(0, 15) : `bt${vmId.slice(0, 12)}${nic}`;
 }
 
 /**
@@ -78,7 +78,7 @@ export function vmSpec(vm: DesiredVm, file: (sha256: string) => string): VmSpec 
     memoryMiB: Math.floor(vm.memoryBytes / 1024 ** 2),
     diskBytes: vm.diskBytes,
     boot,
-    nics: [{ tap: tapName(vm.id), mac: vm.mac }],
+    nics: vm.nics.map((n, i) => ({ tap: tapName(vm.id, i), mac: n.mac })),
     smbiosSerial: SMBIOS_SERIAL,
   };
 }

@@ -92,7 +92,7 @@ export function touchNetworkHosts(tx: Tx, network: string): void {
     // `> ''` rather than IS NOT NULL: SQLite then walks the mesh_ip index instead of every node
     // (this runs in every create; a full scan cost 1,000-node clusters a quarter of their rate).
     .prepare(
-      `SELECT n.name FROM nodes n WHERE n.mesh_ip > '' AND EXISTS (SELECT 1 FROM vms v WHERE v.node = n.name AND v.network = @n)
+      `SELECT n.name FROM nodes n WHERE n.mesh_ip > '' AND EXISTS (SELECT 1 FROM vms v JOIN nics x ON x.vm_id = v.id WHERE v.node = n.name AND x.network = @n)
        UNION SELECT vpn_node FROM networks WHERE name = @n AND vpn_node IS NOT NULL`,
     )
     .all({ n: network }) as { name: string }[];
@@ -112,8 +112,8 @@ export function overlayRemotes(store: Store, me: NodeRow, net: NetworkRow): Over
   if (!me.mesh_ip) return [];
   const rows = store.db
     .prepare(
-      `SELECT n.name AS node, n.mesh_ip AS address, v.name, v.mac, v.ip FROM nodes n JOIN vms v ON v.node = n.name
-       WHERE n.mesh_ip IS NOT NULL AND n.name != ? AND v.network = ? AND v.ip IS NOT NULL ORDER BY n.name, v.name`,
+      `SELECT n.name AS node, n.mesh_ip AS address, v.name, x.mac, x.ip FROM nodes n JOIN vms v ON v.node = n.name JOIN nics x ON x.vm_id = v.id
+       WHERE n.mesh_ip IS NOT NULL AND n.name != ? AND x.network = ? AND x.ip IS NOT NULL ORDER BY n.name, v.name`,
     )
     .all(me.name, net.name) as { node: string; address: string; name: string; mac: string; ip: string }[];
   const out: OverlayRemote[] = [];

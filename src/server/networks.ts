@@ -18,7 +18,7 @@ export class Networks {
 
   list(): Network[] {
     const rows = this.store.db
-      .prepare(`SELECT n.*, (SELECT COUNT(*) FROM vms v WHERE v.network = n.name) AS vm_count, (SELECT COUNT(*) FROM vpn_peers p WHERE p.network = n.name) AS peer_count FROM networks n ORDER BY n.name`)
+      .prepare(`SELECT n.*, (SELECT COUNT(*) FROM nics x WHERE x.network = n.name) AS vm_count, (SELECT COUNT(*) FROM vpn_peers p WHERE p.network = n.name) AS peer_count FROM networks n ORDER BY n.name`)
       .all() as NetworkListRow[];
     const mtu = guestMtu(meshUnderlayMtu(this.store));
     return rows.map((r) => toApi(r, mtu));
@@ -26,7 +26,7 @@ export class Networks {
 
   get(name: string): Network {
     const row = this.store.db
-      .prepare(`SELECT n.*, (SELECT COUNT(*) FROM vms v WHERE v.network = n.name) AS vm_count, (SELECT COUNT(*) FROM vpn_peers p WHERE p.network = n.name) AS peer_count FROM networks n WHERE n.name = ?`)
+      .prepare(`SELECT n.*, (SELECT COUNT(*) FROM nics x WHERE x.network = n.name) AS vm_count, (SELECT COUNT(*) FROM vpn_peers p WHERE p.network = n.name) AS peer_count FROM networks n WHERE n.name = ?`)
       .get(name) as NetworkListRow | undefined;
     if (!row) throw new ApiError('not_found', `network ${name} not found`, 'network');
     return toApi(row, guestMtu(meshUnderlayMtu(this.store)));
@@ -55,7 +55,7 @@ export class Networks {
   remove(actor: string, name: string): void {
     this.store.write(actor, (tx) => {
       if (!tx.db.prepare(`SELECT 1 FROM networks WHERE name = ?`).get(name)) throw new ApiError('not_found', `network ${name} not found`, 'network');
-      const vms = tx.db.prepare(`SELECT name FROM vms WHERE network = ? ORDER BY name LIMIT 6`).all(name) as { name: string }[];
+      const vms = tx.db.prepare(`SELECT v.name FROM nics x JOIN vms v ON v.id = x.vm_id WHERE x.network = ? ORDER BY v.name LIMIT 6`).all(name) as { name: string }[];
       if (vms.length) {
         const shown = vms.slice(0, 5).map((v) => v.name).join(', ');
         throw new ApiError('conflict', `network ${name} is in use by VMs ${shown}${vms.length > 5 ? ', …' : ''}; delete them first`, 'name');

@@ -4,12 +4,13 @@ import type { NodeDesired } from '../api/schemas/desired.ts';
 import type { Group, Node, NodeReport, NodeUpdate } from '../api/schemas/node.ts';
 import type { VmState } from '../api/schemas/vm.ts';
 import { issueToken } from './auth.ts';
-import { nodeFromRow, snapshotOf, type GroupRow, type ImageRow, type NetworkRow, type NodeRow, type NodeUsage, type VmRow } from './store/rows.ts';
+import { nodeFromRow, snapshotOf, type GroupRow, type ImageRow, type NetworkRow, type NicRow, type NodeRow, type NodeUsage, type VmRow } from './store/rows.ts';
 import { PlacementIndex } from '../core/placement-index.ts';
 import { DEFAULT_RATIOS, type NodeSnapshot, type Policy, type Ratios } from '../core/scheduler.ts';
 import { parseSize } from '../core/units.ts';
 import type { Store } from './store/store.ts';
 import { Liveness } from './liveness.ts';
+import { networksOf } from './vms.ts';
 import { guestMtu } from '../core/mtu.ts';
 import { vpnRouterMac } from '../core/network-macs.ts';
 import { desiredMesh, meshEnd, meshUnderlayMtu, overlayRemotes, sameMeshEnd, setMeshEnd, touchMesh, touchNetworkHosts } from './mesh.ts';
@@ -236,8 +237,9 @@ export class Nodes {
       if (!sameMesh) setMeshEnd(tx, before, mesh!);
       for (const c of changes) {
         if (c.delete) {
+          const nets = networksOf(tx.db, c.vm.id);
           tx.db.prepare(`DELETE FROM vms WHERE id = ?`).run(c.vm.id);
-          touchNetworkHosts(tx, c.vm.network);
+          for (const net of nets) touchNetworkHosts(tx, net);
           tx.db.prepare(`UPDATE nodes SET alloc_rev = alloc_rev + 1 WHERE name = ?`).run(name);
           deleted.push(c.vm.id);
           tx.event('deleted', 'vm', c.vm.name, `vm ${c.vm.name} deleted on ${name}`);
@@ -298,9 +300,16 @@ export class Nodes {
     const vms = this.store.db.prepare(`SELECT * FROM vms WHERE node = ? ORDER BY name`).all(name) as VmRow[];
     const images = new Map<string, ImageRow>();
     const networks = new Map<string, NetworkRow>();
+    const more = new Map<string, NicRow[]>();
+    for (const n of this.store.db.prepare(`SELECT x.* FROM vm_nics x JOIN vms v ON v.id = x.vm_id WHERE v.node = ? ORDER BY x.vm_id, x.idx`).all(name) as NicRow[]) {
+      more.set(n.vm_id, [...(more.get(n.vm_id) ?? []), n]);
+    }
+    const nicsOf = (vm: VmRow) => [{ network: vm.network, ip: vm.ip ?? '', mac: vm.mac }, ...(more.get(vm.id) ?? []).map((n) => ({ network: n.network, ip: n.ip ?? '', mac: n.mac }))];
     for (const vm of vms) {
       if (!images.has(vm.image)) images.set(vm.image, this.store.db.prepare(`SELECT * FROM images WHERE name = ?`).get(vm.image) as ImageRow);
-      if (!networks.has(vm.network)) networks.set(vm.network, this.store.db.prepare(`SELECT * FROM networks WHERE name = ?`).get(vm.network) as NetworkRow);
+      for (const { network } of nicsOf(vm)) {
+        if (!networks.has(network)) networks.set(network, this.store.db.prepare(`SELECT * FROM networks WHERE name = ?`).get(network) as NetworkRow);
+      }
     }
     // A VPN gateway hosts its networks even without a VM of them: the peers' router port lives there.
     for (const n of this.store.db.prepare(`SELECT * FROM networks WHERE vpn_node = ? ORDER BY name`).all(name) as NetworkRow[]) networks.set(n.name, n);
@@ -326,9 +335,7 @@ export class Nodes {
             rootFormat: img.root_format,
             cmdline: img.cmdline,
           },
-          network: vm.network,
-          ip: vm.ip ?? '',
-          mac: vm.mac,
+          nics: nicsOf(vm),
           userData: vm.user_data,
           sshKeys: JSON.parse(vm.ssh_keys) as string[],
           restartGen: vm.restart_gen,

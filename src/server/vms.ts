@@ -12,7 +12,7 @@ import { schedule, summarizeReasons, type PlacementRequest } from '../core/sched
 import { humanSize, MiB, parseSize } from '../core/units.ts';
 import type { Images } from './images.ts';
 import type { Nodes } from './nodes.ts';
-import { vmFromRow, type NetworkRow, type VmRow } from './store/rows.ts';
+import { vmFromRow, type NetworkRow, type NicRow, type VmRow } from './store/rows.ts';
 import type { Store, Tx } from './store/store.ts';
 
 export const MIN_MEMORY = 64 * MiB;
@@ -27,11 +27,18 @@ export class Vms {
   ) {}
 
   list(): Vm[] {
-    return (this.store.db.prepare(`SELECT * FROM vms ORDER BY name`).all() as VmRow[]).map(vmFromRow);
+    const more = new Map<string, NicRow[]>();
+    for (const n of this.store.db.prepare(`SELECT * FROM vm_nics ORDER BY vm_id, idx`).all() as NicRow[]) {
+      const list = more.get(n.vm_id);
+      if (list) list.push(n);
+      else more.set(n.vm_id, [n]);
+    }
+    return (this.store.db.prepare(`SELECT * FROM vms ORDER BY name`).all() as VmRow[]).map((r) => vmFromRow(r, more.get(r.id)));
   }
 
   get(name: string): Vm {
-    return vmFromRow(this.row(name));
+    const r = this.row(name);
+    return vmFromRow(r, moreNics(this.store.db, r.id));
   }
 
   row(name: string): VmRow {
@@ -70,10 +77,17 @@ export class Vms {
 
     return (outer) => this.placeIn(outer, request, (tx, placement) => {
       if (tx.db.prepare(`SELECT 1 FROM vms WHERE name = ?`).get(req.name)) throw new ApiError('conflict', `vm ${req.name} already exists`, 'name');
-      const net = this.network(tx, req.network ?? DEFAULT_NETWORK);
-      const book = this.usedAddresses(tx, net.name);
-      const ip = allocateIp(parseCidr(net.cidr), book.used, book.next);
-      if (!ip) throw new ApiError('no_capacity', `network ${net.name} (${net.cidr}) has no free address`, 'network');
+      const wanted = req.networks ?? [req.network ?? DEFAULT_NETWORK];
+      const field = req.networks ? 'networks' : 'network';
+      // Every NIC's address first: a network without room refuses the VM before anything is written.
+      const nics = wanted.map((name) => {
+        const net = this.network(tx, name, field);
+        const book = this.usedAddresses(tx, net.name);
+        const ip = allocateIp(parseCidr(net.cidr), book.used, book.next);
+        if (!ip) throw new ApiError('no_capacity', `network ${net.name} (${net.cidr}) has no free address`, field);
+        return { net, book, ip };
+      });
+      const { net, ip } = nics[0]!;
       const warning = placement.warnings.join('; ') || null;
       const row: VmRow = {
         id: randomHex(12),
@@ -100,11 +114,14 @@ export class Vms {
         updated_at: tx.now,
       };
       insertVm(tx, row);
-      touchNetworkHosts(tx, row.network);
+      const more = nics.slice(1).map((n, i): NicRow => insertNic(tx, { vm_id: row.id, idx: i + 1, network: n.net.name, ip: n.ip, mac: randomMac(SECONDARY_MAC_PREFIX) }));
+      for (const n of nics) touchNetworkHosts(tx, n.net.name);
       tx.event('create', 'vm', row.name, `vm ${row.name} (${cpus} cpu, ${humanSize(memoryBytes)}) on ${row.node} at ${ip}${warning ? ` — warning: ${warning}` : ''}`);
-      book.used.add(ip);
-      book.next = ip; // no address below it is free until something is deleted (which resets the book)
-      return vmFromRow(row);
+      for (const n of nics) {
+        n.book.used.add(n.ip);
+        n.book.next = n.ip; // no address below it is free until something is deleted (which resets the book)
+      }
+      return vmFromRow(row, more);
     });
   }
 
@@ -183,7 +200,7 @@ export class Vms {
           tx.db.prepare(`UPDATE vms SET node = ?, state = 'pending', reason = NULL, restart_gen = restart_gen + 1, updated_at = ? WHERE id = ?`).run(p.node, tx.now, vm.id);
           tx.db.prepare(`UPDATE nodes SET alloc_rev = alloc_rev + 1 WHERE name = ?`).run(node);
           tx.touchNode(node);
-          touchNetworkHosts(tx, vm.network);
+          for (const net of networksOf(tx.db, vm.id)) touchNetworkHosts(tx, net);
           tx.event(why, 'vm', vm.name, `vm ${vm.name} recreated on ${p.node} (from ${node}, ${why}); its local disk data is lost`);
           return p.node;
         }));
@@ -201,7 +218,7 @@ export class Vms {
       if (vm.node === null) {
         tx.db.prepare(`DELETE FROM vms WHERE id = ?`).run(vm.id);
         tx.event('deleted', 'vm', name, `vm ${name} deleted`);
-        return { ...vmFromRow(vm), state: 'deleting' };
+        return { ...vmFromRow(vm, moreNics(tx.db, vm.id)), state: 'deleting' };
       }
       this.update(tx, vm, { power: 'deleted', state: 'deleting' });
       tx.event('delete', 'vm', name, `vm ${name} to be deleted on ${vm.node}`);
@@ -269,9 +286,9 @@ export class Vms {
     tx.touchNode(vm.node);
   }
 
-  private network(tx: Tx, name: string): NetworkRow {
+  private network(tx: Tx, name: string, field: string): NetworkRow {
     const n = tx.db.prepare(`SELECT * FROM networks WHERE name = ?`).get(name) as NetworkRow | undefined;
-    if (!n) throw new ApiError('not_found', `network ${name} not found`, 'network');
+    if (!n) throw new ApiError('not_found', `network ${name} not found`, field);
     return n;
   }
 }
@@ -298,9 +315,40 @@ function insertVm(tx: Tx, row: VmRow): void {
   }
 }
 
-export function randomMac(): string {
+/**
+ * eth0's MACs are QEMU's 52:54:00 range; further NICs take 52:54:01, so the two tables' UNIQUE
+ * indexes together keep every MAC unique without a lookup across both.
+ */
+const PRIMARY_MAC_PREFIX = '52:54:00';
+const SECONDARY_MAC_PREFIX = '52:54:01';
+
+export function randomMac(prefix = PRIMARY_MAC_PREFIX): string {
   const h = randomHex(6);
-  return `52:54:00:${h.slice(0, 2)}:${h.slice(2, 4)}:${h.slice(4, 6)}`;
+  return `${prefix}:${h.slice(0, 2)}:${h.slice(2, 4)}:${h.slice(4, 6)}`;
+}
+
+function insertNic(tx: Tx, nic: NicRow): NicRow {
+  const insert = tx.db.prepare(`INSERT INTO vm_nics (vm_id, idx, network, ip, mac) VALUES (@vm_id, @idx, @network, @ip, @mac)`);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      insert.run(nic);
+      return nic;
+    } catch (e) {
+      const macTaken = e instanceof Error && 'code' in e && e.code === 'SQLITE_CONSTRAINT_UNIQUE' && e.message.includes('vm_nics.mac');
+      if (!macTaken || attempt >= 8) throw e;
+      nic.mac = randomMac(SECONDARY_MAC_PREFIX);
+    }
+  }
+}
+
+/** A VM's NICs beyond eth0. */
+export function moreNics(db: Tx['db'], vmId: string): NicRow[] {
+  return db.prepare(`SELECT * FROM vm_nics WHERE vm_id = ? ORDER BY idx`).all(vmId) as NicRow[];
+}
+
+/** The networks of all of a VM's NICs. */
+export function networksOf(db: Tx['db'], vmId: string): string[] {
+  return (db.prepare(`SELECT network FROM nics WHERE vm_id = ? ORDER BY idx`).all(vmId) as { network: string }[]).map((r) => r.network);
 }
 
 /** Random hex from the UUID generator's pooled entropy: a fresh `randomBytes` call per VM costs more. */

@@ -113,11 +113,11 @@ function gatewayFor(tx: Tx, net: NetworkRow): NodeRow {
   return row;
 }
 
-/** Every address of the network that is taken: its VMs', its peers' and its router's. */
+/** Every address of the network that is taken: its VMs' NICs', its peers' and its router's. */
 export function usedAddresses(tx: Pick<Tx, 'db'>, network: string): Set<string> {
   const rows = tx.db
     .prepare(
-      `SELECT ip FROM vms WHERE network = @n AND ip IS NOT NULL
+      `SELECT ip FROM nics WHERE network = @n AND ip IS NOT NULL
        UNION ALL SELECT ip FROM vpn_peers WHERE network = @n
        UNION ALL SELECT vpn_ip FROM networks WHERE name = @n AND vpn_ip IS NOT NULL`,
     )

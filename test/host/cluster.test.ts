@@ -102,6 +102,16 @@ done
   create('vb', '--network', 'lan', '--node', 'n2');
   create('va', '--network', 'lan', '--node', 'n1', '--user-data', `${c.dir}/seek-b.sh`);
   create('vc', '--network', 'other', '--node', 'n3', '--user-data', `${c.dir}/probe.sh`);
+  // A VM on both networks (eth0 in other, eth1 in lan) on a third node: it reaches vb through
+  // eth1 and vc through eth0, and keeps its default route on eth0.
+  writeFileSync(`${c.dir}/multi.sh`, `#!/bin/sh
+sleep 3
+ip -4 -o addr show dev eth1 | grep -q ' 10\\.30\\.0\\.' && echo ETH1-IN-LAN
+ip route | grep -q '^default .* dev eth0' && ! ip route | grep -q '^default .* dev eth1' && echo DEFAULT-ETH0
+for i in $(seq 1 60); do ping -c 1 -W 1 10.30.0.2 >/dev/null 2>&1 && { echo MULTI-LAN-OK; break; }; sleep 1; done
+for i in $(seq 1 60); do ping -c 1 -W 1 10.31.0.2 >/dev/null 2>&1 && { echo MULTI-OTHER-OK; break; }; sleep 1; done
+`);
+  create('multi', '--network', 'other', '--network', 'lan', '--node', 'n3', '--user-data', `${c.dir}/multi.sh`);
   const running = await allRunning();
   assert.equal(running.find((v) => v.name === 'vb')?.node, 'n2');
   const vb = c.json<{ ip: string }>(['vm', 'show', 'vb']);
@@ -113,6 +123,11 @@ done
   assert.match(logs('va'), /BIG-PING-OK/, 'a full-size packet crossed the overlay');
   await c.until('vc tried to reach into lan', () => /LEAKED-INTO-LAN|ISOLATED/.test(logs('vc')), 150_000);
   assert.match(logs('vc'), /ISOLATED/);
+  const multi = c.json<{ nics: { network: string; ip: string }[] }>(['vm', 'show', 'multi']);
+  assert.deepEqual(multi.nics.map((n) => n.network), ['other', 'lan']);
+  await c.until('multi reached both networks', () => /MULTI-LAN-OK/.test(logs('multi')) && /MULTI-OTHER-OK/.test(logs('multi')), 150_000);
+  assert.match(logs('multi'), /ETH1-IN-LAN/);
+  assert.match(logs('multi'), /DEFAULT-ETH0/, 'the second NIC brought no default route');
   // Agents restart (crash, upgrade) without cutting the VMs off: the mesh (wireguard-go), the
   // bridges and VXLAN ports stay, and the restarted agents change nothing. va keeps pinging vb
   // once a second; its console log (written by QEMU) is shipped again once n1's agent is back.
@@ -144,6 +159,9 @@ done
   const laptop = c.addLaptop(joined.stdout);
   const reaches = (host: string, ...extra: string[]) => laptop.run('ping', ['-c', '1', '-W', '1', ...extra, host]).code === 0;
   await c.until('the laptop pings va and vb by name', () => reaches('va.lan.internal') && reaches('vb.lan.internal'), 30_000);
+  // And multi by its name on lan: its eth1, on a third node.
+  assert.equal(laptop.run('getent', ['hosts', 'multi.lan.internal']).stdout.split(/\s+/)[0], multi.nics[1]!.ip);
+  assert.ok(reaches('multi.lan.internal'), "multi's eth1 through the gateway and the overlay");
   // Full-size packets, not fragmented on the way (the config's MTU is the network's).
   for (const vm of ['va', 'vb']) assert.ok(reaches(`${vm}.lan.internal`, '-M', 'do', '-s', '1362'), `1390-byte packet to ${vm} through ${gateway}`);
   // A laptop that widens its own AllowedIPs still reaches nothing but lan: not the other

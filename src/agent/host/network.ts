@@ -11,6 +11,8 @@ export interface LocalPort {
   mac: string;
   ip: string;
   hostname: string;
+  /** false for a VM's eth1 and up: DHCP gives them no default route. */
+  primary?: boolean;
 }
 
 export interface LocalNetwork {

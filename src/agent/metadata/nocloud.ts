@@ -40,5 +40,11 @@ export function renderNetworkConfig(md: VmMetadata): string {
     dhcp4: true,
   };
   if (md.mtu !== undefined) eth0['mtu'] = md.mtu;
-  return stringify({ version: 2, ethernets: { eth0 } }, YAML_OPTIONS);
+  const ethernets: Record<string, Record<string, unknown>> = { eth0 };
+  // Further NICs likewise; their DHCP gives no router, so the default route stays on eth0.
+  (md.moreNics ?? []).forEach((nic, i) => {
+    const name = `eth${i + 1}`;
+    ethernets[name] = { match: { macaddress: nic.mac.toLowerCase() }, 'set-name': name, dhcp4: true, ...(nic.mtu !== undefined ? { mtu: nic.mtu } : {}) };
+  });
+  return stringify({ version: 2, ethernets }, YAML_OPTIONS);
 }

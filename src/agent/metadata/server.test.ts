@@ -78,6 +78,29 @@ describe('NoCloud renderers', () => {
     );
   });
 
+  test('network-config golden with a second NIC: matched by MAC, named eth1', () => {
+    assert.equal(
+      renderNetworkConfig({ ...vmA, moreNics: [{ mac: '52:54:01:AA:00:01', mtu: 1390 }] }),
+      [
+        'version: 2',
+        'ethernets:',
+        '  eth0:',
+        '    match:',
+        '      macaddress: "52:54:00:ab:cd:ef"',
+        '    set-name: "eth0"',
+        '    dhcp4: true',
+        '    mtu: 1450',
+        '  eth1:',
+        '    match:',
+        '      macaddress: "52:54:01:aa:00:01"',
+        '    set-name: "eth1"',
+        '    dhcp4: true',
+        '    mtu: 1390',
+        '',
+      ].join('\n'),
+    );
+  });
+
   test('values keep their type under a YAML 1.1 reader (what cloud-init uses)', () => {
     const md = parse(renderMetaData(vmB), { version: '1.1' }) as Record<string, unknown>;
     assert.equal(md['local-hostname'], 'no');

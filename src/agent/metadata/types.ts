@@ -23,6 +23,8 @@ export interface VmMetadata {
   sshKeys: string[];
   /** Set when the VM's private network needs a smaller MTU (e.g. an overlay's encapsulation). */
   mtu?: number;
+  /** Its NICs after eth0, in order (eth1, eth2, ...). */
+  moreNics?: { mac: string; mtu?: number }[];
 }
 
 /** The agent's side of the server: who is behind an address, and who just fetched what. */

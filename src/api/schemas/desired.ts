@@ -27,9 +27,8 @@ export const DesiredVm = z.object({
   /** `deleted`: destroy it and report it gone. */
   power: z.union([Power, z.literal('deleted')]),
   image: DesiredImage,
-  network: Name,
-  ip: z.string(),
-  mac: z.string(),
+  /** Its NICs, `eth0` first: each on its network's bridge, with its reserved address. */
+  nics: z.array(z.object({ network: Name, ip: z.string(), mac: z.string() })).min(1),
   userData: z.string(),
   sshKeys: z.array(z.string()),
   /** Power generation, bumped by `vm start` and `vm restart`: the agent (re)starts the VM once per generation. */

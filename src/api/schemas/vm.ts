@@ -24,6 +24,13 @@ export const VmCreate = z
     disk: Size.default('2G'),
     /** The private network of its `eth0` (default: `default`). */
     network: Name.optional(),
+    /** Its NICs' networks, in order: `eth0`, `eth1`, ... (instead of `network`). */
+    networks: z
+      .array(Name)
+      .min(1, 'must name at least one network')
+      .max(8, 'at most 8 NICs')
+      .refine((a) => new Set(a).size === a.length, 'must not name a network twice (one NIC per network)')
+      .optional(),
     node: Name.optional(),
     group: Name.optional(),
     zone: Name.optional(),
@@ -38,6 +45,7 @@ export const VmCreate = z
     sshKeys: z.array(SshKey).max(32).optional(),
   })
   .strict()
+  .refine((v) => v.network === undefined || v.networks === undefined, { message: 'give network or networks, not both', path: ['networks'] })
   .meta({ id: 'VmCreate' });
 export type VmCreate = z.input<typeof VmCreate>;
 
@@ -49,6 +57,9 @@ export const VmResize = z
 
 export const VmUserDataSet = z.object({ userData: z.string().max(MAX_USER_DATA) }).strict().meta({ id: 'VmUserDataSet' });
 export const VmUserData = z.object({ userData: z.string() }).meta({ id: 'VmUserData' });
+
+export const Nic = z.object({ network: Name, ip: z.string().nullable(), mac: z.string() });
+export type Nic = z.infer<typeof Nic>;
 
 export const Vm = z
   .object({
@@ -62,9 +73,12 @@ export const Vm = z
     power: Power,
     state: VmState,
     reason: z.string().nullable(),
+    /** Of `eth0`, as in `nics[0]`. */
     network: Name,
     ip: z.string().nullable(),
     mac: z.string(),
+    /** Every NIC, `eth0` first. */
+    nics: z.array(Nic),
     /** A resize waiting for the next start. */
     pending: z.object({ cpus: z.number().int(), memoryBytes: z.number().int() }).nullable(),
     sshKeys: z.array(z.string()),

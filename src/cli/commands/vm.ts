@@ -32,9 +32,7 @@ function showVm(vm: Vm): void {
     ['cpus', vm.cpus],
     ['memory', size(vm.memoryBytes)],
     ['disk', size(vm.diskBytes)],
-    ['network', vm.network],
-    ['ip', vm.ip],
-    ['mac', vm.mac],
+    ...vm.nics.map((n, i): [string, string] => [`eth${i}`, `${n.network} ${n.ip ?? '-'} ${n.mac}`]),
     ['pending', vm.pending ? `${vm.pending.cpus} cpu, ${size(vm.pending.memoryBytes)} at next start` : null],
     ['spread', vm.spreadKey],
     ['warning', vm.warning],
@@ -102,7 +100,7 @@ export function vmCommands(program: Command): void {
     .option('--cpus <n>', 'virtual CPUs', '1')
     .option('--memory <size>', 'memory, e.g. 512M or 1G', '512M')
     .option('--disk <size>', 'disk, e.g. 10G', '2G')
-    .option('--network <network>', 'the private network of its eth0', 'default')
+    .option('--network <network>', 'a private network for its next NIC: the first is eth0, a second eth1... (repeatable; default: default)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--node <node>', 'place on this node')
     .option('--group <group>', 'place in this host group')
     .option('--zone <zone>', 'place in this zone')
@@ -115,7 +113,7 @@ export function vmCommands(program: Command): void {
     .option('--wait', 'return once the guest has fetched its metadata')
     .option('--timeout <seconds>', 'how long --wait waits', '300')
     .option('--json', 'print JSON')
-    .action(async (name: string, o: { image: string; cpus: string; memory: string; disk: string; network: string; node?: string; group?: string; zone?: string; label: string[]; policy?: string; spread?: string; force?: boolean; userData?: string; sshKey: string[]; wait?: boolean; timeout: string; json?: boolean }) => {
+    .action(async (name: string, o: { image: string; cpus: string; memory: string; disk: string; network: string[]; node?: string; group?: string; zone?: string; label: string[]; policy?: string; spread?: string; force?: boolean; userData?: string; sshKey: string[]; wait?: boolean; timeout: string; json?: boolean }) => {
       const c = client();
       const labels: Record<string, string> = {};
       for (const l of o.label) {
@@ -132,7 +130,7 @@ export function vmCommands(program: Command): void {
           cpus: intArg(o.cpus, 'cpus'),
           memory: o.memory,
           disk: o.disk,
-          network: o.network,
+          ...(o.network.length > 1 ? { networks: o.network } : { network: o.network[0] ?? 'default' }),
           ...(o.node ? { node: o.node } : {}),
           ...(o.group ? { group: o.group } : {}),
           ...(o.zone ? { zone: o.zone } : {}),

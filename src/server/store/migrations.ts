@@ -175,4 +175,22 @@ export const MIGRATIONS: readonly string[] = [
     UNIQUE (network, ip)
   );
   `,
+  `
+  -- More NICs per VM: eth0 stays in vms (network, ip, mac: most VMs have one NIC and pay
+  -- nothing more), eth1 and up live here; the view nics is every NIC, eth0 first.
+  CREATE TABLE vm_nics (
+    vm_id TEXT NOT NULL,
+    idx INTEGER NOT NULL CHECK (idx BETWEEN 1 AND 7),
+    network TEXT NOT NULL REFERENCES networks(name),
+    ip TEXT,
+    mac TEXT NOT NULL UNIQUE,
+    PRIMARY KEY (vm_id, idx),
+    UNIQUE (network, ip)
+  );
+  CREATE INDEX vm_nics_network ON vm_nics(network);
+  CREATE TRIGGER vm_nics_go_with_vm AFTER DELETE ON vms BEGIN DELETE FROM vm_nics WHERE vm_id = OLD.id; END;
+  CREATE VIEW nics AS
+    SELECT id AS vm_id, 0 AS idx, network, ip, mac FROM vms
+    UNION ALL SELECT vm_id, idx, network, ip, mac FROM vm_nics;
+  `,
 ];

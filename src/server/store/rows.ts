@@ -136,7 +136,16 @@ export interface VmRow {
   updated_at: string;
 }
 
-export function vmFromRow(r: VmRow): Vm {
+/** A NIC beyond eth0 (`vm_nics`). */
+export interface NicRow {
+  vm_id: string;
+  idx: number;
+  network: string;
+  ip: string | null;
+  mac: string;
+}
+
+export function vmFromRow(r: VmRow, more: readonly NicRow[] = []): Vm {
   return {
     id: r.id,
     name: r.name,
@@ -151,6 +160,7 @@ export function vmFromRow(r: VmRow): Vm {
     network: r.network,
     ip: r.ip,
     mac: r.mac,
+    nics: [{ network: r.network, ip: r.ip, mac: r.mac }, ...more.map((n) => ({ network: n.network, ip: n.ip, mac: n.mac }))],
     pending: r.pending_cpus !== null && r.pending_memory_bytes !== null ? { cpus: r.pending_cpus, memoryBytes: r.pending_memory_bytes } : null,
     sshKeys: JSON.parse(r.ssh_keys) as string[],
     spreadKey: r.spread_key,
