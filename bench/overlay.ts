@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SystemExec } from '../src/agent/host/exec.ts';
 import { LinuxMeshHost } from '../src/agent/host/linux-mesh.ts';
+import { gatewayDevices } from '../src/core/gateway-ns.ts';
 import { LinuxNetworkHost } from '../src/agent/host/linux-network.ts';
 import { NetnsExec } from '../src/agent/host/netns-exec.ts';
 import { loadOrCreateKey } from '../src/agent/wireguard-key.ts';
@@ -86,7 +87,7 @@ export async function benchOverlay(o = { seconds: Number(process.env.OVERLAY_S ?
       const other = side === 'a' ? 'b' : 'a';
       const exec = new NetnsExec(new SystemExec(), ns[side]);
       const mesh = new LinuxMeshHost({ exec, stateDir: join(dir, side), key: keys[side], iface: wg[side], listenPort: 51820 });
-      const net = new LinuxNetworkHost({ exec, stateDir: join(dir, side, 'dnsmasq'), prefix: 'bt' });
+      const net = new LinuxNetworkHost({ exec, stateDir: join(dir, side, 'dnsmasq'), prefix: 'bt', netnsPrefix: `bt-ovl-${id}-${side}-` });
       hosts.push({ mesh, net });
       await mesh.apply({ address: meshIp[side], prefix: 16, mtu: mtu.wireguard, peers: [{ node: other, publicKey: keys[other].publicKey, endpoint: `${under[other]}:51820`, address: meshIp[other] }] });
       // The VM stand-in: a veth whose far end sits in its own namespace, like a guest's eth0.
@@ -106,6 +107,7 @@ export async function benchOverlay(o = { seconds: Number(process.env.OVERLAY_S ?
           dnsForward: false,
           ports: [{ tap: port, mac: vmMac[side], ip: vmIp[side], hostname: `vm-${side}` }],
           overlay: { device: 'btxbench', vni: 100, local: meshIp[side], remotes: [{ address: meshIp[other], macs: [vmMac[other]] }] },
+          ...gatewayDevices('bench', 100),
         },
       ]);
     }

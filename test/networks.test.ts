@@ -43,7 +43,7 @@ test('bad input names the field and makes nothing', async () => {
   await rejects(cloud.admin.call('createNetwork', { body: { name: 'x', cidr: '169.254.0.0/24' } }), 400, 'cidr', /link-local/);
   await rejects(cloud.admin.call('createNetwork', { body: { name: 'x', cidr: '100.127.0.0/24' } }), 400, 'cidr', /mesh/);
   await rejects(cloud.admin.call('createNetwork', { body: { name: 'x', cidr: 'ten' } }), 400, 'cidr');
-  await rejects(cloud.admin.call('createNetwork', { body: { name: 'x', cidr: '10.0.128.0/17' } }), 409, 'cidr', /overlaps network net-a/);
+  await rejects(cloud.admin.call('createNetwork', { body: { name: 'x', cidr: '100.126.4.0/24' } }), 400, 'cidr', /links to network gateways/);
   await rejects(cloud.admin.call('createNetwork', { body: { name: 'default' } }), 409, 'name');
   await rejects(cloud.admin.call('getNetwork', { params: { name: 'ghost' } }), 404, 'network');
   await rejects(cloud.admin.call('deleteNetwork', { params: { name: 'ghost' } }), 404, 'network');
@@ -121,4 +121,23 @@ test('a VM with NICs on several networks: eth0 first, an address in each; nothin
   cloud.cp.services.nodes.report('n1', { capacity: { cpus: 4, memoryBytes: 8 * 1024 ** 3, diskBytes: 100 * 1024 ** 3 }, accel: 'tcg', driver: 'sim', vms: [] });
   assert.equal(rows('vm_nics'), 0);
   await cloud.admin.call('deleteNetwork', { params: { name: 'back' } });
+});
+
+test('networks may share a CIDR (each is its own LAN), but one VM\'s NICs may not overlap', async () => {
+  const a = await cloud.admin.call('createNetwork', { body: { name: 'same-a', cidr: '10.77.0.0/24' } });
+  const b = await cloud.admin.call('createNetwork', { body: { name: 'same-b', cidr: '10.77.0.0/24' } });
+  assert.notEqual(a.vni, b.vni);
+  // The default CIDR still avoids every network's, overlapping or not.
+  const c = await cloud.admin.call('createNetwork', { body: { name: 'same-c' } });
+  assert.ok(!['10.77.0.0/24'].includes(c.cidr));
+  // The same first address in each: two LANs, two address books.
+  const va = await cloud.admin.call('createVm', { body: { name: 'same-1', image: 'img', memory: '128M', network: 'same-a' } });
+  const vb = await cloud.admin.call('createVm', { body: { name: 'same-2', image: 'img', memory: '128M', network: 'same-b' } });
+  assert.deepEqual([va.ip, vb.ip], ['10.77.0.2', '10.77.0.2']);
+  const vms0 = (await cloud.admin.call('listVms', {})).items.length;
+  await rejects(cloud.admin.call('createVm', { body: { name: 'both', image: 'img', memory: '128M', networks: ['same-a', 'same-b'] } }), 400, 'networks', /overlap/);
+  assert.equal((await cloud.admin.call('listVms', {})).items.length, vms0);
+  for (const name of ['same-1', 'same-2']) await cloud.admin.call('deleteVm', { params: { name } });
+  cloud.cp.services.nodes.report('n1', { capacity: { cpus: 4, memoryBytes: 8 * 1024 ** 3, diskBytes: 100 * 1024 ** 3 }, accel: 'tcg', driver: 'sim', vms: [] });
+  for (const name of ['same-a', 'same-b', 'same-c']) await cloud.admin.call('deleteNetwork', { params: { name } });
 });

@@ -16,6 +16,7 @@ import { ImageCache } from './image-cache.ts';
 import { createMetadataServer, type MetadataServer } from './metadata/server.ts';
 import type { VmMetadata } from './metadata/types.ts';
 import { blobsOf, bridgeName, tapName, vmSpec, vpnDevices, vxlanName } from '../core/vm-spec.ts';
+import { gatewayDevices } from '../core/gateway-ns.ts';
 
 export interface AgentOptions {
   client: Client;
@@ -27,7 +28,8 @@ export interface AgentOptions {
   accel: { accel: 'kvm' | 'tcg'; reason?: string };
   /** Keep guests off the outside world: no NAT, no DNS forwarding (tests, air-gapped hosts). */
   noEgress?: boolean;
-  metadataListen?: { host: string; port: number };
+  /** The metadata server's port, on each network's uplink address (guests' port 80 is forwarded there). */
+  metadataPort?: number;
   /** The node's end of the WireGuard mesh; absent for simulated nodes. */
   mesh?: { host: MeshHost; publicKey: string; listenPort: number; endpoint?: string; underlayMtu?: number; /** Its interface: VPN peers' traffic arrives there. */ iface?: string };
   log?: (msg: string) => void;
@@ -49,7 +51,8 @@ export class Agent {
   private desired: NodeDesired | undefined;
   private readonly working = new Map<string, 'creating' | 'stopping'>();
   private readonly errors = new Map<string, string>();
-  private metadata: MetadataServer | undefined;
+  /** One metadata server per local network, on the host's end of its uplink: the address it is reached on tells the network. */
+  private readonly metadata = new Map<string, { address: string; server: MetadataServer }>();
   private running = false;
   private abort = new AbortController();
   private timers: NodeJS.Timeout[] = [];
@@ -77,7 +80,8 @@ export class Agent {
     this.abort.abort();
     for (const t of this.timers) clearInterval(t);
     await this.loopDone;
-    await this.metadata?.close();
+    for (const m of this.metadata.values()) await m.server.close();
+    this.metadata.clear();
   }
 
   private async loop(): Promise<void> {
@@ -203,6 +207,7 @@ export class Agent {
       mtu: n.mtu,
       nat: n.nat && !this.opts.noEgress,
       dnsForward: !this.opts.noEgress,
+      ...gatewayDevices(n.name, n.vni),
       ports: vms.flatMap((v) => v.nics.flatMap((nic, i) => (nic.network === n.name ? [{ tap: tapName(v.id, i), mac: nic.mac, ip: nic.ip, hostname: v.name, primary: i === 0 }] : []))),
       // Across nodes only when this node is in the mesh (its address is the tunnels' source).
       ...(this.opts.mesh && desired.mesh
@@ -212,26 +217,41 @@ export class Agent {
       ...(n.vpn && this.opts.mesh?.iface && desired.mesh ? { vpn: vpnOf(n, n.vpn, this.opts.mesh.iface) } : {}),
     }));
     await this.opts.network.apply(nets);
-    if (!this.metadata && this.opts.metadataListen && nets.length > 0) await this.startMetadata();
+    if (this.opts.metadataPort !== undefined) await this.syncMetadata(nets);
   }
 
-  private async startMetadata(): Promise<void> {
-    const server = createMetadataServer({
-      lookup: (ip) => this.metadataFor(ip),
-      onFetch: (vmId) => {
-        if (this.state.markReady(vmId)) void this.report().catch((e) => this.log(`report failed: ${String(e)}`));
-      },
-    });
-    const { host, port } = this.opts.metadataListen!;
-    await server.listen(host, port);
-    this.metadata = server;
-    this.log(`metadata server on ${host}:${port}`);
+  /** A metadata server on each network's uplink address (which exists once the network is applied); none for networks gone. */
+  private async syncMetadata(nets: readonly LocalNetwork[]): Promise<void> {
+    const want = new Map(nets.map((n) => [n.name, n.uplink.root]));
+    for (const [name, m] of this.metadata) {
+      if (want.get(name) === m.address) continue;
+      await m.server.close();
+      this.metadata.delete(name);
+    }
+    for (const [name, address] of want) {
+      if (this.metadata.has(name)) continue;
+      const server = createMetadataServer({
+        lookup: (ip) => this.metadataFor(name, ip),
+        onFetch: (vmId) => {
+          if (this.state.markReady(vmId)) void this.report().catch((e) => this.log(`report failed: ${String(e)}`));
+        },
+      });
+      try {
+        await server.listen(address, this.opts.metadataPort!);
+      } catch (e) {
+        this.log(`metadata server for network ${name} on ${address}: ${String(e)}`);
+        continue;
+      }
+      this.metadata.set(name, { address, server });
+      this.log(`metadata server for network ${name} on ${address}:${this.opts.metadataPort}`);
+    }
   }
 
-  /** Identity is the source address, which the bridge's anti-spoofing rules tie to one tap. */
-  private metadataFor(ip: string): VmMetadata | undefined {
-    // Any of its NICs: each one's address is tied to its tap by the bridge's rules.
-    const vm = this.desired?.vms.find((v) => v.power !== 'deleted' && v.nics.some((n) => n.ip === ip));
+  /** Identity is the network and the source address, which the bridge's anti-spoofing rules tie to one tap. */
+  private metadataFor(network: string, ip: string): VmMetadata | undefined {
+    // Any of its NICs, on the network the request came from (addresses repeat across networks):
+    // each NIC's address is tied to its tap by the bridge's rules.
+    const vm = this.desired?.vms.find((v) => v.power !== 'deleted' && v.nics.some((n) => n.network === network && n.ip === ip));
     if (!vm) return undefined;
     const mtuOf = (network: string) => this.desired!.networks.find((n) => n.name === network)?.mtu;
     const eth0 = vm.nics[0]!;

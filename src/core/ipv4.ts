@@ -25,12 +25,15 @@ export interface Cidr {
  * lives at 169.254.169.254), multicast and reserved, and the nodes' own mesh addresses.
  */
 export const MESH_CIDR = '100.127.0.0/16';
+/** Links between each node and its networks' gateway namespaces (see core/gateway-ns.ts). */
+export const UPLINK_CIDR = '100.126.0.0/16';
 const RESERVED: readonly [string, string][] = [
   ['0.0.0.0/8', 'is "this network"'],
   ['127.0.0.0/8', 'is loopback'],
   ['169.254.0.0/16', 'is link-local (the metadata server is 169.254.169.254)'],
   ['224.0.0.0/3', 'is multicast or reserved'],
   [MESH_CIDR, "is Butter's node mesh"],
+  [UPLINK_CIDR, "is Butter's links to network gateways"],
 ];
 
 export function parseCidr(text: string, opts: { maxPrefix?: number } = {}): Cidr {

@@ -22,3 +22,8 @@ export function gatewayMac(network: string): string {
 export function vpnRouterMac(network: string): string {
   return derived('butter-vpn-router', network);
 }
+
+/** The network's bridge on every node: any MAC but the gateway's, which belongs to its namespace's port. */
+export function bridgeMac(network: string): string {
+  return derived('butter-bridge', network);
+}

@@ -8,11 +8,13 @@ const web: NftNetwork = {
   gateway: '10.231.0.1',
   nat: true,
   ports: [{ tap: 'bt-web-1', mac: '52:54:00:AB:CD:01', ip: '10.231.0.10' }],
+  uplink: { device: 'btuweb', root: '100.126.0.5', ns: '100.126.0.6' },
 };
+const O = { metadataPort: 80 };
 
 test('renders the golden ruleset of one NAT network with one port', () => {
   assert.equal(
-    renderNftRuleset([web]),
+    renderNftRuleset([web], O),
     `table inet butter
 delete table inet butter
 table bridge butter
@@ -21,24 +23,21 @@ delete table bridge butter
 table inet butter {
 	chain input {
 		type filter hook input priority filter; policy accept;
-		iifname { "bt-web" } ct state established,related accept
-		iifname { "bt-web" } meta l4proto icmp accept
-		iifname "bt-web" udp dport 67 accept
-		iifname "bt-web" ip daddr 10.231.0.1 meta l4proto { tcp, udp } th dport 53 accept
-		iifname "bt-web" ip daddr 169.254.169.254 tcp dport 80 accept
-		iifname "bt-web" drop
+		iifname "btuweb" ip daddr 100.126.0.5 tcp dport 80 accept
+		iifname { "btuweb" } ct state established,related accept
+		iifname { "bt-web", "btuweb" } drop
 	}
 	chain forward {
 		type filter hook forward priority filter; policy accept;
 		iifname "bt-web" oifname "bt-web" accept
-		oifname { "bt-web" } ct state established,related accept
-		oifname { "bt-web" } drop
-		iifname "bt-web" ip saddr 10.231.0.0/24 accept
-		iifname { "bt-web" } drop
+		iifname "btuweb" accept
+		oifname { "btuweb" } ct state established,related accept
+		oifname { "bt-web", "btuweb" } drop
+		iifname { "bt-web", "btuweb" } drop
 	}
 	chain postrouting {
 		type nat hook postrouting priority srcnat; policy accept;
-		ip saddr 10.231.0.0/24 ip daddr != 10.231.0.0/24 oifname != "bt-web" masquerade
+		ip saddr 100.126.0.6 oifname != "btuweb" masquerade
 	}
 }
 
@@ -60,14 +59,14 @@ table bridge butter {
 });
 
 test('a network without NAT gets no masquerade and no egress', () => {
-  const text = renderNftRuleset([{ ...web, nat: false }]);
+  const text = renderNftRuleset([{ ...web, nat: false }], O);
   assert.doesNotMatch(text, /masquerade/);
-  assert.doesNotMatch(text, /ip saddr 10\.231\.0\.0\/24 accept/);
-  assert.match(text, /iifname \{ "bt-web" \} drop/);
+  assert.doesNotMatch(text, /iifname "btuweb" accept/);
+  assert.match(text, /iifname \{ "bt-web", "btuweb" \} drop/);
 });
 
 test('no networks still renders (empty) tables, replacing whatever was there', () => {
-  const text = renderNftRuleset([]);
+  const text = renderNftRuleset([], O);
   assert.ok(text.startsWith(renderNftDelete()));
   assert.match(text, /table inet butter \{\n\tchain input \{\n\t\ttype filter hook input priority filter; policy accept;\n\t\}/);
   assert.doesNotMatch(text, /vmap|drop/);
@@ -78,7 +77,7 @@ test('the delete text declares each table before deleting it, so it never fails'
 });
 
 test('rejects names and addresses that would inject into the ruleset', () => {
-  assert.throws(() => renderNftRuleset([{ ...web, bridge: 'x" accept' }]), /interface name/);
-  assert.throws(() => renderNftRuleset([{ ...web, ports: [{ tap: 't', mac: 'zz', ip: '10.231.0.2' }] }]), /MAC/);
-  assert.throws(() => renderNftRuleset([{ ...web, gateway: '10.231.0.256' }]), /IPv4/);
+  assert.throws(() => renderNftRuleset([{ ...web, bridge: 'x" accept' }], O), /interface name/);
+  assert.throws(() => renderNftRuleset([{ ...web, ports: [{ tap: 't', mac: 'zz', ip: '10.231.0.2' }] }], O), /MAC/);
+  assert.throws(() => renderNftRuleset([{ ...web, gateway: '10.231.0.256' }], O), /IPv4/);
 });

@@ -4,8 +4,9 @@
  * atomically whether or not it existed, so applying the same text twice is a no-op and no
  * packet ever sees a half-built ruleset. Tables of other software are never touched.
  *
- * - `inet butter`: NAT for nat=true networks, guest→host filtering (only DHCP, DNS, metadata,
- *   ICMP), guest forwarding (egress only with nat=true, never between networks).
+ * - `inet butter`: the host's side of each network's gateway namespace (core/gateway-ns.ts):
+ *   metadata from its uplink, NAT of its egress (nat=true); nothing from a network to the host
+ *   or between networks; VPN peers to their own network only.
  * - `bridge butter`: per-port anti-spoofing, stateless because the bridge family here has
  *   no conntrack; and on each VXLAN port, the host-local services stay local: every node
  *   answers for its network's gateway (same address and MAC everywhere), metadata and DHCP,
@@ -23,6 +24,8 @@ export interface NftNetwork {
   ports: readonly NftPort[];
   /** The network's VXLAN port, when it spans nodes. */
   overlay?: { device: string } | undefined;
+  /** The host's link to the network's gateway namespace (core/gateway-ns.ts). */
+  uplink: { device: string; root: string; ns: string };
   /** The network's VPN router, on its VPN gateway node (see agent/host/network.ts `LocalVpn`). */
   vpn?: { router: string; mesh: string; peers: readonly string[] } | undefined;
 }
@@ -42,20 +45,25 @@ export function renderNftDelete(): string {
   return NFT_TABLES.map((t) => `table ${t}\ndelete table ${t}\n`).join('');
 }
 
-export function renderNftRuleset(networks: readonly NftNetwork[]): string {
-  for (const n of networks) validate(n);
-  return [renderNftDelete(), renderInet(networks), renderBridge(networks)].join('\n');
+export interface NftOptions {
+  /** Where the host's metadata server listens on each uplink. */
+  metadataPort: number;
 }
 
-function renderInet(networks: readonly NftNetwork[]): string {
+export function renderNftRuleset(networks: readonly NftNetwork[], o: NftOptions): string {
+  for (const n of networks) validate(n);
+  return [renderNftDelete(), renderInet(networks, o), renderBridge(networks)].join('\n');
+}
+
+function renderInet(networks: readonly NftNetwork[], o: NftOptions): string {
   const input: string[] = [];
   const forward: string[] = [];
   const postrouting: string[] = [];
-  const bridges = networks.map((n) => q(n.bridge));
 
-  // VPN peers arrive on the mesh interface: only to their own network's router port (and
-  // the gateway's DNS), never to the host, the mesh or another network. Router and mesh are
-  // not bridges, so these rules and the bridges' below never match the same packet.
+  // VPN peers arrive on the mesh interface: only to their own network, by its router port
+  // (DNS included: the gateway is in the network); never to the host, the mesh or another
+  // network. Router and mesh are neither bridges nor uplinks, so these rules and those below
+  // never match the same packet.
   const meshes = new Set<string>();
   for (const n of networks) {
     if (!n.vpn || n.vpn.peers.length === 0) continue;
@@ -63,7 +71,6 @@ function renderInet(networks: readonly NftNetwork[]): string {
     const mesh = q(v.mesh);
     const peers = `{ ${v.peers.join(', ')} }`;
     meshes.add(mesh);
-    input.push(`iifname ${mesh} ip saddr ${peers} ip daddr ${n.gateway} meta l4proto { tcp, udp } th dport 53 accept`, `iifname ${mesh} ip saddr ${peers} ip daddr ${n.gateway} meta l4proto icmp accept`);
     forward.push(`iifname ${mesh} ip saddr ${peers} oifname ${q(v.router)} ip daddr ${n.cidr} accept`, `iifname ${q(v.router)} oifname ${mesh} ip daddr ${peers} accept`);
   }
   for (const n of networks) if (n.vpn) forward.push(`iifname ${q(n.vpn.router)} drop`);
@@ -73,31 +80,26 @@ function renderInet(networks: readonly NftNetwork[]): string {
     forward.push(`iifname ${mesh} ip saddr != ${MESH_CIDR} drop`);
   }
 
+  const bridges = networks.map((n) => q(n.bridge));
+  const uplinks = networks.map((n) => q(n.uplink.device));
   for (const n of networks) {
-    const br = q(n.bridge);
-    // Only the services a guest needs from its host; everything else aimed at the host drops.
-    input.push(
-      `iifname ${br} udp dport 67 accept`,
-      `iifname ${br} ip daddr ${n.gateway} meta l4proto { tcp, udp } th dport 53 accept`,
-      `iifname ${br} ip daddr ${METADATA} tcp dport 80 accept`,
-      `iifname ${br} drop`,
-    );
-    // With br_netfilter loaded, bridged frames between guests of one network show up here.
-    forward.push(`iifname ${br} oifname ${br} accept`);
-    // Not to its own CIDR: that is a VPN peer, reached through the mesh with the VM's own address.
-    if (n.nat) postrouting.push(`ip saddr ${n.cidr} ip daddr != ${n.cidr} oifname != ${br} masquerade`);
-  }
-  if (bridges.length > 0) {
-    const set = `{ ${bridges.join(', ')} }`;
-    // Replies (and ICMP errors) for connections guests opened; nothing new inbound and
-    // nothing from one network to another, even when both may egress.
-    forward.push(`oifname ${set} ct state established,related accept`, `oifname ${set} drop`);
-    for (const n of networks) {
-      if (n.nat) forward.push(`iifname ${q(n.bridge)} ip saddr ${n.cidr} accept`);
+    const up = q(n.uplink.device);
+    // From a gateway namespace, the host offers the metadata server on its end of the link.
+    input.push(`iifname ${up} ip daddr ${n.uplink.root} tcp dport ${o.metadataPort} accept`);
+    // With br_netfilter loaded, bridged frames between the ports of one network show up here.
+    forward.push(`iifname ${q(n.bridge)} oifname ${q(n.bridge)} accept`);
+    if (n.nat) {
+      forward.push(`iifname ${up} accept`);
+      postrouting.push(`ip saddr ${n.uplink.ns} oifname != ${up} masquerade`);
     }
-    forward.push(`iifname ${set} drop`);
-    // Before the per-bridge drops: replies to the host's own traffic, and ping.
-    input.unshift(`iifname ${set} ct state established,related accept`, `iifname ${set} meta l4proto icmp accept`);
+  }
+  if (networks.length > 0) {
+    const all = `{ ${[...bridges, ...uplinks].join(', ')} }`;
+    // The host takes no part in any network: nothing from a bridge or a namespace reaches
+    // it but the metadata above and answers, and nothing is routed between networks, or into one.
+    // Answers to the host's own connections into a network (see LinuxNetworkHost.routeHost).
+    input.push(`iifname { ${uplinks.join(', ')} } ct state established,related accept`, `iifname ${all} drop`);
+    forward.push(`oifname { ${uplinks.join(', ')} } ct state established,related accept`, `oifname ${all} drop`, `iifname ${all} drop`);
   }
 
   return [
@@ -170,6 +172,9 @@ function portChain(tap: string): string {
 
 function validate(n: NftNetwork): void {
   checkIfName(n.bridge);
+  checkIfName(n.uplink.device);
+  checkIpv4(n.uplink.root);
+  checkIpv4(n.uplink.ns);
   if (n.overlay) checkIfName(n.overlay.device);
   if (n.vpn) {
     checkIfName(n.vpn.router);

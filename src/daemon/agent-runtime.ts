@@ -6,14 +6,13 @@ import { createHash } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { chmodSync, mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { Agent, type AgentOptions } from '../agent/agent.ts';
 import { LinuxMeshHost } from '../agent/host/linux-mesh.ts';
 import { loadOrCreateKey } from '../agent/wireguard-key.ts';
 import { SystemExec } from '../agent/host/exec.ts';
 import { probeAccel } from '../agent/host/kvm-probe.ts';
 import { LinuxNetworkHost } from '../agent/host/linux-network.ts';
-import { METADATA_ADDR } from '../agent/host/network.ts';
 import { QemuDriver } from '../agent/host/qemu-driver.ts';
 import { SimDriver } from '../agent/host/sim-driver.ts';
 import { underlayMtu } from '../agent/host/underlay.ts';
@@ -71,10 +70,10 @@ export async function buildAgent(o: AgentRuntimeOptions): Promise<Agent> {
     stateDir,
     driver: new QemuDriver({ exec, stateDir, accel: accel.accel, log }),
     ...(mesh ? { mesh } : {}),
-    network: new LinuxNetworkHost({ exec, stateDir: dnsmasqDir(stateDir), log }),
+    network: new LinuxNetworkHost({ exec, stateDir: dnsmasqDir(stateDir), log, netnsPrefix: netnsPrefixOf(stateDir), metadataPort: o.metadataPort ?? 80 }),
     accel,
     noEgress: o.noEgress,
-    metadataListen: { host: METADATA_ADDR, port: o.metadataPort ?? 80 },
+    metadataPort: o.metadataPort ?? 80,
     log,
   });
 }
@@ -93,6 +92,11 @@ async function addressOf(host: string): Promise<string | undefined> {
  */
 export function dnsmasqDirPath(stateDir: string): string {
   return join('/run/butter', `agent-${createHash('sha256').update(resolve(stateDir)).digest('hex').slice(0, 12)}`);
+}
+
+/** Gateway namespaces' names are host-wide: this agent's carry its state dir's hash (as its /run dir does). */
+export function netnsPrefixOf(stateDir: string): string {
+  return `butter-${basename(dnsmasqDirPath(stateDir)).slice('agent-'.length)}-`;
 }
 
 function dnsmasqDir(stateDir: string): string {

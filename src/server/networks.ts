@@ -1,11 +1,11 @@
 /**
  * Private networks as resources. A network is a name, a CIDR and a NAT choice; where it exists
  * on hosts follows from its VMs (the agents build it on the nodes that run one). Networks may
- * not overlap (yet): see `create`. Each is isolated from the others on every host.
+ * use the same CIDR: each is isolated from the others on every host (core/gateway-ns.ts).
  */
 import { ApiError } from '../api/errors.ts';
 import type { Network, NetworkCreate } from '../api/schemas/network.ts';
-import { gatewayOf, intToIp, overlaps, parseCidr, type Cidr } from '../core/ipv4.ts';
+import { gatewayOf, overlaps, parseCidr, type Cidr } from '../core/ipv4.ts';
 import { guestMtu } from '../core/mtu.ts';
 import { meshUnderlayMtu } from './mesh.ts';
 import type { NetworkRow } from './store/rows.ts';
@@ -35,13 +35,10 @@ export class Networks {
   create(actor: string, req: NetworkCreate): Network {
     this.store.write(actor, (tx) => {
       if (tx.db.prepare(`SELECT 1 FROM networks WHERE name = ?`).get(req.name)) throw new ApiError('conflict', `network ${req.name} already exists`, 'name');
-      const taken = this.cidrs(tx);
-      const cidr = req.cidr ?? freeCidr(taken.map((t) => t.cidr));
+      // Networks may overlap (each has its own gateway namespace on every host); the default
+      // is still one no other network uses, so a VM can sit on any two of them.
+      const cidr = req.cidr ?? freeCidr(this.cidrs(tx).map((t) => t.cidr));
       if (!cidr) throw new ApiError('no_capacity', 'every 10.x.0.0/16 is taken; give --cidr', 'cidr');
-      // Every network's gateway and routes live in each host's one routing table for now, so
-      // two networks on one host must not overlap. (Per-network routing domains would lift this.)
-      const clash = taken.find((t) => overlaps(t.cidr, parseCidr(cidr)));
-      if (clash) throw new ApiError('conflict', `${cidr} overlaps network ${clash.name} (${intToIp(clash.cidr.network)}/${clash.cidr.prefix}); overlapping networks are not supported yet`, 'cidr');
       const nat = req.nat ?? true;
       tx.db
         .prepare(`INSERT INTO networks (name, cidr, gateway, nat, vni, created_at) VALUES (?, ?, ?, ?, ?, ?)`)

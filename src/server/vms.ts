@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { ApiError } from '../api/errors.ts';
 import type { Vm, VmCreate } from '../api/schemas/vm.ts';
-import { allocateIp, parseCidr } from '../core/ipv4.ts';
+import { allocateIp, overlaps, parseCidr } from '../core/ipv4.ts';
 import { usedAddresses } from './vpn.ts';
 import { touchNetworkHosts } from './mesh.ts';
 import { schedule, summarizeReasons, type PlacementRequest } from '../core/scheduler.ts';
@@ -87,6 +87,11 @@ export class Vms {
         if (!ip) throw new ApiError('no_capacity', `network ${net.name} (${net.cidr}) has no free address`, field);
         return { net, book, ip };
       });
+      // One guest routing table: its NICs' subnets must not overlap (networks may, among themselves).
+      for (const [i, a] of nics.entries()) {
+        const b = nics.slice(i + 1).find((x) => overlaps(parseCidr(a.net.cidr), parseCidr(x.net.cidr)));
+        if (b) throw new ApiError('invalid', `networks ${a.net.name} (${a.net.cidr}) and ${b.net.name} (${b.net.cidr}) overlap: a VM's NICs need networks that do not`, field);
+      }
       const { net, ip } = nics[0]!;
       const warning = placement.warnings.join('; ') || null;
       const row: VmRow = {

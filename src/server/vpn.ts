@@ -43,6 +43,9 @@ export class VpnPeers {
       }
       const cidr = parseCidr(net.cidr);
       const used = usedAddresses(tx, network);
+      // Peers of every network share the gateway's mesh interface, where each address routes to
+      // one peer: unique across networks there, as networks may share a CIDR.
+      for (const r of tx.db.prepare(`SELECT p.ip FROM vpn_peers p JOIN networks n ON n.name = p.network WHERE n.vpn_node = ?`).all(gw.name) as { ip: string }[]) used.add(r.ip);
       const routerIp = net.vpn_ip ?? allocateIp(cidr, used);
       if (routerIp) used.add(routerIp);
       const ip = routerIp ? allocateIp(cidr, used) : undefined;

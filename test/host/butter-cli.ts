@@ -4,12 +4,12 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stopWireguardGo } from './wireguard-go.ts';
-import { dnsmasqDirPath } from '../../src/daemon/agent-runtime.ts';
+import { dnsmasqDirPath, netnsPrefixOf } from '../../src/daemon/agent-runtime.ts';
 
 export const BUTTER = fileURLToPath(new URL('../../bin/butter', import.meta.url));
 
@@ -44,7 +44,9 @@ export class ButterInNetns {
   /** Starts `butter up` and resolves when it says ready (the tiny image is added by then). */
   async start(timeoutMs = 300_000): Promise<void> {
     this.upLog = '';
-    const child = spawn('ip', ['netns', 'exec', this.ns, BUTTER, 'up', '--data-dir', this.dataDir, '--listen', `127.0.0.1:${this.port}`, '--no-egress', '--wg-interface', this.wg], { env: this.env(), stdio: ['ignore', 'pipe', 'pipe'] });
+    // nsenter, not `ip netns exec`: the agent's gateway namespaces (`ip netns add`) must be
+    // mounted where everyone sees them, not in a private mount namespace.
+    const child = spawn('nsenter', [`--net=/run/netns/${this.ns}`, BUTTER, 'up', '--data-dir', this.dataDir, '--listen', `127.0.0.1:${this.port}`, '--no-egress', '--wg-interface', this.wg], { env: this.env(), stdio: ['ignore', 'pipe', 'pipe'] });
     this.up = child;
     child.stdout!.on('data', (d: Buffer) => (this.upLog += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (this.upLog += d.toString()));
@@ -62,7 +64,7 @@ export class ButterInNetns {
     // Gone already (exited, or killed by a signal: then exitCode stays null).
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((r) => child.once('exit', r));
-    // `ip netns exec` execs, so the child pid is butter's node process itself.
+    // nsenter execs, so the child pid is butter's node process itself.
     child.kill('SIGKILL');
     await exited;
   }
@@ -120,10 +122,18 @@ export class ButterInNetns {
       }
     }
     await this.removeMesh();
+    removeGatewayNamespaces(join(this.dataDir, 'agent'));
     run('ip', ['netns', 'del', this.ns], true);
     rmSync(dnsmasqDirPath(join(this.dataDir, 'agent')), { recursive: true, force: true });
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** The gateway namespaces an agent made (they outlive it, like its VMs would). */
+export function removeGatewayNamespaces(stateDir: string): void {
+  const prefix = netnsPrefixOf(stateDir);
+  const names = existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => n.startsWith(prefix)) : [];
+  for (const name of names) run('ip', ['netns', 'del', name], true);
 }
 
 function run(cmd: string, args: string[], allowFail = false): void {

@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dnsmasqDirPath } from '../../src/daemon/agent-runtime.ts';
-import { BUTTER, type CliResult } from './butter-cli.ts';
+import { BUTTER, removeGatewayNamespaces, type CliResult } from './butter-cli.ts';
 import { stopWireguardGo } from './wireguard-go.ts';
 
 function sh(cmd: string, args: string[], allowFail = false): string {
@@ -66,7 +66,8 @@ export class NamespaceCluster {
   }
 
   private spawnLogged(ns: string, args: string[], tag: string): ChildProcess {
-    const child = spawn('ip', ['netns', 'exec', ns, BUTTER, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BUTTER_URL: '', BUTTER_TOKEN: '' } });
+    // nsenter, not `ip netns exec`: an agent's gateway namespaces must be mounted where all see them.
+    const child = spawn('nsenter', [`--net=/run/netns/${ns}`, BUTTER, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BUTTER_URL: '', BUTTER_TOKEN: '' } });
     const add = (d: Buffer) => (this.log += d.toString().split('\n').filter(Boolean).map((l) => `[${tag}] ${l}\n`).join(''));
     child.stdout!.on('data', add);
     child.stderr!.on('data', add);
@@ -205,6 +206,7 @@ export class NamespaceCluster {
     for (const pattern of [this.dir, ...[...this.agents.keys()].map((n) => dnsmasqDirPath(this.stateDir(n)))]) sh('pkill', ['-9', '-f', pattern], true);
     await stopWireguardGo([...[...this.agents.keys()].map((n) => ({ ns: this.nsOf(n), iface: this.wgOf(n) })), ...this.laptops]);
     for (const { ns } of this.laptops) rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
+    for (const n of this.agents.keys()) removeGatewayNamespaces(this.stateDir(n));
     for (const n of this.agents.keys()) rmSync(dnsmasqDirPath(this.stateDir(n)), { recursive: true, force: true });
     for (const ns of this.namespaces.reverse()) sh('ip', ['netns', 'del', ns], true);
     rmSync(this.dir, { recursive: true, force: true });

@@ -76,9 +76,11 @@ test('the nodes form a WireGuard mesh: keys stay home, every node reaches every 
   assert.equal(peers.length, 2, 'n1 has the two other nodes as peers');
 });
 
-test('VMs of one network on two nodes reach each other by DNS name (VXLAN in WireGuard); another network gets nothing in', async () => {
+test('VMs of one network on two nodes reach each other by DNS name (VXLAN in WireGuard); another network with the same CIDR gets nothing in', async () => {
   assert.equal(c.cli(['network', 'create', 'lan', '--cidr', '10.30.0.0/24']).code, 0);
   assert.equal(c.cli(['network', 'create', 'other', '--cidr', '10.31.0.0/24']).code, 0);
+  // twin: the same CIDR as lan, a LAN of its own.
+  assert.equal(c.cli(['network', 'create', 'twin', '--cidr', '10.30.0.0/24']).code, 0);
   // The guest looks its peer up through its own node's DNS, then pings it; then a full-size
   // packet (MTU 1390 from DHCP: 1362 bytes of ICMP data + 28 of headers) must cross too.
   const seek = (target: string, ok: string, fail: string) => `#!/bin/sh
@@ -98,18 +100,23 @@ while true; do
 done
 `;
   writeFileSync(`${c.dir}/seek-b.sh`, seek('vb.lan.internal', 'PEER-REACHED', 'PEER-UNREACHABLE'));
-  writeFileSync(`${c.dir}/probe.sh`, `#!/bin/sh\nsleep 5\nif ping -c 3 -W 2 10.30.0.2 >/dev/null 2>&1; then echo LEAKED-INTO-LAN; else echo ISOLATED; fi\n`);
+  // vc (twin, 10.30.0.2) tries va (lan, 10.30.0.3): an address twin does not have. It reaches
+  // its own gateway (same address as lan's), and nothing of lan.
+  writeFileSync(
+    `${c.dir}/probe.sh`,
+    `#!/bin/sh\nsleep 5\nping -c 2 -W 2 10.30.0.1 >/dev/null 2>&1 && echo OWN-GATEWAY\nif ping -c 3 -W 2 10.30.0.3 >/dev/null 2>&1; then echo LEAKED-INTO-LAN; else echo ISOLATED; fi\n`,
+  );
   create('vb', '--network', 'lan', '--node', 'n2');
   create('va', '--network', 'lan', '--node', 'n1', '--user-data', `${c.dir}/seek-b.sh`);
-  create('vc', '--network', 'other', '--node', 'n3', '--user-data', `${c.dir}/probe.sh`);
-  // A VM on both networks (eth0 in other, eth1 in lan) on a third node: it reaches vb through
-  // eth1 and vc through eth0, and keeps its default route on eth0.
+  create('vc', '--network', 'twin', '--node', 'n3', '--user-data', `${c.dir}/probe.sh`);
+  // A VM on two networks (eth0 in other, eth1 in lan) on n3, beside twin's vc: it reaches vb
+  // through eth1 and other's gateway through eth0, and keeps its default route on eth0.
   writeFileSync(`${c.dir}/multi.sh`, `#!/bin/sh
 sleep 3
 ip -4 -o addr show dev eth1 | grep -q ' 10\\.30\\.0\\.' && echo ETH1-IN-LAN
 ip route | grep -q '^default .* dev eth0' && ! ip route | grep -q '^default .* dev eth1' && echo DEFAULT-ETH0
 for i in $(seq 1 60); do ping -c 1 -W 1 10.30.0.2 >/dev/null 2>&1 && { echo MULTI-LAN-OK; break; }; sleep 1; done
-for i in $(seq 1 60); do ping -c 1 -W 1 10.31.0.2 >/dev/null 2>&1 && { echo MULTI-OTHER-OK; break; }; sleep 1; done
+for i in $(seq 1 60); do ping -c 1 -W 1 10.31.0.1 >/dev/null 2>&1 && { echo MULTI-OTHER-OK; break; }; sleep 1; done
 `);
   create('multi', '--network', 'other', '--network', 'lan', '--node', 'n3', '--user-data', `${c.dir}/multi.sh`);
   const running = await allRunning();
@@ -123,6 +130,7 @@ for i in $(seq 1 60); do ping -c 1 -W 1 10.31.0.2 >/dev/null 2>&1 && { echo MULT
   assert.match(logs('va'), /BIG-PING-OK/, 'a full-size packet crossed the overlay');
   await c.until('vc tried to reach into lan', () => /LEAKED-INTO-LAN|ISOLATED/.test(logs('vc')), 150_000);
   assert.match(logs('vc'), /ISOLATED/);
+  assert.match(logs('vc'), /OWN-GATEWAY/);
   const multi = c.json<{ nics: { network: string; ip: string }[] }>(['vm', 'show', 'multi']);
   assert.deepEqual(multi.nics.map((n) => n.network), ['other', 'lan']);
   await c.until('multi reached both networks', () => /MULTI-LAN-OK/.test(logs('multi')) && /MULTI-OTHER-OK/.test(logs('multi')), 150_000);
@@ -164,15 +172,14 @@ for i in $(seq 1 60); do ping -c 1 -W 1 10.31.0.2 >/dev/null 2>&1 && { echo MULT
   assert.ok(reaches('multi.lan.internal'), "multi's eth1 through the gateway and the overlay");
   // Full-size packets, not fragmented on the way (the config's MTU is the network's).
   for (const vm of ['va', 'vb']) assert.ok(reaches(`${vm}.lan.internal`, '-M', 'do', '-s', '1362'), `1390-byte packet to ${vm} through ${gateway}`);
-  // A laptop that widens its own AllowedIPs still reaches nothing but lan: not the other
-  // network's VM, not the mesh, not the gateway host's other addresses.
+  // A laptop that widens its own AllowedIPs still reaches nothing but lan: not another
+  // network, not the mesh, not the gateway host's other addresses.
   const wg = laptop.iface;
   const server = laptop.run('wg', ['show', wg, 'peers']).stdout.trim();
   assert.equal(laptop.run('wg', ['set', wg, 'peer', server, 'allowed-ips', '10.30.0.0/24,10.31.0.0/24,100.127.0.0/16']).code, 0);
   for (const cidr of ['10.31.0.0/24', '100.127.0.0/16']) assert.equal(laptop.run('ip', ['route', 'add', cidr, 'dev', wg]).code, 0);
-  const vc = c.json<{ ip: string }>(['vm', 'show', 'vc']).ip;
   const meshOf = (n: string) => c.json<{ mesh: { address: string } }>(['node', 'show', n]).mesh.address;
-  for (const target of [vc, meshOf(gateway), meshOf(gateway === 'n1' ? 'n2' : 'n1')]) assert.ok(!reaches(target), `${target} is out of the laptop's reach`);
+  for (const target of ['10.31.0.1', meshOf(gateway), meshOf(gateway === 'n1' ? 'n2' : 'n1')]) assert.ok(!reaches(target), `${target} is out of the laptop's reach`);
   const revoke = c.cli(['network', 'revoke', 'lan', 'laptop']);
   assert.equal(revoke.code, 0, revoke.stderr);
   await c.until('the laptop is cut off after revoke', () => !reaches('10.30.0.2'), 10_000);
@@ -180,6 +187,7 @@ for i in $(seq 1 60); do ping -c 1 -W 1 10.31.0.2 >/dev/null 2>&1 && { echo MULT
   await removeAll();
   assert.equal(c.cli(['network', 'rm', 'lan']).code, 0);
   assert.equal(c.cli(['network', 'rm', 'other']).code, 0);
+  assert.equal(c.cli(['network', 'rm', 'twin']).code, 0);
   // The last VM gone, the network's bridge and VXLAN port are gone from its nodes.
   await c.until('lan gone from n1', () => c.inNode('n1', 'ip', ['link', 'show', 'btxlan']).code !== 0, 30_000);
 });

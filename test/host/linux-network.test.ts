@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SystemExec, type Exec, type ExecOptions, type ExecResult } from '../../src/agent/host/exec.ts';
 import { LinuxNetworkHost, gatewayMac } from '../../src/agent/host/linux-network.ts';
+import { uplinkOf } from '../../src/core/gateway-ns.ts';
 import { NetnsExec } from '../../src/agent/host/netns-exec.ts';
 import type { LocalNetwork } from '../../src/agent/host/network.ts';
 
@@ -25,6 +26,19 @@ const BRIDGE = `btb${id}`;
 const OTHER_BRIDGE = `btc${id}`;
 const FOREIGN = `xb${id}`; // not ours: never garbage-collected
 const GUEST_MAC = '52:54:00:3a:00:0a';
+/** A second guest, on a second network with the same CIDR. */
+const GUEST2 = `bt-guest2-${id}`;
+const VETH2_HOST = `vi${id}`;
+const VETH2_GUEST = `vj${id}`;
+const GUEST2_MAC = '52:54:00:3a:00:1a';
+const TWIN_BRIDGE = `btd${id}`;
+/** Gateway namespaces: this plus the network's name. */
+const GW = `bt-gw-${id}-`;
+
+/** A network's host-side gateway devices, unique to this run (names are host-wide in a namespace). */
+function gatewayOf(tag: string, vni: number): Pick<LocalNetwork, 'gatewayPort' | 'uplink'> {
+  return { gatewayPort: `bg${tag}${id}`, uplink: { device: `bu${tag}${id}`, ...uplinkOf(vni), table: 30000 + vni } };
+}
 
 const canRun = process.getuid?.() === 0 && existsSync('/usr/sbin/dnsmasq');
 const sys = new SystemExec();
@@ -53,12 +67,16 @@ const net = (ports: LocalNetwork['ports']): LocalNetwork => ({
   nat: true,
   dnsForward: false,
   ports,
+  ...gatewayOf('t', 101),
 });
 const guestPort = { tap: VETH_HOST, mac: GUEST_MAC, ip: '10.231.0.10', hostname: 'vm1' };
 const tapPort = { tap: TAP, mac: '52:54:00:3a:00:0b', ip: '10.231.0.11', hostname: 'vm2' };
 
 const inNs = (...args: string[]) => sys.run('ip', ['netns', 'exec', NS, ...args]);
 const inGuest = (args: string[], opts?: ExecOptions) => sys.run('ip', ['netns', 'exec', GUEST, ...args], opts);
+const inGuest2 = (args: string[], opts?: ExecOptions) => sys.run('ip', ['netns', 'exec', GUEST2, ...args], opts);
+/** Inside a network's gateway namespace. */
+const inGw = (network: string, ...args: string[]) => sys.run('ip', ['netns', 'exec', `${GW}${network}`, ...args]);
 
 async function links(): Promise<{ ifname: string; master?: string; mtu: number; address: string; linkinfo?: { info_kind?: string } }[]> {
   return JSON.parse((await inNs('ip', '-j', '-d', 'link', 'show')).stdout);
@@ -89,12 +107,12 @@ async function eventually(ok: () => boolean, ms = 3000): Promise<void> {
 }
 
 /** Runs udhcpc in the guest; returns the variables udhcpc hands its script on "bound". */
-async function dhcp(): Promise<Record<string, string>> {
+async function dhcp(guest = GUEST, dev = VETH_GUEST): Promise<Record<string, string>> {
   const out = join(work, 'lease.env');
   rmSync(out, { force: true });
   const script = join(work, 'udhcpc.sh');
   writeFileSync(script, `#!/bin/sh\n[ "$1" = bound ] && env > ${out}\nexit 0\n`, { mode: 0o755 });
-  await inGuest(['busybox', 'udhcpc', '-i', VETH_GUEST, '-n', '-q', '-t', '5', '-T', '1', '-s', script], { timeoutMs: 20_000 });
+  await sys.run('ip', ['netns', 'exec', guest, 'busybox', 'udhcpc', '-i', dev, '-n', '-q', '-t', '5', '-T', '1', '-s', script], { timeoutMs: 20_000 });
   return Object.fromEntries(
     readFileSync(out, 'utf8')
       .split('\n')
@@ -113,8 +131,11 @@ before(async () => {
   await sys.run('ip', ['netns', 'add', GUEST]);
   await sys.run('ip', ['link', 'add', VETH_HOST, 'netns', NS, 'type', 'veth', 'peer', 'name', VETH_GUEST, 'netns', GUEST]);
   await inGuest(['ip', 'link', 'set', VETH_GUEST, 'address', GUEST_MAC, 'up']);
+  await sys.run('ip', ['netns', 'add', GUEST2]);
+  await sys.run('ip', ['link', 'add', VETH2_HOST, 'netns', NS, 'type', 'veth', 'peer', 'name', VETH2_GUEST, 'netns', GUEST2]);
+  await inGuest2(['ip', 'link', 'set', VETH2_GUEST, 'address', GUEST2_MAC, 'up']);
   spy = new SpyExec(new NetnsExec(sys, NS));
-  host = new LinuxNetworkHost({ exec: spy, stateDir });
+  host = new LinuxNetworkHost({ exec: spy, stateDir, netnsPrefix: GW });
 });
 
 after(async () => {
@@ -132,32 +153,42 @@ after(async () => {
     }
   }
   await sys.run('ip', ['netns', 'del', GUEST], { allowFail: true });
+  await sys.run('ip', ['netns', 'del', GUEST2], { allowFail: true });
+  for (const name of readdirSync('/run/netns').filter((n) => n.startsWith(GW))) await sys.run('ip', ['netns', 'del', name], { allowFail: true });
   await sys.run('ip', ['netns', 'del', NS], { allowFail: true });
   rmSync(work, { recursive: true, force: true });
 });
 
-test('apply builds the bridge, tap, dnsmasq and nft tables', { skip: !canRun && 'needs root and dnsmasq' }, async () => {
+test('apply builds the bridge, tap, gateway namespace, dnsmasq and nft tables', { skip: !canRun && 'needs root and dnsmasq' }, async () => {
   await host.apply([net([guestPort, tapPort])]);
   const all = await links();
   const br = all.find((l) => l.ifname === BRIDGE);
   assert.equal(br?.linkinfo?.info_kind, 'bridge');
   assert.equal(br.mtu, 1400);
-  // The fixed MAC survived enslaving ports (a bridge otherwise takes its ports' lowest MAC).
-  assert.equal(br.address, gatewayMac('test'));
+  // A fixed MAC survived enslaving ports (a bridge otherwise takes its ports' lowest MAC);
+  // not the gateway's, which is gw0's in the namespace.
+  assert.notEqual(br.address, gatewayMac('test'));
+  assert.equal(all.find((l) => l.ifname === `bgt${id}`)?.master, BRIDGE);
   const tap = all.find((l) => l.ifname === TAP);
   assert.equal(tap?.linkinfo?.info_kind, 'tun');
   assert.equal(tap.master, BRIDGE);
   assert.equal(all.find((l) => l.ifname === VETH_HOST)?.master, BRIDGE);
 
-  const addrs = (await inNs('ip', '-4', '-o', 'addr', 'show', 'dev', BRIDGE)).stdout;
+  // The host has no address on the network: the gateway namespace has them.
+  assert.equal((await inNs('ip', '-4', '-o', 'addr', 'show', 'dev', BRIDGE)).stdout.trim(), '');
+  // Its only route to the network is through the namespace (so it can reach its VMs).
+  assert.deepEqual((await inNs('ip', '-4', 'route', 'show', '10.231.0.0/24')).stdout.trim(), `10.231.0.0/24 via 100.126.0.6 dev but${id} proto 98`);
+  const addrs = (await inGw('test', 'ip', '-4', '-o', 'addr', 'show', 'dev', 'gw0')).stdout;
   assert.match(addrs, /inet 10\.231\.0\.1\/24 /);
-  assert.match(addrs, /inet 169\.254\.169\.254\/32 .* btb\w+:m/);
+  assert.match(addrs, /inet 169\.254\.169\.254\/32 .* gw0:m/);
+  assert.match((await inGw('test', 'ip', 'route', 'show', 'default')).stdout, /via 100\.126\.0\.5 dev up0/);
   assert.ok(dnsmasqPid(), 'dnsmasq is running');
+  assert.match((await inGw('test', 'nft', 'list', 'ruleset')).stdout, /dnat ip to 100\.126\.0\.5:80/);
 
   const ruleset = (await inNs('nft', 'list', 'ruleset')).stdout;
   assert.match(ruleset, /table inet butter \{/);
   assert.match(ruleset, /table bridge butter \{/);
-  assert.match(ruleset, new RegExp(`iifname "${BRIDGE}" drop`));
+  assert.match(ruleset, new RegExp(`iifname \\{ "${BRIDGE}", "but${id}" \\} drop`));
   assert.equal((await inNs('sysctl', '-n', 'net.ipv4.ip_forward')).stdout.trim(), '1');
 });
 
@@ -188,7 +219,7 @@ test('a second identical apply runs only read-only commands', { skip: !canRun &&
   const pid = dnsmasqPid();
   spy.lines = [];
   await host.apply([net([guestPort, tapPort])]);
-  assert.deepEqual(spy.lines, ['nft list tables', 'ip -j -d addr show']);
+  assert.deepEqual(spy.lines, ['nft list tables', 'ip -j -d addr show', 'ip -j netns list', `ip -n ${GW}test -j -d addr show`, `ip -n ${GW}test -j route show default`, 'ip -j route show table 30101', 'ip -j rule show', 'ip -j route show proto 98']);
   assert.equal(dnsmasqPid(), pid);
 });
 
@@ -208,20 +239,46 @@ test('a port removed from the input loses its tap; dnsmasq reloads without resta
   assert.equal(reads(), 2);
 });
 
-test('two networks coexist: each dnsmasq binds only its own gateway', { skip: !canRun && 'needs root and dnsmasq' }, async () => {
+test('two networks coexist, each with its own gateway namespace and dnsmasq', { skip: !canRun && 'needs root and dnsmasq' }, async () => {
   const pid = dnsmasqPid();
-  const other: LocalNetwork = { ...net([]), name: 'other', bridge: OTHER_BRIDGE, cidr: '10.232.0.0/24', gateway: '10.232.0.1', nat: false };
+  const other: LocalNetwork = { ...net([]), name: 'other', bridge: OTHER_BRIDGE, cidr: '10.232.0.0/24', gateway: '10.232.0.1', nat: false, ...gatewayOf('o', 102) };
   await host.apply([net([guestPort]), other]);
   assert.equal(dnsmasqPid(), pid);
   assert.ok(existsSync(join(stateDir, 'net/other/dnsmasq.pid')));
-  const udp = (await inNs('ss', '-H', '-lnu')).stdout;
-  assert.match(udp, /10\.231\.0\.1:53 /);
+  assert.match((await inGw('test', 'ss', '-H', '-lnu')).stdout, /10\.231\.0\.1:53 /);
+  const udp = (await inGw('other', 'ss', '-H', '-lnu')).stdout;
   assert.match(udp, /10\.232\.0\.1:53 /);
-  assert.doesNotMatch(udp, /169\.254\.169\.254:53 /);
+  assert.doesNotMatch(udp, /10\.231\.0\.1:53 |169\.254\.169\.254:53 /);
 
   await host.apply([net([guestPort])]);
   assert.equal((await links()).some((l) => l.ifname === OTHER_BRIDGE), false);
   assert.equal(existsSync(join(stateDir, 'net/other')), false);
+  assert.equal(existsSync(`/run/netns/${GW}other`), false, 'its namespace is gone');
+});
+
+test('two networks with the same CIDR on one host: each guest gets its own lease and gateway, and never reaches the other', { skip: !canRun && 'needs root and dnsmasq' }, async () => {
+  const twin: LocalNetwork = { ...net([{ tap: VETH2_HOST, mac: GUEST2_MAC, ip: '10.231.0.20', hostname: 'twin1' }]), name: 'twin', bridge: TWIN_BRIDGE, ...gatewayOf('w', 103) };
+  await host.apply([net([guestPort]), twin]);
+  const lease = await dhcp(GUEST2, VETH2_GUEST);
+  assert.deepEqual([lease.ip, lease.router, lease.domain], ['10.231.0.20', '10.231.0.1', 'twin.internal']);
+  await inGuest2(['ip', 'addr', 'add', '10.231.0.20/24', 'dev', VETH2_GUEST]);
+  const ping = (inside: typeof inGuest, target: string) => inside(['busybox', 'ping', '-c', '2', '-W', '1', target], { allowFail: true });
+  assert.equal((await ping(inGuest2, '10.231.0.1')).code, 0, 'twin reaches its own gateway');
+  // Each network's DNS knows only its own names.
+  assert.match((await inGuest2(['busybox', 'nslookup', 'twin1.twin.internal', '10.231.0.1'], { allowFail: true, timeoutMs: 10_000 })).stdout, /10\.231\.0\.20/);
+  assert.notEqual((await inGuest2(['busybox', 'nslookup', 'vm1.test.internal', '10.231.0.1'], { allowFail: true, timeoutMs: 10_000 })).code, 0);
+  // Same addresses, different LANs: not a packet across, either way.
+  assert.notEqual((await ping(inGuest2, '10.231.0.10')).code, 0, 'twin cannot reach test\'s guest');
+  assert.notEqual((await ping(inGuest, '10.231.0.20')).code, 0, 'test\'s guest cannot reach twin\'s');
+  assert.equal((await ping(inGuest, '10.231.0.1')).code, 0, 'test still reaches its own gateway');
+  // The host cannot tell the two apart, so it routes to neither.
+  assert.equal((await inNs('ip', '-4', 'route', 'show', '10.231.0.0/24')).stdout.trim(), '');
+
+  await host.apply([net([guestPort])]);
+  assert.equal(existsSync(`/run/netns/${GW}twin`), false);
+  // (A guest answers the host through its gateway, as a VM with its DHCP default route does.)
+  await inGuest(['ip', 'route', 'replace', 'default', 'via', '10.231.0.1']);
+  assert.equal((await inNs('ping', '-c', '1', '-W', '2', '10.231.0.10')).code, 0, 'the host reaches its guest again');
 });
 
 test('a changed MTU reaches the bridge and restarts dnsmasq', { skip: !canRun && 'needs root and dnsmasq' }, async () => {
@@ -242,15 +299,17 @@ test('a new network that fails half-way is rolled back', { skip: !canRun && 'nee
     bridge: OTHER_BRIDGE,
     cidr: '10.233.0.0/24',
     gateway: '10.233.0.1',
+    ...gatewayOf('b', 104),
   };
   await assert.rejects(host.apply([{ ...net([guestPort]), mtu: 1300 }, broken]), /is a bridge/);
   assert.equal((await links()).some((l) => l.ifname === OTHER_BRIDGE), false);
   assert.equal(existsSync(join(stateDir, 'net/broken')), false);
+  assert.equal(existsSync(`/run/netns/${GW}broken`), false, 'its namespace was rolled back');
   assert.ok(dnsmasqPid(), 'the healthy network is untouched');
   await inNs('ip', 'link', 'del', FOREIGN);
 });
 
-test('teardown leaves no bridge, tap, dnsmasq, tables or state', { skip: !canRun && 'needs root and dnsmasq' }, async () => {
+test('teardown leaves no bridge, tap, namespace, dnsmasq, tables or state', { skip: !canRun && 'needs root and dnsmasq' }, async () => {
   const pid = dnsmasqPid();
   assert.ok(pid);
   await host.teardown();
@@ -262,4 +321,6 @@ test('teardown leaves no bridge, tap, dnsmasq, tables or state', { skip: !canRun
   assert.equal(alive(pid), false);
   assert.doesNotMatch((await inNs('nft', 'list', 'tables')).stdout, /butter/);
   assert.equal(existsSync(join(stateDir, 'net')), false);
+  assert.deepEqual(readdirSync('/run/netns').filter((n) => n.startsWith(GW)), []);
+  assert.doesNotMatch((await inNs('ip', 'rule')).stdout, /lookup 30\d{3}/);
 });

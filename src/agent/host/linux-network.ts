@@ -12,10 +12,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { staleLeases, renderDhcpHosts, renderDnsHosts, renderDnsmasqConf, type DnsmasqPaths } from '../../core/dnsmasq-config.ts';
 import { NFT_TABLES, renderNftDelete, renderNftRuleset } from '../../core/nft-rules.ts';
 import type { Exec } from './exec.ts';
-import { METADATA_ADDR, VPN_RULE_PRIORITY, VPN_TABLE_BASE, type LocalNetwork, type LocalPort, type LocalVpn, type NetworkHost, type Overlay } from './network.ts';
+import { METADATA_ADDR, UPLINK_RULE_PRIORITY, VPN_RULE_PRIORITY, VPN_TABLE_BASE, type LocalNetwork, type LocalPort, type LocalVpn, type NetworkHost, type Overlay } from './network.ts';
 import { planFdb, wantedFdb, type FdbEntry } from '../../core/fdb-plan.ts';
+import { overlaps, parseCidr } from '../../core/ipv4.ts';
 import { Reverter } from './reverter.ts';
-import { gatewayMac } from '../../core/network-macs.ts';
+import { bridgeMac, gatewayMac } from '../../core/network-macs.ts';
+import { GATEWAY_IF, renderGatewayNft, UPLINK_IF } from '../../core/gateway-ns.ts';
 
 export { gatewayMac };
 
@@ -29,6 +31,10 @@ export interface LinuxNetworkHostOptions {
   /** Where processes are looked up (tests point it at a fake tree). */
   procDir?: string;
   dnsmasqBin?: string;
+  /** Gateway namespaces are named this plus the network's name; unique per agent (namespace names are host-wide). */
+  netnsPrefix?: string;
+  /** Where the host's metadata server listens on each uplink (guests' port 80 is forwarded there). */
+  metadataPort?: number;
 }
 
 /** What `ip -j -d addr show` tells us about one interface. */
@@ -57,9 +63,13 @@ interface Plan {
   net: LocalNetwork;
   files: DnsmasqFiles;
   conf: string;
+  nsNft: string;
   hosts: string;
   names: string;
 }
+
+/** The routing protocol number that marks the host's routes into networks (see routeHost). */
+const HOST_ROUTE_PROTO = '98';
 
 /** IANA's VXLAN port; only ever sent inside the WireGuard mesh. */
 export const VXLAN_PORT = 4789;
@@ -71,10 +81,13 @@ export class LinuxNetworkHost implements NetworkHost {
   private readonly prefix: string;
   private readonly procDir: string;
   private readonly dnsmasqBin: string;
+  private readonly netnsPrefix: string;
+  private readonly metadataPort: number;
   /** The ruleset text last loaded, so an unchanged ruleset is not reloaded. */
   private lastNft?: string;
+  /** The same, per gateway namespace. */
+  private readonly lastNsNft = new Map<string, string>();
   private forwardingOn = false;
-  private mayHaveVpnRules = true;
   /** apply/teardown never interleave: each reads the host state the previous one left. */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -86,6 +99,13 @@ export class LinuxNetworkHost implements NetworkHost {
     this.prefix = opts.prefix ?? 'bt';
     this.procDir = opts.procDir ?? '/proc';
     this.dnsmasqBin = opts.dnsmasqBin ?? 'dnsmasq';
+    this.netnsPrefix = opts.netnsPrefix ?? 'butter-';
+    this.metadataPort = opts.metadataPort ?? 80;
+  }
+
+  /** The gateway namespace of a network on this host. */
+  netnsOf(network: string): string {
+    return `${this.netnsPrefix}${network}`;
   }
 
   apply(networks: readonly LocalNetwork[]): Promise<void> {
@@ -105,7 +125,7 @@ export class LinuxNetworkHost implements NetworkHost {
   private async doApply(networks: readonly LocalNetwork[]): Promise<void> {
     // Render and validate everything first: bad input changes nothing on the host.
     checkUnique(networks);
-    const ruleset = renderNftRuleset(networks);
+    const ruleset = renderNftRuleset(networks, { metadataPort: this.metadataPort });
     const plans = networks.map((net) => this.plan(net));
 
     // Firewall first: rules match interfaces by name, so they can exist before the taps,
@@ -114,44 +134,47 @@ export class LinuxNetworkHost implements NetworkHost {
     if (networks.some((n) => n.nat || n.vpn)) await this.enableForwarding();
 
     const links = await this.readLinks();
+    const namespaces = await this.readNamespaces();
     const errors: unknown[] = [];
+    const applied: LocalNetwork[] = [];
     for (const plan of plans) {
       // One broken network must not stop the others from converging.
       try {
-        await this.applyNetwork(plan, links);
+        await this.applyNetwork(plan, links, namespaces);
+        applied.push(plan.net);
       } catch (err) {
         errors.push(err);
       }
     }
-    await this.collectGarbage(networks, links);
+    await this.collectGarbage(networks, links, namespaces, applied);
+    await this.routeHost(applied);
     if (errors.length === 1) throw errors[0];
     if (errors.length > 1) throw new AggregateError(errors, `${errors.length} networks failed to apply`);
   }
 
   private plan(net: LocalNetwork): Plan {
-    if (net.bridge.length > 13) {
-      // The metadata address carries the label `<bridge>:m` (see ensureBridge) and labels are <= 15 chars.
-      throw new Error(`bridge name ${net.bridge} is longer than 13 characters`);
-    }
     const files = this.filesOf(net.name);
     return {
       net,
       files,
-      conf: renderDnsmasqConf(net, files),
+      // dnsmasq serves the namespace's gateway interface.
+      conf: renderDnsmasqConf({ ...net, bridge: GATEWAY_IF }, files),
+      nsNft: renderGatewayNft({ gateway: net.gateway, nat: net.nat, uplink: net.uplink, metadataPort: this.metadataPort }),
       hosts: renderDhcpHosts(net.ports),
       names: renderDnsHosts(net.name, [...net.ports, ...(net.remoteNames ?? [])]),
     };
   }
 
   /** Anything this call creates for the network is removed again if a later step fails. */
-  private async applyNetwork(plan: Plan, links: Links): Promise<void> {
+  private async applyNetwork(plan: Plan, links: Links, namespaces: Set<string>): Promise<void> {
     const rev = new Reverter();
     try {
-      const bridgeCreated = await this.ensureBridge(plan.net, links, rev);
+      await this.ensureBridge(plan.net, links, rev);
+      const gatewayCreated = await this.ensureGateway(plan, links, namespaces, rev);
       for (const port of plan.net.ports) await this.ensurePort(port, plan.net, links, rev);
       if (plan.net.overlay) await this.ensureOverlay(plan.net, plan.net.overlay, links, rev);
       if (plan.net.vpn) await this.ensureVpn(plan.net, plan.net.vpn, links, rev);
-      await this.ensureDnsmasq(plan, bridgeCreated, rev);
+      await this.ensureDnsmasq(plan, gatewayCreated, rev);
       rev.done();
     } catch (err) {
       this.log(`network ${plan.net.name}: apply failed, undoing what was created: ${String(err)}`);
@@ -160,14 +183,16 @@ export class LinuxNetworkHost implements NetworkHost {
     }
   }
 
-  /** Returns whether the bridge was (re)created, which a running dnsmasq must learn of. */
-  private async ensureBridge(net: LocalNetwork, links: Links, rev: Reverter): Promise<boolean> {
+  /**
+   * The network's bridge: the VMs' taps, the VXLAN port and the gateway namespace's port. It
+   * has no address: the host takes no part in the network (the namespace does).
+   */
+  private async ensureBridge(net: LocalNetwork, links: Links, rev: Reverter): Promise<void> {
     const br = net.bridge;
-    // A fixed MAC: otherwise the bridge takes the lowest MAC of its ports and the
-    // gateway's MAC changes (breaking guests' ARP caches) as taps come and go.
-    const mac = gatewayMac(net.name);
+    // A fixed MAC, and not the gateway's: frames for the gateway must go on to its port, not
+    // up into the host; and taps coming and going would otherwise change it.
+    const mac = bridgeMac(net.name);
     let link = links.get(br);
-    const created = !link;
     if (!link) {
       await this.ip('link', 'add', 'name', br, 'address', mac, 'mtu', String(net.mtu), 'type', 'bridge');
       rev.add(() => this.ip('link', 'del', br));
@@ -179,25 +204,143 @@ export class LinuxNetworkHost implements NetworkHost {
     }
     if (link.mtu !== net.mtu) await this.ip('link', 'set', 'dev', br, 'mtu', String(net.mtu));
     if (link.mac !== mac) await this.ip('link', 'set', 'dev', br, 'address', mac);
-
-    const prefix = net.cidr.split('/')[1]!;
-    // dnsmasq binds by address label: the metadata address gets its own label so dnsmasq
-    // (interface=<bridge>) binds only the gateway. Otherwise every network's dnsmasq would
-    // try to bind 169.254.169.254:53 and the second one would fail to start.
-    const want = new Map([
-      [`${net.gateway}/${prefix}`, br],
-      [`${METADATA_ADDR}/32`, `${br}:m`],
-    ]);
-    for (const [addr, label] of link.addrs) {
-      if (want.get(addr) !== label) await this.ip('addr', 'del', addr, 'dev', br);
-    }
-    for (const [addr, label] of want) {
-      if (link.addrs.get(addr) === label) continue;
-      await this.ip('addr', 'add', addr, 'dev', br, 'label', label);
-      rev.add(() => this.ip('addr', 'del', addr, 'dev', br));
-    }
+    // Addresses an older Butter put on the bridge: the gateway lives in the namespace now.
+    for (const addr of link.addrs.keys()) await this.ip('addr', 'del', addr, 'dev', br);
     if (!link.up) await this.ip('link', 'set', 'dev', br, 'up');
+  }
+
+  // --- the gateway namespace ---
+
+  /**
+   * The network's gateway namespace (see core/gateway-ns.ts): `gw0` on the bridge with the
+   * gateway's address and MAC and the metadata address, `up0` linked to the host, its
+   * ruleset, and the host's route back for metadata answers. Returns whether it was created
+   * (a running dnsmasq would be bound to interfaces that are gone).
+   */
+  private async ensureGateway(plan: Plan, links: Links, namespaces: Set<string>, rev: Reverter): Promise<boolean> {
+    const net = plan.net;
+    const ns = this.netnsOf(net.name);
+    const created = !namespaces.has(ns);
+    if (created) {
+      await this.ip('netns', 'add', ns);
+      rev.add(() => this.ip('netns', 'del', ns));
+      namespaces.add(ns);
+      this.lastNsNft.delete(ns);
+      await this.ip('-n', ns, 'link', 'set', 'lo', 'up');
+      // Metadata is forwarded from gw0 to up0, egress too.
+      await this.exec.run('ip', ['netns', 'exec', ns, 'sysctl', '-w', 'net.ipv4.ip_forward=1']);
+      this.log(`created gateway namespace ${ns} for network ${net.name}`);
+    }
+    const inside = await this.readLinks(ns);
+    const prefix = net.cidr.split('/')[1]!;
+
+    // gw0: a veth whose host end is a bridge port.
+    let port = links.get(net.gatewayPort);
+    if (port && (port.kind !== 'veth' || !inside.has(GATEWAY_IF))) {
+      await this.ip('link', 'del', net.gatewayPort);
+      links.delete(net.gatewayPort);
+      port = undefined;
+    }
+    if (!port) {
+      await this.ip('link', 'add', net.gatewayPort, 'type', 'veth', 'peer', 'name', GATEWAY_IF, 'netns', ns);
+      rev.add(() => this.ip('link', 'del', net.gatewayPort));
+      port = { kind: 'veth', mtu: 0, up: false, mac: '', addrs: new Map() };
+      links.set(net.gatewayPort, port);
+      inside.set(GATEWAY_IF, { kind: 'veth', mtu: 0, up: false, mac: '', addrs: new Map() });
+    }
+    await this.enslave(net.gatewayPort, port, net);
+    // dnsmasq binds by address label: the metadata address gets its own, so dnsmasq
+    // (interface=gw0) binds only the gateway.
+    await this.ensureNsLink(ns, GATEWAY_IF, inside.get(GATEWAY_IF)!, { mac: gatewayMac(net.name), mtu: net.mtu, addrs: new Map([[`${net.gateway}/${prefix}`, GATEWAY_IF], [`${METADATA_ADDR}/32`, `${GATEWAY_IF}:m`]]) });
+
+    // up0: a veth to the host, a /30 from UPLINK_CIDR.
+    const u = net.uplink;
+    let uplink = links.get(u.device);
+    if (uplink && (uplink.kind !== 'veth' || !inside.has(UPLINK_IF))) {
+      await this.ip('link', 'del', u.device);
+      links.delete(u.device);
+      uplink = undefined;
+    }
+    if (!uplink) {
+      await this.ip('link', 'add', u.device, 'type', 'veth', 'peer', 'name', UPLINK_IF, 'netns', ns);
+      rev.add(() => this.ip('link', 'del', u.device));
+      uplink = { kind: 'veth', mtu: 0, up: false, mac: '', addrs: new Map() };
+      links.set(u.device, uplink);
+      inside.set(UPLINK_IF, { kind: 'veth', mtu: 0, up: false, mac: '', addrs: new Map() });
+    }
+    const rootAddr = `${u.root}/30`;
+    for (const have of uplink.addrs.keys()) if (have !== rootAddr) await this.ip('addr', 'del', have, 'dev', u.device);
+    if (!uplink.addrs.has(rootAddr)) await this.ip('addr', 'add', rootAddr, 'dev', u.device);
+    if (!uplink.up) await this.ip('link', 'set', 'dev', u.device, 'up');
+    await this.ensureNsLink(ns, UPLINK_IF, inside.get(UPLINK_IF)!, { addrs: new Map([[`${u.ns}/30`, UPLINK_IF]]) });
+    const routes = (await this.exec.run('ip', ['-n', ns, '-j', 'route', 'show', 'default'])).stdout.trim();
+    if (!((routes ? JSON.parse(routes) : []) as { gateway?: string }[]).some((r) => r.gateway === u.root)) {
+      await this.ip('-n', ns, 'route', 'replace', 'default', 'via', u.root, 'dev', UPLINK_IF);
+    }
+    // The host's answers to the network's guests (metadata) go back up the link.
+    await this.ensureTable(u.table, new Map([[`unicast default ${u.device}`, ['default', 'via', u.ns, 'dev', u.device]]]));
+
+    if (this.lastNsNft.get(ns) !== plan.nsNft) {
+      await this.exec.run('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], { input: plan.nsNft });
+      this.lastNsNft.set(ns, plan.nsNft);
+    }
     return created;
+  }
+
+  /**
+   * The host reaches a network's VMs through its gateway namespace (ssh from the machine
+   * itself, as on one machine before), for each network whose CIDR no other network here
+   * shares: one routing table cannot tell two of those apart. Ours carry `proto 98`.
+   */
+  private async routeHost(networks: readonly LocalNetwork[]): Promise<void> {
+    const want = new Map<string, LocalNetwork>();
+    for (const n of networks) {
+      const mine = parseCidr(n.cidr);
+      if (!networks.some((o) => o !== n && overlaps(parseCidr(o.cidr), mine))) want.set(n.cidr, n);
+    }
+    const out = (await this.exec.run('ip', ['-j', 'route', 'show', 'proto', HOST_ROUTE_PROTO])).stdout.trim();
+    for (const r of (out ? JSON.parse(out) : []) as { dst: string; gateway?: string; dev?: string }[]) {
+      const n = want.get(r.dst);
+      if (n && r.gateway === n.uplink.ns && r.dev === n.uplink.device) {
+        want.delete(r.dst);
+        continue;
+      }
+      await this.exec.run('ip', ['route', 'del', r.dst, 'proto', HOST_ROUTE_PROTO], { allowFail: true });
+    }
+    for (const n of want.values()) await this.ip('route', 'replace', n.cidr, 'via', n.uplink.ns, 'dev', n.uplink.device, 'proto', HOST_ROUTE_PROTO);
+  }
+
+  /** An interface inside a gateway namespace: its MAC, MTU and addresses (label → address), up. */
+  private async ensureNsLink(ns: string, name: string, link: Link, want: { mac?: string; mtu?: number; addrs: Map<string, string> }): Promise<void> {
+    const changes: string[] = [];
+    if (want.mac && link.mac !== want.mac) changes.push('address', want.mac);
+    if (want.mtu && link.mtu !== want.mtu) changes.push('mtu', String(want.mtu));
+    if (changes.length > 0) await this.ip('-n', ns, 'link', 'set', 'dev', name, ...changes);
+    for (const [addr, label] of link.addrs) {
+      if (want.addrs.get(addr) !== label) await this.ip('-n', ns, 'addr', 'del', addr, 'dev', name);
+    }
+    for (const [addr, label] of want.addrs) {
+      if (link.addrs.get(addr) !== label) await this.ip('-n', ns, 'addr', 'add', addr, 'dev', name, 'label', label);
+    }
+    if (!link.up) await this.ip('-n', ns, 'link', 'set', 'dev', name, 'up');
+  }
+
+  /**
+   * Makes a routing table hold exactly these routes (key: `type dst dev`, as `ip -j route`
+   * shows them). A table with no route yet does not exist: `ip` says so and fails.
+   */
+  private async ensureTable(table: number, want: Map<string, string[]>): Promise<void> {
+    const t = String(table);
+    const shown = await this.exec.run('ip', ['-j', 'route', 'show', 'table', t], { allowFail: true });
+    if (shown.code !== 0 && !/does not exist/.test(shown.stderr)) throw new Error(`ip route show table ${t}: ${shown.stderr.trim()}`);
+    const out = shown.code === 0 ? shown.stdout.trim() : '';
+    const missing = new Map(want);
+    for (const r of (out ? JSON.parse(out) : []) as { type?: string; dst: string; dev?: string }[]) {
+      const key = `${r.type ?? 'unicast'} ${r.dst} ${r.dev ?? ''}`;
+      if (missing.delete(key)) continue;
+      await this.ip('route', 'del', ...(r.type && r.type !== 'unicast' ? [r.type] : []), r.dst, ...(r.dev ? ['dev', r.dev] : []), 'table', t);
+    }
+    for (const args of missing.values()) await this.ip('route', 'replace', ...args, 'table', t);
   }
 
   private async ensurePort(port: LocalPort, net: LocalNetwork, links: Links, rev: Reverter): Promise<void> {
@@ -290,40 +433,32 @@ export class LinuxNetworkHost implements NetworkHost {
     // No prefix route: the network's route in the main table stays the bridge's.
     if (!router.addrs.has(addr)) await this.ip('addr', 'add', addr, 'dev', v.router, 'noprefixroute');
 
-    const table = String(v.table);
-    const want = new Map<string, string[]>([
-      [`unicast ${net.cidr} ${v.router}`, [net.cidr, 'dev', v.router, 'src', v.address]],
-      ['blackhole default ', ['blackhole', 'default']],
-      ...v.peers.map((p): [string, string[]] => [`unicast ${p} ${v.mesh}`, [`${p}/32`, 'dev', v.mesh]]),
-    ]);
-    // A table with no route yet does not exist: `ip` says so and fails.
-    const shown = await this.exec.run('ip', ['-j', 'route', 'show', 'table', table], { allowFail: true });
-    if (shown.code !== 0 && !/does not exist/.test(shown.stderr)) throw new Error(`ip route show table ${table}: ${shown.stderr.trim()}`);
-    const out = shown.code === 0 ? shown.stdout.trim() : '';
-    for (const r of (out ? JSON.parse(out) : []) as { type?: string; dst: string; dev?: string }[]) {
-      const key = `${r.type ?? 'unicast'} ${r.dst} ${r.dev ?? ''}`;
-      if (want.delete(key)) continue;
-      await this.ip('route', 'del', ...(r.type && r.type !== 'unicast' ? [r.type] : []), r.dst, ...(r.dev ? ['dev', r.dev] : []), 'table', table);
-    }
-    for (const args of want.values()) await this.ip('route', 'replace', ...args, 'table', table);
-
-    const rules = await this.readVpnRules();
-    for (const r of vpnRules(net.cidr, v)) {
-      if (!rules.some((h) => sameRule(h, r))) await this.ip('rule', 'add', ...ruleArgs(r));
-    }
+    await this.ensureTable(
+      v.table,
+      new Map<string, string[]>([
+        [`unicast ${net.cidr} ${v.router}`, [net.cidr, 'dev', v.router, 'src', v.address]],
+        ['blackhole default ', ['blackhole', 'default']],
+        ...v.peers.map((p): [string, string[]] => [`unicast ${p} ${v.mesh}`, [`${p}/32`, 'dev', v.mesh]]),
+      ]),
+    );
   }
 
-  /** Our routing rules: those at the VPN priority that look up a VPN table. */
-  private async readVpnRules(): Promise<VpnRule[]> {
+  /** Our routing rules: those at our priorities that look up one of our tables. */
+  private async readRules(): Promise<RoutingRule[]> {
     const out = (await this.exec.run('ip', ['-j', 'rule', 'show'])).stdout.trim();
     return ((out ? JSON.parse(out) : []) as { priority: number; iif?: string; src?: string; srclen?: number; table: string }[])
-      .filter((r) => r.priority === VPN_RULE_PRIORITY && Number(r.table) >= VPN_TABLE_BASE)
-      .map((r) => ({ iif: r.iif!, ...(r.src && r.src !== 'all' ? { from: `${r.src}/${r.srclen ?? 32}` } : {}), table: Number(r.table) }));
+      .filter((r) => (r.priority === VPN_RULE_PRIORITY || r.priority === UPLINK_RULE_PRIORITY) && Number(r.table) >= VPN_TABLE_BASE)
+      .map((r) => ({
+        priority: r.priority,
+        ...(r.iif ? { iif: r.iif } : {}),
+        ...(r.src && r.src !== 'all' ? { from: `${r.src}/${r.srclen ?? 32}` } : {}),
+        table: Number(r.table),
+      }));
   }
 
   // --- dnsmasq ---
 
-  private async ensureDnsmasq(plan: Plan, bridgeCreated: boolean, rev: Reverter): Promise<void> {
+  private async ensureDnsmasq(plan: Plan, gatewayCreated: boolean, rev: Reverter): Promise<void> {
     const f = plan.files;
     const dirIsNew = !(await exists(f.dir));
     await mkdir(f.dir, { recursive: true });
@@ -337,22 +472,24 @@ export class LinuxNetworkHost implements NetworkHost {
     const confChanged = await writeIfChanged(f.confFile, plan.conf);
 
     const pid = await this.dnsmasqPid(f);
+    // In the network's gateway namespace: its sockets see only that network.
+    const start = () => this.exec.run('ip', ['netns', 'exec', this.netnsOf(plan.net.name), this.dnsmasqBin, `--conf-file=${f.confFile}`]);
     if (pid === undefined) {
-      await this.exec.run(this.dnsmasqBin, [`--conf-file=${f.confFile}`]);
+      await start();
       rev.add(() => this.stopDnsmasq(f));
       this.log(`started dnsmasq for network ${plan.net.name}`);
-    } else if (confChanged || bridgeCreated) {
-      // A recreated bridge has a new ifindex: the running dnsmasq's DHCP socket is bound to the old one.
+    } else if (confChanged || gatewayCreated) {
+      // A new namespace has a new gw0: the running dnsmasq's sockets belong to the old one.
       await this.stopDnsmasq(f);
-      await this.exec.run(this.dnsmasqBin, [`--conf-file=${f.confFile}`]);
-      this.log(`restarted dnsmasq for network ${plan.net.name} (${confChanged ? 'config changed' : 'bridge recreated'})`);
+      await start();
+      this.log(`restarted dnsmasq for network ${plan.net.name} (${confChanged ? 'config changed' : 'gateway recreated'})`);
     } else if (hostsChanged) {
       // dnsmasq rereads dhcp-hostsfile and addn-hosts on SIGHUP: no restart, leases kept.
       await this.exec.run('kill', ['-HUP', String(pid)]);
       this.log(`reloaded dnsmasq reservations for network ${plan.net.name}`);
       // ...but a lease of a VM that is gone would keep its address from the next VM given it.
       for (const l of staleLeases((await readOr(f.leaseFile)) ?? '', plan.net.ports)) {
-        await this.exec.run('dhcp_release', [plan.net.bridge, l.ip, l.mac], { allowFail: true });
+        await this.exec.run('ip', ['netns', 'exec', this.netnsOf(plan.net.name), 'dhcp_release', GATEWAY_IF, l.ip, l.mac], { allowFail: true });
         this.log(`released the lease of ${l.ip} held by ${l.mac}`);
       }
     }
@@ -427,7 +564,8 @@ export class LinuxNetworkHost implements NetworkHost {
 
   // --- garbage collection and teardown ---
 
-  private async collectGarbage(networks: readonly LocalNetwork[], links: Links): Promise<void> {
+  /** `applied`: the networks this apply made whole; only theirs get routing rules (a failed one was rolled back). */
+  private async collectGarbage(networks: readonly LocalNetwork[], links: Links, namespaces: Set<string>, applied: readonly LocalNetwork[]): Promise<void> {
     const names = new Set(networks.map((n) => n.name));
     for (const name of await this.knownNetworks()) {
       if (names.has(name)) continue;
@@ -435,19 +573,31 @@ export class LinuxNetworkHost implements NetworkHost {
       await rm(join(this.stateDir, 'net', name), { recursive: true, force: true });
       this.log(`removed dnsmasq of network ${name}`);
     }
-    const keep = new Set(networks.flatMap((n) => [n.bridge, ...n.ports.map((p) => p.tap), ...(n.overlay ? [n.overlay.device] : []), ...(n.vpn ? [n.vpn.router, n.vpn.port] : [])]));
+    const nsWanted = new Set(networks.map((n) => this.netnsOf(n.name)));
+    for (const ns of namespaces) {
+      if (!ns.startsWith(this.netnsPrefix) || nsWanted.has(ns)) continue;
+      // Its interfaces go with it, and their host ends (veth pairs) with them.
+      await this.ip('netns', 'del', ns);
+      namespaces.delete(ns);
+      this.lastNsNft.delete(ns);
+      this.log(`deleted gateway namespace ${ns}`);
+    }
+    const keep = new Set(
+      networks.flatMap((n) => [n.bridge, n.gatewayPort, n.uplink.device, ...n.ports.map((p) => p.tap), ...(n.overlay ? [n.overlay.device] : []), ...(n.vpn ? [n.vpn.router, n.vpn.port] : [])]),
+    );
+    // Host ends of a deleted namespace's veths went with it: deleting them again may fail (see deleteOurLinks).
     await this.deleteOurLinks(links, (name) => !keep.has(name));
-    await this.collectVpnRules(networks.flatMap((n) => (n.vpn ? vpnRules(n.cidr, n.vpn) : [])));
+    await this.collectRules(applied.flatMap((n) => rulesOf(n)));
   }
 
   /**
-   * Rules (and their tables) of VPN routers that are gone. Read on the first apply (rules
-   * outlive an agent restart) and while any router exists; otherwise there can be none of ours.
+   * Our routing rules, made to match `wanted`; the tables of rules that go are flushed. Every
+   * network has one (its uplink), so they are read on each apply.
    */
-  private async collectVpnRules(wanted: readonly VpnRule[]): Promise<void> {
-    if (!this.mayHaveVpnRules && wanted.length === 0) return;
-    this.mayHaveVpnRules = wanted.length > 0;
-    const stale = (await this.readVpnRules()).filter((h) => !wanted.some((w) => sameRule(h, w)));
+  private async collectRules(wanted: readonly RoutingRule[]): Promise<void> {
+    const have = await this.readRules();
+    for (const r of wanted) if (!have.some((h) => sameRule(h, r))) await this.ip('rule', 'add', ...ruleArgs(r));
+    const stale = have.filter((h) => !wanted.some((w) => sameRule(h, w)));
     for (const r of stale) await this.ip('rule', 'del', ...ruleArgs(r));
     for (const table of new Set(stale.map((r) => r.table))) {
       if (!wanted.some((w) => w.table === table)) await this.exec.run('ip', ['route', 'flush', 'table', String(table)], { allowFail: true });
@@ -469,9 +619,10 @@ export class LinuxNetworkHost implements NetworkHost {
 
   private async doTeardown(): Promise<void> {
     for (const name of await this.knownNetworks()) await this.stopDnsmasq(this.filesOf(name));
+    for (const ns of await this.readNamespaces()) if (ns.startsWith(this.netnsPrefix)) await this.ip('netns', 'del', ns);
+    this.lastNsNft.clear();
     await this.deleteOurLinks(await this.readLinks(), () => true);
-    this.mayHaveVpnRules = true;
-    await this.collectVpnRules([]);
+    await this.collectRules([]);
     await this.exec.run('nft', ['-f', '-'], { input: renderNftDelete() });
     await rm(join(this.stateDir, 'net'), { recursive: true, force: true });
     this.lastNft = undefined;
@@ -479,8 +630,15 @@ export class LinuxNetworkHost implements NetworkHost {
 
   // --- observation ---
 
-  private async readLinks(): Promise<Links> {
-    const out = (await this.exec.run('ip', ['-j', '-d', 'addr', 'show'])).stdout.trim();
+  /** Gateway namespaces and any others (`ip netns` names are host-wide). */
+  private async readNamespaces(): Promise<Set<string>> {
+    const out = (await this.exec.run('ip', ['-j', 'netns', 'list'])).stdout.trim();
+    return new Set(((out ? JSON.parse(out) : []) as { name: string }[]).map((n) => n.name));
+  }
+
+  /** Interfaces of the host, or of a namespace. */
+  private async readLinks(ns?: string): Promise<Links> {
+    const out = (await this.exec.run('ip', [...(ns ? ['-n', ns] : []), '-j', '-d', 'addr', 'show'])).stdout.trim();
     const links: Links = new Map();
     for (const l of (out ? JSON.parse(out) : []) as IpAddrJson[]) {
       const addrs = new Map<string, string>();
@@ -527,6 +685,8 @@ function checkUnique(networks: readonly LocalNetwork[]): void {
   for (const n of networks) {
     once('network', n.name);
     once('interface', n.bridge);
+    once('interface', n.gatewayPort);
+    once('interface', n.uplink.device);
     for (const p of n.ports) once('interface', p.tap);
     if (n.overlay) once('interface', n.overlay.device);
     if (n.vpn) {
@@ -537,26 +697,33 @@ function checkUnique(networks: readonly LocalNetwork[]): void {
   }
 }
 
-interface VpnRule {
-  iif: string;
+interface RoutingRule {
+  priority: number;
+  iif?: string;
   from?: string;
   table: number;
 }
 
-/** Peers' packets (from the network's CIDR, on the mesh) and everything arriving on the router end use the VPN table. */
-function vpnRules(cidr: string, v: LocalVpn): VpnRule[] {
-  return [
-    { iif: v.mesh, from: cidr, table: v.table },
-    { iif: v.router, table: v.table },
-  ];
+/**
+ * A network's rules: its uplink's (the host's answers from its end of the link go back up it),
+ * and on its VPN gateway, the router's (what arrives on the router port, and from each peer on
+ * the mesh, is routed by the VPN table: per peer, as networks' CIDRs may overlap).
+ */
+function rulesOf(n: LocalNetwork): RoutingRule[] {
+  const out: RoutingRule[] = [{ priority: UPLINK_RULE_PRIORITY, from: `${n.uplink.root}/32`, table: n.uplink.table }];
+  if (n.vpn) {
+    out.push({ priority: VPN_RULE_PRIORITY, iif: n.vpn.router, table: n.vpn.table });
+    for (const p of n.vpn.peers) out.push({ priority: VPN_RULE_PRIORITY, iif: n.vpn.mesh, from: `${p}/32`, table: n.vpn.table });
+  }
+  return out;
 }
 
-function sameRule(a: VpnRule, b: VpnRule): boolean {
-  return a.iif === b.iif && (a.from ?? '') === (b.from ?? '') && a.table === b.table;
+function sameRule(a: RoutingRule, b: RoutingRule): boolean {
+  return a.priority === b.priority && (a.iif ?? '') === (b.iif ?? '') && (a.from ?? '') === (b.from ?? '') && a.table === b.table;
 }
 
-function ruleArgs(r: VpnRule): string[] {
-  return ['priority', String(VPN_RULE_PRIORITY), 'iif', r.iif, ...(r.from ? ['from', r.from] : []), 'lookup', String(r.table)];
+function ruleArgs(r: RoutingRule): string[] {
+  return ['priority', String(r.priority), ...(r.iif ? ['iif', r.iif] : []), ...(r.from ? ['from', r.from] : []), 'lookup', String(r.table)];
 }
 
 /** Writes atomically (dnsmasq may read it at any moment); returns whether the content changed. */

@@ -1,7 +1,10 @@
 /**
- * Runs every command inside a named network namespace (`ip netns exec NS cmd ...`), so an
- * adapter written against `Exec` can be pointed at a throwaway namespace in host tests
- * without knowing about it.
+ * Runs every command inside a named network namespace, so an adapter written against `Exec`
+ * can be pointed at a throwaway namespace in host tests without knowing about it.
+ *
+ * `nsenter --net`, not `ip netns exec`: the latter also gives each command a private mount
+ * namespace, in which a namespace the command adds (`ip netns add`, as the network host does
+ * for gateways) is mounted where no later command can see it.
  */
 import type { Exec, ExecOptions, ExecResult } from './exec.ts';
 
@@ -17,6 +20,6 @@ export class NetnsExec implements Exec {
   }
 
   run(cmd: string, args: readonly string[], opts?: ExecOptions): Promise<ExecResult> {
-    return this.inner.run('ip', ['netns', 'exec', this.netns, cmd, ...args], opts);
+    return this.inner.run('nsenter', [`--net=/run/netns/${this.netns}`, cmd, ...args], opts);
   }
 }

@@ -26,6 +26,10 @@ export interface LocalNetwork {
   mtu: number;
   /** Masquerade egress from the CIDR out of the host. */
   nat: boolean;
+  /** The bridge port (a veth) whose other end is `gw0` in the network's gateway namespace (core/gateway-ns.ts). */
+  gatewayPort: string;
+  /** The link between the host (`device`, address `root`) and the namespace (`ns`); `table` routes the host's answers back up it. */
+  uplink: { device: string; root: string; ns: string; table: number };
   /** When false dnsmasq answers only local names and forwards nothing upstream. */
   dnsForward: boolean;
   ports: LocalPort[];
@@ -60,6 +64,8 @@ export interface LocalVpn {
 export const VPN_TABLE_BASE = 20000;
 /** Priority of the VPN routing rules: before the main table (32766). */
 export const VPN_RULE_PRIORITY = 1000;
+/** Priority of the uplink rules (the host's answers to a network's guests). */
+export const UPLINK_RULE_PRIORITY = 1001;
 
 export interface Overlay {
   /** VXLAN device name (<= 15 chars), a port of the network's bridge. */

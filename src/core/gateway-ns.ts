@@ -1,0 +1,99 @@
+/**
+ * Each network's gateway lives in a network namespace of its own on every node that hosts the
+ * network: its address, DHCP and DNS (dnsmasq), the metadata forward and NAT. The node's own
+ * routing table then holds no network's routes, so networks may use the same CIDR and still
+ * never meet. The namespace's `gw0` is a port of the network's bridge (which stays in the
+ * host, with the VMs' taps and the VXLAN port); its `up0` is a point-to-point link to the
+ * host, from UPLINK_CIDR, for metadata and egress.
+ *
+ * Pure: names, addresses, and the namespace's nftables ruleset.
+ */
+import { intToIp, parseRange, UPLINK_CIDR } from './ipv4.ts';
+import { bridgeName } from './vm-spec.ts';
+
+/** Inside every gateway namespace (names there are private to it). */
+export const GATEWAY_IF = 'gw0';
+export const UPLINK_IF = 'up0';
+
+/** Routing tables for replies from the host to a network (metadata answers): this plus the VNI. */
+export const UPLINK_TABLE_BASE = 30000;
+
+export interface UplinkAddresses {
+  /** The host's end: the metadata server listens here, one per network. */
+  root: string;
+  /** The namespace's end: its default route, and the source of its NATed egress. */
+  ns: string;
+}
+
+/**
+ * A /30 per network, from its VNI: the same on every node, distinct for 16,384 networks
+ * (VNIs are handed out upward from 100).
+ */
+export function uplinkOf(vni: number): UplinkAddresses {
+  const base = parseRange(UPLINK_CIDR).network;
+  const slot = (((vni - 100) % 16384) + 16384) % 16384;
+  return { root: intToIp(base + slot * 4 + 1), ns: intToIp(base + slot * 4 + 2) };
+}
+
+export interface GatewayNftInput {
+  gateway: string;
+  nat: boolean;
+  uplink: UplinkAddresses;
+  /** Where the host's metadata server listens. */
+  metadataPort: number;
+}
+
+const METADATA = '169.254.169.254';
+
+/**
+ * The namespace's ruleset. From the guests (`gw0`): DHCP, DNS on the gateway, ping; metadata
+ * is DNATed to the host's end of the uplink with the guest's address kept (the host's
+ * metadata server tells VMs apart by it). Egress (nat=true) leaves by `up0`, masqueraded to
+ * the namespace's uplink address. From the host side only the host itself enters, and replies.
+ */
+export function renderGatewayNft(i: GatewayNftInput): string {
+  const gw = `"${GATEWAY_IF}"`;
+  const up = `"${UPLINK_IF}"`;
+  const meta = `${i.uplink.root}:${i.metadataPort}`;
+  const forward = [
+    'ct state established,related accept',
+    `iifname ${gw} oifname ${up} ip daddr ${i.uplink.root} tcp dport ${i.metadataPort} accept`,
+    // The host itself (its end of the link) may reach the guests, as a machine reaches its own VMs.
+    `iifname ${up} ip saddr ${i.uplink.root} oifname ${gw} accept`,
+  ];
+  if (i.nat) forward.push(`iifname ${gw} oifname ${up} accept`);
+  return [
+    'table inet butter',
+    'delete table inet butter',
+    'table inet butter {',
+    '\tchain prerouting {',
+    '\t\ttype nat hook prerouting priority dstnat; policy accept;',
+    `\t\tiifname ${gw} ip daddr ${METADATA} tcp dport 80 dnat ip to ${meta}`,
+    '\t}',
+    '\tchain input {',
+    '\t\ttype filter hook input priority filter; policy drop;',
+    '\t\tiif lo accept',
+    '\t\tct state established,related accept',
+    `\t\tiifname ${gw} udp dport 67 accept`,
+    `\t\tiifname ${gw} ip daddr ${i.gateway} meta l4proto { tcp, udp } th dport 53 accept`,
+    `\t\tiifname ${gw} meta l4proto icmp accept`,
+    '\t}',
+    '\tchain forward {',
+    '\t\ttype filter hook forward priority filter; policy drop;',
+    ...forward.map((r) => `\t\t${r}`),
+    '\t}',
+    '\tchain postrouting {',
+    '\t\ttype nat hook postrouting priority srcnat; policy accept;',
+    // Not the metadata forward: the host must see the guest's own address.
+    ...(i.nat ? [`\t\toifname ${up} ip daddr != ${i.uplink.root} masquerade`] : []),
+    '\t}',
+    '}',
+    '',
+  ].join('\n');
+}
+
+/** The host's devices of a network's gateway: its bridge port and its uplink, and the uplink's table. */
+export function gatewayDevices(network: string, vni: number): { gatewayPort: string; uplink: UplinkAddresses & { device: string; table: number } } {
+  const id = bridgeName(network).slice(3);
+  return { gatewayPort: `btg${id}`, uplink: { device: `btu${id}`, ...uplinkOf(vni), table: UPLINK_TABLE_BASE + vni } };
+}
