@@ -4,14 +4,15 @@ import type { ClusterScaleResult } from './cluster-scale.ts';
 import type { CreateLatencyResult } from './create-latency.ts';
 import type { MetadataBenchResult } from './metadata.ts';
 import type { MeshJoinResult } from './mesh-join.ts';
+import type { GuestOverlayResult } from './guest-overlay.ts';
 import type { OverlayResult } from './overlay.ts';
 import type { PlacementResult } from './placement.ts';
 import type { RssResult } from './rss.ts';
 
-export type FigureId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'h';
+export type FigureId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'h' | 'i';
 
 /** Every figure, in the order they are reported. */
-export const FIGURE_IDS: readonly FigureId[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'];
+export const FIGURE_IDS: readonly FigureId[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i'];
 
 /** Goals of the cluster figures (e) and (f). */
 export const PLACEMENT_GOAL_PER_S = 5000;
@@ -37,6 +38,7 @@ export const FIGURES: Record<FigureId, FigureDef> = {
   e: { id: 'e', key: 'placementThroughput', title: 'durable placements per second, 10,000 over 1,000 nodes', goal: '>= 5,000/s' },
   g: { id: 'g', key: 'overlayThroughput', title: 'TCP over the full overlay (bridge → VXLAN → WireGuard) vs plain WireGuard, two machines', goal: 'overlay / plain >= 0.9' },
   h: { id: 'h', key: 'meshJoin', title: 'node join → full WireGuard mesh connectivity', goal: '< 1 s' },
+  i: { id: 'i', key: 'guestOverlay', title: 'VM-to-VM TCP through real guests (tiny image, TCG), across the overlay and on one node', goal: null },
   f: { id: 'f', key: 'clusterScale', title: '1,000 simulated agents heartbeating every 5 s; control-plane RSS with 10,000 VMs', goal: 'heartbeat p99 <= 50 ms; RSS <= 200 MB' },
 };
 
@@ -54,6 +56,7 @@ export interface FigureDataMap {
   f: ClusterScaleResult;
   g: OverlayResult;
   h: MeshJoinResult;
+  i: GuestOverlayResult;
 }
 
 export interface FigureResult<I extends FigureId = FigureId> extends FigureDef {
@@ -117,6 +120,10 @@ export function judge<I extends FigureId>(id: I, data: FigureDataMap[I]): { pass
         pass: d.maxMs < 1000,
         headline: `median ${d.medianMs} ms, worst ${d.maxMs} ms over ${d.joinsMs.length} joins (meshes of ${d.meshSizes.join(', ')} nodes)`,
       };
+    }
+    case 'i': {
+      const d = data as GuestOverlayResult;
+      return { pass: null, headline: `${d.crossNodeMbps} Mbit/s between nodes (bridge → VXLAN → WireGuard), ${d.sameNodeMbps} Mbit/s on one node (${d.seconds} s windows; guest MTU ${d.guestMtu})` };
     }
     default: {
       const d = data as ClusterScaleResult;

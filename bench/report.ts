@@ -8,6 +8,7 @@ import { FIGURE_IDS, HEARTBEAT_P99_GOAL_MS, PLACEMENT_GOAL_PER_S, type FigureDat
 import type { Machine } from './machine.ts';
 import type { MetadataBenchResult } from './metadata.ts';
 import type { MeshJoinResult } from './mesh-join.ts';
+import type { GuestOverlayResult } from './guest-overlay.ts';
 import type { OverlayResult } from './overlay.ts';
 
 export interface Results {
@@ -338,6 +339,36 @@ on this figure is to weigh that.
   return out.join('\n');
 }
 
+function guestOverlaySection(r: Results): string {
+  const { f, d } = data(r, 'i');
+  const out = [`## (i) VM-to-VM TCP through real guests
+
+**What it measures.** What two guests get from each other over a private network: across the
+overlay (bridge → VXLAN → WireGuard → the other machine), and on one machine (the bridge
+only). The issue asks for it to be reported beside (g); it sets no goal, and under TCG the
+guests' emulated CPUs, not the network, are the limit.
+
+**How.** \`bench/guest-overlay.ts\` (\`benchGuestOverlay()\`) starts a Butter cluster of two
+namespace machines (the host tests' harness: control plane, agents, WireGuard mesh) and three
+tiny-image VMs on one network: a receiver on n1 that discards what arrives on a TCP port,
+a sender on n2 and one on n1. Each sender in turn, typed into its serial console, streams
+zeros with busybox \`dd | nc\`; the figure is what the receiver's tap carried over 10 s in the
+middle of the stream (kernel counters on n1).
+`];
+  if (!d) return out.join('\n') + '\n' + notMeasured(f);
+  const g = d as GuestOverlayResult;
+  out.push(`### Results (${r.date.slice(0, 10)})
+
+| path | Mbit/s |
+| --- | ---: |
+| n2 → n1: bridge → VXLAN → WireGuard | ${g.crossNodeMbps} |
+| n1 → n1: bridge | ${g.sameNodeMbps} |
+
+Status: **${STATUS[f!.status]}** (no goal). Guest MTU ${g.guestMtu}.
+`);
+  return out.join('\n');
+}
+
 function meshJoinSection(r: Results): string {
   const { f, d } = data(r, 'h');
   const out = [`## (h) node join → full mesh
@@ -625,6 +656,7 @@ ${placementSection(r)}
 ${clusterSection(r)}
 ${overlaySection(r)}
 ${meshJoinSection(r)}
+${guestOverlaySection(r)}
 ## Running it
 
 \`\`\`sh

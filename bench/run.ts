@@ -29,6 +29,7 @@ import { FIGURE_IDS, FIGURES, judge, type FigureDataMap, type FigureId, type Fig
 import { machineFacts, waitForQuiet } from './machine.ts';
 import { benchMetadata } from './metadata.ts';
 import { benchMeshJoin } from './mesh-join.ts';
+import { benchGuestOverlay } from './guest-overlay.ts';
 import { benchOverlay } from './overlay.ts';
 import { benchPlacement } from './placement.ts';
 import { renderMarkdown, renderSummary, type Results } from './report.ts';
@@ -134,6 +135,7 @@ async function main(): Promise<number> {
 
   if (wanted('g')) figures.push(await figure('g', 240_000, () => benchOverlay(undefined, (m) => log(`    ${m}`))));
   if (wanted('h')) figures.push(await figure('h', 120_000, () => benchMeshJoin(undefined, (m) => log(`    ${m}`))));
+  if (wanted('i')) figures.push(await figure('i', 420_000, () => benchGuestOverlay(undefined, (m) => log(`    ${m}`))));
 
   if (wanted('a')) {
     const runs = Number(process.env.BENCH_BOOT_RUNS ?? BOOT_DEFAULTS.runs);

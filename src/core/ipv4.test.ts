@@ -18,7 +18,8 @@ test('parseCidr refuses ranges the host or Butter reserve', () => {
   assert.throws(() => parseCidr('100.64.0.0/10'), /node mesh/);
   assert.throws(() => parseCidr('100.127.4.0/24'), /node mesh/);
   assert.throws(() => parseCidr('224.0.0.0/8'), /multicast/);
-  assert.equal(parseCidr('100.126.0.0/16').prefix, 16);
+  assert.throws(() => parseCidr('100.126.8.0/24'), /links to network gateways/);
+  assert.equal(parseCidr('100.125.0.0/16').prefix, 16);
 });
 
 test('allocateIp hands out the lowest free guest address and never a reserved one', () => {

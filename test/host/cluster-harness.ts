@@ -86,8 +86,8 @@ export class NamespaceCluster {
     return m[1]!;
   }
 
-  /** The CLI as the admin, from the control plane's namespace. */
-  cli(args: string[]): CliResult {
+  /** The CLI as the admin, from the control plane's namespace; `input` is its standard input. */
+  cli(args: string[], input?: string): CliResult {
     const token = (() => {
       try {
         return readFileSync(join(this.cpData, 'admin.token'), 'utf8').trim();
@@ -97,6 +97,7 @@ export class NamespaceCluster {
     })();
     const r = spawnSync('ip', ['netns', 'exec', this.cpNs, BUTTER, ...args], {
       encoding: 'utf8',
+      input,
       timeout: 300_000,
       env: { ...process.env, XDG_CONFIG_HOME: join(this.dir, 'cfg'), BUTTER_URL: this.url, BUTTER_TOKEN: token, BUTTER_CA: join(this.cpData, 'tls', 'ca.crt') },
     });
