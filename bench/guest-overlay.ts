@@ -8,7 +8,6 @@
  * so this is reported, not judged.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { guestMtu } from '../src/core/mtu.ts';
 import { tapName } from '../src/core/vm-spec.ts';
@@ -40,18 +39,19 @@ export async function benchGuestOverlay(opts = GUEST_OVERLAY_DEFAULTS, log: (m: 
     const t = await buildTiny(join(c.dir, 'tiny'));
     must(c.cli(['image', 'add', 'tiny', '--kernel', t.kernel, '--initrd', t.initrd, '--root-disk', t.rootDisk, '--cmdline', t.cmdline]));
     must(c.cli(['network', 'create', 'perf', '--cidr', '10.44.0.0/24']));
-    // The receiver discards, one connection after another; the script returns (the console shell comes next).
-    writeFileSync(join(c.dir, 'sink.sh'), `#!/bin/sh\n(while true; do nc -l -p ${PORT} >/dev/null; done) </dev/null >/dev/null 2>&1 &\n`);
     const create = (name: string, node: string, ...more: string[]) =>
       must(c.cli(['vm', 'create', name, '--image', 'tiny', '--memory', '192M', '--disk', '256M', '--network', 'perf', '--node', node, ...more]));
-    create('sink', 'n1', '--user-data', join(c.dir, 'sink.sh'));
+    create('sink', 'n1');
     create('far', 'n2');
     create('near', 'n1');
     await c.until('the three VMs running', () => c.json<{ state: string }[]>(['vm', 'list']).every((v) => v.state === 'running'), 240_000);
     const sink = c.json<{ id: string; ip: string }>(['vm', 'show', 'sink']);
     const tap = tapName(sink.id);
-    // The guests' consoles come up after their user-data: give them a moment.
+    // The guests' console shells come up after their boot: give them a moment. The receiver
+    // discards, one connection after another.
     await sleep(5000);
+    type(c, 'sink', `(while true; do nc -l -p ${PORT} >/dev/null; echo sink-done; done) &\n`);
+    await sleep(2000);
 
     const txBytes = (): number => {
       const r = c.inNode('n1', 'ip', ['-s', '-j', 'link', 'show', 'dev', tap]);
@@ -59,7 +59,7 @@ export async function benchGuestOverlay(opts = GUEST_OVERLAY_DEFAULTS, log: (m: 
     };
     const stream = async (sender: string): Promise<number> => {
       const total = opts.seconds + 8;
-      type(c, sender, `timeout ${total} sh -c 'dd if=/dev/zero bs=65536 2>/dev/null | nc ${sink.ip} ${PORT}' &\n`);
+      type(c, sender, `timeout ${total} sh -c 'dd if=/dev/zero bs=65536 2>/dev/null | nc ${sink.ip} ${PORT}; echo nc-exit-$?' &\n`);
       await sleep(4000); // connected and past slow start
       const b0 = txBytes();
       const t0 = performance.now();
@@ -69,7 +69,10 @@ export async function benchGuestOverlay(opts = GUEST_OVERLAY_DEFAULTS, log: (m: 
       await sleep((total - opts.seconds - 4 + 2) * 1000); // let it end before the next
       const mbps = Math.round(((bytes * 8) / s / 1e6) * 10) / 10;
       log(`${sender} → sink: ${mbps} Mbit/s (${bytes} bytes in ${s.toFixed(1)} s)`);
-      if (bytes < 1e6) throw new Error(`${sender} sent almost nothing to sink (${bytes} bytes): the stream did not start`);
+      if (bytes < 1e6) {
+        const tail = (vm: string) => c.cli(['vm', 'logs', vm]).stdout.slice(-1200);
+        throw new Error(`${sender} sent almost nothing to sink (${bytes} bytes): the stream did not start\n--- ${sender}:\n${tail(sender)}\n--- sink:\n${tail('sink')}`);
+      }
       return mbps;
     };
     const crossNodeMbps = await stream('far');
