@@ -1,20 +1,20 @@
 /**
- * `NetworkHost` on plain Linux: one bridge per network carrying the gateway and metadata
- * addresses, one tap per port, one dnsmasq per network, and one nftables ruleset for all.
+ * `NetworkHost` on plain Linux: per network a bridge with one tap per port (and the VXLAN port
+ * and VPN router, when it has them), and a gateway namespace with the gateway and metadata
+ * addresses and its dnsmasq (core/gateway-ns.ts); one nftables ruleset for the host.
  *
  * `apply` compares what it wants with what it observes (`ip -j -d addr show`, dnsmasq's
  * pidfile, the files it last wrote, the ruleset it last loaded) and only runs commands for
  * differences, so the agent can call it on every reconcile. Every command goes through `Exec`.
  */
-import { access, chmod, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { staleLeases, renderDhcpHosts, renderDnsHosts, renderDnsmasqConf, type DnsmasqPaths } from '../../core/dnsmasq-config.ts';
+import { resolve } from 'node:path';
+import { renderDhcpHosts, renderDnsHosts, renderDnsmasqConf } from '../../core/dnsmasq-config.ts';
+import { DnsmasqProcesses } from './dnsmasq-process.ts';
 import { NFT_TABLES, renderNftDelete, renderNftRuleset } from '../../core/nft-rules.ts';
 import type { Exec } from './exec.ts';
-import { METADATA_ADDR, UPLINK_RULE_PRIORITY, VPN_RULE_PRIORITY, VPN_TABLE_BASE, type LocalNetwork, type LocalPort, type LocalVpn, type NetworkHost, type Overlay } from './network.ts';
+import { METADATA_ADDR, type LocalNetwork, type LocalPort, type LocalVpn, type NetworkHost, type Overlay } from './network.ts';
 import { planFdb, wantedFdb, type FdbEntry } from '../../core/fdb-plan.ts';
-import { overlaps, parseCidr } from '../../core/ipv4.ts';
+import { PolicyRouting, rulesOf } from './linux-routing.ts';
 import { Reverter } from './reverter.ts';
 import { bridgeMac, gatewayMac } from '../../core/network-macs.ts';
 import { GATEWAY_IF, renderGatewayNft, UPLINK_IF } from '../../core/gateway-ns.ts';
@@ -53,40 +53,30 @@ interface Link {
 
 type Links = Map<string, Link>;
 
-interface DnsmasqFiles extends DnsmasqPaths {
-  dir: string;
-  confFile: string;
-}
-
 /** Everything rendered for one network, before any change is made. */
 interface Plan {
   net: LocalNetwork;
-  files: DnsmasqFiles;
   conf: string;
   nsNft: string;
   hosts: string;
   names: string;
 }
 
-/** The routing protocol number that marks the host's routes into networks (see routeHost). */
-const HOST_ROUTE_PROTO = '98';
-
 /** IANA's VXLAN port; only ever sent inside the WireGuard mesh. */
 export const VXLAN_PORT = 4789;
 
 export class LinuxNetworkHost implements NetworkHost {
   private readonly exec: Exec;
-  private readonly stateDir: string;
   private readonly log: (m: string) => void;
   private readonly prefix: string;
-  private readonly procDir: string;
-  private readonly dnsmasqBin: string;
   private readonly netnsPrefix: string;
   private readonly metadataPort: number;
   /** The ruleset text last loaded, so an unchanged ruleset is not reloaded. */
   private lastNft?: string;
   /** The same, per gateway namespace. */
   private readonly lastNsNft = new Map<string, string>();
+  private readonly routing: PolicyRouting;
+  private readonly dnsmasq: DnsmasqProcesses;
   private forwardingOn = false;
   /** apply/teardown never interleave: each reads the host state the previous one left. */
   private queue: Promise<unknown> = Promise.resolve();
@@ -94,12 +84,12 @@ export class LinuxNetworkHost implements NetworkHost {
   constructor(opts: LinuxNetworkHostOptions) {
     this.exec = opts.exec;
     // Absolute: the paths end up in dnsmasq's config, which it reads from its own cwd.
-    this.stateDir = resolve(opts.stateDir);
     this.log = opts.log ?? (() => {});
     this.prefix = opts.prefix ?? 'bt';
-    this.procDir = opts.procDir ?? '/proc';
-    this.dnsmasqBin = opts.dnsmasqBin ?? 'dnsmasq';
     this.netnsPrefix = opts.netnsPrefix ?? 'butter-';
+    this.routing = new PolicyRouting(opts.exec);
+    // Absolute: the paths end up in dnsmasq's config, which it reads from its own cwd.
+    this.dnsmasq = new DnsmasqProcesses({ exec: opts.exec, stateDir: resolve(opts.stateDir), procDir: opts.procDir ?? '/proc', bin: opts.dnsmasqBin ?? 'dnsmasq', log: this.log });
     this.metadataPort = opts.metadataPort ?? 80;
   }
 
@@ -147,16 +137,15 @@ export class LinuxNetworkHost implements NetworkHost {
       }
     }
     await this.collectGarbage(networks, links, namespaces, applied);
-    await this.routeHost(applied);
+    await this.routing.routeHost(applied);
     if (errors.length === 1) throw errors[0];
     if (errors.length > 1) throw new AggregateError(errors, `${errors.length} networks failed to apply`);
   }
 
   private plan(net: LocalNetwork): Plan {
-    const files = this.filesOf(net.name);
+    const files = this.dnsmasq.filesOf(net.name);
     return {
       net,
-      files,
       // dnsmasq serves the namespace's gateway interface.
       conf: renderDnsmasqConf({ ...net, bridge: GATEWAY_IF }, files),
       nsNft: renderGatewayNft({ gateway: net.gateway, nat: net.nat, uplink: net.uplink, metadataPort: this.metadataPort }),
@@ -174,7 +163,8 @@ export class LinuxNetworkHost implements NetworkHost {
       for (const port of plan.net.ports) await this.ensurePort(port, plan.net, links, rev);
       if (plan.net.overlay) await this.ensureOverlay(plan.net, plan.net.overlay, links, rev);
       if (plan.net.vpn) await this.ensureVpn(plan.net, plan.net.vpn, links, rev);
-      await this.ensureDnsmasq(plan, gatewayCreated, rev);
+      const { net } = plan;
+      await this.dnsmasq.ensure({ network: net.name, netns: this.netnsOf(net.name), conf: plan.conf, hosts: plan.hosts, names: plan.names, ports: net.ports }, gatewayCreated, rev);
       rev.done();
     } catch (err) {
       this.log(`network ${plan.net.name}: apply failed, undoing what was created: ${String(err)}`);
@@ -278,36 +268,13 @@ export class LinuxNetworkHost implements NetworkHost {
       await this.ip('-n', ns, 'route', 'replace', 'default', 'via', u.root, 'dev', UPLINK_IF);
     }
     // The host's answers to the network's guests (metadata) go back up the link.
-    await this.ensureTable(u.table, new Map([[`unicast default ${u.device}`, ['default', 'via', u.ns, 'dev', u.device]]]));
+    await this.routing.ensureTable(u.table, new Map([[`unicast default ${u.device}`, ['default', 'via', u.ns, 'dev', u.device]]]));
 
     if (this.lastNsNft.get(ns) !== plan.nsNft) {
       await this.exec.run('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], { input: plan.nsNft });
       this.lastNsNft.set(ns, plan.nsNft);
     }
     return created;
-  }
-
-  /**
-   * The host reaches a network's VMs through its gateway namespace (ssh from the machine
-   * itself, as on one machine before), for each network whose CIDR no other network here
-   * shares: one routing table cannot tell two of those apart. Ours carry `proto 98`.
-   */
-  private async routeHost(networks: readonly LocalNetwork[]): Promise<void> {
-    const want = new Map<string, LocalNetwork>();
-    for (const n of networks) {
-      const mine = parseCidr(n.cidr);
-      if (!networks.some((o) => o !== n && overlaps(parseCidr(o.cidr), mine))) want.set(n.cidr, n);
-    }
-    const out = (await this.exec.run('ip', ['-j', 'route', 'show', 'proto', HOST_ROUTE_PROTO])).stdout.trim();
-    for (const r of (out ? JSON.parse(out) : []) as { dst: string; gateway?: string; dev?: string }[]) {
-      const n = want.get(r.dst);
-      if (n && r.gateway === n.uplink.ns && r.dev === n.uplink.device) {
-        want.delete(r.dst);
-        continue;
-      }
-      await this.exec.run('ip', ['route', 'del', r.dst, 'proto', HOST_ROUTE_PROTO], { allowFail: true });
-    }
-    for (const n of want.values()) await this.ip('route', 'replace', n.cidr, 'via', n.uplink.ns, 'dev', n.uplink.device, 'proto', HOST_ROUTE_PROTO);
   }
 
   /** An interface inside a gateway namespace: its MAC, MTU and addresses (label → address), up. */
@@ -323,24 +290,6 @@ export class LinuxNetworkHost implements NetworkHost {
       if (link.addrs.get(addr) !== label) await this.ip('-n', ns, 'addr', 'add', addr, 'dev', name, 'label', label);
     }
     if (!link.up) await this.ip('-n', ns, 'link', 'set', 'dev', name, 'up');
-  }
-
-  /**
-   * Makes a routing table hold exactly these routes (key: `type dst dev`, as `ip -j route`
-   * shows them). A table with no route yet does not exist: `ip` says so and fails.
-   */
-  private async ensureTable(table: number, want: Map<string, string[]>): Promise<void> {
-    const t = String(table);
-    const shown = await this.exec.run('ip', ['-j', 'route', 'show', 'table', t], { allowFail: true });
-    if (shown.code !== 0 && !/does not exist/.test(shown.stderr)) throw new Error(`ip route show table ${t}: ${shown.stderr.trim()}`);
-    const out = shown.code === 0 ? shown.stdout.trim() : '';
-    const missing = new Map(want);
-    for (const r of (out ? JSON.parse(out) : []) as { type?: string; dst: string; dev?: string }[]) {
-      const key = `${r.type ?? 'unicast'} ${r.dst} ${r.dev ?? ''}`;
-      if (missing.delete(key)) continue;
-      await this.ip('route', 'del', ...(r.type && r.type !== 'unicast' ? [r.type] : []), r.dst, ...(r.dev ? ['dev', r.dev] : []), 'table', t);
-    }
-    for (const args of missing.values()) await this.ip('route', 'replace', ...args, 'table', t);
   }
 
   private async ensurePort(port: LocalPort, net: LocalNetwork, links: Links, rev: Reverter): Promise<void> {
@@ -433,7 +382,7 @@ export class LinuxNetworkHost implements NetworkHost {
     // No prefix route: the network's route in the main table stays the bridge's.
     if (!router.addrs.has(addr)) await this.ip('addr', 'add', addr, 'dev', v.router, 'noprefixroute');
 
-    await this.ensureTable(
+    await this.routing.ensureTable(
       v.table,
       new Map<string, string[]>([
         [`unicast ${net.cidr} ${v.router}`, [net.cidr, 'dev', v.router, 'src', v.address]],
@@ -441,103 +390,6 @@ export class LinuxNetworkHost implements NetworkHost {
         ...v.peers.map((p): [string, string[]] => [`unicast ${p} ${v.mesh}`, [`${p}/32`, 'dev', v.mesh]]),
       ]),
     );
-  }
-
-  /** Our routing rules: those at our priorities that look up one of our tables. */
-  private async readRules(): Promise<RoutingRule[]> {
-    const out = (await this.exec.run('ip', ['-j', 'rule', 'show'])).stdout.trim();
-    return ((out ? JSON.parse(out) : []) as { priority: number; iif?: string; src?: string; srclen?: number; table: string }[])
-      .filter((r) => (r.priority === VPN_RULE_PRIORITY || r.priority === UPLINK_RULE_PRIORITY) && Number(r.table) >= VPN_TABLE_BASE)
-      .map((r) => ({
-        priority: r.priority,
-        ...(r.iif ? { iif: r.iif } : {}),
-        ...(r.src && r.src !== 'all' ? { from: `${r.src}/${r.srclen ?? 32}` } : {}),
-        table: Number(r.table),
-      }));
-  }
-
-  // --- dnsmasq ---
-
-  private async ensureDnsmasq(plan: Plan, gatewayCreated: boolean, rev: Reverter): Promise<void> {
-    const f = plan.files;
-    const dirIsNew = !(await exists(f.dir));
-    await mkdir(f.dir, { recursive: true });
-    // dnsmasq drops to an unprivileged user and rereads the hosts file as that user on SIGHUP.
-    await chmod(f.dir, 0o755);
-    if (dirIsNew) rev.add(() => rm(f.dir, { recursive: true, force: true }));
-    // Both files, then the test: `||` would skip writing the second.
-    const dhcpChanged = await writeIfChanged(f.hostsFile, plan.hosts);
-    const namesChanged = await writeIfChanged(f.namesFile, plan.names);
-    const hostsChanged = dhcpChanged || namesChanged;
-    const confChanged = await writeIfChanged(f.confFile, plan.conf);
-
-    const pid = await this.dnsmasqPid(f);
-    // In the network's gateway namespace: its sockets see only that network.
-    const start = () => this.exec.run('ip', ['netns', 'exec', this.netnsOf(plan.net.name), this.dnsmasqBin, `--conf-file=${f.confFile}`]);
-    if (pid === undefined) {
-      await start();
-      rev.add(() => this.stopDnsmasq(f));
-      this.log(`started dnsmasq for network ${plan.net.name}`);
-    } else if (confChanged || gatewayCreated) {
-      // A new namespace has a new gw0: the running dnsmasq's sockets belong to the old one.
-      await this.stopDnsmasq(f);
-      await start();
-      this.log(`restarted dnsmasq for network ${plan.net.name} (${confChanged ? 'config changed' : 'gateway recreated'})`);
-    } else if (hostsChanged) {
-      // dnsmasq rereads dhcp-hostsfile and addn-hosts on SIGHUP: no restart, leases kept.
-      await this.exec.run('kill', ['-HUP', String(pid)]);
-      this.log(`reloaded dnsmasq reservations for network ${plan.net.name}`);
-      // ...but a lease of a VM that is gone would keep its address from the next VM given it.
-      for (const l of staleLeases((await readOr(f.leaseFile)) ?? '', plan.net.ports)) {
-        await this.exec.run('ip', ['netns', 'exec', this.netnsOf(plan.net.name), 'dhcp_release', GATEWAY_IF, l.ip, l.mac], { allowFail: true });
-        this.log(`released the lease of ${l.ip} held by ${l.mac}`);
-      }
-    }
-  }
-
-  /** The pid of the dnsmasq serving these files, if it is alive (and really it: pids are reused). */
-  private async dnsmasqPid(f: DnsmasqFiles): Promise<number | undefined> {
-    const text = await readOr(f.pidFile);
-    const pid = Number(text?.trim());
-    if (!Number.isInteger(pid) || pid <= 0) return undefined;
-    const cmdline = (await readOr(join(this.procDir, String(pid), 'cmdline'))) ?? '';
-    // A zombie has an empty cmdline, so it counts as gone.
-    return cmdline.split('\0').includes(`--conf-file=${f.confFile}`) ? pid : undefined;
-  }
-
-  /** SIGTERM, then wait (its sockets must be free before a restart), then SIGKILL. */
-  private async stopDnsmasq(f: DnsmasqFiles): Promise<void> {
-    const pid = await this.dnsmasqPid(f);
-    if (pid !== undefined) {
-      await this.exec.run('kill', ['-TERM', String(pid)], { allowFail: true });
-      for (let i = 0; i < 100 && (await this.dnsmasqPid(f)) !== undefined; i++) await sleep(50);
-      if ((await this.dnsmasqPid(f)) !== undefined) {
-        await this.exec.run('kill', ['-KILL', String(pid)], { allowFail: true });
-      }
-    }
-    await rm(f.pidFile, { force: true });
-  }
-
-  private filesOf(name: string): DnsmasqFiles {
-    const dir = join(this.stateDir, 'net', name);
-    return {
-      dir,
-      confFile: join(dir, 'dnsmasq.conf'),
-      hostsFile: join(dir, 'hosts'),
-      namesFile: join(dir, 'names'),
-      leaseFile: join(dir, 'leases'),
-      pidFile: join(dir, 'dnsmasq.pid'),
-      logFile: join(dir, 'dnsmasq.log'),
-    };
-  }
-
-  /** Network directories we have state for (each may have a running dnsmasq). */
-  private async knownNetworks(): Promise<string[]> {
-    try {
-      return await readdir(join(this.stateDir, 'net'));
-    } catch {
-      return [];
-    }
   }
 
   // --- nftables and sysctl ---
@@ -567,12 +419,7 @@ export class LinuxNetworkHost implements NetworkHost {
   /** `applied`: the networks this apply made whole; only theirs get routing rules (a failed one was rolled back). */
   private async collectGarbage(networks: readonly LocalNetwork[], links: Links, namespaces: Set<string>, applied: readonly LocalNetwork[]): Promise<void> {
     const names = new Set(networks.map((n) => n.name));
-    for (const name of await this.knownNetworks()) {
-      if (names.has(name)) continue;
-      await this.stopDnsmasq(this.filesOf(name));
-      await rm(join(this.stateDir, 'net', name), { recursive: true, force: true });
-      this.log(`removed dnsmasq of network ${name}`);
-    }
+    for (const name of await this.dnsmasq.known()) if (!names.has(name)) await this.dnsmasq.remove(name);
     const nsWanted = new Set(networks.map((n) => this.netnsOf(n.name)));
     for (const ns of namespaces) {
       if (!ns.startsWith(this.netnsPrefix) || nsWanted.has(ns)) continue;
@@ -587,21 +434,7 @@ export class LinuxNetworkHost implements NetworkHost {
     );
     // Host ends of a deleted namespace's veths went with it: deleting them again may fail (see deleteOurLinks).
     await this.deleteOurLinks(links, (name) => !keep.has(name));
-    await this.collectRules(applied.flatMap((n) => rulesOf(n)));
-  }
-
-  /**
-   * Our routing rules, made to match `wanted`; the tables of rules that go are flushed. Every
-   * network has one (its uplink), so they are read on each apply.
-   */
-  private async collectRules(wanted: readonly RoutingRule[]): Promise<void> {
-    const have = await this.readRules();
-    for (const r of wanted) if (!have.some((h) => sameRule(h, r))) await this.ip('rule', 'add', ...ruleArgs(r));
-    const stale = have.filter((h) => !wanted.some((w) => sameRule(h, w)));
-    for (const r of stale) await this.ip('rule', 'del', ...ruleArgs(r));
-    for (const table of new Set(stale.map((r) => r.table))) {
-      if (!wanted.some((w) => w.table === table)) await this.exec.run('ip', ['route', 'flush', 'table', String(table)], { allowFail: true });
-    }
+    await this.routing.collectRules(applied.flatMap((n) => rulesOf(n)));
   }
 
   /** Taps and VXLAN ports before bridges: a bridge goes only once nothing of ours hangs off it. */
@@ -618,13 +451,12 @@ export class LinuxNetworkHost implements NetworkHost {
   }
 
   private async doTeardown(): Promise<void> {
-    for (const name of await this.knownNetworks()) await this.stopDnsmasq(this.filesOf(name));
+    await this.dnsmasq.removeAll();
     for (const ns of await this.readNamespaces()) if (ns.startsWith(this.netnsPrefix)) await this.ip('netns', 'del', ns);
     this.lastNsNft.clear();
     await this.deleteOurLinks(await this.readLinks(), () => true);
-    await this.collectRules([]);
+    await this.routing.collectRules([]);
     await this.exec.run('nft', ['-f', '-'], { input: renderNftDelete() });
-    await rm(join(this.stateDir, 'net'), { recursive: true, force: true });
     this.lastNft = undefined;
   }
 
@@ -694,60 +526,5 @@ function checkUnique(networks: readonly LocalNetwork[]): void {
       once('interface', n.vpn.port);
       once('VPN table', String(n.vpn.table));
     }
-  }
-}
-
-interface RoutingRule {
-  priority: number;
-  iif?: string;
-  from?: string;
-  table: number;
-}
-
-/**
- * A network's rules: its uplink's (the host's answers from its end of the link go back up it),
- * and on its VPN gateway, the router's (what arrives on the router port, and from each peer on
- * the mesh, is routed by the VPN table: per peer, as networks' CIDRs may overlap).
- */
-function rulesOf(n: LocalNetwork): RoutingRule[] {
-  const out: RoutingRule[] = [{ priority: UPLINK_RULE_PRIORITY, from: `${n.uplink.root}/32`, table: n.uplink.table }];
-  if (n.vpn) {
-    out.push({ priority: VPN_RULE_PRIORITY, iif: n.vpn.router, table: n.vpn.table });
-    for (const p of n.vpn.peers) out.push({ priority: VPN_RULE_PRIORITY, iif: n.vpn.mesh, from: `${p}/32`, table: n.vpn.table });
-  }
-  return out;
-}
-
-function sameRule(a: RoutingRule, b: RoutingRule): boolean {
-  return a.priority === b.priority && (a.iif ?? '') === (b.iif ?? '') && (a.from ?? '') === (b.from ?? '') && a.table === b.table;
-}
-
-function ruleArgs(r: RoutingRule): string[] {
-  return ['priority', String(r.priority), ...(r.iif ? ['iif', r.iif] : []), ...(r.from ? ['from', r.from] : []), 'lookup', String(r.table)];
-}
-
-/** Writes atomically (dnsmasq may read it at any moment); returns whether the content changed. */
-async function writeIfChanged(path: string, text: string): Promise<boolean> {
-  if ((await readOr(path)) === text) return false;
-  const tmp = `${path}.tmp`;
-  await writeFile(tmp, text, { mode: 0o644 });
-  await rename(tmp, path);
-  return true;
-}
-
-async function readOr(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch {
-    return undefined;
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
   }
 }
