@@ -5,14 +5,17 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fakeNode, startTestCloud, type TestCloud } from './helpers.ts';
+import type { Client } from '../src/sdk/client.ts';
+import { publicKeyOf } from '../src/core/wireguard-keys.ts';
 
 const BUTTER = fileURLToPath(new URL('../bin/butter', import.meta.url));
 let cloud: TestCloud;
+let node1: Client;
 let files: Server;
 let filesUrl: string;
 let work: string;
@@ -22,7 +25,7 @@ const diskSha = createHash('sha256').update(disk).digest('hex');
 before(async () => {
   if (!existsSync(fileURLToPath(new URL('../dist/cli/main.js', import.meta.url)))) throw new Error('run `npm run build` first');
   cloud = await startTestCloud();
-  await fakeNode(cloud, 'node-1', 16);
+  node1 = await fakeNode(cloud, 'node-1', 16);
   work = mkdtempSync(join(tmpdir(), 'butter-cli-'));
   files = createServer((req, res) => {
     if (req.url === '/disk.img') res.writeHead(200, { 'content-length': disk.length }).end(disk);
@@ -123,4 +126,31 @@ test('VPN peers and the mesh flags: bad input exits non-zero naming the field', 
     assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
   }
   assert.deepEqual(JSON.parse((await butter(['network', 'peers', 'default', '--json'])).stdout), []);
+});
+
+test('network join makes the key pair here, prints a wg-quick file and a QR code; the server keeps only the public key', async () => {
+  // node-1 joins the mesh with an endpoint a laptop can reach: it becomes the VPN gateway.
+  await node1.call('nodeReport', {
+    params: { name: 'node-1' },
+    body: { capacity: { cpus: 4, memoryBytes: 16 * 1024 ** 3, diskBytes: 100 * 1024 ** 3 }, accel: 'tcg', driver: 'sim', vms: [], mesh: { publicKey: 'S343edvTdLPDUssjfYcnSBZcot1qvWePgii2qp0dEU8=', listenPort: 51820, endpoint: '192.0.2.1:51820' } },
+  });
+  const r = await butter(['network', 'join', 'default', '--peer', 'laptop', '--qr']);
+  assert.equal(r.code, 0, r.stderr);
+  const priv = /^PrivateKey = (\S+)$/m.exec(r.stdout)?.[1] ?? '';
+  assert.match(r.stdout, /^Endpoint = 192\.0\.2\.1:51820$/m);
+  assert.match(r.stdout, /^PublicKey = S343edvTdLPDUssjfYcnSBZcot1qvWePgii2qp0dEU8=$/m);
+  assert.match(r.stdout, /^AllowedIPs = 10\.200\.0\.0\/16$/m);
+  assert.match(r.stdout, /[▀▄█]/, 'a QR code in block characters');
+  const peers = JSON.parse((await butter(['network', 'peers', 'default', '--json'])).stdout) as { name: string; publicKey: string }[];
+  assert.deepEqual(peers.map((p) => [p.name, p.publicKey]), [['laptop', publicKeyOf(priv)]]);
+  assert.ok(!JSON.stringify(cloud.cp.services.store.db.prepare('SELECT * FROM vpn_peers').all()).includes(priv), 'the private key is nowhere on the server');
+
+  // With the user's own key: a placeholder, written to a 0600 file, no QR without a terminal.
+  const file = join(work, 'phone.conf');
+  const own = await butter(['network', 'join', 'default', '--peer', 'phone', '--public-key', 'XBTipIAq4xgA/0Nh3/epgdL7QY3EFby0c43DJtqKaQE=', '-o', file]);
+  assert.equal(own.code, 0, own.stderr);
+  assert.equal(own.stdout, '');
+  assert.match(readFileSync(file, 'utf8'), /^PrivateKey = <your private key>$/m);
+  assert.equal(statSync(file).mode & 0o777, 0o600);
+  for (const peer of ['laptop', 'phone']) assert.equal((await butter(['network', 'revoke', 'default', peer])).code, 0);
 });
