@@ -21,7 +21,7 @@ export interface LocalNetwork {
   bridge: string;
   /** e.g. `10.200.0.0/16`. */
   cidr: string;
-  /** The gateway address, put on the bridge (same on every node: a distributed gateway). */
+  /** The gateway address, on `gw0` in the network's gateway namespace (same on every node: a distributed gateway). */
   gateway: string;
   mtu: number;
   /** Masquerade egress from the CIDR out of the host. */
@@ -82,5 +82,5 @@ export interface NetworkHost {
   teardown(): Promise<void>;
 }
 
-/** Where guests find the metadata server; put on every bridge as a /32. */
+/** Where guests find the metadata server; on every gateway namespace's `gw0` as a /32, forwarded to the agent. */
 export const METADATA_ADDR = '169.254.169.254';
