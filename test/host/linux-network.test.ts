@@ -32,6 +32,9 @@ const VETH2_HOST = `vi${id}`;
 const VETH2_GUEST = `vj${id}`;
 const GUEST2_MAC = '52:54:00:3a:00:1a';
 const TWIN_BRIDGE = `btd${id}`;
+/** "The internet": a namespace of ours beyond the host, at a benchmarking address (198.18.0.0/15). */
+const OUTSIDE = `bt-out-${id}`;
+const VETH_OUT = `vo${id}`;
 /** Gateway namespaces: this plus the network's name. */
 const GW = `bt-gw-${id}-`;
 
@@ -131,6 +134,13 @@ before(async () => {
   await sys.run('ip', ['netns', 'add', GUEST]);
   await sys.run('ip', ['link', 'add', VETH_HOST, 'netns', NS, 'type', 'veth', 'peer', 'name', VETH_GUEST, 'netns', GUEST]);
   await inGuest(['ip', 'link', 'set', VETH_GUEST, 'address', GUEST_MAC, 'up']);
+  await sys.run('ip', ['netns', 'add', OUTSIDE]);
+  await sys.run('ip', ['link', 'add', VETH_OUT, 'netns', NS, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', OUTSIDE]);
+  await inNs('ip', 'addr', 'add', '198.18.0.2/24', 'dev', VETH_OUT);
+  await inNs('ip', 'link', 'set', VETH_OUT, 'up');
+  await inNs('ip', 'route', 'add', 'default', 'via', '198.18.0.1');
+  await sys.run('ip', ['netns', 'exec', OUTSIDE, 'ip', 'addr', 'add', '198.18.0.1/24', 'dev', 'eth0']);
+  await sys.run('ip', ['netns', 'exec', OUTSIDE, 'ip', 'link', 'set', 'eth0', 'up']);
   await sys.run('ip', ['netns', 'add', GUEST2]);
   await sys.run('ip', ['link', 'add', VETH2_HOST, 'netns', NS, 'type', 'veth', 'peer', 'name', VETH2_GUEST, 'netns', GUEST2]);
   await inGuest2(['ip', 'link', 'set', VETH2_GUEST, 'address', GUEST2_MAC, 'up']);
@@ -154,6 +164,7 @@ after(async () => {
   }
   await sys.run('ip', ['netns', 'del', GUEST], { allowFail: true });
   await sys.run('ip', ['netns', 'del', GUEST2], { allowFail: true });
+  await sys.run('ip', ['netns', 'del', OUTSIDE], { allowFail: true });
   for (const name of readdirSync('/run/netns').filter((n) => n.startsWith(GW))) await sys.run('ip', ['netns', 'del', name], { allowFail: true });
   await sys.run('ip', ['netns', 'del', NS], { allowFail: true });
   rmSync(work, { recursive: true, force: true });
@@ -213,6 +224,17 @@ test('the guest reaches the gateway only from its own address; DNS answers local
   assert.match(local.stdout, /10\.231\.0\.10/);
   // No upstream servers: anything else is refused by dnsmasq, not forwarded.
   assert.notEqual((await lookup('example.com')).code, 0);
+});
+
+test('egress leaves through the gateway namespace and the host, masqueraded twice; a network without NAT has none', { skip: !canRun && 'needs root and dnsmasq' }, async () => {
+  await inGuest(['ip', 'route', 'replace', 'default', 'via', '10.231.0.1']);
+  // OUTSIDE knows no route to the guest or to the uplinks: an answer comes back only to the
+  // host's own address, that is, if the host and the namespace both masqueraded.
+  const ping = () => inGuest(['busybox', 'ping', '-c', '2', '-W', '2', '-I', '10.231.0.10', '198.18.0.1'], { allowFail: true });
+  assert.equal((await ping()).code, 0, 'the guest reaches the outside');
+  await host.apply([{ ...net([guestPort, tapPort]), nat: false }]);
+  assert.notEqual((await ping()).code, 0, 'without NAT, nothing leaves');
+  await host.apply([net([guestPort, tapPort])]);
 });
 
 test('a second identical apply runs only read-only commands', { skip: !canRun && 'needs root and dnsmasq' }, async () => {
