@@ -11,6 +11,7 @@ import { hostCapacity, type HostCapacity } from './capacity.ts';
 import { ConsoleShipper } from './console-shipper.ts';
 import type { VmDriver } from './host/driver.ts';
 import type { MeshHost } from './host/mesh.ts';
+import type { MeshClient } from '../core/wireguard-config.ts';
 import { VPN_TABLE_BASE, type LocalNetwork, type LocalVpn, type NetworkHost } from './host/network.ts';
 import { ImageCache } from './image-cache.ts';
 import { createMetadataServer, type MetadataServer } from './metadata/server.ts';
@@ -53,6 +54,8 @@ export class Agent {
   private readonly errors = new Map<string, string>();
   /** One metadata server per local network, on the host's end of its uplink: the address it is reached on tells the network. */
   private readonly metadata = new Map<string, { address: string; server: MetadataServer }>();
+  /** The VPN peers on the mesh interface: added only after the network apply that fences them succeeded. */
+  private meshClients: MeshClient[] | undefined;
   private running = false;
   private abort = new AbortController();
   private timers: NodeJS.Timeout[] = [];
@@ -124,12 +127,21 @@ export class Agent {
 
   /** Brings the host to `desired`; true when it had to do anything. */
   async reconcile(desired: NodeDesired): Promise<boolean> {
-    await this.applyMesh(desired);
+    // The mesh first (networks ride on it), with the VPN peers that are already fenced in (after
+    // a restart, those the host's rules, which outlive the agent, already fence: the desired ones,
+    // so a restart does not cut laptops off)...
+    await this.applyMesh(desired, (this.meshClients ??= vpnClients(desired)));
     const observed = await this.opts.driver.list();
     const live = desired.vms.filter((v) => v.power !== 'deleted');
     // Taps must exist before QEMU opens them and outlive the VMs being destroyed this pass.
     const keep = new Set([...live.map((v) => v.id), ...observed.map((o) => o.id)]);
     await this.applyNetwork(desired, desired.vms.filter((v) => keep.has(v.id)));
+    // ...and new peers only once the network's rules (which fence them) are in place.
+    const clients = vpnClients(desired);
+    if (JSON.stringify(clients) !== JSON.stringify(this.meshClients)) {
+      await this.applyMesh(desired, clients);
+      this.meshClients = clients;
+    }
     const ops = plan(desired.vms, observed, this.state.applied);
     for (const op of ops) await this.apply(op);
     // A VM that never came up has nothing on the host to destroy: just forget it.
@@ -187,10 +199,9 @@ export class Agent {
    * The mesh first: networks ride on it. A failure is logged, not thrown: local VMs and
    * networks still converge, and the next watch or timeout tries again.
    */
-  private async applyMesh(desired: NodeDesired): Promise<void> {
+  private async applyMesh(desired: NodeDesired, clients: readonly MeshClient[]): Promise<void> {
     if (!this.opts.mesh || !desired.mesh) return;
     try {
-      const clients = desired.networks.flatMap((n) => (n.vpn?.peers ?? []).map((p) => ({ name: p.name, network: n.name, publicKey: p.publicKey, address: p.ip })));
       await this.opts.mesh.host.apply(desired.mesh, clients);
     } catch (e) {
       this.log(`mesh: ${String(e)}`);
@@ -216,8 +227,12 @@ export class Agent {
       remoteNames: n.remotes.flatMap((r) => r.vms.map((v) => ({ ip: v.ip, hostname: v.name }))),
       ...(n.vpn && this.opts.mesh?.iface && desired.mesh ? { vpn: vpnOf(n, n.vpn, this.opts.mesh.iface) } : {}),
     }));
-    await this.opts.network.apply(nets);
-    if (this.opts.metadataPort !== undefined) await this.syncMetadata(nets);
+    try {
+      await this.opts.network.apply(nets);
+    } finally {
+      // Networks that did apply get their metadata server even when another failed.
+      if (this.opts.metadataPort !== undefined) await this.syncMetadata(nets);
+    }
   }
 
   /** A metadata server on each network's uplink address (which exists once the network is applied); none for networks gone. */
@@ -329,4 +344,9 @@ function meshReport(m: NonNullable<AgentOptions['mesh']>): MeshReport {
 /** The VPN router of a network this node is the VPN gateway of (see LinuxNetworkHost.ensureVpn). */
 function vpnOf(n: DesiredNetwork, vpn: NonNullable<DesiredNetwork['vpn']>, meshIface: string): LocalVpn {
   return { ...vpnDevices(n.name), address: vpn.address, mac: vpn.mac, peers: vpn.peers.map((p) => p.ip), mesh: meshIface, table: VPN_TABLE_BASE + n.vni };
+}
+
+/** The VPN peers of the networks this node is the VPN gateway of: peers of its mesh interface. */
+function vpnClients(desired: NodeDesired): MeshClient[] {
+  return desired.networks.flatMap((n) => (n.vpn?.peers ?? []).map((p) => ({ name: p.name, network: n.name, publicKey: p.publicKey, address: p.ip })));
 }

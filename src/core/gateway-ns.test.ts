@@ -6,7 +6,7 @@ test('each network gets its own /30 uplink from its VNI, the same on every node'
   assert.deepEqual(uplinkOf(100), { root: '100.126.0.1', ns: '100.126.0.2' });
   assert.deepEqual(uplinkOf(101), { root: '100.126.0.5', ns: '100.126.0.6' });
   assert.deepEqual(uplinkOf(100 + 16383), { root: '100.126.255.253', ns: '100.126.255.254' });
-  assert.deepEqual(gatewayDevices('lan', 101), { gatewayPort: 'btglan', uplink: { device: 'btulan', root: '100.126.0.5', ns: '100.126.0.6', table: 30101 } });
+  assert.deepEqual(gatewayDevices('lan', 101), { gatewayPort: 'btglan', uplink: { device: 'btulan', root: '100.126.0.5', ns: '100.126.0.6', table: 536871013 } });
 });
 
 test("renders the gateway namespace's ruleset (golden): metadata forwarded with the guest's address, NAT egress", () => {

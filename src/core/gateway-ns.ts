@@ -15,8 +15,8 @@ import { bridgeName } from './vm-spec.ts';
 export const GATEWAY_IF = 'gw0';
 export const UPLINK_IF = 'up0';
 
-/** Routing tables for replies from the host to a network (metadata answers): this plus the VNI. */
-export const UPLINK_TABLE_BASE = 30000;
+/** Routing tables for replies from the host to a network (metadata answers): this plus the VNI (< 2^24). */
+export const UPLINK_TABLE_BASE = 0x20000000;
 
 export interface UplinkAddresses {
   /** The host's end: the metadata server listens here, one per network. */

@@ -30,9 +30,10 @@ table inet butter {
 	chain forward {
 		type filter hook forward priority filter; policy accept;
 		iifname "bt-web" oifname "bt-web" accept
-		iifname "btuweb" accept
 		oifname { "btuweb" } ct state established,related accept
 		oifname { "bt-web", "btuweb" } drop
+		iifname { "btuweb" } ip daddr { 100.127.0.0/16, 100.126.0.0/16 } drop
+		iifname "btuweb" accept
 		iifname { "bt-web", "btuweb" } drop
 	}
 	chain postrouting {
@@ -80,4 +81,22 @@ test('rejects names and addresses that would inject into the ruleset', () => {
   assert.throws(() => renderNftRuleset([{ ...web, bridge: 'x" accept' }], O), /interface name/);
   assert.throws(() => renderNftRuleset([{ ...web, ports: [{ tap: 't', mac: 'zz', ip: '10.231.0.2' }] }], O), /MAC/);
   assert.throws(() => renderNftRuleset([{ ...web, gateway: '10.231.0.256' }], O), /IPv4/);
+});
+
+test('nothing is routed into another network, the mesh or the uplinks before egress is accepted; the mesh is fenced', () => {
+  const other: NftNetwork = { ...web, bridge: 'bt-other', cidr: '10.232.0.0/24', gateway: '10.232.0.1', ports: [], uplink: { device: 'btuother', root: '100.126.0.9', ns: '100.126.0.10' } };
+  const text = renderNftRuleset([web, other], { metadataPort: 80, mesh: 'btwg0' });
+  const forward = text.slice(text.indexOf('chain forward'), text.indexOf('chain postrouting'));
+  const at = (rule: string) => {
+    const i = forward.indexOf(rule);
+    assert.ok(i >= 0, `${rule} in\n${forward}`);
+    return i;
+  };
+  // A NAT network's egress accept comes after the drops into any network, the mesh and the uplinks.
+  const egress = at('iifname "btuweb" accept');
+  assert.ok(at('oifname { "bt-web", "bt-other", "btuweb", "btuother" } drop') < egress);
+  assert.ok(at('ip daddr { 100.127.0.0/16, 100.126.0.0/16 } drop') < egress);
+  assert.ok(at('iifname { "btuweb", "btuother" } oifname "btwg0" drop') < egress);
+  const input = text.slice(text.indexOf('chain input'), text.indexOf('chain forward'));
+  assert.ok(input.includes('iifname "btwg0" ip saddr != 100.127.0.0/16 drop'), input);
 });

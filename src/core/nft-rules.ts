@@ -13,7 +13,7 @@
  *   so ARP for those and DHCP never cross to other nodes.
  */
 
-import { MESH_CIDR } from './ipv4.ts';
+import { MESH_CIDR, UPLINK_CIDR } from './ipv4.ts';
 
 /** What the rules need of a network (a `LocalNetwork` fits). */
 export interface NftNetwork {
@@ -24,6 +24,8 @@ export interface NftNetwork {
   ports: readonly NftPort[];
   /** The network's VXLAN port, when it spans nodes. */
   overlay?: { device: string } | undefined;
+  /** Its namespace's dnsmasq forwards queries upstream (through the host). */
+  dnsForward?: boolean;
   /** The host's link to the network's gateway namespace (core/gateway-ns.ts). */
   uplink: { device: string; root: string; ns: string };
   /** The network's VPN router, on its VPN gateway node (see agent/host/network.ts `LocalVpn`). */
@@ -48,10 +50,12 @@ export function renderNftDelete(): string {
 export interface NftOptions {
   /** Where the host's metadata server listens on each uplink. */
   metadataPort: number;
+  /** The WireGuard mesh interface, when this node is in the mesh. */
+  mesh?: string;
 }
 
 export function renderNftRuleset(networks: readonly NftNetwork[], o: NftOptions): string {
-  for (const n of networks) validate(n);
+  for (const n of networks) validate(n, o);
   return [renderNftDelete(), renderInet(networks, o), renderBridge(networks)].join('\n');
 }
 
@@ -59,48 +63,51 @@ function renderInet(networks: readonly NftNetwork[], o: NftOptions): string {
   const input: string[] = [];
   const forward: string[] = [];
   const postrouting: string[] = [];
+  const bridges = networks.map((n) => q(n.bridge));
+  const uplinks = networks.map((n) => q(n.uplink.device));
+  const routers = networks.flatMap((n) => (n.vpn ? [q(n.vpn.router)] : []));
+  const ours = [...bridges, ...uplinks, ...routers];
 
   // VPN peers arrive on the mesh interface: only to their own network, by its router port
   // (DNS included: the gateway is in the network); never to the host, the mesh or another
-  // network. Router and mesh are neither bridges nor uplinks, so these rules and those below
-  // never match the same packet.
-  const meshes = new Set<string>();
+  // network. The router port forwards only to its peers.
   for (const n of networks) {
     if (!n.vpn || n.vpn.peers.length === 0) continue;
-    const v = n.vpn;
-    const mesh = q(v.mesh);
-    const peers = `{ ${v.peers.join(', ')} }`;
-    meshes.add(mesh);
-    forward.push(`iifname ${mesh} ip saddr ${peers} oifname ${q(v.router)} ip daddr ${n.cidr} accept`, `iifname ${q(v.router)} oifname ${mesh} ip daddr ${peers} accept`);
+    const mesh = q(n.vpn.mesh);
+    const peers = `{ ${n.vpn.peers.join(', ')} }`;
+    forward.push(`iifname ${mesh} ip saddr ${peers} oifname ${q(n.vpn.router)} ip daddr ${n.cidr} accept`, `iifname ${q(n.vpn.router)} oifname ${mesh} ip daddr ${peers} accept`);
   }
-  for (const n of networks) if (n.vpn) forward.push(`iifname ${q(n.vpn.router)} drop`);
-  // Nodes' own traffic on the mesh comes from mesh addresses (WireGuard enforces each node's).
-  for (const mesh of meshes) {
-    input.push(`iifname ${mesh} ip saddr != ${MESH_CIDR} drop`);
-    forward.push(`iifname ${mesh} ip saddr != ${MESH_CIDR} drop`);
+  // The mesh carries nodes' own traffic, from mesh addresses (WireGuard enforces each node's);
+  // fenced whether or not VPN peers exist yet, so a peer is never unfenced for a moment.
+  if (o.mesh) {
+    input.push(`iifname ${q(o.mesh)} ip saddr != ${MESH_CIDR} drop`);
+    forward.push(`iifname ${q(o.mesh)} ip saddr != ${MESH_CIDR} drop`);
   }
 
-  const bridges = networks.map((n) => q(n.bridge));
-  const uplinks = networks.map((n) => q(n.uplink.device));
   for (const n of networks) {
-    const up = q(n.uplink.device);
     // From a gateway namespace, the host offers the metadata server on its end of the link.
-    input.push(`iifname ${up} ip daddr ${n.uplink.root} tcp dport ${o.metadataPort} accept`);
+    input.push(`iifname ${q(n.uplink.device)} ip daddr ${n.uplink.root} tcp dport ${o.metadataPort} accept`);
     // With br_netfilter loaded, bridged frames between the ports of one network show up here.
     forward.push(`iifname ${q(n.bridge)} oifname ${q(n.bridge)} accept`);
-    if (n.nat) {
-      forward.push(`iifname ${up} accept`);
-      postrouting.push(`ip saddr ${n.uplink.ns} oifname != ${up} masquerade`);
-    }
   }
   if (networks.length > 0) {
-    const all = `{ ${[...bridges, ...uplinks].join(', ')} }`;
-    // The host takes no part in any network: nothing from a bridge or a namespace reaches
-    // it but the metadata above and answers, and nothing is routed between networks, or into one.
-    // Answers to the host's own connections into a network (see LinuxNetworkHost.routeHost).
+    const all = `{ ${ours.join(', ')} }`;
+    // The host takes no part in any network: nothing from a bridge, a namespace or a router
+    // reaches it but the metadata above and answers to its own connections (routeHost).
     input.push(`iifname { ${uplinks.join(', ')} } ct state established,related accept`, `iifname ${all} drop`);
-    forward.push(`oifname { ${uplinks.join(', ')} } ct state established,related accept`, `oifname ${all} drop`, `iifname ${all} drop`);
+    // Nothing is routed into a network (or between networks, or into the mesh) but answers;
+    // these drops come before any egress accept.
+    forward.push(`oifname { ${uplinks.join(', ')} } ct state established,related accept`, `oifname ${all} drop`, `iifname { ${uplinks.join(', ')} } ip daddr { ${MESH_CIDR}, ${UPLINK_CIDR} } drop`);
+    if (o.mesh) forward.push(`iifname { ${uplinks.join(', ')} } oifname ${q(o.mesh)} drop`);
   }
+  for (const n of networks) {
+    const up = q(n.uplink.device);
+    // Egress: everything with NAT; without, only the namespace's dnsmasq asking upstream.
+    if (n.nat) forward.push(`iifname ${up} accept`);
+    else if (n.dnsForward) forward.push(`iifname ${up} ip saddr ${n.uplink.ns} meta l4proto { tcp, udp } th dport 53 accept`);
+    if (n.nat || n.dnsForward) postrouting.push(`ip saddr ${n.uplink.ns} oifname != ${up} masquerade`);
+  }
+  if (networks.length > 0) forward.push(`iifname { ${ours.join(', ')} } drop`);
 
   return [
     'table inet butter {',
@@ -170,7 +177,8 @@ function portChain(tap: string): string {
   return `port_${tap.replace(/[^A-Za-z0-9]/g, (c) => `_${c.charCodeAt(0).toString(16)}`)}`;
 }
 
-function validate(n: NftNetwork): void {
+function validate(n: NftNetwork, o: NftOptions): void {
+  if (o.mesh) checkIfName(o.mesh);
   checkIfName(n.bridge);
   checkIfName(n.uplink.device);
   checkIpv4(n.uplink.root);

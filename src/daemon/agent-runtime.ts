@@ -70,7 +70,7 @@ export async function buildAgent(o: AgentRuntimeOptions): Promise<Agent> {
     stateDir,
     driver: new QemuDriver({ exec, stateDir, accel: accel.accel, log }),
     ...(mesh ? { mesh } : {}),
-    network: new LinuxNetworkHost({ exec, stateDir: dnsmasqDir(stateDir), log, netnsPrefix: netnsPrefixOf(stateDir), metadataPort: o.metadataPort ?? 80 }),
+    network: new LinuxNetworkHost({ exec, stateDir: dnsmasqDir(stateDir), log, netnsPrefix: netnsPrefixOf(stateDir), metadataPort: o.metadataPort ?? 80, ...(o.mesh ? { meshInterface: o.mesh.iface } : {}) }),
     accel,
     noEgress: o.noEgress,
     metadataPort: o.metadataPort ?? 80,

@@ -131,9 +131,10 @@ export class Vms {
   }
 
   /**
-   * Addresses in use per network, cached like the scheduler's view: creates add theirs as
-   * they insert; any write that may free one (it does not preserve the schedule) reloads them. The
-   * UNIQUE (network, ip) constraint stays the real guard.
+   * Addresses in use per network (VM NICs, VPN peers, routers), cached like the scheduler's
+   * view: creates add theirs as they insert; any write that may free one (it does not preserve
+   * the schedule) reloads them. UNIQUE (network, ip) on vms and on vm_nics guard each table;
+   * across tables the book is the guard, and every write to it runs in the store's one writer.
    */
   private addresses: { gen: number; used: Map<string, { used: Set<string>; next?: string }> } | undefined;
 

@@ -97,14 +97,16 @@ function networkRow(db: Tx['db'], name: string): NetworkRow {
 }
 
 /**
- * The network's gateway node: the one it has, else a ready mesh node, preferring one with an
- * endpoint (a laptop must reach it), then the one running most of the network's VMs (their
- * traffic to peers then stays on the node).
+ * The network's gateway node: the one it has (or a refusal, if that one left the mesh), else a
+ * ready mesh node, preferring one with an endpoint (a laptop must reach it), then the one
+ * running most of the network's VMs (their traffic to peers then stays on the node).
  */
 function gatewayFor(tx: Tx, net: NetworkRow): NodeRow {
   if (net.vpn_node) {
     const cur = tx.db.prepare(`SELECT * FROM nodes WHERE name = ? AND wg_public_key IS NOT NULL AND mesh_ip IS NOT NULL`).get(net.vpn_node) as NodeRow | undefined;
-    if (cur) return cur;
+    // Never moved quietly: the existing peers' files name this node's key and endpoint.
+    if (!cur) throw new ApiError('conflict', `network ${net.name}'s VPN gateway ${net.vpn_node} is not in the mesh; bring it back, or revoke the network's peers first`, 'network');
+    return cur;
   }
   const row = tx.db
     .prepare(

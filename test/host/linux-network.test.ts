@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SystemExec, type Exec, type ExecOptions, type ExecResult } from '../../src/agent/host/exec.ts';
 import { LinuxNetworkHost, gatewayMac } from '../../src/agent/host/linux-network.ts';
-import { uplinkOf } from '../../src/core/gateway-ns.ts';
+import { UPLINK_TABLE_BASE, uplinkOf } from '../../src/core/gateway-ns.ts';
 import { NetnsExec } from '../../src/agent/host/netns-exec.ts';
 import type { LocalNetwork } from '../../src/agent/host/network.ts';
 
@@ -40,7 +40,7 @@ const GW = `bt-gw-${id}-`;
 
 /** A network's host-side gateway devices, unique to this run (names are host-wide in a namespace). */
 function gatewayOf(tag: string, vni: number): Pick<LocalNetwork, 'gatewayPort' | 'uplink'> {
-  return { gatewayPort: `bg${tag}${id}`, uplink: { device: `bu${tag}${id}`, ...uplinkOf(vni), table: 30000 + vni } };
+  return { gatewayPort: `bg${tag}${id}`, uplink: { device: `bu${tag}${id}`, ...uplinkOf(vni), table: UPLINK_TABLE_BASE + vni } };
 }
 
 const canRun = process.getuid?.() === 0 && existsSync('/usr/sbin/dnsmasq');
@@ -241,7 +241,7 @@ test('a second identical apply runs only read-only commands', { skip: !canRun &&
   const pid = dnsmasqPid();
   spy.lines = [];
   await host.apply([net([guestPort, tapPort])]);
-  assert.deepEqual(spy.lines, ['nft list tables', 'ip -j -d addr show', 'ip -j netns list', `ip -n ${GW}test -j -d addr show`, `ip -n ${GW}test -j route show default`, 'ip -j route show table 30101', 'ip -j rule show', 'ip -j route show proto 98']);
+  assert.deepEqual(spy.lines, ['nft list tables', 'ip -j -d addr show', 'ip -j netns list', `ip -n ${GW}test -j -d addr show`, `ip -n ${GW}test -j route show default`, `ip -j route show table ${UPLINK_TABLE_BASE + 101}`, 'ip -j rule show', 'ip -j route show proto 98']);
   assert.equal(dnsmasqPid(), pid);
 });
 
@@ -344,5 +344,5 @@ test('teardown leaves no bridge, tap, namespace, dnsmasq, tables or state', { sk
   assert.doesNotMatch((await inNs('nft', 'list', 'tables')).stdout, /butter/);
   assert.equal(existsSync(join(stateDir, 'net')), false);
   assert.deepEqual(readdirSync('/run/netns').filter((n) => n.startsWith(GW)), []);
-  assert.doesNotMatch((await inNs('ip', 'rule')).stdout, /lookup 30\d{3}/);
+  assert.doesNotMatch((await inNs('ip', 'rule')).stdout, new RegExp(`lookup ${UPLINK_TABLE_BASE + 101}`));
 });

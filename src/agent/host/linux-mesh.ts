@@ -75,19 +75,6 @@ export class LinuxMeshHost implements MeshHost {
       await this.o.exec.run('ip', ['link', 'set', this.o.iface, 'mtu', String(mesh.mtu), 'up']);
       this.lastLink = link;
     }
-    await this.routeClients(clients);
-  }
-
-  /**
-   * A route per VPN peer into the interface (as wg-quick adds for AllowedIPs): the host's own
-   * answers to a peer (DNS) leave through the tunnel. Ours carry `proto static`; others are left alone.
-   */
-  private async routeClients(clients: readonly MeshClient[]): Promise<void> {
-    const want = new Set(clients.map((c) => c.address));
-    const out = (await this.o.exec.run('ip', ['-j', 'route', 'show', 'dev', this.o.iface, 'proto', 'static'])).stdout.trim();
-    const have = new Set(((out ? JSON.parse(out) : []) as { dst: string }[]).map((r) => r.dst.replace(/\/32$/, '')));
-    for (const ip of have) if (!want.has(ip)) await this.o.exec.run('ip', ['route', 'del', `${ip}/32`, 'dev', this.o.iface, 'proto', 'static'], { allowFail: true });
-    for (const ip of want) if (!have.has(ip)) await this.o.exec.run('ip', ['route', 'replace', `${ip}/32`, 'dev', this.o.iface, 'proto', 'static']);
   }
 
   /** True when it had to create the interface. */

@@ -112,7 +112,7 @@ beforeEach(() => {
     if (line === `kill -TERM ${PID}`) rmSync(join(proc, String(PID)), { recursive: true, force: true });
     return {};
   });
-  host = new LinuxNetworkHost({ exec, stateDir: join(dir, 'state'), procDir: proc, netnsPrefix: 'butter-' });
+  host = new LinuxNetworkHost({ exec, stateDir: join(dir, 'state'), procDir: proc, netnsPrefix: 'butter-', meshInterface: 'btwg0' });
 });
 
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
@@ -137,9 +137,9 @@ function converged(net: LocalNetwork = web): void {
 }
 
 const HOST_ROUTES = 'ip -j route show proto 98';
-const READS = new Set(['ip -j -d addr show', 'nft list tables', 'sysctl -n net.ipv4.ip_forward', 'ip -j netns list', `ip -n ${NS} -j -d addr show`, `ip -n ${NS} -j route show default`, 'ip -j route show table 30101', 'ip -j rule show', HOST_ROUTES]);
+const READS = new Set(['ip -j -d addr show', 'nft list tables', 'sysctl -n net.ipv4.ip_forward', 'ip -j netns list', `ip -n ${NS} -j -d addr show`, `ip -n ${NS} -j route show default`, 'ip -j route show table 536871013', 'ip -j rule show', HOST_ROUTES]);
 /** What every apply of `web` reads, converged or not. */
-const READ_WEB = ['ip -j -d addr show', 'ip -j netns list', `ip -n ${NS} -j -d addr show`, `ip -n ${NS} -j route show default`, 'ip -j route show table 30101'];
+const READ_WEB = ['ip -j -d addr show', 'ip -j netns list', `ip -n ${NS} -j -d addr show`, `ip -n ${NS} -j route show default`, 'ip -j route show table 536871013'];
 
 test('first apply of one network with one port: golden commands', async () => {
   await host.apply([web]);
@@ -172,14 +172,14 @@ test('first apply of one network with one port: golden commands', async () => {
     'ip -n butter-web -j route show default',
     'ip -n butter-web route replace default via 100.126.0.5 dev up0',
     // The host's metadata answers go back up the uplink.
-    'ip -j route show table 30101',
-    'ip route replace default via 100.126.0.6 dev btuweb table 30101',
+    'ip -j route show table 536871013',
+    'ip route replace default via 100.126.0.6 dev btuweb table 536871013',
     'ip netns exec butter-web nft -f -',
     'ip tuntap add dev bt-web-1 mode tap',
     'ip link set dev bt-web-1 mtu 1450 master bt-web up',
     `ip netns exec butter-web dnsmasq --conf-file=${conf}`,
     'ip -j rule show',
-    'ip rule add priority 1001 from 100.126.0.5/32 lookup 30101',
+    'ip rule add priority 1001 from 100.126.0.5/32 lookup 536871013',
     // The host reaches the VMs through the namespace (no other network here shares the CIDR).
     HOST_ROUTES,
     'ip route replace 10.231.0.0/24 via 100.126.0.6 dev btuweb proto 98',
@@ -229,7 +229,7 @@ test('a changed config restarts dnsmasq; a changed MTU reaches bridge and taps',
     'ip link set dev btgweb mtu 1400',
     `ip -n ${NS} link set dev gw0 mtu 1400`,
     `ip -n ${NS} -j route show default`,
-    'ip -j route show table 30101',
+    'ip -j route show table 536871013',
     'ip link set dev bt-web-1 mtu 1400',
     `kill -TERM ${PID}`,
     `ip netns exec ${NS} dnsmasq --conf-file=${conf}`,
@@ -269,8 +269,8 @@ test('a port removed from the input deletes its tap; a removed network is torn d
     'ip link del btuweb',
     'ip link del bt-web',
     'ip -j rule show',
-    'ip rule del priority 1001 from 100.126.0.5/32 lookup 30101',
-    'ip route flush table 30101',
+    'ip rule del priority 1001 from 100.126.0.5/32 lookup 536871013',
+    'ip route flush table 536871013',
     HOST_ROUTES,
     'ip route del 10.231.0.0/24 proto 98',
   ]);
@@ -318,8 +318,8 @@ test('teardown stops dnsmasq, deletes our namespaces, links, rules, tables and s
     'ip link del btuweb',
     'ip link del bt-web',
     'ip -j rule show',
-    'ip rule del priority 1001 from 100.126.0.5/32 lookup 30101',
-    'ip route flush table 30101',
+    'ip rule del priority 1001 from 100.126.0.5/32 lookup 536871013',
+    'ip route flush table 536871013',
     'nft -f -',
   ]);
   assert.equal(exec.calls.at(-1)!.input, 'table inet butter\ndelete table inet butter\ntable bridge butter\ndelete table bridge butter\n');
@@ -365,7 +365,7 @@ test('a network spanning nodes: VXLAN port on the bridge, forwarding entries, re
 });
 
 test('the VPN gateway: router veth with proxy ARP, its own table and rules, peers only (golden)', async () => {
-  const vpn = { router: 'btrweb', port: 'btpweb', address: '10.231.0.2', mac: '02:aa:bb:cc:dd:ee', peers: ['10.231.0.3'], mesh: 'btwg0', table: 20101 };
+  const vpn = { router: 'btrweb', port: 'btpweb', address: '10.231.0.2', mac: '02:aa:bb:cc:dd:ee', peers: ['10.231.0.3'], mesh: 'btwg0', table: 268435557 };
   await host.apply([{ ...web, vpn }]);
   const lines = exec.lines();
   const at = lines.indexOf('ip link add btrweb type veth peer name btpweb');
@@ -378,30 +378,32 @@ test('the VPN gateway: router veth with proxy ARP, its own table and rules, peer
     'ip link set dev btrweb address 02:aa:bb:cc:dd:ee mtu 1450 up',
     'ip link set dev btpweb mtu 1450 master bt-web up',
     'ip addr add 10.231.0.2/24 dev btrweb noprefixroute',
-    'ip -j route show table 20101',
-    'ip route replace 10.231.0.0/24 dev btrweb src 10.231.0.2 table 20101',
-    'ip route replace blackhole default table 20101',
-    'ip route replace 10.231.0.3/32 dev btwg0 table 20101',
+    'ip -j route show table 268435557',
+    'ip route replace 10.231.0.0/24 dev btrweb src 10.231.0.2 table 268435557',
+    'ip route replace blackhole default table 268435557',
+    'ip route replace 10.231.0.3/32 dev btwg0 table 268435557',
   ]);
   // Per peer (not per CIDR): networks on one gateway may share a CIDR.
   assert.deepEqual(lines.slice(-6, -2), [
     'ip -j rule show',
-    'ip rule add priority 1001 from 100.126.0.5/32 lookup 30101',
-    'ip rule add priority 1000 iif btrweb lookup 20101',
-    'ip rule add priority 1000 iif btwg0 from 10.231.0.3/32 lookup 20101',
+    'ip rule add priority 1001 from 100.126.0.5/32 lookup 536871013',
+    'ip rule add priority 1000 iif btrweb lookup 268435557',
+    'ip rule add priority 1000 iif btwg0 from 10.231.0.3/32 lookup 268435557',
   ]);
   const nft = exec.calls[0]!.input!;
   // Peers reach their network through its router port (its DNS too); nothing of the host or the mesh.
   assert.match(nft, /iifname "btwg0" ip saddr \{ 10\.231\.0\.3 \} oifname "btrweb" ip daddr 10\.231\.0\.0\/24 accept/);
   assert.match(nft, /iifname "btwg0" ip saddr != 100\.127\.0\.0\/16 drop/);
-  assert.match(nft, /iifname "btrweb" drop/);
+  // Nothing from the router port reaches the host or goes anywhere but to the peers.
+  const chainOf = (name: string) => nft.slice(nft.indexOf(`chain ${name} {`), nft.indexOf('\t}', nft.indexOf(`chain ${name} {`)));
+  for (const name of ['input', 'forward']) assert.ok(chainOf(name).includes('iifname { "bt-web", "btuweb", "btrweb" } drop'), chainOf(name));
 
   // Revoked (no VPN): the rules go, the table is flushed, the veth deleted.
   converged(web);
   rules = [
     ...rules,
-    { priority: 1000, iif: 'btwg0', src: '10.231.0.3', srclen: 32, table: '20101' },
-    { priority: 1000, iif: 'btrweb', table: '20101' },
+    { priority: 1000, iif: 'btwg0', src: '10.231.0.3', srclen: 32, table: '268435557' },
+    { priority: 1000, iif: 'btrweb', table: '268435557' },
     { priority: 32766, src: 'all', table: 'main' },
   ];
   links = [...links, { ifname: 'btrweb', flags: ['UP'], mtu: 1450, address: vpn.mac, linkinfo: { info_kind: 'veth' }, addr_info: [] }, { ifname: 'btpweb', flags: ['UP'], mtu: 1450, master: 'bt-web', address: '02:00:00:00:00:09', linkinfo: { info_kind: 'veth' }, addr_info: [] }];
@@ -409,6 +411,6 @@ test('the VPN gateway: router veth with proxy ARP, its own table and rules, peer
   await host.apply([web]);
   assert.deepEqual(
     exec.lines().filter((l) => /veth|rule|table 2|btr|btp/.test(l)),
-    ['ip link del btrweb', 'ip link del btpweb', 'ip -j rule show', 'ip rule del priority 1000 iif btwg0 from 10.231.0.3/32 lookup 20101', 'ip rule del priority 1000 iif btrweb lookup 20101', 'ip route flush table 20101'],
+    ['ip link del btrweb', 'ip link del btpweb', 'ip -j rule show', 'ip rule del priority 1000 iif btwg0 from 10.231.0.3/32 lookup 268435557', 'ip rule del priority 1000 iif btrweb lookup 268435557', 'ip route flush table 268435557'],
   );
 });

@@ -35,6 +35,8 @@ export interface LinuxNetworkHostOptions {
   netnsPrefix?: string;
   /** Where the host's metadata server listens on each uplink (guests' port 80 is forwarded there). */
   metadataPort?: number;
+  /** The node's WireGuard mesh interface, if any: fenced to mesh addresses (VPN peers aside). */
+  meshInterface?: string;
 }
 
 /** What `ip -j -d addr show` tells us about one interface. */
@@ -71,6 +73,7 @@ export class LinuxNetworkHost implements NetworkHost {
   private readonly prefix: string;
   private readonly netnsPrefix: string;
   private readonly metadataPort: number;
+  private readonly meshInterface: string | undefined;
   /** The ruleset text last loaded, so an unchanged ruleset is not reloaded. */
   private lastNft?: string;
   /** The same, per gateway namespace. */
@@ -91,6 +94,7 @@ export class LinuxNetworkHost implements NetworkHost {
     // Absolute: the paths end up in dnsmasq's config, which it reads from its own cwd.
     this.dnsmasq = new DnsmasqProcesses({ exec: opts.exec, stateDir: resolve(opts.stateDir), procDir: opts.procDir ?? '/proc', bin: opts.dnsmasqBin ?? 'dnsmasq', log: this.log });
     this.metadataPort = opts.metadataPort ?? 80;
+    this.meshInterface = opts.meshInterface;
   }
 
   /** The gateway namespace of a network on this host. */
@@ -115,7 +119,7 @@ export class LinuxNetworkHost implements NetworkHost {
   private async doApply(networks: readonly LocalNetwork[]): Promise<void> {
     // Render and validate everything first: bad input changes nothing on the host.
     checkUnique(networks);
-    const ruleset = renderNftRuleset(networks, { metadataPort: this.metadataPort });
+    const ruleset = renderNftRuleset(networks, { metadataPort: this.metadataPort, ...(this.meshInterface ? { mesh: this.meshInterface } : {}) });
     const plans = networks.map((net) => this.plan(net));
 
     // Firewall first: rules match interfaces by name, so they can exist before the taps,
@@ -126,18 +130,22 @@ export class LinuxNetworkHost implements NetworkHost {
     const links = await this.readLinks();
     const namespaces = await this.readNamespaces();
     const errors: unknown[] = [];
-    const applied: LocalNetwork[] = [];
+    // Networks this apply tried to create and rolled back: they get no routing rules. A network
+    // that existed keeps its own even when this apply failed on it.
+    const rolledBack = new Set<string>();
     for (const plan of plans) {
       // One broken network must not stop the others from converging.
+      const existed = namespaces.has(this.netnsOf(plan.net.name));
       try {
         await this.applyNetwork(plan, links, namespaces);
-        applied.push(plan.net);
       } catch (err) {
         errors.push(err);
+        if (!existed) rolledBack.add(plan.net.name);
       }
     }
-    await this.collectGarbage(networks, links, namespaces, applied);
-    await this.routing.routeHost(applied);
+    const standing = networks.filter((n) => !rolledBack.has(n.name));
+    await this.collectGarbage(networks, links, namespaces, standing);
+    await this.routing.routeHost(standing);
     if (errors.length === 1) throw errors[0];
     if (errors.length > 1) throw new AggregateError(errors, `${errors.length} networks failed to apply`);
   }
@@ -416,8 +424,8 @@ export class LinuxNetworkHost implements NetworkHost {
 
   // --- garbage collection and teardown ---
 
-  /** `applied`: the networks this apply made whole; only theirs get routing rules (a failed one was rolled back). */
-  private async collectGarbage(networks: readonly LocalNetwork[], links: Links, namespaces: Set<string>, applied: readonly LocalNetwork[]): Promise<void> {
+  /** `standing`: the networks that exist after this apply (not rolled back); only theirs get routing rules. */
+  private async collectGarbage(networks: readonly LocalNetwork[], links: Links, namespaces: Set<string>, standing: readonly LocalNetwork[]): Promise<void> {
     const names = new Set(networks.map((n) => n.name));
     for (const name of await this.dnsmasq.known()) if (!names.has(name)) await this.dnsmasq.remove(name);
     const nsWanted = new Set(networks.map((n) => this.netnsOf(n.name)));
@@ -434,7 +442,7 @@ export class LinuxNetworkHost implements NetworkHost {
     );
     // Host ends of a deleted namespace's veths went with it: deleting them again may fail (see deleteOurLinks).
     await this.deleteOurLinks(links, (name) => !keep.has(name));
-    await this.routing.collectRules(applied.flatMap((n) => rulesOf(n)));
+    await this.routing.collectRules(standing.flatMap((n) => rulesOf(n)));
   }
 
   /** Taps and VXLAN ports before bridges: a bridge goes only once nothing of ours hangs off it. */
@@ -519,6 +527,8 @@ function checkUnique(networks: readonly LocalNetwork[]): void {
     once('interface', n.bridge);
     once('interface', n.gatewayPort);
     once('interface', n.uplink.device);
+    // Uplinks come from the VNI modulo 16,384 (core/gateway-ns.ts): two may meet on one host.
+    once('uplink address', n.uplink.root);
     for (const p of n.ports) once('interface', p.tap);
     if (n.overlay) once('interface', n.overlay.device);
     if (n.vpn) {

@@ -5,7 +5,8 @@ import type { MeshClient } from '../../core/wireguard-config.ts';
 export interface MeshHost {
   /**
    * Brings up (or updates) the mesh interface with these peers, and the VPN peers of the
-   * networks this node is the VPN gateway of (each routed to the interface); safe to call again.
+   * networks this node is the VPN gateway of (routed by each network's VPN table, not here);
+   * safe to call again.
    */
   apply(mesh: DesiredMesh, clients?: readonly MeshClient[]): Promise<void>;
   /** Removes the interface (and, for wireguard-go, its process). */

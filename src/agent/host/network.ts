@@ -60,8 +60,11 @@ export interface LocalVpn {
   table: number;
 }
 
-/** VPN routing tables are this plus the network's VNI: one per network, the same on every node. */
-export const VPN_TABLE_BASE = 20000;
+/**
+ * VPN routing tables are this plus the network's VNI: one per network, the same on every node.
+ * VNIs are below 2^24, so this range and the uplinks' (core/gateway-ns.ts) never meet.
+ */
+export const VPN_TABLE_BASE = 0x10000000;
 /** Priority of the VPN routing rules: before the main table (32766). */
 export const VPN_RULE_PRIORITY = 1000;
 /** Priority of the uplink rules (the host's answers to a network's guests). */
