@@ -271,6 +271,15 @@ test('two networks coexist, each with its own gateway namespace and dnsmasq', { 
   const udp = (await inGw('other', 'ss', '-H', '-lnu')).stdout;
   assert.match(udp, /10\.232\.0\.1:53 /);
   assert.doesNotMatch(udp, /10\.231\.0\.1:53 |169\.254\.169\.254:53 /);
+  // The host routes to both (different CIDRs), yet a guest of the NAT network cannot use that
+  // to reach a guest of the other: nothing is routed into a network but answers.
+  assert.match((await inNs('ip', '-4', 'route', 'show', '10.232.0.0/24')).stdout, /via 100\.126\.0\.10 /);
+  await host.apply([net([guestPort]), { ...other, ports: [{ tap: VETH2_HOST, mac: GUEST2_MAC, ip: '10.232.0.20', hostname: 'o1' }] }]);
+  await inGuest2(['ip', 'addr', 'add', '10.232.0.20/24', 'dev', VETH2_GUEST]);
+  await inGuest2(['ip', 'route', 'replace', 'default', 'via', '10.232.0.1']);
+  assert.equal((await inGuest2(['busybox', 'ping', '-c', '1', '-W', '2', '10.232.0.1'], { allowFail: true })).code, 0, 'other\'s guest is up');
+  assert.notEqual((await inGuest(['busybox', 'ping', '-c', '2', '-W', '1', '10.232.0.20'], { allowFail: true })).code, 0, 'test\'s guest cannot reach other\'s');
+  await inGuest2(['ip', 'addr', 'flush', 'dev', VETH2_GUEST]);
 
   await host.apply([net([guestPort])]);
   assert.equal((await links()).some((l) => l.ifname === OTHER_BRIDGE), false);
