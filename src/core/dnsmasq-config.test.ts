@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { renderDhcpHosts, renderDnsHosts, renderDnsmasqConf, type DnsmasqNetwork } from './dnsmasq-config.ts';
+import { renderDhcpHosts, renderDnsHosts, renderDnsmasqConf, SYSTEMD_RESOLV, upstreamResolvFile, type DnsmasqNetwork } from './dnsmasq-config.ts';
 
 const net: DnsmasqNetwork = {
   name: 'web',
@@ -107,4 +107,14 @@ test('staleLeases: leases whose MAC/address pair is no longer reserved', async (
   const { staleLeases } = await import('./dnsmasq-config.ts');
   const leases = ['1795330000 52:54:00:aa:aa:aa 10.200.0.2 old *', '1795330000 52:54:00:bb:bb:bb 10.200.0.3 keep 01:52:54:00:bb:bb:bb', 'garbage', ''].join('\n');
   assert.deepEqual(staleLeases(leases, [{ mac: '52:54:00:BB:BB:BB', ip: '10.200.0.3' }, { mac: '52:54:00:cc:cc:cc', ip: '10.200.0.2' }]), [{ mac: '52:54:00:aa:aa:aa', ip: '10.200.0.2' }]);
+});
+
+test('upstreams for a namespaced dnsmasq: systemd-resolved\'s list when the host names only its loopback stub', () => {
+  assert.equal(upstreamResolvFile('nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch lan\n', true), SYSTEMD_RESOLV);
+  assert.equal(upstreamResolvFile('nameserver 127.0.0.53\n', false), undefined);
+  assert.equal(upstreamResolvFile('nameserver 192.0.2.53\nnameserver 127.0.0.1\n', true), undefined);
+  assert.equal(upstreamResolvFile('', true), undefined);
+  const conf = renderDnsmasqConf({ ...net, dnsForward: true, resolvFile: SYSTEMD_RESOLV }, paths);
+  assert.match(conf, /^resolv-file=\/run\/systemd\/resolve\/resolv\.conf$/m);
+  assert.doesNotMatch(renderDnsmasqConf({ ...net, dnsForward: false, resolvFile: SYSTEMD_RESOLV }, paths), /resolv-file/);
 });

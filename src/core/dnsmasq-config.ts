@@ -15,6 +15,8 @@ export interface DnsmasqNetwork {
   gateway: string;
   mtu: number;
   dnsForward: boolean;
+  /** Where the upstream servers are listed, when not /etc/resolv.conf (see upstreamResolvFile). */
+  resolvFile?: string;
 }
 
 /** The fields of a port that become a DHCP reservation (a `LocalPort` fits). */
@@ -94,6 +96,9 @@ export function renderDnsmasqConf(net: DnsmasqNetwork, paths: DnsmasqPaths): str
   ];
   if (!net.dnsForward) {
     lines.push('# dnsForward=false: no upstream servers, so no query ever leaves the host.', 'no-resolv');
+  } else if (net.resolvFile) {
+    checkPath(net.resolvFile);
+    lines.push('# The host\'s own resolver is on its loopback, out of reach of this namespace: its upstreams instead.', `resolv-file=${net.resolvFile}`);
   }
   return lines.join('\n') + '\n';
 }
@@ -182,4 +187,22 @@ export function staleLeases(leaseFile: string, ports: readonly { mac: string; ip
     .filter((f) => f.length >= 3 && /^\d+$/.test(f[0]!))
     .map((f) => ({ mac: f[1]!.toLowerCase(), ip: f[2]! }))
     .filter((l) => !want.has(`${l.mac} ${l.ip}`));
+}
+
+/** systemd-resolved's list of the real upstream servers (its stub at 127.0.0.53 forwards to them). */
+export const SYSTEMD_RESOLV = '/run/systemd/resolve/resolv.conf';
+
+/**
+ * The resolv.conf a network's dnsmasq should forward by. dnsmasq runs in the network's gateway
+ * namespace, whose loopback is its own: a host resolv.conf naming only loopback servers (the
+ * systemd-resolved stub, a local cache) is useless there, so systemd-resolved's upstream list
+ * is used when it exists. Undefined: dnsmasq's default, /etc/resolv.conf.
+ */
+export function upstreamResolvFile(etcResolvConf: string, systemdListExists: boolean): string | undefined {
+  const servers = etcResolvConf
+    .split('\n')
+    .map((l) => /^\s*nameserver\s+(\S+)/.exec(l)?.[1])
+    .filter((x): x is string => x !== undefined);
+  const loopbackOnly = servers.length > 0 && servers.every((ip) => ip.startsWith('127.') || ip === '::1');
+  return loopbackOnly && systemdListExists ? SYSTEMD_RESOLV : undefined;
 }

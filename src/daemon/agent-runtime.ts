@@ -5,7 +5,8 @@
 import { createHash } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { chmodSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { SYSTEMD_RESOLV, upstreamResolvFile } from '../core/dnsmasq-config.ts';
 import { basename, join, resolve } from 'node:path';
 import { Agent, type AgentOptions } from '../agent/agent.ts';
 import { LinuxMeshHost } from '../agent/host/linux-mesh.ts';
@@ -70,7 +71,7 @@ export async function buildAgent(o: AgentRuntimeOptions): Promise<Agent> {
     stateDir,
     driver: new QemuDriver({ exec, stateDir, accel: accel.accel, log }),
     ...(mesh ? { mesh } : {}),
-    network: new LinuxNetworkHost({ exec, stateDir: dnsmasqDir(stateDir), log, netnsPrefix: netnsPrefixOf(stateDir), metadataPort: o.metadataPort ?? 80, ...(o.mesh ? { meshInterface: o.mesh.iface } : {}) }),
+    network: new LinuxNetworkHost({ exec, stateDir: dnsmasqDir(stateDir), log, netnsPrefix: netnsPrefixOf(stateDir), metadataPort: o.metadataPort ?? 80, ...(o.mesh ? { meshInterface: o.mesh.iface } : {}), ...resolvFileOption() }),
     accel,
     noEgress: o.noEgress,
     metadataPort: o.metadataPort ?? 80,
@@ -92,6 +93,18 @@ async function addressOf(host: string): Promise<string | undefined> {
  */
 export function dnsmasqDirPath(stateDir: string): string {
   return join('/run/butter', `agent-${createHash('sha256').update(resolve(stateDir)).digest('hex').slice(0, 12)}`);
+}
+
+/** Where networks' dnsmasq find upstream servers from inside their namespaces (see upstreamResolvFile). */
+function resolvFileOption(): { resolvFile?: string } {
+  let etc = '';
+  try {
+    etc = readFileSync('/etc/resolv.conf', 'utf8');
+  } catch {
+    // none: dnsmasq finds no upstream either way
+  }
+  const file = upstreamResolvFile(etc, existsSync(SYSTEMD_RESOLV));
+  return file ? { resolvFile: file } : {};
 }
 
 /** Gateway namespaces' names are host-wide: this agent's carry its state dir's hash (as its /run dir does). */

@@ -145,7 +145,9 @@ before(async () => {
   await sys.run('ip', ['link', 'add', VETH2_HOST, 'netns', NS, 'type', 'veth', 'peer', 'name', VETH2_GUEST, 'netns', GUEST2]);
   await inGuest2(['ip', 'link', 'set', VETH2_GUEST, 'address', GUEST2_MAC, 'up']);
   spy = new SpyExec(new NetnsExec(sys, NS));
-  host = new LinuxNetworkHost({ exec: spy, stateDir, netnsPrefix: GW });
+  // Networks that forward DNS ask OUTSIDE's server (a resolv.conf of ours, as for systemd-resolved hosts).
+  writeFileSync(join(work, 'upstream.conf'), 'nameserver 198.18.0.1\n');
+  host = new LinuxNetworkHost({ exec: spy, stateDir, netnsPrefix: GW, resolvFile: join(work, 'upstream.conf') });
 });
 
 after(async () => {
@@ -234,7 +236,16 @@ test('egress leaves through the gateway namespace and the host, masqueraded twic
   assert.equal((await ping()).code, 0, 'the guest reaches the outside');
   await host.apply([{ ...net([guestPort, tapPort]), nat: false }]);
   assert.notEqual((await ping()).code, 0, 'without NAT, nothing leaves');
+
+  // Forwarded DNS: the namespace's dnsmasq asks the upstream beyond the host, with NAT or without.
+  await sys.run('ip', ['netns', 'exec', OUTSIDE, 'dnsmasq', '--no-resolv', '--no-hosts', '--bind-interfaces', '--listen-address=198.18.0.1', '--address=/upstream.example/198.18.0.7', `--pid-file=${join(work, 'upstream.pid')}`]);
+  const lookup = () => inGuest(['busybox', 'nslookup', 'upstream.example', '10.231.0.1'], { allowFail: true, timeoutMs: 10_000 });
+  for (const nat of [true, false]) {
+    await host.apply([{ ...net([guestPort, tapPort]), nat, dnsForward: true }]);
+    assert.match((await lookup()).stdout, /198\.18\.0\.7/, `forwarded upstream (nat ${nat})`);
+  }
   await host.apply([net([guestPort, tapPort])]);
+  assert.notEqual((await lookup()).code, 0, 'no forwarding: not asked upstream');
 });
 
 test('a second identical apply runs only read-only commands', { skip: !canRun && 'needs root and dnsmasq' }, async () => {
@@ -246,19 +257,20 @@ test('a second identical apply runs only read-only commands', { skip: !canRun &&
 });
 
 test('a port removed from the input loses its tap; dnsmasq reloads without restart', { skip: !canRun && 'needs root and dnsmasq' }, async () => {
-  const pid = dnsmasqPid();
-  await host.apply([net([guestPort])]);
-  assert.equal((await links()).some((l) => l.ifname === TAP), false);
-  assert.equal(dnsmasqPid(), pid);
-  assert.equal(readFileSync(join(stateDir, 'net/test/hosts'), 'utf8'), `${GUEST_MAC},10.231.0.10,vm1\n`);
-  // dnsmasq logs each (re)read of the hosts file: once at start, once for the SIGHUP
+  // dnsmasq logs each (re)read of the hosts file: at each start, and for each SIGHUP
   // (handled asynchronously, hence the wait).
   const reads = () =>
     readFileSync(join(stateDir, 'net/test/dnsmasq.log'), 'utf8')
       .split('\n')
       .filter((l) => l.includes(`read ${join(stateDir, 'net/test/hosts')}`)).length;
-  await eventually(() => reads() === 2);
-  assert.equal(reads(), 2);
+  const pid = dnsmasqPid();
+  const before = reads();
+  await host.apply([net([guestPort])]);
+  assert.equal((await links()).some((l) => l.ifname === TAP), false);
+  assert.equal(dnsmasqPid(), pid);
+  assert.equal(readFileSync(join(stateDir, 'net/test/hosts'), 'utf8'), `${GUEST_MAC},10.231.0.10,vm1\n`);
+  await eventually(() => reads() === before + 1);
+  assert.equal(reads(), before + 1);
 });
 
 test('two networks coexist, each with its own gateway namespace and dnsmasq', { skip: !canRun && 'needs root and dnsmasq' }, async () => {

@@ -123,6 +123,14 @@ export class DnsmasqProcesses {
     return cmdline.split('\0').includes(`--conf-file=${f.confFile}`) ? pid : undefined;
   }
 
+  /** Whether the process is still there and not yet a zombie (state Z) or dead (X). */
+  private async exiting(pid: number): Promise<boolean> {
+    const stat = await readOr(join(this.o.procDir, String(pid), 'stat'));
+    if (stat === undefined) return false;
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  }
+
   /** SIGTERM, then wait (its sockets must be free before a restart), then SIGKILL. */
   private async stop(f: DnsmasqFiles): Promise<void> {
     const pid = await this.pidOf(f);
@@ -132,6 +140,9 @@ export class DnsmasqProcesses {
       if ((await this.pidOf(f)) !== undefined) {
         await this.o.exec.run('kill', ['-KILL', String(pid)], { allowFail: true });
       }
+      // Its command line empties before its sockets close (the kernel drops memory before files):
+      // a restart must wait for the zombie (or nothing), or the new one cannot bind.
+      for (let i = 0; i < 100 && (await this.exiting(pid)); i++) await sleep(20);
     }
     await rm(f.pidFile, { force: true });
   }

@@ -37,6 +37,8 @@ export interface LinuxNetworkHostOptions {
   metadataPort?: number;
   /** The node's WireGuard mesh interface, if any: fenced to mesh addresses (VPN peers aside). */
   meshInterface?: string;
+  /** Upstream servers for networks' dnsmasq, when not /etc/resolv.conf (core/dnsmasq-config.ts upstreamResolvFile). */
+  resolvFile?: string;
 }
 
 /** What `ip -j -d addr show` tells us about one interface. */
@@ -74,6 +76,7 @@ export class LinuxNetworkHost implements NetworkHost {
   private readonly netnsPrefix: string;
   private readonly metadataPort: number;
   private readonly meshInterface: string | undefined;
+  private readonly resolvFile: string | undefined;
   /** The ruleset text last loaded, so an unchanged ruleset is not reloaded. */
   private lastNft?: string;
   /** The same, per gateway namespace. */
@@ -95,6 +98,7 @@ export class LinuxNetworkHost implements NetworkHost {
     this.dnsmasq = new DnsmasqProcesses({ exec: opts.exec, stateDir: resolve(opts.stateDir), procDir: opts.procDir ?? '/proc', bin: opts.dnsmasqBin ?? 'dnsmasq', log: this.log });
     this.metadataPort = opts.metadataPort ?? 80;
     this.meshInterface = opts.meshInterface;
+    this.resolvFile = opts.resolvFile;
   }
 
   /** The gateway namespace of a network on this host. */
@@ -155,7 +159,7 @@ export class LinuxNetworkHost implements NetworkHost {
     return {
       net,
       // dnsmasq serves the namespace's gateway interface.
-      conf: renderDnsmasqConf({ ...net, bridge: GATEWAY_IF }, files),
+      conf: renderDnsmasqConf({ ...net, bridge: GATEWAY_IF, ...(this.resolvFile ? { resolvFile: this.resolvFile } : {}) }, files),
       nsNft: renderGatewayNft({ gateway: net.gateway, nat: net.nat, uplink: net.uplink, metadataPort: this.metadataPort }),
       hosts: renderDhcpHosts(net.ports),
       names: renderDnsHosts(net.name, [...net.ports, ...(net.remoteNames ?? [])]),
