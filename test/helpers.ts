@@ -58,3 +58,11 @@ export async function rejects(p: Promise<unknown>, status: number, field?: strin
   }
   assert.fail('expected a rejection');
 }
+
+/** WireGuard public keys for tests: valid, and never used by anything real. */
+export const TEST_WG_KEYS = ['S343edvTdLPDUssjfYcnSBZcot1qvWePgii2qp0dEU8=', 'XBTipIAq4xgA/0Nh3/epgdL7QY3EFby0c43DJtqKaQE=', 'Jff8mpijCPepZf9rLXVZnwvKvXnGLxUPRJsFh+WN9TM=', 'AWCnoVL3o4yz6Kvlpp/aCb6QQTEJVFFrKfPQsAWIrjs='] as const;
+
+/** A fake node's heartbeat (simulated driver, no VMs), with its mesh end when given. */
+export function reportMesh(node: Client, name: string, mesh?: object): Promise<unknown> {
+  return node.call('nodeReport', { params: { name }, body: { capacity: { cpus: 4, memoryBytes: 8 * 1024 ** 3, diskBytes: 100 * 1024 ** 3 }, accel: 'tcg', driver: 'sim', vms: [], ...(mesh ? { mesh: mesh as never } : {}) } });
+}

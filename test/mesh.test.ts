@@ -2,10 +2,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Client } from '../src/sdk/client.ts';
-import { fakeNode, rejects, startTestCloud, type TestCloud } from './helpers.ts';
+import { fakeNode, rejects, reportMesh, startTestCloud, TEST_WG_KEYS, type TestCloud } from './helpers.ts';
 
-const KEYS = ['S343edvTdLPDUssjfYcnSBZcot1qvWePgii2qp0dEU8=', 'XBTipIAq4xgA/0Nh3/epgdL7QY3EFby0c43DJtqKaQE=', 'Jff8mpijCPepZf9rLXVZnwvKvXnGLxUPRJsFh+WN9TM='];
-const capacity = { cpus: 4, memoryBytes: 8 * 1024 ** 3, diskBytes: 100 * 1024 ** 3 };
+const KEYS = TEST_WG_KEYS;
 
 let cloud: TestCloud;
 let a: Client;
@@ -19,7 +18,7 @@ after(async () => {
   await cloud.close();
 });
 
-const report = (c: Client, name: string, mesh?: object) => c.call('nodeReport', { params: { name }, body: { capacity, accel: 'tcg', driver: 'sim', vms: [], ...(mesh ? { mesh: mesh as never } : {}) } });
+const report = reportMesh;
 
 test('a node without a key has no place in the mesh', async () => {
   const d = await a.call('nodeDesired', { params: { name: 'node-a' } });

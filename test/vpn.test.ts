@@ -3,12 +3,10 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Client } from '../src/sdk/client.ts';
 import { vpnRouterMac } from '../src/core/network-macs.ts';
-import { fakeNode, rejects, startTestCloud, uploadImage, type TestCloud } from './helpers.ts';
+import { fakeNode, rejects, reportMesh, startTestCloud, TEST_WG_KEYS, uploadImage, type TestCloud } from './helpers.ts';
 
-const NODE_KEYS = ['S343edvTdLPDUssjfYcnSBZcot1qvWePgii2qp0dEU8=', 'XBTipIAq4xgA/0Nh3/epgdL7QY3EFby0c43DJtqKaQE='];
-const LAPTOP = 'Jff8mpijCPepZf9rLXVZnwvKvXnGLxUPRJsFh+WN9TM=';
-const PHONE = 'AWCnoVL3o4yz6Kvlpp/aCb6QQTEJVFFrKfPQsAWIrjs=';
-const capacity = { cpus: 4, memoryBytes: 8 * 1024 ** 3, diskBytes: 100 * 1024 ** 3 };
+const [NODE_A, NODE_B, LAPTOP, PHONE] = TEST_WG_KEYS;
+const NODE_KEYS = [NODE_A, NODE_B];
 
 let cloud: TestCloud;
 let a: Client;
@@ -24,7 +22,7 @@ after(async () => {
   await cloud.close();
 });
 
-const report = (c: Client, name: string, mesh?: object) => c.call('nodeReport', { params: { name }, body: { capacity, accel: 'tcg', driver: 'sim', vms: [], ...(mesh ? { mesh: mesh as never } : {}) } });
+const report = reportMesh;
 const desired = async (c: Client, name: string) => {
   const d = await c.call('nodeDesired', { params: { name } });
   assert.ok(!('unchanged' in d));

@@ -124,6 +124,14 @@ async function applyOnce(net: LocalNetwork = web): Promise<void> {
   exec.calls.length = 0;
 }
 
+/** `count` commands run, from the first that is `first`. */
+function linesFrom(first: string, count: number): string[] {
+  const lines = exec.lines();
+  const at = lines.indexOf(first);
+  assert.ok(at >= 0, `${first} not run:\n${lines.join('\n')}`);
+  return lines.slice(at, at + count);
+}
+
 /** The fake host as an apply of `net` leaves it. */
 function converged(net: LocalNetwork = web): void {
   links = appliedLinks(net);
@@ -333,10 +341,7 @@ test('a network spanning nodes: VXLAN port on the bridge, forwarding entries, re
     remoteNames: [{ ip: '10.231.0.20', hostname: 'vm9' }],
   };
   await host.apply([spanning]);
-  const lines = exec.lines();
-  const at = lines.indexOf('ip link add btxweb type vxlan id 101 local 100.127.0.2 dstport 4789 nolearning noudpcsum');
-  assert.ok(at > 0, lines.join('\n'));
-  assert.deepEqual(lines.slice(at, at + 5), [
+  assert.deepEqual(linesFrom('ip link add btxweb type vxlan id 101 local 100.127.0.2 dstport 4789 nolearning noudpcsum', 5), [
     'ip link add btxweb type vxlan id 101 local 100.127.0.2 dstport 4789 nolearning noudpcsum',
     'ip link set dev btxweb mtu 1450 master bt-web up',
     'bridge -j fdb show dev btxweb',
@@ -368,9 +373,7 @@ test('the VPN gateway: router veth with proxy ARP, its own table and rules, peer
   const vpn = { router: 'btrweb', port: 'btpweb', address: '10.231.0.2', mac: '02:aa:bb:cc:dd:ee', peers: ['10.231.0.3'], mesh: 'btwg0', table: 268435557 };
   await host.apply([{ ...web, vpn }]);
   const lines = exec.lines();
-  const at = lines.indexOf('ip link add btrweb type veth peer name btpweb');
-  assert.ok(at > 0, lines.join('\n'));
-  assert.deepEqual(lines.slice(at, at + 11), [
+  assert.deepEqual(linesFrom('ip link add btrweb type veth peer name btpweb', 11), [
     'ip link add btrweb type veth peer name btpweb',
     'sysctl -w net.ipv4.conf.btrweb.proxy_arp=1',
     'sysctl -w net.ipv4.conf.btrweb.arp_ignore=1',

@@ -237,19 +237,7 @@ export class LinuxNetworkHost implements NetworkHost {
     const prefix = net.cidr.split('/')[1]!;
 
     // gw0: a veth whose host end is a bridge port.
-    let port = links.get(net.gatewayPort);
-    if (port && (port.kind !== 'veth' || !inside.has(GATEWAY_IF))) {
-      await this.ip('link', 'del', net.gatewayPort);
-      links.delete(net.gatewayPort);
-      port = undefined;
-    }
-    if (!port) {
-      await this.ip('link', 'add', net.gatewayPort, 'type', 'veth', 'peer', 'name', GATEWAY_IF, 'netns', ns);
-      rev.add(() => this.ip('link', 'del', net.gatewayPort));
-      port = { kind: 'veth', mtu: 0, up: false, mac: '', addrs: new Map() };
-      links.set(net.gatewayPort, port);
-      inside.set(GATEWAY_IF, { kind: 'veth', mtu: 0, up: false, mac: '', addrs: new Map() });
-    }
+    const port = await this.ensureNsVeth(net.gatewayPort, GATEWAY_IF, ns, links, inside, rev);
     await this.enslave(net.gatewayPort, port, net);
     // dnsmasq binds by address label: the metadata address gets its own, so dnsmasq
     // (interface=gw0) binds only the gateway.
@@ -257,19 +245,7 @@ export class LinuxNetworkHost implements NetworkHost {
 
     // up0: a veth to the host, a /30 from UPLINK_CIDR.
     const u = net.uplink;
-    let uplink = links.get(u.device);
-    if (uplink && (uplink.kind !== 'veth' || !inside.has(UPLINK_IF))) {
-      await this.ip('link', 'del', u.device);
-      links.delete(u.device);
-      uplink = undefined;
-    }
-    if (!uplink) {
-      await this.ip('link', 'add', u.device, 'type', 'veth', 'peer', 'name', UPLINK_IF, 'netns', ns);
-      rev.add(() => this.ip('link', 'del', u.device));
-      uplink = { kind: 'veth', mtu: 0, up: false, mac: '', addrs: new Map() };
-      links.set(u.device, uplink);
-      inside.set(UPLINK_IF, { kind: 'veth', mtu: 0, up: false, mac: '', addrs: new Map() });
-    }
+    const uplink = await this.ensureNsVeth(u.device, UPLINK_IF, ns, links, inside, rev);
     const rootAddr = `${u.root}/30`;
     for (const have of uplink.addrs.keys()) if (have !== rootAddr) await this.ip('addr', 'del', have, 'dev', u.device);
     if (!uplink.addrs.has(rootAddr)) await this.ip('addr', 'add', rootAddr, 'dev', u.device);
@@ -287,6 +263,26 @@ export class LinuxNetworkHost implements NetworkHost {
       this.lastNsNft.set(ns, plan.nsNft);
     }
     return created;
+  }
+
+  /**
+   * A veth pair from the host (`hostEnd`) into the namespace (`nsEnd`), made if missing, or
+   * made again if one end is gone or is not a veth. Returns the host end; both ends are in
+   * `links`/`inside` afterwards.
+   */
+  private async ensureNsVeth(hostEnd: string, nsEnd: string, ns: string, links: Links, inside: Links, rev: Reverter): Promise<Link> {
+    const have = links.get(hostEnd);
+    if (have && have.kind === 'veth' && inside.has(nsEnd)) return have;
+    if (have) {
+      await this.ip('link', 'del', hostEnd);
+      links.delete(hostEnd);
+    }
+    await this.ip('link', 'add', hostEnd, 'type', 'veth', 'peer', 'name', nsEnd, 'netns', ns);
+    rev.add(() => this.ip('link', 'del', hostEnd));
+    const made: Link = { kind: 'veth', mtu: 0, up: false, mac: '', addrs: new Map() };
+    links.set(hostEnd, made);
+    inside.set(nsEnd, { ...made, addrs: new Map() });
+    return made;
   }
 
   /** An interface inside a gateway namespace: its MAC, MTU and addresses (label → address), up. */

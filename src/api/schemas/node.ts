@@ -109,10 +109,13 @@ export type ObservedVmReport = z.infer<typeof ObservedVmReport>;
 /** `host:port`, IPv6 hosts in brackets: where a node's WireGuard listens. */
 export const ENDPOINT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
 
+/** A WireGuard public key (a node's or a VPN peer's). */
+export const PublicKey = z.string().regex(WG_KEY, 'must be a WireGuard public key (32 bytes, base64)');
+
 /** What a node tells about its end of the WireGuard mesh; its private key never leaves it. */
 export const MeshReport = z
   .object({
-    publicKey: z.string().regex(WG_KEY, 'must be a WireGuard public key (32 bytes, base64)'),
+    publicKey: PublicKey,
     listenPort: z.number().int().min(1).max(65535),
     /** `host:port` the other nodes send to; default: the address this report came from, at `listenPort`. */
     endpoint: z

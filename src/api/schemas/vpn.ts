@@ -4,11 +4,8 @@
  * control plane sees and stores only the public key.
  */
 import { z } from 'zod';
-import { WG_KEY } from '../../core/wireguard-config.ts';
 import { Name, Timestamp } from './common.ts';
-import { ENDPOINT } from './node.ts';
-
-export const PublicKey = z.string().regex(WG_KEY, 'must be a WireGuard public key (32 bytes, base64)');
+import { ENDPOINT, PublicKey } from './node.ts';
 
 export const VpnPeerCreate = z
   .object({
