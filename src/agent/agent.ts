@@ -127,10 +127,8 @@ export class Agent {
 
   /** Brings the host to `desired`; true when it had to do anything. */
   async reconcile(desired: NodeDesired): Promise<boolean> {
-    // The mesh first (networks ride on it), with the VPN peers that are already fenced in (after
-    // a restart, those the host's rules, which outlive the agent, already fence: the desired ones,
-    // so a restart does not cut laptops off)...
-    await this.applyMesh(desired, (this.meshClients ??= vpnClients(desired)));
+    // The mesh first (networks ride on it), with the VPN peers that are already fenced in...
+    await this.applyMesh(desired, (this.meshClients ??= await this.fencedClients(desired)));
     const observed = await this.opts.driver.list();
     const live = desired.vms.filter((v) => v.power !== 'deleted');
     // Taps must exist before QEMU opens them and outlive the VMs being destroyed this pass.
@@ -206,6 +204,18 @@ export class Agent {
     } catch (e) {
       this.log(`mesh: ${String(e)}`);
     }
+  }
+
+  /**
+   * At the agent's start, the VPN peers already fenced in: those still on the mesh interface.
+   * After an agent restart they are all there, and so are the host's rules (which outlive the
+   * agent): keeping them means a restart cuts no laptop off. After a reboot the interface and
+   * the rules are both gone, so every peer waits for its network's rules like a new one.
+   */
+  private async fencedClients(desired: NodeDesired): Promise<MeshClient[]> {
+    if (!this.opts.mesh || !desired.mesh) return [];
+    const present = await this.opts.mesh.host.peerKeys().catch(() => new Set<string>());
+    return vpnClients(desired).filter((c) => present.has(c.publicKey));
   }
 
   private async applyNetwork(desired: NodeDesired, vms: readonly DesiredVm[]): Promise<void> {

@@ -5,7 +5,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dnsmasqDirPath } from '../../src/daemon/agent-runtime.ts';
@@ -31,6 +31,8 @@ export class NamespaceCluster {
   private hostCount = 0;
   /** VPN client namespaces (see `addLaptop`). */
   private readonly laptops: { ns: string; iface: string }[] = [];
+  /** /etc/netns did not exist before the first laptop: removed again at the end (when empty). */
+  private madeEtcNetns = false;
   log = '';
 
   constructor() {
@@ -133,6 +135,8 @@ export class NamespaceCluster {
     this.laptops.push({ ns, iface });
     const dns = /^DNS = (.+)$/m.exec(config)?.[1];
     if (!dns) throw new Error(`no DNS line in\n${config}`);
+    // `ip netns exec` reads the namespace's resolv.conf from here; /etc/netns itself goes too if we made it.
+    if (!existsSync('/etc/netns')) this.madeEtcNetns = true;
     mkdirSync(`/etc/netns/${ns}`, { recursive: true });
     writeFileSync(`/etc/netns/${ns}/resolv.conf`, `nameserver ${dns}\n`);
     const file = join(this.dir, `${iface}.conf`);
@@ -207,6 +211,7 @@ export class NamespaceCluster {
     for (const pattern of [this.dir, ...[...this.agents.keys()].map((n) => dnsmasqDirPath(this.stateDir(n)))]) sh('pkill', ['-9', '-f', pattern], true);
     await stopWireguardGo([...[...this.agents.keys()].map((n) => ({ ns: this.nsOf(n), iface: this.wgOf(n) })), ...this.laptops]);
     for (const { ns } of this.laptops) rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
+    if (this.madeEtcNetns) sh('rmdir', ['/etc/netns'], true);
     for (const n of this.agents.keys()) removeGatewayNamespaces(this.stateDir(n));
     for (const n of this.agents.keys()) rmSync(dnsmasqDirPath(this.stateDir(n)), { recursive: true, force: true });
     for (const ns of this.namespaces.reverse()) sh('ip', ['netns', 'del', ns], true);

@@ -39,6 +39,11 @@ export class LinuxMeshHost implements MeshHost {
     return this.serialize(() => this.doApply(mesh, clients));
   }
 
+  async peerKeys(): Promise<ReadonlySet<string>> {
+    const r = await this.o.exec.run('wg', ['show', this.o.iface, 'peers'], { allowFail: true });
+    return new Set(r.code === 0 ? r.stdout.split('\n').filter(Boolean) : []);
+  }
+
   teardown(): Promise<void> {
     return this.serialize(async () => {
       await this.o.exec.run('ip', ['link', 'del', this.o.iface], { allowFail: true });

@@ -9,6 +9,11 @@ export interface MeshHost {
    * safe to call again.
    */
   apply(mesh: DesiredMesh, clients?: readonly MeshClient[]): Promise<void>;
+  /**
+   * The public keys of the peers on the interface now; none when there is no interface (a
+   * first start, or after a reboot, which also took the host's rules).
+   */
+  peerKeys(): Promise<ReadonlySet<string>>;
   /** Removes the interface (and, for wireguard-go, its process). */
   teardown(): Promise<void>;
 }
