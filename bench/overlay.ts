@@ -30,7 +30,8 @@ export interface OverlayResult {
   plainMbps: number;
   overlayMbps: number;
   ratio: number;
-  runs: { plainMbps: number; overlayMbps: number }[];
+  /** Per run; `*Retrans` are the sender's TCP retransmissions (drops on the way, mostly at the receiver's WireGuard socket). */
+  runs: { plainMbps: number; overlayMbps: number; plainRetrans?: number; overlayRetrans?: number }[];
   mtu: { underlay: number; wireguard: number; guest: number };
 }
 
@@ -40,12 +41,12 @@ function sh(args: string[], allowFail = false): string {
   return r.stdout;
 }
 
-/** iperf3 from `from` to `to`'s `addr`; receiver bits per second → Mbit/s. */
-function iperf(from: string, to: string, addr: string, seconds: number): number {
+/** iperf3 from `from` to `to`'s `addr`: receiver bits per second → Mbit/s, and the sender's retransmissions. */
+function iperf(from: string, to: string, addr: string, seconds: number): { mbps: number; retrans: number } {
   sh(['ip', 'netns', 'exec', to, 'iperf3', '-s', '-1', '-D', '-B', addr]);
   for (let i = 0; i < 50 && !sh(['ip', 'netns', 'exec', to, 'ss', '-ltn'], true).includes(`${addr}:5201`); i++) spawnSync('sleep', ['0.1']);
-  const out = JSON.parse(sh(['ip', 'netns', 'exec', from, 'iperf3', '-c', addr, '-t', String(seconds), '-J'])) as { end: { sum_received: { bits_per_second: number } } };
-  return Math.round(out.end.sum_received.bits_per_second / 1e5) / 10;
+  const out = JSON.parse(sh(['ip', 'netns', 'exec', from, 'iperf3', '-c', addr, '-t', String(seconds), '-J'])) as { end: { sum_received: { bits_per_second: number }; sum_sent: { retransmits: number } } };
+  return { mbps: Math.round(out.end.sum_received.bits_per_second / 1e5) / 10, retrans: out.end.sum_sent.retransmits };
 }
 
 export async function benchOverlay(o = { seconds: Number(process.env.OVERLAY_S ?? 8), runs: Number(process.env.OVERLAY_RUNS ?? 3) }, log: (m: string) => void = () => {}): Promise<OverlayResult> {
@@ -120,10 +121,10 @@ export async function benchOverlay(o = { seconds: Number(process.env.OVERLAY_S ?
     const runs: OverlayResult['runs'] = [];
     for (let i = 0; i < o.runs; i++) {
       // Alternated, so slow drift of the machine hits both alike.
-      const plainMbps = iperf(ns.a, ns.b, meshIp.b, o.seconds);
-      const overlayMbps = iperf(ns.va, ns.vb, vmIp.b, o.seconds);
-      runs.push({ plainMbps, overlayMbps });
-      log(`run ${i + 1}: plain WireGuard ${plainMbps} Mbit/s, full overlay ${overlayMbps} Mbit/s`);
+      const plain = iperf(ns.a, ns.b, meshIp.b, o.seconds);
+      const overlay = iperf(ns.va, ns.vb, vmIp.b, o.seconds);
+      runs.push({ plainMbps: plain.mbps, overlayMbps: overlay.mbps, plainRetrans: plain.retrans, overlayRetrans: overlay.retrans });
+      log(`run ${i + 1}: plain WireGuard ${plain.mbps} Mbit/s (${plain.retrans} retransmissions), full overlay ${overlay.mbps} Mbit/s (${overlay.retrans})`);
     }
     const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
     const plainMbps = median(runs.map((r) => r.plainMbps));

@@ -315,26 +315,56 @@ three runs of 8 s each; the figure is the ratio of the medians.
   const o = d as OverlayResult;
   out.push(`### Results (${r.date.slice(0, 10)})
 
-| run | plain WireGuard | full overlay |
-| ---: | ---: | ---: |
-${o.runs.map((x, i) => `| ${i + 1} | ${x.plainMbps} Mbit/s | ${x.overlayMbps} Mbit/s |`).join('\n')}
+| run | plain WireGuard | full overlay | retransmissions (plain / overlay) |
+| ---: | ---: | ---: | ---: |
+${o.runs.map((x, i) => `| ${i + 1} | ${x.plainMbps} Mbit/s | ${x.overlayMbps} Mbit/s | ${x.plainRetrans ?? '–'} / ${x.overlayRetrans ?? '–'} |`).join('\n')}
 
 MTUs: underlay ${o.mtu.underlay}, WireGuard ${o.mtu.wireguard}, guest ${o.mtu.guest}. Status:
-**${STATUS[f!.status]}** (ratio ${o.ratio}, goal >= 0.9). In a separate experiment on the
-2-core machine (2026-11-22, \`OVERLAY_HOOK\`), with Butter's nftables tables and
-br_netfilter switched off, which Butter never does, the ratio was 0.79. So the firewall
-costs a few percent. The rest is the VXLAN, bridge and veth path in front of a userspace
-WireGuard that pays for every packet (Debian 12's wireguard-go, v0.0.20220316, has no TUN
-offloads, so it reads and encrypts one packet at a time).
+**${STATUS[f!.status]}** (ratio ${o.ratio}, goal >= 0.9).
 
-**What would move it (an experiment, not Butter's configuration).** The cost is per packet,
-so bigger packets help most. In a second experiment the same day (\`OVERLAY_HOOK\` and
-\`OVERLAY_VM_HOOK\`), the WireGuard interfaces got MTU 9000 over the 1500-byte underlay, so the
-kernel fragments WireGuard's outer UDP, and the guests' path got 8890. The overlay then moved
-about 1,020 Mbit/s, twice plain WireGuard at its normal MTU. Plain WireGuard at MTU 9000 moved
-about 1,170 Mbit/s, a ratio of 0.877. The price is outer fragmentation on the underlay, which
-some networks drop, and guests with a jumbo MTU behind NAT need MSS clamping. The next step
-on this figure is to weigh that.
+**Why it falls short here: an investigation (2026-11-22, the same 2-core machine).** Each
+line is a separate run of this benchmark (\`OVERLAY_RUNS\`, \`OVERLAY_S\`; changes made for the
+experiment through \`OVERLAY_HOOK\` in the machines' namespaces and \`OVERLAY_VM_HOOK\` in the
+stand-ins', or a scratch edit that was not kept). None of these changes is Butter's
+configuration.
+
+- *Where the time goes* (\`perf record -a -g\` during each path, 6 s): the kernel takes 81 %
+  (plain) and 85 % (overlay) of all samples, wireguard-go's own code 17 % and 14 %. The
+  receiver's writes of decrypted packets into its TUN device (\`tun_get_user\`, with all the
+  kernel work they trigger) take 16 % of samples on the plain path and 31 % on the overlay:
+  there each packet is decapsulated from VXLAN, bridged (through br_netfilter and conntrack
+  on this kernel) and crosses the stand-in's veth before TCP sees it.
+- *The receiver is the bottleneck on both paths.* Its wireguard-go socket overflows:
+  \`UdpRcvbufErrors\` counted about 31,000 drops in 6 s on the plain path and about 15,000 on
+  the overlay, and TCP backs off on them. Both "machines" share the 2 cores, so every extra
+  kernel step per packet, on either side, is taken from the receiver.
+- *Without br_netfilter* (its per-namespace sysctl set to 0 in both machines), 5 runs of 6 s:
+  ratio 0.831; with \`notrack\` for the VXLAN packets as well, 0.798 and 0.833 in two runs. The
+  baseline in the same session gave 0.722 and 0.751. Stock Debian 12 does not load
+  br_netfilter; this kernel has it built in and on, and Butter's default-deny paths between
+  services will filter bridged traffic through it, so Butter keeps it.
+- *GRO on the stand-ins' veths* (as a virtio-net guest has it): 0.747. Each write brings one
+  packet, so there is nothing to merge.
+- *One core per machine* (each machine's wireguard-go and iperf3 pinned with \`taskset\`):
+  0.639 and 0.586. The extra steps then weigh on one core alone.
+- *Bigger packets across the mesh.* The cost is per packet, so bigger packets help most.
+  - WireGuard MTU 9000 over the 1500-byte underlay, so the kernel fragments WireGuard's outer
+    UDP, and guests at 8890 (an earlier session the same day): the overlay moved about
+    1,020 Mbit/s, twice plain WireGuard at its normal MTU, and 0.877 of plain WireGuard at
+    MTU 9000. That fragments the underlay, which some networks drop.
+  - WireGuard kept at 1440, guests at 8466, the VXLAN packets fragmented inside the tunnel
+    (the kernel's VXLAN answers a too-big guest packet with "fragmentation needed" while DF is
+    set, so an nft rule cleared DF on frames leaving by the VXLAN port): 442.7 Mbit/s against
+    448.2 (0.99) in the first run, then **0 Mbit/s** in the next two. The receiver drops
+    fragments at its socket as above, one lost fragment wastes the other five, and
+    incomplete reassemblies fill the kernel's reassembly memory (4 MB) until they time out
+    (30 s): every large packet is then lost. Not safe to adopt.
+
+So on this machine the goal is out of reach with the parts it has: a userspace WireGuard
+without offloads (no kernel module here; Debian 12's wireguard-go is v0.0.20220316),
+receiving one packet per system call, on 2 cores shared by both machines and both iperf3
+ends. Kernel WireGuard, or a wireguard-go with TUN offloads (GSO/GRO, 2023 and later),
+removes most of the per-packet cost that the overlay's extra steps are measured against.
 `);
   return out.join('\n');
 }
