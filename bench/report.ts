@@ -633,6 +633,12 @@ and 10,000 VMs (\`--trace-gc\` on the server), but with V8's defaults it grew to
 semi-spaces and \`--heap-growing-percent=30\` (the old generation grows 30 % past what the last
 full GC kept); with those, four runs on 2026-11-22 measured 185–188 MiB with the VMs, where the
 same code without the growth cap measured 192 MiB, and 209–303 MiB before the watch merge.
+By a later session the same day (VPN, several NICs, gateway namespaces) seven runs measured
+188.5–191.7 MiB, on both sides of the goal (190.7 MiB). \`bin/butter\` now also sets
+\`MALLOC_MMAP_THRESHOLD_=32768\`: glibc gives each allocation of 32 KB and up a mapping of
+its own, returned when freed, instead of carving it from heaps that fragment and stay
+resident. Two runs with it measured 180.8 and 181.2 MiB (\`MALLOC_ARENA_MAX=2\` instead:
+201.1 and 203.8 MiB).
 The agents' process held ${d.agentsRssMiB} MiB at the end; it is not part of the figure.
 `);
   return out.join('\n');
