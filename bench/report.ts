@@ -637,8 +637,11 @@ By a later session the same day (VPN, several NICs, gateway namespaces) seven ru
 188.5–191.7 MiB, on both sides of the goal (190.7 MiB). \`bin/butter\` now also sets
 \`MALLOC_MMAP_THRESHOLD_=32768\`: glibc gives each allocation of 32 KB and up a mapping of
 its own, returned when freed, instead of carving it from heaps that fragment and stay
-resident. Two runs with it measured 180.8 and 181.2 MiB (\`MALLOC_ARENA_MAX=2\` instead:
-201.1 and 203.8 MiB).
+resident. Five runs with it measured 180.8–182.7 MiB (\`MALLOC_ARENA_MAX=2\` instead: 201.1 and
+203.8 MiB). The price may be in the heartbeat tail: with 10,000 VMs its p99 measured
+30.1–50.1 ms in those five runs (one just over the goal), against 21.8–59.7 ms in six runs
+without it (one over). The machine was noisy that afternoon, and five or six runs do not
+settle which way it leans.
 The agents' process held ${d.agentsRssMiB} MiB at the end; it is not part of the figure.
 `);
   return out.join('\n');
