@@ -355,10 +355,11 @@ configuration.
   - WireGuard kept at 1440, guests at 8466, the VXLAN packets fragmented inside the tunnel
     (the kernel's VXLAN answers a too-big guest packet with "fragmentation needed" while DF is
     set, so an nft rule cleared DF on frames leaving by the VXLAN port): 442.7 Mbit/s against
-    448.2 (0.99) in the first run, then **0 Mbit/s** in the next two. The receiver drops
-    fragments at its socket as above, one lost fragment wastes the other five, and
-    incomplete reassemblies fill the kernel's reassembly memory (4 MB) until they time out
-    (30 s): every large packet is then lost. Not safe to adopt.
+    448.2 (0.99) in the first run, then **0 Mbit/s** in the next two, where the receiver's
+    \`IpReasmFails\` counted every reassembly failing. The receiver drops fragments at its
+    socket as above, and one lost fragment wastes the other five; most likely the incomplete
+    reassemblies filled the kernel's reassembly memory (4 MB), which frees them only when they
+    time out (30 s). Not safe to adopt.
 
 So on this machine the goal is out of reach with the parts it has: a userspace WireGuard
 without offloads (no kernel module here; Debian 12's wireguard-go is v0.0.20220316),
