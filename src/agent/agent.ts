@@ -16,6 +16,7 @@ import { VPN_TABLE_BASE, type LocalNetwork, type LocalVpn, type NetworkHost } fr
 import { ImageCache } from './image-cache.ts';
 import { createMetadataServer, type MetadataServer } from './metadata/server.ts';
 import type { VmMetadata } from './metadata/types.ts';
+import { vmBySource } from './metadata/lookup.ts';
 import { blobsOf, bridgeName, tapName, vmSpec, vpnDevices, vxlanName } from '../core/vm-spec.ts';
 import { gatewayDevices } from '../core/gateway-ns.ts';
 
@@ -274,9 +275,7 @@ export class Agent {
 
   /** Identity is the network and the source address, which the bridge's anti-spoofing rules tie to one tap. */
   private metadataFor(network: string, ip: string): VmMetadata | undefined {
-    // Any of its NICs, on the network the request came from (addresses repeat across networks):
-    // each NIC's address is tied to its tap by the bridge's rules.
-    const vm = this.desired?.vms.find((v) => v.power !== 'deleted' && v.nics.some((n) => n.network === network && n.ip === ip));
+    const vm = vmBySource(this.desired, network, ip);
     if (!vm) return undefined;
     const mtuOf = (network: string) => this.desired!.networks.find((n) => n.name === network)?.mtu;
     const eth0 = vm.nics[0]!;
