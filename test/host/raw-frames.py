@@ -10,6 +10,7 @@ JSON list and stop at `stop` (the control, sent last) or at the deadline.
   vxlan HOST PORT VNI SRC_MAC FRAMES_JSON   the frames in VXLAN headers, to HOST:PORT over UDP
   udp HOST PORT TAG                         one datagram (IPv4 or IPv6 HOST)
   sniff IFACE STOP SECONDS                  tags in frames arriving on IFACE
+  sniff-out IFACE STOP SECONDS              tags in frames IFACE sends (a tap: to its guest)
   listen PORTS STOP SECONDS                 tags in datagrams to PORTS (comma-separated), v4 and v6
 
 A frame: {"tag", "dstMac", "src", "dst", "proto": "icmp"|"udp"|"tcp"|"arp", "sport", "dport",
@@ -83,10 +84,6 @@ def family(host):
     return socket.AF_INET6 if ':' in host else socket.AF_INET
 
 
-def report(seen):
-    print(json.dumps(seen), flush=True)
-
-
 def main(cmd, *args):
     if cmd == 'send':
         iface, src_mac, frames = args
@@ -102,11 +99,11 @@ def main(cmd, *args):
     elif cmd == 'udp':
         host, port, tag = args
         socket.socket(family(host), socket.SOCK_DGRAM).sendto(f'BTPROBE:{tag};'.encode(), (host, int(port)))
-    elif cmd == 'sniff':
+    elif cmd in ('sniff', 'sniff-out'):
         iface, stop, seconds = args
         s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0003))
         s.bind((iface, 0))
-        listen([s], stop, float(seconds), lambda sock: sock.recvfrom(65535))
+        listen([s], stop, float(seconds), outgoing=cmd == 'sniff-out')
     elif cmd == 'listen':
         ports, stop, seconds = args
         socks = []
@@ -117,24 +114,25 @@ def main(cmd, *args):
             v6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             v6.bind(('::', int(port)))
             socks += [v4, v6]
-        listen(socks, stop, float(seconds), lambda sock: sock.recvfrom(65535))
+        listen(socks, stop, float(seconds))
     else:
         raise SystemExit(f'unknown command {cmd}')
 
 
-def listen(socks, stop, seconds, recv):
+def listen(socks, stop, seconds, outgoing=False):
+    """`outgoing`: a packet socket's frames sent by the interface (on a tap: what its guest
+    receives) instead of those it receives (a packet socket sees both)."""
     print('READY', flush=True)
     seen = []
     end = time.monotonic() + seconds
     while stop not in seen and time.monotonic() < end:
         ready, _, _ = select.select(socks, [], [], max(0.0, end - time.monotonic()))
         for sock in ready:
-            data, addr = recv(sock)
-            # A packet socket also sees the namespace's own outgoing frames.
-            if sock.family == socket.AF_PACKET and addr[2] == socket.PACKET_OUTGOING:
+            data, addr = sock.recvfrom(65535)
+            if sock.family == socket.AF_PACKET and (addr[2] == socket.PACKET_OUTGOING) != outgoing:
                 continue
             seen += [m.decode() for m in PROBE.findall(data)]
-    report(seen)
+    print(json.dumps(seen), flush=True)
 
 
 if __name__ == '__main__':

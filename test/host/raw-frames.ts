@@ -28,7 +28,7 @@ export function rawFrames(ns: string, args: string[]): void {
 }
 
 /**
- * Starts a listener in `ns` (`['sniff', IFACE]` or `['listen', 'PORT,PORT']`), runs `send`
+ * Starts a listener in `ns` (`['sniff' or 'sniff-out', IFACE]` or `['listen', 'PORT,PORT']`), runs `send`
  * once it listens, and returns the tags it saw until the tag `stop` (or `seconds`).
  */
 export async function tagsArriving(ns: string, listener: string[], stop: string, send: () => void | Promise<void>, seconds = 20): Promise<string[]> {
