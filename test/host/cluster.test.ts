@@ -1,6 +1,7 @@
 // Three machines on one box, joined over HTTPS: real agents, real QEMU guests (tiny image).
 // Placement follows spread, binpack, --node and --zone; a killed agent's node is unreachable
-// within 15 s and reconciles when it returns; evacuation moves its VMs.
+// within 15 s and reconciles when it returns; evacuation moves its VMs. VXLAN enters a
+// network only over the mesh: a LAN host's crafted packets reach no guest.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
