@@ -10,6 +10,9 @@
  * argument lists, removals first so a moved MAC never has two destinations.
  */
 
+/** IANA's VXLAN port: the devices' tunnel port, and what `inet butter` opens to the mesh only. */
+export const VXLAN_PORT = 4789;
+
 export const FLOOD_MAC = '00:00:00:00:00:00';
 
 export interface FdbEntry {

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { VXLAN_PORT } from './fdb-plan.ts';
 import { renderNftDelete, renderNftRuleset, type NftNetwork } from './nft-rules.ts';
 
 const web: NftNetwork = {
@@ -23,6 +24,7 @@ delete table bridge butter
 table inet butter {
 	chain input {
 		type filter hook input priority filter; policy accept;
+		udp dport 4789 drop
 		iifname "btuweb" ip daddr 100.126.0.5 tcp dport 80 accept
 		iifname { "btuweb" } ct state established,related accept
 		iifname { "bt-web", "btuweb" } drop
@@ -50,7 +52,8 @@ table bridge butter {
 	chain port_bt_2dweb_2d1 {
 		ether saddr != 52:54:00:ab:cd:01 drop
 		ether type != { ip, arp } drop
-		ip saddr != { 10.231.0.10, 0.0.0.0 } drop
+		ip saddr 0.0.0.0 udp sport 68 udp dport 67 return
+		ip saddr != 10.231.0.10 drop
 		arp saddr ether != 52:54:00:ab:cd:01 drop
 		arp saddr ip != { 10.231.0.10, 0.0.0.0 } drop
 	}
@@ -66,11 +69,32 @@ test('a network without NAT gets no masquerade and no egress', () => {
   assert.match(text, /iifname \{ "bt-web", "btuweb" \} drop/);
 });
 
-test('no networks still renders (empty) tables, replacing whatever was there', () => {
+test('no networks still renders the tables, replacing whatever was there: empty but for the closed VXLAN port', () => {
   const text = renderNftRuleset([], O);
   assert.ok(text.startsWith(renderNftDelete()));
-  assert.match(text, /table inet butter \{\n\tchain input \{\n\t\ttype filter hook input priority filter; policy accept;\n\t\}/);
-  assert.doesNotMatch(text, /vmap|drop/);
+  assert.match(text, /table inet butter \{\n\tchain input \{\n\t\ttype filter hook input priority filter; policy accept;\n\t\tudp dport 4789 drop\n\t\}/);
+  assert.doesNotMatch(text.replace('udp dport 4789 drop', ''), /vmap|drop/);
+});
+
+test('VXLAN reaches the host only over the mesh from mesh addresses; without a mesh, never', () => {
+  const input = (text: string) => text.slice(text.indexOf('chain input'), text.indexOf('chain forward')).split('\n').map((l) => l.trim());
+  // Before any network exists (the VXLAN device may come first), and with networks.
+  for (const networks of [[], [web]]) {
+    const meshed = input(renderNftRuleset(networks, { ...O, mesh: 'btwg0' }));
+    const accept = meshed.indexOf(`iifname "btwg0" ip saddr 100.127.0.0/16 udp dport ${VXLAN_PORT} accept`);
+    assert.ok(accept >= 0 && accept < meshed.indexOf(`udp dport ${VXLAN_PORT} drop`), meshed.join('\n'));
+    const alone = input(renderNftRuleset(networks, O));
+    assert.ok(alone.includes(`udp dport ${VXLAN_PORT} drop`) && !alone.some((r) => r.includes(`dport ${VXLAN_PORT} accept`)), alone.join('\n'));
+  }
+});
+
+test('from 0.0.0.0 a port passes DHCP only (client to server port), before the address check drops the rest', () => {
+  const text = renderNftRuleset([web], O);
+  const port = text.slice(text.indexOf('chain port_bt_2dweb_2d1')).split('\n').map((l) => l.trim());
+  const dhcp = port.indexOf('ip saddr 0.0.0.0 udp sport 68 udp dport 67 return');
+  assert.ok(dhcp >= 0 && dhcp < port.indexOf('ip saddr != 10.231.0.10 drop'), port.join('\n'));
+  // No other rule lets 0.0.0.0 by for IP; ARP probes (RFC 5227) keep it.
+  assert.deepEqual(port.filter((r) => r.includes('0.0.0.0')), ['ip saddr 0.0.0.0 udp sport 68 udp dport 67 return', 'arp saddr ip != { 10.231.0.10, 0.0.0.0 } drop']);
 });
 
 test('the delete text declares each table before deleting it, so it never fails', () => {

@@ -6,13 +6,15 @@
  *
  * - `inet butter`: the host's side of each network's gateway namespace (core/gateway-ns.ts):
  *   metadata from its uplink, NAT of its egress (nat=true); nothing from a network to the host
- *   or between networks; VPN peers to their own network only.
- * - `bridge butter`: per-port anti-spoofing, stateless because the bridge family here has
- *   no conntrack; and on each VXLAN port, the host-local services stay local: every node
- *   answers for its network's gateway (same address and MAC everywhere), metadata and DHCP,
- *   so ARP for those and DHCP never cross to other nodes.
+ *   or between networks; VPN peers to their own network only; VXLAN from the mesh only.
+ * - `bridge butter`: per-port anti-spoofing (a VM's MAC and IP; 0.0.0.0 for DHCP only),
+ *   stateless because the bridge family here has no conntrack; and on each VXLAN port, the
+ *   host-local services stay local: every node answers for its network's gateway (same
+ *   address and MAC everywhere), metadata and DHCP, so ARP for those and DHCP never cross to
+ *   other nodes.
  */
 
+import { VXLAN_PORT } from './fdb-plan.ts';
 import { MESH_CIDR, UPLINK_CIDR } from './ipv4.ts';
 
 /** What the rules need of a network (a `LocalNetwork` fits). */
@@ -83,6 +85,12 @@ function renderInet(networks: readonly NftNetwork[], o: NftOptions): string {
     input.push(`iifname ${q(o.mesh)} ip saddr != ${MESH_CIDR} drop`);
     forward.push(`iifname ${q(o.mesh)} ip saddr != ${MESH_CIDR} drop`);
   }
+  // The kernel's VXLAN socket listens on every address, and what it takes goes straight onto a
+  // network's bridge: only nodes may send to it, over the mesh, from mesh addresses. Anything
+  // else to the port drops (a LAN host, another node's guests by the underlay, IPv6, VPN
+  // peers), with or without a mesh or networks: the VXLAN device may come before or after.
+  if (o.mesh) input.push(`iifname ${q(o.mesh)} ip saddr ${MESH_CIDR} udp dport ${VXLAN_PORT} accept`);
+  input.push(`udp dport ${VXLAN_PORT} drop`);
 
   for (const n of networks) {
     // From a gateway namespace, the host offers the metadata server on its end of the link.
@@ -134,8 +142,11 @@ function renderBridge(networks: readonly NftNetwork[]): string {
         // Only IPv4 and ARP: anything else (IPv6, 802.1Q-tagged frames) would slip past the
         // address checks below, and Butter gives guests nothing else to speak.
         'ether type != { ip, arp } drop',
-        // 0.0.0.0 is the DHCP discover before the guest has its address.
-        `ip saddr != { ${p.ip}, 0.0.0.0 } drop`,
+        // 0.0.0.0 is the DHCP client before it has its address, and only that: a positive match,
+        // as a negative one (`udp dport != 67`) would not match ICMP or TCP, nor a later
+        // fragment (no ports to read). `return`: the rest of this chain is for other frames.
+        'ip saddr 0.0.0.0 udp sport 68 udp dport 67 return',
+        `ip saddr != ${p.ip} drop`,
         `arp saddr ether != ${mac} drop`,
         // 0.0.0.0 is an ARP probe (RFC 5227 duplicate address detection).
         `arp saddr ip != { ${p.ip}, 0.0.0.0 } drop`,

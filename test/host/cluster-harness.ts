@@ -31,6 +31,7 @@ export class NamespaceCluster {
   private hostCount = 0;
   /** VPN client namespaces (see `addLaptop`). */
   private readonly laptops: { ns: string; iface: string }[] = [];
+  private lanHosts = 0;
   /** /etc/netns did not exist before the first laptop: removed again at the end (when empty). */
   private madeEtcNetns = false;
   log = '';
@@ -151,6 +152,20 @@ export class NamespaceCluster {
       return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
     };
     return { ns, iface, run };
+  }
+
+  /**
+   * A machine on the underlay that is nothing of Butter's: another host of the LAN, such as
+   * an attacker who can send the nodes anything over UDP.
+   */
+  addLanHost(): { ns: string; run: (cmd: string, args: string[]) => CliResult } {
+    const ns = `bt-lan${this.lanHosts}-${this.id}`;
+    this.plug(ns, `10.251.0.${230 + this.lanHosts++}`);
+    const run = (cmd: string, args: string[]): CliResult => {
+      const r = spawnSync('ip', ['netns', 'exec', ns, cmd, ...args], { encoding: 'utf8', timeout: 60_000 });
+      return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+    };
+    return { ns, run };
   }
 
   /** Runs a command inside a node's namespace. */

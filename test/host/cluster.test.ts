@@ -1,10 +1,15 @@
 // Three machines on one box, joined over HTTPS: real agents, real QEMU guests (tiny image).
 // Placement follows spread, binpack, --node and --zone; a killed agent's node is unreachable
-// within 15 s and reconciles when it returns; evacuation moves its VMs.
+// within 15 s and reconciles when it returns; evacuation moves its VMs. VXLAN enters a
+// network only over the mesh: a LAN host's crafted packets reach no guest.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { NamespaceCluster } from './cluster-harness.ts';
+import { BROADCAST_MAC, rawFrames, tagsArriving, type Probe } from './raw-frames.ts';
+import { VXLAN_PORT } from '../../src/core/fdb-plan.ts';
+import { tapName } from '../../src/core/vm-spec.ts';
 
 let c: NamespaceCluster;
 interface Vm {
@@ -154,6 +159,43 @@ for i in $(seq 1 60); do ping -c 1 -W 1 10.31.0.1 >/dev/null 2>&1 && { echo MULT
   const vbMac = c.json<{ mac: string }>(['vm', 'show', 'vb']).mac;
   const n2 = c.json<{ mesh: { address: string } }>(['node', 'show', 'n2']).mesh.address;
   assert.match(c.inNode('n1', 'bridge', ['fdb', 'show', 'dev', 'btxlan']).stdout, new RegExp(`${vbMac} dst ${n2.replace(/\./g, '\\.')}`));
+
+  // A LAN host (any machine that can send the nodes UDP) crafts VXLAN packets with lan's VNI:
+  // a broadcast ARP and a UDP packet to vb's MAC and address, to n1's and n2's underlay
+  // addresses, to n2's mesh address by the underlay, and over IPv6. None may enter lan. The
+  // same frames sent by n1 over the mesh (the control, last) reach vb's tap: the tunnel works
+  // and the packets are well made. Watched on vb's tap (what QEMU hands the guest; the tiny
+  // guest's busybox has no UDP listener) and by counters on each node's VXLAN port.
+  const lanHost = c.addLanHost();
+  const underlay = (n: string) => (JSON.parse(c.inNode(n, 'ip', ['-4', '-j', 'addr', 'show', 'dev', 'eth0']).stdout) as { addr_info: { local: string }[] }[])[0]!.addr_info[0]!.local;
+  const vni = String((JSON.parse(c.inNode('n2', 'ip', ['-d', '-j', 'link', 'show', 'btxlan']).stdout) as { linkinfo: { info_data: { id: number } } }[])[0]!.linkinfo.info_data.id);
+  for (const [ns, addr] of [[c.nsOf('n2'), 'fd42:b7::12'], [lanHost.ns, 'fd42:b7::99']] as const) assert.equal(spawnSync('ip', ['-n', ns, '-6', 'addr', 'add', `${addr}/64`, 'dev', 'eth0', 'nodad']).status, 0);
+  assert.equal(lanHost.run('ip', ['route', 'add', '100.127.0.0/16', 'dev', 'eth0']).code, 0);
+  const ATTACKER_MAC = '02:00:00:ba:d0:01';
+  const CONTROL_MAC = '02:00:00:c0:ff:ee';
+  const inner = (tag: string): Probe[] => [
+    { tag: `${tag}-arp`, dstMac: BROADCAST_MAC, src: '10.30.0.99', dst: vb.ip, proto: 'arp' },
+    { tag: `${tag}-udp`, dstMac: vbMac, src: '10.30.0.99', dst: vb.ip, proto: 'udp', sport: 7777, dport: 7777 },
+  ];
+  for (const n of ['n1', 'n2']) {
+    const table = `bridge btprobe${c.id}`;
+    const nft = (text: string) => assert.equal(spawnSync('ip', ['netns', 'exec', c.nsOf(n), 'nft', '-f', '-'], { input: text, encoding: 'utf8' }).status, 0);
+    // Before butter's own bridge rules: every frame the VXLAN port takes in is counted.
+    nft(`table ${table} {\n\tchain pre {\n\t\ttype filter hook prerouting priority -300; policy accept;\n\t\tiifname "btxlan" ether saddr ${ATTACKER_MAC} counter\n\t\tiifname "btxlan" ether saddr ${CONTROL_MAC} counter\n\t}\n}\n`);
+  }
+  const vbTap = tapName(c.json<{ id: string }>(['vm', 'show', 'vb']).id);
+  const seen = await tagsArriving(c.nsOf('n2'), ['sniff-out', vbTap], 'mesh-udp', () => {
+    for (const to of [underlay('n2'), underlay('n1'), n2, 'fd42:b7::12']) rawFrames(lanHost.ns, ['vxlan', to, String(VXLAN_PORT), vni, ATTACKER_MAC, JSON.stringify(inner(`attack-${to}`))]);
+    rawFrames(c.nsOf('n1'), ['vxlan', n2, String(VXLAN_PORT), vni, CONTROL_MAC, JSON.stringify(inner('mesh'))]);
+  });
+  assert.deepEqual(seen, ['mesh-arp', 'mesh-udp'], 'only the mesh delivers VXLAN frames to a guest');
+  for (const n of ['n1', 'n2']) {
+    const rules = (JSON.parse(c.inNode(n, 'nft', ['-j', 'list', 'table', 'bridge', `btprobe${c.id}`]).stdout) as { nftables: { rule?: { expr: { counter?: { packets: number } }[] } }[] }).nftables;
+    const counts = rules.flatMap((r) => (r.rule ? [r.rule.expr.find((e) => e.counter)!.counter!.packets] : []));
+    assert.equal(counts[0], 0, `no frame of the LAN host entered ${n}'s VXLAN port`);
+    if (n === 'n2') assert.equal(counts[1], 2, "the mesh's two frames entered n2's");
+  }
+  assert.deepEqual(alive().slice(-3), ['ok', 'ok', 'ok'], 'va still pings vb over the mesh');
 
   // VPN: a laptop joins lan with the printed wg-quick file (its key made by the CLI, never
   // sent) and reaches both VMs by name: one on the gateway node, one behind it on the overlay.

@@ -351,6 +351,9 @@ test('a network spanning nodes: VXLAN port on the bridge, forwarding entries, re
   // Gateway, metadata and DHCP stay on each node: not across the VXLAN port.
   assert.match(exec.calls[0]!.input!, /iifname "btxweb" arp daddr ip \{ 10\.231\.0\.1, 169\.254\.169\.254 \} drop/);
   assert.match(exec.calls[0]!.input!, /oifname "btxweb" udp dport \{ 67, 68 \} drop/);
+  // The tunnel's own port (the device's dstport) is open to the mesh only, in that order.
+  const input = exec.calls[0]!.input!.split('chain input {')[1]!.split('\t}')[0]!;
+  assert.match(input, /iifname "btwg0" ip saddr 100\.127\.0\.0\/16 udp dport 4789 accept\n\t\tudp dport 4789 drop\n/);
   // DNS answers for the VM on the other node too; DHCP reserves only the local one.
   assert.equal(readFileSync(join(dir, 'state/net/web/names'), 'utf8'), '10.231.0.10 vm1.web.internal vm1\n10.231.0.20 vm9.web.internal vm9\n');
   assert.equal(readFileSync(join(dir, 'state/net/web/hosts'), 'utf8'), '52:54:00:ab:cd:01,10.231.0.10,vm1\n');

@@ -13,7 +13,7 @@ import { DnsmasqProcesses } from './dnsmasq-process.ts';
 import { NFT_TABLES, renderNftDelete, renderNftRuleset } from '../../core/nft-rules.ts';
 import type { Exec } from './exec.ts';
 import { METADATA_ADDR, type LocalNetwork, type LocalPort, type LocalVpn, type NetworkHost, type Overlay } from './network.ts';
-import { planFdb, wantedFdb, type FdbEntry } from '../../core/fdb-plan.ts';
+import { planFdb, VXLAN_PORT, wantedFdb, type FdbEntry } from '../../core/fdb-plan.ts';
 import { PolicyRouting, rulesOf } from './linux-routing.ts';
 import { Reverter } from './reverter.ts';
 import { bridgeMac, gatewayMac } from '../../core/network-macs.ts';
@@ -65,9 +65,6 @@ interface Plan {
   hosts: string;
   names: string;
 }
-
-/** IANA's VXLAN port; only ever sent inside the WireGuard mesh. */
-export const VXLAN_PORT = 4789;
 
 export class LinuxNetworkHost implements NetworkHost {
   private readonly exec: Exec;
