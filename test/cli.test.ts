@@ -106,6 +106,30 @@ test('create, list and show speak JSON and tables; the token comes from env or l
   assert.equal(afterLogin.stdout.trim(), '10.200.0.2');
 });
 
+test('roles: token create --role operator; a viewer reading logs or user-data gets one line and exit 1', async () => {
+  const made = await butter(['token', 'create', '--role', 'operator', '--json']);
+  assert.equal(made.code, 0, made.stderr);
+  const operator = JSON.parse(made.stdout) as { token: { role: string }; secret: string };
+  assert.equal(operator.token.role, 'operator');
+  const bad = await butter(['token', 'create', '--role', 'root']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /^error: role: must be admin, operator or viewer, got "root"$/m);
+  const { secret: viewer } = await cloud.admin.call('createToken', { body: { role: 'viewer' } });
+  for (const args of [['vm', 'logs', 'app'], ['vm', 'user-data', 'app']]) {
+    const r = await butter(args, { BUTTER_TOKEN: viewer });
+    assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);
+    assert.equal(r.stdout, '');
+    assert.equal(r.stderr, 'error: a viewer token may not call this route: it needs an operator or admin token\n');
+  }
+  assert.equal((await butter(['vm', 'list'], { BUTTER_TOKEN: viewer })).code, 0);
+  const asOperator = await butter(['vm', 'user-data', 'app'], { BUTTER_TOKEN: operator.secret });
+  assert.equal(asOperator.code, 0, asOperator.stderr);
+  assert.equal(asOperator.stdout, '#!/bin/sh\necho hi\n');
+  const tokens = await butter(['token', 'list'], { BUTTER_TOKEN: operator.secret });
+  assert.equal(tokens.code, 1);
+  assert.match(tokens.stderr, /^error: an operator token may not call this route: it needs an admin token$/m);
+});
+
 // Last: these take a while, and the fake node above sends no heartbeats meanwhile.
 test('VPN peers and the mesh flags: bad input exits non-zero naming the field', async () => {
   const cases: [string[], number, RegExp][] = [

@@ -1,7 +1,7 @@
 /** OpenAPI 3.1, generated from the route table; checked in as docs/openapi.json. */
 import { z } from 'zod';
 import { ERROR_STATUS, ErrorBody } from './errors.ts';
-import { API_VERSION, routes, type Route } from './routes.ts';
+import { API_VERSION, routes, WHO_MAY_CALL, type Route } from './routes.ts';
 
 function schemaOf(s: z.ZodType, io: 'input' | 'output'): Record<string, unknown> {
   return z.toJSONSchema(s, { io, unrepresentable: 'any', target: 'draft-2020-12' }) as Record<string, unknown>;
@@ -25,6 +25,7 @@ export function openApiDocument(): Record<string, unknown> {
     const op: Record<string, unknown> = {
       operationId: id,
       summary: r.summary,
+      description: `Access: ${r.access}, i.e. ${WHO_MAY_CALL[r.access]}.`,
       parameters: parameters(r),
       security: r.access === 'public' ? [] : [{ bearer: [] }],
       'x-butter-access': r.access,

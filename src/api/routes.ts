@@ -11,15 +11,29 @@ import { Group, GroupSet, Node, NodeCreate, NodeCreated, NodeReport, NodeUpdate,
 import { Network, NetworkCreate } from './schemas/network.ts';
 import { PeerParams, VpnPeer, VpnPeerCreate, VpnPeerJoined } from './schemas/vpn.ts';
 import { JoinRequest, Joined, JoinToken, JoinTokenCreate, JoinTokenCreated } from './schemas/join.ts';
-import { Token, TokenCreate, TokenCreated, TokenParams } from './schemas/token.ts';
+import { Token, TokenCreate, TokenCreated, TokenParams, type UserRole } from './schemas/token.ts';
 import { ConsoleInput, Logs, LogsQuery, Vm, VmCreate, VmResize, VmUserData, VmUserDataSet } from './schemas/vm.ts';
 
 /**
- * Who may call a route. `any`: every valid API token. `viewer` routes also admit admins; `node` routes admit the node
- * named in the path (and admins); `blob` admits viewers, admins and any node; `join` takes a
- * join token (`bj_…`) instead of an API token.
+ * Who may call a route: a `UserRole` (schemas/token.ts) is the least role that may; besides
+ * those, `public`: anyone, no token; `any`: every valid API token, node tokens too;
+ * `node`: the node named in the path (and admins); `blob`: any node, and operators up
+ * (image bytes are workload data); `join`: a join token (`bj_…`) instead of an API token.
+ * One function decides: `authorize` in server/auth.ts.
  */
-export type Access = 'public' | 'any' | 'viewer' | 'admin' | 'node' | 'blob' | 'join';
+export type Access = UserRole | 'public' | 'any' | 'node' | 'blob' | 'join';
+
+/** Who may call a route of each access, in words: for refusals and the OpenAPI document. */
+export const WHO_MAY_CALL: Record<Access, string> = {
+  public: 'anyone, no token',
+  any: 'any valid API token',
+  viewer: 'a viewer, operator or admin token',
+  operator: 'an operator or admin token',
+  admin: 'an admin token',
+  node: 'the token of the node named in the path, or an admin token',
+  blob: 'a node, operator or admin token',
+  join: 'a join token (`bj_…`) as the bearer token',
+};
 
 export interface Route {
   method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -62,37 +76,37 @@ export const routes = {
   nodeReport: { method: 'POST', path: '/v1/nodes/{name}/report', access: 'node', summary: 'Heartbeat with capacity and observed VM states', params: NameParams, body: NodeReport, response: Nothing, status: 200 },
   nodeConsole: { method: 'POST', path: '/v1/nodes/{name}/vms/{id}/console', access: 'node', summary: 'Append captured serial console output of a VM', params: NodeVmParams, body: ConsoleChunk, response: Nothing, status: 200 },
 
-  uploadBlob: { method: 'POST', path: '/v1/blobs', access: 'admin', summary: 'Upload a blob; refused when `sha256` is given and differs', query: BlobQuery, rawBody: true, response: Blob, status: 201 },
+  uploadBlob: { method: 'POST', path: '/v1/blobs', access: 'operator', summary: 'Upload a blob; refused when `sha256` is given and differs', query: BlobQuery, rawBody: true, response: Blob, status: 201 },
   getBlob: { method: 'GET', path: '/v1/blobs/{sha256}', access: 'blob', summary: 'Download a blob', params: BlobParams, rawResponse: true, response: z.string(), status: 200 },
 
   listImages: { method: 'GET', path: '/v1/images', access: 'viewer', summary: 'List images', response: listOf(Image), status: 200 },
-  createImage: { method: 'POST', path: '/v1/images', access: 'admin', summary: 'Make an image from uploaded blobs', body: ImageCreate, response: Image, status: 201 },
+  createImage: { method: 'POST', path: '/v1/images', access: 'operator', summary: 'Make an image from uploaded blobs', body: ImageCreate, response: Image, status: 201 },
   getImage: { method: 'GET', path: '/v1/images/{name}', access: 'viewer', summary: 'Show an image', params: NameParams, response: Image, status: 200 },
-  deleteImage: { method: 'DELETE', path: '/v1/images/{name}', access: 'admin', summary: 'Remove an image (refused while a VM uses it)', params: NameParams, response: Nothing, status: 200 },
+  deleteImage: { method: 'DELETE', path: '/v1/images/{name}', access: 'operator', summary: 'Remove an image (refused while a VM uses it)', params: NameParams, response: Nothing, status: 200 },
 
   listNetworks: { method: 'GET', path: '/v1/networks', access: 'viewer', summary: 'List private networks', response: listOf(Network), status: 200 },
-  createNetwork: { method: 'POST', path: '/v1/networks', access: 'admin', summary: 'Create a private network (its CIDR must not overlap another network\'s)', body: NetworkCreate, response: Network, status: 201 },
+  createNetwork: { method: 'POST', path: '/v1/networks', access: 'operator', summary: 'Create a private network (its CIDR must not overlap another network\'s)', body: NetworkCreate, response: Network, status: 201 },
   getNetwork: { method: 'GET', path: '/v1/networks/{name}', access: 'viewer', summary: 'Show a private network', params: NameParams, response: Network, status: 200 },
-  deleteNetwork: { method: 'DELETE', path: '/v1/networks/{name}', access: 'admin', summary: 'Remove a private network (refused while VMs or VPN peers are attached)', params: NameParams, response: Nothing, status: 200 },
+  deleteNetwork: { method: 'DELETE', path: '/v1/networks/{name}', access: 'operator', summary: 'Remove a private network (refused while VMs or VPN peers are attached)', params: NameParams, response: Nothing, status: 200 },
   listNetworkPeers: { method: 'GET', path: '/v1/networks/{name}/peers', access: 'viewer', summary: "List a network's VPN peers", params: NameParams, response: listOf(VpnPeer), status: 200 },
-  joinNetwork: { method: 'POST', path: '/v1/networks/{name}/peers', access: 'admin', summary: 'Register a VPN peer (its public key) and get what its wg-quick configuration needs', params: NameParams, body: VpnPeerCreate, response: VpnPeerJoined, status: 201 },
-  revokeNetworkPeer: { method: 'DELETE', path: '/v1/networks/{name}/peers/{peer}', access: 'admin', summary: 'Revoke a VPN peer: its tunnel stops at once', params: PeerParams, response: Nothing, status: 200 },
+  joinNetwork: { method: 'POST', path: '/v1/networks/{name}/peers', access: 'operator', summary: 'Register a VPN peer (its public key) and get what its wg-quick configuration needs', params: NameParams, body: VpnPeerCreate, response: VpnPeerJoined, status: 201 },
+  revokeNetworkPeer: { method: 'DELETE', path: '/v1/networks/{name}/peers/{peer}', access: 'operator', summary: 'Revoke a VPN peer: its tunnel stops at once', params: PeerParams, response: Nothing, status: 200 },
 
   listVms: { method: 'GET', path: '/v1/vms', access: 'viewer', summary: 'List VMs', response: listOf(Vm), status: 200 },
-  createVm: { method: 'POST', path: '/v1/vms', access: 'admin', summary: 'Create a VM', body: VmCreate, response: Vm, status: 201 },
+  createVm: { method: 'POST', path: '/v1/vms', access: 'operator', summary: 'Create a VM', body: VmCreate, response: Vm, status: 201 },
   getVm: { method: 'GET', path: '/v1/vms/{name}', access: 'viewer', summary: 'Show a VM', params: NameParams, response: Vm, status: 200 },
-  deleteVm: { method: 'DELETE', path: '/v1/vms/{name}', access: 'admin', summary: 'Delete a VM; it is gone once its node confirms', params: NameParams, response: Vm, status: 202 },
-  startVm: { method: 'POST', path: '/v1/vms/{name}/start', access: 'admin', summary: 'Start a VM', params: NameParams, body: Empty.optional(), response: Vm, status: 202 },
-  stopVm: { method: 'POST', path: '/v1/vms/{name}/stop', access: 'admin', summary: 'Stop a VM (ACPI shutdown, then kill after a timeout)', params: NameParams, body: Empty.optional(), response: Vm, status: 202 },
-  restartVm: { method: 'POST', path: '/v1/vms/{name}/restart', access: 'admin', summary: 'Restart a VM', params: NameParams, body: Empty.optional(), response: Vm, status: 202 },
-  resizeVm: { method: 'POST', path: '/v1/vms/{name}/resize', access: 'admin', summary: 'Change CPUs/memory; applied at the next start', params: NameParams, body: VmResize, response: Vm, status: 200 },
-  getUserData: { method: 'GET', path: '/v1/vms/{name}/user-data', access: 'viewer', summary: "A VM's user-data", params: NameParams, response: VmUserData, status: 200 },
-  setUserData: { method: 'PUT', path: '/v1/vms/{name}/user-data', access: 'admin', summary: "Replace a VM's user-data (seen by the guest at its next metadata fetch)", params: NameParams, body: VmUserDataSet, response: VmUserData, status: 200 },
-  vmConsoleInput: { method: 'POST', path: '/v1/vms/{name}/console', access: 'admin', summary: "Type into a VM's serial console (output arrives through logs)", params: NameParams, body: ConsoleInput, response: Nothing, status: 202 },
-  vmLogs: { method: 'GET', path: '/v1/vms/{name}/logs', access: 'viewer', summary: 'Serial console output from `offset`; `wait` long-polls for more', params: NameParams, query: LogsQuery, response: Logs, status: 200 },
+  deleteVm: { method: 'DELETE', path: '/v1/vms/{name}', access: 'operator', summary: 'Delete a VM; it is gone once its node confirms', params: NameParams, response: Vm, status: 202 },
+  startVm: { method: 'POST', path: '/v1/vms/{name}/start', access: 'operator', summary: 'Start a VM', params: NameParams, body: Empty.optional(), response: Vm, status: 202 },
+  stopVm: { method: 'POST', path: '/v1/vms/{name}/stop', access: 'operator', summary: 'Stop a VM (ACPI shutdown, then kill after a timeout)', params: NameParams, body: Empty.optional(), response: Vm, status: 202 },
+  restartVm: { method: 'POST', path: '/v1/vms/{name}/restart', access: 'operator', summary: 'Restart a VM', params: NameParams, body: Empty.optional(), response: Vm, status: 202 },
+  resizeVm: { method: 'POST', path: '/v1/vms/{name}/resize', access: 'operator', summary: 'Change CPUs/memory; applied at the next start', params: NameParams, body: VmResize, response: Vm, status: 200 },
+  getUserData: { method: 'GET', path: '/v1/vms/{name}/user-data', access: 'operator', summary: "A VM's user-data", params: NameParams, response: VmUserData, status: 200 },
+  setUserData: { method: 'PUT', path: '/v1/vms/{name}/user-data', access: 'operator', summary: "Replace a VM's user-data (seen by the guest at its next metadata fetch)", params: NameParams, body: VmUserDataSet, response: VmUserData, status: 200 },
+  vmConsoleInput: { method: 'POST', path: '/v1/vms/{name}/console', access: 'operator', summary: "Type into a VM's serial console (output arrives through logs)", params: NameParams, body: ConsoleInput, response: Nothing, status: 202 },
+  vmLogs: { method: 'GET', path: '/v1/vms/{name}/logs', access: 'operator', summary: 'Serial console output from `offset`; `wait` long-polls for more', params: NameParams, query: LogsQuery, response: Logs, status: 200 },
 
   listTokens: { method: 'GET', path: '/v1/tokens', access: 'admin', summary: 'List API tokens (never their secrets)', response: listOf(Token), status: 200 },
-  createToken: { method: 'POST', path: '/v1/tokens', access: 'admin', summary: 'Issue an admin or viewer token; the secret is shown once', body: TokenCreate, response: TokenCreated, status: 201 },
+  createToken: { method: 'POST', path: '/v1/tokens', access: 'admin', summary: 'Issue an admin, operator or viewer token; the secret is shown once', body: TokenCreate, response: TokenCreated, status: 201 },
   deleteToken: { method: 'DELETE', path: '/v1/tokens/{id}', access: 'admin', summary: 'Revoke a token', params: TokenParams, response: Nothing, status: 200 },
 
   listEvents: { method: 'GET', path: '/v1/events', access: 'viewer', summary: 'Audit events after `since`', query: EventsQuery, response: listOf(Event), status: 200 },

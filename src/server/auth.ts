@@ -4,10 +4,11 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { ApiError } from '../api/errors.ts';
-import type { Access } from '../api/routes.ts';
+import { WHO_MAY_CALL, type Access } from '../api/routes.ts';
+import { USER_ROLES, type Role, type UserRole } from '../api/schemas/token.ts';
 import type { Db } from './store/db.ts';
 
-export type Role = 'admin' | 'viewer' | 'node';
+export type { Role };
 export interface Principal {
   role: Role;
   node: string | null;
@@ -37,13 +38,20 @@ export function authenticate(db: Db, header: string | undefined): Principal {
   return { role: row.role, node: row.node, tokenId: row.id };
 }
 
-/** Decides whether `who` may call a route with access `access` (and path node `node`). */
+/** A user role's place in USER_ROLES (least first); a node token has none. */
+const rank = (role: Role): number => USER_ROLES.indexOf(role as UserRole);
+
+/**
+ * The one place that decides whether `who` may call a route with access `access` (whose
+ * path names node `pathNode`, for `node` routes). Called before anything else looks at the
+ * request: its params, query and body.
+ */
 export function authorize(who: Principal, access: Access, pathNode: string | undefined): void {
   if (access === 'public' || access === 'join' || access === 'any' || who.role === 'admin') return;
-  if (access === 'viewer' && who.role === 'viewer') return;
-  if (access === 'blob' && (who.role === 'viewer' || who.role === 'node')) return;
   if (access === 'node' && who.role === 'node' && who.node === pathNode) return;
-  throw new ApiError('forbidden', `a ${who.role} token may not call this route`);
+  if (access === 'blob' && (who.role === 'node' || rank(who.role) >= rank('operator'))) return;
+  if (access !== 'node' && access !== 'blob' && rank(who.role) >= rank(access)) return;
+  throw new ApiError('forbidden', `${/^[aeiou]/.test(who.role) ? 'an' : 'a'} ${who.role} token may not call this route: it needs ${WHO_MAY_CALL[access]}`);
 }
 
 export function actorOf(who: Principal): string {

@@ -74,7 +74,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
     });
   }
 
-  const http = buildHttp(store.db, makeHandlers(services), opts.logger ?? false, opts.https);
+  const http = buildHttp(store, makeHandlers(services), opts.logger ?? false, opts.https);
   const sweeper = setInterval(() => nodes.sweep(new Date()), 1_000);
   sweeper.unref();
   const flusher = setInterval(() => nodes.flushLiveness(), LIVENESS_FLUSH_MS);

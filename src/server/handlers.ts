@@ -21,6 +21,7 @@ import type { JoinTokens } from './join.ts';
 import type { Vms } from './vms.ts';
 import type { VpnPeers } from './vpn.ts';
 import type { VpnPeerCreate } from '../api/schemas/vpn.ts';
+import type { UserRole } from '../api/schemas/token.ts';
 
 export interface Services {
   store: Store;
@@ -148,7 +149,7 @@ export function makeHandlers(s: Services): Handlers {
 
     listTokens: () => ({ items: s.tokens.list(), revision: s.store.revision() }),
     createToken: ({ who, body }) => {
-      const b = body as { role: 'admin' | 'viewer'; description?: string };
+      const b = body as { role: UserRole; description?: string };
       return s.tokens.create(actorOf(who), b.role, b.description);
     },
     deleteToken: ({ who, params }) => {

@@ -1,5 +1,7 @@
 /**
- * Binds handlers to the route table: parse → authenticate → authorize → validate → handle.
+ * Binds handlers to the route table: authenticate → authorize → parse → validate → handle.
+ * Who may call is decided in each route's onRequest hook, before Fastify reads the body:
+ * a caller without the right gets 401 or 403 whatever it sends, never 400 or 413.
  * Validation failures and ApiErrors become the one error envelope; nothing else answers 5xx
  * unless it really is our fault.
  */
@@ -8,7 +10,8 @@ import { z } from 'zod';
 import { ApiError, fromZodError } from '../api/errors.ts';
 import { routes, type Route, type RouteId } from '../api/routes.ts';
 import { authenticate, authorize, type Principal } from './auth.ts';
-import type { Db } from './store/db.ts';
+import { checkJoinToken } from './join.ts';
+import type { Store } from './store/store.ts';
 
 export interface Call {
   who: Principal;
@@ -22,7 +25,8 @@ export interface Call {
 export type Handler = (call: Call) => unknown;
 export type Handlers = Record<RouteId, Handler>;
 
-const PUBLIC: Principal = { role: 'viewer', node: null, tokenId: 'public' };
+/** The caller of a `public` or `join` route: no API token. Handlers of those routes do not look at it. */
+const NOBODY: Principal = { role: 'viewer', node: null, tokenId: 'public' };
 
 function parse(schema: z.ZodType | undefined, value: unknown, where: string): unknown {
   if (!schema) return value;
@@ -31,7 +35,7 @@ function parse(schema: z.ZodType | undefined, value: unknown, where: string): un
   return r.data;
 }
 
-export function buildHttp(db: Db, handlers: Handlers, log: boolean | object = false, https?: { key: string; cert: string }): FastifyInstance {
+export function buildHttp(store: Store, handlers: Handlers, log: boolean | object = false, https?: { key: string; cert: string }): FastifyInstance {
   // Over TLS the server speaks HTTP/2 as well as HTTP/1.1: an agent then holds one connection
   // for its watches, reports and console, instead of one per request in flight (each TLS
   // connection costs the server about 60 KB, so 1,000 agents × 4 was most of its memory).
@@ -54,17 +58,22 @@ export function buildHttp(db: Db, handlers: Handlers, log: boolean | object = fa
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send(new ApiError('not_found', `no route ${req.method} ${req.url.split('?')[0]}`).toBody()));
 
+  const callers = new WeakMap<FastifyRequest, Principal>();
   for (const [id, route] of Object.entries(routes) as [RouteId, Route][]) {
     const handler = handlers[id];
     app.route({
       method: route.method,
       url: route.path.replace(/\{(\w+)\}/g, ':$1'),
+      onRequest: async (req) => {
+        // `join` routes carry a join token, not an API token; its handler checks it again as it spends it.
+        if (route.access === 'join') checkJoinToken(store.db, req.headers.authorization, store.now());
+        const who = route.access === 'public' || route.access === 'join' ? NOBODY : authenticate(store.db, req.headers.authorization);
+        authorize(who, route.access, route.access === 'node' ? (req.params as Record<string, string>).name : undefined);
+        callers.set(req, who);
+      },
       handler: async (req, reply) => {
-        // `join` routes carry a join token, checked by their handler, not an API token.
-        const who = route.access === 'public' || route.access === 'join' ? PUBLIC : authenticate(db, req.headers.authorization);
-        const rawParams = req.params as Record<string, string>;
-        authorize(who, route.access, route.access === 'node' ? rawParams.name : undefined);
-        const params = parse(route.params, rawParams, 'params') as Record<string, string>;
+        const who = callers.get(req)!;
+        const params = parse(route.params, req.params, 'params') as Record<string, string>;
         const query = parse(route.query, req.query ?? {}, 'query') as Record<string, unknown>;
         if (!route.rawBody && req.body !== undefined && req.headers['content-type']?.startsWith('application/octet-stream')) {
           throw new ApiError('unsupported_media_type', 'this route takes JSON', 'body');

@@ -8,6 +8,7 @@ import { ApiError } from '../api/errors.ts';
 import type { Node } from '../api/schemas/node.ts';
 import { issueToken } from './auth.ts';
 import type { Nodes } from './nodes.ts';
+import type { Db } from './store/db.ts';
 import type { Store } from './store/store.ts';
 
 interface JoinTokenRow {
@@ -41,6 +42,27 @@ export function ttlMs(ttl: string): number {
 const hash = (secret: string) => createHash('sha256').update(secret).digest('hex');
 const view = (r: JoinTokenRow): JoinTokenView => ({ id: r.id, group: r.node_group, zone: r.zone, expiresAt: r.expires_at, usedAt: r.used_at, usedBy: r.used_by, createdAt: r.created_at });
 
+const JOIN_BEARER = /^Bearer bj_([0-9a-f]{12})_([A-Za-z0-9_-]{32})$/;
+
+function parseJoinBearer(header: string | undefined): { id: string; secret: string } {
+  const m = JOIN_BEARER.exec(header ?? '');
+  if (!m) throw new ApiError('unauthenticated', 'a join needs a join token (bj_…) as the bearer token');
+  return { id: m[1]!, secret: m[2]! };
+}
+
+/**
+ * The join token in the Authorization header, if it may still be spent; else unauthenticated.
+ * The HTTP layer asks before it reads the body, and `join` asks again in its transaction.
+ */
+export function checkJoinToken(db: Db, header: string | undefined, now: string): JoinTokenRow {
+  const { id, secret } = parseJoinBearer(header);
+  const row = db.prepare(`SELECT * FROM join_tokens WHERE id = ?`).get(id) as JoinTokenRow | undefined;
+  if (!row || !timingSafeEqual(Buffer.from(hash(secret), 'hex'), Buffer.from(row.hash, 'hex'))) throw new ApiError('unauthenticated', 'unknown join token');
+  if (row.used_at) throw new ApiError('unauthenticated', `join token ${row.id} was already used (by node ${row.used_by}); issue a new one with \`butter node token create\``);
+  if (row.expires_at <= now) throw new ApiError('unauthenticated', `join token ${row.id} expired at ${row.expires_at}; issue a new one with \`butter node token create\``);
+  return row;
+}
+
 export class JoinTokens {
   constructor(
     private readonly store: Store,
@@ -66,13 +88,9 @@ export class JoinTokens {
 
   /** Spends the join token in the Authorization header on a new node named `name`. */
   join(header: string | undefined, name: string, labels: Record<string, string> | undefined): { node: Node; token: string } {
-    const m = /^Bearer bj_([0-9a-f]{12})_([A-Za-z0-9_-]{32})$/.exec(header ?? '');
-    if (!m) throw new ApiError('unauthenticated', 'a join needs a join token (bj_…) as the bearer token');
-    return this.store.write(`join:${m[1]}`, (tx) => {
-      const row = tx.db.prepare(`SELECT * FROM join_tokens WHERE id = ?`).get(m[1]) as JoinTokenRow | undefined;
-      if (!row || !timingSafeEqual(Buffer.from(hash(m[2]!), 'hex'), Buffer.from(row.hash, 'hex'))) throw new ApiError('unauthenticated', 'unknown join token');
-      if (row.used_at) throw new ApiError('unauthenticated', `join token ${row.id} was already used (by node ${row.used_by}); issue a new one with \`butter node token create\``);
-      if (row.expires_at <= tx.now) throw new ApiError('unauthenticated', `join token ${row.id} expired at ${row.expires_at}; issue a new one with \`butter node token create\``);
+    const { id } = parseJoinBearer(header);
+    return this.store.write(`join:${id}`, (tx) => {
+      const row = checkJoinToken(tx.db, header, tx.now);
       if (tx.db.prepare(`SELECT 1 FROM nodes WHERE name = ?`).get(name)) throw new ApiError('conflict', `node ${name} already exists; join under another --name`, 'name');
       tx.db
         .prepare(`INSERT INTO nodes (name, state, created_at, desired_rev, node_group, zone, labels) VALUES (?, 'new', ?, ?, ?, ?, ?)`)

@@ -1,6 +1,7 @@
 /** Audit events: every change, who made it, when. */
 import { z } from 'zod';
 import { Timestamp } from './common.ts';
+import { Role } from './token.ts';
 
 export const Event = z
   .object({
@@ -24,4 +25,4 @@ export const EventsQuery = z
   .strict();
 
 export const Health = z.object({ ok: z.boolean(), version: z.string(), revision: z.number().int() }).meta({ id: 'Health' });
-export const Whoami = z.object({ role: z.enum(['admin', 'viewer', 'node']), node: z.string().nullable() }).meta({ id: 'Whoami' });
+export const Whoami = z.object({ role: Role, node: z.string().nullable() }).meta({ id: 'Whoami' });

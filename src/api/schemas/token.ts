@@ -2,15 +2,27 @@
 import { z } from 'zod';
 import { Timestamp } from './common.ts';
 
+/**
+ * The roles of the tokens made through `/v1/tokens`, least first: each may do all the ones
+ * before it may. `viewer` sees the state of the cloud but no secret (user-data, console
+ * output, image bytes, tokens); `operator` also runs workloads (VMs, networks, images);
+ * `admin` also manages the infrastructure and identities (nodes, groups, join tokens, tokens).
+ */
+export const USER_ROLES = ['viewer', 'operator', 'admin'] as const;
+export type UserRole = (typeof USER_ROLES)[number];
+/** Every token's role: a `node` token is made with its node and acts only for it. */
+export const Role = z.enum([...USER_ROLES, 'node']);
+export type Role = z.infer<typeof Role>;
+
 export const TokenCreate = z
-  .object({ role: z.enum(['admin', 'viewer']), description: z.string().max(200).optional() })
+  .object({ role: z.enum(USER_ROLES), description: z.string().max(200).optional() })
   .strict()
   .meta({ id: 'TokenCreate' });
 
 export const Token = z
   .object({
     id: z.string(),
-    role: z.enum(['admin', 'viewer', 'node']),
+    role: Role,
     node: z.string().nullable(),
     description: z.string().nullable(),
     createdAt: Timestamp,

@@ -210,7 +210,7 @@ export function nodeCommands(program: Command): void {
   program
     .command('login <url>')
     .description('save the control plane URL and a token for later commands (pinning its CA)')
-    .requiredOption('--token <token>', 'an admin or viewer token (see DATA_DIR/admin.token)')
+    .requiredOption('--token <token>', 'an admin, operator or viewer token (see DATA_DIR/admin.token)')
     .option('--ca-hash <sha256:hex>', "the control plane's CA hash, printed by `butter server` (needed for https)")
     .option('--json', 'print JSON')
     .action(async (url: string, o: { token: string; caHash?: string; json?: boolean }) => {

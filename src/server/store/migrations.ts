@@ -193,4 +193,19 @@ export const MIGRATIONS: readonly string[] = [
     SELECT id AS vm_id, 0 AS idx, network, ip, mac FROM vms
     UNION ALL SELECT vm_id, idx, network, ip, mac FROM vm_nics;
   `,
+  `
+  -- The operator role: runs workloads, does not manage nodes or identities. SQLite cannot
+  -- change a CHECK constraint in place, so the tokens table is copied into a new one.
+  CREATE TABLE tokens_new (
+    id TEXT PRIMARY KEY,
+    hash TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'viewer', 'node')),
+    node TEXT,
+    created_at TEXT NOT NULL,
+    description TEXT
+  );
+  INSERT INTO tokens_new (id, hash, role, node, created_at, description) SELECT id, hash, role, node, created_at, description FROM tokens;
+  DROP TABLE tokens;
+  ALTER TABLE tokens_new RENAME TO tokens;
+  `,
 ];

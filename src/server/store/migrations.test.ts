@@ -1,0 +1,28 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import Database from 'better-sqlite3';
+import { migrate } from './db.ts';
+import { MIGRATIONS } from './migrations.ts';
+
+/** The index of the migration whose SQL contains `marker`. */
+const indexOf = (marker: string) => MIGRATIONS.findIndex((m) => m.includes(marker));
+
+test('the operator migration keeps every token and lets the tokens table hold operators only as a known role', () => {
+  const db = new Database(':memory:');
+  const v = indexOf("CHECK (role IN ('admin', 'operator', 'viewer', 'node'))");
+  assert.ok(v > 0);
+  for (let i = 0; i < v; i++) db.exec(MIGRATIONS[i]!);
+  db.pragma(`user_version = ${v}`);
+  const insert = db.prepare(`INSERT INTO tokens (id, hash, role, node, description, created_at) VALUES (?, ?, ?, ?, ?, '2025-01-01T00:00:00.000Z')`);
+  insert.run('aaaaaaaaaaaa', 'h1', 'admin', null, 'first');
+  insert.run('bbbbbbbbbbbb', 'h2', 'viewer', null, null);
+  insert.run('cccccccccccc', 'h3', 'node', 'node-1', null);
+  assert.throws(() => insert.run('dddddddddddd', 'h4', 'operator', null, null), /CHECK constraint/);
+  const before = db.prepare(`SELECT * FROM tokens ORDER BY id`).all();
+
+  migrate(db);
+  assert.equal(db.pragma('user_version', { simple: true }), MIGRATIONS.length);
+  assert.deepEqual(db.prepare(`SELECT * FROM tokens ORDER BY id`).all(), before);
+  insert.run('dddddddddddd', 'h4', 'operator', null, null);
+  assert.throws(() => insert.run('eeeeeeeeeeee', 'h5', 'root', null, null), /CHECK constraint/);
+});
