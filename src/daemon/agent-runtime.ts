@@ -70,6 +70,7 @@ export async function buildAgent(o: AgentRuntimeOptions): Promise<Agent> {
     node: o.node,
     stateDir,
     driver: new QemuDriver({ exec, stateDir, accel: accel.accel, log }),
+    exec,
     ...(mesh ? { mesh } : {}),
     network: new LinuxNetworkHost({ exec, stateDir: dnsmasqDir(stateDir), log, netnsPrefix: netnsPrefixOf(stateDir), metadataPort: o.metadataPort ?? 80, ...(o.mesh ? { meshInterface: o.mesh.iface } : {}), ...resolvFileOption() }),
     accel,

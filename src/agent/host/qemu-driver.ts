@@ -151,7 +151,8 @@ export class QemuDriver implements VmDriver {
       b.kind === 'disk'
         ? { file: b.disk, format: b.format }
         : b.rootDisk !== undefined
-          ? { file: b.rootDisk, format: b.rootFormat ?? (b.rootDisk.endsWith('.qcow2') ? 'qcow2' : 'raw') }
+          ? // Never guessed from the name: the format is the one the image was inspected in (raw by default, as in vmSpec).
+            { file: b.rootDisk, format: b.rootFormat ?? 'raw' }
           : undefined;
     if (base === undefined) {
       await this.opts.exec.run('qemu-img', ['create', '-f', 'qcow2', p.disk, String(spec.diskBytes)]);
