@@ -50,6 +50,7 @@ const LIVENESS_FLUSH_MS = 5_000;
 
 export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+  chmodSync(opts.dataDir, 0o700);
   const store = new Store(join(opts.dataDir, 'butter.db'));
   // The database holds user-data and token hashes: readable by root only.
   for (const f of ['butter.db', 'butter.db-wal', 'butter.db-shm']) if (existsSync(join(opts.dataDir, f))) chmodSync(join(opts.dataDir, f), 0o600);
