@@ -63,8 +63,7 @@ export class DnsmasqProcesses {
     // the one place Butter's files are readable by others on purpose (they hold the network's
     // names, addresses and MACs, which its guests see anyway). Explicit modes: the agent runs
     // with umask 077 (daemon/private-files.ts), which would make them root's alone.
-    await chmod(join(this.o.stateDir, 'net'), 0o755);
-    await chmod(f.dir, 0o755);
+    for (const d of [this.o.stateDir, join(this.o.stateDir, 'net'), f.dir]) await chmod(d, 0o755);
     if (dirIsNew) rev.add(() => rm(f.dir, { recursive: true, force: true }));
     // Both files, then the test: `||` would skip writing the second.
     const dhcpChanged = await writeIfChanged(f.hostsFile, w.hosts);
