@@ -83,7 +83,7 @@ export class QemuDriver implements VmDriver {
       } else {
         await this.growDisk(spec, p);
       }
-      chmodSync(p.disk, 0o600); // qemu-img creates it with the umask's mode
+      if (existsSync(p.disk)) chmodSync(p.disk, 0o600); // qemu-img creates it with the umask's mode
       // QEMU appends to an existing log (logappend=on) and keeps its mode: make it ours first.
       closeSync(openSync(p.consoleLog, 'a', 0o600));
       chmodSync(p.consoleLog, 0o600);
