@@ -54,6 +54,7 @@ test('layers depend one way: core and api do no I/O; cli uses only sdk and api',
     for (const i of imports(f)) assert.doesNotMatch(i, /\/(server|agent|daemon)\//, `${relative(root, f)} imports ${i}`);
   }
   for (const f of files(join(root, 'src/server'))) {
-    for (const i of imports(f)) assert.doesNotMatch(i, /\/(agent|cli|daemon)\//, `${relative(root, f)} imports ${i}`);
+    // ...but the one `Exec` door: the control plane runs qemu-img on uploaded images through it too.
+    for (const i of imports(f)) if (!i.endsWith('/agent/host/exec.ts')) assert.doesNotMatch(i, /\/(agent|cli|daemon)\//, `${relative(root, f)} imports ${i}`);
   }
 });

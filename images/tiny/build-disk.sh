@@ -47,6 +47,9 @@
 #
 # Environment: as build.sh (TINY_KVER, TINY_ROOT_SIZE, TINY_NO_APT=1).
 set -euo pipefail
+# The image's file modes (and so its digest) must not depend on who runs this: the daemons
+# run with umask 077, which would make the guest's own files root-only.
+umask 022
 
 log() { printf 'tiny-disk: %s\n' "$*" >&2; }
 die() { printf 'tiny-disk: error: %s\n' "$*" >&2; exit 1; }

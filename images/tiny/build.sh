@@ -19,6 +19,9 @@
 #   TINY_ROOT_SIZE  size of root.img (default 64M)
 #   TINY_NO_APT=1   never call apt-get (fail if something is missing)
 set -euo pipefail
+# The image's file modes (and so its digest) must not depend on who runs this: the daemons
+# run with umask 077, which would make the guest's own files root-only.
+umask 022
 
 log() { printf 'tiny-build: %s\n' "$*" >&2; }
 die() { printf 'tiny-build: error: %s\n' "$*" >&2; exit 1; }

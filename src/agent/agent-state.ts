@@ -2,7 +2,7 @@
  * What the agent must remember across its own restarts (VMs outlive it): the power
  * generation it last started each VM at, and whether that run's guest fetched its metadata.
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Applied } from '../core/reconcile.ts';
 
@@ -66,7 +66,9 @@ export class AgentState {
   /** Written to a temp file and renamed, so a crash never leaves half a file. */
   private save(): void {
     const tmp = `${this.file}.tmp`;
-    writeFileSync(tmp, JSON.stringify({ applied: this.applied, ready: this.ready, bootId: this.bootId } satisfies Saved));
+    // Owner-only (VM ids and states); chmod too: a leftover tmp keeps its old mode.
+    writeFileSync(tmp, JSON.stringify({ applied: this.applied, ready: this.ready, bootId: this.bootId } satisfies Saved), { mode: 0o600 });
+    chmodSync(tmp, 0o600);
     renameSync(tmp, this.file);
   }
 }

@@ -10,6 +10,7 @@ import { AgentState } from './agent-state.ts';
 import { hostCapacity, type HostCapacity } from './capacity.ts';
 import { ConsoleShipper } from './console-shipper.ts';
 import type { VmDriver } from './host/driver.ts';
+import { SystemExec, type Exec } from './host/exec.ts';
 import type { MeshHost } from './host/mesh.ts';
 import type { MeshClient } from '../core/wireguard-config.ts';
 import { VPN_TABLE_BASE, type LocalNetwork, type LocalVpn, type NetworkHost } from './host/network.ts';
@@ -41,6 +42,8 @@ export interface AgentOptions {
   capacity?: HostCapacity;
   /** How often console output is shipped; short, because `vm console` is interactive through it. */
   consoleShipMs?: number;
+  /** Runs `qemu-img info` on disk blobs before use (image-cache.ts); the real one by default. */
+  exec?: Exec;
 }
 
 export const WATCH_WAIT_S = 10;
@@ -65,7 +68,8 @@ export class Agent {
 
   constructor(private readonly opts: AgentOptions) {
     this.state = new AgentState(opts.stateDir);
-    this.images = new ImageCache(opts.stateDir, opts.client);
+    // Blobs a hypervisor will open are inspected first; the simulated driver opens none.
+    this.images = new ImageCache(opts.stateDir, opts.client, opts.driver.name === 'sim' ? undefined : (opts.exec ?? new SystemExec()));
     this.shipper = new ConsoleShipper(opts.client, opts.node, (id) => opts.driver.consoleLogPath(id));
     this.log = opts.log ?? (() => {});
   }
@@ -187,7 +191,7 @@ export class Agent {
   }
 
   private async startVm(vm: DesiredVm): Promise<void> {
-    for (const sha of blobsOf(vm)) await this.images.ensure(sha);
+    for (const b of blobsOf(vm)) await this.images.ensure(b.sha256, b.format);
     await this.opts.driver.start(vmSpec(vm, (sha) => this.images.path(sha)));
     this.state.started(vm.id, vm.restartGen);
     // A simulated VM has no guest to fetch metadata: it is up as soon as it "runs".

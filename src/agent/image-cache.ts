@@ -2,43 +2,70 @@
  * The agent's copy of image blobs, fetched from the control plane and verified by sha256
  * before use: `<stateDir>/images/<sha256>`. Content addressing makes the cache trivially
  * shareable between VMs and safe to resume after a crash (a partial file is never renamed in).
+ *
+ * A disk blob is also inspected before QEMU gets it (`qemu-img info` in its forced format,
+ * core/image-check.ts): one naming a backing or data file would hand a host file to the guest.
+ * The control plane checks uploads too; this is the wall that does not trust its store.
+ * Owner-only: 0700 dir, 0600 files.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, createWriteStream, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { imageInfoCommand, judgeImageInfo, type DiskFormat } from '../core/image-check.ts';
 import type { Client } from '../sdk/client.ts';
+import type { Exec } from './host/exec.ts';
 
 export class ImageCache {
   private readonly dir: string;
   private readonly inflight = new Map<string, Promise<string>>();
+  /** `sha:format` pairs inspected by this process (a file already cached by an older agent is inspected once too). */
+  private readonly inspected = new Set<string>();
 
+  /** `exec` undefined: no hypervisor opens these blobs (the simulated driver), so none is inspected. */
   constructor(
     stateDir: string,
     private readonly client: Client,
+    private readonly exec: Exec | undefined,
   ) {
     this.dir = join(stateDir, 'images');
-    mkdirSync(this.dir, { recursive: true });
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    chmodSync(this.dir, 0o700);
   }
 
   path(sha256: string): string {
     return join(this.dir, sha256);
   }
 
-  /** Path of the verified blob, downloading it once even when several VMs ask at once. */
-  ensure(sha256: string): Promise<string> {
+  /**
+   * Path of the verified blob, downloading it once even when several VMs ask at once. With a
+   * `format` (a disk), only once it is found self-contained in that format; a cached blob
+   * that is not is removed.
+   */
+  ensure(sha256: string, format?: DiskFormat): Promise<string> {
     const file = this.path(sha256);
-    if (existsSync(file)) return Promise.resolve(file);
-    let p = this.inflight.get(sha256);
+    const key = `${sha256}:${format ?? ''}`;
+    if (existsSync(file) && (format === undefined || this.exec === undefined || this.inspected.has(key))) return Promise.resolve(file);
+    let p = this.inflight.get(key);
     if (!p) {
-      p = this.download(sha256).finally(() => this.inflight.delete(sha256));
-      this.inflight.set(sha256, p);
+      p = this.fetch(sha256, format).finally(() => this.inflight.delete(key));
+      this.inflight.set(key, p);
     }
     return p;
   }
 
-  private async download(sha256: string): Promise<string> {
+  private async fetch(sha256: string, format: DiskFormat | undefined): Promise<string> {
+    const file = this.path(sha256);
+    if (existsSync(file)) {
+      try {
+        await this.inspect(file, sha256, format);
+      } catch (e) {
+        rmSync(file, { force: true });
+        throw e;
+      }
+      return file;
+    }
     const tmp = join(this.dir, `.${sha256}.${randomBytes(4).toString('hex')}`);
     try {
       const { body } = await this.client.downloadBlob(sha256);
@@ -49,14 +76,24 @@ export class ImageCache {
           cb(null, chunk);
         },
       });
-      await pipeline(body, tap, createWriteStream(tmp));
+      await pipeline(body, tap, createWriteStream(tmp, { mode: 0o600 }));
       const got = hash.digest('hex');
       if (got !== sha256) throw new Error(`image blob ${sha256} arrived with digest ${got}`);
-      renameSync(tmp, this.path(sha256));
-      return this.path(sha256);
+      // Inspected before it is renamed in: a refused blob never sits where QEMU would look.
+      await this.inspect(tmp, sha256, format);
+      renameSync(tmp, file);
+      return file;
     } finally {
       rmSync(tmp, { force: true });
     }
+  }
+
+  private async inspect(file: string, sha256: string, format: DiskFormat | undefined): Promise<void> {
+    if (format === undefined || this.exec === undefined) return;
+    const c = imageInfoCommand(resolve(file), format);
+    const v = judgeImageInfo(await this.exec.run(c.cmd, c.args, { allowFail: true, timeoutMs: 60_000 }), format);
+    if (!v.ok) throw new Error(`image blob ${sha256.slice(0, 12)} refused: ${v.reason}`);
+    this.inspected.add(`${sha256}:${format}`);
   }
 
   /** Drops blobs no VM needs any more. */

@@ -18,6 +18,7 @@ export function loadOrCreateKey(stateDir: string): WireguardKey {
     return { privateKey, publicKey: publicKeyOf(privateKey) };
   }
   mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
   const key = generateKey();
   // Written whole or not at all: a half-written key would change the node's identity.
   writeFileSync(`${file}.tmp`, `${key.privateKey}\n`, { mode: 0o600 });

@@ -46,5 +46,8 @@ test('a kernel image VM maps to a direct-boot spec with the NoCloud SMBIOS seria
     ],
     smbiosSerial: SMBIOS_SERIAL,
   });
-  assert.deepEqual(blobsOf(vm), ['k'.repeat(64), 'i'.repeat(64), 'r'.repeat(64)]);
+  // Disks carry the format they are inspected and opened as; kernel and initrd are not disks.
+  assert.deepEqual(blobsOf(vm), [{ sha256: 'k'.repeat(64) }, { sha256: 'i'.repeat(64) }, { sha256: 'r'.repeat(64), format: 'raw' }]);
+  const disk = { ...vm, image: { name: 'd', kind: 'disk' as const, format: 'qcow2' as const, disk: 'd'.repeat(64), rootFormat: null, cmdline: null } };
+  assert.deepEqual(blobsOf(disk), [{ sha256: 'd'.repeat(64), format: 'qcow2' }]);
 });

@@ -3,6 +3,7 @@
  * mapping from a VM's desired state to it.
  */
 import type { DesiredVm } from '../api/schemas/desired.ts';
+import type { DiskFormat } from './image-check.ts';
 
 /** How the guest boots: a firmware-booted disk, or a kernel + initrd (direct boot). */
 export type BootSource =
@@ -83,8 +84,15 @@ export function vmSpec(vm: DesiredVm, file: (sha256: string) => string): VmSpec 
   };
 }
 
-/** Blobs a VM needs on this host. */
-export function blobsOf(vm: DesiredVm): string[] {
+/**
+ * Blobs a VM needs on this host; disks with the format they are opened as (and inspected in),
+ * the same `vmSpec` hands QEMU. A kernel and an initrd are files QEMU reads, never disks.
+ */
+export function blobsOf(vm: DesiredVm): { sha256: string; format?: DiskFormat }[] {
   const i = vm.image;
-  return [i.disk, i.kernel, i.initrd, i.rootDisk].filter((s): s is string => s !== undefined);
+  return [
+    ...(i.disk !== undefined ? [{ sha256: i.disk, format: i.format ?? 'raw' }] : []),
+    ...[i.kernel, i.initrd].filter((s): s is string => s !== undefined).map((sha256) => ({ sha256 })),
+    ...(i.rootDisk !== undefined ? [{ sha256: i.rootDisk, format: i.rootFormat ?? 'raw' }] : []),
+  ];
 }

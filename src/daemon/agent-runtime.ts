@@ -43,7 +43,9 @@ export interface MeshOptions {
 
 export async function buildAgent(o: AgentRuntimeOptions): Promise<Agent> {
   const stateDir = resolve(o.stateDir);
-  mkdirSync(stateDir, { recursive: true, mode: 0o711 });
+  // Owner-only: VMs' disks and consoles, the node's key and credential (dnsmasq's files live under /run).
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  chmodSync(stateDir, 0o700);
   const exec = new SystemExec();
   const log = (m: string) => o.log.info({ component: 'agent' }, m);
   if (o.driver === 'sim') {
@@ -70,6 +72,7 @@ export async function buildAgent(o: AgentRuntimeOptions): Promise<Agent> {
     node: o.node,
     stateDir,
     driver: new QemuDriver({ exec, stateDir, accel: accel.accel, log }),
+    exec,
     ...(mesh ? { mesh } : {}),
     network: new LinuxNetworkHost({ exec, stateDir: dnsmasqDir(stateDir), log, netnsPrefix: netnsPrefixOf(stateDir), metadataPort: o.metadataPort ?? 80, ...(o.mesh ? { meshInterface: o.mesh.iface } : {}), ...resolvFileOption() }),
     accel,

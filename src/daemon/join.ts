@@ -3,7 +3,7 @@
  * trades the join token for the node's own token, and saves both in `STATE/credential.json`
  * (0600). Later starts use the saved credential; the join token is never needed again.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from '../sdk/client.ts';
 import { fetchPinnedCa } from '../sdk/tls.ts';
@@ -31,5 +31,6 @@ export async function joinCluster(o: { url: string; joinToken: string; caHash: s
   const joined = await new Client({ url: o.url, token: o.joinToken, ca }).call('join', { body: { name: o.name, ...(o.labels ? { labels: o.labels } : {}) } });
   const cred: Credential = { url: o.url, node: joined.node.name, token: joined.token, ca };
   writeFileSync(credentialPath(o.stateDir), JSON.stringify(cred, null, 2) + '\n', { mode: 0o600 });
+  chmodSync(credentialPath(o.stateDir), 0o600); // the mode applies only to a new file
   return cred;
 }

@@ -1,5 +1,5 @@
 /** `butter server` and `butter agent` as long-running processes. */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { Client } from '../sdk/client.ts';
@@ -8,11 +8,14 @@ import { buildAgent, type MeshOptions } from './agent-runtime.ts';
 import { joinCluster, loadCredential, type Credential } from './join.ts';
 import type { Logger } from './logger.ts';
 import { localNodeName } from './up.ts';
+import { privateUmask, tightenTree } from './private-files.ts';
 import { serverTls } from './tls-setup.ts';
 
 export async function runServer(o: { dataDir: string; host: string; port: number; tls: boolean; sans: string[]; log: Logger }): Promise<() => Promise<void>> {
+  privateUmask();
   const dataDir = resolve(o.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  tightenTree(dataDir);
   const tls = o.tls ? await serverTls(dataDir, o.host, o.sans) : undefined;
   const cp = createControlPlane({ dataDir, ...(tls ? { https: tls } : {}) });
   await cp.listen(o.host, o.port);
@@ -54,7 +57,10 @@ async function credential(o: AgentCommandOptions): Promise<Credential> {
 }
 
 export async function runAgent(o: AgentCommandOptions): Promise<() => Promise<void>> {
-  mkdirSync(o.stateDir, { recursive: true, mode: 0o711 });
+  privateUmask();
+  mkdirSync(o.stateDir, { recursive: true, mode: 0o700 });
+  chmodSync(o.stateDir, 0o700);
+  tightenTree(o.stateDir);
   const cred = await credential(o);
   const client = new Client({ url: cred.url, token: cred.token, ...(cred.ca ? { ca: cred.ca } : {}) });
   const agent = await buildAgent({ client, url: cred.url, node: cred.node, stateDir: o.stateDir, driver: o.driver, noEgress: o.noEgress, ...(o.metadataPort !== undefined ? { metadataPort: o.metadataPort } : {}), mesh: o.mesh, log: o.log });

@@ -10,6 +10,7 @@ import type { HostCapacity } from '../agent/capacity.ts';
 import { SimDriver } from '../agent/host/sim-driver.ts';
 import { ButterError, Client } from '../sdk/client.ts';
 import type { Logger } from './logger.ts';
+import { privateUmask } from './private-files.ts';
 
 export interface SimOptions {
   admin: Client;
@@ -24,11 +25,12 @@ export interface SimOptions {
 }
 
 export async function runSim(o: SimOptions): Promise<() => Promise<void>> {
+  privateUmask();
   const agents: Agent[] = [];
   for (let i = 1; i <= o.nodes; i++) {
     const name = `${o.prefix}-${i}`;
     const dir = join(o.stateDir, name);
-    mkdirSync(dir, { recursive: true });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
     const zone = o.zones[(i - 1) % o.zones.length]!;
     const token = await nodeToken(o.admin, name, zone, dir, o.ca);
     const agent = new Agent({

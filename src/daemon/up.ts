@@ -11,6 +11,7 @@ import { createControlPlane } from '../server/control-plane.ts';
 import { buildAgent, type MeshOptions } from './agent-runtime.ts';
 import type { Logger } from './logger.ts';
 import { ensureTinyImage } from './tiny-image.ts';
+import { privateUmask, tightenTree } from './private-files.ts';
 import { serverTls } from './tls-setup.ts';
 
 export interface UpOptions {
@@ -32,8 +33,10 @@ export function localNodeName(): string {
 }
 
 export async function runUp(o: UpOptions): Promise<() => Promise<void>> {
+  privateUmask();
   const dataDir = resolve(o.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  tightenTree(dataDir);
   const tls = await serverTls(dataDir, o.host);
   const cp = createControlPlane({ dataDir, https: tls });
   await cp.listen(o.host, o.port);

@@ -2,7 +2,7 @@
  * Serial console output of each VM, as its agent uploads it, kept in `DIR/console/<id>.log`
  * so `vm logs` works through the API wherever the VM runs.
  */
-import { appendFileSync, existsSync, mkdirSync, openSync, readSync, closeSync, rmSync, statSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, mkdirSync, openSync, readSync, closeSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EventEmitter } from 'node:events';
 import { ApiError } from '../api/errors.ts';
@@ -20,6 +20,7 @@ export class Consoles {
   ) {
     this.dir = join(dataDir, 'console');
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    chmodSync(this.dir, 0o700);
   }
 
   private file(id: string): string {
@@ -34,7 +35,7 @@ export class Consoles {
   append(id: string, offset: number, buf: Buffer): void {
     const have = this.size(id);
     if (offset + buf.length <= have) return;
-    appendFileSync(this.file(id), buf.subarray(Math.max(0, have - offset)));
+    appendFileSync(this.file(id), buf.subarray(Math.max(0, have - offset)), { mode: 0o600 });
     this.changes.emit(`logs:${id}`);
   }
 

@@ -7,7 +7,9 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { gatewayOf, parseCidr } from '../core/ipv4.ts';
 import { issueToken } from './auth.ts';
+import { SystemExec, type Exec } from '../agent/host/exec.ts';
 import { BlobFiles } from './blobs.ts';
+import { ImageInspector } from './image-inspector.ts';
 import { Consoles } from './consoles.ts';
 import { makeHandlers, type Services } from './handlers.ts';
 import { buildHttp } from './http.ts';
@@ -27,6 +29,8 @@ export interface ControlPlaneOptions {
   logger?: boolean | object;
   /** Serve HTTPS with this key and certificate chain (see `tls.ts`). */
   https?: { key: string; cert: string; caHash: string };
+  /** Runs `qemu-img info` on uploaded images (image-inspector.ts); the real one by default. */
+  exec?: Exec;
 }
 
 export interface ControlPlane {
@@ -46,10 +50,11 @@ const LIVENESS_FLUSH_MS = 5_000;
 
 export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+  chmodSync(opts.dataDir, 0o700);
   const store = new Store(join(opts.dataDir, 'butter.db'));
   // The database holds user-data and token hashes: readable by root only.
   for (const f of ['butter.db', 'butter.db-wal', 'butter.db-shm']) if (existsSync(join(opts.dataDir, f))) chmodSync(join(opts.dataDir, f), 0o600);
-  const blobs = new BlobFiles(opts.dataDir);
+  const blobs = new BlobFiles(opts.dataDir, new ImageInspector(opts.exec ?? new SystemExec()));
   const images = new Images(store, blobs);
   const nodes = new Nodes(store);
   const vms = new Vms(store, nodes, images);

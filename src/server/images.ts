@@ -1,8 +1,13 @@
-/** Images: named bundles of blobs. Removing one is refused while a VM uses it. */
+/**
+ * Images: named bundles of blobs. Removing one is refused while a VM uses it. A disk (or a
+ * kernel image's root disk) is inspected in its detected format before the image is made: one
+ * that names another file is refused, and its blob dropped (see image-check.ts).
+ */
 import { createHash } from 'node:crypto';
 import { ApiError } from '../api/errors.ts';
 import type { Image, ImageCreate } from '../api/schemas/image.ts';
-import { detectFormat, type BlobFiles } from './blobs.ts';
+import type { DiskFormat } from '../core/image-check.ts';
+import type { BlobFiles } from './blobs.ts';
 import { imageFromRow, type ImageRow } from './store/rows.ts';
 import type { Store } from './store/store.ts';
 
@@ -34,7 +39,7 @@ export class Images {
     return r;
   }
 
-  create(actor: string, req: ImageCreate): Image {
+  async create(actor: string, req: ImageCreate): Promise<Image> {
     const need = (sha: string | undefined, field: string) => {
       if (sha === undefined) return null;
       const known = this.store.db.prepare(`SELECT 1 FROM blobs WHERE sha256 = ?`).get(sha);
@@ -43,7 +48,7 @@ export class Images {
     };
     const row: ImageRow =
       req.kind === 'disk'
-        ? { name: req.name, kind: 'disk', sha256: req.disk, format: detectFormat(this.blobs.head(need(req.disk, 'disk')!, 4)), disk: req.disk, kernel: null, initrd: null, root_disk: null, root_format: null, cmdline: null, created_at: '' }
+        ? { name: req.name, kind: 'disk', sha256: req.disk, format: null, disk: need(req.disk, 'disk'), kernel: null, initrd: null, root_disk: null, root_format: null, cmdline: null, created_at: '' }
         : {
             name: req.name,
             kind: 'kernel',
@@ -53,12 +58,19 @@ export class Images {
             kernel: need(req.kernel, 'kernel'),
             initrd: need(req.initrd, 'initrd'),
             root_disk: need(req.rootDisk, 'rootDisk'),
-            root_format: req.rootDisk ? detectFormat(this.blobs.head(req.rootDisk, 4)) : null,
+            root_format: null,
             cmdline: req.cmdline ?? null,
             created_at: '',
           };
+    // The format is detected once, here, and forced wherever the disk is opened from now on.
+    if (row.disk !== null) row.format = await this.checkDisk(actor, row.disk, 'disk');
+    if (row.root_disk !== null) row.root_format = await this.checkDisk(actor, row.root_disk, 'rootDisk');
     return this.store.write(actor, (tx) => {
       if (tx.db.prepare(`SELECT 1 FROM images WHERE name = ?`).get(req.name)) throw new ApiError('conflict', `image ${req.name} already exists`, 'name');
+      // The inspection awaited: a blob removed meanwhile (with the last image using it) is gone.
+      for (const [sha, field] of [[row.disk, 'disk'], [row.kernel, 'kernel'], [row.initrd, 'initrd'], [row.root_disk, 'rootDisk']] as const) {
+        if (sha !== null && !tx.db.prepare(`SELECT 1 FROM blobs WHERE sha256 = ?`).get(sha)) throw new ApiError('invalid', `no uploaded blob with sha256 ${sha}`, field);
+      }
       row.created_at = tx.now;
       tx.db
         .prepare(`INSERT INTO images (name, kind, sha256, format, disk, kernel, initrd, root_disk, root_format, cmdline, created_at) VALUES (@name, @kind, @sha256, @format, @disk, @kernel, @initrd, @root_disk, @root_format, @cmdline, @created_at)`)
@@ -82,6 +94,23 @@ export class Images {
       return unused;
     });
     for (const s of orphans) this.blobs.remove(s);
+  }
+
+  /** The disk's format once qemu-img finds it self-contained; a refused blob is not kept, unless another image uses it. */
+  private async checkDisk(actor: string, sha256: string, field: string): Promise<DiskFormat> {
+    try {
+      return await this.blobs.check(sha256, field);
+    } catch (e) {
+      if (!(e instanceof ApiError)) throw e;
+      const unused = this.store.write(actor, (tx) => {
+        if (tx.db.prepare(`SELECT 1 FROM images WHERE ? IN (disk, kernel, initrd, root_disk)`).get(sha256)) return false;
+        tx.db.prepare(`DELETE FROM blobs WHERE sha256 = ?`).run(sha256);
+        tx.event('delete', 'blob', sha256, `refused blob ${sha256.slice(0, 12)} removed: ${e.message}`);
+        return true;
+      });
+      if (unused) this.blobs.remove(sha256);
+      throw e;
+    }
   }
 
   private toApi(r: ImageRow): Image {

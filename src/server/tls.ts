@@ -48,6 +48,7 @@ export async function ensureServerTls(dataDir: string, opts: TlsOptions): Promis
   const now = opts.now ?? new Date();
   const dir = join(dataDir, 'tls');
   await mkdir(dir, { recursive: true, mode: 0o700 });
+  await chmod(dir, 0o700);
   const { caKey, caPem } = await ensureCa(dir, now);
   const want = wantedNames(opts);
 
@@ -58,7 +59,8 @@ export async function ensureServerTls(dataDir: string, opts: TlsOptions): Promis
     // Key first: a crash between the two renames leaves a pair that does not match, which
     // serverCertFits notices on the next start.
     await writeAtomic(join(dir, 'server.key'), key, 0o600);
-    await writeAtomic(join(dir, 'server.crt'), crt, 0o644);
+    // Certificates are public, but nothing but the server reads them here: owner-only like the rest.
+    await writeAtomic(join(dir, 'server.crt'), crt, 0o600);
   }
   return { key, cert: `${crt.trimEnd()}\n${caPem.trimEnd()}\n`, ca: caPem, caHash: caHashOf(caPem) };
 }
@@ -88,7 +90,7 @@ async function ensureCa(dir: string, now: Date): Promise<{ caKey: KeyObject; caP
       notAfter: new Date(now.getTime() + CA_DAYS * DAY),
       ca: true,
     });
-    await writeAtomic(crtPath, crtPem, 0o644);
+    await writeAtomic(crtPath, crtPem, 0o600);
   } else if (!spkiOf(new X509Certificate(crtPem).publicKey).equals(spkiOf(caKey))) {
     throw new Error(`${crtPath} does not belong to ${keyPath}: restore the pair (machines pinned this CA)`);
   }

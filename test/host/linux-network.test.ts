@@ -130,8 +130,10 @@ before(async () => {
   if (!canRun) return;
   work = mkdtempSync(join(tmpdir(), 'bt-host-'));
   stateDir = join(work, 'state');
-  // dnsmasq runs as an unprivileged user and must reach its files under the state dir.
+  // dnsmasq runs as an unprivileged user and must reach its files under the state dir...
   chmodSync(work, 0o755);
+  // ...even though the agent runs with umask 077 (daemon/private-files.ts): so does this test.
+  process.umask(0o077);
   await sys.run('ip', ['netns', 'add', NS]);
   await sys.run('ip', ['netns', 'add', GUEST]);
   await sys.run('ip', ['link', 'add', VETH_HOST, 'netns', NS, 'type', 'veth', 'peer', 'name', VETH_GUEST, 'netns', GUEST]);
@@ -152,6 +154,7 @@ before(async () => {
   spy = new SpyExec(new NetnsExec(sys, NS));
   // Networks that forward DNS ask OUTSIDE's server (a resolv.conf of ours, as for systemd-resolved hosts).
   writeFileSync(join(work, 'upstream.conf'), 'nameserver 198.18.0.1\n');
+  chmodSync(join(work, 'upstream.conf'), 0o644); // dnsmasq rereads it as nobody; a host's resolv.conf is 0644
   host = new LinuxNetworkHost({ exec: spy, stateDir, netnsPrefix: GW, resolvFile: join(work, 'upstream.conf') });
 });
 

@@ -5,6 +5,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +14,12 @@ import type { VmSpec } from '../../src/agent/host/driver.ts';
 import { SystemExec } from '../../src/agent/host/exec.ts';
 import { probeAccel } from '../../src/agent/host/kvm-probe.ts';
 import { QemuDriver } from '../../src/agent/host/qemu-driver.ts';
+import { AgentState } from '../../src/agent/agent-state.ts';
+import { ImageCache } from '../../src/agent/image-cache.ts';
+import { loadOrCreateKey } from '../../src/agent/wireguard-key.ts';
+import { fakeNode, startTestCloud } from '../helpers.ts';
+import { notPrivate } from '../private-tree.ts';
+import { Readable } from 'node:stream';
 
 const stateDir = mkdtempSync(join(tmpdir(), 'bq-'));
 const exec = new SystemExec();
@@ -139,6 +146,39 @@ test('start, adopt, stop, destroy a real TCG guest', { skip: kernel === undefine
   assert.equal(existsSync(vmDir), false);
   assert.deepEqual(await again.list(), []);
   assert.deepEqual(ourProcesses().filter(alive), []);
+});
+
+test('a running VM\'s files, the image cache and the agent\'s own files are private (0700 dirs, 0600 files)', { skip: kernel === undefined && 'no /boot/vmlinuz-*' }, async () => {
+  // The test runs with the usual umask (022): the modes must not depend on the daemon's.
+  const umask = process.umask(0o022);
+  const cloud = await startTestCloud();
+  const driver = new QemuDriver({ exec, stateDir, accel: 'tcg', log });
+  try {
+    // A qcow2 root disk through the real image cache: the VM's disk is an overlay on it.
+    const base = join(stateDir, '..', `${stateDir.split('/').pop()}-root.qcow2`);
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', base, '32M']);
+    const sha = (await cloud.admin.uploadBlob(Readable.from([readFileSync(base)]))).sha256;
+    rmSync(base);
+    const cache = new ImageCache(stateDir, await fakeNode(cloud, 'n1'), exec);
+    const root = await cache.ensure(sha, 'qcow2');
+    const s = spec('vm-p1');
+    if (s.boot.kind === 'kernel') Object.assign(s.boot, { rootDisk: root, rootFormat: 'qcow2' });
+    const state = new AgentState(stateDir);
+    loadOrCreateKey(stateDir);
+    await driver.start(s);
+    state.started('vm-p1', 1);
+    const t0 = Date.now();
+    while (!/Linux version/.test(readFileSync(driver.consoleLogPath('vm-p1'), 'utf8'))) {
+      assert.ok(Date.now() - t0 < 30_000, 'no kernel output on the console within 30 s');
+      await sleep(100);
+    }
+    for (const f of ['disk.qcow2', 'console.log', 'qmp.sock', 'console.sock', 'qemu.pid']) assert.ok(existsSync(join(stateDir, 'vms', 'vm-p1', f)), f);
+    assert.deepEqual(notPrivate(stateDir), [], 'readable by others');
+  } finally {
+    await driver.destroy('vm-p1');
+    await cloud.close();
+    process.umask(umask);
+  }
 });
 
 test('a start that fails in qemu leaves nothing behind', async () => {

@@ -59,8 +59,11 @@ export class DnsmasqProcesses {
     const f = this.filesOf(w.network);
     const dirIsNew = !(await exists(f.dir));
     await mkdir(f.dir, { recursive: true });
-    // dnsmasq drops to an unprivileged user and rereads the hosts file as that user on SIGHUP.
-    await chmod(f.dir, 0o755);
+    // dnsmasq drops to an unprivileged user and rereads the hosts file as that user on SIGHUP:
+    // the one place Butter's files are readable by others on purpose (they hold the network's
+    // names, addresses and MACs, which its guests see anyway). Explicit modes: the agent runs
+    // with umask 077 (daemon/private-files.ts), which would make them root's alone.
+    for (const d of [this.o.stateDir, join(this.o.stateDir, 'net'), f.dir]) await chmod(d, 0o755);
     if (dirIsNew) rev.add(() => rm(f.dir, { recursive: true, force: true }));
     // Both files, then the test: `||` would skip writing the second.
     const dhcpChanged = await writeIfChanged(f.hostsFile, w.hosts);
@@ -153,6 +156,7 @@ async function writeIfChanged(path: string, text: string): Promise<boolean> {
   if ((await readOr(path)) === text) return false;
   const tmp = `${path}.tmp`;
   await writeFile(tmp, text, { mode: 0o644 });
+  await chmod(tmp, 0o644); // writeFile's mode is filtered by the umask
   await rename(tmp, path);
   return true;
 }

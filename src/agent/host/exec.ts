@@ -44,7 +44,8 @@ export class SystemExec implements Exec {
           args,
           { env: { ...process.env, ...opts.env }, timeout: opts.timeoutMs ?? 60_000, maxBuffer: 64 << 20 },
           (err, stdout, stderr) => {
-            const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+            // A command that is not there exits 127, as a shell reports it (not a generic 1).
+            const code = err ? (typeof err.code === 'number' ? err.code : err.code === 'ENOENT' ? 127 : 1) : 0;
             const result = { stdout, stderr, code };
             if (code !== 0 && !opts.allowFail) reject(new ExecError(cmd, args, result));
             else resolve(result);

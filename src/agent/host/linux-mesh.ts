@@ -7,7 +7,7 @@
  * Peers are set with `wg syncconf`, which only changes what differs: established sessions
  * with unchanged peers carry on while others come and go.
  */
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DesiredMesh } from '../../api/schemas/desired.ts';
@@ -69,8 +69,10 @@ export class LinuxMeshHost implements MeshHost {
     if (created) this.lastConf = this.lastLink = undefined;
     if (conf !== this.lastConf) {
       await mkdir(join(this.o.stateDir, 'wireguard'), { recursive: true, mode: 0o700 });
+      await chmod(join(this.o.stateDir, 'wireguard'), 0o700);
       // Holds the private key: 0600, read by wg only.
       await writeFile(this.confFile(), conf, { mode: 0o600 });
+      await chmod(this.confFile(), 0o600); // the mode applies only to a new file
       await this.o.exec.run('wg', ['syncconf', this.o.iface, this.confFile()]);
       this.lastConf = conf;
     }

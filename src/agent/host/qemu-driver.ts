@@ -2,8 +2,10 @@
  * Runs guests as daemonized QEMU processes. Each VM owns `<stateDir>/vms/<id>/` (disk,
  * sockets, console log, pidfile); the process is not a child of the agent, so a restarted
  * agent finds running VMs again from their pidfiles (`list`) instead of restarting them.
+ * All of it is owner-only (0700 dirs, 0600 files and sockets) whatever the umask: a guest's
+ * disk and console are its owner's, and QEMU's monitor socket is the VM's master key.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -70,8 +72,10 @@ export class QemuDriver implements VmDriver {
     try {
       if (!existsSync(p.dir)) {
         rev.add(() => rmSync(p.dir, { recursive: true, force: true }));
-        mkdirSync(p.dir, { recursive: true });
+        mkdirSync(p.dir, { recursive: true, mode: 0o700 });
       }
+      // mkdir's mode is filtered by the umask and leaves existing dirs as they were.
+      for (const d of [`${this.stateDir}/vms`, p.dir]) chmodSync(d, 0o700);
       if (!existsSync(p.disk)) {
         // Registered before creating: a half-written disk is removed too.
         rev.add(() => rmSync(p.disk, { force: true }));
@@ -79,6 +83,10 @@ export class QemuDriver implements VmDriver {
       } else {
         await this.growDisk(spec, p);
       }
+      if (existsSync(p.disk)) chmodSync(p.disk, 0o600); // qemu-img creates it with the umask's mode
+      // QEMU appends to an existing log (logappend=on) and keeps its mode: make it ours first.
+      closeSync(openSync(p.consoleLog, 'a', 0o600));
+      chmodSync(p.consoleLog, 0o600);
       this.removeRuntimeFiles(p);
       // If anything after the launch fails, the process must not outlive the failed start.
       rev.add(() => this.killNow(spec.id));
@@ -86,6 +94,8 @@ export class QemuDriver implements VmDriver {
       await this.opts.exec.run(this.qemu, qemuArgs(spec, p, this.opts.accel), { timeoutMs: 60_000 });
       const pid = this.livePid(spec.id);
       if (pid === undefined) throw new Error(`qemu for ${spec.id} exited right after starting; see ${p.consoleLog}`);
+      // The sockets and pidfile are QEMU's, made with its umask (027): group access off too.
+      for (const f of [p.qmpSock, p.consoleSock, p.pidFile]) if (existsSync(f)) chmodSync(f, 0o600);
       this.log(`started ${spec.id} pid ${pid} (${this.opts.accel}) in ${Date.now() - t0} ms`);
       rev.done();
     } catch (e) {
@@ -151,7 +161,8 @@ export class QemuDriver implements VmDriver {
       b.kind === 'disk'
         ? { file: b.disk, format: b.format }
         : b.rootDisk !== undefined
-          ? { file: b.rootDisk, format: b.rootFormat ?? (b.rootDisk.endsWith('.qcow2') ? 'qcow2' : 'raw') }
+          ? // Never guessed from the name: the format is the one the image was inspected in (raw by default, as in vmSpec).
+            { file: b.rootDisk, format: b.rootFormat ?? 'raw' }
           : undefined;
     if (base === undefined) {
       await this.opts.exec.run('qemu-img', ['create', '-f', 'qcow2', p.disk, String(spec.diskBytes)]);

@@ -47,10 +47,11 @@ export class SimDriver implements VmDriver {
     const log = this.consoleLogPath(spec.id);
     if (this.vms.get(spec.id)?.running) return;
     this.vms.set(spec.id, { running: true, spec });
-    mkdirSync(resolve(log, '..'), { recursive: true });
+    mkdirSync(resolve(log, '..'), { recursive: true, mode: 0o700 });
     appendFileSync(
       log,
       `[sim] ${new Date().toISOString()} ${spec.name} (${spec.id}) booted: ${spec.cpus} vCPU, ${spec.memoryMiB} MiB, no guest\n`,
+      { mode: 0o600 },
     );
     this.save();
     this.opts.log?.(`sim started ${spec.id}`);
@@ -88,8 +89,8 @@ export class SimDriver implements VmDriver {
   /** Write-then-rename so a crash mid-write never leaves a torn table. */
   private save(): void {
     if (this.opts.persist === false) return;
-    mkdirSync(this.stateDir, { recursive: true });
-    writeFileSync(`${this.file}.tmp`, JSON.stringify(Object.fromEntries(this.vms), null, 1));
+    mkdirSync(this.stateDir, { recursive: true, mode: 0o700 });
+    writeFileSync(`${this.file}.tmp`, JSON.stringify(Object.fromEntries(this.vms), null, 1), { mode: 0o600 });
     renameSync(`${this.file}.tmp`, this.file);
   }
 }
