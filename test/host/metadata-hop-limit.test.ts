@@ -196,3 +196,21 @@ test('required tokens: the container gets nothing from the EC2 paths; the VM rea
     await serve('optional');
   }
 });
+
+test('a container that advertises a tiny TCP window, so replies come in pieces too small to recognise, still gets no token', { skip }, async () => {
+  // Its own stack, made hostile: no window scaling, and every segment it sends offers 24 bytes (less than the 33 the marker needs).
+  await inCtr('sysctl', '-qw', 'net.ipv4.tcp_window_scaling=0');
+  await sys.run('ip', ['netns', 'exec', CTR, 'nft', '-f', '-'], {
+    input: 'table ip hostile {\n\tchain output {\n\t\ttype filter hook output priority mangle;\n\t\ttcp dport 80 tcp window set 24\n\t}\n}\n',
+  });
+  try {
+    // The VM's copy of the same exchange gets a token (the server is not the obstacle).
+    assert.equal(reply(await curl(GUEST, '/latest/api/token', { put: true, headers: [TTL] })).status, '200');
+    const put = await curl(CTR, '/latest/api/token', { put: true, headers: [TTL], maxSeconds: 10 });
+    assert.equal(put.code, 28, `no token reply arrives: ${put.stderr} ${put.stdout}`);
+    assert.doesNotMatch(put.stdout, /[A-Za-z0-9_-]{43}/);
+  } finally {
+    await inCtr('nft', 'delete', 'table', 'ip', 'hostile');
+    await inCtr('sysctl', '-qw', 'net.ipv4.tcp_window_scaling=1');
+  }
+});
