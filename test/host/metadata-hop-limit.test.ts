@@ -12,7 +12,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -214,3 +214,46 @@ test('a container that advertises a tiny TCP window, so replies come in pieces t
     await inCtr('sysctl', '-qw', 'net.ipv4.tcp_window_scaling=1');
   }
 });
+
+/**
+ * Debian 12's cloud-init (22.4), unpacked into `dir`, never installed: its EC2 crawler is
+ * imported from there. Its Python dependencies are Debian packages (scripts/install.sh).
+ */
+function unpackCloudInit(dir: string): string {
+  execFileSync('apt-get', ['download', 'cloud-init'], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], timeout: 120_000 });
+  const deb = readdirSync(dir).find((f) => f.startsWith('cloud-init_') && f.endsWith('.deb'));
+  assert.ok(deb, 'apt-get download cloud-init gave no package');
+  assert.match(deb, /^cloud-init_22\.4\./, 'the cloud-init of Debian 12');
+  execFileSync('dpkg-deb', ['-x', join(dir, deb), join(dir, 'root')]);
+  return join(dir, 'root/usr/lib/python3/dist-packages');
+}
+
+const CRAWL = `
+import json
+from cloudinit.sources.helpers import ec2
+base = "http://169.254.169.254"
+md = ec2.get_instance_metadata("2009-04-04", base)
+ud = ec2.get_instance_userdata("2009-04-04", base)
+print(json.dumps({"md": md, "ud": ud.decode() if isinstance(ud, bytes) else ud}))
+`;
+
+test("stock cloud-init 22.4's EC2 crawler, run in the VM, reads its meta-data tree and user-data (tokenless, as off AWS)", { skip }, async () => {
+  const deps = await sys.run('/usr/bin/python3', ['-c', 'import requests, configobj, yaml'], { allowFail: true });
+  assert.equal(deps.code, 0, `cloud-init's Python dependencies are missing (scripts/install.sh installs them): ${deps.stderr}`);
+  const path = unpackCloudInit(work);
+  const out = await inGuestEnv({ PYTHONPATH: path }, '/usr/bin/python3', '-c', CRAWL);
+  const got = JSON.parse(out) as { md: Record<string, unknown>; ud: string };
+  assert.equal(got.md['instance-id'], 'i-vm1id');
+  assert.equal(got.md['local-hostname'], 'vm1');
+  assert.equal(got.md['local-ipv4'], GUEST_IP);
+  assert.equal(got.md['mac'], GUEST_MAC);
+  // "0=key-0" in public-keys/ is followed to 0/openssh-key; a value with a newline is split into lines.
+  assert.deepEqual(got.md['public-keys'], { 'key-0': [KEY] });
+  assert.equal(got.ud, md('optional').userData);
+});
+
+/** A command in the VM's namespace with extra environment; its standard output. */
+async function inGuestEnv(env: Record<string, string>, ...args: string[]): Promise<string> {
+  const assignments = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  return (await sys.run('ip', ['netns', 'exec', GUEST, 'env', ...assignments, ...args], { timeoutMs: 120_000 })).stdout;
+}
