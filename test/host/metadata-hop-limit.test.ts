@@ -66,7 +66,6 @@ const network: LocalNetwork = {
 
 const canRun = process.getuid?.() === 0 && existsSync('/usr/sbin/dnsmasq');
 const sys = new SystemExec();
-const inNs = (...args: string[]) => sys.run('ip', ['netns', 'exec', NS, ...args]);
 const inGuest = (...args: string[]) => sys.run('ip', ['netns', 'exec', GUEST, ...args]);
 const inCtr = (...args: string[]) => sys.run('ip', ['netns', 'exec', CTR, ...args]);
 

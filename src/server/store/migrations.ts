@@ -193,4 +193,11 @@ export const MIGRATIONS: readonly string[] = [
     SELECT id AS vm_id, 0 AS idx, network, ip, mac FROM vms
     UNION ALL SELECT vm_id, idx, network, ip, mac FROM vm_nics;
   `,
+  `
+  -- EC2-style metadata: whether tokenless (IMDSv1) GETs are answered (vm create
+  -- --metadata-tokens). New VMs default to optional, as on EC2; VMs made before were served
+  -- IMDSv2 only, and keep it.
+  ALTER TABLE vms ADD COLUMN metadata_tokens TEXT NOT NULL DEFAULT 'optional' CHECK (metadata_tokens IN ('optional', 'required'));
+  UPDATE vms SET metadata_tokens = 'required';
+  `,
 ];
