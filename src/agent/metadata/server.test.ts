@@ -205,13 +205,14 @@ function request(
 
 /**
  * Writes each chunk in turn on one TCP connection (the next once a reply arrived) and returns
- * every byte the server sent until it closed the connection (or 2 s passed).
+ * every byte the server sent, and whether the server closed the connection (within 2 s).
  */
-function exchange(port: number, chunks: string[]): Promise<string> {
+function exchange(port: number, chunks: string[]): Promise<{ raw: string; closed: boolean }> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(port, '127.0.0.1');
-    let got = '';
+    let raw = '';
     let next = 0;
+    let closed = false;
     const timer = setTimeout(() => socket.destroy(), 2000);
     const write = () => {
       if (next < chunks.length) socket.write(chunks[next++]!);
@@ -219,13 +220,17 @@ function exchange(port: number, chunks: string[]): Promise<string> {
     socket.setEncoding('latin1');
     socket.on('connect', write);
     socket.on('data', (d: string) => {
-      got += d;
+      raw += d;
       write();
+    });
+    socket.on('end', () => {
+      closed = true;
+      socket.end();
     });
     socket.on('error', reject);
     socket.on('close', () => {
       clearTimeout(timer);
-      resolve(got);
+      resolve({ raw, closed });
     });
   });
 }
@@ -434,7 +439,8 @@ describe('metadata server over HTTP', () => {
   });
 
   test('the token reply starts with a fixed prefix (the gateway namespace matches it) and closes its connection', async () => {
-    const raw = await exchange(port, [`PUT /latest/api/token HTTP/1.1\r\nHost: 169.254.169.254\r\n${TTL}: 60\r\n\r\n`]);
+    const { raw, closed } = await exchange(port, [`PUT /latest/api/token HTTP/1.1\r\nHost: 169.254.169.254\r\n${TTL}: 60\r\n\r\n`]);
+    assert.ok(closed, 'the server closed the connection');
     assert.ok(raw.startsWith(`HTTP/1.1 200 OK\r\nx-aws-ec2-metadata-token-ttl-seconds: 60\r\n`), JSON.stringify(raw.slice(0, 80)));
     assert.ok(raw.startsWith(TOKEN_REPLY_PREFIX));
     assert.match(raw, /\r\nconnection: close\r\n/i);
@@ -442,14 +448,15 @@ describe('metadata server over HTTP', () => {
   });
 
   test('Expect: 100-continue puts nothing before the token reply', async () => {
-    const raw = await exchange(port, [`PUT /latest/api/token HTTP/1.1\r\nHost: x\r\n${TTL}: 60\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n`]);
+    const { raw } = await exchange(port, [`PUT /latest/api/token HTTP/1.1\r\nHost: x\r\n${TTL}: 60\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n`]);
     assert.ok(raw.startsWith(`HTTP/1.1 200 OK\r\nx-aws-ec2-metadata-token-ttl-seconds: 60\r\n`), JSON.stringify(raw.slice(0, 80)));
   });
 
   test('a token PUT that is not the first request on its connection is 400, and no token is issued', async () => {
     const put = `PUT /latest/api/token HTTP/1.1\r\nHost: x\r\n${TTL}: 60\r\n\r\n`;
     // One after the other on a kept-alive connection...
-    const sequential = await exchange(port, ['GET /meta-data HTTP/1.1\r\nHost: x\r\n\r\n', put]);
+    const { raw: sequential, closed } = await exchange(port, ['GET /meta-data HTTP/1.1\r\nHost: x\r\n\r\n', put]);
+    assert.ok(closed, 'the 400 closes the connection too, so a retry goes on a new one');
     const replies = sequential.split(/(?=HTTP\/1\.1 )/);
     assert.equal(replies.length, 2, sequential);
     assert.match(replies[0]!, /^HTTP\/1\.1 200 /);
@@ -457,15 +464,24 @@ describe('metadata server over HTTP', () => {
     assert.match(replies[1]!, /first request on a new connection/);
     assert.match(replies[1]!, /\r\nconnection: close\r\n/i);
     // ... and pipelined, where the token reply could have shared a segment with the first.
-    const pipelined = await exchange(port, [`GET /meta-data HTTP/1.1\r\nHost: x\r\n\r\n${put}`]);
+    const { raw: pipelined } = await exchange(port, [`GET /meta-data HTTP/1.1\r\nHost: x\r\n\r\n${put}`]);
     assert.doesNotMatch(pipelined, /token-\d+/);
     assert.match(pipelined, /HTTP\/1\.1 400 /);
   });
 
   test('EC2 replies close their connection, so a pooled client never sends its next token PUT on a used one', async () => {
-    const raw = await exchange(port, ['GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: x\r\n\r\n']);
+    const { raw, closed } = await exchange(port, ['GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: x\r\n\r\n']);
     assert.match(raw, /^HTTP\/1\.1 200 /);
     assert.match(raw, /\r\nconnection: close\r\n/i);
+    assert.ok(closed);
+    // NoCloud replies keep theirs (cloud-init's NoCloud source may reuse it).
+    const nocloud = await exchange(port, ['GET /meta-data HTTP/1.1\r\nHost: x\r\n\r\n']);
+    assert.equal(nocloud.closed, false);
+  });
+
+  test('an unknown Expect: is answered by the routes, not with node:http\'s 417', async () => {
+    const { raw } = await exchange(port, ['GET /meta-data HTTP/1.1\r\nHost: x\r\nExpect: something\r\n\r\n']);
+    assert.match(raw, /^HTTP\/1\.1 200 /);
   });
 
   test('a token issued to VM A is refused for VM B', async () => {
