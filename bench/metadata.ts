@@ -29,6 +29,7 @@ const vm: VmMetadata = {
   userData: '#cloud-config\n',
   vendorData: '',
   sshKeys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl bench@example.com'],
+  metadataTokens: 'optional',
 };
 
 function get(agent: http.Agent, port: number): Promise<void> {

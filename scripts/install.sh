@@ -15,6 +15,7 @@ APT_PACKAGES=(
   syslinux syslinux-common mtools dosfstools        # ... and its firmware-boot disk variant
   iputils-ping curl ca-certificates
   python3 make g++                    # better-sqlite3 compiles its native addon
+  python3-requests python3-configobj python3-yaml   # test/host/metadata-hop-limit runs cloud-init's EC2 crawler (unpacked, not installed)
 )
 
 missing=()

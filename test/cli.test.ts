@@ -72,6 +72,7 @@ test('errors are one line naming the field; usage errors exit 2, API refusals 1'
     [['vm', 'create', 'x', '--image', 'web', '--disk', 'big'], 1, /disk: must be a size with a unit/],
     [['vm', 'create', 'x', '--image', 'web', '--memory', '100G'], 1, /node-1: memory .* free < 100G/],
     [['vm', 'create', 'x', '--image', 'web', '--user-data', '/no/such/file'], 2, /user-data: cannot read/],
+    [['vm', 'create', 'x', '--image', 'web', '--metadata-tokens', 'sometimes'], 2, /metadata-tokens: must be optional or required/],
     [['vm', 'resize', 'x'], 2, /--cpus/],
     [['image', 'add', 'y', '--file', '/etc/hostname', '--sha256', 'XYZ'], 2, /sha256: must be 64/],
     [['vm', 'show', 'ghost'], 1, /vm ghost not found/],
@@ -97,6 +98,10 @@ test('create, list and show speak JSON and tables; the token comes from env or l
   assert.match(table.stdout, /^NAME\s+STATE\s+NODE/m);
   assert.match(table.stdout, /^app\s+pending\s+node-1/m);
   assert.equal((await butter(['vm', 'user-data', 'app'])).stdout, '#!/bin/sh\necho hi\n');
+  assert.match((await butter(['vm', 'show', 'app'])).stdout, /^metadata tokens:\s+optional$/m);
+  const strict = await butter(['vm', 'create', 'strict', '--image', 'web', '--memory', '64M', '--disk', '1G', '--metadata-tokens', 'required', '--json']);
+  assert.equal(JSON.parse(strict.stdout).metadataTokens, 'required', strict.stderr);
+  assert.match((await butter(['vm', 'show', 'strict'])).stdout, /^metadata tokens:\s+required$/m);
   const noAuth = await butter(['vm', 'list'], { BUTTER_TOKEN: '' , BUTTER_URL: ''});
   assert.equal(noAuth.code, 2);
   assert.match(noAuth.stderr, /not logged in/);

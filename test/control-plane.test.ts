@@ -85,6 +85,20 @@ test('vm create places, allocates an address, and shows in desired state; rm wai
   await rejects(cloud.admin.call('getVm', { params: { name: 'web' } }), 404);
 });
 
+test('vm create --metadata-tokens: optional by default, required kept; shown on the VM and carried to its node; a bad value names the field', async () => {
+  await rejects(cloud.admin.call('createVm', { body: { name: 'tok', image: 'img', metadataTokens: 'sometimes' } as never }), 400, 'metadataTokens');
+  const plain = await cloud.admin.call('createVm', { body: { name: 'tok-opt', image: 'img', memory: '64M' } });
+  assert.equal(plain.metadataTokens, 'optional');
+  const strict = await cloud.admin.call('createVm', { body: { name: 'tok-req', image: 'img', memory: '64M', metadataTokens: 'required' } });
+  assert.equal(strict.metadataTokens, 'required');
+  assert.equal((await cloud.admin.call('getVm', { params: { name: 'tok-req' } })).metadataTokens, 'required');
+  for (const vm of [plain, strict]) {
+    const desired = await cloud.cp.services.nodes.desired(vm.node!);
+    assert.equal(desired.vms.find((v) => v.name === vm.name)?.metadataTokens, vm.metadataTokens);
+  }
+  for (const name of ['tok-opt', 'tok-req']) await cloud.admin.call('deleteVm', { params: { name } });
+});
+
 test('long-poll of desired state wakes on a change', async () => {
   const nodeClient = await fakeNode(cloud, 'node-c', 64);
   const first = await nodeClient.call('nodeDesired', { params: { name: 'node-c' } });

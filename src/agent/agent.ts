@@ -293,6 +293,7 @@ export class Agent {
       userData: vm.userData,
       vendorData: '',
       sshKeys: vm.sshKeys,
+      metadataTokens: vm.metadataTokens,
       ...(mtu !== undefined ? { mtu } : {}),
       ...(vm.nics.length > 1 ? { moreNics: vm.nics.slice(1).map((n) => ({ mac: n.mac, ...(mtuOf(n.network) !== undefined ? { mtu: mtuOf(n.network)! } : {}) })) } : {}),
     };

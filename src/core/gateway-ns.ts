@@ -46,9 +46,46 @@ export interface GatewayNftInput {
 const METADATA = '169.254.169.254';
 
 /**
+ * How every reply to an EC2 token PUT begins (the metadata server writes the TTL header
+ * first): the status line, then the header's name. The namespace finds it in a reply's first
+ * data and limits that connection's replies to one hop (see renderGatewayNft).
+ */
+export const TOKEN_REPLY_PREFIX = 'HTTP/1.1 200 OK\r\nx-aws-ec2-metadata-token-ttl-seconds';
+
+/** Conntrack marks of metadata connections, set by their first reply data. */
+const CT_TOKEN = '0x1';
+const CT_PLAIN = '0x2';
+
+/**
+ * The rules that give token replies IP TTL 1, so that a container behind a VM's own NAT gets
+ * no token while the VM does (EC2's PUT response hop limit of 1). They run in the forward
+ * hook, after the namespace's own TTL decrement, so the VM receives TTL 1 and cannot forward
+ * it. nftables cannot follow a TCP stream, so the server helps (agent/metadata/ec2.ts): a
+ * token reply is the first data of its connection and begins with TOKEN_REPLY_PREFIX. The
+ * first reply packet with data decides for the whole connection, kept in its conntrack mark:
+ * the marker (16 bytes of the header name, after the status line) makes it a token
+ * connection; 33 bytes or more without it, not one; fewer (a peer advertising a tiny window
+ * to have the reply cut short) cannot be told, so it counts as one. Every later reply packet
+ * of a token connection has TTL 1 too, however the body is segmented.
+ */
+function tokenHopLimitRules(): string[] {
+  const offset = TOKEN_REPLY_PREFIX.indexOf('\r\n') + 2; // after the status line (ASCII: chars are bytes)
+  const marker = Buffer.from(TOKEN_REPLY_PREFIX.slice(offset, offset + 16), 'latin1').toString('hex');
+  const at = `@ih,${offset * 8},128`; // @ih: the TCP payload
+  return [
+    `ct mark 0x0 ${at} 0x${marker} ct mark set ${CT_TOKEN}`,
+    `ct mark 0x0 ${at} != 0x${marker} ct mark set ${CT_PLAIN}`,
+    // Any payload at all (a packet without one fails the load and does not match).
+    `ct mark 0x0 @ih,0,8 0-255 ct mark set ${CT_TOKEN}`,
+    `ct mark ${CT_TOKEN} ip ttl set 1`,
+  ];
+}
+
+/**
  * The namespace's ruleset. From the guests (`gw0`): DHCP, DNS on the gateway, ping; metadata
  * is DNATed to the host's end of the uplink with the guest's address kept (the host's
- * metadata server tells VMs apart by it). Egress (nat=true) leaves by `up0`, masqueraded to
+ * metadata server tells VMs apart by it), and its token replies are limited to one hop
+ * (tokenHopLimitRules). Egress (nat=true) leaves by `up0`, masqueraded to
  * the namespace's uplink address. From the host side only the host itself enters, and replies.
  */
 export function renderGatewayNft(i: GatewayNftInput): string {
@@ -56,6 +93,8 @@ export function renderGatewayNft(i: GatewayNftInput): string {
   const up = `"${UPLINK_IF}"`;
   const meta = `${i.uplink.root}:${i.metadataPort}`;
   const forward = [
+    // Replies of metadata connections (before NAT restores 169.254.169.254:80 as their source).
+    `iifname ${up} oifname ${gw} ip saddr ${i.uplink.root} tcp sport ${i.metadataPort} ct direction reply ct original ip daddr ${METADATA} jump metadata_reply`,
     'ct state established,related accept',
     `iifname ${gw} oifname ${up} ip daddr ${i.uplink.root} tcp dport ${i.metadataPort} accept`,
     // The host itself (its end of the link) may reach the guests, as a machine reaches its own VMs.
@@ -77,6 +116,9 @@ export function renderGatewayNft(i: GatewayNftInput): string {
     `\t\tiifname ${gw} udp dport 67 accept`,
     `\t\tiifname ${gw} ip daddr ${i.gateway} meta l4proto { tcp, udp } th dport 53 accept`,
     `\t\tiifname ${gw} meta l4proto icmp accept`,
+    '\t}',
+    '\tchain metadata_reply {',
+    ...tokenHopLimitRules().map((r) => `\t\t${r}`),
     '\t}',
     '\tchain forward {',
     '\t\ttype filter hook forward priority filter; policy drop;',

@@ -15,6 +15,7 @@ const vm = (id: string, power: DesiredVm['power'], restartGen = 0): DesiredVm =>
   nics: [{ network: 'default', ip: '10.0.0.2', mac: '52:54:00:00:00:01' }],
   userData: '',
   sshKeys: [],
+  metadataTokens: 'optional',
   restartGen,
 });
 

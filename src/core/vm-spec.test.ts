@@ -30,6 +30,7 @@ test('a kernel image VM maps to a direct-boot spec with the NoCloud SMBIOS seria
     ],
     userData: '',
     sshKeys: [],
+    metadataTokens: 'optional',
     restartGen: 0,
   };
   assert.deepEqual(vmSpec(vm, (sha) => `/img/${sha.slice(0, 1)}`), {

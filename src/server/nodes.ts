@@ -338,6 +338,7 @@ export class Nodes {
           nics: nicsOf(vm),
           userData: vm.user_data,
           sshKeys: JSON.parse(vm.ssh_keys) as string[],
+          metadataTokens: vm.metadata_tokens,
           restartGen: vm.restart_gen,
         };
       }),

@@ -1,10 +1,26 @@
 /**
- * The EC2-style subset of the metadata service, with IMDSv2 semantics: a guest first does
- * `PUT /latest/api/token` (which a plain SSRF-able GET cannot do) and then presents the token
- * on every GET. Tokens are bound to the VM they were issued to, so a token that leaks from
- * one VM is worthless to another.
+ * The EC2-style subset of the metadata service, as EC2 serves it with `HttpTokens: optional`
+ * (the default) or `required` (`vm create --metadata-tokens`, per VM):
+ * - IMDSv1: a plain GET is answered, unless the VM's tokens are `required` (then 401).
+ * - IMDSv2: `PUT /latest/api/token` issues a session token, bound to the VM that asked (a token
+ *   that leaks from one VM is worthless to another); a GET that presents a token is answered
+ *   only if it is valid (401 otherwise, in both modes, as EC2 does).
+ * What a token proves: the client could send a PUT with a custom header, which a plain
+ * GET-only request forgery (SSRF) cannot, and, through the hop limit below, that it runs on
+ * the VM itself and not in a container behind the VM's own NAT. It guards only these paths:
+ * the NoCloud files (nocloud.ts) answer plain GETs in every mode, since cloud-init's NoCloud
+ * source sends no headers and Butter's guests boot from it; an SSRF in a guest can read them,
+ * user-data included.
  *
- * Besides `latest`, dated API versions (`/2021-03-23/meta-data/...`) are served as aliases:
+ * Hop limit (EC2's `HttpPutResponseHopLimit` of 1): Node cannot set IP_TTL on a TCP socket, so
+ * the network's gateway namespace does it (core/gateway-ns.ts): it recognises a token reply by
+ * its first bytes (TOKEN_REPLY_PREFIX: the status line, then the TTL header, which is why that
+ * header goes first) and sends every later packet of that connection with TTL 1. For the
+ * reply to be the first data of its connection, a token PUT is answered only as the first
+ * request on a connection, which then closes; every other EC2 reply closes its connection too,
+ * so pooled clients (AWS SDKs) never send their next PUT on a used one.
+ *
+ * Besides `latest`, dated API versions (`/2009-04-04/meta-data/...`) are served as aliases:
  * cloud-init's Ec2 data source probes dated versions and never asks for `latest` data.
  */
 import { randomBytes } from 'node:crypto';
@@ -107,6 +123,8 @@ export interface Ec2Request {
   method: string;
   path: string;
   headers: Record<string, string | string[] | undefined>;
+  /** Whether it is the first request on its TCP connection (a token PUT must be). */
+  firstOnConnection: boolean;
 }
 
 const VERSIONED = /^\/(latest|\d{4}-\d{2}-\d{2})(\/.*)?$/;
@@ -122,27 +140,39 @@ const text = (status: number, body: string, extra: Partial<MetadataReply> = {}):
   ...extra,
 });
 
+/** Every EC2 reply closes its connection (see the top of this file). */
+const CLOSE = { connection: 'close' } as const;
+
 /** Answers one EC2-style request for `md`'s VM; undefined when the path is not an EC2 path. */
 export function handleEc2(req: Ec2Request, md: VmMetadata, tokens: Ec2TokenStore): MetadataReply | undefined {
   const m = VERSIONED.exec(req.path);
   if (!m) return undefined;
+  const reply = route(req, m[2] ?? '', md, tokens);
+  return { ...reply, headers: { ...reply.headers, ...CLOSE } };
+}
 
+function route(req: Ec2Request, rest: string, md: VmMetadata, tokens: Ec2TokenStore): MetadataReply {
   if (req.path === TOKEN_PATH) {
     if (req.method !== 'PUT') return text(405, 'method not allowed\n', { headers: { allow: 'PUT' } });
     // Real IMDS refuses token PUTs that went through a proxy: a hint of SSRF, not an identity.
     if (req.headers['x-forwarded-for'] !== undefined) return text(403, 'forbidden\n');
+    // Only then is the token reply the first data of its connection, where the gateway
+    // namespace looks for TOKEN_REPLY_PREFIX; behind an earlier reply it would pass unseen.
+    if (!req.firstOnConnection) return text(400, 'a token request must be the first request on a new connection; open a new connection\n');
     const ttl = parseTtlSeconds(req.headers[TTL_HEADER]);
     if (ttl === undefined) return text(400, `${TTL_HEADER} must be an integer 1..${MAX_TTL_SECONDS}\n`);
+    // The TTL header first: with the status line it is TOKEN_REPLY_PREFIX.
     return text(200, tokens.issue(md.vmId, ttl), { headers: { [TTL_HEADER]: String(ttl) } });
   }
 
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     return text(405, 'method not allowed\n', { headers: { allow: 'GET, HEAD' } });
   }
-  // IMDSv2 only: no valid token issued to this very VM, no data (and no hint which paths exist).
-  if (!tokens.verify(md.vmId, req.headers[TOKEN_HEADER])) return text(401, 'unauthorized\n');
+  // A token, once presented, must be valid (as on EC2, even when tokens are optional); without
+  // one only `required` refuses. Either way no data, and no hint which paths exist.
+  const presented = req.headers[TOKEN_HEADER];
+  if (presented !== undefined ? !tokens.verify(md.vmId, presented) : md.metadataTokens === 'required') return text(401, 'unauthorized\n');
 
-  const rest = m[2] ?? '';
   if (rest === '/user-data') {
     // Like EC2, no user-data is a 404; cloud-init reads that as "empty".
     return md.userData === '' ? text(404, 'not found\n') : text(200, md.userData, { countsAsFetch: true });

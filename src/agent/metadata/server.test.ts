@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { parse } from 'yaml';
+import { TOKEN_REPLY_PREFIX } from '../../core/gateway-ns.ts';
 import { Ec2TokenStore, parseTtlSeconds } from './ec2.ts';
 import { renderMetaData, renderNetworkConfig } from './nocloud.ts';
 import { createMetadataServer, normalisePath, sourceIpOf, type MetadataServer } from './server.ts';
@@ -20,6 +22,7 @@ const vmA: VmMetadata = {
   vendorData: '#cloud-config\ntimezone: UTC\n',
   sshKeys: [KEY_A, KEY_B],
   mtu: 1450,
+  metadataTokens: 'optional',
 };
 const vmB: VmMetadata = {
   vmId: 'vm-b',
@@ -30,7 +33,10 @@ const vmB: VmMetadata = {
   userData: '',
   vendorData: '',
   sshKeys: [],
+  metadataTokens: 'optional',
 };
+/** vmA with IMDSv2 enforced (`vm create --metadata-tokens required`). */
+const vmRequired: VmMetadata = { ...vmA, metadataTokens: 'required' };
 
 describe('NoCloud renderers', () => {
   test('meta-data golden', () => {
@@ -197,6 +203,40 @@ function request(
   });
 }
 
+/**
+ * Writes each chunk in turn on one TCP connection (the next once a reply arrived) and returns
+ * every byte the server sent, and whether the server closed the connection (within 2 s).
+ */
+function exchange(port: number, chunks: string[]): Promise<{ raw: string; closed: boolean }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let raw = '';
+    let next = 0;
+    let closed = false;
+    const timer = setTimeout(() => socket.destroy(), 2000);
+    const write = () => {
+      if (next < chunks.length) socket.write(chunks[next++]!);
+    };
+    socket.setEncoding('latin1');
+    socket.on('connect', write);
+    socket.on('data', (d: string) => {
+      raw += d;
+      write();
+    });
+    socket.on('end', () => {
+      closed = true;
+      socket.end();
+    });
+    socket.on('error', reject);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve({ raw, closed });
+    });
+  });
+}
+
+const TTL = 'X-aws-ec2-metadata-token-ttl-seconds';
+
 describe('metadata server over HTTP', () => {
   let current: VmMetadata | undefined = vmA;
   let fetches: Array<[string, string]> = [];
@@ -356,13 +396,92 @@ describe('metadata server over HTTP', () => {
     assert.equal((await ec2('/latest/user-data', t)).status, 404);
   });
 
-  test('EC2 GETs need a valid token (401), and report nothing without one', async () => {
+  test('optional tokens (the default): tokenless GETs of dated paths are served, as cloud-init\'s Ec2 source sends them off AWS', async () => {
+    const expect: Record<string, string> = {
+      '/2009-04-04/meta-data/instance-id': 'i-0a1b2c3d',
+      '/2021-03-23/meta-data/instance-id': 'i-0a1b2c3d',
+      '/2009-04-04/meta-data/': 'hostname\ninstance-id\nlocal-hostname\nlocal-ipv4\nmac\npublic-keys/',
+      '/2009-04-04/meta-data/public-keys/': '0=key-0\n1=key-1',
+      '/2009-04-04/meta-data/public-keys/0/openssh-key': `${KEY_A}\n`,
+      '/2009-04-04/user-data': vmA.userData,
+      '/latest/meta-data/local-ipv4': '10.0.0.5',
+    };
+    for (const [path, body] of Object.entries(expect)) {
+      const r = await get(path);
+      assert.equal(r.status, 200, path);
+      assert.equal(r.body, body, path);
+    }
+    assert.equal(fetches.length, Object.keys(expect).length);
+  });
+
+  test('optional tokens: a token that is presented must be valid (401), as on EC2', async () => {
+    assert.equal((await ec2('/2009-04-04/meta-data/instance-id', 'made-up')).status, 401);
+    assert.equal((await ec2('/latest/meta-data/instance-id', '')).status, 401);
+    const t = await token('10');
+    assert.equal((await ec2('/latest/meta-data/instance-id', t)).status, 200);
+    now += 10_000; // expired
+    assert.equal((await ec2('/latest/meta-data/instance-id', t)).status, 401);
+    assert.equal((await get('/latest/meta-data/instance-id')).status, 200, 'without the header it is served again');
+  });
+
+  test('required tokens: EC2 GETs need a valid token (401), and report nothing without one; NoCloud still answers', async () => {
+    current = vmRequired;
+    assert.equal((await get('/2009-04-04/meta-data/instance-id')).status, 401);
     assert.equal((await get('/latest/meta-data/instance-id')).status, 401);
     assert.equal((await ec2('/latest/meta-data/instance-id', 'made-up')).status, 401);
     assert.equal((await ec2('/latest/meta-data/instance-id', '')).status, 401);
-    assert.equal((await get('/latest/user-data')).status, 401);
+    assert.equal((await get('/2009-04-04/user-data')).status, 401);
     assert.equal((await get('/latest/no-such-thing')).status, 401);
     assert.deepEqual(fetches, []);
+    assert.equal((await ec2('/2009-04-04/meta-data/instance-id', await token())).body, 'i-0a1b2c3d');
+    // Tokens guard the EC2 paths only: cloud-init's NoCloud source sends no headers.
+    assert.equal((await get('/user-data')).body, vmA.userData);
+  });
+
+  test('the token reply starts with a fixed prefix (the gateway namespace matches it) and closes its connection', async () => {
+    const { raw, closed } = await exchange(port, [`PUT /latest/api/token HTTP/1.1\r\nHost: 169.254.169.254\r\n${TTL}: 60\r\n\r\n`]);
+    assert.ok(closed, 'the server closed the connection');
+    assert.ok(raw.startsWith(`HTTP/1.1 200 OK\r\nx-aws-ec2-metadata-token-ttl-seconds: 60\r\n`), JSON.stringify(raw.slice(0, 80)));
+    assert.ok(raw.startsWith(TOKEN_REPLY_PREFIX));
+    assert.match(raw, /\r\nconnection: close\r\n/i);
+    assert.match(raw, /\r\n\r\ntoken-\d+$/, 'the token, and the connection ended after it');
+  });
+
+  test('Expect: 100-continue puts nothing before the token reply', async () => {
+    const { raw } = await exchange(port, [`PUT /latest/api/token HTTP/1.1\r\nHost: x\r\n${TTL}: 60\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n`]);
+    assert.ok(raw.startsWith(`HTTP/1.1 200 OK\r\nx-aws-ec2-metadata-token-ttl-seconds: 60\r\n`), JSON.stringify(raw.slice(0, 80)));
+  });
+
+  test('a token PUT that is not the first request on its connection is 400, and no token is issued', async () => {
+    const put = `PUT /latest/api/token HTTP/1.1\r\nHost: x\r\n${TTL}: 60\r\n\r\n`;
+    // One after the other on a kept-alive connection...
+    const { raw: sequential, closed } = await exchange(port, ['GET /meta-data HTTP/1.1\r\nHost: x\r\n\r\n', put]);
+    assert.ok(closed, 'the 400 closes the connection too, so a retry goes on a new one');
+    const replies = sequential.split(/(?=HTTP\/1\.1 )/);
+    assert.equal(replies.length, 2, sequential);
+    assert.match(replies[0]!, /^HTTP\/1\.1 200 /);
+    assert.match(replies[1]!, /^HTTP\/1\.1 400 /);
+    assert.match(replies[1]!, /first request on a new connection/);
+    assert.match(replies[1]!, /\r\nconnection: close\r\n/i);
+    // ... and pipelined, where the token reply could have shared a segment with the first.
+    const { raw: pipelined } = await exchange(port, [`GET /meta-data HTTP/1.1\r\nHost: x\r\n\r\n${put}`]);
+    assert.doesNotMatch(pipelined, /token-\d+/);
+    assert.match(pipelined, /HTTP\/1\.1 400 /);
+  });
+
+  test('EC2 replies close their connection, so a pooled client never sends its next token PUT on a used one', async () => {
+    const { raw, closed } = await exchange(port, ['GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: x\r\n\r\n']);
+    assert.match(raw, /^HTTP\/1\.1 200 /);
+    assert.match(raw, /\r\nconnection: close\r\n/i);
+    assert.ok(closed);
+    // NoCloud replies keep theirs (cloud-init's NoCloud source may reuse it).
+    const nocloud = await exchange(port, ['GET /meta-data HTTP/1.1\r\nHost: x\r\n\r\n']);
+    assert.equal(nocloud.closed, false);
+  });
+
+  test('an unknown Expect: is answered by the routes, not with node:http\'s 417', async () => {
+    const { raw } = await exchange(port, ['GET /meta-data HTTP/1.1\r\nHost: x\r\nExpect: something\r\n\r\n']);
+    assert.match(raw, /^HTTP\/1\.1 200 /);
   });
 
   test('a token issued to VM A is refused for VM B', async () => {

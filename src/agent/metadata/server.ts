@@ -8,7 +8,7 @@
  * keeps the hot path a map lookup and a string write, well inside the p99 <= 5 ms budget.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { Ec2TokenStore, handleEc2 } from './ec2.ts';
 import { renderMetaData, renderNetworkConfig } from './nocloud.ts';
 import type { MetadataReply, MetadataSource, VmMetadata } from './types.ts';
@@ -87,11 +87,13 @@ function handleNoCloud(method: string, path: string, md: VmMetadata): MetadataRe
 
 function send(res: http.ServerResponse, reply: MetadataReply): void {
   res.writeHead(reply.status, {
+    // The route's headers first (node:http writes them in this order, its own after them):
+    // a token reply must begin with TOKEN_REPLY_PREFIX (core/gateway-ns.ts).
+    ...reply.headers,
     'content-type': 'text/plain; charset=utf-8',
     'content-length': Buffer.byteLength(reply.body),
     // Per-VM answers that change with the VM; nothing between guest and host should keep them.
     'cache-control': 'no-store',
-    ...reply.headers,
   });
   res.end(reply.body); // node:http leaves the body out for HEAD
 }
@@ -104,7 +106,12 @@ export function createMetadataServer(source: MetadataSource, opts: MetadataServe
   const tokens = new Ec2TokenStore({ now: opts.now, randomToken: opts.randomToken });
   const onError = opts.onError ?? defaultOnError;
 
+  // Requests seen per connection: a token PUT is answered only as the first (ec2.ts).
+  const served = new WeakMap<Socket, number>();
+
   const handle = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    const seen = served.get(req.socket) ?? 0;
+    served.set(req.socket, seen + 1);
     let reply: MetadataReply;
     let fetched: { vmId: string; path: string } | undefined;
     try {
@@ -118,7 +125,7 @@ export function createMetadataServer(source: MetadataSource, opts: MetadataServe
         const routed =
           path === undefined
             ? undefined
-            : (handleNoCloud(method, path, md) ?? handleEc2({ method, path, headers: req.headers }, md, tokens));
+            : (handleNoCloud(method, path, md) ?? handleEc2({ method, path, headers: req.headers, firstOnConnection: seen === 0 }, md, tokens));
         reply = routed ?? { status: 404, body: 'not found\n' };
         if (reply.countsAsFetch && path !== undefined) fetched = { vmId: md.vmId, path };
       }
@@ -138,6 +145,11 @@ export function createMetadataServer(source: MetadataSource, opts: MetadataServe
   };
 
   const server = http.createServer({ maxHeaderSize: 8 * 1024 }, handle);
+  // No route reads a body, so `Expect:` is answered with the final reply alone: node:http's
+  // automatic `100 Continue` (or 417) would otherwise come first on the connection, ahead of a
+  // token reply's TOKEN_REPLY_PREFIX.
+  server.on('checkContinue', handle);
+  server.on('checkExpectation', handle);
   // Guests are not trusted to be polite: slow or idle connections are cut short.
   server.headersTimeout = 5_000;
   server.requestTimeout = 10_000;

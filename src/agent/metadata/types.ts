@@ -25,6 +25,11 @@ export interface VmMetadata {
   mtu?: number;
   /** Its NICs after eth0, in order (eth1, eth2, ...). */
   moreNics?: { mac: string; mtu?: number }[];
+  /**
+   * EC2 paths only (NoCloud answers plain GETs either way): `optional` serves tokenless GETs
+   * as well as IMDSv2 tokens, `required` only GETs with a token (ec2.ts).
+   */
+  metadataTokens: 'optional' | 'required';
 }
 
 /** The agent's side of the server: who is behind an address, and who just fetched what. */
@@ -43,6 +48,7 @@ export interface MetadataSource {
 export interface MetadataReply {
   status: number;
   body: string;
+  /** Written first, in this order: the token reply's first header is what the gateway namespace looks for. */
   headers?: Record<string, string>;
   /** When true the server reports the fetch to `MetadataSource.onFetch`. */
   countsAsFetch?: boolean;

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { Name, Revision, Sha256 } from './common.ts';
 import { DiskFormat } from './image.ts';
 import { Network } from './network.ts';
-import { Power } from './vm.ts';
+import { MetadataTokens, Power } from './vm.ts';
 
 export const DesiredImage = z.object({
   name: Name,
@@ -31,6 +31,8 @@ export const DesiredVm = z.object({
   nics: z.array(z.object({ network: Name, ip: z.string(), mac: z.string() })).min(1),
   userData: z.string(),
   sshKeys: z.array(z.string()),
+  /** Whether its metadata server answers tokenless GETs on the EC2 paths. */
+  metadataTokens: MetadataTokens,
   /** Power generation, bumped by `vm start` and `vm restart`: the agent (re)starts the VM once per generation. */
   restartGen: z.number().int(),
 });

@@ -13,6 +13,15 @@ export type VmState = z.infer<typeof VmState>;
 export const Power = z.enum(['running', 'stopped']);
 
 export const MAX_USER_DATA = 64 * 1024;
+
+/**
+ * The EC2-style metadata paths (`/latest/...`, `/2009-04-04/...`), as EC2's `HttpTokens`:
+ * `optional` answers plain GETs (IMDSv1) and IMDSv2 tokens; `required` only GETs that carry a
+ * token. The NoCloud files answer plain GETs either way (cloud-init's NoCloud source sends no
+ * headers), so `required` protects only software that reads the EC2 paths.
+ */
+export const MetadataTokens = z.enum(['optional', 'required']);
+export type MetadataTokens = z.infer<typeof MetadataTokens>;
 export const SshKey = z.string().regex(/^(ssh-|ecdsa-|sk-)[A-Za-z0-9@.-]+ [A-Za-z0-9+/=]+( .*)?$/, 'must be an OpenSSH public key line');
 
 export const VmCreate = z
@@ -43,6 +52,7 @@ export const VmCreate = z
     force: z.boolean().optional(),
     userData: z.string().max(MAX_USER_DATA).optional(),
     sshKeys: z.array(SshKey).max(32).optional(),
+    metadataTokens: MetadataTokens.default('optional'),
   })
   .strict()
   .refine((v) => v.network === undefined || v.networks === undefined, { message: 'give network or networks, not both', path: ['networks'] })
@@ -83,6 +93,7 @@ export const Vm = z
     pending: z.object({ cpus: z.number().int(), memoryBytes: z.number().int() }).nullable(),
     sshKeys: z.array(z.string()),
     spreadKey: Name.nullable(),
+    metadataTokens: MetadataTokens,
     /** Set when the VM was placed with --force beyond the overcommit ratios. */
     warning: z.string().nullable(),
     createdAt: Timestamp,

@@ -35,6 +35,7 @@ function showVm(vm: Vm): void {
     ...vm.nics.map((n, i): [string, string] => [`eth${i}`, `${n.network} ${n.ip ?? '-'} ${n.mac}`]),
     ['pending', vm.pending ? `${vm.pending.cpus} cpu, ${size(vm.pending.memoryBytes)} at next start` : null],
     ['spread', vm.spreadKey],
+    ['metadata tokens', vm.metadataTokens],
     ['warning', vm.warning],
     ['created', vm.createdAt],
   ]);
@@ -110,10 +111,11 @@ export function vmCommands(program: Command): void {
     .option('--force', 'place beyond the overcommit ratios (flagged as a warning)')
     .option('--user-data <file>', 'cloud-init user-data (a script or #cloud-config)')
     .option('--ssh-key <file>', 'an OpenSSH public key file (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--metadata-tokens <mode>', 'EC2-style metadata paths: optional (default; tokenless GETs too) or required (IMDSv2 tokens only; NoCloud still answers plain GETs)')
     .option('--wait', 'return once the guest has fetched its metadata')
     .option('--timeout <seconds>', 'how long --wait waits', '300')
     .option('--json', 'print JSON')
-    .action(async (name: string, o: { image: string; cpus: string; memory: string; disk: string; network: string[]; node?: string; group?: string; zone?: string; label: string[]; policy?: string; spread?: string; force?: boolean; userData?: string; sshKey: string[]; wait?: boolean; timeout: string; json?: boolean }) => {
+    .action(async (name: string, o: { image: string; cpus: string; memory: string; disk: string; network: string[]; node?: string; group?: string; zone?: string; label: string[]; policy?: string; spread?: string; force?: boolean; userData?: string; sshKey: string[]; metadataTokens?: string; wait?: boolean; timeout: string; json?: boolean }) => {
       const c = client();
       const labels: Record<string, string> = {};
       for (const l of o.label) {
@@ -122,6 +124,7 @@ export function vmCommands(program: Command): void {
         labels[m[1]!] = m[2]!;
       }
       if (o.policy !== undefined && o.policy !== 'spread' && o.policy !== 'binpack') throw new UsageError(`policy: must be spread or binpack, got ${JSON.stringify(o.policy)}`);
+      if (o.metadataTokens !== undefined && o.metadataTokens !== 'optional' && o.metadataTokens !== 'required') throw new UsageError(`metadata-tokens: must be optional or required, got ${JSON.stringify(o.metadataTokens)}`);
       const sshKeys = o.sshKey.flatMap((f) => readFileArg(f, 'ssh-key').split('\n').map((l) => l.trim()).filter(Boolean));
       let created = await c.call('createVm', {
         body: {
@@ -140,6 +143,7 @@ export function vmCommands(program: Command): void {
           ...(o.force ? { force: true } : {}),
           ...(o.userData ? { userData: readFileArg(o.userData, 'user-data') } : {}),
           ...(sshKeys.length ? { sshKeys } : {}),
+          ...(o.metadataTokens ? { metadataTokens: o.metadataTokens as 'optional' | 'required' } : {}),
         },
       });
       if (created.warning) process.stderr.write(`warning: ${created.warning}\n`);

@@ -26,3 +26,28 @@ test('the operator migration keeps every token and lets the tokens table hold op
   insert.run('dddddddddddd', 'h4', 'operator', null, null);
   assert.throws(() => insert.run('eeeeeeeeeeee', 'h5', 'root', null, null), /CHECK constraint/);
 });
+
+test('metadata tokens: VMs made before the column keep the IMDSv2-only behaviour they had; new rows default to optional', () => {
+  const db = new Database(':memory:');
+  db.pragma('foreign_keys = OFF'); // rows without the images and networks they name
+  const at = MIGRATIONS.findIndex((m) => m.includes('metadata_tokens'));
+  assert.ok(at > 0, 'the migration exists');
+  for (let v = 0; v < at; v++) db.exec(MIGRATIONS[v]!);
+  db.pragma(`user_version = ${at}`);
+  const insert = (id: string) =>
+    db
+      .prepare(
+        `INSERT INTO vms (id, name, image, node, cpus, memory_bytes, disk_bytes, power, state, network, ip, mac, user_data, ssh_keys, restart_gen, created_at, updated_at)
+         VALUES (?, ?, 'img', NULL, 1, 1, 1, 'running', 'pending', 'default', NULL, ?, '', '[]', 0, 'now', 'now')`,
+      )
+      .run(id, `vm-${id}`, `52:54:00:00:00:0${id}`);
+  insert('1');
+  migrate(db);
+  insert('2');
+  const tokens = db.prepare(`SELECT id, metadata_tokens FROM vms ORDER BY id`).all();
+  assert.deepEqual(tokens, [
+    { id: '1', metadata_tokens: 'required' },
+    { id: '2', metadata_tokens: 'optional' },
+  ]);
+  assert.throws(() => db.prepare(`UPDATE vms SET metadata_tokens = 'sometimes'`).run(), /CHECK/);
+});

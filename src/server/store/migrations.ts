@@ -208,4 +208,11 @@ export const MIGRATIONS: readonly string[] = [
   DROP TABLE tokens;
   ALTER TABLE tokens_new RENAME TO tokens;
   `,
+  `
+  -- EC2-style metadata: whether tokenless (IMDSv1) GETs are answered (vm create
+  -- --metadata-tokens). New VMs default to optional, as on EC2; VMs made before were served
+  -- IMDSv2 only, and keep it.
+  ALTER TABLE vms ADD COLUMN metadata_tokens TEXT NOT NULL DEFAULT 'optional' CHECK (metadata_tokens IN ('optional', 'required'));
+  UPDATE vms SET metadata_tokens = 'required';
+  `,
 ];

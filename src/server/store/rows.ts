@@ -131,6 +131,7 @@ export interface VmRow {
   pending_memory_bytes: number | null;
   restart_gen: number;
   spread_key: string | null;
+  metadata_tokens: 'optional' | 'required';
   placement_warning: string | null;
   created_at: string;
   updated_at: string;
@@ -164,6 +165,7 @@ export function vmFromRow(r: VmRow, more: readonly NicRow[] = []): Vm {
     pending: r.pending_cpus !== null && r.pending_memory_bytes !== null ? { cpus: r.pending_cpus, memoryBytes: r.pending_memory_bytes } : null,
     sshKeys: JSON.parse(r.ssh_keys) as string[],
     spreadKey: r.spread_key,
+    metadataTokens: r.metadata_tokens,
     warning: r.placement_warning,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
