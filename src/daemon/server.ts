@@ -4,16 +4,17 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { Client } from '../sdk/client.ts';
 import { createControlPlane } from '../server/control-plane.ts';
+import { ensureServerTls } from '../server/tls.ts';
 import { buildAgent, type MeshOptions } from './agent-runtime.ts';
 import { joinCluster, loadCredential, type Credential } from './join.ts';
 import type { Logger } from './logger.ts';
 import { localNodeName } from './up.ts';
-import { serverTls } from './tls-setup.ts';
+import { serverTlsNames } from './tls-setup.ts';
 
 export async function runServer(o: { dataDir: string; host: string; port: number; tls: boolean; sans: string[]; log: Logger }): Promise<() => Promise<void>> {
   const dataDir = resolve(o.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const tls = o.tls ? await serverTls(dataDir, o.host, o.sans) : undefined;
+  const tls = o.tls ? await ensureServerTls(dataDir, serverTlsNames(o.host, o.sans)) : undefined;
   const cp = createControlPlane({ dataDir, ...(tls ? { https: tls } : {}) });
   await cp.listen(o.host, o.port);
   if (cp.adminToken) o.log.info(`first start: admin token written to ${cp.adminTokenPath} (mode 0600)`);

@@ -8,10 +8,11 @@ import { join, resolve } from 'node:path';
 import { saveConfig } from '../cli/config.ts';
 import { Client, ButterError } from '../sdk/client.ts';
 import { createControlPlane } from '../server/control-plane.ts';
+import { ensureServerTls } from '../server/tls.ts';
 import { buildAgent, type MeshOptions } from './agent-runtime.ts';
 import type { Logger } from './logger.ts';
 import { ensureTinyImage } from './tiny-image.ts';
-import { serverTls } from './tls-setup.ts';
+import { serverTlsNames } from './tls-setup.ts';
 
 export interface UpOptions {
   dataDir: string;
@@ -34,7 +35,7 @@ export function localNodeName(): string {
 export async function runUp(o: UpOptions): Promise<() => Promise<void>> {
   const dataDir = resolve(o.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const tls = await serverTls(dataDir, o.host);
+  const tls = await ensureServerTls(dataDir, serverTlsNames(o.host));
   const cp = createControlPlane({ dataDir, https: tls });
   await cp.listen(o.host, o.port);
   const port = (cp.http.server.address() as { port: number }).port;

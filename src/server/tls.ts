@@ -11,8 +11,9 @@
 import { X509Certificate, createHash, createPrivateKey, createPublicKey, generateKeyPair, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { chmod, mkdir, open, readFile, rename } from 'node:fs/promises';
 import { isIP, isIPv4 } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
+import { toDnsName } from '../core/dns-name.ts';
 
 export interface ServerTls {
   /** The server's private key (PKCS#8 PEM). */
@@ -25,9 +26,14 @@ export interface ServerTls {
   caHash: string;
 }
 
-export interface TlsOptions {
+/** What the server certificate names (besides localhost and the loopback addresses). */
+export interface TlsNames {
+  /** DNS names (international ones become punycode) or addresses. */
   hostnames: string[];
   ips: string[];
+}
+
+export interface TlsOptions extends TlsNames {
   now?: Date;
 }
 
@@ -46,10 +52,10 @@ export function caHashOf(caPem: string): string {
 
 export async function ensureServerTls(dataDir: string, opts: TlsOptions): Promise<ServerTls> {
   const now = opts.now ?? new Date();
+  const want = wantedNames(opts); // bad names change nothing on disk
   const dir = join(dataDir, 'tls');
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const { caKey, caPem } = await ensureCa(dir, now);
-  const want = wantedNames(opts);
 
   let key = await readOptional(join(dir, 'server.key'));
   let crt = await readOptional(join(dir, 'server.crt'));
@@ -106,13 +112,20 @@ function wantedNames(opts: TlsOptions): Names {
   for (const h of opts.hostnames) {
     // An address given as a hostname belongs in an IP SAN, or clients will not match it.
     if (isIP(unbracket(h))) ips.add(unbracket(h));
-    else dns.add(h.toLowerCase());
+    else dns.add(dnsNameOf(h));
   }
   for (const ip of opts.ips) {
     if (!isIP(unbracket(ip))) throw new Error(`not an IP address: ${ip}`);
     ips.add(unbracket(ip));
   }
   return { dns: [...dns], ips: [...ips] };
+}
+
+/** The SAN form of a host name: punycode for international names (a dNSName is ASCII); anything else is refused. */
+function dnsNameOf(h: string): string {
+  const name = toDnsName(h);
+  if (name === null) throw new Error(`not a DNS name: ${JSON.stringify(h)}`);
+  return name;
 }
 
 /** Reusable when it is ours (this CA, this key), names everything wanted and is not near expiry. */
@@ -180,7 +193,7 @@ export function signCertificate(signer: KeyObject, r: CertRequest): string {
         ext('2.5.29.19', true, seq()), // basicConstraints: not a CA
         ext('2.5.29.15', true, bitString(Buffer.from([0x80]), 7)), // keyUsage: digitalSignature
         ext('2.5.29.37', false, seq(oid('1.3.6.1.5.5.7.3.1'))), // extKeyUsage: serverAuth
-        ext('2.5.29.17', false, seq(...(r.dns ?? []).map((d) => tlv(0x82, Buffer.from(d, 'ascii'))), ...(r.ips ?? []).map((ip) => tlv(0x87, ipBytes(ip))))),
+        ext('2.5.29.17', false, seq(...(r.dns ?? []).map((d) => tlv(0x82, ia5(d))), ...(r.ips ?? []).map((ip) => tlv(0x87, ipBytes(ip))))),
       ];
   extensions.push(ext('2.5.29.14', false, octets(keyId(spki)))); // subjectKeyIdentifier
   if (r.authorityKey) extensions.push(ext('2.5.29.35', false, seq(tlv(0x80, keyId(spkiOf(r.authorityKey)))))); // = the issuer's SKI
@@ -197,6 +210,12 @@ export function signCertificate(signer: KeyObject, r: CertRequest): string {
   const sig = sign('sha256', tbs, { key: signer, dsaEncoding: 'der' });
   const der = seq(tbs, ecdsaSha256(), bitString(sig, 0));
   return `-----BEGIN CERTIFICATE-----\n${der.toString('base64').replace(/.{64}/g, '$&\n').trimEnd()}\n-----END CERTIFICATE-----\n`;
+}
+
+/** IA5String bytes; anything else would be mangled by a lossy encoding, so it is an error here. */
+function ia5(s: string): Buffer {
+  if (!/^[\x00-\x7f]*$/.test(s)) throw new Error(`not ASCII: ${JSON.stringify(s)} (DNS names go in as punycode)`);
+  return Buffer.from(s, 'ascii');
 }
 
 function ecdsaSha256(): Buffer {
