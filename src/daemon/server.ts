@@ -14,12 +14,13 @@ import { serverTlsNames } from './tls-setup.ts';
 export async function runServer(o: { dataDir: string; host: string; port: number; tls: boolean; sans: string[]; log: Logger }): Promise<() => Promise<void>> {
   const dataDir = resolve(o.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const tls = o.tls ? await ensureServerTls(dataDir, serverTlsNames(o.host, o.sans)) : undefined;
-  const cp = createControlPlane({ dataDir, ...(tls ? { https: tls } : {}) });
+  const names = serverTlsNames(o.host, o.sans);
+  const tls = o.tls ? await ensureServerTls(dataDir, names) : undefined;
+  const cp = createControlPlane({ dataDir, ...(tls ? { https: tls, tlsRenewal: { dataDir, names, log: o.log } } : {}) });
   await cp.listen(o.host, o.port);
   if (cp.adminToken) o.log.info(`first start: admin token written to ${cp.adminTokenPath} (mode 0600)`);
   const url = `${tls ? 'https' : 'http'}://${o.host === '0.0.0.0' ? hostname() : o.host}:${o.port}`;
-  o.log.info(`control plane listening on ${url}${tls ? `; CA ${tls.caHash}` : ' (plain HTTP)'}`);
+  o.log.info(`control plane listening on ${url}${tls ? `; CA ${tls.caHash} (valid until ${tls.caNotAfter}), server certificate valid until ${tls.certNotAfter} (renewed while running)` : ' (plain HTTP)'}`);
   if (tls) o.log.info(`log in with: butter login ${url} --token $(cat ${cp.adminTokenPath}) --ca-hash ${tls.caHash}`);
   return () => cp.close();
 }

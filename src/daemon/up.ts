@@ -35,8 +35,9 @@ export function localNodeName(): string {
 export async function runUp(o: UpOptions): Promise<() => Promise<void>> {
   const dataDir = resolve(o.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const tls = await ensureServerTls(dataDir, serverTlsNames(o.host));
-  const cp = createControlPlane({ dataDir, https: tls });
+  const names = serverTlsNames(o.host);
+  const tls = await ensureServerTls(dataDir, names);
+  const cp = createControlPlane({ dataDir, https: tls, tlsRenewal: { dataDir, names, log: o.log } });
   await cp.listen(o.host, o.port);
   const port = (cp.http.server.address() as { port: number }).port;
   const url = `https://${o.host === '0.0.0.0' || o.host === '::' ? '127.0.0.1' : o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`;

@@ -24,6 +24,9 @@ export interface ServerTls {
   ca: string;
   /** `sha256:<hex>` of the CA's SubjectPublicKeyInfo. */
   caHash: string;
+  /** When the CA and the server certificate expire (ISO 8601). */
+  caNotAfter: string;
+  certNotAfter: string;
 }
 
 /** What the server certificate names (besides localhost and the loopback addresses). */
@@ -40,6 +43,7 @@ export interface TlsOptions extends TlsNames {
 const DAY = 24 * 3600 * 1000;
 const CA_DAYS = 3650;
 const SERVER_DAYS = 365;
+/** Renew when less than this, or a third of the certificate's life, remains (whichever is less). */
 const RENEW_DAYS = 30;
 // Clocks on other machines may be a little behind ours; "not yet valid" there would fail a join.
 const BACKDATE = 5 * 60 * 1000;
@@ -66,7 +70,18 @@ export async function ensureServerTls(dataDir: string, opts: TlsOptions): Promis
     await writeAtomic(join(dir, 'server.key'), key, 0o600);
     await writeAtomic(join(dir, 'server.crt'), crt, 0o644);
   }
-  return { key, cert: `${crt.trimEnd()}\n${caPem.trimEnd()}\n`, ca: caPem, caHash: caHashOf(caPem) };
+  return {
+    key,
+    cert: `${crt.trimEnd()}\n${caPem.trimEnd()}\n`,
+    ca: caPem,
+    caHash: caHashOf(caPem),
+    caNotAfter: notAfterOf(caPem).toISOString(),
+    certNotAfter: notAfterOf(crt).toISOString(),
+  };
+}
+
+export function notAfterOf(pem: string): Date {
+  return new Date(new X509Certificate(pem).validTo);
 }
 
 async function ensureCa(dir: string, now: Date): Promise<{ caKey: KeyObject; caPem: string }> {
@@ -128,14 +143,21 @@ function dnsNameOf(h: string): string {
   return name;
 }
 
-/** Reusable when it is ours (this CA, this key), names everything wanted and is not near expiry. */
+/**
+ * Reusable when it is ours (this CA, this key), names everything wanted and is not near expiry.
+ * Near: less than RENEW_DAYS or a third of its life left, unless it already ends with the CA
+ * (a new one could last no longer; the CA's own end is warned about, see tls-renewal.ts).
+ */
 function serverCertFits(keyPem: string, crtPem: string, caPem: string, want: Names, now: Date): boolean {
   try {
     const cert = new X509Certificate(crtPem);
-    if (!cert.verify(new X509Certificate(caPem).publicKey)) return false;
+    const ca = new X509Certificate(caPem);
+    if (!cert.verify(ca.publicKey)) return false;
     if (!spkiOf(cert.publicKey).equals(spkiOf(createPrivateKey(keyPem)))) return false;
-    if (new Date(cert.validTo).getTime() - now.getTime() < RENEW_DAYS * DAY) return false;
-    if (new Date(cert.validFrom).getTime() > now.getTime()) return false;
+    const [from, to] = [new Date(cert.validFrom).getTime(), new Date(cert.validTo).getTime()];
+    const renewBefore = Math.min(RENEW_DAYS * DAY, (to - from) / 3);
+    if (to - now.getTime() < renewBefore && to < new Date(ca.validTo).getTime()) return false;
+    if (from > now.getTime()) return false;
     // The same matching TLS clients do; `subject: 'never'` so only SANs count.
     return want.dns.every((h) => cert.checkHost(h, { subject: 'never' }) !== undefined) && want.ips.every((ip) => cert.checkIP(ip) !== undefined);
   } catch {
@@ -214,7 +236,7 @@ export function signCertificate(signer: KeyObject, r: CertRequest): string {
 
 /** IA5String bytes; anything else would be mangled by a lossy encoding, so it is an error here. */
 function ia5(s: string): Buffer {
-  if (!/^[\x00-\x7f]*$/.test(s)) throw new Error(`not ASCII: ${JSON.stringify(s)} (DNS names go in as punycode)`);
+  if ([...s].some((c) => c > '\x7f')) throw new Error(`not ASCII: ${JSON.stringify(s)} (DNS names go in as punycode)`);
   return Buffer.from(s, 'ascii');
 }
 
@@ -324,7 +346,10 @@ async function readOptional(path: string): Promise<string | null> {
   }
 }
 
-/** Write, fsync, rename: a crash never leaves half a key, and the mode is set before the content lands. */
+/**
+ * Write, fsync, rename, fsync the directory: a crash never leaves half a key (a reader sees the
+ * old file or the new), and the mode is set before the content lands.
+ */
 async function writeAtomic(path: string, content: string, mode: number): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}`;
   const fh = await open(tmp, 'w', mode);
@@ -336,4 +361,10 @@ async function writeAtomic(path: string, content: string, mode: number): Promise
     await fh.close();
   }
   await rename(tmp, path);
+  const dir = await open(dirname(path), 'r');
+  try {
+    await dir.sync(); // the rename itself
+  } finally {
+    await dir.close();
+  }
 }
