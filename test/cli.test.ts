@@ -183,3 +183,21 @@ test('network join makes the key pair here, prints a wg-quick file and a QR code
   assert.equal(statSync(file).mode & 0o777, 0o600);
   for (const peer of ['laptop', 'phone']) assert.equal((await butter(['network', 'revoke', 'default', peer])).code, 0);
 });
+
+test('server --san: a name that is not a DNS name or address is refused (exit 2, naming --san) before anything is written', async () => {
+  const dataDir = join(work, 'san-server');
+  const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    const child = spawn(BUTTER, ['server', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--san', 'ok.example', '--san', 'bad_name.example'], { env: { ...process.env, XDG_CONFIG_HOME: join(work, 'cfg') } });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d));
+    // A server that started anyway would run until stopped.
+    const stop = setTimeout(() => child.kill('SIGTERM'), 20_000);
+    child.on('close', (code) => {
+      clearTimeout(stop);
+      resolve({ code, stderr });
+    });
+  });
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /^error: san: --san "bad_name\.example" is not a DNS name or an IP address\n$/);
+  assert.equal(existsSync(dataDir), false, 'no data dir, no CA');
+});

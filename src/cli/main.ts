@@ -1,7 +1,9 @@
 /** The `butter` command. */
 import { Command, CommanderError } from 'commander';
+import { isIP } from 'node:net';
 import { API_VERSION } from '../api/routes.ts';
 import { ENDPOINT } from '../api/schemas/node.ts';
+import { toDnsName } from '../core/dns-name.ts';
 import { ButterError } from '../sdk/client.ts';
 import { UsageError } from './config.ts';
 import { imageCommands } from './commands/image.ts';
@@ -26,6 +28,12 @@ const DRIVERS = ['qemu', 'sim'];
 function driverOpt(v: string): 'qemu' | 'sim' {
   if (!DRIVERS.includes(v)) throw new UsageError(`driver: must be qemu or sim, got ${JSON.stringify(v)}`);
   return v as 'qemu' | 'sim';
+}
+
+/** A --san: an IP address, or a DNS name (international names are fine: they become punycode). */
+function sanOpt(v: string): string {
+  if (isIP(v.replace(/^\[(.*)\]$/, '$1')) || toDnsName(v) !== null) return v;
+  throw new UsageError(`san: --san ${JSON.stringify(v)} is not a DNS name or an IP address`);
 }
 
 interface MeshFlags {
@@ -86,7 +94,8 @@ export function buildProgram(): Command {
       const { makeLogger } = await import('../daemon/logger.ts');
       const { parseListen } = await import('../daemon/listen.ts');
       const { host, port } = parseListen(o.listen, 7700);
-      await daemon(() => runServer({ dataDir: o.dataDir, host, port, tls: o.tls, sans: o.san, log: makeLogger('butter-server') }));
+      const sans = o.san.map(sanOpt); // before anything is written
+      await daemon(() => runServer({ dataDir: o.dataDir, host, port, tls: o.tls, sans, log: makeLogger('butter-server') }));
     });
 
   const agent = program

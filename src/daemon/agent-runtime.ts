@@ -74,7 +74,7 @@ export async function buildAgent(o: AgentRuntimeOptions): Promise<Agent> {
     driver: new QemuDriver({ exec, stateDir, accel: accel.accel, log }),
     exec,
     ...(mesh ? { mesh } : {}),
-    network: new LinuxNetworkHost({ exec, stateDir: dnsmasqDir(stateDir), log, netnsPrefix: netnsPrefixOf(stateDir), metadataPort: o.metadataPort ?? 80, ...(o.mesh ? { meshInterface: o.mesh.iface } : {}), ...resolvFileOption() }),
+    network: new LinuxNetworkHost({ exec, stateDir: dnsmasqDir(stateDir), log, netnsPrefix: netnsPrefixOf(stateDir), mark: linkMarkOf(stateDir), metadataPort: o.metadataPort ?? 80, ...(o.mesh ? { meshInterface: o.mesh.iface } : {}), ...resolvFileOption() }),
     accel,
     noEgress: o.noEgress,
     metadataPort: o.metadataPort ?? 80,
@@ -113,6 +113,11 @@ function resolvFileOption(): { resolvFile?: string } {
 /** Gateway namespaces' names are host-wide: this agent's carry its state dir's hash (as its /run dir does). */
 export function netnsPrefixOf(stateDir: string): string {
   return `butter-${basename(dnsmasqDirPath(stateDir)).slice('agent-'.length)}-`;
+}
+
+/** The alias on every interface this agent's network host makes: how it tells its own from a user's (linux-network.ts). */
+export function linkMarkOf(stateDir: string): string {
+  return `butter:${basename(dnsmasqDirPath(stateDir)).slice('agent-'.length)}`;
 }
 
 function dnsmasqDir(stateDir: string): string {

@@ -4,24 +4,26 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { Client } from '../sdk/client.ts';
 import { createControlPlane } from '../server/control-plane.ts';
+import { ensureServerTls } from '../server/tls.ts';
 import { buildAgent, type MeshOptions } from './agent-runtime.ts';
 import { joinCluster, loadCredential, type Credential } from './join.ts';
 import type { Logger } from './logger.ts';
 import { localNodeName } from './up.ts';
 import { privateUmask, tightenTree } from './private-files.ts';
-import { serverTls } from './tls-setup.ts';
+import { serverTlsNames } from './tls-setup.ts';
 
 export async function runServer(o: { dataDir: string; host: string; port: number; tls: boolean; sans: string[]; log: Logger }): Promise<() => Promise<void>> {
   privateUmask();
   const dataDir = resolve(o.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   tightenTree(dataDir);
-  const tls = o.tls ? await serverTls(dataDir, o.host, o.sans) : undefined;
-  const cp = createControlPlane({ dataDir, ...(tls ? { https: tls } : {}) });
+  const names = serverTlsNames(o.host, o.sans);
+  const tls = o.tls ? await ensureServerTls(dataDir, names) : undefined;
+  const cp = createControlPlane({ dataDir, ...(tls ? { https: tls, tlsRenewal: { dataDir, names, log: o.log } } : {}) });
   await cp.listen(o.host, o.port);
   if (cp.adminToken) o.log.info(`first start: admin token written to ${cp.adminTokenPath} (mode 0600)`);
   const url = `${tls ? 'https' : 'http'}://${o.host === '0.0.0.0' ? hostname() : o.host}:${o.port}`;
-  o.log.info(`control plane listening on ${url}${tls ? `; CA ${tls.caHash}` : ' (plain HTTP)'}`);
+  o.log.info(`control plane listening on ${url}${tls ? `; CA ${tls.caHash} (valid until ${tls.caNotAfter}), server certificate valid until ${tls.certNotAfter} (renewed while running)` : ' (plain HTTP)'}`);
   if (tls) o.log.info(`log in with: butter login ${url} --token $(cat ${cp.adminTokenPath}) --ca-hash ${tls.caHash}`);
   return () => cp.close();
 }

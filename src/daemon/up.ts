@@ -8,11 +8,12 @@ import { join, resolve } from 'node:path';
 import { saveConfig } from '../cli/config.ts';
 import { Client, ButterError } from '../sdk/client.ts';
 import { createControlPlane } from '../server/control-plane.ts';
+import { ensureServerTls } from '../server/tls.ts';
 import { buildAgent, type MeshOptions } from './agent-runtime.ts';
 import type { Logger } from './logger.ts';
 import { ensureTinyImage } from './tiny-image.ts';
 import { privateUmask, tightenTree } from './private-files.ts';
-import { serverTls } from './tls-setup.ts';
+import { serverTlsNames } from './tls-setup.ts';
 
 export interface UpOptions {
   dataDir: string;
@@ -37,8 +38,9 @@ export async function runUp(o: UpOptions): Promise<() => Promise<void>> {
   const dataDir = resolve(o.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   tightenTree(dataDir);
-  const tls = await serverTls(dataDir, o.host);
-  const cp = createControlPlane({ dataDir, https: tls });
+  const names = serverTlsNames(o.host);
+  const tls = await ensureServerTls(dataDir, names);
+  const cp = createControlPlane({ dataDir, https: tls, tlsRenewal: { dataDir, names, log: o.log } });
   await cp.listen(o.host, o.port);
   const port = (cp.http.server.address() as { port: number }).port;
   const url = `https://${o.host === '0.0.0.0' || o.host === '::' ? '127.0.0.1' : o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`;

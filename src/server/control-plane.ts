@@ -12,6 +12,8 @@ import { BlobFiles } from './blobs.ts';
 import { ImageInspector } from './image-inspector.ts';
 import { Consoles } from './consoles.ts';
 import { makeHandlers, type Services } from './handlers.ts';
+import { TlsRenewal, type SecureServer, type TlsRenewalOptions } from './tls-renewal.ts';
+import type { ServerTls } from './tls.ts';
 import { buildHttp } from './http.ts';
 import { Images } from './images.ts';
 import { Networks } from './networks.ts';
@@ -28,7 +30,9 @@ export interface ControlPlaneOptions {
   defaultCidr?: string;
   logger?: boolean | object;
   /** Serve HTTPS with this key and certificate chain (see `tls.ts`). */
-  https?: { key: string; cert: string; caHash: string };
+  https?: ServerTls;
+  /** With `https`: renew the server certificate while running (see `tls-renewal.ts`). */
+  tlsRenewal?: TlsRenewalOptions;
   /** Runs `qemu-img info` on uploaded images (image-inspector.ts); the real one by default. */
   exec?: Exec;
 }
@@ -39,6 +43,8 @@ export interface ControlPlane {
   /** Set only on the first start, when the admin token was just made. */
   adminToken: string | undefined;
   adminTokenPath: string;
+  /** Set when serving HTTPS with renewal. */
+  tlsRenewal: TlsRenewal | undefined;
   listen(host: string, port: number): Promise<string>;
   close(): Promise<void>;
 }
@@ -59,7 +65,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   const nodes = new Nodes(store);
   const vms = new Vms(store, nodes, images);
   const consoles = new Consoles(opts.dataDir, store.changes);
-  const services: Services = { store, blobs, images, nodes, networks: new Networks(store), vpn: new VpnPeers(store), vms, consoles, tokens: new Tokens(store), joinTokens: new JoinTokens(store, nodes), caHash: opts.https?.caHash ?? null };
+  const services: Services = { store, blobs, images, nodes, networks: new Networks(store), vpn: new VpnPeers(store), vms, consoles, tokens: new Tokens(store), joinTokens: new JoinTokens(store, nodes), caHash: opts.https?.caHash ?? null, tls: () => null };
 
   const adminTokenPath = join(opts.dataDir, 'admin.token');
   let adminToken: string | undefined;
@@ -80,6 +86,12 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   }
 
   const http = buildHttp(store, makeHandlers(services), opts.logger ?? false, opts.https);
+  // Fastify's HTTPS server (HTTP/2 with HTTP/1.1) is a tls.Server underneath.
+  const tlsRenewal = opts.https && opts.tlsRenewal ? new TlsRenewal(opts.https, http.server as unknown as SecureServer, opts.tlsRenewal) : undefined;
+  if (opts.https) {
+    const served = () => tlsRenewal?.tls ?? opts.https!;
+    services.tls = () => ({ caHash: served().caHash, caNotAfter: served().caNotAfter, certNotAfter: served().certNotAfter });
+  }
   const sweeper = setInterval(() => nodes.sweep(new Date()), 1_000);
   sweeper.unref();
   const flusher = setInterval(() => nodes.flushLiveness(), LIVENESS_FLUSH_MS);
@@ -90,8 +102,14 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
     http,
     adminToken,
     adminTokenPath,
-    listen: (host, port) => http.listen({ host, port }),
+    tlsRenewal,
+    listen: async (host, port) => {
+      const address = await http.listen({ host, port });
+      tlsRenewal?.start();
+      return address;
+    },
     close: async () => {
+      tlsRenewal?.stop();
       clearInterval(sweeper);
       clearInterval(flusher);
       await http.close();

@@ -36,6 +36,8 @@ export interface Services {
   joinTokens: JoinTokens;
   /** sha256 of the CA's public key when serving HTTPS; printed into join commands. */
   caHash: string | null;
+  /** The certificates being served (they change when renewed), or null over plain HTTP. */
+  tls: () => { caHash: string; caNotAfter: string; certNotAfter: string } | null;
 }
 
 export function makeHandlers(s: Services): Handlers {
@@ -46,7 +48,7 @@ export function makeHandlers(s: Services): Handlers {
   return {
     health: () => ({ ok: true, version: API_VERSION, revision: s.store.revision() }),
     openapi: () => openApiDocument(),
-    whoami: ({ who }) => ({ role: who.role, node: who.node }),
+    whoami: ({ who }) => ({ role: who.role, node: who.node, tls: s.tls() }),
 
     listNodes: () => ({ items: s.nodes.list(), revision: s.store.revision() }),
     getNode: ({ params }) => s.nodes.get(params.name!),

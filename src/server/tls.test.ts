@@ -1,7 +1,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { caHashOf, ensureServerTls } from './tls.ts';
@@ -112,4 +112,18 @@ test('a lost ca.crt is rebuilt from ca.key with the same hash; a lost ca.key is 
 
 test('a bad IP is refused', async () => {
   await assert.rejects(ensureServerTls(tempDir(), { hostnames: [], ips: ['cp.example'] }), /not an IP address: cp.example/);
+});
+
+test('an internationalised name lands in the SAN as punycode, the form clients compare', async () => {
+  const leaf = leafOf((await ensureServerTls(tempDir(), { hostnames: ['Bücher.example'], ips: [] })).cert);
+  assert.deepEqual(leaf.subjectAltName?.split(', ').filter((s) => s.startsWith('DNS:')), ['DNS:localhost', 'DNS:xn--bcher-kva.example']);
+  assert.ok(leaf.checkHost('xn--bcher-kva.example', { subject: 'never' }));
+});
+
+test('a name that is not a DNS name is refused before anything is written', async () => {
+  const dir = tempDir();
+  for (const bad of ['bad name', 'under_score.example', '-lead.example', 'a..b', `${'x'.repeat(64)}.example`, 'ex*mple.example', '%41.example']) {
+    await assert.rejects(ensureServerTls(dir, { hostnames: [bad], ips: [] }), (e: Error) => e.message === `not a DNS name: ${JSON.stringify(bad)}`, bad);
+  }
+  assert.equal(existsSync(join(dir, 'tls')), false, 'no CA made');
 });

@@ -11,8 +11,9 @@
 import { X509Certificate, createHash, createPrivateKey, createPublicKey, generateKeyPair, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { chmod, mkdir, open, readFile, rename } from 'node:fs/promises';
 import { isIP, isIPv4 } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
+import { toDnsName } from '../core/dns-name.ts';
 
 export interface ServerTls {
   /** The server's private key (PKCS#8 PEM). */
@@ -23,17 +24,26 @@ export interface ServerTls {
   ca: string;
   /** `sha256:<hex>` of the CA's SubjectPublicKeyInfo. */
   caHash: string;
+  /** When the CA and the server certificate expire (ISO 8601). */
+  caNotAfter: string;
+  certNotAfter: string;
 }
 
-export interface TlsOptions {
+/** What the server certificate names (besides localhost and the loopback addresses). */
+export interface TlsNames {
+  /** DNS names (international ones become punycode) or addresses. */
   hostnames: string[];
   ips: string[];
+}
+
+export interface TlsOptions extends TlsNames {
   now?: Date;
 }
 
 const DAY = 24 * 3600 * 1000;
 const CA_DAYS = 3650;
 const SERVER_DAYS = 365;
+/** Renew when less than this, or a third of the certificate's life, remains (whichever is less). */
 const RENEW_DAYS = 30;
 // Clocks on other machines may be a little behind ours; "not yet valid" there would fail a join.
 const BACKDATE = 5 * 60 * 1000;
@@ -46,11 +56,11 @@ export function caHashOf(caPem: string): string {
 
 export async function ensureServerTls(dataDir: string, opts: TlsOptions): Promise<ServerTls> {
   const now = opts.now ?? new Date();
+  const want = wantedNames(opts); // bad names change nothing on disk
   const dir = join(dataDir, 'tls');
   await mkdir(dir, { recursive: true, mode: 0o700 });
   await chmod(dir, 0o700);
   const { caKey, caPem } = await ensureCa(dir, now);
-  const want = wantedNames(opts);
 
   let key = await readOptional(join(dir, 'server.key'));
   let crt = await readOptional(join(dir, 'server.crt'));
@@ -62,7 +72,18 @@ export async function ensureServerTls(dataDir: string, opts: TlsOptions): Promis
     // Certificates are public, but nothing but the server reads them here: owner-only like the rest.
     await writeAtomic(join(dir, 'server.crt'), crt, 0o600);
   }
-  return { key, cert: `${crt.trimEnd()}\n${caPem.trimEnd()}\n`, ca: caPem, caHash: caHashOf(caPem) };
+  return {
+    key,
+    cert: `${crt.trimEnd()}\n${caPem.trimEnd()}\n`,
+    ca: caPem,
+    caHash: caHashOf(caPem),
+    caNotAfter: notAfterOf(caPem).toISOString(),
+    certNotAfter: notAfterOf(crt).toISOString(),
+  };
+}
+
+export function notAfterOf(pem: string): Date {
+  return new Date(new X509Certificate(pem).validTo);
 }
 
 async function ensureCa(dir: string, now: Date): Promise<{ caKey: KeyObject; caPem: string }> {
@@ -108,7 +129,7 @@ function wantedNames(opts: TlsOptions): Names {
   for (const h of opts.hostnames) {
     // An address given as a hostname belongs in an IP SAN, or clients will not match it.
     if (isIP(unbracket(h))) ips.add(unbracket(h));
-    else dns.add(h.toLowerCase());
+    else dns.add(dnsNameOf(h));
   }
   for (const ip of opts.ips) {
     if (!isIP(unbracket(ip))) throw new Error(`not an IP address: ${ip}`);
@@ -117,14 +138,28 @@ function wantedNames(opts: TlsOptions): Names {
   return { dns: [...dns], ips: [...ips] };
 }
 
-/** Reusable when it is ours (this CA, this key), names everything wanted and is not near expiry. */
+/** The SAN form of a host name: punycode for international names (a dNSName is ASCII); anything else is refused. */
+function dnsNameOf(h: string): string {
+  const name = toDnsName(h);
+  if (name === null) throw new Error(`not a DNS name: ${JSON.stringify(h)}`);
+  return name;
+}
+
+/**
+ * Reusable when it is ours (this CA, this key), names everything wanted and is not near expiry.
+ * Near: less than RENEW_DAYS or a third of its life left, unless it already ends with the CA
+ * (a new one could last no longer; the CA's own end is warned about, see tls-renewal.ts).
+ */
 function serverCertFits(keyPem: string, crtPem: string, caPem: string, want: Names, now: Date): boolean {
   try {
     const cert = new X509Certificate(crtPem);
-    if (!cert.verify(new X509Certificate(caPem).publicKey)) return false;
+    const ca = new X509Certificate(caPem);
+    if (!cert.verify(ca.publicKey)) return false;
     if (!spkiOf(cert.publicKey).equals(spkiOf(createPrivateKey(keyPem)))) return false;
-    if (new Date(cert.validTo).getTime() - now.getTime() < RENEW_DAYS * DAY) return false;
-    if (new Date(cert.validFrom).getTime() > now.getTime()) return false;
+    const [from, to] = [new Date(cert.validFrom).getTime(), new Date(cert.validTo).getTime()];
+    const renewBefore = Math.min(RENEW_DAYS * DAY, (to - from) / 3);
+    if (to - now.getTime() < renewBefore && to < new Date(ca.validTo).getTime()) return false;
+    if (from > now.getTime()) return false;
     // The same matching TLS clients do; `subject: 'never'` so only SANs count.
     return want.dns.every((h) => cert.checkHost(h, { subject: 'never' }) !== undefined) && want.ips.every((ip) => cert.checkIP(ip) !== undefined);
   } catch {
@@ -182,7 +217,7 @@ export function signCertificate(signer: KeyObject, r: CertRequest): string {
         ext('2.5.29.19', true, seq()), // basicConstraints: not a CA
         ext('2.5.29.15', true, bitString(Buffer.from([0x80]), 7)), // keyUsage: digitalSignature
         ext('2.5.29.37', false, seq(oid('1.3.6.1.5.5.7.3.1'))), // extKeyUsage: serverAuth
-        ext('2.5.29.17', false, seq(...(r.dns ?? []).map((d) => tlv(0x82, Buffer.from(d, 'ascii'))), ...(r.ips ?? []).map((ip) => tlv(0x87, ipBytes(ip))))),
+        ext('2.5.29.17', false, seq(...(r.dns ?? []).map((d) => tlv(0x82, ia5(d))), ...(r.ips ?? []).map((ip) => tlv(0x87, ipBytes(ip))))),
       ];
   extensions.push(ext('2.5.29.14', false, octets(keyId(spki)))); // subjectKeyIdentifier
   if (r.authorityKey) extensions.push(ext('2.5.29.35', false, seq(tlv(0x80, keyId(spkiOf(r.authorityKey)))))); // = the issuer's SKI
@@ -199,6 +234,12 @@ export function signCertificate(signer: KeyObject, r: CertRequest): string {
   const sig = sign('sha256', tbs, { key: signer, dsaEncoding: 'der' });
   const der = seq(tbs, ecdsaSha256(), bitString(sig, 0));
   return `-----BEGIN CERTIFICATE-----\n${der.toString('base64').replace(/.{64}/g, '$&\n').trimEnd()}\n-----END CERTIFICATE-----\n`;
+}
+
+/** IA5String bytes; anything else would be mangled by a lossy encoding, so it is an error here. */
+function ia5(s: string): Buffer {
+  if ([...s].some((c) => c > '\x7f')) throw new Error(`not ASCII: ${JSON.stringify(s)} (DNS names go in as punycode)`);
+  return Buffer.from(s, 'ascii');
 }
 
 function ecdsaSha256(): Buffer {
@@ -307,7 +348,10 @@ async function readOptional(path: string): Promise<string | null> {
   }
 }
 
-/** Write, fsync, rename: a crash never leaves half a key, and the mode is set before the content lands. */
+/**
+ * Write, fsync, rename, fsync the directory: a crash never leaves half a key (a reader sees the
+ * old file or the new), and the mode is set before the content lands.
+ */
 async function writeAtomic(path: string, content: string, mode: number): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}`;
   const fh = await open(tmp, 'w', mode);
@@ -319,4 +363,10 @@ async function writeAtomic(path: string, content: string, mode: number): Promise
     await fh.close();
   }
   await rename(tmp, path);
+  const dir = await open(dirname(path), 'r');
+  try {
+    await dir.sync(); // the rename itself
+  } finally {
+    await dir.close();
+  }
 }

@@ -432,3 +432,36 @@ test('teardown leaves no bridge, tap, namespace, dnsmasq, tables or state', { sk
   assert.deepEqual(readdirSync('/run/netns').filter((n) => n.startsWith(GW)), []);
   assert.doesNotMatch((await inNs('ip', 'rule')).stdout, new RegExp(`lookup ${UPLINK_TABLE_BASE + 101}`));
 });
+
+test('links and namespaces named like ours that Butter did not make survive apply and teardown; its own leftovers still go', { skip: !canRun && 'needs root and dnsmasq' }, async () => {
+  // A user's bridge and tap and namespace that happen to carry our prefixes (no dummy module
+  // on every kernel, so a bridge and a tap: two of the kinds the garbage collector looks at).
+  const userBridge = `btuser${id}`;
+  const userTap = `btutap${id}`;
+  const userNs = `${GW}user`;
+  await inNs('ip', 'link', 'add', 'name', userBridge, 'type', 'bridge');
+  await inNs('ip', 'tuntap', 'add', 'dev', userTap, 'mode', 'tap');
+  await sys.run('ip', ['netns', 'add', userNs]);
+  try {
+    // Butter's own, left behind: a network applied, then an agent started again with nothing desired.
+    await host.apply([net([tapPort])]);
+    const restarted = new LinuxNetworkHost({ exec: spy, stateDir, netnsPrefix: GW, resolvFile: join(work, 'upstream.conf') });
+    await restarted.apply([]);
+    let names = (await links()).map((l) => l.ifname);
+    assert.ok(!names.includes(BRIDGE) && !names.includes(TAP), `Butter's leftovers are removed: ${names.join(' ')}`);
+    assert.equal(existsSync(`/run/netns/${GW}test`), false, "Butter's namespace is removed");
+    assert.ok(names.includes(userBridge) && names.includes(userTap), `the user's links survive apply: ${names.join(' ')}`);
+    assert.ok(existsSync(`/run/netns/${userNs}`), "the user's namespace survives apply");
+
+    await host.apply([net([tapPort])]);
+    await restarted.teardown();
+    names = (await links()).map((l) => l.ifname);
+    assert.ok(!names.includes(BRIDGE) && !names.includes(TAP), `teardown removes Butter's: ${names.join(' ')}`);
+    assert.ok(names.includes(userBridge) && names.includes(userTap), `the user's links survive teardown: ${names.join(' ')}`);
+    assert.ok(existsSync(`/run/netns/${userNs}`), "the user's namespace survives teardown");
+  } finally {
+    await inNs('ip', 'link', 'del', userBridge).catch(() => {});
+    await inNs('ip', 'link', 'del', userTap).catch(() => {});
+    await sys.run('ip', ['netns', 'del', userNs], { allowFail: true });
+  }
+});

@@ -21,16 +21,19 @@ const web: LocalNetwork = {
   ...gatewayDevices('web', 101),
 };
 const NS = 'butter-web';
+/** The alias LinuxNetworkHost marks what it makes with (the default). */
+const MARK = 'butter';
 
 /** What `ip -j -d addr show` reports once `web` has been applied. */
 function appliedLinks(net: LocalNetwork = web): unknown[] {
   return [
     { ifname: 'lo', flags: ['LOOPBACK', 'UP'], mtu: 65536, address: '00:00:00:00:00:00', addr_info: [] },
-    { ifname: net.bridge, flags: ['BROADCAST', 'MULTICAST', 'UP'], mtu: net.mtu, address: bridgeMac(net.name), linkinfo: { info_kind: 'bridge' }, addr_info: [] },
-    { ifname: net.gatewayPort, flags: ['UP'], mtu: net.mtu, master: net.bridge, address: '02:00:00:00:00:0a', linkinfo: { info_kind: 'veth' }, addr_info: [] },
-    { ifname: net.uplink.device, flags: ['UP'], mtu: 1500, address: '02:00:00:00:00:0b', linkinfo: { info_kind: 'veth' }, addr_info: [{ family: 'inet', local: net.uplink.root, prefixlen: 30, label: net.uplink.device }] },
+    { ifname: net.bridge, ifalias: MARK, flags: ['BROADCAST', 'MULTICAST', 'UP'], mtu: net.mtu, address: bridgeMac(net.name), linkinfo: { info_kind: 'bridge' }, addr_info: [] },
+    { ifname: net.gatewayPort, ifalias: MARK, flags: ['UP'], mtu: net.mtu, master: net.bridge, address: '02:00:00:00:00:0a', linkinfo: { info_kind: 'veth' }, addr_info: [] },
+    { ifname: net.uplink.device, ifalias: MARK, flags: ['UP'], mtu: 1500, address: '02:00:00:00:00:0b', linkinfo: { info_kind: 'veth' }, addr_info: [{ family: 'inet', local: net.uplink.root, prefixlen: 30, label: net.uplink.device }] },
     ...net.ports.map((p) => ({
       ifname: p.tap,
+      ifalias: MARK,
       flags: ['NO-CARRIER', 'BROADCAST', 'MULTICAST', 'UP'],
       mtu: net.mtu,
       master: net.bridge,
@@ -44,7 +47,7 @@ function appliedLinks(net: LocalNetwork = web): unknown[] {
 /** What `ip -n butter-web -j -d addr show` reports once applied. */
 function appliedNsLinks(net: LocalNetwork = web): unknown[] {
   return [
-    { ifname: 'lo', flags: ['LOOPBACK', 'UP'], mtu: 65536, address: '00:00:00:00:00:00', addr_info: [] },
+    { ifname: 'lo', ifalias: MARK, flags: ['LOOPBACK', 'UP'], mtu: 65536, address: '00:00:00:00:00:00', addr_info: [] },
     {
       ifname: 'gw0',
       flags: ['UP'],
@@ -160,21 +163,21 @@ test('first apply of one network with one port: golden commands', async () => {
     'ip -j netns list',
     // The bridge: no address, and not the gateway's MAC.
     'ip link add name bt-web address 02:3d:10:5c:e7:35 mtu 1450 type bridge',
-    'ip link set dev bt-web up',
+    'ip link set dev bt-web alias butter up',
     // The gateway namespace: gw0 on the bridge with the gateway's address and MAC, up0 to the host.
     'ip netns add butter-web',
-    'ip -n butter-web link set lo up',
+    'ip -n butter-web link set lo alias butter up',
     'ip netns exec butter-web sysctl -w net.ipv4.ip_forward=1',
     'ip -n butter-web -j -d addr show',
     'ip link add btgweb type veth peer name gw0 netns butter-web',
-    'ip link set dev btgweb mtu 1450 master bt-web up',
+    'ip link set dev btgweb alias butter mtu 1450 master bt-web up',
     'ip -n butter-web link set dev gw0 address 02:56:52:44:f5:d7 mtu 1450',
     'ip -n butter-web addr add 10.231.0.1/24 dev gw0 label gw0',
     'ip -n butter-web addr add 169.254.169.254/32 dev gw0 label gw0:m',
     'ip -n butter-web link set dev gw0 up',
     'ip link add btuweb type veth peer name up0 netns butter-web',
     'ip addr add 100.126.0.5/30 dev btuweb',
-    'ip link set dev btuweb up',
+    'ip link set dev btuweb alias butter up',
     'ip -n butter-web addr add 100.126.0.6/30 dev up0 label up0',
     'ip -n butter-web link set dev up0 up',
     'ip -n butter-web -j route show default',
@@ -184,7 +187,7 @@ test('first apply of one network with one port: golden commands', async () => {
     'ip route replace default via 100.126.0.6 dev btuweb table 536871013',
     'ip netns exec butter-web nft -f -',
     'ip tuntap add dev bt-web-1 mode tap',
-    'ip link set dev bt-web-1 mtu 1450 master bt-web up',
+    'ip link set dev bt-web-1 alias butter mtu 1450 master bt-web up',
     `ip netns exec butter-web dnsmasq --conf-file=${conf}`,
     'ip -j rule show',
     'ip rule add priority 1001 from 100.126.0.5/32 lookup 536871013',
@@ -217,7 +220,7 @@ test('a new reservation reloads dnsmasq with SIGHUP, no restart', async () => {
     'nft -f -',
     ...READ_WEB,
     'ip tuntap add dev bt-web-2 mode tap',
-    'ip link set dev bt-web-2 mtu 1450 master bt-web up',
+    'ip link set dev bt-web-2 alias butter mtu 1450 master bt-web up',
     `kill -HUP ${PID}`,
     'ip -j rule show',
     HOST_ROUTES,
@@ -254,7 +257,7 @@ test('a bridge deleted behind our back is rebuilt and its ports put back; dnsmas
   await host.apply([web]);
   assert.deepEqual(
     exec.lines().filter((l) => !READS.has(l)),
-    ['ip link add name bt-web address 02:3d:10:5c:e7:35 mtu 1450 type bridge', 'ip link set dev bt-web up', 'ip link set dev btgweb master bt-web', 'ip link set dev bt-web-1 master bt-web'],
+    ['ip link add name bt-web address 02:3d:10:5c:e7:35 mtu 1450 type bridge', 'ip link set dev bt-web alias butter up', 'ip link set dev btgweb master bt-web', 'ip link set dev bt-web-1 master bt-web'],
   );
 });
 
@@ -270,7 +273,8 @@ test('a port removed from the input deletes its tap; a removed network is torn d
     'ip -j -d addr show',
     'ip -j netns list',
     `kill -TERM ${PID}`,
-    // The namespace takes gw0 and up0 with it, and their host ends (those deletes may find them gone).
+    // Ours (its lo carries our mark): it takes gw0 and up0 with it, and their host ends (those deletes may find them gone).
+    `ip -n ${NS} -j -d addr show`,
     'ip netns del butter-web',
     'ip link del bt-web-1',
     'ip link del btgweb',
@@ -319,6 +323,7 @@ test('teardown stops dnsmasq, deletes our namespaces, links, rules, tables and s
   assert.deepEqual(exec.lines(), [
     `kill -TERM ${PID}`,
     'ip -j netns list',
+    `ip -n ${NS} -j -d addr show`,
     'ip netns del butter-web',
     'ip -j -d addr show',
     'ip link del bt-web-1',
@@ -343,7 +348,7 @@ test('a network spanning nodes: VXLAN port on the bridge, forwarding entries, re
   await host.apply([spanning]);
   assert.deepEqual(linesFrom('ip link add btxweb type vxlan id 101 local 100.127.0.2 dstport 4789 nolearning noudpcsum', 5), [
     'ip link add btxweb type vxlan id 101 local 100.127.0.2 dstport 4789 nolearning noudpcsum',
-    'ip link set dev btxweb mtu 1450 master bt-web up',
+    'ip link set dev btxweb alias butter mtu 1450 master bt-web up',
     'bridge -j fdb show dev btxweb',
     'bridge fdb append 00:00:00:00:00:00 dev btxweb dst 100.127.0.3',
     'bridge fdb replace 52:54:00:ab:cd:09 dev btxweb dst 100.127.0.3',
@@ -360,7 +365,7 @@ test('a network spanning nodes: VXLAN port on the bridge, forwarding entries, re
 
   // Once converged (the device exists with those entries), nothing is changed again.
   converged(web);
-  links = [...links, { ifname: 'btxweb', flags: ['UP'], mtu: 1450, master: 'bt-web', address: 'aa:bb:cc:00:00:01', linkinfo: { info_kind: 'vxlan', info_data: { id: 101, local: '100.127.0.2' } }, addr_info: [] }];
+  links = [...links, { ifname: 'btxweb', ifalias: MARK, flags: ['UP'], mtu: 1450, master: 'bt-web', address: 'aa:bb:cc:00:00:01', linkinfo: { info_kind: 'vxlan', info_data: { id: 101, local: '100.127.0.2' } }, addr_info: [] }];
   fdb = [{ mac: '00:00:00:00:00:00', dst: '100.127.0.3' }, { mac: '52:54:00:ab:cd:09', dst: '100.127.0.3' }, { mac: 'aa:bb:cc:00:00:01', master: 'bt-web', state: 'permanent' }];
   exec.calls.length = 0;
   await host.apply([spanning]);
@@ -381,8 +386,8 @@ test('the VPN gateway: router veth with proxy ARP, its own table and rules, peer
     'sysctl -w net.ipv4.conf.btrweb.proxy_arp=1',
     'sysctl -w net.ipv4.conf.btrweb.arp_ignore=1',
     'sysctl -w net.ipv4.conf.btrweb.rp_filter=0',
-    'ip link set dev btrweb address 02:aa:bb:cc:dd:ee mtu 1450 up',
-    'ip link set dev btpweb mtu 1450 master bt-web up',
+    'ip link set dev btrweb alias butter address 02:aa:bb:cc:dd:ee mtu 1450 up',
+    'ip link set dev btpweb alias butter mtu 1450 master bt-web up',
     'ip addr add 10.231.0.2/24 dev btrweb noprefixroute',
     'ip -j route show table 268435557',
     'ip route replace 10.231.0.0/24 dev btrweb src 10.231.0.2 table 268435557',
@@ -412,11 +417,47 @@ test('the VPN gateway: router veth with proxy ARP, its own table and rules, peer
     { priority: 1000, iif: 'btrweb', table: '268435557' },
     { priority: 32766, src: 'all', table: 'main' },
   ];
-  links = [...links, { ifname: 'btrweb', flags: ['UP'], mtu: 1450, address: vpn.mac, linkinfo: { info_kind: 'veth' }, addr_info: [] }, { ifname: 'btpweb', flags: ['UP'], mtu: 1450, master: 'bt-web', address: '02:00:00:00:00:09', linkinfo: { info_kind: 'veth' }, addr_info: [] }];
+  links = [...links, { ifname: 'btrweb', ifalias: MARK, flags: ['UP'], mtu: 1450, address: vpn.mac, linkinfo: { info_kind: 'veth' }, addr_info: [] }, { ifname: 'btpweb', ifalias: MARK, flags: ['UP'], mtu: 1450, master: 'bt-web', address: '02:00:00:00:00:09', linkinfo: { info_kind: 'veth' }, addr_info: [] }];
   exec.calls.length = 0;
   await host.apply([web]);
   assert.deepEqual(
     exec.lines().filter((l) => /veth|rule|table 2|btr|btp/.test(l)),
     ['ip link del btrweb', 'ip link del btpweb', 'ip -j rule show', 'ip rule del priority 1000 iif btwg0 from 10.231.0.3/32 lookup 268435557', 'ip rule del priority 1000 iif btrweb lookup 268435557', 'ip route flush table 268435557'],
+  );
+});
+
+test('links and namespaces named like ours but without our mark are never deleted, and said so once', async () => {
+  const logged: string[] = [];
+  host = new LinuxNetworkHost({ exec, stateDir: join(dir, 'state'), procDir: join(dir, 'proc'), netnsPrefix: 'butter-', log: (m) => logged.push(m) });
+  // A user's bridge and tap, an interface marked by another agent, our mesh interface (wireguard-go's is a tun), a namespace named like ours.
+  links = [
+    { ifname: 'bt0', mtu: 1500, flags: ['UP'], linkinfo: { info_kind: 'bridge' }, addr_info: [] },
+    { ifname: 'btrfs-test', mtu: 1500, flags: ['UP'], linkinfo: { info_kind: 'tun' }, addr_info: [] },
+    { ifname: 'bt-other', ifalias: 'butter:0123456789ab', mtu: 1500, flags: ['UP'], linkinfo: { info_kind: 'bridge' }, addr_info: [] },
+    { ifname: 'btwg0', mtu: 1420, flags: ['UP'], linkinfo: { info_kind: 'tun' }, addr_info: [] },
+  ];
+  namespaces = [NS];
+  nsLinks = [{ ifname: 'lo', flags: ['LOOPBACK', 'UP'], mtu: 65536, address: '00:00:00:00:00:00', addr_info: [] }];
+  await host.apply([]);
+  await host.apply([]);
+  await host.teardown();
+  assert.deepEqual(exec.lines().filter((l) => / del /.test(l)), [], exec.lines().join('\n'));
+  assert.deepEqual(logged, [
+    `left namespace ${NS} alone: named like Butter's but not marked butter, so not made by this agent (delete it by hand if it is a leftover)`,
+    ...['tap btrfs-test', 'tap btwg0', 'bridge bt0', 'bridge bt-other'].map((what) => `left ${what} alone: named like Butter's but not marked butter, so not made by this agent (delete it by hand if it is a leftover)`),
+  ]);
+});
+
+test('ours from before the mark, still wanted, get it when applied; a port that is not our tap does not', async () => {
+  const veth = { tap: 'vethx', mac: '52:54:00:ab:cd:03', ip: '10.231.0.12', hostname: 'vm3' };
+  const net = { ...web, ports: [...web.ports, veth] };
+  await applyOnce(net);
+  const unmark = (l: unknown) => ({ ...(l as object), ifalias: undefined });
+  links = [...appliedLinks(web).map(unmark), { ifname: 'vethx', flags: ['UP'], mtu: 1450, master: 'bt-web', address: '02:00:00:00:00:0d', linkinfo: { info_kind: 'veth' }, addr_info: [] }];
+  nsLinks = appliedNsLinks(web).map(unmark);
+  await host.apply([net]);
+  assert.deepEqual(
+    exec.lines().filter((l) => !READS.has(l)),
+    ['ip link set dev bt-web alias butter', `ip -n ${NS} link set lo alias butter`, 'ip link set dev btgweb alias butter', 'ip link set dev btuweb alias butter', 'ip link set dev bt-web-1 alias butter'],
   );
 });

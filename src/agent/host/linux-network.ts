@@ -6,6 +6,13 @@
  * `apply` compares what it wants with what it observes (`ip -j -d addr show`, dnsmasq's
  * pidfile, the files it last wrote, the ruleset it last loaded) and only runs commands for
  * differences, so the agent can call it on every reconcile. Every command goes through `Exec`.
+ *
+ * What is ours: every interface it makes carries an alias (`ip link set … alias`, `ifalias` in
+ * `ip -j link`), `mark`, and so does the `lo` of every gateway namespace it makes. Garbage
+ * collection and teardown delete only what carries the mark and is named like ours: a user's
+ * `bt0` or `btrfs-test`, or a namespace named like ours, is left alone. An alias lives with its
+ * interface (an agent restart finds it, a reboot takes both), so no list of our own has to be
+ * kept in step with the kernel. Ours from before the mark existed get it when applied again.
  */
 import { resolve } from 'node:path';
 import { renderDhcpHosts, renderDnsHosts, renderDnsmasqConf } from '../../core/dnsmasq-config.ts';
@@ -26,8 +33,10 @@ export interface LinuxNetworkHostOptions {
   /** dnsmasq files go under `<stateDir>/net/<network>/`; dnsmasq's unprivileged user must be able to traverse it. */
   stateDir: string;
   log?: (m: string) => void;
-  /** Bridges and taps whose names start with this are ours: garbage-collected when not in the input. */
+  /** Our interfaces' names start with this; only those that also carry `mark` are garbage-collected. */
   prefix?: string;
+  /** The alias set on every interface (and gateway namespace's `lo`) this host makes; unique per agent. */
+  mark?: string;
   /** Where processes are looked up (tests point it at a fake tree). */
   procDir?: string;
   dnsmasqBin?: string;
@@ -48,6 +57,8 @@ interface Link {
   vni?: number;
   local?: string;
   master?: string;
+  /** Its alias: `mark` when we made it. */
+  alias?: string;
   mtu: number;
   up: boolean;
   mac: string;
@@ -70,6 +81,7 @@ export class LinuxNetworkHost implements NetworkHost {
   private readonly exec: Exec;
   private readonly log: (m: string) => void;
   private readonly prefix: string;
+  private readonly mark: string;
   private readonly netnsPrefix: string;
   private readonly metadataPort: number;
   private readonly meshInterface: string | undefined;
@@ -81,6 +93,8 @@ export class LinuxNetworkHost implements NetworkHost {
   private readonly routing: PolicyRouting;
   private readonly dnsmasq: DnsmasqProcesses;
   private forwardingOn = false;
+  /** Links and namespaces named like ours but not marked: said once that they are left alone. */
+  private readonly leftAlone = new Set<string>();
   /** apply/teardown never interleave: each reads the host state the previous one left. */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -89,6 +103,7 @@ export class LinuxNetworkHost implements NetworkHost {
     // Absolute: the paths end up in dnsmasq's config, which it reads from its own cwd.
     this.log = opts.log ?? (() => {});
     this.prefix = opts.prefix ?? 'bt';
+    this.mark = opts.mark ?? 'butter';
     this.netnsPrefix = opts.netnsPrefix ?? 'butter-';
     this.routing = new PolicyRouting(opts.exec);
     // Absolute: the paths end up in dnsmasq's config, which it reads from its own cwd.
@@ -205,7 +220,13 @@ export class LinuxNetworkHost implements NetworkHost {
     if (link.mac !== mac) await this.ip('link', 'set', 'dev', br, 'address', mac);
     // Addresses an older Butter put on the bridge: the gateway lives in the namespace now.
     for (const addr of link.addrs.keys()) await this.ip('addr', 'del', addr, 'dev', br);
-    if (!link.up) await this.ip('link', 'set', 'dev', br, 'up');
+    const changes = [...this.marking(link), ...(link.up ? [] : ['up'])];
+    if (changes.length > 0) await this.ip('link', 'set', 'dev', br, ...changes);
+  }
+
+  /** `alias MARK` when the link does not carry our mark yet (made just now, or by a Butter from before marks). */
+  private marking(link: Link): string[] {
+    return link.alias === this.mark ? [] : ['alias', this.mark];
   }
 
   // --- the gateway namespace ---
@@ -225,17 +246,19 @@ export class LinuxNetworkHost implements NetworkHost {
       rev.add(() => this.ip('netns', 'del', ns));
       namespaces.add(ns);
       this.lastNsNft.delete(ns);
-      await this.ip('-n', ns, 'link', 'set', 'lo', 'up');
+      // Its lo carries our mark: that is how garbage collection knows the namespace is ours.
+      await this.ip('-n', ns, 'link', 'set', 'lo', 'alias', this.mark, 'up');
       // Metadata is forwarded from gw0 to up0, egress too.
       await this.exec.run('ip', ['netns', 'exec', ns, 'sysctl', '-w', 'net.ipv4.ip_forward=1']);
       this.log(`created gateway namespace ${ns} for network ${net.name}`);
     }
     const inside = await this.readLinks(ns);
+    if (!created && inside.get('lo')?.alias !== this.mark) await this.ip('-n', ns, 'link', 'set', 'lo', 'alias', this.mark);
     const prefix = net.cidr.split('/')[1]!;
 
     // gw0: a veth whose host end is a bridge port.
     const port = await this.ensureNsVeth(net.gatewayPort, GATEWAY_IF, ns, links, inside, rev);
-    await this.enslave(net.gatewayPort, port, net);
+    await this.enslave(net.gatewayPort, port, net, true);
     // dnsmasq binds by address label: the metadata address gets its own, so dnsmasq
     // (interface=gw0) binds only the gateway.
     await this.ensureNsLink(ns, GATEWAY_IF, inside.get(GATEWAY_IF)!, { mac: gatewayMac(net.name), mtu: net.mtu, addrs: new Map([[`${net.gateway}/${prefix}`, GATEWAY_IF], [`${METADATA_ADDR}/32`, `${GATEWAY_IF}:m`]]) });
@@ -246,7 +269,8 @@ export class LinuxNetworkHost implements NetworkHost {
     const rootAddr = `${u.root}/30`;
     for (const have of uplink.addrs.keys()) if (have !== rootAddr) await this.ip('addr', 'del', have, 'dev', u.device);
     if (!uplink.addrs.has(rootAddr)) await this.ip('addr', 'add', rootAddr, 'dev', u.device);
-    if (!uplink.up) await this.ip('link', 'set', 'dev', u.device, 'up');
+    const uplinkChanges = [...this.marking(uplink), ...(uplink.up ? [] : ['up'])];
+    if (uplinkChanges.length > 0) await this.ip('link', 'set', 'dev', u.device, ...uplinkChanges);
     await this.ensureNsLink(ns, UPLINK_IF, inside.get(UPLINK_IF)!, { addrs: new Map([[`${u.ns}/30`, UPLINK_IF]]) });
     const routes = (await this.exec.run('ip', ['-n', ns, '-j', 'route', 'show', 'default'])).stdout.trim();
     if (!((routes ? JSON.parse(routes) : []) as { gateway?: string }[]).some((r) => r.gateway === u.root)) {
@@ -303,18 +327,19 @@ export class LinuxNetworkHost implements NetworkHost {
       // Persistent tap: it outlives QEMU restarts; QEMU opens it by name.
       await this.ip('tuntap', 'add', 'dev', port.tap, 'mode', 'tap');
       rev.add(() => this.ip('link', 'del', port.tap));
-      await this.ip('link', 'set', 'dev', port.tap, 'mtu', String(net.mtu), 'master', net.bridge, 'up');
+      await this.ip('link', 'set', 'dev', port.tap, 'alias', this.mark, 'mtu', String(net.mtu), 'master', net.bridge, 'up');
       this.log(`created tap ${port.tap} on ${net.bridge}`);
       return;
     }
     if (link.kind === 'bridge') throw new Error(`port ${port.tap} is a bridge`);
-    // An existing interface of another kind (e.g. a veth) is used as is: only enslaved.
-    await this.enslave(port.tap, link, net);
+    // An existing interface of another kind (e.g. a veth) is used as is: only enslaved, and
+    // not marked (not ours to delete). A tap of ours from before marks is.
+    await this.enslave(port.tap, link, net, link.kind === 'tun' && port.tap.startsWith(this.prefix));
   }
 
-  /** Makes an existing port of the network's bridge match: its MTU, its master, up. */
-  private async enslave(name: string, link: Link, net: LocalNetwork): Promise<void> {
-    const changes: string[] = [];
+  /** Makes an existing port of the network's bridge match: its MTU, its master, up; and our mark when `ours`. */
+  private async enslave(name: string, link: Link, net: LocalNetwork, ours = false): Promise<void> {
+    const changes: string[] = ours ? this.marking(link) : [];
     if (link.mtu !== net.mtu) changes.push('mtu', String(net.mtu));
     if (link.master !== net.bridge) changes.push('master', net.bridge);
     if (!link.up) changes.push('up');
@@ -340,10 +365,10 @@ export class LinuxNetworkHost implements NetworkHost {
     if (!link) {
       await this.ip('link', 'add', o.device, 'type', 'vxlan', 'id', String(o.vni), 'local', o.local, 'dstport', String(VXLAN_PORT), 'nolearning', 'noudpcsum');
       rev.add(() => this.ip('link', 'del', o.device));
-      await this.ip('link', 'set', 'dev', o.device, 'mtu', String(net.mtu), 'master', net.bridge, 'up');
+      await this.ip('link', 'set', 'dev', o.device, 'alias', this.mark, 'mtu', String(net.mtu), 'master', net.bridge, 'up');
       this.log(`created VXLAN ${o.device} (VNI ${o.vni}) on ${net.bridge}`);
     } else {
-      await this.enslave(o.device, link, net);
+      await this.enslave(o.device, link, net, true);
     }
     for (const cmd of planFdb(o.device, await this.readFdb(o.device), wantedFdb(o.remotes))) await this.exec.run('bridge', cmd);
   }
@@ -379,8 +404,10 @@ export class LinuxNetworkHost implements NetworkHost {
       links.set(v.router, router);
       links.set(v.port, { kind: 'veth', mtu: 0, up: false, mac: '', addrs: new Map() });
     }
-    if (router.mac !== v.mac || router.mtu !== net.mtu || !router.up) await this.ip('link', 'set', 'dev', v.router, 'address', v.mac, 'mtu', String(net.mtu), 'up');
-    await this.enslave(v.port, links.get(v.port)!, net);
+    if (router.mac !== v.mac || router.mtu !== net.mtu || !router.up || router.alias !== this.mark) {
+      await this.ip('link', 'set', 'dev', v.router, ...this.marking(router), 'address', v.mac, 'mtu', String(net.mtu), 'up');
+    }
+    await this.enslave(v.port, links.get(v.port)!, net, true);
     const prefix = net.cidr.split('/')[1]!;
     const addr = `${v.address}/${prefix}`;
     for (const have of router.addrs.keys()) if (have !== addr) await this.ip('addr', 'del', have, 'dev', v.router);
@@ -427,7 +454,7 @@ export class LinuxNetworkHost implements NetworkHost {
     for (const name of await this.dnsmasq.known()) if (!names.has(name)) await this.dnsmasq.remove(name);
     const nsWanted = new Set(networks.map((n) => this.netnsOf(n.name)));
     for (const ns of namespaces) {
-      if (!ns.startsWith(this.netnsPrefix) || nsWanted.has(ns)) continue;
+      if (!ns.startsWith(this.netnsPrefix) || nsWanted.has(ns) || !(await this.ourNamespace(ns))) continue;
       // Its interfaces go with it, and their host ends (veth pairs) with them.
       await this.ip('netns', 'del', ns);
       namespaces.delete(ns);
@@ -447,6 +474,10 @@ export class LinuxNetworkHost implements NetworkHost {
     for (const kind of ['tun', 'vxlan', 'veth', 'bridge']) {
       for (const [name, link] of links) {
         if (link.kind !== kind || !name.startsWith(this.prefix) || !unwanted(name)) continue;
+        if (link.alias !== this.mark) {
+          this.leaveAlone(`${kind === 'tun' ? 'tap' : kind} ${name}`);
+          continue;
+        }
         // A veth goes with its peer: the second end of a pair is already gone.
         await this.exec.run('ip', ['link', 'del', name], { allowFail: kind === 'veth' });
         links.delete(name);
@@ -457,12 +488,25 @@ export class LinuxNetworkHost implements NetworkHost {
 
   private async doTeardown(): Promise<void> {
     await this.dnsmasq.removeAll();
-    for (const ns of await this.readNamespaces()) if (ns.startsWith(this.netnsPrefix)) await this.ip('netns', 'del', ns);
+    for (const ns of await this.readNamespaces()) if (ns.startsWith(this.netnsPrefix) && (await this.ourNamespace(ns))) await this.ip('netns', 'del', ns);
     this.lastNsNft.clear();
     await this.deleteOurLinks(await this.readLinks(), () => true);
     await this.routing.collectRules([]);
     await this.exec.run('nft', ['-f', '-'], { input: renderNftDelete() });
     this.lastNft = undefined;
+  }
+
+  /** A namespace named like ours is ours when its lo carries our mark (see ensureGateway). */
+  private async ourNamespace(ns: string): Promise<boolean> {
+    if ((await this.readLinks(ns)).get('lo')?.alias === this.mark) return true;
+    this.leaveAlone(`namespace ${ns}`);
+    return false;
+  }
+
+  private leaveAlone(what: string): void {
+    if (this.leftAlone.has(what)) return;
+    this.leftAlone.add(what);
+    this.log(`left ${what} alone: named like Butter's but not marked ${this.mark}, so not made by this agent (delete it by hand if it is a leftover)`);
   }
 
   // --- observation ---
@@ -488,6 +532,7 @@ export class LinuxNetworkHost implements NetworkHost {
         ...(data?.id !== undefined ? { vni: data.id } : {}),
         ...(data?.local !== undefined ? { local: data.local } : {}),
         master: l.master,
+        ...(l.ifalias !== undefined ? { alias: l.ifalias } : {}),
         mtu: l.mtu,
         up: (l.flags ?? []).includes('UP'),
         mac: (l.address ?? '').toLowerCase(),
@@ -508,6 +553,7 @@ interface IpAddrJson {
   flags?: string[];
   mtu: number;
   master?: string;
+  ifalias?: string;
   address?: string;
   linkinfo?: { info_kind?: string; info_data?: { id?: number; local?: string } };
   addr_info?: { family: string; local: string; prefixlen: number; label?: string }[];

@@ -25,4 +25,17 @@ export const EventsQuery = z
   .strict();
 
 export const Health = z.object({ ok: z.boolean(), version: z.string(), revision: z.number().int() }).meta({ id: 'Health' });
-export const Whoami = z.object({ role: Role, node: z.string().nullable() }).meta({ id: 'Whoami' });
+export const Whoami = z
+  .object({
+    role: Role,
+    node: z.string().nullable(),
+    tls: z
+      .object({
+        caHash: z.string().describe("sha256 of the CA's public key, the value agents and the CLI pin"),
+        caNotAfter: Timestamp.describe('when the CA expires; it is never replaced automatically (every machine would have to join again)'),
+        certNotAfter: Timestamp.describe('when the server certificate being served expires; it is renewed while running, 30 days before'),
+      })
+      .nullable()
+      .describe('the control plane\'s certificates; null over plain HTTP'),
+  })
+  .meta({ id: 'Whoami' });

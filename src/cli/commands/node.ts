@@ -208,6 +208,23 @@ export function nodeCommands(program: Command): void {
     });
 
   program
+    .command('whoami')
+    .description("the logged-in token's role, and when the control plane's CA and server certificate expire")
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }) => {
+      const c = client();
+      const who = await c.call('whoami', {});
+      if (o.json) return printJson({ url: c.url, ...who });
+      printFields([
+        ['url', c.url],
+        ['role', who.role],
+        ['node', who.node],
+        ['ca', who.tls ? `${who.tls.caHash}, valid until ${until(who.tls.caNotAfter)}; never replaced automatically` : null],
+        ['certificate', who.tls ? `valid until ${until(who.tls.certNotAfter)}; renewed 30 days before` : null],
+      ]);
+    });
+
+  program
     .command('login <url>')
     .description('save the control plane URL and a token for later commands (pinning its CA)')
     .requiredOption('--token <token>', 'an admin, operator or viewer token (see DATA_DIR/admin.token)')
@@ -225,6 +242,12 @@ export function nodeCommands(program: Command): void {
       if (o.json) return printJson({ url, role: who.role, config: file });
       process.stdout.write(`logged in to ${url} as ${who.role}; saved in ${file}\n`);
     });
+}
+
+/** A date and how far off it is, in days: `2027-12-01T09:00:00.000Z (in 365 days)`. */
+function until(iso: string, now = Date.now()): string {
+  const days = Math.round((new Date(iso).getTime() - now) / (24 * 3600 * 1000));
+  return `${iso} (${days >= 0 ? `in ${days} days` : `${-days} days ago`})`;
 }
 
 /** Asks on the terminal; without one (a script), the answer is no. */
