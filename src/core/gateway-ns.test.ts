@@ -35,9 +35,10 @@ table inet butter {
 	}
 	chain forward {
 		type filter hook forward priority filter; policy drop;
-		iifname "up0" oifname "gw0" ip saddr 100.126.0.5 tcp sport 80 ct direction reply ct original ip daddr 169.254.169.254 jump metadata_reply
+		iifname "up0" oifname "gw0" ip saddr 100.126.0.5 tcp sport 80 ct direction reply jump metadata_reply
 		ct state established,related accept
-		iifname "gw0" oifname "up0" ip daddr 100.126.0.5 tcp dport 80 accept
+		iifname "gw0" oifname "up0" ip daddr 100.126.0.5 tcp dport 80 ct status dnat accept
+		iifname "gw0" ip daddr 100.126.0.5 drop
 		iifname "up0" ip saddr 100.126.0.5 oifname "gw0" accept
 		iifname "gw0" oifname "up0" accept
 	}
@@ -52,7 +53,7 @@ table inet butter {
   const isolated = renderGatewayNft({ gateway: '10.20.0.1', nat: false, uplink: { root: '100.126.0.5', ns: '100.126.0.6' }, metadataPort: 8080 });
   assert.doesNotMatch(isolated, /masquerade|oifname "up0" accept/);
   assert.match(isolated, /dnat ip to 100\.126\.0\.5:8080/);
-  assert.match(isolated, /ip saddr 100\.126\.0\.5 tcp sport 8080 ct direction reply .* jump metadata_reply/);
+  assert.match(isolated, /ip saddr 100\.126\.0\.5 tcp sport 8080 ct direction reply jump metadata_reply/);
 });
 
 test('the marker the namespace matches is the token reply prefix after its status line', () => {

@@ -93,10 +93,15 @@ export function renderGatewayNft(i: GatewayNftInput): string {
   const up = `"${UPLINK_IF}"`;
   const meta = `${i.uplink.root}:${i.metadataPort}`;
   const forward = [
-    // Replies of metadata connections (before NAT restores 169.254.169.254:80 as their source).
-    `iifname ${up} oifname ${gw} ip saddr ${i.uplink.root} tcp sport ${i.metadataPort} ct direction reply ct original ip daddr ${METADATA} jump metadata_reply`,
+    // Replies of metadata connections (before NAT restores 169.254.169.254:80 as their source):
+    // every reply of the listener, however the connection was addressed.
+    `iifname ${up} oifname ${gw} ip saddr ${i.uplink.root} tcp sport ${i.metadataPort} ct direction reply jump metadata_reply`,
     'ct state established,related accept',
-    `iifname ${gw} oifname ${up} ip daddr ${i.uplink.root} tcp dport ${i.metadataPort} accept`,
+    // Guests reach the listener only through 169.254.169.254 (the DNAT above); asked at its own
+    // address, it would answer a container behind a VM's NAT around the hop limit. These two
+    // come before the egress accept.
+    `iifname ${gw} oifname ${up} ip daddr ${i.uplink.root} tcp dport ${i.metadataPort} ct status dnat accept`,
+    `iifname ${gw} ip daddr ${i.uplink.root} drop`,
     // The host itself (its end of the link) may reach the guests, as a machine reaches its own VMs.
     `iifname ${up} ip saddr ${i.uplink.root} oifname ${gw} accept`,
   ];

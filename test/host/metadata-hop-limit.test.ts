@@ -94,11 +94,11 @@ async function stopServer(): Promise<void> {
 }
 
 /** curl from a namespace; `-m` bounds it, so a reply that never comes is exit code 28. */
-function curl(ns: string, path: string, opts: { put?: boolean; headers?: string[]; maxSeconds?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+function curl(ns: string, path: string, opts: { put?: boolean; headers?: string[]; maxSeconds?: number; host?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   const args = ['netns', 'exec', ns, 'curl', '-sS', '-m', String(opts.maxSeconds ?? 5), '-w', '\\n%{http_code}'];
   if (opts.put) args.push('-X', 'PUT');
   for (const h of opts.headers ?? []) args.push('-H', h);
-  args.push(`http://169.254.169.254${path}`);
+  args.push(`http://${opts.host ?? '169.254.169.254'}${path}`);
   const run: ExecOptions = { allowFail: true, timeoutMs: 20_000 };
   return sys.run('ip', args, run);
 }
@@ -181,6 +181,19 @@ test('a container behind the VM gets no token (its reply has TTL 1), yet its tok
   // ... while the VM itself, on the same path minus one hop, still gets one.
   assert.equal(reply(await curl(GUEST, '/latest/api/token', { put: true, headers: [TTL] })).status, '200');
   assert.deepEqual(reply(await curl(CTR, '/latest/meta-data/local-ipv4')), { status: '200', body: GUEST_IP });
+});
+
+test("the metadata server's own address (the uplink's host end) is reached only through 169.254.169.254: no token, no data around the hop limit", { skip }, async () => {
+  // A container that skips the DNAT and asks the listener directly would have its replies
+  // routed like any other; they must not even connect (nor for the VM itself).
+  for (const ns of [CTR, GUEST]) {
+    const put = await curl(ns, '/latest/api/token', { put: true, headers: [TTL], maxSeconds: 3, host: uplink.root });
+    assert.notEqual(put.code, 0, `${ns === CTR ? 'the container' : 'the VM'} reached ${uplink.root} directly: ${put.stdout}`);
+    assert.doesNotMatch(put.stdout, /[A-Za-z0-9_-]{43}/);
+    assert.notEqual((await curl(ns, '/meta-data', { maxSeconds: 3, host: uplink.root })).code, 0);
+  }
+  // The way in still works.
+  assert.equal(reply(await curl(GUEST, '/latest/api/token', { put: true, headers: [TTL] })).status, '200');
 });
 
 test('required tokens: the container gets nothing from the EC2 paths; the VM reads with a token', { skip }, async () => {
