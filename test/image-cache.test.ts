@@ -8,7 +8,7 @@ import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { SystemExec } from '../src/agent/host/exec.ts';
+import { SystemExec, type Exec } from '../src/agent/host/exec.ts';
 import { ImageCache } from '../src/agent/image-cache.ts';
 import { fakeNode, startTestCloud, type TestCloud } from './helpers.ts';
 
@@ -61,4 +61,22 @@ test('the image cache takes clean qcow2 and raw blobs, and kernels unchecked', a
   // A qcow2 is not a raw disk, nor a raw file a qcow2: the format is forced, never probed.
   await assert.rejects(new ImageCache(join(work, 'agent3'), node, new SystemExec()).ensure(raw, 'qcow2'), /cannot open it as qcow2/);
   assert.equal(await cache.ensure(raw), cache.path(raw), 'no format: a kernel or initrd, which QEMU does not open as a disk');
+});
+
+test('an inspection that could not run (tool missing, killed by its timeout) is no verdict: the cached blob stays', async () => {
+  const node = await fakeNode(cloud, 'n3');
+  const state = join(work, 'agent4');
+  const q = join(work, 'kept.qcow2');
+  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', q, '1M']);
+  const sha = (await cloud.admin.uploadBlob(Readable.from([readFileSync(q)]))).sha256;
+  // Fetched and inspected once for real, as a running VM's base image would be.
+  const cache = new ImageCache(state, node, new SystemExec());
+  assert.equal(await cache.ensure(sha, 'qcow2'), cache.path(sha));
+  // A later agent process on a host where the inspection cannot run: prlimit gone (127), or
+  // qemu-img killed by the runner's timeout (SIGTERM, 143).
+  for (const code of [127, 143]) {
+    const broken: Exec = { run: async () => ({ code, stdout: '', stderr: code === 127 ? 'prlimit: not found' : '' }) };
+    await assert.rejects(new ImageCache(state, node, broken).ensure(sha, 'qcow2'), /cannot inspect/);
+    assert.ok(existsSync(cache.path(sha)), `exit ${code}: the cached blob is kept, not deleted as if refused`);
+  }
 });

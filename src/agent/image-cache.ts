@@ -13,7 +13,7 @@ import { chmodSync, createWriteStream, existsSync, mkdirSync, renameSync, rmSync
 import { join, resolve } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { imageInfoCommand, judgeImageInfo, type DiskFormat } from '../core/image-check.ts';
+import { couldNotInspect, imageInfoCommand, judgeImageInfo, type DiskFormat } from '../core/image-check.ts';
 import type { Client } from '../sdk/client.ts';
 import type { Exec } from './host/exec.ts';
 
@@ -61,7 +61,8 @@ export class ImageCache {
       try {
         await this.inspect(file, sha256, format);
       } catch (e) {
-        rmSync(file, { force: true });
+        // Only a refusal drops it: a blob that could not be inspected may be a running VM's base.
+        if (e instanceof ImageRefused) rmSync(file, { force: true });
         throw e;
       }
       return file;
@@ -91,8 +92,10 @@ export class ImageCache {
   private async inspect(file: string, sha256: string, format: DiskFormat | undefined): Promise<void> {
     if (format === undefined || this.exec === undefined) return;
     const c = imageInfoCommand(resolve(file), format);
-    const v = judgeImageInfo(await this.exec.run(c.cmd, c.args, { allowFail: true, timeoutMs: 60_000 }), format);
-    if (!v.ok) throw new Error(`image blob ${sha256.slice(0, 12)} refused: ${v.reason}`);
+    const r = await this.exec.run(c.cmd, c.args, { allowFail: true, timeoutMs: 60_000 });
+    if (couldNotInspect(r)) throw new Error(`cannot inspect image blob ${sha256.slice(0, 12)}: ${r.stderr.trim() || `${c.cmd} exited ${r.code}`} (qemu-img and prlimit are needed on every node)`);
+    const v = judgeImageInfo(r, format);
+    if (!v.ok) throw new ImageRefused(`image blob ${sha256.slice(0, 12)} refused: ${v.reason}`);
     this.inspected.add(`${sha256}:${format}`);
   }
 
@@ -100,4 +103,9 @@ export class ImageCache {
   prune(keep: ReadonlySet<string>, all: readonly string[]): void {
     for (const sha of all) if (!keep.has(sha)) rmSync(this.path(sha), { force: true });
   }
+}
+
+/** The inspection's verdict: the blob names another file or is not what it claims. */
+class ImageRefused extends Error {
+  override name = 'ImageRefused';
 }

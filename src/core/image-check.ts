@@ -45,9 +45,14 @@ interface QemuImgInfo {
   'format-specific'?: { type?: unknown; data?: { 'data-file'?: unknown; corrupt?: unknown } };
 }
 
-/** prlimit or qemu-img itself could not be run (126/127, as a shell reports it): no verdict on the image. */
-export function toolMissing(r: InfoResult): boolean {
-  return r.code === 126 || r.code === 127;
+/**
+ * No verdict on the image: prlimit or qemu-img could not be run (126/127, as a shell reports
+ * it), or the runner's timeout killed it (SIGTERM or SIGKILL: 143/137). The host's trouble, not
+ * the image's; nothing may be deleted or refused for it. (SIGXCPU, qemu-img spending the 30 s
+ * of CPU prlimit allows, is the image's doing and stays a refusal, as in OpenStack.)
+ */
+export function couldNotInspect(r: InfoResult): boolean {
+  return r.code === 126 || r.code === 127 || r.code === 137 || r.code === 143;
 }
 
 export type ImageVerdict = { ok: true; virtualSize: number } | { ok: false; reason: string };

@@ -6,7 +6,7 @@
  */
 import { resolve } from 'node:path';
 import { ApiError } from '../api/errors.ts';
-import { imageInfoCommand, judgeImageInfo, toolMissing, type DiskFormat } from '../core/image-check.ts';
+import { imageInfoCommand, judgeImageInfo, couldNotInspect, type DiskFormat } from '../core/image-check.ts';
 import type { Exec } from '../agent/host/exec.ts';
 
 export class ImageInspector {
@@ -17,7 +17,7 @@ export class ImageInspector {
     const c = imageInfoCommand(resolve(file), format);
     const r = await this.exec.run(c.cmd, c.args, { allowFail: true, timeoutMs: 60_000 });
     // The host's fault, not the upload's: a 500 says so, and nothing is kept.
-    if (toolMissing(r)) throw new Error(`cannot inspect images: ${r.stderr.trim() || `${c.cmd} not found`} (qemu-img and prlimit are needed on the control plane)`);
+    if (couldNotInspect(r)) throw new Error(`cannot inspect images: ${r.stderr.trim() || `${c.cmd} exited ${r.code}`} (qemu-img and prlimit are needed on the control plane)`);
     const v = judgeImageInfo(r, format);
     if (!v.ok) throw new ApiError('invalid', v.reason, field);
   }

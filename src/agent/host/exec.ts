@@ -3,6 +3,7 @@
  * so unit tests hand them a `RecordingExec` and compare the commands with golden text.
  */
 import { execFile, spawn } from 'node:child_process';
+import { constants } from 'node:os';
 
 export interface ExecResult {
   stdout: string;
@@ -45,7 +46,8 @@ export class SystemExec implements Exec {
           { env: { ...process.env, ...opts.env }, timeout: opts.timeoutMs ?? 60_000, maxBuffer: 64 << 20 },
           (err, stdout, stderr) => {
             // A command that is not there exits 127, as a shell reports it (not a generic 1).
-            const code = err ? (typeof err.code === 'number' ? err.code : err.code === 'ENOENT' ? 127 : 1) : 0;
+            // Killed (by the timeout, say): 128 + the signal's number, as a shell reports it.
+            const code = err ? (typeof err.code === 'number' ? err.code : err.code === 'ENOENT' ? 127 : err.signal ? 128 + (constants.signals[err.signal] ?? 0) : 1) : 0;
             const result = { stdout, stderr, code };
             if (code !== 0 && !opts.allowFail) reject(new ExecError(cmd, args, result));
             else resolve(result);
@@ -59,8 +61,8 @@ export class SystemExec implements Exec {
       child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
       child.on('error', reject);
-      child.on('close', (code) => {
-        const result = { stdout, stderr, code: code ?? 1 };
+      child.on('close', (code, signal) => {
+        const result = { stdout, stderr, code: code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 1) };
         if (result.code !== 0 && !opts.allowFail) reject(new ExecError(cmd, args, result));
         else resolve(result);
       });
