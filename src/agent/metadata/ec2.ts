@@ -171,7 +171,9 @@ function route(req: Ec2Request, rest: string, md: VmMetadata, tokens: Ec2TokenSt
   // A token, once presented, must be valid (as on EC2, even when tokens are optional); without
   // one only `required` refuses. Either way no data, and no hint which paths exist.
   const presented = req.headers[TOKEN_HEADER];
-  if (presented !== undefined ? !tokens.verify(md.vmId, presented) : md.metadataTokens === 'required') return text(401, 'unauthorized\n');
+  // Tokenless reads only where the VM says `optional`: a missing mode (a control plane from
+  // before the field) keeps the IMDSv2-only behaviour those VMs had.
+  if (presented !== undefined ? !tokens.verify(md.vmId, presented) : md.metadataTokens !== 'optional') return text(401, 'unauthorized\n');
 
   if (rest === '/user-data') {
     // Like EC2, no user-data is a 404; cloud-init reads that as "empty".

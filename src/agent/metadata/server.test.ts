@@ -438,6 +438,12 @@ describe('metadata server over HTTP', () => {
     assert.equal((await get('/user-data')).body, vmA.userData);
   });
 
+  test('a VM whose mode is missing (a control plane from before the field) is served as required, not opened to tokenless reads', async () => {
+    current = { ...vmA, metadataTokens: undefined } as unknown as VmMetadata;
+    assert.equal((await get('/2009-04-04/meta-data/instance-id')).status, 401);
+    assert.equal((await ec2('/2009-04-04/meta-data/instance-id', await token())).body, 'i-0a1b2c3d');
+  });
+
   test('the token reply starts with a fixed prefix (the gateway namespace matches it) and closes its connection', async () => {
     const { raw, closed } = await exchange(port, [`PUT /latest/api/token HTTP/1.1\r\nHost: 169.254.169.254\r\n${TTL}: 60\r\n\r\n`]);
     assert.ok(closed, 'the server closed the connection');
