@@ -133,6 +133,11 @@ test('a CA near its end is warned about at start and on each check; the server c
   assert.equal(shown.status, 0, shown.stderr);
   assert.match(shown.stdout, new RegExp(`^ca: +${who.tls!.caHash}, valid until ${caEnd} \\(in 100 days\\)`, 'm'));
   assert.match(shown.stdout, new RegExp(`^certificate: +valid until ${caEnd} \\(in 100 days\\)`, 'm'));
+  // ... and `node show`, for the nodes that pinned it.
+  await new Client({ url, token: cp.adminToken!, ca }).call('createNode', { body: { name: 'n1' } });
+  const node = await butter(['node', 'show', 'n1'], env);
+  assert.equal(node.status, 0, node.stderr);
+  assert.match(node.stdout, new RegExp(`^ca: +the control plane's CA \\(pinned when it joined\\) is valid until ${caEnd} \\(in 100 days\\)`, 'm'));
 
   // Later checks warn again and do not re-issue a certificate that cannot last longer.
   now = new Date(Date.now() + 20 * DAY);

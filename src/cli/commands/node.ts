@@ -38,8 +38,11 @@ export function nodeCommands(program: Command): void {
     .description('show a node')
     .option('--json', 'print JSON')
     .action(async (name: string, o: { json?: boolean }) => {
-      const n = await client().call('getNode', { params: { name } });
+      const c = client();
+      const n = await c.call('getNode', { params: { name } });
       if (o.json) return printJson(n);
+      // The node's trust in the control plane ends with the CA it pinned: say when.
+      const { tls } = await c.call('whoami', {});
       const res = (k: 'cpus' | 'memoryBytes' | 'diskBytes', f: (v: number) => string | number) =>
         n.capacity ? `total ${f(n.capacity[k])}, reserved ${f(n.reserved[k])}, allocatable ${f(n.allocatable[k])}, allocated ${f(n.allocated[k])}, free ${f(n.free[k])}` : null;
       printFields([
@@ -57,6 +60,7 @@ export function nodeCommands(program: Command): void {
         ['mesh', n.mesh ? `${n.mesh.address}, endpoint ${n.mesh.endpoint ?? '(learned when it connects)'}, key ${n.mesh.publicKey}` : null],
         ['heartbeat', n.lastHeartbeatAt],
         ['created', n.createdAt],
+        ['ca', tls ? `the control plane's CA (pinned when it joined) is valid until ${until(tls.caNotAfter)}` : null],
       ]);
     });
 
