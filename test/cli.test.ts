@@ -184,6 +184,24 @@ test('network join makes the key pair here, prints a wg-quick file and a QR code
   for (const peer of ['laptop', 'phone']) assert.equal((await butter(['network', 'revoke', 'default', peer])).code, 0);
 });
 
+test("network join through a gateway beside the control plane: the endpoint is its default-route address, and stderr says so", async () => {
+  // node-1 reports from loopback (as under `butter up`), no endpoint, its address on the default route.
+  await node1.call('nodeReport', {
+    params: { name: 'node-1' },
+    body: { capacity: { cpus: 4, memoryBytes: 16 * 1024 ** 3, diskBytes: 100 * 1024 ** 3 }, accel: 'tcg', driver: 'sim', vms: [], mesh: { publicKey: 'S343edvTdLPDUssjfYcnSBZcot1qvWePgii2qp0dEU8=', listenPort: 51820, defaultAddress: '192.0.2.10' } },
+  });
+  const r = await butter(['network', 'join', 'default', '--peer', 'laptop', '--no-qr']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^Endpoint = 192\.0\.2\.10:51820$/m);
+  assert.equal(r.stderr, "endpoint 192.0.2.10:51820: node node-1's address on its default route; use --endpoint to choose another\n");
+  // Chosen by the user: nothing to say.
+  const own = await butter(['network', 'join', 'default', '--peer', 'phone', '--no-qr', '--endpoint', 'vpn.example.net:51820']);
+  assert.equal(own.code, 0, own.stderr);
+  assert.match(own.stdout, /^Endpoint = vpn\.example\.net:51820$/m);
+  assert.equal(own.stderr, '');
+  for (const peer of ['laptop', 'phone']) assert.equal((await butter(['network', 'revoke', 'default', peer])).code, 0);
+});
+
 test('server --san: a name that is not a DNS name or address is refused (exit 2, naming --san) before anything is written', async () => {
   const dataDir = join(work, 'san-server');
   const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {

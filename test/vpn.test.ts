@@ -54,6 +54,7 @@ test('a peer joins through the node with an endpoint and gets a ready configurat
     allowedIps: ['10.20.0.0/24'],
     persistentKeepalive: 25,
   });
+  assert.equal(p.endpointSource, 'mesh', "the gateway node's own mesh endpoint");
   assert.equal(JSON.stringify(p).includes('privateKey'), false);
   const net = await cloud.admin.call('getNetwork', { params: { name: 'lan' } });
   assert.deepEqual([net.vpnGateway, net.peerCount], ['node-b', 1]);
@@ -73,7 +74,7 @@ test('a peer joins through the node with an endpoint and gets a ready configurat
 
 test('a second peer, with its own endpoint; peers are listed', async () => {
   const p = await cloud.admin.call('joinNetwork', { params: { name: 'lan' }, body: { name: 'phone', publicKey: PHONE, endpoint: 'home.example.net:443' } });
-  assert.deepEqual([p.gateway, p.ip, p.config.endpoint], ['node-b', '10.20.0.6', 'home.example.net:443']);
+  assert.deepEqual([p.gateway, p.ip, p.config.endpoint, p.endpointSource], ['node-b', '10.20.0.6', 'home.example.net:443', 'request']);
   const { items } = await cloud.admin.call('listNetworkPeers', { params: { name: 'lan' } });
   assert.deepEqual(items.map((i) => [i.name, i.ip, i.endpoint]), [['laptop', '10.20.0.4', '192.0.2.2:51820'], ['phone', '10.20.0.6', 'home.example.net:443']]);
 });
@@ -114,4 +115,28 @@ test('revoke drops the peer at the gateway; the last one takes the router away e
   const net = await cloud.admin.call('getNetwork', { params: { name: 'lan' } });
   assert.deepEqual([net.vpnGateway, net.peerCount], [null, 0]);
   assert.equal((await cloud.admin.call('listNetworkPeers', { params: { name: 'lan' } })).items.length, 0);
+});
+
+test("a gateway beside the control plane (loopback, `butter up`): its address on its default route, said so; endpoint still overrides; neither: the refusal names --endpoint", async () => {
+  await cloud.admin.call('createNetwork', { body: { name: 'home', cidr: '10.30.0.0/24' } });
+  // Both nodes report from loopback with no endpoint: nothing a laptop could reach.
+  await report(a, 'node-a', { publicKey: NODE_KEYS[0], listenPort: 51820 });
+  await report(b, 'node-b', { publicKey: NODE_KEYS[1], listenPort: 51820 });
+  const before = count(`SELECT COUNT(*) AS n FROM vpn_peers`);
+  await rejects(cloud.admin.call('joinNetwork', { params: { name: 'home' }, body: { name: 'laptop', publicKey: LAPTOP } }), 409, 'endpoint', /--endpoint/);
+  assert.equal(count(`SELECT COUNT(*) AS n FROM vpn_peers`), before);
+  assert.equal(count(`SELECT COUNT(*) AS n FROM networks WHERE name = 'home' AND vpn_node IS NOT NULL`), 0, 'no gateway chosen either');
+
+  // node-a's agent knows its address on the default route: the gateway is the node a laptop can reach.
+  await report(a, 'node-a', { publicKey: NODE_KEYS[0], listenPort: 51820, defaultAddress: '192.0.2.10' });
+  const p = await cloud.admin.call('joinNetwork', { params: { name: 'home' }, body: { name: 'laptop', publicKey: LAPTOP } });
+  assert.deepEqual([p.gateway, p.config.endpoint, p.endpoint, p.endpointSource, p.config.serverPublicKey], ['node-a', '192.0.2.10:51820', '192.0.2.10:51820', 'default-route', NODE_KEYS[0]]);
+  const other = await cloud.admin.call('joinNetwork', { params: { name: 'home' }, body: { name: 'phone', publicKey: PHONE, endpoint: 'vpn.example.net:51820' } });
+  assert.deepEqual([other.gateway, other.config.endpoint, other.endpointSource], ['node-a', 'vpn.example.net:51820', 'request']);
+
+  // The mesh between nodes is as before: node-b still learns no endpoint for node-a (node-a sends first; WireGuard roams).
+  assert.deepEqual((await desired(b, 'node-b')).mesh?.peers.map((x) => [x.node, x.endpoint]), [['node-a', null]]);
+  // A bad address is refused, naming the field.
+  await rejects(report(a, 'node-a', { publicKey: NODE_KEYS[0], listenPort: 51820, defaultAddress: 'example.net' }), 400, 'mesh.defaultAddress');
+  for (const peer of ['laptop', 'phone']) await cloud.admin.call('revokeNetworkPeer', { params: { name: 'home', peer } });
 });
