@@ -34,7 +34,17 @@ export interface AgentOptions {
   /** The metadata server's port, on each network's uplink address (guests' port 80 is forwarded there). */
   metadataPort?: number;
   /** The node's end of the WireGuard mesh; absent for simulated nodes. */
-  mesh?: { host: MeshHost; publicKey: string; listenPort: number; endpoint?: string; underlayMtu?: number; /** Its interface: VPN peers' traffic arrives there. */ iface?: string };
+  mesh?: {
+    host: MeshHost;
+    publicKey: string;
+    listenPort: number;
+    endpoint?: string;
+    underlayMtu?: number;
+    /** Its address on its default route: VPN peers' endpoint when the control plane sees this node only on loopback. */
+    defaultAddress?: string;
+    /** Its interface: VPN peers' traffic arrives there. */
+    iface?: string;
+  };
   log?: (msg: string) => void;
   heartbeatMs?: number;
   stopTimeoutMs?: number;
@@ -352,7 +362,13 @@ export class Agent {
 
 /** What the report says of the node's mesh end: never the private key. */
 function meshReport(m: NonNullable<AgentOptions['mesh']>): MeshReport {
-  return { publicKey: m.publicKey, listenPort: m.listenPort, ...(m.endpoint ? { endpoint: m.endpoint } : {}), ...(m.underlayMtu ? { underlayMtu: m.underlayMtu } : {}) };
+  return {
+    publicKey: m.publicKey,
+    listenPort: m.listenPort,
+    // A chosen endpoint says it all; only without one is the default-route address a candidate.
+    ...(m.endpoint ? { endpoint: m.endpoint } : m.defaultAddress ? { defaultAddress: m.defaultAddress } : {}),
+    ...(m.underlayMtu ? { underlayMtu: m.underlayMtu } : {}),
+  };
 }
 
 /** The VPN router of a network this node is the VPN gateway of (see LinuxNetworkHost.ensureVpn). */

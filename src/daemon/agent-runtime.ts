@@ -16,7 +16,7 @@ import { probeAccel } from '../agent/host/kvm-probe.ts';
 import { LinuxNetworkHost } from '../agent/host/linux-network.ts';
 import { QemuDriver } from '../agent/host/qemu-driver.ts';
 import { SimDriver } from '../agent/host/sim-driver.ts';
-import { underlayMtu } from '../agent/host/underlay.ts';
+import { defaultRouteAddress, underlayMtu } from '../agent/host/underlay.ts';
 import type { Client } from '../sdk/client.ts';
 import type { Logger } from './logger.ts';
 
@@ -58,6 +58,8 @@ export async function buildAgent(o: AgentRuntimeOptions): Promise<Agent> {
   if (o.mesh) {
     const key = loadOrCreateKey(stateDir);
     const mtu = await underlayMtu(exec, await addressOf(new URL(o.url).hostname));
+    // Looked up once, at the start, like the MTU (a new DHCP lease needs an agent restart).
+    const defaultAddress = o.mesh.endpoint ? undefined : await defaultRouteAddress(exec);
     mesh = {
       host: new LinuxMeshHost({ exec, stateDir, key, iface: o.mesh.iface, listenPort: o.mesh.port, log }),
       publicKey: key.publicKey,
@@ -65,6 +67,7 @@ export async function buildAgent(o: AgentRuntimeOptions): Promise<Agent> {
       iface: o.mesh.iface,
       ...(o.mesh.endpoint ? { endpoint: o.mesh.endpoint } : {}),
       ...(mtu ? { underlayMtu: mtu } : {}),
+      ...(defaultAddress ? { defaultAddress } : {}),
     };
   }
   return new Agent({

@@ -16,6 +16,8 @@ export interface MeshEnd {
   publicKey: string;
   endpoint: string | null;
   underlayMtu: number | null;
+  /** `host:port` on the node's default route: only a VPN peer's fallback (see `vpnEndpoint`). */
+  defaultEndpoint: string | null;
 }
 
 /**
@@ -24,15 +26,23 @@ export interface MeshEnd {
  * machines: no endpoint then, and peers answer once it has sent to them (WireGuard roams).
  */
 export function meshEnd(rep: MeshReport, remote: string | undefined): MeshEnd {
-  const underlayMtu = rep.underlayMtu ?? null;
-  if (rep.endpoint) return { publicKey: rep.publicKey, endpoint: rep.endpoint, underlayMtu };
-  const ip = remote?.replace(/^::ffff:/, '');
-  if (!ip || ip === '::1' || ip.startsWith('127.')) return { publicKey: rep.publicKey, endpoint: null, underlayMtu };
-  return { publicKey: rep.publicKey, endpoint: ip.includes(':') ? `[${ip}]:${rep.listenPort}` : `${ip}:${rep.listenPort}`, underlayMtu };
+  const base = { publicKey: rep.publicKey, underlayMtu: rep.underlayMtu ?? null, defaultEndpoint: rep.defaultAddress ? hostPort(rep.defaultAddress, rep.listenPort) : null };
+  if (rep.endpoint) return { ...base, endpoint: rep.endpoint };
+  return { ...base, endpoint: remote ? hostPort(remote, rep.listenPort) : null };
+}
+
+/** `ip:port` (IPv6 in brackets), or null for an address other machines cannot reach (loopback, unspecified). */
+function hostPort(address: string, port: number): string | null {
+  const ip = address.replace(/^::ffff:/, '');
+  if (!ip || ip === '::1' || ip === '::' || ip === '0.0.0.0' || ip.startsWith('127.')) return null;
+  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
 
 export function sameMeshEnd(row: NodeRow, end: MeshEnd | null): boolean {
-  return end === null || (row.wg_public_key === end.publicKey && row.wg_endpoint === end.endpoint && row.underlay_mtu === end.underlayMtu && row.mesh_ip !== null);
+  return (
+    end === null ||
+    (row.wg_public_key === end.publicKey && row.wg_endpoint === end.endpoint && row.underlay_mtu === end.underlayMtu && row.default_endpoint === end.defaultEndpoint && row.mesh_ip !== null)
+  );
 }
 
 /** Records a node's new key or endpoint (giving it an address the first time) and wakes every mesh node. */
@@ -47,7 +57,9 @@ export function setMeshEnd(tx: Tx, row: NodeRow, end: MeshEnd): void {
     address = allocateIp(parseRange(MESH_CIDR), used) ?? null;
     if (!address) throw new ApiError('no_capacity', `the node mesh ${MESH_CIDR} has no free address`, 'mesh');
   }
-  tx.db.prepare(`UPDATE nodes SET wg_public_key = ?, wg_endpoint = ?, mesh_ip = ?, underlay_mtu = ? WHERE name = ?`).run(end.publicKey, end.endpoint, address, end.underlayMtu, row.name);
+  tx.db
+    .prepare(`UPDATE nodes SET wg_public_key = ?, wg_endpoint = ?, mesh_ip = ?, underlay_mtu = ?, default_endpoint = ? WHERE name = ?`)
+    .run(end.publicKey, end.endpoint, address, end.underlayMtu, end.defaultEndpoint, row.name);
   tx.event('mesh', 'node', row.name, `node ${row.name} in the mesh at ${address}${end.endpoint ? `, endpoint ${end.endpoint}` : ''}`);
   touchMesh(tx);
 }

@@ -37,10 +37,7 @@ export class VpnPeers {
       if (owner) throw new ApiError('conflict', `this public key is already used by ${owner.who}`, 'publicKey');
 
       const gw = gatewayFor(tx, net);
-      const endpoint = req.endpoint ?? gw.wg_endpoint;
-      if (!endpoint) {
-        throw new ApiError('conflict', `the VPN gateway node ${gw.name} has no endpoint a peer can reach (its agent reported none); give endpoint host:port, or restart its agent with --wg-endpoint`, 'endpoint');
-      }
+      const { endpoint, endpointSource } = vpnEndpoint(gw, req.endpoint);
       const cidr = parseCidr(net.cidr);
       const used = usedAddresses(tx, network);
       // Peers of every network share the gateway's mesh interface, where each address routes to
@@ -69,7 +66,7 @@ export class VpnPeers {
         allowedIps: [net.cidr],
         persistentKeepalive: KEEPALIVE_S,
       };
-      return { ...toApi(row, gw.name), config };
+      return { ...toApi(row, gw.name), endpointSource, config };
     });
   }
 
@@ -90,6 +87,23 @@ export class VpnPeers {
   }
 }
 
+/**
+ * Where a new peer sends to: what the request says; else the gateway's mesh endpoint (its
+ * --wg-endpoint, or the address its reports come from: what other machines reach); else,
+ * for an agent beside the control plane (its reports come from loopback), its address on its
+ * default route, most likely what a laptop on its LAN reaches; the answer says which.
+ */
+function vpnEndpoint(gw: NodeRow, requested: string | undefined): Pick<VpnPeerJoined, 'endpoint' | 'endpointSource'> {
+  if (requested) return { endpoint: requested, endpointSource: 'request' };
+  if (gw.wg_endpoint) return { endpoint: gw.wg_endpoint, endpointSource: 'mesh' };
+  if (gw.default_endpoint) return { endpoint: gw.default_endpoint, endpointSource: 'default-route' };
+  throw new ApiError(
+    'conflict',
+    `the VPN gateway node ${gw.name} has no endpoint a peer can reach (its agent reported none, and no address on a default route); pass --endpoint host:port (the request's endpoint), or restart its agent with --wg-endpoint`,
+    'endpoint',
+  );
+}
+
 function networkRow(db: Tx['db'], name: string): NetworkRow {
   const n = db.prepare(`SELECT * FROM networks WHERE name = ?`).get(name) as NetworkRow | undefined;
   if (!n) throw new ApiError('not_found', `network ${name} not found`, 'network');
@@ -98,8 +112,9 @@ function networkRow(db: Tx['db'], name: string): NetworkRow {
 
 /**
  * The network's gateway node: the one it has (or a refusal, if that one left the mesh), else a
- * ready mesh node, preferring one with an endpoint (a laptop must reach it), then the one
- * running most of the network's VMs (their traffic to peers then stays on the node).
+ * ready mesh node, preferring one with an endpoint (a laptop must reach it), then one with an
+ * address on its default route (the next best guess), then the one running most of the
+ * network's VMs (their traffic to peers then stays on the node).
  */
 function gatewayFor(tx: Tx, net: NetworkRow): NodeRow {
   if (net.vpn_node) {
@@ -111,7 +126,7 @@ function gatewayFor(tx: Tx, net: NetworkRow): NodeRow {
   const row = tx.db
     .prepare(
       `SELECT n.* FROM nodes n WHERE n.mesh_ip > '' AND n.wg_public_key IS NOT NULL AND n.state = 'ready'
-       ORDER BY n.wg_endpoint IS NOT NULL DESC, (SELECT COUNT(*) FROM vms v WHERE v.node = n.name AND v.network = ?) DESC, n.name LIMIT 1`,
+       ORDER BY n.wg_endpoint IS NOT NULL DESC, n.default_endpoint IS NOT NULL DESC, (SELECT COUNT(*) FROM vms v WHERE v.node = n.name AND v.network = ?) DESC, n.name LIMIT 1`,
     )
     .get(net.name) as NodeRow | undefined;
   if (!row) throw new ApiError('conflict', 'no ready node is in the WireGuard mesh yet: start an agent with the mesh on (not --no-mesh)', 'network');

@@ -122,6 +122,12 @@ export const MeshReport = z
       .string()
       .regex(ENDPOINT, 'must be host:port (IPv6 in brackets)')
       .optional(),
+    /**
+     * This host's address on its default route, reported when it has no `endpoint`: what a VPN
+     * peer (a laptop) is given to send to, at `listenPort`, when this report comes from
+     * loopback (an agent beside the control plane). The mesh between nodes does not use it.
+     */
+    defaultAddress: z.union([z.ipv4(), z.ipv6()], { error: 'must be an IP address' }).optional(),
     /** MTU of the interface toward the other nodes; the mesh sizes for the smallest. */
     underlayMtu: z.number().int().min(1280).max(65535).optional(),
   })

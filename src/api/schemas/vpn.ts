@@ -52,7 +52,15 @@ export const VpnClientConfig = z.object({
 });
 export type VpnClientConfig = z.infer<typeof VpnClientConfig>;
 
-export const VpnPeerJoined = VpnPeer.extend({ config: VpnClientConfig }).meta({ id: 'VpnPeerJoined' });
+export const VpnPeerJoined = VpnPeer.extend({
+  /**
+   * Why `endpoint` is what it is: `request`, the request named it; `mesh`, the gateway node's
+   * mesh endpoint (its --wg-endpoint, or the address its reports come from); `default-route`,
+   * its address on its default route (its agent reports from loopback: beside the control plane).
+   */
+  endpointSource: z.enum(['request', 'mesh', 'default-route']),
+  config: VpnClientConfig,
+}).meta({ id: 'VpnPeerJoined' });
 export type VpnPeerJoined = z.infer<typeof VpnPeerJoined>;
 
 export const PeerParams = z.object({ name: Name, peer: Name }).strict();

@@ -73,7 +73,7 @@ export function networkCommands(program: Command): void {
     .description("register a VPN peer (a laptop) and print its wg-quick configuration; its private key is made here and sent nowhere")
     .requiredOption('--peer <peer>', "the peer's name, e.g. laptop")
     .option('--public-key <key>', 'use your own key pair: register this public key (the file then has a placeholder for the private key)')
-    .option('--endpoint <host:port>', "where the peer sends to, if not the gateway node's own address (a port forward, a DNS name)")
+    .option('--endpoint <host:port>', "where the peer sends to, if not the gateway node's own address (its mesh endpoint, else its address on its default route): a port forward, a DNS name")
     .option('-o, --output <file>', 'write the configuration to this file (mode 0600) instead of standard output')
     .option('--qr', 'also print it as a QR code (the default on a terminal)')
     .option('--no-qr', 'never print a QR code')
@@ -84,6 +84,8 @@ export function networkCommands(program: Command): void {
       const key = o.publicKey ? undefined : generateKey();
       const publicKey = o.publicKey ?? key!.publicKey;
       const peer = await client().call('joinNetwork', { params: { name }, body: { name: o.peer, publicKey, ...(o.endpoint ? { endpoint: o.endpoint } : {}) } });
+      // A guess the user did not make is said, with the way out (stderr: stdout may be the file).
+      if (peer.endpointSource === 'default-route') process.stderr.write(`endpoint ${peer.config.endpoint}: node ${peer.gateway}'s address on its default route; use --endpoint to choose another\n`);
       const conf = renderClientConf(peer.config, key?.privateKey, `Butter network ${name}, VPN peer ${peer.name} (gateway node ${peer.gateway})`);
       if (o.json) return printJson({ ...peer, ...(key ? { privateKey: key.privateKey } : {}), wgQuick: conf });
       if (o.output) {

@@ -215,4 +215,9 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE vms ADD COLUMN metadata_tokens TEXT NOT NULL DEFAULT 'optional' CHECK (metadata_tokens IN ('optional', 'required'));
   UPDATE vms SET metadata_tokens = 'required';
   `,
+  `
+  -- A node's address on its default route (its agent's report) at its WireGuard port: the VPN endpoint its peers
+  -- get when it has no mesh endpoint (an agent beside the control plane reports from loopback).
+  ALTER TABLE nodes ADD COLUMN default_endpoint TEXT;
+  `,
 ];

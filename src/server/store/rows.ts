@@ -19,6 +19,8 @@ export interface NodeRow {
   wg_endpoint: string | null;
   mesh_ip: string | null;
   underlay_mtu: number | null;
+  /** `host:port`: its address on its default route (its agent reports it) at its WireGuard port; VPN peers' fallback. */
+  default_endpoint: string | null;
   created_at: string;
   node_group: string;
   zone: string;
