@@ -82,3 +82,16 @@ test('after an agent restart, the peers still on the interface stay there from t
   assert.equal(events[0], `mesh [${LAPTOP}]`);
   assert.ok(!events.includes('mesh []'), events.join('\n'));
 });
+
+test("the agent reports its default-route address only when it has no endpoint of its own: the control plane keeps it for VPN peers", async () => {
+  const stateDir = mkdtempSync(join(tmpdir(), 'butter-agent-vpn-'));
+  dirs.push(stateDir);
+  const mesh: MeshHost = { apply: async () => {}, peerKeys: async () => new Set(), teardown: async () => {} };
+  const agentWith = (m: { endpoint?: string; defaultAddress?: string }) =>
+    new Agent({ client: node, node: 'gw', stateDir, driver: new SimDriver({ stateDir }), accel: { accel: 'tcg', reason: 'simulated' }, mesh: { host: mesh, publicKey: NODE_KEY, listenPort: 51820, iface: 'wgtest', ...m } });
+  const row = () => cloud.cp.services.store.db.prepare(`SELECT wg_endpoint, default_endpoint FROM nodes WHERE name = 'gw'`).get();
+  await agentWith({ defaultAddress: '192.0.2.10' }).report();
+  assert.deepEqual(row(), { wg_endpoint: null, default_endpoint: '192.0.2.10:51820' });
+  await agentWith({ endpoint: '192.0.2.7:51820', defaultAddress: '192.0.2.10' }).report();
+  assert.deepEqual(row(), { wg_endpoint: '192.0.2.7:51820', default_endpoint: null });
+});
