@@ -8,6 +8,7 @@ import { Ec2TokenStore, parseTtlSeconds } from './ec2.ts';
 import { renderMetaData, renderNetworkConfig } from './nocloud.ts';
 import { createMetadataServer, normalisePath, sourceIpOf, type MetadataServer } from './server.ts';
 import type { MetadataSource, VmMetadata } from './types.ts';
+import { cannotRun } from '../../../test/requires.ts';
 
 const KEY_A = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl alice@example.com';
 const KEY_B = 'ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7 bob@example.com';
@@ -567,7 +568,7 @@ describe('metadata server defaults', () => {
     try {
       ({ port } = await server.listen('::', 0));
     } catch {
-      t.skip('no IPv6 on this machine');
+      cannotRun(t, 'no IPv6 on this machine');
       return;
     }
     try {
