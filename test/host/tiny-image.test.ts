@@ -23,6 +23,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { requires } from '../requires.ts';
 
 const execFileP = promisify(execFile);
 const BUILD_SCRIPT = fileURLToPath(new URL('../../images/tiny/build.sh', import.meta.url));
@@ -30,7 +31,7 @@ const IMAGE_DIR = path.join(os.tmpdir(), 'butter-tiny-image');
 const QEMU = 'qemu-system-x86_64';
 
 const haveQemu = spawnSync(QEMU, ['--version']).status === 0 && spawnSync('qemu-img', ['--version']).status === 0;
-const skip = !haveQemu ? `${QEMU}/qemu-img not installed` : process.getuid?.() !== 0 ? 'needs root (build.sh)' : false;
+const skip = requires(haveQemu, `${QEMU}/qemu-img not installed`) || requires(process.getuid?.() === 0, 'needs root (build.sh)');
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const uid = () => randomBytes(4).toString('hex');

@@ -82,9 +82,8 @@ test('connect fails fast when nobody listens or no greeting arrives', async () =
   const server = net.createServer(() => {}).listen(path);
   await new Promise((r) => server.once('listening', r));
   try {
-    const t0 = Date.now();
-    await assert.rejects(QmpClient.connect(path, 200), /no greeting/);
-    assert.ok(Date.now() - t0 < 2000);
+    // The message names the timeout used: the caller's 200 ms, not the 5 s default.
+    await assert.rejects(QmpClient.connect(path, 200), /no greeting within 200 ms/);
   } finally {
     server.close();
   }
