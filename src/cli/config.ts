@@ -2,10 +2,11 @@
  * Where the CLI finds its control plane: `BUTTER_URL`/`BUTTER_TOKEN`, else
  * `~/.config/butter/config.json` (written by `butter login` and `butter up`).
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '../sdk/client.ts';
+import { writeFileAtomic } from '../lib/atomic-file.ts';
 
 export interface CliConfig {
   url: string;
@@ -36,7 +37,7 @@ export function loadConfig(): CliConfig | undefined {
 
 export function saveConfig(cfg: CliConfig): string {
   mkdirSync(configDir(), { recursive: true, mode: 0o700 });
-  writeFileSync(configFile(), JSON.stringify(cfg, null, 2) + '\n', { mode: 0o600 });
+  writeFileAtomic(configFile(), JSON.stringify(cfg, null, 2) + '\n', 0o600);
   return configFile();
 }
 

@@ -4,9 +4,10 @@
  * restarted sim agent still has its VMs, like a real agent adopting running QEMUs. Each start
  * appends a line to a console log so log plumbing can be exercised end to end.
  */
-import { appendFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { ObservedVm, VmDriver, VmSpec } from './driver.ts';
+import { writeFileAtomic } from '../../lib/atomic-file.ts';
 
 export interface SimDriverOptions {
   stateDir: string;
@@ -86,11 +87,10 @@ export class SimDriver implements VmDriver {
     for (const [id, vm] of Object.entries(JSON.parse(text) as Record<string, SimVm>)) this.vms.set(id, vm);
   }
 
-  /** Write-then-rename so a crash mid-write never leaves a torn table. */
+  /** Atomic, so a crash mid-write never leaves a torn table. */
   private save(): void {
     if (this.opts.persist === false) return;
     mkdirSync(this.stateDir, { recursive: true, mode: 0o700 });
-    writeFileSync(`${this.file}.tmp`, JSON.stringify(Object.fromEntries(this.vms), null, 1), { mode: 0o600 });
-    renameSync(`${this.file}.tmp`, this.file);
+    writeFileAtomic(this.file, JSON.stringify(Object.fromEntries(this.vms), null, 1), 0o600);
   }
 }
