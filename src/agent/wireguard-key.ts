@@ -15,7 +15,8 @@ export function loadOrCreateKey(stateDir: string): WireguardKey {
   const file = join(dir, 'private.key');
   if (existsSync(file)) {
     const privateKey = readFileSync(file, 'utf8').trim();
-    if (!WG_KEY.test(privateKey)) throw new Error(`${file} does not hold a WireGuard private key`);
+    // A new key is a new identity, but the agent reports it and the peers follow (mesh.ts).
+    if (!WG_KEY.test(privateKey)) throw new Error(`${file} is corrupt (not a WireGuard private key): remove it and restart the agent, which makes a new key and reports it`);
     return { privateKey, publicKey: publicKeyOf(privateKey) };
   }
   mkdirSync(dir, { recursive: true, mode: 0o700 });

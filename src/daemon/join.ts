@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
-import { CorruptStateError, readJsonState } from '../lib/state-file.ts';
+import { CorruptStateError, checkWith, readJsonState } from '../lib/state-file.ts';
 import { Client } from '../sdk/client.ts';
 import { fetchPinnedCa } from '../sdk/tls.ts';
 
@@ -22,7 +22,7 @@ export function credentialPath(stateDir: string): string {
   return join(stateDir, 'credential.json');
 }
 
-const SavedCredential = z.object({ url: z.string().min(1), node: z.string().min(1), token: z.string().min(1), ca: z.string().optional() });
+const SavedCredential: z.ZodType<Credential> = z.object({ url: z.string().min(1), node: z.string().min(1), token: z.string().min(1), ca: z.string().optional() });
 
 /**
  * The saved credential, or undefined before the first join. A corrupt one cannot be repaired
@@ -30,11 +30,7 @@ const SavedCredential = z.object({ url: z.string().min(1), node: z.string().min(
  */
 export function loadCredential(stateDir: string): Credential | undefined {
   try {
-    return readJsonState(credentialPath(stateDir), (v) => {
-      const r = SavedCredential.safeParse(v);
-      if (!r.success) throw new Error(r.error.issues.map((i) => `${i.path.join('.') || 'the file'}: ${i.message}`).join('; '));
-      return r.data as Credential;
-    });
+    return readJsonState(credentialPath(stateDir), checkWith(SavedCredential));
   } catch (e) {
     if (e instanceof CorruptStateError) {
       throw new Error(`${e.message}: remove it and join again with a new join token (butter node token create), or restore it from a backup`);

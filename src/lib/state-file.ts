@@ -5,6 +5,7 @@
  * the caller to turn into advice (rejoin, or start afresh) instead of a stack trace.
  */
 import { readFileSync } from 'node:fs';
+import type { z } from 'zod';
 
 export class CorruptStateError extends Error {
   constructor(
@@ -41,4 +42,13 @@ export function readJsonState<T>(path: string, check: (v: unknown) => T): T | un
   } catch (e) {
     throw new CorruptStateError(path, (e as Error).message.split('\n')[0]!);
   }
+}
+
+/** A `check` for `readJsonState` from a zod schema: the reason names each bad field. */
+export function checkWith<T>(schema: z.ZodType<T>): (v: unknown) => T {
+  return (v) => {
+    const r = schema.safeParse(v);
+    if (!r.success) throw new Error(r.error.issues.map((i) => `${i.path.join('.') || 'the file'}: ${i.message}`).join('; '));
+    return r.data;
+  };
 }
