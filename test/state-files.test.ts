@@ -54,3 +54,25 @@ test('butter agent with a torn credential.json exits 1 with one line naming it, 
   assert.match(r.stderr, /^error: .*credential\.json is corrupt .*remove it and join again/);
   assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
 });
+
+test("a torn CLI config.json is refused, naming it and saying log in again; BUTTER_URL and BUTTER_TOKEN do without it", async () => {
+  const { configFile, loadConfig } = await import('../src/cli/config.ts');
+  const saved = { XDG_CONFIG_HOME: process.env.XDG_CONFIG_HOME, BUTTER_URL: process.env.BUTTER_URL, BUTTER_TOKEN: process.env.BUTTER_TOKEN };
+  try {
+    process.env.XDG_CONFIG_HOME = mkdtempSync(join(dir, 'cfg-'));
+    delete process.env.BUTTER_URL;
+    delete process.env.BUTTER_TOKEN;
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(join(process.env.XDG_CONFIG_HOME, 'butter'));
+    writeFileSync(configFile(), '{"url":"https://h:7700","tok');
+    assert.throws(() => loadConfig(), (e: Error) => e.message.startsWith(`${configFile()} is corrupt`) && /butter login/.test(e.message));
+    process.env.BUTTER_URL = 'https://h:7700';
+    process.env.BUTTER_TOKEN = 'bt_x';
+    assert.deepEqual(loadConfig(), { url: 'https://h:7700', token: 'bt_x' });
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+});
