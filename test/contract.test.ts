@@ -49,6 +49,10 @@ test('layers depend one way: core and api do no I/O; cli uses only sdk and api',
       }
     }
   }
+  // Shared helpers (atomic state files) that any I/O layer may use: they import no layer.
+  for (const f of files(join(root, 'src/lib'))) {
+    for (const i of imports(f)) assert.doesNotMatch(i, /^\./, `${relative(root, f)} imports ${i}`);
+  }
   for (const f of files(join(root, 'src/cli'))) {
     if (f.endsWith('main.ts')) continue; // the entry point loads the daemons for `up`, `server`, `agent`
     for (const i of imports(f)) assert.doesNotMatch(i, /\/(server|agent|daemon)\//, `${relative(root, f)} imports ${i}`);

@@ -2,9 +2,12 @@
  * What the agent must remember across its own restarts (VMs outlive it): the power
  * generation it last started each VM at, and whether that run's guest fetched its metadata.
  */
-import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
+import { z } from 'zod';
 import type { Applied } from '../core/reconcile.ts';
+import { writeFileAtomic } from '../lib/atomic-file.ts';
+import { CorruptStateError, checkWith, readJsonState } from '../lib/state-file.ts';
 
 interface Saved {
   applied: Record<string, Applied>;
@@ -16,6 +19,12 @@ interface Saved {
 
 const BOOT_ID = '/proc/sys/kernel/random/boot_id';
 
+const SavedSchema: z.ZodType<Saved> = z.object({
+  applied: z.record(z.string(), z.object({ gen: z.number().int() })),
+  ready: z.record(z.string(), z.number().int()),
+  bootId: z.string().optional(),
+});
+
 export class AgentState {
   private readonly file: string;
   applied: Record<string, Applied> = {};
@@ -23,18 +32,30 @@ export class AgentState {
 
   private readonly bootId: string;
 
-  constructor(stateDir: string, bootIdFile = BOOT_ID) {
+  /**
+   * A torn or corrupt file (from an older version that did not write atomically, a bad disk,
+   * a hand edit) is moved aside to `agent-state.json.corrupt` and `warn`ed about, and the agent
+   * starts afresh: this is a cache of what it did, and losing it costs what a host reboot costs
+   * (VMs that should run and do not are started; running ones keep running). Refusing to start
+   * would leave the operator only the same remedy, by hand, with the node down meanwhile.
+   */
+  constructor(stateDir: string, bootIdFile = BOOT_ID, warn: (msg: string) => void = () => {}) {
     this.file = join(stateDir, 'agent-state.json');
     this.bootId = existsSync(bootIdFile) ? readFileSync(bootIdFile, 'utf8').trim() : '';
-    if (existsSync(this.file)) {
-      const saved = JSON.parse(readFileSync(this.file, 'utf8')) as Saved;
-      // After a host reboot no VM is running because its guest chose to power off: forget
-      // what was started, so VMs that should run are started again, as after a host failure
-      // on a public cloud.
-      if (saved.bootId === this.bootId) {
-        this.applied = saved.applied;
-        this.ready = saved.ready;
-      }
+    let saved: Saved | undefined;
+    try {
+      saved = readJsonState(this.file, checkWith(SavedSchema));
+    } catch (e) {
+      if (!(e instanceof CorruptStateError)) throw e;
+      renameSync(this.file, `${this.file}.corrupt`);
+      warn(`${e.message}: moved to ${this.file}.corrupt, starting afresh as after a host reboot (VMs that should run and do not are started; running ones show booting until they restart)`);
+    }
+    // After a host reboot no VM is running because its guest chose to power off: forget
+    // what was started, so VMs that should run are started again, as after a host failure
+    // on a public cloud.
+    if (saved && saved.bootId === this.bootId) {
+      this.applied = saved.applied;
+      this.ready = saved.ready;
     }
   }
 
@@ -63,12 +84,8 @@ export class AgentState {
     this.save();
   }
 
-  /** Written to a temp file and renamed, so a crash never leaves half a file. */
+  /** Atomic (temp file, fsync, rename): a crash never leaves half a file. Owner-only (VM ids and states). */
   private save(): void {
-    const tmp = `${this.file}.tmp`;
-    // Owner-only (VM ids and states); chmod too: a leftover tmp keeps its old mode.
-    writeFileSync(tmp, JSON.stringify({ applied: this.applied, ready: this.ready, bootId: this.bootId } satisfies Saved), { mode: 0o600 });
-    chmodSync(tmp, 0o600);
-    renameSync(tmp, this.file);
+    writeFileAtomic(this.file, JSON.stringify({ applied: this.applied, ready: this.ready, bootId: this.bootId } satisfies Saved), 0o600);
   }
 }

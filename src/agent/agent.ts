@@ -77,11 +77,11 @@ export class Agent {
   private reporting: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: AgentOptions) {
-    this.state = new AgentState(opts.stateDir);
+    this.log = opts.log ?? (() => {});
+    this.state = new AgentState(opts.stateDir, undefined, this.log);
     // Blobs a hypervisor will open are inspected first; the simulated driver opens none.
     this.images = new ImageCache(opts.stateDir, opts.client, opts.driver.name === 'sim' ? undefined : (opts.exec ?? new SystemExec()));
     this.shipper = new ConsoleShipper(opts.client, opts.node, (id) => opts.driver.consoleLogPath(id));
-    this.log = opts.log ?? (() => {});
   }
 
   async start(): Promise<void> {

@@ -3,8 +3,10 @@
  * trades the join token for the node's own token, and saves both in `STATE/credential.json`
  * (0600). Later starts use the saved credential; the join token is never needed again.
  */
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { z } from 'zod';
+import { writeFileAtomic } from '../lib/atomic-file.ts';
+import { CorruptStateError, checkWith, readJsonState } from '../lib/state-file.ts';
 import { Client } from '../sdk/client.ts';
 import { fetchPinnedCa } from '../sdk/tls.ts';
 
@@ -20,9 +22,21 @@ export function credentialPath(stateDir: string): string {
   return join(stateDir, 'credential.json');
 }
 
+const SavedCredential: z.ZodType<Credential> = z.object({ url: z.string().min(1), node: z.string().min(1), token: z.string().min(1), ca: z.string().optional() });
+
+/**
+ * The saved credential, or undefined before the first join. A corrupt one cannot be repaired
+ * here (the token is a secret the control plane only hashed): the node must join again.
+ */
 export function loadCredential(stateDir: string): Credential | undefined {
-  const f = credentialPath(stateDir);
-  return existsSync(f) ? (JSON.parse(readFileSync(f, 'utf8')) as Credential) : undefined;
+  try {
+    return readJsonState(credentialPath(stateDir), checkWith(SavedCredential));
+  } catch (e) {
+    if (e instanceof CorruptStateError) {
+      throw new Error(`${e.message}: remove it and join again with a new join token (butter node token create), or restore it from a backup`);
+    }
+    throw e;
+  }
 }
 
 export async function joinCluster(o: { url: string; joinToken: string; caHash: string; name: string; stateDir: string; labels?: Record<string, string> }): Promise<Credential> {
@@ -30,7 +44,7 @@ export async function joinCluster(o: { url: string; joinToken: string; caHash: s
   const ca = await fetchPinnedCa(o.url, o.caHash);
   const joined = await new Client({ url: o.url, token: o.joinToken, ca }).call('join', { body: { name: o.name, ...(o.labels ? { labels: o.labels } : {}) } });
   const cred: Credential = { url: o.url, node: joined.node.name, token: joined.token, ca };
-  writeFileSync(credentialPath(o.stateDir), JSON.stringify(cred, null, 2) + '\n', { mode: 0o600 });
-  chmodSync(credentialPath(o.stateDir), 0o600); // the mode applies only to a new file
+  // Atomic: a crash mid-write must not leave a torn credential (the join token is spent).
+  writeFileAtomic(credentialPath(o.stateDir), JSON.stringify(cred, null, 2) + '\n', 0o600);
   return cred;
 }

@@ -3,11 +3,12 @@
  * CLI is logged into. Each registers and talks the same API as a real agent (its own node
  * token, long-polls, reports); only the driver is simulated. For demos and scale tests.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent } from '../agent/agent.ts';
 import type { HostCapacity } from '../agent/capacity.ts';
 import { SimDriver } from '../agent/host/sim-driver.ts';
+import { writeFileAtomic } from '../lib/atomic-file.ts';
 import { ButterError, Client } from '../sdk/client.ts';
 import type { Logger } from './logger.ts';
 import { privateUmask } from './private-files.ts';
@@ -63,7 +64,7 @@ async function nodeToken(admin: Client, name: string, zone: string, dir: string,
   const invite = await admin.call('createJoinToken', { body: { ttl: '10m', zone } });
   try {
     const { token } = await new Client({ url: admin.url, token: invite.token, ...(ca ? { ca } : {}) }).call('join', { body: { name } });
-    writeFileSync(file, token + '\n', { mode: 0o600 });
+    writeFileAtomic(file, token + '\n', 0o600);
     return token;
   } catch (e) {
     if (e instanceof ButterError && e.status === 409) throw new Error(`node ${name} already exists and its token is not in ${dir}: pick another --prefix or --state-dir`);

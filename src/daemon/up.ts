@@ -2,10 +2,11 @@
  * `butter up`: the control plane and a local agent in one process, on one machine — the
  * embedded default. Logs the CLI in and provides the `tiny` image.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { saveConfig } from '../cli/config.ts';
+import { writeFileAtomic } from '../lib/atomic-file.ts';
 import { Client, ButterError } from '../sdk/client.ts';
 import { createControlPlane } from '../server/control-plane.ts';
 import { ensureServerTls } from '../server/tls.ts';
@@ -53,7 +54,7 @@ export async function runUp(o: UpOptions): Promise<() => Promise<void>> {
   const nodeTokenPath = join(dataDir, 'node.token');
   if (!existsSync(nodeTokenPath)) {
     const { token } = await admin.call('createNode', { body: { name: node } });
-    writeFileSync(nodeTokenPath, token + '\n', { mode: 0o600 });
+    writeFileAtomic(nodeTokenPath, token + '\n', 0o600);
   }
   const agent = await buildAgent({
     client: new Client({ url, token: readFileSync(nodeTokenPath, 'utf8').trim(), ca: tls.ca }),

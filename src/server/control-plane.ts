@@ -2,10 +2,11 @@
  * The control plane: store, services and HTTP server for `butter server` (and `butter up`).
  * On first start it writes an admin token to `DIR/admin.token` (mode 0600).
  */
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { gatewayOf, parseCidr } from '../core/ipv4.ts';
+import { writeFileAtomic } from '../lib/atomic-file.ts';
 import { issueToken } from './auth.ts';
 import { SystemExec, type Exec } from '../agent/host/exec.ts';
 import { BlobFiles } from './blobs.ts';
@@ -75,7 +76,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
       tx.event('create', 'token', 'admin', 'first admin token written to admin.token');
       return t;
     });
-    writeFileSync(adminTokenPath, adminToken + '\n', { mode: 0o600 });
+    writeFileAtomic(adminTokenPath, adminToken + '\n', 0o600);
   }
   if (!store.db.prepare(`SELECT 1 FROM networks WHERE name = ?`).get(DEFAULT_NETWORK)) {
     const cidr = opts.defaultCidr ?? DEFAULT_CIDR;

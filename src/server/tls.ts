@@ -9,11 +9,12 @@
  * and twenty packages; what we need is two fixed certificate shapes.
  */
 import { X509Certificate, createHash, createPrivateKey, createPublicKey, generateKeyPair, randomBytes, sign, type KeyObject } from 'node:crypto';
-import { chmod, mkdir, open, readFile, rename } from 'node:fs/promises';
+import { chmod, mkdir, readFile } from 'node:fs/promises';
 import { isIP, isIPv4 } from 'node:net';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { toDnsName } from '../core/dns-name.ts';
+import { writeFileAtomic } from '../lib/atomic-file.ts';
 
 export interface ServerTls {
   /** The server's private key (PKCS#8 PEM). */
@@ -68,9 +69,9 @@ export async function ensureServerTls(dataDir: string, opts: TlsOptions): Promis
     ({ key, cert: crt } = await issueServerCert(caKey, caPem, want, now));
     // Key first: a crash between the two renames leaves a pair that does not match, which
     // serverCertFits notices on the next start.
-    await writeAtomic(join(dir, 'server.key'), key, 0o600);
+    writeFileAtomic(join(dir, 'server.key'), key, 0o600);
     // Certificates are public, but nothing but the server reads them here: owner-only like the rest.
-    await writeAtomic(join(dir, 'server.crt'), crt, 0o600);
+    writeFileAtomic(join(dir, 'server.crt'), crt, 0o600);
   }
   return {
     key,
@@ -96,7 +97,7 @@ async function ensureCa(dir: string, now: Date): Promise<{ caKey: KeyObject; caP
   }
   if (keyPem === null) {
     keyPem = await newKey();
-    await writeAtomic(keyPath, keyPem, 0o600);
+    writeFileAtomic(keyPath, keyPem, 0o600);
   }
   await chmod(keyPath, 0o600); // in case someone loosened it
   const caKey = createPrivateKey(keyPem);
@@ -111,7 +112,7 @@ async function ensureCa(dir: string, now: Date): Promise<{ caKey: KeyObject; caP
       notAfter: new Date(now.getTime() + CA_DAYS * DAY),
       ca: true,
     });
-    await writeAtomic(crtPath, crtPem, 0o600);
+    writeFileAtomic(crtPath, crtPem, 0o600);
   } else if (!spkiOf(new X509Certificate(crtPem).publicKey).equals(spkiOf(caKey))) {
     throw new Error(`${crtPath} does not belong to ${keyPath}: restore the pair (machines pinned this CA)`);
   }
@@ -345,28 +346,5 @@ async function readOptional(path: string): Promise<string | null> {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw e;
-  }
-}
-
-/**
- * Write, fsync, rename, fsync the directory: a crash never leaves half a key (a reader sees the
- * old file or the new), and the mode is set before the content lands.
- */
-async function writeAtomic(path: string, content: string, mode: number): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fh = await open(tmp, 'w', mode);
-  try {
-    await fh.chmod(mode); // open's mode is filtered by the umask and ignored for an existing file
-    await fh.writeFile(content);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, path);
-  const dir = await open(dirname(path), 'r');
-  try {
-    await dir.sync(); // the rename itself
-  } finally {
-    await dir.close();
   }
 }

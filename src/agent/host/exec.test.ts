@@ -13,3 +13,32 @@ test('a missing command exits 127 and one killed by its timeout 128 + SIGTERM, w
   const killed = sys.run('sh', ['-c', 'read x; kill -KILL $$'], { allowFail: true, input: 'x\n' });
   assert.equal((await killed).code, 137);
 });
+
+// `nft -f -` and the like: a command fed on stdin times out like the rest.
+test('a command fed on stdin that never reads is killed by its timeout (128 + SIGTERM), not waited for', async () => {
+  const r = await new SystemExec().run('sleep', ['5'], { allowFail: true, input: 'table inet t {}\n', timeoutMs: 200 });
+  assert.equal(r.code, 143);
+});
+
+test('a missing command fed on stdin exits 127, as without input', async () => {
+  const r = await new SystemExec().run('/nonexistent/butter-no-such-command', [], { allowFail: true, input: 'x\n' });
+  assert.equal(r.code, 127);
+});
+
+// A command that exits before reading its input closes the pipe: the write fails with EPIPE.
+// That must be the command's result (or an ExecError), never an uncaught error that takes
+// the agent down, so it runs in a child process of its own and must print its result.
+test('a big input to a command that exits at once is a result, not a crash of the process', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const script = `
+    import { SystemExec } from ${JSON.stringify(new URL('./exec.ts', import.meta.url).href)};
+    const r = await new SystemExec().run('true', [], { allowFail: true, input: 'x'.repeat(8 << 20) });
+    const failing = await new SystemExec().run('false', [], { input: 'x'.repeat(8 << 20) }).then(() => 'resolved', (e) => e.name);
+    console.log(JSON.stringify({ code: r.code, failing }));
+  `;
+  const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(child.status, 0, `the process died: ${child.stderr}`);
+  const out = JSON.parse(child.stdout.trim()) as { code: number; failing: string };
+  assert.equal(typeof out.code, 'number');
+  assert.equal(out.failing, 'ExecError');
+});

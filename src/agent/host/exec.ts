@@ -55,16 +55,27 @@ export class SystemExec implements Exec {
         );
         return;
       }
-      const child = spawn(cmd, args, { env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+      // With input: spawn, since execFile cannot feed stdin. Same timeout, same exit codes.
+      const child = spawn(cmd, args, { env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'], timeout: opts.timeoutMs ?? 60_000 });
       let stdout = '';
       let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.on('error', reject);
-      child.on('close', (code, signal) => {
-        const result = { stdout, stderr, code: code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 1) };
+      let settled = false;
+      const settle = (result: ExecResult) => {
+        if (settled) return;
+        settled = true;
         if (result.code !== 0 && !opts.allowFail) reject(new ExecError(cmd, args, result));
         else resolve(result);
+      };
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      // Could not run at all (ENOENT → 127 as a shell says); 'close' may follow, settle once.
+      child.on('error', (e: NodeJS.ErrnoException) => settle({ stdout, stderr: stderr || e.message, code: e.code === 'ENOENT' ? 127 : 1 }));
+      // A command that exits before reading all its input closes the pipe: the write fails with
+      // EPIPE. Without a handler that error is thrown and takes the whole daemon down; the
+      // command's exit status (from 'close') is what counts.
+      child.stdin.on('error', () => {});
+      child.on('close', (code, signal) => {
+        settle({ stdout, stderr, code: code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 1) });
       });
       child.stdin.end(opts.input);
     });

@@ -1,6 +1,6 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { VmSpec } from './driver.ts';
@@ -66,4 +66,19 @@ test('a restarted sim driver still has its VMs; in-memory mode persists nothing'
 test('rejects ids that would escape the state dir', async () => {
   const d = new SimDriver({ stateDir: join(dir, 'd') });
   await assert.rejects(d.start(spec('../x')), /invalid VM id/);
+});
+
+// Like the agent's state: the table is what a real host's running QEMUs would be, lost in a
+// torn file; the agent starts the VMs that should run again.
+test('a torn or corrupt sim-vms.json is set aside with a warning naming it; the table starts empty', async () => {
+  for (const [name, text] of Object.entries({ empty: '', truncated: '{"vm-1":{"running":tr', 'wrong shape': '{"vm-1":{"running":"yes"}}' })) {
+    const stateDir = join(dir, `torn-${name.replace(' ', '-')}`);
+    mkdirSync(stateDir, { recursive: true });
+    writeFileSync(join(stateDir, 'sim-vms.json'), text);
+    const warnings: string[] = [];
+    const d = new SimDriver({ stateDir, log: (m) => warnings.push(m) });
+    assert.deepEqual(await d.list(), [], name);
+    assert.match(warnings.join('\n'), /sim-vms\.json is corrupt .*starting with no VMs/, name);
+    assert.equal(readFileSync(join(stateDir, 'sim-vms.json.corrupt'), 'utf8'), text, name);
+  }
 });

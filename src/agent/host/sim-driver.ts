@@ -4,9 +4,12 @@
  * restarted sim agent still has its VMs, like a real agent adopting running QEMUs. Each start
  * appends a line to a console log so log plumbing can be exercised end to end.
  */
-import { appendFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { z } from 'zod';
 import type { ObservedVm, VmDriver, VmSpec } from './driver.ts';
+import { writeFileAtomic } from '../../lib/atomic-file.ts';
+import { CorruptStateError, checkWith, readJsonState } from '../../lib/state-file.ts';
 
 export interface SimDriverOptions {
   stateDir: string;
@@ -19,6 +22,9 @@ interface SimVm {
   running: boolean;
   spec: VmSpec;
 }
+
+// Checked only as far as the driver reads it; the spec is the agent's own, kept as it was.
+const SavedTable = z.record(z.string(), z.object({ running: z.boolean(), spec: z.looseObject({ id: z.string() }) }));
 
 export class SimDriver implements VmDriver {
   readonly name = 'sim' as const;
@@ -76,21 +82,23 @@ export class SimDriver implements VmDriver {
     return [...this.vms.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([id, vm]) => ({ id, running: vm.running }));
   }
 
+  /** A torn or corrupt table is set aside: the agent then starts the VMs that should run. */
   private load(): void {
-    let text: string;
+    let saved: Record<string, SimVm> | undefined;
     try {
-      text = readFileSync(this.file, 'utf8');
-    } catch {
-      return; // First run.
+      saved = readJsonState(this.file, checkWith(SavedTable)) as Record<string, SimVm> | undefined;
+    } catch (e) {
+      if (!(e instanceof CorruptStateError)) throw e;
+      renameSync(this.file, `${this.file}.corrupt`);
+      this.opts.log?.(`${e.message}: moved to ${this.file}.corrupt, starting with no VMs`);
     }
-    for (const [id, vm] of Object.entries(JSON.parse(text) as Record<string, SimVm>)) this.vms.set(id, vm);
+    for (const [id, vm] of Object.entries(saved ?? {})) this.vms.set(id, vm);
   }
 
-  /** Write-then-rename so a crash mid-write never leaves a torn table. */
+  /** Atomic, so a crash mid-write never leaves a torn table. */
   private save(): void {
     if (this.opts.persist === false) return;
     mkdirSync(this.stateDir, { recursive: true, mode: 0o700 });
-    writeFileSync(`${this.file}.tmp`, JSON.stringify(Object.fromEntries(this.vms), null, 1), { mode: 0o600 });
-    renameSync(`${this.file}.tmp`, this.file);
+    writeFileAtomic(this.file, JSON.stringify(Object.fromEntries(this.vms), null, 1), 0o600);
   }
 }
