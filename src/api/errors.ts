@@ -25,6 +25,8 @@ export const ErrorBody = z
       code: z.enum(Object.keys(ERROR_STATUS) as [ErrorCode, ...ErrorCode[]]),
       message: z.string(),
       field: z.string().optional(),
+      /** On a 500 only: the id the control plane logged the error under (also `x-request-id`). */
+      requestId: z.string().optional(),
     }),
   })
   .meta({ id: 'Error' });

@@ -41,7 +41,7 @@ export async function runUp(o: UpOptions): Promise<() => Promise<void>> {
   tightenTree(dataDir);
   const names = serverTlsNames(o.host);
   const tls = await ensureServerTls(dataDir, names);
-  const cp = createControlPlane({ dataDir, https: tls, tlsRenewal: { dataDir, names, log: o.log } });
+  const cp = createControlPlane({ dataDir, https: tls, tlsRenewal: { dataDir, names, log: o.log }, onServerError: (err, ctx) => o.log.error({ err, ...ctx }, 'internal error') });
   await cp.listen(o.host, o.port);
   const port = (cp.http.server.address() as { port: number }).port;
   const url = `https://${o.host === '0.0.0.0' || o.host === '::' ? '127.0.0.1' : o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`;

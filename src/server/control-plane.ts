@@ -15,7 +15,7 @@ import { Consoles } from './consoles.ts';
 import { makeHandlers, type Services } from './handlers.ts';
 import { TlsRenewal, type SecureServer, type TlsRenewalOptions } from './tls-renewal.ts';
 import type { ServerTls } from './tls.ts';
-import { buildHttp } from './http.ts';
+import { buildHttp, type ServerErrorLog } from './http.ts';
 import { Images } from './images.ts';
 import { Networks } from './networks.ts';
 import { VpnPeers } from './vpn.ts';
@@ -36,6 +36,8 @@ export interface ControlPlaneOptions {
   tlsRenewal?: TlsRenewalOptions;
   /** Runs `qemu-img info` on uploaded images (image-inspector.ts); the real one by default. */
   exec?: Exec;
+  /** Where 5xx errors are logged with their request id (http.ts); stderr by default. */
+  onServerError?: ServerErrorLog;
 }
 
 export interface ControlPlane {
@@ -86,7 +88,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
     });
   }
 
-  const http = buildHttp(store, makeHandlers(services), opts.logger ?? false, opts.https);
+  const http = buildHttp(store, makeHandlers(services), opts.logger ?? false, opts.https, opts.onServerError);
   // Fastify's HTTPS server (HTTP/2 with HTTP/1.1) is a tls.Server underneath.
   const tlsRenewal = opts.https && opts.tlsRenewal ? new TlsRenewal(opts.https, http.server as unknown as SecureServer, opts.tlsRenewal) : undefined;
   if (opts.https) {

@@ -5,6 +5,7 @@
  * Validation failures and ApiErrors become the one error envelope; nothing else answers 5xx
  * unless it really is our fault.
  */
+import { randomBytes } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { ApiError, fromZodError } from '../api/errors.ts';
@@ -35,26 +36,37 @@ function parse(schema: z.ZodType | undefined, value: unknown, where: string): un
   return r.data;
 }
 
-export function buildHttp(store: Store, handlers: Handlers, log: boolean | object = false, https?: { key: string; cert: string }): FastifyInstance {
+/** Where a 5xx goes, with the request id its answer carries: never silent (a full disk, a bug). */
+export type ServerErrorLog = (err: unknown, ctx: { requestId: string; method: string; url: string }) => void;
+
+/** The default: one JSON line on stderr, the stack included. */
+const stderrLog: ServerErrorLog = (err, ctx) => {
+  process.stderr.write(`${JSON.stringify({ level: 'error', msg: 'internal error', ...ctx, err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) })}\n`);
+};
+
+export function buildHttp(store: Store, handlers: Handlers, log: boolean | object = false, https?: { key: string; cert: string }, onServerError: ServerErrorLog = stderrLog): FastifyInstance {
   // Over TLS the server speaks HTTP/2 as well as HTTP/1.1: an agent then holds one connection
   // for its watches, reports and console, instead of one per request in flight (each TLS
   // connection costs the server about 60 KB, so 1,000 agents × 4 was most of its memory).
   const app = (
     https
-      ? Fastify({ logger: log, bodyLimit: 2 * 1024 * 1024, http2: true, https: { allowHTTP1: true, key: https.key, cert: https.cert } })
-      : Fastify({ logger: log, bodyLimit: 2 * 1024 * 1024 })
+      ? Fastify({ logger: log, bodyLimit: 2 * 1024 * 1024, genReqId, http2: true, https: { allowHTTP1: true, key: https.key, cert: https.cert } })
+      : Fastify({ logger: log, bodyLimit: 2 * 1024 * 1024, genReqId })
   ) as unknown as FastifyInstance;
   // Blob uploads stream straight to disk; no size limit applies to them.
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
-  app.setErrorHandler((err: unknown, _req, reply) => {
+  app.setErrorHandler((err: unknown, req, reply) => {
     if (err instanceof ApiError) return reply.code(err.status).send(err.toBody());
     const e = err as { statusCode?: number; message?: string; code?: string };
     if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
       const code = e.statusCode === 413 ? 'too_large' : e.statusCode === 415 ? 'unsupported_media_type' : 'invalid';
       return reply.code(e.statusCode).send(new ApiError(code, e.message ?? 'bad request', 'body').toBody());
     }
-    app.log.error(err);
-    return reply.code(500).send(new ApiError('internal', 'internal error').toBody());
+    // The answer says only which request it was; the log has the rest, under the same id.
+    const requestId = String(req.id);
+    onServerError(err, { requestId, method: req.method, url: req.url.split('?')[0]! });
+    const body = new ApiError('internal', `internal error (request ${requestId}; the control plane's log has the details)`).toBody();
+    return reply.code(500).header('x-request-id', requestId).send({ error: { ...body.error, requestId } });
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send(new ApiError('not_found', `no route ${req.method} ${req.url.split('?')[0]}`).toBody()));
 
@@ -86,4 +98,9 @@ export function buildHttp(store: Store, handlers: Handlers, log: boolean | objec
     });
   }
   return app;
+}
+
+/** Random, so ids from before a restart never repeat in the log. */
+function genReqId(): string {
+  return randomBytes(8).toString('hex');
 }
