@@ -6,6 +6,7 @@
  * Everything interpolated into the files is validated first: a newline in a hostname or a
  * name would otherwise inject arbitrary dnsmasq options.
  */
+import { checkIpv4, intToIp, ipToInt, prefixMask, splitCidr } from './ipv4.ts';
 
 /** The fields of a network that dnsmasq needs (a `LocalNetwork` fits). */
 export interface DnsmasqNetwork {
@@ -130,30 +131,9 @@ export function renderDnsHosts(network: string, ports: readonly (DhcpReservation
 // --- validation (private: only what this file interpolates) ---
 
 function parseCidr(cidr: string): { network: string; prefix: number } {
-  const m = /^([0-9.]+)\/(\d{1,2})$/.exec(cidr);
-  const prefix = m ? Number(m[2]) : NaN;
-  if (!m || prefix > 30) throw new Error(`bad IPv4 CIDR ${JSON.stringify(cidr)} (need /0../30)`);
-  checkIpv4(m[1]!, 'cidr');
-  return { network: intToIp((ipToInt(m[1]!) & prefixMask(prefix)) >>> 0), prefix };
-}
-
-function prefixMask(prefix: number): number {
-  return prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
-}
-
-function checkIpv4(ip: string, what: string): void {
-  const parts = ip.split('.');
-  if (parts.length !== 4 || !parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255)) {
-    throw new Error(`bad IPv4 ${what} ${JSON.stringify(ip)}`);
-  }
-}
-
-function ipToInt(ip: string): number {
-  return ip.split('.').reduce((acc, p) => ((acc << 8) | Number(p)) >>> 0, 0);
-}
-
-function intToIp(n: number): string {
-  return [24, 16, 8, 0].map((s) => (n >>> s) & 255).join('.');
+  const { ip, prefix } = splitCidr(cidr);
+  if (prefix > 30) throw new Error(`bad IPv4 CIDR ${JSON.stringify(cidr)} (need /0../30)`);
+  return { network: intToIp((ipToInt(ip) & prefixMask(prefix)) >>> 0), prefix };
 }
 
 function checkMac(mac: string): void {

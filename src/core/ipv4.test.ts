@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { allocateIp, contains, gatewayOf, intToIp, ipToInt, overlaps, parseCidr } from './ipv4.ts';
+import { allocateIp, checkIpv4, contains, gatewayOf, intToIp, ipToInt, isIpv4, overlaps, parseCidr, prefixMask, splitCidr } from './ipv4.ts';
 
 test('parseCidr refuses host bits and silly prefixes', () => {
   assert.deepEqual(parseCidr('10.200.0.0/16'), { network: ipToInt('10.200.0.0'), prefix: 16, size: 65536 });
@@ -73,4 +73,19 @@ test('overlaps is symmetric and matches containment of network addresses', () =>
   assert.ok(overlaps(parseCidr('10.20.5.0/24'), a));
   assert.ok(!overlaps(a, parseCidr('10.21.0.0/16')));
   assert.ok(overlaps(parseCidr('10.0.0.0/8'), a));
+});
+
+test('one IPv4 syntax: dotted quad, 0..255, no leading zeros (octal to inet_aton)', () => {
+  for (const ok of ['0.0.0.0', '10.0.0.1', '255.255.255.255', '192.168.0.10']) assert.equal(isIpv4(ok), true, ok);
+  for (const bad of ['', '10.0.0', '10.0.0.1.2', '10.0.0.256', '010.0.0.1', '10.0.0.01', '10.0.0.-1', '1e1.0.0.1', '::1', 'host', '10.0.0.1 ']) {
+    assert.equal(isIpv4(bad), false, bad);
+  }
+  assert.throws(() => checkIpv4('10.0.0.01', 'gateway'), /bad IPv4 gateway "10.0.0.01"/);
+  assert.throws(() => ipToInt('010.0.0.1'), /not an IPv4 address/);
+  assert.deepEqual(splitCidr('10.1.2.3/0'), { ip: '10.1.2.3', prefix: 0 });
+  assert.throws(() => splitCidr('10.0.0.0/33'), /bad IPv4 CIDR/);
+  assert.throws(() => splitCidr('10.0.0/8'), /bad IPv4 CIDR/);
+  assert.equal(prefixMask(0), 0);
+  assert.equal(prefixMask(24), 0xffffff00);
+  assert.equal(prefixMask(32), 0xffffffff);
 });

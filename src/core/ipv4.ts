@@ -1,13 +1,38 @@
-/** IPv4 arithmetic and address allocation. Pure. */
+/**
+ * IPv4 syntax, arithmetic and address allocation: the one place that says what an IPv4
+ * address or CIDR is, for the API's validation, the renderers' own checks (core/nft-rules.ts,
+ * core/dnsmasq-config.ts) and the metadata server's source lookup alike. Pure.
+ */
+
+/**
+ * Dotted quad, each part 0..255 written without leading zeros: `010.0.0.1` is refused rather
+ * than guessed at, since inet_aton (and so some tools) reads it as octal.
+ */
+export function isIpv4(s: string): boolean {
+  const parts = s.split('.');
+  return parts.length === 4 && parts.every((p) => /^(0|[1-9]\d{0,2})$/.test(p) && Number(p) <= 255);
+}
+
+/** Throws `bad IPv4 <what> "<s>"` unless `s` is an IPv4 address (see isIpv4). */
+export function checkIpv4(s: string, what = 'address'): void {
+  if (!isIpv4(s)) throw new Error(`bad IPv4 ${what} ${JSON.stringify(s)}`);
+}
+
+/** `a.b.c.d/p` with p in 0..32, by syntax only (host bits allowed, no reserved ranges): for renderers. */
+export function splitCidr(text: string): { ip: string; prefix: number } {
+  const m = /^([0-9.]+)\/(\d{1,2})$/.exec(text);
+  if (!m || !isIpv4(m[1]!) || Number(m[2]) > 32) throw new Error(`bad IPv4 CIDR ${JSON.stringify(text)}`);
+  return { ip: m[1]!, prefix: Number(m[2]) };
+}
+
+/** The netmask of a prefix length, as an unsigned integer. */
+export function prefixMask(prefix: number): number {
+  return prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+}
 
 export function ipToInt(ip: string): number {
-  const parts = ip.split('.');
-  if (parts.length !== 4) throw new Error(`not an IPv4 address: ${ip}`);
-  return parts.reduce((acc, p) => {
-    const n = Number(p);
-    if (!/^\d{1,3}$/.test(p) || n > 255) throw new Error(`not an IPv4 address: ${ip}`);
-    return acc * 256 + n;
-  }, 0);
+  if (!isIpv4(ip)) throw new Error(`not an IPv4 address: ${ip}`);
+  return ip.split('.').reduce((acc, p) => acc * 256 + Number(p), 0);
 }
 
 export function intToIp(n: number): string {

@@ -15,7 +15,7 @@
  */
 
 import { VXLAN_PORT } from './fdb-plan.ts';
-import { MESH_CIDR, UPLINK_CIDR } from './ipv4.ts';
+import { checkIpv4, MESH_CIDR, splitCidr, UPLINK_CIDR } from './ipv4.ts';
 
 /** What the rules need of a network (a `LocalNetwork` fits). */
 export interface NftNetwork {
@@ -198,11 +198,9 @@ function validate(n: NftNetwork, o: NftOptions): void {
   if (n.vpn) {
     checkIfName(n.vpn.router);
     checkIfName(n.vpn.mesh);
-    n.vpn.peers.forEach(checkIpv4);
+    for (const p of n.vpn.peers) checkIpv4(p);
   }
-  const m = /^(.+)\/(\d{1,2})$/.exec(n.cidr);
-  if (!m || Number(m[2]) > 32) throw new Error(`bad IPv4 CIDR ${JSON.stringify(n.cidr)}`);
-  checkIpv4(m[1]!);
+  splitCidr(n.cidr);
   checkIpv4(n.gateway);
   for (const p of n.ports) {
     checkIfName(p.tap);
@@ -213,11 +211,4 @@ function validate(n: NftNetwork, o: NftOptions): void {
 
 function checkIfName(s: string): void {
   if (!/^[A-Za-z0-9_.-]{1,15}$/.test(s)) throw new Error(`bad interface name ${JSON.stringify(s)}`);
-}
-
-function checkIpv4(ip: string): void {
-  const parts = ip.split('.');
-  if (parts.length !== 4 || !parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255)) {
-    throw new Error(`bad IPv4 address ${JSON.stringify(ip)}`);
-  }
 }

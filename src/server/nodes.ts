@@ -4,16 +4,15 @@ import type { NodeDesired } from '../api/schemas/desired.ts';
 import type { Group, Node, NodeReport, NodeUpdate } from '../api/schemas/node.ts';
 import type { VmState } from '../api/schemas/vm.ts';
 import { issueToken } from './auth.ts';
-import { nodeFromRow, snapshotOf, type GroupRow, type ImageRow, type NetworkRow, type NicRow, type NodeRow, type NodeUsage, type VmRow } from './store/rows.ts';
+import { nodeFromRow, snapshotOf, type GroupRow, type NodeRow, type NodeUsage, type VmRow } from './store/rows.ts';
 import { PlacementIndex } from '../core/placement-index.ts';
 import { DEFAULT_RATIOS, type NodeSnapshot, type Policy, type Ratios } from '../core/scheduler.ts';
 import { parseSize } from '../core/units.ts';
 import type { Store } from './store/store.ts';
 import { Liveness } from './liveness.ts';
 import { networksOf } from './vms.ts';
-import { guestMtu } from '../core/mtu.ts';
-import { vpnRouterMac } from '../core/network-macs.ts';
-import { desiredMesh, meshEnd, meshUnderlayMtu, overlayRemotes, sameMeshEnd, setMeshEnd, touchMesh, touchNetworkHosts } from './mesh.ts';
+import { meshEnd, sameMeshEnd, setMeshEnd, touchMesh, touchNetworkHosts } from './mesh.ts';
+import { renderDesired } from './desired-state.ts';
 
 /** A node as the scheduler sees it, with the allocation revision the plan was made at. */
 export type SnapNode = NodeSnapshot & { allocRev: number };
@@ -287,73 +286,9 @@ export class Nodes {
     return this.row(name).desired_rev;
   }
 
-  private vpnPeers(network: string): { name: string; publicKey: string; ip: string }[] {
-    const rows = this.store.db.prepare(`SELECT name, public_key, ip FROM vpn_peers WHERE network = ? ORDER BY name`).all(network) as { name: string; public_key: string; ip: string }[];
-    return rows.map((r) => ({ name: r.name, publicKey: r.public_key, ip: r.ip }));
-  }
-
+  /** The node's desired state: the agent contract, rendered in desired-state.ts. */
   desired(name: string): NodeDesired {
-    const me = this.row(name);
-    const revision = me.desired_rev;
-    const underlay = meshUnderlayMtu(this.store);
-    const networkMtu = guestMtu(underlay);
-    const vms = this.store.db.prepare(`SELECT * FROM vms WHERE node = ? ORDER BY name`).all(name) as VmRow[];
-    const images = new Map<string, ImageRow>();
-    const networks = new Map<string, NetworkRow>();
-    const more = new Map<string, NicRow[]>();
-    for (const n of this.store.db.prepare(`SELECT x.* FROM vm_nics x JOIN vms v ON v.id = x.vm_id WHERE v.node = ? ORDER BY x.vm_id, x.idx`).all(name) as NicRow[]) {
-      more.set(n.vm_id, [...(more.get(n.vm_id) ?? []), n]);
-    }
-    const nicsOf = (vm: VmRow) => [{ network: vm.network, ip: vm.ip ?? '', mac: vm.mac }, ...(more.get(vm.id) ?? []).map((n) => ({ network: n.network, ip: n.ip ?? '', mac: n.mac }))];
-    for (const vm of vms) {
-      if (!images.has(vm.image)) images.set(vm.image, this.store.db.prepare(`SELECT * FROM images WHERE name = ?`).get(vm.image) as ImageRow);
-      for (const { network } of nicsOf(vm)) {
-        if (!networks.has(network)) networks.set(network, this.store.db.prepare(`SELECT * FROM networks WHERE name = ?`).get(network) as NetworkRow);
-      }
-    }
-    // A VPN gateway hosts its networks even without a VM of them: the peers' router port lives there.
-    for (const n of this.store.db.prepare(`SELECT * FROM networks WHERE vpn_node = ? ORDER BY name`).all(name) as NetworkRow[]) networks.set(n.name, n);
-    return {
-      revision,
-      vms: vms.map((vm) => {
-        const img = images.get(vm.image)!;
-        return {
-          id: vm.id,
-          name: vm.name,
-          cpus: vm.cpus,
-          memoryBytes: vm.memory_bytes,
-          diskBytes: vm.disk_bytes,
-          power: vm.power,
-          image: {
-            name: img.name,
-            kind: img.kind,
-            format: img.format,
-            ...(img.disk ? { disk: img.disk } : {}),
-            ...(img.kernel ? { kernel: img.kernel } : {}),
-            ...(img.initrd ? { initrd: img.initrd } : {}),
-            ...(img.root_disk ? { rootDisk: img.root_disk } : {}),
-            rootFormat: img.root_format,
-            cmdline: img.cmdline,
-          },
-          nics: nicsOf(vm),
-          userData: vm.user_data,
-          sshKeys: JSON.parse(vm.ssh_keys) as string[],
-          metadataTokens: vm.metadata_tokens,
-          restartGen: vm.restart_gen,
-        };
-      }),
-      networks: [...networks.values()].map((n) => ({
-        name: n.name,
-        cidr: n.cidr,
-        gateway: n.gateway,
-        mtu: networkMtu,
-        nat: n.nat === 1,
-        vni: n.vni,
-        remotes: overlayRemotes(this.store, me, n),
-        ...(n.vpn_node === name && n.vpn_ip ? { vpn: { address: n.vpn_ip, mac: vpnRouterMac(n.name), peers: this.vpnPeers(n.name) } } : {}),
-      })),
-      mesh: desiredMesh(this.store, me, underlay),
-    };
+    return renderDesired(this.store, this.row(name));
   }
 }
 

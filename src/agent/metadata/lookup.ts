@@ -8,6 +8,7 @@
  * (headers, path, query, its name, MAC or id) is an input here.
  */
 import type { DesiredVm, NodeDesired } from '../../api/schemas/desired.ts';
+import { isIpv4 } from '../../core/ipv4.ts';
 
 /**
  * The VM that owns `sourceIp` on `network`, if exactly one does.
@@ -28,10 +29,4 @@ export function vmBySource(desired: NodeDesired | undefined, network: string, so
   if (!desired || !isIpv4(sourceIp)) return undefined;
   const found = desired.vms.filter((v) => v.power !== 'deleted' && v.nics.some((n) => n.network === network && n.ip === sourceIp));
   return found.length === 1 ? found[0] : undefined;
-}
-
-/** Dotted-quad IPv4: anything else (empty, IPv6, a name) cannot be a NIC's address. */
-function isIpv4(s: string): boolean {
-  const parts = s.split('.');
-  return parts.length === 4 && parts.every((p) => /^(0|[1-9]\d{0,2})$/.test(p) && Number(p) <= 255);
 }

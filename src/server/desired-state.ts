@@ -1,0 +1,80 @@
+/**
+ * A node's desired state: what its agent is to run (VMs with their images and NICs, networks
+ * with their overlay remotes and VPN routers, the mesh). This is the agent contract
+ * (`NodeDesired`, api/schemas/desired.ts); agent/agent.ts is the other side of it.
+ */
+import type { NodeDesired } from '../api/schemas/desired.ts';
+import type { ImageRow, NetworkRow, NicRow, NodeRow, VmRow } from './store/rows.ts';
+import type { Store } from './store/store.ts';
+import { guestMtu } from '../core/mtu.ts';
+import { vpnRouterMac } from '../core/network-macs.ts';
+import { desiredMesh, meshUnderlayMtu, overlayRemotes } from './mesh.ts';
+
+function vpnPeers(store: Store, network: string): { name: string; publicKey: string; ip: string }[] {
+  const rows = store.db.prepare(`SELECT name, public_key, ip FROM vpn_peers WHERE network = ? ORDER BY name`).all(network) as { name: string; public_key: string; ip: string }[];
+  return rows.map((r) => ({ name: r.name, publicKey: r.public_key, ip: r.ip }));
+}
+
+export function renderDesired(store: Store, me: NodeRow): NodeDesired {
+  const name = me.name;
+  const revision = me.desired_rev;
+  const underlay = meshUnderlayMtu(store);
+  const networkMtu = guestMtu(underlay);
+  const vms = store.db.prepare(`SELECT * FROM vms WHERE node = ? ORDER BY name`).all(name) as VmRow[];
+  const images = new Map<string, ImageRow>();
+  const networks = new Map<string, NetworkRow>();
+  const more = new Map<string, NicRow[]>();
+  for (const n of store.db.prepare(`SELECT x.* FROM vm_nics x JOIN vms v ON v.id = x.vm_id WHERE v.node = ? ORDER BY x.vm_id, x.idx`).all(name) as NicRow[]) {
+    more.set(n.vm_id, [...(more.get(n.vm_id) ?? []), n]);
+  }
+  const nicsOf = (vm: VmRow) => [{ network: vm.network, ip: vm.ip ?? '', mac: vm.mac }, ...(more.get(vm.id) ?? []).map((n) => ({ network: n.network, ip: n.ip ?? '', mac: n.mac }))];
+  for (const vm of vms) {
+    if (!images.has(vm.image)) images.set(vm.image, store.db.prepare(`SELECT * FROM images WHERE name = ?`).get(vm.image) as ImageRow);
+    for (const { network } of nicsOf(vm)) {
+      if (!networks.has(network)) networks.set(network, store.db.prepare(`SELECT * FROM networks WHERE name = ?`).get(network) as NetworkRow);
+    }
+  }
+  // A VPN gateway hosts its networks even without a VM of them: the peers' router port lives there.
+  for (const n of store.db.prepare(`SELECT * FROM networks WHERE vpn_node = ? ORDER BY name`).all(name) as NetworkRow[]) networks.set(n.name, n);
+  return {
+    revision,
+    vms: vms.map((vm) => {
+      const img = images.get(vm.image)!;
+      return {
+        id: vm.id,
+        name: vm.name,
+        cpus: vm.cpus,
+        memoryBytes: vm.memory_bytes,
+        diskBytes: vm.disk_bytes,
+        power: vm.power,
+        image: {
+          name: img.name,
+          kind: img.kind,
+          format: img.format,
+          ...(img.disk ? { disk: img.disk } : {}),
+          ...(img.kernel ? { kernel: img.kernel } : {}),
+          ...(img.initrd ? { initrd: img.initrd } : {}),
+          ...(img.root_disk ? { rootDisk: img.root_disk } : {}),
+          rootFormat: img.root_format,
+          cmdline: img.cmdline,
+        },
+        nics: nicsOf(vm),
+        userData: vm.user_data,
+        sshKeys: JSON.parse(vm.ssh_keys) as string[],
+        metadataTokens: vm.metadata_tokens,
+        restartGen: vm.restart_gen,
+      };
+    }),
+    networks: [...networks.values()].map((n) => ({
+      name: n.name,
+      cidr: n.cidr,
+      gateway: n.gateway,
+      mtu: networkMtu,
+      nat: n.nat === 1,
+      vni: n.vni,
+      remotes: overlayRemotes(store, me, n),
+      ...(n.vpn_node === name && n.vpn_ip ? { vpn: { address: n.vpn_ip, mac: vpnRouterMac(n.name), peers: vpnPeers(store, n.name) } } : {}),
+    })),
+    mesh: desiredMesh(store, me, underlay),
+  };
+}
