@@ -14,6 +14,7 @@ import type { Images } from './images.ts';
 import type { Nodes } from './nodes.ts';
 import { vmFromRow, type NetworkRow, type NicRow, type VmRow } from './store/rows.ts';
 import type { Store, Tx } from './store/store.ts';
+import { moreNics, networksOf } from './store/nics.ts';
 
 export const MIN_MEMORY = 64 * MiB;
 export const DEFAULT_NETWORK = 'default';
@@ -346,16 +347,6 @@ function insertNic(tx: Tx, nic: NicRow): NicRow {
       nic.mac = randomMac(SECONDARY_MAC_PREFIX);
     }
   }
-}
-
-/** A VM's NICs beyond eth0. */
-export function moreNics(db: Tx['db'], vmId: string): NicRow[] {
-  return db.prepare(`SELECT * FROM vm_nics WHERE vm_id = ? ORDER BY idx`).all(vmId) as NicRow[];
-}
-
-/** The networks of all of a VM's NICs. */
-export function networksOf(db: Tx['db'], vmId: string): string[] {
-  return (db.prepare(`SELECT network FROM nics WHERE vm_id = ? ORDER BY idx`).all(vmId) as { network: string }[]).map((r) => r.network);
 }
 
 /** Random hex from the UUID generator's pooled entropy: a fresh `randomBytes` call per VM costs more. */
