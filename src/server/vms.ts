@@ -1,6 +1,7 @@
 /**
- * VMs: create (validate → schedule → allocate address, all in one transaction, so two
- * concurrent creates can never over-fill a node), power changes, resize, user-data, delete.
+ * VMs: create (checks that need no lock first, then schedule → allocate addresses → insert in
+ * one transaction, so two concurrent creates can never over-fill a node), power changes,
+ * resize, user-data, delete.
  */
 import { randomUUID } from 'node:crypto';
 import { ApiError } from '../api/errors.ts';

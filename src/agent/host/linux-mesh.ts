@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DesiredMesh } from '../../api/schemas/desired.ts';
 import { renderWgConf, type MeshClient } from '../../core/wireguard-config.ts';
-import type { WireguardKey } from '../wireguard-key.ts';
+import type { WireguardKey } from '../../core/wireguard-keys.ts';
 import type { Exec } from './exec.ts';
 import type { MeshHost } from './mesh.ts';
 
