@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { z } from 'zod';
-import { openApiDocument } from './openapi.ts';
+import { openApiDocument, servedOpenApiDocument } from './openapi.ts';
 import type { Route } from './routes.ts';
 
 // A named schema whose default makes `n` optional on the way in and present on the way out.
@@ -30,4 +30,12 @@ test('a schema read differently as request and as response gets an <id>Input com
   assert.equal(at(doc, 'components', 'schemas', 'TestCounterInput', 'required'), undefined);
   // Only what the table reaches is in the document, plus the error envelope.
   assert.deepEqual(Object.keys(at(doc, 'components', 'schemas') as object), ['Error', 'TestCounter', 'TestCounterInput', 'TestWrapper']);
+});
+
+test('the served document is built once, frozen, and equals a fresh build', () => {
+  const a = servedOpenApiDocument();
+  assert.equal(servedOpenApiDocument(), a, 'built once, not per request');
+  assert.equal(Object.isFrozen(a), true);
+  assert.equal(Object.isFrozen(a.paths as object), true);
+  assert.deepEqual(a, openApiDocument());
 });

@@ -88,7 +88,25 @@ function parameters(route: Route, pass: Pass): unknown[] {
 
 const octets = { 'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } };
 
-/** The document for `table` (the route table unless a test gives its own). */
+/**
+ * The document of the route table as served at `/openapi.json`: built once (it takes
+ * milliseconds and never changes while the process runs), frozen so no caller can alter what
+ * the next one is served.
+ */
+export function servedOpenApiDocument(): Readonly<Record<string, unknown>> {
+  return (served ??= deepFreeze(openApiDocument()));
+}
+let served: Readonly<Record<string, unknown>> | undefined;
+
+function deepFreeze<T>(v: T): T {
+  if (v && typeof v === 'object' && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const x of Object.values(v)) deepFreeze(x);
+  }
+  return v;
+}
+
+/** The document for `table` (the route table unless a test gives its own), built afresh. */
 export function openApiDocument(table: Record<string, Route> = routes): Record<string, unknown> {
   const all = Object.entries(table);
   const inputs = all.flatMap(([, r]) => [r.params, r.query, r.rawBody ? undefined : r.body].filter((s): s is z.ZodType => s !== undefined));

@@ -1,7 +1,7 @@
 /** One handler per route id; each is a thin call into a resource service. */
 import type { Readable } from 'node:stream';
 import { ApiError } from '../api/errors.ts';
-import { openApiDocument } from '../api/openapi.ts';
+import { servedOpenApiDocument } from '../api/openapi.ts';
 import { API_VERSION } from '../api/routes.ts';
 import type { ImageCreate } from '../api/schemas/image.ts';
 import type { NetworkCreate } from '../api/schemas/network.ts';
@@ -47,7 +47,7 @@ export function makeHandlers(s: Services): Handlers {
   };
   return {
     health: () => ({ ok: true, version: API_VERSION, revision: s.store.revision() }),
-    openapi: () => openApiDocument(),
+    openapi: () => servedOpenApiDocument(),
     whoami: ({ who }) => ({ role: who.role, node: who.node, tls: s.tls() }),
 
     listNodes: () => ({ items: s.nodes.list(), revision: s.store.revision() }),
