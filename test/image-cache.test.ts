@@ -75,7 +75,7 @@ test('an inspection that could not run (tool missing, killed by its timeout) is 
   // A later agent process on a host where the inspection cannot run: prlimit gone (127), or
   // qemu-img killed by the runner's timeout (SIGTERM, 143).
   for (const code of [127, 143]) {
-    const broken: Exec = { run: async () => ({ code, stdout: '', stderr: code === 127 ? 'prlimit: not found' : '' }) };
+    const broken: Exec = { run: async () => ({ code, stdout: '', stderr: code === 127 ? 'prlimit: not found' : '', ...(code === 143 ? { signal: 'SIGTERM', timedOut: true } : {}) }) };
     await assert.rejects(new ImageCache(state, node, broken).ensure(sha, 'qcow2'), /cannot inspect/);
     assert.ok(existsSync(cache.path(sha)), `exit ${code}: the cached blob is kept, not deleted as if refused`);
   }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { detectFormat, imageInfoCommand, judgeImageInfo } from './image-check.ts';
+import { couldNotInspect, detectFormat, imageInfoCommand, judgeImageInfo } from './image-check.ts';
 
 // Real `qemu-img info --output=json -f qcow2` output (qemu-img 7.2, Debian 12), for images made with
 // `qemu-img create`, compacted to one line each.
@@ -62,4 +62,14 @@ test('the format is detected from the qcow2 magic only, and always forced on qem
   assert.equal(detectFormat(Buffer.from('QFI')), 'raw');
   const c = imageInfoCommand('/data/blobs/sha256/ab', 'raw');
   assert.equal([c.cmd, ...c.args].join(' '), 'prlimit --as=1073741824 --cpu=30 -- qemu-img info --force-share --output=json -f raw /data/blobs/sha256/ab');
+});
+
+test('no verdict only when the check could not run or was killed from outside, not for an exit code that merely looks like it', () => {
+  assert.equal(couldNotInspect({ code: 127, stdout: '', stderr: 'prlimit: not found' }), true);
+  assert.equal(couldNotInspect({ code: 126, stdout: '', stderr: '' }), true);
+  assert.equal(couldNotInspect({ code: 143, stdout: '', stderr: '', signal: 'SIGTERM', timedOut: true }), true);
+  assert.equal(couldNotInspect({ code: 137, stdout: '', stderr: '', signal: 'SIGKILL' }), true, 'the OOM killer');
+  assert.equal(couldNotInspect({ code: 143, stdout: '', stderr: '' }), false, 'exited 143 by itself: a verdict');
+  assert.equal(couldNotInspect({ code: 137, stdout: '', stderr: '' }), false);
+  assert.equal(couldNotInspect({ code: 152, stdout: '', stderr: '', signal: 'SIGXCPU' }), false, 'its CPU allowance spent: the image is refused');
 });

@@ -34,6 +34,9 @@ export interface InfoResult {
   code: number;
   stdout: string;
   stderr: string;
+  /** Set when a signal ended the run (agent/host/exec.ts `ExecResult`). */
+  signal?: string;
+  timedOut?: boolean;
 }
 
 /** The fields of `qemu-img info --output=json` that decide; see image-check.test.ts for real output. */
@@ -47,12 +50,14 @@ interface QemuImgInfo {
 
 /**
  * No verdict on the image: prlimit or qemu-img could not be run (126/127, as a shell reports
- * it), or the runner's timeout killed it (SIGTERM or SIGKILL: 143/137). The host's trouble, not
- * the image's; nothing may be deleted or refused for it. (SIGXCPU, qemu-img spending the 30 s
- * of CPU prlimit allows, is the image's doing and stays a refusal, as in OpenStack.)
+ * it), or it was killed from outside: the runner's timeout, or SIGTERM/SIGKILL from the host
+ * (the OOM killer, a shutdown). The host's trouble, not the image's; nothing may be deleted or
+ * refused for it. The signal is read from the result, not guessed from 137/143, which a
+ * program may also exit with. (SIGXCPU, qemu-img spending the 30 s of CPU prlimit allows, is
+ * the image's doing and stays a refusal, as in OpenStack.)
  */
 export function couldNotInspect(r: InfoResult): boolean {
-  return r.code === 126 || r.code === 127 || r.code === 137 || r.code === 143;
+  return r.code === 126 || r.code === 127 || r.timedOut === true || r.signal === 'SIGTERM' || r.signal === 'SIGKILL';
 }
 
 export type ImageVerdict = { ok: true; virtualSize: number } | { ok: false; reason: string };

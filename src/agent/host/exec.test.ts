@@ -42,3 +42,18 @@ test('a big input to a command that exits at once is a result, not a crash of th
   assert.equal(typeof out.code, 'number');
   assert.equal(out.failing, 'ExecError');
 });
+
+// The exit code alone cannot tell "killed" from "exited with that number": the result says which.
+test('a killed command names its signal and whether the timeout killed it; one that exits 143 by itself does not', async () => {
+  const sys = new SystemExec();
+  for (const input of [undefined, 'x\n']) {
+    const slow = await sys.run('sleep', ['5'], { allowFail: true, timeoutMs: 100, ...(input ? { input } : {}) });
+    assert.deepEqual([slow.code, slow.signal, slow.timedOut], [143, 'SIGTERM', true], `input ${String(input)}`);
+    const own = await sys.run('sh', ['-c', 'read x; exit 143'], { allowFail: true, input: 'x\n' });
+    assert.deepEqual([own.code, own.signal, own.timedOut], [143, undefined, undefined]);
+    const noInput = await sys.run('sh', ['-c', 'exit 137'], { allowFail: true });
+    assert.deepEqual([noInput.code, noInput.signal, noInput.timedOut], [137, undefined, undefined]);
+    const killed = await sys.run('sh', ['-c', 'kill -KILL $$'], { allowFail: true, ...(input ? { input } : {}) });
+    assert.deepEqual([killed.code, killed.signal, killed.timedOut], [137, 'SIGKILL', undefined]);
+  }
+});

@@ -8,7 +8,12 @@ import { constants } from 'node:os';
 export interface ExecResult {
   stdout: string;
   stderr: string;
+  /** The exit status as a shell reports it: 127 not found, 128 + n when killed by signal n. */
   code: number;
+  /** The signal that ended it, when one did (`code` alone cannot tell a kill from `exit 137`). */
+  signal?: NodeJS.Signals;
+  /** True when the runner's own timeout killed it. */
+  timedOut?: boolean;
 }
 
 export interface ExecOptions {
@@ -48,7 +53,7 @@ export class SystemExec implements Exec {
             // A command that is not there exits 127, as a shell reports it (not a generic 1).
             // Killed (by the timeout, say): 128 + the signal's number, as a shell reports it.
             const code = err ? (typeof err.code === 'number' ? err.code : err.code === 'ENOENT' ? 127 : err.signal ? 128 + (constants.signals[err.signal] ?? 0) : 1) : 0;
-            const result = { stdout, stderr, code };
+            const result: ExecResult = { stdout, stderr, code, ...(err?.signal ? { signal: err.signal } : {}), ...(err?.killed ? { timedOut: true } : {}) };
             if (code !== 0 && !opts.allowFail) reject(new ExecError(cmd, args, result));
             else resolve(result);
           },
@@ -75,7 +80,8 @@ export class SystemExec implements Exec {
       // command's exit status (from 'close') is what counts.
       child.stdin.on('error', () => {});
       child.on('close', (code, signal) => {
-        settle({ stdout, stderr, code: code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 1) });
+        // `killed`: only the timeout sends this child a signal (nothing else here kills it).
+        settle({ stdout, stderr, code: code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 1), ...(signal ? { signal } : {}), ...(child.killed ? { timedOut: true } : {}) });
       });
       child.stdin.end(opts.input);
     });
