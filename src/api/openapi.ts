@@ -76,11 +76,11 @@ function reachable(value: unknown, component: (name: string) => Json | undefined
 
 function parameters(route: Route, pass: Pass): unknown[] {
   const out: unknown[] = [];
-  for (const [where, schema] of [['path', route.params], ['query', route.query]] as const) {
+  for (const [where, schema] of [['path', route.params], ['query', route.query], ['header', route.headers]] as const) {
     if (!schema) continue;
-    const json = pass.full(schema) as { properties?: Record<string, unknown>; required?: string[] };
+    const json = pass.full(schema) as { properties?: Record<string, { description?: string }>; required?: string[] };
     for (const [name, s] of Object.entries(json.properties ?? {})) {
-      out.push({ name, in: where, required: where === 'path' || (json.required ?? []).includes(name), schema: s });
+      out.push({ name, in: where, required: where === 'path' || (json.required ?? []).includes(name), ...(s.description ? { description: s.description } : {}), schema: s });
     }
   }
   return out;
@@ -91,7 +91,7 @@ const octets = { 'application/octet-stream': { schema: { type: 'string', content
 /** The document for `table` (the route table unless a test gives its own). */
 export function openApiDocument(table: Record<string, Route> = routes): Record<string, unknown> {
   const all = Object.entries(table);
-  const inputs = all.flatMap(([, r]) => [r.params, r.query, r.rawBody ? undefined : r.body].filter((s): s is z.ZodType => s !== undefined));
+  const inputs = all.flatMap(([, r]) => [r.params, r.query, r.headers, r.rawBody ? undefined : r.body].filter((s): s is z.ZodType => s !== undefined));
   const outputs = [ErrorBody, ...all.filter(([, r]) => !r.rawResponse).map(([, r]) => r.response)];
 
   // A named schema reads differently as input and as output (defaults make fields optional on the
