@@ -80,11 +80,18 @@ function parameters(route: Route, pass: Pass): unknown[] {
     if (!schema) continue;
     const json = pass.full(schema) as { properties?: Record<string, { description?: string }>; required?: string[] };
     for (const [name, s] of Object.entries(json.properties ?? {})) {
-      out.push({ name, in: where, required: where === 'path' || (json.required ?? []).includes(name), ...(s.description ? { description: s.description } : {}), schema: s });
+      const { description, ...schema } = s;
+      out.push({ name, in: where, required: where === 'path' || (json.required ?? []).includes(name), ...(description ? { description } : {}), schema });
     }
   }
   return out;
 }
+
+/** Routes that read an Idempotency-Key mark an answer given again (server/idempotency.ts). */
+const takesKey = (r: Route): boolean => r.headers !== undefined && 'Idempotency-Key' in ((r.headers as unknown as { shape?: object }).shape ?? {});
+const REPLAYED = {
+  'Idempotent-Replayed': { description: '`true` when this is the answer to an earlier request with the same Idempotency-Key, sent again', schema: { type: 'string', enum: ['true'] } },
+};
 
 const octets = { 'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } };
 
@@ -122,7 +129,7 @@ export function openApiDocument(table: Record<string, Route> = routes): Record<s
       security: r.access === 'public' ? [] : [{ bearer: [] }],
       'x-butter-access': r.access,
       responses: {
-        [r.status]: { description: 'OK', content: r.rawResponse ? octets : { 'application/json': { schema: out.use(r.response, plain) } } },
+        [r.status]: { description: 'OK', ...(takesKey(r) ? { headers: REPLAYED } : {}), content: r.rawResponse ? octets : { 'application/json': { schema: out.use(r.response, plain) } } },
         default: { description: 'Error', content: { 'application/json': { schema: out.use(ErrorBody, plain) } } },
       },
     };

@@ -74,7 +74,7 @@ export class Client {
     const send = () =>
       this.fetch(this.target(id, a.params, a.query), {
         method: route.method,
-        headers: this.headers({ ...(a.body !== undefined ? { 'content-type': 'application/json' } : {}), ...(key !== undefined ? { 'idempotency-key': `"${key}"` } : {}) }),
+        headers: this.headers({ ...(a.body !== undefined ? { 'content-type': 'application/json' } : {}), ...(key !== undefined ? { 'idempotency-key': /^".*"$/.test(key) ? key : `"${key}"` } : {}) }),
         ...(a.body !== undefined ? { body: JSON.stringify(a.body) } : {}),
         ...(signal ? { signal } : {}),
       });
