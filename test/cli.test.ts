@@ -219,3 +219,29 @@ test('server --san: a name that is not a DNS name or address is refused (exit 2,
   assert.match(r.stderr, /^error: san: --san "bad_name\.example" is not a DNS name or an IP address\n$/);
   assert.equal(existsSync(dataDir), false, 'no data dir, no CA');
 });
+
+test('vm create --idempotency-key: run again, it prints the same VM; vm rm on a lost node says so, --force forgets it; node remove --force', async () => {
+  await fakeNode(cloud, 'node-k', 16);
+  const args = ['vm', 'create', 'keyed', '--image', 'web', '--memory', '64M', '--disk', '1G', '--node', 'node-k', '--idempotency-key', 'run-7', '--json'];
+  const first = await butter(args);
+  assert.equal(first.code, 0, first.stderr);
+  const again = await butter(args);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(JSON.parse(again.stdout).id, JSON.parse(first.stdout).id);
+  const other = await butter(['vm', 'create', 'keyed2', '--image', 'web', '--memory', '64M', '--disk', '1G', '--idempotency-key', 'run-7']);
+  assert.equal(other.code, 1);
+  assert.match(other.stderr, /Idempotency-Key/);
+
+  cloud.cp.services.nodes.sweep(new Date(Date.now() + 60_000)); // node-k (and every node) is lost
+  const plain = await butter(['vm', 'rm', 'keyed']);
+  assert.equal(plain.code, 0, plain.stderr);
+  assert.match(plain.stderr, /node node-k is not reachable: .*butter vm rm --force keyed/);
+  assert.equal(plain.stdout, 'vm keyed is being deleted\n');
+  const forced = await butter(['vm', 'rm', 'keyed', '--force']);
+  assert.equal(forced.code, 0, forced.stderr);
+  assert.equal(forced.stdout, 'vm keyed deleted (forced)\n');
+  assert.equal((await butter(['vm', 'show', 'keyed'])).code, 1);
+  const removed = await butter(['node', 'remove', 'node-k', '--force']);
+  assert.equal(removed.code, 0, removed.stderr);
+  assert.equal(removed.stdout, 'node node-k removed (forced)\n');
+});

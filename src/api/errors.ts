@@ -14,6 +14,8 @@ export const ERROR_STATUS = {
   too_large: 413,
   unsupported_media_type: 415,
   no_capacity: 422,
+  /** An Idempotency-Key sent again with a different request (server/idempotency.ts). */
+  key_reused: 422,
   internal: 500,
 } as const;
 

@@ -76,15 +76,22 @@ function reachable(value: unknown, component: (name: string) => Json | undefined
 
 function parameters(route: Route, pass: Pass): unknown[] {
   const out: unknown[] = [];
-  for (const [where, schema] of [['path', route.params], ['query', route.query]] as const) {
+  for (const [where, schema] of [['path', route.params], ['query', route.query], ['header', route.headers]] as const) {
     if (!schema) continue;
-    const json = pass.full(schema) as { properties?: Record<string, unknown>; required?: string[] };
+    const json = pass.full(schema) as { properties?: Record<string, { description?: string }>; required?: string[] };
     for (const [name, s] of Object.entries(json.properties ?? {})) {
-      out.push({ name, in: where, required: where === 'path' || (json.required ?? []).includes(name), schema: s });
+      const { description, ...schema } = s;
+      out.push({ name, in: where, required: where === 'path' || (json.required ?? []).includes(name), ...(description ? { description } : {}), schema });
     }
   }
   return out;
 }
+
+/** Routes that read an Idempotency-Key mark an answer given again (server/idempotency.ts). */
+const takesKey = (r: Route): boolean => r.headers !== undefined && 'Idempotency-Key' in ((r.headers as unknown as { shape?: object }).shape ?? {});
+const REPLAYED = {
+  'Idempotent-Replayed': { description: '`true` when this is the answer to an earlier request with the same Idempotency-Key, sent again', schema: { type: 'string', enum: ['true'] } },
+};
 
 const octets = { 'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } };
 
@@ -109,7 +116,7 @@ function deepFreeze<T>(v: T): T {
 /** The document for `table` (the route table unless a test gives its own), built afresh. */
 export function openApiDocument(table: Record<string, Route> = routes): Record<string, unknown> {
   const all = Object.entries(table);
-  const inputs = all.flatMap(([, r]) => [r.params, r.query, r.rawBody ? undefined : r.body].filter((s): s is z.ZodType => s !== undefined));
+  const inputs = all.flatMap(([, r]) => [r.params, r.query, r.headers, r.rawBody ? undefined : r.body].filter((s): s is z.ZodType => s !== undefined));
   const outputs = [ErrorBody, ...all.filter(([, r]) => !r.rawResponse).map(([, r]) => r.response)];
 
   // A named schema reads differently as input and as output (defaults make fields optional on the
@@ -140,7 +147,7 @@ export function openApiDocument(table: Record<string, Route> = routes): Record<s
       security: r.access === 'public' ? [] : [{ bearer: [] }],
       'x-butter-access': r.access,
       responses: {
-        [r.status]: { description: 'OK', content: r.rawResponse ? octets : { 'application/json': { schema: out.use(r.response, plain) } } },
+        [r.status]: { description: 'OK', ...(takesKey(r) ? { headers: REPLAYED } : {}), content: r.rawResponse ? octets : { 'application/json': { schema: out.use(r.response, plain) } } },
         default: { description: 'Error', content: { 'application/json': { schema: out.use(ErrorBody, plain) } } },
       },
     };

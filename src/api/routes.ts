@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { BlobParams, BlobQuery, Blob, Image, ImageCreate } from './schemas/image.ts';
-import { Empty, NameParams, listOf, Name } from './schemas/common.ts';
+import { Empty, ForceQuery, IdempotentHeaders, NameParams, listOf, Name } from './schemas/common.ts';
 import { ConsoleChunk, DesiredQuery, DesiredWatch } from './schemas/desired.ts';
 import { Event, EventsQuery, Health, Whoami } from './schemas/event.ts';
 import { Group, GroupSet, Node, NodeCreate, NodeCreated, NodeReport, NodeUpdate, Relocated, RelocateBody } from './schemas/node.ts';
@@ -42,6 +42,8 @@ export interface Route {
   summary: string;
   params?: z.ZodType;
   query?: z.ZodType;
+  /** Request headers the route reads (an object schema; names as written, matched without case). */
+  headers?: z.ZodType;
   body?: z.ZodType;
   /** Raw bodies (blobs) are streams, not JSON. */
   rawBody?: boolean;
@@ -65,7 +67,7 @@ export const routes = {
   listJoinTokens: { method: 'GET', path: '/v1/join-tokens', access: 'admin', summary: 'List join tokens and whether they were used', response: listOf(JoinToken), status: 200 },
   join: { method: 'POST', path: '/v1/join', access: 'join', summary: "Trade a join token (as the bearer token) for a new node's own credential", body: JoinRequest, response: Joined, status: 201 },
   updateNode: { method: 'PATCH', path: '/v1/nodes/{name}', access: 'admin', summary: 'Set labels, group, zone or the resources reserved for the host', params: NameParams, body: NodeUpdate, response: Node, status: 200 },
-  deleteNode: { method: 'DELETE', path: '/v1/nodes/{name}', access: 'admin', summary: 'Forget a node and revoke its token (refused while it has VMs)', params: NameParams, response: Nothing, status: 200 },
+  deleteNode: { method: 'DELETE', path: '/v1/nodes/{name}', access: 'admin', summary: 'Forget a node and revoke its token (refused while it has VMs). `force=true`, only for a node that is not reachable (`unreachable` or `new`): its VMs are forgotten too, as by a forced VM delete', params: NameParams, query: ForceQuery, response: Nothing, status: 200 },
   cordonNode: { method: 'POST', path: '/v1/nodes/{name}/cordon', access: 'admin', summary: 'Stop placing new VMs on a node', params: NameParams, body: Empty.optional(), response: Node, status: 200 },
   uncordonNode: { method: 'POST', path: '/v1/nodes/{name}/uncordon', access: 'admin', summary: 'Place new VMs on a node again', params: NameParams, body: Empty.optional(), response: Node, status: 200 },
   drainNode: { method: 'POST', path: '/v1/nodes/{name}/drain', access: 'admin', summary: "Cordon a node and recreate its VMs elsewhere from their images (local disk data is lost)", params: NameParams, body: RelocateBody, response: Relocated, status: 200 },
@@ -80,22 +82,22 @@ export const routes = {
   getBlob: { method: 'GET', path: '/v1/blobs/{sha256}', access: 'blob', summary: 'Download a blob', params: BlobParams, rawResponse: true, response: z.string(), status: 200 },
 
   listImages: { method: 'GET', path: '/v1/images', access: 'viewer', summary: 'List images', response: listOf(Image), status: 200 },
-  createImage: { method: 'POST', path: '/v1/images', access: 'operator', summary: 'Make an image from uploaded blobs', body: ImageCreate, response: Image, status: 201 },
+  createImage: { method: 'POST', path: '/v1/images', access: 'operator', summary: 'Make an image from uploaded blobs', headers: IdempotentHeaders, body: ImageCreate, response: Image, status: 201 },
   getImage: { method: 'GET', path: '/v1/images/{name}', access: 'viewer', summary: 'Show an image', params: NameParams, response: Image, status: 200 },
   deleteImage: { method: 'DELETE', path: '/v1/images/{name}', access: 'operator', summary: 'Remove an image (refused while a VM uses it)', params: NameParams, response: Nothing, status: 200 },
 
   listNetworks: { method: 'GET', path: '/v1/networks', access: 'viewer', summary: 'List private networks', response: listOf(Network), status: 200 },
-  createNetwork: { method: 'POST', path: '/v1/networks', access: 'operator', summary: 'Create a private network (its CIDR must not overlap another network\'s)', body: NetworkCreate, response: Network, status: 201 },
+  createNetwork: { method: 'POST', path: '/v1/networks', access: 'operator', summary: 'Create a private network (its CIDR must not overlap another network\'s)', headers: IdempotentHeaders, body: NetworkCreate, response: Network, status: 201 },
   getNetwork: { method: 'GET', path: '/v1/networks/{name}', access: 'viewer', summary: 'Show a private network', params: NameParams, response: Network, status: 200 },
   deleteNetwork: { method: 'DELETE', path: '/v1/networks/{name}', access: 'operator', summary: 'Remove a private network (refused while VMs or VPN peers are attached)', params: NameParams, response: Nothing, status: 200 },
   listNetworkPeers: { method: 'GET', path: '/v1/networks/{name}/peers', access: 'viewer', summary: "List a network's VPN peers", params: NameParams, response: listOf(VpnPeer), status: 200 },
-  joinNetwork: { method: 'POST', path: '/v1/networks/{name}/peers', access: 'operator', summary: 'Register a VPN peer (its public key) and get what its wg-quick configuration needs', params: NameParams, body: VpnPeerCreate, response: VpnPeerJoined, status: 201 },
+  joinNetwork: { method: 'POST', path: '/v1/networks/{name}/peers', access: 'operator', summary: 'Register a VPN peer (its public key) and get what its wg-quick configuration needs', params: NameParams, headers: IdempotentHeaders, body: VpnPeerCreate, response: VpnPeerJoined, status: 201 },
   revokeNetworkPeer: { method: 'DELETE', path: '/v1/networks/{name}/peers/{peer}', access: 'operator', summary: 'Revoke a VPN peer: its tunnel stops at once', params: PeerParams, response: Nothing, status: 200 },
 
   listVms: { method: 'GET', path: '/v1/vms', access: 'viewer', summary: 'List VMs', response: listOf(Vm), status: 200 },
-  createVm: { method: 'POST', path: '/v1/vms', access: 'operator', summary: 'Create a VM', body: VmCreate, response: Vm, status: 201 },
+  createVm: { method: 'POST', path: '/v1/vms', access: 'operator', summary: 'Create a VM', headers: IdempotentHeaders, body: VmCreate, response: Vm, status: 201 },
   getVm: { method: 'GET', path: '/v1/vms/{name}', access: 'viewer', summary: 'Show a VM', params: NameParams, response: Vm, status: 200 },
-  deleteVm: { method: 'DELETE', path: '/v1/vms/{name}', access: 'operator', summary: 'Delete a VM; it is gone once its node confirms', params: NameParams, response: Vm, status: 202 },
+  deleteVm: { method: 'DELETE', path: '/v1/vms/{name}', access: 'operator', summary: 'Delete a VM; it is gone once its node confirms. `force=true`, only while its node is not reachable: forgotten at once (its node destroys its copy if it returns)', params: NameParams, query: ForceQuery, response: Vm, status: 202 },
   startVm: { method: 'POST', path: '/v1/vms/{name}/start', access: 'operator', summary: 'Start a VM', params: NameParams, body: Empty.optional(), response: Vm, status: 202 },
   stopVm: { method: 'POST', path: '/v1/vms/{name}/stop', access: 'operator', summary: 'Stop a VM (ACPI shutdown, then kill after a timeout)', params: NameParams, body: Empty.optional(), response: Vm, status: 202 },
   restartVm: { method: 'POST', path: '/v1/vms/{name}/restart', access: 'operator', summary: 'Restart a VM', params: NameParams, body: Empty.optional(), response: Vm, status: 202 },
@@ -118,6 +120,7 @@ export type RouteId = keyof Routes;
 type Field<R, K extends string> = R extends Record<K, infer S> ? (S extends z.ZodType ? z.input<S> : never) : undefined;
 export type ParamsOf<I extends RouteId> = Field<Routes[I], 'params'>;
 export type QueryOf<I extends RouteId> = Field<Routes[I], 'query'>;
+export type HeadersOf<I extends RouteId> = Field<Routes[I], 'headers'>;
 export type BodyOf<I extends RouteId> = Field<Routes[I], 'body'>;
 export type ResponseOf<I extends RouteId> = z.output<Routes[I]['response']>;
 

@@ -2,10 +2,11 @@
  * The typed Butter client. Its methods come from the route table, so the CLI, the agent and
  * the web panel call the same API with the server's own types.
  */
+import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { ErrorBody } from '../api/errors.ts';
 import { trustingFetch } from './tls.ts';
-import { routes, type BodyOf, type ParamsOf, type QueryOf, type ResponseOf, type RouteId } from '../api/routes.ts';
+import { routes, type BodyOf, type HeadersOf, type ParamsOf, type QueryOf, type ResponseOf, type Route, type RouteId } from '../api/routes.ts';
 
 export interface ClientOptions {
   url: string;
@@ -29,7 +30,18 @@ export class ButterError extends Error {
 
 type Args<I extends RouteId> = (ParamsOf<I> extends undefined ? { params?: undefined } : { params: ParamsOf<I> }) &
   (QueryOf<I> extends undefined ? { query?: undefined } : { query?: QueryOf<I> }) &
-  (BodyOf<I> extends undefined ? { body?: undefined } : undefined extends BodyOf<I> ? { body?: BodyOf<I> } : { body: BodyOf<I> });
+  (BodyOf<I> extends undefined ? { body?: undefined } : undefined extends BodyOf<I> ? { body?: BodyOf<I> } : { body: BodyOf<I> }) &
+  // Routes that take an Idempotency-Key (the creates): one is made per call unless given.
+  (HeadersOf<I> extends { 'Idempotency-Key'?: unknown } ? { idempotencyKey?: string } : { idempotencyKey?: undefined });
+
+/** Whether a route reads an Idempotency-Key (its `headers` schema names it). */
+const takesKey = (route: Route): boolean => route.headers !== undefined && 'Idempotency-Key' in (route.headers as unknown as { shape: object }).shape;
+
+/**
+ * Waits before each retry of a call that carries an Idempotency-Key, when no answer came (the
+ * connection failed or dropped) or a proxy answered 502/503/504: the key makes the retry safe.
+ */
+const RETRY_DELAYS_MS = [250, 1_000];
 
 export class Client {
   readonly url: string;
@@ -55,15 +67,34 @@ export class Client {
   }
 
   async call<I extends RouteId>(id: I, args: Args<I>, signal?: AbortSignal): Promise<ResponseOf<I>> {
-    const route = routes[id];
-    const a = args as { params?: Record<string, unknown>; query?: Record<string, unknown>; body?: unknown };
-    const res = await this.fetch(this.target(id, a.params, a.query), {
-      method: route.method,
-      headers: this.headers(a.body !== undefined ? { 'content-type': 'application/json' } : {}),
-      ...(a.body !== undefined ? { body: JSON.stringify(a.body) } : {}),
-      ...(signal ? { signal } : {}),
-    });
-    return (await this.decode(res)) as ResponseOf<I>;
+    const route: Route = routes[id];
+    const a = args as { params?: Record<string, unknown>; query?: Record<string, unknown>; body?: unknown; idempotencyKey?: string };
+    // One key per call, the same on every retry of it: sent as the draft's structured string.
+    const key = takesKey(route) ? (a.idempotencyKey ?? randomUUID()) : undefined;
+    const send = () =>
+      this.fetch(this.target(id, a.params, a.query), {
+        method: route.method,
+        headers: this.headers({ ...(a.body !== undefined ? { 'content-type': 'application/json' } : {}), ...(key !== undefined ? { 'idempotency-key': /^".*"$/.test(key) ? key : `"${key}"` } : {}) }),
+        ...(a.body !== undefined ? { body: JSON.stringify(a.body) } : {}),
+        ...(signal ? { signal } : {}),
+      });
+    for (let attempt = 0; ; attempt++) {
+      const retry = key !== undefined && attempt < RETRY_DELAYS_MS.length;
+      let res: Response;
+      try {
+        res = await send();
+      } catch (e) {
+        if (!retry || signal?.aborted) throw e;
+        await new Promise((r) => setTimeout(r, RETRY_DELAYS_MS[attempt]));
+        continue;
+      }
+      if (retry && (res.status === 502 || res.status === 503 || res.status === 504)) {
+        await res.body?.cancel();
+        await new Promise((r) => setTimeout(r, RETRY_DELAYS_MS[attempt]));
+        continue;
+      }
+      return (await this.decode(res)) as ResponseOf<I>;
+    }
   }
 
   /** Streams a blob up; the server refuses it when `sha256` is given and differs. */

@@ -16,6 +16,7 @@ import { makeHandlers, type Services } from './handlers.ts';
 import { TlsRenewal, type SecureServer, type TlsRenewalOptions } from './tls-renewal.ts';
 import type { ServerTls } from './tls.ts';
 import { buildHttp, type ServerErrorLog } from './http.ts';
+import { IdempotencyKeys } from './idempotency.ts';
 import { Images } from './images.ts';
 import { Networks } from './networks.ts';
 import { VpnPeers } from './vpn.ts';
@@ -56,6 +57,8 @@ export const DEFAULT_PORT = 7700;
 export const DEFAULT_CIDR = '10.200.0.0/16';
 /** How often heartbeat times held in memory are written to the database (see liveness.ts). */
 const LIVENESS_FLUSH_MS = 5_000;
+/** How often expired Idempotency-Keys are deleted (lookups ignore them from the moment they expire). */
+const KEY_PRUNE_MS = 10 * 60_000;
 
 export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
@@ -68,7 +71,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   const nodes = new Nodes(store);
   const vms = new Vms(store, nodes, images);
   const consoles = new Consoles(opts.dataDir, store.changes);
-  const services: Services = { store, blobs, images, nodes, networks: new Networks(store), vpn: new VpnPeers(store), vms, consoles, tokens: new Tokens(store), joinTokens: new JoinTokens(store, nodes), caHash: opts.https?.caHash ?? null, tls: () => null };
+  const services: Services = { store, blobs, images, nodes, networks: new Networks(store), vpn: new VpnPeers(store), vms, consoles, tokens: new Tokens(store), joinTokens: new JoinTokens(store, nodes), idempotency: new IdempotencyKeys(store), caHash: opts.https?.caHash ?? null, tls: () => null };
 
   const adminTokenPath = join(opts.dataDir, 'admin.token');
   let adminToken: string | undefined;
@@ -99,6 +102,8 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   sweeper.unref();
   const flusher = setInterval(() => nodes.flushLiveness(), LIVENESS_FLUSH_MS);
   flusher.unref();
+  const pruner = setInterval(() => services.idempotency.prune(new Date()), KEY_PRUNE_MS);
+  pruner.unref();
 
   return {
     services,
@@ -115,6 +120,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
       tlsRenewal?.stop();
       clearInterval(sweeper);
       clearInterval(flusher);
+      clearInterval(pruner);
       await http.close();
       nodes.flushLiveness();
       store.close();

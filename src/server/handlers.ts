@@ -12,6 +12,7 @@ import { actorOf } from './auth.ts';
 import type { BlobFiles } from './blobs.ts';
 import { waitFor, type Consoles } from './consoles.ts';
 import type { Handlers } from './http.ts';
+import type { IdempotencyKeys } from './idempotency.ts';
 import type { Images } from './images.ts';
 import type { Networks } from './networks.ts';
 import type { Nodes } from './nodes.ts';
@@ -34,6 +35,7 @@ export interface Services {
   consoles: Consoles;
   tokens: Tokens;
   joinTokens: JoinTokens;
+  idempotency: IdempotencyKeys;
   /** sha256 of the CA's public key when serving HTTPS; printed into join commands. */
   caHash: string | null;
   /** The certificates being served (they change when renewed), or null over plain HTTP. */
@@ -60,8 +62,8 @@ export function makeHandlers(s: Services): Handlers {
       return s.joinTokens.join(req.headers.authorization, b.name, b.labels);
     },
     updateNode: ({ who, params, body }) => s.nodes.update(actorOf(who), params.name!, body as NodeUpdate),
-    deleteNode: ({ who, params }) => {
-      s.nodes.remove(actorOf(who), params.name!);
+    deleteNode: ({ who, params, query }) => {
+      for (const id of s.nodes.remove(actorOf(who), params.name!, query.force === true)) s.consoles.remove(id);
       return {};
     },
     cordonNode: ({ who, params }) => s.nodes.setCordon(actorOf(who), params.name!, true),
@@ -111,7 +113,7 @@ export function makeHandlers(s: Services): Handlers {
     },
 
     listImages: () => ({ items: s.images.list(), revision: s.store.revision() }),
-    createImage: ({ who, body }) => s.images.create(actorOf(who), body as ImageCreate),
+    createImage: ({ who, body, once }) => s.images.create(actorOf(who), body as ImageCreate, once),
     getImage: ({ params }) => s.images.get(params.name!),
     deleteImage: ({ who, params }) => {
       s.images.remove(actorOf(who), params.name!);
@@ -119,22 +121,27 @@ export function makeHandlers(s: Services): Handlers {
     },
 
     listNetworks: () => ({ items: s.networks.list(), revision: s.store.revision() }),
-    createNetwork: ({ who, body }) => s.networks.create(actorOf(who), body as NetworkCreate),
+    createNetwork: ({ who, body, once }) => s.networks.create(actorOf(who), body as NetworkCreate, once),
     getNetwork: ({ params }) => s.networks.get(params.name!),
     deleteNetwork: ({ who, params }) => {
       s.networks.remove(actorOf(who), params.name!);
       return {};
     },
     listNetworkPeers: ({ params }) => ({ items: s.vpn.list(params.name!), revision: s.store.revision() }),
-    joinNetwork: ({ who, params, body }) => s.vpn.join(actorOf(who), params.name!, body as VpnPeerCreate),
+    joinNetwork: ({ who, params, body, once }) => s.vpn.join(actorOf(who), params.name!, body as VpnPeerCreate, once),
     revokeNetworkPeer: ({ who, params }) => {
       s.vpn.revoke(actorOf(who), params.name!, params.peer!);
       return {};
     },
     listVms: () => ({ items: s.vms.list(), revision: s.store.revision() }),
-    createVm: ({ who, body }) => s.vms.createQueued(actorOf(who), body as VmCreate),
+    createVm: ({ who, body, once }) => s.vms.createQueued(actorOf(who), body as VmCreate, once),
     getVm: ({ params }) => s.vms.get(params.name!),
-    deleteVm: ({ who, params }) => s.vms.remove(actorOf(who), params.name!),
+    deleteVm: ({ who, params, query }) => {
+      const force = query.force === true;
+      const vm = s.vms.remove(actorOf(who), params.name!, force);
+      if (force) s.consoles.remove(vm.id); // no report will say it is gone
+      return vm;
+    },
     startVm: ({ who, params }) => s.vms.setPower(actorOf(who), params.name!, 'start'),
     stopVm: ({ who, params }) => s.vms.setPower(actorOf(who), params.name!, 'stop'),
     restartVm: ({ who, params }) => s.vms.setPower(actorOf(who), params.name!, 'restart'),

@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { ApiError, fromZodError } from '../api/errors.ts';
 import { routes, type Route, type RouteId } from '../api/routes.ts';
 import { authenticate, authorize, type Principal } from './auth.ts';
+import { fingerprint, IdempotencyKeys, Replayed, type Once, type StoredAnswer } from './idempotency.ts';
 import { checkJoinToken } from './join.ts';
 import type { Store } from './store/store.ts';
 
@@ -19,6 +20,8 @@ export interface Call {
   params: Record<string, string>;
   query: Record<string, unknown>;
   body: unknown;
+  /** The request's Idempotency-Key with its fingerprint, for the create's write (see idempotency.ts). */
+  once?: Once;
   req: FastifyRequest;
   reply: FastifyReply;
 }
@@ -34,6 +37,17 @@ function parse(schema: z.ZodType | undefined, value: unknown, where: string): un
   const r = schema.safeParse(value);
   if (!r.success) throw fromZodError(r.error, where === 'body' ? undefined : where);
   return r.data;
+}
+
+/** The route's declared headers, by the names its schema gives them (HTTP header names have no case). */
+function pickHeaders(schema: z.ZodType, headers: FastifyRequest['headers']): Record<string, unknown> {
+  const names = Object.keys((schema as z.ZodObject).shape);
+  return Object.fromEntries(names.filter((n) => headers[n.toLowerCase()] !== undefined).map((n) => [n, headers[n.toLowerCase()]]));
+}
+
+/** A kept answer, sent again as it was, and marked so. */
+function replay(reply: FastifyReply, answer: StoredAnswer): FastifyReply {
+  return reply.code(answer.status).header('idempotent-replayed', 'true').type('application/json; charset=utf-8').send(answer.response);
 }
 
 /** Where a 5xx goes, with the request id its answer carries: never silent (a full disk, a bug). */
@@ -71,6 +85,7 @@ export function buildHttp(store: Store, handlers: Handlers, log: boolean | objec
   app.setNotFoundHandler((req, reply) => reply.code(404).send(new ApiError('not_found', `no route ${req.method} ${req.url.split('?')[0]}`).toBody()));
 
   const callers = new WeakMap<FastifyRequest, Principal>();
+  const keys = new IdempotencyKeys(store);
   for (const [id, route] of Object.entries(routes) as [RouteId, Route][]) {
     const handler = handlers[id];
     app.route({
@@ -91,7 +106,25 @@ export function buildHttp(store: Store, handlers: Handlers, log: boolean | objec
           throw new ApiError('unsupported_media_type', 'this route takes JSON', 'body');
         }
         const body = route.rawBody ? req.body : parse(route.body, req.body, 'body');
-        const out = await handler({ who, params, query, body, req, reply });
+        let headers: Record<string, unknown> = {};
+        if (route.headers) {
+          const r = route.headers.safeParse(pickHeaders(route.headers, req.headers));
+          if (!r.success) throw fromZodError(r.error);
+          headers = r.data as Record<string, unknown>;
+        }
+        const key = headers['Idempotency-Key'] as string | undefined;
+        const once: Once | undefined = key === undefined ? undefined : { scope: who.tokenId, key, route: id, fingerprint: fingerprint(body), status: route.status };
+        // Answered before: the same answer, without even checking the request again (what it
+        // named may be gone since). The write checks once more, for retries racing the first.
+        const kept = once && keys.find(once);
+        if (kept) return replay(reply, kept);
+        let out: unknown;
+        try {
+          out = await handler({ who, params, query, body, ...(once ? { once } : {}), req, reply });
+        } catch (e) {
+          if (e instanceof Replayed) return replay(reply, e.answer);
+          throw e;
+        }
         if (route.rawResponse) return reply.code(route.status).send(out);
         return reply.code(route.status).send(out ?? {});
       },

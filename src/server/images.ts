@@ -10,6 +10,7 @@ import type { DiskFormat } from '../core/image-check.ts';
 import type { BlobFiles } from './blobs.ts';
 import { imageFromRow, type ImageRow } from './store/rows.ts';
 import type { Store } from './store/store.ts';
+import { idempotent, type Once } from './idempotency.ts';
 
 export class Images {
   constructor(
@@ -39,7 +40,7 @@ export class Images {
     return r;
   }
 
-  async create(actor: string, req: ImageCreate): Promise<Image> {
+  async create(actor: string, req: ImageCreate, once?: Once): Promise<Image> {
     const need = (sha: string | undefined, field: string) => {
       if (sha === undefined) return null;
       const known = this.store.db.prepare(`SELECT 1 FROM blobs WHERE sha256 = ?`).get(sha);
@@ -65,7 +66,7 @@ export class Images {
     // The format is detected once, here, and forced wherever the disk is opened from now on.
     if (row.disk !== null) row.format = await this.checkDisk(actor, row.disk, 'disk');
     if (row.root_disk !== null) row.root_format = await this.checkDisk(actor, row.root_disk, 'rootDisk');
-    return this.store.write(actor, (tx) => {
+    return this.store.write(actor, idempotent(once, (tx) => {
       if (tx.db.prepare(`SELECT 1 FROM images WHERE name = ?`).get(req.name)) throw new ApiError('conflict', `image ${req.name} already exists`, 'name');
       // The inspection awaited: a blob removed meanwhile (with the last image using it) is gone.
       for (const [sha, field] of [[row.disk, 'disk'], [row.kernel, 'kernel'], [row.initrd, 'initrd'], [row.root_disk, 'rootDisk']] as const) {
@@ -77,7 +78,7 @@ export class Images {
         .run(row);
       tx.event('create', 'image', req.name, `image ${req.name} (${req.kind}) sha256:${row.sha256.slice(0, 12)}`);
       return this.toApi(row);
-    });
+    }));
   }
 
   remove(actor: string, name: string): void {

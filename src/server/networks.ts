@@ -10,6 +10,7 @@ import { guestMtu } from '../core/mtu.ts';
 import { meshUnderlayMtu } from './mesh.ts';
 import type { NetworkRow } from './store/rows.ts';
 import type { Store, Tx } from './store/store.ts';
+import { idempotent, type Once } from './idempotency.ts';
 
 type NetworkListRow = NetworkRow & { created_at: string; vm_count: number; peer_count: number };
 
@@ -32,8 +33,8 @@ export class Networks {
     return toApi(row, guestMtu(meshUnderlayMtu(this.store)));
   }
 
-  create(actor: string, req: NetworkCreate): Network {
-    this.store.write(actor, (tx) => {
+  create(actor: string, req: NetworkCreate, once?: Once): Network {
+    return this.store.write(actor, idempotent(once, (tx) => {
       if (tx.db.prepare(`SELECT 1 FROM networks WHERE name = ?`).get(req.name)) throw new ApiError('conflict', `network ${req.name} already exists`, 'name');
       // Networks may overlap (each has its own gateway namespace on every host); the default
       // is still one no other network uses, so a VM can sit on any two of them.
@@ -44,8 +45,8 @@ export class Networks {
         .prepare(`INSERT INTO networks (name, cidr, gateway, nat, vni, created_at) VALUES (?, ?, ?, ?, ?, ?)`)
         .run(req.name, cidr, gatewayOf(parseCidr(cidr)), nat ? 1 : 0, nextVni(tx), tx.now);
       tx.event('create', 'network', req.name, `network ${req.name} ${cidr}${nat ? '' : ' (no NAT)'}`);
-    });
-    return this.get(req.name);
+      return this.get(req.name); // inside the write: it is the answer an Idempotency-Key keeps
+    }));
   }
 
   /** Refused while any VM is attached: its address and its traffic would dangle. */

@@ -13,6 +13,7 @@ import { Liveness } from './liveness.ts';
 import { networksOf } from './store/nics.ts';
 import { meshEnd, sameMeshEnd, setMeshEnd, touchMesh, touchNetworkHosts } from './mesh.ts';
 import { renderDesired } from './desired-state.ts';
+import { forgetVm } from './forget-vm.ts';
 
 /** A node as the scheduler sees it, with the allocation revision the plan was made at. */
 export type SnapNode = NodeSnapshot & { allocRev: number };
@@ -182,20 +183,30 @@ export class Nodes {
     return this.get(name);
   }
 
-  /** Forgets a node and revokes its credentials; refused while VMs are placed on it. */
-  remove(actor: string, name: string): void {
-    this.store.write(actor, (tx) => {
-      this.row(name);
-      const n = (tx.db.prepare(`SELECT COUNT(*) AS n FROM vms WHERE node = ?`).get(name) as { n: number }).n;
-      if (n > 0) throw new ApiError('conflict', `node ${name} still has ${n} VM(s): drain or evacuate it first`, 'name');
+  /**
+   * Forgets a node and revokes its credentials; refused while VMs are placed on it. `force`
+   * (a node that is not reachable only: a live one is drained instead) forgets its VMs too, as
+   * `vm rm --force` does. Returns the ids of the VMs forgotten.
+   */
+  remove(actor: string, name: string, force = false): string[] {
+    return this.store.write(actor, (tx) => {
+      const node = this.row(name);
+      if (force && node.state === 'ready') throw new ApiError('conflict', `node ${name} is reachable: drain it (or delete its VMs), then remove it without --force`, 'force');
+      const vms = tx.db.prepare(`SELECT * FROM vms WHERE node = ? ORDER BY name`).all(name) as VmRow[];
+      if (vms.length > 0 && !force) {
+        const hint = node.state === 'ready' ? 'drain or evacuate it first' : `evacuate it, or remove it with --force to forget them (it is ${node.state})`;
+        throw new ApiError('conflict', `node ${name} still has ${vms.length} VM(s): ${hint}`, 'name');
+      }
       const vpn = tx.db.prepare(`SELECT name FROM networks WHERE vpn_node = ? ORDER BY name`).all(name) as { name: string }[];
       // Its peers' configurations name this node's key and endpoint: they would silently stop.
       if (vpn.length > 0) throw new ApiError('conflict', `node ${name} is the VPN gateway of network ${vpn.map((v) => v.name).join(', ')}: revoke its peers first`, 'name');
+      for (const vm of vms) forgetVm(tx, vm, `vm ${vm.name} deleted (forced, with node ${name}, which is ${node.state}; it destroys its copy if it returns)`);
       tx.db.prepare(`DELETE FROM tokens WHERE node = ?`).run(name);
       tx.db.prepare(`DELETE FROM nodes WHERE name = ?`).run(name);
       touchMesh(tx); // its peers drop it
       this.liveness.forget(name);
-      tx.event('delete', 'node', name, `node ${name} removed and its token revoked`);
+      tx.event('delete', 'node', name, `node ${name} removed and its token revoked${force ? ` (forced while ${node.state}${vms.length ? `, with its ${vms.length} VM(s)` : ''})` : ''}`);
+      return vms.map((v) => v.id);
     });
   }
 

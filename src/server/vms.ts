@@ -16,6 +16,8 @@ import type { Nodes } from './nodes.ts';
 import { vmFromRow, type NetworkRow, type NicRow, type VmRow } from './store/rows.ts';
 import type { Store, Tx } from './store/store.ts';
 import { moreNics, networksOf } from './store/nics.ts';
+import { idempotent, type Once } from './idempotency.ts';
+import { forgetVm } from './forget-vm.ts';
 
 export const MIN_MEMORY = 64 * MiB;
 export const DEFAULT_NETWORK = 'default';
@@ -49,15 +51,20 @@ export class Vms {
     return r;
   }
 
-  create(actor: string, req: VmCreate): Vm {
+  /** `once`: the request's Idempotency-Key, kept with the answer in the same transaction. */
+  create(actor: string, req: VmCreate, once?: Once): Vm {
     const insert = this.creation(req);
-    return this.store.write(actor, insert);
+    return this.store.write(actor, idempotent(once, insert));
   }
 
-  /** The same, group-committed with other creates of this moment (the API's path). */
-  createQueued(actor: string, req: VmCreate): Promise<Vm> {
+  /**
+   * The same, group-committed with other creates of this moment (the API's path). Each create
+   * checks its key in its own savepoint, so a retry queued in the same batch as its first
+   * attempt sees the first one's answer (and is rejected with `Replayed`, writing nothing).
+   */
+  createQueued(actor: string, req: VmCreate, once?: Once): Promise<Vm> {
     const insert = this.creation(req);
-    return this.store.writeQueued(actor, insert);
+    return this.store.writeQueued(actor, idempotent(once, insert));
   }
 
   /** Validates a create outside any transaction; returns the write that places and inserts it. */
@@ -221,13 +228,27 @@ export class Vms {
     return { moved, failed };
   }
 
-  remove(actor: string, name: string): Vm {
+  /**
+   * Marks a VM for deletion; its node destroys it and its next report removes the row.
+   * `force`: a node that is not reachable never confirms, so the VM is forgotten now (row,
+   * NICs, addresses); the node, if it returns, no longer finds it in its desired state and
+   * destroys its copy. Refused while the node reports: plain delete is then as quick, and
+   * forgetting a VM that still runs would give its address to the next VM while it answers.
+   */
+  remove(actor: string, name: string, force = false): Vm {
     return this.store.write(actor, (tx) => {
       const vm = this.row(name);
       if (vm.node === null) {
         tx.db.prepare(`DELETE FROM vms WHERE id = ?`).run(vm.id);
         tx.event('deleted', 'vm', name, `vm ${name} deleted`);
         return { ...vmFromRow(vm, moreNics(tx.db, vm.id)), state: 'deleting' };
+      }
+      if (force) {
+        const node = this.nodes.row(vm.node);
+        if (node.state === 'ready') throw new ApiError('conflict', `node ${vm.node} is reachable: delete vm ${name} without --force (the node confirms it within seconds)`, 'force');
+        const out: Vm = { ...vmFromRow(vm, moreNics(tx.db, vm.id)), state: 'deleting' };
+        forgetVm(tx, vm, `vm ${name} deleted (forced: node ${vm.node} is ${node.state}; it destroys its copy if it returns)`);
+        return out;
       }
       this.update(tx, vm, { power: 'deleted', state: 'deleting' });
       tx.event('delete', 'vm', name, `vm ${name} to be deleted on ${vm.node}`);

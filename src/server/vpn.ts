@@ -14,6 +14,7 @@ import { KEEPALIVE_S } from '../core/wireguard-config.ts';
 import { meshUnderlayMtu, touchNetworkHosts } from './mesh.ts';
 import type { NetworkRow, NodeRow, VpnPeerRow } from './store/rows.ts';
 import type { Store, Tx } from './store/store.ts';
+import { idempotent, type Once } from './idempotency.ts';
 
 export class VpnPeers {
   constructor(private readonly store: Store) {}
@@ -24,8 +25,8 @@ export class VpnPeers {
     return rows.map((r) => toApi(r, net.vpn_node!));
   }
 
-  join(actor: string, network: string, req: VpnPeerCreate): VpnPeerJoined {
-    return this.store.write(actor, (tx) => {
+  join(actor: string, network: string, req: VpnPeerCreate, once?: Once): VpnPeerJoined {
+    return this.store.write(actor, idempotent(once, (tx) => {
       const net = networkRow(tx.db, network);
       if (tx.db.prepare(`SELECT 1 FROM vpn_peers WHERE network = ? AND name = ?`).get(network, req.name)) {
         throw new ApiError('conflict', `network ${network} already has a peer ${req.name}`, 'name');
@@ -67,7 +68,7 @@ export class VpnPeers {
         persistentKeepalive: KEEPALIVE_S,
       };
       return { ...toApi(row, gw.name), endpointSource, config };
-    });
+    }));
   }
 
   /** The gateway drops the peer from its WireGuard interface: its tunnel stops at once. */

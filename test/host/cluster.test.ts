@@ -1,6 +1,7 @@
 // Three machines on one box, joined over HTTPS: real agents, real QEMU guests (tiny image).
 // Placement follows spread, binpack, --node and --zone; a killed agent's node is unreachable
-// within 15 s and reconciles when it returns; evacuation moves its VMs. VXLAN enters a
+// within 15 s and reconciles when it returns; evacuation moves its VMs, and a VM deleted by force
+// while its node is lost is destroyed there when it returns. VXLAN enters a
 // network only over the mesh: a LAN host's crafted packets reach no guest.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -285,6 +286,24 @@ test('a killed agent: unreachable within 15 s, VMs unknown; back again, it recon
   c.startAgent('n1');
   await c.until('the stale copy on n1 is gone', () => c.qemus('n1').length === 0, 60_000);
   await removeAll();
+});
+
+test('vm rm --force while its node is lost: forgotten at once; the node, back, destroys its copy', async () => {
+  create('doomed', '--node', 'n2');
+  await allRunning();
+  assert.equal(c.qemus('n2').length, 1);
+  await c.killAgent('n2');
+  await c.until('n2 unreachable', () => c.json<{ name: string; state: string }[]>(['node', 'list']).find((n) => n.name === 'n2')!.state === 'unreachable', 60_000);
+  const plain = c.cli(['vm', 'rm', 'doomed']);
+  assert.equal(plain.code, 0, plain.stderr);
+  assert.match(plain.stderr, /node n2 is not reachable/);
+  const forced = c.cli(['vm', 'rm', 'doomed', '--force']);
+  assert.equal(forced.code, 0, forced.stderr);
+  assert.ok(!vms().some((v) => v.name === 'doomed'), 'forgotten at once');
+  assert.equal(c.qemus('n2').length, 1, 'its copy still runs on the lost node');
+  c.startAgent('n2');
+  await c.until('the forgotten copy on n2 is gone', () => c.qemus('n2').length === 0, 60_000);
+  assert.ok(!vms().some((v) => v.name === 'doomed'), 'its reports bring nothing back');
 });
 
 test("a removed node's peer disappears from every other node's mesh", async () => {

@@ -31,9 +31,10 @@ export function networkCommands(program: Command): void {
     .description('create a private network; its VMs share one LAN wherever they run')
     .option('--cidr <cidr>', 'its addresses, e.g. 10.20.0.0/16 (default: the first free 10.x.0.0/16)')
     .option('--no-nat', 'no egress: its VMs reach only each other (and VPN peers)')
+    .option('--idempotency-key <key>', 'the same command run again with the same key (within 24 h) prints the network it made instead of failing on the name')
     .option('--json', 'print JSON')
-    .action(async (name: string, o: { cidr?: string; nat: boolean; json?: boolean }) => {
-      const n = await client().call('createNetwork', { body: { name, ...(o.cidr ? { cidr: o.cidr } : {}), nat: o.nat } });
+    .action(async (name: string, o: { cidr?: string; nat: boolean; idempotencyKey?: string; json?: boolean }) => {
+      const n = await client().call('createNetwork', { body: { name, ...(o.cidr ? { cidr: o.cidr } : {}), nat: o.nat }, ...(o.idempotencyKey !== undefined ? { idempotencyKey: o.idempotencyKey } : {}) });
       if (o.json) return printJson(n);
       process.stdout.write(`network ${n.name} created: ${n.cidr}, gateway ${n.gateway}, MTU ${n.mtu}${n.nat ? '' : ', no NAT'}\n`);
     });

@@ -133,12 +133,13 @@ export function nodeCommands(program: Command): void {
 
   node
     .command('remove <name>')
-    .description('forget a node and revoke its token (refused while it has VMs)')
+    .description('forget a node and revoke its token (refused while it has VMs, unless --force on a lost node)')
+    .option('--force', 'a node that is not reachable (lost): forget its VMs too, as `vm rm --force` does')
     .option('--json', 'print JSON')
-    .action(async (name: string, o: { json?: boolean }) => {
-      await client().call('deleteNode', { params: { name } });
+    .action(async (name: string, o: { force?: boolean; json?: boolean }) => {
+      await client().call('deleteNode', { params: { name }, ...(o.force ? { query: { force: 'true' as const } } : {}) });
       if (o.json) printJson({ name, removed: true });
-      else process.stdout.write(`node ${name} removed\n`);
+      else process.stdout.write(`node ${name} removed${o.force ? ' (forced)' : ''}\n`);
     });
 
   node

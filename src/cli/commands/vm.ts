@@ -114,8 +114,9 @@ export function vmCommands(program: Command): void {
     .option('--metadata-tokens <mode>', 'EC2-style metadata paths: optional (default; tokenless GETs too) or required (IMDSv2 tokens only; NoCloud still answers plain GETs)')
     .option('--wait', 'return once the guest has fetched its metadata')
     .option('--timeout <seconds>', 'how long --wait waits', '300')
+    .option('--idempotency-key <key>', 'the same command run again with the same key (within 24 h) prints the VM it made instead of failing on the name (default: a new key, reused only by the client\'s own retries)')
     .option('--json', 'print JSON')
-    .action(async (name: string, o: { image: string; cpus: string; memory: string; disk: string; network: string[]; node?: string; group?: string; zone?: string; label: string[]; policy?: string; spread?: string; force?: boolean; userData?: string; sshKey: string[]; metadataTokens?: string; wait?: boolean; timeout: string; json?: boolean }) => {
+    .action(async (name: string, o: { image: string; cpus: string; memory: string; disk: string; network: string[]; node?: string; group?: string; zone?: string; label: string[]; policy?: string; spread?: string; force?: boolean; userData?: string; sshKey: string[]; metadataTokens?: string; wait?: boolean; timeout: string; idempotencyKey?: string; json?: boolean }) => {
       const c = client();
       const labels: Record<string, string> = {};
       for (const l of o.label) {
@@ -145,6 +146,7 @@ export function vmCommands(program: Command): void {
           ...(sshKeys.length ? { sshKeys } : {}),
           ...(o.metadataTokens ? { metadataTokens: o.metadataTokens as 'optional' | 'required' } : {}),
         },
+        ...(o.idempotencyKey !== undefined ? { idempotencyKey: o.idempotencyKey } : {}),
       });
       if (created.warning) process.stderr.write(`warning: ${created.warning}\n`);
       if (o.wait) created = await waitForState(c, name, ['running'], intArg(o.timeout, 'timeout'));
@@ -173,13 +175,19 @@ export function vmCommands(program: Command): void {
   vm.command('rm <name>')
     .description('delete a VM and its disk')
     .option('--no-wait', 'return before the node has removed it')
+    .option('--force', 'forget it now, without its node: only while the node is unreachable (the node destroys its copy if it returns)')
     .option('--json', 'print JSON')
-    .action(async (name: string, o: { wait: boolean; json?: boolean }) => {
+    .action(async (name: string, o: { wait: boolean; force?: boolean; json?: boolean }) => {
       const c = client();
-      const v = await c.call('deleteVm', { params: { name } });
-      if (o.wait) await waitGone(c, name, 120);
-      if (o.json) printJson({ ...v, state: o.wait ? 'deleted' : v.state });
-      else process.stdout.write(`vm ${name} ${o.wait ? 'deleted' : 'is being deleted'}\n`);
+      const v = await c.call('deleteVm', { params: { name }, ...(o.force ? { query: { force: 'true' as const } } : {}) });
+      // A node that is not reporting never confirms: say so rather than wait for it.
+      const lost = !o.force && v.node !== null && (await c.call('getNode', { params: { name: v.node } }).catch(() => undefined))?.state !== 'ready';
+      if (lost) process.stderr.write(`node ${v.node} is not reachable: vm ${name} goes when it returns; \`butter vm rm --force ${name}\` forgets it now\n`);
+      const wait = o.wait && !o.force && !lost;
+      if (wait) await waitGone(c, name, 120);
+      const gone = wait || o.force;
+      if (o.json) printJson({ ...v, state: gone ? 'deleted' : v.state });
+      else process.stdout.write(`vm ${name} ${gone ? 'deleted' : 'is being deleted'}${o.force ? ' (forced)' : ''}\n`);
     });
 
   for (const [verb, route, target, what] of [

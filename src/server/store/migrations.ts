@@ -220,4 +220,19 @@ export const MIGRATIONS: readonly string[] = [
   -- get when it has no mesh endpoint (an agent beside the control plane reports from loopback).
   ALTER TABLE nodes ADD COLUMN default_endpoint TEXT;
   `,
+  `
+  -- Idempotency-Key (server/idempotency.ts): a create's answer, kept 24 h per caller's token
+  -- and key, so a client that lost the answer and retries gets it again instead of a 409.
+  CREATE TABLE idempotency_keys (
+    token_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    route TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    response TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (token_id, key)
+  );
+  CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at);
+  `,
 ];
