@@ -94,7 +94,7 @@ export function makeHandlers(s: Services): Handlers {
     nodeConsole: ({ params, body }) => {
       vmOfNode(params.name!, params.id!);
       const chunk = body as { offset: number; base64: string };
-      s.consoles.append(params.id!, chunk.offset, Buffer.from(chunk.base64, 'base64'));
+      s.consoles.append(params.id!, params.name!, chunk.offset, Buffer.from(chunk.base64, 'base64'));
       return {};
     },
 
