@@ -23,7 +23,7 @@ import type { EventEmitter } from 'node:events';
 import { z } from 'zod';
 import { ApiError } from '../api/errors.ts';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
-import { checkWith, readJsonState } from '../lib/state-file.ts';
+import { CorruptStateError, checkWith, readJsonState } from '../lib/state-file.ts';
 
 /** Reads are capped so one request never carries a huge log; the client asks again. */
 const MAX_READ = 256 * 1024;
@@ -94,7 +94,14 @@ export class Consoles {
   private streamOf(id: string): Meta | null {
     let m = this.meta.get(id);
     if (m === undefined) {
-      m = readJsonState(this.metaFile(id), checkWith(Meta)) ?? null;
+      try {
+        m = readJsonState(this.metaFile(id), checkWith(Meta)) ?? null;
+      } catch (e) {
+        // A torn mapping costs at most a misplaced stream start, never the upload: rewritten on the next chunk.
+        if (!(e instanceof CorruptStateError)) throw e;
+        rmSync(this.metaFile(id), { force: true });
+        m = null;
+      }
       this.meta.set(id, m);
     }
     return m;
