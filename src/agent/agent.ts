@@ -9,6 +9,7 @@ import type { Client } from '../sdk/client.ts';
 import { AgentState } from './agent-state.ts';
 import { hostCapacity, type HostCapacity } from './capacity.ts';
 import { ConsoleShipper } from './console-shipper.ts';
+import { punchConsole } from './host/console-trim.ts';
 import type { VmDriver } from './host/driver.ts';
 import { SystemExec, type Exec } from './host/exec.ts';
 import type { MeshHost } from './host/mesh.ts';
@@ -52,8 +53,10 @@ export interface AgentOptions {
   capacity?: HostCapacity;
   /** How often console output is shipped; short, because `vm console` is interactive through it. */
   consoleShipMs?: number;
-  /** Runs `qemu-img info` on disk blobs before use (image-cache.ts); the real one by default. */
+  /** Runs `qemu-img info` on disk blobs before use (image-cache.ts) and trims console logs; the real one by default. */
   exec?: Exec;
+  /** Console output kept per VM on the node once shipped (console-shipper.ts); 1 MiB by default. */
+  consoleKeepBytes?: number;
 }
 
 export const WATCH_WAIT_S = 10;
@@ -81,7 +84,12 @@ export class Agent {
     this.state = new AgentState(opts.stateDir, undefined, this.log);
     // Blobs a hypervisor will open are inspected first; the simulated driver opens none.
     this.images = new ImageCache(opts.stateDir, opts.client, opts.driver.name === 'sim' ? undefined : (opts.exec ?? new SystemExec()));
-    this.shipper = new ConsoleShipper(opts.client, opts.node, (id) => opts.driver.consoleLogPath(id));
+    // Shipped console output is freed on the node past its cap, by punching a hole (console-trim.ts).
+    this.shipper = new ConsoleShipper(opts.client, opts.node, (id) => opts.driver.consoleLogPath(id), {
+      trim: punchConsole(opts.exec ?? new SystemExec()),
+      log: this.log,
+      ...(opts.consoleKeepBytes !== undefined ? { keepBytes: opts.consoleKeepBytes } : {}),
+    });
   }
 
   async start(): Promise<void> {
