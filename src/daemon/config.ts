@@ -11,11 +11,12 @@ import { z } from 'zod';
 import { parseSize } from '../core/units.ts';
 import { DEFAULT_RETENTION } from '../core/event-retention.ts';
 
-const Size = z.union([z.number().int().nonnegative(), z.string().transform((s, ctx) => {
-  const n = parseSize(s);
-  if (n === undefined) ctx.addIssue({ code: 'custom', message: `not a size (like 512K, 4M): ${JSON.stringify(s)}` });
+/** Bytes, or a size with a unit (`512K`, `4M`, `1G`). */
+const Size = z.union([z.number(), z.string()]).transform((v, ctx) => {
+  const n = typeof v === 'number' ? v : parseSize(v);
+  if (n === undefined || !Number.isInteger(n) || n < 0) ctx.addIssue({ code: 'custom', message: `not a size (like 512K, 4M): ${JSON.stringify(v)}` });
   return n ?? 0;
-})]);
+});
 const atLeast = (min: number) => Size.refine((n) => n >= min, `must be at least ${min} bytes`);
 
 export const DaemonConfig = z
@@ -79,4 +80,9 @@ export function loadDaemonConfig(dir: string): DaemonConfig {
   const r = DaemonConfig.safeParse(raw);
   if (!r.success) throw new Error(`${path}: ${r.error.issues.map((i) => `${i.path.join('.') || 'the file'}: ${i.message}`).join('; ')}`);
   return r.data;
+}
+
+/** What the control plane takes of it. */
+export function controlPlaneBounds(c: DaemonConfig): { consoleMaxBytes: number; eventRetention: { maxAgeDays: number; maxCount: number } } {
+  return { consoleMaxBytes: c.console.maxBytes, eventRetention: c.events };
 }
