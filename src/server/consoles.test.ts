@@ -114,3 +114,12 @@ test('a node whose first chunk is not at 0 (its own log was trimmed) starts the 
   c.append('vm1', 'n1', 5005, Buffer.from('next\n'));
   assert.equal(c.read('vm1', 0).data, 'tail\nnext\n');
 }));
+
+test('an agent from before stream ids, upgraded: its log goes on, not sent twice', withDir((dir) => {
+  const c = new Consoles(dir, new EventEmitter());
+  c.append('vm1', 'n1', 0, Buffer.from('boot\n'));
+  c.append('vm1', 'n1/0123456789abcdef', 0, Buffer.from('boot\nmore\n'));
+  assert.equal(c.read('vm1', 0).data, 'boot\nmore\n');
+  c.append('vm1', 'n2/fedcba9876543210', 0, Buffer.from('elsewhere\n'));
+  assert.equal(c.read('vm1', 0).data, 'boot\nmore\nelsewhere\n');
+}));

@@ -114,8 +114,11 @@ export class Consoles {
   append(id: string, node: string, offset: number, buf: Buffer): void {
     let m = this.streamOf(id);
     if (m?.stream !== node) {
-      // A log from before streams were kept is the sending node's own, from its byte 0.
-      m = m === null && this.size(id) > 0 ? { stream: node, base: 0, origin: 0 } : { stream: node, base: this.size(id), origin: offset };
+      // A log from before streams were kept is the sending node's own, from its byte 0; one
+      // kept for a node by name alone (an agent from before stream ids) goes on under the id.
+      if (m === null && this.size(id) > 0) m = { stream: node, base: 0, origin: 0 };
+      else if (m !== null && node.startsWith(`${m.stream}/`)) m = { ...m, stream: node };
+      else m = { stream: node, base: this.size(id), origin: offset };
       writeFileAtomic(this.metaFile(id), JSON.stringify(m), 0o600);
       this.meta.set(id, m);
     }
