@@ -89,7 +89,7 @@ test('QEMU appends past the holes punched in its console log; the control plane 
   let server = '';
   let end = 0;
   for (;;) {
-    const r = await cloud.admin.call('vmLogs', { params: { name: 'v' }, query: { offset: end } });
+    const r: { offset: number; start: number; data: string } = await cloud.admin.call('vmLogs', { params: { name: 'v' }, query: { offset: end } });
     if (r.offset === end) break;
     assert.equal(r.start, 0, 'under the control plane\'s cap');
     server += r.data;
