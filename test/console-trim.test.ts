@@ -95,3 +95,33 @@ test('an appended-to console log is shipped whole and freed on the node down to 
   await restarted.ship([id]);
   assert.equal(await serverLog(), expected(0, N + 100) + expected(0, 3));
 });
+
+test('while the control plane does not take the log, the node keeps at most 16 × the tail; what follows is appended after', async () => {
+  const file = join(dir, 'away.log');
+  const trim = punchConsole(new SystemExec());
+  const down = { call: () => Promise.reject(new Error('connect ECONNREFUSED')) } as unknown as Client;
+  const before = await serverLog();
+  const away = new ConsoleShipper(down, 'n1', () => file, { keepBytes: KEEP, trim });
+  let done = false;
+  const w = writer(file, 0, 60_000).finally(() => (done = true));
+  while (!done) {
+    await away.ship([id]).catch(() => {});
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  await w;
+  await away.ship([id]).catch(() => {});
+  const size = statSync(file).size;
+  const onDisk = statSync(file).blocks * 512;
+  assert.ok(size > 16 * KEEP * 2, `${size} bytes written`);
+  assert.ok(onDisk <= 16 * KEEP + 64 * 1024, `the node keeps ${onDisk} bytes on disk of ${size} while the control plane is away`);
+
+  // Back: the newest output arrives, after what the control plane had, ending with the last line.
+  const back = new ConsoleShipper(node, 'n1', () => file, { keepBytes: KEEP, trim });
+  await back.ship([id]);
+  const now = await serverLog();
+  assert.ok(now.startsWith(before), 'what the control plane had stays');
+  const added = now.slice(before.length);
+  assert.ok(added.endsWith('line 59999\n'));
+  assert.ok(added.length <= 16 * KEEP, `${added.length} bytes arrived`);
+  assert.ok(expected(0, 60_000).endsWith(added.slice(added.indexOf('\n') + 1)), 'an unbroken run of the newest lines');
+});

@@ -6,7 +6,9 @@
  * (host/console-trim.ts punches a hole; QEMU keeps appending, offsets do not move). Beside
  * each log, `console.ship.json` names its stream (a random id per log file, so a VM recreated
  * on this node is a new stream to the control plane) and how far it was shipped when last
- * trimmed: a restarted agent resumes there instead of re-reading freed bytes.
+ * trimmed: a restarted agent resumes there instead of re-reading freed bytes. Output the
+ * control plane does not take (it is away) is kept up to 16 × `keepBytes`; past that the oldest
+ * of it goes too, so a guest writing to its console without end never fills the node's disk.
  */
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
@@ -18,6 +20,8 @@ import type { ConsoleTrim } from './host/console-trim.ts';
 
 const CHUNK = 256 * 1024;
 export const DEFAULT_NODE_CONSOLE_BYTES = 1024 * 1024;
+/** Unshipped output (control plane away) past this many times the kept tail is dropped too. */
+const UNSHIPPED_FACTOR = 16;
 
 const Saved = z.object({ stream: z.string().regex(/^[0-9a-f]{8,32}$/), shipped: z.number().int().nonnegative() });
 interface Shipping {
@@ -83,7 +87,8 @@ export class ConsoleShipper {
       const file = this.logPath(id);
       if (!existsSync(file)) continue;
       const size = statSync(file).size;
-      const s = this.stateOf(id, size);
+      let s = this.stateOf(id, size);
+      if (this.opts.trim && !s.noTrim && size - s.offset > this.keep * UNSHIPPED_FACTOR) s = await this.skip(id, file, s, size);
       while (s.offset < size) {
         const buf = Buffer.alloc(Math.min(CHUNK, size - s.offset));
         const fd = openSync(file, 'r');
@@ -114,6 +119,28 @@ export class ConsoleShipper {
       s.noTrim = true;
       this.opts.log?.(`console log of ${id} cannot be trimmed, it keeps growing: ${String(e)}`);
     }
+  }
+
+  /**
+   * The control plane has not taken this log for long while the guest kept writing: the
+   * oldest unshipped bytes are dropped too, or the node's disk would fill. What follows is a
+   * new stream (new id), so the control plane appends it after what it has, with no gap in
+   * its offsets.
+   */
+  private async skip(id: string, file: string, s: Shipping, size: number): Promise<Shipping> {
+    const from = size - this.keep;
+    const next: Shipping = { stream: randomBytes(8).toString('hex'), offset: from, trimmed: s.trimmed };
+    this.save(id, next);
+    this.vms.set(id, next);
+    this.opts.log?.(`console log of ${id}: ${from - s.offset} bytes not shipped in time, dropped on the node`);
+    try {
+      await this.opts.trim!(file, from);
+      next.trimmed = from;
+    } catch (e) {
+      next.noTrim = true;
+      this.opts.log?.(`console log of ${id} cannot be trimmed, it keeps growing: ${String(e)}`);
+    }
+    return next;
   }
 
   forget(id: string): void {
