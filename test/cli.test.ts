@@ -245,3 +245,22 @@ test('vm create --idempotency-key: run again, it prints the same VM; vm rm on a 
   assert.equal(removed.code, 0, removed.stderr);
   assert.equal(removed.stdout, 'node node-k removed (forced)\n');
 });
+
+test('vm logs: past the control plane\'s cap the oldest output is dropped, and stderr says how much', async () => {
+  const blob = await cloud.admin.uploadBlob((await import('node:stream')).Readable.from([Buffer.from('chatty disk'.repeat(100))]));
+  await cloud.admin.call('createImage', { body: { name: 'chatty-img', kind: 'disk', disk: blob.sha256 } });
+  const vm = await cloud.admin.call('createVm', { body: { name: 'chatty', image: 'chatty-img', memory: '128M', node: 'node-1' } });
+  // 1.4 MiB of numbered lines, past the default 1 MiB (and its quarter of slack).
+  const lines = Array.from({ length: 120_000 }, (_, i) => `${String(i).padStart(11, '0')}\n`).join('');
+  const bytes = Buffer.from(lines);
+  for (let offset = 0; offset < bytes.length; offset += 700_000) {
+    await node1.call('nodeConsole', { params: { name: 'node-1', id: vm.id }, body: { offset, base64: bytes.subarray(offset, offset + 700_000).toString('base64'), stream: '0123456789abcdef' } });
+  }
+  const r = await butter(['vm', 'logs', 'chatty']);
+  assert.equal(r.code, 0, r.stderr);
+  const m = /\[butter: (\d+) earlier bytes of console output were dropped\]/.exec(r.stderr);
+  assert.ok(m, r.stderr);
+  const dropped = Number(m[1]);
+  assert.ok(dropped > 0 && dropped <= bytes.length - 1024 * 1024, `dropped ${dropped}`);
+  assert.equal(r.stdout, lines.slice(dropped), 'the newest output, from where the dropped part ends');
+});

@@ -9,6 +9,7 @@ import type { Client } from '../sdk/client.ts';
 import { AgentState } from './agent-state.ts';
 import { hostCapacity, type HostCapacity } from './capacity.ts';
 import { ConsoleShipper } from './console-shipper.ts';
+import { punchConsole } from './host/console-trim.ts';
 import type { VmDriver } from './host/driver.ts';
 import { SystemExec, type Exec } from './host/exec.ts';
 import type { MeshHost } from './host/mesh.ts';
@@ -52,8 +53,12 @@ export interface AgentOptions {
   capacity?: HostCapacity;
   /** How often console output is shipped; short, because `vm console` is interactive through it. */
   consoleShipMs?: number;
-  /** Runs `qemu-img info` on disk blobs before use (image-cache.ts); the real one by default. */
+  /** Runs `qemu-img info` on disk blobs before use (image-cache.ts) and trims console logs; the real one by default. */
   exec?: Exec;
+  /** Console output kept per VM on the node once shipped (console-shipper.ts); 1 MiB by default. */
+  consoleKeepBytes?: number;
+  /** Cached images no VM on the node uses are deleted after `unusedGraceMs` (1 h), or at once below `minFreePercent` (10) free. */
+  imageCache?: { unusedGraceMs?: number; minFreePercent?: number };
 }
 
 export const WATCH_WAIT_S = 10;
@@ -81,7 +86,12 @@ export class Agent {
     this.state = new AgentState(opts.stateDir, undefined, this.log);
     // Blobs a hypervisor will open are inspected first; the simulated driver opens none.
     this.images = new ImageCache(opts.stateDir, opts.client, opts.driver.name === 'sim' ? undefined : (opts.exec ?? new SystemExec()));
-    this.shipper = new ConsoleShipper(opts.client, opts.node, (id) => opts.driver.consoleLogPath(id));
+    // Shipped console output is freed on the node past its cap, by punching a hole (console-trim.ts).
+    this.shipper = new ConsoleShipper(opts.client, opts.node, (id) => opts.driver.consoleLogPath(id), {
+      trim: punchConsole(opts.exec ?? new SystemExec()),
+      log: this.log,
+      ...(opts.consoleKeepBytes !== undefined ? { keepBytes: opts.consoleKeepBytes } : {}),
+    });
   }
 
   async start(): Promise<void> {
@@ -166,7 +176,26 @@ export class Agent {
       }
     }
     await this.applyNetwork(desired, live);
+    this.evictImages(desired, await this.opts.driver.list());
     return ops.length > 0;
+  }
+
+  /**
+   * Deletes cached images no VM on this node uses. Every VM the desired state lists (any power,
+   * being deleted too) keeps its blobs; a VM on the host that it does not list (one left from
+   * before, not yet destroyed) has a base image we cannot name, so nothing is evicted until it
+   * is gone.
+   */
+  private evictImages(desired: NodeDesired, present: readonly { id: string }[]): void {
+    const known = new Set(desired.vms.map((v) => v.id));
+    if (present.some((p) => !known.has(p.id))) return;
+    const inUse = new Set(desired.vms.flatMap((v) => blobsOf(v).map((b) => b.sha256)));
+    try {
+      const gone = this.images.evictUnused(inUse, { graceMs: this.opts.imageCache?.unusedGraceMs ?? 3_600_000, minFreePercent: this.opts.imageCache?.minFreePercent ?? 10 });
+      for (const sha of gone) this.log(`image ${sha.slice(0, 12)} evicted from the cache: no VM on this node uses it`);
+    } catch (e) {
+      this.log(`image cache eviction failed: ${String(e)}`);
+    }
   }
 
   private async apply(op: Op): Promise<void> {

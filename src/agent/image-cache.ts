@@ -9,11 +9,12 @@
  * Owner-only: 0700 dir, 0600 files.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, createWriteStream, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { chmodSync, createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statfsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { couldNotInspect, imageInfoCommand, judgeImageInfo, type DiskFormat } from '../core/image-check.ts';
+import { diskIsLow, planEviction } from '../core/image-eviction.ts';
 import type { Client } from '../sdk/client.ts';
 import type { Exec } from './host/exec.ts';
 
@@ -99,9 +100,27 @@ export class ImageCache {
     this.inspected.add(`${sha256}:${format}`);
   }
 
-  /** Drops blobs no VM needs any more. */
-  prune(keep: ReadonlySet<string>, all: readonly string[]): void {
-    for (const sha of all) if (!keep.has(sha)) rmSync(this.path(sha), { force: true });
+  /** When each unused blob was first seen unused (core/image-eviction.ts); a restart starts the clocks over. */
+  private unusedSince = new Map<string, number>();
+
+  /**
+   * Deletes cached blobs that no VM in `inUse` needs: after `graceMs` unused, or at once when
+   * the cache's filesystem has less than `minFreePercent` free. The caller vouches that `inUse`
+   * covers every VM on the node, running or stopped (agent.ts skips a pass when it cannot).
+   * A blob being downloaded is never touched (its temp file has another name; an inflight
+   * fetch counts as in use). Returns what was deleted.
+   */
+  evictUnused(inUse: ReadonlySet<string>, o: { graceMs: number; minFreePercent: number; now?: number; statfs?: (dir: string) => { bavail: number; blocks: number } }): string[] {
+    const cached = readdirSync(this.dir).filter((f) => /^[0-9a-f]{64}$/.test(f));
+    const busy = new Set([...inUse, ...[...this.inflight.keys()].map((k) => k.split(':')[0]!)]);
+    const fs = (o.statfs ?? statfsSync)(this.dir);
+    const plan = planEviction({ cached, inUse: busy, unusedSince: this.unusedSince, now: o.now ?? Date.now(), graceMs: o.graceMs, diskLow: diskIsLow(fs, o.minFreePercent) });
+    this.unusedSince = plan.unusedSince;
+    for (const sha of plan.evict) {
+      rmSync(this.path(sha), { force: true });
+      for (const k of this.inspected) if (k.startsWith(`${sha}:`)) this.inspected.delete(k);
+    }
+    return plan.evict;
   }
 }
 

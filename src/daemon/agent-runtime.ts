@@ -19,6 +19,7 @@ import { SimDriver } from '../agent/host/sim-driver.ts';
 import { defaultRouteAddress, underlayMtu } from '../agent/host/underlay.ts';
 import type { Client } from '../sdk/client.ts';
 import type { Logger } from './logger.ts';
+import { DaemonConfig } from './config.ts';
 
 export interface AgentRuntimeOptions {
   client: Client;
@@ -32,6 +33,8 @@ export interface AgentRuntimeOptions {
   /** The WireGuard mesh interface; false: none (a machine that will never have peers). */
   mesh: MeshOptions | false;
   log: Logger;
+  /** The bounds from `butter.yaml` (config.ts); defaults without. */
+  config?: DaemonConfig;
 }
 
 export interface MeshOptions {
@@ -48,8 +51,10 @@ export async function buildAgent(o: AgentRuntimeOptions): Promise<Agent> {
   chmodSync(stateDir, 0o700);
   const exec = new SystemExec();
   const log = (m: string) => o.log.info({ component: 'agent' }, m);
+  const c = o.config ?? DaemonConfig.parse({});
+  const bounds = { consoleKeepBytes: c.console.nodeMaxBytes, imageCache: { unusedGraceMs: c.imageCache.unusedGraceMinutes * 60_000, minFreePercent: c.imageCache.minFreePercent } };
   if (o.driver === 'sim') {
-    return new Agent({ client: o.client, node: o.node, stateDir, driver: new SimDriver({ stateDir, log }), accel: { accel: 'tcg', reason: 'simulated driver' }, log });
+    return new Agent({ client: o.client, node: o.node, stateDir, driver: new SimDriver({ stateDir, log }), accel: { accel: 'tcg', reason: 'simulated driver' }, log, ...bounds });
   }
   const accel = await probeAccel(exec);
   // One warning, once: TCG works everywhere but is an order of magnitude slower.
@@ -82,6 +87,7 @@ export async function buildAgent(o: AgentRuntimeOptions): Promise<Agent> {
     noEgress: o.noEgress,
     metadataPort: o.metadataPort ?? 80,
     log,
+    ...bounds,
   });
 }
 

@@ -11,15 +11,19 @@ import type { Logger } from './logger.ts';
 import { localNodeName } from './up.ts';
 import { privateUmask, tightenTree } from './private-files.ts';
 import { serverTlsNames } from './tls-setup.ts';
+import { controlPlaneBounds, loadDaemonConfig } from './config.ts';
+import { rotateStderr } from './log-rotation.ts';
 
 export async function runServer(o: { dataDir: string; host: string; port: number; tls: boolean; sans: string[]; log: Logger }): Promise<() => Promise<void>> {
   privateUmask();
   const dataDir = resolve(o.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   tightenTree(dataDir);
+  const config = loadDaemonConfig(dataDir);
+  rotateStderr(config.log, (m) => o.log.warn(m));
   const names = serverTlsNames(o.host, o.sans);
   const tls = o.tls ? await ensureServerTls(dataDir, names) : undefined;
-  const cp = createControlPlane({ dataDir, ...(tls ? { https: tls, tlsRenewal: { dataDir, names, log: o.log } } : {}), onServerError: (err, ctx) => o.log.error({ err, ...ctx }, 'internal error') });
+  const cp = createControlPlane({ dataDir, ...controlPlaneBounds(config), ...(tls ? { https: tls, tlsRenewal: { dataDir, names, log: o.log } } : {}), onServerError: (err, ctx) => o.log.error({ err, ...ctx }, 'internal error') });
   await cp.listen(o.host, o.port);
   if (cp.adminToken) o.log.info(`first start: admin token written to ${cp.adminTokenPath} (mode 0600)`);
   const url = `${tls ? 'https' : 'http'}://${o.host === '0.0.0.0' ? hostname() : o.host}:${o.port}`;
@@ -63,9 +67,11 @@ export async function runAgent(o: AgentCommandOptions): Promise<() => Promise<vo
   mkdirSync(o.stateDir, { recursive: true, mode: 0o700 });
   chmodSync(o.stateDir, 0o700);
   tightenTree(o.stateDir);
+  const config = loadDaemonConfig(o.stateDir);
+  rotateStderr(config.log, (m) => o.log.warn(m));
   const cred = await credential(o);
   const client = new Client({ url: cred.url, token: cred.token, ...(cred.ca ? { ca: cred.ca } : {}) });
-  const agent = await buildAgent({ client, url: cred.url, node: cred.node, stateDir: o.stateDir, driver: o.driver, noEgress: o.noEgress, ...(o.metadataPort !== undefined ? { metadataPort: o.metadataPort } : {}), mesh: o.mesh, log: o.log });
+  const agent = await buildAgent({ client, url: cred.url, node: cred.node, stateDir: o.stateDir, driver: o.driver, noEgress: o.noEgress, ...(o.metadataPort !== undefined ? { metadataPort: o.metadataPort } : {}), mesh: o.mesh, log: o.log, config });
   await agent.start();
   o.log.info(`agent for node ${cred.node} running against ${cred.url}`);
   return () => agent.stop();

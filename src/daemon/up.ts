@@ -15,6 +15,8 @@ import type { Logger } from './logger.ts';
 import { ensureTinyImage } from './tiny-image.ts';
 import { privateUmask, tightenTree } from './private-files.ts';
 import { serverTlsNames } from './tls-setup.ts';
+import { controlPlaneBounds, loadDaemonConfig } from './config.ts';
+import { rotateStderr } from './log-rotation.ts';
 
 export interface UpOptions {
   dataDir: string;
@@ -39,9 +41,11 @@ export async function runUp(o: UpOptions): Promise<() => Promise<void>> {
   const dataDir = resolve(o.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   tightenTree(dataDir);
+  const config = loadDaemonConfig(dataDir);
+  rotateStderr(config.log, (m) => o.log.warn(m));
   const names = serverTlsNames(o.host);
   const tls = await ensureServerTls(dataDir, names);
-  const cp = createControlPlane({ dataDir, https: tls, tlsRenewal: { dataDir, names, log: o.log }, onServerError: (err, ctx) => o.log.error({ err, ...ctx }, 'internal error') });
+  const cp = createControlPlane({ dataDir, ...controlPlaneBounds(config), https: tls, tlsRenewal: { dataDir, names, log: o.log }, onServerError: (err, ctx) => o.log.error({ err, ...ctx }, 'internal error') });
   await cp.listen(o.host, o.port);
   const port = (cp.http.server.address() as { port: number }).port;
   const url = `https://${o.host === '0.0.0.0' || o.host === '::' ? '127.0.0.1' : o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`;
@@ -66,6 +70,7 @@ export async function runUp(o: UpOptions): Promise<() => Promise<void>> {
     ...(o.metadataPort !== undefined ? { metadataPort: o.metadataPort } : {}),
     mesh: o.mesh,
     log: o.log,
+    config,
   });
   await agent.start();
   const cfg = saveConfig({ url, token: adminToken, ca: tls.ca });

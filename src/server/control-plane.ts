@@ -12,6 +12,8 @@ import { SystemExec, type Exec } from '../agent/host/exec.ts';
 import { BlobFiles } from './blobs.ts';
 import { ImageInspector } from './image-inspector.ts';
 import { Consoles } from './consoles.ts';
+import { pruneEvents } from './event-pruner.ts';
+import { DEFAULT_RETENTION, type EventRetention } from '../core/event-retention.ts';
 import { makeHandlers, type Services } from './handlers.ts';
 import { TlsRenewal, type SecureServer, type TlsRenewalOptions } from './tls-renewal.ts';
 import type { ServerTls } from './tls.ts';
@@ -39,6 +41,10 @@ export interface ControlPlaneOptions {
   exec?: Exec;
   /** Where 5xx errors are logged with their request id (http.ts); stderr by default. */
   onServerError?: ServerErrorLog;
+  /** Console output kept per VM (consoles.ts); 1 MiB by default. */
+  consoleMaxBytes?: number;
+  /** How long audit events are kept (core/event-retention.ts); 90 days and 100,000 by default. */
+  eventRetention?: EventRetention;
 }
 
 export interface ControlPlane {
@@ -59,6 +65,8 @@ export const DEFAULT_CIDR = '10.200.0.0/16';
 const LIVENESS_FLUSH_MS = 5_000;
 /** How often expired Idempotency-Keys are deleted (lookups ignore them from the moment they expire). */
 const KEY_PRUNE_MS = 10 * 60_000;
+/** How often the audit log is pruned by age and count (core/event-retention.ts). */
+const EVENT_PRUNE_MS = 3_600_000;
 
 export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
@@ -70,7 +78,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   const images = new Images(store, blobs);
   const nodes = new Nodes(store);
   const vms = new Vms(store, nodes, images);
-  const consoles = new Consoles(opts.dataDir, store.changes);
+  const consoles = new Consoles(opts.dataDir, store.changes, opts.consoleMaxBytes !== undefined ? { maxBytes: opts.consoleMaxBytes } : {});
   const services: Services = { store, blobs, images, nodes, networks: new Networks(store), vpn: new VpnPeers(store), vms, consoles, tokens: new Tokens(store), joinTokens: new JoinTokens(store, nodes), idempotency: new IdempotencyKeys(store), caHash: opts.https?.caHash ?? null, tls: () => null };
 
   const adminTokenPath = join(opts.dataDir, 'admin.token');
@@ -102,7 +110,15 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   sweeper.unref();
   const flusher = setInterval(() => nodes.flushLiveness(), LIVENESS_FLUSH_MS);
   flusher.unref();
-  const pruner = setInterval(() => services.idempotency.prune(new Date()), KEY_PRUNE_MS);
+  const keyPruner = setInterval(() => services.idempotency.prune(new Date()), KEY_PRUNE_MS);
+  keyPruner.unref();
+  // The audit log is pruned at start and hourly; a failure is only a delay, retried the next hour.
+  const prune = () =>
+    void pruneEvents(store, opts.eventRetention ?? DEFAULT_RETENTION, new Date()).catch((err: unknown) => {
+      if (store.db.open) process.stderr.write(`${JSON.stringify({ level: 'error', msg: 'pruning the audit log failed (retried in an hour)', err: String(err) })}\n`);
+    });
+  prune();
+  const pruner = setInterval(prune, EVENT_PRUNE_MS);
   pruner.unref();
 
   return {
@@ -121,6 +137,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
       clearInterval(sweeper);
       clearInterval(flusher);
       clearInterval(pruner);
+      clearInterval(keyPruner);
       await http.close();
       nodes.flushLiveness();
       store.close();

@@ -95,8 +95,9 @@ export function makeHandlers(s: Services): Handlers {
     },
     nodeConsole: ({ params, body }) => {
       vmOfNode(params.name!, params.id!);
-      const chunk = body as { offset: number; base64: string };
-      s.consoles.append(params.id!, chunk.offset, Buffer.from(chunk.base64, 'base64'));
+      const chunk = body as { offset: number; base64: string; stream?: string };
+      // A stream is one log file on one node: a node's chunks arrive only while the VM is placed there.
+      s.consoles.append(params.id!, chunk.stream ? `${params.name!}/${chunk.stream}` : params.name!, chunk.offset, Buffer.from(chunk.base64, 'base64'));
       return {};
     },
 

@@ -96,5 +96,13 @@ export const DesiredQuery = z
   })
   .strict();
 
-export const ConsoleChunk = z.object({ offset: z.number().int().nonnegative(), base64: z.string().max(1_500_000) }).strict().meta({ id: 'ConsoleChunk' });
+/**
+ * Bytes of a VM's console log on its node, read at `offset` of that log. `stream` names the
+ * log file (the agent picks one per file): a new file (the VM recreated on this node) is a
+ * new stream, appended after what the control plane has instead of taken for bytes it has.
+ */
+export const ConsoleChunk = z
+  .object({ offset: z.number().int().nonnegative(), base64: z.string().max(1_500_000), stream: z.string().regex(/^[0-9a-f]{8,32}$/).optional() })
+  .strict()
+  .meta({ id: 'ConsoleChunk' });
 

@@ -108,7 +108,12 @@ export const LogsQuery = z
     wait: z.coerce.number().int().min(0).max(60).optional(),
   })
   .strict();
-export const Logs = z.object({ offset: z.number().int(), data: z.string() }).meta({ id: 'Logs' });
+/**
+ * `offset`: where the next read starts. `start`: the oldest offset still kept (the control plane
+ * keeps the newest bytes up to its cap); a reader that asked for less missed `start − offset`
+ * bytes. Offsets only grow, across drains and evacuations too.
+ */
+export const Logs = z.object({ offset: z.number().int(), start: z.number().int(), data: z.string() }).meta({ id: 'Logs' });
 
 /** Up to 4 KiB of keystrokes per request, base64-encoded. */
 export const ConsoleInput = z.object({ base64: z.string().max(5464) }).strict().meta({ id: 'ConsoleInput' });

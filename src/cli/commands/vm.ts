@@ -268,6 +268,8 @@ export function vmCommands(program: Command): void {
       for (;;) {
         const chunk = await c.call('vmLogs', { params: { name }, query: { offset, ...(o.follow ? { wait: 25 } : {}) } });
         if (o.json && !o.follow) return printJson(chunk);
+        // The control plane keeps the newest output up to its cap: say what was skipped.
+        if (chunk.start > offset && chunk.data) process.stderr.write(`[butter: ${chunk.start - offset} earlier bytes of console output were dropped]\n`);
         process.stdout.write(o.json ? JSON.stringify(chunk) + '\n' : chunk.data);
         const more = chunk.offset > offset;
         offset = chunk.offset;

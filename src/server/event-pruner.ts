@@ -1,0 +1,25 @@
+/**
+ * Runs the audit log's retention (core/event-retention.ts) against the store: at start, then
+ * hourly. Deletes in batches, yielding between them, so a first prune of a big old log never
+ * holds the write lock for long. Housekeeping, not a change of the cloud: no revision, no
+ * event. A reader following `GET /v1/events?since=` past pruned ids simply gets the oldest kept.
+ */
+import { eventPrunePlan, type EventRetention } from '../core/event-retention.ts';
+import type { Store } from './store/store.ts';
+
+const BATCH = 5_000;
+
+/** Deletes what `retention` no longer keeps; returns how many went. */
+export async function pruneEvents(store: Store, retention: EventRetention, now: Date): Promise<number> {
+  const newest = (store.db.prepare(`SELECT max(id) AS id FROM events`).get() as { id: number | null }).id ?? 0;
+  const plan = eventPrunePlan(retention, now, newest);
+  const del = store.db.prepare(`DELETE FROM events WHERE id IN (SELECT id FROM events WHERE id <= ? OR at < ? ORDER BY id LIMIT ${BATCH})`);
+  let total = 0;
+  for (;;) {
+    if (!store.db.open) return total; // closed while yielding
+    const n = del.run(plan.upToId, plan.before).changes;
+    total += n;
+    if (n < BATCH) return total;
+    await new Promise((r) => setImmediate(r));
+  }
+}
