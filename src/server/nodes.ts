@@ -340,6 +340,7 @@ export class Nodes {
           sshKeys: JSON.parse(vm.ssh_keys) as string[],
           metadataTokens: vm.metadata_tokens,
           restartGen: vm.restart_gen,
+          restart: vm.restart,
         };
       }),
       networks: [...networks.values()].map((n) => ({

@@ -220,4 +220,10 @@ export const MIGRATIONS: readonly string[] = [
   -- get when it has no mesh endpoint (an agent beside the control plane reports from loopback).
   ALTER TABLE nodes ADD COLUMN default_endpoint TEXT;
   `,
+  `
+  -- What the agent does when a VM ends by itself (vm create --restart). VMs made before get the
+  -- default, on-failure, too: a crash left them stopped as if their guest had powered off,
+  -- which was the bug, not a choice anyone made.
+  ALTER TABLE vms ADD COLUMN restart TEXT NOT NULL DEFAULT 'on-failure' CHECK (restart IN ('always', 'on-failure', 'never'));
+  `,
 ];
