@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ButterInNetns } from './butter-cli.ts';
+import { QmpClient } from '../../src/agent/host/qmp.ts';
 import { WATCH_WAIT_S } from '../../src/agent/agent.ts';
 
 let b: ButterInNetns;
@@ -33,10 +34,10 @@ const show = (name: string): ShownVm => JSON.parse(b.ok(['vm', 'show', name, '--
 /** The QEMU processes of one VM (its id is in QEMU's `-name` and paths). */
 const qemuOf = (id: string) => b.processes().filter((p) => p.cmd.includes('qemu-system') && p.cmd.includes(id));
 
-async function until<T>(what: string, probe: () => T | undefined, ms = 180_000): Promise<T> {
+async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, ms = 180_000): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
-    const v = probe();
+    const v = await probe();
     if (v !== undefined) return v;
     if (Date.now() > end) throw new Error(`never: ${what}\n${b.upLog.slice(-3000)}`);
     await sleep(500);
@@ -48,7 +49,7 @@ function events(vm: string): string[] {
   const token = readFileSync(join(b.dataDir, 'admin.token'), 'utf8').trim();
   const r = b.sh('curl', ['-sk', '-H', `authorization: Bearer ${token}`, `https://127.0.0.1:${b.port}/v1/events?limit=1000`]);
   assert.equal(r.code, 0, r.stderr);
-  const all = JSON.parse(r.stdout) as { resource: string; name: string; message: string }[];
+  const all = (JSON.parse(r.stdout) as { items: { resource: string; name: string; message: string }[] }).items;
   return all.filter((e) => e.resource === 'vm' && e.name === vm).map((e) => e.message);
 }
 
@@ -95,7 +96,7 @@ test('a guest poweroff is not a crash: the VM stays stopped, with the reason gue
   assert.equal(later.reason, 'guest poweroff');
   assert.ok(events('quitter').some((m) => /guest poweroff/.test(m)), `audit log: ${events('quitter').join(' | ')}`);
   // vm start brings it back, as before.
-  b.ok(['vm', 'start', 'quitter', '--wait']);
+  b.ok(['vm', 'start', 'quitter']);
   assert.equal(show('quitter').state, 'running');
   b.ok(['vm', 'rm', 'quitter']);
 });
@@ -115,4 +116,37 @@ test('--restart never: a killed QEMU stays stopped, and says it was killed', asy
   assert.deepEqual(qemuOf(vm.id), [], 'not restarted');
   assert.equal(show('fragile').state, 'stopped');
   b.ok(['vm', 'rm', 'fragile']);
+});
+
+test('what happened while the agent was down is told apart too: a poweroff stays stopped, a kill is restarted', async () => {
+  const off = create('calm');
+  const hit = create('hit');
+  const [q] = qemuOf(hit.id);
+  assert.ok(q, 'its QEMU runs');
+  await b.kill(); // the agent (butter up), SIGKILL: no cleanup, no QMP connection survives
+  // The ACPI power button, pressed straight on QEMU's monitor: the tiny guest's acpid powers off.
+  const qmp = await QmpClient.connect(join(b.dataDir, 'agent', 'vms', off.id, 'qmp.sock'));
+  try {
+    await qmp.execute('system_powerdown');
+    await until('the guest shut down (QEMU kept by -no-shutdown, in run state shutdown)', async () => ((await qmp.execute('query-status')) as { status: string }).status === 'shutdown' || undefined);
+  } finally {
+    qmp.close();
+  }
+  process.kill(q.pid, 'SIGKILL');
+  await b.start();
+  const back = await until('the VM killed while the agent was down runs again', () => {
+    const s = show('hit');
+    const p = qemuOf(hit.id);
+    return s.state === 'running' && p.length === 1 && p[0]!.pid !== q.pid ? s : undefined;
+  });
+  assert.match(back.reason ?? '', /restarted after crash \(1\): qemu was killed/);
+  const stopped = await until('the VM whose guest powered off is stopped', () => {
+    const s = show('calm');
+    return s.state === 'stopped' ? s : undefined;
+  });
+  assert.equal(stopped.reason, 'guest poweroff');
+  await oneMorePass();
+  assert.equal(show('calm').state, 'stopped');
+  assert.deepEqual(qemuOf(off.id), []);
+  for (const name of ['calm', 'hit']) b.ok(['vm', 'rm', name]);
 });
