@@ -106,7 +106,8 @@ export class QemuDriver implements VmDriver {
       chmodSync(p.consoleLog, 0o600);
       this.removeRuntimeFiles(p);
       // Before the launch: a QEMU that dies at any point after it is a crash, not a poweroff.
-      rev.add(() => rmSync(p.powerState, { force: true }));
+      // A failed start keeps it (`exited`): a restart after a crash that fails is retried
+      // with the backoff, not forgotten; a first start is retried anyway (a new generation).
       writeFileAtomic(p.powerState, 'running\n', 0o600);
       // If anything after the launch fails, the process must not outlive the failed start.
       rev.add(() => this.killNow(spec.id));
