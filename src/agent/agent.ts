@@ -364,9 +364,11 @@ export class Agent {
    * and does not, how it ended.
    */
   private reasonOf(id: string, state: ObservedVmReport['state'], d: DesiredVm | undefined, o: ObservedVm | undefined): string | undefined {
+    // A VM stopped on request needs no explanation (and `vm stop` keeps the generation).
+    if (d?.power !== 'running') return undefined;
     const a = this.state.applied[id];
-    if (a?.note !== undefined && a.gen === d?.restartGen) return a.note;
-    if (state !== 'stopped' || d?.power !== 'running') return undefined;
+    if (a?.note !== undefined && a.gen === d.restartGen) return a.note;
+    if (state !== 'stopped') return undefined;
     return o?.exit ? exitReason(o.exit) : 'stopped by itself (how is unknown: started by an older agent)';
   }
 
