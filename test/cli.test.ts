@@ -102,6 +102,12 @@ test('create, list and show speak JSON and tables; the token comes from env or l
   const strict = await butter(['vm', 'create', 'strict', '--image', 'web', '--memory', '64M', '--disk', '1G', '--metadata-tokens', 'required', '--json']);
   assert.equal(JSON.parse(strict.stdout).metadataTokens, 'required', strict.stderr);
   assert.match((await butter(['vm', 'show', 'strict'])).stdout, /^metadata tokens:\s+required$/m);
+  assert.match((await butter(['vm', 'show', 'app'])).stdout, /^restart:\s+on-failure$/m);
+  const never = await butter(['vm', 'create', 'fragile', '--image', 'web', '--memory', '64M', '--disk', '1G', '--restart', 'never', '--json']);
+  assert.equal(JSON.parse(never.stdout).restart, 'never', never.stderr);
+  const bad = await butter(['vm', 'create', 'bad', '--image', 'web', '--restart', 'sometimes']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /restart: must be always, on-failure, never/);
   const noAuth = await butter(['vm', 'list'], { BUTTER_TOKEN: '' , BUTTER_URL: ''});
   assert.equal(noAuth.code, 2);
   assert.match(noAuth.stderr, /not logged in/);

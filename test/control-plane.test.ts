@@ -101,6 +101,20 @@ test('vm create --metadata-tokens: optional by default, required kept; shown on 
   for (const name of ['tok-opt', 'tok-req']) await cloud.admin.call('deleteVm', { params: { name } });
 });
 
+test('vm create --restart: on-failure by default; shown on the VM and carried to its node; a bad value names the field', async () => {
+  await rejects(cloud.admin.call('createVm', { body: { name: 'rs', image: 'img', restart: 'sometimes' } as never }), 400, 'restart');
+  assert.deepEqual((await cloud.admin.call('listVms', {})).items.filter((v) => v.name === 'rs'), [], 'nothing half-made');
+  const plain = await cloud.admin.call('createVm', { body: { name: 'rs-default', image: 'img', memory: '64M' } });
+  assert.equal(plain.restart, 'on-failure');
+  const never = await cloud.admin.call('createVm', { body: { name: 'rs-never', image: 'img', memory: '64M', restart: 'never' } });
+  assert.equal((await cloud.admin.call('getVm', { params: { name: 'rs-never' } })).restart, 'never');
+  for (const vm of [plain, never]) {
+    const desired = await cloud.cp.services.nodes.desired(vm.node!);
+    assert.equal(desired.vms.find((v) => v.name === vm.name)?.restart, vm.restart);
+  }
+  for (const name of ['rs-default', 'rs-never']) await cloud.admin.call('deleteVm', { params: { name } });
+});
+
 test('long-poll of desired state wakes on a change', async () => {
   const nodeClient = await fakeNode(cloud, 'node-c', 64);
   const first = await nodeClient.call('nodeDesired', { params: { name: 'node-c' } });

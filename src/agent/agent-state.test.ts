@@ -28,6 +28,24 @@ test('what the agent started survives its restart, but not a host reboot', () =>
   }
 });
 
+test('restarts after a crash and the reason survive an agent restart, and a new generation clears them', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'butter-state-'));
+  try {
+    const boot = join(dir, 'boot_id');
+    writeFileSync(boot, 'boot-1\n');
+    const a = new AgentState(dir, boot);
+    a.started('vm1', 2);
+    a.restarting('vm1', 1000, 'restarted after crash (1)');
+    a.started('vm1', 2); // the restart itself, same generation
+    const again = new AgentState(dir, boot);
+    assert.deepEqual(again.applied, { vm1: { gen: 2, restarts: [1000], note: 'restarted after crash (1)' } }, 'the backoff and the cap survive the agent');
+    again.started('vm1', 3); // vm start
+    assert.deepEqual(again.applied, { vm1: { gen: 3 } });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 // The state is a cache of what this agent did: losing it costs what a host reboot costs (VMs
 // that should run and are not running are started; running ones are adopted as they are),
 // so a torn or corrupt file is set aside with a warning and the agent starts afresh.

@@ -1,6 +1,8 @@
 /**
  * What the agent must remember across its own restarts (VMs outlive it): the power
- * generation it last started each VM at, and whether that run's guest fetched its metadata.
+ * generation it last started each VM at, whether that run's guest fetched its metadata, and
+ * within that generation the restarts after a crash (for the backoff and the crash-loop cap,
+ * which an agent restart must not reset) and the reason it reports.
  */
 import { existsSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,7 +22,7 @@ interface Saved {
 const BOOT_ID = '/proc/sys/kernel/random/boot_id';
 
 const SavedSchema: z.ZodType<Saved> = z.object({
-  applied: z.record(z.string(), z.object({ gen: z.number().int() })),
+  applied: z.record(z.string(), z.object({ gen: z.number().int(), restarts: z.array(z.number()).optional(), note: z.string().optional() })),
   ready: z.record(z.string(), z.number().int()),
   bootId: z.string().optional(),
 });
@@ -59,9 +61,27 @@ export class AgentState {
     }
   }
 
+  /** A new generation starts with a clean slate; a restart within one keeps its count. */
   started(id: string, gen: number): void {
-    this.applied[id] = { gen };
+    const cur = this.applied[id];
+    this.applied[id] = cur?.gen === gen ? cur : { gen };
     delete this.ready[id];
+    this.save();
+  }
+
+  /** Recorded before the restart is tried: a restart that fails counts too, or a VM that cannot start would be retried without backoff. */
+  restarting(id: string, at: number, reason: string): void {
+    const cur = this.applied[id];
+    if (!cur) return;
+    // The cap counts only a window's worth; older entries are kept only so the list stays short.
+    this.applied[id] = { ...cur, restarts: [...(cur.restarts ?? []), at].slice(-20), note: reason };
+    this.save();
+  }
+
+  note(id: string, reason: string): void {
+    const cur = this.applied[id];
+    if (!cur || cur.note === reason) return;
+    this.applied[id] = { ...cur, note: reason };
     this.save();
   }
 

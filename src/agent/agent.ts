@@ -10,7 +10,7 @@ import { AgentState } from './agent-state.ts';
 import { hostCapacity, type HostCapacity } from './capacity.ts';
 import { ConsoleShipper } from './console-shipper.ts';
 import { punchConsole } from './host/console-trim.ts';
-import type { VmDriver } from './host/driver.ts';
+import type { ObservedVm, VmDriver } from './host/driver.ts';
 import { SystemExec, type Exec } from './host/exec.ts';
 import type { MeshHost } from './host/mesh.ts';
 import type { MeshClient } from '../core/wireguard-config.ts';
@@ -21,6 +21,7 @@ import type { VmMetadata } from './metadata/types.ts';
 import { vmBySource } from './metadata/lookup.ts';
 import { blobsOf, bridgeName, tapName, vmSpec, vpnDevices, vxlanName } from '../core/vm-spec.ts';
 import { gatewayDevices } from '../core/gateway-ns.ts';
+import { exitReason } from '../core/restart-policy.ts';
 
 export interface AgentOptions {
   client: Client;
@@ -154,6 +155,8 @@ export class Agent {
   async reconcile(desired: NodeDesired): Promise<boolean> {
     // The mesh first (networks ride on it), with the VPN peers that are already fenced in...
     await this.applyMesh(desired, (this.meshClients ??= await this.fencedClients(desired)));
+    // Guests that powered off are ended (and recorded as such) first, so the plan sees how each VM ended.
+    await this.opts.driver.reap?.().catch((e) => this.log(`reap: ${String(e)}`));
     const observed = await this.opts.driver.list();
     const live = desired.vms.filter((v) => v.power !== 'deleted');
     // Taps must exist before QEMU opens them and outlive the VMs being destroyed this pass.
@@ -165,7 +168,7 @@ export class Agent {
       await this.applyMesh(desired, clients);
       this.meshClients = clients;
     }
-    const ops = plan(desired.vms, observed, this.state.applied);
+    const ops = plan(desired.vms, observed, this.state.applied, Date.now());
     for (const op of ops) await this.apply(op);
     // A VM that never came up has nothing on the host to destroy: just forget it.
     const liveIds = new Set(live.map((v) => v.id));
@@ -199,6 +202,11 @@ export class Agent {
   }
 
   private async apply(op: Op): Promise<void> {
+    if (op.kind === 'note') {
+      this.state.note(op.id, op.reason);
+      this.log(`${op.id}: ${op.reason}`);
+      return;
+    }
     const id = op.kind === 'start' || op.kind === 'restart' ? op.vm.id : op.id;
     const timeout = this.opts.stopTimeoutMs ?? 20_000;
     try {
@@ -215,6 +223,10 @@ export class Agent {
         if (op.kind === 'restart') {
           this.working.set(id, 'stopping');
           await this.opts.driver.stop(id, timeout);
+        }
+        if (op.kind === 'start' && op.restart) {
+          this.state.restarting(id, Date.now(), op.restart.reason);
+          this.log(`${id}: ${op.restart.reason}`);
         }
         this.working.set(id, 'creating');
         await this.startVm(op.vm);
@@ -359,7 +371,7 @@ export class Agent {
       else if (o?.running) state = this.state.isReady(id) ? 'running' : 'booting';
       else if (err) state = 'error';
       else state = 'stopped';
-      const reason = state === 'error' ? err : state === 'stopped' && d?.power === 'running' ? 'the guest powered off' : undefined;
+      const reason = state === 'error' ? err : this.reasonOf(id, state, d, o);
       vms.push({ id, state, ...(reason ? { reason } : {}), ...(o?.pid ? { pid: o.pid } : {}) });
     }
     await this.opts.client.call('nodeReport', {
@@ -373,6 +385,20 @@ export class Agent {
         ...(this.opts.mesh ? { mesh: meshReport(this.opts.mesh) } : {}),
       },
     });
+  }
+
+  /**
+   * Why a VM is in its state, as far as the agent knows: what it noted in this generation
+   * (how the VM ended, a restart after a crash, a crash loop), else, for one that should run
+   * and does not, how it ended.
+   */
+  private reasonOf(id: string, state: ObservedVmReport['state'], d: DesiredVm | undefined, o: ObservedVm | undefined): string | undefined {
+    // A VM stopped on request needs no explanation (and `vm stop` keeps the generation).
+    if (d?.power !== 'running') return undefined;
+    const a = this.state.applied[id];
+    if (a?.note !== undefined && a.gen === d.restartGen) return a.note;
+    if (state !== 'stopped') return undefined;
+    return o?.exit ? exitReason(o.exit) : 'stopped by itself (how is unknown: started by an older agent)';
   }
 
   private shipping = false;

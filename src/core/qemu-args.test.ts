@@ -41,6 +41,7 @@ test('disk VM on KVM with two nics', () => {
 -no-user-config
 -display none
 -daemonize
+-no-shutdown
 -pidfile /var/lib/butter/vms/vm-1/qemu.pid
 -qmp unix:/var/lib/butter/vms/vm-1/qmp.sock,server=on,wait=off
 -chardev socket,id=ser0,path=/var/lib/butter/vms/vm-1/console.sock,server=on,wait=off,logfile=/var/lib/butter/vms/vm-1/console.log,logappend=on
@@ -79,6 +80,7 @@ test('kernel VM on TCG, commas in values doubled, cmdline verbatim', () => {
 -no-user-config
 -display none
 -daemonize
+-no-shutdown
 -pidfile /s/vms/vm-2/qemu.pid
 -qmp unix:/s/vms/vm-2/qmp.sock,server=on,wait=off
 -chardev socket,id=ser0,path=/s/vms/vm-2/console.sock,server=on,wait=off,logfile=/s/vms/vm-2/console.log,logappend=on

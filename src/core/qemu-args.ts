@@ -13,6 +13,11 @@ export interface VmPaths {
   consoleSock: string;
   consoleLog: string;
   pidFile: string;
+  /**
+   * The driver's record of how this run ends (see qemu-driver.ts): `running` from just before
+   * QEMU is launched, `poweroff` once the guest powered off; removed by the agent's own stop.
+   */
+  powerState: string;
 }
 
 export type Accel = 'kvm' | 'tcg';
@@ -27,6 +32,7 @@ export function vmPaths(stateDir: string, id: string): VmPaths {
     consoleSock: `${dir}/console.sock`,
     consoleLog: `${dir}/console.log`,
     pidFile: `${dir}/qemu.pid`,
+    powerState: `${dir}/power-state`,
   };
 }
 
@@ -61,6 +67,10 @@ export function qemuArgs(spec: VmSpec, paths: VmPaths, accel: Accel): string[] {
     '-display', 'none',
     // -daemonize returns once the VM is set up; the process then outlives the agent.
     '-daemonize',
+    // A guest poweroff leaves QEMU alive, paused in run state `shutdown`, instead of exiting:
+    // the one difference between "the guest chose to stop" and "QEMU was killed" that is still
+    // there when the agent looks, even after an agent restart (qemu-driver.ts reaps it).
+    '-no-shutdown',
     '-pidfile', paths.pidFile,
     '-qmp', `unix:${e(paths.qmpSock)},server=on,wait=off`,
     // A socket so a client can attach interactively, with every byte also logged to a file

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import type { DesiredVm } from '../api/schemas/desired.ts';
 import { plan, type Applied, type Observed } from './reconcile.ts';
 
-const vm = (id: string, power: DesiredVm['power'], restartGen = 0): DesiredVm => ({
+const vm = (id: string, power: DesiredVm['power'], restartGen = 0, restart: DesiredVm['restart'] = 'on-failure'): DesiredVm => ({
   id,
   name: `vm-${id}`,
   cpus: 1,
@@ -17,6 +17,7 @@ const vm = (id: string, power: DesiredVm['power'], restartGen = 0): DesiredVm =>
   sshKeys: [],
   metadataTokens: 'optional',
   restartGen,
+  restart,
 });
 
 test('starts new VMs, stops stopped ones, destroys deleted and unknown ones', () => {
@@ -40,30 +41,68 @@ test('a guest that powered itself off stays off until the next start', () => {
   assert.deepEqual(plan([vm('a', 'running', 2)], [{ id: 'a', running: false }], { a: { gen: 1 } }).map((o) => o.kind), ['start']);
 });
 
+test('a VM whose QEMU was killed at its generation is restarted under on-failure, and the restart says why', () => {
+  const ops = plan([vm('a', 'running', 1)], [{ id: 'a', running: false, exit: 'killed' }], { a: { gen: 1 } }, 1000);
+  assert.deepEqual(ops.map((o) => [o.kind, o.kind === 'start' && o.restart]), [['start', { n: 1, reason: 'restarted after crash (1): qemu was killed (by a signal, the OOM killer, or a crash)' }]]);
+});
+
+test('a guest poweroff under on-failure, and a kill under never, stay stopped with the reason noted once', () => {
+  assert.deepEqual(plan([vm('a', 'running', 1)], [{ id: 'a', running: false, exit: 'poweroff' }], { a: { gen: 1 } }), [{ kind: 'note', id: 'a', reason: 'guest poweroff' }]);
+  assert.deepEqual(plan([vm('a', 'running', 1)], [{ id: 'a', running: false, exit: 'poweroff' }], { a: { gen: 1, note: 'guest poweroff' } }), []);
+  const never = plan([vm('a', 'running', 1, 'never')], [{ id: 'a', running: false, exit: 'killed' }], { a: { gen: 1 } });
+  assert.deepEqual(never.map((o) => o.kind), ['note']);
+  // always: a guest poweroff is restarted too.
+  assert.deepEqual(plan([vm('a', 'running', 1, 'always')], [{ id: 'a', running: false, exit: 'poweroff' }], { a: { gen: 1 } }).map((o) => o.kind), ['start']);
+});
+
+test('restarts back off, and stop at the cap (crash loop); a new generation starts afresh', () => {
+  const t0 = 1_000_000;
+  const waiting = plan([vm('a', 'running', 1)], [{ id: 'a', running: false, exit: 'killed' }], { a: { gen: 1, restarts: [t0] } }, t0 + 1000);
+  assert.deepEqual(waiting.map((o) => o.kind), ['note'], 'the second restart waits for its backoff');
+  const five = [t0, t0 + 10_000, t0 + 30_000, t0 + 70_000, t0 + 150_000];
+  const loop = plan([vm('a', 'running', 1)], [{ id: 'a', running: false, exit: 'killed' }], { a: { gen: 1, restarts: five } }, t0 + 400_000);
+  assert.equal(loop.length, 1);
+  assert.match(loop[0]!.kind === 'note' ? loop[0]!.reason : '', /^crash loop/);
+  // vm start bumps the generation: a plain start, no restart count.
+  assert.deepEqual(plan([vm('a', 'running', 2)], [{ id: 'a', running: false, exit: 'killed' }], { a: { gen: 1, restarts: five } }, t0 + 400_000), [{ kind: 'start', vm: vm('a', 'running', 2) }]);
+});
+
 test('a newer generation restarts a running VM', () => {
   assert.deepEqual(plan([vm('a', 'running', 2)], [{ id: 'a', running: true }], { a: { gen: 1 } }).map((o) => o.kind), ['restart']);
 });
 
 test('plan is idempotent: applying its ops leaves nothing to do (property)', () => {
   const arb = fc.array(
-    fc.record({ power: fc.constantFrom('running', 'stopped', 'deleted') as fc.Arbitrary<DesiredVm['power']>, gen: fc.nat(3), running: fc.boolean(), present: fc.boolean(), applied: fc.option(fc.nat(3)) }),
+    fc.record({
+      power: fc.constantFrom('running', 'stopped', 'deleted') as fc.Arbitrary<DesiredVm['power']>,
+      gen: fc.nat(3),
+      running: fc.boolean(),
+      present: fc.boolean(),
+      applied: fc.option(fc.nat(3)),
+      restart: fc.constantFrom('always', 'on-failure', 'never') as fc.Arbitrary<DesiredVm['restart']>,
+      exit: fc.constantFrom(undefined, 'poweroff', 'killed', 'exited') as fc.Arbitrary<Observed['exit']>,
+      restarts: fc.array(fc.nat(1_000_000), { maxLength: 6 }),
+    }),
     { maxLength: 8 },
   );
   fc.assert(
     fc.property(arb, (rows) => {
-      const desired = rows.map((r, i) => vm(String(i), r.power, r.gen));
-      let observed: Observed[] = rows.flatMap((r, i) => (r.present ? [{ id: String(i), running: r.running }] : []));
-      const applied: Record<string, Applied> = Object.fromEntries(rows.flatMap((r, i) => (r.applied === null ? [] : [[String(i), { gen: r.applied }]])));
+      const now = 1_000_000;
+      const desired = rows.map((r, i) => vm(String(i), r.power, r.gen, r.restart));
+      let observed: Observed[] = rows.flatMap((r, i) => (r.present ? [{ id: String(i), running: r.running, ...(r.running || r.exit === undefined ? {} : { exit: r.exit }) }] : []));
+      const applied: Record<string, Applied> = Object.fromEntries(rows.flatMap((r, i) => (r.applied === null ? [] : [[String(i), { gen: r.applied, restarts: r.restarts }]])));
       // Simulate applying the plan.
-      for (const op of plan(desired, observed, applied)) {
+      for (const op of plan(desired, observed, applied, now)) {
+        if (op.kind === 'note') applied[op.id] = { ...applied[op.id]!, note: op.reason };
+        if (op.kind === 'start' && op.restart) applied[op.vm.id] = { ...applied[op.vm.id]!, restarts: [...(applied[op.vm.id]!.restarts ?? []), now] };
         if (op.kind === 'destroy') observed = observed.filter((o) => o.id !== op.id);
         if (op.kind === 'stop') observed = observed.map((o) => (o.id === op.id ? { ...o, running: false } : o));
         if (op.kind === 'start' || op.kind === 'restart') {
           observed = [...observed.filter((o) => o.id !== op.vm.id), { id: op.vm.id, running: true }];
-          applied[op.vm.id] = { gen: op.vm.restartGen };
+          if (applied[op.vm.id]?.gen !== op.vm.restartGen) applied[op.vm.id] = { gen: op.vm.restartGen };
         }
       }
-      assert.deepEqual(plan(desired, observed, applied), []);
+      assert.deepEqual(plan(desired, observed, applied, now), []);
     }),
   );
 });

@@ -4,26 +4,39 @@
  *
  * `gen` is the VM's power generation: the control plane bumps it on `start` and `restart`.
  * The agent records the generation it last started; a VM that stopped by itself (guest
- * poweroff) at the current generation stays stopped, as it would on a public cloud.
+ * poweroff) at the current generation stays stopped, as it would on a public cloud — unless
+ * its restart policy says otherwise: a VM whose QEMU was killed or crashed at the current
+ * generation is restarted per `decideRestart` (core/restart-policy.ts), with backoff and a cap.
  */
 import type { DesiredVm } from '../api/schemas/desired.ts';
+import { decideRestart, type VmExit } from './restart-policy.ts';
 
 export interface Observed {
   id: string;
   running: boolean;
+  /** Not running: how its last run ended, when known. */
+  exit?: VmExit;
 }
 
 export interface Applied {
   gen: number;
+  /** When (epoch ms) the agent restarted it after an exit within this generation. */
+  restarts?: number[];
+  /** Why it is the way it is (what the agent reports as the VM's reason): set by a `note` or a restart. */
+  note?: string;
 }
 
 export type Op =
-  | { kind: 'start'; vm: DesiredVm }
+  /** `restart`: this start is restart number `n` after the VM ended by itself, and why. */
+  | { kind: 'start'; vm: DesiredVm; restart?: { n: number; reason: string } }
+  /** Nothing to do to the VM now; remember (and report) why. */
+  | { kind: 'note'; id: string; reason: string }
   | { kind: 'restart'; vm: DesiredVm }
   | { kind: 'stop'; id: string }
   | { kind: 'destroy'; id: string };
 
-export function plan(desired: readonly DesiredVm[], observed: readonly Observed[], applied: Readonly<Record<string, Applied>>): Op[] {
+/** `now` (epoch ms) times the restart backoff. */
+export function plan(desired: readonly DesiredVm[], observed: readonly Observed[], applied: Readonly<Record<string, Applied>>, now = 0): Op[] {
   const ops: Op[] = [];
   const want = new Map(desired.map((d) => [d.id, d]));
   const have = new Map(observed.map((o) => [o.id, o]));
@@ -43,6 +56,12 @@ export function plan(desired: readonly DesiredVm[], observed: readonly Observed[
     }
     if (!o?.running) {
       if (started !== d.restartGen) ops.push({ kind: 'start', vm: d });
+      else if (o?.exit !== undefined) {
+        const a = applied[d.id]!;
+        const decision = decideRestart(d.restart, o.exit, a.restarts ?? [], now);
+        if (decision.kind === 'restart') ops.push({ kind: 'start', vm: d, restart: { n: decision.n, reason: decision.reason } });
+        else if (a.note !== decision.reason) ops.push({ kind: 'note', id: d.id, reason: decision.reason });
+      }
     } else if (started !== undefined && started < d.restartGen) {
       ops.push({ kind: 'restart', vm: d });
     }

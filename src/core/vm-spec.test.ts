@@ -32,6 +32,7 @@ test('a kernel image VM maps to a direct-boot spec with the NoCloud SMBIOS seria
     sshKeys: [],
     metadataTokens: 'optional',
     restartGen: 0,
+    restart: 'on-failure',
   };
   assert.deepEqual(vmSpec(vm, (sha) => `/img/${sha.slice(0, 1)}`), {
     id: 'abc123def456',

@@ -63,6 +63,7 @@ export function renderDesired(store: Store, me: NodeRow): NodeDesired {
         sshKeys: JSON.parse(vm.ssh_keys) as string[],
         metadataTokens: vm.metadata_tokens,
         restartGen: vm.restart_gen,
+        restart: vm.restart,
       };
     }),
     networks: [...networks.values()].map((n) => ({

@@ -124,6 +124,7 @@ export class Vms {
         restart_gen: 0,
         spread_key: req.spreadKey ?? null,
         metadata_tokens: req.metadataTokens ?? 'optional',
+        restart: req.restart ?? 'on-failure',
         placement_warning: warning,
         created_at: tx.now,
         updated_at: tx.now,
@@ -330,8 +331,8 @@ export class Vms {
  */
 function insertVm(tx: Tx, row: VmRow): void {
   const insert = tx.db.prepare(
-    `INSERT INTO vms (id, name, image, node, cpus, memory_bytes, disk_bytes, power, state, reason, network, ip, mac, user_data, ssh_keys, pending_cpus, pending_memory_bytes, restart_gen, spread_key, metadata_tokens, placement_warning, created_at, updated_at)
-     VALUES (@id, @name, @image, @node, @cpus, @memory_bytes, @disk_bytes, @power, @state, @reason, @network, @ip, @mac, @user_data, @ssh_keys, @pending_cpus, @pending_memory_bytes, @restart_gen, @spread_key, @metadata_tokens, @placement_warning, @created_at, @updated_at)`,
+    `INSERT INTO vms (id, name, image, node, cpus, memory_bytes, disk_bytes, power, state, reason, network, ip, mac, user_data, ssh_keys, pending_cpus, pending_memory_bytes, restart_gen, spread_key, metadata_tokens, restart, placement_warning, created_at, updated_at)
+     VALUES (@id, @name, @image, @node, @cpus, @memory_bytes, @disk_bytes, @power, @state, @reason, @network, @ip, @mac, @user_data, @ssh_keys, @pending_cpus, @pending_memory_bytes, @restart_gen, @spread_key, @metadata_tokens, @restart, @placement_warning, @created_at, @updated_at)`,
   );
   for (let attempt = 0; ; attempt++) {
     try {

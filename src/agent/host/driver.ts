@@ -4,6 +4,7 @@
  */
 
 import type { VmSpec } from '../../core/vm-spec.ts';
+import type { VmExit } from '../../core/restart-policy.ts';
 
 export type { BootSource, VmSpec } from '../../core/vm-spec.ts';
 
@@ -11,6 +12,8 @@ export interface ObservedVm {
   id: string;
   running: boolean;
   pid?: number;
+  /** Not running: how its last run ended, when the driver knows (see `core/restart-policy.ts`). Absent after the agent's own stop. */
+  exit?: VmExit;
 }
 
 export interface VmDriver {
@@ -23,6 +26,12 @@ export interface VmDriver {
   destroy(id: string): Promise<void>;
   /** Every VM this driver has on the host, including ones started by an earlier agent. */
   list(): Promise<ObservedVm[]>;
+  /**
+   * Ends the VMs whose guest powered off but whose hypervisor still waits (QEMU's
+   * `-no-shutdown`), recording that it was the guest's choice; `list` then reports them with
+   * `exit: 'poweroff'`. Called before each reconcile.
+   */
+  reap?(): Promise<void>;
   /** Path of the captured serial console output. */
   consoleLogPath(id: string): string;
   /** Types into the VM's serial console (what `butter vm console` sends). */

@@ -51,7 +51,7 @@ test('start of a new VM: size the image, create the overlay, launch qemu; then i
     'qemu-img info --output=json -f qcow2 /images/debian.qcow2',
     'qemu-img create -f qcow2 -F qcow2 -b /images/debian.qcow2 $S/vms/vm-1/disk.qcow2 8589934592',
     'qemu-system-x86_64 -name guest=butter-vm-1,process=butter-vm-1 -M q35,graphics=off -accel tcg -cpu max -smp 2 -m 1024 ' +
-      '-nodefaults -no-user-config -display none -daemonize -pidfile $S/vms/vm-1/qemu.pid ' +
+      '-nodefaults -no-user-config -display none -daemonize -no-shutdown -pidfile $S/vms/vm-1/qemu.pid ' +
       '-qmp unix:$S/vms/vm-1/qmp.sock,server=on,wait=off ' +
       '-chardev socket,id=ser0,path=$S/vms/vm-1/console.sock,server=on,wait=off,logfile=$S/vms/vm-1/console.log,logappend=on ' +
       '-serial chardev:ser0 -drive file=$S/vms/vm-1/disk.qcow2,format=qcow2,if=virtio,discard=unmap -device virtio-rng-pci ' +
@@ -122,7 +122,8 @@ test('an existing overlay is kept, grown when too small, and survives a failed s
     'qemu-img resize -f qcow2 $S/vms/vm-1/disk.qcow2 8589934592',
   ]);
   assert.equal(existsSync(join(t.stateDir, 'vms/vm-1/disk.qcow2')), true);
-  assert.deepEqual(await t.driver.list(), [{ id: 'vm-1', running: false }]);
+  // Not a poweroff: a restart after a crash that fails like this is tried again, with the backoff.
+  assert.deepEqual(await t.driver.list(), [{ id: 'vm-1', running: false, exit: 'exited' }]);
 });
 
 test('list: a recycled pid or a same-id VM of another state dir is not ours', async () => {
@@ -166,4 +167,23 @@ test('probeAccel decides from whether the KVM test VM was still running', async 
     reason: '/nonexistent/kvm does not exist',
   });
   assert.equal(none.calls.length, 0);
+});
+
+test('list tells how a run ended from power-state and the pidfile: poweroff, killed (pidfile left), exited, or unknown', async () => {
+  const t = setup(() => ({}));
+  const vm = join(t.stateDir, 'vms');
+  for (const [id, state, pid] of [['vm-a', 'poweroff', false], ['vm-b', 'running', true], ['vm-c', 'running', false], ['vm-d', undefined, true]] as const) {
+    mkdirSync(join(vm, id), { recursive: true });
+    if (state) writeFileSync(join(vm, id, 'power-state'), `${state}\n`);
+    if (pid) writeFileSync(join(vm, id, 'qemu.pid'), '999999'); // no such process
+  }
+  assert.deepEqual(await t.driver.list(), [
+    { id: 'vm-a', running: false, exit: 'poweroff' },
+    { id: 'vm-b', running: false, exit: 'killed' },
+    { id: 'vm-c', running: false, exit: 'exited' },
+    { id: 'vm-d', running: false },
+  ]);
+  // The agent's own stop is nobody's failure: the record goes.
+  await t.driver.stop('vm-b', 100);
+  assert.deepEqual((await t.driver.list()).find((v) => v.id === 'vm-b'), { id: 'vm-b', running: false });
 });

@@ -4,8 +4,25 @@
  * agent finds running VMs again from their pidfiles (`list`) instead of restarting them.
  * All of it is owner-only (0700 dirs, 0600 files and sockets) whatever the umask: a guest's
  * disk and console are its owner's, and QEMU's monitor socket is the VM's master key.
+ *
+ * How a run ended. Not being QEMU's parent, the agent cannot wait() for an exit status, so
+ * the driver keeps a durable record instead, the file `power-state`:
+ * - `running` is written just before QEMU is launched;
+ * - QEMU runs with `-no-shutdown`: a guest poweroff does not end it but leaves it paused in run
+ *   state `shutdown`. `reap` (before each reconcile) asks each live QEMU `query-status`; for
+ *   `shutdown` it writes `poweroff` first and then quits it. A killed QEMU just disappears.
+ * - the agent's own `stop` removes the file before it stops QEMU.
+ * So a VM that is gone with `poweroff` was powered off by its guest; gone with `running`, QEMU
+ * died without the guest asking: `killed` if its pidfile is still there (QEMU removes it on
+ * every exit it lives through: SIGKILL, the OOM killer, a segfault), `exited` if not (SIGTERM,
+ * an internal error). Every step is a file or a process that outlives the agent, so an agent
+ * that restarts (or was down when it happened) reads the same answer; an event listener on a
+ * held QMP connection would be lost with the agent. Without the file (a VM started by an
+ * older agent) the exit is unknown.
  */
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import type { VmExit } from '../../core/restart-policy.ts';
+import { writeFileAtomic } from '../../lib/atomic-file.ts';
 import { createConnection } from 'node:net';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -88,6 +105,10 @@ export class QemuDriver implements VmDriver {
       closeSync(openSync(p.consoleLog, 'a', 0o600));
       chmodSync(p.consoleLog, 0o600);
       this.removeRuntimeFiles(p);
+      // Before the launch: a QEMU that dies at any point after it is a crash, not a poweroff.
+      // A failed start keeps it (`exited`): a restart after a crash that fails is retried
+      // with the backoff, not forgotten; a first start is retried anyway (a new generation).
+      writeFileAtomic(p.powerState, 'running\n', 0o600);
       // If anything after the launch fails, the process must not outlive the failed start.
       rev.add(() => this.killNow(spec.id));
       const t0 = Date.now();
@@ -106,16 +127,18 @@ export class QemuDriver implements VmDriver {
 
   async stop(id: string, timeoutMs: number): Promise<void> {
     const p = this.paths(id);
+    // This end is the agent's doing: neither a crash nor the guest's choice.
+    rmSync(p.powerState, { force: true });
     const pid = this.livePid(id);
     if (pid === undefined) {
       this.removeRuntimeFiles(p);
       return;
     }
-    // ACPI power button: the guest OS shuts down cleanly if it listens. Waiting only makes
-    // sense if the button press was delivered.
-    const pressed = await this.qmp(p, 'system_powerdown', Math.min(timeoutMs, 2000));
-    if (!(pressed && (await this.waitGone(id, pid, timeoutMs)))) {
-      this.log(`stop ${id}: ${pressed ? `still running after ${timeoutMs} ms` : 'powerdown not delivered'}, quitting`);
+    // ACPI power button: the guest OS shuts down cleanly if it listens; QEMU (-no-shutdown)
+    // then waits in run state `shutdown` for the quit below.
+    const down = await this.powerdown(p, id, pid, timeoutMs);
+    if (!down) this.log(`stop ${id}: guest not shut down within ${timeoutMs} ms, quitting`);
+    if (this.livePid(id) === pid) {
       // quit lets QEMU flush its own disk state; SIGKILL only when QMP is unresponsive.
       const quit = await this.qmp(p, 'quit', 1000);
       if (!(quit && (await this.waitGone(id, pid, 1000)))) {
@@ -125,6 +148,19 @@ export class QemuDriver implements VmDriver {
     }
     this.removeRuntimeFiles(p);
     this.log(`stopped ${id}`);
+  }
+
+  async reap(): Promise<void> {
+    for (const { id, running, pid } of await this.list()) {
+      if (!running) continue;
+      const p = this.paths(id);
+      const status = await this.status(p, 1000);
+      if (status !== 'shutdown') continue;
+      // The record first: an agent that dies before the quit finds the VM still in `shutdown`, or the record.
+      writeFileAtomic(p.powerState, 'poweroff\n', 0o600);
+      this.log(`${id}: the guest powered off, quitting its qemu`);
+      if (!((await this.qmp(p, 'quit', 1000)) && (await this.waitGone(id, pid!, 2000)))) this.killNow(id);
+    }
   }
 
   async destroy(id: string): Promise<void> {
@@ -145,8 +181,24 @@ export class QemuDriver implements VmDriver {
     }
     return ids.sort().map((id) => {
       const pid = this.livePid(id);
-      return pid === undefined ? { id, running: false } : { id, running: true, pid };
+      if (pid !== undefined) return { id, running: true, pid };
+      const exit = this.exitOf(id);
+      return exit === undefined ? { id, running: false } : { id, running: false, exit };
     });
+  }
+
+  /** How the last run of a VM that is not running ended (see the top of this file). */
+  private exitOf(id: string): VmExit | undefined {
+    const p = vmPaths(this.stateDir, id);
+    let state: string;
+    try {
+      state = readFileSync(p.powerState, 'utf8').trim();
+    } catch {
+      return undefined;
+    }
+    if (state === 'poweroff') return 'poweroff';
+    if (state === 'running') return existsSync(p.pidFile) ? 'killed' : 'exited';
+    return undefined;
   }
 
   private paths(id: string): VmPaths {
@@ -231,6 +283,47 @@ export class QemuDriver implements VmDriver {
     }
   }
 
+  /**
+   * Presses the ACPI power button and waits until the guest has shut down (QEMU gone, or in
+   * run state `shutdown`); false when the press was not delivered or the guest did not react.
+   */
+  private async powerdown(p: VmPaths, id: string, pid: number, timeoutMs: number): Promise<boolean> {
+    let client: QmpClient | undefined;
+    const deadline = Date.now() + timeoutMs;
+    try {
+      client = await QmpClient.connect(p.qmpSock, Math.min(timeoutMs, 2000));
+      await withTimeout(client.execute('system_powerdown'), Math.min(timeoutMs, 2000));
+      for (;;) {
+        if (this.livePid(id) !== pid) return true;
+        const st = (await withTimeout(client.execute('query-status'), 1000)) as { status?: string } | undefined;
+        if (st?.status === 'shutdown') return true;
+        if (Date.now() >= deadline) return false;
+        await sleep(POLL_MS);
+      }
+    } catch (e) {
+      if (this.livePid(id) !== pid) return true;
+      this.log(`qmp powerdown on ${p.qmpSock}: ${(e as Error).message}`);
+      return false;
+    } finally {
+      client?.close();
+    }
+  }
+
+  /** QEMU's run state (`running`, `paused`, `shutdown`, ...), or undefined when QMP does not answer in time. */
+  private async status(p: VmPaths, timeoutMs: number): Promise<string | undefined> {
+    let client: QmpClient | undefined;
+    try {
+      client = await QmpClient.connect(p.qmpSock, timeoutMs);
+      const st = (await withTimeout(client.execute('query-status'), timeoutMs)) as { status?: string } | undefined;
+      return st?.status;
+    } catch (e) {
+      this.log(`qmp query-status on ${p.qmpSock}: ${(e as Error).message}`);
+      return undefined;
+    } finally {
+      client?.close();
+    }
+  }
+
   /** Best effort: false (dead or wedged QMP) just means the caller escalates. */
   private async qmp(p: VmPaths, command: string, timeoutMs: number): Promise<boolean> {
     let client: QmpClient | undefined;
@@ -255,10 +348,21 @@ export class QemuDriver implements VmDriver {
   }
 
   private removeRuntimeFiles(p: VmPaths): void {
+    // (Not power-state: it must outlive the process it describes.)
     for (const f of [p.pidFile, p.qmpSock, p.consoleSock]) rmSync(f, { force: true });
   }
 
   private log(msg: string): void {
     this.opts.log?.(msg);
+  }
+}
+
+/** `promise`, or a rejection after `ms` (a wedged QEMU answers nothing). */
+async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  const ac = new AbortController();
+  try {
+    return await Promise.race([promise, sleep(ms, undefined, { signal: ac.signal }).then(() => Promise.reject(new Error(`no answer within ${ms} ms`)))]);
+  } finally {
+    ac.abort();
   }
 }

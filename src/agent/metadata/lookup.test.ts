@@ -16,6 +16,7 @@ function vm(id: string, nics: DesiredVm['nics'], power: DesiredVm['power'] = 'ru
     userData: `secret of ${id}`,
     sshKeys: [],
     restartGen: 0,
+    restart: 'on-failure',
     metadataTokens: 'optional',
   };
 }

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { Name, Revision, Sha256 } from './common.ts';
 import { DiskFormat } from './image.ts';
 import { Network } from './network.ts';
-import { MetadataTokens, Power } from './vm.ts';
+import { MetadataTokens, Power, RestartPolicy } from './vm.ts';
 
 export const DesiredImage = z.object({
   name: Name,
@@ -35,6 +35,8 @@ export const DesiredVm = z.object({
   metadataTokens: MetadataTokens,
   /** Power generation, bumped by `vm start` and `vm restart`: the agent (re)starts the VM once per generation. */
   restartGen: z.number().int(),
+  /** What the agent does when the VM ends by itself (core/restart-policy.ts). */
+  restart: RestartPolicy,
 });
 export type DesiredVm = z.infer<typeof DesiredVm>;
 

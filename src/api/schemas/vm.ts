@@ -1,6 +1,7 @@
 /** Virtual machines, with one shape per verb. */
 import { z } from 'zod';
 import { Name, Size, Timestamp } from './common.ts';
+import { RESTART_POLICIES } from '../../core/restart-policy.ts';
 
 /**
  * pending: accepted, no agent has acted yet; creating: the agent prepares image and disk;
@@ -23,6 +24,14 @@ export const MAX_USER_DATA = 64 * 1024;
 export const MetadataTokens = z.enum(['optional', 'required']);
 export type MetadataTokens = z.infer<typeof MetadataTokens>;
 export const SshKey = z.string().regex(/^(ssh-|ecdsa-|sk-)[A-Za-z0-9@.-]+ [A-Za-z0-9+/=]+( .*)?$/, 'must be an OpenSSH public key line');
+
+/**
+ * When a VM that should run ends by itself: `on-failure` restarts it after its QEMU was killed
+ * or crashed, not after its guest powered off; `always` after either; `never` leaves it
+ * stopped. Restarts back off, and after 5 within 10 minutes the VM stays stopped ("crash loop").
+ */
+export const RestartPolicy = z.enum(RESTART_POLICIES);
+export type RestartPolicy = z.infer<typeof RestartPolicy>;
 
 export const VmCreate = z
   .object({
@@ -53,6 +62,7 @@ export const VmCreate = z
     userData: z.string().max(MAX_USER_DATA).optional(),
     sshKeys: z.array(SshKey).max(32).optional(),
     metadataTokens: MetadataTokens.default('optional'),
+    restart: RestartPolicy.default('on-failure'),
   })
   .strict()
   .refine((v) => v.network === undefined || v.networks === undefined, { message: 'give network or networks, not both', path: ['networks'] })
@@ -94,6 +104,7 @@ export const Vm = z
     sshKeys: z.array(z.string()),
     spreadKey: Name.nullable(),
     metadataTokens: MetadataTokens,
+    restart: RestartPolicy,
     /** Set when the VM was placed with --force beyond the overcommit ratios. */
     warning: z.string().nullable(),
     createdAt: Timestamp,

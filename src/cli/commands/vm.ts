@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import type { Vm } from '../../api/schemas/vm.ts';
+import { RestartPolicy, type Vm } from '../../api/schemas/vm.ts';
 import type { Client } from '../../sdk/client.ts';
 import { client, UsageError } from '../config.ts';
 import { age, printFields, printJson, printTable, progress, progressDone, size } from '../output.ts';
@@ -36,6 +36,7 @@ function showVm(vm: Vm): void {
     ['pending', vm.pending ? `${vm.pending.cpus} cpu, ${size(vm.pending.memoryBytes)} at next start` : null],
     ['spread', vm.spreadKey],
     ['metadata tokens', vm.metadataTokens],
+    ['restart', vm.restart],
     ['warning', vm.warning],
     ['created', vm.createdAt],
   ]);
@@ -112,11 +113,12 @@ export function vmCommands(program: Command): void {
     .option('--user-data <file>', 'cloud-init user-data (a script or #cloud-config)')
     .option('--ssh-key <file>', 'an OpenSSH public key file (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--metadata-tokens <mode>', 'EC2-style metadata paths: optional (default; tokenless GETs too) or required (IMDSv2 tokens only; NoCloud still answers plain GETs)')
+    .option('--restart <policy>', 'when it ends by itself: on-failure (default; after QEMU was killed or crashed, not after a guest poweroff), always, or never; with backoff, and stopped after 5 restarts in 10 min')
     .option('--wait', 'return once the guest has fetched its metadata')
     .option('--timeout <seconds>', 'how long --wait waits', '300')
     .option('--idempotency-key <key>', 'the same command run again with the same key (within 24 h) prints the VM it made instead of failing on the name (default: a new key, reused only by the client\'s own retries)')
     .option('--json', 'print JSON')
-    .action(async (name: string, o: { image: string; cpus: string; memory: string; disk: string; network: string[]; node?: string; group?: string; zone?: string; label: string[]; policy?: string; spread?: string; force?: boolean; userData?: string; sshKey: string[]; metadataTokens?: string; wait?: boolean; timeout: string; idempotencyKey?: string; json?: boolean }) => {
+    .action(async (name: string, o: { image: string; cpus: string; memory: string; disk: string; network: string[]; node?: string; group?: string; zone?: string; label: string[]; policy?: string; spread?: string; force?: boolean; userData?: string; sshKey: string[]; metadataTokens?: string; restart?: string; wait?: boolean; timeout: string; idempotencyKey?: string; json?: boolean }) => {
       const c = client();
       const labels: Record<string, string> = {};
       for (const l of o.label) {
@@ -126,6 +128,7 @@ export function vmCommands(program: Command): void {
       }
       if (o.policy !== undefined && o.policy !== 'spread' && o.policy !== 'binpack') throw new UsageError(`policy: must be spread or binpack, got ${JSON.stringify(o.policy)}`);
       if (o.metadataTokens !== undefined && o.metadataTokens !== 'optional' && o.metadataTokens !== 'required') throw new UsageError(`metadata-tokens: must be optional or required, got ${JSON.stringify(o.metadataTokens)}`);
+      if (o.restart !== undefined && !(RestartPolicy.options as readonly string[]).includes(o.restart)) throw new UsageError(`restart: must be ${RestartPolicy.options.join(', ')}, got ${JSON.stringify(o.restart)}`);
       const sshKeys = o.sshKey.flatMap((f) => readFileArg(f, 'ssh-key').split('\n').map((l) => l.trim()).filter(Boolean));
       let created = await c.call('createVm', {
         body: {
@@ -145,6 +148,7 @@ export function vmCommands(program: Command): void {
           ...(o.userData ? { userData: readFileArg(o.userData, 'user-data') } : {}),
           ...(sshKeys.length ? { sshKeys } : {}),
           ...(o.metadataTokens ? { metadataTokens: o.metadataTokens as 'optional' | 'required' } : {}),
+          ...(o.restart ? { restart: o.restart as RestartPolicy } : {}),
         },
         ...(o.idempotencyKey !== undefined ? { idempotencyKey: o.idempotencyKey } : {}),
       });

@@ -235,4 +235,10 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at);
   `,
+  `
+  -- What the agent does when a VM ends by itself (vm create --restart). VMs made before get the
+  -- default, on-failure, too: a crash left them stopped as if their guest had powered off,
+  -- which was the bug, not a choice anyone made.
+  ALTER TABLE vms ADD COLUMN restart TEXT NOT NULL DEFAULT 'on-failure' CHECK (restart IN ('always', 'on-failure', 'never'));
+  `,
 ];

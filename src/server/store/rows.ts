@@ -2,7 +2,7 @@
 import type { Image } from '../../api/schemas/image.ts';
 import type { Node } from '../../api/schemas/node.ts';
 import { allocatable, type NodeSnapshot, type Ratios } from '../../core/scheduler.ts';
-import type { Vm, VmState } from '../../api/schemas/vm.ts';
+import type { RestartPolicy, Vm, VmState } from '../../api/schemas/vm.ts';
 
 export interface NodeRow {
   name: string;
@@ -134,6 +134,7 @@ export interface VmRow {
   restart_gen: number;
   spread_key: string | null;
   metadata_tokens: 'optional' | 'required';
+  restart: RestartPolicy;
   placement_warning: string | null;
   created_at: string;
   updated_at: string;
@@ -168,6 +169,7 @@ export function vmFromRow(r: VmRow, more: readonly NicRow[] = []): Vm {
     sshKeys: JSON.parse(r.ssh_keys) as string[],
     spreadKey: r.spread_key,
     metadataTokens: r.metadata_tokens,
+    restart: r.restart,
     warning: r.placement_warning,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
