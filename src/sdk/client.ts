@@ -63,7 +63,8 @@ export class Client {
       ...(a.body !== undefined ? { body: JSON.stringify(a.body) } : {}),
       ...(signal ? { signal } : {}),
     });
-    return (await this.decode(res)) as ResponseOf<I>;
+    // A route's second status (readiness: 503) carries the route's own response, not an error.
+    return (await this.decode(res, 'alsoStatus' in route ? route.alsoStatus.status : undefined)) as ResponseOf<I>;
   }
 
   /** Streams a blob up; the server refuses it when `sha256` is given and differs. */
@@ -83,7 +84,7 @@ export class Client {
     return { size: Number(res.headers.get('content-length') ?? 0), body: Readable.fromWeb(res.body as never) };
   }
 
-  private async decode(res: Response): Promise<unknown> {
+  private async decode(res: Response, alsoStatus?: number): Promise<unknown> {
     const text = await res.text();
     let json: unknown;
     try {
@@ -91,7 +92,7 @@ export class Client {
     } catch {
       throw new ButterError(res.status, 'invalid', `unexpected reply (${res.status}): ${text.slice(0, 200)}`);
     }
-    if (!res.ok) {
+    if (!res.ok && res.status !== alsoStatus) {
       const e = (json as Partial<ErrorBody>).error;
       throw new ButterError(res.status, e?.code ?? 'internal', e?.message ?? `HTTP ${res.status}`, e?.field);
     }

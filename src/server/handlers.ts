@@ -15,6 +15,7 @@ import type { Handlers } from './http.ts';
 import type { Images } from './images.ts';
 import type { Networks } from './networks.ts';
 import type { Nodes } from './nodes.ts';
+import type { Readiness } from './readiness.ts';
 import type { Store } from './store/store.ts';
 import type { Tokens } from './tokens.ts';
 import type { JoinTokens } from './join.ts';
@@ -34,6 +35,7 @@ export interface Services {
   consoles: Consoles;
   tokens: Tokens;
   joinTokens: JoinTokens;
+  readiness: Readiness;
   /** sha256 of the CA's public key when serving HTTPS; printed into join commands. */
   caHash: string | null;
   /** The certificates being served (they change when renewed), or null over plain HTTP. */
@@ -47,6 +49,11 @@ export function makeHandlers(s: Services): Handlers {
   };
   return {
     health: () => ({ ok: true, version: API_VERSION, revision: s.store.revision() }),
+    ready: ({ reply }) => {
+      const r = s.readiness.check();
+      if (!r.ready) reply.code(503);
+      return r;
+    },
     openapi: () => openApiDocument(),
     whoami: ({ who }) => ({ role: who.role, node: who.node, tls: s.tls() }),
 

@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import type { Vm } from '../../api/schemas/vm.ts';
 import type { Client } from '../../sdk/client.ts';
 import { client, UsageError } from '../config.ts';
+import { isImageBuilding, waitForImage } from '../image-wait.ts';
 import { age, printFields, printJson, printTable, progress, progressDone, size } from '../output.ts';
 
 interface JsonOpt {
@@ -126,26 +127,33 @@ export function vmCommands(program: Command): void {
       if (o.policy !== undefined && o.policy !== 'spread' && o.policy !== 'binpack') throw new UsageError(`policy: must be spread or binpack, got ${JSON.stringify(o.policy)}`);
       if (o.metadataTokens !== undefined && o.metadataTokens !== 'optional' && o.metadataTokens !== 'required') throw new UsageError(`metadata-tokens: must be optional or required, got ${JSON.stringify(o.metadataTokens)}`);
       const sshKeys = o.sshKey.flatMap((f) => readFileArg(f, 'ssh-key').split('\n').map((l) => l.trim()).filter(Boolean));
-      let created = await c.call('createVm', {
-        body: {
-          name,
-          image: o.image,
-          cpus: intArg(o.cpus, 'cpus'),
-          memory: o.memory,
-          disk: o.disk,
-          ...(o.network.length > 1 ? { networks: o.network } : { network: o.network[0] ?? 'default' }),
-          ...(o.node ? { node: o.node } : {}),
-          ...(o.group ? { group: o.group } : {}),
-          ...(o.zone ? { zone: o.zone } : {}),
-          ...(o.label.length ? { labels } : {}),
-          ...(o.policy ? { policy: o.policy as 'spread' | 'binpack' } : {}),
-          ...(o.spread ? { spreadKey: o.spread } : {}),
-          ...(o.force ? { force: true } : {}),
-          ...(o.userData ? { userData: readFileArg(o.userData, 'user-data') } : {}),
-          ...(sshKeys.length ? { sshKeys } : {}),
-          ...(o.metadataTokens ? { metadataTokens: o.metadataTokens as 'optional' | 'required' } : {}),
-        },
-      });
+      const body = {
+        name,
+        image: o.image,
+        cpus: intArg(o.cpus, 'cpus'),
+        memory: o.memory,
+        disk: o.disk,
+        ...(o.network.length > 1 ? { networks: o.network } : { network: o.network[0] ?? 'default' }),
+        ...(o.node ? { node: o.node } : {}),
+        ...(o.group ? { group: o.group } : {}),
+        ...(o.zone ? { zone: o.zone } : {}),
+        ...(o.label.length ? { labels } : {}),
+        ...(o.policy ? { policy: o.policy as 'spread' | 'binpack' } : {}),
+        ...(o.spread ? { spreadKey: o.spread } : {}),
+        ...(o.force ? { force: true } : {}),
+        ...(o.userData ? { userData: readFileArg(o.userData, 'user-data') } : {}),
+        ...(sshKeys.length ? { sshKeys } : {}),
+        ...(o.metadataTokens ? { metadataTokens: o.metadataTokens as 'optional' | 'required' } : {}),
+      };
+      let created;
+      try {
+        created = await c.call('createVm', { body });
+      } catch (e) {
+        // Right after `butter up` starts, its tiny image may still be being built: wait for it.
+        if (!isImageBuilding(e)) throw e;
+        await waitForImage(c, o.image);
+        created = await c.call('createVm', { body });
+      }
       if (created.warning) process.stderr.write(`warning: ${created.warning}\n`);
       if (o.wait) created = await waitForState(c, name, ['running'], intArg(o.timeout, 'timeout'));
       if (o.json) return printJson(created);
