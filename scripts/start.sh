@@ -5,6 +5,7 @@
 # background with its log in a file, as before. Called by `scripts/install.sh --start`;
 # idempotent: a Butter already answering is only waited for.
 #   BUTTER_DATA_DIR, BUTTER_LOG, BUTTER_UP_ARGS   without systemd: data dir, log file, more flags
+#   BUTTER_NO_SYSTEMD=1                           start in the background even where systemd is PID 1
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,8 +15,8 @@ log=${BUTTER_LOG:-/var/log/butter.log}
 # The bound of the unit's TimeoutStartSec: the first start builds the tiny image.
 wait_s=${BUTTER_READY_TIMEOUT:-900}
 
-# sd_booted(3): PID 1 is systemd when this directory exists.
-under_systemd() { [ -d /run/systemd/system ]; }
+# sd_booted(3): PID 1 is systemd when this directory exists. BUTTER_NO_SYSTEMD=1: background anyway.
+under_systemd() { [ -z "${BUTTER_NO_SYSTEMD:-}" ] && [ -d /run/systemd/system ]; }
 
 # -k: probes of our own local server, which answers these paths to anyone; the CLI pins the CA.
 answers() { curl -ksf -o /dev/null "$url/healthz"; }
@@ -57,7 +58,7 @@ elif under_systemd; then
   if ! wait_ready unit_alive; then journalctl -u butter-up.service -n 20 --no-pager >&2 || true; exit 1; fi
   data=/var/lib/butter
 else
-  echo "systemd is not PID 1 here: starting butter up in the background (data in $data, log in $log; not restarted if it stops)"
+  echo "systemd is not PID 1 here (or BUTTER_NO_SYSTEMD is set): starting butter up in the background (data in $data, log in $log; not restarted if it stops)"
   # BUTTER_UP_ARGS: more flags, as the unit takes them from /etc/default/butter-up.
   # shellcheck disable=SC2086 # word splitting wanted: several flags
   nohup bin/butter up --data-dir "$data" ${BUTTER_UP_ARGS:-} >>"$log" 2>&1 &
