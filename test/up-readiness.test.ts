@@ -127,3 +127,17 @@ test('a tiny build that fails leaves /readyz at 503 with the image check failed,
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('once added, a startup image stays a passed check: removing it later does not make Butter unready', async () => {
+  const { dir, up, admin } = await startUp(async (outDir) => fakeTiny(outDir));
+  const stop = await up;
+  try {
+    assert.equal((await admin.call('ready', {})).ready, true);
+    await admin.call('deleteImage', { params: { name: 'tiny' } });
+    const r = await admin.call('ready', {});
+    assert.equal(r.ready, true, JSON.stringify(r.checks));
+  } finally {
+    await stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

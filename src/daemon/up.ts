@@ -86,6 +86,7 @@ export async function runUp(o: UpOptions): Promise<() => Promise<void>> {
   if (o.tiny) {
     try {
       if (await ensureTinyImage(admin, join(dataDir, 'tiny-build'), o.tinyBuild)) o.log.info('image tiny added');
+      readiness.imageAdded(TINY);
     } catch (e) {
       images.abandonBuilding(TINY);
       readiness.imageFailed(TINY);

@@ -11,7 +11,8 @@ import type { Store } from './store/store.ts';
 
 export class Readiness {
   private agent: string | undefined;
-  private readonly images = new Map<string, string | null>();
+  /** Startup images: added (true, for good: removing one later is an operator's choice, not unreadiness), pending (false), or why not. */
+  private readonly images = new Map<string, boolean | string>();
 
   constructor(
     private readonly store: Store,
@@ -26,7 +27,12 @@ export class Readiness {
 
   /** An image this start adds (the tiny image). */
   expectImage(name: string): void {
-    this.images.set(name, null);
+    this.images.set(name, false);
+  }
+
+  /** It is there (added now, or found from an earlier start). */
+  imageAdded(name: string): void {
+    this.images.set(name, true);
   }
 
   /** Its build failed: the check fails, with no cause (the log has it; this answer is public). */
@@ -52,10 +58,10 @@ export class Readiness {
     }
   }
 
-  private imageCheck(name: string, failure: string | null): ReadyCheck {
+  private imageCheck(name: string, state: boolean | string): ReadyCheck {
     const n = `image ${name}`;
-    if (this.imageService.isBuilding(name)) return { name: n, state: 'waiting', detail: 'being built' };
-    if (this.imageService.exists(name)) return { name: n, state: 'ok' };
-    return failure ? { name: n, state: 'failed', detail: failure } : { name: n, state: 'waiting', detail: 'not added yet' };
+    if (state === true) return { name: n, state: 'ok' };
+    if (typeof state === 'string') return { name: n, state: 'failed', detail: state };
+    return { name: n, state: 'waiting', detail: this.imageService.isBuilding(name) ? 'being built' : 'not added yet' };
   }
 }
