@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 url=https://127.0.0.1:7700
 data=${BUTTER_DATA_DIR:-/var/lib/butter}
 log=${BUTTER_LOG:-/var/log/butter.log}
-# The bound of the unit's TimeoutStartSec: the first start builds the tiny image.
+# The first start builds the tiny image (build.sh's own bound is 10 minutes).
 wait_s=${BUTTER_READY_TIMEOUT:-900}
 
 # sd_booted(3): PID 1 is systemd when this directory exists. BUTTER_NO_SYSTEMD=1: background anyway.
