@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Butter needs on Debian 12 (apt + npm) and builds it; idempotent.
 #   scripts/install.sh          install and build
-#   scripts/install.sh --start  ... then start `butter up` on this machine in the background
+#   scripts/install.sh --start  ... then start `butter up` on this machine (scripts/start.sh: the
+#                               butter-up systemd unit, or in the background without systemd)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,7 @@ APT_PACKAGES=(
   syslinux syslinux-common mtools dosfstools        # ... and its firmware-boot disk variant
   iputils-ping curl ca-certificates
   python3 make g++                    # better-sqlite3 compiles its native addon
+  systemd                             # the units' checker, systemd-analyze (test/systemd-units.test.ts); PID 1 on most hosts already
   python3-requests python3-configobj python3-yaml   # test/host/metadata-hop-limit runs cloud-init's EC2 crawler (unpacked, not installed)
 )
 
@@ -43,21 +45,19 @@ fi
 npm run --silent build
 ln -sf "$PWD/bin/butter" /usr/local/bin/butter
 
-if [ "${1:-}" = "--start" ]; then
-  data=${BUTTER_DATA_DIR:-/var/lib/butter}
-  log=${BUTTER_LOG:-/var/log/butter.log}
-  # -k: a liveness probe of our own local server; the CLI itself pins Butter's CA.
-  if curl -kfsS https://127.0.0.1:7700/healthz >/dev/null 2>&1; then
-    echo "Butter is already running at https://127.0.0.1:7700"
-    exit 0
-  fi
-  echo "starting butter up (data in $data, log in $log)"
-  nohup bin/butter up --data-dir "$data" >>"$log" 2>&1 &
-  for _ in $(seq 1 600); do
-    grep -q '"msg":"ready"' "$log" 2>/dev/null && break
-    if ! kill -0 $! 2>/dev/null; then echo "butter up exited; see $log" >&2; tail -5 "$log" >&2; exit 1; fi
-    sleep 0.5
+# Where systemd is PID 1 (sd_booted(3)), the units go in place (deploy/systemd/); only
+# `--start` enables one. Copied only when they changed, so a rerun reloads nothing.
+if [ -d /run/systemd/system ]; then
+  changed=
+  for unit in deploy/systemd/*.service; do
+    if ! cmp -s "$unit" "/etc/systemd/system/$(basename "$unit")"; then
+      install -m 0644 "$unit" /etc/systemd/system/
+      changed=1
+    fi
   done
-  echo "Butter is up at https://127.0.0.1:7700; admin token in $data/admin.token; the CLI is logged in."
-  echo "Try: butter vm create demo --image tiny --wait"
+  if [ -n "$changed" ]; then systemctl daemon-reload; fi
+fi
+
+if [ "${1:-}" = "--start" ]; then
+  exec bash scripts/start.sh
 fi

@@ -15,9 +15,9 @@ test('docs/openapi.json is generated from the route table (run `npm run openapi`
   assert.deepEqual(checkedIn, JSON.parse(JSON.stringify(openApiDocument())));
 });
 
-test('every route but /healthz needs a token', () => {
+test('every route but /healthz and /readyz needs a token', () => {
   const open = Object.entries(routes).filter(([, r]) => r.access === 'public').map(([id]) => id);
-  assert.deepEqual(open, ['health']);
+  assert.deepEqual(open, ['health', 'ready']);
 });
 
 test('every error code maps to a 4xx, except internal', () => {

@@ -7,6 +7,7 @@ import { BlobParams, BlobQuery, Blob, Image, ImageCreate } from './schemas/image
 import { Empty, ForceQuery, IdempotentHeaders, NameParams, listOf, Name } from './schemas/common.ts';
 import { ConsoleChunk, DesiredQuery, DesiredWatch } from './schemas/desired.ts';
 import { Event, EventsQuery, Health, Whoami } from './schemas/event.ts';
+import { Readiness } from './schemas/ready.ts';
 import { Group, GroupSet, Node, NodeCreate, NodeCreated, NodeReport, NodeUpdate, Relocated, RelocateBody } from './schemas/node.ts';
 import { Network, NetworkCreate } from './schemas/network.ts';
 import { PeerParams, VpnPeer, VpnPeerCreate, VpnPeerJoined } from './schemas/vpn.ts';
@@ -50,6 +51,8 @@ export interface Route {
   rawResponse?: boolean;
   response: z.ZodType;
   status: 200 | 201 | 202;
+  /** A second status that answers with the same `response` (not the error envelope), and when. */
+  alsoStatus?: { status: 503; description: string };
 }
 
 const NodeVmParams = z.object({ name: Name, id: z.string().regex(/^[a-z0-9]{1,32}$/) }).strict();
@@ -57,6 +60,17 @@ const Nothing = z.object({}).meta({ id: 'Nothing' });
 
 export const routes = {
   health: { method: 'GET', path: '/healthz', access: 'public', summary: 'Liveness and store revision', response: Health, status: 200 },
+  // Public like /healthz: install scripts, systemd and load balancers probe it before they hold
+  // (or without ever holding) a token. It tells only check names and states: no node, VM or secret.
+  ready: {
+    method: 'GET',
+    path: '/readyz',
+    access: 'public',
+    summary: 'Readiness: the store is open and, with `butter up`, the local agent reports and the startup images are added',
+    response: Readiness,
+    status: 200,
+    alsoStatus: { status: 503, description: 'Not ready: the checks that are not `ok` say why' },
+  },
   openapi: { method: 'GET', path: '/v1/openapi.json', access: 'viewer', summary: 'This API as OpenAPI 3.1', response: z.record(z.string(), z.unknown()), status: 200 },
   whoami: { method: 'GET', path: '/v1/whoami', access: 'any', summary: 'The role of the calling token', response: Whoami, status: 200 },
 

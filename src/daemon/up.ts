@@ -12,7 +12,7 @@ import { createControlPlane } from '../server/control-plane.ts';
 import { ensureServerTls } from '../server/tls.ts';
 import { buildAgent, type MeshOptions } from './agent-runtime.ts';
 import type { Logger } from './logger.ts';
-import { ensureTinyImage } from './tiny-image.ts';
+import { ensureTinyImage, TINY, type TinyBuild } from './tiny-image.ts';
 import { privateUmask, tightenTree } from './private-files.ts';
 import { serverTlsNames } from './tls-setup.ts';
 import { controlPlaneBounds, loadDaemonConfig } from './config.ts';
@@ -28,7 +28,12 @@ export interface UpOptions {
   metadataPort?: number;
   mesh: MeshOptions | false;
   log: Logger;
+  /** How the tiny image is built: images/tiny/build.sh unless a test holds it. */
+  tinyBuild?: TinyBuild;
 }
+
+/** How long, after the tiny image, `butter up` waits for the rest of readiness before saying it is not ready. */
+const READY_WAIT_MS = 60_000;
 
 /** This machine's name as a DNS label. */
 export function localNodeName(): string {
@@ -46,6 +51,15 @@ export async function runUp(o: UpOptions): Promise<() => Promise<void>> {
   const names = serverTlsNames(o.host);
   const tls = await ensureServerTls(dataDir, names);
   const cp = createControlPlane({ dataDir, ...controlPlaneBounds(config), https: tls, tlsRenewal: { dataDir, names, log: o.log }, onServerError: (err, ctx) => o.log.error({ err, ...ctx }, 'internal error') });
+  // Readiness (/readyz) holds what this start promises, declared before the port opens: from the
+  // first answer on, a missing tiny image reads "being built", never "not found".
+  const node = localNodeName();
+  const { readiness, images } = cp.services;
+  readiness.expectAgent(node);
+  if (o.tiny) {
+    readiness.expectImage(TINY);
+    if (!images.exists(TINY)) images.startBuilding(TINY, 'kernel');
+  }
   await cp.listen(o.host, o.port);
   const port = (cp.http.server.address() as { port: number }).port;
   const url = `https://${o.host === '0.0.0.0' || o.host === '::' ? '127.0.0.1' : o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`;
@@ -54,7 +68,6 @@ export async function runUp(o: UpOptions): Promise<() => Promise<void>> {
   const admin = new Client({ url, token: adminToken, ca: tls.ca });
 
   // The local agent uses the API with its own node token, like any other agent.
-  const node = localNodeName();
   const nodeTokenPath = join(dataDir, 'node.token');
   if (!existsSync(nodeTokenPath)) {
     const { token } = await admin.call('createNode', { body: { name: node } });
@@ -77,12 +90,23 @@ export async function runUp(o: UpOptions): Promise<() => Promise<void>> {
   o.log.info(`Butter is up at ${url} (node ${node}, CA ${tls.caHash}); the CLI is logged in (${cfg})`);
   if (o.tiny) {
     try {
-      if (await ensureTinyImage(admin, join(dataDir, 'tiny-build'))) o.log.info('image tiny added');
+      if (await ensureTinyImage(admin, join(dataDir, 'tiny-build'), o.tinyBuild)) o.log.info('image tiny added');
+      readiness.imageAdded(TINY);
     } catch (e) {
+      images.abandonBuilding(TINY);
+      readiness.imageFailed(TINY);
       o.log.error(`could not provide the tiny image: ${e instanceof ButterError || e instanceof Error ? e.message : String(e)}`);
     }
   }
-  o.log.info('ready');
+  // "ready" in the log means what /readyz says (the local agent may not have reported yet).
+  const end = Date.now() + READY_WAIT_MS;
+  let r = readiness.check();
+  while (!r.ready && !r.checks.some((c) => c.state === 'failed') && Date.now() < end) {
+    await new Promise((res) => setTimeout(res, 100));
+    r = readiness.check();
+  }
+  if (r.ready) o.log.info('ready');
+  else o.log.warn({ checks: r.checks.filter((c) => c.state !== 'ok') }, `not ready: ${r.checks.filter((c) => c.state !== 'ok').map((c) => `${c.name} ${c.detail ?? c.state}`).join('; ')}`);
   return async () => {
     await agent.stop();
     await cp.close();

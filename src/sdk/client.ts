@@ -93,7 +93,8 @@ export class Client {
         await new Promise((r) => setTimeout(r, RETRY_DELAYS_MS[attempt]));
         continue;
       }
-      return (await this.decode(res)) as ResponseOf<I>;
+      // A route's second status (readiness: 503) carries the route's own response, not an error.
+      return (await this.decode(res, route.alsoStatus?.status)) as ResponseOf<I>;
     }
   }
 
@@ -114,7 +115,7 @@ export class Client {
     return { size: Number(res.headers.get('content-length') ?? 0), body: Readable.fromWeb(res.body as never) };
   }
 
-  private async decode(res: Response): Promise<unknown> {
+  private async decode(res: Response, alsoStatus?: number): Promise<unknown> {
     const text = await res.text();
     let json: unknown;
     try {
@@ -122,7 +123,7 @@ export class Client {
     } catch {
       throw new ButterError(res.status, 'invalid', `unexpected reply (${res.status}): ${text.slice(0, 200)}`);
     }
-    if (!res.ok) {
+    if (!res.ok && res.status !== alsoStatus) {
       const e = (json as Partial<ErrorBody>).error;
       throw new ButterError(res.status, e?.code ?? 'internal', e?.message ?? `HTTP ${res.status}`, e?.field);
     }

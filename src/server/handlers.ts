@@ -16,6 +16,7 @@ import type { IdempotencyKeys } from './idempotency.ts';
 import type { Images } from './images.ts';
 import type { Networks } from './networks.ts';
 import type { Nodes } from './nodes.ts';
+import type { Readiness } from './readiness.ts';
 import type { Store } from './store/store.ts';
 import type { Tokens } from './tokens.ts';
 import type { JoinTokens } from './join.ts';
@@ -36,6 +37,7 @@ export interface Services {
   tokens: Tokens;
   joinTokens: JoinTokens;
   idempotency: IdempotencyKeys;
+  readiness: Readiness;
   /** sha256 of the CA's public key when serving HTTPS; printed into join commands. */
   caHash: string | null;
   /** The certificates being served (they change when renewed), or null over plain HTTP. */
@@ -49,6 +51,11 @@ export function makeHandlers(s: Services): Handlers {
   };
   return {
     health: () => ({ ok: true, version: API_VERSION, revision: s.store.revision() }),
+    ready: ({ reply }) => {
+      const r = s.readiness.check();
+      if (!r.ready) reply.code(503);
+      return r;
+    },
     openapi: () => servedOpenApiDocument(),
     whoami: ({ who }) => ({ role: who.role, node: who.node, tls: s.tls() }),
 

@@ -12,7 +12,19 @@ import { imageFromRow, type ImageRow } from './store/rows.ts';
 import type { Store } from './store/store.ts';
 import { idempotent, type Once } from './idempotency.ts';
 
+/** An image being made where the control plane runs (by `butter up`), before its blobs exist. */
+interface Building {
+  kind: Image['kind'];
+  since: string;
+}
+
 export class Images {
+  /**
+   * Held in memory, not in the store: a build belongs to this process (a crash ends it, and
+   * the next start begins it again), so nothing stale can outlive it. Creating the image ends it.
+   */
+  private readonly building = new Map<string, Building>();
+
   constructor(
     private readonly store: Store,
     private readonly blobs: BlobFiles,
@@ -27,17 +39,47 @@ export class Images {
 
   list(): Image[] {
     const rows = this.store.db.prepare(`SELECT * FROM images ORDER BY name`).all() as ImageRow[];
-    return rows.map((r) => this.toApi(r));
+    const made = rows.map((r) => this.toApi(r));
+    const pending = [...this.building].filter(([name]) => !rows.some((r) => r.name === name)).map(([name, b]) => buildingImage(name, b));
+    return [...made, ...pending].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   get(name: string): Image {
+    const r = this.find(name);
+    const b = this.building.get(name);
+    if (!r && b) return buildingImage(name, b);
     return this.toApi(this.row(name));
   }
 
+  /** The image to make a VM of: one still being built is refused (409), saying so. */
   row(name: string): ImageRow {
-    const r = this.store.db.prepare(`SELECT * FROM images WHERE name = ?`).get(name) as ImageRow | undefined;
-    if (!r) throw new ApiError('not_found', `image ${name} not found`, 'image');
-    return r;
+    const r = this.find(name);
+    if (r) return r;
+    const b = this.building.get(name);
+    if (b) throw new ApiError('conflict', `image ${name} is being built (since ${b.since}); try again when \`butter image list\` shows it ready`, 'image');
+    throw new ApiError('not_found', `image ${name} not found`, 'image');
+  }
+
+  private find(name: string): ImageRow | undefined {
+    return this.store.db.prepare(`SELECT * FROM images WHERE name = ?`).get(name) as ImageRow | undefined;
+  }
+
+  /** `name` is being built here: listed as `building` until it is created or the build is abandoned. */
+  startBuilding(name: string, kind: Image['kind']): void {
+    this.building.set(name, { kind, since: this.store.now() });
+  }
+
+  /** The build ended without making the image (it failed). */
+  abandonBuilding(name: string): void {
+    this.building.delete(name);
+  }
+
+  exists(name: string): boolean {
+    return this.find(name) !== undefined;
+  }
+
+  isBuilding(name: string): boolean {
+    return this.building.has(name);
   }
 
   async create(actor: string, req: ImageCreate, once?: Once): Promise<Image> {
@@ -66,7 +108,7 @@ export class Images {
     // The format is detected once, here, and forced wherever the disk is opened from now on.
     if (row.disk !== null) row.format = await this.checkDisk(actor, row.disk, 'disk');
     if (row.root_disk !== null) row.root_format = await this.checkDisk(actor, row.root_disk, 'rootDisk');
-    return this.store.write(actor, idempotent(once, (tx) => {
+    const image = this.store.write(actor, idempotent(once, (tx) => {
       if (tx.db.prepare(`SELECT 1 FROM images WHERE name = ?`).get(req.name)) throw new ApiError('conflict', `image ${req.name} already exists`, 'name');
       // The inspection awaited: a blob removed meanwhile (with the last image using it) is gone.
       for (const [sha, field] of [[row.disk, 'disk'], [row.kernel, 'kernel'], [row.initrd, 'initrd'], [row.root_disk, 'rootDisk']] as const) {
@@ -79,6 +121,10 @@ export class Images {
       tx.event('create', 'image', req.name, `image ${req.name} (${req.kind}) sha256:${row.sha256.slice(0, 12)}`);
       return this.toApi(row);
     }));
+    // The image a build was making now exists (committed, in the same turn of the event loop):
+    // no request sees it neither building nor there.
+    this.building.delete(req.name);
+    return image;
   }
 
   remove(actor: string, name: string): void {
@@ -124,6 +170,10 @@ export class Images {
     const count = (this.store.db.prepare(`SELECT COUNT(*) AS n FROM vms WHERE image = ?`).get(r.name) as { n: number }).n;
     return imageFromRow(r, sizes, count);
   }
+}
+
+function buildingImage(name: string, b: Building): Image {
+  return { name, kind: b.kind, status: 'building', sha256: null, sizeBytes: 0, format: null, files: {}, rootFormat: null, cmdline: null, vmCount: 0, createdAt: b.since };
 }
 
 /** A kernel image's digest covers all its parts and its command line. */

@@ -42,6 +42,11 @@ export class Nodes {
     return nodeFromRow(this.live(r), this.build([r])[0]!);
   }
 
+  /** Whether the node reported to this process (a report stored before a restart does not count). */
+  reportedSinceStart(name: string): boolean {
+    return this.liveness.last(name, null) !== null;
+  }
+
   /** The row with its last report as this server knows it (newer than the stored one). */
   private live(r: NodeRow): NodeRow {
     return { ...r, last_heartbeat_at: this.liveness.last(r.name, r.last_heartbeat_at) };

@@ -41,8 +41,11 @@ export class ButterInNetns {
     return { ...process.env, XDG_CONFIG_HOME: join(this.dir, 'config'), BUTTER_URL: undefined, BUTTER_TOKEN: undefined };
   }
 
-  /** Starts `butter up` and resolves when it says ready (the tiny image is added by then). */
-  async start(timeoutMs = 300_000): Promise<void> {
+  /**
+   * Starts `butter up` and resolves when it says ready (the tiny image is added by then), or
+   * with `until: 'healthz'` as soon as /healthz answers, as a script that only waits for health.
+   */
+  async start(timeoutMs = 300_000, until: 'ready' | 'healthz' = 'ready'): Promise<void> {
     this.upLog = '';
     // nsenter, not `ip netns exec`: the agent's gateway namespaces (`ip netns add`) must be
     // mounted where everyone sees them, not in a private mount namespace.
@@ -51,11 +54,19 @@ export class ButterInNetns {
     child.stdout!.on('data', (d: Buffer) => (this.upLog += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (this.upLog += d.toString()));
     const end = Date.now() + timeoutMs;
-    while (!this.upLog.includes('"msg":"ready"')) {
+    const up = () => (until === 'ready' ? this.upLog.includes('"msg":"ready"') : this.probe('/healthz').status === 200);
+    while (!up()) {
       if (child.exitCode !== null) throw new Error(`butter up exited ${child.exitCode}: ${this.upLog}`);
       if (Date.now() > end) throw new Error(`butter up not ready: ${this.upLog}`);
       await new Promise((r) => setTimeout(r, 100));
     }
+  }
+
+  /** GET of a public path (/healthz, /readyz) from inside the namespace; -k: no token or CA needed there. */
+  probe(path: string): { status: number; body: string } {
+    const r = this.sh('curl', ['-ks', '-w', '\n%{http_code}', `https://127.0.0.1:${this.port}${path}`]);
+    const lines = r.stdout.trimEnd().split('\n');
+    return { status: Number(lines.pop()), body: lines.join('\n') };
   }
 
   /** SIGKILL, as a crash would: no cleanup runs. */

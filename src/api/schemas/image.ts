@@ -27,8 +27,10 @@ export const Image = z
   .object({
     name: Name,
     kind: z.enum(['disk', 'kernel']),
-    /** The image's own digest: of its single disk, or of its manifest for kernel images. */
-    sha256: Sha256,
+    /** `building`: being made where the control plane runs (`butter up`'s tiny image); its files are not there yet. */
+    status: z.enum(['ready', 'building']),
+    /** The image's own digest: of its single disk, or of its manifest for kernel images; null while building. */
+    sha256: Sha256.nullable(),
     sizeBytes: z.number().int(),
     format: DiskFormat.nullable(),
     files: z.object({

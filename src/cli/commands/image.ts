@@ -63,7 +63,7 @@ export function imageCommands(program: Command): void {
     .action(async (o: { json?: boolean }) => {
       const { items } = await client().call('listImages', {});
       if (o.json) return printJson(items);
-      printTable(['NAME', 'KIND', 'FORMAT', 'SIZE', 'SHA256', 'VMS', 'AGE'], items.map((i) => [i.name, i.kind, i.format ?? i.rootFormat, size(i.sizeBytes), i.sha256.slice(0, 12), i.vmCount, age(i.createdAt)]));
+      printTable(['NAME', 'KIND', 'STATUS', 'FORMAT', 'SIZE', 'SHA256', 'VMS', 'AGE'], items.map((i) => [i.name, i.kind, i.status, i.format ?? i.rootFormat, i.status === 'building' ? '' : size(i.sizeBytes), i.sha256?.slice(0, 12) ?? '', i.vmCount, age(i.createdAt)]));
     });
 
   image
@@ -108,6 +108,7 @@ export function imageCommands(program: Command): void {
       printFields([
         ['name', i.name],
         ['kind', i.kind],
+        ['status', i.status],
         ['sha256', i.sha256],
         ['size', size(i.sizeBytes)],
         ['format', i.format ?? i.rootFormat],

@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { RestartPolicy, type Vm } from '../../api/schemas/vm.ts';
 import type { Client } from '../../sdk/client.ts';
 import { client, UsageError } from '../config.ts';
+import { isImageBuilding, waitForImage } from '../image-wait.ts';
 import { age, printFields, printJson, printTable, progress, progressDone, size } from '../output.ts';
 
 interface JsonOpt {
@@ -130,28 +131,36 @@ export function vmCommands(program: Command): void {
       if (o.metadataTokens !== undefined && o.metadataTokens !== 'optional' && o.metadataTokens !== 'required') throw new UsageError(`metadata-tokens: must be optional or required, got ${JSON.stringify(o.metadataTokens)}`);
       if (o.restart !== undefined && !(RestartPolicy.options as readonly string[]).includes(o.restart)) throw new UsageError(`restart: must be ${RestartPolicy.options.join(', ')}, got ${JSON.stringify(o.restart)}`);
       const sshKeys = o.sshKey.flatMap((f) => readFileArg(f, 'ssh-key').split('\n').map((l) => l.trim()).filter(Boolean));
-      let created = await c.call('createVm', {
-        body: {
-          name,
-          image: o.image,
-          cpus: intArg(o.cpus, 'cpus'),
-          memory: o.memory,
-          disk: o.disk,
-          ...(o.network.length > 1 ? { networks: o.network } : { network: o.network[0] ?? 'default' }),
-          ...(o.node ? { node: o.node } : {}),
-          ...(o.group ? { group: o.group } : {}),
-          ...(o.zone ? { zone: o.zone } : {}),
-          ...(o.label.length ? { labels } : {}),
-          ...(o.policy ? { policy: o.policy as 'spread' | 'binpack' } : {}),
-          ...(o.spread ? { spreadKey: o.spread } : {}),
-          ...(o.force ? { force: true } : {}),
-          ...(o.userData ? { userData: readFileArg(o.userData, 'user-data') } : {}),
-          ...(sshKeys.length ? { sshKeys } : {}),
-          ...(o.metadataTokens ? { metadataTokens: o.metadataTokens as 'optional' | 'required' } : {}),
-          ...(o.restart ? { restart: o.restart as RestartPolicy } : {}),
-        },
-        ...(o.idempotencyKey !== undefined ? { idempotencyKey: o.idempotencyKey } : {}),
-      });
+      const body = {
+        name,
+        image: o.image,
+        cpus: intArg(o.cpus, 'cpus'),
+        memory: o.memory,
+        disk: o.disk,
+        ...(o.network.length > 1 ? { networks: o.network } : { network: o.network[0] ?? 'default' }),
+        ...(o.node ? { node: o.node } : {}),
+        ...(o.group ? { group: o.group } : {}),
+        ...(o.zone ? { zone: o.zone } : {}),
+        ...(o.label.length ? { labels } : {}),
+        ...(o.policy ? { policy: o.policy as 'spread' | 'binpack' } : {}),
+        ...(o.spread ? { spreadKey: o.spread } : {}),
+        ...(o.force ? { force: true } : {}),
+        ...(o.userData ? { userData: readFileArg(o.userData, 'user-data') } : {}),
+        ...(sshKeys.length ? { sshKeys } : {}),
+        ...(o.metadataTokens ? { metadataTokens: o.metadataTokens as 'optional' | 'required' } : {}),
+        ...(o.restart ? { restart: o.restart as RestartPolicy } : {}),
+      };
+      // One key for both tries: the second is the same request, after the image is there.
+      const keyed = { body, ...(o.idempotencyKey !== undefined ? { idempotencyKey: o.idempotencyKey } : {}) };
+      let created;
+      try {
+        created = await c.call('createVm', keyed);
+      } catch (e) {
+        // Right after `butter up` starts, its tiny image may still be being built: wait for it.
+        if (!isImageBuilding(e)) throw e;
+        await waitForImage(c, o.image);
+        created = await c.call('createVm', keyed);
+      }
       if (created.warning) process.stderr.write(`warning: ${created.warning}\n`);
       if (o.wait) created = await waitForState(c, name, ['running'], intArg(o.timeout, 'timeout'));
       if (o.json) return printJson(created);

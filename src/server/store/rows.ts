@@ -102,6 +102,7 @@ export function imageFromRow(r: ImageRow, sizes: ReadonlyMap<string, number>, vm
   return {
     name: r.name,
     kind: r.kind,
+    status: 'ready',
     sha256: r.sha256,
     sizeBytes: Object.values(present).reduce((a, f) => a + (f?.sizeBytes ?? 0), 0),
     format: r.format,
