@@ -15,6 +15,7 @@ import type { Logger } from './logger.ts';
 import { ensureTinyImage } from './tiny-image.ts';
 import { privateUmask, tightenTree } from './private-files.ts';
 import { serverTlsNames } from './tls-setup.ts';
+import { claimUp, releaseUp } from './up-pidfile.ts';
 
 export interface UpOptions {
   dataDir: string;
@@ -39,6 +40,8 @@ export async function runUp(o: UpOptions): Promise<() => Promise<void>> {
   const dataDir = resolve(o.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   tightenTree(dataDir);
+  // Before anything listens or runs: `butter down` finds this process by it.
+  claimUp(dataDir);
   const names = serverTlsNames(o.host);
   const tls = await ensureServerTls(dataDir, names);
   const cp = createControlPlane({ dataDir, https: tls, tlsRenewal: { dataDir, names, log: o.log }, onServerError: (err, ctx) => o.log.error({ err, ...ctx }, 'internal error') });
@@ -81,5 +84,6 @@ export async function runUp(o: UpOptions): Promise<() => Promise<void>> {
   return async () => {
     await agent.stop();
     await cp.close();
+    releaseUp(dataDir);
   };
 }
