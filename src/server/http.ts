@@ -6,6 +6,7 @@
  * unless it really is our fault.
  */
 import { randomBytes } from 'node:crypto';
+import type { Http2Session } from 'node:http2';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { ApiError, fromZodError } from '../api/errors.ts';
@@ -53,6 +54,7 @@ export function buildHttp(store: Store, handlers: Handlers, log: boolean | objec
       ? Fastify({ logger: log, bodyLimit: 2 * 1024 * 1024, genReqId, http2: true, https: { allowHTTP1: true, key: https.key, cert: https.cert } })
       : Fastify({ logger: log, bodyLimit: 2 * 1024 * 1024, genReqId })
   ) as unknown as FastifyInstance;
+  if (https) closeSessionsOnClose(app);
   // Blob uploads stream straight to disk; no size limit applies to them.
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
   app.setErrorHandler((err: unknown, req, reply) => {
@@ -104,3 +106,27 @@ export function buildHttp(store: Store, handlers: Handlers, log: boolean | objec
 function genReqId(): string {
   return randomBytes(8).toString('hex');
 }
+
+/**
+ * A server's close waits for every connection to end, and an HTTP/2 client (every agent, the
+ * local one of `butter up` included) keeps its connection open: SIGTERM never finished. So at
+ * close each session is told to go away (GOAWAY: streams in flight may finish), and whatever
+ * still stands after a grace period is cut.
+ */
+function closeSessionsOnClose(app: FastifyInstance): void {
+  const sessions = new Set<Http2Session>();
+  app.server.on('session', (s: Http2Session) => {
+    sessions.add(s);
+    s.once('close', () => sessions.delete(s));
+  });
+  app.addHook('preClose', (done) => {
+    for (const s of sessions) {
+      s.close();
+      setTimeout(() => s.destroy(), CLOSE_GRACE_MS).unref();
+    }
+    done();
+  });
+}
+
+/** Long enough for a request in flight to finish; a long-poll still waiting is cut then (its agent reconnects to the next server). */
+const CLOSE_GRACE_MS = 2000;

@@ -73,7 +73,9 @@ async function butterWithVm(): Promise<ButterInNetns> {
 }
 
 function down(b: ButterInNetns, args: string[]): { removed: { kind: string; name: string }[] } {
+  const t0 = Date.now();
   const r = b.host(['down', '--data-dir', b.dataDir, '--json', ...args]);
+  if (process.env.BUTTER_TEST_DEBUG) console.error(`butter down ${args.join(' ')}: ${Date.now() - t0} ms\n${r.stderr}${r.stdout}`);
   assert.equal(r.code, 0, `butter down ${args.join(' ')}: ${r.stderr}`);
   return JSON.parse(r.stdout);
 }
