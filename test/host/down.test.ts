@@ -4,6 +4,7 @@
 // whether `up` still runs or crashed, and a second `down` finds nothing.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ButterInNetns } from './butter-cli.ts';
@@ -44,12 +45,23 @@ function leftovers(b: ButterInNetns): Leftovers {
     markedLinks: links.filter((l) => l.ifalias?.startsWith('butter')).map((l) => l.ifname),
     meshLink: links.filter((l) => l.ifname === b.wg).map((l) => l.ifname),
     wgSocket: existsSync(`/var/run/wireguard/${b.wg}.sock`) ? [b.wg] : [],
-    namespaces: existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => n.startsWith(prefix)) : [],
+    namespaces: existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => n.startsWith(prefix) && n !== userNamespace(b)) : [],
     nftTables: b.sh('nft', ['list', 'tables']).stdout.split('\n').filter((l) => /butter/.test(l)),
     // A fresh namespace has the kernel's three (local, main, default) and nothing else.
-    rules: rules.filter((r) => ![0, 32766, 32767].includes(r.priority)).map((r) => `${r.priority} ${r.table}`),
+    rules: rules.filter((r) => ![0, 32766, 32767].includes(r.priority) && Number(r.table) !== USER_TABLE).map((r) => `${r.priority} ${r.table}`),
     runState: existsSync(runDir) ? [runDir] : [],
   };
+}
+
+/** Named like ours but not made by Butter: `down` must leave them. */
+const userNamespace = (b: ButterInNetns) => `${netnsPrefixOf(join(b.dataDir, 'agent'))}mine`;
+const USER_TABLE = 0x20000fff;
+const USER_RULE = ['priority', '1001', 'from', '192.0.2.7/32', 'lookup', String(USER_TABLE)];
+
+function userThingsStay(b: ButterInNetns, rule = false): void {
+  assert.equal(b.sh('ip', ['link', 'show', 'bt0']).code, 0, "the user's bt0 is left alone");
+  assert.ok(existsSync(`/run/netns/${userNamespace(b)}`), 'a namespace named like ours but not marked is left alone');
+  if (rule) assert.match(b.sh('ip', ['rule', 'show']).stdout, /from 192\.0\.2\.7 lookup 536875007/, "a rule at our priority but not naming anything of ours is left alone");
 }
 
 const NOTHING: Leftovers = { qemu: [], dnsmasq: [], wireguardGo: [], markedLinks: [], meshLink: [], wgSocket: [], namespaces: [], nftTables: [], rules: [], runState: [] };
@@ -60,6 +72,7 @@ async function butterWithVm(): Promise<ButterInNetns> {
   made.push(b);
   await b.start();
   assert.equal(b.sh('ip', ['link', 'add', 'bt0', 'type', 'bridge']).code, 0, "a user's bt0");
+  assert.equal(spawnSync('ip', ['netns', 'add', userNamespace(b)]).status, 0);
   b.ok(['network', 'create', 'lab']);
   b.ok(['vm', 'create', 'demo', '--image', 'tiny', '--memory', '256M', '--network', 'default', '--network', 'lab', '--wait']);
   // The mesh comes up with the agent's first desired state: wait for it (bounded).
@@ -87,7 +100,7 @@ test('butter down while butter up runs: stops it and its VM, removes everything 
   assert.deepEqual(leftovers(b), NOTHING);
   const kinds = new Set(out.removed.map((r) => r.kind));
   for (const k of ['butter-up', 'vm', 'dnsmasq', 'namespace', 'link', 'mesh', 'nft-table', 'rule', 'run-dir']) assert.ok(kinds.has(k), `${k} in ${JSON.stringify(out.removed)}`);
-  assert.equal(b.sh('ip', ['link', 'show', 'bt0']).code, 0, "the user's bt0 is left alone");
+  userThingsStay(b);
   assert.ok(existsSync(join(b.dataDir, 'butter.db')), 'without --purge the data dir stays');
   assert.ok(existsSync(join(b.dir, 'config', 'butter', 'config.json')), "without --purge the CLI's config stays");
 
@@ -101,16 +114,19 @@ test('butter down while butter up runs: stops it and its VM, removes everything 
 test('butter down --purge after butter up crashed: the stale state goes, and the data dir and config with it', async () => {
   const b = await butterWithVm();
   await b.kill(); // SIGKILL: no cleanup of its own; the VM, dnsmasqs and wireguard-go keep running
+  // Added now, with no agent running: the agent's own garbage collection takes every rule at its priorities.
+  assert.equal(b.sh('ip', ['rule', 'add', ...USER_RULE]).code, 0);
   assert.notDeepEqual(leftovers(b).qemu, [], 'the VM outlived butter up');
   const out = down(b, ['--purge']);
   assert.deepEqual(leftovers(b), NOTHING);
   assert.ok(!existsSync(b.dataDir), 'the data dir is gone');
+  userThingsStay(b, true);
   assert.ok(!existsSync(join(b.dir, 'config', 'butter', 'config.json')), "the CLI's config (this Butter's admin token) is gone");
   assert.deepEqual(
     out.removed.filter((r) => r.kind === 'data-dir' || r.kind === 'config').map((r) => r.name),
     [join(b.dir, 'config', 'butter', 'config.json'), b.dataDir],
     'it says what it removed',
   );
-  assert.equal(b.sh('ip', ['link', 'show', 'bt0']).code, 0, "the user's bt0 is left alone");
+  assert.ok(!out.removed.some((r) => r.kind === 'butter-up'), "the crashed up's pidfile names nobody to stop");
   assert.deepEqual(down(b, ['--purge']).removed, []);
 });
