@@ -99,3 +99,10 @@ test('the systemd unit: when it runs this butter up, or would start one on its d
   assert.deepEqual(unit({ active: true, enabled: true, mainPid: 7 }, { up: { pid: 42 } }), ['butter-up pid 42']);
   assert.deepEqual(unit({ active: false, enabled: false, mainPid: 0 }, { dataDir: UNIT_DATA_DIR }), []);
 });
+
+test("nft tables are named, not marked: only where something else of this Butter is (a mistyped --data-dir takes no one's firewall)", () => {
+  const tablesOnly = planDown({ ...nothing, nftTables: ['inet butter'] }, { purge: false, rules: RULES });
+  assert.deepEqual(tablesOnly.steps, []);
+  assert.match(tablesOnly.kept[0]!.why, /another Butter's/);
+  assert.deepEqual(names(planDown({ ...nothing, nftTables: ['inet butter'], runDir: '/run/butter/agent-abc' }, { purge: false, rules: RULES })), ['nft-table inet butter', 'run-dir /run/butter/agent-abc']);
+});

@@ -128,7 +128,10 @@ export function planDown(o: DownObserved, opts: { purge: boolean; rules: RuleRan
   }
   for (const l of o.links) if (!LINK_ORDER.includes(l.kind)) steps.push({ kind: 'link', name: l.name, linkKind: l.kind });
   if (o.mesh) steps.push({ kind: 'mesh', name: o.mesh.iface, ...(o.mesh.wireguardGo !== undefined ? { wireguardGo: o.mesh.wireguardGo } : {}) });
-  for (const t of o.nftTables) steps.push({ kind: 'nft-table', name: t });
+  // The tables are named `butter`, not marked: they are this Butter's only where something else of it is.
+  const here = !!(o.up || o.vms.length || o.dnsmasq.length || o.namespaces.length || o.links.length || o.mesh || o.runDir);
+  if (here) for (const t of o.nftTables) steps.push({ kind: 'nft-table', name: t });
+  else if (o.nftTables.length) kept.push({ what: `nft tables ${o.nftTables.join(', ')}`, why: 'nothing else of this data dir is on this host, so they are another Butter\'s' });
   if (o.runDir) steps.push({ kind: 'run-dir', name: o.runDir });
 
   if (opts.purge) {
