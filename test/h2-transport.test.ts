@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { createControlPlane, type ControlPlane } from '../src/server/control-plane.ts';
 import { ensureServerTls } from '../src/server/tls.ts';
 import { Client } from '../src/sdk/client.ts';
+import { within } from './within.ts';
 
 let dir: string;
 let cp: ControlPlane;
@@ -55,4 +56,19 @@ test('HTTP/1.1 clients (curl) are still served', async () => {
   // Not execFileSync: the control plane runs in this process and must answer meanwhile.
   const { stdout } = await promisify(execFile)('curl', ['-sS', '--http1.1', '-w', ' %{http_version}', '--cacert', join(dir, 'ca.pem'), `${url}/healthz`]);
   assert.match(stdout, /"revision".* 1\.1$/);
+});
+
+test('the control plane closes with clients still connected (an agent in the same process, a remote one)', async () => {
+  // butter up's agent keeps its connection open: SIGTERM used to wait for it forever.
+  const d = mkdtempSync(join(tmpdir(), 'butter-h2-close-'));
+  try {
+    const tls = await ensureServerTls(d, { hostnames: ['localhost'], ips: ['127.0.0.1'] });
+    const own = createControlPlane({ dataDir: d, https: tls });
+    await own.listen('127.0.0.1', 0);
+    const client = new Client({ url: `https://127.0.0.1:${(own.http.server.address() as { port: number }).port}`, token: own.adminToken!, ca: tls.ca });
+    await client.call('listNodes', {});
+    await within(own.close(), 20_000, 'closing the control plane with an idle HTTP/2 client');
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
 });

@@ -83,6 +83,29 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('down')
+    .description("stop this machine's butter up and its VMs, and remove what it made on the host (--purge: its data too)")
+    .option('--data-dir <dir>', "the butter up's data dir", '/var/lib/butter')
+    .option('--purge', "also remove the data dir (VM disks, database, keys) and the CLI's config when it logs in to this Butter")
+    .option('--timeout <seconds>', 'how long each guest gets to power off before QEMU is stopped', '10')
+    .option('--json', 'print JSON')
+    .action(async (o: { dataDir: string; purge?: boolean; timeout: string; json?: boolean }) => {
+      const seconds = Number(o.timeout);
+      if (!Number.isFinite(seconds) || seconds < 0 || seconds > 3600) throw new UsageError(`timeout: must be a number of seconds from 0 to 3600, got ${JSON.stringify(o.timeout)}`);
+      const { runDown } = await import('../daemon/down.ts');
+      const { printJson } = await import('./output.ts');
+      const r = await runDown({ dataDir: o.dataDir, purge: !!o.purge, vmTimeoutMs: seconds * 1000, log: (m) => process.stderr.write(`${m}\n`) });
+      if (o.json) printJson(r);
+      else {
+        for (const x of r.removed) process.stdout.write(`removed ${x.kind} ${x.name}\n`);
+        for (const k of r.kept) process.stdout.write(`kept ${k.what}: ${k.why}\n`);
+        if (!r.removed.length && !r.failed.length) process.stdout.write('nothing to remove: Butter is down on this machine\n');
+        else if (!r.failed.length) process.stdout.write('Butter is down on this machine\n');
+      }
+      if (r.failed.length) throw new Error(`could not remove ${r.failed.map((f) => `${f.kind} ${f.name} (${f.error})`).join('; ')}`);
+    });
+
+  program
     .command('server')
     .description('run the control plane (HTTPS with its own CA)')
     .option('--data-dir <dir>', 'where the control plane keeps its state', '/var/lib/butter')

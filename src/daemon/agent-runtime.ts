@@ -66,7 +66,7 @@ export async function buildAgent(o: AgentRuntimeOptions): Promise<Agent> {
     // Looked up once, at the start, like the MTU (a new DHCP lease needs an agent restart).
     const defaultAddress = o.mesh.endpoint ? undefined : await defaultRouteAddress(exec);
     mesh = {
-      host: new LinuxMeshHost({ exec, stateDir, key, iface: o.mesh.iface, listenPort: o.mesh.port, log }),
+      host: new LinuxMeshHost({ exec, stateDir, key, iface: o.mesh.iface, listenPort: o.mesh.port, mark: meshMarkOf(stateDir), log }),
       publicKey: key.publicKey,
       listenPort: o.mesh.port,
       iface: o.mesh.iface,
@@ -127,6 +127,11 @@ export function netnsPrefixOf(stateDir: string): string {
 /** The alias on every interface this agent's network host makes: how it tells its own from a user's (linux-network.ts). */
 export function linkMarkOf(stateDir: string): string {
   return `butter:${basename(dnsmasqDirPath(stateDir)).slice('agent-'.length)}`;
+}
+
+/** The alias on this agent's mesh interface: its own, so the network host's garbage collection never takes it (linux-mesh.ts). */
+export function meshMarkOf(stateDir: string): string {
+  return `butter-mesh:${basename(dnsmasqDirPath(stateDir)).slice('agent-'.length)}`;
 }
 
 function dnsmasqDir(stateDir: string): string {

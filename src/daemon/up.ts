@@ -17,6 +17,7 @@ import { privateUmask, tightenTree } from './private-files.ts';
 import { serverTlsNames } from './tls-setup.ts';
 import { controlPlaneBounds, loadDaemonConfig } from './config.ts';
 import { rotateStderr } from './log-rotation.ts';
+import { claimUp, releaseUp } from './up-pidfile.ts';
 
 export interface UpOptions {
   dataDir: string;
@@ -48,6 +49,8 @@ export async function runUp(o: UpOptions): Promise<() => Promise<void>> {
   tightenTree(dataDir);
   const config = loadDaemonConfig(dataDir);
   rotateStderr(config.log, (m) => o.log.warn(m));
+  // Before anything listens or runs: `butter down` finds this process by it.
+  claimUp(dataDir);
   const names = serverTlsNames(o.host);
   const tls = await ensureServerTls(dataDir, names);
   const cp = createControlPlane({ dataDir, ...controlPlaneBounds(config), https: tls, tlsRenewal: { dataDir, names, log: o.log }, onServerError: (err, ctx) => o.log.error({ err, ...ctx }, 'internal error') });
@@ -110,5 +113,6 @@ export async function runUp(o: UpOptions): Promise<() => Promise<void>> {
   return async () => {
     await agent.stop();
     await cp.close();
+    releaseUp(dataDir);
   };
 }

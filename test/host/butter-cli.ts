@@ -85,6 +85,27 @@ export class ButterInNetns {
     return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
   }
 
+  /**
+   * The CLI through nsenter, as `butter up` itself runs: for commands that add or delete
+   * network namespaces (`butter down`), which a private mount namespace would hide.
+   */
+  host(args: string[]): CliResult {
+    const r = spawnSync('nsenter', [`--net=/run/netns/${this.ns}`, BUTTER, ...args], { env: this.env(), encoding: 'utf8', timeout: 400_000 });
+    return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  /** Whether the `butter up` this started is still running. */
+  upRunning(): boolean {
+    return !!this.up && this.up.exitCode === null && this.up.signalCode === null;
+  }
+
+  /** Resolves when `butter up` has exited (a bounded wait: false if it has not). */
+  async upExit(ms = 60_000): Promise<boolean> {
+    const end = Date.now() + ms;
+    while (this.upRunning() && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+    return !this.upRunning();
+  }
+
   /** The CLI, which must succeed; returns its stdout. */
   ok(args: string[]): string {
     const r = this.cli(args);

@@ -24,12 +24,14 @@ test('the mesh host reports the peers on its interface, and none without one', a
   const dir = mkdtempSync(join(tmpdir(), 'butter-mesh-'));
   try {
     assert.equal(spawnSync('ip', ['netns', 'add', ns]).status, 0);
-    const host = new LinuxMeshHost({ exec: new NetnsExec(new SystemExec(), ns), stateDir: dir, key: loadOrCreateKey(dir), iface, listenPort: 51820 });
+    const host = new LinuxMeshHost({ exec: new NetnsExec(new SystemExec(), ns), stateDir: dir, key: loadOrCreateKey(dir), iface, listenPort: 51820, mark: 'butter-mesh:test' });
     const [other, laptop] = TEST_WG_KEYS;
     assert.deepEqual([...(await host.peerKeys())], [], 'no interface yet');
     const mesh = { address: '100.127.0.2', prefix: 16, mtu: 1440, peers: [{ node: 'n2', publicKey: other, endpoint: null, address: '100.127.0.3' }] };
     await host.apply(mesh, [{ name: 'laptop', network: 'lan', publicKey: laptop, address: '10.20.0.4' }]);
     assert.deepEqual(new Set(await host.peerKeys()), new Set([other, laptop]));
+    const alias = () => (JSON.parse(spawnSync('ip', ['-n', ns, '-j', 'link', 'show', iface], { encoding: 'utf8' }).stdout) as { ifalias?: string }[])[0]?.ifalias;
+    assert.equal(alias(), 'butter-mesh:test', 'marked, so that butter down knows it is ours');
     await host.apply(mesh, []);
     assert.deepEqual([...(await host.peerKeys())], [other], 'a client taken off is gone from the interface');
     await host.teardown();

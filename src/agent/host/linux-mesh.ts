@@ -23,12 +23,18 @@ export interface LinuxMeshHostOptions {
   /** Interface name (<= 15 chars). wireguard-go's control socket is /var/run/wireguard/NAME.sock, shared by all namespaces. */
   iface: string;
   listenPort: number;
+  /**
+   * The alias set on the interface (`butter-mesh:<agent>`): how `butter down` tells it is ours.
+   * Not the network host's mark: garbage collection deletes marked `bt*` links it did not ask for.
+   */
+  mark?: string;
   log?: (m: string) => void;
 }
 
 export class LinuxMeshHost implements MeshHost {
   private lastConf?: string;
   private lastLink?: string;
+  private marked = false;
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly o: LinuxMeshHostOptions) {
@@ -49,6 +55,7 @@ export class LinuxMeshHost implements MeshHost {
       await this.o.exec.run('ip', ['link', 'del', this.o.iface], { allowFail: true });
       await rm(this.confFile(), { force: true });
       this.lastConf = this.lastLink = undefined;
+      this.marked = false;
     });
   }
 
@@ -66,7 +73,11 @@ export class LinuxMeshHost implements MeshHost {
     // Rendered first: a bad peer list changes nothing on the host.
     const conf = renderWgConf({ privateKey: this.o.key.privateKey, listenPort: this.o.listenPort, peers: mesh.peers, clients });
     const created = await this.ensureInterface();
-    if (created) this.lastConf = this.lastLink = undefined;
+    if (created) {
+      this.lastConf = this.lastLink = undefined;
+      this.marked = false;
+    }
+    if (!this.marked) await this.mark(created);
     if (conf !== this.lastConf) {
       await mkdir(join(this.o.stateDir, 'wireguard'), { recursive: true, mode: 0o700 });
       await chmod(join(this.o.stateDir, 'wireguard'), 0o700);
@@ -82,6 +93,28 @@ export class LinuxMeshHost implements MeshHost {
       await this.o.exec.run('ip', ['link', 'set', this.o.iface, 'mtu', String(mesh.mtu), 'up']);
       this.lastLink = link;
     }
+  }
+
+  /**
+   * Marks the interface: one just made, or one from before marks (no alias yet: the agent
+   * configures it with its key either way). One with another alias is not ours to mark.
+   */
+  private async mark(created: boolean): Promise<void> {
+    const { mark, iface } = this.o;
+    if (!mark) return;
+    if (!created) {
+      const shown = JSON.parse((await this.o.exec.run('ip', ['-j', 'link', 'show', iface])).stdout || '[]') as { ifalias?: string }[];
+      const alias = shown[0]?.ifalias;
+      if (alias !== undefined && alias !== mark) {
+        this.o.log?.(`left ${iface} unmarked: it carries the alias ${JSON.stringify(alias)}, so butter down will not delete it`);
+      }
+      if (alias !== undefined) {
+        this.marked = true;
+        return;
+      }
+    }
+    await this.o.exec.run('ip', ['link', 'set', iface, 'alias', mark]);
+    this.marked = true;
   }
 
   /** True when it had to create the interface. */
