@@ -7,6 +7,7 @@ import { ApiError } from '../api/errors.ts';
 import type { Network, NetworkCreate } from '../api/schemas/network.ts';
 import { gatewayOf, overlaps, parseCidr, type Cidr } from '../core/ipv4.ts';
 import { guestMtu } from '../core/mtu.ts';
+import { freeVni, networkClash, type NetworkKey } from '../core/network-clash.ts';
 import { meshUnderlayMtu } from './mesh.ts';
 import type { NetworkRow } from './store/rows.ts';
 import type { Store, Tx } from './store/store.ts';
@@ -40,9 +41,16 @@ export class Networks {
       const cidr = req.cidr ?? freeCidr(this.cidrs(tx).map((t) => t.cidr));
       if (!cidr) throw new ApiError('no_capacity', 'every 10.x.0.0/16 is taken; give --cidr', 'cidr');
       const nat = req.nat ?? true;
+      // Refused, not built badly: agents cannot build two networks whose devices have one name,
+      // or whose uplinks one address, on a host (core/network-clash.ts).
+      const existing = tx.db.prepare(`SELECT name, vni FROM networks`).all() as NetworkKey[];
+      const vni = nextVni(existing);
+      if (vni === undefined) throw new ApiError('no_capacity', 'every uplink address range is taken (16,384 networks); remove a network first', 'name');
+      const clash = networkClash({ name: req.name, vni }, existing);
+      if (clash) throw new ApiError('conflict', clash.message, clash.field);
       tx.db
         .prepare(`INSERT INTO networks (name, cidr, gateway, nat, vni, created_at) VALUES (?, ?, ?, ?, ?, ?)`)
-        .run(req.name, cidr, gatewayOf(parseCidr(cidr)), nat ? 1 : 0, nextVni(tx), tx.now);
+        .run(req.name, cidr, gatewayOf(parseCidr(cidr)), nat ? 1 : 0, vni, tx.now);
       tx.event('create', 'network', req.name, `network ${req.name} ${cidr}${nat ? '' : ' (no NAT)'}`);
     });
     return this.get(req.name);
@@ -72,9 +80,13 @@ export class Networks {
   }
 }
 
-/** The next VNI above the highest in use: the same on every node, as the control plane hands it out. */
-function nextVni(tx: Tx): number {
-  return ((tx.db.prepare(`SELECT MAX(vni) AS m FROM networks`).get() as { m: number | null }).m ?? 99) + 1;
+/**
+ * The next VNI above the highest in use (the same on every node, as the control plane hands
+ * it out), skipping those whose uplink addresses another network has.
+ */
+function nextVni(existing: readonly NetworkKey[]): number | undefined {
+  const top = existing.reduce((m, n) => Math.max(m, n.vni), 99);
+  return freeVni(existing.map((n) => n.vni), top + 1);
 }
 
 /**
