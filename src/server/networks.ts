@@ -9,6 +9,7 @@ import { gatewayOf, overlaps, parseCidr, type Cidr } from '../core/ipv4.ts';
 import { guestMtu } from '../core/mtu.ts';
 import { freeVni, networkClash, type NetworkKey } from '../core/network-clash.ts';
 import { meshUnderlayMtu } from './mesh.ts';
+import { networkNodes } from './network-status.ts';
 import type { NetworkRow } from './store/rows.ts';
 import type { Store, Tx } from './store/store.ts';
 
@@ -22,7 +23,7 @@ export class Networks {
       .prepare(`SELECT n.*, (SELECT COUNT(*) FROM nics x WHERE x.network = n.name) AS vm_count, (SELECT COUNT(*) FROM vpn_peers p WHERE p.network = n.name) AS peer_count FROM networks n ORDER BY n.name`)
       .all() as NetworkListRow[];
     const mtu = guestMtu(meshUnderlayMtu(this.store));
-    return rows.map((r) => toApi(r, mtu));
+    return rows.map((r) => toApi(r, mtu, networkNodes(this.store.db, r.name)));
   }
 
   get(name: string): Network {
@@ -30,7 +31,7 @@ export class Networks {
       .prepare(`SELECT n.*, (SELECT COUNT(*) FROM nics x WHERE x.network = n.name) AS vm_count, (SELECT COUNT(*) FROM vpn_peers p WHERE p.network = n.name) AS peer_count FROM networks n WHERE n.name = ?`)
       .get(name) as NetworkListRow | undefined;
     if (!row) throw new ApiError('not_found', `network ${name} not found`, 'network');
-    return toApi(row, guestMtu(meshUnderlayMtu(this.store)));
+    return toApi(row, guestMtu(meshUnderlayMtu(this.store)), networkNodes(this.store.db, name));
   }
 
   create(actor: string, req: NetworkCreate): Network {
@@ -102,6 +103,6 @@ export function freeCidr(taken: readonly Cidr[]): string | undefined {
 }
 
 /** `mtu`: the same for every network, from the smallest underlay of the mesh. */
-function toApi(r: NetworkListRow, mtu: number): Network {
-  return { name: r.name, cidr: r.cidr, gateway: r.gateway, mtu, nat: r.nat === 1, vni: r.vni, vmCount: r.vm_count, vpnGateway: r.vpn_node, peerCount: r.peer_count, createdAt: r.created_at };
+function toApi(r: NetworkListRow, mtu: number, nodes: Network['nodes']): Network {
+  return { name: r.name, cidr: r.cidr, gateway: r.gateway, mtu, nat: r.nat === 1, vni: r.vni, vmCount: r.vm_count, vpnGateway: r.vpn_node, peerCount: r.peer_count, nodes, createdAt: r.created_at };
 }

@@ -220,4 +220,17 @@ export const MIGRATIONS: readonly string[] = [
   -- get when it has no mesh endpoint (an agent beside the control plane reports from loopback).
   ALTER TABLE nodes ADD COLUMN default_endpoint TEXT;
   `,
+  `
+  -- What each node's agent last said of each network it hosts: built (ready) or not (error,
+  -- and why). Gone with the network or the node.
+  CREATE TABLE network_status (
+    network TEXT NOT NULL REFERENCES networks(name) ON DELETE CASCADE,
+    node TEXT NOT NULL REFERENCES nodes(name) ON DELETE CASCADE,
+    state TEXT NOT NULL CHECK (state IN ('ready', 'error')),
+    error TEXT,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (network, node)
+  );
+  CREATE INDEX network_status_node ON network_status(node);
+  `,
 ];
