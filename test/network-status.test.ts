@@ -80,6 +80,12 @@ test('a network in error on a node shows per node, on the VM and in the events; 
   await report({ vms: [{ id: vm.id, state: 'running' }], networks: [{ name: 'blue', state: 'ready' }, { name: 'ghost', state: 'ready' }] });
   assert.deepEqual((await show('blue')).nodes, [{ node: 'n1', state: 'ready', error: null }]);
   assert.equal((await cloud.admin.call('getVm', { params: { name: 'v1' } })).reason, null);
+  // A node speaks only for the networks it hosts: n1 runs nothing on default.
+  const before = (await cloud.admin.call('listEvents', {})).items.length;
+  await report({ vms: [{ id: vm.id, state: 'running' }], networks: [{ name: 'blue', state: 'ready' }, { name: 'default', state: 'error', error: 'made up' }] });
+  assert.deepEqual((await show('default')).nodes, []);
+  assert.equal((await cloud.admin.call('listEvents', {})).items.length, before);
+  assert.equal((cloud.cp.services.store.db.prepare(`SELECT COUNT(*) AS n FROM network_status WHERE network = 'default'`).get() as { n: number }).n, 0);
   assert.deepEqual((await cloud.admin.call('listEvents', {})).items.filter((e) => e.resource === 'network' && e.name === 'blue').map((e) => e.action), ['create', 'error', 'ready']);
   assert.match((await cli(['network', 'show', 'blue'])).stdout, /node n1: +ready\n/);
 

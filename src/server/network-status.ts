@@ -19,6 +19,17 @@ function stored(db: Db, node: string): Map<string, StatusRow> {
   return new Map(rows.map((r) => [r.network, r]));
 }
 
+/**
+ * The part of a report a node may speak for: the networks it hosts (its VMs' and those it is
+ * the VPN gateway of). Anything else, a network removed meanwhile included, is dropped.
+ */
+export function ownNetworks(db: Db, node: string, reported: readonly NetworkReport[]): NetworkReport[] {
+  const hosted = new Set(
+    (db.prepare(`SELECT x.network AS name FROM nics x JOIN vms v ON v.id = x.vm_id WHERE v.node = @node UNION SELECT name FROM networks WHERE vpn_node = @node`).all({ node }) as { name: string }[]).map((r) => r.name),
+  );
+  return reported.filter((r) => hosted.has(r.name));
+}
+
 /** Whether the report says what is stored already (the common heartbeat: then no write). */
 export function sameNetworkStatus(db: Db, node: string, reported: readonly NetworkReport[]): boolean {
   const have = stored(db, node);

@@ -13,7 +13,7 @@ import { Liveness } from './liveness.ts';
 import { networksOf } from './store/nics.ts';
 import { meshEnd, sameMeshEnd, setMeshEnd, touchMesh, touchNetworkHosts } from './mesh.ts';
 import { renderDesired } from './desired-state.ts';
-import { recordNetworkStatus, sameNetworkStatus } from './network-status.ts';
+import { ownNetworks, recordNetworkStatus, sameNetworkStatus } from './network-status.ts';
 
 /** A node as the scheduler sees it, with the allocation revision the plan was made at. */
 export type SnapNode = NodeSnapshot & { allocRev: number };
@@ -224,7 +224,8 @@ export class Nodes {
     const sameSize = before.cpus === rep.capacity.cpus && before.memory_bytes === rep.capacity.memoryBytes && before.disk_bytes === rep.capacity.diskBytes;
     const sameNode = before.state === 'ready' && sameSize && before.accel === rep.accel && before.accel_reason === (rep.accelReason ?? null) && before.driver === rep.driver;
     // No word on networks (an agent that builds none, or an older one): what was said stands.
-    const sameNetworks = rep.networks === undefined || sameNetworkStatus(this.store.db, name, rep.networks);
+    const networks = rep.networks && ownNetworks(this.store.db, name, rep.networks);
+    const sameNetworks = networks === undefined || sameNetworkStatus(this.store.db, name, networks);
     if (sameNode && sameMesh && changes.length === 0 && sameNetworks) {
       this.liveness.saw(name, this.store.now());
       return [];
@@ -237,7 +238,7 @@ export class Nodes {
       this.liveness.saw(name, tx.now);
       if (before.state !== 'ready') tx.event('ready', 'node', name, `node ${name} is ready (${rep.driver}, ${rep.accel})`);
       if (!sameMesh) setMeshEnd(tx, before, mesh!);
-      if (!sameNetworks) recordNetworkStatus(tx, name, rep.networks!);
+      if (!sameNetworks) recordNetworkStatus(tx, name, networks!);
       for (const c of changes) {
         if (c.delete) {
           const nets = networksOf(tx.db, c.vm.id);

@@ -118,14 +118,14 @@ export class LinuxNetworkHost implements NetworkHost {
   private async doApply(all: readonly LocalNetwork[]): Promise<void> {
     // Render and validate everything first: bad input changes nothing on the host.
     const nftOptions = { metadataPort: this.metadataPort, ...(this.meshInterface ? { mesh: this.meshInterface } : {}) };
-    renderNftRuleset(all, nftOptions);
-    all.forEach((net) => this.plan(net));
+    const rendered = renderNftRuleset(all, nftOptions);
+    const allPlans = all.map((net) => this.plan(net));
     // Two networks that would share a device or an uplink address cannot both be built: the one
     // standing on the host (else the first) is, the other fails alone (and is not kept).
     const clashes = checkUnique(all, allUnique(all) ? new Set<string>() : await this.standingNames(all));
     const networks = all.filter((n) => !clashes.has(n.name));
-    const ruleset = renderNftRuleset(networks, nftOptions);
-    const plans = networks.map((net) => this.plan(net));
+    const ruleset = clashes.size === 0 ? rendered : renderNftRuleset(networks, nftOptions);
+    const plans = allPlans.filter((p) => !clashes.has(p.net.name));
 
     // Firewall first: rules match interfaces by name, so they can exist before the taps,
     // and a tap never exists without its anti-spoofing rules.
