@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent } from '../src/agent/agent.ts';
 import type { MeshHost } from '../src/agent/host/mesh.ts';
-import type { NetworkHost } from '../src/agent/host/network.ts';
+import { NetworkApplyError, type NetworkHost } from '../src/agent/host/network.ts';
 import { SimDriver } from '../src/agent/host/sim-driver.ts';
 import type { Client } from '../src/sdk/client.ts';
 import { fakeNode, reportMesh, startTestCloud, TEST_WG_KEYS, type TestCloud } from './helpers.ts';
@@ -34,7 +34,7 @@ after(async () => {
 });
 
 /** What the agent did to the host, in order: mesh applies (with their VPN peers' keys) and network applies. */
-function recordingHost(onInterface: readonly string[]) {
+function recordingHost(onInterface: readonly string[], failing?: { network: string | undefined }) {
   const events: string[] = [];
   const mesh: MeshHost = {
     apply: async (_m, clients = []) => void events.push(`mesh [${clients.map((c) => c.publicKey).join(' ')}]`),
@@ -42,7 +42,10 @@ function recordingHost(onInterface: readonly string[]) {
     teardown: async () => {},
   };
   const network: NetworkHost = {
-    apply: async (nets) => void events.push(`network [${nets.map((n) => n.name).join(' ')}]`),
+    apply: async (nets) => {
+      events.push(`network [${nets.map((n) => n.name).join(' ')}]`);
+      if (failing?.network) throw new NetworkApplyError(new Map([[failing.network, new Error('bt-lan exists and is a veth interface, not a bridge')]]));
+    },
     teardown: async () => {},
   };
   const stateDir = mkdtempSync(join(tmpdir(), 'butter-agent-vpn-'));
@@ -94,4 +97,16 @@ test("the agent reports its default-route address only when it has no endpoint o
   assert.deepEqual(row(), { wg_endpoint: null, default_endpoint: '192.0.2.10:51820' });
   await agentWith({ endpoint: '192.0.2.7:51820', defaultAddress: '192.0.2.10' }).report();
   assert.deepEqual(row(), { wg_endpoint: '192.0.2.7:51820', default_endpoint: null });
+});
+
+test('a network that fails to apply gets no new VPN peer (its rules may be missing); once it applies, the peer joins', async () => {
+  const failing = { network: 'lan' as string | undefined };
+  const { agent, events } = recordingHost([], failing);
+  // The failure is the network's: the reconcile itself goes on.
+  await agent.reconcile(await desired());
+  assert.ok(!events.some((e) => e.includes(LAPTOP)), events.join('\n'));
+  failing.network = undefined;
+  events.length = 0;
+  await agent.reconcile(await desired());
+  assert.deepEqual(events.slice(0, 3), ['mesh []', 'network [lan]', `mesh [${LAPTOP}]`]);
 });

@@ -3,7 +3,7 @@
  * the host adapters → report observed state. Heartbeats double as reports.
  */
 import type { NodeDesired, DesiredNetwork, DesiredVm } from '../api/schemas/desired.ts';
-import type { MeshReport, ObservedVmReport } from '../api/schemas/node.ts';
+import type { MeshReport, NetworkReport, ObservedVmReport } from '../api/schemas/node.ts';
 import { plan, type Op } from '../core/reconcile.ts';
 import type { Client } from '../sdk/client.ts';
 import { AgentState } from './agent-state.ts';
@@ -14,7 +14,7 @@ import type { ObservedVm, VmDriver } from './host/driver.ts';
 import { SystemExec, type Exec } from './host/exec.ts';
 import type { MeshHost } from './host/mesh.ts';
 import type { MeshClient } from '../core/wireguard-config.ts';
-import { VPN_TABLE_BASE, type LocalNetwork, type LocalVpn, type NetworkHost } from './host/network.ts';
+import { NetworkApplyError, VPN_TABLE_BASE, type LocalNetwork, type LocalVpn, type NetworkHost } from './host/network.ts';
 import { ImageCache } from './image-cache.ts';
 import { createMetadataServer, type MetadataServer } from './metadata/server.ts';
 import type { VmMetadata } from './metadata/types.ts';
@@ -72,6 +72,8 @@ export class Agent {
   private desired: NodeDesired | undefined;
   private readonly working = new Map<string, 'creating' | 'stopping'>();
   private readonly errors = new Map<string, string>();
+  /** Each local network as the last apply left it: its error, or undefined when built. Unset before the first apply. */
+  private networkStates: Map<string, string | undefined> | undefined;
   /** One metadata server per local network, on the host's end of its uplink: the address it is reached on tells the network. */
   private readonly metadata = new Map<string, { address: string; server: MetadataServer }>();
   /** The VPN peers on the mesh interface: added only after the network apply that fences them succeeded. */
@@ -161,15 +163,31 @@ export class Agent {
     const live = desired.vms.filter((v) => v.power !== 'deleted');
     // Taps must exist before QEMU opens them and outlive the VMs being destroyed this pass.
     const keep = new Set([...live.map((v) => v.id), ...observed.map((o) => o.id)]);
-    await this.applyNetwork(desired, desired.vms.filter((v) => keep.has(v.id)));
-    // ...and new peers only once the network's rules (which fence them) are in place.
-    const clients = vpnClients(desired);
+    const netsBefore = JSON.stringify([...(this.networkStates ?? [])]);
+    const failed = await this.applyNetwork(desired, desired.vms.filter((v) => keep.has(v.id)));
+    // ...and new peers only once the network's rules (which fence them) are in place: not for a
+    // network that failed here (its peers already on the interface were fenced before, and stay).
+    const had = new Set((this.meshClients ?? []).map((c) => c.publicKey));
+    const clients = vpnClients(desired).filter((c) => !failed.has(c.network) || had.has(c.publicKey));
     if (JSON.stringify(clients) !== JSON.stringify(this.meshClients)) {
       await this.applyMesh(desired, clients);
       this.meshClients = clients;
     }
     const ops = plan(desired.vms, observed, this.state.applied, Date.now());
-    for (const op of ops) await this.apply(op);
+    let done = 0;
+    for (const op of ops) {
+      // A VM is not started on a network this host could not build (its report says why);
+      // every other VM, and every stop and delete, goes ahead.
+      const vm = op.kind === 'start' || op.kind === 'restart' ? op.vm : undefined;
+      const blocked = vm && networkFailure(vm, failed);
+      if (vm && blocked) {
+        this.errors.delete(vm.id);
+        this.log(`${op.kind} ${vm.id}: waiting, ${blocked}`);
+        continue;
+      }
+      await this.apply(op);
+      done++;
+    }
     // A VM that never came up has nothing on the host to destroy: just forget it.
     const liveIds = new Set(live.map((v) => v.id));
     for (const id of [...this.errors.keys(), ...Object.keys(this.state.applied)]) {
@@ -180,7 +198,7 @@ export class Agent {
     }
     await this.applyNetwork(desired, live);
     this.evictImages(desired, await this.opts.driver.list());
-    return ops.length > 0;
+    return done > 0 || JSON.stringify([...(this.networkStates ?? [])]) !== netsBefore;
   }
 
   /**
@@ -274,8 +292,12 @@ export class Agent {
     return vpnClients(desired).filter((c) => present.has(c.publicKey));
   }
 
-  private async applyNetwork(desired: NodeDesired, vms: readonly DesiredVm[]): Promise<void> {
-    if (!this.opts.network) return;
+  /**
+   * Applies the local networks; returns those that failed, each with its error (also kept for
+   * the report). A failure the host could not pin on one network is every network's.
+   */
+  private async applyNetwork(desired: NodeDesired, vms: readonly DesiredVm[]): Promise<ReadonlyMap<string, string>> {
+    if (!this.opts.network) return new Map();
     const nets: LocalNetwork[] = desired.networks.map((n) => ({
       name: n.name,
       bridge: bridgeName(n.name),
@@ -293,12 +315,18 @@ export class Agent {
       remoteNames: n.remotes.flatMap((r) => r.vms.map((v) => ({ ip: v.ip, hostname: v.name }))),
       ...(n.vpn && this.opts.mesh?.iface && desired.mesh ? { vpn: vpnOf(n, n.vpn, this.opts.mesh.iface) } : {}),
     }));
+    const failed = new Map<string, string>();
     try {
       await this.opts.network.apply(nets);
-    } finally {
-      // Networks that did apply get their metadata server even when another failed.
-      if (this.opts.metadataPort !== undefined) await this.syncMetadata(nets);
+    } catch (e) {
+      if (e instanceof NetworkApplyError) for (const [name, err] of e.failures) failed.set(name, firstLine(err));
+      else for (const n of nets) failed.set(n.name, firstLine(e));
+      this.log(`network apply: ${e instanceof Error ? e.message : String(e)}`);
     }
+    this.networkStates = new Map(nets.map((n) => [n.name, failed.get(n.name)]));
+    // Networks that did apply get their metadata server even when another failed.
+    if (this.opts.metadataPort !== undefined) await this.syncMetadata(nets);
+    return failed;
   }
 
   /** A metadata server on each network's uplink address (which exists once the network is applied); none for networks gone. */
@@ -360,18 +388,23 @@ export class Agent {
     const observed = await this.opts.driver.list();
     const desired = new Map((this.desired?.vms ?? []).map((v) => [v.id, v]));
     const vms: ObservedVmReport[] = [];
-    const ids = new Set([...observed.map((o) => o.id), ...this.working.keys(), ...this.errors.keys()]);
+    // A VM on a network that failed here: its reason says so, and one that should run is in error.
+    const failedNets = new Map([...(this.networkStates ?? [])].filter((e): e is [string, string] => e[1] !== undefined));
+    const netFailure = (d: DesiredVm | undefined) => (d && d.power !== 'deleted' ? networkFailure(d, failedNets) : undefined);
+    const blocked = [...desired.values()].filter((d) => d.power === 'running' && netFailure(d)).map((d) => d.id);
+    const ids = new Set([...observed.map((o) => o.id), ...this.working.keys(), ...this.errors.keys(), ...blocked]);
     for (const id of ids) {
       const o = observed.find((x) => x.id === id);
       const d = desired.get(id);
       const work = this.working.get(id);
       const err = this.errors.get(id);
+      const netErr = netFailure(d);
       let state: ObservedVmReport['state'];
       if (work) state = work;
       else if (o?.running) state = this.state.isReady(id) ? 'running' : 'booting';
-      else if (err) state = 'error';
+      else if (err || (netErr && d?.power === 'running')) state = 'error';
       else state = 'stopped';
-      const reason = state === 'error' ? err : this.reasonOf(id, state, d, o);
+      const reason = state === 'error' ? (err ?? netErr) : (netErr ?? this.reasonOf(id, state, d, o));
       vms.push({ id, state, ...(reason ? { reason } : {}), ...(o?.pid ? { pid: o.pid } : {}) });
     }
     await this.opts.client.call('nodeReport', {
@@ -383,6 +416,7 @@ export class Agent {
         driver: this.opts.driver.name,
         vms,
         ...(this.opts.mesh ? { mesh: meshReport(this.opts.mesh) } : {}),
+        ...(this.networkStates ? { networks: networkReport(this.networkStates) } : {}),
       },
     });
   }
@@ -413,6 +447,21 @@ export class Agent {
       this.shipping = false;
     }
   }
+}
+
+/** The first line of an error, bounded: what the control plane shows. */
+function firstLine(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).split('\n')[0]!.slice(0, 500);
+}
+
+/** `network NAME: why` for the first of the VM's NICs whose network failed here, else undefined. */
+function networkFailure(vm: DesiredVm, failed: ReadonlyMap<string, string>): string | undefined {
+  const nic = vm.nics.find((n) => failed.has(n.network));
+  return nic ? `network ${nic.network}: ${failed.get(nic.network)}` : undefined;
+}
+
+function networkReport(states: ReadonlyMap<string, string | undefined>): NetworkReport[] {
+  return [...states].map(([name, error]) => (error === undefined ? { name, state: 'ready' } : { name, state: 'error', error }));
 }
 
 /** What the report says of the node's mesh end: never the private key. */

@@ -31,8 +31,16 @@ export interface UplinkAddresses {
  */
 export function uplinkOf(vni: number): UplinkAddresses {
   const base = parseRange(UPLINK_CIDR).network;
-  const slot = (((vni - 100) % 16384) + 16384) % 16384;
+  const slot = uplinkSlot(vni);
   return { root: intToIp(base + slot * 4 + 1), ns: intToIp(base + slot * 4 + 2) };
+}
+
+/** How many /30s UPLINK_CIDR holds: two networks whose VNIs differ by a multiple of it share one. */
+export const UPLINK_SLOTS = 16384;
+
+/** Which /30 of UPLINK_CIDR a VNI's uplink is (see uplinkOf). */
+export function uplinkSlot(vni: number): number {
+  return (((vni - 100) % UPLINK_SLOTS) + UPLINK_SLOTS) % UPLINK_SLOTS;
 }
 
 export interface GatewayNftInput {

@@ -7,7 +7,9 @@ import { ApiError } from '../api/errors.ts';
 import type { Network, NetworkCreate } from '../api/schemas/network.ts';
 import { gatewayOf, overlaps, parseCidr, type Cidr } from '../core/ipv4.ts';
 import { guestMtu } from '../core/mtu.ts';
+import { freeVni, networkClash, type NetworkKey } from '../core/network-clash.ts';
 import { meshUnderlayMtu } from './mesh.ts';
+import { networkNodes } from './network-status.ts';
 import type { NetworkRow } from './store/rows.ts';
 import type { Store, Tx } from './store/store.ts';
 import { idempotent, type Once } from './idempotency.ts';
@@ -22,7 +24,7 @@ export class Networks {
       .prepare(`SELECT n.*, (SELECT COUNT(*) FROM nics x WHERE x.network = n.name) AS vm_count, (SELECT COUNT(*) FROM vpn_peers p WHERE p.network = n.name) AS peer_count FROM networks n ORDER BY n.name`)
       .all() as NetworkListRow[];
     const mtu = guestMtu(meshUnderlayMtu(this.store));
-    return rows.map((r) => toApi(r, mtu));
+    return rows.map((r) => toApi(r, mtu, networkNodes(this.store.db, r.name)));
   }
 
   get(name: string): Network {
@@ -30,7 +32,7 @@ export class Networks {
       .prepare(`SELECT n.*, (SELECT COUNT(*) FROM nics x WHERE x.network = n.name) AS vm_count, (SELECT COUNT(*) FROM vpn_peers p WHERE p.network = n.name) AS peer_count FROM networks n WHERE n.name = ?`)
       .get(name) as NetworkListRow | undefined;
     if (!row) throw new ApiError('not_found', `network ${name} not found`, 'network');
-    return toApi(row, guestMtu(meshUnderlayMtu(this.store)));
+    return toApi(row, guestMtu(meshUnderlayMtu(this.store)), networkNodes(this.store.db, name));
   }
 
   create(actor: string, req: NetworkCreate, once?: Once): Network {
@@ -41,9 +43,16 @@ export class Networks {
       const cidr = req.cidr ?? freeCidr(this.cidrs(tx).map((t) => t.cidr));
       if (!cidr) throw new ApiError('no_capacity', 'every 10.x.0.0/16 is taken; give --cidr', 'cidr');
       const nat = req.nat ?? true;
+      // Refused, not built badly: agents cannot build two networks whose devices have one name,
+      // or whose uplinks one address, on a host (core/network-clash.ts).
+      const existing = tx.db.prepare(`SELECT name, vni FROM networks`).all() as NetworkKey[];
+      const vni = nextVni(existing);
+      if (vni === undefined) throw new ApiError('no_capacity', 'every uplink address range is taken (16,384 networks); remove a network first', 'name');
+      const clash = networkClash({ name: req.name, vni }, existing);
+      if (clash) throw new ApiError('conflict', clash.message, clash.field);
       tx.db
         .prepare(`INSERT INTO networks (name, cidr, gateway, nat, vni, created_at) VALUES (?, ?, ?, ?, ?, ?)`)
-        .run(req.name, cidr, gatewayOf(parseCidr(cidr)), nat ? 1 : 0, nextVni(tx), tx.now);
+        .run(req.name, cidr, gatewayOf(parseCidr(cidr)), nat ? 1 : 0, vni, tx.now);
       tx.event('create', 'network', req.name, `network ${req.name} ${cidr}${nat ? '' : ' (no NAT)'}`);
       return this.get(req.name); // inside the write: it is the answer an Idempotency-Key keeps
     }));
@@ -73,9 +82,13 @@ export class Networks {
   }
 }
 
-/** The next VNI above the highest in use: the same on every node, as the control plane hands it out. */
-function nextVni(tx: Tx): number {
-  return ((tx.db.prepare(`SELECT MAX(vni) AS m FROM networks`).get() as { m: number | null }).m ?? 99) + 1;
+/**
+ * The next VNI above the highest in use (the same on every node, as the control plane hands
+ * it out), skipping those whose uplink addresses another network has.
+ */
+function nextVni(existing: readonly NetworkKey[]): number | undefined {
+  const top = existing.reduce((m, n) => Math.max(m, n.vni), 99);
+  return freeVni(existing.map((n) => n.vni), top + 1);
 }
 
 /**
@@ -91,6 +104,6 @@ export function freeCidr(taken: readonly Cidr[]): string | undefined {
 }
 
 /** `mtu`: the same for every network, from the smallest underlay of the mesh. */
-function toApi(r: NetworkListRow, mtu: number): Network {
-  return { name: r.name, cidr: r.cidr, gateway: r.gateway, mtu, nat: r.nat === 1, vni: r.vni, vmCount: r.vm_count, vpnGateway: r.vpn_node, peerCount: r.peer_count, createdAt: r.created_at };
+function toApi(r: NetworkListRow, mtu: number, nodes: Network['nodes']): Network {
+  return { name: r.name, cidr: r.cidr, gateway: r.gateway, mtu, nat: r.nat === 1, vni: r.vni, vmCount: r.vm_count, vpnGateway: r.vpn_node, peerCount: r.peer_count, nodes, createdAt: r.created_at };
 }

@@ -14,6 +14,7 @@ import { networksOf } from './store/nics.ts';
 import { meshEnd, sameMeshEnd, setMeshEnd, touchMesh, touchNetworkHosts } from './mesh.ts';
 import { renderDesired } from './desired-state.ts';
 import { forgetVm } from './forget-vm.ts';
+import { ownNetworks, recordNetworkStatus, sameNetworkStatus } from './network-status.ts';
 
 /** A node as the scheduler sees it, with the allocation revision the plan was made at. */
 export type SnapNode = NodeSnapshot & { allocRev: number };
@@ -238,7 +239,10 @@ export class Nodes {
     const changes = reportChanges(vms, rep);
     const sameSize = before.cpus === rep.capacity.cpus && before.memory_bytes === rep.capacity.memoryBytes && before.disk_bytes === rep.capacity.diskBytes;
     const sameNode = before.state === 'ready' && sameSize && before.accel === rep.accel && before.accel_reason === (rep.accelReason ?? null) && before.driver === rep.driver;
-    if (sameNode && sameMesh && changes.length === 0) {
+    // No word on networks (an agent that builds none, or an older one): what was said stands.
+    const networks = rep.networks && ownNetworks(this.store.db, name, rep.networks);
+    const sameNetworks = networks === undefined || sameNetworkStatus(this.store.db, name, networks);
+    if (sameNode && sameMesh && changes.length === 0 && sameNetworks) {
       this.liveness.saw(name, this.store.now());
       return [];
     }
@@ -250,6 +254,7 @@ export class Nodes {
       this.liveness.saw(name, tx.now);
       if (before.state !== 'ready') tx.event('ready', 'node', name, `node ${name} is ready (${rep.driver}, ${rep.accel})`);
       if (!sameMesh) setMeshEnd(tx, before, mesh!);
+      if (!sameNetworks) recordNetworkStatus(tx, name, networks!);
       for (const c of changes) {
         if (c.delete) {
           const nets = networksOf(tx.db, c.vm.id);

@@ -7,7 +7,7 @@ import { RecordingExec } from './exec.ts';
 import { LinuxNetworkHost, gatewayMac } from './linux-network.ts';
 import { bridgeMac } from '../../core/network-macs.ts';
 import { gatewayDevices } from '../../core/gateway-ns.ts';
-import type { LocalNetwork } from './network.ts';
+import { NetworkApplyError, type LocalNetwork } from './network.ts';
 
 const web: LocalNetwork = {
   name: 'web',
@@ -312,9 +312,27 @@ test('a failed apply of a new network undoes what it created', async () => {
 
 test('invalid input changes nothing', async () => {
   await assert.rejects(host.apply([{ ...web, ports: [{ ...web.ports[0]!, hostname: 'a\nb' }] }]), /hostname/);
-  await assert.rejects(host.apply([web, { ...web, name: 'other' }]), /duplicate interface bt-web/);
   await assert.rejects(host.apply([{ ...web, uplink: { ...web.uplink, device: 'x" accept' } }]), /interface name/);
   assert.deepEqual(exec.lines(), []);
+});
+
+test('a network that would share a device with the one standing fails alone; the standing one is kept as it is', async () => {
+  await applyOnce();
+  const twin: LocalNetwork = { ...web, name: 'twin', cidr: '10.232.0.0/24', gateway: '10.232.0.1', ports: [] };
+  // The newcomer comes first: standing on the host decides, not the order.
+  const err = await host.apply([twin, web]).then(
+    () => assert.fail('expected a NetworkApplyError'),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof NetworkApplyError, String(err));
+  assert.deepEqual([...err.failures.keys()], ['twin']);
+  assert.match(String(err.failures.get('twin')), /^Error: duplicate interface bt-web \(network web has it on this host\)/);
+  assert.ok(!exec.lines().some((l) => l.includes('twin') || l.includes(' del ')), exec.lines().join('\n'));
+  // Two VPN-less networks sharing only an uplink address: the same.
+  const near: LocalNetwork = { ...web, name: 'near', bridge: 'bt-near', cidr: '10.233.0.0/24', gateway: '10.233.0.1', ports: [], ...gatewayDevices('near', 101 + 16384) };
+  const e2 = await host.apply([near, web]).catch((e: unknown) => e);
+  assert.ok(e2 instanceof NetworkApplyError);
+  assert.match(String(e2.failures.get('near')), new RegExp(`duplicate uplink address ${web.uplink.root} \\(network web`));
 });
 
 test('teardown stops dnsmasq, deletes our namespaces, links, rules, tables and state', async () => {

@@ -23,7 +23,7 @@ import { renderDhcpHosts, renderDnsHosts, renderDnsmasqConf } from '../../core/d
 import { DnsmasqProcesses } from './dnsmasq-process.ts';
 import { renderNftRuleset } from '../../core/nft-rules.ts';
 import type { Exec } from './exec.ts';
-import type { LocalNetwork, NetworkHost } from './network.ts';
+import { NetworkApplyError, type LocalNetwork, type NetworkHost } from './network.ts';
 import { PolicyRouting } from './linux-routing.ts';
 import { Reverter } from './reverter.ts';
 import { gatewayMac } from '../../core/network-macs.ts';
@@ -115,11 +115,17 @@ export class LinuxNetworkHost implements NetworkHost {
     return p;
   }
 
-  private async doApply(networks: readonly LocalNetwork[]): Promise<void> {
+  private async doApply(all: readonly LocalNetwork[]): Promise<void> {
     // Render and validate everything first: bad input changes nothing on the host.
-    checkUnique(networks);
-    const ruleset = renderNftRuleset(networks, { metadataPort: this.metadataPort, ...(this.meshInterface ? { mesh: this.meshInterface } : {}) });
-    const plans = networks.map((net) => this.plan(net));
+    const nftOptions = { metadataPort: this.metadataPort, ...(this.meshInterface ? { mesh: this.meshInterface } : {}) };
+    const rendered = renderNftRuleset(all, nftOptions);
+    const allPlans = all.map((net) => this.plan(net));
+    // Two networks that would share a device or an uplink address cannot both be built: the one
+    // standing on the host (else the first) is, the other fails alone (and is not kept).
+    const clashes = checkUnique(all, allUnique(all) ? new Set<string>() : await this.standingNames(all));
+    const networks = all.filter((n) => !clashes.has(n.name));
+    const ruleset = clashes.size === 0 ? rendered : renderNftRuleset(networks, nftOptions);
+    const plans = allPlans.filter((p) => !clashes.has(p.net.name));
 
     // Firewall first: rules match interfaces by name, so they can exist before the taps,
     // and a tap never exists without its anti-spoofing rules.
@@ -128,7 +134,7 @@ export class LinuxNetworkHost implements NetworkHost {
 
     const links = await readLinks(this.ctx.exec);
     const namespaces = await readNamespaces(this.ctx.exec);
-    const errors: unknown[] = [];
+    const failures = new Map<string, unknown>(clashes);
     // Networks this apply tried to create and rolled back: they get no routing rules. A network
     // that existed keeps its own even when this apply failed on it.
     const rolledBack = new Set<string>();
@@ -138,15 +144,20 @@ export class LinuxNetworkHost implements NetworkHost {
       try {
         await this.applyNetwork(plan, links, namespaces);
       } catch (err) {
-        errors.push(err);
+        failures.set(plan.net.name, err);
         if (!existed) rolledBack.add(plan.net.name);
       }
     }
     const standing = networks.filter((n) => !rolledBack.has(n.name));
     await this.garbage.collect(networks, links, namespaces, standing);
     await this.routing.routeHost(standing);
-    if (errors.length === 1) throw errors[0];
-    if (errors.length > 1) throw new AggregateError(errors, `${errors.length} networks failed to apply`);
+    if (failures.size > 0) throw new NetworkApplyError(failures);
+  }
+
+  /** The networks whose gateway namespace exists: they stood before this apply. */
+  private async standingNames(networks: readonly LocalNetwork[]): Promise<Set<string>> {
+    const namespaces = await readNamespaces(this.ctx.exec);
+    return new Set(networks.filter((n) => namespaces.has(this.netnsOf(n.name))).map((n) => n.name));
   }
 
   private plan(net: LocalNetwork): Plan {
@@ -181,26 +192,45 @@ export class LinuxNetworkHost implements NetworkHost {
   }
 }
 
-/** Two networks on one host must not share a name, an interface, an uplink address or a VPN table. */
-function checkUnique(networks: readonly LocalNetwork[]): void {
-  const seen = new Set<string>();
-  const once = (kind: string, v: string): void => {
-    if (seen.has(`${kind}:${v}`)) throw new Error(`duplicate ${kind} ${v}`);
-    seen.add(`${kind}:${v}`);
-  };
-  for (const n of networks) {
-    once('network', n.name);
-    once('interface', n.bridge);
-    once('interface', n.gatewayPort);
-    once('interface', n.uplink.device);
+/** Every device name, uplink address and VPN table a network needs on the host, each unique to it. */
+function claimsOf(n: LocalNetwork): string[] {
+  return [
+    `network ${n.name}`,
+    `interface ${n.bridge}`,
+    `interface ${n.gatewayPort}`,
+    `interface ${n.uplink.device}`,
     // Uplinks come from the VNI modulo 16,384 (core/gateway-ns.ts): two may meet on one host.
-    once('uplink address', n.uplink.root);
-    for (const p of n.ports) once('interface', p.tap);
-    if (n.overlay) once('interface', n.overlay.device);
-    if (n.vpn) {
-      once('interface', n.vpn.router);
-      once('interface', n.vpn.port);
-      once('VPN table', String(n.vpn.table));
+    `uplink address ${n.uplink.root}`,
+    ...n.ports.map((p) => `interface ${p.tap}`),
+    ...(n.overlay ? [`interface ${n.overlay.device}`] : []),
+    ...(n.vpn ? [`interface ${n.vpn.router}`, `interface ${n.vpn.port}`, `VPN table ${n.vpn.table}`] : []),
+  ];
+}
+
+/** True when no two networks claim the same thing (the common case: nothing to look up). */
+function allUnique(networks: readonly LocalNetwork[]): boolean {
+  const all = networks.flatMap((n) => [...new Set(claimsOf(n))]);
+  return new Set(all).size === all.length;
+}
+
+/**
+ * Two networks on one host must not share a name, an interface, an uplink address or a VPN
+ * table (nor may one network use a name twice). Returns the networks that lose, with why:
+ * networks in `standing` claim first, then the others in order.
+ */
+function checkUnique(networks: readonly LocalNetwork[], standing: ReadonlySet<string>): Map<string, Error> {
+  const owner = new Map<string, string>();
+  const lost = new Map<string, Error>();
+  const order = [...networks.filter((n) => standing.has(n.name)), ...networks.filter((n) => !standing.has(n.name))];
+  for (const n of order) {
+    const claims = claimsOf(n);
+    const dup = claims.find((c, i) => owner.has(c) || claims.indexOf(c) !== i);
+    if (dup !== undefined) {
+      const other = owner.get(dup);
+      lost.set(n.name, new Error(`duplicate ${dup}${other !== undefined && other !== n.name ? ` (network ${other} has it on this host)` : ''}`));
+      continue;
     }
+    for (const c of claims) owner.set(c, n.name);
   }
+  return lost;
 }

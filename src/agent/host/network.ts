@@ -80,6 +80,12 @@ export interface Overlay {
 }
 
 export interface NetworkHost {
+  /**
+   * Makes the host match `networks`. One network that cannot be built does not stop the
+   * others: they are converged, then a `NetworkApplyError` names each network that failed and
+   * why. Anything else thrown (a ruleset the kernel refuses, input that does not render)
+   * changed nothing and concerns every network.
+   */
   apply(networks: readonly LocalNetwork[]): Promise<void>;
   /** Removes every bridge, tap, dnsmasq and nft table this host made. */
   teardown(): Promise<void>;
@@ -87,3 +93,11 @@ export interface NetworkHost {
 
 /** Where guests find the metadata server; on every gateway namespace's `gw0` as a /32, forwarded to the agent. */
 export const METADATA_ADDR = '169.254.169.254';
+
+/** What `NetworkHost.apply` throws when some networks failed and the others were converged: per network, its error. */
+export class NetworkApplyError extends AggregateError {
+  constructor(readonly failures: ReadonlyMap<string, unknown>) {
+    super([...failures.values()], [...failures].map(([name, e]) => `network ${name}: ${e instanceof Error ? e.message : String(e)}`).join('; '));
+    this.name = 'NetworkApplyError';
+  }
+}

@@ -24,6 +24,17 @@ export const NetworkCreate = z
   .meta({ id: 'NetworkCreate' });
 export type NetworkCreate = z.infer<typeof NetworkCreate>;
 
+/** A network on one node that hosts it, as that node's agent last said. */
+export const NetworkNodeState = z
+  .object({
+    node: Name,
+    /** `ready`: built; `error`: its agent could not build it (`error` says why; its VMs there do not start); `pending`: no word yet (not applied yet, or an agent that builds no networks: simulated or older). */
+    state: z.enum(['ready', 'error', 'pending']),
+    error: z.string().nullable(),
+  })
+  .meta({ id: 'NetworkNodeState' });
+export type NetworkNodeState = z.infer<typeof NetworkNodeState>;
+
 export const Network = z
   .object({
     name: Name,
@@ -39,6 +50,8 @@ export const Network = z
     /** The node VPN peers' tunnels end on; null until the first peer joins. */
     vpnGateway: Name.nullable(),
     peerCount: z.number().int(),
+    /** The nodes hosting it (those running its VMs, and its VPN gateway), each with its state there. */
+    nodes: z.array(NetworkNodeState),
     createdAt: Timestamp,
   })
   .meta({ id: 'Network' });

@@ -134,6 +134,16 @@ export const MeshReport = z
   .strict();
 export type MeshReport = z.infer<typeof MeshReport>;
 
+/** What an agent's last apply made of one of its networks: built, or not and why. */
+export const NetworkReport = z
+  .object({
+    name: Name,
+    state: z.enum(['ready', 'error']),
+    error: z.string().max(1000).optional(),
+  })
+  .strict();
+export type NetworkReport = z.infer<typeof NetworkReport>;
+
 export const NodeReport = z
   .object({
     capacity: Capacity,
@@ -142,6 +152,12 @@ export const NodeReport = z
     driver: z.enum(['qemu', 'sim']),
     vms: z.array(ObservedVmReport),
     mesh: MeshReport.optional(),
+    /**
+     * Every network its agent last applied, each `ready` or in `error`. Absent: no word (an
+     * agent that builds no networks, an older one, or one that has not applied yet); what was
+     * said before stands.
+     */
+    networks: z.array(NetworkReport).max(4096).optional(),
   })
   .strict()
   .meta({ id: 'NodeReport' });

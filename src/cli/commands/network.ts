@@ -19,6 +19,8 @@ function showNetwork(n: Network): void {
     ['vms', n.vmCount],
     ['vpn gateway', n.vpnGateway ?? '-'],
     ['vpn peers', n.peerCount],
+    // Per node that hosts it, what its agent made of it: ready, pending, or error and why.
+    ...(n.nodes.length === 0 ? [['nodes', '-'] as [string, unknown]] : n.nodes.map((h): [string, unknown] => [`node ${h.node}`, h.error ? `${h.state}: ${h.error}` : h.state])),
     ['created', n.createdAt],
   ]);
 }

@@ -241,4 +241,17 @@ export const MIGRATIONS: readonly string[] = [
   -- which was the bug, not a choice anyone made.
   ALTER TABLE vms ADD COLUMN restart TEXT NOT NULL DEFAULT 'on-failure' CHECK (restart IN ('always', 'on-failure', 'never'));
   `,
+  `
+  -- What each node's agent last said of each network it hosts: built (ready) or not (error,
+  -- and why). Gone with the network or the node.
+  CREATE TABLE network_status (
+    network TEXT NOT NULL REFERENCES networks(name) ON DELETE CASCADE,
+    node TEXT NOT NULL REFERENCES nodes(name) ON DELETE CASCADE,
+    state TEXT NOT NULL CHECK (state IN ('ready', 'error')),
+    error TEXT,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (network, node)
+  );
+  CREATE INDEX network_status_node ON network_status(node);
+  `,
 ];
