@@ -32,6 +32,8 @@ export interface AgentRuntimeOptions {
   /** The WireGuard mesh interface; false: none (a machine that will never have peers). */
   mesh: MeshOptions | false;
   log: Logger;
+  /** What to do when the control plane refuses the node's token: logged once with the refusal. */
+  rejectedHint?: string;
 }
 
 export interface MeshOptions {
@@ -48,8 +50,9 @@ export async function buildAgent(o: AgentRuntimeOptions): Promise<Agent> {
   chmodSync(stateDir, 0o700);
   const exec = new SystemExec();
   const log = (m: string) => o.log.info({ component: 'agent' }, m);
+  const hint = o.rejectedHint ? { rejectedHint: o.rejectedHint } : {};
   if (o.driver === 'sim') {
-    return new Agent({ client: o.client, node: o.node, stateDir, driver: new SimDriver({ stateDir, log }), accel: { accel: 'tcg', reason: 'simulated driver' }, log });
+    return new Agent({ client: o.client, node: o.node, stateDir, driver: new SimDriver({ stateDir, log }), accel: { accel: 'tcg', reason: 'simulated driver' }, log, ...hint });
   }
   const accel = await probeAccel(exec);
   // One warning, once: TCG works everywhere but is an order of magnitude slower.
@@ -82,6 +85,7 @@ export async function buildAgent(o: AgentRuntimeOptions): Promise<Agent> {
     noEgress: o.noEgress,
     metadataPort: o.metadataPort ?? 80,
     log,
+    ...hint,
   });
 }
 

@@ -2,16 +2,16 @@
  * `butter up`: the control plane and a local agent in one process, on one machine — the
  * embedded default. Logs the CLI in and provides the `tiny` image.
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { saveConfig } from '../cli/config.ts';
-import { writeFileAtomic } from '../lib/atomic-file.ts';
 import { Client, ButterError } from '../sdk/client.ts';
 import { createControlPlane } from '../server/control-plane.ts';
 import { ensureServerTls } from '../server/tls.ts';
 import { buildAgent, type MeshOptions } from './agent-runtime.ts';
 import type { Logger } from './logger.ts';
+import { localNode } from './local-node.ts';
 import { ensureTinyImage } from './tiny-image.ts';
 import { privateUmask, tightenTree } from './private-files.ts';
 import { serverTlsNames } from './tls-setup.ts';
@@ -26,6 +26,8 @@ export interface UpOptions {
   metadataPort?: number;
   mesh: MeshOptions | false;
   log: Logger;
+  /** The name a new local node is registered under; this host's name by default. */
+  nodeName?: string;
 }
 
 /** This machine's name as a DNS label. */
@@ -50,16 +52,12 @@ export async function runUp(o: UpOptions): Promise<() => Promise<void>> {
   const admin = new Client({ url, token: adminToken, ca: tls.ca });
 
   // The local agent uses the API with its own node token, like any other agent.
-  const node = localNodeName();
-  const nodeTokenPath = join(dataDir, 'node.token');
-  if (!existsSync(nodeTokenPath)) {
-    const { token } = await admin.call('createNode', { body: { name: node } });
-    writeFileAtomic(nodeTokenPath, token + '\n', 0o600);
-  }
+  const { name: node, token: nodeToken, tokenPath } = await localNode({ admin, url, ca: tls.ca, dataDir, hostName: o.nodeName ?? localNodeName(), log: o.log });
   const agent = await buildAgent({
-    client: new Client({ url, token: readFileSync(nodeTokenPath, 'utf8').trim(), ca: tls.ca }),
+    client: new Client({ url, token: nodeToken, ca: tls.ca }),
     url,
     node,
+    rejectedHint: `remove ${tokenPath} and restart butter up: it registers the node afresh`,
     stateDir: join(dataDir, 'agent'),
     driver: o.driver,
     noEgress: o.noEgress,
