@@ -79,7 +79,9 @@ after(async () => {
 
 test('an agent started before its control plane waits for it, joins, and logs one line per state change', async () => {
   // A join token from the control plane, which then goes away (its port stays ours).
-  let { admin, caHash } = await startCp(0);
+  const first = await startCp(0);
+  let admin = first.admin;
+  const caHash = first.caHash;
   const { token } = await admin.call('createJoinToken', { body: { ttl: '1h' } });
   await uploadImage(admin, 'img');
   await killCp();

@@ -42,7 +42,7 @@ export async function runSim(o: SimOptions): Promise<() => Promise<void>> {
     const name = `${o.prefix}-${i}`;
     const dir = join(scope, name);
     const zone = o.zones[(i - 1) % o.zones.length]!;
-    const { token, client } = await nodeToken(o, name, zone, dir);
+    const { client } = await nodeToken(o, name, zone, dir);
     const agent = new Agent({
       client,
       node: name,
