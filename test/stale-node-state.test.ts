@@ -3,7 +3,7 @@
 // lead to a fresh join or to a message that says what to do, never to "unknown token" forever.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -98,6 +98,21 @@ test('butter sim keeps its nodes per control plane: a second one gets its own, t
   await stopA();
 });
 
+test('butter sim moves a node kept in the old layout (STATE/<node>/) into its control plane\'s dir when the token is accepted', async () => {
+  const state = join(dir, 'sim-legacy');
+  await (await sim(a, state, 'l'))();
+  const joins = (await a.admin.call('listJoinTokens', {})).items.length;
+  const scope = readdirSync(state).find((f) => f.startsWith('ca-'))!;
+  renameSync(join(state, scope, 'l-1'), join(state, 'l-1'));
+  const stop = await sim(a, state, 'l');
+  stops.push(stop);
+  await ready(a, 'l-1');
+  await stop();
+  assert.equal((await a.admin.call('listJoinTokens', {})).items.length, joins);
+  assert.ok(existsSync(join(state, scope, 'l-1', 'node.token')));
+  assert.ok(!existsSync(join(state, 'l-1')));
+});
+
 test('butter sim answers an unknown node token with a fresh join', async () => {
   const state = join(dir, 'sim-deleted');
   await (await sim(a, state, 'd'))();
@@ -120,6 +135,16 @@ test('butter agent with a credential the control plane no longer knows: says wha
     assert.match(e.message, /--join/);
     return true;
   });
+  // A control plane reinstalled at the same address (a new CA): the saved CA does not sign its certificate.
+  const file = join(state, 'credential.json');
+  const cred = JSON.parse(readFileSync(file, 'utf8')) as { url: string };
+  writeFileSync(file, JSON.stringify({ ...cred, url: b.url }));
+  await assert.rejects(runAgent(base), (e: Error) => {
+    assert.match(e.message, /not signed by the CA saved in .*credential\.json.*reinstalled/);
+    assert.match(e.message, /--join/);
+    return true;
+  });
+  writeFileSync(file, JSON.stringify(cred));
   // A join token for another control plane does not silently move this node there (its VMs belong to the first).
   const { token: other } = await b.admin.call('createJoinToken', { body: {} });
   await assert.rejects(runAgent({ ...base, join: { url: b.url, token: other, caHash: b.caHash, name: 'n-stale' } }), (e: Error) => {

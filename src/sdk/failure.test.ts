@@ -17,6 +17,9 @@ test('refused tokens, untrusted certificates, no answer and plain answers are to
   // fetch hides the socket's error in `cause`.
   assert.equal(callFailure(new TypeError('fetch failed', { cause: withCode('SELF_SIGNED_CERT_IN_CHAIN') })), 'untrusted');
   assert.equal(callFailure(withCode('UNABLE_TO_VERIFY_LEAF_SIGNATURE')), 'untrusted');
+  // HTTP/2 cancels the stream; the handshake's refusal is the cause.
+  assert.equal(callFailure(Object.assign(new Error('The pending stream has been canceled', { cause: withCode('SELF_SIGNED_CERT_IN_CHAIN') }), { code: 'ERR_HTTP2_STREAM_CANCEL' })), 'untrusted');
+  assert.equal(callFailure(Object.assign(new Error('The pending stream has been canceled', { cause: withCode('ECONNREFUSED') }), { code: 'ERR_HTTP2_STREAM_CANCEL' })), 'unreachable');
   // A local file's errno is not the link's.
   assert.equal(callFailure(withCode('ENOENT')), 'answered');
   assert.equal(callFailure(new Error('the control plane closed the stream (code 8)')), 'unreachable');

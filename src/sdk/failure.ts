@@ -32,23 +32,27 @@ export function callFailure(e: unknown): CallFailure {
     return 'answered';
   }
   if (e instanceof ControlPlaneUnreachable) return 'unreachable';
-  const code = errorCode(e);
-  if (code && UNTRUSTED.has(code)) return 'untrusted';
+  const codes = errorCodes(e);
+  if (codes.some((c) => UNTRUSTED.has(c))) return 'untrusted';
   // A local errno (a file the caller read, ENOENT, EACCES) is not the link's; the socket's are.
-  if (code && /^E[A-Z0-9]+$/.test(code) && !NETWORK_ERRNO.has(code)) return 'answered';
+  if (!codes.some((c) => NETWORK_ERRNO.has(c)) && codes.some((c) => /^E[A-Z0-9]+$/.test(c))) return 'answered';
   // Anything else is the transport's: refused, reset, timed out, no route, a stream cut.
   return 'unreachable';
 }
 
 const NETWORK_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EHOSTUNREACH', 'EHOSTDOWN', 'ENETUNREACH', 'ENETDOWN', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE', 'EPROTO']);
 
-/** The error's code, or its cause's (fetch wraps the socket's error in a TypeError). */
-function errorCode(e: unknown): string | undefined {
+/**
+ * The codes of the error and of its causes: fetch wraps the socket's error in a TypeError, and
+ * HTTP/2 in ERR_HTTP2_STREAM_CANCEL (a certificate refused in the handshake is the cause's code).
+ */
+function errorCodes(e: unknown): string[] {
+  const codes: string[] = [];
   for (let x: unknown = e, depth = 0; x && typeof x === 'object' && depth < 4; x = (x as { cause?: unknown }).cause, depth++) {
     const code = (x as { code?: unknown }).code;
-    if (typeof code === 'string') return code;
+    if (typeof code === 'string') codes.push(code);
   }
-  return undefined;
+  return codes;
 }
 
 /** A failure's message in one line, with the socket's reason when fetch hid it in `cause`. */

@@ -3,6 +3,7 @@
  * On first start it writes an admin token to `DIR/admin.token` (mode 0600).
  */
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import type { Http2Session } from 'node:http2';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { gatewayOf, parseCidr } from '../core/ipv4.ts';
@@ -95,6 +96,15 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
     const served = () => tlsRenewal?.tls ?? opts.https!;
     services.tls = () => ({ caHash: served().caHash, caNotAfter: served().caNotAfter, certNotAfter: served().certNotAfter });
   }
+  // Clients' HTTP/2 sessions (every agent holds one) would keep close() waiting for their idle
+  // timeout (fastify's, 72 s): at close they are cut, and agents reconnect to the next start.
+  const sessions = new Set<Http2Session>();
+  if (opts.https) {
+    http.server.on('session', (s: Http2Session) => {
+      sessions.add(s);
+      s.once('close', () => sessions.delete(s));
+    });
+  }
   const sweeper = setInterval(() => nodes.sweep(new Date()), 1_000);
   sweeper.unref();
   const flusher = setInterval(() => nodes.flushLiveness(), LIVENESS_FLUSH_MS);
@@ -115,7 +125,9 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
       tlsRenewal?.stop();
       clearInterval(sweeper);
       clearInterval(flusher);
-      await http.close();
+      const closed = http.close();
+      for (const s of sessions) s.destroy();
+      await closed;
       nodes.flushLiveness();
       store.close();
     },
