@@ -129,7 +129,8 @@ test('butter agent with a credential the control plane no longer knows: says wha
   const { token: first } = await a.admin.call('createJoinToken', { body: {} });
   await joinCluster({ url: a.url, joinToken: first, caHash: a.caHash, name: 'n-stale', stateDir: state });
   await a.admin.call('deleteNode', { params: { name: 'n-stale' } });
-  const base = { stateDir: state, driver: 'sim' as const, noEgress: true, mesh: false as const, log: captureLog().log };
+  const logged = captureLog();
+  const base = { stateDir: state, driver: 'sim' as const, noEgress: true, mesh: false as const, log: logged.log };
   await assert.rejects(runAgent(base), (e: Error) => {
     assert.match(e.message, /credential\.json/);
     assert.match(e.message, /--join/);
@@ -157,7 +158,13 @@ test('butter agent with a credential the control plane no longer knows: says wha
   const stop = await runAgent({ ...base, join: { url: a.url, token: fresh, caHash: a.caHash, name: 'n-stale' } });
   stops.push(stop);
   await ready(a, 'n-stale');
+  // Deleted while it runs: the agent says so once, with what to do, and keeps trying.
+  await a.admin.call('deleteNode', { params: { name: 'n-stale' } });
+  const refused = () => logged.text().split('\n').filter((l) => /refuses this node's token/.test(l));
+  await until('the refusal logged', async () => (refused().length ? true : undefined));
+  assert.match(refused()[0]!, /unknown token.*butter node token create.*--join .*credential\.json/);
   await stop();
+  assert.equal(refused().length, 1);
 });
 
 test('butter up on a renamed host keeps its node (and its VMs) under the name it registered', async () => {
