@@ -4,8 +4,12 @@
  */
 import type { NodeDesired, DesiredNetwork, DesiredVm } from '../api/schemas/desired.ts';
 import type { MeshReport, NetworkReport, ObservedVmReport } from '../api/schemas/node.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { plan, type Op } from '../core/reconcile.ts';
+import { AGENT_BACKOFF, backoffDelay } from '../core/backoff.ts';
+import { ControlPlaneLink } from '../core/connection-state.ts';
 import type { Client } from '../sdk/client.ts';
+import { callFailure, describeFailure } from '../sdk/failure.ts';
 import { AgentState } from './agent-state.ts';
 import { hostCapacity, type HostCapacity } from './capacity.ts';
 import { ConsoleShipper } from './console-shipper.ts';
@@ -60,7 +64,12 @@ export interface AgentOptions {
   consoleKeepBytes?: number;
   /** Cached images no VM on the node uses are deleted after `unusedGraceMs` (1 h), or at once below `minFreePercent` (10) free. */
   imageCache?: { unusedGraceMs?: number; minFreePercent?: number };
+  /** What a user can do when the control plane refuses this node's token (logged once with the refusal). */
+  rejectedHint?: string;
 }
+
+/** A call failed because the link to the control plane is down: already logged (once, by the link), so callers stay quiet. */
+class LinkDown extends Error {}
 
 export const WATCH_WAIT_S = 10;
 
@@ -83,9 +92,12 @@ export class Agent {
   private timers: NodeJS.Timeout[] = [];
   private loopDone: Promise<void> | undefined;
   private reporting: Promise<void> = Promise.resolve();
+  /** The link to the control plane: its state changes are logged, one line each; attempts are not. */
+  private readonly link: ControlPlaneLink;
 
   constructor(private readonly opts: AgentOptions) {
     this.log = opts.log ?? (() => {});
+    this.link = new ControlPlaneLink(opts.client.url, opts.rejectedHint, AGENT_BACKOFF.maxMs / 1000);
     this.state = new AgentState(opts.stateDir, undefined, this.log);
     // Blobs a hypervisor will open are inspected first; the simulated driver opens none.
     this.images = new ImageCache(opts.stateDir, opts.client, opts.driver.name === 'sim' ? undefined : (opts.exec ?? new SystemExec()));
@@ -97,13 +109,45 @@ export class Agent {
     });
   }
 
+  /**
+   * Starts even when the control plane cannot be reached (or refuses us): the watch loop keeps
+   * trying with backoff, and VMs already running are left alone meanwhile.
+   */
   async start(): Promise<void> {
     this.running = true;
-    await this.report();
-    this.timers.push(setInterval(() => void this.report().catch((e) => this.log(`report failed: ${String(e)}`)), this.opts.heartbeatMs ?? 5000));
+    await this.report().catch((e) => this.log(`report failed: ${describeFailure(e)}`));
+    // While the link is down the watch loop alone probes it (with backoff); heartbeats and
+    // console uploads wait for it instead of failing every few seconds.
+    this.timers.push(setInterval(() => void (this.linkUp() ? this.report().catch((e) => this.log(`report failed: ${describeFailure(e)}`)) : undefined), this.opts.heartbeatMs ?? 5000));
     // Console output is shipped often: `vm console` is interactive through it.
-    this.timers.push(setInterval(() => void this.shipConsoles(), this.opts.consoleShipMs ?? 250));
+    this.timers.push(setInterval(() => void (this.linkUp() ? this.shipConsoles() : undefined), this.opts.consoleShipMs ?? 250));
     this.loopDone = this.loop();
+  }
+
+  private linkUp(): boolean {
+    return this.link.state === 'connected';
+  }
+
+  /** One call to the control plane, its outcome noted on the link; a link failure becomes LinkDown (logged once per change). */
+  private async viaLink<T>(call: () => Promise<T>): Promise<T> {
+    let result: T;
+    try {
+      result = await call();
+    } catch (e) {
+      const kind = callFailure(e);
+      if (kind === 'answered' || !this.running) {
+        if (kind === 'answered') this.noteLine(this.link.succeeded());
+        throw e;
+      }
+      this.noteLine(this.link.failed(kind, describeFailure(e)));
+      throw new LinkDown(describeFailure(e), { cause: e });
+    }
+    this.noteLine(this.link.succeeded());
+    return result;
+  }
+
+  private noteLine(line: string | undefined): void {
+    if (line) this.log(line);
   }
 
   async stop(): Promise<void> {
@@ -117,13 +161,9 @@ export class Agent {
 
   private async loop(): Promise<void> {
     while (this.running) {
+      const desired = await this.watch();
+      if (!desired) continue;
       try {
-        const since = this.desired?.revision;
-        const desired = await this.opts.client.call(
-          'nodeDesired',
-          { params: { name: this.opts.node }, query: since === undefined ? {} : { since, wait: WATCH_WAIT_S } },
-          this.abort.signal,
-        );
         // The same watch carries console input; it is typed before any (slow) reconcile.
         if (desired.consoleInput) await this.typeConsoleInput(desired.consoleInput);
         if ('unchanged' in desired) {
@@ -139,9 +179,30 @@ export class Agent {
         await this.report();
       } catch (e) {
         if (!this.running) return;
-        this.log(`watch failed: ${String(e)}`);
-        await new Promise((r) => setTimeout(r, 1000));
+        this.log(`reconcile failed: ${describeFailure(e)}`);
+        await sleep(1000, undefined, { signal: this.abort.signal }).catch(() => {});
       }
+    }
+  }
+
+  private watchFailures = 0;
+
+  /** One long-poll of the desired state; undefined when it failed, after the backoff's wait. */
+  private async watch() {
+    try {
+      const since = this.desired?.revision;
+      const desired = await this.viaLink(() =>
+        this.opts.client.call('nodeDesired', { params: { name: this.opts.node }, query: since === undefined ? {} : { since, wait: WATCH_WAIT_S } }, this.abort.signal),
+      );
+      this.watchFailures = 0;
+      return desired;
+    } catch (e) {
+      if (!this.running) return undefined;
+      // Down: the link logged it once. An answer (a 4xx) is news each time, but rare.
+      if (!(e instanceof LinkDown)) this.log(`watch failed: ${describeFailure(e)}`);
+      // Never give up; wait longer after each failure, up to the cap (stop() cuts the wait short).
+      await sleep(backoffDelay(++this.watchFailures), undefined, { signal: this.abort.signal }).catch(() => {});
+      return undefined;
     }
   }
 
@@ -378,9 +439,17 @@ export class Agent {
     };
   }
 
-  /** Heartbeat + observed state; serialized so reports never overtake each other. */
+  /**
+   * Heartbeat + observed state; serialized so reports never overtake each other. A report
+   * lost to a down link resolves (the link logged it; the next one after it is back says it all).
+   */
   report(): Promise<void> {
-    this.reporting = this.reporting.catch(() => {}).then(() => this.sendReport());
+    this.reporting = this.reporting
+      .catch(() => {})
+      .then(() => this.sendReport())
+      .catch((e) => {
+        if (!(e instanceof LinkDown)) throw e;
+      });
     return this.reporting;
   }
 
@@ -407,18 +476,16 @@ export class Agent {
       const reason = state === 'error' ? (err ?? netErr) : (netErr ?? this.reasonOf(id, state, d, o));
       vms.push({ id, state, ...(reason ? { reason } : {}), ...(o?.pid ? { pid: o.pid } : {}) });
     }
-    await this.opts.client.call('nodeReport', {
-      params: { name: this.opts.node },
-      body: {
-        capacity: this.opts.capacity ?? hostCapacity(this.opts.stateDir),
+    const body = {
+      capacity: this.opts.capacity ?? hostCapacity(this.opts.stateDir),
         accel: this.opts.accel.accel,
         ...(this.opts.accel.reason ? { accelReason: this.opts.accel.reason } : {}),
         driver: this.opts.driver.name,
         vms,
         ...(this.opts.mesh ? { mesh: meshReport(this.opts.mesh) } : {}),
-        ...(this.networkStates ? { networks: networkReport(this.networkStates) } : {}),
-      },
-    });
+      ...(this.networkStates ? { networks: networkReport(this.networkStates) } : {}),
+    };
+    await this.viaLink(() => this.opts.client.call('nodeReport', { params: { name: this.opts.node }, body }));
   }
 
   /**
@@ -440,9 +507,9 @@ export class Agent {
     if (this.shipping) return; // one pass at a time: offsets must not race
     this.shipping = true;
     try {
-      await this.shipper.ship(Object.keys(this.state.applied));
+      await this.viaLink(() => this.shipper.ship(Object.keys(this.state.applied)));
     } catch (e) {
-      this.log(`console upload failed: ${String(e)}`);
+      if (!(e instanceof LinkDown)) this.log(`console upload failed: ${describeFailure(e)}`);
     } finally {
       this.shipping = false;
     }

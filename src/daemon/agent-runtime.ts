@@ -35,6 +35,8 @@ export interface AgentRuntimeOptions {
   log: Logger;
   /** The bounds from `butter.yaml` (config.ts); defaults without. */
   config?: DaemonConfig;
+  /** What to do when the control plane refuses the node's token: logged once with the refusal. */
+  rejectedHint?: string;
 }
 
 export interface MeshOptions {
@@ -53,8 +55,9 @@ export async function buildAgent(o: AgentRuntimeOptions): Promise<Agent> {
   const log = (m: string) => o.log.info({ component: 'agent' }, m);
   const c = o.config ?? DaemonConfig.parse({});
   const bounds = { consoleKeepBytes: c.console.nodeMaxBytes, imageCache: { unusedGraceMs: c.imageCache.unusedGraceMinutes * 60_000, minFreePercent: c.imageCache.minFreePercent } };
+  const hint = o.rejectedHint ? { rejectedHint: o.rejectedHint } : {};
   if (o.driver === 'sim') {
-    return new Agent({ client: o.client, node: o.node, stateDir, driver: new SimDriver({ stateDir, log }), accel: { accel: 'tcg', reason: 'simulated driver' }, log, ...bounds });
+    return new Agent({ client: o.client, node: o.node, stateDir, driver: new SimDriver({ stateDir, log }), accel: { accel: 'tcg', reason: 'simulated driver' }, log, ...bounds, ...hint });
   }
   const accel = await probeAccel(exec);
   // One warning, once: TCG works everywhere but is an order of magnitude slower.
@@ -88,6 +91,7 @@ export async function buildAgent(o: AgentRuntimeOptions): Promise<Agent> {
     metadataPort: o.metadataPort ?? 80,
     log,
     ...bounds,
+    ...hint,
   });
 }
 

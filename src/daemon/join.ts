@@ -8,7 +8,9 @@ import { z } from 'zod';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
 import { CorruptStateError, checkWith, readJsonState } from '../lib/state-file.ts';
 import { Client } from '../sdk/client.ts';
-import { fetchPinnedCa } from '../sdk/tls.ts';
+import { ControlPlaneUnreachable, fetchPinnedCa } from '../sdk/tls.ts';
+import type { Logger } from './logger.ts';
+import { untilReachable } from './retry.ts';
 
 export interface Credential {
   url: string;
@@ -39,10 +41,16 @@ export function loadCredential(stateDir: string): Credential | undefined {
   }
 }
 
-export async function joinCluster(o: { url: string; joinToken: string; caHash: string; name: string; stateDir: string; labels?: Record<string, string> }): Promise<Credential> {
+/**
+ * With `log`, an unreachable control plane is waited for (retry.ts); without, it fails at once.
+ * A CA that does not match, or a refused join token, fails either way.
+ */
+export async function joinCluster(o: { url: string; joinToken: string; caHash: string; name: string; stateDir: string; labels?: Record<string, string>; log?: Logger }): Promise<Credential> {
   if (!/^https:\/\//.test(o.url)) throw new Error('join: the control plane URL must be https:// (the CA hash is checked in the TLS handshake)');
-  const ca = await fetchPinnedCa(o.url, o.caHash);
-  const joined = await new Client({ url: o.url, token: o.joinToken, ca }).call('join', { body: { name: o.name, ...(o.labels ? { labels: o.labels } : {}) } });
+  const retry = <T>(fn: () => Promise<T>, retryable?: (e: unknown) => boolean) => (o.log ? untilReachable(o.url, o.log, fn, retryable) : fn());
+  // Only no answer at all is worth waiting for: a CA that does not match must stop us.
+  const ca = await retry(() => fetchPinnedCa(o.url, o.caHash), (e) => e instanceof ControlPlaneUnreachable);
+  const joined = await retry(() => new Client({ url: o.url, token: o.joinToken, ca }).call('join', { body: { name: o.name, ...(o.labels ? { labels: o.labels } : {}) } }));
   const cred: Credential = { url: o.url, node: joined.node.name, token: joined.token, ca };
   // Atomic: a crash mid-write must not leave a torn credential (the join token is spent).
   writeFileAtomic(credentialPath(o.stateDir), JSON.stringify(cred, null, 2) + '\n', 0o600);

@@ -6,7 +6,10 @@ import { Client } from '../sdk/client.ts';
 import { createControlPlane } from '../server/control-plane.ts';
 import { ensureServerTls } from '../server/tls.ts';
 import { buildAgent, type MeshOptions } from './agent-runtime.ts';
-import { joinCluster, loadCredential, type Credential } from './join.ts';
+import { credentialPath, joinCluster, loadCredential, type Credential } from './join.ts';
+import { untilReachable } from './retry.ts';
+import { callFailure, describeFailure } from '../sdk/failure.ts';
+import { caHashOfPem } from '../sdk/tls.ts';
 import type { Logger } from './logger.ts';
 import { localNodeName } from './up.ts';
 import { privateUmask, tightenTree } from './private-files.ts';
@@ -47,19 +50,60 @@ export interface AgentCommandOptions {
 
 async function credential(o: AgentCommandOptions): Promise<Credential> {
   const saved = loadCredential(o.stateDir);
-  if (saved) return saved;
+  if (saved) return checkedCredential(saved, o);
   if (o.join) {
-    const cred = await joinCluster({ url: o.join.url, joinToken: o.join.token, caHash: o.join.caHash, name: o.join.name ?? localNodeName(), stateDir: o.stateDir });
+    const cred = await joinCluster({ url: o.join.url, joinToken: o.join.token, caHash: o.join.caHash, name: o.join.name ?? localNodeName(), stateDir: o.stateDir, log: o.log });
     o.log.info(`joined ${cred.url} as node ${cred.node}; credential saved, the join token is no longer needed`);
     return cred;
   }
   if (o.server) {
+    const url = o.server.url;
     const token = o.server.token.startsWith('@') ? readFileSync(o.server.token.slice(1), 'utf8').trim() : o.server.token;
-    const who = await new Client({ url: o.server.url, token }).call('whoami', {});
+    const who = await untilReachable(url, o.log, () => new Client({ url, token }).call('whoami', {}));
     if (who.role !== 'node' || !who.node) throw new Error('token: the agent needs a node token');
-    return { url: o.server.url, node: who.node, token };
+    return { url, node: who.node, token };
   }
   throw new Error('join: give --join URL --token TOKEN --ca-hash HASH (or --server URL --token NODE_TOKEN)');
+}
+
+/**
+ * A saved credential, checked with its control plane before use (waiting while that is
+ * unreachable). One it no longer accepts (the node deleted, the control plane reinstalled)
+ * is replaced by a fresh join when `--join` is given, else the agent stops saying what to do.
+ * A `--join` for another control plane than the saved one is refused: this node's VMs belong
+ * to the first, and the second, not knowing them, would have them destroyed.
+ */
+async function checkedCredential(saved: Credential, o: AgentCommandOptions): Promise<Credential> {
+  const file = credentialPath(o.stateDir);
+  const savedHash = saved.ca ? caHashOfPem(saved.ca) : undefined;
+  if (o.join && savedHash && savedHash !== o.join.caHash.trim().toLowerCase()) {
+    throw new Error(
+      `${file} belongs to another control plane (${saved.url}, CA ${savedHash}) than --join names (${o.join.url}, CA ${o.join.caHash}). ` +
+        `This node's VMs belong to the first; joining the second would destroy them. To keep them, start this agent without --join, or use another --state-dir for the new control plane; to move the node anyway, remove ${file} and start again with --join.`,
+    );
+  }
+  let refusal: string;
+  try {
+    const who = await untilReachable(saved.url, o.log, () => new Client({ url: saved.url, token: saved.token, ...(saved.ca ? { ca: saved.ca } : {}) }).call('whoami', {}));
+    if (who.role === 'node' && who.node === saved.node) return saved;
+    refusal = `its token belongs to ${who.node ? `node ${who.node}` : `a ${who.role} token`}, not node ${saved.node}`;
+  } catch (e) {
+    const kind = callFailure(e);
+    if (kind === 'answered') throw e;
+    refusal = kind === 'untrusted' ? `its certificate is not signed by the CA saved in ${file} (${describeFailure(e)}): was the control plane reinstalled?` : `it does not accept this node's token (${describeFailure(e)}): the node was deleted there, or the control plane was reinstalled`;
+  }
+  if (o.join) {
+    o.log.warn(`the control plane at ${saved.url} refused the saved credential (${refusal}); joining again with the given join token`);
+    const cred = await joinCluster({ url: o.join.url, joinToken: o.join.token, caHash: o.join.caHash, name: o.join.name ?? saved.node, stateDir: o.stateDir, log: o.log });
+    o.log.info(`joined ${cred.url} as node ${cred.node}; credential saved, the join token is no longer needed`);
+    return cred;
+  }
+  throw new Error(`the control plane at ${saved.url} cannot be used with ${file}: ${refusal}. ${rejoinAdvice(saved.url, savedHash, file)}`);
+}
+
+/** What to do about a credential the control plane refuses: the file and the command. */
+function rejoinAdvice(url: string, caHash: string | undefined, file: string): string {
+  return `To join it again, make a join token there (butter node token create) and start the agent with --join ${url} --token <token> --ca-hash ${caHash ?? '<hash>'} (it replaces ${file}); to start over, remove ${file}`;
 }
 
 export async function runAgent(o: AgentCommandOptions): Promise<() => Promise<void>> {
@@ -71,7 +115,8 @@ export async function runAgent(o: AgentCommandOptions): Promise<() => Promise<vo
   rotateStderr(config.log, (m) => o.log.warn(m));
   const cred = await credential(o);
   const client = new Client({ url: cred.url, token: cred.token, ...(cred.ca ? { ca: cred.ca } : {}) });
-  const agent = await buildAgent({ client, url: cred.url, node: cred.node, stateDir: o.stateDir, driver: o.driver, noEgress: o.noEgress, ...(o.metadataPort !== undefined ? { metadataPort: o.metadataPort } : {}), mesh: o.mesh, log: o.log, config });
+  const rejectedHint = rejoinAdvice(cred.url, cred.ca ? caHashOfPem(cred.ca) : undefined, credentialPath(o.stateDir));
+  const agent = await buildAgent({ client, url: cred.url, node: cred.node, stateDir: o.stateDir, rejectedHint, driver: o.driver, noEgress: o.noEgress, ...(o.metadataPort !== undefined ? { metadataPort: o.metadataPort } : {}), mesh: o.mesh, log: o.log, config });
   await agent.start();
   o.log.info(`agent for node ${cred.node} running against ${cred.url}`);
   return () => agent.stop();

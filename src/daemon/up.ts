@@ -2,16 +2,16 @@
  * `butter up`: the control plane and a local agent in one process, on one machine — the
  * embedded default. Logs the CLI in and provides the `tiny` image.
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { saveConfig } from '../cli/config.ts';
-import { writeFileAtomic } from '../lib/atomic-file.ts';
 import { Client, ButterError } from '../sdk/client.ts';
 import { createControlPlane } from '../server/control-plane.ts';
 import { ensureServerTls } from '../server/tls.ts';
 import { buildAgent, type MeshOptions } from './agent-runtime.ts';
 import type { Logger } from './logger.ts';
+import { localNode } from './local-node.ts';
 import { ensureTinyImage, TINY, type TinyBuild } from './tiny-image.ts';
 import { privateUmask, tightenTree } from './private-files.ts';
 import { serverTlsNames } from './tls-setup.ts';
@@ -31,6 +31,8 @@ export interface UpOptions {
   log: Logger;
   /** How the tiny image is built: images/tiny/build.sh unless a test holds it. */
   tinyBuild?: TinyBuild;
+  /** The name a new local node is registered under; this host's name by default. */
+  nodeName?: string;
 }
 
 /** How long, after the tiny image, `butter up` waits for the rest of readiness before saying it is not ready. */
@@ -56,9 +58,9 @@ export async function runUp(o: UpOptions): Promise<() => Promise<void>> {
   const cp = createControlPlane({ dataDir, ...controlPlaneBounds(config), https: tls, tlsRenewal: { dataDir, names, log: o.log }, onServerError: (err, ctx) => o.log.error({ err, ...ctx }, 'internal error') });
   // Readiness (/readyz) holds what this start promises, declared before the port opens: from the
   // first answer on, a missing tiny image reads "being built", never "not found".
-  const node = localNodeName();
   const { readiness, images } = cp.services;
-  readiness.expectAgent(node);
+  // Provisional: the node's name is settled by its token once the API answers (below).
+  readiness.expectAgent(o.nodeName ?? localNodeName());
   if (o.tiny) {
     readiness.expectImage(TINY);
     if (!images.exists(TINY)) images.startBuilding(TINY, 'kernel');
@@ -71,15 +73,14 @@ export async function runUp(o: UpOptions): Promise<() => Promise<void>> {
   const admin = new Client({ url, token: adminToken, ca: tls.ca });
 
   // The local agent uses the API with its own node token, like any other agent.
-  const nodeTokenPath = join(dataDir, 'node.token');
-  if (!existsSync(nodeTokenPath)) {
-    const { token } = await admin.call('createNode', { body: { name: node } });
-    writeFileAtomic(nodeTokenPath, token + '\n', 0o600);
-  }
+  const { name: node, token: nodeToken, tokenPath } = await localNode({ admin, url, ca: tls.ca, dataDir, hostName: o.nodeName ?? localNodeName(), log: o.log });
+  // The node is the one its token names (a renamed host keeps it): readiness waits for that one.
+  readiness.expectAgent(node);
   const agent = await buildAgent({
-    client: new Client({ url, token: readFileSync(nodeTokenPath, 'utf8').trim(), ca: tls.ca }),
+    client: new Client({ url, token: nodeToken, ca: tls.ca }),
     url,
     node,
+    rejectedHint: `remove ${tokenPath} and restart butter up: it registers the node afresh`,
     stateDir: join(dataDir, 'agent'),
     driver: o.driver,
     noEgress: o.noEgress,

@@ -11,6 +11,16 @@ import { http2Fetch, type ClosableFetch } from './h2-fetch.ts';
 
 const DISCOVERY_TIMEOUT_MS = 10_000;
 
+/** Nothing answered the handshake: worth trying again later, unlike a CA that does not match. */
+export class ControlPlaneUnreachable extends Error {
+  override name = 'ControlPlaneUnreachable';
+}
+
+/** The CA hash (`sha256:` of its SubjectPublicKeyInfo) of a CA certificate in PEM. */
+export function caHashOfPem(pem: string): string {
+  return spkiHash(new X509Certificate(pem).publicKey);
+}
+
 /** Connects to `url` (https only), finds the CA whose public key hashes to `caHash`, checks it issued the server's certificate, and returns its PEM. */
 export async function fetchPinnedCa(url: string, caHash: string): Promise<string> {
   const u = parseHttps(url, 'the CA can only be checked over TLS');
@@ -115,7 +125,7 @@ function peerChain(host: string, port: number): Promise<{ chain: X509Certificate
         sock.destroy();
       }
     });
-    sock.setTimeout(DISCOVERY_TIMEOUT_MS, () => sock.destroy(new Error(`timed out reaching ${host}:${port}`)));
-    sock.once('error', (e) => reject(new Error(`cannot reach the control plane at ${host}:${port}: ${e.message}`)));
+    sock.setTimeout(DISCOVERY_TIMEOUT_MS, () => sock.destroy(new ControlPlaneUnreachable(`timed out reaching ${host}:${port}`)));
+    sock.once('error', (e) => reject(e instanceof ControlPlaneUnreachable ? e : new ControlPlaneUnreachable(`cannot reach the control plane at ${host}:${port}: ${e.message}`)));
   });
 }
