@@ -255,12 +255,14 @@ test('vm create --idempotency-key: run again, it prints the same VM; vm rm on a 
 test('vm logs: past the control plane\'s cap the oldest output is dropped, and stderr says how much', async () => {
   const blob = await cloud.admin.uploadBlob((await import('node:stream')).Readable.from([Buffer.from('chatty disk'.repeat(100))]));
   await cloud.admin.call('createImage', { body: { name: 'chatty-img', kind: 'disk', disk: blob.sha256 } });
-  const vm = await cloud.admin.call('createVm', { body: { name: 'chatty', image: 'chatty-img', memory: '128M', node: 'node-1' } });
+  // A node of its own: an earlier test leaves every node lost.
+  const node = await fakeNode(cloud, 'node-chatty', 16);
+  const vm = await cloud.admin.call('createVm', { body: { name: 'chatty', image: 'chatty-img', memory: '128M', node: 'node-chatty' } });
   // 1.4 MiB of numbered lines, past the default 1 MiB (and its quarter of slack).
   const lines = Array.from({ length: 120_000 }, (_, i) => `${String(i).padStart(11, '0')}\n`).join('');
   const bytes = Buffer.from(lines);
   for (let offset = 0; offset < bytes.length; offset += 700_000) {
-    await node1.call('nodeConsole', { params: { name: 'node-1', id: vm.id }, body: { offset, base64: bytes.subarray(offset, offset + 700_000).toString('base64'), stream: '0123456789abcdef' } });
+    await node.call('nodeConsole', { params: { name: 'node-chatty', id: vm.id }, body: { offset, base64: bytes.subarray(offset, offset + 700_000).toString('base64'), stream: '0123456789abcdef' } });
   }
   const r = await butter(['vm', 'logs', 'chatty']);
   assert.equal(r.code, 0, r.stderr);
