@@ -52,7 +52,7 @@ async function cluster(dir: string, nodes: number) {
   }
   const blob = await s.blobs.put(Readable.from([Buffer.from('a disk image for the benchmark'.repeat(100))]));
   s.images.recordBlob('bench', blob.sha256, blob.sizeBytes);
-  s.images.create('bench', { name: 'img', kind: 'disk', disk: blob.sha256 });
+  await s.images.create('bench', { name: 'img', kind: 'disk', disk: blob.sha256 });
   return cp;
 }
 
