@@ -107,7 +107,8 @@ export function bareQemuArgs(t: TinyFiles, shape: VmShape, disk: string, console
 }
 
 /** Options that only a managed VM has, with whether each takes a value. */
-const MANAGED_ONLY: Record<string, boolean> = { '-name': true, '-daemonize': false, '-pidfile': true, '-qmp': true, '-chardev': true, '-serial': true };
+// `-no-shutdown` keeps a powered-off guest's QEMU for the agent's restart policy: plumbing too.
+const MANAGED_ONLY: Record<string, boolean> = { '-name': true, '-daemonize': false, '-no-shutdown': false, '-pidfile': true, '-qmp': true, '-chardev': true, '-serial': true };
 
 /**
  * The baseline's argv derived from the command line Butter's agent really ran (read from
@@ -126,7 +127,8 @@ export function deriveBareArgs(butter: readonly string[], t: TinyFiles, disk: st
       if (MANAGED_ONLY[a]) i++;
       continue;
     }
-    if (v === undefined || !a.startsWith('-')) {
+    // A flag followed by another flag takes no value (`-nodefaults`, `-no-user-config`).
+    if (v === undefined || !a.startsWith('-') || v.startsWith('-')) {
       out.push(a);
       continue;
     }
