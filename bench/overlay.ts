@@ -88,7 +88,8 @@ export async function benchOverlay(o = { seconds: Number(process.env.OVERLAY_S ?
       const other = side === 'a' ? 'b' : 'a';
       const exec = new NetnsExec(new SystemExec(), ns[side]);
       const mesh = new LinuxMeshHost({ exec, stateDir: join(dir, side), key: keys[side], iface: wg[side], listenPort: 51820 });
-      const net = new LinuxNetworkHost({ exec, stateDir: join(dir, side, 'dnsmasq'), prefix: 'bt', netnsPrefix: `bt-ovl-${id}-${side}-` });
+      // meshInterface: VXLAN is accepted only from the mesh (core/nft-rules.ts), as on a real node.
+      const net = new LinuxNetworkHost({ exec, stateDir: join(dir, side, 'dnsmasq'), prefix: 'bt', netnsPrefix: `bt-ovl-${id}-${side}-`, meshInterface: wg[side] });
       hosts.push({ mesh, net });
       await mesh.apply({ address: meshIp[side], prefix: 16, mtu: mtu.wireguard, peers: [{ node: other, publicKey: keys[other].publicKey, endpoint: `${under[other]}:51820`, address: meshIp[other] }] });
       // The VM stand-in: a veth whose far end sits in its own namespace, like a guest's eth0.
