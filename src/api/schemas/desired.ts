@@ -52,6 +52,12 @@ export const DesiredNetwork = Network.pick({ name: true, cidr: true, gateway: tr
       router: z.object({ mac: z.string(), ip: z.string() }).optional(),
     }),
   ),
+  /**
+   * The network's services and the addresses of their running instances: DNS answers
+   * `<service>.<network>.internal` with all of them (and no address of an instance that is not
+   * running, so a client never gets one that does not answer yet).
+   */
+  services: z.array(z.object({ name: Name, ips: z.array(z.string()) })).optional(),
   /** Present on the network's VPN gateway node: its router port and the peers it routes to. */
   vpn: z
     .object({
