@@ -97,11 +97,21 @@ export function gatewayOf(cidr: Cidr): string {
 /**
  * Lowest free guest address: skips network, gateway and broadcast. Lowest-first keeps
  * addresses predictable and reuses freed ones, like a public cloud's subnet does.
+ * `whole`: every address of `cidr` is a guest's (a service's block inside its network, which
+ * holds neither the network's gateway nor its broadcast). `exclude`: ranges to jump over (the
+ * services' blocks, when allocating a plain VM's address in the network).
  */
-export function allocateIp(cidr: Cidr, used: ReadonlySet<string>, from?: string): string | undefined {
+export function allocateIp(cidr: Cidr, used: ReadonlySet<string>, from?: string, opts: { whole?: boolean; exclude?: readonly Cidr[] } = {}): string | undefined {
+  const first = opts.whole ? cidr.network : cidr.network + 2;
+  const end = opts.whole ? cidr.network + cidr.size : cidr.network + cidr.size - 1;
   // `from`: a caller that knows every address below it is used may start there.
-  const start = from !== undefined && contains(cidr, from) ? Math.max(ipToInt(from), cidr.network + 2) : cidr.network + 2;
-  for (let n = start; n < cidr.network + cidr.size - 1; n++) {
+  const start = from !== undefined && contains(cidr, from) ? Math.max(ipToInt(from), first) : first;
+  for (let n = start; n < end; n++) {
+    const skip = opts.exclude?.find((b) => n >= b.network && n < b.network + b.size);
+    if (skip) {
+      n = skip.network + skip.size - 1;
+      continue;
+    }
     const ip = intToIp(n);
     if (!used.has(ip)) return ip;
   }
