@@ -13,6 +13,7 @@ import { Network, NetworkCreate } from './schemas/network.ts';
 import { PeerParams, VpnPeer, VpnPeerCreate, VpnPeerJoined } from './schemas/vpn.ts';
 import { JoinRequest, Joined, JoinToken, JoinTokenCreate, JoinTokenCreated } from './schemas/join.ts';
 import { Token, TokenCreate, TokenCreated, TokenParams, type UserRole } from './schemas/token.ts';
+import { Service, ServiceCreate, ServiceListQuery, ServiceRevision, ServiceRollback, ServiceScale, ServiceUpdate } from './schemas/service.ts';
 import { ConsoleInput, Logs, LogsQuery, Vm, VmCreate, VmResize, VmUserData, VmUserDataSet } from './schemas/vm.ts';
 
 /**
@@ -120,6 +121,15 @@ export const routes = {
   setUserData: { method: 'PUT', path: '/v1/vms/{name}/user-data', access: 'operator', summary: "Replace a VM's user-data (seen by the guest at its next metadata fetch)", params: NameParams, body: VmUserDataSet, response: VmUserData, status: 200 },
   vmConsoleInput: { method: 'POST', path: '/v1/vms/{name}/console', access: 'operator', summary: "Type into a VM's serial console (output arrives through logs)", params: NameParams, body: ConsoleInput, response: Nothing, status: 202 },
   vmLogs: { method: 'GET', path: '/v1/vms/{name}/logs', access: 'operator', summary: 'Serial console output from `offset`; `wait` long-polls for more', params: NameParams, query: LogsQuery, response: Logs, status: 200 },
+
+  listServices: { method: 'GET', path: '/v1/services', access: 'viewer', summary: 'List services (of one network with `network`)', query: ServiceListQuery, response: listOf(Service), status: 200 },
+  createService: { method: 'POST', path: '/v1/services', access: 'operator', summary: 'Create a service from a blueprint and its templates: its address block and all its instances, in one transaction', headers: IdempotentHeaders, body: ServiceCreate, response: Service, status: 201 },
+  getService: { method: 'GET', path: '/v1/services/{name}', access: 'viewer', summary: 'Show a service: instances (node, zone, address, state, revision), blueprint, warnings, rollout', params: NameParams, response: Service, status: 200 },
+  deleteService: { method: 'DELETE', path: '/v1/services/{name}', access: 'operator', summary: 'Delete a service: its instances are deleted, and it goes with the last of them (`deleting` until then)', params: NameParams, response: Service, status: 202 },
+  scaleService: { method: 'POST', path: '/v1/services/{name}/scale', access: 'operator', summary: 'Set the number of instances: new ones spread over zones and nodes; the newest go first', params: NameParams, body: ServiceScale, response: Service, status: 202 },
+  updateService: { method: 'POST', path: '/v1/services/{name}/update', access: 'operator', summary: 'Roll the instances to a new revision, one at a time (identical to the current revision: nothing changes)', params: NameParams, body: ServiceUpdate, response: Service, status: 202 },
+  rollbackService: { method: 'POST', path: '/v1/services/{name}/rollback', access: 'operator', summary: 'Roll the instances back to an earlier revision, one at a time', params: NameParams, body: ServiceRollback, response: Service, status: 202 },
+  listServiceRevisions: { method: 'GET', path: '/v1/services/{name}/revisions', access: 'operator', summary: "A service's revisions, newest first (with their variables: operators only)", params: NameParams, response: listOf(ServiceRevision), status: 200 },
 
   listTokens: { method: 'GET', path: '/v1/tokens', access: 'admin', summary: 'List API tokens (never their secrets)', response: listOf(Token), status: 200 },
   createToken: { method: 'POST', path: '/v1/tokens', access: 'admin', summary: 'Issue an admin, operator or viewer token; the secret is shown once', body: TokenCreate, response: TokenCreated, status: 201 },

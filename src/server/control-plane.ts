@@ -28,6 +28,8 @@ import { Store } from './store/store.ts';
 import { Tokens } from './tokens.ts';
 import { JoinTokens } from './join.ts';
 import { DEFAULT_NETWORK, Vms } from './vms.ts';
+import { ServiceManager } from './services.ts';
+import { RolloutController } from './rollout.ts';
 
 export interface ControlPlaneOptions {
   dataDir: string;
@@ -46,6 +48,8 @@ export interface ControlPlaneOptions {
   consoleMaxBytes?: number;
   /** How long audit events are kept (core/event-retention.ts); 90 days and 100,000 by default. */
   eventRetention?: EventRetention;
+  /** How long a service's replacement instance may take to run before its rollout stops (rollout.ts; 5 min by default). */
+  rolloutTimeoutMs?: number;
 }
 
 export interface ControlPlane {
@@ -80,7 +84,8 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   const nodes = new Nodes(store);
   const vms = new Vms(store, nodes, images);
   const consoles = new Consoles(opts.dataDir, store.changes, opts.consoleMaxBytes !== undefined ? { maxBytes: opts.consoleMaxBytes } : {});
-  const services: Services = { store, blobs, images, nodes, networks: new Networks(store), vpn: new VpnPeers(store), vms, consoles, tokens: new Tokens(store), joinTokens: new JoinTokens(store, nodes), idempotency: new IdempotencyKeys(store), readiness: new Readiness(store, nodes, images), caHash: opts.https?.caHash ?? null, tls: () => null };
+  const serviceManager = new ServiceManager(store, vms, images);
+  const services: Services = { store, blobs, images, nodes, networks: new Networks(store), vpn: new VpnPeers(store), vms, services: serviceManager, consoles, tokens: new Tokens(store), joinTokens: new JoinTokens(store, nodes), idempotency: new IdempotencyKeys(store), readiness: new Readiness(store, nodes, images), caHash: opts.https?.caHash ?? null, tls: () => null };
 
   const adminTokenPath = join(opts.dataDir, 'admin.token');
   let adminToken: string | undefined;
@@ -121,6 +126,9 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   prune();
   const pruner = setInterval(prune, EVENT_PRUNE_MS);
   pruner.unref();
+  // Rollouts carry on from the store: one interrupted by a restart resumes here.
+  const rollouts = new RolloutController(store, serviceManager, opts.rolloutTimeoutMs !== undefined ? { timeoutMs: opts.rolloutTimeoutMs } : {});
+  rollouts.start();
 
   return {
     services,
@@ -135,6 +143,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
     },
     close: async () => {
       tlsRenewal?.stop();
+      rollouts.stop();
       clearInterval(sweeper);
       clearInterval(flusher);
       clearInterval(pruner);

@@ -15,6 +15,23 @@ function vpnPeers(store: Store, network: string): { name: string; publicKey: str
   return rows.map((r) => ({ name: r.name, publicKey: r.public_key, ip: r.ip }));
 }
 
+/**
+ * The network's services with their running instances' addresses: what its DNS answers for
+ * `<service>.<network>.internal` (an instance that is not running yet, or any more, is left out).
+ */
+function serviceRecords(store: Store, network: string): { name: string; ips: string[] }[] {
+  const rows = store.db
+    .prepare(`SELECT s.name, v.ip FROM services s LEFT JOIN vms v ON v.service = s.name AND v.state = 'running' AND v.power = 'running' AND v.ip IS NOT NULL WHERE s.network = ? ORDER BY s.name, v.service_index`)
+    .all(network) as { name: string; ip: string | null }[];
+  const out: { name: string; ips: string[] }[] = [];
+  for (const r of rows) {
+    let last = out.at(-1);
+    if (last?.name !== r.name) out.push((last = { name: r.name, ips: [] }));
+    if (r.ip) last.ips.push(r.ip);
+  }
+  return out;
+}
+
 export function renderDesired(store: Store, me: NodeRow): NodeDesired {
   const name = me.name;
   const revision = me.desired_rev;
@@ -74,6 +91,7 @@ export function renderDesired(store: Store, me: NodeRow): NodeDesired {
       nat: n.nat === 1,
       vni: n.vni,
       remotes: overlayRemotes(store, me, n),
+      services: serviceRecords(store, n.name),
       ...(n.vpn_node === name && n.vpn_ip ? { vpn: { address: n.vpn_ip, mac: vpnRouterMac(n.name), peers: vpnPeers(store, n.name) } } : {}),
     })),
     mesh: desiredMesh(store, me, underlay),

@@ -22,6 +22,8 @@ import type { Tokens } from './tokens.ts';
 import type { JoinTokens } from './join.ts';
 import type { Vms } from './vms.ts';
 import type { VpnPeers } from './vpn.ts';
+import type { ServiceManager } from './services.ts';
+import type { ServiceCreate, ServiceUpdate } from '../api/schemas/service.ts';
 import type { VpnPeerCreate } from '../api/schemas/vpn.ts';
 import type { UserRole } from '../api/schemas/token.ts';
 
@@ -33,6 +35,7 @@ export interface Services {
   networks: Networks;
   vpn: VpnPeers;
   vms: Vms;
+  services: ServiceManager;
   consoles: Consoles;
   tokens: Tokens;
   joinTokens: JoinTokens;
@@ -163,6 +166,15 @@ export function makeHandlers(s: Services): Handlers {
       return {};
     },
     vmLogs: ({ params, query }) => s.consoles.wait(s.vms.row(params.name!).id, (query.offset as number | undefined) ?? 0, (query.wait as number | undefined) ?? 0),
+
+    listServices: ({ query }) => ({ items: s.services.list(query.network as string | undefined), revision: s.store.revision() }),
+    createService: ({ who, body, once }) => s.services.create(actorOf(who), body as ServiceCreate, once),
+    getService: ({ params }) => s.services.get(params.name!),
+    deleteService: ({ who, params }) => s.services.remove(actorOf(who), params.name!),
+    scaleService: ({ who, params, body }) => s.services.scale(actorOf(who), params.name!, (body as { count: number }).count),
+    updateService: ({ who, params, body }) => s.services.update(actorOf(who), params.name!, body as ServiceUpdate),
+    rollbackService: ({ who, params, body }) => s.services.rollback(actorOf(who), params.name!, (body as { to?: number }).to),
+    listServiceRevisions: ({ params }) => ({ items: s.services.revisions(params.name!), revision: s.store.revision() }),
 
     listTokens: () => ({ items: s.tokens.list(), revision: s.store.revision() }),
     createToken: ({ who, body }) => {

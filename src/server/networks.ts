@@ -67,6 +67,8 @@ export class Networks {
         const shown = vms.slice(0, 5).map((v) => v.name).join(', ');
         throw new ApiError('conflict', `network ${name} is in use by VMs ${shown}${vms.length > 5 ? ', …' : ''}; delete them first`, 'name');
       }
+      const svc = tx.db.prepare(`SELECT name FROM services WHERE network = ? ORDER BY name LIMIT 1`).get(name) as { name: string } | undefined;
+      if (svc) throw new ApiError('conflict', `network ${name} has service ${svc.name}; delete it first`, 'name');
       const peers = tx.db.prepare(`SELECT name FROM vpn_peers WHERE network = ? ORDER BY name LIMIT 6`).all(name) as { name: string }[];
       if (peers.length) {
         const shown = peers.slice(0, 5).map((v) => v.name).join(', ');

@@ -8,7 +8,7 @@ import { nodeFromRow, snapshotOf, type GroupRow, type NodeRow, type NodeUsage, t
 import { PlacementIndex } from '../core/placement-index.ts';
 import { DEFAULT_RATIOS, type NodeSnapshot, type Policy, type Ratios } from '../core/scheduler.ts';
 import { parseSize } from '../core/units.ts';
-import type { Store } from './store/store.ts';
+import type { Store, Tx } from './store/store.ts';
 import { Liveness } from './liveness.ts';
 import { networksOf } from './store/nics.ts';
 import { meshEnd, sameMeshEnd, setMeshEnd, touchMesh, touchNetworkHosts } from './mesh.ts';
@@ -283,8 +283,10 @@ export class Nodes {
     })();
   }
 
-  private setState(tx: { db: Store['db']; now: string; event: (a: string, r: string, n: string, m: string) => void }, vm: VmRow, state: VmState, reason: string | null): void {
+  private setState(tx: Tx, vm: VmRow, state: VmState, reason: string | null): void {
     tx.db.prepare(`UPDATE vms SET state = ?, reason = ?, updated_at = ? WHERE id = ?`).run(state, reason, tx.now, vm.id);
+    // A service's DNS name answers its running instances only: its network's hosts re-read it.
+    if (vm.service !== null && (vm.state === 'running') !== (state === 'running')) touchNetworkHosts(tx, vm.network);
     tx.event('state', 'vm', vm.name, `vm ${vm.name}: ${vm.state} → ${state}${reason ? ` (${reason})` : ''}`);
   }
 
@@ -297,7 +299,10 @@ export class Nodes {
     this.store.write('server', (tx) => {
       for (const { name } of stale) {
         tx.db.prepare(`UPDATE nodes SET state = 'unreachable' WHERE name = ?`).run(name);
+        const serving = tx.db.prepare(`SELECT DISTINCT network FROM vms WHERE node = ? AND service IS NOT NULL AND state = 'running'`).all(name) as { network: string }[];
         tx.db.prepare(`UPDATE vms SET state = 'unknown', updated_at = ? WHERE node = ?`).run(tx.now, name);
+        // Instances there no longer answer for their service.
+        for (const { network } of serving) touchNetworkHosts(tx, network);
         tx.event('unreachable', 'node', name, `node ${name} missed heartbeats for ${HEARTBEAT_TIMEOUT_MS / 1000} s`);
       }
     });

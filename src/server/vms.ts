@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { ApiError } from '../api/errors.ts';
 import type { Vm, VmCreate } from '../api/schemas/vm.ts';
-import { allocateIp, overlaps, parseCidr } from '../core/ipv4.ts';
+import { allocateIp, overlaps, parseCidr, type Cidr } from '../core/ipv4.ts';
 import { usedAddresses } from './vpn.ts';
 import { touchNetworkHosts } from './mesh.ts';
 import { schedule, summarizeReasons, type PlacementRequest } from '../core/scheduler.ts';
@@ -20,6 +20,19 @@ import { idempotent, type Once } from './idempotency.ts';
 import { forgetVm } from './forget-vm.ts';
 
 export const MIN_MEMORY = 64 * MiB;
+
+/** What makes a VM an instance of a service: its address comes from the service's block. */
+export interface InstanceOf {
+  service: string;
+  index: number;
+  revision: number;
+  block: Cidr;
+}
+
+/** The address blocks of a network's services: plain VMs and VPN peers take no address inside them. */
+export function serviceBlocks(db: Tx['db'], network: string): Cidr[] {
+  return (db.prepare(`SELECT block FROM services WHERE network = ?`).all(network) as { block: string }[]).map((r) => parseCidr(r.block, { maxPrefix: 32 }));
+}
 export const DEFAULT_NETWORK = 'default';
 
 
@@ -67,8 +80,11 @@ export class Vms {
     return this.store.writeQueued(actor, idempotent(once, insert));
   }
 
-  /** Validates a create outside any transaction; returns the write that places and inserts it. */
-  private creation(req: VmCreate): (tx: Tx) => Vm {
+  /**
+   * Validates a create outside any transaction; returns the write that places and inserts it.
+   * A service's instances (`instance`) are made by the same path, inside the service's write.
+   */
+  creation(req: VmCreate, instance?: InstanceOf): (tx: Tx) => Vm {
     const memoryBytes = parseSize(req.memory ?? '512M')!;
     const diskBytes = parseSize(req.disk ?? '2G')!;
     const cpus = req.cpus ?? 1;
@@ -86,15 +102,22 @@ export class Vms {
 
     return (outer) => this.placeIn(outer, request, (tx, placement) => {
       if (tx.db.prepare(`SELECT 1 FROM vms WHERE name = ?`).get(req.name)) throw new ApiError('conflict', `vm ${req.name} already exists`, 'name');
+      // A service's DNS name is `<service>.<network>.internal`, a VM's `<vm>.<network>.internal`: one namespace.
+      if (!instance && tx.db.prepare(`SELECT 1 FROM services WHERE name = ?`).get(req.name)) throw new ApiError('conflict', `service ${req.name} exists: a VM may not take its name`, 'name');
       const wanted = req.networks ?? [req.network ?? DEFAULT_NETWORK];
       const field = req.networks ? 'networks' : 'network';
       // Every NIC's address first: a network without room refuses the VM before anything is written.
       const nics = wanted.map((name) => {
         const net = this.network(tx, name, field);
         const book = this.usedAddresses(tx, net.name);
-        const ip = allocateIp(parseCidr(net.cidr), book.used, book.next);
+        if (instance && net.name === wanted[0]) {
+          const ip = allocateIp(instance.block, book.used, undefined, { whole: true });
+          if (!ip) throw new ApiError('no_capacity', `service ${instance.service}'s address block has no free address (raise network.subnetwork_max_instance_count)`, 'blueprint');
+          return { net, book, ip, inBlock: true };
+        }
+        const ip = allocateIp(parseCidr(net.cidr), book.used, book.next, { exclude: serviceBlocks(tx.db, net.name) });
         if (!ip) throw new ApiError('no_capacity', `network ${net.name} (${net.cidr}) has no free address`, field);
-        return { net, book, ip };
+        return { net, book, ip, inBlock: false };
       });
       // One guest routing table: its NICs' subnets must not overlap (networks may, among themselves).
       for (const [i, a] of nics.entries()) {
@@ -126,6 +149,9 @@ export class Vms {
         metadata_tokens: req.metadataTokens ?? 'optional',
         restart: req.restart ?? 'on-failure',
         placement_warning: warning,
+        service: instance?.service ?? null,
+        service_index: instance?.index ?? null,
+        service_revision: instance?.revision ?? null,
         created_at: tx.now,
         updated_at: tx.now,
       };
@@ -135,7 +161,9 @@ export class Vms {
       tx.event('create', 'vm', row.name, `vm ${row.name} (${cpus} cpu, ${humanSize(memoryBytes)}) on ${row.node} at ${ip}${warning ? ` — warning: ${warning}` : ''}`);
       for (const n of nics) {
         n.book.used.add(n.ip);
-        n.book.next = n.ip; // no address below it is free until something is deleted (which resets the book)
+        // No address below it is free until something is deleted (which resets the book); not
+        // so after one taken in a service's block, above free addresses of the network.
+        if (!n.inBlock) n.book.next = n.ip;
       }
       return vmFromRow(row, more);
     });
@@ -239,6 +267,7 @@ export class Vms {
   remove(actor: string, name: string, force = false): Vm {
     return this.store.write(actor, (tx) => {
       const vm = this.row(name);
+      if (vm.service !== null) throw new ApiError('conflict', `vm ${name} is an instance of service ${vm.service}: use \`butter service scale ${vm.service} N\` (or \`butter service rm ${vm.service}\`)`, 'name');
       if (vm.node === null) {
         tx.db.prepare(`DELETE FROM vms WHERE id = ?`).run(vm.id);
         tx.event('deleted', 'vm', name, `vm ${name} deleted`);
@@ -251,10 +280,19 @@ export class Vms {
         forgetVm(tx, vm, `vm ${name} deleted (forced: node ${vm.node} is ${node.state}; it destroys its copy if it returns)`);
         return out;
       }
-      this.update(tx, vm, { power: 'deleted', state: 'deleting' });
-      tx.event('delete', 'vm', name, `vm ${name} to be deleted on ${vm.node}`);
+      this.markDeleted(tx, vm);
       return this.get(name);
     });
+  }
+
+  /** The ordinary delete (its node destroys it and confirms): `vm rm`, and a service's own instances. */
+  markDeleted(tx: Tx, vm: VmRow): void {
+    if (vm.node === null) {
+      forgetVm(tx, vm, `vm ${vm.name} deleted`);
+      return;
+    }
+    this.update(tx, vm, { power: 'deleted', state: 'deleting' });
+    tx.event('delete', 'vm', vm.name, `vm ${vm.name} to be deleted on ${vm.node}`);
   }
 
   setPower(actor: string, name: string, action: 'start' | 'stop' | 'restart'): Vm {
@@ -331,8 +369,8 @@ export class Vms {
  */
 function insertVm(tx: Tx, row: VmRow): void {
   const insert = tx.db.prepare(
-    `INSERT INTO vms (id, name, image, node, cpus, memory_bytes, disk_bytes, power, state, reason, network, ip, mac, user_data, ssh_keys, pending_cpus, pending_memory_bytes, restart_gen, spread_key, metadata_tokens, restart, placement_warning, created_at, updated_at)
-     VALUES (@id, @name, @image, @node, @cpus, @memory_bytes, @disk_bytes, @power, @state, @reason, @network, @ip, @mac, @user_data, @ssh_keys, @pending_cpus, @pending_memory_bytes, @restart_gen, @spread_key, @metadata_tokens, @restart, @placement_warning, @created_at, @updated_at)`,
+    `INSERT INTO vms (id, name, image, node, cpus, memory_bytes, disk_bytes, power, state, reason, network, ip, mac, user_data, ssh_keys, pending_cpus, pending_memory_bytes, restart_gen, spread_key, metadata_tokens, restart, placement_warning, service, service_index, service_revision, created_at, updated_at)
+     VALUES (@id, @name, @image, @node, @cpus, @memory_bytes, @disk_bytes, @power, @state, @reason, @network, @ip, @mac, @user_data, @ssh_keys, @pending_cpus, @pending_memory_bytes, @restart_gen, @spread_key, @metadata_tokens, @restart, @placement_warning, @service, @service_index, @service_revision, @created_at, @updated_at)`,
   );
   for (let attempt = 0; ; attempt++) {
     try {

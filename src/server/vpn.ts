@@ -15,6 +15,7 @@ import { meshUnderlayMtu, touchNetworkHosts } from './mesh.ts';
 import type { NetworkRow, NodeRow, VpnPeerRow } from './store/rows.ts';
 import type { Store, Tx } from './store/store.ts';
 import { idempotent, type Once } from './idempotency.ts';
+import { serviceBlocks } from './vms.ts';
 
 export class VpnPeers {
   constructor(private readonly store: Store) {}
@@ -44,9 +45,11 @@ export class VpnPeers {
       // Peers of every network share the gateway's mesh interface, where each address routes to
       // one peer: unique across networks there, as networks may share a CIDR.
       for (const r of tx.db.prepare(`SELECT p.ip FROM vpn_peers p JOIN networks n ON n.name = p.network WHERE n.vpn_node = ?`).all(gw.name) as { ip: string }[]) used.add(r.ip);
-      const routerIp = net.vpn_ip ?? allocateIp(cidr, used);
+      // Services' blocks hold their instances' addresses only.
+      const exclude = serviceBlocks(tx.db, network);
+      const routerIp = net.vpn_ip ?? allocateIp(cidr, used, undefined, { exclude });
       if (routerIp) used.add(routerIp);
-      const ip = routerIp ? allocateIp(cidr, used) : undefined;
+      const ip = routerIp ? allocateIp(cidr, used, undefined, { exclude }) : undefined;
       if (!routerIp || !ip) throw new ApiError('no_capacity', `network ${network} (${net.cidr}) has no free address`, 'network');
 
       const row: VpnPeerRow = { network, name: req.name, public_key: req.publicKey, ip, endpoint, created_at: tx.now };

@@ -107,6 +107,8 @@ export const Vm = z
     restart: RestartPolicy,
     /** Set when the VM was placed with --force beyond the overcommit ratios. */
     warning: z.string().nullable(),
+    /** The service it is an instance of (`butter service`), or null. */
+    service: Name.nullable(),
     createdAt: Timestamp,
     updatedAt: Timestamp,
   })

@@ -254,4 +254,43 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX network_status_node ON network_status(node);
   `,
+  `
+  -- Services (server/services.ts): groups of VMs made from a blueprint. A service owns an
+  -- address block inside its network; its numbered revisions keep what each rollout rolls to
+  -- (blueprint text, templates, variables, image digest); the rollout's state lives here too, so
+  -- a restarted control plane carries on. Its instances are VMs naming it.
+  CREATE TABLE services (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    network TEXT NOT NULL REFERENCES networks(name),
+    block TEXT NOT NULL,
+    zones INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    current_revision INTEGER NOT NULL,
+    target_revision INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('active', 'deleting')),
+    rollout TEXT NOT NULL CHECK (rollout IN ('done', 'rolling', 'failed')),
+    rollout_message TEXT,
+    warning TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+  );
+  CREATE INDEX services_network ON services(network);
+  CREATE TABLE service_revisions (
+    service TEXT NOT NULL REFERENCES services(id) ON DELETE CASCADE,
+    number INTEGER NOT NULL,
+    blueprint TEXT NOT NULL,
+    file TEXT NOT NULL,
+    files TEXT NOT NULL,
+    vars TEXT NOT NULL,
+    image TEXT NOT NULL,
+    image_digest TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (service, number)
+  );
+  ALTER TABLE vms ADD COLUMN service TEXT;
+  ALTER TABLE vms ADD COLUMN service_index INTEGER;
+  ALTER TABLE vms ADD COLUMN service_revision INTEGER;
+  CREATE INDEX vms_service ON vms(service) WHERE service IS NOT NULL;
+  `,
 ];

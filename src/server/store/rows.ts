@@ -137,6 +137,10 @@ export interface VmRow {
   metadata_tokens: 'optional' | 'required';
   restart: RestartPolicy;
   placement_warning: string | null;
+  /** The service it is an instance of (its name), its index and revision there; NULL for a plain VM. */
+  service: string | null;
+  service_index: number | null;
+  service_revision: number | null;
   created_at: string;
   updated_at: string;
 }
@@ -172,6 +176,7 @@ export function vmFromRow(r: VmRow, more: readonly NicRow[] = []): Vm {
     metadataTokens: r.metadata_tokens,
     restart: r.restart,
     warning: r.placement_warning,
+    service: r.service ?? null,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };
@@ -203,4 +208,35 @@ export interface GroupRow {
   memory_ratio: number;
   disk_ratio: number;
   policy: 'spread' | 'binpack';
+}
+
+export interface ServiceRow {
+  id: string;
+  name: string;
+  network: string;
+  block: string;
+  zones: number;
+  count: number;
+  current_revision: number;
+  target_revision: number;
+  state: 'active' | 'deleting';
+  rollout: 'done' | 'rolling' | 'failed';
+  rollout_message: string | null;
+  warning: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ServiceRevisionRow {
+  service: string;
+  number: number;
+  blueprint: string;
+  file: string;
+  /** JSON: template path -> text. */
+  files: string;
+  /** JSON: the service's variables. */
+  vars: string;
+  image: string;
+  image_digest: string;
+  created_at: string;
 }

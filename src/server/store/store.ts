@@ -33,7 +33,10 @@ class NothingWritten extends Error {
 
 export class Store {
   readonly db: Db;
-  /** Emits `node:<name>` when a node's desired state changes and `logs:<vmId>` on console output. */
+  /**
+   * Emits `node:<name>` when a node's desired state changes, `logs:<vmId>` on console output,
+   * and `commit` after every committed write (the rollout controller's wake-up).
+   */
   readonly changes = new EventEmitter();
   /** Bumped by every committed write that may change placement; see `Tx.preserveSchedule`. */
   scheduleGen = 0;
@@ -145,6 +148,7 @@ export class Store {
     }
     if (!preserves) this.scheduleGen++;
     for (const n of touched) this.changes.emit(`node:${n}`);
+    this.changes.emit('commit');
     return outcomes;
   }
 
