@@ -16,6 +16,11 @@ export interface SimDriverOptions {
   /** Keep the table in memory only (default: persisted). */
   persist?: boolean;
   log?: (msg: string) => void;
+  /**
+   * A start that fails (the reason, or undefined to start): how tests make a VM fail to boot,
+   * as a broken image or a full disk would. Consulted at every start.
+   */
+  failStart?: (spec: VmSpec) => string | undefined;
 }
 
 interface SimVm {
@@ -52,6 +57,8 @@ export class SimDriver implements VmDriver {
   async start(spec: VmSpec): Promise<void> {
     const log = this.consoleLogPath(spec.id);
     if (this.vms.get(spec.id)?.running) return;
+    const failure = this.opts.failStart?.(spec);
+    if (failure !== undefined) throw new Error(failure);
     this.vms.set(spec.id, { running: true, spec });
     mkdirSync(resolve(log, '..'), { recursive: true, mode: 0o700 });
     appendFileSync(

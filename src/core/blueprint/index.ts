@@ -71,7 +71,7 @@ export function templatePaths(bp: Blueprint): string[] {
 export interface RenderInput {
   files: Record<string, string>;
   vars: Record<string, unknown>;
-  builtins: { service: string; network: string; index: number; dnsName: string };
+  builtins: { service: string; network: string; index: number; dnsName: string; instanceName?: string };
 }
 
 export function renderUserData(bp: Blueprint, input: RenderInput): string {
@@ -82,7 +82,7 @@ export function renderUserData(bp: Blueprint, input: RenderInput): string {
     for (const [k, v] of Object.entries(init.vars)) if (v.required && !(k in input.vars)) throw new BlueprintError(init.path, undefined, undefined, `initialization[${n}].vars.${k}`, `required variable ${k} is missing`);
     try {
       const b = input.builtins;
-      return env.renderString(text, { ...input.vars, service: b.service, network: b.network, index: b.index, dns_name: b.dnsName });
+      return env.renderString(text, { ...input.vars, service: b.service, network: b.network, index: b.index, dns_name: b.dnsName, instance_name: b.instanceName });
     } catch (e) {
       throw new BlueprintError(init.path, undefined, undefined, `initialization[${n}]`, (e as Error).message);
     }
