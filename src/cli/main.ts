@@ -11,6 +11,7 @@ import { nodeCommands } from './commands/node.ts';
 import { tokenCommands } from './commands/token.ts';
 import { networkCommands } from './commands/network.ts';
 import { vmCommands } from './commands/vm.ts';
+import { serviceCommands } from './commands/service.ts';
 
 /** Runs a daemon until SIGINT/SIGTERM, then its stop function. VMs keep running. */
 async function daemon(start: () => Promise<() => Promise<void>>): Promise<void> {
@@ -185,6 +186,7 @@ export function buildProgram(): Command {
   imageCommands(program);
   networkCommands(program);
   vmCommands(program);
+  serviceCommands(program);
   tokenCommands(program);
   return program;
 }

@@ -35,6 +35,7 @@ function showVm(vm: Vm): void {
     ['disk', size(vm.diskBytes)],
     ...vm.nics.map((n, i): [string, string] => [`eth${i}`, `${n.network} ${n.ip ?? '-'} ${n.mac}`]),
     ['pending', vm.pending ? `${vm.pending.cpus} cpu, ${size(vm.pending.memoryBytes)} at next start` : null],
+    ['service', vm.service],
     ['spread', vm.spreadKey],
     ['metadata tokens', vm.metadataTokens],
     ['restart', vm.restart],
@@ -92,8 +93,8 @@ export function vmCommands(program: Command): void {
       const { items } = await client().call('listVms', {});
       if (o.json) return printJson(items);
       printTable(
-        ['NAME', 'STATE', 'NODE', 'IMAGE', 'CPUS', 'MEMORY', 'IP', 'AGE'],
-        items.map((v) => [v.name, v.state, v.node, v.image, v.cpus, size(v.memoryBytes), v.ip, age(v.createdAt)]),
+        ['NAME', 'STATE', 'NODE', 'IMAGE', 'CPUS', 'MEMORY', 'IP', 'SERVICE', 'AGE'],
+        items.map((v) => [v.name, v.state, v.node, v.image, v.cpus, size(v.memoryBytes), v.ip, v.service, age(v.createdAt)]),
       );
     });
 
