@@ -48,6 +48,13 @@ const DECIDED: Partial<Record<keyof typeof routes, Access>> = {
   setGroup: 'admin',
   listEvents: 'viewer',
   openapi: 'viewer',
+  createService: 'operator',
+  deleteService: 'operator',
+  scaleService: 'operator',
+  updateService: 'operator',
+  rollbackService: 'operator',
+  // A revision's variables are the templates' inputs, as secret as the user-data they render.
+  listServiceRevisions: 'operator',
 };
 
 type Caller = 'anonymous' | 'invalid' | 'join' | 'viewer' | 'operator' | 'admin' | 'own-node' | 'other-node';
@@ -99,6 +106,8 @@ before(async () => {
   await cloud.admin.call('createImage', { body: { name: 'img', kind: 'disk', disk: blob.sha256 } });
   const vm = await cloud.admin.call('createVm', { body: { name: 'secretvm', image: 'img', memory: '256M', node: 'node-a', userData: `#cloud-config\npassword: ${USER_DATA_MARK}\n` } });
   vmId = vm.id;
+  // A service whose variable is a secret: its rendered user-data and its revisions' variables are.
+  await cloud.admin.call('createService', { body: { network: 'default', name: 'svc', blueprint: 'image: { name: img }\ninstance: { memory: 256M }\ninitialization: [ { path: a.sh, vars: { Secret: { required: true } } } ]\n', files: { 'a.sh': '#!/bin/sh\necho {{ Secret }}\n' }, vars: { Secret: USER_DATA_MARK } } });
   await new Client({ url: cloud.url, token: secrets['own-node']! }).call('nodeConsole', { params: { name: 'node-a', id: vmId }, body: { offset: 0, base64: Buffer.from(`login: root\nPassword: ${CONSOLE_MARK}\n`).toString('base64') } });
 });
 after(async () => {
@@ -166,7 +175,7 @@ test('viewer routes only read', () => {
 
 test('nothing a viewer may read carries user-data, console output, image bytes or a token secret', async () => {
   const marks = [USER_DATA_MARK, CONSOLE_MARK, IMAGE_MARK, ...CALLERS.filter((c) => c !== 'invalid' && secrets[c]).map((c) => secrets[c]!.slice(16))];
-  const realName = (path: string) => (path.startsWith('/v1/vms') ? 'secretvm' : path.startsWith('/v1/nodes') ? 'node-a' : path.startsWith('/v1/images') ? 'img' : 'default');
+  const realName = (path: string) => (path.startsWith('/v1/vms') ? 'secretvm' : path.startsWith('/v1/nodes') ? 'node-a' : path.startsWith('/v1/images') ? 'img' : path.startsWith('/v1/services') ? 'svc' : 'default');
   // The viewer does not see them; the operator does (so the marks are there to be found).
   for (const who of ['viewer', 'operator'] as const) {
     assert.ok(secrets[who], setupErrors.join('; '));
@@ -183,7 +192,7 @@ test('nothing a viewer may read carries user-data, console output, image bytes o
       for (const m of marks) if (text.includes(m)) seen.push(`${id} shows ${m}`);
     }
     if (who === 'viewer') assert.deepEqual(seen, [], 'a viewer reads no secret');
-    else assert.deepEqual(seen.map((s) => s.split(' ')[0]).sort(), ['getBlob', 'getUserData', 'vmLogs'], `the operator reads them: ${seen.join('; ')}`);
+    else assert.deepEqual(seen.map((s) => s.split(' ')[0]).sort(), ['getBlob', 'getUserData', 'listServiceRevisions', 'vmLogs'], `the operator reads them: ${seen.join('; ')}`);
     assert.ok(read >= 10, `${who} read ${read} routes`);
   }
 });

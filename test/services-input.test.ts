@@ -89,3 +89,11 @@ test('plain VMs and the service blocks do not share addresses', async () => {
   const inBlock = n(vm.ip!) >= n(base!) && n(vm.ip!) < n(base!) + 2 ** (32 - Number(p));
   assert.ok(!inBlock, `${vm.ip} is outside ${svc.block}`);
 });
+
+test('an Idempotency-Key replays the first answer instead of a 409', async () => {
+  const body = { network: 'default', name: 'once', blueprint: good, files, vars };
+  const a = await cloud.admin.call('createService', { body, idempotencyKey: 'svc-key-1' });
+  const b = await cloud.admin.call('createService', { body, idempotencyKey: 'svc-key-1' });
+  assert.deepEqual(b, a);
+  assert.equal((cloud.cp.services.store.db.prepare(`SELECT COUNT(*) AS n FROM services WHERE name = 'once'`).get() as { n: number }).n, 1);
+});
