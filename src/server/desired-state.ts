@@ -32,6 +32,12 @@ function serviceRecords(store: Store, network: string): { name: string; ips: str
   return out;
 }
 
+/** Absent for a network without services: the desired state of networks without them reads as before. */
+function serviceField(store: Store, network: string): { services?: { name: string; ips: string[] }[] } {
+  const records = serviceRecords(store, network);
+  return records.length ? { services: records } : {};
+}
+
 export function renderDesired(store: Store, me: NodeRow): NodeDesired {
   const name = me.name;
   const revision = me.desired_rev;
@@ -91,7 +97,7 @@ export function renderDesired(store: Store, me: NodeRow): NodeDesired {
       nat: n.nat === 1,
       vni: n.vni,
       remotes: overlayRemotes(store, me, n),
-      services: serviceRecords(store, n.name),
+      ...serviceField(store, n.name),
       ...(n.vpn_node === name && n.vpn_ip ? { vpn: { address: n.vpn_ip, mac: vpnRouterMac(n.name), peers: vpnPeers(store, n.name) } } : {}),
     })),
     mesh: desiredMesh(store, me, underlay),
