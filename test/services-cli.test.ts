@@ -36,6 +36,9 @@ before(async () => {
   writeFileSync(join(work, 'bp', 'broken.yml'), 'placement: { availability_zones: 1\nimage: [\n');
   writeFileSync(join(work, 'bp', 'lost.yml'), BLUEPRINT.replace('tpl/hello.sh', 'tpl/missing.sh'));
   writeFileSync(join(work, 'bp', 'odd.yml'), BLUEPRINT + 'colour: blue\n');
+  writeFileSync(join(work, 'bp', 'gpu.yml'), BLUEPRINT.replace('memory: 256M', 'memory: 256M, gpu: true'));
+  writeFileSync(join(work, 'bp', 'noimage.yml'), BLUEPRINT.replace('name: img', 'name: ghost'));
+  writeFileSync(join(work, 'bp', 'zones.yml'), BLUEPRINT.replace('availability_zones: 1', 'availability_zones: 2'));
 });
 after(async () => {
   await cloud?.close();
@@ -53,6 +56,9 @@ function butter(args: string[]): Promise<{ code: number; stdout: string; stderr:
   });
 }
 
+/** The fake node's report: without one for 10 s it is counted lost. */
+const heartbeat = () => node.call('nodeReport', { params: { name: 'n1' }, body: { capacity: { cpus: 4, memoryBytes: 16 * 1024 ** 3, diskBytes: 100 * 1024 ** 3 }, accel: 'tcg', driver: 'sim', vms: [] } });
+
 function nothingMade(): void {
   const db = cloud.cp.services.store.db;
   for (const table of ['services', 'service_revisions', 'vms']) assert.equal((db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n, 0, `no row in ${table}`);
@@ -63,10 +69,14 @@ const bad: [string, string[], RegExp][] = [
   ['an unknown key', ['--blueprint', 'odd.yml', '--var', 'Who=x'], /^error: .*odd\.yml.*colour/m],
   ['a missing template file', ['--blueprint', 'lost.yml', '--var', 'Who=x'], /^error: .*initialization\[0\]\.path.*missing\.sh/m],
   ['a missing variable', ['--blueprint', 'web.yml'], /^error: .*Who/m],
+  ['gpu: true', ['--blueprint', 'gpu.yml', '--var', 'Who=x'], /^error: .*instance\.gpu.*GPU passthrough/m],
+  ['an unknown image', ['--blueprint', 'noimage.yml', '--var', 'Who=x'], /^error: .*image\.name: image ghost not found/m],
+  ['more zones than exist', ['--blueprint', 'zones.yml', '--var', 'Who=x'], /^error: .*placement\.availability_zones: 2 zones wanted, 1 found/m],
   ['a malformed --var', ['--blueprint', 'web.yml', '--var', 'nonsense'], /^error: .*--var/m],
 ];
 for (const [what, args, message] of bad) {
   test(`service create refuses ${what}, naming it, and makes nothing`, async () => {
+    await heartbeat(); // n1 stays ready (and its zone counted) however slow the runs before were
     const r = await butter(['service', 'create', 'default', 'web', ...args.map((a) => (a.endsWith('.yml') ? join(work, 'bp', a) : a))]);
     assert.notEqual(r.code, 0, r.stdout);
     assert.match(r.stderr, message);
@@ -76,8 +86,7 @@ for (const [what, args, message] of bad) {
 }
 
 test('service create, list, show, scale, history and rm', async () => {
-  // A heartbeat: the refusals above took long enough for the node to be counted lost.
-  await node.call('nodeReport', { params: { name: 'n1' }, body: { capacity: { cpus: 4, memoryBytes: 16 * 1024 ** 3, diskBytes: 100 * 1024 ** 3 }, accel: 'tcg', driver: 'sim', vms: [] } });
+  await heartbeat();
   const made = await butter(['service', 'create', 'default', 'web', '--blueprint', join(work, 'bp', 'web.yml'), '--var', 'Who=world', '--json']);
   assert.equal(made.code, 0, made.stderr);
   const s = JSON.parse(made.stdout) as { name: string; count: number; instances: { name: string }[] };
@@ -100,6 +109,9 @@ test('service create, list, show, scale, history and rm', async () => {
   const up = await butter(['service', 'scale', 'web', '2']);
   assert.equal(up.code, 0, up.stderr);
   assert.equal((await cloud.admin.call('getService', { params: { name: 'web' } })).instances.length, 2);
+  const waited = await butter(['service', 'scale', 'web', '2', '--wait', '--timeout', '1']);
+  assert.equal(waited.code, 1, 'the instances never run here: --wait gives up and says so');
+  assert.match(waited.stderr, /^error: timed out after 1s waiting for service web \(web: 0\/2 running, rollout done\)$/m);
   const history = await butter(['service', 'history', 'web', '--json']);
   assert.deepEqual((JSON.parse(history.stdout) as { number: number; vars: unknown }[]).map((r) => [r.number, r.vars]), [[1, { Who: 'world' }]]);
 
