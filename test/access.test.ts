@@ -107,7 +107,7 @@ before(async () => {
   const vm = await cloud.admin.call('createVm', { body: { name: 'secretvm', image: 'img', memory: '256M', node: 'node-a', userData: `#cloud-config\npassword: ${USER_DATA_MARK}\n` } });
   vmId = vm.id;
   // A service whose variable is a secret: its rendered user-data and its revisions' variables are.
-  await cloud.admin.call('createService', { body: { network: 'default', name: 'svc', blueprint: 'image: { name: img }\ninstance: { memory: 256M }\ninitialization: [ { path: a.sh, vars: { Secret: { required: true } } } ]\n', files: { 'a.sh': '#!/bin/sh\necho {{ Secret }}\n' }, vars: { Secret: USER_DATA_MARK } } });
+  await cloud.admin.call('createService', { body: { network: 'default', name: 'svc', blueprint: 'image: { name: img }\ninstance: { memory: 256M, cpus: 1 }\ninitialization: [ { path: a.sh, vars: { Secret: { required: true } } } ]\n', files: { 'a.sh': '#!/bin/sh\necho {{ Secret }}\n' }, vars: { Secret: USER_DATA_MARK } } });
   await new Client({ url: cloud.url, token: secrets['own-node']! }).call('nodeConsole', { params: { name: 'node-a', id: vmId }, body: { offset: 0, base64: Buffer.from(`login: root\nPassword: ${CONSOLE_MARK}\n`).toString('base64') } });
 });
 after(async () => {

@@ -17,7 +17,7 @@ let work: string;
 let node: Client;
 
 const BLUEPRINT = `placement: { availability_zones: 1 }
-instance: { memory: 256M }
+instance: { memory: 256M, cpus: 1 }
 image: { name: img }
 initialization:
   - path: tpl/hello.sh

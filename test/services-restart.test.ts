@@ -21,7 +21,7 @@ after(async () => {
 const CAPACITY = { cpus: 8, memoryBytes: 16 * 1024 ** 3, diskBytes: 200 * 1024 ** 3 };
 const blueprint = `
 placement: { availability_zones: 2 }
-instance: { memory: 256M }
+instance: { memory: 256M, cpus: 1 }
 image: { name: img }
 initialization: [ { path: a.sh, vars: { Colour: { required: true } } } ]
 `;
