@@ -102,12 +102,18 @@ test('a rollout interrupted by a control-plane restart resumes; DNS records carr
   f.url = second.url;
   f.admin = second.admin;
   // The new control plane, told by the nodes what runs, carries the rollout to its end.
+  let steps = 0;
   const done = await until('the rollout done after the restart', async () => {
     await report(f);
     const s = await f.admin.call('getService', { params: { name: 'api' } });
+    // At every point of the rollout two instances run and the DNS name answers both.
+    assert.ok(s.instances.filter((i) => i.state === 'running').length >= 2, JSON.stringify(s.instances));
+    assert.ok(((await records('n1'))?.[0]?.ips.length ?? 0) >= 2, 'the DNS name never lacks an instance');
+    steps++;
     return s.rollout.state === 'done' && s.instances.length === 2 && s.instances.every((i) => i.revision === 2 && i.state === 'running') ? s : undefined;
   });
   assert.equal(done.revision, 2);
+  assert.ok(steps >= 2, 'the rollout took steps after the restart');
   assert.deepEqual(done.instances.map((i) => i.zone).sort(), ['east', 'west']);
   assert.deepEqual((await records('n1'))?.[0]?.ips.sort(), done.instances.map((i) => i.ip!).sort(), 'the records follow the new instances');
 });
