@@ -13,7 +13,7 @@ import { renderUserData } from './render.ts';
 export { BlueprintError } from './error.ts';
 export type { Blueprint, Builtins, InitFile, RenderInput, VarSpec } from './types.ts';
 export { renderUserData } from './render.ts';
-export { TEMPLATE_BUILTINS } from './builtins.ts';
+export { isVarName, TEMPLATE_BUILTINS } from './builtins.ts';
 export { imageMatches, isImageGlob } from './image-glob.ts';
 export { DEFAULT_AVAILABILITY_ZONES, DEFAULT_SUBNETWORK_MAX_INSTANCES } from './validate.ts';
 export { contentType } from './mime.ts';
@@ -42,4 +42,9 @@ export function templatePaths(bp: Blueprint): string[] {
 /** Checks rendering (instance 0, or whichever builtins say) before anything is created: same errors. */
 export function checkRender(bp: Blueprint, input: Omit<RenderInput, 'builtins'> & { builtins: RenderInput['builtins'] }): void {
   renderUserData(bp, input);
+}
+
+/** Where the value at a key path starts in a blueprint's text (for errors found outside this module). */
+export function blueprintPosition(text: string, path: (string | number)[]): { line: number; col: number } | undefined {
+  return new YamlSource(text, '').positionOf(path);
 }

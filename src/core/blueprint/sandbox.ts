@@ -97,7 +97,9 @@ export function outputExpression(text: string, line: number, col: number): { exp
   if (!found) return undefined;
   const expr = describeExpr(found);
   if (expr === undefined) return undefined;
-  return { expr, line: found.lineno + 1, col: found.colno + 1, symbol: found.typename === 'Symbol' ? String(found.value) : undefined };
+  let start = found;
+  while (start.typename === 'LookupVal' && start.target) start = start.target;
+  return { expr, line: start.lineno + 1, col: start.colno + 1, symbol: found.typename === 'Symbol' ? String(found.value) : undefined };
 }
 
 function describeExpr(n: AstNode | undefined): string | undefined {

@@ -29,6 +29,12 @@ export class YamlSource {
     this.problems.push(new BlueprintError(this.file, line, col, path, detail));
   }
 
+  /** Where the value at a key path (`['initialization', 0, 'path']`) starts, if it is there. */
+  positionOf(path: (string | number)[]): { line: number; col: number } | undefined {
+    const range = (this.doc.getIn(path, true) as { range?: [number, number, number] } | undefined)?.range;
+    return range ? this.lines.linePos(range[0]) : undefined;
+  }
+
   /** The node an alias (`*name`) stands for; any other node as it is. */
   resolve(node: unknown): unknown {
     return isAlias(node) ? node.resolve(this.doc) : node;
