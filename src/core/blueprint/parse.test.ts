@@ -108,6 +108,8 @@ test('malformed YAML: yaml\'s own message at its line and column', () => {
   const [line, col, path, detail] = problem('instance:\n  memory: [1G\nimage: { name: tiny }\n');
   assert.deepEqual([line, col, path], [3, 1, '']); // where the unclosed list meets a less indented line
   assert.equal(detail, 'Flow sequence in block collection must be sufficiently indented and end with a ]');
+  // An unresolved tag is refused, not read as text.
+  assert.deepEqual(problem('instance: { memory: !!python/object 1G, cpus: 1 }\nimage: { name: tiny }\n'), [1, 21, '', 'Unresolved tag: tag:yaml.org,2002:python/object']);
   // A duplicate key is malformed too.
   assert.deepEqual(problem(`${MINIMAL}image: { name: other }\n`).slice(0, 3), [3, 1, '']);
 });
@@ -170,6 +172,7 @@ test('template paths stay inside the blueprint\'s directory; variable names are 
   assert.deepEqual(init('{ path: a.sh, vars: { 1x: {} } }'), [4, 27, 'initialization[0].vars.1x', 'is not a variable name (letters, digits and _, not starting with a digit)']);
   assert.deepEqual(init('{ path: a.sh, vars: { constructor: {} } }'), [4, 27, 'initialization[0].vars.constructor', 'is not a variable name (letters, digits and _, not starting with a digit)']);
   assert.deepEqual(init('{ path: a.sh, vars: { dns_name: {} } }'), [4, 27, 'initialization[0].vars.dns_name', 'is a built-in variable (service, network, index, dns_name, instance_name): choose another name']);
+  assert.deepEqual(init('{ path: a.sh, vars: { range: {} } }'), [4, 27, 'initialization[0].vars.range', 'is a template function (range, cycler, joiner): choose another name']);
 });
 
 test('image names: a name or a glob of one', () => {

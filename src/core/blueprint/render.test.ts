@@ -147,9 +147,14 @@ test('a template cannot reach JavaScript: no constructor, no members of function
   assert.equal(render(ONE, { 'lb.yml': '{{ constructor is defined }} {{ toString is defined }} {{ PrivateIps | join(",") }}' }, { PrivateIps: ['a', 'b'] }), 'false false a,b');
 });
 
-test('range() is bounded', () => {
-  assert.equal(render(ONE, { 'lb.yml': '{% for i in range(3) %}{{ i }}{% endfor %}{% for i in range(1, 7, 2) %}{{ i }}{% endfor %}{{ range(10000) | length }}' }, { PrivateIps: [] }), '01213510000');
-  assert.deepEqual(failure(() => render(ONE, { 'lb.yml': '{% for i in range(1000000) %}{% endfor %}' }, { PrivateIps: [] }))[4], 'range() of more than 10000 numbers is refused');
+test('range() is bounded: 10000 numbers in all per file, nested loops included', () => {
+  assert.equal(render(ONE, { 'lb.yml': '{% for i in range(3) %}{{ i }}{% endfor %}{% for i in range(1, 7, 2) %}{{ i }}{% endfor %}{{ range(9994) | length }}' }, { PrivateIps: [] }), '0121359994');
+  assert.deepEqual(failure(() => render(ONE, { 'lb.yml': '{% for i in range(1000000) %}{% endfor %}' }, { PrivateIps: [] }))[4], 'range() of more than 10000 numbers in all is refused');
+  assert.deepEqual(failure(() => render(ONE, { 'lb.yml': '{% for a in range(200) %}{% for b in range(200) %}{% endfor %}{% endfor %}' }, { PrivateIps: [] }))[4], 'range() of more than 10000 numbers in all is refused');
+  // The budget is per file: two files may use it all each.
+  const two = blueprint('  - path: a.sh\n  - path: b.sh\n');
+  const full = '#!/bin/sh\n{{ range(10000) | length }}';
+  assert.equal(readMime(render(two, { 'a.sh': full, 'b.sh': full })).parts.map((p) => p.body).join('|'), '#!/bin/sh\n10000|#!/bin/sh\n10000');
 });
 
 test('user-data larger than the VM API takes is refused at render', () => {

@@ -7,7 +7,7 @@ import { humanSize } from '../units.ts';
 import { builtinVars } from './builtins.ts';
 import { BlueprintError } from './error.ts';
 import { multipart } from './mime.ts';
-import { compileTemplate, outputExpression } from './sandbox.ts';
+import { boundedRange, compileTemplate, outputExpression } from './sandbox.ts';
 import type { Blueprint, InitFile, RenderInput } from './types.ts';
 
 export function renderUserData(bp: Blueprint, input: RenderInput): string {
@@ -45,7 +45,7 @@ function renderFile(init: InitFile, i: number, input: RenderInput): string {
     else if (spec.default !== undefined) ctx[name] = spec.default;
     else if (spec.required) throw new BlueprintError(init.path, undefined, undefined, `initialization[${i}].vars.${name}`, `required variable ${name} is not set (--var ${name}=VALUE)`);
   }
-  Object.assign(ctx, input.vars, builtinVars(input.builtins));
+  Object.assign(ctx, input.vars, builtinVars(input.builtins), { range: boundedRange() });
   try {
     return compileTemplate(text, init.path).render(ctx);
   } catch (e) {

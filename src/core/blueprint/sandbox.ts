@@ -15,8 +15,30 @@ import nunjucks from 'nunjucks';
 
 const HIDDEN = new Set(['constructor', '__proto__', 'prototype', '__defineGetter__', '__defineSetter__', '__lookupGetter__', '__lookupSetter__', 'caller', 'callee', 'arguments']);
 
-/** `range()` longer than this is refused: a template's loop must not stall the control plane. */
+/**
+ * `range()` may give this many numbers in all, per file rendered: a template's loops (nested
+ * ones too) must not stall the process that renders.
+ */
 export const MAX_RANGE = 10_000;
+
+/** nunjucks' own template functions; a variable may not take their names. */
+export const TEMPLATE_FUNCTIONS = ['range', 'cycler', 'joiner'] as const;
+
+/**
+ * Jinja's `range`, with a budget of MAX_RANGE numbers for one rendering. Given to each
+ * rendering as a variable (variables come before nunjucks' globals), so budgets are not shared.
+ */
+export function boundedRange(): (start: number, stop?: number, step?: number) => number[] {
+  let left = MAX_RANGE;
+  return (start, stop, step) => {
+    if (stop === undefined) [start, stop, step] = [0, start, 1];
+    step = step || 1;
+    const n = Math.max(0, Math.ceil((Number(stop) - Number(start)) / step));
+    if (!Number.isFinite(n) || n > left) throw new Error(`range() of more than ${MAX_RANGE} numbers in all is refused`);
+    left -= n;
+    return Array.from({ length: n }, (_, i) => start + i * step);
+  };
+}
 
 interface Runtime {
   memberLookup(obj: unknown, val: unknown): unknown;
@@ -36,15 +58,6 @@ function harden(rt: Runtime): void {
   rt.contextOrFrameLookup = (context, frame, name) => (Object.prototype.hasOwnProperty.call(Object.prototype, name) ? undefined : lookup(context, frame, name));
 }
 
-/** Jinja's `range`, refusing more than MAX_RANGE numbers. */
-function range(start: number, stop?: number, step?: number): number[] {
-  if (stop === undefined) [start, stop, step] = [0, start, 1];
-  step = step || 1;
-  const n = Math.max(0, Math.ceil((Number(stop) - Number(start)) / step));
-  if (!Number.isFinite(n) || n > MAX_RANGE) throw new Error(`range() of more than ${MAX_RANGE} numbers is refused`);
-  return Array.from({ length: n }, (_, i) => start + i * step);
-}
-
 let env: nunjucks.Environment | undefined;
 
 /** The one environment; hardened on first use. */
@@ -52,7 +65,9 @@ export function templateEnv(): nunjucks.Environment {
   if (env) return env;
   harden(nunjucks.runtime as unknown as Runtime);
   env = new nunjucks.Environment([], { autoescape: false, throwOnUndefined: true });
-  env.addGlobal('range', range);
+  // Each rendering passes its own bounded `range` as a variable; should one ever not, the
+  // global is bounded too (per call).
+  env.addGlobal('range', (start: number, stop?: number, step?: number) => boundedRange()(start, stop, step));
   return env;
 }
 

@@ -4,7 +4,7 @@
  * initialization without defaults; we give them), strict on unknown keys and on types.
  */
 import { isMap, isScalar, type Pair } from 'yaml';
-import { isVarName, TEMPLATE_BUILTINS } from './builtins.ts';
+import { isVarName, reservedName } from './builtins.ts';
 import { flag, join, listItems, mapFields, missing, size, text, wholeNumber, type Field } from './fields.ts';
 import { IMAGE_PATTERN } from './image-glob.ts';
 import type { Blueprint, InitFile, VarSpec } from './types.ts';
@@ -181,8 +181,9 @@ function varSpecs(src: YamlSource, node: unknown, path: string): Record<string, 
       src.problem(pair.key, at, 'is not a variable name (letters, digits and _, not starting with a digit)');
       continue;
     }
-    if ((TEMPLATE_BUILTINS as readonly string[]).includes(name)) {
-      src.problem(pair.key, at, `is a built-in variable (${TEMPLATE_BUILTINS.join(', ')}): choose another name`);
+    const reserved = reservedName(name);
+    if (reserved) {
+      src.problem(pair.key, at, reserved);
       continue;
     }
     const f = pair.value === null ? new Map<string, Field>() : mapFields(src, pair.value, at, ['required', 'default']);

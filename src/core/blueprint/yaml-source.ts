@@ -14,8 +14,10 @@ export class YamlSource {
   constructor(text: string, readonly file: string) {
     // prettyErrors off: the message stays yaml's one line; the position comes from `pos`.
     this.doc = parseDocument(text, { lineCounter: this.lines, prettyErrors: false, uniqueKeys: true });
-    if (this.doc.errors.length > 0) {
-      throw BlueprintError.all(this.doc.errors.map((e) => {
+    // Warnings too (an unresolved tag like `!!python/object`, a map used as a key): strict on types.
+    const errors = [...this.doc.errors, ...this.doc.warnings];
+    if (errors.length > 0) {
+      throw BlueprintError.all(errors.map((e) => {
         const { line, col } = this.lines.linePos(e.pos[0]);
         return new BlueprintError(file, line, col, '', e.message);
       }));
