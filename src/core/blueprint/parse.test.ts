@@ -134,6 +134,12 @@ test('wrong types are refused at the value, naming what was found', () => {
   assert.deepEqual(problem('- instance\n'), [1, 1, '', 'must be a map with keys network, placement, instance, image, initialization, count (got a list)']);
 });
 
+test('count may not exceed the address block the service asks for', () => {
+  assert.deepEqual(problem(`${MINIMAL}count: 300\n`), [3, 8, 'count', "300 is more than network.subnetwork_max_instance_count (256, its default): the service's address block would not hold them"]);
+  assert.deepEqual(problem(`network: { subnetwork_max_instance_count: 2 }\n${MINIMAL}count: 3\n`), [4, 8, 'count', "3 is more than network.subnetwork_max_instance_count (2): the service's address block would not hold them"]);
+  assert.equal(parseBlueprint(`network: { subnetwork_max_instance_count: 3 }\n${MINIMAL}count: 3\n`, 'bp.yml').count, 3);
+});
+
 test('missing required keys are said at the parent', () => {
   assert.deepEqual(problem('image: { name: tiny }\n'), [1, 1, 'instance', 'missing (e.g. instance: { memory: 1G, cpus: 1 })']);
   assert.deepEqual(problem('image: { name: tiny }\ninstance:\n  cpus: 1\n'), [3, 3, 'instance.memory', 'missing (e.g. memory: 4GB)']);

@@ -60,15 +60,23 @@ test('several files: a MIME multipart, each part typed by its first line and nam
   assert.deepEqual(
     parts.map((p) => [p.headers['Content-Type'], p.headers['Content-Disposition'], p.headers['Content-Transfer-Encoding'], p.body]),
     [
-      ['text/cloud-config; charset="utf-8"', 'attachment; filename="config.yml"', '8bit', '#cloud-config\nhostname: web-2\n'],
-      ['text/x-shellscript; charset="utf-8"', 'attachment; filename="setup.sh"', '8bit', '#!/bin/sh\necho ünïcode'],
-      ['text/plain; charset="utf-8"', 'attachment; filename="notes.txt"', '8bit', 'hello ünïcode\n'],
+      ['text/cloud-config; charset="utf-8"', 'attachment; filename="0-config.yml"', '8bit', '#cloud-config\nhostname: web-2\n'],
+      ['text/x-shellscript; charset="utf-8"', 'attachment; filename="1-setup.sh"', '8bit', '#!/bin/sh\necho ünïcode'],
+      ['text/plain; charset="utf-8"', 'attachment; filename="2-notes.txt"', '8bit', 'hello ünïcode\n'],
     ],
   );
   assert.ok(!Object.values(files).some((t) => t.includes(boundary)));
   // The same input renders the same text (revisions compare equal), another input another boundary.
   assert.equal(render(bp, files, { Who: 'ünïcode' }), out);
   assert.notEqual(readMime(render(bp, files, { Who: 'x' })).boundary, boundary);
+});
+
+test('part names keep the blueprint\'s order when sorted, and two files of one name apart', () => {
+  const paths = Array.from({ length: 11 }, (_, i) => `d${i}/${i % 2 ? 'b' : 'a'}.sh`);
+  const bp = blueprint(paths.map((p) => `  - path: ${p}\n`).join(''));
+  const names = readMime(render(bp, Object.fromEntries(paths.map((p) => [p, '#!/bin/sh\n'])))).parts.map((p) => /filename="([^"]+)"/.exec(p.headers['Content-Disposition']!)![1]!);
+  assert.deepEqual(names, ['00-a.sh', '01-b.sh', '02-a.sh', '03-b.sh', '04-a.sh', '05-b.sh', '06-a.sh', '07-b.sh', '08-a.sh', '09-b.sh', '10-a.sh']);
+  assert.deepEqual([...names].sort(), names);
 });
 
 test('a part that contains the would-be boundary gets another one', () => {

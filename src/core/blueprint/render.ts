@@ -12,7 +12,8 @@ import type { Blueprint, InitFile, RenderInput } from './types.ts';
 
 export function renderUserData(bp: Blueprint, input: RenderInput): string {
   refuseUndeclared(bp, input.vars);
-  const parts = bp.initialization.map((init, i) => ({ filename: init.path.split('/').pop()!, text: renderFile(init, i, input) }));
+  const width = String(bp.initialization.length - 1).length;
+  const parts = bp.initialization.map((init, i) => ({ filename: partName(i, width, init.path), text: renderFile(init, i, input) }));
   if (parts.length === 0) return '';
   const out = parts.length === 1 ? parts[0]!.text : multipart(parts);
   const bytes = new TextEncoder().encode(out).length;
@@ -20,6 +21,15 @@ export function renderUserData(bp: Blueprint, input: RenderInput): string {
     throw new BlueprintError('user-data', undefined, undefined, 'initialization', `renders to ${bytes} bytes for instance ${input.builtins.index}; user-data may be at most ${humanSize(MAX_USER_DATA)}`);
   }
   return out;
+}
+
+/**
+ * A part's file name: its index, then the template's base name (`0-setup.sh`). cloud-init
+ * writes script parts under these names into one directory and runs them sorted by name, so
+ * the index keeps the blueprint's order and two `setup.sh` from two directories apart.
+ */
+function partName(i: number, width: number, path: string): string {
+  return `${String(i).padStart(width, '0')}-${path.split('/').pop()!}`;
 }
 
 /**

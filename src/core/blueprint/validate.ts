@@ -50,6 +50,9 @@ export function validate(src: YamlSource): Blueprint {
     initialization: initialization(src, get('initialization')),
     count: count ? wholeNumber(src, count.value, 'count', 1, 10000) : undefined,
   };
+  if (bp.count !== undefined && bp.network.subnetworkMaxInstanceCount > 0 && bp.count > bp.network.subnetworkMaxInstanceCount) {
+    src.problem(count!.value, 'count', `${bp.count} is more than network.subnetwork_max_instance_count (${bp.network.subnetworkMaxInstanceCount}${maxCount ? '' : ', its default'}): the service's address block would not hold them`);
+  }
   return bp;
 }
 
