@@ -35,23 +35,37 @@ function boundaryFor(parts: Part[]): string {
 }
 
 function quoted(s: string): string {
-  return `"${s.replace(/[\\"]/g, (c) => `\\${c}`).replace(/[\r\n]/g, ' ')}"`;
+  // Header text stays ASCII: a non-ASCII file name is spelled with "_" in its part's name.
+  return `"${s.replace(/[\\"]/g, (c) => `\\${c}`).replace(/[^\x20-\x7e]/g, '_')}"`;
+}
+
+/**
+ * ASCII text goes as it is (7bit: readable where user-data is shown); other text as base64
+ * UTF-8, as cloud-init's make-mime writes it: cloud-init decodes an 8bit part's payload as
+ * Latin-1 bytes read as UTF-8, which garbles every non-ASCII character (we watched Python's
+ * email parser do it).
+ */
+function body(text: string): { charset: string; encoding: string; body: string } {
+  if (!/[^\p{ASCII}]/u.test(text)) return { charset: 'us-ascii', encoding: '7bit', body: text };
+  const b64 = Buffer.from(text, 'utf8').toString('base64');
+  return { charset: 'utf-8', encoding: 'base64', body: b64.replace(/.{76}(?=.)/g, '$&\n') };
 }
 
 export function multipart(parts: Part[]): string {
   const b = boundaryFor(parts);
   const out = [`Content-Type: multipart/mixed; boundary="${b}"`, 'MIME-Version: 1.0', ''];
   for (const p of parts) {
+    const { charset, encoding, body: text } = body(p.text);
     out.push(
       `--${b}`,
-      `Content-Type: ${contentType(p.text)}; charset="utf-8"`,
+      `Content-Type: ${contentType(p.text)}; charset="${charset}"`,
       'MIME-Version: 1.0',
-      'Content-Transfer-Encoding: 8bit',
+      `Content-Transfer-Encoding: ${encoding}`,
       `Content-Disposition: attachment; filename=${quoted(p.filename)}`,
       '',
       // The line break before the next delimiter belongs to the delimiter, so the part's text
       // comes back exactly as rendered.
-      p.text,
+      text,
     );
   }
   out.push(`--${b}--`, '');

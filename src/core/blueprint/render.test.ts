@@ -47,7 +47,8 @@ function readMime(text: string): { boundary: string; parts: { headers: Record<st
     const headers = Object.fromEntries(c.slice(0, at).split('\n').map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]));
     // The line break before the next delimiter belongs to the delimiter.
     const b = c.slice(at + 2);
-    return { headers, body: i < all.length - 1 ? b.slice(0, -1) : b };
+    const raw = i < all.length - 1 ? b.slice(0, -1) : b;
+    return { headers, body: headers['Content-Transfer-Encoding'] === 'base64' ? Buffer.from(raw, 'base64').toString('utf8') : raw };
   });
   return { boundary, parts };
 }
@@ -60,9 +61,9 @@ test('several files: a MIME multipart, each part typed by its first line and nam
   assert.deepEqual(
     parts.map((p) => [p.headers['Content-Type'], p.headers['Content-Disposition'], p.headers['Content-Transfer-Encoding'], p.body]),
     [
-      ['text/cloud-config; charset="utf-8"', 'attachment; filename="0-config.yml"', '8bit', '#cloud-config\nhostname: web-2\n'],
-      ['text/x-shellscript; charset="utf-8"', 'attachment; filename="1-setup.sh"', '8bit', '#!/bin/sh\necho ünïcode'],
-      ['text/plain; charset="utf-8"', 'attachment; filename="2-notes.txt"', '8bit', 'hello ünïcode\n'],
+      ['text/cloud-config; charset="us-ascii"', 'attachment; filename="0-config.yml"', '7bit', '#cloud-config\nhostname: web-2\n'],
+      ['text/x-shellscript; charset="utf-8"', 'attachment; filename="1-setup.sh"', 'base64', '#!/bin/sh\necho ünïcode'],
+      ['text/plain; charset="utf-8"', 'attachment; filename="2-notes.txt"', 'base64', 'hello ünïcode\n'],
     ],
   );
   assert.ok(!Object.values(files).some((t) => t.includes(boundary)));
