@@ -36,6 +36,11 @@ export function vmPaths(stateDir: string, id: string): VmPaths {
   };
 }
 
+/** A data disk's qcow2 (index 1 is the guest's `vdb`): in the VM's directory, gone with it. */
+export function dataDiskPath(paths: VmPaths, index: number): string {
+  return `${paths.dir}/data-${index}.qcow2`;
+}
+
 /**
  * The `-name` value that marks a process as this VM's. Adoption compares it against
  * /proc/PID/cmdline, so a recycled pid (or another VM's qemu) is never mistaken for ours.

@@ -15,6 +15,8 @@ export const Power = z.enum(['running', 'stopped']);
 
 export const MAX_USER_DATA = 64 * 1024;
 
+export const MAX_DATA_DISKS = 8;
+
 /**
  * The EC2-style metadata paths (`/latest/...`, `/2009-04-04/...`), as EC2's `HttpTokens`:
  * `optional` answers plain GETs (IMDSv1) and IMDSv2 tokens; `required` only GETs that carry a
