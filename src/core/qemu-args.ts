@@ -83,6 +83,11 @@ export function qemuArgs(spec: VmSpec, paths: VmPaths, accel: Accel): string[] {
     '-chardev', `socket,id=ser0,path=${e(paths.consoleSock)},server=on,wait=off,logfile=${e(paths.consoleLog)},logappend=on`,
     '-serial', 'chardev:ser0',
     '-drive', `file=${e(paths.disk)},format=qcow2,if=virtio,discard=unmap`,
+    // Data disks right after the root disk, by index: virtio-blk devices take PCI slots in argv
+    // order and the guest names them in that order, so data disk 1 is `vdb` on every start.
+    ...[...(spec.dataDisks ?? [])]
+      .sort((a, b) => a.index - b.index)
+      .flatMap((d) => ['-drive', `file=${e(dataDiskPath(paths, d.index))},format=qcow2,if=virtio,discard=unmap`]),
     // Guests block on entropy early in boot (cloud-init, sshd keys) without a hardware RNG.
     '-device', 'virtio-rng-pci',
   ];
