@@ -60,7 +60,7 @@ export class ApiError extends Error {
 export function fromZodError(err: z.ZodError, prefix?: string): ApiError {
   const issue = err.issues[0];
   const path = [prefix, ...(issue?.path ?? []).map(String)]
-    .filter(Boolean)
+    .filter((k): k is string => Boolean(k))
     .reduce((out, key) => (/^\d+$/.test(key) ? `${out}[${key}]` : out ? `${out}.${key}` : key), '');
   const message = issue ? (path ? `${path}: ${issue.message}` : issue.message) : 'invalid input';
   return new ApiError('invalid', message, path || undefined);
