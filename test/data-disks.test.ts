@@ -45,6 +45,8 @@ test('a VM created with data disks shows them (index, size, guest device) and it
     { index: 1, sizeBytes: 16 * M },
     { index: 2, sizeBytes: G },
   ]);
+  const ev = await cloud.admin.call('listEvents', { query: { limit: 1000 } });
+  assert.ok(ev.items.some((e) => e.name === 'db' && e.action === 'create' && /\(1 cpu, 512M, data disks 16M, 1G\)/.test(e.message)), JSON.stringify(ev.items.filter((e) => e.name === 'db')));
   // A VM without data disks has none, in the API and in the desired state alike.
   const plain = await cloud.admin.call('createVm', { body: { name: 'plain', image: 'img' } });
   assert.deepEqual(plain.disks, []);

@@ -138,7 +138,8 @@ export class Vms {
       insertVm(tx, row);
       const more = nics.slice(1).map((n, i): NicRow => insertNic(tx, { vm_id: row.id, idx: i + 1, network: n.net.name, ip: n.ip, mac: randomMac(SECONDARY_MAC_PREFIX) }));
       for (const n of nics) touchNetworkHosts(tx, n.net.name);
-      tx.event('create', 'vm', row.name, `vm ${row.name} (${cpus} cpu, ${humanSize(memoryBytes)}) on ${row.node} at ${ip}${warning ? ` — warning: ${warning}` : ''}`);
+      const data = dataDisks.length ? `, data disks ${dataDisks.map(humanSize).join(', ')}` : '';
+      tx.event('create', 'vm', row.name, `vm ${row.name} (${cpus} cpu, ${humanSize(memoryBytes)}${data}) on ${row.node} at ${ip}${warning ? ` — warning: ${warning}` : ''}`);
       for (const n of nics) {
         n.book.used.add(n.ip);
         n.book.next = n.ip; // no address below it is free until something is deleted (which resets the book)
