@@ -272,3 +272,23 @@ test('vm logs: past the control plane\'s cap the oldest output is dropped, and s
   assert.ok(dropped > 0 && dropped <= bytes.length - 1024 * 1024, `dropped ${dropped}`);
   assert.equal(r.stdout, lines.slice(dropped), 'the newest output, from where the dropped part ends');
 });
+
+test('vm create --data-disk (repeatable) makes data disks; vm show lists them, in text and --json', async () => {
+  const r = await butter(['vm', 'create', 'store', '--image', 'web', '--memory', '64M', '--disk', '1G', '--data-disk', '16M', '--data-disk', '2G', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const want = [
+    { index: 1, sizeBytes: 16 * 1024 ** 2, device: 'vdb' },
+    { index: 2, sizeBytes: 2 * 1024 ** 3, device: 'vdc' },
+  ];
+  assert.deepEqual(JSON.parse(r.stdout).disks, want);
+  assert.deepEqual(JSON.parse((await butter(['vm', 'show', 'store', '--json'])).stdout).disks, want);
+  assert.deepEqual(JSON.parse((await butter(['vm', 'list', '--json'])).stdout).find((v: { name: string }) => v.name === 'store').disks, want);
+  const shown = (await butter(['vm', 'show', 'store'])).stdout;
+  assert.match(shown, /^disk:\s+1G \(vda\)$/m);
+  assert.match(shown, /^data disk 1:\s+16M \(vdb\)$/m);
+  assert.match(shown, /^data disk 2:\s+2G \(vdc\)$/m);
+  const bad = await butter(['vm', 'create', 'nope', '--image', 'web', '--data-disk', '1G', '--data-disk', 'big']);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /^error: disks\[1\]\.size: must be a size with a unit/m);
+  assert.equal((await butter(['vm', 'show', 'nope'])).code, 1, 'nothing made');
+});

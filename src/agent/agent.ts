@@ -374,6 +374,8 @@ export class Agent {
         ? { overlay: { device: vxlanName(n.name), vni: n.vni, local: desired.mesh.address, remotes: n.remotes.map((r) => ({ address: r.address, macs: [...r.vms.map((v) => v.mac), ...(r.router ? [r.router.mac] : [])] })) } }
         : {}),
       remoteNames: n.remotes.flatMap((r) => r.vms.map((v) => ({ ip: v.ip, hostname: v.name }))),
+      // Every node of the network answers a service's name alike, wherever its instances run.
+      services: (n.services ?? []).map((s) => ({ name: s.name, ips: [...s.ips] })),
       ...(n.vpn && this.opts.mesh?.iface && desired.mesh ? { vpn: vpnOf(n, n.vpn, this.opts.mesh.iface) } : {}),
     }));
     const failed = new Map<string, string>();

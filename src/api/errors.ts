@@ -53,10 +53,15 @@ export class ApiError extends Error {
   }
 }
 
-/** Turns a zod failure into the envelope's first issue, with its path as `field`. */
+/**
+ * Turns a zod failure into the envelope's first issue, with its path as `field`, written as
+ * in JavaScript: `disks[1].size`.
+ */
 export function fromZodError(err: z.ZodError, prefix?: string): ApiError {
   const issue = err.issues[0];
-  const path = [prefix, ...(issue?.path ?? []).map(String)].filter(Boolean).join('.');
+  const path = [prefix, ...(issue?.path ?? []).map(String)]
+    .filter((k): k is string => Boolean(k))
+    .reduce((out, key) => (/^\d+$/.test(key) ? `${out}[${key}]` : out ? `${out}.${key}` : key), '');
   const message = issue ? (path ? `${path}: ${issue.message}` : issue.message) : 'invalid input';
   return new ApiError('invalid', message, path || undefined);
 }

@@ -1,35 +1,121 @@
-/** TEMP blueprint stub (dropped at merge): the fixed interface of i13-blueprint's bundle reader, minimally. */
-import { readFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
-import { parse } from 'yaml';
+/**
+ * A blueprint as the CLI hands it on: its YAML, its file name (for messages) and the text of
+ * every template it names, read relative to the blueprint's directory. Paths are checked
+ * twice: the blueprint refuses absolute ones and `..` leaving its directory
+ * (core/blueprint/validate.ts), and here the real path (symlinks followed) must stay inside
+ * it too, so a blueprint from elsewhere cannot pull `~/.ssh` into a VM's user-data.
+ * Also the variables: `--vars-file F.yml` (a map) overridden by each `--var K=V`.
+ */
+import { readFileSync, realpathSync, statSync } from 'node:fs';
+import { basename, dirname, resolve, sep } from 'node:path';
+import { LineCounter, parse, parseDocument } from 'yaml';
+import { MAX_USER_DATA } from '../api/schemas/vm.ts';
+import { blueprintPosition, BlueprintError, isVarName, parseBlueprint, templatePaths } from '../core/blueprint/index.ts';
+import { humanSize } from '../core/units.ts';
+import { UsageError } from './config.ts';
 
-export function loadBundle(path: string): { blueprint: string; file: string; files: Record<string, string> } {
-  const blueprint = readFileSync(path, 'utf8');
-  const files: Record<string, string> = {};
-  let init: { path?: string }[] = [];
-  try {
-    init = ((parse(blueprint) as { initialization?: { path?: string }[] } | null)?.initialization ?? []);
-  } catch {
-    // the control plane names the YAML error
-  }
-  init.forEach((i, n) => {
-    if (typeof i?.path !== 'string') return;
-    const p = join(dirname(path), i.path);
-    try {
-      files[i.path] = readFileSync(p, 'utf8');
-    } catch {
-      throw new Error(`initialization[${n}].path: cannot read ${p}`);
-    }
-  });
-  return { blueprint, file: basename(path), files };
+export interface Bundle {
+  /** The blueprint's YAML text. */
+  blueprint: string;
+  /** Its base name, for messages. */
+  file: string;
+  /** Template path as written in the blueprint -> its text. */
+  files: Record<string, string>;
 }
 
-export function parseVars(pairs: string[], varsFile?: string): Record<string, unknown> {
-  const out: Record<string, unknown> = varsFile ? (parse(readFileSync(varsFile, 'utf8')) as Record<string, unknown>) : {};
-  for (const p of pairs) {
-    const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/s.exec(p);
-    if (!m) throw new Error(`--var: expected K=V, got ${JSON.stringify(p)}`);
-    out[m[1]!] = parse(m[2]!);
+function errno(e: unknown): string | undefined {
+  return (e as NodeJS.ErrnoException).code;
+}
+
+export function loadBundle(path: string): Bundle {
+  let blueprint: string;
+  let real: string;
+  try {
+    real = realpathSync(path);
+    blueprint = readFileSync(real, 'utf8');
+  } catch (e) {
+    throw new UsageError(`blueprint: cannot read ${path}: ${errno(e) === 'ENOENT' ? 'no such file' : (e as Error).message}`);
   }
-  return out;
+  const file = basename(path);
+  const bp = parseBlueprint(blueprint, file);
+  const dir = dirname(real);
+  const files: Record<string, string> = {};
+  templatePaths(bp).forEach((p, i) => {
+    const key = `initialization[${i}].path`;
+    const at = blueprintPosition(blueprint, ['initialization', i, 'path']);
+    const fail = (detail: string) => new BlueprintError(file, at?.line, at?.col, key, detail);
+    const tried = resolve(dir, p);
+    let target: string;
+    try {
+      target = realpathSync(tried);
+    } catch (e) {
+      throw fail(errno(e) === 'ENOENT' ? `no such file (tried ${tried})` : `cannot read ${tried}: ${(e as Error).message}`);
+    }
+    if (!target.startsWith(dir + sep)) throw fail(`${tried} leads outside the blueprint's directory (to ${target})`);
+    const st = statSync(target);
+    if (!st.isFile()) throw fail(`${tried} is not a file`);
+    if (st.size > MAX_USER_DATA) throw fail(`${tried} is ${humanSize(st.size)}; user-data may be at most ${humanSize(MAX_USER_DATA)}`);
+    files[p] = readFileSync(target, 'utf8');
+  });
+  return { blueprint, file, files };
+}
+
+/**
+ * `--vars-file` (a YAML map) and `--var K=V`s, the latter winning. V is read as YAML when it
+ * is a flow list or map (`[a, b]`, `{k: v}`) or quoted (`"8080"` stays text); otherwise it is
+ * a number, true/false or null only when it reads back exactly so (`8080`, `true`), and the
+ * text as given in every other case (`1.10`, `010`, `a: b` stay text).
+ */
+export function parseVars(pairs: string[], varsFile?: string): Record<string, unknown> {
+  const vars: Record<string, unknown> = varsFile === undefined ? {} : readVarsFile(varsFile);
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new UsageError(`var: --var ${JSON.stringify(pair)} must be NAME=VALUE`);
+    const name = pair.slice(0, eq);
+    if (!isVarName(name)) throw new UsageError(`var: --var ${JSON.stringify(pair)}: ${JSON.stringify(name)} is not a variable name (letters, digits and _, not starting with a digit)`);
+    vars[name] = varValue(name, pair.slice(eq + 1));
+  }
+  return vars;
+}
+
+function varValue(name: string, text: string): unknown {
+  if (/^[[{"']/.test(text)) {
+    const doc = parseDocument(text, { prettyErrors: false });
+    if (doc.errors.length > 0) throw new UsageError(`var: --var ${name}=${text}: not a YAML value: ${doc.errors[0]!.message}`);
+    return doc.toJS();
+  }
+  let value: unknown;
+  try {
+    value = parse(text);
+  } catch {
+    return text;
+  }
+  const plain = typeof value === 'number' || typeof value === 'boolean' || value === null;
+  return plain && String(value) === text ? value : text;
+}
+
+function readVarsFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new UsageError(`vars-file: cannot read ${path}: ${errno(e) === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+  }
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { prettyErrors: false, lineCounter: lines });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!;
+    const { line, col } = lines.linePos(e.pos[0]);
+    throw new UsageError(`vars-file: ${path}:${line}:${col}: ${e.message}`);
+  }
+  const value = doc.toJS() as unknown;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new UsageError(`vars-file: ${path} must be a map of variable names to values (got ${Array.isArray(value) ? 'a list' : JSON.stringify(value)})`);
+  }
+  const vars: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    if (!isVarName(k)) throw new UsageError(`vars-file: ${path}: ${JSON.stringify(k)} is not a variable name (letters, digits and _, not starting with a digit)`);
+    vars[k] = v;
+  }
+  return vars;
 }

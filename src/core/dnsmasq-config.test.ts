@@ -103,6 +103,36 @@ test('renders reservations as DNS names under <network>.internal', () => {
   assert.throws(() => renderDnsHosts('web', [{ mac: '52:54:00:ab:cd:01', ip: '10.231.0.10', hostname: 'a b' }]), /hostname/);
 });
 
+test('a service answers under <network>.internal with every address, after the machines; none: no line', () => {
+  const vms = [
+    { mac: '52:54:00:ab:cd:01', ip: '10.231.0.10', hostname: 'api-1' },
+    { ip: '10.231.0.12', hostname: 'api-2' },
+  ];
+  assert.equal(
+    renderDnsHosts('web', vms, [
+      { name: 'idle', ips: [] },
+      // Unsorted and repeated: the text depends on the set only, so a reordering reloads nothing.
+      { name: 'api', ips: ['10.231.0.12', '10.231.0.9', '10.231.0.10', '10.231.0.12'] },
+    ]),
+    `10.231.0.10 api-1.web.internal api-1
+10.231.0.12 api-2.web.internal api-2
+10.231.0.9 api.web.internal api
+10.231.0.10 api.web.internal api
+10.231.0.12 api.web.internal api
+`,
+  );
+  assert.equal(renderDnsHosts('web', vms, [{ name: 'idle', ips: [] }]), renderDnsHosts('web', vms));
+});
+
+test('a service name or address that would inject a line or a name is refused', () => {
+  for (const name of ['api\n10.0.0.1 evil', 'api web', 'a.b', '-api', '', 'x'.repeat(64)]) {
+    assert.throws(() => renderDnsHosts('web', [], [{ name, ips: ['10.231.0.10'] }]), /service name/, name);
+  }
+  for (const ip of ['10.231.0.10 evil.web.internal', '10.231.0.256', '::1', '10.231.0.10\n']) {
+    assert.throws(() => renderDnsHosts('web', [], [{ name: 'api', ips: [ip] }]), /address of service api/, ip);
+  }
+});
+
 test('staleLeases: leases whose MAC/address pair is no longer reserved', async () => {
   const { staleLeases } = await import('./dnsmasq-config.ts');
   const leases = ['1795330000 52:54:00:aa:aa:aa 10.200.0.2 old *', '1795330000 52:54:00:bb:bb:bb 10.200.0.3 keep 01:52:54:00:bb:bb:bb', 'garbage', ''].join('\n');

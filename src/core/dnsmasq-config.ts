@@ -35,6 +35,16 @@ export interface DnsName {
   hostname: string;
 }
 
+/**
+ * A service of the network and the addresses of its running instances: one name,
+ * `<service>.<network>.internal`, with an A record per address. No address: no line, so the
+ * name is absent and dnsmasq (authoritative for the domain through `local=`) says NXDOMAIN.
+ */
+export interface DnsService {
+  name: string;
+  ips: readonly string[];
+}
+
 /** Files the config points at; all live in the network's state directory. */
 export interface DnsmasqPaths {
   /** dhcp-hostsfile: the reservations. */
@@ -116,16 +126,33 @@ export function renderDhcpHosts(ports: readonly DhcpReservation[]): string {
     .join('');
 }
 
-/** One hosts-file line per reservation: `ip name.<network>.internal name`; reloaded on SIGHUP. */
-export function renderDnsHosts(network: string, ports: readonly (DhcpReservation | DnsName)[]): string {
+/**
+ * The addn-hosts file: one line per reservation, `ip name.<network>.internal name`, then one
+ * line per address of each service, `ip service.<network>.internal service` (dnsmasq answers
+ * every line of a name, so a service's name gets all its addresses). Reloaded on SIGHUP.
+ *
+ * Services go in this file rather than as `host-record=` lines in the config: the config is
+ * read only at start, so each change of instances would restart dnsmasq (a moment with no DNS
+ * at all), while this file is swapped atomically and reread on SIGHUP with no gap. Machines
+ * come first: for an address that is both a VM and a service instance dnsmasq keeps the
+ * first name for the reverse (PTR) answer, so it stays the VM's own name. Services and their
+ * addresses are sorted, so the same set renders the same text (no reload for a reordering).
+ */
+export function renderDnsHosts(network: string, ports: readonly (DhcpReservation | DnsName)[], services: readonly DnsService[] = []): string {
   checkLabel(network, 'network name');
-  return ports
-    .map((p) => {
-      checkIpv4(p.ip, 'port ip');
-      checkLabel(p.hostname, 'hostname');
-      return `${p.ip} ${p.hostname}.${network}.internal ${p.hostname}\n`;
-    })
-    .join('');
+  const machines = ports.map((p) => {
+    checkIpv4(p.ip, 'port ip');
+    checkLabel(p.hostname, 'hostname');
+    return `${p.ip} ${p.hostname}.${network}.internal ${p.hostname}\n`;
+  });
+  const named = [...services].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const serviceLines = named.flatMap((s) => {
+    checkLabel(s.name, 'service name');
+    for (const ip of s.ips) checkIpv4(ip, `address of service ${s.name}`);
+    const ips = [...new Set(s.ips)].sort((a, b) => ipToInt(a) - ipToInt(b));
+    return ips.map((ip) => `${ip} ${s.name}.${network}.internal ${s.name}\n`);
+  });
+  return [...machines, ...serviceLines].join('');
 }
 
 // --- validation (private: only what this file interpolates) ---

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { VmSpec } from './vm-spec.ts';
-import { qemuArgs, vmPaths, processMarker } from './qemu-args.ts';
+import { dataDiskPath, qemuArgs, vmPaths, processMarker } from './qemu-args.ts';
 
 const paths = vmPaths('/var/lib/butter/', 'vm-1');
 
@@ -98,4 +98,34 @@ test('kernel VM on TCG, commas in values doubled, cmdline verbatim', () => {
 
 test('process marker escapes commas so the id cannot inject options', () => {
   assert.equal(processMarker('a,debug-threads=on'), 'guest=butter-a,,debug-threads=on,process=butter-a,,debug-threads=on');
+});
+
+test('data disks: qcow2 virtio drives right after the root disk, in index order (vdb, vdc, ...), opened as the root disk is', () => {
+  const spec: VmSpec = {
+    id: 'vm-3',
+    name: 'db',
+    cpus: 1,
+    memoryMiB: 512,
+    diskBytes: 1 << 30,
+    boot: { kind: 'disk', disk: '/images/debian.qcow2', format: 'qcow2' },
+    // Out of order on purpose: the argv orders them, so a guest's vdb is always index 1.
+    dataDisks: [
+      { index: 2, sizeBytes: 2 << 30 },
+      { index: 1, sizeBytes: 16 << 20 },
+    ],
+    nics: [],
+    smbiosSerial: 'x',
+  };
+  const lines = render(qemuArgs(spec, vmPaths('/s', 'vm-3'), 'tcg')).split('\n');
+  const drives = lines.filter((l) => l.startsWith('-drive '));
+  assert.deepEqual(drives, [
+    '-drive file=/s/vms/vm-3/disk.qcow2,format=qcow2,if=virtio,discard=unmap',
+    '-drive file=/s/vms/vm-3/data-1.qcow2,format=qcow2,if=virtio,discard=unmap',
+    '-drive file=/s/vms/vm-3/data-2.qcow2,format=qcow2,if=virtio,discard=unmap',
+  ]);
+  // Consecutive, straight after the root drive: nothing else takes a PCI slot between them.
+  const root = lines.indexOf(drives[0]!);
+  assert.deepEqual(lines.slice(root, root + 3), drives);
+  assert.equal(lines[root + 3], '-device virtio-rng-pci');
+  assert.equal(dataDiskPath(vmPaths('/s', 'vm-3'), 7), '/s/vms/vm-3/data-7.qcow2');
 });

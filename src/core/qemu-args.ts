@@ -36,6 +36,11 @@ export function vmPaths(stateDir: string, id: string): VmPaths {
   };
 }
 
+/** A data disk's qcow2 (index 1 is the guest's `vdb`): in the VM's directory, gone with it. */
+export function dataDiskPath(paths: VmPaths, index: number): string {
+  return `${paths.dir}/data-${index}.qcow2`;
+}
+
 /**
  * The `-name` value that marks a process as this VM's. Adoption compares it against
  * /proc/PID/cmdline, so a recycled pid (or another VM's qemu) is never mistaken for ours.
@@ -78,6 +83,11 @@ export function qemuArgs(spec: VmSpec, paths: VmPaths, accel: Accel): string[] {
     '-chardev', `socket,id=ser0,path=${e(paths.consoleSock)},server=on,wait=off,logfile=${e(paths.consoleLog)},logappend=on`,
     '-serial', 'chardev:ser0',
     '-drive', `file=${e(paths.disk)},format=qcow2,if=virtio,discard=unmap`,
+    // Data disks right after the root disk, by index: virtio-blk devices take PCI slots in argv
+    // order and the guest names them in that order, so data disk 1 is `vdb` on every start.
+    ...[...(spec.dataDisks ?? [])]
+      .sort((a, b) => a.index - b.index)
+      .flatMap((d) => ['-drive', `file=${e(dataDiskPath(paths, d.index))},format=qcow2,if=virtio,discard=unmap`]),
     // Guests block on entropy early in boot (cloud-init, sshd keys) without a hardware RNG.
     '-device', 'virtio-rng-pci',
   ];

@@ -11,6 +11,14 @@ export function parseSize(text: string): number | undefined {
   return Math.round(Number(m[1]) * unit);
 }
 
+/**
+ * As parseSize, also with blanks before the unit (`8 GiB`), which the original Butter's
+ * blueprints allowed. Binary multiples here too, so `4GB` is 4 GiB as in `vm create`.
+ */
+export function parseBlueprintSize(text: string): number | undefined {
+  return parseSize(text.replace(/^\s*([0-9.]+)\s+(?=[A-Za-z])/, '$1'));
+}
+
 /** Renders bytes exactly in the largest unit that divides them (`1G`, `1025K`), else bytes. */
 export function formatSize(bytes: number): string {
   for (const u of ['T', 'G', 'M', 'K'] as const) {

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { DesiredVm } from '../api/schemas/desired.ts';
-import { blobsOf, bridgeName, SMBIOS_SERIAL, tapName, vmSpec } from './vm-spec.ts';
+import { blobsOf, bridgeName, guestDevice, SMBIOS_SERIAL, tapName, vmSpec } from './vm-spec.ts';
 
 test('interface names fit the kernel limits and stay distinct', () => {
   assert.equal(bridgeName('default'), 'bt-default');
@@ -22,6 +22,7 @@ test('a kernel image VM maps to a direct-boot spec with the NoCloud SMBIOS seria
     cpus: 2,
     memoryBytes: 384 * 1024 ** 2,
     diskBytes: 1024 ** 3,
+    disks: [{ index: 1, sizeBytes: 16 * 1024 ** 2 }],
     power: 'running',
     image: { name: 'tiny', kind: 'kernel', format: null, kernel: 'k'.repeat(64), initrd: 'i'.repeat(64), rootDisk: 'r'.repeat(64), rootFormat: 'raw', cmdline: 'console=ttyS0' },
     nics: [
@@ -40,6 +41,7 @@ test('a kernel image VM maps to a direct-boot spec with the NoCloud SMBIOS seria
     cpus: 2,
     memoryMiB: 384,
     diskBytes: 1024 ** 3,
+    dataDisks: [{ index: 1, sizeBytes: 16 * 1024 ** 2 }],
     boot: { kind: 'kernel', kernel: '/img/k', initrd: '/img/i', cmdline: 'console=ttyS0', rootDisk: '/img/r', rootFormat: 'raw' },
     // eth1's tap: the VM's tap name and the NIC's index, still within 15 characters.
     nics: [
@@ -52,4 +54,11 @@ test('a kernel image VM maps to a direct-boot spec with the NoCloud SMBIOS seria
   assert.deepEqual(blobsOf(vm), [{ sha256: 'k'.repeat(64) }, { sha256: 'i'.repeat(64) }, { sha256: 'r'.repeat(64), format: 'raw' }]);
   const disk = { ...vm, image: { name: 'd', kind: 'disk' as const, format: 'qcow2' as const, disk: 'd'.repeat(64), rootFormat: null, cmdline: null } };
   assert.deepEqual(blobsOf(disk), [{ sha256: 'd'.repeat(64), format: 'qcow2' }]);
+  // A desired state without data disks (an older control plane) maps to none.
+  const { disks: _, ...without } = vm;
+  assert.deepEqual(vmSpec(without, (sha) => sha).dataDisks, []);
+});
+
+test('guest device names follow the virtio order: the root disk vda, data disk 1 vdb, ...', () => {
+  assert.deepEqual([0, 1, 2, 8].map(guestDevice), ['vda', 'vdb', 'vdc', 'vdi']);
 });

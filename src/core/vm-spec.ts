@@ -18,6 +18,8 @@ export interface VmSpec {
   memoryMiB: number;
   /** Size of the VM's own disk (the qcow2 overlay); grown, never shrunk. */
   diskBytes: number;
+  /** Empty data disks after the root disk, by index (1 is the guest's `vdb`); made once, never resized. */
+  dataDisks?: { index: number; sizeBytes: number }[];
   boot: BootSource;
   nics: { tap: string; mac: string }[];
   /** SMBIOS system serial, e.g. `ds=nocloud-net;s=http://169.254.169.254/`. */
@@ -25,6 +27,11 @@ export interface VmSpec {
 }
 
 export const SMBIOS_SERIAL = 'ds=nocloud-net;s=http://169.254.169.254/';
+
+/** The guest's name of a VM's disk: the root disk (0) is `vda`, data disk 1 `vdb`, ... (virtio-blk order). */
+export function guestDevice(index: number): string {
+  return `vd${String.fromCharCode(97 + index)}`;
+}
 
 /** Tap names must fit IFNAMSIZ (15): `bt` + the 12-hex VM id, + the NIC's index from eth1 on. */
 export function tapName(vmId: string, nic = 0): string {
@@ -78,6 +85,7 @@ export function vmSpec(vm: DesiredVm, file: (sha256: string) => string): VmSpec 
     cpus: vm.cpus,
     memoryMiB: Math.floor(vm.memoryBytes / 1024 ** 2),
     diskBytes: vm.diskBytes,
+    dataDisks: (vm.disks ?? []).map((d) => ({ index: d.index, sizeBytes: d.sizeBytes })),
     boot,
     nics: vm.nics.map((n, i) => ({ tap: tapName(vm.id, i), mac: n.mac })),
     smbiosSerial: SMBIOS_SERIAL,

@@ -4,7 +4,7 @@
  * (`NodeDesired`, api/schemas/desired.ts); agent/agent.ts is the other side of it.
  */
 import type { NodeDesired } from '../api/schemas/desired.ts';
-import type { ImageRow, NetworkRow, NicRow, NodeRow, VmRow } from './store/rows.ts';
+import { dataDisksOf, type ImageRow, type NetworkRow, type NicRow, type NodeRow, type VmRow } from './store/rows.ts';
 import type { Store } from './store/store.ts';
 import { guestMtu } from '../core/mtu.ts';
 import { vpnRouterMac } from '../core/network-macs.ts';
@@ -69,6 +69,7 @@ export function renderDesired(store: Store, me: NodeRow): NodeDesired {
         cpus: vm.cpus,
         memoryBytes: vm.memory_bytes,
         diskBytes: vm.disk_bytes,
+        disks: dataDisksOf(vm),
         power: vm.power,
         image: {
           name: img.name,

@@ -75,7 +75,7 @@ export class Nodes {
       .prepare(
         `SELECT n.*, u.cpus AS used_cpus, u.memory_bytes AS used_memory_bytes, u.disk_bytes AS used_disk_bytes, u.vm_count, g.cpu_ratio, g.memory_ratio, g.disk_ratio
          FROM nodes n
-         LEFT JOIN (SELECT SUM(cpus) AS cpus, SUM(memory_bytes) AS memory_bytes, SUM(disk_bytes) AS disk_bytes, COUNT(*) AS vm_count FROM vms WHERE node = @name) u
+         LEFT JOIN (SELECT SUM(cpus) AS cpus, SUM(memory_bytes) AS memory_bytes, SUM(disk_bytes + data_disk_bytes) AS disk_bytes, COUNT(*) AS vm_count FROM vms WHERE node = @name) u
          LEFT JOIN node_groups g ON g.name = n.node_group
          WHERE n.name = @name`,
       )
@@ -127,7 +127,7 @@ export class Nodes {
   /** Resources held by each node's VMs (deleted ones hold theirs until the node confirms). */
   usage(only?: string): Map<string, NodeUsage> {
     const rows = this.store.db
-      .prepare(`SELECT node, SUM(cpus) AS cpus, SUM(memory_bytes) AS memory_bytes, SUM(disk_bytes) AS disk_bytes, COUNT(*) AS vm_count FROM vms WHERE ${only ? 'node = @only' : 'node IS NOT NULL'} GROUP BY node`)
+      .prepare(`SELECT node, SUM(cpus) AS cpus, SUM(memory_bytes) AS memory_bytes, SUM(disk_bytes + data_disk_bytes) AS disk_bytes, COUNT(*) AS vm_count FROM vms WHERE ${only ? 'node = @only' : 'node IS NOT NULL'} GROUP BY node`)
       .all(only ? { only } : {}) as (NodeUsage & { node: string })[];
     return new Map(rows.map((r) => [r.node, r]));
   }

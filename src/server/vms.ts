@@ -11,9 +11,10 @@ import { usedAddresses } from './vpn.ts';
 import { touchNetworkHosts } from './mesh.ts';
 import { schedule, summarizeReasons, type PlacementRequest } from '../core/scheduler.ts';
 import { humanSize, MiB, parseSize } from '../core/units.ts';
+import { guestDevice } from '../core/vm-spec.ts';
 import type { Images } from './images.ts';
 import type { Nodes } from './nodes.ts';
-import { vmFromRow, type NetworkRow, type NicRow, type VmRow } from './store/rows.ts';
+import { dataDisksOf, vmFromRow, type NetworkRow, type NicRow, type VmRow } from './store/rows.ts';
 import type { Store, Tx } from './store/store.ts';
 import { moreNics, networksOf } from './store/nics.ts';
 import { idempotent, type Once } from './idempotency.ts';
@@ -88,6 +89,9 @@ export class Vms {
     const memoryBytes = parseSize(req.memory ?? '512M')!;
     const diskBytes = parseSize(req.disk ?? '2G')!;
     const cpus = req.cpus ?? 1;
+    // Data disks hold the node's disk as the root disk does: the scheduler places their sum.
+    const dataDisks = (req.disks ?? []).map((d) => parseSize(d.size)!);
+    const dataDiskBytes = dataDisks.reduce((a, b) => a + b, 0);
     if (memoryBytes < MIN_MEMORY) throw new ApiError('invalid', `memory must be at least ${humanSize(MIN_MEMORY)}`, 'memory');
     const image = this.images.row(req.image);
     const imageDisk = image.disk ?? image.root_disk;
@@ -98,7 +102,7 @@ export class Vms {
     }
     if (req.node) this.nodes.row(req.node);
     this.knownPlace(req);
-    const request: PlacementRequest = { cpus, memoryBytes, diskBytes, node: req.node, group: req.group, zone: req.zone, labels: req.labels, policy: req.policy ?? this.nodes.groupRatios().get(req.group ?? 'default')?.policy, spreadKey: req.spreadKey, force: req.force };
+    const request: PlacementRequest = { cpus, memoryBytes, diskBytes: diskBytes + dataDiskBytes, node: req.node, group: req.group, zone: req.zone, labels: req.labels, policy: req.policy ?? this.nodes.groupRatios().get(req.group ?? 'default')?.policy, spreadKey: req.spreadKey, force: req.force };
 
     return (outer) => this.placeIn(outer, request, (tx, placement) => {
       if (tx.db.prepare(`SELECT 1 FROM vms WHERE name = ?`).get(req.name)) throw new ApiError('conflict', `vm ${req.name} already exists`, 'name');
@@ -134,6 +138,8 @@ export class Vms {
         cpus,
         memory_bytes: memoryBytes,
         disk_bytes: diskBytes,
+        data_disks: JSON.stringify(dataDisks),
+        data_disk_bytes: dataDiskBytes,
         power: 'running',
         state: 'pending',
         reason: null,
@@ -158,7 +164,8 @@ export class Vms {
       insertVm(tx, row);
       const more = nics.slice(1).map((n, i): NicRow => insertNic(tx, { vm_id: row.id, idx: i + 1, network: n.net.name, ip: n.ip, mac: randomMac(SECONDARY_MAC_PREFIX) }));
       for (const n of nics) touchNetworkHosts(tx, n.net.name);
-      tx.event('create', 'vm', row.name, `vm ${row.name} (${cpus} cpu, ${humanSize(memoryBytes)}) on ${row.node} at ${ip}${warning ? ` — warning: ${warning}` : ''}`);
+      const data = dataDisks.length ? `, data disks ${dataDisks.map(humanSize).join(', ')}` : '';
+      tx.event('create', 'vm', row.name, `vm ${row.name} (${cpus} cpu, ${humanSize(memoryBytes)}${data}) on ${row.node} at ${ip}${warning ? ` — warning: ${warning}` : ''}`);
       for (const n of nics) {
         n.book.used.add(n.ip);
         // No address below it is free until something is deleted (which resets the book); not
@@ -238,7 +245,7 @@ export class Vms {
     const moved: { vm: string; from: string; to: string }[] = [];
     const failed: { vm: string; reason: string }[] = [];
     for (const vm of vms) {
-      const request: PlacementRequest = { cpus: vm.cpus, memoryBytes: vm.memory_bytes, diskBytes: vm.disk_bytes, spreadKey: vm.spread_key ?? undefined };
+      const request: PlacementRequest = { cpus: vm.cpus, memoryBytes: vm.memory_bytes, diskBytes: vm.disk_bytes + vm.data_disk_bytes, spreadKey: vm.spread_key ?? undefined };
       try {
         // The VM leaves `node` in the same transaction that places it elsewhere.
         const to = this.store.write(actor, (outer) => this.placeIn(outer, { ...request, exclude: node }, (tx, p) => {
@@ -246,7 +253,7 @@ export class Vms {
           tx.db.prepare(`UPDATE nodes SET alloc_rev = alloc_rev + 1 WHERE name = ?`).run(node);
           tx.touchNode(node);
           for (const net of networksOf(tx.db, vm.id)) touchNetworkHosts(tx, net);
-          tx.event(why, 'vm', vm.name, `vm ${vm.name} recreated on ${p.node} (from ${node}, ${why}); its local disk data is lost`);
+          tx.event(why, 'vm', vm.name, `vm ${vm.name} recreated on ${p.node} (from ${node}, ${why}); its local disk data is lost: the root disk is made again from the image${dataDisksLost(vm)}`);
           return p.node;
         }));
         moved.push({ vm: vm.name, from: node, to });
@@ -323,8 +330,9 @@ export class Vms {
       if (memoryBytes < MIN_MEMORY) throw new ApiError('invalid', `memory must be at least ${humanSize(MIN_MEMORY)}`, 'memory');
       if (vm.node) {
         const node = this.nodes.fresh(vm.node)!;
-        const others = { ...node, allocated: { cpus: node.allocated.cpus - vm.cpus, memoryBytes: node.allocated.memoryBytes - vm.memory_bytes, diskBytes: node.allocated.diskBytes - vm.disk_bytes } };
-        const fit = schedule([others], { cpus, memoryBytes, diskBytes: vm.disk_bytes, node: vm.node });
+        const disk = vm.disk_bytes + vm.data_disk_bytes;
+        const others = { ...node, allocated: { cpus: node.allocated.cpus - vm.cpus, memoryBytes: node.allocated.memoryBytes - vm.memory_bytes, diskBytes: node.allocated.diskBytes - disk } };
+        const fit = schedule([others], { cpus, memoryBytes, diskBytes: disk, node: vm.node });
         if (!fit.ok) throw new ApiError('no_capacity', `resize does not fit: ${fit.reasons.join('; ')}`, req.memory !== undefined ? 'memory' : 'cpus');
       }
       this.update(tx, vm, { pending_cpus: cpus, pending_memory_bytes: memoryBytes });
@@ -362,6 +370,13 @@ export class Vms {
   }
 }
 
+/** What a relocation's event adds for data disks: they come back empty, as the guest names them. */
+function dataDisksLost(vm: VmRow): string {
+  const disks = dataDisksOf(vm);
+  if (disks.length === 0) return '';
+  return `, and its ${disks.length} data disk${disks.length === 1 ? '' : 's'} (${disks.map((d) => guestDevice(d.index)).join(', ')}) recreated empty`;
+}
+
 /**
  * Inserts a VM row. The MAC is random in QEMU's locally administered 52:54:00 range; the
  * UNIQUE index, not a lookup before every insert, catches the rare collision, and a fresh MAC
@@ -369,8 +384,8 @@ export class Vms {
  */
 function insertVm(tx: Tx, row: VmRow): void {
   const insert = tx.db.prepare(
-    `INSERT INTO vms (id, name, image, node, cpus, memory_bytes, disk_bytes, power, state, reason, network, ip, mac, user_data, ssh_keys, pending_cpus, pending_memory_bytes, restart_gen, spread_key, metadata_tokens, restart, placement_warning, service, service_index, service_revision, created_at, updated_at)
-     VALUES (@id, @name, @image, @node, @cpus, @memory_bytes, @disk_bytes, @power, @state, @reason, @network, @ip, @mac, @user_data, @ssh_keys, @pending_cpus, @pending_memory_bytes, @restart_gen, @spread_key, @metadata_tokens, @restart, @placement_warning, @service, @service_index, @service_revision, @created_at, @updated_at)`,
+    `INSERT INTO vms (id, name, image, node, cpus, memory_bytes, disk_bytes, data_disks, data_disk_bytes, power, state, reason, network, ip, mac, user_data, ssh_keys, pending_cpus, pending_memory_bytes, restart_gen, spread_key, metadata_tokens, restart, placement_warning, service, service_index, service_revision, created_at, updated_at)
+     VALUES (@id, @name, @image, @node, @cpus, @memory_bytes, @disk_bytes, @data_disks, @data_disk_bytes, @power, @state, @reason, @network, @ip, @mac, @user_data, @ssh_keys, @pending_cpus, @pending_memory_bytes, @restart_gen, @spread_key, @metadata_tokens, @restart, @placement_warning, @service, @service_index, @service_revision, @created_at, @updated_at)`,
   );
   for (let attempt = 0; ; attempt++) {
     try {

@@ -168,7 +168,7 @@ export class LinuxNetworkHost implements NetworkHost {
       conf: renderDnsmasqConf({ ...net, bridge: GATEWAY_IF, ...(this.resolvFile ? { resolvFile: this.resolvFile } : {}) }, files),
       nsNft: renderGatewayNft({ gateway: net.gateway, nat: net.nat, uplink: net.uplink, metadataPort: this.metadataPort }),
       hosts: renderDhcpHosts(net.ports),
-      names: renderDnsHosts(net.name, [...net.ports, ...(net.remoteNames ?? [])]),
+      names: renderDnsHosts(net.name, [...net.ports, ...(net.remoteNames ?? [])], net.services),
     };
   }
 

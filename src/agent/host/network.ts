@@ -37,6 +37,8 @@ export interface LocalNetwork {
   overlay?: Overlay;
   /** The network's VMs on other nodes: answered by this node's DNS like its own. */
   remoteNames?: { ip: string; hostname: string }[];
+  /** Its services, each with the addresses of its running instances (wherever they run): `<name>.<network>.internal`. */
+  services?: { name: string; ips: string[] }[];
   /** When this node is the network's VPN gateway: the router between its bridge and the peers. */
   vpn?: LocalVpn;
 }

@@ -1,6 +1,6 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { VmSpec } from './driver.ts';
@@ -186,4 +186,77 @@ test('list tells how a run ended from power-state and the pidfile: poweroff, kil
   // The agent's own stop is nobody's failure: the record goes.
   await t.driver.stop('vm-b', 100);
   assert.deepEqual((await t.driver.list()).find((v) => v.id === 'vm-b'), { id: 'vm-b', running: false });
+});
+
+test('data disks: made once each as an empty qcow2 (written aside, then renamed), attached after the root disk, kept across restarts, gone with the VM', async () => {
+  let failQemu = false;
+  const t = setup((cmd, args) => {
+    if (cmd === 'qemu-img' && args[0] === 'info') return { stdout: '{"virtual-size": 8589934592}' };
+    if (cmd === 'qemu-img' && args[0] === 'create') writeFileSync(args[args.length - 2]!, `qcow2 of ${args[args.length - 1]}`);
+    if (cmd === 'qemu-system-x86_64') {
+      if (failQemu) return { code: 1, stderr: 'boom' };
+      t.fakeRunning(args);
+    }
+    return {};
+  });
+  const spec: VmSpec = { ...diskSpec, dataDisks: [{ index: 1, sizeBytes: 16 << 20 }, { index: 2, sizeBytes: 1 << 30 }] };
+  const dir = join(t.stateDir, 'vms/vm-1');
+  await t.driver.start(spec);
+  assert.deepEqual(
+    t.lines().filter((l) => l.startsWith('qemu-img create')),
+    [
+      'qemu-img create -f qcow2 -F qcow2 -b /images/debian.qcow2 $S/vms/vm-1/disk.qcow2 8589934592',
+      'qemu-img create -f qcow2 $S/vms/vm-1/data-1.qcow2.tmp 16777216',
+      'qemu-img create -f qcow2 $S/vms/vm-1/data-2.qcow2.tmp 1073741824',
+    ],
+  );
+  assert.equal(readFileSync(join(dir, 'data-1.qcow2'), 'utf8'), 'qcow2 of 16777216');
+  assert.equal(statSync(join(dir, 'data-2.qcow2')).mode & 0o777, 0o600);
+  assert.equal(existsSync(join(dir, 'data-1.qcow2.tmp')), false);
+  const qemu = t.lines().find((l) => l.startsWith('qemu-system'))!;
+  assert.match(qemu, / -drive file=\$S\/vms\/vm-1\/disk\.qcow2,\S+ -drive file=\$S\/vms\/vm-1\/data-1\.qcow2,format=qcow2,if=virtio,discard=unmap -drive file=\$S\/vms\/vm-1\/data-2\.qcow2,format=qcow2,if=virtio,discard=unmap -device virtio-rng-pci /);
+
+  // Stopped and started again: the same files, nothing made anew.
+  writeFileSync(join(dir, 'data-1.qcow2'), 'guest data');
+  const exited = () => rmSync(join(t.procRoot, '4242'), { recursive: true, force: true }); // the fake qemu ends
+  exited();
+  await t.driver.stop('vm-1', 100);
+  const before = t.exec.calls.length;
+  await t.driver.start(spec);
+  assert.deepEqual(t.exec.lines().slice(before).filter((l) => l.startsWith('qemu-img create')), []);
+  assert.equal(readFileSync(join(dir, 'data-1.qcow2'), 'utf8'), 'guest data');
+
+  // An agent that died inside `qemu-img create` left a torn `.tmp`: the next start makes the disk
+  // afresh and never opens the torn one; a failed restart keeps the disks it did not make.
+  exited();
+  await t.driver.stop('vm-1', 100);
+  rmSync(join(dir, 'data-2.qcow2'));
+  writeFileSync(join(dir, 'data-2.qcow2.tmp'), 'torn');
+  failQemu = true;
+  await assert.rejects(t.driver.start(spec), /boom/);
+  assert.equal(readFileSync(join(dir, 'data-1.qcow2'), 'utf8'), 'guest data', 'a failed restart keeps an old data disk');
+  assert.equal(existsSync(join(dir, 'data-2.qcow2')), false, 'a data disk made by a failed start goes with it');
+  assert.equal(existsSync(join(dir, 'data-2.qcow2.tmp')), false);
+  failQemu = false;
+  await t.driver.start(spec);
+  assert.equal(readFileSync(join(dir, 'data-2.qcow2'), 'utf8'), 'qcow2 of 1073741824');
+
+  exited();
+  await t.driver.destroy('vm-1');
+  assert.equal(existsSync(dir), false);
+});
+
+test('a failed first start of a VM with data disks leaves nothing behind', async () => {
+  const t = setup((cmd, args) => {
+    if (cmd === 'qemu-img' && args[0] === 'info') return { stdout: '{"virtual-size": 1024}' };
+    if (cmd === 'qemu-img' && args[0] === 'create') {
+      // The second data disk's create fails half-way: its partial file is there.
+      writeFileSync(args[args.length - 2]!, 'partial');
+      if (args.includes('1048576')) return { code: 1, stderr: 'qemu-img: No space left on device' };
+    }
+    return {};
+  });
+  await assert.rejects(t.driver.start({ ...diskSpec, dataDisks: [{ index: 1, sizeBytes: 2 << 20 }, { index: 2, sizeBytes: 1 << 20 }] }), /No space left/);
+  assert.equal(existsSync(join(t.stateDir, 'vms/vm-1')), false);
+  assert.deepEqual(t.lines().filter((l) => l.startsWith('qemu-system')), [], 'qemu never started');
 });

@@ -20,13 +20,13 @@
  * held QMP connection would be lost with the agent. Without the file (a VM started by an
  * older agent) the exit is unknown.
  */
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import type { VmExit } from '../../core/restart-policy.ts';
 import { writeFileAtomic } from '../../lib/atomic-file.ts';
 import { createConnection } from 'node:net';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { qemuArgs, vmPaths, processMarker, type Accel, type VmPaths } from '../../core/qemu-args.ts';
+import { dataDiskPath, qemuArgs, vmPaths, processMarker, type Accel, type VmPaths } from '../../core/qemu-args.ts';
 import type { ObservedVm, VmDriver, VmSpec } from './driver.ts';
 import type { Exec } from './exec.ts';
 import { QmpClient } from './qmp.ts';
@@ -101,6 +101,13 @@ export class QemuDriver implements VmDriver {
         await this.growDisk(spec, p);
       }
       if (existsSync(p.disk)) chmodSync(p.disk, 0o600); // qemu-img creates it with the umask's mode
+      for (const d of spec.dataDisks ?? []) {
+        const file = dataDiskPath(p, d.index);
+        // Made once: an existing one holds the guest's data, kept across stops and restarts.
+        if (existsSync(file)) continue;
+        rev.add(() => rmSync(file, { force: true }));
+        await this.createDataDisk(file, d.sizeBytes);
+      }
       // QEMU appends to an existing log (logappend=on) and keeps its mode: make it ours first.
       closeSync(openSync(p.consoleLog, 'a', 0o600));
       chmodSync(p.consoleLog, 0o600);
@@ -224,6 +231,29 @@ export class QemuDriver implements VmDriver {
     // Never smaller than the image: a short overlay would cut off the end of the guest's disk.
     const size = Math.max(spec.diskBytes, await this.virtualSize(file, base.format));
     await this.opts.exec.run('qemu-img', ['create', '-f', 'qcow2', '-F', base.format, '-b', file, p.disk, String(size)]);
+  }
+
+  /**
+   * An empty (sparse) qcow2, written beside its place and renamed into it once whole: a start
+   * that dies inside `qemu-img create` (the agent killed, the host down) leaves only a `.tmp`,
+   * which the next start replaces, never a torn disk that it would take for made.
+   */
+  private async createDataDisk(file: string, sizeBytes: number): Promise<void> {
+    const tmp = `${file}.tmp`;
+    rmSync(tmp, { force: true });
+    try {
+      await this.opts.exec.run('qemu-img', ['create', '-f', 'qcow2', tmp, String(sizeBytes)]);
+      chmodSync(tmp, 0o600); // qemu-img creates it with the umask's mode
+      const fd = openSync(tmp, 'r');
+      try {
+        fsyncSync(fd); // on disk before its name says it is whole
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, file);
+    } finally {
+      rmSync(tmp, { force: true });
+    }
   }
 
   private async growDisk(spec: VmSpec, p: VmPaths): Promise<void> {

@@ -82,3 +82,15 @@ test('a torn or corrupt sim-vms.json is set aside with a warning naming it; the 
     assert.equal(readFileSync(join(stateDir, 'sim-vms.json.corrupt'), 'utf8'), text, name);
   }
 });
+
+test('data disks are recorded with the VM (across a restarted driver) and named on its console line', async () => {
+  const stateDir = join(dir, 'disks');
+  const d = new SimDriver({ stateDir });
+  await d.start({ ...spec('vm-d'), dataDisks: [{ index: 1, sizeBytes: 16 << 20 }, { index: 2, sizeBytes: 1 << 30 }] });
+  assert.match(readFileSync(d.consoleLogPath('vm-d'), 'utf8'), /booted: 1 vCPU, 256 MiB, data disks vdb 16M, vdc 1G, no guest\n$/);
+  const again = new SimDriver({ stateDir });
+  assert.deepEqual(again.dataDisks('vm-d'), [{ index: 1, sizeBytes: 16 << 20 }, { index: 2, sizeBytes: 1 << 30 }]);
+  assert.deepEqual(again.dataDisks('nope'), []);
+  await again.destroy('vm-d');
+  assert.deepEqual(again.dataDisks('vm-d'), []);
+});

@@ -8,6 +8,8 @@ import { appendFileSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import type { ObservedVm, VmDriver, VmSpec } from './driver.ts';
+import { guestDevice } from '../../core/vm-spec.ts';
+import { formatSize } from '../../core/units.ts';
 import { writeFileAtomic } from '../../lib/atomic-file.ts';
 import { CorruptStateError, checkWith, readJsonState } from '../../lib/state-file.ts';
 
@@ -60,14 +62,21 @@ export class SimDriver implements VmDriver {
     const failure = this.opts.failStart?.(spec);
     if (failure !== undefined) throw new Error(failure);
     this.vms.set(spec.id, { running: true, spec });
+    const data = [...(spec.dataDisks ?? [])].sort((a, b) => a.index - b.index);
+    const disks = data.length ? `data disks ${data.map((d) => `${guestDevice(d.index)} ${formatSize(d.sizeBytes)}`).join(', ')}, ` : '';
     mkdirSync(resolve(log, '..'), { recursive: true, mode: 0o700 });
     appendFileSync(
       log,
-      `[sim] ${new Date().toISOString()} ${spec.name} (${spec.id}) booted: ${spec.cpus} vCPU, ${spec.memoryMiB} MiB, no guest\n`,
+      `[sim] ${new Date().toISOString()} ${spec.name} (${spec.id}) booted: ${spec.cpus} vCPU, ${spec.memoryMiB} MiB, ${disks}no guest\n`,
       { mode: 0o600 },
     );
     this.save();
     this.opts.log?.(`sim started ${spec.id}`);
+  }
+
+  /** The data disks the VM was last started with (kept in the table, as a real host keeps the files). */
+  dataDisks(id: string): { index: number; sizeBytes: number }[] {
+    return this.vms.get(id)?.spec.dataDisks ?? [];
   }
 
   async stop(id: string, _timeoutMs: number): Promise<void> {

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { Name, Revision, Sha256 } from './common.ts';
 import { DiskFormat } from './image.ts';
 import { Network } from './network.ts';
-import { MetadataTokens, Power, RestartPolicy } from './vm.ts';
+import { MAX_DATA_DISKS, MetadataTokens, Power, RestartPolicy } from './vm.ts';
 
 export const DesiredImage = z.object({
   name: Name,
@@ -24,6 +24,11 @@ export const DesiredVm = z.object({
   cpus: z.number().int(),
   memoryBytes: z.number().int(),
   diskBytes: z.number().int(),
+  /**
+   * Data disks, each made once, empty, on this node and kept until the VM is deleted; index 1
+   * is attached right after the root disk (the guest's `vdb`). Absent: none.
+   */
+  disks: z.array(z.object({ index: z.number().int().min(1).max(MAX_DATA_DISKS), sizeBytes: z.number().int().positive() })).optional(),
   /** `deleted`: destroy it and report it gone. */
   power: z.union([Power, z.literal('deleted')]),
   image: DesiredImage,

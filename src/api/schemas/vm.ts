@@ -1,6 +1,7 @@
 /** Virtual machines, with one shape per verb. */
 import { z } from 'zod';
 import { Name, Size, Timestamp } from './common.ts';
+import { MiB, parseSize } from '../../core/units.ts';
 import { RESTART_POLICIES } from '../../core/restart-policy.ts';
 
 /**
@@ -14,6 +15,18 @@ export type VmState = z.infer<typeof VmState>;
 export const Power = z.enum(['running', 'stopped']);
 
 export const MAX_USER_DATA = 64 * 1024;
+
+/**
+ * Data disks beyond the root disk: empty qcow2 files on the VM's node, attached as virtio
+ * disks after the root disk, so the guest sees the first as `vdb`, the next as `vdc`, ...
+ * They live as long as the VM (kept across stop and start), and like the root disk they are
+ * local: a VM recreated on another node (drain, evacuate) gets them again, empty.
+ */
+export const MAX_DATA_DISKS = 8;
+export const MIN_DATA_DISK = MiB;
+export const DataDisk = z
+  .object({ size: Size.refine((s) => (parseSize(s) ?? 0) >= MIN_DATA_DISK, 'must be at least 1M') })
+  .strict();
 
 /**
  * The EC2-style metadata paths (`/latest/...`, `/2009-04-04/...`), as EC2's `HttpTokens`:
@@ -40,6 +53,8 @@ export const VmCreate = z
     cpus: z.number().int().min(1).max(64).default(1),
     memory: Size.default('512M'),
     disk: Size.default('2G'),
+    /** Data disks, in the order the guest sees them: `vdb`, `vdc`, ... (at most 8, each at least 1M). */
+    disks: z.array(DataDisk).max(MAX_DATA_DISKS, `at most ${MAX_DATA_DISKS} data disks`).optional(),
     /** The private network of its `eth0` (default: `default`). */
     network: Name.optional(),
     /** Its NICs' networks, in order: `eth0`, `eth1`, ... (instead of `network`). */
@@ -89,7 +104,10 @@ export const Vm = z
     node: Name.nullable(),
     cpus: z.number().int(),
     memoryBytes: z.number().int(),
+    /** The root disk's size (`vda`). */
     diskBytes: z.number().int(),
+    /** Data disks: index 1 is `vdb`, 2 `vdc`, ... (the root disk, `vda`, is not listed). */
+    disks: z.array(z.object({ index: z.number().int(), sizeBytes: z.number().int(), device: z.string() })),
     power: Power,
     state: VmState,
     reason: z.string().nullable(),

@@ -32,7 +32,8 @@ function showVm(vm: Vm): void {
     ['image', vm.image],
     ['cpus', vm.cpus],
     ['memory', size(vm.memoryBytes)],
-    ['disk', size(vm.diskBytes)],
+    ['disk', `${size(vm.diskBytes)} (vda)`],
+    ...vm.disks.map((d): [string, string] => [`data disk ${d.index}`, `${size(d.sizeBytes)} (${d.device})`]),
     ...vm.nics.map((n, i): [string, string] => [`eth${i}`, `${n.network} ${n.ip ?? '-'} ${n.mac}`]),
     ['pending', vm.pending ? `${vm.pending.cpus} cpu, ${size(vm.pending.memoryBytes)} at next start` : null],
     ['service', vm.service],
@@ -104,6 +105,7 @@ export function vmCommands(program: Command): void {
     .option('--cpus <n>', 'virtual CPUs', '1')
     .option('--memory <size>', 'memory, e.g. 512M or 1G', '512M')
     .option('--disk <size>', 'disk, e.g. 10G', '2G')
+    .option('--data-disk <size>', 'an empty data disk, e.g. 10G: the first is the guest\'s vdb, the next vdc... (repeatable, up to 8; kept across restarts, lost on drain/evacuate like the root disk)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--network <network>', 'a private network for its next NIC: the first is eth0, a second eth1... (repeatable; default: default)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--node <node>', 'place on this node')
     .option('--group <group>', 'place in this host group')
@@ -120,7 +122,7 @@ export function vmCommands(program: Command): void {
     .option('--timeout <seconds>', 'how long --wait waits', '300')
     .option('--idempotency-key <key>', 'the same command run again with the same key (within 24 h) prints the VM it made instead of failing on the name (default: a new key, reused only by the client\'s own retries)')
     .option('--json', 'print JSON')
-    .action(async (name: string, o: { image: string; cpus: string; memory: string; disk: string; network: string[]; node?: string; group?: string; zone?: string; label: string[]; policy?: string; spread?: string; force?: boolean; userData?: string; sshKey: string[]; metadataTokens?: string; restart?: string; wait?: boolean; timeout: string; idempotencyKey?: string; json?: boolean }) => {
+    .action(async (name: string, o: { image: string; cpus: string; memory: string; disk: string; dataDisk: string[]; network: string[]; node?: string; group?: string; zone?: string; label: string[]; policy?: string; spread?: string; force?: boolean; userData?: string; sshKey: string[]; metadataTokens?: string; restart?: string; wait?: boolean; timeout: string; idempotencyKey?: string; json?: boolean }) => {
       const c = client();
       const labels: Record<string, string> = {};
       for (const l of o.label) {
@@ -138,6 +140,7 @@ export function vmCommands(program: Command): void {
         cpus: intArg(o.cpus, 'cpus'),
         memory: o.memory,
         disk: o.disk,
+        ...(o.dataDisk.length ? { disks: o.dataDisk.map((size) => ({ size })) } : {}),
         ...(o.network.length > 1 ? { networks: o.network } : { network: o.network[0] ?? 'default' }),
         ...(o.node ? { node: o.node } : {}),
         ...(o.group ? { group: o.group } : {}),

@@ -1,95 +1,50 @@
-/** TEMP blueprint stub (dropped at merge): the fixed interface of i13-blueprint, minimally. */
-import nunjucks from 'nunjucks';
-import { parse } from 'yaml';
-import { parseSize } from '../units.ts';
+/**
+ * Blueprints: the original Butter's YAML description of a service (network block,
+ * placement, instance size, image, initialization templates) plus `count`. Parsing and
+ * validation with positions, and the rendering of each instance's user-data. Pure: the
+ * files come in as text (`src/cli/blueprint-bundle.ts` reads them).
+ */
+import { BlueprintError } from './error.ts';
+import type { Blueprint, RenderInput } from './types.ts';
+import { validate } from './validate.ts';
+import { YamlSource } from './yaml-source.ts';
+import { renderUserData } from './render.ts';
 
-export interface Blueprint {
-  network: { subnetworkMaxInstanceCount: number };
-  placement: { availabilityZones: number };
-  instance: { publicIp: boolean; memoryBytes: number; cpus: number; gpu: false; rootDiskBytes: number | undefined; dataDisks: { sizeBytes: number; deviceName?: string }[] };
-  image: { name: string };
-  initialization: { path: string; vars: Record<string, { required: boolean; default?: unknown }> }[];
-  count: number | undefined;
-}
+export { BlueprintError } from './error.ts';
+export type { Blueprint, Builtins, InitFile, RenderInput, VarSpec } from './types.ts';
+export { renderUserData } from './render.ts';
+export { isVarName, TEMPLATE_BUILTINS } from './builtins.ts';
+export { imageMatches, isImageGlob } from './image-glob.ts';
+export { DEFAULT_AVAILABILITY_ZONES, DEFAULT_SUBNETWORK_MAX_INSTANCES } from './validate.ts';
+export { contentType } from './mime.ts';
 
-export class BlueprintError extends Error {
-  constructor(readonly file: string, readonly line: number | undefined, readonly column: number | undefined, readonly path: string, readonly detail: string) {
-    super(`${file}${line !== undefined ? `:${line}:${column ?? 1}` : ''}: ${path ? `${path}: ` : ''}${detail}`);
-  }
-}
-
-const KEYS: Record<string, string[]> = { '': ['network', 'placement', 'instance', 'image', 'initialization', 'count'], network: ['subnetwork_max_instance_count'], placement: ['availability_zones'], instance: ['public_ip', 'memory', 'cpus', 'gpu', 'disks'], image: ['name'] };
-
-function size(file: string, path: string, v: unknown): number {
-  const b = typeof v === 'string' ? parseSize(v.replace(/B$/i, '')) : undefined;
-  if (b === undefined) throw new BlueprintError(file, undefined, undefined, path, `${JSON.stringify(v)} is not a size (e.g. 4GB or 4G)`);
-  return b;
-}
-
+/**
+ * Parses and validates YAML text. Throws a BlueprintError: malformed YAML with yaml's own
+ * message; otherwise every problem found in the file's order, one per line of the message (the error's fields
+ * are the first one's, `problems` holds them all).
+ */
 export function parseBlueprint(text: string, file: string): Blueprint {
-  let doc: Record<string, Record<string, unknown>>;
-  try {
-    doc = (parse(text) ?? {}) as typeof doc;
-  } catch (e) {
-    throw new BlueprintError(file, 1, 1, '', (e as Error).message);
+  const src = new YamlSource(text, file);
+  const bp = validate(src);
+  if (src.problems.length > 0) {
+    // In the file's order, whatever order the checks ran in (stable: same place, check order).
+    const byPlace = [...src.problems].sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
+    throw BlueprintError.all(byPlace);
   }
-  for (const [sect, keys] of Object.entries(KEYS)) {
-    const obj = sect ? doc[sect] : doc;
-    for (const k of Object.keys(obj ?? {})) if (!keys.includes(k)) throw new BlueprintError(file, undefined, undefined, sect ? `${sect}.${k}` : k, 'unknown key');
-  }
-  const inst = doc.instance ?? {};
-  if (inst.gpu === true) throw new BlueprintError(file, undefined, undefined, 'instance.gpu', 'GPU passthrough is not supported yet');
-  const disks = (inst.disks ?? []) as { size: string; device_name?: string }[];
-  const cpus = inst.cpus ?? 1;
-  if (typeof cpus !== 'number') throw new BlueprintError(file, undefined, undefined, 'instance.cpus', 'must be a number');
-  const image = doc.image?.name;
-  if (typeof image !== 'string') throw new BlueprintError(file, undefined, undefined, 'image.name', 'is required');
-  return {
-    network: { subnetworkMaxInstanceCount: (doc.network?.subnetwork_max_instance_count as number | undefined) ?? 256 },
-    placement: { availabilityZones: (doc.placement?.availability_zones as number | undefined) ?? 1 },
-    instance: {
-      publicIp: inst.public_ip === true,
-      memoryBytes: inst.memory !== undefined ? size(file, 'instance.memory', inst.memory) : 512 * 1024 ** 2,
-      cpus,
-      gpu: false,
-      rootDiskBytes: disks[0] ? size(file, 'instance.disks[0].size', disks[0].size) : undefined,
-      dataDisks: disks.slice(1).map((d, i) => ({ sizeBytes: size(file, `instance.disks[${i + 1}].size`, d.size), ...(d.device_name ? { deviceName: d.device_name } : {}) })),
-    },
-    image: { name: image },
-    initialization: ((doc.initialization ?? []) as unknown as { path: string; vars?: Record<string, { required?: boolean }> }[]).map((i) => ({
-      path: i.path,
-      vars: Object.fromEntries(Object.entries(i.vars ?? {}).map(([k, v]) => [k, { required: v?.required === true }])),
-    })),
-    count: doc.count as unknown as number | undefined,
-  };
+  return bp;
 }
 
+/** Every template file the blueprint names (initialization[].path), as written. */
 export function templatePaths(bp: Blueprint): string[] {
-  return bp.initialization.map((i) => i.path);
+  return bp.initialization.map((f) => f.path);
 }
 
-export interface RenderInput {
-  files: Record<string, string>;
-  vars: Record<string, unknown>;
-  builtins: { service: string; network: string; index: number; dnsName: string; instanceName?: string };
-}
-
-export function renderUserData(bp: Blueprint, input: RenderInput): string {
-  const env = new nunjucks.Environment(null, { throwOnUndefined: true, autoescape: false });
-  const out = bp.initialization.map((init, n) => {
-    const text = input.files[init.path];
-    if (text === undefined) throw new BlueprintError(init.path, undefined, undefined, `initialization[${n}].path`, `template ${init.path} not given`);
-    for (const [k, v] of Object.entries(init.vars)) if (v.required && !(k in input.vars)) throw new BlueprintError(init.path, undefined, undefined, `initialization[${n}].vars.${k}`, `required variable ${k} is missing`);
-    try {
-      const b = input.builtins;
-      return env.renderString(text, { ...input.vars, service: b.service, network: b.network, index: b.index, dns_name: b.dnsName, instance_name: b.instanceName });
-    } catch (e) {
-      throw new BlueprintError(init.path, undefined, undefined, `initialization[${n}]`, (e as Error).message);
-    }
-  });
-  return out.join('\n');
-}
-
-export function checkRender(bp: Blueprint, input: RenderInput): void {
+/** Checks rendering (instance 0, or whichever builtins say) before anything is created: same errors. */
+export function checkRender(bp: Blueprint, input: Omit<RenderInput, 'builtins'> & { builtins: RenderInput['builtins'] }): void {
   renderUserData(bp, input);
+}
+
+/** Where the value at a key path starts in a blueprint's text (for errors found outside this module). */
+export function blueprintPosition(text: string, path: (string | number)[]): { line: number; col: number } | undefined {
+  return new YamlSource(text, '').positionOf(path);
 }

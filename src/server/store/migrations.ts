@@ -255,6 +255,13 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX network_status_node ON network_status(node);
   `,
   `
+  -- Data disks (vm create --data-disk): their sizes in bytes, in index order from 1 (the
+  -- guest's vdb), as a JSON array; fixed at create. data_disk_bytes is their sum, so a node's
+  -- disk in use stays one SUM (disk_bytes + data_disk_bytes) over its VMs.
+  ALTER TABLE vms ADD COLUMN data_disks TEXT NOT NULL DEFAULT '[]';
+  ALTER TABLE vms ADD COLUMN data_disk_bytes INTEGER NOT NULL DEFAULT 0 CHECK (data_disk_bytes >= 0);
+  `,
+  `
   -- Services (server/services.ts): groups of VMs made from a blueprint. A service owns an
   -- address block inside its network; its numbered revisions keep what each rollout rolls to
   -- (blueprint text, templates, variables, image digest); the rollout's state lives here too, so

@@ -3,6 +3,7 @@ import type { Image } from '../../api/schemas/image.ts';
 import type { Node } from '../../api/schemas/node.ts';
 import { allocatable, type NodeSnapshot, type Ratios } from '../../core/scheduler.ts';
 import type { RestartPolicy, Vm, VmState } from '../../api/schemas/vm.ts';
+import { guestDevice } from '../../core/vm-spec.ts';
 
 export interface NodeRow {
   name: string;
@@ -122,6 +123,10 @@ export interface VmRow {
   cpus: number;
   memory_bytes: number;
   disk_bytes: number;
+  /** JSON array of the data disks' sizes in bytes, index 1 first. */
+  data_disks: string;
+  /** Their sum: what they hold of the node's disk. */
+  data_disk_bytes: number;
   power: 'running' | 'stopped' | 'deleted';
   state: VmState;
   reason: string | null;
@@ -163,6 +168,7 @@ export function vmFromRow(r: VmRow, more: readonly NicRow[] = []): Vm {
     cpus: r.cpus,
     memoryBytes: r.memory_bytes,
     diskBytes: r.disk_bytes,
+    disks: dataDisksOf(r).map((d) => ({ ...d, device: guestDevice(d.index) })),
     power: r.power === 'deleted' ? 'stopped' : r.power,
     state: r.state,
     reason: r.reason,
@@ -180,6 +186,11 @@ export function vmFromRow(r: VmRow, more: readonly NicRow[] = []): Vm {
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };
+}
+
+/** A VM's data disks from its row: index 1 (the guest's `vdb`) first. */
+export function dataDisksOf(r: Pick<VmRow, 'data_disks'>): { index: number; sizeBytes: number }[] {
+  return (JSON.parse(r.data_disks) as number[]).map((sizeBytes, i) => ({ index: i + 1, sizeBytes }));
 }
 
 export interface NetworkRow {

@@ -1,0 +1,33 @@
+/**
+ * The SDK's front door: a `Client` (every route, typed) with the original library's verbs on
+ * top, and `connect()`, which finds the control plane as the `butter` command does.
+ */
+import { Client, type ClientOptions } from './client.ts';
+import { loadConfig } from './config.ts';
+import { NetworkVerbs } from './networks.ts';
+
+export class Butter extends Client {
+  /** `create(name, opts)`, `get(name)`, `list()`, `destroy(name)`. */
+  readonly network: NetworkVerbs;
+  // The service verbs (`client.service.create(network, name, { blueprint, vars })`, get, list,
+  // destroy, getInstances, scale, update, rollback) belong here as `readonly service`, over
+  // the services routes once they exist.
+
+  constructor(opts: ClientOptions) {
+    super(opts);
+    this.network = new NetworkVerbs(this);
+  }
+}
+
+/**
+ * A client of the given control plane; with no `url`, of the one the `butter` command uses:
+ * `BUTTER_URL`, `BUTTER_TOKEN` and `BUTTER_CA` (a PEM file), else what `butter login` or
+ * `butter up` saved in `$XDG_CONFIG_HOME/butter/config.json` (`~/.config/butter/`): URL,
+ * token and pinned CA. A `token` or `ca` given with no `url` replaces the saved one.
+ */
+export function connect(opts: Partial<ClientOptions> = {}): Butter {
+  if (opts.url) return new Butter({ url: opts.url, ...(opts.token ? { token: opts.token } : {}), ...(opts.ca ? { ca: opts.ca } : {}) });
+  const saved = loadConfig();
+  if (!saved) throw new Error('no control plane: pass { url, token }, set BUTTER_URL and BUTTER_TOKEN, or run `butter login URL --token TOKEN`');
+  return new Butter({ ...saved, ...(opts.token ? { token: opts.token } : {}), ...(opts.ca ? { ca: opts.ca } : {}) });
+}
