@@ -97,3 +97,11 @@ test('an Idempotency-Key replays the first answer instead of a 409', async () =>
   assert.deepEqual(b, a);
   assert.equal((cloud.cp.services.store.db.prepare(`SELECT COUNT(*) AS n FROM services WHERE name = 'once'`).get() as { n: number }).n, 1);
 });
+
+test("the blueprint's disks: the first is the root disk, the rest each instance's data disks", async () => {
+  const bp = good.replace('instance: { memory: 256M, cpus: 1 }', 'instance: { memory: 256M, cpus: 1, disks: [ { size: 4G }, { size: 1G, device_name: /dev/sdb } ] }');
+  const s = await create({ name: 'disky', blueprint: bp, count: 1 });
+  const vm = await cloud.admin.call('getVm', { params: { name: s.instances[0]!.name } });
+  assert.equal(vm.diskBytes, 4 * 1024 ** 3);
+  assert.deepEqual(vm.disks.map((d) => [d.sizeBytes, d.device]), [[1024 ** 3, 'vdb']]);
+});

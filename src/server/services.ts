@@ -10,8 +10,8 @@
 import { randomUUID } from 'node:crypto';
 import { ApiError } from '../api/errors.ts';
 import type { Service, ServiceCreate, ServiceRevision, ServiceUpdate } from '../api/schemas/service.ts';
-import { MAX_USER_DATA, type Vm, type VmState } from '../api/schemas/vm.ts';
-import { BlueprintError, checkRender, parseBlueprint, renderUserData, type Blueprint } from '../core/blueprint/index.ts';
+import { MAX_DATA_DISKS, MAX_USER_DATA, MIN_DATA_DISK, type Vm, type VmState } from '../api/schemas/vm.ts';
+import { BlueprintError, checkRender, imageMatches, isImageGlob, parseBlueprint, renderUserData, type Blueprint } from '../core/blueprint/index.ts';
 import { parseCidr, type Cidr } from '../core/ipv4.ts';
 import { newestFirst, planRollout, type RolloutInstance, type RolloutStep } from '../core/rollout-plan.ts';
 import { allocateBlock, blockPrefix, cidrText } from '../core/service-block.ts';
@@ -36,11 +36,6 @@ interface Prepared {
 const DEFAULT_FILE = 'blueprint.yml';
 
 export const dnsNameOf = (service: string, network: string): string => `${service}.${network}.internal`;
-
-/** `debian-12-*`: `*` any run of characters, `?` one; everything else literal. */
-function globRegex(glob: string): RegExp {
-  return new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
-}
 
 function blueprintError(e: unknown): never {
   if (e instanceof BlueprintError) throw new ApiError('invalid', e.message, 'blueprint');
@@ -125,10 +120,15 @@ export class ServiceManager {
     let bp: Blueprint;
     try {
       bp = parseBlueprint(content.blueprint, file);
-      checkRender(bp, { files, vars, builtins: { service, network, index: 0, dnsName: dnsNameOf(service, network) } });
+      checkRender(bp, { files, vars, builtins: { service, network, index: 0, dnsName: dnsNameOf(service, network), instanceName: `${service}-0` } });
     } catch (e) {
       blueprintError(e);
     }
+    // The VM API's own bounds on data disks, said in the blueprint's terms.
+    const data = bp.instance.dataDisks;
+    if (data.length > MAX_DATA_DISKS) throw new ApiError('invalid', `${file}: instance.disks: at most ${MAX_DATA_DISKS} data disks besides the root disk, got ${data.length}`, 'blueprint');
+    const small = data.findIndex((d) => d.sizeBytes < MIN_DATA_DISK);
+    if (small >= 0) throw new ApiError('invalid', `${file}: instance.disks[${small + 1}].size: a data disk must be at least 1M`, 'blueprint');
     const size = Buffer.byteLength(this.render({ bp, files, vars } as Prepared, service, network, 0));
     if (size > MAX_USER_DATA) throw new ApiError('invalid', `${file}: initialization: the rendered user-data is ${size} bytes, more than ${MAX_USER_DATA}`, 'blueprint');
     return { bp, blueprint: content.blueprint, file, files, vars, image: this.image(bp.image.name, file) };
@@ -136,7 +136,7 @@ export class ServiceManager {
 
   /** An image name, or a glob: then the newest match by creation time. */
   private image(name: string, file: string): ImageRow {
-    if (!/[*?]/.test(name)) {
+    if (!isImageGlob(name)) {
       try {
         return this.images.row(name);
       } catch (e) {
@@ -144,15 +144,14 @@ export class ServiceManager {
         throw e;
       }
     }
-    const re = globRegex(name);
-    const match = (this.store.db.prepare(`SELECT * FROM images ORDER BY created_at DESC, name DESC`).all() as ImageRow[]).find((r) => re.test(r.name));
+    const match = (this.store.db.prepare(`SELECT * FROM images ORDER BY created_at DESC, name DESC`).all() as ImageRow[]).find((r) => imageMatches(name, r.name));
     if (!match) throw new ApiError('not_found', `${file}: image.name: no image matches ${JSON.stringify(name)}`, 'blueprint');
     return match;
   }
 
   private render(p: Pick<Prepared, 'bp' | 'files' | 'vars'>, service: string, network: string, index: number): string {
     try {
-      return renderUserData(p.bp, { files: p.files, vars: p.vars, builtins: { service, network, index, dnsName: dnsNameOf(service, network) } });
+      return renderUserData(p.bp, { files: p.files, vars: p.vars, builtins: { service, network, index, dnsName: dnsNameOf(service, network), instanceName: `${service}-${index}` } });
     } catch (e) {
       blueprintError(e);
     }
@@ -250,7 +249,8 @@ export class ServiceManager {
       cpus: inst.cpus,
       memory: formatSize(inst.memoryBytes),
       ...(inst.rootDiskBytes !== undefined ? { disk: formatSize(inst.rootDiskBytes) } : {}),
-      // Data disks (instance.disks[1..]) go to the VM once the VM API has them (issue 13's disks part).
+      // instance.disks[1..]: data disks, vdb, vdc, ... (their device_name is the original's; the guest names them by order).
+      ...(inst.dataDisks.length ? { disks: inst.dataDisks.map((d) => ({ size: formatSize(d.sizeBytes) })) } : {}),
       network: svc.network,
       spreadKey: svc.name,
       userData,
