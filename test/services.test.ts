@@ -96,6 +96,26 @@ test('instances spread over the zones, show in vm list, and are refused to vm rm
   assert.equal(vm.spreadKey, 'web');
   const ud = await admin.call('getUserData', { params: { name: s.instances[0]!.name } });
   assert.match(ud.userData, new RegExp(`hello from web #${s.instances[0]!.index}`));
+  // Each instance's going running changed the service's DNS records: every node hosting the
+  // network (mesh or not) was told, at that revision or later.
+  const events = (await admin.call('listEvents', { query: { limit: 1000 } })).items;
+  const ran = Math.max(...events.filter((e) => e.resource === 'vm' && e.name.startsWith('web-') && / → running/.test(e.message)).map((e) => e.revision));
+  for (const node of new Set(s.instances.map((i) => i.node!))) {
+    const d = await admin.call('nodeDesired', { params: { name: node }, query: {} });
+    assert.ok(d.revision >= ran, `node ${node}'s desired revision ${d.revision} is at least ${ran}, when the last instance went running`);
+    assert.ok('networks' in d);
+    assert.deepEqual(d.networks.find((n) => n.name === 'default')!.services, [{ name: 'web', ips: s.instances.map((i) => i.ip!) }]);
+  }
+  // An instance stopped leaves the records at once, on every host of the network.
+  const [first, second] = s.instances;
+  const stopped = await admin.call('stopVm', { params: { name: first!.name } });
+  const at = (await admin.call('listEvents', { query: { limit: 1000 } })).items.filter((e) => e.action === 'stop' && e.name === first!.name).at(-1)!.revision;
+  const other = await admin.call('nodeDesired', { params: { name: second!.node! }, query: {} });
+  assert.ok('networks' in other);
+  assert.ok(other.revision >= at, `node ${second!.node} was told when ${stopped.name} stopped (${other.revision} >= ${at})`);
+  assert.deepEqual(other.networks.find((n) => n.name === 'default')!.services, [{ name: 'web', ips: [second!.ip!] }]);
+  await admin.call('startVm', { params: { name: first!.name } });
+  await settled('web');
   await rejects(admin.call('deleteVm', { params: { name: vm.name } }), 409, 'name', /service scale web/);
   // A plain VM may not take the service's name (one DNS namespace).
   await rejects(admin.call('createVm', { body: { name: 'web', image: 'img' } }), 409, 'name');

@@ -115,6 +115,18 @@ export function touchNetworkHosts(tx: Tx, network: string): void {
   tx.touchNode(vpn?.vpn_node ?? null);
 }
 
+/**
+ * Every node hosting a VM of `network`, mesh or not, and its VPN gateway: the network's
+ * service records changed (an instance began or stopped running), and each of those nodes
+ * answers the service's DNS name. Rarer than VM writes, so no mesh-only shortcut.
+ */
+export function touchServiceHosts(tx: Tx, network: string): void {
+  const rows = tx.db.prepare(`SELECT DISTINCT v.node FROM nics x JOIN vms v ON v.id = x.vm_id WHERE x.network = ? AND v.node IS NOT NULL`).all(network) as { node: string }[];
+  for (const { node } of rows) tx.touchNode(node);
+  const vpn = tx.db.prepare(`SELECT vpn_node FROM networks WHERE name = ?`).get(network) as { vpn_node: string | null } | undefined;
+  tx.touchNode(vpn?.vpn_node ?? null);
+}
+
 export interface OverlayRemote {
   node: string;
   address: string;

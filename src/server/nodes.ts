@@ -11,7 +11,7 @@ import { parseSize } from '../core/units.ts';
 import type { Store, Tx } from './store/store.ts';
 import { Liveness } from './liveness.ts';
 import { networksOf } from './store/nics.ts';
-import { meshEnd, sameMeshEnd, setMeshEnd, touchMesh, touchNetworkHosts } from './mesh.ts';
+import { meshEnd, sameMeshEnd, setMeshEnd, touchMesh, touchNetworkHosts, touchServiceHosts } from './mesh.ts';
 import { renderDesired } from './desired-state.ts';
 import { forgetVm } from './forget-vm.ts';
 import { ownNetworks, recordNetworkStatus, sameNetworkStatus } from './network-status.ts';
@@ -286,7 +286,7 @@ export class Nodes {
   private setState(tx: Tx, vm: VmRow, state: VmState, reason: string | null): void {
     tx.db.prepare(`UPDATE vms SET state = ?, reason = ?, updated_at = ? WHERE id = ?`).run(state, reason, tx.now, vm.id);
     // A service's DNS name answers its running instances only: its network's hosts re-read it.
-    if (vm.service !== null && (vm.state === 'running') !== (state === 'running')) touchNetworkHosts(tx, vm.network);
+    if (vm.service !== null && (vm.state === 'running') !== (state === 'running')) touchServiceHosts(tx, vm.network);
     tx.event('state', 'vm', vm.name, `vm ${vm.name}: ${vm.state} → ${state}${reason ? ` (${reason})` : ''}`);
   }
 
@@ -302,7 +302,7 @@ export class Nodes {
         const serving = tx.db.prepare(`SELECT DISTINCT network FROM vms WHERE node = ? AND service IS NOT NULL AND state = 'running'`).all(name) as { network: string }[];
         tx.db.prepare(`UPDATE vms SET state = 'unknown', updated_at = ? WHERE node = ?`).run(tx.now, name);
         // Instances there no longer answer for their service.
-        for (const { network } of serving) touchNetworkHosts(tx, network);
+        for (const { network } of serving) touchServiceHosts(tx, network);
         tx.event('unreachable', 'node', name, `node ${name} missed heartbeats for ${HEARTBEAT_TIMEOUT_MS / 1000} s`);
       }
     });

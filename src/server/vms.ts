@@ -8,7 +8,7 @@ import { ApiError } from '../api/errors.ts';
 import type { Vm, VmCreate } from '../api/schemas/vm.ts';
 import { allocateIp, overlaps, parseCidr, type Cidr } from '../core/ipv4.ts';
 import { usedAddresses } from './vpn.ts';
-import { touchNetworkHosts } from './mesh.ts';
+import { touchNetworkHosts, touchServiceHosts } from './mesh.ts';
 import { schedule, summarizeReasons, type PlacementRequest } from '../core/scheduler.ts';
 import { humanSize, MiB, parseSize } from '../core/units.ts';
 import { guestDevice } from '../core/vm-spec.ts';
@@ -358,6 +358,8 @@ export class Vms {
   private update(tx: Tx, vm: VmRow, fields: Partial<VmRow>): void {
     const cols = Object.keys(fields);
     tx.db.prepare(`UPDATE vms SET ${cols.map((c) => `${c} = @${c}`).join(', ')}, updated_at = @updated_at WHERE id = @id`).run({ ...fields, updated_at: tx.now, id: vm.id });
+    // An instance that should no longer run (stop, delete) leaves its service's DNS records now, on every host.
+    if (vm.service !== null && fields.power !== undefined && fields.power !== vm.power) touchServiceHosts(tx, vm.network);
     // What a node holds changed (an applied resize): plans made before it are stale.
     if (vm.node && ('cpus' in fields || 'memory_bytes' in fields)) tx.db.prepare(`UPDATE nodes SET alloc_rev = alloc_rev + 1 WHERE name = ?`).run(vm.node);
     tx.touchNode(vm.node);
