@@ -94,3 +94,10 @@ test('data disks are recorded with the VM (across a restarted driver) and named 
   await again.destroy('vm-d');
   assert.deepEqual(again.dataDisks('vm-d'), []);
 });
+
+test('failStart makes a start fail with its reason, as a broken image would; the VM does not run', async () => {
+  const d = new SimDriver({ stateDir: join(dir, 'fail'), failStart: (s) => (s.name === 'name-bad' ? 'simulated boot failure' : undefined) });
+  await assert.rejects(d.start(spec('bad')), /simulated boot failure/);
+  await d.start(spec('good'));
+  assert.deepEqual(await d.list(), [{ id: 'good', running: true }]);
+});
