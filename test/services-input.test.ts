@@ -51,6 +51,7 @@ const cases: [string, Record<string, unknown>, number, string, RegExp][] = [
   ['an unknown image', { blueprint: good.replace('name: img', 'name: nothing') }, 404, 'blueprint', /image\.name: image nothing not found/],
   ['an image glob matching nothing', { blueprint: good.replace('name: img', "name: 'debian-*'") }, 404, 'blueprint', /image\.name: no image matches "debian-\*"/],
   ['an unknown network', { network: 'nowhere' }, 404, 'network', /network nowhere not found/],
+  ['a name too long for its instances', { name: 'x'.repeat(59) }, 400, 'name', /at most 58 characters/],
   ['a count beyond the block', { count: 300 }, 400, 'count', /subnetwork_max_instance_count \(256\)/],
 ];
 
@@ -104,4 +105,10 @@ test("the blueprint's disks: the first is the root disk, the rest each instance'
   const vm = await cloud.admin.call('getVm', { params: { name: s.instances[0]!.name } });
   assert.equal(vm.diskBytes, 4 * 1024 ** 3);
   assert.deepEqual(vm.disks.map((d) => [d.sizeBytes, d.device]), [[1024 ** 3, 'vdb']]);
+});
+
+test('a network with a service cannot be deleted', async () => {
+  await cloud.admin.call('createNetwork', { body: { name: 'roomy', cidr: '10.78.0.0/22' } });
+  await create({ name: 'inroomy', network: 'roomy', count: 1 });
+  await rejects(cloud.admin.call('deleteNetwork', { params: { name: 'roomy' } }), 409, 'name', /service inroomy/);
 });

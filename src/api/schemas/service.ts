@@ -20,10 +20,13 @@ const Content = {
   vars: ServiceVars.default({}),
 };
 
+/** Its instances are `NAME-INDEX`, DNS labels too: room is left for the index. */
+export const ServiceName = Name.refine((n) => n.length <= 58, 'must be at most 58 characters (its instances are NAME-INDEX, at most 63)');
+
 export const ServiceCreate = z
   .object({
     network: Name,
-    name: Name,
+    name: ServiceName,
     ...Content,
     /** Instances (default: the blueprint's `count`, else `placement.availability_zones`). */
     count: z.number().int().min(1).max(1000).optional(),
