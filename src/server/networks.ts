@@ -62,13 +62,14 @@ export class Networks {
   remove(actor: string, name: string): void {
     this.store.write(actor, (tx) => {
       if (!tx.db.prepare(`SELECT 1 FROM networks WHERE name = ?`).get(name)) throw new ApiError('not_found', `network ${name} not found`, 'network');
+      // Its services first: their instances are deleted with them, not one by one.
+      const svc = tx.db.prepare(`SELECT name FROM services WHERE network = ? ORDER BY name LIMIT 1`).get(name) as { name: string } | undefined;
+      if (svc) throw new ApiError('conflict', `network ${name} has service ${svc.name}; delete it first`, 'name');
       const vms = tx.db.prepare(`SELECT v.name FROM nics x JOIN vms v ON v.id = x.vm_id WHERE x.network = ? ORDER BY v.name LIMIT 6`).all(name) as { name: string }[];
       if (vms.length) {
         const shown = vms.slice(0, 5).map((v) => v.name).join(', ');
         throw new ApiError('conflict', `network ${name} is in use by VMs ${shown}${vms.length > 5 ? ', …' : ''}; delete them first`, 'name');
       }
-      const svc = tx.db.prepare(`SELECT name FROM services WHERE network = ? ORDER BY name LIMIT 1`).get(name) as { name: string } | undefined;
-      if (svc) throw new ApiError('conflict', `network ${name} has service ${svc.name}; delete it first`, 'name');
       const peers = tx.db.prepare(`SELECT name FROM vpn_peers WHERE network = ? ORDER BY name LIMIT 6`).all(name) as { name: string }[];
       if (peers.length) {
         const shown = peers.slice(0, 5).map((v) => v.name).join(', ');
