@@ -98,3 +98,41 @@ test('below the free-space floor, unused images go at once; used ones and partia
   assert.deepEqual(cache.evictUnused(new Set([used]), { graceMs: 0, minFreePercent: 10 }), []);
   assert.deepEqual(readdirSync(join(work, 'agent2', 'images')).sort(), [used, `.${'e'.repeat(64)}.0123abcd`].sort());
 });
+
+test('a reconcile lists the VMs once, and evicts in the same pass the image of a VM it destroyed (not of one it failed to)', async () => {
+  const node = await fakeNode(cloud, 'n3');
+  const sha = await qcow2Image('img-e', '1M');
+  await cloud.admin.call('createVm', { body: { name: 'e', image: 'img-e', memory: '128M', node: 'n3' } });
+  const desired = await node.call('nodeDesired', { params: { name: 'n3' } });
+  assert.ok(!('unchanged' in desired));
+  const stateDir = join(work, 'agent3');
+  /** The simulated driver, counting `list()` and failing `destroy` on demand. */
+  class CountingDriver extends SimDriver {
+    lists = 0;
+    failDestroy = false;
+    override list() {
+      this.lists++;
+      return super.list();
+    }
+    override destroy(id: string) {
+      return this.failDestroy ? Promise.reject(new Error('disk busy')) : super.destroy(id);
+    }
+  }
+  const driver = new CountingDriver({ stateDir });
+  const a = new Agent({ client: node, node: 'n3', stateDir, driver, accel: { accel: 'tcg' }, imageCache: { unusedGraceMs: 0, minFreePercent: 0 } });
+  const cached = () => existsSync(join(stateDir, 'images', sha));
+
+  await a.reconcile(desired);
+  assert.equal(driver.lists, 1, 'one list() for a pass that started a VM');
+  assert.ok(cached(), 'fetched for the start');
+  // The VM is gone from the desired state (a forced delete): this pass destroys it.
+  const without = { ...desired, vms: desired.vms.filter((v) => v.id !== desired.vms[0]!.id) };
+  driver.failDestroy = true;
+  await a.reconcile(without);
+  assert.equal(driver.lists, 2, 'one list() for a pass whose destroy failed');
+  assert.ok(cached(), 'the VM is still on the host: its image stays');
+  driver.failDestroy = false;
+  await a.reconcile(without);
+  assert.equal(driver.lists, 3, 'one list() for a pass that destroyed a VM');
+  assert.ok(!cached(), 'evicted in the pass that destroyed its last VM');
+});
