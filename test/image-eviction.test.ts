@@ -12,12 +12,12 @@ import { Agent } from '../src/agent/agent.ts';
 import { SimDriver } from '../src/agent/host/sim-driver.ts';
 import { SystemExec } from '../src/agent/host/exec.ts';
 import { ImageCache } from '../src/agent/image-cache.ts';
-import { Client } from '../src/sdk/client.ts';
-import { fakeNode, startTestCloud, type TestCloud } from './helpers.ts';
+import { fakeNode, simAgent, startTestCloud, until, type TestCloud } from './helpers.ts';
 
 let cloud: TestCloud;
 let work: string;
 let agent: Agent | undefined;
+const dirs: string[] = [];
 
 before(async () => {
   cloud = await startTestCloud();
@@ -27,17 +27,8 @@ after(async () => {
   await agent?.stop();
   await cloud.close();
   rmSync(work, { recursive: true, force: true });
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** A real qcow2 image (qemu-img), uploaded and made an image; returns its blob's sha256. */
 async function qcow2Image(name: string, size: string): Promise<string> {
@@ -53,10 +44,11 @@ const vmState = (name: string, state: string) => async () => ((await cloud.admin
 test('an image no VM uses leaves the cache; a stopped VM\'s image stays', async () => {
   const shaA = await qcow2Image('img-a', '1M');
   const shaB = await qcow2Image('img-b', '2M');
-  const stateDir = join(work, 'agent');
-  const { token } = await cloud.admin.call('createNode', { body: { name: 'n1' } });
   // No grace: an unused image goes at the next reconcile (the grace itself: core/image-eviction.test.ts).
-  agent = new Agent({ client: new Client({ url: cloud.url, token }), node: 'n1', stateDir, driver: new SimDriver({ stateDir }), accel: { accel: 'tcg' }, heartbeatMs: 200, imageCache: { unusedGraceMs: 0, minFreePercent: 0 } });
+  const made = await simAgent(cloud, 'n1', { imageCache: { unusedGraceMs: 0, minFreePercent: 0 } });
+  ({ agent } = made);
+  const { stateDir } = made;
+  dirs.push(stateDir);
   await agent.start();
   const cached = (sha: string) => existsSync(join(stateDir, 'images', sha));
 
