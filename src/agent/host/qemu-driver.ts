@@ -114,8 +114,10 @@ export class QemuDriver implements VmDriver {
       closeSync(openSync(p.consoleLog, 'a', 0o600));
       chmodSync(p.consoleLog, 0o600);
       this.removeRuntimeFiles(p);
-      // The last run's states must not speak for this one.
-      rmSync(p.runLog, { force: true });
+      // Emptied (the last run's states must not speak for this one) and made ours before QEMU
+      // opens it, like the console log.
+      closeSync(openSync(p.runLog, 'w', 0o600));
+      chmodSync(p.runLog, 0o600);
       // Before the launch: a QEMU that dies at any point after it is a crash, not a poweroff.
       // A failed start keeps it (`exited`): a restart after a crash that fails is retried
       // with the backoff, not forgotten; a first start is retried anyway (a new generation).
@@ -127,7 +129,7 @@ export class QemuDriver implements VmDriver {
       const pid = this.livePid(spec.id);
       if (pid === undefined) throw new Error(`qemu for ${spec.id} exited right after starting; see ${p.consoleLog}`);
       // The sockets and pidfile are QEMU's, made with its umask (027): group access off too.
-      for (const f of [p.qmpSock, p.consoleSock, p.pidFile, p.runLog]) if (existsSync(f)) chmodSync(f, 0o600);
+      for (const f of [p.qmpSock, p.consoleSock, p.pidFile]) if (existsSync(f)) chmodSync(f, 0o600);
       this.log(`started ${spec.id} pid ${pid} (${this.opts.accel}) in ${Date.now() - t0} ms`);
       rev.done();
     } catch (e) {
