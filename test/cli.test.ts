@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BUTTER, fakeNode, runButter, startTestCloud, type TestCloud } from './helpers.ts';
+import { BUTTER, fakeNode, heartbeat, runButter, startTestCloud, type TestCloud } from './helpers.ts';
 import type { Client } from '../src/sdk/client.ts';
 import { publicKeyOf } from '../src/core/wireguard-keys.ts';
 
@@ -81,6 +81,7 @@ test('errors are one line naming the field; usage errors exit 2, API refusals 1'
 });
 
 test('create, list and show speak JSON and tables; the token comes from env or login', async () => {
+  await heartbeat(node1, 'node-1', 16); // it reported in before(); the tests since may have outlasted the liveness timeout
   const ud = join(work, 'ud.sh');
   writeFileSync(ud, '#!/bin/sh\necho hi\n');
   const created = await butter(['vm', 'create', 'app', '--image', 'web', '--memory', '256M', '--disk', '1G', '--user-data', ud, '--json']);
