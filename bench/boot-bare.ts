@@ -107,8 +107,9 @@ export function bareQemuArgs(t: TinyFiles, shape: VmShape, disk: string, console
 }
 
 /** Options that only a managed VM has, with whether each takes a value. */
-// `-no-shutdown` keeps a powered-off guest's QEMU for the agent's restart policy: plumbing too.
-const MANAGED_ONLY: Record<string, boolean> = { '-name': true, '-daemonize': false, '-no-shutdown': false, '-pidfile': true, '-qmp': true, '-chardev': true, '-serial': true };
+// `-no-shutdown` keeps a powered-off guest's QEMU for the agent's restart policy, and `-D`/`-trace`
+// log its run state for the agent: plumbing too.
+const MANAGED_ONLY: Record<string, boolean> = { '-name': true, '-daemonize': false, '-no-shutdown': false, '-pidfile': true, '-D': true, '-trace': true, '-qmp': true, '-chardev': true, '-serial': true };
 
 /**
  * The baseline's argv derived from the command line Butter's agent really ran (read from

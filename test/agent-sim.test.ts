@@ -1,27 +1,14 @@
 // Control plane + a real agent (simulated driver) + SDK, over real HTTP.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Agent } from '../src/agent/agent.ts';
+import { rmSync } from 'node:fs';
+import type { Agent } from '../src/agent/agent.ts';
 import { SimDriver } from '../src/agent/host/sim-driver.ts';
-import { Client } from '../src/sdk/client.ts';
-import { startTestCloud, uploadImage, type TestCloud } from './helpers.ts';
+import { simAgent, startTestCloud, until, uploadImage, type TestCloud } from './helpers.ts';
 
 let cloud: TestCloud;
 let agent: Agent;
 let stateDir: string;
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const vmState = (name: string, state: string) => async () => {
   const vm = await cloud.admin.call('getVm', { params: { name } }).catch(() => undefined);
@@ -30,10 +17,7 @@ const vmState = (name: string, state: string) => async () => {
 
 before(async () => {
   cloud = await startTestCloud();
-  stateDir = mkdtempSync(join(tmpdir(), 'butter-agent-'));
-  const { token } = await cloud.admin.call('createNode', { body: { name: 'sim-1' } });
-  const client = new Client({ url: cloud.url, token });
-  agent = new Agent({ client, node: 'sim-1', stateDir, driver: new SimDriver({ stateDir }), accel: { accel: 'tcg', reason: 'simulated' }, heartbeatMs: 200 });
+  ({ agent, stateDir } = await simAgent(cloud, 'sim-1'));
   await agent.start();
   await uploadImage(cloud.admin, 'img');
 });

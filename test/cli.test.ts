@@ -9,11 +9,10 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fakeNode, startTestCloud, type TestCloud } from './helpers.ts';
+import { BUTTER, fakeNode, heartbeat, runButter, startTestCloud, type TestCloud } from './helpers.ts';
 import type { Client } from '../src/sdk/client.ts';
 import { publicKeyOf } from '../src/core/wireguard-keys.ts';
 
-const BUTTER = fileURLToPath(new URL('../bin/butter', import.meta.url));
 let cloud: TestCloud;
 let node1: Client;
 let files: Server;
@@ -41,14 +40,7 @@ after(async () => {
 });
 
 function butter(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(BUTTER, args, { env: { ...process.env, XDG_CONFIG_HOME: join(work, 'cfg'), BUTTER_URL: cloud.url, BUTTER_TOKEN: cloud.cp.adminToken!, ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d));
-    child.stderr.on('data', (d: Buffer) => (stderr += d));
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+  return runButter(args, { ...process.env, XDG_CONFIG_HOME: join(work, 'cfg'), BUTTER_URL: cloud.url, BUTTER_TOKEN: cloud.cp.adminToken!, ...env });
 }
 
 test('image add --url verifies the digest: a mismatch is refused and leaves nothing', async () => {
@@ -89,6 +81,7 @@ test('errors are one line naming the field; usage errors exit 2, API refusals 1'
 });
 
 test('create, list and show speak JSON and tables; the token comes from env or login', async () => {
+  await heartbeat(node1, 'node-1', 16); // it reported in before(); the tests since may have outlasted the liveness timeout
   const ud = join(work, 'ud.sh');
   writeFileSync(ud, '#!/bin/sh\necho hi\n');
   const created = await butter(['vm', 'create', 'app', '--image', 'web', '--memory', '256M', '--disk', '1G', '--user-data', ud, '--json']);

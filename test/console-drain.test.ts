@@ -3,33 +3,17 @@
 // must append it after what the old node sent, not take it for bytes it already has.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Agent } from '../src/agent/agent.ts';
-import { SimDriver } from '../src/agent/host/sim-driver.ts';
-import { Client } from '../src/sdk/client.ts';
-import { startTestCloud, uploadImage, type TestCloud } from './helpers.ts';
+import { rmSync } from 'node:fs';
+import type { Agent } from '../src/agent/agent.ts';
+import { simAgent, startTestCloud, until, uploadImage, type TestCloud } from './helpers.ts';
 
 let cloud: TestCloud;
 const agents: Agent[] = [];
 const dirs: string[] = [];
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 async function startAgent(name: string): Promise<void> {
-  const stateDir = mkdtempSync(join(tmpdir(), `butter-agent-${name}-`));
+  const { agent, stateDir } = await simAgent(cloud, name, { consoleShipMs: 50 });
   dirs.push(stateDir);
-  const { token } = await cloud.admin.call('createNode', { body: { name } });
-  const agent = new Agent({ client: new Client({ url: cloud.url, token }), node: name, stateDir, driver: new SimDriver({ stateDir }), accel: { accel: 'tcg', reason: 'simulated' }, heartbeatMs: 200, consoleShipMs: 50 });
   agents.push(agent);
   await agent.start();
 }

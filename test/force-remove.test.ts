@@ -3,14 +3,12 @@
 // Control plane over real HTTP; the returning node is a real agent with the simulated driver.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Agent } from '../src/agent/agent.ts';
+import { rmSync } from 'node:fs';
+import type { Agent } from '../src/agent/agent.ts';
 import { SimDriver } from '../src/agent/host/sim-driver.ts';
 import { Client } from '../src/sdk/client.ts';
 import { HEARTBEAT_TIMEOUT_MS } from '../src/server/nodes.ts';
-import { fakeNode, rejects, reportMesh, startTestCloud, TEST_WG_KEYS, uploadImage, type TestCloud } from './helpers.ts';
+import { fakeNode, rejects, reportMesh, simAgent, startTestCloud, TEST_WG_KEYS, uploadImage, type TestCloud } from './helpers.ts';
 
 let cloud: TestCloud;
 let operator: Client;
@@ -130,12 +128,8 @@ test('node remove --force on a lost node forgets its VMs (forced), its mesh entr
 });
 
 test('a node that returns after vm rm --force destroys its copy (real agent, simulated driver)', async () => {
-  const stateDir = mkdtempSync(join(tmpdir(), 'butter-force-'));
+  const { agent: first, stateDir, again } = await simAgent(cloud, 'sim-r');
   stateDirs.push(stateDir);
-  const { token } = await cloud.admin.call('createNode', { body: { name: 'sim-r' } });
-  const client = new Client({ url: cloud.url, token });
-  const agent = (): Agent => new Agent({ client, node: 'sim-r', stateDir, driver: new SimDriver({ stateDir }), accel: { accel: 'tcg', reason: 'simulated' }, heartbeatMs: 200 });
-  const first = agent();
   await first.start();
   const vm = await operator.call('createVm', { body: { name: 'ret', image: 'img', memory: '128M', node: 'sim-r' } });
   await until('ret running', async () => (await cloud.admin.call('getVm', { params: { name: 'ret' } })).state === 'running');
@@ -149,7 +143,7 @@ test('a node that returns after vm rm --force destroys its copy (real agent, sim
   await rejects(cloud.admin.call('getVm', { params: { name: 'ret' } }), 404, 'name');
 
   // It comes back: its desired state no longer has the VM, so it destroys its copy.
-  const second = agent();
+  const second = again();
   agents.push(second);
   await second.start();
   await until('the returned node destroyed its copy', async () => (await new SimDriver({ stateDir }).list()).length === 0);

@@ -1,5 +1,6 @@
 // The SDK's HTTPS transport: every request of a client — long-polls included — is a stream of
-// one HTTP/2 connection; an abort cancels only its stream; HTTP/1.1 clients are still served.
+// one HTTP/2 connection; an abort cancels only its stream; HTTP/1.1 clients are still served;
+// the control plane's close cuts the clients' sessions instead of waiting for them.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -58,8 +59,11 @@ test('HTTP/1.1 clients (curl) are still served', async () => {
   assert.match(stdout, /"revision".* 1\.1$/);
 });
 
-test('the control plane closes with clients still connected (an agent in the same process, a remote one)', async () => {
-  // butter up's agent keeps its connection open: SIGTERM used to wait for it forever.
+test('the control plane closes with a client still connected', async () => {
+  // Every agent keeps its connection open (butter up's own, in the same process, too), and a
+  // server's close waits for its connections: without fastify's forceCloseConnections
+  // (server/http.ts), which cuts every session at once, this close would wait out the 72 s
+  // HTTP/2 idle timeout of the client below, and SIGTERM would keep butter up running as long.
   const d = mkdtempSync(join(tmpdir(), 'butter-h2-close-'));
   try {
     const tls = await ensureServerTls(d, { hostnames: ['localhost'], ips: ['127.0.0.1'] });

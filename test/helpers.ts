@@ -1,8 +1,15 @@
-/** Shared test helpers: a control plane on a random loopback port in a temp dir. */
+/**
+ * Shared test helpers: a control plane on a random loopback port in a temp dir, fake nodes and
+ * real agents (simulated driver) joined to it, the built CLI run against it, bounded polls.
+ */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { Agent, type AgentOptions } from '../src/agent/agent.ts';
+import { SimDriver } from '../src/agent/host/sim-driver.ts';
 import { createControlPlane, type ControlPlane } from '../src/server/control-plane.ts';
 import assert from 'node:assert/strict';
 import { ButterError, Client } from '../src/sdk/client.ts';
@@ -36,8 +43,17 @@ export async function startTestCloud(): Promise<TestCloud> {
 export async function fakeNode(cloud: TestCloud, name: string, memoryGiB = 8): Promise<Client> {
   const { token } = await cloud.admin.call('createNode', { body: { name } });
   const node = new Client({ url: cloud.url, token });
-  await node.call('nodeReport', { params: { name }, body: { capacity: { cpus: 4, memoryBytes: memoryGiB * 1024 ** 3, diskBytes: 100 * 1024 ** 3 }, accel: 'tcg', driver: 'sim', vms: [] } });
+  await heartbeat(node, name, memoryGiB);
   return node;
+}
+
+/**
+ * One report of a fake node that runs no VMs: it is ready for the liveness timeout from now.
+ * A test that relies on a fake node made long before reports again first (a real node does
+ * every 5 s); on a loaded machine the tests before it can outlast the timeout.
+ */
+export async function heartbeat(node: Client, name: string, memoryGiB = 8): Promise<void> {
+  await node.call('nodeReport', { params: { name }, body: { capacity: { cpus: 4, memoryBytes: memoryGiB * 1024 ** 3, diskBytes: 100 * 1024 ** 3 }, accel: 'tcg', driver: 'sim', vms: [] } });
 }
 
 export async function uploadImage(admin: Client, name: string, bytes = Buffer.from('raw disk bytes'.repeat(100))): Promise<void> {
@@ -65,4 +81,46 @@ export const TEST_WG_KEYS = ['S343edvTdLPDUssjfYcnSBZcot1qvWePgii2qp0dEU8=', 'XB
 /** A fake node's heartbeat (simulated driver, no VMs), with its mesh end when given. */
 export function reportMesh(node: Client, name: string, mesh?: object): Promise<unknown> {
   return node.call('nodeReport', { params: { name }, body: { capacity: { cpus: 4, memoryBytes: 8 * 1024 ** 3, diskBytes: 100 * 1024 ** 3 }, accel: 'tcg', driver: 'sim', vms: [], ...(mesh ? { mesh: mesh as never } : {}) } });
+}
+
+/**
+ * A node the admin created, run by a real agent with the simulated driver (not started): its
+ * own node token and a fresh state dir, which the caller removes. `again()` is the same node's
+ * agent once more (same token and state dir), as after an agent restart.
+ */
+export async function simAgent(cloud: TestCloud, name: string, extra: Partial<AgentOptions> = {}): Promise<{ agent: Agent; client: Client; stateDir: string; again(): Agent }> {
+  const stateDir = mkdtempSync(join(tmpdir(), `butter-agent-${name}-`));
+  const { token } = await cloud.admin.call('createNode', { body: { name } });
+  const client = new Client({ url: cloud.url, token });
+  const again = () => new Agent({ client, node: name, stateDir, driver: new SimDriver({ stateDir }), accel: { accel: 'tcg', reason: 'simulated' }, heartbeatMs: 200, ...extra });
+  return { agent: again(), client, stateDir, again };
+}
+
+/**
+ * Polls `fn` until it returns something (not undefined) and returns that; fails naming `what`
+ * after `ms`, a generous bound against hanging, not a speed check.
+ */
+export async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 15_000, pollMs = 50): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+}
+
+/** The built CLI (`npm run build`). */
+export const BUTTER = fileURLToPath(new URL('../bin/butter', import.meta.url));
+
+/** Runs the built CLI without blocking: a control plane answering it may live in this very process. */
+export function runButter(args: readonly string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(BUTTER, args, { env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d));
+    child.stderr.on('data', (d: Buffer) => (stderr += d));
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
 }

@@ -12,12 +12,12 @@ import { Agent } from '../src/agent/agent.ts';
 import { SimDriver } from '../src/agent/host/sim-driver.ts';
 import { SystemExec } from '../src/agent/host/exec.ts';
 import { ImageCache } from '../src/agent/image-cache.ts';
-import { Client } from '../src/sdk/client.ts';
-import { fakeNode, startTestCloud, type TestCloud } from './helpers.ts';
+import { fakeNode, simAgent, startTestCloud, until, type TestCloud } from './helpers.ts';
 
 let cloud: TestCloud;
 let work: string;
 let agent: Agent | undefined;
+const dirs: string[] = [];
 
 before(async () => {
   cloud = await startTestCloud();
@@ -27,17 +27,8 @@ after(async () => {
   await agent?.stop();
   await cloud.close();
   rmSync(work, { recursive: true, force: true });
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** A real qcow2 image (qemu-img), uploaded and made an image; returns its blob's sha256. */
 async function qcow2Image(name: string, size: string): Promise<string> {
@@ -53,10 +44,11 @@ const vmState = (name: string, state: string) => async () => ((await cloud.admin
 test('an image no VM uses leaves the cache; a stopped VM\'s image stays', async () => {
   const shaA = await qcow2Image('img-a', '1M');
   const shaB = await qcow2Image('img-b', '2M');
-  const stateDir = join(work, 'agent');
-  const { token } = await cloud.admin.call('createNode', { body: { name: 'n1' } });
   // No grace: an unused image goes at the next reconcile (the grace itself: core/image-eviction.test.ts).
-  agent = new Agent({ client: new Client({ url: cloud.url, token }), node: 'n1', stateDir, driver: new SimDriver({ stateDir }), accel: { accel: 'tcg' }, heartbeatMs: 200, imageCache: { unusedGraceMs: 0, minFreePercent: 0 } });
+  const made = await simAgent(cloud, 'n1', { imageCache: { unusedGraceMs: 0, minFreePercent: 0 } });
+  ({ agent } = made);
+  const { stateDir } = made;
+  dirs.push(stateDir);
   await agent.start();
   const cached = (sha: string) => existsSync(join(stateDir, 'images', sha));
 
@@ -97,4 +89,42 @@ test('below the free-space floor, unused images go at once; used ones and partia
   // The real filesystem (statfs) is not low here: the used image is not touched either way.
   assert.deepEqual(cache.evictUnused(new Set([used]), { graceMs: 0, minFreePercent: 10 }), []);
   assert.deepEqual(readdirSync(join(work, 'agent2', 'images')).sort(), [used, `.${'e'.repeat(64)}.0123abcd`].sort());
+});
+
+test('a reconcile lists the VMs once, and evicts in the same pass the image of a VM it destroyed (not of one it failed to)', async () => {
+  const node = await fakeNode(cloud, 'n3');
+  const sha = await qcow2Image('img-e', '1M');
+  await cloud.admin.call('createVm', { body: { name: 'e', image: 'img-e', memory: '128M', node: 'n3' } });
+  const desired = await node.call('nodeDesired', { params: { name: 'n3' } });
+  assert.ok(!('unchanged' in desired));
+  const stateDir = join(work, 'agent3');
+  /** The simulated driver, counting `list()` and failing `destroy` on demand. */
+  class CountingDriver extends SimDriver {
+    lists = 0;
+    failDestroy = false;
+    override list() {
+      this.lists++;
+      return super.list();
+    }
+    override destroy(id: string) {
+      return this.failDestroy ? Promise.reject(new Error('disk busy')) : super.destroy(id);
+    }
+  }
+  const driver = new CountingDriver({ stateDir });
+  const a = new Agent({ client: node, node: 'n3', stateDir, driver, accel: { accel: 'tcg' }, imageCache: { unusedGraceMs: 0, minFreePercent: 0 } });
+  const cached = () => existsSync(join(stateDir, 'images', sha));
+
+  await a.reconcile(desired);
+  assert.equal(driver.lists, 1, 'one list() for a pass that started a VM');
+  assert.ok(cached(), 'fetched for the start');
+  // The VM is gone from the desired state (a forced delete): this pass destroys it.
+  const without = { ...desired, vms: desired.vms.filter((v) => v.id !== desired.vms[0]!.id) };
+  driver.failDestroy = true;
+  await a.reconcile(without);
+  assert.equal(driver.lists, 2, 'one list() for a pass whose destroy failed');
+  assert.ok(cached(), 'the VM is still on the host: its image stays');
+  driver.failDestroy = false;
+  await a.reconcile(without);
+  assert.equal(driver.lists, 3, 'one list() for a pass that destroyed a VM');
+  assert.ok(!cached(), 'evicted in the pass that destroyed its last VM');
 });

@@ -2,17 +2,15 @@
 // node's own credential; expired, reused and wrong tokens and a wrong CA hash are refused.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createControlPlane, type ControlPlane } from '../src/server/control-plane.ts';
 import { ensureServerTls } from '../src/server/tls.ts';
 import { credentialPath, joinCluster, loadCredential } from '../src/daemon/join.ts';
 import { ButterError, Client } from '../src/sdk/client.ts';
+import { runButter } from './helpers.ts';
 
-const BUTTER = fileURLToPath(new URL('../bin/butter', import.meta.url));
 let dir: string;
 let cp: ControlPlane;
 let url: string;
@@ -83,27 +81,18 @@ test('expired and unknown join tokens are refused with a clear message; nothing 
 });
 
 // Asynchronous: the control plane runs in this very process and must keep answering.
-function butter(args: string[], env: NodeJS.ProcessEnv): Promise<{ status: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const c = spawn(BUTTER, args, { env });
-    let stdout = '';
-    let stderr = '';
-    c.stdout.on('data', (d: Buffer) => (stdout += d));
-    c.stderr.on('data', (d: Buffer) => (stderr += d));
-    c.on('close', (status) => resolve({ status: status ?? -1, stdout, stderr }));
-  });
-}
+const butter = runButter;
 
 test('the CLI pins the CA the same way at login', async () => {
   const env = { ...process.env, XDG_CONFIG_HOME: join(dir, 'cfg'), BUTTER_URL: '', BUTTER_TOKEN: '' };
   const bad = await butter(['login', url, '--token', cp.adminToken!, '--ca-hash', `sha256:${'1'.repeat(64)}`], env);
-  assert.equal(bad.status, 1);
+  assert.equal(bad.code, 1);
   assert.match(bad.stderr, /CA hash does not match/);
   const noHash = await butter(['login', url, '--token', cp.adminToken!], env);
-  assert.equal(noHash.status, 2);
+  assert.equal(noHash.code, 2);
   const ok = await butter(['login', url, '--token', cp.adminToken!, '--ca-hash', caHash], env);
-  assert.equal(ok.status, 0, ok.stderr);
+  assert.equal(ok.code, 0, ok.stderr);
   const list = await butter(['node', 'list', '--json'], env);
-  assert.equal(list.status, 0, list.stderr);
+  assert.equal(list.code, 0, list.stderr);
   assert.ok(JSON.parse(list.stdout).some((n: { name: string }) => n.name === 'n1'));
 });

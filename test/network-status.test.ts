@@ -5,16 +5,14 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { NodeReport } from '../src/api/schemas/node.ts';
 import type { Client } from '../src/sdk/client.ts';
-import { fakeNode, startTestCloud, uploadImage, type TestCloud } from './helpers.ts';
+import { fakeNode, runButter, startTestCloud, uploadImage, type TestCloud } from './helpers.ts';
 
-const BUTTER = fileURLToPath(new URL('../bin/butter', import.meta.url));
 let cloud: TestCloud;
 let n1: Client;
 let work: string;
@@ -36,15 +34,8 @@ const report = (extra: Partial<NodeReport>) =>
 const show = (name: string) => cloud.admin.call('getNetwork', { params: { name } });
 const revision = () => cloud.cp.services.store.revision();
 /** The built CLI, run without blocking: the control plane answering it lives in this process. */
-function cli(args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(BUTTER, args, { env: { ...process.env, XDG_CONFIG_HOME: join(work, 'cfg'), BUTTER_URL: cloud.url, BUTTER_TOKEN: cloud.cp.adminToken! } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d));
-    child.stderr.on('data', (d: Buffer) => (stderr += d));
-    child.on('close', (code) => resolve({ status: code ?? -1, stdout, stderr }));
-  });
+function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return runButter(args, { ...process.env, XDG_CONFIG_HOME: join(work, 'cfg'), BUTTER_URL: cloud.url, BUTTER_TOKEN: cloud.cp.adminToken! });
 }
 
 test('a network in error on a node shows per node, on the VM and in the events; the same heartbeat writes nothing; ready clears it', async () => {
@@ -66,7 +57,7 @@ test('a network in error on a node shows per node, on the VM and in the events; 
 
   // The CLI shows it.
   const out = await cli(['network', 'show', 'blue']);
-  assert.equal(out.status, 0, out.stderr);
+  assert.equal(out.code, 0, out.stderr);
   assert.match(out.stdout, new RegExp(`node n1: +error: ${why}`));
 
   // The same again, or no word on networks at all: no write, nothing changes.

@@ -16,6 +16,7 @@ import { runSim } from '../src/daemon/sim.ts';
 import { runAgent } from '../src/daemon/server.ts';
 import { runUp } from '../src/daemon/up.ts';
 import type { Logger } from '../src/daemon/logger.ts';
+import { until as poll } from './helpers.ts';
 
 interface Cp {
   cp: ControlPlane;
@@ -52,16 +53,7 @@ function captureLog(): { log: Logger; text: () => string } {
   return { log: pino({ level: 'info' }, sink), text: () => out };
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
+const until = <T>(what: string, fn: () => Promise<T | undefined>) => poll(what, fn, 30_000, 100);
 const ready = (c: Cp, name: string) => until(`${name} ready`, async () => ((await c.admin.call('getNode', { params: { name } }).catch(() => undefined))?.state === 'ready' ? true : undefined));
 
 const sim = (c: Cp, stateDir: string, prefix: string) =>

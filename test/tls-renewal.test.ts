@@ -5,17 +5,15 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { connect, type TLSSocket } from 'node:tls';
 import { createControlPlane, type ControlPlane } from '../src/server/control-plane.ts';
 import { ensureServerTls } from '../src/server/tls.ts';
 import { Client } from '../src/sdk/client.ts';
+import { runButter } from './helpers.ts';
 
-const BUTTER = fileURLToPath(new URL('../bin/butter', import.meta.url));
 const DAY = 24 * 3600 * 1000;
 const names = { hostnames: ['localhost'], ips: ['127.0.0.1'] };
 const dirs: string[] = [];
@@ -28,16 +26,7 @@ after(async () => {
 });
 
 /** The built CLI, run without blocking (the control plane answering it is in this process). */
-function butter(args: string[], env: NodeJS.ProcessEnv): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(BUTTER, args, { env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d));
-    child.stderr.on('data', (d: Buffer) => (stderr += d));
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
+const butter = runButter;
 
 function logs(): { lines: { level: string; msg: string }[]; log: { info(m: string): void; warn(m: string): void } } {
   const lines: { level: string; msg: string }[] = [];
@@ -128,15 +117,15 @@ test('a CA near its end is warned about at start and on each check; the server c
   // The CLI shows both dates (its own `butter login`, pinning the CA, then `butter whoami`).
   const env = { ...process.env, XDG_CONFIG_HOME: join(dir, 'cfg'), BUTTER_URL: '', BUTTER_TOKEN: '' };
   const login = await butter(['login', url, '--token', cp.adminToken!, '--ca-hash', who.tls!.caHash], env);
-  assert.equal(login.status, 0, login.stderr);
+  assert.equal(login.code, 0, login.stderr);
   const shown = await butter(['whoami'], env);
-  assert.equal(shown.status, 0, shown.stderr);
+  assert.equal(shown.code, 0, shown.stderr);
   assert.match(shown.stdout, new RegExp(`^ca: +${who.tls!.caHash}, valid until ${caEnd} \\(in 100 days\\)`, 'm'));
   assert.match(shown.stdout, new RegExp(`^certificate: +valid until ${caEnd} \\(in 100 days\\)`, 'm'));
   // ... and `node show`, for the nodes that pinned it.
   await new Client({ url, token: cp.adminToken!, ca }).call('createNode', { body: { name: 'n1' } });
   const node = await butter(['node', 'show', 'n1'], env);
-  assert.equal(node.status, 0, node.stderr);
+  assert.equal(node.code, 0, node.stderr);
   assert.match(node.stdout, new RegExp(`^ca: +the control plane's CA \\(pinned when it joined\\) is valid until ${caEnd} \\(in 100 days\\)`, 'm'));
 
   // Later checks warn again and do not re-issue a certificate that cannot last longer.

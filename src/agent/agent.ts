@@ -236,6 +236,7 @@ export class Agent {
     }
     const ops = plan(desired.vms, observed, this.state.applied, Date.now());
     let done = 0;
+    const destroyed = new Set<string>();
     for (const op of ops) {
       // A VM is not started on a network this host could not build (its report says why);
       // every other VM, and every stop and delete, goes ahead.
@@ -246,7 +247,7 @@ export class Agent {
         this.log(`${op.kind} ${vm.id}: waiting, ${blocked}`);
         continue;
       }
-      await this.apply(op);
+      if ((await this.apply(op)) && op.kind === 'destroy') destroyed.add(op.id);
       done++;
     }
     // A VM that never came up has nothing on the host to destroy: just forget it.
@@ -258,7 +259,10 @@ export class Agent {
       }
     }
     await this.applyNetwork(desired, live);
-    this.evictImages(desired, await this.opts.driver.list());
+    // What is on the host now: what was, but for what this pass destroyed (its starts are all
+    // desired VMs, which evictImages counts anyway). No second list(): a QEMU host reads every
+    // VM's pidfile and /proc entry for it.
+    this.evictImages(desired, observed.filter((o) => !destroyed.has(o.id)));
     return done > 0 || JSON.stringify([...(this.networkStates ?? [])]) !== netsBefore;
   }
 
@@ -280,11 +284,12 @@ export class Agent {
     }
   }
 
-  private async apply(op: Op): Promise<void> {
+  /** Carries out one op; false when it failed (the error is kept for the report). */
+  private async apply(op: Op): Promise<boolean> {
     if (op.kind === 'note') {
       this.state.note(op.id, op.reason);
       this.log(`${op.id}: ${op.reason}`);
-      return;
+      return true;
     }
     const id = op.kind === 'start' || op.kind === 'restart' ? op.vm.id : op.id;
     const timeout = this.opts.stopTimeoutMs ?? 20_000;
@@ -311,10 +316,12 @@ export class Agent {
         await this.startVm(op.vm);
       }
       this.log(`${op.kind} ${id}: done`);
+      return true;
     } catch (e) {
       const msg = e instanceof Error ? e.message : String(e);
       this.errors.set(id, msg.split('\n')[0]!.slice(0, 500));
       this.log(`${op.kind} ${id} failed: ${msg}`);
+      return false;
     } finally {
       this.working.delete(id);
     }

@@ -43,6 +43,8 @@ test('disk VM on KVM with two nics', () => {
 -daemonize
 -no-shutdown
 -pidfile /var/lib/butter/vms/vm-1/qemu.pid
+-D /var/lib/butter/vms/vm-1/qemu.log
+-trace enable=runstate_set
 -qmp unix:/var/lib/butter/vms/vm-1/qmp.sock,server=on,wait=off
 -chardev socket,id=ser0,path=/var/lib/butter/vms/vm-1/console.sock,server=on,wait=off,logfile=/var/lib/butter/vms/vm-1/console.log,logappend=on
 -serial chardev:ser0
@@ -82,6 +84,8 @@ test('kernel VM on TCG, commas in values doubled, cmdline verbatim', () => {
 -daemonize
 -no-shutdown
 -pidfile /s/vms/vm-2/qemu.pid
+-D /s/vms/vm-2/qemu.log
+-trace enable=runstate_set
 -qmp unix:/s/vms/vm-2/qmp.sock,server=on,wait=off
 -chardev socket,id=ser0,path=/s/vms/vm-2/console.sock,server=on,wait=off,logfile=/s/vms/vm-2/console.log,logappend=on
 -serial chardev:ser0

@@ -14,6 +14,11 @@ export interface VmPaths {
   consoleLog: string;
   pidFile: string;
   /**
+   * QEMU's own log (`-D`): its run-state changes (`-trace enable=runstate_set`), so the driver
+   * sees a guest poweroff without asking every QEMU over QMP (see qemu-driver.ts).
+   */
+  runLog: string;
+  /**
    * The driver's record of how this run ends (see qemu-driver.ts): `running` from just before
    * QEMU is launched, `poweroff` once the guest powered off; removed by the agent's own stop.
    */
@@ -32,6 +37,7 @@ export function vmPaths(stateDir: string, id: string): VmPaths {
     consoleSock: `${dir}/console.sock`,
     consoleLog: `${dir}/console.log`,
     pidFile: `${dir}/qemu.pid`,
+    runLog: `${dir}/qemu.log`,
     powerState: `${dir}/power-state`,
   };
 }
@@ -77,6 +83,10 @@ export function qemuArgs(spec: VmSpec, paths: VmPaths, accel: Accel): string[] {
     // there when the agent looks, even after an agent restart (qemu-driver.ts reaps it).
     '-no-shutdown',
     '-pidfile', paths.pidFile,
+    // QEMU logs each change of its run state (`running` -> `shutdown` on a guest poweroff) to
+    // this file, which only QEMU writes: reading it costs the agent no QMP connection per VM.
+    '-D', paths.runLog,
+    '-trace', 'enable=runstate_set',
     '-qmp', `unix:${e(paths.qmpSock)},server=on,wait=off`,
     // A socket so a client can attach interactively, with every byte also logged to a file
     // (QEMU writes the log even while no client is connected).

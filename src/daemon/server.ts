@@ -26,7 +26,7 @@ export async function runServer(o: { dataDir: string; host: string; port: number
   rotateStderr(config.log, (m) => o.log.warn(m));
   const names = serverTlsNames(o.host, o.sans);
   const tls = o.tls ? await ensureServerTls(dataDir, names) : undefined;
-  const cp = createControlPlane({ dataDir, ...controlPlaneBounds(config), ...(tls ? { https: tls, tlsRenewal: { dataDir, names, log: o.log } } : {}), onServerError: (err, ctx) => o.log.error({ err, ...ctx }, 'internal error') });
+  const cp = createControlPlane({ dataDir, ...controlPlaneBounds(config), ...(tls ? { https: tls, tlsRenewal: { dataDir, names, log: o.log } } : {}), onServerError: (err, ctx) => o.log.error({ err, ...ctx }, 'internal error'), log: o.log });
   await cp.listen(o.host, o.port);
   if (cp.adminToken) o.log.info(`first start: admin token written to ${cp.adminTokenPath} (mode 0600)`);
   const url = `${tls ? 'https' : 'http'}://${o.host === '0.0.0.0' ? hostname() : o.host}:${o.port}`;

@@ -55,7 +55,7 @@ export async function runUp(o: UpOptions): Promise<() => Promise<void>> {
   claimUp(dataDir);
   const names = serverTlsNames(o.host);
   const tls = await ensureServerTls(dataDir, names);
-  const cp = createControlPlane({ dataDir, ...controlPlaneBounds(config), https: tls, tlsRenewal: { dataDir, names, log: o.log }, onServerError: (err, ctx) => o.log.error({ err, ...ctx }, 'internal error') });
+  const cp = createControlPlane({ dataDir, ...controlPlaneBounds(config), https: tls, tlsRenewal: { dataDir, names, log: o.log }, onServerError: (err, ctx) => o.log.error({ err, ...ctx }, 'internal error'), log: o.log });
   // Readiness (/readyz) holds what this start promises, declared before the port opens: from the
   // first answer on, a missing tiny image reads "being built", never "not found".
   const { readiness, images } = cp.services;

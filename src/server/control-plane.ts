@@ -12,7 +12,7 @@ import { SystemExec, type Exec } from '../agent/host/exec.ts';
 import { BlobFiles } from './blobs.ts';
 import { ImageInspector } from './image-inspector.ts';
 import { Consoles } from './consoles.ts';
-import { pruneEvents } from './event-pruner.ts';
+import { startEventPruner, stderrPrunerLog, type PrunerLog } from './event-pruner.ts';
 import { DEFAULT_RETENTION, type EventRetention } from '../core/event-retention.ts';
 import { makeHandlers, type Services } from './handlers.ts';
 import { TlsRenewal, type SecureServer, type TlsRenewalOptions } from './tls-renewal.ts';
@@ -50,6 +50,8 @@ export interface ControlPlaneOptions {
   eventRetention?: EventRetention;
   /** How long a service's replacement instance may take to run before its rollout stops (rollout.ts; 5 min by default). */
   rolloutTimeoutMs?: number;
+  /** The daemon's logger (pino) for the control plane's housekeeping; JSON lines on stderr by default. */
+  log?: PrunerLog;
 }
 
 export interface ControlPlane {
@@ -118,16 +120,11 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   flusher.unref();
   const keyPruner = setInterval(() => services.idempotency.prune(new Date()), KEY_PRUNE_MS);
   keyPruner.unref();
-  // The audit log is pruned at start and hourly; a failure is only a delay, retried the next hour.
-  const prune = () =>
-    void pruneEvents(store, opts.eventRetention ?? DEFAULT_RETENTION, new Date()).catch((err: unknown) => {
-      if (store.db.open) process.stderr.write(`${JSON.stringify({ level: 'error', msg: 'pruning the audit log failed (retried in an hour)', err: String(err) })}\n`);
-    });
-  prune();
-  const pruner = setInterval(prune, EVENT_PRUNE_MS);
-  pruner.unref();
+  // The audit log is pruned at start and hourly; a failure is only a delay, retried the next hour (logged).
+  const stopPruner = startEventPruner(store, opts.eventRetention ?? DEFAULT_RETENTION, opts.log ?? stderrPrunerLog, EVENT_PRUNE_MS);
   // Rollouts carry on from the store: one interrupted by a restart resumes here.
-  const rollouts = new RolloutController(store, serviceManager, opts.rolloutTimeoutMs !== undefined ? { timeoutMs: opts.rolloutTimeoutMs } : {});
+  const rolloutLog = opts.log ?? stderrPrunerLog;
+  const rollouts = new RolloutController(store, serviceManager, { ...(opts.rolloutTimeoutMs !== undefined ? { timeoutMs: opts.rolloutTimeoutMs } : {}), log: (msg) => rolloutLog.error({}, msg) });
   rollouts.start();
 
   return {
@@ -146,7 +143,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
       rollouts.stop();
       clearInterval(sweeper);
       clearInterval(flusher);
-      clearInterval(pruner);
+      stopPruner();
       clearInterval(keyPruner);
       await http.close();
       nodes.flushLiveness();

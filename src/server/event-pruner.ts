@@ -9,6 +9,35 @@ import type { Store } from './store/store.ts';
 
 const BATCH = 5_000;
 
+/** What the pruner logs to: the daemon's pino logger (daemon/logger.ts) satisfies it. */
+export interface PrunerLog {
+  error(obj: object, msg: string): void;
+}
+
+/** Without a daemon's logger (tests, embedders): one JSON line on stderr, as pino would write it. */
+export const stderrPrunerLog: PrunerLog = {
+  error: (obj, msg) => {
+    const errors = (_k: string, v: unknown) => (v instanceof Error ? { message: v.message, stack: v.stack } : v);
+    process.stderr.write(`${JSON.stringify({ level: 50, time: Date.now(), msg, ...obj }, errors)}\n`);
+  },
+};
+
+/**
+ * Prunes now and then every `everyMs`; returns the stop. A failure is only a delay (retried at
+ * the next tick), logged as an error; one after the store closed (a prune yielding across
+ * `close`) is not a failure.
+ */
+export function startEventPruner(store: Store, retention: EventRetention, log: PrunerLog, everyMs: number): () => void {
+  const prune = () =>
+    void pruneEvents(store, retention, new Date()).catch((err: unknown) => {
+      if (store.db.open) log.error({ err }, 'pruning the audit log failed (retried at the next prune)');
+    });
+  prune();
+  const timer = setInterval(prune, everyMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
 /** Deletes what `retention` no longer keeps; returns how many went. */
 export async function pruneEvents(store: Store, retention: EventRetention, now: Date): Promise<number> {
   const newest = (store.db.prepare(`SELECT max(id) AS id FROM events`).get() as { id: number | null }).id ?? 0;

@@ -189,7 +189,9 @@ test('a running VM\'s files, the image cache and the agent\'s own files are priv
       assert.ok(Date.now() - t0 < 30_000, 'no kernel output on the console within 30 s');
       await sleep(100);
     }
-    for (const f of ['disk.qcow2', 'console.log', 'qmp.sock', 'console.sock', 'qemu.pid']) assert.ok(existsSync(join(stateDir, 'vms', 'vm-p1', f)), f);
+    for (const f of ['disk.qcow2', 'console.log', 'qmp.sock', 'console.sock', 'qemu.pid', 'qemu.log']) assert.ok(existsSync(join(stateDir, 'vms', 'vm-p1', f)), f);
+    // What reap reads instead of asking every QEMU over QMP (qemu-driver.ts): this one logged that it runs.
+    assert.match(readFileSync(join(stateDir, 'vms', 'vm-p1', 'qemu.log'), 'utf8'), /^runstate_set current_run_state \d+ \(prelaunch\) new_state \d+ \(running\)$/m);
     assert.deepEqual(notPrivate(stateDir), [], 'readable by others');
   } finally {
     await driver.destroy('vm-p1');

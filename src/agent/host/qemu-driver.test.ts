@@ -1,6 +1,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { VmSpec } from './driver.ts';
@@ -52,6 +53,7 @@ test('start of a new VM: size the image, create the overlay, launch qemu; then i
     'qemu-img create -f qcow2 -F qcow2 -b /images/debian.qcow2 $S/vms/vm-1/disk.qcow2 8589934592',
     'qemu-system-x86_64 -name guest=butter-vm-1,process=butter-vm-1 -M q35,graphics=off -accel tcg -cpu max -smp 2 -m 1024 ' +
       '-nodefaults -no-user-config -display none -daemonize -no-shutdown -pidfile $S/vms/vm-1/qemu.pid ' +
+      '-D $S/vms/vm-1/qemu.log -trace enable=runstate_set ' +
       '-qmp unix:$S/vms/vm-1/qmp.sock,server=on,wait=off ' +
       '-chardev socket,id=ser0,path=$S/vms/vm-1/console.sock,server=on,wait=off,logfile=$S/vms/vm-1/console.log,logappend=on ' +
       '-serial chardev:ser0 -drive file=$S/vms/vm-1/disk.qcow2,format=qcow2,if=virtio,discard=unmap -device virtio-rng-pci ' +
@@ -259,4 +261,88 @@ test('a failed first start of a VM with data disks leaves nothing behind', async
   await assert.rejects(t.driver.start({ ...diskSpec, dataDisks: [{ index: 1, sizeBytes: 2 << 20 }, { index: 2, sizeBytes: 1 << 20 }] }), /No space left/);
   assert.equal(existsSync(join(t.stateDir, 'vms/vm-1')), false);
   assert.deepEqual(t.lines().filter((l) => l.startsWith('qemu-system')), [], 'qemu never started');
+});
+
+/**
+ * A fake QEMU behind the driver's interfaces: `exec` "launches" it (pidfile, /proc entry and,
+ * when asked for with `-D` and `-trace enable=runstate_set`, the run-state log a real QEMU
+ * writes), and its QMP socket counts connections, answers `query-status` with `status`, and
+ * on `quit` exits as QEMU does (pidfile and process gone).
+ */
+async function idleVms(ids: readonly string[]) {
+  const t = setup((cmd, args) => {
+    if (cmd === 'qemu-img' && args[0] === 'info') return { stdout: '{"virtual-size": 8589934592}' };
+    if (cmd === 'qemu-system-x86_64') {
+      const id = /butter-([^,]+)/.exec(args[args.indexOf('-name') + 1]!)![1]!;
+      t.fakeRunning(args, 5000 + ids.indexOf(id));
+      const log = args.indexOf('-D');
+      if (log >= 0 && args.some((a) => /^enable=runstate_set\b/.test(a))) {
+        writeFileSync(args[log + 1]!, 'runstate_set current_run_state 6 (prelaunch) new_state 9 (running)\n');
+      }
+    }
+    return {};
+  });
+  const qmp = new Map<string, { connections: number; status: string; server: Server }>();
+  for (const [i, id] of ids.entries()) {
+    await t.driver.start({ ...diskSpec, id });
+    const dir = join(t.stateDir, 'vms', id);
+    const vm = { connections: 0, status: 'running', server: createServer() };
+    vm.server.on('connection', (c) => {
+      vm.connections++;
+      c.write('{"QMP": {"version": {}, "capabilities": []}}\r\n');
+      let buf = '';
+      c.on('data', (d) => {
+        buf += d.toString();
+        for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+          const msg = JSON.parse(buf.slice(0, nl)) as { execute: string; id: number };
+          buf = buf.slice(nl + 1);
+          if (msg.execute === 'quit') {
+            rmSync(join(dir, 'qemu.pid'), { force: true });
+            rmSync(join(t.procRoot, String(5000 + i)), { recursive: true, force: true });
+            c.end();
+          } else {
+            const ret = msg.execute === 'query-status' ? { running: vm.status === 'running', status: vm.status } : {};
+            c.write(JSON.stringify({ return: ret, id: msg.id }) + '\r\n');
+          }
+        }
+      });
+    });
+    await new Promise<void>((r) => vm.server.listen(join(dir, 'qmp.sock'), r));
+    qmp.set(id, vm);
+  }
+  after(() => {
+    for (const vm of qmp.values()) vm.server.close();
+  });
+  return { ...t, qmp };
+}
+
+test('reap (before every reconcile) of idle VMs opens no QMP connection', async () => {
+  const t = await idleVms(['vm-1', 'vm-2', 'vm-3']);
+  await t.driver.reap();
+  await t.driver.reap();
+  assert.deepEqual(
+    [...t.qmp].map(([id, vm]) => [id, vm.connections]),
+    [['vm-1', 0], ['vm-2', 0], ['vm-3', 0]],
+  );
+  assert.deepEqual((await t.driver.list()).map((v) => v.running), [true, true, true]);
+});
+
+test('reap still finds a guest that powered off, and asks QMP of a VM without a run-state log (an older agent\'s)', async () => {
+  const t = await idleVms(['vm-1', 'vm-2', 'vm-3']);
+  // vm-2's guest powered off: QEMU (-no-shutdown) logged the change and stays in `shutdown`.
+  appendFileSync(join(t.stateDir, 'vms/vm-2/qemu.log'), 'runstate_set current_run_state 9 (running) new_state 7 (shutdown)\n');
+  t.qmp.get('vm-2')!.status = 'shutdown';
+  // vm-3 was started by an agent that did not ask QEMU for the log.
+  rmSync(join(t.stateDir, 'vms/vm-3/qemu.log'), { force: true });
+  await t.driver.reap();
+  assert.deepEqual(
+    [...t.qmp].map(([id, vm]) => [id, vm.connections]),
+    [['vm-1', 0], ['vm-2', 2], ['vm-3', 1]],
+    'vm-2: query-status, then quit; vm-3: query-status',
+  );
+  assert.deepEqual(await t.driver.list(), [
+    { id: 'vm-1', running: true, pid: 5000 },
+    { id: 'vm-2', running: false, exit: 'poweroff' },
+    { id: 'vm-3', running: true, pid: 5002 },
+  ]);
 });

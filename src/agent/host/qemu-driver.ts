@@ -9,8 +9,13 @@
  * the driver keeps a durable record instead, the file `power-state`:
  * - `running` is written just before QEMU is launched;
  * - QEMU runs with `-no-shutdown`: a guest poweroff does not end it but leaves it paused in run
- *   state `shutdown`. `reap` (before each reconcile) asks each live QEMU `query-status`; for
- *   `shutdown` it writes `poweroff` first and then quits it. A killed QEMU just disappears.
+ *   state `shutdown`. `reap` (before each reconcile) finds those and, for `shutdown`, writes
+ *   `poweroff` first and then quits it. A killed QEMU just disappears.
+ *   Asking every live QEMU over QMP would cost a connection per VM per reconcile; instead
+ *   QEMU logs each change of its run state (`qemu.log`, `-trace enable=runstate_set`), a file
+ *   only QEMU writes, and `reap` asks QMP `query-status` only of a QEMU whose last logged
+ *   state is not `running` (or that logged none: a VM started by an older agent, a QEMU built
+ *   without the log trace backend). QMP stays the judge; the log only spares the idle.
  * - the agent's own `stop` removes the file before it stops QEMU.
  * So a VM that is gone with `poweroff` was powered off by its guest; gone with `running`, QEMU
  * died without the guest asking: `killed` if its pidfile is still there (QEMU removes it on
@@ -20,7 +25,7 @@
  * held QMP connection would be lost with the agent. Without the file (a VM started by an
  * older agent) the exit is unknown.
  */
-import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync } from 'node:fs';
 import type { VmExit } from '../../core/restart-policy.ts';
 import { writeFileAtomic } from '../../lib/atomic-file.ts';
 import { createConnection } from 'node:net';
@@ -47,6 +52,10 @@ const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 /** sun_path is 108 bytes including the terminating NUL. */
 const MAX_SOCKET_PATH = 107;
 const POLL_MS = 50;
+/** How much of the end of `qemu.log` is read for the last run state. */
+const RUN_LOG_TAIL = 4096;
+/** One line of QEMU's `runstate_set` trace (log backend), e.g. `... new_state 7 (shutdown)`. */
+const RUNSTATE_LINE = /^runstate_set current_run_state \d+ \([a-z-]+\) new_state \d+ \(([a-z-]+)\)$/gm;
 
 export class QemuDriver implements VmDriver {
   readonly name = 'qemu' as const;
@@ -112,6 +121,10 @@ export class QemuDriver implements VmDriver {
       closeSync(openSync(p.consoleLog, 'a', 0o600));
       chmodSync(p.consoleLog, 0o600);
       this.removeRuntimeFiles(p);
+      // Emptied (the last run's states must not speak for this one) and made ours before QEMU
+      // opens it, like the console log.
+      closeSync(openSync(p.runLog, 'w', 0o600));
+      chmodSync(p.runLog, 0o600);
       // Before the launch: a QEMU that dies at any point after it is a crash, not a poweroff.
       // A failed start keeps it (`exited`): a restart after a crash that fails is retried
       // with the backoff, not forgotten; a first start is retried anyway (a new generation).
@@ -161,6 +174,7 @@ export class QemuDriver implements VmDriver {
     for (const { id, running, pid } of await this.list()) {
       if (!running) continue;
       const p = this.paths(id);
+      if (this.loggedRunState(p) === 'running') continue;
       const status = await this.status(p, 1000);
       if (status !== 'shutdown') continue;
       // The record first: an agent that dies before the quit finds the VM still in `shutdown`, or the record.
@@ -206,6 +220,30 @@ export class QemuDriver implements VmDriver {
     if (state === 'poweroff') return 'poweroff';
     if (state === 'running') return existsSync(p.pidFile) ? 'killed' : 'exited';
     return undefined;
+  }
+
+  /**
+   * The run state QEMU last logged (`running`, `shutdown`, ...), or undefined when it logged
+   * none. Only the tail is read: the file also takes QEMU's stderr, which is small but unbounded.
+   */
+  private loggedRunState(p: VmPaths): string | undefined {
+    let tail: string;
+    try {
+      const fd = openSync(p.runLog, 'r');
+      try {
+        const size = fstatSync(fd).size;
+        const buf = Buffer.alloc(Math.min(size, RUN_LOG_TAIL));
+        readSync(fd, buf, 0, buf.length, size - buf.length);
+        tail = buf.toString('utf8');
+      } finally {
+        closeSync(fd);
+      }
+    } catch {
+      return undefined;
+    }
+    let state: string | undefined;
+    for (const m of tail.matchAll(RUNSTATE_LINE)) state = m[1];
+    return state;
   }
 
   private paths(id: string): VmPaths {
