@@ -123,7 +123,8 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   // The audit log is pruned at start and hourly; a failure is only a delay, retried the next hour (logged).
   const stopPruner = startEventPruner(store, opts.eventRetention ?? DEFAULT_RETENTION, opts.log ?? stderrPrunerLog, EVENT_PRUNE_MS);
   // Rollouts carry on from the store: one interrupted by a restart resumes here.
-  const rollouts = new RolloutController(store, serviceManager, opts.rolloutTimeoutMs !== undefined ? { timeoutMs: opts.rolloutTimeoutMs } : {});
+  const rolloutLog = opts.log ?? stderrPrunerLog;
+  const rollouts = new RolloutController(store, serviceManager, { ...(opts.rolloutTimeoutMs !== undefined ? { timeoutMs: opts.rolloutTimeoutMs } : {}), log: (msg) => rolloutLog.error({}, msg) });
   rollouts.start();
 
   return {
