@@ -1,0 +1,161 @@
+/**
+ * The paths table (core/paths/nft-paths.ts) against the real kernel, in throwaway network
+ * namespaces: a big model (1,000 services, 5,000 paths) checks and loads, and the kernel holds
+ * every element rendered (overlapping paths spread over sets it accepts); its size and load
+ * times are printed, not asserted. Then real packets over a real bridge with br_netfilter:
+ * a TCP SYN on a path reaches the destination instance and its answer comes back; one on no
+ * path never reaches it.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { SystemExec } from '../../src/agent/host/exec.ts';
+import { intToIp, ipToInt } from '../../src/core/ipv4.ts';
+import type { Path, PathModel, Proto, ServiceBlock } from '../../src/core/paths/model.ts';
+import { renderPathsRuleset, type PathsNetwork } from '../../src/core/paths/nft-paths.ts';
+import { requires } from '../requires.ts';
+
+const id = randomBytes(3).toString('hex');
+const BIG = `bt-pth-${id}`;
+const MACHINE = `bt-pthm-${id}`;
+const A = `bt-ptha-${id}`;
+const B = `bt-pthb-${id}`;
+const ALL = [BIG, MACHINE, A, B];
+
+const canRun = process.getuid?.() === 0 && existsSync('/usr/sbin/nft') && existsSync('/proc/sys/net/bridge');
+const skip = requires(canRun, 'needs root, nft and br_netfilter');
+const sys = new SystemExec();
+const made: string[] = [];
+
+async function netns(name: string): Promise<void> {
+  await sys.run('ip', ['netns', 'add', name]);
+  made.push(name);
+  await sys.run('ip', ['netns', 'exec', name, 'ip', 'link', 'set', 'lo', 'up']);
+}
+const inNs = (ns: string, args: string[], input?: string) => sys.run('ip', ['netns', 'exec', ns, ...args], input === undefined ? { timeoutMs: 120_000 } : { input, timeoutMs: 120_000 });
+
+before(async () => {
+  if (!canRun) return;
+  for (const n of ALL) await sys.run('ip', ['netns', 'del', n], { allowFail: true });
+});
+
+after(async () => {
+  for (const n of made) await sys.run('ip', ['netns', 'del', n], { allowFail: true });
+});
+
+/** A deterministic generator (mulberry32), so a run's figures can be compared with another's. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+
+/** 10 networks of 100 services (a /26 each: 10,000 instances' worth of room), 5,000 paths. */
+function bigModel(): { model: PathModel; networks: PathsNetwork[] } {
+  const r = rng(14);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
+  const networks: PathsNetwork[] = [];
+  const services: ServiceBlock[] = [];
+  for (let n = 0; n < 10; n++) {
+    const base = ipToInt(`10.${100 + n}.0.0`);
+    networks.push({ name: `net${n}`, bridge: `bt-net${n}`, gateway: intToIp(base + 1) });
+    for (let s = 0; s < 100; s++) services.push({ network: `net${n}`, name: `n${n}s${s}`, block: `${intToIp(base + 64 * (s + 1))}/26` });
+  }
+  const paths: Path[] = [];
+  while (paths.length < 5000) {
+    const to = pick(services);
+    const same = services.filter((s) => s.network === to.network);
+    const kind = r();
+    const from: Path['from'] =
+      kind < 0.6
+        ? { service: pick(same).name }
+        : kind < 0.7
+          ? { cidr: '0.0.0.0/0' }
+          : kind < 0.85
+            ? { cidr: `192.168.${Math.floor(r() * 256)}.0/24` }
+            : { cidr: `${intToIp(Math.floor(r() * 2 ** 32))}/32` };
+    const lo = 1 + Math.floor(r() * 9000);
+    const ports: [number, number] = r() < 0.8 ? [lo, lo] : [lo, lo + Math.floor(r() * 100)];
+    paths.push({ network: to.network, from, to: to.name, proto: pick<Proto>(['tcp', 'udp']), ports });
+  }
+  return { model: { services, paths }, networks };
+}
+
+test('a ruleset for 1,000 services and 5,000 paths checks and loads; the kernel holds every element', { skip }, async (t) => {
+  const { model, networks } = bigModel();
+  const t0 = performance.now();
+  const text = renderPathsRuleset(model, networks);
+  const renderMs = performance.now() - t0;
+  const rendered = [...text.matchAll(/set (paths_\d+) \{[^}]*?elements = \{ ([^}]*) \}/g)].map((m) => ({ set: m[1]!, count: m[2]!.split(', ').length }));
+  await netns(BIG);
+
+  const c0 = performance.now();
+  await inNs(BIG, ['nft', '-c', '-f', '-'], text);
+  const checkMs = performance.now() - c0;
+  const l0 = performance.now();
+  await inNs(BIG, ['nft', '-f', '-'], text);
+  const loadMs = performance.now() - l0;
+  // Applying it again is the path-change case: the table is swapped in one transaction.
+  const r0 = performance.now();
+  await inNs(BIG, ['nft', '-f', '-'], text);
+  const replaceMs = performance.now() - r0;
+
+  const listed = JSON.parse((await inNs(BIG, ['nft', '-j', 'list', 'table', 'inet', 'butter_paths'])).stdout) as { nftables: { set?: { name: string; elem?: unknown[] } }[] };
+  const sets = new Map(listed.nftables.flatMap((o) => (o.set ? [[o.set.name, o.set.elem?.length ?? 0] as const] : [])));
+  for (const { set, count } of rendered) assert.equal(sets.get(set), count, `the kernel's ${set} holds what was rendered`);
+  assert.equal(sets.get('instances'), 1000);
+  const elements = rendered.reduce((a, s) => a + s.count, 0);
+  assert.ok(elements > 4900 && elements <= 5000, `about one element per path (duplicates once): ${elements}`);
+
+  const figures = `paths table for 1,000 services, 5,000 paths (10 networks): ${(text.length / 1024).toFixed(0)} KiB of text, ${elements} path elements in ${rendered.length} set(s) (${rendered.map((s) => `${s.set}: ${s.count}`).join(', ')}); render ${renderMs.toFixed(0)} ms, nft -c ${checkMs.toFixed(0)} ms, load ${loadMs.toFixed(0)} ms, replace ${replaceMs.toFixed(0)} ms`;
+  t.diagnostic(figures);
+  console.log(figures);
+});
+
+test('real packets over a bridge with br_netfilter: a SYN on a path gets its answer; one on no path never arrives', { skip }, async () => {
+  // One "machine" with the network's bridge; two "guests" on it: front (10.231.0.20) and db (10.231.0.33).
+  for (const n of [MACHINE, A, B]) await netns(n);
+  const inM = (...args: string[]) => inNs(MACHINE, args);
+  assert.equal((await inM('cat', '/proc/sys/net/bridge/bridge-nf-call-iptables')).stdout.trim(), '1', 'br_netfilter passes bridged IPv4 to the inet hooks');
+  await inM('ip', 'link', 'add', 'bt-web', 'type', 'bridge');
+  await inM('ip', 'link', 'set', 'bt-web', 'up');
+  for (const [ns, port, ip] of [[A, 'pa', '10.231.0.20'], [B, 'pb', '10.231.0.33']] as const) {
+    await sys.run('ip', ['link', 'add', port, 'netns', MACHINE, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+    await inM('ip', 'link', 'set', port, 'master', 'bt-web', 'up');
+    await inNs(ns, ['ip', 'addr', 'add', `${ip}/24`, 'dev', 'eth0']);
+    await inNs(ns, ['ip', 'link', 'set', 'eth0', 'up']);
+  }
+  const model: PathModel = {
+    services: [
+      { network: 'web', name: 'front', block: '10.231.0.16/28' },
+      { network: 'web', name: 'db', block: '10.231.0.32/29' },
+    ],
+    paths: [{ network: 'web', from: { service: 'front' }, to: 'db', proto: 'tcp', ports: [5432, 5432] }],
+  };
+  await inNs(MACHINE, ['nft', '-f', '-'], renderPathsRuleset(model, [{ name: 'web', bridge: 'bt-web', gateway: '10.231.0.1' }]));
+
+  /** TCP segments db's stack has taken in (its namespace's own counter). */
+  const dbInSegs = async () => {
+    const snmp = (await inNs(B, ['cat', '/proc/net/snmp'])).stdout.split('\n').filter((l) => l.startsWith('Tcp:'));
+    const [names, values] = snmp.map((l) => l.split(/\s+/));
+    return Number(values![names!.indexOf('InSegs')]);
+  };
+  // Nothing listens on db: a SYN that arrives is answered with a RST (ECONNREFUSED, 111),
+  // and that answer passes only as a reply (ct state established). One that drops gets nothing.
+  const connect = async (port: number) =>
+    (await inNs(A, ['python3', '-c', `import socket; s = socket.socket(); s.settimeout(3); print(s.connect_ex(("10.231.0.33", ${port})))`])).stdout.trim();
+
+  const before1 = await dbInSegs();
+  assert.equal(await connect(5432), '111', 'front -> db:5432 (a path): the SYN arrives and the RST comes back');
+  assert.ok((await dbInSegs()) > before1, 'db took the SYN');
+
+  const before2 = await dbInSegs();
+  assert.notEqual(await connect(5433), '111', 'front -> db:5433 (no path): no answer');
+  assert.equal(await dbInSegs(), before2, 'db never saw a segment on 5433');
+});
