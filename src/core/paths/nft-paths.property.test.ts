@@ -52,7 +52,7 @@ const arbCase = fc.record({
   splits: fc.array(fc.record({ net: fc.nat(), from: fc.nat(), to: fc.nat(), proto: arbProto, port: fc.integer({ min: 1, max: 18 }) }), { maxLength: 3 }),
 });
 
-type Case = fc.Infer<typeof arbCase>;
+type Case = typeof arbCase extends fc.Arbitrary<infer T> ? T : never;
 
 function build(c: Case): { nets: PathsNetwork[]; model: PathModel; byNet: ServiceBlock[][] } {
   const nets = NETWORKS.slice(0, c.networks);
