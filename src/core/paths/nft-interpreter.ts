@@ -1,7 +1,7 @@
 /**
  * A small interpreter of the nftables subset core/paths/nft-paths.ts renders: tables, named
  * sets (concatenated types, `flags interval`, elements), one base chain, and rules made of
- * matches (`SEL [. SEL]... [!=] @set`, `SEL VALUE`, `ct state A,B`) and a verdict. It reads
+ * matches (`SEL [. SEL]... [!=] @set`, `SEL VALUE`, `ct state A,B`, `ct direction D`) and a verdict. It reads
  * the text itself, not the renderer's data, so the property test checks what the kernel would
  * be given. Anything outside the subset is an error, not a guess, and so is what the kernel
  * refuses that matters here: overlapping elements of an interval set, ranges in a set without
@@ -19,6 +19,8 @@ export interface Packet {
   sport: number;
   dport: number;
   ct: 'new' | 'established' | 'related' | 'invalid';
+  /** Conntrack's direction: `reply` for packets answering the connection's first one. */
+  dir: 'original' | 'reply';
 }
 
 export type Verdict = 'accept' | 'drop';
@@ -199,6 +201,13 @@ function parseRule(line: string, rs: Ruleset, fail: (m: string) => never): Rule 
       k += 3;
       continue;
     }
+    if (t[k] === 'ct' && t[k + 1] === 'direction') {
+      const d = t[k + 2];
+      if (d !== 'original' && d !== 'reply') fail('ct direction is original or reply');
+      matches.push({ selectors: ['ct direction'], negate: false, value: d });
+      k += 3;
+      continue;
+    }
     const selectors = [selector()];
     while (t[k] === '.') {
       k++;
@@ -238,6 +247,8 @@ export function evaluate(rs: Ruleset, hook: string, pkt: Packet): Verdict {
 
 function holds(rs: Ruleset, m: Match, pkt: Packet): boolean {
   if (m.selectors[0] === 'ct state') return m.value!.split(',').includes(pkt.ct) !== m.negate;
+  // An invalid packet has no conntrack entry, so no direction; a new one's is `original`.
+  if (m.selectors[0] === 'ct direction') return pkt.ct !== 'invalid' && pkt.dir === m.value;
   const key: Part[] = [];
   for (const s of m.selectors) {
     const v = read(s, pkt);

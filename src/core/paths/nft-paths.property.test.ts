@@ -88,7 +88,7 @@ test('checkAccess agrees with the rendered ruleset, run by the interpreter, for 
         const target = byNet[k]![q.to % byNet[k]!.length]!;
         const [lo, hi] = cidrRange(target.block);
         const daddr = intToIp(lo + (q.offset % (hi - lo + 1)));
-        const pkt = (saddr: string): Packet => ({ iif: nets[k]!.bridge, oif: nets[k]!.bridge, saddr, daddr, proto: q.proto, sport: q.sport, dport: q.port, ct: 'new' });
+        const pkt = (saddr: string): Packet => ({ iif: nets[k]!.bridge, oif: nets[k]!.bridge, saddr, daddr, proto: q.proto, sport: q.sport, dport: q.port, ct: 'new', dir: 'original' });
 
         // From one address.
         const saddr = intToIp(q.src);
@@ -103,8 +103,11 @@ test('checkAccess agrees with the rendered ruleset, run by the interpreter, for 
         const sAnswer = checkAccess(model, { service: from.name }, target.name, q.port, q.proto);
         assert.equal(all, sAnswer.allowed, `${from.name} -> ${target.name} ${q.port}/${q.proto}: check says ${JSON.stringify(sAnswer)}, the rules ${all ? 'admit' : 'do not admit'} all of ${from.block}\n${text}`);
 
-        // Replies always flow; ICMP to an instance never does (paths name tcp and udp only).
-        assert.equal(evaluate(rs, 'forward', { ...pkt(saddr), ct: 'established' }), 'accept');
+        // An open connection toward the instance is held to the paths on every packet (so a
+        // removed path cuts it); replies always flow; ICMP to an instance never does (paths
+        // name tcp and udp only).
+        assert.equal(evaluate(rs, 'forward', { ...pkt(saddr), ct: 'established' }), verdict, 'established, original direction: as a new one');
+        assert.equal(evaluate(rs, 'forward', { ...pkt(saddr), ct: 'established', dir: 'reply' }), 'accept');
         assert.equal(evaluate(rs, 'forward', { ...pkt(saddr), proto: 'icmp' }), 'drop');
       }
     }),
@@ -123,7 +126,7 @@ test('traffic to addresses of no service, and DHCP from the gateway, pass whatev
           const [lo, hi] = cidrRange(s.block);
           return ipToInt(daddr) >= lo && ipToInt(daddr) <= hi;
         });
-        const any: Packet = { iif: n.bridge, oif: n.bridge, saddr: '10.0.0.200', daddr, proto: 'tcp', sport: 1000, dport: 22, ct: 'new' };
+        const any: Packet = { iif: n.bridge, oif: n.bridge, saddr: '10.0.0.200', daddr, proto: 'tcp', sport: 1000, dport: 22, ct: 'new', dir: 'original' };
         if (!inBlock) assert.equal(evaluate(rs, 'forward', any), 'accept', `${daddr} is no instance in ${n.name}`);
         assert.equal(evaluate(rs, 'forward', { ...any, saddr: n.gateway, proto: 'udp', sport: 67, dport: 68 }), 'accept', 'DHCP answer');
       });

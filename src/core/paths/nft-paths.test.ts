@@ -53,7 +53,8 @@ table inet butter_paths {
 	chain forward {
 		type filter hook forward priority filter; policy accept;
 		oifname . ip daddr != @instances accept
-		ct state established,related accept
+		ct state established ct direction reply accept
+		ct state related accept
 		oifname . ip saddr @dhcp udp sport 67 udp dport 68 accept
 		oifname . ip daddr . ip saddr . meta l4proto . th dport @paths_0 accept
 		oifname . ip daddr . ip saddr . meta l4proto . th dport @paths_1 accept
@@ -69,7 +70,7 @@ test('no services and no paths: the same table shape, empty sets, one path set; 
   assert.match(text, /set instances \{\n\t\ttype ifname \. ipv4_addr\n\t\tflags interval\n\t\}/);
   assert.match(text, /set paths_0 \{/);
   assert.doesNotMatch(text, /paths_1/);
-  const pkt: Packet = { iif: 'bt-web', oif: 'bt-web', saddr: '10.231.0.5', daddr: '10.231.0.20', proto: 'tcp', sport: 4000, dport: 22, ct: 'new' };
+  const pkt: Packet = { iif: 'bt-web', oif: 'bt-web', saddr: '10.231.0.5', daddr: '10.231.0.20', proto: 'tcp', sport: 4000, dport: 22, ct: 'new', dir: 'original' };
   assert.equal(evaluate(parseRuleset(text), 'forward', pkt), 'accept');
 });
 
@@ -96,14 +97,16 @@ test('overlapping service blocks in one network and bad interface names are refu
 
 test('the golden table, read back: what it admits and what it drops', () => {
   const rs = parseRuleset(renderPathsRuleset(model, networks));
-  const v = (p: Partial<Packet>) => evaluate(rs, 'forward', { iif: 'bt-web', oif: 'bt-web', saddr: '10.231.0.20', daddr: '10.231.0.33', proto: 'tcp', sport: 40000, dport: 5432, ct: 'new', ...p });
+  const v = (p: Partial<Packet>) => evaluate(rs, 'forward', { iif: 'bt-web', oif: 'bt-web', saddr: '10.231.0.20', daddr: '10.231.0.33', proto: 'tcp', sport: 40000, dport: 5432, ct: 'new', dir: 'original', ...p });
   assert.equal(v({}), 'accept', 'front -> db:5432');
   assert.equal(v({ dport: 5433 }), 'drop', 'front -> db:5433');
   assert.equal(v({ saddr: '10.231.0.2' }), 'drop', 'a VM in no service -> db:5432');
   assert.equal(v({ saddr: '10.231.0.34', daddr: '10.231.0.35' }), 'drop', 'db -> db: no path from db to itself');
   assert.equal(v({ proto: 'udp' }), 'drop', 'front -> db:5432/udp');
   assert.equal(v({ proto: 'icmp', dport: 5432 }), 'drop', 'ICMP to an instance');
-  assert.equal(v({ ct: 'established', saddr: '10.231.0.2', dport: 1 }), 'accept', 'replies flow');
+  assert.equal(v({ ct: 'established', dir: 'reply', saddr: '10.231.0.2', dport: 1 }), 'accept', 'replies flow');
+  assert.equal(v({ ct: 'established', dir: 'original' }), 'accept', 'an open connection on a path flows on');
+  assert.equal(v({ ct: 'established', dir: 'original', dport: 5433 }), 'drop', 'an open connection on no path (its path removed) is cut');
   assert.equal(v({ ct: 'related', proto: 'icmp' }), 'accept', 'related ICMP flows');
   assert.equal(v({ saddr: '10.231.0.1', proto: 'udp', sport: 67, dport: 68 }), 'accept', "DHCP from the gateway");
   assert.equal(v({ saddr: '10.231.0.2', proto: 'udp', sport: 67, dport: 68 }), 'drop', 'DHCP from anyone else');

@@ -7,8 +7,11 @@
  * VXLAN port of the same bridge and VPN peers' through the router port, so both are bridged
  * too on the node of the destination. So one chain on the forward hook decides, for a packet
  * whose `oifname . ip daddr` is a service block (`@instances`):
- *   1. replies and related ICMP pass (`ct state established,related`): allowed connections
- *      are stateful, and the answers of the gateway's DNS and metadata to instances are replies;
+ *   1. replies pass (`ct state established ct direction reply`), and related ICMP: allowed
+ *      connections are stateful, and the gateway's DNS and metadata answers are replies. Only
+ *      replies: the packets of an established connection toward the instance are checked
+ *      against the paths again (step 3) every time, so removing a path cuts its open
+ *      connections at the next packet, while those of paths that stay flow on;
  *   2. DHCP answers from the network's gateway pass (`@dhcp`: not replies to conntrack, as the
  *      request went to the broadcast address);
  *   3. a packet matching a path passes: `oifname . ip daddr . ip saddr . meta l4proto . th dport`
@@ -56,8 +59,8 @@ export function renderPathsDelete(): string {
 /**
  * The whole table for a node hosting `networks`, from the control plane's model: declared,
  * deleted and declared again in one text, so `nft -f` replaces it atomically (as
- * core/nft-rules.ts does for its tables) and conntrack entries, so established connections,
- * survive the swap.
+ * core/nft-rules.ts does for its tables); conntrack entries survive the swap, and with them
+ * the connections of paths that stay.
  */
 export function renderPathsRuleset(model: PathModel, networks: readonly PathsNetwork[]): string {
   const instances: string[] = [];
@@ -88,7 +91,8 @@ export function renderPathsRuleset(model: PathModel, networks: readonly PathsNet
   const rules = [
     'type filter hook forward priority filter; policy accept;',
     'oifname . ip daddr != @instances accept',
-    'ct state established,related accept',
+    'ct state established ct direction reply accept',
+    'ct state related accept',
     'oifname . ip saddr @dhcp udp sport 67 udp dport 68 accept',
     ...layered.map((_, i) => `oifname . ip daddr . ip saddr . meta l4proto . th dport @paths_${i} accept`),
     'drop',
