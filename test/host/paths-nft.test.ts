@@ -152,8 +152,9 @@ const SERVICES: ServiceBlock[] = [
 ];
 const FRONT_DB: Path = { network: 'web', from: { service: 'front' }, to: 'db', proto: 'tcp', ports: [5432, 5432] };
 
-test('real packets over a bridge with br_netfilter: a SYN on a path gets its answer; one on no path never arrives', { skip }, async () => {
-  // One "machine" with the network's bridge; two "guests" on it: front (10.231.0.20) and db (10.231.0.33).
+/** One "machine" with the network's bridge; two "guests" on it: front (10.231.0.20) and db (10.231.0.33). Made once. */
+let made1: Promise<void> | undefined;
+const machine = () => (made1 ??= (async () => {
   for (const n of [MACHINE, A, B]) await netns(n);
   const inM = (...args: string[]) => inNs(MACHINE, args);
   assert.equal((await inM('cat', '/proc/sys/net/bridge/bridge-nf-call-iptables')).stdout.trim(), '1', 'br_netfilter passes bridged IPv4 to the inet hooks');
@@ -165,6 +166,10 @@ test('real packets over a bridge with br_netfilter: a SYN on a path gets its ans
     await inNs(ns, ['ip', 'addr', 'add', `${ip}/24`, 'dev', 'eth0']);
     await inNs(ns, ['ip', 'link', 'set', 'eth0', 'up']);
   }
+})());
+
+test('real packets over a bridge with br_netfilter: a SYN on a path gets its answer; one on no path never arrives', { skip }, async () => {
+  await machine();
   await inNs(MACHINE, ['nft', '-f', '-'], renderPathsRuleset({ services: SERVICES, paths: [FRONT_DB] }, WEB));
 
   /** TCP segments db's stack has taken in (its namespace's own counter). */
@@ -188,7 +193,7 @@ test('real packets over a bridge with br_netfilter: a SYN on a path gets its ans
 });
 
 test('an open connection survives a change that keeps its path, and is cut when its path goes', { skip }, async () => {
-  // The bridge and guests of the test before.
+  await machine();
   const apply = (paths: Path[]) => inNs(MACHINE, ['nft', '-f', '-'], renderPathsRuleset({ services: SERVICES, paths }, WEB));
   await apply([FRONT_DB]);
   const server = run(B, "import socket\ns = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('0.0.0.0', 5432)); s.listen(1); print('listening')\nc, _ = s.accept()\nwhile True:\n  d = c.recv(100)\n  if not d: break\n  c.sendall(d)");
