@@ -123,6 +123,35 @@ test('a ruleset for 1,000 services and 5,000 paths checks and loads; the kernel 
   console.log(figures);
 });
 
+test('the kernel accepts every shape the renderer makes: 40 random models with overlapping paths, /0 to /32, ports 1 to 65535', { skip }, async () => {
+  if (!made.includes(BIG)) await netns(BIG);
+  const r = rng(1414);
+  const int = (lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
+  let layered = 0;
+  for (let run = 0; run < 40; run++) {
+    const networks: PathsNetwork[] = [
+      { name: 'n0', bridge: 'bt-n0', gateway: '10.0.0.1' },
+      { name: 'n1', bridge: 'bt-n1', gateway: '10.0.0.1' },
+    ];
+    const services: ServiceBlock[] = networks.flatMap((n) => Array.from({ length: int(0, 6) }, (_, i) => ({ network: n.name, name: `${n.name}s${i}`, block: `10.0.0.${16 * (i + 1)}/${int(28, 32)}` })));
+    const paths: Path[] = [];
+    for (let i = int(0, 30); i > 0 && services.length > 0; i--) {
+      const to = services[int(0, services.length - 1)]!;
+      const same = services.filter((s) => s.network === to.network);
+      const p = int(0, 32);
+      const a = r() < 0.5 ? ipToInt('10.0.0.0') + int(0, 255) : int(0, 2 ** 32 - 1);
+      const from: Path['from'] = r() < 0.4 ? { service: same[int(0, same.length - 1)]!.name } : { cidr: `${intToIp(a - (a % 2 ** (32 - p)))}/${p}` };
+      const lo = r() < 0.1 ? 65535 : int(1, 20);
+      paths.push({ network: to.network, from, to: to.name, proto: r() < 0.5 ? 'tcp' : 'udp', ports: [lo, Math.min(65535, lo + int(0, 5))] });
+    }
+    const text = renderPathsRuleset({ services, paths }, networks);
+    if (text.includes('paths_1')) layered++;
+    const res = await sys.run('ip', ['netns', 'exec', BIG, 'nft', '-c', '-f', '-'], { input: text, allowFail: true });
+    assert.equal(res.code, 0, `nft -c refused model ${run}: ${res.stderr}\n${text}`);
+  }
+  assert.ok(layered > 0, 'some models needed more than one path set');
+});
+
 /** A process in a namespace whose output is read line by line (each wait has a deadline against hanging). */
 function run(ns: string, script: string): { proc: ChildProcessWithoutNullStreams; line: () => Promise<string> } {
   const proc = spawn('ip', ['netns', 'exec', ns, 'python3', '-u', '-c', script]);
