@@ -10,6 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Service } from '../../src/api/schemas/service.ts';
 import { NamespaceCluster } from './cluster-harness.ts';
+import { gatewayMac } from '../../src/core/network-macs.ts';
 
 let c: NamespaceCluster;
 let blueprint: string;
@@ -41,7 +42,8 @@ while true; do
   out=$(nslookup -type=a web.lan.internal 2>&1)
   a=$(echo "$out" | awk '/^Name:/ { n = 1 } n && /^Address/ { printf " %s", $NF }')
   # With no address, what nslookup said instead (NXDOMAIN, a timeout...), on the same line.
-  if [ -n "$a" ]; then echo "lookup $n:$a"; else echo "lookup $n: [$(date +%T) $(echo "$out" | tr '\n\t' '  ')]"; fi
+  t=$(date +%T)
+  if [ -n "$a" ]; then echo "lookup $n@$t:$a"; else echo "lookup $n@$t: [$(echo "$out" | tr '\n\t' '  ')]"; fi
   sleep 0.2 2>/dev/null || sleep 1
 done
 ) &
@@ -75,9 +77,26 @@ initialization:
   );
   writeFileSync(`${c.dir}/bp/greet.sh`, TEMPLATE);
   writeFileSync(`${c.dir}/watch.sh`, WATCHER);
+  // Where each node's bridge has the gateway's MAC, sampled all along: on its own gateway port,
+  // never behind the VXLAN port (nft-rules.ts keeps the other nodes' gateways out).
+  const gw = gatewayMac('lan');
+  let last = '';
+  sampler = setInterval(() => {
+    const where = ['n1', 'n2'].map((n) => {
+      const out = c.inNode(n, 'bridge', ['-j', 'fdb', 'show', 'br', 'bt-lan']).stdout.trim();
+      const entries = out ? (JSON.parse(out) as { mac: string; ifname: string }[]) : [];
+      return `${n}:${entries.filter((e) => e.mac === gw).map((e) => e.ifname).join('+')}`;
+    });
+    if (where.join() !== last) gatewayPorts.push({ at: new Date().toISOString().slice(11, 19), where });
+    last = where.join();
+  }, 500);
 });
+let sampler: NodeJS.Timeout | undefined;
+/** Each change of where the nodes' bridges have the gateway's MAC. */
+const gatewayPorts: { at: string; where: string[] }[] = [];
 after(async () => {
   if (process.env.BUTTER_TEST_DEBUG) console.error(c?.log);
+  clearInterval(sampler);
   await c?.cleanup();
   console.log(`# services host test: ${Math.round((Date.now() - t0) / 1000)} s in all`);
 });
@@ -88,7 +107,8 @@ const ipsOf = (s: Service) => s.instances.map((i) => i.ip!).sort();
 
 /** The watcher's lookups so far: sequence number and the addresses answered. */
 function lookups(): { n: number; ips: string[] }[] {
-  return [...logs('watch').matchAll(/^lookup (\d+):([^[\n]*)(\[.*\])?$/gm)].map((m) => ({ n: Number(m[1]), ips: m[2]!.trim().split(/\s+/).filter(Boolean).sort(), ...(m[3] ? { said: m[3] } : {}) }));
+  // Not anchored: the console's shell prompt may share a line with one.
+  return [...logs('watch').matchAll(/lookup (\d+)@(\d\d:\d\d:\d\d):([^[\n]*)(\[.*\])?$/gm)].map((m) => ({ n: Number(m[1]), at: m[2]!, ips: m[3]!.trim().split(/\s+/).filter(Boolean).sort(), ...(m[4] ? { said: m[4] } : {}) }));
 }
 const lastLookup = () => lookups().at(-1);
 
@@ -101,7 +121,8 @@ async function greeted(s: Service, value: string): Promise<void> {
 }
 
 interface Snapshot {
-  instances: { key: string; revision: number; state: string }[];
+  at: string;
+  instances: { key: string; revision: number; state: string; where: string }[];
 }
 
 /**
@@ -121,9 +142,9 @@ async function rollout(args: string[]): Promise<{ snapshots: Snapshot[]; final: 
   while (!done) {
     const s = show();
     for (const i of s.instances) if (i.ip) ever.add(i.ip);
-    const snap = { instances: s.instances.map((i) => ({ key: `${i.name}@${i.revision}`, revision: i.revision, state: i.state })) };
-    if (JSON.stringify(snap) !== seen) snapshots.push(snap);
-    seen = JSON.stringify(snap);
+    const snap = { at: new Date().toISOString().slice(11, 19), instances: s.instances.map((i) => ({ key: `${i.name}@${i.revision}`, revision: i.revision, state: i.state, where: `${i.node}/${i.ip}` })) };
+    if (JSON.stringify(snap.instances) !== seen) snapshots.push(snap);
+    seen = JSON.stringify(snap.instances);
     await sleep(500);
   }
   assert.equal(done.code, 0, `${args.join(' ')}: ${done.stderr}`);
@@ -139,7 +160,7 @@ async function rollout(args: string[]): Promise<{ snapshots: Snapshot[]; final: 
 
 /** What every rollout must show: one instance at a time, a replacement running before an old one goes, no lookup without an address. */
 function checkRollout(r: Awaited<ReturnType<typeof rollout>>, oldKeys: string[], to: number): void {
-  const log = r.snapshots.map((s) => s.instances.map((i) => `${i.key}:${i.state}`).join(' ')).join('\n');
+  const log = r.snapshots.map((s) => `${s.at} ${s.instances.map((i) => `${i.key}:${i.state}:${i.where}`).join(' ')}`).join('\n');
   console.log(`# ${r.window.length} lookups during the rollout; ${r.snapshots.length} instance snapshots:\n${log.replace(/^/gm, '#   ')}`);
   // The DNS name: contiguous numbered lookups (none lost), each with an address, each an instance's.
   const ns = r.window.map((l) => l.n);
@@ -209,4 +230,9 @@ test('from its first full answer to the end, the name never answered no address 
   assert.deepEqual(ns, Array.from({ length: ns.length }, (_, k) => watchFrom! + k), 'the watcher printed every lookup');
   assert.deepEqual(all.filter((l) => l.ips.length === 0), [], `of ${all.length} lookups, these answered no address`);
   console.log(`# ${all.length} lookups in all since the first full answer`);
+  // Where the gateway's MAC was: learned (it appears once the gateway has spoken), and only ever on each node's own gateway port.
+  const ports = gatewayPorts.map((g) => `${g.at} ${g.where.join(' ')}`).join('\n');
+  assert.ok(gatewayPorts.length > 0, 'sampled');
+  for (const g of gatewayPorts) for (const w of g.where) assert.ok(!w.includes('btxlan'), `the gateway's MAC behind the VXLAN port:\n${ports}`);
+  for (const w of gatewayPorts.at(-1)!.where) assert.match(w, /^n\d:\S+$/, `each node's bridge knows its gateway's MAC on one port:\n${ports}`);
 });
