@@ -161,8 +161,8 @@ function renderBridge(networks: readonly NftNetwork[]): string {
     if (!n.overlay) continue;
     const vx = q(n.overlay.device);
     const local = `{ ${n.gateway}, ${METADATA} }`;
-    // Nor does anything the gateway itself sends (its ARP requests for guests' addresses, as
-    // dnsmasq asks before it offers one): every node's gateway has the same MAC, so a frame of
+    // Nor does anything the gateway itself sends (its ARP requests for guests' addresses are
+    // broadcasts, flooded to this port too): every node's gateway has the same MAC, so a frame of
     // another node's gateway would teach this bridge that the MAC lives behind the VXLAN port,
     // and this node's guests would lose their gateway (DNS, DHCP, metadata, egress) until its
     // own gateway spoke again. Dropped before the bridge learns from it.
