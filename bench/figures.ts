@@ -8,11 +8,13 @@ import type { GuestOverlayResult } from './guest-overlay.ts';
 import type { OverlayResult } from './overlay.ts';
 import type { PlacementResult } from './placement.ts';
 import type { RssResult } from './rss.ts';
+import type { ServiceCreateResult } from './service-create.ts';
+import type { ServiceRolloutResult } from './service-rollout.ts';
 
-export type FigureId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'h' | 'i';
+export type FigureId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'h' | 'i' | 'j' | 'k';
 
 /** Every figure, in the order they are reported. */
-export const FIGURE_IDS: readonly FigureId[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i'];
+export const FIGURE_IDS: readonly FigureId[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k'];
 
 /** Goals of the cluster figures (e) and (f). */
 export const PLACEMENT_GOAL_PER_S = 5000;
@@ -39,6 +41,8 @@ export const FIGURES: Record<FigureId, FigureDef> = {
   g: { id: 'g', key: 'overlayThroughput', title: 'TCP over the full overlay (bridge → VXLAN → WireGuard) vs plain WireGuard, two machines', goal: 'overlay / plain >= 0.9' },
   h: { id: 'h', key: 'meshJoin', title: 'node join → full WireGuard mesh connectivity', goal: '< 1 s' },
   i: { id: 'i', key: 'guestOverlay', title: 'VM-to-VM TCP through real guests (tiny image, TCG), across the overlay and on one node', goal: null },
+  j: { id: 'j', key: 'serviceCreate', title: 'a 100-instance service over 1,000 simulated nodes, vs 100 single VM creates', goal: 'service / 100 creates <= 1' },
+  k: { id: 'k', key: 'serviceRollingUpdate', title: 'rolling update of a 10-instance service (simulated nodes): time, instances missing from its DNS answer', goal: '0 missing' },
   f: { id: 'f', key: 'clusterScale', title: '1,000 simulated agents heartbeating every 5 s; control-plane RSS with 10,000 VMs', goal: 'heartbeat p99 <= 50 ms; RSS <= 200 MB' },
 };
 
@@ -57,6 +61,8 @@ export interface FigureDataMap {
   g: OverlayResult;
   h: MeshJoinResult;
   i: GuestOverlayResult;
+  j: ServiceCreateResult;
+  k: ServiceRolloutResult;
 }
 
 export interface FigureResult<I extends FigureId = FigureId> extends FigureDef {
@@ -124,6 +130,22 @@ export function judge<I extends FigureId>(id: I, data: FigureDataMap[I]): { pass
     case 'i': {
       const d = data as GuestOverlayResult;
       return { pass: null, headline: `${d.crossNodeMbps} Mbit/s between nodes (bridge → VXLAN → WireGuard), ${d.sameNodeMbps} Mbit/s on one node (${d.seconds} s windows; guest MTU ${d.guestMtu})` };
+    }
+    case 'j': {
+      const d = data as ServiceCreateResult;
+      return {
+        pass: d.ratio <= 1,
+        headline: `ratio ${d.ratio.toFixed(3)}: service ${d.serviceMedianMs} ms vs ${d.instances} creates one after the other ${d.sequentialMedianMs} ms (medians of ${d.serviceMs.length}; ${d.options.inFlight} in flight: ${d.concurrentMedianMs} ms); ${d.instances} instances on ${d.distinctNodes} nodes in ${Object.keys(d.perZone).length} zones`,
+      };
+    }
+    case 'k': {
+      const d = data as ServiceRolloutResult;
+      const missing = Math.max(d.update.maxMissing, d.rollback.maxMissing);
+      const whole = d.update.replaced === d.instances && d.rollback.replaced === d.instances;
+      return {
+        pass: missing === 0 && whole,
+        headline: `update ${d.update.ms} ms, rollback ${d.rollback.ms} ms for ${d.instances} instances; at most ${missing} missing from the DNS answer (${d.update.samples + d.rollback.samples} answers sent to ${d.nodes} nodes)`,
+      };
     }
     default: {
       const d = data as ClusterScaleResult;

@@ -10,6 +10,8 @@ import type { MetadataBenchResult } from './metadata.ts';
 import type { MeshJoinResult } from './mesh-join.ts';
 import type { GuestOverlayResult } from './guest-overlay.ts';
 import type { OverlayResult } from './overlay.ts';
+import type { ServiceCreateResult } from './service-create.ts';
+import type { ServiceRolloutResult } from './service-rollout.ts';
 
 export interface Results {
   /** When the run started (ISO-8601 UTC). */
@@ -648,6 +650,81 @@ The agents' process held ${d.agentsRssMiB} MiB at the end; it is not part of the
   return out.join('\n');
 }
 
+function serviceCreateSection(r: Results): string {
+  const { f, d } = data(r, 'j');
+  const out = [`## (j) a 100-instance service vs 100 single VM creates
+
+**What it measures.** How long creating a service of 100 instances over 1,000 simulated nodes
+takes until every instance is placed, against 100 single VM creates of the same size in the
+same run. **Goal: service / 100 creates <= 1** (the service is not slower).
+
+**How.** \`bench/service-create.ts\` (\`benchServiceCreate()\`) runs \`butter server\` in its own
+process, as (b) does, and registers 1,000 nodes through the API, put in 4 zones, each
+reporting every 5 s from the bench's process (simulated nodes that run nothing, so this is
+placement, not boots). A network, a 64 KiB image and one warm-up create of each kind come
+first. Each of 3 rounds then times, one after the other: \`POST /v1/services\` with
+\`count: 100\` and \`availability_zones: 4\` (its answer comes once the address block and all
+100 instances are placed, spread over the zones and then the nodes, rendered and durable: one
+transaction; every instance is checked to have a node); 100 \`POST /v1/vms\` one after the other,
+as 100 \`butter vm create\`s would be (each answered once placed and durable); and, for
+context, the same 100 with 32 in flight (group commit). The figures are medians of the rounds;
+the ratio is service / one after the other.
+`];
+  if (!d) return out.join('\n') + '\n' + notMeasured(f);
+  const j = d as ServiceCreateResult;
+  out.push(`### Results (${r.date.slice(0, 10)})
+
+| | service (100 instances) | 100 creates, one after the other | 100 creates, ${j.options.inFlight} in flight |
+| --- | ---: | ---: | ---: |
+${j.serviceMs.map((x, i) => `| round ${i + 1} | ${x} ms | ${j.sequentialMs[i]} ms | ${j.concurrentMs[i]} ms |`).join('\n')}
+| **median** | **${j.serviceMedianMs} ms** | ${j.sequentialMedianMs} ms | ${j.concurrentMedianMs} ms |
+
+Status: **${STATUS[f!.status]}** (ratio ${j.ratio.toFixed(3)}, goal <= 1; against ${j.options.inFlight} in flight
+${j.ratioConcurrent.toFixed(3)}). The last service's instances: ${Object.entries(j.perZone)
+    .map(([z, n]) => `${n} in ${z}`)
+    .join(', ')}, on ${j.distinctNodes} distinct nodes. One request and one fsync make the
+whole service, where single creates pay a round trip and a commit each.
+`);
+  return out.join('\n');
+}
+
+function serviceRolloutSection(r: Results): string {
+  const { f, d } = data(r, 'k');
+  const out = [`## (k) rolling update of a 10-instance service
+
+**What it measures.** A rolling update of a service of 10 instances on simulated nodes: how
+long it takes, and the most instances ever missing from the service's DNS answer meanwhile.
+**Goal: 0 missing.** The time is reported (no goal).
+
+**How.** \`bench/service-rollout.ts\` (\`benchServiceRollout()\`) runs \`butter server\` in its
+own process and 5 real agents with the simulated driver in the bench's process (2 zones), so
+each replacement really goes \`running\` through an agent's reconcile and report before the
+rollout takes an old instance away. The DNS answer is what the nodes are sent: the desired
+state's \`networks[].services[].ips\`, which each agent renders into dnsmasq's addn-hosts. One
+watcher per node long-polls that node's desired state as its agent does (\`since\` the last
+revision), so it sees every state the node can be sent; missing is the service's count less
+the addresses in an answer. First the watchers are shown to see a loss: one instance is
+stopped (it leaves the answer) and started again. Then the update changes a template variable
+(revision 2), and a rollback to revision 1 is measured the same way. Each is timed from the
+request until every instance runs at the new revision with the rollout done; the watching
+goes on 1 s after. Replacements are counted from the audit log's VM creates.
+`];
+  if (!d) return out.join('\n') + '\n' + notMeasured(f);
+  const k = d as ServiceRolloutResult;
+  const row = (what: string, p: ServiceRolloutResult['update']) => `| ${what} | ${p.ms} ms | ${p.replaced} | **${p.maxMissing}** | ${p.maxIps} | ${p.samples} |`;
+  out.push(`### Results (${r.date.slice(0, 10)})
+
+| | time | instances replaced | most missing from the DNS answer | most addresses in it | answers sent |
+| --- | ---: | ---: | ---: | ---: | ---: |
+${row('update (a variable changed)', k.update)}
+${row('rollback to revision 1', k.rollback)}
+
+Status: **${STATUS[f!.status]}** (goal: 0 missing). A replacement runs beside the instance it
+replaces until the rollout removes that one, so an answer holds up to ${k.instances + 1} addresses.
+`);
+  return out.join('\n');
+}
+
 export function renderMarkdown(r: Results): string {
   const rows = FIGURE_IDS.map((id) => {
     const f = r.figures.find((x) => x.id === id);
@@ -697,12 +774,15 @@ ${clusterSection(r)}
 ${overlaySection(r)}
 ${meshJoinSection(r)}
 ${guestOverlaySection(r)}
+${serviceCreateSection(r)}
+${serviceRolloutSection(r)}
 ## Running it
 
 \`\`\`sh
-sudo npm run bench                # all six; about ${Math.max(1, Math.round(r.seconds / 60))} min here
+sudo npm run bench                # all of them; about ${Math.max(1, Math.round(r.seconds / 60))} min here
 sudo BENCH_ONLY=b,d npm run bench # a subset: printed only, nothing written
 BENCH_ONLY=e,f npm run bench      # the cluster figures (no root needed)
+BENCH_ONLY=j,k npm run bench      # the services figures (no root needed)
 BENCH_BOOT_RUNS=5 ...             # more pairs for (a) (default 3)
 BENCH_NO_BUILD=1 ...              # skip rebuilding dist/ (the CLI runs from it)
 \`\`\`

@@ -8,6 +8,9 @@
  *   (d) control-plane RSS after (b)                                (rss.ts)
  *   (e) durable placements/s, 10,000 over 1,000 nodes              (placement.ts)
  *   (f) 1,000 sim agents' heartbeat p99; RSS with 10,000 VMs       (cluster-scale.ts)
+ *   (g)–(i) the overlay and guest-to-guest TCP, mesh join          (overlay.ts, mesh-join.ts, guest-overlay.ts)
+ *   (j) a 100-instance service vs 100 VM creates, 1,000 nodes      (service-create.ts)
+ *   (k) rolling update of 10 instances: time, DNS answers missing  (service-rollout.ts)
  *
  * Every figure is bounded in time; one that fails or times out is reported as an error and
  * the others still run. Everything set up on the host is undone (cleanup.ts), on Ctrl-C too.
@@ -33,6 +36,8 @@ import { benchGuestOverlay } from './guest-overlay.ts';
 import { benchOverlay } from './overlay.ts';
 import { benchPlacement } from './placement.ts';
 import { renderMarkdown, renderSummary, type Results } from './report.ts';
+import { benchServiceCreate } from './service-create.ts';
+import { benchServiceRollout } from './service-rollout.ts';
 import { readRss } from './rss.ts';
 import { startServerProcess, type ServerProcess } from './server-process.ts';
 import { within } from './stats.ts';
@@ -132,6 +137,9 @@ async function main(): Promise<number> {
   // The cluster figures: in-process placement throughput, then 1,000 agents against a fresh server.
   if (wanted('e')) figures.push(await figure('e', 180_000, () => benchPlacement()));
   if (wanted('f')) figures.push(await figure('f', 420_000, () => benchClusterScale(undefined, (m) => log(`    ${m}`))));
+  // The services figures: placement of a whole service, then a rolling update through sim agents.
+  if (wanted('j')) figures.push(await figure('j', 240_000, () => benchServiceCreate(undefined, (m) => log(`    ${m}`))));
+  if (wanted('k')) figures.push(await figure('k', 180_000, () => benchServiceRollout(undefined, (m) => log(`    ${m}`))));
 
   if (wanted('g')) figures.push(await figure('g', 240_000, () => benchOverlay(undefined, (m) => log(`    ${m}`))));
   if (wanted('h')) figures.push(await figure('h', 120_000, () => benchMeshJoin(undefined, (m) => log(`    ${m}`))));

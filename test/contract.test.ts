@@ -54,7 +54,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   api: ['core'],
   core: ['api'],
   lib: [],
-  sdk: ['api', 'lib'],
+  sdk: ['api', 'core', 'lib'],
   'agent/host': ['core', 'api', 'lib'],
   agent: ['agent/host', 'core', 'api', 'lib', 'sdk'],
   server: ['core', 'api', 'lib'],

@@ -7,34 +7,18 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { startTestCloud, type TestCloud } from './helpers.ts';
+import { packSdk, root, run, savedLoginEnv } from './packed-sdk.ts';
 
-const run = promisify(execFile);
-const root = fileURLToPath(new URL('..', import.meta.url));
 let cloud: TestCloud;
 let work: string;
 let project: string;
 
 before(async () => {
-  for (const f of ['dist/sdk/index.js', 'dist/sdk/index.d.ts']) if (!existsSync(join(root, f))) throw new Error(`no ${f}: run \`npm run build\` first`);
   cloud = await startTestCloud();
-  work = mkdtempSync(join(tmpdir(), 'butter-sdk-pkg-'));
-  const { stdout } = await run('npm', ['pack', '--offline', '--json', '--pack-destination', work], { cwd: root });
-  const tarball = join(work, (JSON.parse(stdout) as { filename: string }[])[0]!.filename);
-  project = join(work, 'app');
-  const pkg = join(project, 'node_modules', 'butter');
-  mkdirSync(pkg, { recursive: true });
-  await run('tar', ['-xzf', tarball, '-C', pkg, '--strip-components=1']);
-  // What `npm install` would add beside it: butter's dependencies, and @types/node for tsc.
-  const deps = Object.keys((JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies);
-  for (const d of [...deps, '@types']) symlinkSync(join(root, 'node_modules', d), join(project, 'node_modules', d));
-  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'app', type: 'module', private: true, dependencies: { butter: `file:${tarball}` } }));
+  ({ work, project } = await packSdk());
 });
 after(async () => {
   await cloud?.close();
@@ -51,9 +35,7 @@ test('the package ships the SDK entry with its types, and nothing of the sources
 
 test('a script of another package imports butter/sdk, connects with the CLI\'s saved login and creates, gets, lists and destroys a network', async () => {
   // As `butter login` leaves it; no BUTTER_* variables.
-  const cfg = join(work, 'cfg');
-  mkdirSync(join(cfg, 'butter'), { recursive: true });
-  writeFileSync(join(cfg, 'butter', 'config.json'), JSON.stringify({ url: cloud.url, token: cloud.cp.adminToken }), { mode: 0o600 });
+  const env = savedLoginEnv(work, cloud.url, cloud.cp.adminToken!);
   writeFileSync(
     join(project, 'script.mjs'),
     `import { connect, ButterError, Client } from 'butter/sdk';
@@ -68,8 +50,7 @@ await butter.network.destroy(got);
 console.log(JSON.stringify({ from: import.meta.resolve('butter/sdk'), client: butter instanceof Client, made: made.cidr, listed, got: got.name, missing: missing ?? null, clash, after: (await butter.network.list()).map((n) => n.name) }));
 `,
   );
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('BUTTER_')));
-  const { stdout } = await run(process.execPath, ['script.mjs'], { cwd: project, env: { ...env, XDG_CONFIG_HOME: cfg } });
+  const { stdout } = await run(process.execPath, ['script.mjs'], { cwd: project, env });
   const out = JSON.parse(stdout) as Record<string, unknown>;
   assert.equal(out.from, `file://${join(project, 'node_modules/butter/dist/sdk/index.js')}`, 'resolved through the package\'s exports');
   assert.deepEqual(out, { ...out, client: true, made: '10.77.0.0/24', listed: ['default', 'sdk-net'], got: 'sdk-net', missing: null, clash: 'conflict', after: ['default'] });
@@ -82,13 +63,17 @@ console.log(JSON.stringify({ from: import.meta.resolve('butter/sdk'), client: bu
 test('the shipped types: a TypeScript consumer compiles against butter/sdk, and a wrong call does not', async () => {
   writeFileSync(
     join(project, 'consumer.ts'),
-    `import { connect, ButterError, type Network } from 'butter/sdk';
+    `import { connect, ButterError, type Network, type Service, type ServiceInstance } from 'butter/sdk';
 const butter = connect({ url: 'http://127.0.0.1:1', token: 't' });
 export const one: Promise<Network | undefined> = butter.network.get('dev');
 export const all: Promise<Network[]> = butter.network.list();
 export const made: Promise<Network> = butter.network.create('dev', { cidr: '10.1.0.0/16', nat: false });
 export const nodes = butter.call('listNodes', {}).then((r) => r.items.map((n) => n.name));
 export const isError = (e: unknown): boolean => e instanceof ButterError && e.status === 404;
+export const svc: Promise<Service> = butter.service.create('dev', 'web', { blueprint: 'web/blueprint.yml', vars: { Ips: ['10.0.0.5'] }, count: 2, wait: { timeoutMs: 1000 } });
+export const ips: Promise<(string | null)[]> = butter.service.getInstances('web').then((is: ServiceInstance[]) => is.map((i) => i.ip));
+// @ts-expect-error: a service needs a blueprint
+export const noBlueprint = butter.service.create('dev', 'web', { vars: {} });
 // @ts-expect-error: a network's name is a string
 export const bad = butter.network.create(42);
 // @ts-expect-error: no such option

@@ -106,6 +106,7 @@ test('service create, list, show, scale, history and rm', async () => {
   assert.notEqual(rm.code, 0);
   assert.match(rm.stderr, /service scale web/);
 
+  await heartbeat(); // the CLI runs since the last one may have outlasted the liveness timeout on a loaded machine
   const up = await butter(['service', 'scale', 'web', '2']);
   assert.equal(up.code, 0, up.stderr);
   assert.equal((await cloud.admin.call('getService', { params: { name: 'web' } })).instances.length, 2);

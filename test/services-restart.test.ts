@@ -8,8 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createControlPlane, type ControlPlane } from '../src/server/control-plane.ts';
 import { Client } from '../src/sdk/client.ts';
-import { TEST_WG_KEYS, uploadImage } from './helpers.ts';
-import { within } from './within.ts';
+import { TEST_WG_KEYS, until as waitFor, uploadImage } from './helpers.ts';
+
+const until = <T>(what: string, fn: () => Promise<T | undefined>) => waitFor(what, fn, 30_000, 20);
 
 const dir = mkdtempSync(join(tmpdir(), 'butter-svc-restart-'));
 let cp: ControlPlane | undefined;
@@ -49,19 +50,6 @@ async function report(f: Fleet, state: (vm: { name: string }) => 'running' | 'bo
   }
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>): Promise<T> {
-  return within(
-    (async () => {
-      for (;;) {
-        const v = await fn();
-        if (v !== undefined) return v;
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    })(),
-    30_000,
-    what,
-  );
-}
 
 test('a rollout interrupted by a control-plane restart resumes; DNS records carry running instances only', async () => {
   const first = await start();

@@ -11,8 +11,7 @@ import { SimDriver } from '../src/agent/host/sim-driver.ts';
 import type { VmSpec } from '../src/core/vm-spec.ts';
 import { createControlPlane, type ControlPlane } from '../src/server/control-plane.ts';
 import { Client } from '../src/sdk/client.ts';
-import { rejects, uploadImage } from './helpers.ts';
-import { within } from './within.ts';
+import { rejects, until as waitFor, uploadImage } from './helpers.ts';
 
 let cp: ControlPlane;
 let admin: Client;
@@ -40,19 +39,9 @@ initialization:
 `;
 const files = { 'hello.sh': '#!/bin/sh\necho "{{ Greeting }} from {{ service }} #{{ index }}"\n' };
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>): Promise<T> {
-  return within(
-    (async () => {
-      for (;;) {
-        const v = await fn();
-        if (v !== undefined) return v;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    })(),
-    60_000,
-    what,
-  );
-}
+
+/** Long waits: a rollout replaces instances one at a time. */
+const until = <T>(what: string, fn: () => Promise<T | undefined>) => waitFor(what, fn, 60_000);
 
 const show = (name: string) => admin.call('getService', { params: { name } });
 /** The service with its rollout finished (done or failed) and every live instance running. */

@@ -7,7 +7,7 @@
 # OUTDIR/root.img (raw ext4, mounted at /data in the guest) and
 # OUTDIR/cmdline.txt. The kernel comes from the installed Debian kernel
 # (/boot/vmlinuz-<ver> + /lib/modules/<ver>), userland is busybox-static,
-# /init is images/tiny/init.
+# /init is images/tiny/init (sourcing images/tiny/mime.sh as /etc/butter/mime.sh).
 #
 # Idempotent: OUTDIR/.stamp records a hash of every input; when nothing
 # changed the script exits immediately. Concurrent invocations on the same
@@ -31,7 +31,8 @@ die() { printf 'tiny-build: error: %s\n' "$*" >&2; exit 1; }
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SELF="$HERE/$(basename "${BASH_SOURCE[0]}")"
 INIT_SRC="$HERE/init"
-[ -f "$INIT_SRC" ] || die "missing $INIT_SRC"
+MIME_SRC="$HERE/mime.sh"   # sourced by init
+for f in "$INIT_SRC" "$MIME_SRC"; do [ -f "$f" ] || die "missing $f"; done
 
 mkdir -p "$1"
 OUTDIR=$(cd "$1" && pwd)
@@ -76,7 +77,7 @@ MODDIR=/lib/modules/$KVER
 
 # ---------------------------------------------------------------- stamp
 stamp_input() {
-  sha256sum "$SELF" "$INIT_SRC" | awk '{print $1}'
+  sha256sum "$SELF" "$INIT_SRC" "$MIME_SRC" | awk '{print $1}'
   echo "kver=$KVER"
   stat -c 'vmlinuz=%s:%Y' "$VMLINUZ"
   stat -c 'modules.dep=%s:%Y' "$MODDIR/modules.dep"
@@ -161,6 +162,7 @@ chmod 755 "$ROOTFS/bin/busybox"
 done
 
 install -m 755 "$INIT_SRC" "$ROOTFS/init"
+install -m 644 "$MIME_SRC" "$ROOTFS/etc/butter/mime.sh"
 # /dev/console must exist before /init runs so it gets stdio
 mknod -m 600 "$ROOTFS/dev/console" c 5 1 2>/dev/null || true
 

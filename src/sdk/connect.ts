@@ -5,17 +5,18 @@
 import { Client, type ClientOptions } from './client.ts';
 import { loadConfig } from './config.ts';
 import { NetworkVerbs } from './networks.ts';
+import { ServiceVerbs } from './services.ts';
 
 export class Butter extends Client {
   /** `create(name, opts)`, `get(name)`, `list()`, `destroy(name)`. */
   readonly network: NetworkVerbs;
-  // The service verbs (`client.service.create(network, name, { blueprint, vars })`, get, list,
-  // destroy, getInstances, scale, update, rollback) belong here as `readonly service`, over
-  // the services routes once they exist.
+  /** `create(network, name, { blueprint, vars })`, `get`, `list`, `getInstances`, `destroy`, `scale`, `update`, `rollback`, `history`, `wait`. */
+  readonly service: ServiceVerbs;
 
   constructor(opts: ClientOptions) {
     super(opts);
     this.network = new NetworkVerbs(this);
+    this.service = new ServiceVerbs(this);
   }
 }
 

@@ -1,8 +1,9 @@
 /**
  * Boots the `tiny` image (images/tiny) under QEMU/TCG against a fake metadata service and
  * checks the NoCloud contract: metadata fetch, a `#!` user-data script that runs once per
- * instance (persisted on /data across a restart), ACPI power-off via QMP, and the
- * `#cloud-config` subset (hostname, write_files, runcmd).
+ * instance (persisted on /data across a restart), ACPI power-off via QMP, the
+ * `#cloud-config` subset (hostname, write_files, runcmd), and a blueprint's MIME multipart
+ * user-data (as `renderUserData` writes it).
  *
  * Guest networking is QEMU user mode with `restrict=on` (no traffic leaves QEMU) and a
  * guestfwd of 169.254.169.254:80 to the test's HTTP server on 127.0.0.1. Two slirp quirks
@@ -23,6 +24,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { parseBlueprint, renderUserData } from '../../src/core/blueprint/index.ts';
 import { requires } from '../requires.ts';
 
 const execFileP = promisify(execFile);
@@ -380,6 +382,62 @@ describe('tiny image', { skip, timeout: 180_000 }, () => {
     // The prompt shows the cloud-config hostname: the console shell is up.
     await vm.waitConsole(new RegExp(`root@${host}:`), 15_000);
     await powerOff(vm);
+  });
+  test('MIME multipart user-data from a blueprint: cloud-config parts merged and applied, then scripts, once per instance', async () => {
+    const id = uid();
+    const iid = `i-mime-${id}`;
+    // Four files, rendered as a service's instance would get them: a cloud-config writing a
+    // file, a script (non-ASCII, so a base64 part) printing it, a second cloud-config whose
+    // hostname replaces the first's and that adds a runcmd, and a text/plain part.
+    const bp = parseBlueprint(
+      'instance: { memory: 256M, cpus: 1 }\nimage: { name: tiny }\ninitialization:\n  - path: a.yml\n  - path: s/run.sh\n  - path: b.yml\n  - path: notes.txt\n',
+      'bp.yml',
+    );
+    const files = {
+      'a.yml': `#cloud-config\nhostname: mime1-${id}\nwrite_files:\n  - path: /data/mime-${id}.txt\n    content: FROM-CC-${id}\n`,
+      's/run.sh': `#!/bin/sh\necho "SCRIPT-SAW-$(cat /data/mime-${id}.txt)-ON-$(hostname)"\necho "grüße ✓ ${id}"\n`,
+      'b.yml': `#cloud-config\nhostname: mime2-${id}\nruncmd:\n  - echo "RUNCMD-${id}"\n`,
+      'notes.txt': `just notes ${id}\n`,
+    };
+    const userData = renderUserData(bp, { files, vars: {}, builtins: { service: 'mime', network: 'dev', index: 0, dnsName: 'mime.dev.internal' } });
+    // The input really is what this test claims to exercise.
+    assert.match(userData, /^Content-Type: multipart\/mixed; boundary=/);
+    assert.match(userData, /^Content-Transfer-Encoding: base64$/m);
+    const md = await metadata({ instanceId: iid, hostname: `meta-${id}`, sshKeys: [], userData });
+    const disk = await overlay(`mime-${id}`);
+
+    const vm1 = boot(disk, md);
+    let text = await waitReady(vm1);
+    assert.ok(md.requests.includes('GET /user-data'), `requests: ${md.requests.join(', ')}`);
+    assert.doesNotMatch(text, /butter-tiny: error:/);
+    assert.match(text, new RegExp(`^butter-tiny: hostname=mime2-${id}\\r?$`, 'm'));
+    assert.doesNotMatch(text, new RegExp(`hostname=mime1-${id}`), 'the later part\'s hostname wins');
+    assert.match(text, /^butter-tiny: user-data: ignoring part 3-notes\.txt \(text\/plain\)\r?$/m);
+    // In order: the file is written, the script sees it (and the later hostname), then runcmd
+    // (cloud-init runs it with the part scripts, sorted by name: "1-run.sh" < "runcmd").
+    const order = [
+      new RegExp(`^butter-tiny: wrote /data/mime-${id}\\.txt\\r?$`, 'm'),
+      new RegExp(`^SCRIPT-SAW-FROM-CC-${id}-ON-mime2-${id}\\r?$`, 'm'),
+      new RegExp(`^grüße ✓ ${id}\\r?$`, 'm'),
+      new RegExp(`^RUNCMD-${id}\\r?$`, 'm'),
+    ];
+    let at = -1;
+    for (const re of order) {
+      const m = re.exec(text);
+      assert.ok(m, `no ${re} on the console:\n${text}`);
+      assert.ok(m.index > at, `${re} came before the line expected ahead of it:\n${text}`);
+      at = m.index;
+    }
+    await powerOff(vm1);
+
+    // Restart: hostname again (every boot), the scripts and write_files not.
+    const vm2 = boot(disk, md);
+    text = await waitReady(vm2);
+    assert.match(text, new RegExp(`^butter-tiny: hostname=mime2-${id}\\r?$`, 'm'));
+    assert.match(text, new RegExp(`^butter-tiny: user-data already ran for instance-id=${iid}\\r?$`, 'm'));
+    assert.doesNotMatch(text, /SCRIPT-SAW-|RUNCMD-|butter-tiny: wrote /);
+    assert.doesNotMatch(text, /butter-tiny: error:/);
+    await powerOff(vm2);
   });
 });
 
