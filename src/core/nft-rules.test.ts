@@ -1,9 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { VXLAN_PORT } from './fdb-plan.ts';
+import { gatewayMac } from './network-macs.ts';
 import { renderNftDelete, renderNftRuleset, type NftNetwork } from './nft-rules.ts';
 
 const web: NftNetwork = {
+  name: 'web',
   bridge: 'bt-web',
   cidr: '10.231.0.0/24',
   gateway: '10.231.0.1',
@@ -108,7 +110,7 @@ test('rejects names and addresses that would inject into the ruleset', () => {
 });
 
 test('nothing is routed into another network, the mesh or the uplinks before egress is accepted; the mesh is fenced', () => {
-  const other: NftNetwork = { ...web, bridge: 'bt-other', cidr: '10.232.0.0/24', gateway: '10.232.0.1', ports: [], uplink: { device: 'btuother', root: '100.126.0.9', ns: '100.126.0.10' } };
+  const other: NftNetwork = { ...web, name: 'other', bridge: 'bt-other', cidr: '10.232.0.0/24', gateway: '10.232.0.1', ports: [], uplink: { device: 'btuother', root: '100.126.0.9', ns: '100.126.0.10' } };
   const text = renderNftRuleset([web, other], { metadataPort: 80, mesh: 'btwg0' });
   const forward = text.slice(text.indexOf('chain forward'), text.indexOf('chain postrouting'));
   const at = (rule: string) => {
@@ -123,4 +125,17 @@ test('nothing is routed into another network, the mesh or the uplinks before egr
   assert.ok(at('iifname { "btuweb", "btuother" } oifname "btwg0" drop') < egress);
   const input = text.slice(text.indexOf('chain input'), text.indexOf('chain forward'));
   assert.ok(input.includes('iifname "btwg0" ip saddr != 100.127.0.0/16 drop'), input);
+});
+
+test("a network over VXLAN: its gateway's own frames neither enter nor leave by the VXLAN port, before the bridge can learn from them", () => {
+  const text = renderNftRuleset([{ ...web, overlay: { device: 'btxweb' } }], O);
+  const bridge = text.slice(text.indexOf('table bridge butter {'));
+  const pre = bridge.slice(bridge.indexOf('chain prerouting'), bridge.indexOf('chain forward'));
+  const fwd = bridge.slice(bridge.indexOf('chain forward'));
+  const mac = gatewayMac('web');
+  // In prerouting: the bridge learns source MACs after that hook, so a drop there teaches it nothing.
+  assert.ok(pre.includes(`iifname "btxweb" ether saddr ${mac} drop`), pre);
+  assert.ok(fwd.includes(`oifname "btxweb" ether saddr ${mac} drop`), fwd);
+  // Another network's gateway MAC is its own.
+  assert.notEqual(gatewayMac('other'), mac);
 });

@@ -10,15 +10,18 @@
  * - `bridge butter`: per-port anti-spoofing (a VM's MAC and IP; 0.0.0.0 for DHCP only),
  *   stateless because the bridge family here has no conntrack; and on each VXLAN port, the
  *   host-local services stay local: every node answers for its network's gateway (same
- *   address and MAC everywhere), metadata and DHCP, so ARP for those and DHCP never cross to
- *   other nodes.
+ *   address and MAC everywhere), metadata and DHCP, so ARP for those, DHCP and the gateway's
+ *   own frames never cross to other nodes.
  */
 
 import { VXLAN_PORT } from './fdb-plan.ts';
 import { checkIpv4, MESH_CIDR, splitCidr, UPLINK_CIDR } from './ipv4.ts';
+import { gatewayMac } from './network-macs.ts';
 
 /** What the rules need of a network (a `LocalNetwork` fits). */
 export interface NftNetwork {
+  /** The network's name: its gateway's MAC is derived from it (core/network-macs.ts). */
+  name: string;
   bridge: string;
   cidr: string;
   gateway: string;
@@ -158,8 +161,14 @@ function renderBridge(networks: readonly NftNetwork[]): string {
     if (!n.overlay) continue;
     const vx = q(n.overlay.device);
     const local = `{ ${n.gateway}, ${METADATA} }`;
-    dispatch.push(`iifname ${vx} arp daddr ip ${local} drop`, `iifname ${vx} udp dport { 67, 68 } drop`);
-    forward.push(`oifname ${vx} arp daddr ip ${local} drop`, `oifname ${vx} udp dport { 67, 68 } drop`);
+    // Nor does anything the gateway itself sends (its ARP requests for guests' addresses are
+    // broadcasts, flooded to this port too): every node's gateway has the same MAC, so a frame of
+    // another node's gateway would teach this bridge that the MAC lives behind the VXLAN port,
+    // and this node's guests would lose their gateway (DNS, DHCP, metadata, egress) until its
+    // own gateway spoke again. Dropped before the bridge learns from it.
+    const gw = gatewayMac(n.name);
+    dispatch.push(`iifname ${vx} ether saddr ${gw} drop`, `iifname ${vx} arp daddr ip ${local} drop`, `iifname ${vx} udp dport { 67, 68 } drop`);
+    forward.push(`oifname ${vx} ether saddr ${gw} drop`, `oifname ${vx} arp daddr ip ${local} drop`, `oifname ${vx} udp dport { 67, 68 } drop`);
   }
   return [
     'table bridge butter {',

@@ -91,20 +91,28 @@ export class NamespaceCluster {
 
   /** The CLI as the admin, from the control plane's namespace; `input` is its standard input. */
   cli(args: string[], input?: string): CliResult {
-    const token = (() => {
-      try {
-        return readFileSync(join(this.cpData, 'admin.token'), 'utf8').trim();
-      } catch {
-        return '';
-      }
-    })();
-    const r = spawnSync('ip', ['netns', 'exec', this.cpNs, BUTTER, ...args], {
-      encoding: 'utf8',
-      input,
-      timeout: 300_000,
-      env: { ...process.env, XDG_CONFIG_HOME: join(this.dir, 'cfg'), BUTTER_URL: this.url, BUTTER_TOKEN: token, BUTTER_CA: join(this.cpData, 'tls', 'ca.crt') },
-    });
+    const r = spawnSync('ip', ['netns', 'exec', this.cpNs, BUTTER, ...args], { encoding: 'utf8', input, timeout: 300_000, env: this.cliEnv() });
     return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  /** The CLI as `cli` runs it, without blocking: the test can watch the cluster while it runs. */
+  cliAsync(args: string[]): Promise<CliResult> {
+    const child = spawn('ip', ['netns', 'exec', this.cpNs, BUTTER, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: this.cliEnv() });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    return new Promise((resolve) => child.once('close', (code) => resolve({ code: code ?? -1, stdout, stderr })));
+  }
+
+  private cliEnv(): NodeJS.ProcessEnv {
+    let token = '';
+    try {
+      token = readFileSync(join(this.cpData, 'admin.token'), 'utf8').trim();
+    } catch {
+      // not written yet: the server is still starting
+    }
+    return { ...process.env, XDG_CONFIG_HOME: join(this.dir, 'cfg'), BUTTER_URL: this.url, BUTTER_TOKEN: token, BUTTER_CA: join(this.cpData, 'tls', 'ca.crt') };
   }
 
   json<T>(args: string[]): T {
