@@ -30,7 +30,7 @@ import type { Client } from '../src/sdk/client.ts';
 import { registerCleanup } from './cleanup.ts';
 import { readRss } from './rss.ts';
 import { startServerProcess, type ServerProcess } from './server-process.ts';
-import { percentile, round, sleep, within } from './stats.ts';
+import { percentile, pool, round, sleep, within } from './stats.ts';
 
 export interface ClusterScaleOptions {
   nodes: number;
@@ -241,15 +241,6 @@ class Window {
       quiet: { reports: q.length, errors: quietErrors.filter(inEpoch).length, p50Ms: r(percentile(q, 50)), p99Ms: r(percentile(q, 99)), maxMs: r(q[q.length - 1] ?? NaN) },
     };
   }
-}
-
-/** Runs `fn` over `items` with at most `n` at a time. */
-async function pool<T>(items: readonly T[], n: number, fn: (x: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await fn(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
 }
 
 /** The agent's client, with every `nodeReport` round-trip timed (the heartbeat; the other calls pass through). */

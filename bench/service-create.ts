@@ -19,7 +19,7 @@ import { Readable } from 'node:stream';
 import type { Service } from '../src/api/schemas/service.ts';
 import type { Client } from '../src/sdk/client.ts';
 import { startServerProcess, type ServerProcess } from './server-process.ts';
-import { median, round, sleep } from './stats.ts';
+import { median, pool, round, sleep } from './stats.ts';
 
 export interface ServiceCreateOptions {
   nodes: number;
@@ -67,15 +67,6 @@ initialization:
 count: ${o.instances}
 `;
 const files = { 'hello.sh': '#!/bin/sh\necho "{{ instance_name }} of {{ service }}"\n' };
-
-/** Runs `fn` over `items` with at most `n` at a time. */
-async function pool<T>(items: readonly T[], n: number, fn: (x: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await fn(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
-}
 
 /** Starts its own `butter server`, runs the figure against it, and stops it. */
 export async function benchServiceCreate(o: ServiceCreateOptions = SERVICE_CREATE_DEFAULTS, log: (m: string) => void = () => {}): Promise<ServiceCreateResult> {

@@ -30,3 +30,12 @@ export async function within<T, U>(p: Promise<T>, ms: number, onTimeout: U): Pro
     clearTimeout(timer);
   }
 }
+
+/** Runs `fn` over `items` with at most `n` at a time. */
+export async function pool<T>(items: readonly T[], n: number, fn: (x: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
+}
