@@ -45,6 +45,34 @@ export const DesiredVm = z.object({
 });
 export type DesiredVm = z.infer<typeof DesiredVm>;
 
+/** A path as the node renders it: from a service of the network or a CIDR, to a service, on a port range. */
+export const DesiredPath = z.object({
+  from: z.union([z.object({ service: Name }).strict(), z.object({ cidr: z.string() }).strict()]),
+  to: Name,
+  proto: z.enum(['tcp', 'udp']),
+  /** Inclusive; a single port is `[p, p]`. */
+  ports: z.tuple([z.number().int(), z.number().int()]),
+});
+export type DesiredPath = z.infer<typeof DesiredPath>;
+
+/**
+ * A published service port (issue 14: a path from a CIDR publishes its target): every ready
+ * node accepts `hostPorts` on its own addresses from `sources` and balances over `backends`,
+ * the service's running instances wherever they run (over the mesh when on another node).
+ */
+export const DesiredPublished = z.object({
+  network: Name,
+  service: Name,
+  proto: z.enum(['tcp', 'udp']),
+  /** The instances' ports, inclusive; host port `hostPorts[0] + i` leads to `ports[0] + i`. */
+  ports: z.tuple([z.number().int(), z.number().int()]),
+  hostPorts: z.tuple([z.number().int(), z.number().int()]),
+  /** The CIDRs of the paths that publish it: only clients from these may connect. */
+  sources: z.array(z.string()).min(1),
+  backends: z.array(z.object({ ip: z.string(), node: Name })),
+});
+export type DesiredPublished = z.infer<typeof DesiredPublished>;
+
 /** A network as the API shows it (less its counts), and where else it runs. */
 export const DesiredNetwork = Network.pick({ name: true, cidr: true, gateway: true, mtu: true, nat: true, vni: true }).extend({
   /** Other mesh nodes with VMs on it, and those VMs: VXLAN forwarding entries and DNS names. */
@@ -62,7 +90,13 @@ export const DesiredNetwork = Network.pick({ name: true, cidr: true, gateway: tr
    * `<service>.<network>.internal` with all of them (and no address of an instance that is not
    * running, so a client never gets one that does not answer yet).
    */
-  services: z.array(z.object({ name: Name, ips: z.array(z.string()) })).optional(),
+  services: z.array(z.object({ name: Name, ips: z.array(z.string()), /** Its address block (issue 14: the paths' sets are keyed by blocks). */ block: z.string().optional() })).optional(),
+  /**
+   * Every path of the network (issue 14): with `services`' blocks, what the node renders into
+   * `inet butter_paths` (core/paths/nft-paths.ts). Absent: the network has no path (its
+   * service instances are still default-deny: nothing reaches them but DHCP, DNS, metadata).
+   */
+  paths: z.array(DesiredPath).optional(),
   /** Present on the network's VPN gateway node: its router port and the peers it routes to. */
   vpn: z
     .object({
@@ -89,7 +123,14 @@ export const DesiredMesh = z.object({
 export type DesiredMesh = z.infer<typeof DesiredMesh>;
 
 export const NodeDesired = z
-  .object({ revision: Revision, vms: z.array(DesiredVm), networks: z.array(DesiredNetwork), mesh: DesiredMesh.nullable() })
+  .object({
+    revision: Revision,
+    vms: z.array(DesiredVm),
+    networks: z.array(DesiredNetwork),
+    mesh: DesiredMesh.nullable(),
+    /** Published service ports, the same on every ready node (issue 14). Absent: none. */
+    published: z.array(DesiredPublished).optional(),
+  })
   .meta({ id: 'NodeDesired' });
 export type NodeDesired = z.infer<typeof NodeDesired>;
 
