@@ -39,12 +39,35 @@ function sh(args: string[], allowFail = false): string {
   return r.stdout;
 }
 
-/** One ping with a short wait, asynchronously (the agents in this process must keep running meanwhile). */
-function pings(ns: string, addr: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const p = spawn('ip', ['netns', 'exec', ns, 'ping', '-c', '1', '-W', '0.1', addr], { stdio: 'ignore' });
-    p.on('exit', (code) => resolve(code === 0));
-  });
+/**
+ * When `ns` first gets an answer from `addr`: one `ping` sending every 20 ms, stopped at its
+ * first reply, so the probe's own cost (a process per attempt, 20 pairs at once on two cores)
+ * does not count as join time. A ping that exits unanswered (no route yet: the interface or its
+ * address is not there) is started again, until `deadline`.
+ */
+async function firstReply(ns: string, addr: string, deadline: number): Promise<number> {
+  for (;;) {
+    const left = deadline - performance.now();
+    if (left <= 0) throw new Error(`no answer from ${addr} in ${ns}`);
+    const at = await new Promise<number | undefined>((resolve) => {
+      const p = spawn('ip', ['netns', 'exec', ns, 'ping', '-n', '-i', '0.02', '-w', String(Math.ceil(left / 1000)), addr], { stdio: ['ignore', 'pipe', 'ignore'] });
+      let out = '';
+      let done = false;
+      p.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (!done && /bytes from/.test(out)) {
+          done = true;
+          resolve(performance.now());
+          p.kill();
+        }
+      });
+      p.on('exit', () => {
+        if (!done) resolve(undefined);
+      });
+    });
+    if (at !== undefined) return at;
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 export async function benchMeshJoin(o = { base: 2, joins: 3 }, log: (m: string) => void = () => {}): Promise<MeshJoinResult> {
@@ -98,35 +121,35 @@ export async function benchMeshJoin(o = { base: 2, joins: 3 }, log: (m: string) 
       Object.assign(n, { agent });
       return { n, agent };
     };
-    const meshIps = async () => new Map((await admin.call('listNodes', {})).items.map((x) => [x.name, x.mesh?.address]));
-    /**
-     * Every ordered pair pings until it gets an answer, each pair on its own, 100 ms per
-     * attempt at most (addresses are read from the API as they appear); the result is when
-     * the last pair first got through.
-     */
-    const until = async (what: string, ms: number): Promise<number> => {
+    /** Every node's mesh address, as soon as the control plane has given each one. */
+    const meshIps = async (ms: number): Promise<Map<string, string>> => {
       const t0 = performance.now();
-      const pair = async (a: (typeof nodes)[number], b: (typeof nodes)[number]) => {
-        for (;;) {
-          if (performance.now() - t0 > ms) throw new Error(`no full mesh (${what}) within ${ms / 1000} s: ${a.name} → ${b.name}`);
-          const addr = (await meshIps()).get(b.name);
-          if (addr && (await pings(a.ns, addr))) return;
-        }
-      };
-      await Promise.all(nodes.flatMap((a) => nodes.filter((b) => b !== a).map((b) => pair(a, b))));
-      return performance.now() - t0;
+      for (;;) {
+        const ips = new Map((await admin.call('listNodes', {})).items.map((x) => [x.name, x.mesh?.address]));
+        if (nodes.every((n) => ips.get(n.name))) return ips as Map<string, string>;
+        if (performance.now() - t0 > ms) throw new Error(`a node has no mesh address after ${ms / 1000} s`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    };
+    /**
+     * Every ordered pair pings (one ping process each, a packet every 20 ms) until it gets an
+     * answer; the result is when the last pair first got through, from `t0`.
+     */
+    const until = async (what: string, t0: number, ms: number): Promise<number> => {
+      const ips = await meshIps(ms);
+      const pairs = nodes.flatMap((a) => nodes.filter((b) => b !== a).map((b) => firstReply(a.ns, ips.get(b.name)!, t0 + ms).catch((e: Error) => Promise.reject(new Error(`no full mesh (${what}): ${a.name} → ${b.name}: ${e.message}`)))));
+      return Math.max(...(await Promise.all(pairs))) - t0;
     };
 
     for (let i = 1; i <= o.base; i++) await (await addNode(i)).agent.start();
-    await until('the first nodes', 30_000);
+    await until('the first nodes', performance.now(), 30_000);
     const joinsMs: number[] = [];
     const meshSizes: number[] = [];
     for (let j = 0; j < o.joins; j++) {
       const { agent } = await addNode(o.base + j + 1);
       const t0 = performance.now();
       await agent.start(); // returns after its first report: the join
-      await until(`join ${j + 1}`, 30_000);
-      const ms = Math.round(performance.now() - t0);
+      const ms = Math.round(await until(`join ${j + 1}`, t0, 30_000));
       joinsMs.push(ms);
       meshSizes.push(nodes.length);
       log(`join ${j + 1}: ${nodes.length} nodes fully meshed ${ms} ms after the new agent started`);
