@@ -12,6 +12,7 @@ import type { PathCheck, PathCreate, PathMatch, Path as ApiPath } from '../api/s
 import { checkAccess, INTERNET } from '../core/paths/access.ts';
 import { cidrRange, findDuplicate, isService, parsePortSpec, pathText, portsText, validatePath, type Path, type PathError, type PathModel, type PathSource, type Proto } from '../core/paths/model.ts';
 import { parseBlueprint } from '../core/blueprint/index.ts';
+import { idempotent, type Once } from './idempotency.ts';
 import { touchServiceHosts } from './mesh.ts';
 import { touchAllNodes } from './published.ts';
 import type { Db } from './store/db.ts';
@@ -112,8 +113,8 @@ export class Paths {
     return rows.filter((r) => (q.network === undefined || r.network === q.network) && (q.service === undefined || r.to_service === q.service || r.from_service === q.service)).map(apiPath);
   }
 
-  add(actor: string, req: PathCreate): ApiPath {
-    return this.store.write(actor, (tx) => {
+  add(actor: string, req: PathCreate, once?: Once): ApiPath {
+    return this.store.write(actor, idempotent(once, (tx) => {
       const { path, target, net } = requested(tx.db, req);
       const { model } = modelOf(tx.db, path.network);
       const bad = validatePath(model, path);
@@ -146,7 +147,7 @@ export class Paths {
       tx.event('create', 'path', row.id, `path ${out.text} in ${row.network}${out.hostPorts ? `, published on every node at ${portsText(row.proto, out.hostPorts)}` : ''}`);
       touchFor(tx, row);
       return out;
-    });
+    }));
   }
 
   /**
