@@ -13,6 +13,7 @@ import { Network, NetworkCreate } from './schemas/network.ts';
 import { PeerParams, VpnPeer, VpnPeerCreate, VpnPeerJoined } from './schemas/vpn.ts';
 import { JoinRequest, Joined, JoinToken, JoinTokenCreate, JoinTokenCreated } from './schemas/join.ts';
 import { Token, TokenCreate, TokenCreated, TokenParams, type UserRole } from './schemas/token.ts';
+import { Graph, GraphQuery, GRAPH_MEDIA_TYPES } from './schemas/graph.ts';
 import { Service, ServiceCreate, ServiceListQuery, ServiceRevision, ServiceRollback, ServiceScale, ServiceUpdate } from './schemas/service.ts';
 import { ConsoleInput, Logs, LogsQuery, Vm, VmCreate, VmResize, VmUserData, VmUserDataSet } from './schemas/vm.ts';
 
@@ -52,6 +53,8 @@ export interface Route {
   rawResponse?: boolean;
   response: z.ZodType;
   status: 200 | 201 | 202;
+  /** Media types the route also answers with, as text, when its query asks for them (the graph's `format`). */
+  alsoText?: readonly string[];
   /** A second status that answers with the same `response` (not the error envelope), and when. */
   alsoStatus?: { status: 503; description: string };
 }
@@ -130,6 +133,17 @@ export const routes = {
   updateService: { method: 'POST', path: '/v1/services/{name}/update', access: 'operator', summary: 'Roll the instances to a new revision, one at a time (identical to the current revision: nothing changes)', params: NameParams, body: ServiceUpdate, response: Service, status: 202 },
   rollbackService: { method: 'POST', path: '/v1/services/{name}/rollback', access: 'operator', summary: 'Roll the instances back to an earlier revision, one at a time', params: NameParams, body: ServiceRollback, response: Service, status: 202 },
   listServiceRevisions: { method: 'GET', path: '/v1/services/{name}/revisions', access: 'operator', summary: "A service's revisions, newest first (with their variables: operators only)", params: NameParams, response: listOf(ServiceRevision), status: 200 },
+
+  getGraph: {
+    method: 'GET',
+    path: '/v1/graph',
+    access: 'viewer',
+    summary: 'Who may reach whom: a cluster per network, services (with instances running/total), the internet and CIDRs, an edge per path (`tcp:80`). `format=dot` answers DOT text, `format=svg` the picture (by Graphviz `dot` on the control plane: without it 406 `not_acceptable`; 429 while it draws two already)',
+    query: GraphQuery,
+    response: Graph,
+    alsoText: Object.values(GRAPH_MEDIA_TYPES),
+    status: 200,
+  },
 
   listTokens: { method: 'GET', path: '/v1/tokens', access: 'admin', summary: 'List API tokens (never their secrets)', response: listOf(Token), status: 200 },
   createToken: { method: 'POST', path: '/v1/tokens', access: 'admin', summary: 'Issue an admin, operator or viewer token; the secret is shown once', body: TokenCreate, response: TokenCreated, status: 201 },

@@ -12,6 +12,7 @@ import { tokenCommands } from './commands/token.ts';
 import { networkCommands } from './commands/network.ts';
 import { vmCommands } from './commands/vm.ts';
 import { serviceCommands } from './commands/service.ts';
+import { graphCommands } from './commands/graph.ts';
 
 /** Runs a daemon until SIGINT/SIGTERM, then its stop function. VMs keep running. */
 async function daemon(start: () => Promise<() => Promise<void>>): Promise<void> {
@@ -187,6 +188,7 @@ export function buildProgram(): Command {
   networkCommands(program);
   vmCommands(program);
   serviceCommands(program);
+  graphCommands(program);
   tokenCommands(program);
   return program;
 }

@@ -22,6 +22,7 @@ export {
   type ServiceUpdateOptions,
   type WaitOptions,
 } from './services.ts';
+export { type Graph, type GraphOptions } from './graph.ts';
 export { loadBundle, type Bundle } from './blueprint-bundle.ts';
 export { loadConfig, configFile, type CliConfig } from './config.ts';
 export type { RouteId, BodyOf, ResponseOf, ParamsOf, QueryOf } from '../api/routes.ts';

@@ -23,6 +23,8 @@ import type { JoinTokens } from './join.ts';
 import type { Vms } from './vms.ts';
 import type { VpnPeers } from './vpn.ts';
 import type { ServiceManager } from './services.ts';
+import type { Graphs } from './graph.ts';
+import type { GraphFormat } from '../api/schemas/graph.ts';
 import type { ServiceCreate, ServiceUpdate } from '../api/schemas/service.ts';
 import type { VpnPeerCreate } from '../api/schemas/vpn.ts';
 import type { UserRole } from '../api/schemas/token.ts';
@@ -36,6 +38,7 @@ export interface Services {
   vpn: VpnPeers;
   vms: Vms;
   services: ServiceManager;
+  graphs: Graphs;
   consoles: Consoles;
   tokens: Tokens;
   joinTokens: JoinTokens;
@@ -175,6 +178,14 @@ export function makeHandlers(s: Services): Handlers {
     updateService: ({ who, params, body }) => s.services.update(actorOf(who), params.name!, body as ServiceUpdate),
     rollbackService: ({ who, params, body }) => s.services.rollback(actorOf(who), params.name!, (body as { to?: number }).to),
     listServiceRevisions: ({ params }) => ({ items: s.services.revisions(params.name!), revision: s.store.revision() }),
+
+    getGraph: async ({ query, reply }) => {
+      const a = await s.graphs.answer(query.format as GraphFormat, query.network as string | undefined);
+      if (a.format === 'json') return a.graph;
+      // DOT and SVG go out as text of their own media type, not as a JSON string.
+      reply.type(`${a.mediaType}; charset=utf-8`);
+      return a.text;
+    },
 
     listTokens: () => ({ items: s.tokens.list(), revision: s.store.revision() }),
     createToken: ({ who, body }) => {
