@@ -31,6 +31,7 @@ import { DEFAULT_NETWORK, Vms } from './vms.ts';
 import { ServiceManager } from './services.ts';
 import { Graphs } from './graph.ts';
 import { SvgRenderer, type SvgRendererOptions } from './graph-renderer.ts';
+import { Paths } from './paths.ts';
 import { RolloutController } from './rollout.ts';
 
 export interface ControlPlaneOptions {
@@ -92,7 +93,10 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   const vms = new Vms(store, nodes, images);
   const consoles = new Consoles(opts.dataDir, store.changes, opts.consoleMaxBytes !== undefined ? { maxBytes: opts.consoleMaxBytes } : {});
   const serviceManager = new ServiceManager(store, vms, images);
-  const services: Services = { store, blobs, images, nodes, networks: new Networks(store), vpn: new VpnPeers(store), vms, services: serviceManager, graphs: new Graphs(store, () => [], new SvgRenderer(exec, opts.graphviz)), consoles, tokens: new Tokens(store), joinTokens: new JoinTokens(store, nodes), idempotency: new IdempotencyKeys(store), readiness: new Readiness(store, nodes, images), caHash: opts.https?.caHash ?? null, tls: () => null };
+  /** The ports this control plane listens on: never a published host port (a node beside it serves them too). */
+  const apiPorts: number[] = [];
+  const paths = new Paths(store, () => apiPorts);
+  const services: Services = { store, blobs, images, nodes, networks: new Networks(store), vpn: new VpnPeers(store), vms, services: serviceManager, paths, graphs: new Graphs(store, () => paths.list(), new SvgRenderer(exec, opts.graphviz)), consoles, tokens: new Tokens(store), joinTokens: new JoinTokens(store, nodes), idempotency: new IdempotencyKeys(store), readiness: new Readiness(store, nodes, images), caHash: opts.https?.caHash ?? null, tls: () => null };
 
   const adminTokenPath = join(opts.dataDir, 'admin.token');
   let adminToken: string | undefined;
@@ -140,6 +144,8 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
     tlsRenewal,
     listen: async (host, port) => {
       const address = await http.listen({ host, port });
+      const bound = http.server.address();
+      if (bound && typeof bound === 'object') apiPorts.push(bound.port);
       tlsRenewal?.start();
       return address;
     },

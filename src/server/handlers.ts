@@ -25,6 +25,7 @@ import type { VpnPeers } from './vpn.ts';
 import type { ServiceManager } from './services.ts';
 import type { Graphs } from './graph.ts';
 import type { GraphFormat } from '../api/schemas/graph.ts';
+import type { Paths } from './paths.ts';
 import type { ServiceCreate, ServiceUpdate } from '../api/schemas/service.ts';
 import type { VpnPeerCreate } from '../api/schemas/vpn.ts';
 import type { UserRole } from '../api/schemas/token.ts';
@@ -38,6 +39,7 @@ export interface Services {
   vpn: VpnPeers;
   vms: Vms;
   services: ServiceManager;
+  paths: Paths;
   graphs: Graphs;
   consoles: Consoles;
   tokens: Tokens;
