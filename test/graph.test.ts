@@ -27,8 +27,7 @@ instance: { memory: ${memory}, cpus: 1, public_ip: ${publicIp} }
 image: { name: img }
 `;
 
-// Until the paths route lands (branch i14-api): the control plane's own paths service.
-const addPath = async (body: PathCreate) => cloud.cp.services.paths.add('test', body);
+const addPath = (body: PathCreate) => cloud.admin.call('createPath', { body });
 
 before(async () => {
   cloud = await startTestCloud();
