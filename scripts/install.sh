@@ -12,6 +12,7 @@ APT_PACKAGES=(
   nftables iproute2 kmod              # NAT, anti-spoofing, bridges and taps
   wireguard-tools wireguard-go        # the node mesh (wireguard-go where the kernel has no module)
   iperf3 qrencode                     # overlay throughput benchmark; VPN configs as QR codes
+  graphviz                            # `butter graph --format svg` (the control plane runs dot -Tsvg)
   linux-image-amd64 busybox-static cpio e2fsprogs   # to build the `tiny` image
   syslinux syslinux-common mtools dosfstools        # ... and its firmware-boot disk variant
   iputils-ping curl ca-certificates

@@ -16,6 +16,10 @@ export const ERROR_STATUS = {
   no_capacity: 422,
   /** An Idempotency-Key sent again with a different request (server/idempotency.ts). */
   key_reused: 422,
+  /** The representation asked for cannot be made here: an SVG graph without Graphviz's `dot` on the control plane, or one it could not draw in time. */
+  not_acceptable: 406,
+  /** Too many of a costly request at once (SVG drawings); try again shortly. */
+  too_many_requests: 429,
   internal: 500,
 } as const;
 

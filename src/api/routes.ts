@@ -14,6 +14,7 @@ import { PeerParams, VpnPeer, VpnPeerCreate, VpnPeerJoined } from './schemas/vpn
 import { JoinRequest, Joined, JoinToken, JoinTokenCreate, JoinTokenCreated } from './schemas/join.ts';
 import { Token, TokenCreate, TokenCreated, TokenParams, type UserRole } from './schemas/token.ts';
 import { Path, PathCheck, PathCheckQuery, PathCreate, PathListQuery, PathMatch, PathParams } from './schemas/path.ts';
+import { Graph, GraphQuery, GRAPH_MEDIA_TYPES } from './schemas/graph.ts';
 import { Service, ServiceCreate, ServiceListQuery, ServiceRevision, ServiceRollback, ServiceScale, ServiceUpdate } from './schemas/service.ts';
 import { ConsoleInput, Logs, LogsQuery, Vm, VmCreate, VmResize, VmUserData, VmUserDataSet } from './schemas/vm.ts';
 
@@ -53,6 +54,8 @@ export interface Route {
   rawResponse?: boolean;
   response: z.ZodType;
   status: 200 | 201 | 202;
+  /** Media types the route also answers with, as text, when its query asks for them (the graph's `format`). */
+  alsoText?: readonly string[];
   /** A second status that answers with the same `response` (not the error envelope), and when. */
   alsoStatus?: { status: 503; description: string };
 }
@@ -146,6 +149,16 @@ export const routes = {
   removePathMatching: { method: 'DELETE', path: '/v1/paths', access: 'operator', summary: 'Remove the path that says exactly FROM TO PORTS (as `path rm FROM TO PORT` names it)', query: PathMatch, response: Path, status: 200 },
   checkPath: { method: 'GET', path: '/v1/paths/check', access: 'viewer', summary: 'May FROM (or the internet, `internet=1`) reach TO on PORT? Allowed names the path that allows it; denied says why (no path, or which admit only part of FROM)', query: PathCheckQuery, response: PathCheck, status: 200 },
   deletePath: { method: 'DELETE', path: '/v1/paths/{id}', access: 'operator', summary: 'Remove a path by its id: nodes stop admitting it within a second', params: PathParams, response: Path, status: 200 },
+  getGraph: {
+    method: 'GET',
+    path: '/v1/graph',
+    access: 'viewer',
+    summary: 'Who may reach whom: a cluster per network, services (with instances running/total), the internet and CIDRs, an edge per path (`tcp:80`). `format=dot` answers DOT text, `format=svg` the picture (by Graphviz `dot` on the control plane: without it 406 `not_acceptable`; 429 while it draws two already)',
+    query: GraphQuery,
+    response: Graph,
+    alsoText: Object.values(GRAPH_MEDIA_TYPES),
+    status: 200,
+  },
 
   listTokens: { method: 'GET', path: '/v1/tokens', access: 'admin', summary: 'List API tokens (never their secrets)', response: listOf(Token), status: 200 },
   createToken: { method: 'POST', path: '/v1/tokens', access: 'admin', summary: 'Issue an admin, operator or viewer token; the secret is shown once', body: TokenCreate, response: TokenCreated, status: 201 },

@@ -13,6 +13,7 @@ import { networkCommands } from './commands/network.ts';
 import { vmCommands } from './commands/vm.ts';
 import { serviceCommands } from './commands/service.ts';
 import { pathCommands } from './commands/path.ts';
+import { graphCommands } from './commands/graph.ts';
 
 /** Runs a daemon until SIGINT/SIGTERM, then its stop function. VMs keep running. */
 async function daemon(start: () => Promise<() => Promise<void>>): Promise<void> {
@@ -189,6 +190,7 @@ export function buildProgram(): Command {
   vmCommands(program);
   serviceCommands(program);
   pathCommands(program);
+  graphCommands(program);
   tokenCommands(program);
   return program;
 }

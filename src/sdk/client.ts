@@ -98,6 +98,17 @@ export class Client {
     }
   }
 
+  /**
+   * A route's answer as text, for the routes that also answer another media type than JSON
+   * (`alsoText`: the graph's `format=dot|svg`). Errors are `ButterError`s, as from `call`.
+   */
+  async callText<I extends RouteId>(id: I, args: Args<I>, signal?: AbortSignal): Promise<string> {
+    const a = args as { params?: Record<string, unknown>; query?: Record<string, unknown> };
+    const res = await this.fetch(this.target(id, a.params, a.query), { method: routes[id].method, headers: this.headers(), ...(signal ? { signal } : {}) });
+    if (!res.ok) await this.decode(res);
+    return res.text();
+  }
+
   /** Streams a blob up; the server refuses it when `sha256` is given and differs. */
   async uploadBlob(body: Readable, sha256?: string): Promise<ResponseOf<'uploadBlob'>> {
     const res = await this.fetch(this.target('uploadBlob', undefined, { sha256 }), {

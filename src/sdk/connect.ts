@@ -7,6 +7,7 @@ import { loadConfig } from './config.ts';
 import { NetworkVerbs } from './networks.ts';
 import { PathVerbs } from './paths.ts';
 import { ServiceVerbs } from './services.ts';
+import { graph, type Graph, type GraphOptions } from './graph.ts';
 
 export class Butter extends Client {
   /** `create(name, opts)`, `get(name)`, `list()`, `destroy(name)`. */
@@ -21,6 +22,13 @@ export class Butter extends Client {
     this.network = new NetworkVerbs(this);
     this.service = new ServiceVerbs(this);
     this.paths = new PathVerbs(this);
+  }
+
+  /** Who may reach whom: DOT text (as the original's `graph()`), `{ format: 'svg' }` drawn, `{ format: 'json' }` the Graph object; `network` for one. */
+  graph(opts: GraphOptions & { format: 'json' }): Promise<Graph>;
+  graph(opts?: GraphOptions & { format?: 'dot' | 'svg' }): Promise<string>;
+  graph(opts: GraphOptions & { format?: 'json' | 'dot' | 'svg' } = {}): Promise<Graph | string> {
+    return graph(this, opts);
   }
 }
 

@@ -29,6 +29,8 @@ import { Tokens } from './tokens.ts';
 import { JoinTokens } from './join.ts';
 import { DEFAULT_NETWORK, Vms } from './vms.ts';
 import { ServiceManager } from './services.ts';
+import { Graphs } from './graph.ts';
+import { SvgRenderer, type SvgRendererOptions } from './graph-renderer.ts';
 import { Paths } from './paths.ts';
 import { RolloutController } from './rollout.ts';
 
@@ -41,8 +43,10 @@ export interface ControlPlaneOptions {
   https?: ServerTls;
   /** With `https`: renew the server certificate while running (see `tls-renewal.ts`). */
   tlsRenewal?: TlsRenewalOptions;
-  /** Runs `qemu-img info` on uploaded images (image-inspector.ts); the real one by default. */
+  /** Runs `qemu-img info` on uploaded images (image-inspector.ts) and Graphviz for SVG graphs (graph-renderer.ts); the real one by default. */
   exec?: Exec;
+  /** How SVG graphs are drawn (graph-renderer.ts): the Graphviz program, its deadline, drawings at once. */
+  graphviz?: SvgRendererOptions;
   /** Where 5xx errors are logged with their request id (http.ts); stderr by default. */
   onServerError?: ServerErrorLog;
   /** Console output kept per VM (consoles.ts); 1 MiB by default. */
@@ -82,7 +86,8 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   const store = new Store(join(opts.dataDir, 'butter.db'));
   // The database holds user-data and token hashes: readable by root only.
   for (const f of ['butter.db', 'butter.db-wal', 'butter.db-shm']) if (existsSync(join(opts.dataDir, f))) chmodSync(join(opts.dataDir, f), 0o600);
-  const blobs = new BlobFiles(opts.dataDir, new ImageInspector(opts.exec ?? new SystemExec()));
+  const exec = opts.exec ?? new SystemExec();
+  const blobs = new BlobFiles(opts.dataDir, new ImageInspector(exec));
   const images = new Images(store, blobs);
   const nodes = new Nodes(store);
   const vms = new Vms(store, nodes, images);
@@ -90,7 +95,8 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   const serviceManager = new ServiceManager(store, vms, images);
   /** The ports this control plane listens on: never a published host port (a node beside it serves them too). */
   const apiPorts: number[] = [];
-  const services: Services = { store, blobs, images, nodes, networks: new Networks(store), vpn: new VpnPeers(store), vms, services: serviceManager, paths: new Paths(store, () => apiPorts), consoles, tokens: new Tokens(store), joinTokens: new JoinTokens(store, nodes), idempotency: new IdempotencyKeys(store), readiness: new Readiness(store, nodes, images), caHash: opts.https?.caHash ?? null, tls: () => null };
+  const paths = new Paths(store, () => apiPorts);
+  const services: Services = { store, blobs, images, nodes, networks: new Networks(store), vpn: new VpnPeers(store), vms, services: serviceManager, paths, graphs: new Graphs(store, () => paths.list(), new SvgRenderer(exec, opts.graphviz)), consoles, tokens: new Tokens(store), joinTokens: new JoinTokens(store, nodes), idempotency: new IdempotencyKeys(store), readiness: new Readiness(store, nodes, images), caHash: opts.https?.caHash ?? null, tls: () => null };
 
   const adminTokenPath = join(opts.dataDir, 'admin.token');
   let adminToken: string | undefined;

@@ -23,6 +23,8 @@ import type { JoinTokens } from './join.ts';
 import type { Vms } from './vms.ts';
 import type { VpnPeers } from './vpn.ts';
 import type { ServiceManager } from './services.ts';
+import type { Graphs } from './graph.ts';
+import type { GraphFormat } from '../api/schemas/graph.ts';
 import type { Paths } from './paths.ts';
 import type { PathCreate, PathMatch } from '../api/schemas/path.ts';
 import type { ServiceCreate, ServiceUpdate } from '../api/schemas/service.ts';
@@ -39,6 +41,7 @@ export interface Services {
   vms: Vms;
   services: ServiceManager;
   paths: Paths;
+  graphs: Graphs;
   consoles: Consoles;
   tokens: Tokens;
   joinTokens: JoinTokens;
@@ -184,6 +187,13 @@ export function makeHandlers(s: Services): Handlers {
     removePathMatching: ({ who, query }) => s.paths.removeMatching(actorOf(who), query as PathMatch),
     checkPath: ({ query }) => s.paths.check(query as Parameters<Paths['check']>[0]),
     deletePath: ({ who, params }) => s.paths.remove(actorOf(who), params.id!),
+    getGraph: async ({ query, reply }) => {
+      const a = await s.graphs.answer(query.format as GraphFormat, query.network as string | undefined);
+      if (a.format === 'json') return a.graph;
+      // DOT and SVG go out as text of their own media type, not as a JSON string.
+      reply.type(`${a.mediaType}; charset=utf-8`);
+      return a.text;
+    },
 
     listTokens: () => ({ items: s.tokens.list(), revision: s.store.revision() }),
     createToken: ({ who, body }) => {
