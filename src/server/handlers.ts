@@ -23,6 +23,7 @@ import type { JoinTokens } from './join.ts';
 import type { Vms } from './vms.ts';
 import type { VpnPeers } from './vpn.ts';
 import type { ServiceManager } from './services.ts';
+import type { Paths } from './paths.ts';
 import type { ServiceCreate, ServiceUpdate } from '../api/schemas/service.ts';
 import type { VpnPeerCreate } from '../api/schemas/vpn.ts';
 import type { UserRole } from '../api/schemas/token.ts';
@@ -36,6 +37,7 @@ export interface Services {
   vpn: VpnPeers;
   vms: Vms;
   services: ServiceManager;
+  paths: Paths;
   consoles: Consoles;
   tokens: Tokens;
   joinTokens: JoinTokens;
