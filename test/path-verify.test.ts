@@ -24,6 +24,10 @@ const clients = new Map<string, Client>();
 /** What each node's fake data plane was asked, and how it answers. */
 const asked: { node: string; bridge: string; probes: ProbeBatch['probes'] }[] = [];
 let dataPlane: (node: string, p: ProbeBatch['probes'][number]) => boolean = () => false;
+/** Per node: its prober fails, or answers only once released (after the deadline). */
+const trouble = new Map<string, 'fail' | 'hang'>();
+let release = () => {};
+const released = new Promise<void>((resolve) => (release = resolve));
 
 let webBlock = '';
 let dbIps: string[] = [];
@@ -57,6 +61,8 @@ before(async () => {
     const stateDir = join(dir, name);
     const probe = async (bridge: string, probes: ProbeBatch['probes']) => {
       asked.push({ node: name, bridge, probes });
+      if (trouble.get(name) === 'fail') throw new Error('nft: Operation not permitted');
+      if (trouble.get(name) === 'hang') await released;
       return Object.fromEntries(probes.map((p) => [p.id, dataPlane(name, p)]));
     };
     const agent = new Agent({ client, node: name, stateDir, driver: new SimDriver({ stateDir }), accel: { accel: 'tcg', reason: 'simulated' }, heartbeatMs: 200, capacity: { cpus: 8, memoryBytes: 16 * 1024 ** 3, diskBytes: 200 * 1024 ** 3 }, probe });
@@ -76,6 +82,7 @@ before(async () => {
 });
 
 after(async () => {
+  release();
   for (const a of agents) await a.stop();
   await cp?.close();
   rmSync(dir, { recursive: true, force: true });
@@ -119,16 +126,14 @@ test('results: only the node a job waits for, once; nodes may not post for each 
 });
 
 test('a node that cannot probe, or does not answer in time, is reported unanswered, not agreed', async () => {
-  // n1's agent restarted without a prober (a simulated node): it answers with an error.
-  await agents[0]!.stop();
-  const plain = new Agent({ client: clients.get('n1')!, node: 'n1', stateDir: join(dir, 'n1'), driver: new SimDriver({ stateDir: join(dir, 'n1') }), accel: { accel: 'tcg', reason: 'simulated' }, heartbeatMs: 200 });
-  await plain.start();
-  agents[0] = plain;
-  // n2's does not answer at all.
-  await agents[1]!.stop();
+  trouble.set('n1', 'fail');
+  trouble.set('n2', 'hang');
   const report = await admin.call('verifyNetwork', { params: { name: 'default' }, query: { timeout: 2 } });
   assert.equal(report.ok, false);
+  assert.equal(report.probed, 0);
   const why = Object.fromEntries(report.unanswered.map((u) => [u.node, u.reason]));
-  assert.match(why.n1 ?? '', /cannot send probes/);
+  assert.deepEqual(Object.keys(why).sort(), ['n1', 'n2']);
+  assert.match(why.n1!, /Operation not permitted/);
   assert.equal(why.n2, 'no answer before the deadline');
+  release();
 });
