@@ -26,6 +26,7 @@ import type { ServiceManager } from './services.ts';
 import type { Paths } from './paths.ts';
 import type { PathVerifier } from './path-verify.ts';
 import type { ProbeResults } from '../api/schemas/verify.ts';
+import type { PathCreate, PathMatch } from '../api/schemas/path.ts';
 import type { ServiceCreate, ServiceUpdate } from '../api/schemas/service.ts';
 import type { VpnPeerCreate } from '../api/schemas/vpn.ts';
 import type { UserRole } from '../api/schemas/token.ts';
@@ -190,6 +191,12 @@ export function makeHandlers(s: Services): Handlers {
     updateService: ({ who, params, body }) => s.services.update(actorOf(who), params.name!, body as ServiceUpdate),
     rollbackService: ({ who, params, body }) => s.services.rollback(actorOf(who), params.name!, (body as { to?: number }).to),
     listServiceRevisions: ({ params }) => ({ items: s.services.revisions(params.name!), revision: s.store.revision() }),
+
+    listPaths: ({ query }) => ({ items: s.paths.list(query as { network?: string; service?: string }), revision: s.store.revision() }),
+    createPath: ({ who, body, once }) => s.paths.add(actorOf(who), body as PathCreate, once),
+    removePathMatching: ({ who, query }) => s.paths.removeMatching(actorOf(who), query as PathMatch),
+    checkPath: ({ query }) => s.paths.check(query as Parameters<Paths['check']>[0]),
+    deletePath: ({ who, params }) => s.paths.remove(actorOf(who), params.id!),
 
     listTokens: () => ({ items: s.tokens.list(), revision: s.store.revision() }),
     createToken: ({ who, body }) => {

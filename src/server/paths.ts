@@ -12,6 +12,7 @@ import type { PathCheck, PathCreate, PathMatch, Path as ApiPath } from '../api/s
 import { checkAccess, INTERNET } from '../core/paths/access.ts';
 import { cidrRange, findDuplicate, isService, parsePortSpec, pathText, portsText, validatePath, type Path, type PathError, type PathModel, type PathSource, type Proto } from '../core/paths/model.ts';
 import { parseBlueprint } from '../core/blueprint/index.ts';
+import { idempotent, type Once } from './idempotency.ts';
 import { touchServiceHosts } from './mesh.ts';
 import { touchAllNodes } from './published.ts';
 import type { Db } from './store/db.ts';
@@ -112,8 +113,8 @@ export class Paths {
     return rows.filter((r) => (q.network === undefined || r.network === q.network) && (q.service === undefined || r.to_service === q.service || r.from_service === q.service)).map(apiPath);
   }
 
-  add(actor: string, req: PathCreate): ApiPath {
-    return this.store.write(actor, (tx) => {
+  add(actor: string, req: PathCreate, once?: Once): ApiPath {
+    return this.store.write(actor, idempotent(once, (tx) => {
       const { path, target, net } = requested(tx.db, req);
       const { model } = modelOf(tx.db, path.network);
       const bad = validatePath(model, path);
@@ -146,7 +147,7 @@ export class Paths {
       tx.event('create', 'path', row.id, `path ${out.text} in ${row.network}${out.hostPorts ? `, published on every node at ${portsText(row.proto, out.hostPorts)}` : ''}`);
       touchFor(tx, row);
       return out;
-    });
+    }));
   }
 
   /**
@@ -263,6 +264,17 @@ function deletePath(tx: Tx, row: PathRow, why: string): ApiPath {
   tx.event('delete', 'path', row.id, `path ${out.text} in ${row.network} ${why}`);
   touchFor(tx, row);
   return out;
+}
+
+/**
+ * Refuses a revision of `service` whose blueprint says `public_ip: false` while paths publish
+ * it (services.ts, at update and rollback): what may be published is the blueprint's to say.
+ */
+export function checkPublishable(db: Db, service: string, publicIp: boolean, file: string): void {
+  if (publicIp) return;
+  const rows = db.prepare(`SELECT * FROM paths WHERE to_service = ? AND host_port_lo IS NOT NULL ORDER BY id`).all(service) as PathRow[];
+  if (rows.length === 0) return;
+  throw new ApiError('conflict', `${file}: instance.public_ip: false, but service ${service} is published by ${rows.map((r) => `path ${r.id} (${apiPath(r).text})`).join(', ')}; remove them first (path rm)`, 'blueprint');
 }
 
 /** A service being deleted takes the paths from and to it along (a new one of its name starts with none). */
