@@ -5,15 +5,17 @@
 // packets through real rules.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Agent } from '../src/agent/agent.ts';
 import { SimDriver } from '../src/agent/host/sim-driver.ts';
 import type { ProbeBatch } from '../src/api/schemas/verify.ts';
 import { createControlPlane, type ControlPlane } from '../src/server/control-plane.ts';
 import { Client } from '../src/sdk/client.ts';
-import { rejects, until, uploadImage } from './helpers.ts';
+import { Butter } from '../src/sdk/connect.ts';
+import { rejects, runButter, until, uploadImage } from './helpers.ts';
 
 let cp: ControlPlane;
 let admin: Client;
@@ -48,7 +50,11 @@ instance: { memory: 256M, cpus: 1 }
 image: { name: img }
 `;
 
+/** The built CLI (`npm run build`), as the admin. */
+const butter = (args: string[]) => runButter(args, { ...process.env, XDG_CONFIG_HOME: join(dir, 'cfg'), BUTTER_URL: url, BUTTER_TOKEN: cp.adminToken! });
+
 before(async () => {
+  if (!existsSync(fileURLToPath(new URL('../dist/cli/main.js', import.meta.url)))) throw new Error('run `npm run build` first');
   dir = mkdtempSync(join(tmpdir(), 'butter-path-verify-'));
   cp = createControlPlane({ dataDir: join(dir, 'cp') });
   url = await cp.listen('127.0.0.1', 0);
@@ -103,17 +109,32 @@ test('the nodes probe what the plan says; a data plane that does what the paths 
     for (const p of a.probes) assert.equal(instances.find((v) => v.ip === p.dst)?.node, a.node, `${p.dst} is on ${a.node}`);
   }
   assert.equal(asked.reduce((n, a) => n + a.probes.length, 0), report.probed);
+
+  const cli = await butter(['path', 'verify', 'default']);
+  assert.equal(cli.code, 0, cli.stderr);
+  assert.match(cli.stdout, new RegExp(`^network default: ${report.probed} probes answered, ${report.probed} agree with the paths, 0 disagree\n`));
+  assert.match(cli.stdout, /ok: the data plane does what the paths say\n$/);
 });
 
 
 test('a data plane that admits too much, or too little, is reported probe by probe', async () => {
   // Leaks db -> db:5432 and drops web -> db:5432.
   dataPlane = (_node, p) => p.proto === 'tcp' && p.port === 5432 && !isWebToDb(p);
-  const report = await admin.call('verifyNetwork', { params: { name: 'default' }, query: { timeout: 30 } });
+  const report = await new Butter({ url, token: cp.adminToken! }).paths.verify('default', { timeoutSeconds: 30 });
   assert.equal(report.ok, false);
   const lines = report.disagreements.map((d) => `${d.from}->${d.to}:${d.port} expected ${d.expected}, ${d.observed}`);
   // (5432 is probed only toward db: no path to web names it.)
   assert.deepEqual(lines.sort(), ['db->db:5432/tcp expected denied, admitted', 'web->db:5432/tcp expected allowed, dropped']);
+
+  const cli = await butter(['path', 'verify', 'default', '--json']);
+  assert.equal(cli.code, 1, 'exit 1 on a disagreement');
+  const json = JSON.parse(cli.stdout) as typeof report;
+  assert.deepEqual(json.disagreements.map((d) => `${d.from}->${d.to}:${d.port}`).sort(), ['db->db:5432/tcp', 'web->db:5432/tcp']);
+  const text = await butter(['path', 'verify', 'default']);
+  assert.equal(text.code, 1);
+  const db = dbIps[0]!;
+  assert.match(text.stdout, new RegExp(`^DISAGREE on n[12]: web -> db:5432/tcp \\(10\\.[0-9.]+ -> ${db.replace(/\./g, '\\.')}\\) expected allowed, the data plane dropped it; allowed by web -> db:5432/tcp$`, 'm'));
+  assert.match(text.stdout, /^DISAGREE on n[12]: db -> db:5432\/tcp .* expected denied, the data plane admitted it; db -> db:5432\/tcp: no path allows it$/m);
 });
 
 test('results: only the node a job waits for, once; nodes may not post for each other; viewers may not verify', async () => {

@@ -40,7 +40,8 @@ export const ProbeResults = z
 export type ProbeResults = z.infer<typeof ProbeResults>;
 
 export const VerifyQuery = z
-  .object({ timeout: z.coerce.number().int().min(1).max(600).optional().describe('Seconds to wait for the nodes (default 60)') })
+  // At most 4 minutes: an HTTP client gives up on an answer's headers after 5 (undici's default).
+  .object({ timeout: z.coerce.number().int().min(1).max(240).optional().describe('Seconds to wait for the nodes (default 60, at most 240)') })
   .strict();
 
 export const PathVerifyReport = z
