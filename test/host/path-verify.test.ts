@@ -24,6 +24,8 @@ const id = randomBytes(3).toString('hex');
 const MACHINE = `bt-pvm-${id}`;
 const A = `bt-pva-${id}`;
 const B = `bt-pvb-${id}`;
+/** A guest of another node: its frames arrive through the network's VXLAN port (a veth standing in for it). */
+const R = `bt-pvr-${id}`;
 
 const canRun = process.getuid?.() === 0 && existsSync('/usr/sbin/nft') && existsSync('/proc/sys/net/bridge');
 const skip = requires(canRun, 'needs root, nft and br_netfilter');
@@ -53,7 +55,7 @@ const instances: VerifyInstance[] = [];
 
 before(async () => {
   if (!canRun) return;
-  for (const n of [MACHINE, A, B]) {
+  for (const n of [MACHINE, A, B, R]) {
     await sys.run('ip', ['netns', 'add', n]);
     made.push(n);
     await inNs(n, ['ip', 'link', 'set', 'lo', 'up']);
@@ -71,10 +73,14 @@ before(async () => {
     instances.push({ service, node: 'm', ip, mac });
     ports.push({ tap, mac, ip });
   }
+  await sys.run('ip', ['link', 'add', 'btxweb', 'netns', MACHINE, 'mtu', '1450', 'type', 'veth', 'peer', 'name', 'eth0', 'mtu', '1450', 'netns', R]);
+  await machine.run('ip', ['link', 'set', 'btxweb', 'master', 'bt-web', 'up']);
+  await inNs(R, ['ip', 'addr', 'add', '10.231.0.21/24', 'dev', 'eth0']);
+  await inNs(R, ['ip', 'link', 'set', 'eth0', 'up']);
   // Butter's own tables, as the agent renders them for this network (the uplink is not made:
-  // its rules only match its name), then the paths table.
+  // its rules only match its name; btxweb is its VXLAN port), then the paths table.
   const ruleset = renderNftRuleset(
-    [{ name: 'web', bridge: 'bt-web', cidr: '10.231.0.0/24', gateway: '10.231.0.1', nat: false, ports, uplink: { device: 'bu-web', root: '10.255.7.1', ns: '10.255.7.2' } }],
+    [{ name: 'web', bridge: 'bt-web', cidr: '10.231.0.0/24', gateway: '10.231.0.1', nat: false, ports, overlay: { device: 'btxweb' }, uplink: { device: 'bu-web', root: '10.255.7.1', ns: '10.255.7.2' } }],
     { metadataPort: 8169 },
   );
   await machine.run('nft', ['-f', '-'], { input: ruleset });
@@ -84,7 +90,7 @@ before(async () => {
 /** What each guest's own stack has taken in: a probe must never add to it. */
 async function guestCounters(): Promise<string> {
   const out: string[] = [];
-  for (const ns of [A, B]) {
+  for (const ns of [A, B, R]) {
     const snmp = (await inNs(ns, ['cat', '/proc/net/snmp'])).stdout.split('\n');
     for (const proto of ['Tcp:', 'Udp:']) {
       const [names, values] = snmp.filter((l) => l.startsWith(proto)).map((l) => l.split(/\s+/));
@@ -100,7 +106,7 @@ async function leftovers(): Promise<string[]> {
   const namespaces = JSON.parse((await sys.run('ip', ['-j', 'netns', 'list'])).stdout || '[]') as { name: string }[];
   left.push(...namespaces.filter((n) => n.name.startsWith(PROBE_NETNS_PREFIX)).map((n) => `namespace ${n.name}`));
   const links = JSON.parse((await machine.run('ip', ['-j', 'link', 'show'])).stdout) as { ifname: string; master?: string }[];
-  left.push(...links.filter((l) => l.ifname.startsWith('bprobe') || (l.master === 'bt-web' && !['btpa', 'btpb'].includes(l.ifname))).map((l) => `link ${l.ifname}`));
+  left.push(...links.filter((l) => l.ifname.startsWith('bprobe') || (l.master === 'bt-web' && !['btpa', 'btpb', 'btxweb'].includes(l.ifname))).map((l) => `link ${l.ifname}`));
   left.push(...(await machine.run('nft', ['list', 'tables'])).stdout.split('\n').filter((l) => l.includes('butter_probe')));
   return left;
 }
@@ -127,6 +133,37 @@ test('the probes through the real rules: admitted exactly where the paths allow,
   assert.equal(report.probed, p.probes.length);
   assert.equal(await guestCounters(), seen, 'no probe reached a guest, admitted or not');
   assert.deepEqual(await leftovers(), [], 'nothing of the probe is left');
+});
+
+test("a probe's verdict is the one real traffic from another node meets (through the VXLAN port) and from a local tap", { skip }, async () => {
+  /** A real connection attempt from a guest: refused (the SYN arrived, nothing listens) or no answer (dropped). */
+  const connect = async (ns: string, src: string, port: number) =>
+    (
+      await inNs(ns, [
+        process.execPath,
+        '-e',
+        `const s = require('node:net').connect({ host: '10.231.0.33', port: ${port}, localAddress: '${src}' }); s.setTimeout(2000, () => { console.log('no answer'); s.destroy(); }); s.on('error', (e) => console.log(e.code === 'ECONNREFUSED' ? 'arrived' : e.code)); s.on('connect', () => { console.log('connected'); s.destroy(); });`,
+      ])
+    ).stdout.trim();
+  const probes = [5431, 5432, 5433].flatMap((port) => [
+    { id: `p${port}`, src: '10.231.0.21', dst: '10.231.0.33', dstMac: instances.find((i) => i.service === 'db')!.mac, proto: 'tcp' as const, port },
+    { id: `q${port}`, src: '10.231.0.20', dst: '10.231.0.33', dstMac: instances.find((i) => i.service === 'db')!.mac, proto: 'tcp' as const, port },
+  ]);
+  const admitted = await runProbes(machine, 'bt-web', probes);
+  const seen: string[] = [];
+  for (const port of [5431, 5432, 5433]) {
+    seen.push(`remote ${port}: probe ${admitted[`p${port}`] ? 'admitted' : 'dropped'}, real ${await connect(R, '10.231.0.21', port)}`);
+    seen.push(`local ${port}: probe ${admitted[`q${port}`] ? 'admitted' : 'dropped'}, real ${await connect(A, '10.231.0.20', port)}`);
+  }
+  assert.deepEqual(seen, [
+    'remote 5431: probe dropped, real no answer',
+    'local 5431: probe dropped, real no answer',
+    'remote 5432: probe admitted, real arrived',
+    'local 5432: probe admitted, real arrived',
+    'remote 5433: probe dropped, real no answer',
+    'local 5433: probe dropped, real no answer',
+  ]);
+  assert.deepEqual(await leftovers(), []);
 });
 
 test('a ruleset broken by hand is caught: an extra accept and a removed path, exactly those probes', { skip }, async () => {
