@@ -23,6 +23,7 @@ let url: string;
 let dir: string;
 const agents: Agent[] = [];
 const clients = new Map<string, Client>();
+const probers = new Map<string, (bridge: string, probes: ProbeBatch['probes']) => Promise<Record<string, boolean>>>();
 /** What each node's fake data plane was asked, and how it answers. */
 const asked: { node: string; bridge: string; probes: ProbeBatch['probes'] }[] = [];
 let dataPlane: (node: string, p: ProbeBatch['probes'][number]) => boolean = () => false;
@@ -71,6 +72,7 @@ before(async () => {
       if (trouble.get(name) === 'hang') await released;
       return Object.fromEntries(probes.map((p) => [p.id, dataPlane(name, p)]));
     };
+    probers.set(name, probe);
     const agent = new Agent({ client, node: name, stateDir, driver: new SimDriver({ stateDir }), accel: { accel: 'tcg', reason: 'simulated' }, heartbeatMs: 200, capacity: { cpus: 8, memoryBytes: 16 * 1024 ** 3, diskBytes: 200 * 1024 ** 3 }, probe });
     await agent.start();
     agents.push(agent);
@@ -157,4 +159,17 @@ test('a node that cannot probe, or does not answer in time, is reported unanswer
   assert.match(why.n1!, /Operation not permitted/);
   assert.equal(why.n2, 'no answer before the deadline');
   release();
+});
+
+test("a restarted agent gets the probes: its old watch, still waiting on the control plane, does not take them", async () => {
+  trouble.clear();
+  dataPlane = (_node, p) => p.proto === 'tcp' && p.port === 5432 && isWebToDb(p);
+  // The old agent's watch is left pending on the server (its agent gone), as after a crash.
+  await agents[0]!.stop();
+  const again = new Agent({ client: clients.get('n1')!, node: 'n1', stateDir: join(dir, 'n1'), driver: new SimDriver({ stateDir: join(dir, 'n1') }), accel: { accel: 'tcg', reason: 'simulated' }, heartbeatMs: 200, probe: probers.get('n1')! });
+  agents[0] = again;
+  await again.start();
+  const report = await admin.call('verifyNetwork', { params: { name: 'default' }, query: { timeout: 5 } });
+  assert.deepEqual(report.unanswered, []);
+  assert.equal(report.ok, true);
 });
