@@ -144,3 +144,14 @@ test("a network over VXLAN: its gateway's own frames neither enter nor leave by 
   // Another network's gateway MAC is its own.
   assert.notEqual(gatewayMac('other'), mac);
 });
+
+test('with published ports, their marked connections are forwarded, before any drop; without, no such rule', () => {
+  const forward = (text: string) => text.slice(text.indexOf('chain forward'), text.indexOf('chain postrouting')).split('\n').map((l) => l.trim());
+  const rules = forward(renderNftRuleset([web], { ...O, mesh: 'btwg0', published: true }));
+  const accept = rules.indexOf('ct mark 0x62740001 accept');
+  assert.ok(accept > 0, rules.join('\n'));
+  // After the mesh fence (a spoofed mesh source never gets this far), before every drop that would stop it.
+  assert.ok(rules.indexOf('iifname "btwg0" ip saddr != 100.127.0.0/16 drop') < accept);
+  for (const [i, r] of rules.entries()) if (/drop$/.test(r) && !r.includes('100.127.0.0/16 drop')) assert.ok(i > accept, `${r} comes after the published accept`);
+  assert.doesNotMatch(renderNftRuleset([web], { ...O, mesh: 'btwg0' }), /ct mark/);
+});
