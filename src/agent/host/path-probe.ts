@@ -132,26 +132,34 @@ async function bridgeMtu(exec: Exec, bridge: string): Promise<number> {
   return link.mtu;
 }
 
-/** What a probe run killed half way left: its namespace (with the veth) and its table. */
+/**
+ * What a probe run killed half way left: its table, its namespace (with the veth) and its port.
+ * Namespace names are the host's, shared by every agent on it (several, in tests), so only the
+ * namespace of a run whose table is in this agent's own network namespace is taken for ours:
+ * a run loads its table first and removes it last.
+ */
 export async function removeStaleProbes(exec: Exec): Promise<string[]> {
   const removed: string[] = [];
-  const namespaces = JSON.parse((await exec.run('ip', ['-j', 'netns', 'list'])).stdout || '[]') as { name: string }[];
-  for (const { name } of namespaces) {
-    if (!name.startsWith(PROBE_NETNS_PREFIX)) continue;
-    await exec.run('ip', ['netns', 'del', name], { allowFail: true });
-    removed.push(`namespace ${name}`);
+  const ids = (await exec.run('nft', ['list', 'tables'])).stdout
+    .split('\n')
+    .flatMap((line) => /^table bridge butter_probe_([0-9a-f]{1,16})$/.exec(line.trim())?.[1] ?? []);
+  const namespaces = new Set((JSON.parse((await exec.run('ip', ['-j', 'netns', 'list'])).stdout || '[]') as { name: string }[]).map((n) => n.name));
+  for (const id of ids) {
+    const ns = `${PROBE_NETNS_PREFIX}${id}`;
+    if (!namespaces.has(ns)) continue;
+    await exec.run('ip', ['netns', 'del', ns], { allowFail: true });
+    removed.push(`namespace ${ns}`);
   }
+  // Links are this network namespace's own: any probe port here is ours.
   const links = JSON.parse((await exec.run('ip', ['-j', 'link', 'show'])).stdout || '[]') as { ifname: string }[];
   for (const { ifname } of links) {
     if (!new RegExp(`^${PROBE_PORT_PREFIX}[0-9a-f]{1,8}$`).test(ifname)) continue;
     await exec.run('ip', ['link', 'del', ifname], { allowFail: true });
     removed.push(`link ${ifname}`);
   }
-  for (const line of (await exec.run('nft', ['list', 'tables'])).stdout.split('\n')) {
-    const m = /^table bridge (butter_probe_[0-9a-f]{1,16})$/.exec(line.trim());
-    if (!m) continue;
-    await exec.run('nft', ['delete', 'table', 'bridge', m[1]!], { allowFail: true });
-    removed.push(`table bridge ${m[1]}`);
+  for (const id of ids) {
+    await exec.run('nft', ['-f', '-'], { input: renderProbeTableDelete(id), allowFail: true });
+    removed.push(`table bridge ${probeTableName(id)}`);
   }
   return removed;
 }
