@@ -22,7 +22,7 @@ export {
   type ServiceUpdateOptions,
   type WaitOptions,
 } from './services.ts';
-export { PathVerbs, INTERNET, type Path, type PathCheck, type PathEnd, type PortRef, type PathAddOptions } from './paths.ts';
+export { PathVerbs, INTERNET, type Path, type PathCheck, type PathVerifyReport, type PathEnd, type PortRef, type PathAddOptions } from './paths.ts';
 export { type Graph, type GraphOptions } from './graph.ts';
 export { loadBundle, type Bundle } from './blueprint-bundle.ts';
 export { loadConfig, configFile, type CliConfig } from './config.ts';

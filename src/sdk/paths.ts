@@ -9,6 +9,7 @@ import type { Client } from './client.ts';
 
 export type Path = ResponseOf<'createPath'>;
 export type PathCheck = ResponseOf<'checkPath'>;
+export type PathVerifyReport = ResponseOf<'verifyNetwork'>;
 
 /** Every address: a path from it publishes the service on the nodes' own addresses. */
 export const INTERNET = '0.0.0.0/0';
@@ -66,5 +67,14 @@ export class PathVerbs {
   /** May the whole internet reach `service` on `port`? (the original's `internet_accessible`) */
   async internetAccessible(service: PathEnd, port: PortRef, proto?: 'tcp' | 'udp'): Promise<boolean> {
     return (await this.client.call('checkPath', { query: { internet: '1', to: nameOf(service), port: portText(port, proto) } })).allowed;
+  }
+
+  /**
+   * Probes every ordered pair of the network's services with real packets through the real
+   * rules on the nodes (never delivered to a guest) and reports every probe where the data
+   * plane disagrees with the paths (`ok`: none, and every node answered). Admin only.
+   */
+  verify(network: string | { name: string }, opts: { timeoutSeconds?: number } = {}): Promise<PathVerifyReport> {
+    return this.client.call('verifyNetwork', { params: { name: nameOf(network) }, query: opts.timeoutSeconds !== undefined ? { timeout: opts.timeoutSeconds } : {} });
   }
 }

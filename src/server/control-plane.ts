@@ -32,6 +32,7 @@ import { ServiceManager } from './services.ts';
 import { Graphs } from './graph.ts';
 import { SvgRenderer, type SvgRendererOptions } from './graph-renderer.ts';
 import { Paths } from './paths.ts';
+import { PathVerifier } from './path-verify.ts';
 import { RolloutController } from './rollout.ts';
 
 export interface ControlPlaneOptions {
@@ -96,7 +97,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   /** The ports this control plane listens on: never a published host port (a node beside it serves them too). */
   const apiPorts: number[] = [];
   const paths = new Paths(store, () => apiPorts);
-  const services: Services = { store, blobs, images, nodes, networks: new Networks(store), vpn: new VpnPeers(store), vms, services: serviceManager, paths, graphs: new Graphs(store, () => paths.list(), new SvgRenderer(exec, opts.graphviz)), consoles, tokens: new Tokens(store), joinTokens: new JoinTokens(store, nodes), idempotency: new IdempotencyKeys(store), readiness: new Readiness(store, nodes, images), caHash: opts.https?.caHash ?? null, tls: () => null };
+  const services: Services = { store, blobs, images, nodes, networks: new Networks(store), vpn: new VpnPeers(store), vms, services: serviceManager, paths, graphs: new Graphs(store, () => paths.list(), new SvgRenderer(exec, opts.graphviz)), verifier: new PathVerifier(store, store.changes), consoles, tokens: new Tokens(store), joinTokens: new JoinTokens(store, nodes), idempotency: new IdempotencyKeys(store), readiness: new Readiness(store, nodes, images), caHash: opts.https?.caHash ?? null, tls: () => null };
 
   const adminTokenPath = join(opts.dataDir, 'admin.token');
   let adminToken: string | undefined;

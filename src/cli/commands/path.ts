@@ -4,6 +4,7 @@
  */
 import type { Command } from 'commander';
 import type { Path, PathCheck } from '../../api/schemas/path.ts';
+import type { PathVerifyReport } from '../../api/schemas/verify.ts';
 import { client, ExitWith, UsageError } from '../config.ts';
 import { age, printJson, printTable } from '../output.ts';
 
@@ -27,6 +28,16 @@ function checkText(a: PathCheck): string {
   // Several: each admits some of FROM (one may cover it alone, or they do together).
   const by = a.paths.length > 1 ? `paths ${a.paths.map((p) => `${p.id} (${p.text})`).join(', ')}` : `path ${a.path!.id} (${a.path!.text})`;
   return `allowed: ${what} by ${by}`;
+}
+
+/** `path verify`'s text: the counts, then every disagreement, node that did not answer, pair not probed. */
+export function verifyText(r: PathVerifyReport): string {
+  const lines = [`network ${r.network}: ${r.probed} probes answered, ${r.agreed} agree with the paths, ${r.disagreements.length} disagree${r.unanswered.length ? `; ${r.unanswered.reduce((n, u) => n + u.probes, 0)} unanswered` : ''}`];
+  for (const d of r.disagreements) lines.push(`DISAGREE on ${d.node}: ${d.from} -> ${d.to}:${d.port} (${d.src} -> ${d.dst}) expected ${d.expected}, the data plane ${d.observed} it; ${d.because}`);
+  for (const u of r.unanswered) lines.push(`UNANSWERED by ${u.node} (${u.probes} probes): ${u.reason}`);
+  for (const s of r.skipped) lines.push(`not probed: ${s.from} -> ${s.to}: ${s.reason}`);
+  if (r.ok) lines.push('ok: the data plane does what the paths say');
+  return lines.join('\n');
 }
 
 export function pathCommands(program: Command): void {
@@ -87,5 +98,18 @@ export function pathCommands(program: Command): void {
       if (o.json) printJson(answer);
       else process.stdout.write(checkText(answer) + '\n');
       if (!answer.allowed) throw new ExitWith(DENIED_EXIT);
+    });
+
+  path
+    .command('verify <network>')
+    .description("probe every ordered pair of NETWORK's services (each port a path names, its neighbours, one no path names; tcp and udp) with real packets through the real rules on the nodes, never delivered to a guest; lists every probe where the data plane disagrees with the paths; exits 1 on any disagreement or node that did not answer")
+    .option('--timeout <seconds>', 'how long to wait for the nodes (default 60, at most 240)')
+    .option('--json', 'print JSON')
+    .action(async (network: string, o: JsonOpt & { timeout?: string }) => {
+      if (o.timeout !== undefined && !/^\d+$/.test(o.timeout)) throw new UsageError(`--timeout: must be a number of seconds, got ${JSON.stringify(o.timeout)}`);
+      const report = await client().call('verifyNetwork', { params: { name: network }, query: o.timeout !== undefined ? { timeout: Number(o.timeout) } : {} });
+      if (o.json) printJson(report);
+      else process.stdout.write(verifyText(report) + '\n');
+      if (!report.ok) throw new ExitWith(1);
     });
 }
