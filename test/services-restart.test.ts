@@ -72,7 +72,8 @@ test('a rollout interrupted by a control-plane restart resumes; DNS records carr
     assert.ok('networks' in d);
     return d.networks.find((n) => n.name === 'default')!.services;
   };
-  assert.deepEqual(await records('n1'), [{ name: 'api', ips: [] }]);
+  const block = (await f.admin.call('getService', { params: { name: 'api' } })).block;
+  assert.deepEqual(await records('n1'), [{ name: 'api', ips: [], block }]);
   const rev0 = (await desired('n2')).revision;
   await report(f);
   const running = (await f.admin.call('getService', { params: { name: 'api' } })).instances;

@@ -93,7 +93,7 @@ test('instances spread over the zones, show in vm list, and are refused to vm rm
     const d = await admin.call('nodeDesired', { params: { name: node }, query: {} });
     assert.ok(d.revision >= ran, `node ${node}'s desired revision ${d.revision} is at least ${ran}, when the last instance went running`);
     assert.ok('networks' in d);
-    assert.deepEqual(d.networks.find((n) => n.name === 'default')!.services, [{ name: 'web', ips: s.instances.map((i) => i.ip!) }]);
+    assert.deepEqual(d.networks.find((n) => n.name === 'default')!.services, [{ name: 'web', ips: s.instances.map((i) => i.ip!), block: s.block }]);
   }
   // An instance stopped leaves the records at once, on every host of the network.
   const [first, second] = s.instances;
@@ -102,7 +102,7 @@ test('instances spread over the zones, show in vm list, and are refused to vm rm
   const other = await admin.call('nodeDesired', { params: { name: second!.node! }, query: {} });
   assert.ok('networks' in other);
   assert.ok(other.revision >= at, `node ${second!.node} was told when ${stopped.name} stopped (${other.revision} >= ${at})`);
-  assert.deepEqual(other.networks.find((n) => n.name === 'default')!.services, [{ name: 'web', ips: [second!.ip!] }]);
+  assert.deepEqual(other.networks.find((n) => n.name === 'default')!.services, [{ name: 'web', ips: [second!.ip!], block: s.block }]);
   await admin.call('startVm', { params: { name: first!.name } });
   await settled('web');
   await rejects(admin.call('deleteVm', { params: { name: vm.name } }), 409, 'name', /service scale web/);

@@ -51,3 +51,29 @@ test('metadata tokens: VMs made before the column keep the IMDSv2-only behaviour
   ]);
   assert.throws(() => db.prepare(`UPDATE vms SET metadata_tokens = 'sometimes'`).run(), /CHECK/);
 });
+
+test('paths: one source each, host ports only on CIDR paths and within 65535, one row per meaning, gone with either service', () => {
+  const db = new Database(':memory:');
+  db.pragma('foreign_keys = ON');
+  migrate(db);
+  db.exec(`INSERT INTO networks (name, cidr, gateway, nat, vni, created_at) VALUES ('default', '10.200.0.0/16', '10.200.0.1', 1, 100, 'now')`);
+  const svc = db.prepare(`INSERT INTO services (id, name, network, block, zones, count, current_revision, target_revision, state, rollout, created_at, updated_at) VALUES (?, ?, 'default', ?, 1, 1, 1, 1, 'active', 'done', 'now', 'now')`);
+  svc.run('s1', 'web', '10.200.1.0/24');
+  svc.run('s2', 'db', '10.200.2.0/24');
+  const insert = db.prepare(`INSERT INTO paths (id, network, from_service, from_cidr, to_service, proto, port_lo, port_hi, host_port_lo, created_at) VALUES (?, 'default', ?, ?, ?, ?, ?, ?, ?, 'now')`);
+  insert.run('a', 'web', null, 'db', 'tcp', 5432, 5432, null);
+  insert.run('b', null, '0.0.0.0/0', 'web', 'tcp', 80, 80, 8080);
+  assert.throws(() => insert.run('c', 'web', '0.0.0.0/0', 'db', 'tcp', 1, 1, null), /CHECK/, 'a service and a CIDR');
+  assert.throws(() => insert.run('c', null, null, 'db', 'tcp', 1, 1, null), /CHECK/, 'no source');
+  assert.throws(() => insert.run('c', 'web', null, 'db', 'tcp', 1, 1, 1), /CHECK/, 'a host port on a service path');
+  assert.throws(() => insert.run('c', null, '0.0.0.0/0', 'web', 'tcp', 100, 200, 65500), /CHECK/, 'host ports past 65535');
+  assert.throws(() => insert.run('c', 'web', null, 'db', 'tcp', 0, 1, null), /CHECK/, 'port 0');
+  assert.throws(() => insert.run('c', 'web', null, 'db', 'tcp', 9, 8, null), /CHECK/, 'a backwards range');
+  assert.throws(() => insert.run('c', 'web', null, 'db', 'sctp', 1, 1, null), /CHECK/, 'another protocol');
+  assert.throws(() => insert.run('c', 'web', null, 'db', 'tcp', 5432, 5432, null), /UNIQUE/, 'the same path twice');
+  assert.throws(() => insert.run('c', 'ghost', null, 'db', 'tcp', 1, 1, null), /FOREIGN KEY/);
+  db.prepare(`DELETE FROM services WHERE name = 'db'`).run();
+  assert.deepEqual(db.prepare(`SELECT id FROM paths ORDER BY id`).all(), [{ id: 'b' }], 'the path to db went with it');
+  db.prepare(`DELETE FROM services WHERE name = 'web'`).run();
+  assert.deepEqual(db.prepare(`SELECT id FROM paths`).all(), []);
+});
