@@ -136,7 +136,9 @@ test('db and web on two nodes: web reaches db:5432 only while the path stands, a
 
   const added = lastRound(webVm);
   ok(['path', 'add', 'web', 'db', '5432']);
-  await c.until('web reaches db:5432', () => probes(webVm).some((p) => p.port === 5432 && p.ok && p.n > added), 60_000);
+  const opened = await c.until('web reaches db:5432', () => probes(webVm).some((p) => p.port === 5432 && p.ok && p.n > added), 60_000);
+  // A figure, not a bound: probes run once a second and reach us through the console (its shipping, a CLI poll).
+  console.log(`# path add web db 5432 -> first answered probe seen: ${(opened / 1000).toFixed(1)} s`);
   const on = await roundsAfter(webVm, 3, 'three probe rounds with the path');
   assert.ok(on.filter((p) => p.port === 5432).every((p) => p.ok), `with the path every probe of 5432 answers: ${JSON.stringify(on)}`);
   assert.deepEqual(on.filter((p) => p.port === 5433 && p.ok), [], 'db:5433 stays closed');
@@ -155,7 +157,10 @@ test('an internet path publishes web:80 on every node, one hosting no instance t
   const nodes = ['n1', 'n2', 'n3'];
   for (const n of nodes) assert.match(get(out!, nodeIp(n), 80), /^(refused|timeout)$/, `before the path: nothing on ${n}:80`);
   ok(['path', 'add', '0.0.0.0/0', 'web', '80']);
-  for (const n of nodes) await c.until(`web:80 published on ${n}`, () => get(out!, nodeIp(n), 80) === 'web answers', 60_000);
+  for (const n of nodes) {
+    const ms = await c.until(`web:80 published on ${n}`, () => get(out!, nodeIp(n), 80) === 'web answers', 60_000);
+    console.log(`# path add 0.0.0.0/0 web 80 -> web:80 answers on ${n}${n === webNode ? ' (hosts web)' : ''}: ${(ms / 1000).toFixed(1)} s after the previous node`);
+  }
   assert.deepEqual(c.json<{ instances: unknown[] }>(['service', 'show', 'web']).instances.length, 1);
   for (const n of nodes) {
     assert.match(get(out!, nodeIp(n), 81), /^(refused|timeout)$/, `${n}:81 (web listens there, unpublished): not reached`);
