@@ -40,12 +40,19 @@ test('a client holds one connection for its long-polls and requests; an abort ca
   const opened = sessions; // (the admin client has its own)
   const first = await node.call('nodeDesired', { params: { name: 'n1' } });
   const stop = new AbortController();
-  const watching = node.call('nodeDesired', { params: { name: 'n1' }, query: { since: first.revision, wait: 20 } }, stop.signal);
+  const watching = node.call('nodeDesired', { params: { name: 'n1' }, query: { since: first.revision, wait: 60 } }, stop.signal);
   const uploads = node.call('nodeReport', { params: { name: 'n1' }, body: { capacity: { cpus: 2, memoryBytes: 2 ** 31, diskBytes: 2 ** 34 }, accel: 'tcg', driver: 'sim', vms: [] } });
   for (let i = 0; i < 5; i++) await node.call('nodeReport', { params: { name: 'n1' }, body: { capacity: { cpus: 2, memoryBytes: 2 ** 31, diskBytes: 2 ** 34 }, accel: 'tcg', driver: 'sim', vms: [] } });
   assert.deepEqual(await uploads, {});
   stop.abort();
   await assert.rejects(watching, (e: Error) => e.name === 'AbortError');
+  // The server lets the cancelled long-poll go when its stream closes, not when its 60 s run
+  // out: else every cancelled poll leaves a waiter and a timer behind (which also kept this
+  // file's process alive after its tests).
+  const waiters = () => cp.services.store.changes.listenerCount('node:n1');
+  await within((async () => {
+    while (waiters() > 0) await new Promise((r) => setTimeout(r, 20));
+  })(), 20_000, 'the cancelled long-poll let go on the server');
   // The connection outlives the cancelled stream.
   assert.deepEqual(await node.call('nodeDesired', { params: { name: 'n1' }, query: { since: first.revision, wait: 0 } }), { revision: first.revision, unchanged: true });
   assert.equal((await admin.call('getNode', { params: { name: 'n1' } })).state, 'ready');
