@@ -83,3 +83,23 @@ test('the control plane closes with a client still connected', async () => {
     rmSync(d, { recursive: true, force: true });
   }
 });
+
+test('a plain-HTTP control plane closes at once too, with a long-poll under way', async () => {
+  // `butter server` without TLS, as tests and benchmarks run it: close() must not wait for the
+  // long-poll (up to 60 s) nor for the connection's keep-alive (72 s) after it.
+  const d = mkdtempSync(join(tmpdir(), 'butter-http-close-'));
+  try {
+    const own = createControlPlane({ dataDir: d });
+    const url = await own.listen('127.0.0.1', 0);
+    const admin = new Client({ url, token: own.adminToken! });
+    const { token } = await admin.call('createNode', { body: { name: 'n1' } });
+    const node = new Client({ url, token });
+    const first = await node.call('nodeDesired', { params: { name: 'n1' } });
+    const polling = node.call('nodeDesired', { params: { name: 'n1' }, query: { since: first.revision, wait: 60 } }).catch((e: Error) => e);
+    await new Promise((r) => setTimeout(r, 200)); // the poll has reached the server
+    await within(own.close(), 20_000, 'closing the plain-HTTP control plane with a long-poll under way');
+    await polling;
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
+});
