@@ -63,6 +63,7 @@ export async function heartbeat(node: Client, name: string, memoryGiB = 8): Prom
  */
 export function keepReady(node: Client, name: string, memoryGiB = 8): () => void {
   const t = setInterval(() => void heartbeat(node, name, memoryGiB).catch(() => {}), 2000);
+  t.unref(); // a test that fails before it stops them must not keep its file's process alive
   return () => clearInterval(t);
 }
 
