@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BUTTER, fakeNode, heartbeat, runButter, startTestCloud, type TestCloud } from './helpers.ts';
+import { BUTTER, fakeNode, heartbeat, keepReady, runButter, startTestCloud, type TestCloud } from './helpers.ts';
 import type { Client } from '../src/sdk/client.ts';
 import { publicKeyOf } from '../src/core/wireguard-keys.ts';
 
@@ -70,18 +70,26 @@ test('errors are one line naming the field; usage errors exit 2, API refusals 1'
     [['vm', 'show', 'ghost'], 1, /vm ghost not found/],
     [['image', 'rm', 'ghost'], 1, /image ghost not found/],
   ];
-  for (const [args, code, re] of cases) {
-    const r = await butter(args);
-    assert.equal(r.code, code, `${args.join(' ')}: ${r.stderr}`);
-    assert.match(r.stderr, re, args.join(' '));
-    assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
+  // node-1 must be ready for the memory refusal to name its free memory, however slow the runs.
+  await heartbeat(node1, 'node-1', 16);
+  const stop = keepReady(node1, 'node-1', 16);
+  try {
+    for (const [args, code, re] of cases) {
+      const r = await butter(args);
+      assert.equal(r.code, code, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, re, args.join(' '));
+      assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
+    }
+  } finally {
+    stop();
   }
   const list = await butter(['vm', 'list', '--json']);
   assert.deepEqual(JSON.parse(list.stdout), []);
 });
 
-test('create, list and show speak JSON and tables; the token comes from env or login', async () => {
+test('create, list and show speak JSON and tables; the token comes from env or login', async (t) => {
   await heartbeat(node1, 'node-1', 16); // it reported in before(); the tests since may have outlasted the liveness timeout
+  t.after(keepReady(node1, 'node-1', 16)); // and this test's own runs may outlast it too
   const ud = join(work, 'ud.sh');
   writeFileSync(ud, '#!/bin/sh\necho hi\n');
   const created = await butter(['vm', 'create', 'app', '--image', 'web', '--memory', '256M', '--disk', '1G', '--user-data', ud, '--json']);

@@ -40,12 +40,19 @@ test('a client holds one connection for its long-polls and requests; an abort ca
   const opened = sessions; // (the admin client has its own)
   const first = await node.call('nodeDesired', { params: { name: 'n1' } });
   const stop = new AbortController();
-  const watching = node.call('nodeDesired', { params: { name: 'n1' }, query: { since: first.revision, wait: 20 } }, stop.signal);
+  const watching = node.call('nodeDesired', { params: { name: 'n1' }, query: { since: first.revision, wait: 60 } }, stop.signal);
   const uploads = node.call('nodeReport', { params: { name: 'n1' }, body: { capacity: { cpus: 2, memoryBytes: 2 ** 31, diskBytes: 2 ** 34 }, accel: 'tcg', driver: 'sim', vms: [] } });
   for (let i = 0; i < 5; i++) await node.call('nodeReport', { params: { name: 'n1' }, body: { capacity: { cpus: 2, memoryBytes: 2 ** 31, diskBytes: 2 ** 34 }, accel: 'tcg', driver: 'sim', vms: [] } });
   assert.deepEqual(await uploads, {});
   stop.abort();
   await assert.rejects(watching, (e: Error) => e.name === 'AbortError');
+  // The server lets the cancelled long-poll go when its stream closes, not when its 60 s run
+  // out: else every cancelled poll leaves a waiter and a timer behind (which also kept this
+  // file's process alive after its tests).
+  const waiters = () => cp.services.store.changes.listenerCount('node:n1');
+  await within((async () => {
+    while (waiters() > 0) await new Promise((r) => setTimeout(r, 20));
+  })(), 20_000, 'the cancelled long-poll let go on the server');
   // The connection outlives the cancelled stream.
   assert.deepEqual(await node.call('nodeDesired', { params: { name: 'n1' }, query: { since: first.revision, wait: 0 } }), { revision: first.revision, unchanged: true });
   assert.equal((await admin.call('getNode', { params: { name: 'n1' } })).state, 'ready');
@@ -72,6 +79,26 @@ test('the control plane closes with a client still connected', async () => {
     const client = new Client({ url: `https://127.0.0.1:${(own.http.server.address() as { port: number }).port}`, token: own.adminToken!, ca: tls.ca });
     await client.call('listNodes', {});
     await within(own.close(), 20_000, 'closing the control plane with an idle HTTP/2 client');
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
+});
+
+test('a plain-HTTP control plane closes at once too, with a long-poll under way', async () => {
+  // `butter server` without TLS, as tests and benchmarks run it: close() must not wait for the
+  // long-poll (up to 60 s) nor for the connection's keep-alive (72 s) after it.
+  const d = mkdtempSync(join(tmpdir(), 'butter-http-close-'));
+  try {
+    const own = createControlPlane({ dataDir: d });
+    const url = await own.listen('127.0.0.1', 0);
+    const admin = new Client({ url, token: own.adminToken! });
+    const { token } = await admin.call('createNode', { body: { name: 'n1' } });
+    const node = new Client({ url, token });
+    const first = await node.call('nodeDesired', { params: { name: 'n1' } });
+    const polling = node.call('nodeDesired', { params: { name: 'n1' }, query: { since: first.revision, wait: 60 } }).catch((e: Error) => e);
+    await new Promise((r) => setTimeout(r, 200)); // the poll has reached the server
+    await within(own.close(), 20_000, 'closing the plain-HTTP control plane with a long-poll under way');
+    await polling;
   } finally {
     rmSync(d, { recursive: true, force: true });
   }

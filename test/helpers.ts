@@ -56,6 +56,17 @@ export async function heartbeat(node: Client, name: string, memoryGiB = 8): Prom
   await node.call('nodeReport', { params: { name }, body: { capacity: { cpus: 4, memoryBytes: memoryGiB * 1024 ** 3, diskBytes: 100 * 1024 ** 3 }, accel: 'tcg', driver: 'sim', vms: [] } });
 }
 
+/**
+ * Heartbeats of a fake node every 2 s, as a real node sends them, until the returned function
+ * is called: for a test of many CLI runs, which on a loaded machine outlasts the liveness
+ * timeout (10 s) by itself. The node reports no VMs, like `heartbeat`.
+ */
+export function keepReady(node: Client, name: string, memoryGiB = 8): () => void {
+  const t = setInterval(() => void heartbeat(node, name, memoryGiB).catch(() => {}), 2000);
+  t.unref(); // a test that fails before it stops them must not keep its file's process alive
+  return () => clearInterval(t);
+}
+
 export async function uploadImage(admin: Client, name: string, bytes = Buffer.from('raw disk bytes'.repeat(100))): Promise<void> {
   const blob = await admin.uploadBlob(Readable.from([bytes]));
   await admin.call('createImage', { body: { name, kind: 'disk', disk: blob.sha256 } });

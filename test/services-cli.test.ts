@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Client } from '../src/sdk/client.ts';
-import { fakeNode, startTestCloud, uploadImage, type TestCloud } from './helpers.ts';
+import { fakeNode, keepReady, startTestCloud, uploadImage, type TestCloud } from './helpers.ts';
 
 const BUTTER = fileURLToPath(new URL('../bin/butter', import.meta.url));
 let cloud: TestCloud;
@@ -87,6 +87,10 @@ for (const [what, args, message] of bad) {
 
 test('service create, list, show, scale, history and rm', async () => {
   await heartbeat();
+  // n1 stays ready through the CLI runs below, which on a loaded machine outlast the liveness
+  // timeout by themselves (its instances then showed `unknown`); stopped before the rm, whose
+  // `deleting` a heartbeat without the instances would end.
+  const stopBeats = keepReady(node, 'n1', 16);
   const made = await butter(['service', 'create', 'default', 'web', '--blueprint', join(work, 'bp', 'web.yml'), '--var', 'Who=world', '--json']);
   assert.equal(made.code, 0, made.stderr);
   const s = JSON.parse(made.stdout) as { name: string; count: number; instances: { name: string }[] };
@@ -116,6 +120,7 @@ test('service create, list, show, scale, history and rm', async () => {
   const history = await butter(['service', 'history', 'web', '--json']);
   assert.deepEqual((JSON.parse(history.stdout) as { number: number; vars: unknown }[]).map((r) => [r.number, r.vars]), [[1, { Who: 'world' }]]);
 
+  stopBeats();
   const gone = await butter(['service', 'rm', 'web']);
   assert.equal(gone.code, 0, gone.stderr);
   assert.match(gone.stdout, /being deleted/);

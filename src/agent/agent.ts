@@ -94,6 +94,8 @@ export class Agent {
   /** The VPN peers on the mesh interface: added only after the network apply that fences them succeeded. */
   private meshClients: MeshClient[] | undefined;
   private running = false;
+  /** Set by stop(): no report goes out after it (one may be sent before start(), by hand). */
+  private stopped = false;
   private abort = new AbortController();
   private timers: NodeJS.Timeout[] = [];
   private loopDone: Promise<void> | undefined;
@@ -158,9 +160,13 @@ export class Agent {
 
   async stop(): Promise<void> {
     this.running = false;
+    this.stopped = true;
     this.abort.abort();
     for (const t of this.timers) clearInterval(t);
     await this.loopDone;
+    // A heartbeat under way arrives (or fails) before stop() resolves, and report() sends no
+    // more: whatever the control plane hears of this node afterwards is not from this agent.
+    await this.reporting.catch(() => {});
     for (const m of this.metadata.values()) await m.server.close();
     this.metadata.clear();
   }
@@ -486,7 +492,7 @@ export class Agent {
   report(): Promise<void> {
     this.reporting = this.reporting
       .catch(() => {})
-      .then(() => this.sendReport())
+      .then(() => (this.stopped ? undefined : this.sendReport()))
       .catch((e) => {
         if (!(e instanceof LinkDown)) throw e;
       });

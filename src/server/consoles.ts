@@ -167,9 +167,9 @@ export class Consoles {
     }
   }
 
-  async wait(id: string, offset: number, seconds: number): Promise<{ offset: number; start: number; data: string }> {
+  async wait(id: string, offset: number, seconds: number, signal?: AbortSignal): Promise<{ offset: number; start: number; data: string }> {
     if (seconds <= 0 || this.size(id) > offset) return this.read(id, offset);
-    await waitFor(this.changes, `logs:${id}`, seconds * 1000);
+    await waitFor(this.changes, `logs:${id}`, seconds * 1000, signal);
     return this.read(id, offset);
   }
 
@@ -209,15 +209,21 @@ export class Consoles {
   }
 }
 
-/** Resolves when `event` fires or after `ms`, whichever is first. */
-export function waitFor(emitter: EventEmitter, event: string, ms: number): Promise<void> {
+/**
+ * Resolves when `event` fires, after `ms`, or when `signal` aborts (the caller hung up),
+ * whichever is first; each way it removes its listener and its timer at once.
+ */
+export function waitFor(emitter: EventEmitter, event: string, ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       clearTimeout(timer);
       emitter.off(event, done);
+      signal?.removeEventListener('abort', done);
       resolve();
     };
     const timer = setTimeout(done, ms);
     emitter.on(event, done);
+    if (signal?.aborted) done();
+    else signal?.addEventListener('abort', done, { once: true });
   });
 }

@@ -1,5 +1,6 @@
 /** One handler per route id; each is a thin call into a resource service. */
 import type { Readable } from 'node:stream';
+import type { FastifyReply } from 'fastify';
 import { ApiError } from '../api/errors.ts';
 import { servedOpenApiDocument } from '../api/openapi.ts';
 import { API_VERSION } from '../api/routes.ts';
@@ -57,6 +58,16 @@ export interface Services {
   tls: () => { caHash: string; caNotAfter: string; certNotAfter: string } | null;
 }
 
+/**
+ * Aborts when the caller's response closes (the client cancelled or went away, or the server
+ * cut its session on close), so a long-poll lets go at once instead of when its wait runs out.
+ */
+function hungUp(reply: FastifyReply): AbortSignal {
+  const ac = new AbortController();
+  reply.raw.once('close', () => ac.abort());
+  return ac.signal;
+}
+
 export function makeHandlers(s: Services): Handlers {
   const vmOfNode = (node: string, id: string) => {
     const vm = s.store.db.prepare(`SELECT id FROM vms WHERE id = ? AND node = ?`).get(id, node);
@@ -95,12 +106,12 @@ export function makeHandlers(s: Services): Handlers {
     evacuateNode: ({ who, params }) => s.vms.relocate(actorOf(who), params.name!, 'evacuate'),
     listGroups: () => ({ items: s.nodes.groups(), revision: s.store.revision() }),
     setGroup: ({ who, params, body }) => s.nodes.setGroup(actorOf(who), params.name!, body as { cpuRatio?: number }),
-    nodeDesired: async ({ params, query, req }) => {
+    nodeDesired: async ({ params, query, req, reply }) => {
       const name = params.name!;
       const since = (query.since as number | undefined) ?? -1;
       const wait = (query.wait as number | undefined) ?? 0;
       if (s.nodes.desiredRevision(name) <= since && wait > 0 && !s.consoles.hasInput(name) && !s.verifier.hasBatches(name)) {
-        await waitFor(s.store.changes, `node:${name}`, wait * 1000);
+        await waitFor(s.store.changes, `node:${name}`, wait * 1000, hungUp(reply));
       }
       // A watch its agent gave up on (a restarted agent's old one, still waiting here) must
       // not take what its answer would carry: nobody would read it.
@@ -184,7 +195,7 @@ export function makeHandlers(s: Services): Handlers {
       s.consoles.type(vm.node, vm.id, Buffer.from((body as { base64: string }).base64, 'base64'));
       return {};
     },
-    vmLogs: ({ params, query }) => s.consoles.wait(s.vms.row(params.name!).id, (query.offset as number | undefined) ?? 0, (query.wait as number | undefined) ?? 0),
+    vmLogs: ({ params, query, reply }) => s.consoles.wait(s.vms.row(params.name!).id, (query.offset as number | undefined) ?? 0, (query.wait as number | undefined) ?? 0, hungUp(reply)),
 
     listServices: ({ query }) => ({ items: s.services.list(query.network as string | undefined), revision: s.store.revision() }),
     createService: ({ who, body, once }) => s.services.create(actorOf(who), body as ServiceCreate, once),

@@ -68,7 +68,9 @@ export function buildHttp(store: Store, handlers: Handlers, log: boolean | objec
         // to the next process) instead of waiting out their 72 s idle timeout: a supervised
         // `systemctl restart` or stop is then prompt, not held up for a minute.
         Fastify({ logger: log, bodyLimit: 2 * 1024 * 1024, genReqId, http2: true, https: { allowHTTP1: true, key: https.key, cert: https.cert }, forceCloseConnections: true })
-      : Fastify({ logger: log, bodyLimit: 2 * 1024 * 1024, genReqId })
+      : // Plain HTTP likewise: fastify's default ('idle') leaves a request under way (a long-poll,
+        // up to 60 s) and then its keep-alive (72 s) holding close() up.
+        Fastify({ logger: log, bodyLimit: 2 * 1024 * 1024, genReqId, forceCloseConnections: true })
   ) as unknown as FastifyInstance;
   // Blob uploads stream straight to disk; no size limit applies to them.
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));

@@ -25,6 +25,22 @@ test('a missing command fed on stdin exits 127, as without input', async () => {
   assert.equal(r.code, 127);
 });
 
+// A command that could not start must not leave its timeout's timer behind: it would keep an
+// agent's (or a test file's) process alive for the whole timeout after the last command ran.
+test('a missing command fed on stdin leaves no timer running: nothing keeps the process alive after it', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const script = `
+    import { SystemExec } from ${JSON.stringify(new URL('./exec.ts', import.meta.url).href)};
+    const r = await new SystemExec().run('/nonexistent/butter-no-such-command', [], { allowFail: true, input: 'x\\n' });
+    const ok = await new SystemExec().run('cat', [], { input: 'x\\n' });
+    console.log(JSON.stringify({ code: r.code, out: ok.stdout, timers: process.getActiveResourcesInfo().filter((k) => k === 'Timeout') }));
+    process.exit(0);
+  `;
+  const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(child.status, 0, `the process died: ${child.stderr}`);
+  assert.deepEqual(JSON.parse(child.stdout.trim()), { code: 127, out: 'x\n', timers: [] });
+});
+
 // A command that exits before reading its input closes the pipe: the write fails with EPIPE.
 // That must be the command's result (or an ExecError), never an uncaught error that takes
 // the agent down, so it runs in a child process of its own and must print its result.

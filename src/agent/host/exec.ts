@@ -61,11 +61,19 @@ export class SystemExec implements Exec {
         return;
       }
       // With input: spawn, since execFile cannot feed stdin. Same timeout, same exit codes.
-      const child = spawn(cmd, args, { env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'], timeout: opts.timeoutMs ?? 60_000 });
+      const child = spawn(cmd, args, { env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+      // Our own timer, not spawn's `timeout`: that one is cleared only on 'exit', which a command
+      // that could not start never emits, so it kept the process alive for the whole timeout.
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        child.kill('SIGTERM');
+      }, opts.timeoutMs ?? 60_000);
       let stdout = '';
       let stderr = '';
       let settled = false;
       const settle = (result: ExecResult) => {
+        clearTimeout(timer);
         if (settled) return;
         settled = true;
         if (result.code !== 0 && !opts.allowFail) reject(new ExecError(cmd, args, result));
@@ -80,8 +88,7 @@ export class SystemExec implements Exec {
       // command's exit status (from 'close') is what counts.
       child.stdin.on('error', () => {});
       child.on('close', (code, signal) => {
-        // `killed`: only the timeout sends this child a signal (nothing else here kills it).
-        settle({ stdout, stderr, code: code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 1), ...(signal ? { signal } : {}), ...(child.killed ? { timedOut: true } : {}) });
+        settle({ stdout, stderr, code: code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 1), ...(signal ? { signal } : {}), ...(timedOut ? { timedOut: true } : {}) });
       });
       child.stdin.end(opts.input);
     });

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The host tests (test/host/*.test.ts: real QEMU under TCG, network namespaces, nft, dnsmasq,
+# wireguard-go) in two lanes side by side, each a `node --test` of its own running its files
+# one at a time. Most of their time is spent waiting (guests booting, agents' heartbeats and
+# drift checks, restart backoff), not computing, so two lanes take little more than half the
+# time of one. Side by side is safe because every file names what it makes host-wide after a
+# random id or its own temp dir (namespaces, links, wireguard-go sockets, /run/butter/agent-*,
+# /etc/netns/*), finds and kills its processes by its own paths only, and builds the shared
+# tiny image through build.sh's flock.
+#
+# Files are dealt to the lanes longest first, each to the lane with less work so far, by the
+# weights below (seconds, measured one at a time on 2026-12-01; the paths files from their authors' runs); a file not listed counts 30.
+# Not one `node --test --test-concurrency=2`: node 20 sorts the files by name, so the longest
+# could start last and run alone. BUTTER_HOST_TEST_LANES=1 runs every file in one lane.
+# Output: each line is prefixed with its lane; each lane ends with its own summary, and this
+# exits non-zero when either lane failed.
+#
+# Hold the host-test lock around this yourself (`flock /tmp/butter-host.lock npm run test:host`)
+# when others share the machine; taking it in here would deadlock a caller that already holds it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+declare -A weight=(
+  [cluster]=250 [vm-restart]=155 [services]=100 [metadata-spoof]=66 [data-disks]=49
+  [tiny-image]=45 [quickstart]=45 [down]=38 [metadata-hop-limit]=32 [linux-network]=24
+  [console-bounds]=23 [disk-image]=21 [network-isolation]=12 [up-ready]=10 [paths-nft]=9
+  [start-script]=7 [qemu-driver]=6 [service-dns]=5 [linux-mesh]=1
+  [paths]=175 [paths-agent]=30 [path-verify-agent]=15 [path-verify]=8
+)
+
+mapfile -t files < <(find test/host -name '*.test.ts' | sort)
+lanes=${BUTTER_HOST_TEST_LANES:-2}
+if [ "$lanes" = 1 ]; then
+  exec node --import tsx --test --test-concurrency=1 "${files[@]}"
+fi
+
+a=() b=()
+ta=0 tb=0
+while read -r w f; do
+  if ((ta <= tb)); then a+=("$f") ta=$((ta + w)); else b+=("$f") tb=$((tb + w)); fi
+done < <(for f in "${files[@]}"; do n=$(basename "$f" .test.ts); echo "${weight[$n]:-30} $f"; done | sort -k1,1nr -k2)
+
+lane() {
+  local name=$1
+  shift
+  echo "# lane $name: $*"
+  node --import tsx --test --test-concurrency=1 "$@" 2>&1 | sed -u "s/^/[$name] /"
+  return "${PIPESTATUS[0]}"
+}
+
+lane a "${a[@]}" &
+pa=$!
+lane b "${b[@]}" &
+pb=$!
+ra=0 rb=0
+wait "$pa" || ra=$?
+wait "$pb" || rb=$?
+echo "# host tests: lane a exit $ra, lane b exit $rb"
+[ "$ra" = 0 ] && [ "$rb" = 0 ]
