@@ -8,7 +8,7 @@ import { existsSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { Applied } from '../core/reconcile.ts';
-import { writeFileAtomic } from '../lib/atomic-file.ts';
+import { CoalescedWriter } from '../lib/coalesced-writer.ts';
 import { CorruptStateError, checkWith, readJsonState } from '../lib/state-file.ts';
 
 interface Saved {
@@ -33,6 +33,8 @@ export class AgentState {
   ready: Record<string, number> = {};
 
   private readonly bootId: string;
+  private readonly warn: (msg: string) => void;
+  private readonly writer: CoalescedWriter;
 
   /**
    * A torn or corrupt file (from an older version that did not write atomically, a bad disk,
@@ -43,6 +45,8 @@ export class AgentState {
    */
   constructor(stateDir: string, bootIdFile = BOOT_ID, warn: (msg: string) => void = () => {}) {
     this.file = join(stateDir, 'agent-state.json');
+    this.warn = warn;
+    this.writer = new CoalescedWriter(this.file, () => JSON.stringify({ applied: this.applied, ready: this.ready, bootId: this.bootId } satisfies Saved), 0o600);
     this.bootId = existsSync(bootIdFile) ? readFileSync(bootIdFile, 'utf8').trim() : '';
     let saved: Saved | undefined;
     try {
@@ -104,8 +108,24 @@ export class AgentState {
     this.save();
   }
 
-  /** Atomic (temp file, fsync, rename): a crash never leaves half a file. Owner-only (VM ids and states). */
+  /**
+   * Resolves once everything changed so far is on disk (the agent's stop, and before a
+   * restart is tried: the crash-loop count must survive the agent, or a crash of both would
+   * reset it).
+   */
+  flush(): Promise<void> {
+    return this.writer.flush();
+  }
+
+  /**
+   * Atomic (temp file, fsync, rename): a crash never leaves half a file. Owner-only (VM ids and
+   * states). Asynchronous and coalesced (coalesced-writer.ts): an fsync on the event loop
+   * stalls every heartbeat of the process, and a VM start saves twice in one tick. Until the
+   * write lands, a crash loses at most the last changes, as a crash just before them would:
+   * VMs outlive the agent, which adopts what it finds running. A failed write is reported and
+   * tried again with the next change.
+   */
   private save(): void {
-    writeFileAtomic(this.file, JSON.stringify({ applied: this.applied, ready: this.ready, bootId: this.bootId } satisfies Saved), 0o600);
+    this.writer.save().catch((e: unknown) => this.warn(`saving ${this.file} failed: ${e instanceof Error ? e.message : String(e)}`));
   }
 }

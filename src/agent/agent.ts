@@ -169,6 +169,8 @@ export class Agent {
     await this.reporting.catch(() => {});
     for (const m of this.metadata.values()) await m.server.close();
     this.metadata.clear();
+    // A heartbeat or metadata fetch may have changed it last: on disk before the next agent reads it.
+    await this.state.flush();
   }
 
   private async loop(): Promise<void> {
@@ -342,6 +344,8 @@ export class Agent {
         if (op.kind === 'start' && op.restart) {
           this.state.restarting(id, Date.now(), op.restart.reason);
           this.log(`${id}: ${op.restart.reason}`);
+          // Counted on disk before it is tried (agent-state.ts): an agent crashing with its VM keeps the count.
+          await this.state.flush();
         }
         this.working.set(id, 'creating');
         await this.startVm(op.vm);

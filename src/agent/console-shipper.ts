@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { z } from 'zod';
 import type { Client } from '../sdk/client.ts';
-import { writeFileAtomic } from '../lib/atomic-file.ts';
+import { writeFileAtomicAsync } from '../lib/atomic-file.ts';
 import { checkWith, readJsonState } from '../lib/state-file.ts';
 import type { ConsoleTrim } from './host/console-trim.ts';
 
@@ -58,7 +58,7 @@ export class ConsoleShipper {
   }
 
   /** What we know of a log: from memory, else its sidecar, else a new stream from byte 0. */
-  private stateOf(id: string, size: number): Shipping {
+  private async stateOf(id: string, size: number): Promise<Shipping> {
     let s = this.vms.get(id);
     if (s && size < s.offset) s = undefined; // a new, shorter file: another stream
     if (!s) {
@@ -71,15 +71,23 @@ export class ConsoleShipper {
       if (saved && saved.shipped <= size) s = { stream: saved.stream, offset: saved.shipped, trimmed: Math.max(0, saved.shipped - this.keep) };
       else {
         s = { stream: randomBytes(8).toString('hex'), offset: 0, trimmed: 0 };
-        this.save(id, s);
+        // Not fsync'ed: nothing was shipped or freed under this stream yet, so losing the
+        // sidecar to a host crash costs only what a torn one does, the log sent again from 0
+        // as a new stream. Once per log, but once per VM start on a node starting many.
+        await this.save(id, s, false);
       }
       this.vms.set(id, s);
     }
     return s;
   }
 
-  private save(id: string, s: Shipping): void {
-    writeFileAtomic(this.sidecar(id), JSON.stringify({ stream: s.stream, shipped: s.offset }), 0o600);
+  /**
+   * Asynchronous: one agent's pass must not stall the others' in a process running many
+   * (`butter sim`). Passes never overlap (the agent runs one at a time), so neither do writes
+   * of one sidecar. `durable` (fsync) where the sidecar guards freed bytes.
+   */
+  private async save(id: string, s: Shipping, durable = true): Promise<void> {
+    await writeFileAtomicAsync(this.sidecar(id), JSON.stringify({ stream: s.stream, shipped: s.offset }), 0o600, { fsync: durable });
   }
 
   async ship(ids: Iterable<string>): Promise<void> {
@@ -87,7 +95,7 @@ export class ConsoleShipper {
       const file = this.logPath(id);
       if (!existsSync(file)) continue;
       const size = statSync(file).size;
-      let s = this.stateOf(id, size);
+      let s = await this.stateOf(id, size);
       if (this.opts.trim && !s.noTrim && size - s.offset > this.keep * UNSHIPPED_FACTOR) s = await this.skip(id, file, s, size);
       while (s.offset < size) {
         const buf = Buffer.alloc(Math.min(CHUNK, size - s.offset));
@@ -110,8 +118,8 @@ export class ConsoleShipper {
   private async trim(id: string, file: string, s: Shipping): Promise<void> {
     const upTo = s.offset - this.keep;
     if (!this.opts.trim || s.noTrim || upTo - s.trimmed < Math.max(this.keep >> 2, 4096)) return;
-    // Saved first: a restarted agent must never start below what was freed.
-    this.save(id, s);
+    // Saved first, and on disk: a restarted agent must never start below what was freed.
+    await this.save(id, s);
     try {
       await this.opts.trim(file, upTo);
       s.trimmed = upTo;
@@ -130,7 +138,7 @@ export class ConsoleShipper {
   private async skip(id: string, file: string, s: Shipping, size: number): Promise<Shipping> {
     const from = size - this.keep;
     const next: Shipping = { stream: randomBytes(8).toString('hex'), offset: from, trimmed: s.trimmed };
-    this.save(id, next);
+    await this.save(id, next);
     this.vms.set(id, next);
     this.opts.log?.(`console log of ${id}: ${from - s.offset} bytes not shipped in time, dropped on the node`);
     try {
