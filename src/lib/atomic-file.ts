@@ -23,14 +23,15 @@ export function tempPathOf(path: string): string {
  * Replaces `path` with `content`, with `mode` (0600 for anything secret) set before the
  * content lands. Synchronous: for a file written once or rarely, outside any hot path.
  */
-export function writeFileAtomic(path: string, content: string | Uint8Array, mode: number): void {
+export function writeFileAtomic(path: string, content: string | Uint8Array, mode: number, opts: { fsync?: boolean } = {}): void {
+  const sync = opts.fsync ?? true;
   const tmp = tempPathOf(path);
   try {
     const fd = openSync(tmp, 'w', mode);
     try {
       fchmodSync(fd, mode); // open's mode is filtered by the umask and ignored for a leftover file
       writeFileSync(fd, content);
-      fsyncSync(fd); // the content is on disk before the rename makes it the file
+      if (sync) fsyncSync(fd); // the content is on disk before the rename makes it the file
     } finally {
       closeSync(fd);
     }
@@ -39,6 +40,7 @@ export function writeFileAtomic(path: string, content: string | Uint8Array, mode
     rmSync(tmp, { force: true }); // a failed write leaves the old file and nothing else
     throw e;
   }
+  if (!sync) return; // still whole or absent after a crash of the process, not of the host
   const dir = openSync(dirname(path), 'r');
   try {
     fsyncSync(dir); // the rename itself
