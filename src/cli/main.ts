@@ -12,6 +12,7 @@ import { tokenCommands } from './commands/token.ts';
 import { networkCommands } from './commands/network.ts';
 import { vmCommands } from './commands/vm.ts';
 import { serviceCommands } from './commands/service.ts';
+import { ExitCode, testCommands } from './commands/test.ts';
 
 /** Runs a daemon until SIGINT/SIGTERM, then its stop function. VMs keep running. */
 async function daemon(start: () => Promise<() => Promise<void>>): Promise<void> {
@@ -187,6 +188,7 @@ export function buildProgram(): Command {
   networkCommands(program);
   vmCommands(program);
   serviceCommands(program);
+  testCommands(program);
   tokenCommands(program);
   return program;
 }
@@ -197,6 +199,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
+    if (e instanceof ExitCode) return e.code; // the command printed why
     if (e instanceof UsageError) {
       process.stderr.write(`error: ${e.message}\n`);
       return 2;
