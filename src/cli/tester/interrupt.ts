@@ -42,6 +42,9 @@ export function guardInterrupts(onSecond: () => string): InterruptGuard {
   };
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
+  // A fixture's promise that never settles holds nothing open: without this Node would exit,
+  // mid-step, leaving the network behind. The tester ends only through its own cleanup.
+  const keepAlive = setInterval(() => {}, 1 << 30);
   return {
     race: <T>(p: Promise<T>) => {
       // A step abandoned at a signal may still fail later: nothing awaits it then.
@@ -52,6 +55,7 @@ export function guardInterrupts(onSecond: () => string): InterruptGuard {
       return first;
     },
     dispose: () => {
+      clearInterval(keepAlive);
       process.off('SIGINT', handler);
       process.off('SIGTERM', handler);
     },
