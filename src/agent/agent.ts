@@ -382,12 +382,18 @@ export class Agent {
         : {}),
       remoteNames: n.remotes.flatMap((r) => r.vms.map((v) => ({ ip: v.ip, hostname: v.name }))),
       // Every node of the network answers a service's name alike, wherever its instances run.
-      services: (n.services ?? []).map((s) => ({ name: s.name, ips: [...s.ips] })),
+      services: (n.services ?? []).map((s) => ({ name: s.name, ips: [...s.ips], ...(s.block ? { block: s.block } : {}) })),
+      // The paths table (default deny for service instances) is rendered from these and the blocks.
+      ...(n.paths ? { paths: n.paths } : {}),
       ...(n.vpn && this.opts.mesh?.iface && desired.mesh ? { vpn: vpnOf(n, n.vpn, this.opts.mesh.iface) } : {}),
     }));
     const failed = new Map<string, string>();
     try {
-      await this.opts.network.apply(nets);
+      await this.opts.network.apply(nets, {
+        node: this.opts.node,
+        published: desired.published ?? [],
+        ...(this.opts.mesh && desired.mesh ? { mesh: { address: desired.mesh.address, peers: desired.mesh.peers.map((p) => ({ node: p.node, address: p.address })) } } : {}),
+      });
     } catch (e) {
       if (e instanceof NetworkApplyError) for (const [name, err] of e.failures) failed.set(name, firstLine(err));
       else for (const n of nets) failed.set(n.name, firstLine(e));

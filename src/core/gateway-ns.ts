@@ -10,6 +10,7 @@
  */
 import { intToIp, parseRange, UPLINK_CIDR } from './ipv4.ts';
 import { bridgeName } from './vm-spec.ts';
+import { gatewayPublishRules, type GatewayPublished } from './paths/nft-publish.ts';
 
 /** Inside every gateway namespace (names there are private to it). */
 export const GATEWAY_IF = 'gw0';
@@ -49,6 +50,8 @@ export interface GatewayNftInput {
   uplink: UplinkAddresses;
   /** Where the host's metadata server listens. */
   metadataPort: number;
+  /** Published ports with instances on this node: DNATed from the uplink to them (core/paths/nft-publish.ts). */
+  published?: readonly GatewayPublished[];
 }
 
 const METADATA = '169.254.169.254';
@@ -113,6 +116,9 @@ export function renderGatewayNft(i: GatewayNftInput): string {
     // The host itself (its end of the link) may reach the guests, as a machine reaches its own VMs.
     `iifname ${up} ip saddr ${i.uplink.root} oifname ${gw} accept`,
   ];
+  const published = gatewayPublishRules(i.published ?? []);
+  // Published ports, DNATed below with the client's address kept: the paths table on the bridge checks it.
+  if (published.length > 0) forward.push(`iifname ${up} oifname ${gw} ct status dnat accept`);
   if (i.nat) forward.push(`iifname ${gw} oifname ${up} accept`);
   return [
     'table inet butter',
@@ -121,6 +127,7 @@ export function renderGatewayNft(i: GatewayNftInput): string {
     '\tchain prerouting {',
     '\t\ttype nat hook prerouting priority dstnat; policy accept;',
     `\t\tiifname ${gw} ip daddr ${METADATA} tcp dport 80 dnat ip to ${meta}`,
+    ...published.map((r) => `\t\tiifname ${up} ip daddr ${i.uplink.ns} ${r}`),
     '\t}',
     '\tchain input {',
     '\t\ttype filter hook input priority filter; policy drop;',

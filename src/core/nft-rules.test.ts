@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { VXLAN_PORT } from './fdb-plan.ts';
 import { gatewayMac } from './network-macs.ts';
-import { renderNftDelete, renderNftRuleset, type NftNetwork } from './nft-rules.ts';
+import { renderNftDelete, renderNftRuleset, RULESET_TABLES, type NftNetwork } from './nft-rules.ts';
 
 const web: NftNetwork = {
   name: 'web',
@@ -73,7 +73,9 @@ test('a network without NAT gets no masquerade and no egress', () => {
 
 test('no networks still renders the tables, replacing whatever was there: empty but for the closed VXLAN port', () => {
   const text = renderNftRuleset([], O);
-  assert.ok(text.startsWith(renderNftDelete()));
+  assert.ok(text.startsWith(renderNftDelete(RULESET_TABLES)));
+  // Only its own two: the paths and published ports' tables are loaded on their own.
+  assert.doesNotMatch(text, /butter_paths|butter_publish/);
   assert.match(text, /table inet butter \{\n\tchain input \{\n\t\ttype filter hook input priority filter; policy accept;\n\t\tudp dport 4789 drop\n\t\}/);
   assert.doesNotMatch(text.replace('udp dport 4789 drop', ''), /vmap|drop/);
 });
@@ -100,7 +102,10 @@ test('from 0.0.0.0 a port passes DHCP only (client to server port), before the a
 });
 
 test('the delete text declares each table before deleting it, so it never fails', () => {
-  assert.equal(renderNftDelete(), 'table inet butter\ndelete table inet butter\ntable bridge butter\ndelete table bridge butter\n');
+  assert.equal(
+    renderNftDelete(),
+    'table inet butter\ndelete table inet butter\ntable bridge butter\ndelete table bridge butter\ntable inet butter_paths\ndelete table inet butter_paths\ntable inet butter_publish\ndelete table inet butter_publish\n',
+  );
 });
 
 test('rejects names and addresses that would inject into the ruleset', () => {

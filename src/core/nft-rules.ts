@@ -17,6 +17,8 @@
 import { VXLAN_PORT } from './fdb-plan.ts';
 import { checkIpv4, MESH_CIDR, splitCidr, UPLINK_CIDR } from './ipv4.ts';
 import { gatewayMac } from './network-macs.ts';
+import { PATHS_TABLE } from './paths/nft-paths.ts';
+import { PUBLISH_TABLE, PUBLISHED_CT_MARK } from './paths/nft-publish.ts';
 
 /** What the rules need of a network (a `LocalNetwork` fits). */
 export interface NftNetwork {
@@ -43,13 +45,20 @@ export interface NftPort {
   ip: string;
 }
 
-export const NFT_TABLES = ['inet butter', 'bridge butter'] as const;
+/** The tables `renderNftRuleset` makes. */
+export const RULESET_TABLES = ['inet butter', 'bridge butter'] as const;
+/**
+ * Every table Butter makes on a host: those, and the paths' (core/paths/nft-paths.ts) and
+ * published ports' (core/paths/nft-publish.ts), each loaded on its own. `butter down` and
+ * teardown remove them all.
+ */
+export const NFT_TABLES = [...RULESET_TABLES, PATHS_TABLE, PUBLISH_TABLE] as const;
 
 const METADATA = '169.254.169.254';
 
-/** Text that removes our tables if present (and is fine if they are not). */
-export function renderNftDelete(): string {
-  return NFT_TABLES.map((t) => `table ${t}\ndelete table ${t}\n`).join('');
+/** Text that removes our tables (all of NFT_TABLES, or those given) if present (and is fine if they are not). */
+export function renderNftDelete(tables: readonly string[] = NFT_TABLES): string {
+  return tables.map((t) => `table ${t}\ndelete table ${t}\n`).join('');
 }
 
 export interface NftOptions {
@@ -57,11 +66,13 @@ export interface NftOptions {
   metadataPort: number;
   /** The WireGuard mesh interface, when this node is in the mesh. */
   mesh?: string;
+  /** The node publishes service ports (core/paths/nft-publish.ts): their marked connections are forwarded. */
+  published?: boolean;
 }
 
 export function renderNftRuleset(networks: readonly NftNetwork[], o: NftOptions): string {
   for (const n of networks) validate(n, o);
-  return [renderNftDelete(), renderInet(networks, o), renderBridge(networks)].join('\n');
+  return [renderNftDelete(RULESET_TABLES), renderInet(networks, o), renderBridge(networks)].join('\n');
 }
 
 function renderInet(networks: readonly NftNetwork[], o: NftOptions): string {
@@ -92,6 +103,9 @@ function renderInet(networks: readonly NftNetwork[], o: NftOptions): string {
   // network's bridge: only nodes may send to it, over the mesh, from mesh addresses. Anything
   // else to the port drops (a LAN host, another node's guests by the underlay, IPv6, VPN
   // peers), with or without a mesh or networks: the VXLAN device may come before or after.
+  // Published ports: connections inet butter_publish DNATed (after checking their source) carry
+  // its mark, in both directions, into a network's uplink or the mesh and back; before the drops.
+  if (o.published) forward.push(`ct mark ${PUBLISHED_CT_MARK} accept`);
   if (o.mesh) input.push(`iifname ${q(o.mesh)} ip saddr ${MESH_CIDR} udp dport ${VXLAN_PORT} accept`);
   input.push(`udp dport ${VXLAN_PORT} drop`);
 

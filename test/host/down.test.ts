@@ -82,6 +82,8 @@ async function butterWithVm(): Promise<ButterInNetns> {
   for (const [kind, names] of Object.entries(before)) assert.notDeepEqual(names, [], `${kind} exists before down`);
   assert.equal(before.dnsmasq.length, 2, 'one dnsmasq per network');
   assert.equal(before.namespaces.length, 2, 'one gateway namespace per network');
+  // The paths' and published ports' tables are loaded on their own (issue 14): down must know them too.
+  assert.deepEqual(before.nftTables.map((l) => l.trim()).sort(), ['table bridge butter', 'table inet butter', 'table inet butter_paths', 'table inet butter_publish']);
   return b;
 }
 

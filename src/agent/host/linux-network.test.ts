@@ -144,7 +144,7 @@ function converged(net: LocalNetwork = web): void {
   rules = [{ priority: 1001, src: net.uplink.root, srclen: 32, table: String(net.uplink.table) }];
   routes = [{ dst: 'default', gateway: net.uplink.ns, dev: net.uplink.device }];
   hostRoutes = [{ dst: net.cidr, gateway: net.uplink.ns, dev: net.uplink.device }];
-  tables = 'table inet butter\ntable bridge butter\n';
+  tables = 'table inet butter\ntable bridge butter\ntable inet butter_paths\ntable inet butter_publish\n';
 }
 
 const HOST_ROUTES = 'ip -j route show proto 98';
@@ -156,6 +156,9 @@ test('first apply of one network with one port: golden commands', async () => {
   await host.apply([web]);
   const conf = join(dir, 'state/net/web/dnsmasq.conf');
   assert.deepEqual(exec.lines(), [
+    // The host's ruleset, the paths table, the published ports' table: each its own transaction.
+    'nft -f -',
+    'nft -f -',
     'nft -f -',
     'sysctl -n net.ipv4.ip_forward',
     'sysctl -w net.ipv4.ip_forward=1',
@@ -208,7 +211,8 @@ test('our nft tables flushed by someone else are loaded again', async () => {
   await applyOnce();
   tables = 'table inet filter\n';
   await host.apply([web]);
-  assert.deepEqual(exec.lines(), ['nft list tables', 'nft -f -', ...READ_WEB, 'ip -j rule show', HOST_ROUTES]);
+  // All three: the host's ruleset, the paths table and the published ports'.
+  assert.deepEqual(exec.lines(), ['nft list tables', 'nft -f -', 'nft -f -', 'nft -f -', ...READ_WEB, 'ip -j rule show', HOST_ROUTES]);
 });
 
 test('a new reservation reloads dnsmasq with SIGHUP, no restart', async () => {
@@ -218,6 +222,8 @@ test('a new reservation reloads dnsmasq with SIGHUP, no restart', async () => {
   await host.apply([{ ...web, ports: [...web.ports, port2] }]);
   assert.deepEqual(exec.lines(), [
     'nft -f -',
+    // The paths and published ports' tables did not change: only checked to be there.
+    'nft list tables',
     ...READ_WEB,
     'ip tuntap add dev bt-web-2 mode tap',
     'ip link set dev bt-web-2 alias butter mtu 1450 master bt-web up',
@@ -264,11 +270,14 @@ test('a bridge deleted behind our back is rebuilt and its ports put back; dnsmas
 test('a port removed from the input deletes its tap; a removed network is torn down', async () => {
   await applyOnce();
   await host.apply([{ ...web, ports: [] }]);
-  assert.deepEqual(exec.lines(), ['nft -f -', ...READ_WEB, `kill -HUP ${PID}`, 'ip link del bt-web-1', 'ip -j rule show', HOST_ROUTES]);
+  assert.deepEqual(exec.lines(), ['nft -f -', 'nft list tables', ...READ_WEB, `kill -HUP ${PID}`, 'ip link del bt-web-1', 'ip -j rule show', HOST_ROUTES]);
 
   exec.calls.length = 0;
   await host.apply([]);
   assert.deepEqual(exec.lines(), [
+    // The network's bridge leaves the paths table too; the published ports' table names its uplink.
+    'nft -f -',
+    'nft -f -',
     'nft -f -',
     'ip -j -d addr show',
     'ip -j netns list',
@@ -353,7 +362,10 @@ test('teardown stops dnsmasq, deletes our namespaces, links, rules, tables and s
     'ip route flush table 536871013',
     'nft -f -',
   ]);
-  assert.equal(exec.calls.at(-1)!.input, 'table inet butter\ndelete table inet butter\ntable bridge butter\ndelete table bridge butter\n');
+  assert.equal(
+    exec.calls.at(-1)!.input,
+    'table inet butter\ndelete table inet butter\ntable bridge butter\ndelete table bridge butter\ntable inet butter_paths\ndelete table inet butter_paths\ntable inet butter_publish\ndelete table inet butter_publish\n',
+  );
   assert.equal(existsSync(join(dir, 'state/net')), false);
 });
 

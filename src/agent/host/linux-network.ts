@@ -21,9 +21,13 @@
 import { resolve } from 'node:path';
 import { renderDhcpHosts, renderDnsHosts, renderDnsmasqConf } from '../../core/dnsmasq-config.ts';
 import { DnsmasqProcesses } from './dnsmasq-process.ts';
-import { renderNftRuleset } from '../../core/nft-rules.ts';
+import { renderNftRuleset, RULESET_TABLES } from '../../core/nft-rules.ts';
+import { PATHS_TABLE, renderPathsRuleset, type PublishedAdmission } from '../../core/paths/nft-paths.ts';
+import { gatewayPublished, PUBLISH_TABLE, renderPublishRuleset } from '../../core/paths/nft-publish.ts';
+import type { Path, PathModel, ServiceBlock } from '../../core/paths/model.ts';
+import type { DesiredPublished } from '../../api/schemas/desired.ts';
 import type { Exec } from './exec.ts';
-import { NetworkApplyError, type LocalNetwork, type NetworkHost } from './network.ts';
+import { NetworkApplyError, type HostPolicy, type LocalNetwork, type NetworkHost } from './network.ts';
 import { PolicyRouting } from './linux-routing.ts';
 import { Reverter } from './reverter.ts';
 import { gatewayMac } from '../../core/network-macs.ts';
@@ -101,8 +105,8 @@ export class LinuxNetworkHost implements NetworkHost {
     return this.gateways.netnsOf(network);
   }
 
-  apply(networks: readonly LocalNetwork[]): Promise<void> {
-    return this.serialize(() => this.doApply(networks));
+  apply(networks: readonly LocalNetwork[], policy?: HostPolicy): Promise<void> {
+    return this.serialize(() => this.doApply(networks, policy));
   }
 
   teardown(): Promise<void> {
@@ -115,26 +119,39 @@ export class LinuxNetworkHost implements NetworkHost {
     return p;
   }
 
-  private async doApply(all: readonly LocalNetwork[]): Promise<void> {
+  private async doApply(all: readonly LocalNetwork[], policy?: HostPolicy): Promise<void> {
     // Render and validate everything first: bad input changes nothing on the host.
-    const nftOptions = { metadataPort: this.metadataPort, ...(this.meshInterface ? { mesh: this.meshInterface } : {}) };
+    const published = policy?.published ?? [];
+    const nftOptions = { metadataPort: this.metadataPort, ...(this.meshInterface ? { mesh: this.meshInterface } : {}), ...(published.length > 0 ? { published: true } : {}) };
     const rendered = renderNftRuleset(all, nftOptions);
-    const allPlans = all.map((net) => this.plan(net));
+    const allPlans = all.map((net) => this.plan(net, policy));
     // Two networks that would share a device or an uplink address cannot both be built: the one
     // standing on the host (else the first) is, the other fails alone (and is not kept).
     const clashes = checkUnique(all, allUnique(all) ? new Set<string>() : await this.standingNames(all));
     const networks = all.filter((n) => !clashes.has(n.name));
     const ruleset = clashes.size === 0 ? rendered : renderNftRuleset(networks, nftOptions);
     const plans = allPlans.filter((p) => !clashes.has(p.net.name));
+    const failures = new Map<string, unknown>(clashes);
+    const paths = renderPaths(networks, published, failures);
+    const publish = renderPublishRuleset({
+      node: policy?.node ?? '',
+      ...(this.meshInterface && policy?.mesh ? { mesh: { iface: this.meshInterface, ...policy.mesh } } : {}),
+      networks: networks.map((n) => ({ name: n.name, devices: [n.bridge, n.uplink.device, ...(n.vpn ? [n.vpn.router] : [])], uplinkNs: n.uplink.ns })),
+      published,
+    });
 
     // Firewall first: rules match interfaces by name, so they can exist before the taps,
-    // and a tap never exists without its anti-spoofing rules.
-    await this.firewall.apply(ruleset);
-    if (networks.some((n) => n.nat || n.vpn)) await this.firewall.enableForwarding();
+    // and a tap never exists without its anti-spoofing rules, nor a service instance's
+    // without its paths (default deny).
+    await this.firewall.load([
+      { tables: RULESET_TABLES, text: ruleset },
+      { tables: [PATHS_TABLE], text: paths },
+      { tables: [PUBLISH_TABLE], text: publish },
+    ]);
+    if (networks.some((n) => n.nat || n.vpn) || published.length > 0) await this.firewall.enableForwarding();
 
     const links = await readLinks(this.ctx.exec);
     const namespaces = await readNamespaces(this.ctx.exec);
-    const failures = new Map<string, unknown>(clashes);
     // Networks this apply tried to create and rolled back: they get no routing rules. A network
     // that existed keeps its own even when this apply failed on it.
     const rolledBack = new Set<string>();
@@ -160,13 +177,14 @@ export class LinuxNetworkHost implements NetworkHost {
     return new Set(networks.filter((n) => namespaces.has(this.netnsOf(n.name))).map((n) => n.name));
   }
 
-  private plan(net: LocalNetwork): Plan {
+  private plan(net: LocalNetwork, policy: HostPolicy | undefined): Plan {
     const files = this.dnsmasq.filesOf(net.name);
+    const published = policy ? gatewayPublished(policy.node, net.name, policy.published) : [];
     return {
       net,
       // dnsmasq serves the namespace's gateway interface.
       conf: renderDnsmasqConf({ ...net, bridge: GATEWAY_IF, ...(this.resolvFile ? { resolvFile: this.resolvFile } : {}) }, files),
-      nsNft: renderGatewayNft({ gateway: net.gateway, nat: net.nat, uplink: net.uplink, metadataPort: this.metadataPort }),
+      nsNft: renderGatewayNft({ gateway: net.gateway, nat: net.nat, uplink: net.uplink, metadataPort: this.metadataPort, ...(published.length > 0 ? { published } : {}) }),
       hosts: renderDhcpHosts(net.ports),
       names: renderDnsHosts(net.name, [...net.ports, ...(net.remoteNames ?? [])], net.services),
     };
@@ -190,6 +208,39 @@ export class LinuxNetworkHost implements NetworkHost {
       throw err;
     }
   }
+}
+
+/**
+ * The paths table for the networks on this host (core/paths/nft-paths.ts). A network whose
+ * own model does not render (blocks that overlap: the control plane's bug) fails alone, in
+ * `failures`, and is enforced as closed as it can be: its services with no path; if even
+ * those do not render, it is left out of the table (logged through its failure).
+ */
+function renderPaths(networks: readonly LocalNetwork[], published: readonly DesiredPublished[], failures: Map<string, unknown>): string {
+  const admit: PublishedAdmission[] = published.map((p) => ({ network: p.network, service: p.service, proto: p.proto, ports: p.ports }));
+  const services = (n: LocalNetwork): ServiceBlock[] => (n.services ?? []).flatMap((s) => (s.block ? [{ network: n.name, name: s.name, block: s.block }] : []));
+  const pathsOf = (n: LocalNetwork): Path[] => (n.paths ?? []).map((p) => ({ network: n.name, from: p.from, to: p.to, proto: p.proto, ports: p.ports }));
+  const pn = (n: LocalNetwork) => ({ name: n.name, bridge: n.bridge, gateway: n.gateway });
+  const model: { services: ServiceBlock[]; paths: Path[] } = { services: [], paths: [] };
+  for (const n of networks) {
+    const own: PathModel = { services: services(n), paths: pathsOf(n) };
+    try {
+      renderPathsRuleset(own, [pn(n)], admit);
+    } catch (e) {
+      failures.set(n.name, new Error(`paths: ${e instanceof Error ? e.message : String(e)}`));
+      try {
+        renderPathsRuleset({ services: own.services, paths: [] }, [pn(n)]);
+        model.services.push(...own.services);
+      } catch {
+        // Not even its services render: nothing of it in the table.
+      }
+      continue;
+    }
+    model.services.push(...own.services);
+    model.paths.push(...own.paths);
+  }
+  const included = networks.filter((n) => !failures.has(n.name) || model.services.some((s) => s.network === n.name));
+  return renderPathsRuleset(model, included.map(pn), admit.filter((a) => !failures.has(a.network)));
 }
 
 /** Every device name, uplink address and VPN table a network needs on the host, each unique to it. */

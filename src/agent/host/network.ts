@@ -3,6 +3,7 @@
  * whole desired set of local networks and ports; `apply` makes the host match and is safe to
  * call again with the same input. Anything of ours not in the input is removed.
  */
+import type { DesiredPath, DesiredPublished } from '../../api/schemas/desired.ts';
 import type { RemoteNode } from '../../core/fdb-plan.ts';
 
 export interface LocalPort {
@@ -37,8 +38,13 @@ export interface LocalNetwork {
   overlay?: Overlay;
   /** The network's VMs on other nodes: answered by this node's DNS like its own. */
   remoteNames?: { ip: string; hostname: string }[];
-  /** Its services, each with the addresses of its running instances (wherever they run): `<name>.<network>.internal`. */
-  services?: { name: string; ips: string[] }[];
+  /**
+   * Its services, each with the addresses of its running instances (wherever they run):
+   * `<name>.<network>.internal`; and its address block, which the paths table keys on.
+   */
+  services?: { name: string; ips: string[]; block?: string }[];
+  /** Its paths (issue 14): with the services' blocks, rendered into `inet butter_paths`. */
+  paths?: DesiredPath[];
   /** When this node is the network's VPN gateway: the router between its bridge and the peers. */
   vpn?: LocalVpn;
 }
@@ -81,6 +87,15 @@ export interface Overlay {
   remotes: RemoteNode[];
 }
 
+/** What the host enforces beyond its networks: published service ports (core/paths/nft-publish.ts). */
+export interface HostPolicy {
+  /** This node's name: published ports' backends on it are local. */
+  node: string;
+  published: readonly DesiredPublished[];
+  /** Its mesh address and the other nodes': remote backends are reached there. Absent: not in a mesh. */
+  mesh?: { address: string; peers: readonly { node: string; address: string }[] };
+}
+
 export interface NetworkHost {
   /**
    * Makes the host match `networks`. One network that cannot be built does not stop the
@@ -88,7 +103,7 @@ export interface NetworkHost {
    * why. Anything else thrown (a ruleset the kernel refuses, input that does not render)
    * changed nothing and concerns every network.
    */
-  apply(networks: readonly LocalNetwork[]): Promise<void>;
+  apply(networks: readonly LocalNetwork[], policy?: HostPolicy): Promise<void>;
   /** Removes every bridge, tap, dnsmasq and nft table this host made. */
   teardown(): Promise<void>;
 }

@@ -30,7 +30,7 @@
  * (a CIDR containing another, 80 and 80-90), so elements are spread over as few sets as keep
  * each set free of overlaps (`layers`), each looked up by one rule. Each layer is usually one.
  */
-import { checkIpv4, intToIp } from '../ipv4.ts';
+import { checkIpv4, intToIp, MESH_CIDR } from '../ipv4.ts';
 import { cidrRange, findService, sourceRange, type PathModel, type Proto, type Range } from './model.ts';
 
 export const PATHS_TABLE = 'inet butter_paths';
@@ -41,6 +41,19 @@ export interface PathsNetwork {
   bridge: string;
   /** The network's gateway address (its DHCP server, on every node). */
   gateway: string;
+}
+
+/**
+ * A published port of a service (a path from a CIDR publishes it): connections an ingress node
+ * forwarded over the mesh reach the instance from that node's mesh address, which only nodes
+ * can send from, and are admitted to these ports only (core/paths/nft-publish.ts).
+ */
+export interface PublishedAdmission {
+  network: string;
+  service: string;
+  proto: Proto;
+  /** The instances' ports. */
+  ports: readonly [number, number];
 }
 
 /** One element of a `@paths_N` set. */
@@ -62,7 +75,7 @@ export function renderPathsDelete(): string {
  * core/nft-rules.ts does for its tables); conntrack entries survive the swap, and with them
  * the connections of paths that stay.
  */
-export function renderPathsRuleset(model: PathModel, networks: readonly PathsNetwork[]): string {
+export function renderPathsRuleset(model: PathModel, networks: readonly PathsNetwork[], published: readonly PublishedAdmission[] = []): string {
   const instances: string[] = [];
   const dhcp: string[] = [];
   const elements: PathElement[] = [];
@@ -83,6 +96,13 @@ export function renderPathsRuleset(model: PathModel, networks: readonly PathsNet
       // A path whose service went (or is in another network) admits nothing.
       if (!to || to.network !== n.name || !src) continue;
       elements.push({ bridge: n.bridge, dst: cidrRange(to.block), src, proto: p.proto, ports: p.ports });
+    }
+    // Published ports reached through another node arrive from its mesh address (core/paths/nft-publish.ts).
+    for (const p of published) {
+      if (p.network !== n.name) continue;
+      const to = findService(model, p.service);
+      if (!to || to.network !== n.name) continue;
+      elements.push({ bridge: n.bridge, dst: cidrRange(to.block), src: cidrRange(MESH_CIDR), proto: p.proto, ports: p.ports });
     }
   }
   const sets = [set('instances', 'ifname . ipv4_addr', true, instances), set('dhcp', 'ifname . ipv4_addr', false, dhcp)];
