@@ -23,5 +23,6 @@ export {
   type WaitOptions,
 } from './services.ts';
 export { loadBundle, type Bundle } from './blueprint-bundle.ts';
+export { retry, httpGet, endpoint, consoleOutput, type BlueprintFixture, type SetupInfo, type TestContext, type RetryOptions, type HttpOptions, type HttpAnswer } from './testing.ts';
 export { loadConfig, configFile, type CliConfig } from './config.ts';
 export type { RouteId, BodyOf, ResponseOf, ParamsOf, QueryOf } from '../api/routes.ts';

@@ -29,8 +29,8 @@ export interface TestContext {
   uniqueName(prefix: string): string;
   retry<T>(fn: () => T | Promise<T>, opts?: RetryOptions): Promise<T>;
   httpGet(url: string, opts?: HttpOptions): Promise<HttpAnswer>;
-  /** `http://NODEADDR:HOSTPORT` where `service`'s `port` is published (a path from a CIDR publishes it). */
-  endpoint(service: ServiceRef, port: number): Promise<string>;
+  /** `http://NODEADDR:HOSTPORT` where `service`'s `port` is published (see `endpoint` below). */
+  endpoint(service: ServiceRef, port: number, opts?: { node?: string }): Promise<string>;
   /** Each instance's console output so far (instance name -> text). */
   consoleOutput(service: ServiceRef): Promise<Record<string, string>>;
   /** A progress line on the tester's stderr. */
@@ -103,6 +103,30 @@ export function httpGet(url: string, opts: HttpOptions = {}): Promise<HttpAnswer
 }
 
 const nameOf = (s: ServiceRef): string => (typeof s === 'string' ? s : s.name);
+
+/** What `service show` says of a published port (api/schemas/path.ts `PublishedEndpoint`). */
+interface Published {
+  proto: 'tcp' | 'udp';
+  ports: [number, number];
+  hostPorts: [number, number];
+  nodes: { node: string; address: string | null }[];
+}
+
+/**
+ * `http://NODEADDR:HOSTPORT` where `service`'s TCP `port` is published (a path from a CIDR
+ * beyond its network publishes it on every node's own addresses): the first node with an
+ * address, or the one named by `node`. Throws, saying so, when the port is not published.
+ */
+export async function endpoint(client: Butter, service: ServiceRef, port: number, opts: { node?: string } = {}): Promise<string> {
+  const name = nameOf(service);
+  const s = await client.call('getService', { params: { name } });
+  const published = ((s as unknown as { published?: Published[] }).published ?? []).find((p) => p.proto === 'tcp' && p.ports[0] <= port && port <= p.ports[1]);
+  if (!published) throw new Error(`${name}:${port} is not published (no path from a CIDR beyond its network reaches it)`);
+  const at = published.nodes.find((n) => n.address !== null && (opts.node === undefined || n.node === opts.node));
+  if (!at) throw new Error(`${name}:${port} is published, but ${opts.node ? `node ${opts.node} has` : 'no node has'} reported an address yet`);
+  const host = at.address!.includes(':') ? `[${at.address}]` : at.address;
+  return `http://${host}:${published.hostPorts[0] + (port - published.ports[0])}`;
+}
 
 /** Each instance's console output from the start the control plane still keeps. */
 export async function consoleOutput(client: Butter, service: ServiceRef): Promise<Record<string, string>> {

@@ -21,9 +21,8 @@ import { loadBundle, type Bundle } from '../../sdk/blueprint-bundle.ts';
 import type { Butter } from '../../sdk/connect.ts';
 import type { Network } from '../../sdk/networks.ts';
 import type { Service } from '../../sdk/services.ts';
-import { consoleOutput, httpGet, retry, type BlueprintFixture, type SetupInfo, type TestContext } from '../../sdk/testing.ts';
+import { consoleOutput, endpoint, httpGet, retry, type BlueprintFixture, type SetupInfo, type TestContext } from '../../sdk/testing.ts';
 import { UsageError } from '../config.ts';
-import { publishedEndpoint } from './endpoint.ts';
 import { loadFixture } from './fixture.ts';
 import { guardInterrupts, Interrupted, type InterruptGuard } from './interrupt.ts';
 import { verifyPaths } from './path-verify.ts';
@@ -111,7 +110,7 @@ export class BlueprintTester {
       uniqueName: (prefix) => `${prefix}-${hex()}`,
       retry,
       httpGet,
-      endpoint: (service, port) => publishedEndpoint(this.client, service, port),
+      endpoint: (service, port, o) => endpoint(this.client, service, port, o),
       consoleOutput: (service) => consoleOutput(this.client, service),
       log: (m) => this.log(m),
     };
