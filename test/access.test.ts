@@ -55,6 +55,10 @@ const DECIDED: Partial<Record<keyof typeof routes, Access>> = {
   rollbackService: 'operator',
   // A revision's variables are the templates' inputs, as secret as the user-data they render.
   listServiceRevisions: 'operator',
+  // Paths are the workloads' firewall and publish services: who runs the services sets them.
+  createPath: 'operator',
+  deletePath: 'operator',
+  removePathMatching: 'operator',
 };
 
 type Caller = 'anonymous' | 'invalid' | 'join' | 'viewer' | 'operator' | 'admin' | 'own-node' | 'other-node';
@@ -184,7 +188,9 @@ test('nothing a viewer may read carries user-data, console output, image bytes o
     for (const [id, route] of Object.entries(routes as Record<string, Route>)) {
       if (route.method !== 'GET') continue;
       const path = route.path.replace(/\{(\w+)\}/g, (_m, k: string) => (k === 'sha256' ? imageSha : realName(route.path)));
-      const res: Response = await fetch(`${cloud.url}${path}`, { headers: { authorization: `Bearer ${secrets[who]}` } });
+      // The one GET whose query is required: a question about the service.
+      const query = id === 'checkPath' ? '?internet=1&to=svc&port=80' : '';
+      const res: Response = await fetch(`${cloud.url}${path}${query}`, { headers: { authorization: `Bearer ${secrets[who]}` } });
       const text = await res.text();
       if (res.status === 403) continue;
       assert.equal(res.status, 200, `${who} ${id}: ${text}`);

@@ -13,6 +13,7 @@ import { Network, NetworkCreate } from './schemas/network.ts';
 import { PeerParams, VpnPeer, VpnPeerCreate, VpnPeerJoined } from './schemas/vpn.ts';
 import { JoinRequest, Joined, JoinToken, JoinTokenCreate, JoinTokenCreated } from './schemas/join.ts';
 import { Token, TokenCreate, TokenCreated, TokenParams, type UserRole } from './schemas/token.ts';
+import { Path, PathCheck, PathCheckQuery, PathCreate, PathListQuery, PathMatch, PathParams } from './schemas/path.ts';
 import { Service, ServiceCreate, ServiceListQuery, ServiceRevision, ServiceRollback, ServiceScale, ServiceUpdate } from './schemas/service.ts';
 import { ConsoleInput, Logs, LogsQuery, Vm, VmCreate, VmResize, VmUserData, VmUserDataSet } from './schemas/vm.ts';
 
@@ -130,6 +131,21 @@ export const routes = {
   updateService: { method: 'POST', path: '/v1/services/{name}/update', access: 'operator', summary: 'Roll the instances to a new revision, one at a time (identical to the current revision: nothing changes)', params: NameParams, body: ServiceUpdate, response: Service, status: 202 },
   rollbackService: { method: 'POST', path: '/v1/services/{name}/rollback', access: 'operator', summary: 'Roll the instances back to an earlier revision, one at a time', params: NameParams, body: ServiceRollback, response: Service, status: 202 },
   listServiceRevisions: { method: 'GET', path: '/v1/services/{name}/revisions', access: 'operator', summary: "A service's revisions, newest first (with their variables: operators only)", params: NameParams, response: listOf(ServiceRevision), status: 200 },
+
+  listPaths: { method: 'GET', path: '/v1/paths', access: 'viewer', summary: 'List paths (of one network with `network`, from or to one service with `service`)', query: PathListQuery, response: listOf(Path), status: 200 },
+  createPath: {
+    method: 'POST',
+    path: '/v1/paths',
+    access: 'operator',
+    summary: "Let FROM (a service of the same network, or a CIDR) reach TO's instances on PORTS; a path from a CIDR beyond the network publishes TO on every node (`hostPort`, by default the port itself; only when its blueprint says `public_ip: true`)",
+    headers: IdempotentHeaders,
+    body: PathCreate,
+    response: Path,
+    status: 201,
+  },
+  removePathMatching: { method: 'DELETE', path: '/v1/paths', access: 'operator', summary: 'Remove the path that says exactly FROM TO PORTS (as `path rm FROM TO PORT` names it)', query: PathMatch, response: Path, status: 200 },
+  checkPath: { method: 'GET', path: '/v1/paths/check', access: 'viewer', summary: 'May FROM (or the internet, `internet=1`) reach TO on PORT? Allowed names the path that allows it; denied says why (no path, or which admit only part of FROM)', query: PathCheckQuery, response: PathCheck, status: 200 },
+  deletePath: { method: 'DELETE', path: '/v1/paths/{id}', access: 'operator', summary: 'Remove a path by its id: nodes stop admitting it within a second', params: PathParams, response: Path, status: 200 },
 
   listTokens: { method: 'GET', path: '/v1/tokens', access: 'admin', summary: 'List API tokens (never their secrets)', response: listOf(Token), status: 200 },
   createToken: { method: 'POST', path: '/v1/tokens', access: 'admin', summary: 'Issue an admin, operator or viewer token; the secret is shown once', body: TokenCreate, response: TokenCreated, status: 201 },

@@ -25,3 +25,10 @@ export function client(): Client {
 
 /** A mistake in how the CLI was called: exit code 2. */
 export class UsageError extends Error {}
+
+/** A command that printed its answer and ends with this exit code (`path check`: denied). */
+export class ExitWith extends Error {
+  constructor(readonly code: number) {
+    super(`exit ${code}`);
+  }
+}

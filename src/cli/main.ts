@@ -5,14 +5,15 @@ import { API_VERSION } from '../api/routes.ts';
 import { ENDPOINT } from '../api/schemas/node.ts';
 import { toDnsName } from '../core/dns-name.ts';
 import { ButterError } from '../sdk/client.ts';
-import { UsageError } from './config.ts';
+import { ExitWith, UsageError } from './config.ts';
 import { imageCommands } from './commands/image.ts';
 import { nodeCommands } from './commands/node.ts';
 import { tokenCommands } from './commands/token.ts';
 import { networkCommands } from './commands/network.ts';
 import { vmCommands } from './commands/vm.ts';
 import { serviceCommands } from './commands/service.ts';
-import { ExitCode, testCommands } from './commands/test.ts';
+import { pathCommands } from './commands/path.ts';
+import { testCommands } from './commands/test.ts';
 
 /** Runs a daemon until SIGINT/SIGTERM, then its stop function. VMs keep running. */
 async function daemon(start: () => Promise<() => Promise<void>>): Promise<void> {
@@ -188,6 +189,7 @@ export function buildProgram(): Command {
   networkCommands(program);
   vmCommands(program);
   serviceCommands(program);
+  pathCommands(program);
   testCommands(program);
   tokenCommands(program);
   return program;
@@ -199,7 +201,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
-    if (e instanceof ExitCode) return e.code; // the command printed why
+    if (e instanceof ExitWith) return e.code;
     if (e instanceof UsageError) {
       process.stderr.write(`error: ${e.message}\n`);
       return 2;

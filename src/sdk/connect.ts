@@ -5,6 +5,7 @@
 import { Client, type ClientOptions } from './client.ts';
 import { loadConfig } from './config.ts';
 import { NetworkVerbs } from './networks.ts';
+import { PathVerbs } from './paths.ts';
 import { ServiceVerbs } from './services.ts';
 
 export class Butter extends Client {
@@ -12,11 +13,14 @@ export class Butter extends Client {
   readonly network: NetworkVerbs;
   /** `create(network, name, { blueprint, vars })`, `get`, `list`, `getInstances`, `destroy`, `scale`, `update`, `rollback`, `history`, `wait`. */
   readonly service: ServiceVerbs;
+  /** `add(from, to, port)`, `remove`, `list`, `check`, `hasAccess`, `internetAccessible`. */
+  readonly paths: PathVerbs;
 
   constructor(opts: ClientOptions) {
     super(opts);
     this.network = new NetworkVerbs(this);
     this.service = new ServiceVerbs(this);
+    this.paths = new PathVerbs(this);
   }
 }
 

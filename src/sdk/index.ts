@@ -22,6 +22,7 @@ export {
   type ServiceUpdateOptions,
   type WaitOptions,
 } from './services.ts';
+export { PathVerbs, INTERNET, type Path, type PathCheck, type PathEnd, type PortRef, type PathAddOptions } from './paths.ts';
 export { loadBundle, type Bundle } from './blueprint-bundle.ts';
 export { retry, httpGet, endpoint, consoleOutput, type BlueprintFixture, type SetupInfo, type TestContext, type RetryOptions, type HttpOptions, type HttpAnswer } from './testing.ts';
 export { loadConfig, configFile, type CliConfig } from './config.ts';

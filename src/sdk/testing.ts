@@ -104,14 +104,6 @@ export function httpGet(url: string, opts: HttpOptions = {}): Promise<HttpAnswer
 
 const nameOf = (s: ServiceRef): string => (typeof s === 'string' ? s : s.name);
 
-/** What `service show` says of a published port (api/schemas/path.ts `PublishedEndpoint`). */
-interface Published {
-  proto: 'tcp' | 'udp';
-  ports: [number, number];
-  hostPorts: [number, number];
-  nodes: { node: string; address: string | null }[];
-}
-
 /**
  * `http://NODEADDR:HOSTPORT` where `service`'s TCP `port` is published (a path from a CIDR
  * beyond its network publishes it on every node's own addresses): the first node with an
@@ -120,7 +112,7 @@ interface Published {
 export async function endpoint(client: Butter, service: ServiceRef, port: number, opts: { node?: string } = {}): Promise<string> {
   const name = nameOf(service);
   const s = await client.call('getService', { params: { name } });
-  const published = ((s as unknown as { published?: Published[] }).published ?? []).find((p) => p.proto === 'tcp' && p.ports[0] <= port && port <= p.ports[1]);
+  const published = s.published.find((p) => p.proto === 'tcp' && p.ports[0] <= port && port <= p.ports[1]);
   if (!published) throw new Error(`${name}:${port} is not published (no path from a CIDR beyond its network reaches it)`);
   const at = published.nodes.find((n) => n.address !== null && (opts.node === undefined || n.node === opts.node));
   if (!at) throw new Error(`${name}:${port} is published, but ${opts.node ? `node ${opts.node} has` : 'no node has'} reported an address yet`);

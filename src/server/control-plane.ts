@@ -29,6 +29,7 @@ import { Tokens } from './tokens.ts';
 import { JoinTokens } from './join.ts';
 import { DEFAULT_NETWORK, Vms } from './vms.ts';
 import { ServiceManager } from './services.ts';
+import { Paths } from './paths.ts';
 import { RolloutController } from './rollout.ts';
 
 export interface ControlPlaneOptions {
@@ -87,7 +88,9 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   const vms = new Vms(store, nodes, images);
   const consoles = new Consoles(opts.dataDir, store.changes, opts.consoleMaxBytes !== undefined ? { maxBytes: opts.consoleMaxBytes } : {});
   const serviceManager = new ServiceManager(store, vms, images);
-  const services: Services = { store, blobs, images, nodes, networks: new Networks(store), vpn: new VpnPeers(store), vms, services: serviceManager, consoles, tokens: new Tokens(store), joinTokens: new JoinTokens(store, nodes), idempotency: new IdempotencyKeys(store), readiness: new Readiness(store, nodes, images), caHash: opts.https?.caHash ?? null, tls: () => null };
+  /** The ports this control plane listens on: never a published host port (a node beside it serves them too). */
+  const apiPorts: number[] = [];
+  const services: Services = { store, blobs, images, nodes, networks: new Networks(store), vpn: new VpnPeers(store), vms, services: serviceManager, paths: new Paths(store, () => apiPorts), consoles, tokens: new Tokens(store), joinTokens: new JoinTokens(store, nodes), idempotency: new IdempotencyKeys(store), readiness: new Readiness(store, nodes, images), caHash: opts.https?.caHash ?? null, tls: () => null };
 
   const adminTokenPath = join(opts.dataDir, 'admin.token');
   let adminToken: string | undefined;
@@ -135,6 +138,8 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
     tlsRenewal,
     listen: async (host, port) => {
       const address = await http.listen({ host, port });
+      const bound = http.server.address();
+      if (bound && typeof bound === 'object') apiPorts.push(bound.port);
       tlsRenewal?.start();
       return address;
     },

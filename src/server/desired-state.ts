@@ -9,6 +9,8 @@ import type { Store } from './store/store.ts';
 import { guestMtu } from '../core/mtu.ts';
 import { vpnRouterMac } from '../core/network-macs.ts';
 import { desiredMesh, meshUnderlayMtu, overlayRemotes } from './mesh.ts';
+import { desiredPaths } from './paths.ts';
+import { publishedState } from './published.ts';
 
 function vpnPeers(store: Store, network: string): { name: string; publicKey: string; ip: string }[] {
   const rows = store.db.prepare(`SELECT name, public_key, ip FROM vpn_peers WHERE network = ? ORDER BY name`).all(network) as { name: string; public_key: string; ip: string }[];
@@ -19,23 +21,27 @@ function vpnPeers(store: Store, network: string): { name: string; publicKey: str
  * The network's services with their running instances' addresses: what its DNS answers for
  * `<service>.<network>.internal` (an instance that is not running yet, or any more, is left out).
  */
-function serviceRecords(store: Store, network: string): { name: string; ips: string[] }[] {
+function serviceRecords(store: Store, network: string): { name: string; ips: string[]; block: string }[] {
   const rows = store.db
-    .prepare(`SELECT s.name, v.ip FROM services s LEFT JOIN vms v ON v.service = s.name AND v.state = 'running' AND v.power = 'running' AND v.ip IS NOT NULL WHERE s.network = ? ORDER BY s.name, v.service_index`)
-    .all(network) as { name: string; ip: string | null }[];
-  const out: { name: string; ips: string[] }[] = [];
+    .prepare(`SELECT s.name, s.block, v.ip FROM services s LEFT JOIN vms v ON v.service = s.name AND v.state = 'running' AND v.power = 'running' AND v.ip IS NOT NULL WHERE s.network = ? ORDER BY s.name, v.service_index`)
+    .all(network) as { name: string; block: string; ip: string | null }[];
+  const out: { name: string; ips: string[]; block: string }[] = [];
   for (const r of rows) {
     let last = out.at(-1);
-    if (last?.name !== r.name) out.push((last = { name: r.name, ips: [] }));
+    if (last?.name !== r.name) out.push((last = { name: r.name, ips: [], block: r.block }));
     if (r.ip) last.ips.push(r.ip);
   }
   return out;
 }
 
-/** Absent for a network without services: the desired state of networks without them reads as before. */
-function serviceField(store: Store, network: string): { services?: { name: string; ips: string[] }[] } {
+/**
+ * Absent for a network without services (or paths): the desired state of networks without
+ * them reads as before. The blocks are what the node's paths table is keyed by.
+ */
+function serviceField(store: Store, network: string): { services?: { name: string; ips: string[]; block: string }[]; paths?: ReturnType<typeof desiredPaths> } {
   const records = serviceRecords(store, network);
-  return records.length ? { services: records } : {};
+  const paths = desiredPaths(store.db, network);
+  return { ...(records.length ? { services: records } : {}), ...(paths.length ? { paths } : {}) };
 }
 
 export function renderDesired(store: Store, me: NodeRow): NodeDesired {
@@ -59,6 +65,8 @@ export function renderDesired(store: Store, me: NodeRow): NodeDesired {
   }
   // A VPN gateway hosts its networks even without a VM of them: the peers' router port lives there.
   for (const n of store.db.prepare(`SELECT * FROM networks WHERE vpn_node = ? ORDER BY name`).all(name) as NetworkRow[]) networks.set(n.name, n);
+  // The same on every node, instances here or not: any node's address leads to a published service.
+  const published = publishedState(store.db);
   return {
     revision,
     vms: vms.map((vm) => {
@@ -102,5 +110,6 @@ export function renderDesired(store: Store, me: NodeRow): NodeDesired {
       ...(n.vpn_node === name && n.vpn_ip ? { vpn: { address: n.vpn_ip, mac: vpnRouterMac(n.name), peers: vpnPeers(store, n.name) } } : {}),
     })),
     mesh: desiredMesh(store, me, underlay),
+    ...(published.length ? { published } : {}),
   };
 }

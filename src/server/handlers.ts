@@ -23,6 +23,8 @@ import type { JoinTokens } from './join.ts';
 import type { Vms } from './vms.ts';
 import type { VpnPeers } from './vpn.ts';
 import type { ServiceManager } from './services.ts';
+import type { Paths } from './paths.ts';
+import type { PathCreate, PathMatch } from '../api/schemas/path.ts';
 import type { ServiceCreate, ServiceUpdate } from '../api/schemas/service.ts';
 import type { VpnPeerCreate } from '../api/schemas/vpn.ts';
 import type { UserRole } from '../api/schemas/token.ts';
@@ -36,6 +38,7 @@ export interface Services {
   vpn: VpnPeers;
   vms: Vms;
   services: ServiceManager;
+  paths: Paths;
   consoles: Consoles;
   tokens: Tokens;
   joinTokens: JoinTokens;
@@ -175,6 +178,12 @@ export function makeHandlers(s: Services): Handlers {
     updateService: ({ who, params, body }) => s.services.update(actorOf(who), params.name!, body as ServiceUpdate),
     rollbackService: ({ who, params, body }) => s.services.rollback(actorOf(who), params.name!, (body as { to?: number }).to),
     listServiceRevisions: ({ params }) => ({ items: s.services.revisions(params.name!), revision: s.store.revision() }),
+
+    listPaths: ({ query }) => ({ items: s.paths.list(query as { network?: string; service?: string }), revision: s.store.revision() }),
+    createPath: ({ who, body, once }) => s.paths.add(actorOf(who), body as PathCreate, once),
+    removePathMatching: ({ who, query }) => s.paths.removeMatching(actorOf(who), query as PathMatch),
+    checkPath: ({ query }) => s.paths.check(query as Parameters<Paths['check']>[0]),
+    deletePath: ({ who, params }) => s.paths.remove(actorOf(who), params.id!),
 
     listTokens: () => ({ items: s.tokens.list(), revision: s.store.revision() }),
     createToken: ({ who, body }) => {

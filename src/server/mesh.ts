@@ -9,6 +9,7 @@ import type { MeshReport } from '../api/schemas/node.ts';
 import { allocateIp, MESH_CIDR, parseRange } from '../core/ipv4.ts';
 import { DEFAULT_UNDERLAY_MTU, wireguardMtu } from '../core/mtu.ts';
 import { vpnRouterMac } from '../core/network-macs.ts';
+import { touchPublishers } from './published.ts';
 import type { NetworkRow, NodeRow } from './store/rows.ts';
 import type { Store, Tx } from './store/store.ts';
 
@@ -125,6 +126,8 @@ export function touchServiceHosts(tx: Tx, network: string): void {
   for (const { node } of rows) tx.touchNode(node);
   const vpn = tx.db.prepare(`SELECT vpn_node FROM networks WHERE name = ?`).get(network) as { vpn_node: string | null } | undefined;
   tx.touchNode(vpn?.vpn_node ?? null);
+  // A published service's backends are its running instances, on every node's list.
+  touchPublishers(tx, network);
 }
 
 export interface OverlayRemote {

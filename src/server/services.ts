@@ -20,6 +20,8 @@ import { fingerprint, idempotent, type Once } from './idempotency.ts';
 import type { Images } from './images.ts';
 import type { ImageRow, NetworkRow, ServiceRevisionRow, ServiceRow, VmRow } from './store/rows.ts';
 import type { Store, Tx } from './store/store.ts';
+import { removeServicePaths } from './paths.ts';
+import { publishedEndpoints } from './published.ts';
 import { usedAddresses } from './vpn.ts';
 import { serviceBlocks, type Vms } from './vms.ts';
 
@@ -91,6 +93,7 @@ export class ServiceManager {
       image: rev.image,
       blueprint: rev.blueprint,
       instances: instances.map((i) => ({ name: i.name, index: i.service_index!, node: i.node, zone: i.zone, ip: i.ip, state: i.state, reason: i.reason, revision: i.service_revision! })),
+      published: publishedEndpoints(db, r.name),
       createdAt: r.created_at,
       updatedAt: r.updated_at,
     };
@@ -289,6 +292,8 @@ export class ServiceManager {
       for (const v of this.instanceRows(tx.db, name)) if (v.power !== 'deleted') this.vms.markDeleted(tx, v);
       tx.db.prepare(`UPDATE services SET state = 'deleting', rollout = CASE rollout WHEN 'rolling' THEN 'failed' ELSE rollout END, rollout_message = CASE rollout WHEN 'rolling' THEN 'stopped: the service is being deleted' ELSE rollout_message END, updated_at = ? WHERE id = ?`).run(tx.now, svc.id);
       tx.event('delete', 'service', name, `service ${name} to be deleted with its instances`);
+      // Its paths go now, not with the row: a deleting service is reached by nothing, published nowhere.
+      removeServicePaths(tx, name);
       this.reapIfEmpty(tx, this.row(tx.db, name));
       const gone = tx.db.prepare(`SELECT 1 FROM services WHERE id = ?`).get(svc.id) === undefined;
       return gone ? { ...this.toApiDetached(svc, tx), state: 'deleting' as const } : this.toApi(tx.db, this.row(tx.db, name));
@@ -297,7 +302,7 @@ export class ServiceManager {
 
   /** The answer for a service deleted within the same write (it had no instance left). */
   private toApiDetached(svc: ServiceRow, tx: Tx): Service {
-    return { name: svc.name, network: svc.network, block: svc.block, dnsName: dnsNameOf(svc.name, svc.network), zones: svc.zones, count: svc.count, state: 'deleting', revision: svc.current_revision, targetRevision: svc.target_revision, rollout: { state: svc.rollout, message: svc.rollout_message }, warnings: svc.warning ? [svc.warning] : [], image: '', blueprint: '', instances: [], createdAt: svc.created_at, updatedAt: tx.now };
+    return { name: svc.name, network: svc.network, block: svc.block, dnsName: dnsNameOf(svc.name, svc.network), zones: svc.zones, count: svc.count, state: 'deleting', revision: svc.current_revision, targetRevision: svc.target_revision, rollout: { state: svc.rollout, message: svc.rollout_message }, warnings: svc.warning ? [svc.warning] : [], image: '', blueprint: '', instances: [], published: [], createdAt: svc.created_at, updatedAt: tx.now };
   }
 
   private reapIfEmpty(tx: Tx, svc: ServiceRow): boolean {

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { Name, Timestamp } from './common.ts';
+import { PublishedEndpoint } from './path.ts';
 import { VmState } from './vm.ts';
 
 const MAX_TEXT = 64 * 1024;
@@ -82,6 +83,8 @@ export const Service = z
     /** The blueprint of the target revision, as given. */
     blueprint: z.string(),
     instances: z.array(ServiceInstance),
+    /** Where paths from CIDRs beyond its network publish it: host ports on every node (issue 14). */
+    published: z.array(PublishedEndpoint),
     createdAt: Timestamp,
     updatedAt: Timestamp,
   })

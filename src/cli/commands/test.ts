@@ -1,16 +1,9 @@
 /** `butter test DIR [deploy|check|cleanup|run]`: the blueprint tester (cli/tester/runner.ts). */
 import type { Command } from 'commander';
 import { connect } from '../../sdk/connect.ts';
-import { loadConfig, UsageError } from '../config.ts';
+import { ExitWith, loadConfig, UsageError } from '../config.ts';
 import { printJson } from '../output.ts';
 import { BlueprintTester, TEST_COMMANDS, type TestCommand, type TestReport } from '../tester/runner.ts';
-
-/** The command's own exit code (its report is already printed): main.ts exits with it. */
-export class ExitCode extends Error {
-  constructor(readonly code: number) {
-    super(`exit ${code}`);
-  }
-}
 
 function human(r: TestReport): void {
   for (const s of r.steps) process.stderr.write(`  ${s.skipped ? 'skip' : s.ok ? 'ok  ' : 'FAIL'}  ${s.step} (${s.seconds} s)${s.message ? `: ${s.message}` : ''}\n`);
@@ -33,6 +26,6 @@ export function testCommands(program: Command): void {
       const report = await new BlueprintTester(connect(), { dir, command: cmd, serviceTimeoutMs: Number(o.timeout) * 1000 }).run();
       if (o.json) printJson(report);
       else human(report);
-      if (report.exitCode !== 0) throw new ExitCode(report.exitCode);
+      if (report.exitCode !== 0) throw new ExitWith(report.exitCode);
     });
 }

@@ -300,4 +300,29 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE vms ADD COLUMN service_revision INTEGER;
   CREATE INDEX vms_service ON vms(service) WHERE service IS NOT NULL;
   `,
+  `
+  -- Paths (server/paths.ts, issue 14): who may reach a service's instances. From a service of
+  -- the same network or from a CIDR, to a service, on one protocol and an inclusive port range.
+  -- A CIDR path that reaches beyond its network's own CIDR publishes its target on every node:
+  -- host_port_lo is then where (host ports host_port_lo.. lead to port_lo..), else NULL. A
+  -- path goes with either service it names (services.ts deletes them at service rm; the
+  -- cascade is the backstop), so a new service of the same name never inherits old paths.
+  CREATE TABLE paths (
+    id TEXT PRIMARY KEY,
+    network TEXT NOT NULL REFERENCES networks(name) ON DELETE CASCADE,
+    from_service TEXT REFERENCES services(name) ON DELETE CASCADE,
+    from_cidr TEXT,
+    to_service TEXT NOT NULL REFERENCES services(name) ON DELETE CASCADE,
+    proto TEXT NOT NULL CHECK (proto IN ('tcp', 'udp')),
+    port_lo INTEGER NOT NULL CHECK (port_lo BETWEEN 1 AND 65535),
+    port_hi INTEGER NOT NULL CHECK (port_hi BETWEEN port_lo AND 65535),
+    host_port_lo INTEGER CHECK (host_port_lo BETWEEN 1 AND 65535 - (port_hi - port_lo)),
+    created_at TEXT NOT NULL,
+    CHECK ((from_service IS NULL) != (from_cidr IS NULL)),
+    CHECK (host_port_lo IS NULL OR from_cidr IS NOT NULL)
+  );
+  CREATE UNIQUE INDEX paths_unique ON paths(to_service, COALESCE(from_service, ''), COALESCE(from_cidr, ''), proto, port_lo, port_hi);
+  CREATE INDEX paths_network ON paths(network);
+  CREATE INDEX paths_from_service ON paths(from_service) WHERE from_service IS NOT NULL;
+  `,
 ];

@@ -251,3 +251,17 @@ export interface ServiceRevisionRow {
   image_digest: string;
   created_at: string;
 }
+
+/** A path (server/paths.ts): from a service or a CIDR, to a service; `host_port_lo` when it publishes. */
+export interface PathRow {
+  id: string;
+  network: string;
+  from_service: string | null;
+  from_cidr: string | null;
+  to_service: string;
+  proto: 'tcp' | 'udp';
+  port_lo: number;
+  port_hi: number;
+  host_port_lo: number | null;
+  created_at: string;
+}
