@@ -3,8 +3,7 @@
 mkdir -p /srv/www/cgi-bin
 cat > /srv/www/cgi-bin/front <<'CGI'
 #!/bin/sh
-echo "Content-Type: text/plain"
-echo
+printf 'Content-Type: text/plain\r\n\r\n'
 echo "front {{ instance_name }} got: $(wget -q -O - -T 5 http://{{ Backend }}:8080/ 2>&1 || echo no answer)"
 CGI
 chmod 755 /srv/www/cgi-bin/front
