@@ -267,3 +267,48 @@ test('deleting a service takes its paths along, to and from it, and unpublishes 
   assert.equal(late.field, 'to');
   await admin.paths.remove(keep);
 });
+
+test('a published service keeps public_ip: true: an update or rollback to false is refused while a path publishes it', async () => {
+  const p = await admin.paths.add(INTERNET, 'web', 80);
+  await refused(() => admin.call('updateService', { params: { name: 'web' }, body: { blueprint: blueprint(false) } }), 409, 'blueprint', new RegExp(`public_ip: false, but service web is published by path ${p.id}`));
+  await admin.paths.remove(p);
+  // Unpublished, the same update is fine (and rolled back again, for the tests after).
+  await admin.call('updateService', { params: { name: 'web' }, body: { blueprint: blueprint(false) } });
+  await until('web rolled to revision 2', async () => ((await admin.call('getService', { params: { name: 'web' } })).rollout.state === 'done' ? true : undefined), 60_000);
+  await rejects(admin.paths.add(INTERNET, 'web', 80), 409, 'to', /revision 2 says instance.public_ip: false/);
+  await admin.call('rollbackService', { params: { name: 'web' }, body: {} });
+  await until('web rolled back', async () => {
+    const s = await admin.call('getService', { params: { name: 'web' } });
+    return s.rollout.state === 'done' && s.instances.every((i) => i.state === 'running') ? true : undefined;
+  }, 60_000);
+  const again = await admin.paths.add(INTERNET, 'web', 80);
+  await refused(() => admin.call('rollbackService', { params: { name: 'web' }, body: { to: 2 } }), 409, 'blueprint', /public_ip: false/);
+  await admin.paths.remove(again);
+});
+
+test('an Idempotency-Key makes a retried add answer the path it made', async () => {
+  const first = await admin.paths.add('web', 'db', 7000, { idempotencyKey: 'path-retry-1' });
+  const second = await admin.paths.add('web', 'db', 7000, { idempotencyKey: 'path-retry-1' });
+  assert.equal(second.id, first.id);
+  await rejects(admin.paths.add('web', 'db', 7000), 409, 'to', /exists already/);
+  await admin.paths.remove(first);
+});
+
+test('an instance moved off a drained node leaves the backends of every node at once, and joins again where it runs', async () => {
+  const p = await admin.paths.add(INTERNET, 'web', 80);
+  const web = await admin.call('getService', { params: { name: 'web' } });
+  const moved = web.instances[0]!;
+  const w = watch('idle');
+  await admin.call('drainNode', { params: { name: moved.node! }, body: { confirm: true } });
+  const woke = await w;
+  assert.ok(!woke.unchanged, 'the idle node was told');
+  assert.ok(!woke.published![0]!.backends.some((b) => b.ip === moved.ip), 'the moving instance is no backend');
+  const after = await until('the moved instance runs again', async () => {
+    const s = await admin.call('getService', { params: { name: 'web' } });
+    const i = s.instances.find((x) => x.name === moved.name)!;
+    return i.state === 'running' && i.node !== moved.node ? i : undefined;
+  }, 60_000);
+  await until('it is a backend again, on its new node', async () => ((await desired('idle')).published![0]!.backends.some((b) => b.ip === after.ip && b.node === after.node) ? true : undefined));
+  await admin.call('uncordonNode', { params: { name: moved.node! } });
+  await admin.paths.remove(p);
+});

@@ -3,6 +3,7 @@
  * the host adapters → report observed state. Heartbeats double as reports.
  */
 import type { NodeDesired, DesiredNetwork, DesiredVm } from '../api/schemas/desired.ts';
+import type { ProbeBatch } from '../api/schemas/verify.ts';
 import type { MeshReport, NetworkReport, ObservedVmReport } from '../api/schemas/node.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { plan, type Op } from '../core/reconcile.ts';
@@ -66,6 +67,11 @@ export interface AgentOptions {
   imageCache?: { unusedGraceMs?: number; minFreePercent?: number };
   /** What a user can do when the control plane refuses this node's token (logged once with the refusal). */
   rejectedHint?: string;
+  /**
+   * Sends `path verify`'s probes from a probe port on `bridge` (agent/host/path-probe.ts) and
+   * says which every table admitted. Absent (simulated nodes): batches are answered with an error.
+   */
+  probe?: (bridge: string, probes: ProbeBatch['probes']) => Promise<Record<string, boolean>>;
 }
 
 /** A call failed because the link to the control plane is down: already logged (once, by the link), so callers stay quiet. */
@@ -166,14 +172,16 @@ export class Agent {
       try {
         // The same watch carries console input; it is typed before any (slow) reconcile.
         if (desired.consoleInput) await this.typeConsoleInput(desired.consoleInput);
+        // Probes run beside the loop, one batch at a time: a reconcile need not wait for them.
+        if (desired.probes) for (const b of desired.probes) this.probing = this.probing.then(() => this.runProbeBatch(b));
         if ('unchanged' in desired) {
           // A timeout, nothing new upstream: still re-check the host against what we have
           // (drift), and report only if that changed something (heartbeats report anyway).
-          // An answer woken by console input skips this: no drift check per keystroke.
-          if (!desired.consoleInput && this.desired && (await this.reconcile(this.desired))) await this.report();
+          // An answer woken by console input or probes skips this: no drift check per keystroke.
+          if (!desired.consoleInput && !desired.probes && this.desired && (await this.reconcile(this.desired))) await this.report();
           continue;
         }
-        const { consoleInput: _typed, ...state } = desired;
+        const { consoleInput: _typed, probes: _probes, ...state } = desired;
         this.desired = state;
         await this.reconcile(state);
         await this.report();
@@ -207,6 +215,23 @@ export class Agent {
   }
 
   /** Keystrokes from `butter vm console`, typed into the VMs' serial consoles. */
+  private probing: Promise<void> = Promise.resolve();
+
+  /** One batch of `path verify` probes, and its answer; never throws (a lost answer is the control plane's timeout). */
+  private async runProbeBatch(b: ProbeBatch): Promise<void> {
+    let answer: { admitted: Record<string, boolean> } | { error: string };
+    try {
+      if (!this.opts.probe) throw new Error('this node cannot send probes (simulated driver: no bridges)');
+      answer = { admitted: await this.opts.probe(bridgeName(b.network), b.probes) };
+    } catch (e) {
+      answer = { error: describeFailure(e).slice(0, 4000) };
+      this.log(`path verify probes for ${b.network}: ${answer.error}`);
+    }
+    await this.opts.client
+      .call('nodeProbeResults', { params: { name: this.opts.node }, body: { job: b.job, network: b.network, ...answer } }, this.abort.signal)
+      .catch((e) => this.log(`path verify results for ${b.network} not delivered: ${describeFailure(e)}`));
+  }
+
   private async typeConsoleInput(items: readonly { id: string; base64: string }[]): Promise<void> {
     for (const i of items) {
       await this.opts.driver.writeConsole(i.id, Buffer.from(i.base64, 'base64')).catch((e) => this.log(`console input for ${i.id} lost: ${String(e)}`));

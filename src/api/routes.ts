@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { BlobParams, BlobQuery, Blob, Image, ImageCreate } from './schemas/image.ts';
 import { Empty, ForceQuery, IdempotentHeaders, NameParams, listOf, Name } from './schemas/common.ts';
 import { ConsoleChunk, DesiredQuery, DesiredWatch } from './schemas/desired.ts';
+import { PathVerifyReport, ProbeResults, VerifyQuery } from './schemas/verify.ts';
 import { Event, EventsQuery, Health, Whoami } from './schemas/event.ts';
 import { Readiness } from './schemas/ready.ts';
 import { Group, GroupSet, Node, NodeCreate, NodeCreated, NodeReport, NodeUpdate, Relocated, RelocateBody } from './schemas/node.ts';
@@ -93,6 +94,7 @@ export const routes = {
   nodeDesired: { method: 'GET', path: '/v1/nodes/{name}/desired', access: 'node', summary: 'Long-poll the desired state of a node, keyed by revision, and keystrokes typed into its VMs\' consoles; a watch that times out answers `unchanged`', params: NameParams, query: DesiredQuery, response: DesiredWatch, status: 200 },
   nodeReport: { method: 'POST', path: '/v1/nodes/{name}/report', access: 'node', summary: 'Heartbeat with capacity and observed VM states', params: NameParams, body: NodeReport, response: Nothing, status: 200 },
   nodeConsole: { method: 'POST', path: '/v1/nodes/{name}/vms/{id}/console', access: 'node', summary: 'Append captured serial console output of a VM', params: NodeVmParams, body: ConsoleChunk, response: Nothing, status: 200 },
+  nodeProbeResults: { method: 'POST', path: '/v1/nodes/{name}/probe-results', access: 'node', summary: 'Results of a batch of `path verify` probes the node was handed in its desired-state watch', params: NameParams, body: ProbeResults, response: Nothing, status: 200 },
 
   uploadBlob: { method: 'POST', path: '/v1/blobs', access: 'operator', summary: 'Upload a blob; refused when `sha256` is given and differs', query: BlobQuery, rawBody: true, response: Blob, status: 201 },
   getBlob: { method: 'GET', path: '/v1/blobs/{sha256}', access: 'blob', summary: 'Download a blob', params: BlobParams, rawResponse: true, response: z.string(), status: 200 },
@@ -105,6 +107,7 @@ export const routes = {
   listNetworks: { method: 'GET', path: '/v1/networks', access: 'viewer', summary: 'List private networks', response: listOf(Network), status: 200 },
   createNetwork: { method: 'POST', path: '/v1/networks', access: 'operator', summary: 'Create a private network (its CIDR must not overlap another network\'s)', headers: IdempotentHeaders, body: NetworkCreate, response: Network, status: 201 },
   getNetwork: { method: 'GET', path: '/v1/networks/{name}', access: 'viewer', summary: 'Show a private network', params: NameParams, response: Network, status: 200 },
+  verifyNetwork: { method: 'POST', path: '/v1/networks/{name}/verify', access: 'admin', summary: 'Probe every ordered pair of the network\'s services with real packets through the real rules on the nodes (never delivered), and report every probe where the data plane disagrees with the paths', params: NameParams, query: VerifyQuery, response: PathVerifyReport, status: 200 },
   deleteNetwork: { method: 'DELETE', path: '/v1/networks/{name}', access: 'operator', summary: 'Remove a private network (refused while VMs or VPN peers are attached)', params: NameParams, response: Nothing, status: 200 },
   listNetworkPeers: { method: 'GET', path: '/v1/networks/{name}/peers', access: 'viewer', summary: "List a network's VPN peers", params: NameParams, response: listOf(VpnPeer), status: 200 },
   joinNetwork: { method: 'POST', path: '/v1/networks/{name}/peers', access: 'operator', summary: 'Register a VPN peer (its public key) and get what its wg-quick configuration needs', params: NameParams, headers: IdempotentHeaders, body: VpnPeerCreate, response: VpnPeerJoined, status: 201 },

@@ -14,6 +14,7 @@ import { loadOrCreateKey } from '../agent/wireguard-key.ts';
 import { SystemExec } from '../agent/host/exec.ts';
 import { probeAccel } from '../agent/host/kvm-probe.ts';
 import { LinuxNetworkHost } from '../agent/host/linux-network.ts';
+import { removeStaleProbes, runProbes } from '../agent/host/path-probe.ts';
 import { QemuDriver } from '../agent/host/qemu-driver.ts';
 import { SimDriver } from '../agent/host/sim-driver.ts';
 import { defaultRouteAddress, underlayMtu } from '../agent/host/underlay.ts';
@@ -78,11 +79,17 @@ export async function buildAgent(o: AgentRuntimeOptions): Promise<Agent> {
       ...(defaultAddress ? { defaultAddress } : {}),
     };
   }
+  // What a probe run of `path verify` left when its agent was killed (a namespace, a table).
+  await removeStaleProbes(exec).then(
+    (removed) => removed.forEach((r) => log(`path verify: removed ${r}, left by a probe run that was killed`)),
+    (e: unknown) => log(`path verify: could not look for a killed probe run's leftovers: ${String(e)}`),
+  );
   return new Agent({
     client: o.client,
     node: o.node,
     stateDir,
     driver: new QemuDriver({ exec, stateDir, accel: accel.accel, log }),
+    probe: (bridge, probes) => runProbes(exec, bridge, probes),
     exec,
     ...(mesh ? { mesh } : {}),
     network: new LinuxNetworkHost({ exec, stateDir: dnsmasqDir(stateDir), log, netnsPrefix: netnsPrefixOf(stateDir), mark: linkMarkOf(stateDir), metadataPort: o.metadataPort ?? 80, ...(o.mesh ? { meshInterface: o.mesh.iface } : {}), ...resolvFileOption() }),

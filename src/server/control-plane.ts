@@ -30,6 +30,7 @@ import { JoinTokens } from './join.ts';
 import { DEFAULT_NETWORK, Vms } from './vms.ts';
 import { ServiceManager } from './services.ts';
 import { Paths } from './paths.ts';
+import { PathVerifier } from './path-verify.ts';
 import { RolloutController } from './rollout.ts';
 
 export interface ControlPlaneOptions {
@@ -90,7 +91,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   const serviceManager = new ServiceManager(store, vms, images);
   /** The ports this control plane listens on: never a published host port (a node beside it serves them too). */
   const apiPorts: number[] = [];
-  const services: Services = { store, blobs, images, nodes, networks: new Networks(store), vpn: new VpnPeers(store), vms, services: serviceManager, paths: new Paths(store, () => apiPorts), consoles, tokens: new Tokens(store), joinTokens: new JoinTokens(store, nodes), idempotency: new IdempotencyKeys(store), readiness: new Readiness(store, nodes, images), caHash: opts.https?.caHash ?? null, tls: () => null };
+  const services: Services = { store, blobs, images, nodes, networks: new Networks(store), vpn: new VpnPeers(store), vms, services: serviceManager, paths: new Paths(store, () => apiPorts), verifier: new PathVerifier(store, store.changes), consoles, tokens: new Tokens(store), joinTokens: new JoinTokens(store, nodes), idempotency: new IdempotencyKeys(store), readiness: new Readiness(store, nodes, images), caHash: opts.https?.caHash ?? null, tls: () => null };
 
   const adminTokenPath = join(opts.dataDir, 'admin.token');
   let adminToken: string | undefined;

@@ -24,6 +24,8 @@ import type { Vms } from './vms.ts';
 import type { VpnPeers } from './vpn.ts';
 import type { ServiceManager } from './services.ts';
 import type { Paths } from './paths.ts';
+import type { PathVerifier } from './path-verify.ts';
+import type { ProbeResults } from '../api/schemas/verify.ts';
 import type { PathCreate, PathMatch } from '../api/schemas/path.ts';
 import type { ServiceCreate, ServiceUpdate } from '../api/schemas/service.ts';
 import type { VpnPeerCreate } from '../api/schemas/vpn.ts';
@@ -39,6 +41,8 @@ export interface Services {
   vms: Vms;
   services: ServiceManager;
   paths: Paths;
+  /** `path verify`'s jobs and the probe batches waiting for their nodes. */
+  verifier: PathVerifier;
   consoles: Consoles;
   tokens: Tokens;
   joinTokens: JoinTokens;
@@ -88,22 +92,30 @@ export function makeHandlers(s: Services): Handlers {
     evacuateNode: ({ who, params }) => s.vms.relocate(actorOf(who), params.name!, 'evacuate'),
     listGroups: () => ({ items: s.nodes.groups(), revision: s.store.revision() }),
     setGroup: ({ who, params, body }) => s.nodes.setGroup(actorOf(who), params.name!, body as { cpuRatio?: number }),
-    nodeDesired: async ({ params, query }) => {
+    nodeDesired: async ({ params, query, req }) => {
       const name = params.name!;
       const since = (query.since as number | undefined) ?? -1;
       const wait = (query.wait as number | undefined) ?? 0;
-      if (s.nodes.desiredRevision(name) <= since && wait > 0 && !s.consoles.hasInput(name)) {
+      if (s.nodes.desiredRevision(name) <= since && wait > 0 && !s.consoles.hasInput(name) && !s.verifier.hasBatches(name)) {
         await waitFor(s.store.changes, `node:${name}`, wait * 1000);
       }
-      const input = s.consoles.takeInput(name);
-      const consoleInput = input.length ? { consoleInput: input } : {};
+      // A watch its agent gave up on (a restarted agent's old one, still waiting here) must
+      // not take what its answer would carry: nobody would read it.
+      const gone = requestGone(req.raw);
+      const input = gone ? [] : s.consoles.takeInput(name);
+      const batches = gone ? [] : s.verifier.takeBatches(name);
+      const extra = { ...(input.length ? { consoleInput: input } : {}), ...(batches.length ? { probes: batches } : {}) };
       const revision = s.nodes.desiredRevision(name);
       // Nothing new: a few bytes instead of the whole state (1,000 agents re-watch every 10 s).
-      if (revision <= since) return { revision, unchanged: true as const, ...consoleInput };
-      return { ...s.nodes.desired(name), ...consoleInput };
+      if (revision <= since) return { revision, unchanged: true as const, ...extra };
+      return { ...s.nodes.desired(name), ...extra };
     },
     nodeReport: ({ params, body, req }) => {
       for (const id of s.nodes.report(params.name!, body as NodeReport, req.ip)) s.consoles.remove(id);
+      return {};
+    },
+    nodeProbeResults: ({ params, body }) => {
+      s.verifier.result(params.name!, body as ProbeResults);
       return {};
     },
     nodeConsole: ({ params, body }) => {
@@ -137,6 +149,7 @@ export function makeHandlers(s: Services): Handlers {
     listNetworks: () => ({ items: s.networks.list(), revision: s.store.revision() }),
     createNetwork: ({ who, body, once }) => s.networks.create(actorOf(who), body as NetworkCreate, once),
     getNetwork: ({ params }) => s.networks.get(params.name!),
+    verifyNetwork: ({ params, query }) => s.verifier.verify(params.name!, query.timeout as number | undefined),
     deleteNetwork: ({ who, params }) => {
       s.networks.remove(actorOf(who), params.name!);
       return {};
@@ -202,4 +215,10 @@ export function makeHandlers(s: Services): Handlers {
       return { items: rows, revision: s.store.revision() };
     },
   };
+}
+
+/** Whether the client of a request went away (its HTTP/2 stream, or its HTTP/1.1 socket, is closed). */
+function requestGone(raw: unknown): boolean {
+  const r = raw as { stream?: { destroyed?: boolean }; socket?: { destroyed?: boolean } | null };
+  return r.stream?.destroyed ?? r.socket?.destroyed ?? false;
 }

@@ -266,6 +266,17 @@ function deletePath(tx: Tx, row: PathRow, why: string): ApiPath {
   return out;
 }
 
+/**
+ * Refuses a revision of `service` whose blueprint says `public_ip: false` while paths publish
+ * it (services.ts, at update and rollback): what may be published is the blueprint's to say.
+ */
+export function checkPublishable(db: Db, service: string, publicIp: boolean, file: string): void {
+  if (publicIp) return;
+  const rows = db.prepare(`SELECT * FROM paths WHERE to_service = ? AND host_port_lo IS NOT NULL ORDER BY id`).all(service) as PathRow[];
+  if (rows.length === 0) return;
+  throw new ApiError('conflict', `${file}: instance.public_ip: false, but service ${service} is published by ${rows.map((r) => `path ${r.id} (${apiPath(r).text})`).join(', ')}; remove them first (path rm)`, 'blueprint');
+}
+
 /** A service being deleted takes the paths from and to it along (a new one of its name starts with none). */
 export function removeServicePaths(tx: Tx, service: string): void {
   for (const row of tx.db.prepare(`SELECT * FROM paths WHERE to_service = ? OR from_service = ? ORDER BY id`).all(service, service) as PathRow[]) {

@@ -20,7 +20,7 @@ import { fingerprint, idempotent, type Once } from './idempotency.ts';
 import type { Images } from './images.ts';
 import type { ImageRow, NetworkRow, ServiceRevisionRow, ServiceRow, VmRow } from './store/rows.ts';
 import type { Store, Tx } from './store/store.ts';
-import { removeServicePaths } from './paths.ts';
+import { checkPublishable, removeServicePaths } from './paths.ts';
 import { publishedEndpoints } from './published.ts';
 import { usedAddresses } from './vpn.ts';
 import { serviceBlocks, type Vms } from './vms.ts';
@@ -317,6 +317,7 @@ export class ServiceManager {
     const svc = this.row(this.store.db, name);
     if (svc.state === 'deleting') throw new ApiError('conflict', `service ${name} is being deleted`, 'name');
     const p = this.prepare(name, svc.network, req);
+    checkPublishable(this.store.db, name, p.bp.instance.publicIp, p.file);
     const same = (n: number) => {
       const r = this.revision(this.store.db, svc, n)!;
       return r.blueprint === p.blueprint && fingerprint(JSON.parse(r.files)) === fingerprint(p.files) && fingerprint(JSON.parse(r.vars)) === fingerprint(p.vars) && r.image_digest === p.image.sha256;
@@ -344,7 +345,8 @@ export class ServiceManager {
     }
     const rev = this.revision(this.store.db, svc, target);
     if (!rev) throw new ApiError('not_found', `service ${name} has no revision ${target}`, 'to');
-    this.stored(svc, rev); // still makeable (its image, its templates)
+    const back = this.stored(svc, rev); // still makeable (its image, its templates)
+    checkPublishable(this.store.db, name, back.bp.instance.publicIp, back.file);
     if (target === svc.target_revision && svc.rollout !== 'failed') return this.toApi(this.store.db, svc);
     return this.retarget(actor, name, target, 'rollback');
   }

@@ -253,6 +253,8 @@ export class Vms {
           tx.db.prepare(`UPDATE nodes SET alloc_rev = alloc_rev + 1 WHERE name = ?`).run(node);
           tx.touchNode(node);
           for (const net of networksOf(tx.db, vm.id)) touchNetworkHosts(tx, net);
+          // A running instance stops answering for its service (DNS, published backends) until it runs again.
+          if (vm.service !== null) touchServiceHosts(tx, vm.network);
           tx.event(why, 'vm', vm.name, `vm ${vm.name} recreated on ${p.node} (from ${node}, ${why}); its local disk data is lost: the root disk is made again from the image${dataDisksLost(vm)}`);
           return p.node;
         }));

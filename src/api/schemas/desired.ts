@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { Name, Revision, Sha256 } from './common.ts';
 import { DiskFormat } from './image.ts';
 import { Network } from './network.ts';
+import { ProbeBatch } from './verify.ts';
 import { MAX_DATA_DISKS, MetadataTokens, Power, RestartPolicy } from './vm.ts';
 
 export const DesiredImage = z.object({
@@ -139,8 +140,10 @@ export type NodeDesired = z.infer<typeof NodeDesired>;
  * it has). Either may carry console input, taken from the queue by this answer: one pending
  * request per agent instead of two (each costs the control plane memory, times 1,000 agents).
  */
-export const DesiredChanged = NodeDesired.extend({ consoleInput: ConsoleInputs.optional() }).meta({ id: 'DesiredChanged' });
-export const DesiredUnchanged = z.object({ revision: Revision, unchanged: z.literal(true), consoleInput: ConsoleInputs.optional() }).meta({ id: 'DesiredUnchanged' });
+/** `path verify`'s probes for this node to send (server/path-verify.ts): like console input, carried by the one watch. */
+const Probes = z.array(ProbeBatch);
+export const DesiredChanged = NodeDesired.extend({ consoleInput: ConsoleInputs.optional(), probes: Probes.optional() }).meta({ id: 'DesiredChanged' });
+export const DesiredUnchanged = z.object({ revision: Revision, unchanged: z.literal(true), consoleInput: ConsoleInputs.optional(), probes: Probes.optional() }).meta({ id: 'DesiredUnchanged' });
 export const DesiredWatch = z.union([DesiredChanged, DesiredUnchanged]);
 
 export const DesiredQuery = z

@@ -51,6 +51,14 @@ function showService(s: Service): void {
     ['INSTANCE', 'STATE', 'NODE', 'ZONE', 'IP', 'REVISION'],
     s.instances.map((i) => [i.name, i.reason ? `${i.state} (${i.reason})` : i.state, i.node, i.zone, i.ip, i.revision]),
   );
+  if (s.published.length > 0) {
+    const range = ([lo, hi]: readonly [number, number]) => (lo === hi ? `${lo}` : `${lo}-${hi}`);
+    process.stdout.write('\n');
+    printTable(
+      ['PUBLISHED', 'TO PORTS', 'FROM', 'ON'],
+      s.published.map((e) => [`${range(e.hostPorts)}/${e.proto}`, range(e.ports), e.sources.join(','), e.nodes.map((n) => (n.address ? `${n.address} (${n.node})` : n.node)).join(', ')]),
+    );
+  }
   process.stdout.write(`\nblueprint (revision ${s.targetRevision}):\n${s.blueprint.replace(/^\n+/, '').replace(/\s*$/, '')}\n`);
 }
 
