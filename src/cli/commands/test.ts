@@ -16,14 +16,15 @@ export function testCommands(program: Command): void {
     .command('test <dir> [command]')
     .description('test a blueprint: deploy DIR/blueprint.yml with its fixture (DIR/blueprint-fixture.ts or .js) in a throwaway network, verify, clean up. COMMAND: deploy, check, cleanup or run (default: all three)')
     .option('--timeout <seconds>', 'how long the service under test may take to run', '600')
+    .option('--no-path-verify', 'after verify, do not check the data plane against the paths (`path verify`)')
     .option('--json', 'print the report as JSON')
     .addHelpText('after', '\nExit codes: 0 passed, 1 the test failed, 2 bad usage, 3 the deployment failed, 4 the cleanup failed (something may be left), 130/143 interrupted (after tearing down).')
-    .action(async (dir: string, command: string | undefined, o: { timeout: string; json?: boolean }) => {
+    .action(async (dir: string, command: string | undefined, o: { timeout: string; pathVerify: boolean; json?: boolean }) => {
       const cmd = (command ?? 'run') as TestCommand;
       if (!TEST_COMMANDS.includes(cmd)) throw new UsageError(`command: must be one of ${TEST_COMMANDS.join(', ')}, got ${JSON.stringify(command)}`);
       if (!/^\d+$/.test(o.timeout)) throw new UsageError(`timeout: must be a whole number of seconds, got ${JSON.stringify(o.timeout)}`);
       if (!loadConfig()) throw new UsageError('not logged in: run `butter login URL --token TOKEN` or set BUTTER_URL and BUTTER_TOKEN');
-      const report = await new BlueprintTester(connect(), { dir, command: cmd, serviceTimeoutMs: Number(o.timeout) * 1000 }).run();
+      const report = await new BlueprintTester(connect(), { dir, command: cmd, serviceTimeoutMs: Number(o.timeout) * 1000, pathVerify: o.pathVerify }).run();
       if (o.json) printJson(report);
       else human(report);
       if (report.exitCode !== 0) throw new ExitWith(report.exitCode);
