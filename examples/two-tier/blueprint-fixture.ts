@@ -28,7 +28,7 @@ export async function verify(_network: Network, front: Service, info: SetupInfo,
   const page = await t.retry(async () => {
     const r = await t.httpGet(url);
     assert.equal(r.status, 200, `GET ${url}: status ${r.status}`);
-    assert.match(r.body, new RegExp(`back ${back}-0 says ${String(info.deploymentInfo.token)}`), `the front's answer holds the back end's`);
+    assert.match(r.body, new RegExp(`back ${back}-0 says ${String(info.deploymentInfo.token)}`), `the front's answer holds the back end's; it was ${JSON.stringify(r.body)}`);
     return r.body;
   });
   assert.match(page, new RegExp(`^front ${front.instances[0]!.name} got: `));

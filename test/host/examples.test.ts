@@ -77,7 +77,9 @@ function passed(r: { code: number; report: Report; stderr: string }): void {
   assert.equal(r.code, 0, `exit ${r.code}: ${r.report.error}\n${r.stderr}\n${c.log.slice(-3000)}`);
   assert.equal(r.report.ok, true);
   const steps = Object.fromEntries(r.report.steps.map((s) => [s.step, s.ok]));
-  for (const s of ['network', 'setupBeforeTestedService', 'service', 'setupAfterTestedService', 'verify', 'cleanup']) assert.equal(steps[s], true, `${s} ran and passed`);
+  for (const s of ['network', 'setupBeforeTestedService', 'service', 'setupAfterTestedService', 'verify', 'path verify', 'cleanup']) assert.equal(steps[s], true, `${s} ran and passed`);
+  assert.equal(r.report.steps.find((s) => s.step === 'path verify')?.skipped, undefined, 'path verify probed the network for real');
+  assert.match(r.stderr, /path verify: the data plane agrees with the paths \([1-9]\d* probe\(s\)\)/);
 }
 
 test('a fixture whose verify fails: exit 1 naming it, and everything is torn down', { timeout: 1_000_000 }, async () => {
