@@ -2,7 +2,7 @@
 // driver: a TypeScript fixture loaded by the compiled CLI on plain Node, the steps in order with
 // a throwaway network, the state in DIR/.butter/ between deploy, check and cleanup, exit codes a
 // CI can tell apart, and everything torn down after a failed verify, a failed setup and a real
-// SIGINT in the middle of a verify.
+// SIGINT and SIGTERM in the middle of a verify.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -68,6 +68,14 @@ export function verify() {}
 const JS_HANGS = `import { writeFileSync } from 'node:fs';
 export function setupBeforeTestedService() { return { deploymentInfo: {}, blueprintVars: { Greeting: 'x' } }; }
 export function verify(network, service, info, t) { writeFileSync(t.dir + '/verifying', network.name); return new Promise(() => {}); }
+`;
+// A verify still retrying (its timers keep running) when the signal comes: the CLI must not wait for it.
+const JS_RETRIES = `import { writeFileSync } from 'node:fs';
+export function setupBeforeTestedService() { return { deploymentInfo: {}, blueprintVars: { Greeting: 'x' } }; }
+export function verify(network, service, info, t) {
+  writeFileSync(t.dir + '/verifying', network.name);
+  return t.retry(() => { throw new Error('not yet'); }, { deadlineMs: 3600000, intervalMs: 50 });
+}
 `;
 
 function bundleDir(name: string, fixture: { file: string; text: string } | undefined, blueprint = BLUEPRINT): string {
@@ -208,20 +216,25 @@ test('deploy, check and cleanup: the state is kept in DIR/.butter/ between them'
   assert.match(nothing.stderr, /no deployment in .*: run `butter test .* deploy` first/);
 });
 
-test('SIGINT in the middle of a verify tears everything down and exits 130', async () => {
-  const dir = bundleDir('hangs', { file: 'blueprint-fixture.js', text: JS_HANGS });
-  let pid = 0;
-  const done = butter(['test', dir], (p) => (pid = p));
-  const network = await until('the fixture is in verify', async () => (existsSync(join(dir, 'verifying')) ? readFileSync(join(dir, 'verifying'), 'utf8') : undefined), 60_000, 100);
-  assert.equal((await cloud.admin.call('getNetwork', { params: { name: network } })).name, network, 'deployed before the signal');
-  process.kill(pid, 'SIGINT');
-  const r = await done;
-  assert.equal(r.code, 130, r.stderr + r.stdout);
-  assert.match(r.stderr, /SIGINT: stopping; tearing down/);
-  assert.match(r.stdout, /^FAIL run .*: interrupted by SIGINT$/m);
-  rmSync(join(dir, 'verifying'));
-  await nothingLeft(dir);
-});
+for (const [signal, code, fixture, what] of [
+  ['SIGINT', 130, JS_HANGS, 'a verify awaiting a promise that never settles'],
+  ['SIGTERM', 143, JS_RETRIES, 'a verify retrying for an hour'],
+] as const) {
+  test(`${signal} in the middle of ${what} tears everything down and exits ${code}`, async () => {
+    const dir = bundleDir(`hangs-${signal.toLowerCase()}`, { file: 'blueprint-fixture.js', text: fixture });
+    let pid = 0;
+    const done = butter(['test', dir], (p) => (pid = p));
+    const network = await until('the fixture is in verify', async () => (existsSync(join(dir, 'verifying')) ? readFileSync(join(dir, 'verifying'), 'utf8') : undefined), 60_000, 100);
+    assert.equal((await cloud.admin.call('getNetwork', { params: { name: network } })).name, network, 'deployed before the signal');
+    process.kill(pid, signal);
+    const r = await done;
+    assert.equal(r.code, code, r.stderr + r.stdout);
+    assert.match(r.stderr, new RegExp(`${signal}: stopping; tearing down`));
+    assert.match(r.stdout, new RegExp(`^FAIL run .*: interrupted by ${signal}$`, 'm'));
+    rmSync(join(dir, 'verifying'));
+    await nothingLeft(dir);
+  });
+}
 
 test('usage: no blueprint, no fixture or an unknown command exit 2 and make nothing', async () => {
   const empty = join(work, 'empty');

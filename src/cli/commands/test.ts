@@ -1,7 +1,7 @@
 /** `butter test DIR [deploy|check|cleanup|run]`: the blueprint tester (cli/tester/runner.ts). */
 import type { Command } from 'commander';
 import { connect } from '../../sdk/connect.ts';
-import { ExitWith, loadConfig, UsageError } from '../config.ts';
+import { loadConfig, UsageError } from '../config.ts';
 import { printJson } from '../output.ts';
 import { BlueprintTester, TEST_COMMANDS, type TestCommand, type TestReport } from '../tester/runner.ts';
 
@@ -27,6 +27,10 @@ export function testCommands(program: Command): void {
       const report = await new BlueprintTester(connect(), { dir, command: cmd, serviceTimeoutMs: Number(o.timeout) * 1000, pathVerify: o.pathVerify }).run();
       if (o.json) printJson(report);
       else human(report);
-      if (report.exitCode !== 0) throw new ExitWith(report.exitCode);
+      // A fixture's step abandoned at a signal (or one that left a timer behind) may still hold
+      // the event loop; the test is over and torn down, so the process ends here, once stdout
+      // has taken the report.
+      await new Promise<void>((r) => process.stdout.write('', () => r()));
+      process.exit(report.exitCode);
     });
 }
