@@ -4,7 +4,10 @@ mkdir -p /srv/www/cgi-bin
 cat > /srv/www/cgi-bin/front <<'CGI'
 #!/bin/sh
 printf 'Content-Type: text/plain\r\n\r\n'
-echo "front {{ instance_name }} got: $(wget -q -O - -T 5 http://{{ Backend }}:8080/ 2>&1 || echo no answer)"
+# The name through busybox's own resolver (nslookup): the tiny image's busybox is static, and
+# its wget, resolving through glibc's, crashes; so wget gets the address.
+addr=$(nslookup -type=a {{ Backend }} 2>/dev/null | awk '/^Name:/ { n = 1 } n && /^Address/ { print $NF; exit }')
+echo "front {{ instance_name }} got: $(wget -q -O - -T 5 "http://${addr:-unresolved}:8080/" 2>&1 || echo no answer)"
 CGI
 chmod 755 /srv/www/cgi-bin/front
 echo "front {{ instance_name }}" > /srv/www/index.html
