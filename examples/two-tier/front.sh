@@ -6,8 +6,13 @@ cat > /srv/www/cgi-bin/front <<'CGI'
 printf 'Content-Type: text/plain\r\n\r\n'
 # The name through busybox's own resolver (nslookup): the tiny image's busybox is static, and
 # its wget, resolving through glibc's, crashes; so wget gets the address.
-addr=$(nslookup -type=a {{ Backend }} 2>/dev/null | awk '/^Name:/ { n = 1 } n && /^Address/ { print $NF; exit }')
-echo "front {{ instance_name }} got: $(wget -q -O - -T 5 "http://${addr:-unresolved}:8080/" 2>&1 || echo no answer)"
+out=$(nslookup -type=a {{ Backend }} 2>&1)
+addr=$(echo "$out" | awk '/^Name:/ { n = 1 } n && /^Address/ { print $NF; exit }')
+if [ -z "$addr" ]; then
+  echo "front {{ instance_name }} got: no address for {{ Backend }} ($(echo "$out" | tr '\n\t' '  '))"
+  exit 0
+fi
+echo "front {{ instance_name }} got: $(wget -q -O - -T 5 "http://$addr:8080/" 2>&1 || echo "no answer from $addr:8080")"
 CGI
 chmod 755 /srv/www/cgi-bin/front
 echo "front {{ instance_name }}" > /srv/www/index.html
