@@ -14,6 +14,7 @@ import { vmCommands } from './commands/vm.ts';
 import { serviceCommands } from './commands/service.ts';
 import { pathCommands } from './commands/path.ts';
 import { graphCommands } from './commands/graph.ts';
+import { testCommands } from './commands/test.ts';
 
 /** Runs a daemon until SIGINT/SIGTERM, then its stop function. VMs keep running. */
 async function daemon(start: () => Promise<() => Promise<void>>): Promise<void> {
@@ -191,6 +192,7 @@ export function buildProgram(): Command {
   serviceCommands(program);
   pathCommands(program);
   graphCommands(program);
+  testCommands(program);
   tokenCommands(program);
   return program;
 }

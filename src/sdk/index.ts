@@ -25,5 +25,6 @@ export {
 export { PathVerbs, INTERNET, type Path, type PathCheck, type PathVerifyReport, type PathEnd, type PortRef, type PathAddOptions } from './paths.ts';
 export { type Graph, type GraphOptions } from './graph.ts';
 export { loadBundle, type Bundle } from './blueprint-bundle.ts';
+export { retry, httpGet, endpoint, consoleOutput, type BlueprintFixture, type SetupInfo, type TestContext, type RetryOptions, type HttpOptions, type HttpAnswer } from './testing.ts';
 export { loadConfig, configFile, type CliConfig } from './config.ts';
 export type { RouteId, BodyOf, ResponseOf, ParamsOf, QueryOf } from '../api/routes.ts';
