@@ -59,9 +59,20 @@ after(async () => {
 const desired = (node: string) => admin.call('nodeDesired', { params: { name: node }, query: {} }) as Promise<NodeDesired>;
 const desiredRevs = async () => Object.fromEntries((await admin.call('listNodes', {})).items.map((n) => [n.name, cloud.cp.services.nodes.desiredRevision(n.name)]));
 
-/** Everything a refused request must leave as it was. */
+/**
+ * Everything a refused request must leave as it was: the paths, the services (revisions and
+ * rollout included) and what each node is told. Not the store's global revision: the
+ * simulated agents' reports move it on their own (a replaced instance confirmed gone after its
+ * rollout read as done), so it said "changed" under load when nothing the request touches had.
+ */
 async function snapshot() {
-  return { paths: cloud.cp.services.store.db.prepare(`SELECT * FROM paths ORDER BY id`).all(), revision: cloud.cp.services.store.revision(), desired: await desiredRevs() };
+  const db = cloud.cp.services.store.db;
+  return {
+    paths: db.prepare(`SELECT * FROM paths ORDER BY id`).all(),
+    services: db.prepare(`SELECT * FROM services ORDER BY name`).all(),
+    revisions: db.prepare(`SELECT * FROM service_revisions ORDER BY service, number`).all(),
+    desired: await desiredRevs(),
+  };
 }
 
 /** The call is refused with `status`, naming `field`, and nothing changed. */
@@ -266,6 +277,9 @@ test('deleting a service takes its paths along, to and from it, and unpublishes 
   assert.ok(late.status === 409 || late.status === 404, late.message);
   assert.equal(late.field, 'to');
   await admin.paths.remove(keep);
+  // Gone before the next test, whose refusals must see nothing change: its deletion finishing
+  // meanwhile (the instances confirmed gone) read as a change they made.
+  await until('service tmp gone', async () => (cloud.cp.services.store.db.prepare(`SELECT 1 FROM services WHERE name = 'tmp'`).get() ? undefined : true), 60_000);
 });
 
 test('a published service keeps public_ip: true: an update or rollback to false is refused while a path publishes it', async () => {
