@@ -8,7 +8,7 @@ import { MIGRATIONS } from './migrations.ts';
 export type Db = Database.Database;
 
 /** The page cache's bound, in KiB (see openDb). */
-export const PAGE_CACHE_KIB = 4096;
+export const PAGE_CACHE_KIB = 2048;
 
 export function openDb(file: string): Db {
   const db = new Database(file);
@@ -21,7 +21,9 @@ export function openDb(file: string): Db {
   // far less, and a page outside it comes from the kernel's page cache in microseconds. With
   // 10,000 VMs (and an Idempotency-Key row per create, inserted at random places in its index)
   // the 16 MB filled: with 20 simulated nodes and 10,000 VMs the control plane's RSS was
-  // 118.2 MiB with 16 MB, 106.2 MiB with 4 MB (2026-12-01; bench (f) has the full-size figure).
+  // 118.2 MiB with 16 MB, 106.2 MiB with 4 MB. In bench (f) (1,000 agents, 10,000 VMs) the
+  // RSS was 193.8 MiB with 4 MB and 188.1 MiB with 2 MB, its creates 61.4 s and 48.3 s
+  // (2026-12-01, one run each): the pages the kernel holds anyway cost nothing to re-read.
   db.pragma(`cache_size = -${PAGE_CACHE_KIB}`);
   migrate(db);
   cacheStatements(db);
