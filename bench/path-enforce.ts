@@ -89,6 +89,13 @@ export async function benchPathEnforce(o = { rounds: 20 }, log: (m: string) => v
   const port = `bpe${id}`;
   const table = `bench_paths_${id}`;
   let sender: ChildProcess | undefined;
+  // The agents' own log, kept to say why when something is not seen in time.
+  const agentLog: string[] = [];
+  const keep = (node: string) => (m: string) => {
+    agentLog.push(`${node}: ${m}`);
+    if (agentLog.length > 20) agentLog.shift();
+  };
+  const why = () => (agentLog.length ? `; the agents said last: ${agentLog.slice(-5).join(' | ')}` : '');
   const cp = createControlPlane({ dataDir: join(dir, 'cp') });
   const cleanup = async () => {
     sender?.kill('SIGKILL');
@@ -121,7 +128,7 @@ export async function benchPathEnforce(o = { rounds: 20 }, log: (m: string) => v
       await admin.call('updateNode', { params: { name: n.name }, body: { zone: 'z1' } });
       const stateDir = join(dir, n.name);
       mkdirSync(stateDir);
-      n.host = new LinuxNetworkHost({ exec: new NetnsExec(sys, n.ns), stateDir: join(stateDir, 'net'), netnsPrefix: n.gw, mark: `bench-${id}` });
+      n.host = new LinuxNetworkHost({ exec: new NetnsExec(sys, n.ns), stateDir: join(stateDir, 'net'), netnsPrefix: n.gw, mark: `bench-${id}`, log: keep(n.name) });
       n.agent = new Agent({
         client: new Client({ url, token }),
         node: n.name,
@@ -131,6 +138,7 @@ export async function benchPathEnforce(o = { rounds: 20 }, log: (m: string) => v
         noEgress: true,
         accel: { accel: 'tcg', reason: 'paths benchmark' },
         capacity: { cpus: 16, memoryBytes: 32 * GiB, diskBytes: 500 * GiB },
+        log: keep(n.name),
       });
       await n.agent.start();
     }
@@ -151,7 +159,7 @@ export async function benchPathEnforce(o = { rounds: 20 }, log: (m: string) => v
           const vm = await admin.call('getVm', { params: { name: i.name } });
           return { ip: i.ip, mac: vm.nics[0]!.mac };
         }
-        if (performance.now() - t0 > 30_000) throw new Error(`${service} has no running instance after 30 s`);
+        if (performance.now() - t0 > 30_000) throw new Error(`${service} has no running instance after 30 s${why()}`);
         await sleep(50);
       }
     };
@@ -164,7 +172,7 @@ export async function benchPathEnforce(o = { rounds: 20 }, log: (m: string) => v
       const tables = sh(['ip', 'netns', 'exec', n2.ns, 'nft', 'list', 'tables'], true);
       const hasBridge = spawnSync('ip', ['-n', n2.ns, 'link', 'show', 'dev', bridge]).status === 0;
       if (hasBridge && tables.includes('table inet butter_paths')) break;
-      if (performance.now() - t0 > 30_000) throw new Error(`n2 has not built ${NETWORK} after 30 s`);
+      if (performance.now() - t0 > 30_000) throw new Error(`n2 has not built ${NETWORK} after 30 s${why()}`);
     }
     log(`db ${db.ip} on n2, web ${web.ip} on n1; probing ${web.ip} → ${db.ip}:5432 on n2's ${bridge}`);
 
@@ -214,7 +222,7 @@ export async function benchPathEnforce(o = { rounds: 20 }, log: (m: string) => v
       for (;;) {
         const c = await read();
         if (done(c)) return Math.round(lastRead - t0);
-        if (performance.now() - t0 > 10_000) throw new Error(`${what}: not seen after 10 s (sent ${c.sent}, admitted ${c.admitted})`);
+        if (performance.now() - t0 > 10_000) throw new Error(`${what}: not seen after 10 s (sent ${c.sent}, admitted ${c.admitted})${why()}`);
         await sleep(10);
       }
     };
