@@ -751,8 +751,9 @@ bridge table counts each probe twice: at forward priority -100, before br_netfil
 \`inet\` tables (sent), and at priority 100, after they admitted it (admitted, then dropped:
 nothing reaches anyone). So the verdict is that of n2's \`inet butter_paths\` as its agent
 applied it from its desired state, and the time covers the API call, the commit, n2's watch
-answering, its apply and \`nft -f\`. The counters are read every ~10 ms; add is seen when
-admitted moves, remove when a probe is sent and not admitted. 20 rounds.
+answering, its apply and \`nft -f\`. The counters are read in a loop, 10 ms apart (each read is
+an \`nft\` process, so the gap between reads is longer: it is given below); add is seen when
+admitted moves, remove when a probe is sent and not admitted. 20 rounds of add then remove.
 `];
   if (!d) return out.join('\n') + '\n' + notMeasured(f);
   const l = d as PathEnforceResult;
@@ -851,8 +852,8 @@ ${meshJoinSection(r)}
 ${guestOverlaySection(r)}
 ${serviceCreateSection(r)}
 ${serviceRolloutSection(r)}
-${pathScaleSection(r)}
 ${pathEnforceSection(r)}
+${pathScaleSection(r)}
 ## Running it
 
 \`\`\`sh
