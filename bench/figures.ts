@@ -6,15 +6,17 @@ import type { MetadataBenchResult } from './metadata.ts';
 import type { MeshJoinResult } from './mesh-join.ts';
 import type { GuestOverlayResult } from './guest-overlay.ts';
 import type { OverlayResult } from './overlay.ts';
+import type { PathEnforceResult } from './path-enforce.ts';
+import type { PathScaleResult } from './path-scale.ts';
 import type { PlacementResult } from './placement.ts';
 import type { RssResult } from './rss.ts';
 import type { ServiceCreateResult } from './service-create.ts';
 import type { ServiceRolloutResult } from './service-rollout.ts';
 
-export type FigureId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'h' | 'i' | 'j' | 'k';
+export type FigureId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'h' | 'i' | 'j' | 'k' | 'l' | 'm';
 
 /** Every figure, in the order they are reported. */
-export const FIGURE_IDS: readonly FigureId[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k'];
+export const FIGURE_IDS: readonly FigureId[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm'];
 
 /** Goals of the cluster figures (e) and (f). */
 export const PLACEMENT_GOAL_PER_S = 5000;
@@ -22,6 +24,9 @@ export const HEARTBEAT_P99_GOAL_MS = 50;
 export const OVERLAY_RATIO_GOAL = 0.9;
 /** 200 MB, read as decimal megabytes (the stricter reading: 190.7 MiB). */
 export const RSS_GOAL_BYTES = 200e6;
+/** Goals of the paths figures (l) and (m). */
+export const PATH_ENFORCE_P99_GOAL_MS = 1000;
+export const PATH_APPLY_GOAL_MS = 1000;
 export type Status = 'pass' | 'fail' | 'error' | 'reported';
 
 export interface FigureDef {
@@ -43,6 +48,8 @@ export const FIGURES: Record<FigureId, FigureDef> = {
   i: { id: 'i', key: 'guestOverlay', title: 'VM-to-VM TCP through real guests (tiny image, TCG), across the overlay and on one node', goal: null },
   j: { id: 'j', key: 'serviceCreate', title: 'a 100-instance service over 1,000 simulated nodes, vs 100 single VM creates', goal: 'service / 100 creates <= 1' },
   k: { id: 'k', key: 'serviceRollingUpdate', title: 'rolling update of a 10-instance service (simulated nodes): time, instances missing from its DNS answer', goal: '0 missing' },
+  l: { id: 'l', key: 'pathEnforcement', title: 'path add / remove → first probe admitted / dropped on the remote node (real agents and tables)', goal: 'p99 < 1 s, both' },
+  m: { id: 'm', key: 'pathRuleScale', title: 'inet butter_paths for one node: 1,000 services, 5,000 paths, 10,000 instances; size, render and apply', goal: 'apply < 1 s' },
   f: { id: 'f', key: 'clusterScale', title: '1,000 simulated agents heartbeating every 5 s; control-plane RSS with 10,000 VMs', goal: 'heartbeat p99 <= 50 ms; RSS <= 200 MB' },
 };
 
@@ -63,6 +70,8 @@ export interface FigureDataMap {
   i: GuestOverlayResult;
   j: ServiceCreateResult;
   k: ServiceRolloutResult;
+  l: PathEnforceResult;
+  m: PathScaleResult;
 }
 
 export interface FigureResult<I extends FigureId = FigureId> extends FigureDef {
@@ -145,6 +154,24 @@ export function judge<I extends FigureId>(id: I, data: FigureDataMap[I]): { pass
       return {
         pass: missing === 0 && whole,
         headline: `update ${d.update.ms} ms, rollback ${d.rollback.ms} ms for ${d.instances} instances; at most ${missing} missing from the DNS answer (${d.update.samples + d.rollback.samples} answers sent to ${d.nodes} nodes)`,
+      };
+    }
+    case 'l': {
+      const d = data as PathEnforceResult;
+      return {
+        pass: d.add.p99Ms < PATH_ENFORCE_P99_GOAL_MS && d.remove.p99Ms < PATH_ENFORCE_P99_GOAL_MS,
+        headline: `add → admitted p50 ${d.add.p50Ms} ms, p99 ${d.add.p99Ms} ms; remove → dropped p50 ${d.remove.p50Ms} ms, p99 ${d.remove.p99Ms} ms (${d.rounds} rounds, probe every 10 ms, counters read every ${d.pollMs} ms)`,
+      };
+    }
+    case 'm': {
+      const d = data as PathScaleResult;
+      const big = d.points.reduce((a, b) => (b.paths > a.paths ? b : a));
+      const small = d.points.reduce((a, b) => (b.paths < a.paths ? b : a));
+      return {
+        pass: d.points.every((p) => p.applyMs < PATH_APPLY_GOAL_MS && p.replaceMs < PATH_APPLY_GOAL_MS),
+        headline:
+          `${n(big.services)} services / ${n(big.paths)} paths / ${n(big.instances)} instances: ${n(big.elements)} elements in ${big.sets} sets, ${n(Math.round(big.bytes / 1024))} KiB; ` +
+          `render ${big.renderMs} ms, load ${big.applyMs} ms, replace ${big.replaceMs} ms (${n(small.services)}/${n(small.paths)}/${n(small.instances)}: ${n(small.elements)} elements, load ${small.applyMs} ms)`,
       };
     }
     default: {

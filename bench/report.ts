@@ -11,6 +11,8 @@ import type { MeshJoinResult } from './mesh-join.ts';
 import type { GuestOverlayResult } from './guest-overlay.ts';
 import type { OverlayResult } from './overlay.ts';
 import type { ServiceCreateResult } from './service-create.ts';
+import type { PathEnforceResult } from './path-enforce.ts';
+import type { PathScaleResult } from './path-scale.ts';
 import type { ServiceRolloutResult } from './service-rollout.ts';
 
 export interface Results {
@@ -729,6 +731,76 @@ replaces until the rollout removes that one, so an answer holds up to ${k.instan
   return out.join('\n');
 }
 
+function pathEnforceSection(r: Results): string {
+  const { f, d } = data(r, 'l');
+  const out = [`## (l) path change → enforcement on a remote node
+
+**What it measures.** How soon a path change is enforced where it matters, on the node of the
+destination: from calling \`paths.add(web, db, 5432)\` until the first packet from web's
+address to db's address:5432 is admitted there, and from \`paths.remove\` until the first such
+packet is dropped. **Goal: p99 < 1 s, both.**
+
+**How.** \`bench/path-enforce.ts\` (\`benchPathEnforce()\`) runs a control plane and two real
+\`Agent\`s in this process, each with a \`LinuxNetworkHost\` in a "machine" network namespace
+of its own (bridge, gateway namespace, dnsmasq, \`inet butter\`, \`bridge butter\`,
+\`inet butter_paths\`) and the simulated VM driver: services \`web\` (placed on n1) and \`db\`
+(on n2) have one instance each, whose tap the network host makes; no QEMU runs. On n2 a probe
+port on the network's bridge (as \`path verify\`'s probe: a veth to a namespace that owns web's
+address, no ARP, db's MAC as a permanent neighbour) sends a TCP SYN to db:5432 every 10 ms. A
+bridge table counts each probe twice: at forward priority -100, before br_netfilter runs the
+\`inet\` tables (sent), and at priority 100, after they admitted it (admitted, then dropped:
+nothing reaches anyone). So the verdict is that of n2's \`inet butter_paths\` as its agent
+applied it from its desired state, and the time covers the API call, the commit, n2's watch
+answering, its apply and \`nft -f\`. The counters are read in a loop, 10 ms apart (each read is
+an \`nft\` process, so the gap between reads is longer: it is given below); add is seen when
+admitted moves, remove when a probe is sent and not admitted. 20 rounds of add then remove.
+`];
+  if (!d) return out.join('\n') + '\n' + notMeasured(f);
+  const l = d as PathEnforceResult;
+  out.push(`### Results (${r.date.slice(0, 10)})
+
+| | p50 | p99 | worst |
+| --- | ---: | ---: | ---: |
+| \`paths.add\` → first probe admitted on n2 | ${l.add.p50Ms} ms | **${l.add.p99Ms} ms** | ${Math.max(...l.addMs)} ms |
+| \`paths.remove\` → first probe dropped on n2 | ${l.remove.p50Ms} ms | **${l.remove.p99Ms} ms** | ${Math.max(...l.removeMs)} ms |
+
+Status: **${STATUS[f!.status]}** (goal: p99 < 1 s, both). With ${l.rounds} rounds the p99 is the
+worst round. Resolution: a probe every 10 ms, the counters read every ${l.pollMs} ms (median).
+`);
+  return out.join('\n');
+}
+
+function pathScaleSection(r: Results): string {
+  const { f, d } = data(r, 'm');
+  const out = [`## (m) paths rule scale
+
+**What it measures.** The size of \`inet butter_paths\` for one node hosting instances of every
+service, and how long it takes to render and to load: 1,000 services, 5,000 paths and 10,000
+instances, and a tenth of that to show how it grows. **Goal: apply < 1 s.**
+
+**How.** \`bench/path-scale.ts\` (\`benchPathScale()\`) builds a model of N services (a /28
+block each, 10 instances each) and M distinct paths between them (a port each, one in five
+UDP), renders the node's table with \`renderPathsRuleset\` (core/paths/nft-paths.ts) and loads
+it with \`nft -f\` into a fresh network namespace, twice: the first load, then the same text
+again, which (delete and declare in one transaction) is the replacement every later apply
+does. Elements and sets are counted from the kernel's listing (\`nft -j list table\`).
+Instances are in no element (a service's block covers them), so the table follows services
+and paths; "instance pairs" is what a table of one rule per admitted pair would hold.
+`];
+  if (!d) return out.join('\n') + '\n' + notMeasured(f);
+  const m = d as PathScaleResult;
+  out.push(`### Results (${r.date.slice(0, 10)})
+
+| services | paths | instances | instance pairs | text | elements | sets | render | first load | replace |
+| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+${m.points.map((p) => `| ${p.services} | ${p.paths} | ${p.instances} | ${p.instancePairs} | ${Math.round(p.bytes / 1024)} KiB | ${p.elements} | ${p.sets} | ${p.renderMs} ms | **${p.applyMs} ms** | **${p.replaceMs} ms** |`).join('\n')}
+
+Status: **${STATUS[f!.status]}** (goal: every load < 1 s). Render time is in this process, the
+first size's including the code's warm-up.
+`);
+  return out.join('\n');
+}
+
 export function renderMarkdown(r: Results): string {
   const rows = FIGURE_IDS.map((id) => {
     const f = r.figures.find((x) => x.id === id);
@@ -780,6 +852,8 @@ ${meshJoinSection(r)}
 ${guestOverlaySection(r)}
 ${serviceCreateSection(r)}
 ${serviceRolloutSection(r)}
+${pathEnforceSection(r)}
+${pathScaleSection(r)}
 ## Running it
 
 \`\`\`sh
@@ -787,6 +861,7 @@ sudo npm run bench                # all of them; about ${Math.max(1, Math.round(
 sudo BENCH_ONLY=b,d npm run bench # a subset: printed only, nothing written
 BENCH_ONLY=e,f npm run bench      # the cluster figures (no root needed)
 BENCH_ONLY=j,k npm run bench      # the services figures (no root needed)
+sudo BENCH_ONLY=l,m npm run bench # the paths figures (namespaces, nft, dnsmasq)
 BENCH_BOOT_RUNS=5 ...             # more pairs for (a) (default 3)
 BENCH_NO_BUILD=1 ...              # skip rebuilding dist/ (the CLI runs from it)
 \`\`\`

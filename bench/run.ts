@@ -11,6 +11,8 @@
  *   (g)–(i) the overlay and guest-to-guest TCP, mesh join          (overlay.ts, mesh-join.ts, guest-overlay.ts)
  *   (j) a 100-instance service vs 100 VM creates, 1,000 nodes      (service-create.ts)
  *   (k) rolling update of 10 instances: time, DNS answers missing  (service-rollout.ts)
+ *   (l) path add/remove → enforced on the remote node               (path-enforce.ts)
+ *   (m) inet butter_paths at 1,000 services / 5,000 paths            (path-scale.ts)
  *
  * Every figure is bounded in time; one that fails or times out is reported as an error and
  * the others still run. Everything set up on the host is undone (cleanup.ts), on Ctrl-C too.
@@ -34,6 +36,8 @@ import { benchMetadata } from './metadata.ts';
 import { benchMeshJoin } from './mesh-join.ts';
 import { benchGuestOverlay } from './guest-overlay.ts';
 import { benchOverlay } from './overlay.ts';
+import { benchPathEnforce } from './path-enforce.ts';
+import { benchPathScale } from './path-scale.ts';
 import { benchPlacement } from './placement.ts';
 import { renderMarkdown, renderSummary, type Results } from './report.ts';
 import { benchServiceCreate } from './service-create.ts';
@@ -140,6 +144,10 @@ async function main(): Promise<number> {
   // The services figures: placement of a whole service, then a rolling update through sim agents.
   if (wanted('j')) figures.push(await figure('j', 240_000, () => benchServiceCreate(undefined, (m) => log(`    ${m}`))));
   if (wanted('k')) figures.push(await figure('k', 180_000, () => benchServiceRollout(undefined, (m) => log(`    ${m}`))));
+
+  // The paths figures: the ruleset at scale in a namespace, then add/remove through real agents.
+  if (wanted('m')) figures.push(await figure('m', 120_000, () => benchPathScale(undefined, (m) => log(`    ${m}`))));
+  if (wanted('l')) figures.push(await figure('l', 240_000, () => benchPathEnforce(undefined, (m) => log(`    ${m}`))));
 
   if (wanted('g')) figures.push(await figure('g', 240_000, () => benchOverlay(undefined, (m) => log(`    ${m}`))));
   if (wanted('h')) figures.push(await figure('h', 120_000, () => benchMeshJoin(undefined, (m) => log(`    ${m}`))));
