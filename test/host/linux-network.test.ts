@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SystemExec, type Exec, type ExecOptions, type ExecResult } from '../../src/agent/host/exec.ts';
+import { SystemExec, type ExecOptions } from '../../src/agent/host/exec.ts';
 import { LinuxNetworkHost, gatewayMac } from '../../src/agent/host/linux-network.ts';
 import { UPLINK_TABLE_BASE, uplinkOf } from '../../src/core/gateway-ns.ts';
 import { NetnsExec } from '../../src/agent/host/netns-exec.ts';
@@ -18,6 +18,7 @@ import type { LocalNetwork } from '../../src/agent/host/network.ts';
 import { VXLAN_PORT } from '../../src/core/fdb-plan.ts';
 import { BROADCAST_MAC, rawFrames, tagsArriving, type Probe } from './raw-frames.ts';
 import { requires } from '../requires.ts';
+import { SpyExec } from './spy-exec.ts';
 
 const id = randomBytes(3).toString('hex');
 const NS = `bt-test-${id}`;
@@ -49,16 +50,6 @@ function gatewayOf(tag: string, vni: number): Pick<LocalNetwork, 'gatewayPort' |
 const canRun = process.getuid?.() === 0 && existsSync('/usr/sbin/dnsmasq');
 const skip = requires(canRun, 'needs root and dnsmasq');
 const sys = new SystemExec();
-
-/** Records the commands the host runs, after the netns wrapping is stripped. */
-class SpyExec implements Exec {
-  lines: string[] = [];
-  constructor(private readonly inner: Exec) {}
-  run(cmd: string, args: readonly string[], opts?: ExecOptions): Promise<ExecResult> {
-    this.lines.push([cmd, ...args].join(' '));
-    return this.inner.run(cmd, args, opts);
-  }
-}
 
 let work: string;
 let stateDir: string;

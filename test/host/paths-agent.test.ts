@@ -16,13 +16,14 @@ import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync }
 import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SystemExec, type Exec, type ExecOptions, type ExecResult } from '../../src/agent/host/exec.ts';
+import { SystemExec } from '../../src/agent/host/exec.ts';
 import { LinuxNetworkHost } from '../../src/agent/host/linux-network.ts';
 import { NetnsExec } from '../../src/agent/host/netns-exec.ts';
 import type { HostPolicy, LocalNetwork } from '../../src/agent/host/network.ts';
 import type { DesiredPath, DesiredPublished } from '../../src/api/schemas/desired.ts';
 import { UPLINK_TABLE_BASE, uplinkOf } from '../../src/core/gateway-ns.ts';
 import { requires } from '../requires.ts';
+import { SpyExec } from './spy-exec.ts';
 
 const id = randomBytes(3).toString('hex');
 const M = `bt-pam-${id}`;
@@ -34,16 +35,6 @@ const BRIDGE = `btp${id}`;
 const canRun = process.getuid?.() === 0 && existsSync('/usr/sbin/dnsmasq') && existsSync('/usr/sbin/nft') && existsSync('/proc/sys/net/bridge');
 const skip = requires(canRun, 'needs root, dnsmasq, nft and br_netfilter');
 const sys = new SystemExec();
-
-/** Counts the `nft -f` loads the host runs. */
-class SpyExec implements Exec {
-  lines: string[] = [];
-  constructor(private readonly inner: Exec) {}
-  run(cmd: string, args: readonly string[], opts?: ExecOptions): Promise<ExecResult> {
-    this.lines.push([cmd, ...args].join(' '));
-    return this.inner.run(cmd, args, opts);
-  }
-}
 
 let work: string;
 let spy: SpyExec;
