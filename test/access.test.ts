@@ -59,10 +59,12 @@ const DECIDED: Partial<Record<keyof typeof routes, Access>> = {
   createPath: 'operator',
   deletePath: 'operator',
   removePathMatching: 'operator',
+  // Prometheus' token reads the metrics and nothing else; no reader of the state reads them.
+  metrics: 'metrics',
 };
 
-type Caller = 'anonymous' | 'invalid' | 'join' | 'viewer' | 'operator' | 'admin' | 'own-node' | 'other-node';
-const CALLERS: Caller[] = ['anonymous', 'invalid', 'join', 'viewer', 'operator', 'admin', 'own-node', 'other-node'];
+type Caller = 'anonymous' | 'invalid' | 'join' | 'viewer' | 'operator' | 'admin' | 'metrics' | 'own-node' | 'other-node';
+const CALLERS: Caller[] = ['anonymous', 'invalid', 'join', 'viewer', 'operator', 'admin', 'metrics', 'own-node', 'other-node'];
 const RANK: Record<string, number> = { viewer: 1, operator: 2, admin: 3 };
 
 /** What `caller` must get from a route with `access` (naming node-a where it names a node): 'ok' is neither 401 nor 403. */
@@ -71,6 +73,9 @@ function expected(access: Access, caller: Caller): 401 | 403 | 'ok' {
   if (access === 'join') return caller === 'join' ? 'ok' : 401;
   if (caller === 'anonymous' || caller === 'invalid' || caller === 'join') return 401;
   if (access === 'any') return 'ok';
+  // A metrics token is outside the roles' order: /metrics only, which only it and admin read.
+  if (access === 'metrics') return caller === 'admin' || caller === 'metrics' ? 'ok' : 403;
+  if (caller === 'metrics') return 403;
   const isNode = caller === 'own-node' || caller === 'other-node';
   if (access === 'node') return caller === 'admin' || caller === 'own-node' ? 'ok' : 403;
   if (access === 'blob') return isNode || RANK[caller]! >= RANK.operator! ? 'ok' : 403;
@@ -90,7 +95,7 @@ before(async () => {
   cloud = await startTestCloud();
   secrets.admin = cloud.cp.adminToken!;
   secrets.invalid = 'bt_000000000000_' + 'x'.repeat(32);
-  for (const role of ['viewer', 'operator'] as const) {
+  for (const role of ['viewer', 'operator', 'metrics'] as const) {
     try {
       secrets[role] = (await cloud.admin.call('createToken', { body: { role: role as 'viewer' } })).secret;
     } catch (e) {

@@ -27,6 +27,7 @@ import { vmBySource } from './metadata/lookup.ts';
 import { blobsOf, bridgeName, tapName, vmSpec, vpnDevices, vxlanName } from '../core/vm-spec.ts';
 import { gatewayDevices } from '../core/gateway-ns.ts';
 import { exitReason } from '../core/restart-policy.ts';
+import { AgentMetrics } from './metrics.ts';
 
 export interface AgentOptions {
   client: Client;
@@ -72,6 +73,8 @@ export interface AgentOptions {
    * says which every table admitted. Absent (simulated nodes): batches are answered with an error.
    */
   probe?: (bridge: string, probes: ProbeBatch['probes']) => Promise<Record<string, boolean>>;
+  /** Keep Prometheus metrics (`agent.metrics`, served by metrics-server.ts); off for `butter sim`'s many agents. */
+  metrics?: boolean;
 }
 
 /** A call failed because the link to the control plane is down: already logged (once, by the link), so callers stay quiet. */
@@ -102,6 +105,8 @@ export class Agent {
   private reporting: Promise<void> = Promise.resolve();
   /** The link to the control plane: its state changes are logged, one line each; attempts are not. */
   private readonly link: ControlPlaneLink;
+  /** Set with `opts.metrics`. */
+  readonly metrics: AgentMetrics | undefined;
 
   constructor(private readonly opts: AgentOptions) {
     this.log = opts.log ?? (() => {});
@@ -115,6 +120,16 @@ export class Agent {
       log: this.log,
       ...(opts.consoleKeepBytes !== undefined ? { keepBytes: opts.consoleKeepBytes } : {}),
     });
+    this.metrics = opts.metrics
+      ? new AgentMetrics({
+          node: opts.node,
+          // The VMs the node should have: names and sizes come from the desired state.
+          vms: () =>
+            (this.desired?.vms ?? []).filter((v) => v.power !== 'deleted').map((v) => ({ id: v.id, name: v.name, memoryBytes: v.memoryBytes, cpus: v.cpus, taps: v.nics.map((_, i) => tapName(v.id, i)) })),
+          stats: opts.driver.stats,
+          images: () => this.images.cached(),
+        })
+      : undefined;
   }
 
   /**
@@ -248,7 +263,11 @@ export class Agent {
   }
 
   /** Brings the host to `desired`; true when it had to do anything. */
-  async reconcile(desired: NodeDesired): Promise<boolean> {
+  reconcile(desired: NodeDesired): Promise<boolean> {
+    return this.metrics ? this.metrics.timeReconcile(() => this.reconcileOnce(desired)) : this.reconcileOnce(desired);
+  }
+
+  private async reconcileOnce(desired: NodeDesired): Promise<boolean> {
     // The mesh first (networks ride on it), with the VPN peers that are already fenced in...
     await this.applyMesh(desired, (this.meshClients ??= await this.fencedClients(desired)));
     // Guests that powered off are ended (and recorded as such) first, so the plan sees how each VM ended.
@@ -498,6 +517,7 @@ export class Agent {
       .catch(() => {})
       .then(() => (this.stopped ? undefined : this.sendReport()))
       .catch((e) => {
+        this.metrics?.heartbeatFailed();
         if (!(e instanceof LinkDown)) throw e;
       });
     return this.reporting;

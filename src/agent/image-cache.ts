@@ -13,6 +13,7 @@ import { chmodSync, createWriteStream, existsSync, mkdirSync, readdirSync, renam
 import { join, resolve } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { couldNotInspect, imageInfoCommand, judgeImageInfo, type DiskFormat } from '../core/image-check.ts';
 import { diskIsLow, planEviction } from '../core/image-eviction.ts';
 import type { Client } from '../sdk/client.ts';
@@ -33,6 +34,13 @@ export class ImageCache {
     this.dir = join(stateDir, 'images');
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     chmodSync(this.dir, 0o700);
+  }
+
+  /** The images held (complete blobs, not downloads under way) and their bytes: for `/metrics`. */
+  async cached(): Promise<{ count: number; bytes: number }> {
+    const names = (await readdir(this.dir)).filter((f) => /^[0-9a-f]{64}$/.test(f));
+    const sizes = await Promise.all(names.map((f) => stat(join(this.dir, f)).then((s) => s.size, () => 0)));
+    return { count: names.length, bytes: sizes.reduce((a, b) => a + b, 0) };
   }
 
   path(sha256: string): string {

@@ -23,10 +23,11 @@ import { ConsoleInput, Logs, LogsQuery, Vm, VmCreate, VmResize, VmUserData, VmUs
  * Who may call a route: a `UserRole` (schemas/token.ts) is the least role that may; besides
  * those, `public`: anyone, no token; `any`: every valid API token, node tokens too;
  * `node`: the node named in the path (and admins); `blob`: any node, and operators up
- * (image bytes are workload data); `join`: a join token (`bj_…`) instead of an API token.
+ * (image bytes are workload data); `join`: a join token (`bj_…`) instead of an API token;
+ * `metrics`: a metrics token (and admins), and no other role: what Prometheus scrapes.
  * One function decides: `authorize` in server/auth.ts.
  */
-export type Access = UserRole | 'public' | 'any' | 'node' | 'blob' | 'join';
+export type Access = UserRole | 'public' | 'any' | 'node' | 'blob' | 'join' | 'metrics';
 
 /** Who may call a route of each access, in words: for refusals and the OpenAPI document. */
 export const WHO_MAY_CALL: Record<Access, string> = {
@@ -38,6 +39,7 @@ export const WHO_MAY_CALL: Record<Access, string> = {
   node: 'the token of the node named in the path, or an admin token',
   blob: 'a node, operator or admin token',
   join: 'a join token (`bj_…`) as the bearer token',
+  metrics: 'a metrics or admin token',
 };
 
 export interface Route {
@@ -57,9 +59,14 @@ export interface Route {
   status: 200 | 201 | 202;
   /** Media types the route also answers with, as text, when its query asks for them (the graph's `format`). */
   alsoText?: readonly string[];
+  /** With `rawResponse`: the media type of the answer (else `application/octet-stream`). */
+  rawType?: string;
   /** A second status that answers with the same `response` (not the error envelope), and when. */
   alsoStatus?: { status: 503; description: string };
 }
+
+/** Prometheus' text exposition format, as `/metrics` answers (on the control plane and each agent). */
+export const PROMETHEUS_TEXT = 'text/plain; version=0.0.4; charset=utf-8';
 
 const NodeVmParams = z.object({ name: Name, id: z.string().regex(/^[a-z0-9]{1,32}$/) }).strict();
 const Nothing = z.object({}).meta({ id: 'Nothing' });
@@ -78,6 +85,7 @@ export const routes = {
     alsoStatus: { status: 503, description: 'Not ready: the checks that are not `ok` say why' },
   },
   openapi: { method: 'GET', path: '/v1/openapi.json', access: 'viewer', summary: 'This API as OpenAPI 3.1', response: z.record(z.string(), z.unknown()), status: 200 },
+  metrics: { method: 'GET', path: '/metrics', access: 'metrics', summary: "The control plane's metrics in Prometheus' text format (version 0.0.4): API requests and latency by route, nodes' capacity and allocation, VMs by state, scheduler decisions, the store's revision, the process", rawResponse: true, rawType: PROMETHEUS_TEXT, response: z.string(), status: 200 },
   whoami: { method: 'GET', path: '/v1/whoami', access: 'any', summary: 'The role of the calling token', response: Whoami, status: 200 },
 
   listNodes: { method: 'GET', path: '/v1/nodes', access: 'viewer', summary: 'List nodes', response: listOf(Node), status: 200 },
@@ -164,7 +172,7 @@ export const routes = {
   },
 
   listTokens: { method: 'GET', path: '/v1/tokens', access: 'admin', summary: 'List API tokens (never their secrets)', response: listOf(Token), status: 200 },
-  createToken: { method: 'POST', path: '/v1/tokens', access: 'admin', summary: 'Issue an admin, operator or viewer token; the secret is shown once', body: TokenCreate, response: TokenCreated, status: 201 },
+  createToken: { method: 'POST', path: '/v1/tokens', access: 'admin', summary: 'Issue an admin, operator, viewer or metrics token; the secret is shown once', body: TokenCreate, response: TokenCreated, status: 201 },
   deleteToken: { method: 'DELETE', path: '/v1/tokens/{id}', access: 'admin', summary: 'Revoke a token', params: TokenParams, response: Nothing, status: 200 },
 
   listEvents: { method: 'GET', path: '/v1/events', access: 'viewer', summary: 'Audit events after `since`', query: EventsQuery, response: listOf(Event), status: 200 },

@@ -25,7 +25,7 @@ const used = (memGiB: number, cpus = 0) => ({ cpus, memoryBytes: memGiB * GiB, d
 
 test('explains per node why nothing fits', () => {
   const r = schedule([node('a', 4, { allocated: used(3.5) }), node('b', 8, { ready: false }), node('c', 8, { cordoned: true })], req(1));
-  assert.deepEqual(r, { ok: false, reasons: ['a: memory 512M free < 1G', 'b: not ready', 'c: cordoned'] });
+  assert.deepEqual(r, { ok: false, reasons: ['a: memory 512M free < 1G', 'b: not ready', 'c: cordoned'], kinds: ['not_ready', 'cordoned', 'memory'] });
 });
 
 test('reserved memory is not allocatable; CPUs overcommit by the group ratio', () => {

@@ -54,7 +54,15 @@ export interface PlacementRequest extends Resources {
   force?: boolean | undefined;
 }
 
-export type Placement = { ok: true; node: string; warnings: string[] } | { ok: false; reasons: string[] };
+/**
+ * Why a node was refused, as a word from a fixed set (the sentence names numbers and nodes):
+ * what `butter_scheduler_refusals_total{reason}` counts, so its labels stay few.
+ */
+export const REFUSAL_KINDS = ['no_nodes', 'no_such_node', 'not_ready', 'cordoned', 'capacity_unknown', 'group', 'zone', 'labels', 'cpus', 'memory', 'disk'] as const;
+export type RefusalKind = (typeof REFUSAL_KINDS)[number];
+
+/** A refusal gives each node's sentence and the distinct kinds among them (in REFUSAL_KINDS order). */
+export type Placement = { ok: true; node: string; warnings: string[] } | { ok: false; reasons: string[]; kinds: RefusalKind[] };
 
 /** How much of each resource the node may hand out, overcommit included. */
 export function allocatable(n: NodeSnapshot): Resources {
@@ -66,24 +74,26 @@ export function allocatable(n: NodeSnapshot): Resources {
   };
 }
 
-function constraintRefusal(n: NodeSnapshot, r: PlacementRequest, labels: readonly [string, string][]): string | undefined {
-  if (!n.ready) return `${n.name}: not ready`;
-  if (n.cordoned && r.node !== n.name) return `${n.name}: cordoned`;
-  if (!n.capacity) return `${n.name}: capacity unknown`;
-  if (r.group !== undefined && n.group !== r.group) return `${n.name}: group ${n.group} ≠ ${r.group}`;
-  if (r.zone !== undefined && n.zone !== r.zone) return `${n.name}: zone ${n.zone} ≠ ${r.zone}`;
+type Refusal = [RefusalKind, string];
+
+function constraintRefusal(n: NodeSnapshot, r: PlacementRequest, labels: readonly [string, string][]): Refusal | undefined {
+  if (!n.ready) return ['not_ready', `${n.name}: not ready`];
+  if (n.cordoned && r.node !== n.name) return ['cordoned', `${n.name}: cordoned`];
+  if (!n.capacity) return ['capacity_unknown', `${n.name}: capacity unknown`];
+  if (r.group !== undefined && n.group !== r.group) return ['group', `${n.name}: group ${n.group} ≠ ${r.group}`];
+  if (r.zone !== undefined && n.zone !== r.zone) return ['zone', `${n.name}: zone ${n.zone} ≠ ${r.zone}`];
   for (const [k, v] of labels) {
-    if (n.labels[k] !== v) return `${n.name}: label ${k}=${v} missing`;
+    if (n.labels[k] !== v) return ['labels', `${n.name}: label ${k}=${v} missing`];
   }
   return undefined;
 }
 
 /** The first resource that would not fit, as a sentence; undefined when all fit. */
-function capacityRefusal(n: NodeSnapshot, r: Resources, a: Resources = allocatable(n)): string | undefined {
+function capacityRefusal(n: NodeSnapshot, r: Resources, a: Resources = allocatable(n)): Refusal | undefined {
   const free = { cpus: a.cpus - n.allocated.cpus, memoryBytes: a.memoryBytes - n.allocated.memoryBytes, diskBytes: a.diskBytes - n.allocated.diskBytes };
-  if (free.cpus < r.cpus) return `${n.name}: cpus ${Math.max(0, free.cpus)} free < ${r.cpus}`;
-  if (free.memoryBytes < r.memoryBytes) return `${n.name}: memory ${humanSize(Math.max(0, free.memoryBytes))} free < ${humanSize(r.memoryBytes)}`;
-  if (free.diskBytes < r.diskBytes) return `${n.name}: disk ${humanSize(Math.max(0, free.diskBytes))} free < ${humanSize(r.diskBytes)}`;
+  if (free.cpus < r.cpus) return ['cpus', `${n.name}: cpus ${Math.max(0, free.cpus)} free < ${r.cpus}`];
+  if (free.memoryBytes < r.memoryBytes) return ['memory', `${n.name}: memory ${humanSize(Math.max(0, free.memoryBytes))} free < ${humanSize(r.memoryBytes)}`];
+  if (free.diskBytes < r.diskBytes) return ['disk', `${n.name}: disk ${humanSize(Math.max(0, free.diskBytes))} free < ${humanSize(r.diskBytes)}`];
   return undefined;
 }
 
@@ -150,18 +160,22 @@ export function schedule(nodes: readonly NodeSnapshot[], req: PlacementRequest):
       [forced, forcedZone, forcedNode, forcedFree] = [n, z, k, free];
     }
   }
-  if (candidates === 0) return { ok: false, reasons: [req.node !== undefined ? `node ${req.node} does not exist` : 'no nodes registered'] };
+  if (candidates === 0) return req.node !== undefined ? { ok: false, reasons: [`node ${req.node} does not exist`], kinds: ['no_such_node'] } : { ok: false, reasons: ['no nodes registered'], kinds: ['no_nodes'] };
   if (fit) return { ok: true, node: fit.name, warnings: [] };
   // Nothing fits within the ratios: say why, node by node.
   const reasons: string[] = [];
+  const kinds = new Set<RefusalKind>();
   for (const n of nodes) {
     if (req.node !== undefined && n.name !== req.node) continue;
     const why = constraintRefusal(n, req, labels) ?? capacityRefusal(n, req);
-    if (why) reasons.push(why);
+    if (why) {
+      kinds.add(why[0]);
+      reasons.push(why[1]);
+    }
   }
   // --force may go beyond the overcommit ratios, but a VM larger than the host never fits.
-  if (forced) return { ok: true, node: forced.name, warnings: [`placed beyond overcommit with --force: ${capacityRefusal(forced, req)}`] };
-  return { ok: false, reasons };
+  if (forced) return { ok: true, node: forced.name, warnings: [`placed beyond overcommit with --force: ${capacityRefusal(forced, req)?.[1]}`] };
+  return { ok: false, reasons, kinds: REFUSAL_KINDS.filter((k) => kinds.has(k)) };
 }
 
 /**

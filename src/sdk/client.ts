@@ -54,6 +54,14 @@ export class Client {
     this.fetch = opts.ca ? trustingFetch(opts.ca) : globalThis.fetch;
   }
 
+  /**
+   * The same control plane, over the same connection (and pinned CA), as another token: how an
+   * agent asks `whoami` of the token a scraper of its `/metrics` presents.
+   */
+  withToken(token: string): Client {
+    return Object.assign(Object.create(Client.prototype) as Client, this, { token });
+  }
+
   private target(id: RouteId, params?: Record<string, unknown>, query?: Record<string, unknown>): string {
     const route = routes[id];
     const path = route.path.replace(/\{(\w+)\}/g, (_m, k: string) => encodeURIComponent(String(params?.[k] ?? '')));

@@ -38,7 +38,7 @@ export function authenticate(db: Db, header: string | undefined): Principal {
   return { role: row.role, node: row.node, tokenId: row.id };
 }
 
-/** A user role's place in USER_ROLES (least first); a node token has none. */
+/** A user role's place in USER_ROLES (least first); a node or metrics token has none (-1). */
 const rank = (role: Role): number => USER_ROLES.indexOf(role as UserRole);
 
 /**
@@ -48,9 +48,11 @@ const rank = (role: Role): number => USER_ROLES.indexOf(role as UserRole);
  */
 export function authorize(who: Principal, access: Access, pathNode: string | undefined): void {
   if (access === 'public' || access === 'join' || access === 'any' || who.role === 'admin') return;
+  // A metrics token reads /metrics and nothing else; no other role reads /metrics (but admin).
+  if (access === 'metrics' && who.role === 'metrics') return;
   if (access === 'node' && who.role === 'node' && who.node === pathNode) return;
   if (access === 'blob' && (who.role === 'node' || rank(who.role) >= rank('operator'))) return;
-  if (access !== 'node' && access !== 'blob' && rank(who.role) >= rank(access)) return;
+  if (access !== 'node' && access !== 'blob' && access !== 'metrics' && rank(who.role) >= 0 && rank(who.role) >= rank(access)) return;
   throw new ApiError('forbidden', `${/^[aeiou]/.test(who.role) ? 'an' : 'a'} ${who.role} token may not call this route: it needs ${WHO_MAY_CALL[access]}`);
 }
 

@@ -34,6 +34,7 @@ import { SvgRenderer, type SvgRendererOptions } from './graph-renderer.ts';
 import { Paths } from './paths.ts';
 import { PathVerifier } from './path-verify.ts';
 import { RolloutController } from './rollout.ts';
+import { ControlPlaneMetrics } from './metrics.ts';
 
 export interface ControlPlaneOptions {
   dataDir: string;
@@ -91,13 +92,19 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   const blobs = new BlobFiles(opts.dataDir, new ImageInspector(exec));
   const images = new Images(store, blobs);
   const nodes = new Nodes(store);
-  const vms = new Vms(store, nodes, images);
+  // Read from the store only when scraped (metrics.ts); counters are counted where things happen.
+  const metrics = new ControlPlaneMetrics({
+    nodes: () => nodes.list(),
+    vmStates: () => Object.fromEntries((store.db.prepare(`SELECT state, COUNT(*) AS n FROM vms GROUP BY state`).all() as { state: string; n: number }[]).map((r) => [r.state, r.n])),
+    revision: () => store.revision(),
+  });
+  const vms = new Vms(store, nodes, images, metrics);
   const consoles = new Consoles(opts.dataDir, store.changes, opts.consoleMaxBytes !== undefined ? { maxBytes: opts.consoleMaxBytes } : {});
   const serviceManager = new ServiceManager(store, vms, images);
   /** The ports this control plane listens on: never a published host port (a node beside it serves them too). */
   const apiPorts: number[] = [];
   const paths = new Paths(store, () => apiPorts);
-  const services: Services = { store, blobs, images, nodes, networks: new Networks(store), vpn: new VpnPeers(store), vms, services: serviceManager, paths, graphs: new Graphs(store, () => paths.list(), new SvgRenderer(exec, opts.graphviz)), verifier: new PathVerifier(store, store.changes), consoles, tokens: new Tokens(store), joinTokens: new JoinTokens(store, nodes), idempotency: new IdempotencyKeys(store), readiness: new Readiness(store, nodes, images), caHash: opts.https?.caHash ?? null, tls: () => null };
+  const services: Services = { store, blobs, images, nodes, networks: new Networks(store), vpn: new VpnPeers(store), vms, services: serviceManager, paths, graphs: new Graphs(store, () => paths.list(), new SvgRenderer(exec, opts.graphviz)), verifier: new PathVerifier(store, store.changes), consoles, tokens: new Tokens(store), joinTokens: new JoinTokens(store, nodes), idempotency: new IdempotencyKeys(store), readiness: new Readiness(store, nodes, images), caHash: opts.https?.caHash ?? null, tls: () => null, metrics };
 
   const adminTokenPath = join(opts.dataDir, 'admin.token');
   let adminToken: string | undefined;
@@ -117,7 +124,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
     });
   }
 
-  const http = buildHttp(store, makeHandlers(services), opts.logger ?? false, opts.https, opts.onServerError);
+  const http = buildHttp(store, makeHandlers(services), opts.logger ?? false, opts.https, opts.onServerError, metrics);
   // Fastify's HTTPS server (HTTP/2 with HTTP/1.1) is a tls.Server underneath.
   const tlsRenewal = opts.https && opts.tlsRenewal ? new TlsRenewal(opts.https, http.server as unknown as SecureServer, opts.tlsRenewal) : undefined;
   if (opts.https) {

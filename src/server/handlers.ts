@@ -32,7 +32,9 @@ import type { ProbeResults } from '../api/schemas/verify.ts';
 import type { PathCreate, PathMatch } from '../api/schemas/path.ts';
 import type { ServiceCreate, ServiceUpdate } from '../api/schemas/service.ts';
 import type { VpnPeerCreate } from '../api/schemas/vpn.ts';
-import type { UserRole } from '../api/schemas/token.ts';
+import type { IssuedRole } from '../api/schemas/token.ts';
+import { PROMETHEUS_TEXT } from '../api/routes.ts';
+import type { ControlPlaneMetrics } from './metrics.ts';
 
 export interface Services {
   store: Store;
@@ -56,6 +58,8 @@ export interface Services {
   caHash: string | null;
   /** The certificates being served (they change when renewed), or null over plain HTTP. */
   tls: () => { caHash: string; caNotAfter: string; certNotAfter: string } | null;
+  /** `GET /metrics` (metrics.ts). */
+  metrics: ControlPlaneMetrics;
 }
 
 /**
@@ -81,6 +85,11 @@ export function makeHandlers(s: Services): Handlers {
       return r;
     },
     openapi: () => servedOpenApiDocument(),
+    metrics: async ({ reply }) => {
+      const text = await s.metrics.scrape();
+      reply.type(PROMETHEUS_TEXT);
+      return text;
+    },
     whoami: ({ who }) => ({ role: who.role, node: who.node, tls: s.tls() }),
 
     listNodes: () => ({ items: s.nodes.list(), revision: s.store.revision() }),
@@ -221,7 +230,7 @@ export function makeHandlers(s: Services): Handlers {
 
     listTokens: () => ({ items: s.tokens.list(), revision: s.store.revision() }),
     createToken: ({ who, body }) => {
-      const b = body as { role: UserRole; description?: string };
+      const b = body as { role: IssuedRole; description?: string };
       return s.tokens.create(actorOf(who), b.role, b.description);
     },
     deleteToken: ({ who, params }) => {

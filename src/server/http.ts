@@ -14,6 +14,7 @@ import { authenticate, authorize, type Principal } from './auth.ts';
 import { fingerprint, IdempotencyKeys, Replayed, type Once, type StoredAnswer } from './idempotency.ts';
 import { checkJoinToken } from './join.ts';
 import type { Store } from './store/store.ts';
+import type { RequestObserver } from './metrics.ts';
 
 export interface Call {
   who: Principal;
@@ -58,7 +59,7 @@ const stderrLog: ServerErrorLog = (err, ctx) => {
   process.stderr.write(`${JSON.stringify({ level: 'error', msg: 'internal error', ...ctx, err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) })}\n`);
 };
 
-export function buildHttp(store: Store, handlers: Handlers, log: boolean | object = false, https?: { key: string; cert: string }, onServerError: ServerErrorLog = stderrLog): FastifyInstance {
+export function buildHttp(store: Store, handlers: Handlers, log: boolean | object = false, https?: { key: string; cert: string }, onServerError: ServerErrorLog = stderrLog, requests?: RequestObserver): FastifyInstance {
   // Over TLS the server speaks HTTP/2 as well as HTTP/1.1: an agent then holds one connection
   // for its watches, reports and console, instead of one per request in flight (each TLS
   // connection costs the server about 60 KB, so 1,000 agents × 4 was most of its memory).
@@ -87,6 +88,14 @@ export function buildHttp(store: Store, handlers: Handlers, log: boolean | objec
     const body = new ApiError('internal', `internal error (request ${requestId}; the control plane's log has the details)`).toBody();
     return reply.code(500).header('x-request-id', requestId).send({ error: { ...body.error, requestId } });
   });
+  // Every answer, refusals and unknown paths too, counted by the route's id (its config), never
+  // by the raw URL: names in paths would make a series per VM (metrics.ts).
+  if (requests) {
+    app.addHook('onResponse', async (req, reply) => {
+      const route = (req.routeOptions.config as { routeId?: string } | undefined)?.routeId ?? 'unmatched';
+      requests.answered(route, req.method, reply.statusCode, reply.elapsedTime / 1000);
+    });
+  }
   app.setNotFoundHandler((req, reply) => reply.code(404).send(new ApiError('not_found', `no route ${req.method} ${req.url.split('?')[0]}`).toBody()));
 
   const callers = new WeakMap<FastifyRequest, Principal>();
@@ -96,6 +105,7 @@ export function buildHttp(store: Store, handlers: Handlers, log: boolean | objec
     app.route({
       method: route.method,
       url: route.path.replace(/\{(\w+)\}/g, ':$1'),
+      config: { routeId: id },
       onRequest: async (req) => {
         // `join` routes carry a join token, not an API token; its handler checks it again as it spends it.
         if (route.access === 'join') checkJoinToken(store.db, req.headers.authorization, store.now());

@@ -1,6 +1,6 @@
 /** API tokens: issue, list, revoke. Refuses to revoke the last admin token (no lock-out). */
 import { ApiError } from '../api/errors.ts';
-import type { Token, UserRole } from '../api/schemas/token.ts';
+import type { IssuedRole, Token } from '../api/schemas/token.ts';
 import { issueToken, tokenId } from './auth.ts';
 import type { Store } from './store/store.ts';
 
@@ -21,7 +21,7 @@ export class Tokens {
     return (this.store.db.prepare(`SELECT id, role, node, description, created_at FROM tokens ORDER BY created_at, id`).all() as TokenRow[]).map(toApi);
   }
 
-  create(actor: string, role: UserRole, description: string | undefined): { token: Token; secret: string } {
+  create(actor: string, role: IssuedRole, description: string | undefined): { token: Token; secret: string } {
     return this.store.write(actor, (tx) => {
       const secret = issueToken(tx.db, role, null, tx.now, description ?? null);
       const id = tokenId(secret);

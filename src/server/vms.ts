@@ -19,6 +19,7 @@ import type { Store, Tx } from './store/store.ts';
 import { moreNics, networksOf } from './store/nics.ts';
 import { idempotent, type Once } from './idempotency.ts';
 import { forgetVm } from './forget-vm.ts';
+import type { SchedulerObserver } from './metrics.ts';
 
 export const MIN_MEMORY = 64 * MiB;
 
@@ -42,6 +43,8 @@ export class Vms {
     private readonly store: Store,
     private readonly nodes: Nodes,
     private readonly images: Images,
+    /** Told of each placement, refusal and re-plan (metrics.ts); nothing by default. */
+    private readonly scheduler: SchedulerObserver = { placed() {}, refused() {}, replanned() {} },
   ) {}
 
   list(): Vm[] {
@@ -205,6 +208,7 @@ export class Vms {
       const view = this.nodes.snapshot();
       const placement = view.schedule(request, request.exclude);
       if (!placement.ok) {
+        this.scheduler.refused(placement.kinds);
         const field = request.node ? 'node' : request.zone ? 'zone' : request.group ? 'group' : request.labels ? 'labels' : undefined;
         throw new ApiError('no_capacity', `no node can take ${request.cpus} cpu, ${humanSize(request.memoryBytes)} memory, ${humanSize(request.diskBytes)} disk: ${summarizeReasons(placement.reasons)}`, field);
       }
@@ -213,12 +217,14 @@ export class Vms {
       const now = this.nodes.fresh(placement.node);
       if (!now || now.allocRev !== seen || !schedule([now], { ...request, node: placement.node }).ok) {
         this.store.scheduleGen++; // the cached view was wrong: rebuild it (inside this transaction)
+        this.scheduler.replanned();
         if (i + 1 >= attempts) throw new ApiError('conflict', 'the cluster kept changing while placing this VM; try again');
         continue;
       }
       tx.db.prepare(`UPDATE nodes SET alloc_rev = alloc_rev + 1 WHERE name = ?`).run(placement.node);
       tx.touchNode(placement.node);
       const out = commit(tx, placement);
+      this.scheduler.placed();
       // A plain create patches the cached view (last, so nothing can fail after it); a move rebuilds it.
       if (request.exclude === undefined) {
         tx.preserveSchedule();

@@ -5,6 +5,7 @@
 
 import type { VmSpec } from '../../core/vm-spec.ts';
 import type { VmExit } from '../../core/restart-policy.ts';
+import type { VmStats } from './vm-stats.ts';
 
 export type { BootSource, VmSpec } from '../../core/vm-spec.ts';
 
@@ -36,4 +37,6 @@ export interface VmDriver {
   consoleLogPath(id: string): string;
   /** Types into the VM's serial console (what `butter vm console` sends). */
   writeConsole(id: string, data: Buffer): Promise<void>;
+  /** A running VM's CPU, memory, disk and network counters, for the agent's `/metrics`. */
+  readonly stats: VmStats;
 }

@@ -35,6 +35,8 @@ import { dataDiskPath, qemuArgs, vmPaths, processMarker, type Accel, type VmPath
 import type { ObservedVm, VmDriver, VmSpec } from './driver.ts';
 import type { Exec } from './exec.ts';
 import { QmpClient } from './qmp.ts';
+import { QemuVmStats } from './qemu-stats.ts';
+import type { VmStats } from './vm-stats.ts';
 import { Reverter } from './reverter.ts';
 
 export interface QemuDriverOptions {
@@ -62,12 +64,15 @@ export class QemuDriver implements VmDriver {
   private readonly stateDir: string;
   private readonly procRoot: string;
   private readonly qemu: string;
+  readonly stats: VmStats;
 
   constructor(private readonly opts: QemuDriverOptions) {
     // Absolute: the daemonized QEMU chdir()s to `/`, and qcow2 backing paths must not be relative.
     this.stateDir = resolve(opts.stateDir);
     this.procRoot = opts.procRoot ?? '/proc';
     this.qemu = opts.qemuBinary ?? 'qemu-system-x86_64';
+    // The same pidfile check as list(): a recycled pid is never read as the VM's.
+    this.stats = new QemuVmStats({ exec: opts.exec, pidOf: (id) => this.livePid(id), qmpSocket: (id) => this.paths(id).qmpSock, procRoot: this.procRoot });
   }
 
   /**

@@ -15,6 +15,7 @@ import { mkdirSync, promises as fsp, renameSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import type { ObservedVm, VmDriver, VmSpec } from './driver.ts';
+import type { VmSample, VmStats } from './vm-stats.ts';
 import { guestDevice } from '../../core/vm-spec.ts';
 import { formatSize } from '../../core/units.ts';
 import { CoalescedWriter } from '../../lib/coalesced-writer.ts';
@@ -46,6 +47,29 @@ export class SimDriver implements VmDriver {
   private readonly file: string;
   private readonly vms = new Map<string, SimVm>();
   private readonly table: CoalescedWriter | undefined;
+  /** When each VM was last started by this process: its made-up counters grow from then. */
+  private readonly startedAt = new Map<string, number>();
+  /**
+   * Made-up counters that grow with the time a VM has run (from this process's start of it, or
+   * first sight of it): a simulated node's `/metrics` has the real one's series and shapes.
+   */
+  readonly stats: VmStats = {
+    sample: async (id: string, taps: readonly string[]): Promise<VmSample | undefined> => {
+      const vm = this.vms.get(id);
+      if (!vm?.running) return undefined;
+      if (!this.startedAt.has(id)) this.startedAt.set(id, Date.now());
+      const s = (Date.now() - this.startedAt.get(id)!) / 1000;
+      const memory = vm.spec.memoryMiB * 1024 * 1024;
+      return {
+        cpuSeconds: 0.5 + s * 0.02 * vm.spec.cpus,
+        rssBytes: Math.min(memory, 32 * 1024 * 1024 + Math.floor(s * 1024 * 1024)),
+        diskReadBytes: 4 * 1024 * 1024 + Math.floor(s * 4096),
+        diskWriteBytes: 1024 * 1024 + Math.floor(s * 1024),
+        netRxBytes: taps.length * (1500 + Math.floor(s * 100)),
+        netTxBytes: taps.length * (1000 + Math.floor(s * 50)),
+      };
+    },
+  };
 
   constructor(private readonly opts: SimDriverOptions) {
     this.stateDir = resolve(opts.stateDir);
@@ -75,6 +99,7 @@ export class SimDriver implements VmDriver {
     const failure = this.opts.failStart?.(spec);
     if (failure !== undefined) throw new Error(failure);
     this.vms.set(spec.id, { running: true, spec });
+    this.startedAt.set(spec.id, Date.now());
     const data = [...(spec.dataDisks ?? [])].sort((a, b) => a.index - b.index);
     const disks = data.length ? `data disks ${data.map((d) => `${guestDevice(d.index)} ${formatSize(d.sizeBytes)}`).join(', ')}, ` : '';
     await fsp.mkdir(resolve(log, '..'), { recursive: true, mode: 0o700 });

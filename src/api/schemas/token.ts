@@ -10,12 +10,19 @@ import { Timestamp } from './common.ts';
  */
 export const USER_ROLES = ['viewer', 'operator', 'admin'] as const;
 export type UserRole = (typeof USER_ROLES)[number];
+/**
+ * The roles `POST /v1/tokens` issues: the user roles, and `metrics`, which is outside their
+ * order: it may read `/metrics` (the control plane's and the agents') and nothing else, so a
+ * Prometheus server's token reads no state, let alone a secret.
+ */
+export const ISSUED_ROLES = [...USER_ROLES, 'metrics'] as const;
+export type IssuedRole = (typeof ISSUED_ROLES)[number];
 /** Every token's role: a `node` token is made with its node and acts only for it. */
-export const Role = z.enum([...USER_ROLES, 'node']);
+export const Role = z.enum([...ISSUED_ROLES, 'node']);
 export type Role = z.infer<typeof Role>;
 
 export const TokenCreate = z
-  .object({ role: z.enum(USER_ROLES), description: z.string().max(200).optional() })
+  .object({ role: z.enum(ISSUED_ROLES), description: z.string().max(200).optional() })
   .strict()
   .meta({ id: 'TokenCreate' });
 

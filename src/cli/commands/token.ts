@@ -1,21 +1,21 @@
-/** `butter token ...`: admin, operator and viewer API tokens. */
+/** `butter token ...`: admin, operator, viewer and metrics API tokens. */
 import type { Command } from 'commander';
-import { USER_ROLES, type UserRole } from '../../api/schemas/token.ts';
+import { ISSUED_ROLES, type IssuedRole } from '../../api/schemas/token.ts';
 import { client, UsageError } from '../config.ts';
 import { age, printJson, printTable } from '../output.ts';
 
 export function tokenCommands(program: Command): void {
-  const token = program.command('token').description('API tokens (admin, operator, viewer)');
+  const token = program.command('token').description('API tokens (admin, operator, viewer, metrics)');
 
   token
     .command('create')
     .description('issue a token; its secret is printed once and never stored')
-    .requiredOption('--role <role>', 'admin (everything), operator (VMs, networks, images; not nodes or tokens) or viewer (reads, no secrets)')
+    .requiredOption('--role <role>', 'admin (everything), operator (VMs, networks, images; not nodes or tokens), viewer (reads, no secrets) or metrics (scrapes /metrics only)')
     .option('--description <text>', 'what it is for')
     .option('--json', 'print JSON')
     .action(async (o: { role: string; description?: string; json?: boolean }) => {
-      if (!USER_ROLES.includes(o.role as UserRole)) throw new UsageError(`role: must be admin, operator or viewer, got ${JSON.stringify(o.role)}`);
-      const out = await client().call('createToken', { body: { role: o.role as UserRole, ...(o.description ? { description: o.description } : {}) } });
+      if (!ISSUED_ROLES.includes(o.role as IssuedRole)) throw new UsageError(`role: must be admin, operator, viewer or metrics, got ${JSON.stringify(o.role)}`);
+      const out = await client().call('createToken', { body: { role: o.role as IssuedRole, ...(o.description ? { description: o.description } : {}) } });
       if (o.json) return printJson(out);
       process.stdout.write(`${out.secret}\n`);
       process.stderr.write(`${out.token.role} token ${out.token.id} issued; this is the only time its secret is shown\n`);

@@ -325,4 +325,19 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX paths_network ON paths(network);
   CREATE INDEX paths_from_service ON paths(from_service) WHERE from_service IS NOT NULL;
   `,
+  `
+  -- The metrics role (issue 15): a token that reads /metrics only, for Prometheus. The CHECK
+  -- constraint changes, so the tokens table is copied into a new one (as for operator).
+  CREATE TABLE tokens_new (
+    id TEXT PRIMARY KEY,
+    hash TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'viewer', 'metrics', 'node')),
+    node TEXT,
+    created_at TEXT NOT NULL,
+    description TEXT
+  );
+  INSERT INTO tokens_new (id, hash, role, node, created_at, description) SELECT id, hash, role, node, created_at, description FROM tokens;
+  DROP TABLE tokens;
+  ALTER TABLE tokens_new RENAME TO tokens;
+  `,
 ];
