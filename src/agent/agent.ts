@@ -75,6 +75,8 @@ export interface AgentOptions {
   probe?: (bridge: string, probes: ProbeBatch['probes']) => Promise<Record<string, boolean>>;
   /** Keep Prometheus metrics (`agent.metrics`, served by metrics-server.ts); off for `butter sim`'s many agents. */
   metrics?: boolean;
+  /** Told the node's mesh address after each mesh apply that succeeded (its metrics listener binds there). */
+  onMeshAddress?: (address: string) => void;
 }
 
 /** A call failed because the link to the control plane is down: already logged (once, by the link), so callers stay quiet. */
@@ -397,6 +399,7 @@ export class Agent {
     if (!this.opts.mesh || !desired.mesh) return;
     try {
       await this.opts.mesh.host.apply(desired.mesh, clients);
+      this.opts.onMeshAddress?.(desired.mesh.address);
     } catch (e) {
       this.log(`mesh: ${String(e)}`);
     }

@@ -49,7 +49,16 @@ export class AgentMetrics {
       registers,
     });
     this.heartbeatFailures = new Counter({ name: 'butter_agent_heartbeat_failures_total', help: 'Reports (heartbeats) to the control plane that failed', registers });
-    this.sampleErrors = new Counter({ name: 'butter_agent_vm_stats_errors_total', help: "Scrapes in which a running VM's counters could not be read (its series are missing from that scrape)", registers });
+    const sampledFirst = () => this.sampled ??= this.sample();
+    this.sampleErrors = new Counter({
+      name: 'butter_agent_vm_stats_errors_total',
+      help: "Scrapes in which a running VM's counters could not be read (its series are missing from that scrape)",
+      registers,
+      // This scrape's sampling counts its own failure before the counter is written out.
+      async collect() {
+        await sampledFirst();
+      },
+    });
     new Gauge({ name: 'butter_agent_info', help: 'The node this agent runs, as a label (always 1)', labelNames: ['node'], registers }).set({ node: source.node }, 1);
     new Gauge({
       name: 'butter_agent_images_cached',
@@ -68,7 +77,7 @@ export class AgentMetrics {
       },
     });
 
-    const sampled = () => (this.sampled ??= this.sample());
+    const sampled = sampledFirst;
     const labelNames: Labels[] = ['vm', 'id'];
     const perVm = (kind: 'gauge' | 'counter', name: string, help: string, value: (s: VmSample, vm: MetricsVm) => number) => {
       const Metric = kind === 'gauge' ? Gauge : Counter;

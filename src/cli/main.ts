@@ -65,6 +65,15 @@ function meshOpt(o: MeshFlags): { iface: string; port: number; endpoint?: string
   return { iface: o.wgInterface, port, ...(o.wgEndpoint ? { endpoint: o.wgEndpoint } : {}) };
 }
 
+/** A parse of the daemons' flags whose Error is a usage mistake (exit 2, with the message). */
+function usage<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
 export function buildProgram(): Command {
   const program = new Command('butter').description('Butter: the cloud, but butter').version(API_VERSION).showHelpAfterError().exitOverride();
 
@@ -76,14 +85,18 @@ export function buildProgram(): Command {
     .option('--driver <driver>', 'qemu, or sim (no guests: demos and scale tests)', 'qemu')
     .option('--no-egress', 'guests reach nothing outside this machine: no NAT, no DNS forwarding')
     .option('--no-tiny', 'do not build and add the tiny image')
-    .option('--metadata-port <port>', 'metadata server port on 169.254.169.254', '80');
+    .option('--metadata-port <port>', 'metadata server port on 169.254.169.254', '80')
+    .option('--metrics-listen <host:port>', "the agent's Prometheus /metrics (plain HTTP, a metrics or admin token): repeatable; mesh:PORT is the node's mesh address; none: off (default 127.0.0.1:7702 and mesh:7702)", (v: string, acc: string[]) => [...acc, v], [] as string[]);
   withMeshOptions(up)
-    .action(async (o: { dataDir: string; listen: string; driver: string; egress: boolean; tiny: boolean; metadataPort: string } & MeshFlags) => {
+    .action(async (o: { dataDir: string; listen: string; driver: string; egress: boolean; tiny: boolean; metadataPort: string; metricsListen: string[] } & MeshFlags) => {
       const { runUp } = await import('../daemon/up.ts');
       const { makeLogger } = await import('../daemon/logger.ts');
       const { parseListen } = await import('../daemon/listen.ts');
       const { host, port } = parseListen(o.listen, 7700);
-      await daemon(() => runUp({ dataDir: o.dataDir, host, port, driver: driverOpt(o.driver), noEgress: !o.egress, tiny: o.tiny, metadataPort: Number(o.metadataPort), mesh: meshOpt(o), log: makeLogger('butter-up') }));
+      const { parseMetricsListen } = await import('../daemon/agent-metrics.ts');
+      const mesh = meshOpt(o);
+      const metricsListen = usage(() => parseMetricsListen(o.metricsListen, mesh !== false));
+      await daemon(() => runUp({ dataDir: o.dataDir, host, port, driver: driverOpt(o.driver), noEgress: !o.egress, tiny: o.tiny, metadataPort: Number(o.metadataPort), mesh, metricsListen, log: makeLogger('butter-up') }));
     });
 
   program
@@ -136,15 +149,19 @@ export function buildProgram(): Command {
     .option('--state-dir <dir>', "where the agent keeps its credential and VMs' disks", '/var/lib/butter-agent')
     .option('--driver <driver>', 'qemu or sim', 'qemu')
     .option('--no-egress', 'guests reach nothing outside this machine')
-    .option('--metadata-port <port>', 'metadata server port on 169.254.169.254', '80');
+    .option('--metadata-port <port>', 'metadata server port on 169.254.169.254', '80')
+    .option('--metrics-listen <host:port>', "the agent's Prometheus /metrics (plain HTTP, a metrics or admin token): repeatable; mesh:PORT is the node's mesh address; none: off (default 127.0.0.1:7702 and mesh:7702)", (v: string, acc: string[]) => [...acc, v], [] as string[]);
   withMeshOptions(agent)
-    .action(async (o: { join?: string; token?: string; caHash?: string; name?: string; server?: string; stateDir: string; driver: string; egress: boolean; metadataPort: string } & MeshFlags) => {
+    .action(async (o: { join?: string; token?: string; caHash?: string; name?: string; server?: string; stateDir: string; driver: string; egress: boolean; metadataPort: string; metricsListen: string[] } & MeshFlags) => {
       const { runAgent } = await import('../daemon/server.ts');
       const { loadCredential } = await import('../daemon/join.ts');
       const { makeLogger } = await import('../daemon/logger.ts');
       const joined = loadCredential(o.stateDir);
       if (!joined && o.join && (!o.token || !o.caHash)) throw new UsageError('join: --join needs --token and --ca-hash');
       if (!joined && o.server && !o.token) throw new UsageError('token: --server needs --token');
+      const { parseMetricsListen } = await import('../daemon/agent-metrics.ts');
+      const mesh = meshOpt(o);
+      const metricsListen = usage(() => parseMetricsListen(o.metricsListen, mesh !== false));
       await daemon(() =>
         runAgent({
           stateDir: o.stateDir,
@@ -153,7 +170,8 @@ export function buildProgram(): Command {
           driver: driverOpt(o.driver),
           noEgress: !o.egress,
           metadataPort: Number(o.metadataPort),
-          mesh: meshOpt(o),
+          mesh,
+          metricsListen,
           log: makeLogger('butter-agent'),
         }),
       );

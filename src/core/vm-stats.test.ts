@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpuTicks, diskBytes, rssBytes } from './vm-stats.ts';
+import { cpuTicks, diskBytes, netDevBytes, rssBytes } from './vm-stats.ts';
 
 test('cpu ticks are utime + stime, counted from the last parenthesis of the command name', () => {
   // A real line of a QEMU process (fields 14, 15 = 1234, 567), and one whose name holds ") (".
@@ -23,4 +23,16 @@ test('disk bytes sum the drives the guest sees, not the layers below them', () =
   ];
   assert.deepEqual(diskBytes(answer), { read: 1024, write: 15 });
   assert.throws(() => diskBytes({ error: 'x' }), /did not answer a list/);
+});
+
+test("interface byte counters from /proc/net/dev: receive is the first field, transmit the ninth", () => {
+  const text = `Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:  123456     100    0    0    0     0          0         0   123456     100    0    0    0     0       0          0
+btvm1abc: 5000 40 0 0 0 0 0 0 7000 50 0 0 0 0 0 0
+`;
+  const dev = netDevBytes(text);
+  assert.deepEqual(dev.get('btvm1abc'), { rx: 5000, tx: 7000 });
+  assert.deepEqual(dev.get('lo'), { rx: 123456, tx: 123456 });
+  assert.equal(dev.size, 2, 'the two header lines are not interfaces');
 });

@@ -45,3 +45,21 @@ export function diskBytes(blockstats: unknown): { read: number; write: number } 
   }
   return { read, write };
 }
+
+/**
+ * Byte counters per interface from `/proc/net/dev` (`IFACE: rx_bytes … (8 receive fields)
+ * tx_bytes …`). The same counters as `/sys/class/net/IFACE/statistics`, but of the READER's
+ * network namespace: sysfs shows the namespace of whoever mounted it, so an agent run with
+ * `nsenter --net` (as the host tests run `butter up`) would find no taps there.
+ */
+export function netDevBytes(text: string): Map<string, { rx: number; tx: number }> {
+  const out = new Map<string, { rx: number; tx: number }>();
+  for (const line of text.split('\n')) {
+    const m = /^\s*([^\s:]+):\s*(.*)$/.exec(line);
+    if (!m) continue;
+    const f = m[2]!.trim().split(/\s+/).map(Number);
+    if (f.length < 16 || f.some((n) => !Number.isFinite(n))) continue;
+    out.set(m[1]!, { rx: f[0]!, tx: f[8]! });
+  }
+  return out;
+}

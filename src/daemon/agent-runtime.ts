@@ -38,6 +38,9 @@ export interface AgentRuntimeOptions {
   config?: DaemonConfig;
   /** What to do when the control plane refuses the node's token: logged once with the refusal. */
   rejectedHint?: string;
+  /** Keep Prometheus metrics (served by agent-metrics.ts). */
+  metrics?: boolean;
+  onMeshAddress?: (address: string) => void;
 }
 
 export interface MeshOptions {
@@ -56,7 +59,7 @@ export async function buildAgent(o: AgentRuntimeOptions): Promise<Agent> {
   const log = (m: string) => o.log.info({ component: 'agent' }, m);
   const c = o.config ?? DaemonConfig.parse({});
   const bounds = { consoleKeepBytes: c.console.nodeMaxBytes, imageCache: { unusedGraceMs: c.imageCache.unusedGraceMinutes * 60_000, minFreePercent: c.imageCache.minFreePercent } };
-  const hint = o.rejectedHint ? { rejectedHint: o.rejectedHint } : {};
+  const hint = { ...(o.rejectedHint ? { rejectedHint: o.rejectedHint } : {}), ...(o.metrics ? { metrics: true } : {}), ...(o.onMeshAddress ? { onMeshAddress: o.onMeshAddress } : {}) };
   if (o.driver === 'sim') {
     return new Agent({ client: o.client, node: o.node, stateDir, driver: new SimDriver({ stateDir, log }), accel: { accel: 'tcg', reason: 'simulated driver' }, log, ...bounds, ...hint });
   }

@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import { Client } from '../sdk/client.ts';
 import { createControlPlane } from '../server/control-plane.ts';
 import { ensureServerTls } from '../server/tls.ts';
+import { parseMetricsListen, startAgentMetrics, type MetricsListen } from './agent-metrics.ts';
 import { buildAgent, type MeshOptions } from './agent-runtime.ts';
 import { credentialPath, joinCluster, loadCredential, type Credential } from './join.ts';
 import { untilReachable } from './retry.ts';
@@ -45,6 +46,8 @@ export interface AgentCommandOptions {
   noEgress: boolean;
   metadataPort?: number;
   mesh: MeshOptions | false;
+  /** `--metrics-listen` (agent-metrics.ts); the defaults when absent. */
+  metricsListen?: MetricsListen[];
   log: Logger;
 }
 
@@ -116,8 +119,15 @@ export async function runAgent(o: AgentCommandOptions): Promise<() => Promise<vo
   const cred = await credential(o);
   const client = new Client({ url: cred.url, token: cred.token, ...(cred.ca ? { ca: cred.ca } : {}) });
   const rejectedHint = rejoinAdvice(cred.url, cred.ca ? caHashOfPem(cred.ca) : undefined, credentialPath(o.stateDir));
-  const agent = await buildAgent({ client, url: cred.url, node: cred.node, stateDir: o.stateDir, rejectedHint, driver: o.driver, noEgress: o.noEgress, ...(o.metadataPort !== undefined ? { metadataPort: o.metadataPort } : {}), mesh: o.mesh, log: o.log, config });
+  const listens = o.metricsListen ?? parseMetricsListen([], o.mesh !== false);
+  let meshAddress = (_a: string) => {};
+  const agent = await buildAgent({ client, url: cred.url, node: cred.node, stateDir: o.stateDir, rejectedHint, driver: o.driver, noEgress: o.noEgress, ...(o.metadataPort !== undefined ? { metadataPort: o.metadataPort } : {}), mesh: o.mesh, log: o.log, config, metrics: listens.length > 0, onMeshAddress: (a) => meshAddress(a) });
+  const metrics = await startAgentMetrics(agent, client, listens, o.log);
+  meshAddress = (a) => metrics.meshAddress(a);
   await agent.start();
   o.log.info(`agent for node ${cred.node} running against ${cred.url}`);
-  return () => agent.stop();
+  return async () => {
+    await agent.stop();
+    await metrics.close();
+  };
 }

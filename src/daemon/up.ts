@@ -9,6 +9,7 @@ import { saveConfig } from '../cli/config.ts';
 import { Client, ButterError } from '../sdk/client.ts';
 import { createControlPlane } from '../server/control-plane.ts';
 import { ensureServerTls } from '../server/tls.ts';
+import { parseMetricsListen, startAgentMetrics, type MetricsListen } from './agent-metrics.ts';
 import { buildAgent, type MeshOptions } from './agent-runtime.ts';
 import type { Logger } from './logger.ts';
 import { localNode } from './local-node.ts';
@@ -28,6 +29,8 @@ export interface UpOptions {
   tiny: boolean;
   metadataPort?: number;
   mesh: MeshOptions | false;
+  /** The local agent's `--metrics-listen` (agent-metrics.ts); the defaults when absent. */
+  metricsListen?: MetricsListen[];
   log: Logger;
   /** How the tiny image is built: images/tiny/build.sh unless a test holds it. */
   tinyBuild?: TinyBuild;
@@ -76,8 +79,13 @@ export async function runUp(o: UpOptions): Promise<() => Promise<void>> {
   const { name: node, token: nodeToken, tokenPath } = await localNode({ admin, url, ca: tls.ca, dataDir, hostName: o.nodeName ?? localNodeName(), log: o.log });
   // The node is the one its token names (a renamed host keeps it): readiness waits for that one.
   readiness.expectAgent(node);
+  const agentClient = new Client({ url, token: nodeToken, ca: tls.ca });
+  const listens = o.metricsListen ?? parseMetricsListen([], o.mesh !== false);
+  let meshAddress = (_a: string) => {};
   const agent = await buildAgent({
-    client: new Client({ url, token: nodeToken, ca: tls.ca }),
+    client: agentClient,
+    metrics: listens.length > 0,
+    onMeshAddress: (a) => meshAddress(a),
     url,
     node,
     rejectedHint: `remove ${tokenPath} and restart butter up: it registers the node afresh`,
@@ -89,6 +97,8 @@ export async function runUp(o: UpOptions): Promise<() => Promise<void>> {
     log: o.log,
     config,
   });
+  const metrics = await startAgentMetrics(agent, agentClient, listens, o.log);
+  meshAddress = (a) => metrics.meshAddress(a);
   await agent.start();
   const cfg = saveConfig({ url, token: adminToken, ca: tls.ca });
   o.log.info(`Butter is up at ${url} (node ${node}, CA ${tls.caHash}); the CLI is logged in (${cfg})`);
@@ -113,6 +123,7 @@ export async function runUp(o: UpOptions): Promise<() => Promise<void>> {
   else o.log.warn({ checks: r.checks.filter((c) => c.state !== 'ok') }, `not ready: ${r.checks.filter((c) => c.state !== 'ok').map((c) => `${c.name} ${c.detail ?? c.state}`).join('; ')}`);
   return async () => {
     await agent.stop();
+    await metrics.close();
     await cp.close();
     releaseUp(dataDir);
   };

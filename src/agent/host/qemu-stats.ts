@@ -1,11 +1,12 @@
 /**
  * A QEMU VM's counters (vm-stats.ts) from the host: CPU time and resident memory of its
  * process (`/proc/PID/stat`, `/proc/PID/status`), its disks' bytes (QMP `query-blockstats`, on
- * the VM's own socket), its taps' byte counters (`/sys/class/net/TAP/statistics`). Read only
- * when `/metrics` is scraped.
+ * the VM's own socket), its taps' byte counters (`/proc/net/dev`: the counters of
+ * `/sys/class/net/TAP/statistics`, in the agent's own network namespace, see core/vm-stats.ts).
+ * Read only when `/metrics` is scraped.
  */
 import { readFile } from 'node:fs/promises';
-import { cpuTicks, diskBytes, rssBytes } from '../../core/vm-stats.ts';
+import { cpuTicks, diskBytes, netDevBytes, rssBytes } from '../../core/vm-stats.ts';
 import type { Exec } from './exec.ts';
 import { QmpClient } from './qmp.ts';
 import type { VmSample, VmStats } from './vm-stats.ts';
@@ -15,9 +16,8 @@ export interface QemuStatsOptions {
   /** The live QEMU's pid of a VM (the driver's pidfile check), or undefined. */
   pidOf: (id: string) => number | undefined;
   qmpSocket: (id: string) => string;
-  /** Roots of procfs and sysfs: parameters so unit tests can give their own files. */
+  /** The root of procfs: a parameter so unit tests can give their own files. */
   procRoot?: string;
-  sysRoot?: string;
   qmpTimeoutMs?: number;
 }
 
@@ -30,15 +30,18 @@ export class QemuVmStats implements VmStats {
     const pid = this.opts.pidOf(id);
     if (pid === undefined) return undefined;
     const proc = `${this.opts.procRoot ?? '/proc'}/${pid}`;
-    const [stat, status, perSecond, disk, net] = await Promise.all([readFile(`${proc}/stat`, 'utf8'), readFile(`${proc}/status`, 'utf8'), this.clockTicks(), this.blockstats(id), Promise.all(taps.map((t) => this.tap(t)))]);
+    const [stat, status, perSecond, disk, dev] = await Promise.all([readFile(`${proc}/stat`, 'utf8'), readFile(`${proc}/status`, 'utf8'), this.clockTicks(), this.blockstats(id), readFile(`${this.opts.procRoot ?? '/proc'}/net/dev`, 'utf8')]);
+    // A tap gone meanwhile (the VM stopping) counts nothing rather than failing the scrape.
+    const net = netDevBytes(dev);
+    const counts = taps.map((t) => net.get(t) ?? { rx: 0, tx: 0 });
     return {
       cpuSeconds: cpuTicks(stat) / perSecond,
       rssBytes: rssBytes(status),
       diskReadBytes: disk.read,
       diskWriteBytes: disk.write,
       // The tap's transmit is what the host sent into it: what the guest received.
-      netRxBytes: net.reduce((a, n) => a + n.tx, 0),
-      netTxBytes: net.reduce((a, n) => a + n.rx, 0),
+      netRxBytes: counts.reduce((a, n) => a + n.tx, 0),
+      netTxBytes: counts.reduce((a, n) => a + n.rx, 0),
     };
   }
 
@@ -62,17 +65,6 @@ export class QemuVmStats implements VmStats {
       return diskBytes(answer);
     } finally {
       client.close();
-    }
-  }
-
-  /** A tap gone meanwhile (the VM stopping) counts nothing rather than failing the scrape. */
-  private async tap(name: string): Promise<{ rx: number; tx: number }> {
-    const dir = `${this.opts.sysRoot ?? '/sys'}/class/net/${name}/statistics`;
-    try {
-      const [rx, tx] = await Promise.all([readFile(`${dir}/rx_bytes`, 'utf8'), readFile(`${dir}/tx_bytes`, 'utf8')]);
-      return { rx: Number(rx.trim()), tx: Number(tx.trim()) };
-    } catch {
-      return { rx: 0, tx: 0 };
     }
   }
 }
