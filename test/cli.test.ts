@@ -125,7 +125,13 @@ test('roles: token create --role operator; a viewer reading logs or user-data ge
   assert.equal(operator.token.role, 'operator');
   const bad = await butter(['token', 'create', '--role', 'root']);
   assert.equal(bad.code, 2);
-  assert.match(bad.stderr, /^error: role: must be admin, operator or viewer, got "root"$/m);
+  assert.match(bad.stderr, /^error: role: must be admin, operator, viewer or metrics, got "root"$/m);
+  // Prometheus' token: made by the CLI, refused everything but /metrics (and whoami).
+  const scraper = await butter(['token', 'create', '--role', 'metrics']);
+  assert.equal(scraper.code, 0, scraper.stderr);
+  const asScraper = await butter(['vm', 'list'], { BUTTER_TOKEN: scraper.stdout.trim() });
+  assert.equal(asScraper.code, 1);
+  assert.equal(asScraper.stderr, 'error: a metrics token may not call this route: it needs a viewer, operator or admin token\n');
   const { secret: viewer } = await cloud.admin.call('createToken', { body: { role: 'viewer' } });
   for (const args of [['vm', 'logs', 'app'], ['vm', 'user-data', 'app']]) {
     const r = await butter(args, { BUTTER_TOKEN: viewer });
