@@ -79,6 +79,12 @@ export class Sessions {
     });
   }
 
+  /** Whether `who`'s credential still holds: its session live, else its token not revoked (long-lived sockets ask). */
+  stillValid(who: Principal): boolean {
+    if (who.session) return this.store.db.prepare(`SELECT 1 FROM sessions WHERE hash = ? AND expires_at > ?`).get(who.session.hash, this.store.now()) !== undefined;
+    return this.store.db.prepare(`SELECT 1 FROM tokens WHERE id = ?`).get(who.tokenId) !== undefined;
+  }
+
   /** Deletes expired sessions (lookups ignore them already); no revision, like the key pruner. */
   prune(now: Date): number {
     return this.store.db.prepare(`DELETE FROM sessions WHERE expires_at <= ?`).run(now.toISOString()).changes;
@@ -98,6 +104,27 @@ export function callerOf(db: Db, sessions: Sessions, req: { method: string; head
     throw new ApiError('csrf_failed', 'a request with the session cookie that changes something must carry the session\'s csrf value in header x-csrf-token (GET /v1/session tells it)', 'x-csrf-token');
   }
   return who;
+}
+
+/**
+ * A WebSocket opened with the session cookie: its Origin must be the control plane's own. The
+ * CSRF header cannot ride on a browser's WebSocket, and SameSite does not stop a page of a
+ * sibling host on the same site; the Origin the browser sets can (a non-browser client uses a bearer token).
+ */
+export function checkOrigin(req: { headers: Record<string, string | string[] | undefined>; protocol: string; host: string }): void {
+  const given = req.headers.origin;
+  const own = originOf(`${req.protocol}://${req.host}`);
+  if (typeof given !== 'string' || own === undefined || originOf(given) !== own) {
+    throw new ApiError('csrf_failed', `with the session cookie, a WebSocket's Origin must be this control plane's own (${own ?? req.host}), not ${typeof given === 'string' ? given : 'missing'}`, 'origin');
+  }
+}
+
+function originOf(url: string): string | undefined {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Constant-time equality of two secrets of any length (their hashes are compared). */
