@@ -105,7 +105,7 @@ test('a viewer is refused before the upgrade; an operator may; bad names and que
 
 test('with the session cookie the Origin must be our own: a foreign or missing one is refused', async () => {
   await runningVm('ws3');
-  const { cookie } = await signIn(cloud.cp.adminToken!);
+  const { cookie, csrf } = await signIn(cloud.cp.adminToken!);
   const own = new URL(cloud.url).origin;
   const foreign = await refusal(open('/v1/vms/ws3/console/ws', { headers: { cookie }, origin: 'http://evil.example' }));
   assert.equal(foreign.status, 403);
@@ -115,6 +115,11 @@ test('with the session cookie the Origin must be our own: a foreign or missing o
   const s = await open('/v1/vms/ws3/console/ws', { headers: { cookie }, origin: own });
   s.ws.send('echo by-the-panel\n');
   await until('the panel\'s echo', async () => (s.output().includes('by-the-panel') ? true : undefined));
+  // Signing out ends the session's socket too.
+  assert.equal((await fetch(`${cloud.url}/v1/session`, { method: 'DELETE', headers: { cookie, 'x-csrf-token': csrf } })).status, 200);
+  const end = await within(s.closed, 10_000, 'the socket closed after the sign-out');
+  assert.equal(end.code, 1008);
+  assert.match(end.reason, /session ended/);
 });
 
 test('input the VM cannot take is answered with an error frame; the socket stays open', async () => {

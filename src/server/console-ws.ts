@@ -10,7 +10,8 @@
  *   (the VM must be running; queued for its node's agent). A refusal is a text frame with the
  *   API's error envelope; the socket stays open.
  * - Closed by the server with 1000 and a reason when the VM is deleted, and with 1008 when the
- *   caller's token is revoked or its session ends (checked on every commit and every frame).
+ *   caller's token is revoked or its session ends (checked on every commit and every frame,
+ *   and when the session's 12 h are up).
  *
  * Who may open it is decided before the upgrade, by the route's access (http.ts, `authorize`);
  * with the session cookie the Origin must also be the control plane's own (sessions.ts).
@@ -35,6 +36,8 @@ export interface ConsoleSocketDeps {
   from: number;
   /** Why the socket must close now (the VM deleted, the caller's credential gone), or undefined. */
   ended(): { code: number; reason: string } | undefined;
+  /** When the caller's session ends by itself (ms since the epoch): no commit says so, so a timer checks then. */
+  endsAt?: number;
   /** Types bytes into the VM's console (throws ApiError when it cannot). */
   type(bytes: Buffer): void;
 }
@@ -69,26 +72,40 @@ export function attachConsole(socket: ConsoleSocket, d: ConsoleSocketDeps): void
     return end !== undefined;
   };
   const onLogs = () => void pump();
-  const onCommit = () => {
-    checkEnded();
+  // A listener of every commit: whatever it meets (a store closing under it) must not become the
+  // committing request's error, so it ends this socket instead.
+  const guarded = (fn: () => void) => () => {
+    try {
+      fn();
+    } catch {
+      if (!closed) socket.close(1011, 'internal error');
+    }
   };
+  const onCommit = guarded(() => void checkEnded());
   const logsEvent = `logs:${d.vmId}`;
   d.changes.on(logsEvent, onLogs);
   d.changes.on('commit', onCommit);
+  const expiry = d.endsAt === undefined ? undefined : setTimeout(guarded(() => void checkEnded()), Math.max(0, d.endsAt - Date.now()) + 1000);
+  expiry?.unref();
   socket.on('close', () => {
     closed = true;
+    clearTimeout(expiry);
     d.changes.off(logsEvent, onLogs);
     d.changes.off('commit', onCommit);
   });
   socket.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
-    if (checkEnded()) return;
     const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
-    try {
-      d.type(bytes);
-    } catch (e) {
-      if (!(e instanceof ApiError)) throw e;
-      socket.send(JSON.stringify(e.toBody()));
-    }
+    guarded(() => {
+      if (checkEnded()) return;
+      try {
+        d.type(bytes);
+      } catch (e) {
+        if (!(e instanceof ApiError)) throw e;
+        socket.send(JSON.stringify(e.toBody()));
+      }
+    })();
   });
-  if (!checkEnded()) void pump();
+  guarded(() => {
+    if (!checkEnded()) void pump();
+  })();
 }

@@ -215,6 +215,7 @@ export function makeHandlers(s: Services): Handlers {
           consoles: s.consoles,
           vmId: id,
           from,
+          ...(who.session ? { endsAt: Date.parse(who.session.expiresAt) } : {}),
           ended: () => {
             const vm = byId();
             if (!vm || vm.power === 'deleted') return { code: 1000, reason: `vm ${name} was deleted` };

@@ -46,6 +46,8 @@ export class Sessions {
     const cookie = randomBytes(32).toString('base64url');
     const csrf = randomBytes(32).toString('base64url');
     return this.store.write(actorOf(who), (tx) => {
+      // Revoked since it was checked: refused as then, not a foreign-key error.
+      if (!tx.db.prepare(`SELECT 1 FROM tokens WHERE id = ?`).get(who.tokenId)) throw new ApiError('unauthenticated', 'unknown token', 'token');
       const expiresAt = new Date(Date.parse(tx.now) + SESSION_TTL_MS).toISOString();
       tx.db.prepare(`INSERT INTO sessions (hash, token_id, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`).run(hash(cookie), who.tokenId, csrf, tx.now, expiresAt);
       tx.event('create', 'session', who.tokenId, `${who.role} token ${who.tokenId} signed in to the panel (session until ${expiresAt})`);
