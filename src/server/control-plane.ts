@@ -26,6 +26,8 @@ import { VpnPeers } from './vpn.ts';
 import { Nodes } from './nodes.ts';
 import { Store } from './store/store.ts';
 import { Tokens } from './tokens.ts';
+import { Sessions } from './sessions.ts';
+import { SignInLimiter } from './sign-in-limiter.ts';
 import { JoinTokens } from './join.ts';
 import { DEFAULT_NETWORK, Vms } from './vms.ts';
 import { ServiceManager } from './services.ts';
@@ -57,6 +59,8 @@ export interface ControlPlaneOptions {
   eventRetention?: EventRetention;
   /** How long a service's replacement instance may take to run before its rollout stops (rollout.ts; 5 min by default). */
   rolloutTimeoutMs?: number;
+  /** Where the built web panel is (server/panel.ts); `dist/panel/` of this package by default. */
+  panelDir?: string;
   /** The daemon's logger (pino) for the control plane's housekeeping; JSON lines on stderr by default. */
   log?: PrunerLog;
 }
@@ -77,7 +81,7 @@ export const DEFAULT_PORT = 7700;
 export const DEFAULT_CIDR = '10.200.0.0/16';
 /** How often heartbeat times held in memory are written to the database (see liveness.ts). */
 const LIVENESS_FLUSH_MS = 5_000;
-/** How often expired Idempotency-Keys are deleted (lookups ignore them from the moment they expire). */
+/** How often expired Idempotency-Keys and sessions are deleted (lookups ignore them from the moment they expire). */
 const KEY_PRUNE_MS = 10 * 60_000;
 /** How often the audit log is pruned by age and count (core/event-retention.ts). */
 const EVENT_PRUNE_MS = 3_600_000;
@@ -104,7 +108,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   /** The ports this control plane listens on: never a published host port (a node beside it serves them too). */
   const apiPorts: number[] = [];
   const paths = new Paths(store, () => apiPorts);
-  const services: Services = { store, blobs, images, nodes, networks: new Networks(store), vpn: new VpnPeers(store), vms, services: serviceManager, paths, graphs: new Graphs(store, () => paths.list(), new SvgRenderer(exec, opts.graphviz)), verifier: new PathVerifier(store, store.changes), consoles, tokens: new Tokens(store), joinTokens: new JoinTokens(store, nodes), idempotency: new IdempotencyKeys(store), readiness: new Readiness(store, nodes, images), caHash: opts.https?.caHash ?? null, tls: () => null, metrics };
+  const services: Services = { store, blobs, images, nodes, networks: new Networks(store), vpn: new VpnPeers(store), vms, services: serviceManager, paths, graphs: new Graphs(store, () => paths.list(), new SvgRenderer(exec, opts.graphviz)), verifier: new PathVerifier(store, store.changes), consoles, tokens: new Tokens(store), sessions: new Sessions(store), signIns: new SignInLimiter(), joinTokens: new JoinTokens(store, nodes), idempotency: new IdempotencyKeys(store), readiness: new Readiness(store, nodes, images), caHash: opts.https?.caHash ?? null, tls: () => null, metrics };
 
   const adminTokenPath = join(opts.dataDir, 'admin.token');
   let adminToken: string | undefined;
@@ -124,7 +128,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
     });
   }
 
-  const http = buildHttp(store, makeHandlers(services), opts.logger ?? false, opts.https, opts.onServerError, metrics);
+  const http = buildHttp(store, makeHandlers(services), opts.logger ?? false, opts.https, opts.onServerError, { requests: metrics, ...(opts.panelDir !== undefined ? { panelDir: opts.panelDir } : {}) });
   // Fastify's HTTPS server (HTTP/2 with HTTP/1.1) is a tls.Server underneath.
   const tlsRenewal = opts.https && opts.tlsRenewal ? new TlsRenewal(opts.https, http.server as unknown as SecureServer, opts.tlsRenewal) : undefined;
   if (opts.https) {
@@ -135,7 +139,12 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   sweeper.unref();
   const flusher = setInterval(() => nodes.flushLiveness(), LIVENESS_FLUSH_MS);
   flusher.unref();
-  const keyPruner = setInterval(() => services.idempotency.prune(new Date()), KEY_PRUNE_MS);
+  // Expired Idempotency-Keys and panel sessions (lookups ignore both from the moment they expire).
+  const keyPruner = setInterval(() => {
+    const now = new Date();
+    services.idempotency.prune(now);
+    services.sessions.prune(now);
+  }, KEY_PRUNE_MS);
   keyPruner.unref();
   // The audit log is pruned at start and hourly; a failure is only a delay, retried the next hour (logged).
   const stopPruner = startEventPruner(store, opts.eventRetention ?? DEFAULT_RETENTION, opts.log ?? stderrPrunerLog, EVENT_PRUNE_MS);

@@ -9,9 +9,10 @@ import type { NetworkCreate } from '../api/schemas/network.ts';
 import type { NodeReport, NodeUpdate } from '../api/schemas/node.ts';
 import type { VmCreate } from '../api/schemas/vm.ts';
 import type { Event } from '../api/schemas/event.ts';
-import { actorOf } from './auth.ts';
+import { actorOf, tokenPrincipal } from './auth.ts';
 import type { BlobFiles } from './blobs.ts';
 import { waitFor, type Consoles } from './consoles.ts';
+import { attachConsole, type ConsoleSocket } from './console-ws.ts';
 import type { Handlers } from './http.ts';
 import type { IdempotencyKeys } from './idempotency.ts';
 import type { Images } from './images.ts';
@@ -20,6 +21,8 @@ import type { Nodes } from './nodes.ts';
 import type { Readiness } from './readiness.ts';
 import type { Store } from './store/store.ts';
 import type { Tokens } from './tokens.ts';
+import { COOKIE_OPTIONS, SESSION_COOKIE, type Sessions } from './sessions.ts';
+import type { SignInLimiter } from './sign-in-limiter.ts';
 import type { JoinTokens } from './join.ts';
 import type { Vms } from './vms.ts';
 import type { VpnPeers } from './vpn.ts';
@@ -51,6 +54,9 @@ export interface Services {
   verifier: PathVerifier;
   consoles: Consoles;
   tokens: Tokens;
+  /** Panel sessions (cookie + CSRF) and the limit on failed sign-ins per address. */
+  sessions: Sessions;
+  signIns: SignInLimiter;
   joinTokens: JoinTokens;
   idempotency: IdempotencyKeys;
   readiness: Readiness;
@@ -76,6 +82,11 @@ export function makeHandlers(s: Services): Handlers {
   const vmOfNode = (node: string, id: string) => {
     const vm = s.store.db.prepare(`SELECT id FROM vms WHERE id = ? AND node = ?`).get(id, node);
     if (!vm) throw new ApiError('not_found', `vm ${id} is not on node ${node}`, 'id');
+  };
+  /** Keystrokes into a VM's console, for its agent to fetch: the one path of `vm console` and the WebSocket. */
+  const typeInto = (vm: { id: string; name: string; node: string | null; power: string }, bytes: Buffer) => {
+    if (!vm.node || vm.power !== 'running') throw new ApiError('conflict', `vm ${vm.name} is not running`, 'name');
+    s.consoles.type(vm.node, vm.id, bytes);
   };
   return {
     health: () => ({ ok: true, version: API_VERSION, revision: s.store.revision() }),
@@ -199,10 +210,33 @@ export function makeHandlers(s: Services): Handlers {
     getUserData: ({ params }) => ({ userData: s.vms.row(params.name!).user_data }),
     setUserData: ({ who, params, body }) => ({ userData: s.vms.setUserData(actorOf(who), params.name!, (body as { userData: string }).userData) }),
     vmConsoleInput: ({ params, body }) => {
-      const vm = s.vms.row(params.name!);
-      if (!vm.node || vm.power !== 'running') throw new ApiError('conflict', `vm ${vm.name} is not running`, 'name');
-      s.consoles.type(vm.node, vm.id, Buffer.from((body as { base64: string }).base64, 'base64'));
+      typeInto(s.vms.row(params.name!), Buffer.from((body as { base64: string }).base64, 'base64'));
       return {};
+    },
+    // Checked before the upgrade (the VM exists); the socket is then the console's (console-ws.ts).
+    vmConsoleSocket: ({ who, params, query }) => {
+      const { id, name } = s.vms.row(params.name!);
+      const from = (query.offset as number | undefined) ?? s.consoles.size(id);
+      const byId = () => s.store.db.prepare(`SELECT * FROM vms WHERE id = ?`).get(id) as { id: string; name: string; node: string | null; power: string } | undefined;
+      return (socket: ConsoleSocket) =>
+        attachConsole(socket, {
+          changes: s.store.changes,
+          consoles: s.consoles,
+          vmId: id,
+          from,
+          ...(who.session ? { endsAt: Date.parse(who.session.expiresAt) } : {}),
+          ended: () => {
+            const vm = byId();
+            if (!vm || vm.power === 'deleted') return { code: 1000, reason: `vm ${name} was deleted` };
+            if (!s.sessions.stillValid(who)) return { code: 1008, reason: who.session ? 'the session ended: sign in again' : 'the token was revoked' };
+            return undefined;
+          },
+          type: (bytes) => {
+            const vm = byId();
+            if (!vm) throw new ApiError('not_found', `vm ${name} not found`, 'name');
+            typeInto(vm, bytes);
+          },
+        });
     },
     vmLogs: ({ params, query, reply }) => s.consoles.wait(s.vms.row(params.name!).id, (query.offset as number | undefined) ?? 0, (query.wait as number | undefined) ?? 0, hungUp(reply)),
 
@@ -235,6 +269,31 @@ export function makeHandlers(s: Services): Handlers {
     },
     deleteToken: ({ who, params }) => {
       s.tokens.remove(actorOf(who), params.id!);
+      return {};
+    },
+
+    createSession: ({ req, reply, body }) => {
+      const address = req.ip;
+      const wait = s.signIns.retryAfter(address);
+      if (wait > 0) {
+        reply.header('retry-after', String(wait));
+        throw new ApiError('too_many_requests', `too many failed sign-ins from ${address}: try again in ${wait} s`, 'token');
+      }
+      let who;
+      try {
+        who = tokenPrincipal(s.store.db, (body as { token: string }).token);
+      } catch (e) {
+        if (e instanceof ApiError) s.signIns.fail(address);
+        throw e instanceof ApiError ? new ApiError(e.code, e.message, 'token') : e;
+      }
+      const { cookie, session } = s.sessions.open(who);
+      reply.setCookie(SESSION_COOKIE, cookie, COOKIE_OPTIONS);
+      return session;
+    },
+    getSession: ({ who }) => s.sessions.describe(who),
+    deleteSession: ({ who, reply }) => {
+      s.sessions.end(who);
+      reply.clearCookie(SESSION_COOKIE, COOKIE_OPTIONS);
       return {};
     },
 

@@ -6,13 +6,18 @@
  * unless it really is our fault.
  */
 import { randomBytes } from 'node:crypto';
+import fastifyCookie from '@fastify/cookie';
+import fastifyWebsocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { ApiError, fromZodError } from '../api/errors.ts';
 import { routes, type Route, type RouteId } from '../api/routes.ts';
-import { authenticate, authorize, type Principal } from './auth.ts';
+import { authorize, type Principal } from './auth.ts';
 import { fingerprint, IdempotencyKeys, Replayed, type Once, type StoredAnswer } from './idempotency.ts';
 import { checkJoinToken } from './join.ts';
+import { callerOf, checkOrigin, Sessions } from './sessions.ts';
+import type { ConsoleSocket } from './console-ws.ts';
+import { servePanel } from './panel.ts';
 import type { Store } from './store/store.ts';
 import type { RequestObserver } from './metrics.ts';
 
@@ -59,7 +64,14 @@ const stderrLog: ServerErrorLog = (err, ctx) => {
   process.stderr.write(`${JSON.stringify({ level: 'error', msg: 'internal error', ...ctx, err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) })}\n`);
 };
 
-export function buildHttp(store: Store, handlers: Handlers, log: boolean | object = false, https?: { key: string; cert: string }, onServerError: ServerErrorLog = stderrLog, requests?: RequestObserver): FastifyInstance {
+export interface HttpOptions {
+  /** Where the built web panel is (panel.ts; `dist/panel/` of this package by default). */
+  panelDir?: string;
+  /** Told of every answer, by route id (metrics.ts). */
+  requests?: RequestObserver;
+}
+
+export function buildHttp(store: Store, handlers: Handlers, log: boolean | object = false, https?: { key: string; cert: string }, onServerError: ServerErrorLog = stderrLog, opts: HttpOptions = {}): FastifyInstance {
   // Over TLS the server speaks HTTP/2 as well as HTTP/1.1: an agent then holds one connection
   // for its watches, reports and console, instead of one per request in flight (each TLS
   // connection costs the server about 60 KB, so 1,000 agents × 4 was most of its memory).
@@ -73,6 +85,12 @@ export function buildHttp(store: Store, handlers: Handlers, log: boolean | objec
         // up to 60 s) and then its keep-alive (72 s) holding close() up.
         Fastify({ logger: log, bodyLimit: 2 * 1024 * 1024, genReqId, forceCloseConnections: true })
   ) as unknown as FastifyInstance;
+  // Parses Cookie headers (req.cookies) for the panel's session cookie; sets it (reply.setCookie).
+  void app.register(fastifyCookie);
+  // WebSocket routes (`websocket` in the table): upgrades of HTTP/1.1 requests, over plain HTTP
+  // and over TLS (allowHTTP1: browsers open WebSockets over HTTP/1.1). A frame is at most the
+  // console input a VM may have queued (consoles.ts); more closes the socket (1009).
+  void app.register(fastifyWebsocket, { options: { maxPayload: 64 * 1024 } });
   // Blob uploads stream straight to disk; no size limit applies to them.
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
   app.setErrorHandler((err: unknown, req, reply) => {
@@ -90,63 +108,98 @@ export function buildHttp(store: Store, handlers: Handlers, log: boolean | objec
   });
   // Every answer, refusals and unknown paths too, counted by the route's id (its config), never
   // by the raw URL: names in paths would make a series per VM (metrics.ts).
+  const requests = opts.requests;
   if (requests) {
     app.addHook('onResponse', async (req, reply) => {
       const route = (req.routeOptions.config as { routeId?: string } | undefined)?.routeId ?? 'unmatched';
       requests.answered(route, req.method, reply.statusCode, reply.elapsedTime / 1000);
     });
   }
-  app.setNotFoundHandler((req, reply) => reply.code(404).send(new ApiError('not_found', `no route ${req.method} ${req.url.split('?')[0]}`).toBody()));
+  // The web panel at `/`: its files, and index.html for other paths outside the API (panel.ts).
+  const panel = servePanel(app, opts.panelDir);
+  app.setNotFoundHandler((req, reply) => panel(req, reply) || reply.code(404).send(new ApiError('not_found', `no route ${req.method} ${req.url.split('?')[0]}`).toBody()));
 
   const callers = new WeakMap<FastifyRequest, Principal>();
   const keys = new IdempotencyKeys(store);
-  for (const [id, route] of Object.entries(routes) as [RouteId, Route][]) {
-    const handler = handlers[id];
-    app.route({
-      method: route.method,
-      url: route.path.replace(/\{(\w+)\}/g, ':$1'),
-      config: { routeId: id },
-      onRequest: async (req) => {
+  const sessions = new Sessions(store);
+  // The routes are added once the plugins above have loaded (avvio runs registrations in order):
+  // @fastify/websocket sees them as they are added (its onRoute hook) and takes the upgrades of
+  // the `websocket` ones.
+  void app.register(async (api) => {
+    /** What a WebSocket route's handler returned before the upgrade: it takes the socket after it. */
+    const attach = new WeakMap<FastifyRequest, (socket: ConsoleSocket) => void>();
+    for (const [id, route] of Object.entries(routes) as [RouteId, Route][]) {
+      const handler = handlers[id];
+      const admit = async (req: FastifyRequest) => {
         // `join` routes carry a join token, not an API token; its handler checks it again as it spends it.
         if (route.access === 'join') checkJoinToken(store.db, req.headers.authorization, store.now());
-        const who = route.access === 'public' || route.access === 'join' ? NOBODY : authenticate(store.db, req.headers.authorization);
+        // An Authorization header, else the panel's session cookie (with its CSRF check): sessions.ts.
+        const who = route.access === 'public' || route.access === 'join' ? NOBODY : callerOf(store.db, sessions, req);
+        // A WebSocket carries no CSRF header: with the cookie, its Origin must be ours.
+        if (route.websocket && who.session) checkOrigin(req);
         authorize(who, route.access, route.access === 'node' ? (req.params as Record<string, string>).name : undefined);
         callers.set(req, who);
-      },
-      handler: async (req, reply) => {
-        const who = callers.get(req)!;
-        const params = parse(route.params, req.params, 'params') as Record<string, string>;
-        const query = parse(route.query, req.query ?? {}, 'query') as Record<string, unknown>;
-        if (!route.rawBody && req.body !== undefined && req.headers['content-type']?.startsWith('application/octet-stream')) {
-          throw new ApiError('unsupported_media_type', 'this route takes JSON', 'body');
-        }
-        const body = route.rawBody ? req.body : parse(route.body, req.body, 'body');
-        let headers: Record<string, unknown> = {};
-        if (route.headers) {
-          const r = route.headers.safeParse(pickHeaders(route.headers, req.headers));
-          if (!r.success) throw fromZodError(r.error);
-          headers = r.data as Record<string, unknown>;
-        }
-        const key = headers['Idempotency-Key'] as string | undefined;
-        const once: Once | undefined = key === undefined ? undefined : { scope: who.tokenId, key, route: id, fingerprint: fingerprint(body), status: route.status };
-        // Answered before: the same answer, without even checking the request again (what it
-        // named may be gone since). The write checks once more, for retries racing the first.
-        const kept = once && keys.find(once);
-        if (kept) return replay(reply, kept);
-        let out: unknown;
-        try {
-          out = await handler({ who, params, query, body, ...(once ? { once } : {}), req, reply });
-        } catch (e) {
-          if (e instanceof Replayed) return replay(reply, e.answer);
-          throw e;
-        }
-        if (route.rawResponse) return reply.code(route.status).send(out);
-        // A handler may answer a route's declared second status (readiness: 503) with its body.
-        const alsoStatus = route.alsoStatus?.status;
-        return reply.code(reply.statusCode === alsoStatus ? alsoStatus : route.status).send(out ?? {});
-      },
-    });
-  }
+      };
+      if (route.websocket) {
+        // Everything that may refuse (who, params, query, the handler's own checks) runs before the
+        // upgrade and answers as HTTP; the handler returns what takes the socket after it.
+        api.route({
+          method: 'GET',
+          url: route.path.replace(/\{(\w+)\}/g, ':$1'),
+          config: { routeId: id },
+          onRequest: admit,
+          preHandler: async (req, reply) => {
+            const params = parse(route.params, req.params, 'params') as Record<string, string>;
+            const query = parse(route.query, req.query ?? {}, 'query') as Record<string, unknown>;
+            attach.set(req, (await handler({ who: callers.get(req)!, params, query, body: undefined, req, reply })) as (socket: ConsoleSocket) => void);
+          },
+          handler: async () => {
+            throw new ApiError('invalid', 'this route answers only a WebSocket upgrade (Connection: Upgrade, Upgrade: websocket, over HTTP/1.1)');
+          },
+          wsHandler: (socket, req) => attach.get(req)!(socket as unknown as ConsoleSocket),
+        });
+        continue;
+      }
+      api.route({
+        method: route.method,
+        url: route.path.replace(/\{(\w+)\}/g, ':$1'),
+        config: { routeId: id },
+        onRequest: admit,
+        handler: async (req, reply) => {
+          const who = callers.get(req)!;
+          const params = parse(route.params, req.params, 'params') as Record<string, string>;
+          const query = parse(route.query, req.query ?? {}, 'query') as Record<string, unknown>;
+          if (!route.rawBody && req.body !== undefined && req.headers['content-type']?.startsWith('application/octet-stream')) {
+            throw new ApiError('unsupported_media_type', 'this route takes JSON', 'body');
+          }
+          const body = route.rawBody ? req.body : parse(route.body, req.body, 'body');
+          let headers: Record<string, unknown> = {};
+          if (route.headers) {
+            const r = route.headers.safeParse(pickHeaders(route.headers, req.headers));
+            if (!r.success) throw fromZodError(r.error);
+            headers = r.data as Record<string, unknown>;
+          }
+          const key = headers['Idempotency-Key'] as string | undefined;
+          const once: Once | undefined = key === undefined ? undefined : { scope: who.tokenId, key, route: id, fingerprint: fingerprint(body), status: route.status };
+          // Answered before: the same answer, without even checking the request again (what it
+          // named may be gone since). The write checks once more, for retries racing the first.
+          const kept = once && keys.find(once);
+          if (kept) return replay(reply, kept);
+          let out: unknown;
+          try {
+            out = await handler({ who, params, query, body, ...(once ? { once } : {}), req, reply });
+          } catch (e) {
+            if (e instanceof Replayed) return replay(reply, e.answer);
+            throw e;
+          }
+          if (route.rawResponse) return reply.code(route.status).send(out);
+          // A handler may answer a route's declared second status (readiness: 503) with its body.
+          const alsoStatus = route.alsoStatus?.status;
+          return reply.code(reply.statusCode === alsoStatus ? alsoStatus : route.status).send(out ?? {});
+        },
+      });
+    }
+  });
   return app;
 }
 
