@@ -236,8 +236,11 @@ export function makeHandlers(s: Services): Handlers {
       const q = query as { since?: number; limit?: number; resource?: string; name?: string; sinceRevision?: number; last?: number };
       const where = ['id > ?', 'revision > ?'];
       const args: unknown[] = [q.since ?? 0, q.sinceRevision ?? -1];
-      if (q.resource !== undefined) where.push('resource = ?') && args.push(q.resource);
-      if (q.name !== undefined) where.push('name = ?') && args.push(q.name);
+      for (const [col, v] of [['resource', q.resource], ['name', q.name]] as const) {
+        if (v === undefined) continue;
+        where.push(`${col} = ?`);
+        args.push(v);
+      }
       const sql = `SELECT * FROM events WHERE ${where.join(' AND ')}`;
       // `last`: the newest of them, still answered oldest first.
       const rows = (q.last !== undefined
