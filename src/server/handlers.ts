@@ -248,11 +248,13 @@ export function makeHandlers(s: Services): Handlers {
         : s.store.db.prepare(`${sql} ORDER BY id LIMIT ?`).all(...args, q.limit ?? 200)) as Event[];
       return { items: rows, revision: s.store.revision() };
     },
-    streamEvents: ({ who, query, headers, reply }) => {
+    streamEvents: ({ who, query, headers, req, reply }) => {
       const q = query as { since?: number; resource?: string; name?: string };
       const from = (headers['Last-Event-ID'] as number | undefined) ?? q.since;
       // no-transform, X-Accel-Buffering: a proxy in front must pass each message on as it comes.
       reply.header('content-type', 'text/event-stream; charset=utf-8').header('cache-control', 'no-cache, no-transform').header('x-accel-buffering', 'no');
+      // A HEAD gets the headers only: a subscription nobody reads would never be let go.
+      if (req.method === 'HEAD') return '';
       return s.events.open(from, { resource: q.resource, name: q.name }, actorOf(who));
     },
   };
