@@ -230,6 +230,23 @@ test('a HEAD of the stream, or a client that went away, leaves no stream open on
   }
 });
 
+test('an idle stream carries a keepalive comment', T, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'butter-events-'));
+  const cp = createControlPlane({ dataDir: dir, eventStream: { keepaliveMs: 20 } });
+  try {
+    const url = await cp.listen('127.0.0.1', 0);
+    const res = await fetch(`${url}/v1/events/stream`, { headers: { authorization: `Bearer ${cp.adminToken}` } });
+    const reader = res.body!.getReader();
+    let text = '';
+    while (!text.includes(': keepalive\n\n')) text += new TextDecoder().decode((await reader.read()).value);
+    await reader.cancel();
+    assert.deepEqual(new SseParser().push(text), [], 'comments and an id only: nothing dispatched');
+  } finally {
+    await cp.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('bad input is a 400 naming the field', T, async () => {
   const cloud = await startTestCloud();
   try {
