@@ -801,6 +801,33 @@ first size's including the code's warm-up.
   return out.join('\n');
 }
 
+function eventLatencySection(r: Results): string {
+  const { f, d } = data(r, 'n');
+  const out = [`## (n) live events: commit → received
+
+**What it measures.** How soon a change reaches a client of \`GET /v1/events/stream\`: from
+the commit to the Node SDK (\`client.events.stream\`) yielding its event, over HTTP/2 with TLS
+on loopback, against a \`butter server\` process. The issue's goal is for a browser
+(p99 < 200 ms, the panel's bench); this is the server's and the SDK's share. **Goal: p99 < 200 ms.**
+
+**How.** \`bench/event-latency.ts\` (\`benchEventLatency()\`) creates a token (one event, one
+revision) and waits for its message before the next, 500 times. "Commit" is the event's own
+\`at\` (taken in the committing transaction, millisecond resolution); "API call" from sending
+the request, which adds the request's own way in and the fsync.
+`];
+  if (!d) return out.join('\n') + '\n' + notMeasured(f);
+  out.push(`### Results (${r.date.slice(0, 10)})
+
+| | p50 | p99 | worst |
+| --- | ---: | ---: | ---: |
+| commit → received | ${d.commit.p50Ms} ms | **${d.commit.p99Ms} ms** | ${d.commit.maxMs} ms |
+| API call → received | ${d.call.p50Ms} ms | ${d.call.p99Ms} ms | ${d.call.maxMs} ms |
+
+Status: **${STATUS[f!.status]}** (goal: p99 < 200 ms; ${d.changes} changes, ${d.transport}).
+`);
+  return out.join('\n');
+}
+
 export function renderMarkdown(r: Results): string {
   const rows = FIGURE_IDS.map((id) => {
     const f = r.figures.find((x) => x.id === id);
@@ -854,6 +881,7 @@ ${serviceCreateSection(r)}
 ${serviceRolloutSection(r)}
 ${pathEnforceSection(r)}
 ${pathScaleSection(r)}
+${eventLatencySection(r)}
 ## Running it
 
 \`\`\`sh
@@ -862,6 +890,7 @@ sudo BENCH_ONLY=b,d npm run bench # a subset: printed only, nothing written
 BENCH_ONLY=e,f npm run bench      # the cluster figures (no root needed)
 BENCH_ONLY=j,k npm run bench      # the services figures (no root needed)
 sudo BENCH_ONLY=l,m npm run bench # the paths figures (namespaces, nft, dnsmasq)
+BENCH_ONLY=n npm run bench        # live events: commit → SSE at an SDK client (no root needed)
 BENCH_BOOT_RUNS=5 ...             # more pairs for (a) (default 3)
 BENCH_NO_BUILD=1 ...              # skip rebuilding dist/ (the CLI runs from it)
 \`\`\`

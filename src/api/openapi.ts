@@ -94,6 +94,10 @@ const REPLAYED = {
 };
 
 const octets = { 'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } };
+const rawContent = (r: Route) => {
+  const type = r.rawMediaType?.split(';')[0];
+  return type ? { [type]: { schema: { type: 'string', contentMediaType: type } } } : octets;
+};
 
 /**
  * The document of the route table as served at `/openapi.json`: built once (it takes
@@ -149,7 +153,7 @@ export function openApiDocument(table: Record<string, Route> = routes): Record<s
       responses: {
         ...(r.websocket
           ? { 101: { description: 'Switching Protocols: the connection is a WebSocket from here on (see the summary for its frames)' } }
-          : { [r.status]: { description: 'OK', ...(takesKey(r) ? { headers: REPLAYED } : {}), content: r.rawResponse ? (r.rawType ? { [r.rawType.split(';')[0]!]: { schema: { type: 'string' } } } : octets) : { 'application/json': { schema: out.use(r.response, plain) }, ...Object.fromEntries((r.alsoText ?? []).map((t) => [t, { schema: { type: 'string' } }])) } } }),
+          : { [r.status]: { description: 'OK', ...(takesKey(r) ? { headers: REPLAYED } : {}), content: r.rawResponse ? rawContent(r) : { 'application/json': { schema: out.use(r.response, plain) }, ...Object.fromEntries((r.alsoText ?? []).map((t) => [t, { schema: { type: 'string' } }])) } } }),
         ...(r.alsoStatus ? { [r.alsoStatus.status]: { description: r.alsoStatus.description, content: { 'application/json': { schema: out.use(r.response, plain) } } } } : {}),
         default: { description: 'Error', content: { 'application/json': { schema: out.use(ErrorBody, plain) } } },
       },

@@ -13,6 +13,7 @@ import { BlobFiles } from './blobs.ts';
 import { ImageInspector } from './image-inspector.ts';
 import { Consoles } from './consoles.ts';
 import { startEventPruner, stderrPrunerLog, type PrunerLog } from './event-pruner.ts';
+import { EventStreams, type EventStreamOptions } from './event-stream.ts';
 import { DEFAULT_RETENTION, type EventRetention } from '../core/event-retention.ts';
 import { makeHandlers, type Services } from './handlers.ts';
 import { TlsRenewal, type SecureServer, type TlsRenewalOptions } from './tls-renewal.ts';
@@ -62,7 +63,9 @@ export interface ControlPlaneOptions {
   /** Where the built web panel is (server/panel.ts); `dist/panel/` of this package by default. */
   panelDir?: string;
   /** The daemon's logger (pino) for the control plane's housekeeping; JSON lines on stderr by default. */
-  log?: PrunerLog;
+  log?: PrunerLog & { warn?(obj: object, msg: string): void };
+  /** `GET /v1/events/stream`'s keepalive period and the bytes a stalled client may hold (event-stream.ts). */
+  eventStream?: Omit<EventStreamOptions, 'log'>;
 }
 
 export interface ControlPlane {
@@ -108,7 +111,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   /** The ports this control plane listens on: never a published host port (a node beside it serves them too). */
   const apiPorts: number[] = [];
   const paths = new Paths(store, () => apiPorts);
-  const services: Services = { store, blobs, images, nodes, networks: new Networks(store), vpn: new VpnPeers(store), vms, services: serviceManager, paths, graphs: new Graphs(store, () => paths.list(), new SvgRenderer(exec, opts.graphviz)), verifier: new PathVerifier(store, store.changes), consoles, tokens: new Tokens(store), sessions: new Sessions(store), signIns: new SignInLimiter(), joinTokens: new JoinTokens(store, nodes), idempotency: new IdempotencyKeys(store), readiness: new Readiness(store, nodes, images), caHash: opts.https?.caHash ?? null, tls: () => null, metrics };
+  const services: Services = { store, blobs, images, nodes, networks: new Networks(store), vpn: new VpnPeers(store), vms, services: serviceManager, paths, graphs: new Graphs(store, () => paths.list(), new SvgRenderer(exec, opts.graphviz)), verifier: new PathVerifier(store, store.changes), consoles, tokens: new Tokens(store), sessions: new Sessions(store), signIns: new SignInLimiter(), joinTokens: new JoinTokens(store, nodes), idempotency: new IdempotencyKeys(store), readiness: new Readiness(store, nodes, images), caHash: opts.https?.caHash ?? null, tls: () => null, metrics, events: new EventStreams(store, { ...opts.eventStream, ...(opts.log?.warn ? { log: opts.log as { warn(obj: object, msg: string): void } } : {}) }) };
 
   const adminTokenPath = join(opts.dataDir, 'admin.token');
   let adminToken: string | undefined;
@@ -173,6 +176,9 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
       clearInterval(flusher);
       stopPruner();
       clearInterval(keyPruner);
+      // Event streams end cleanly first (their clients reconnect to the next process); the
+      // connections themselves are then cut by forceCloseConnections, so none holds close() up.
+      services.events.closeAll();
       await http.close();
       nodes.flushLiveness();
       store.close();

@@ -13,6 +13,7 @@ import { actorOf, tokenPrincipal } from './auth.ts';
 import type { BlobFiles } from './blobs.ts';
 import { waitFor, type Consoles } from './consoles.ts';
 import { attachConsole, type ConsoleSocket } from './console-ws.ts';
+import type { EventStreams } from './event-stream.ts';
 import type { Handlers } from './http.ts';
 import type { IdempotencyKeys } from './idempotency.ts';
 import type { Images } from './images.ts';
@@ -53,6 +54,8 @@ export interface Services {
   /** `path verify`'s jobs and the probe batches waiting for their nodes. */
   verifier: PathVerifier;
   consoles: Consoles;
+  /** The open `GET /v1/events/stream` answers. */
+  events: EventStreams;
   tokens: Tokens;
   /** Panel sessions (cookie + CSRF) and the limit on failed sign-ins per address. */
   sessions: Sessions;
@@ -298,10 +301,29 @@ export function makeHandlers(s: Services): Handlers {
     },
 
     listEvents: ({ query }) => {
-      const since = (query.since as number | undefined) ?? 0;
-      const limit = (query.limit as number | undefined) ?? 200;
-      const rows = s.store.db.prepare(`SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?`).all(since, limit) as Event[];
+      const q = query as { since?: number; limit?: number; resource?: string; name?: string; sinceRevision?: number; last?: number };
+      const where = ['id > ?', 'revision > ?'];
+      const args: unknown[] = [q.since ?? 0, q.sinceRevision ?? -1];
+      for (const [col, v] of [['resource', q.resource], ['name', q.name]] as const) {
+        if (v === undefined) continue;
+        where.push(`${col} = ?`);
+        args.push(v);
+      }
+      const sql = `SELECT * FROM events WHERE ${where.join(' AND ')}`;
+      // `last`: the newest of them, still answered oldest first.
+      const rows = (q.last !== undefined
+        ? (s.store.db.prepare(`${sql} ORDER BY id DESC LIMIT ?`).all(...args, q.last) as Event[]).reverse()
+        : s.store.db.prepare(`${sql} ORDER BY id LIMIT ?`).all(...args, q.limit ?? 200)) as Event[];
       return { items: rows, revision: s.store.revision() };
+    },
+    streamEvents: ({ who, query, headers, req, reply }) => {
+      const q = query as { since?: number; resource?: string; name?: string };
+      const from = (headers['Last-Event-ID'] as number | undefined) ?? q.since;
+      // no-transform, X-Accel-Buffering: a proxy in front must pass each message on as it comes.
+      reply.header('content-type', 'text/event-stream; charset=utf-8').header('cache-control', 'no-cache, no-transform').header('x-accel-buffering', 'no');
+      // A HEAD gets the headers only: a subscription nobody reads would never be let go.
+      if (req.method === 'HEAD') return '';
+      return s.events.open(from, { resource: q.resource, name: q.name }, actorOf(who));
     },
   };
 }

@@ -26,6 +26,8 @@ export interface Call {
   params: Record<string, string>;
   query: Record<string, unknown>;
   body: unknown;
+  /** The headers the route declares (`route.headers`), validated. */
+  headers: Record<string, unknown>;
   /** The request's Idempotency-Key with its fingerprint, for the create's write (see idempotency.ts). */
   once?: Once;
   req: FastifyRequest;
@@ -151,7 +153,7 @@ export function buildHttp(store: Store, handlers: Handlers, log: boolean | objec
           preHandler: async (req, reply) => {
             const params = parse(route.params, req.params, 'params') as Record<string, string>;
             const query = parse(route.query, req.query ?? {}, 'query') as Record<string, unknown>;
-            attach.set(req, (await handler({ who: callers.get(req)!, params, query, body: undefined, req, reply })) as (socket: ConsoleSocket) => void);
+            attach.set(req, (await handler({ who: callers.get(req)!, params, query, body: undefined, headers: {}, req, reply })) as (socket: ConsoleSocket) => void);
           },
           handler: async () => {
             throw new ApiError('invalid', 'this route answers only a WebSocket upgrade (Connection: Upgrade, Upgrade: websocket, over HTTP/1.1)');
@@ -187,7 +189,7 @@ export function buildHttp(store: Store, handlers: Handlers, log: boolean | objec
           if (kept) return replay(reply, kept);
           let out: unknown;
           try {
-            out = await handler({ who, params, query, body, ...(once ? { once } : {}), req, reply });
+            out = await handler({ who, params, query, body, headers, ...(once ? { once } : {}), req, reply });
           } catch (e) {
             if (e instanceof Replayed) return replay(reply, e.answer);
             throw e;
