@@ -94,6 +94,7 @@ const REPLAYED = {
 };
 
 const octets = { 'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } };
+const rawContent = (r: Route) => (r.rawMediaType ? { [r.rawMediaType]: { schema: { type: 'string', contentMediaType: r.rawMediaType } } } : octets);
 
 /**
  * The document of the route table as served at `/openapi.json`: built once (it takes
@@ -147,7 +148,7 @@ export function openApiDocument(table: Record<string, Route> = routes): Record<s
       security: r.access === 'public' ? [] : [{ bearer: [] }],
       'x-butter-access': r.access,
       responses: {
-        [r.status]: { description: 'OK', ...(takesKey(r) ? { headers: REPLAYED } : {}), content: r.rawResponse ? octets : { 'application/json': { schema: out.use(r.response, plain) }, ...Object.fromEntries((r.alsoText ?? []).map((t) => [t, { schema: { type: 'string' } }])) } },
+        [r.status]: { description: 'OK', ...(takesKey(r) ? { headers: REPLAYED } : {}), content: r.rawResponse ? rawContent(r) : { 'application/json': { schema: out.use(r.response, plain) }, ...Object.fromEntries((r.alsoText ?? []).map((t) => [t, { schema: { type: 'string' } }])) } },
         ...(r.alsoStatus ? { [r.alsoStatus.status]: { description: r.alsoStatus.description, content: { 'application/json': { schema: out.use(r.response, plain) } } } } : {}),
         default: { description: 'Error', content: { 'application/json': { schema: out.use(ErrorBody, plain) } } },
       },

@@ -7,7 +7,7 @@ import { BlobParams, BlobQuery, Blob, Image, ImageCreate } from './schemas/image
 import { Empty, ForceQuery, IdempotentHeaders, NameParams, listOf, Name } from './schemas/common.ts';
 import { ConsoleChunk, DesiredQuery, DesiredWatch } from './schemas/desired.ts';
 import { PathVerifyReport, ProbeResults, VerifyQuery } from './schemas/verify.ts';
-import { Event, EventsQuery, Health, Whoami } from './schemas/event.ts';
+import { Event, EventsQuery, EventStreamHeaders, EventStreamQuery, Health, Whoami } from './schemas/event.ts';
 import { Readiness } from './schemas/ready.ts';
 import { Group, GroupSet, Node, NodeCreate, NodeCreated, NodeReport, NodeUpdate, Relocated, RelocateBody } from './schemas/node.ts';
 import { Network, NetworkCreate } from './schemas/network.ts';
@@ -53,6 +53,8 @@ export interface Route {
   /** Raw bodies (blobs) are streams, not JSON. */
   rawBody?: boolean;
   rawResponse?: boolean;
+  /** The media type of a raw response (`application/octet-stream` unless said): `text/event-stream` for a stream of server-sent events. */
+  rawMediaType?: 'text/event-stream';
   response: z.ZodType;
   status: 200 | 201 | 202;
   /** Media types the route also answers with, as text, when its query asks for them (the graph's `format`). */
@@ -167,7 +169,20 @@ export const routes = {
   createToken: { method: 'POST', path: '/v1/tokens', access: 'admin', summary: 'Issue an admin, operator or viewer token; the secret is shown once', body: TokenCreate, response: TokenCreated, status: 201 },
   deleteToken: { method: 'DELETE', path: '/v1/tokens/{id}', access: 'admin', summary: 'Revoke a token', params: TokenParams, response: Nothing, status: 200 },
 
-  listEvents: { method: 'GET', path: '/v1/events', access: 'viewer', summary: 'Audit events after `since`', query: EventsQuery, response: listOf(Event), status: 200 },
+  listEvents: { method: 'GET', path: '/v1/events', access: 'viewer', summary: 'Audit events after `since` (an event id) or `sinceRevision`, of one `resource` and `name`; `last` for the newest', query: EventsQuery, response: listOf(Event), status: 200 },
+  streamEvents: {
+    method: 'GET',
+    path: '/v1/events/stream',
+    access: 'viewer',
+    summary:
+      'Server-sent events of every change: first the stored audit events after `since` (or `Last-Event-ID`), then the live ones. Each is a message `event: audit` with an `Event` as its JSON `data`; `id` (the store revision) is set on the last message of each revision. `event: gap` (data `{from, oldest}`: an `EventGap`) first when events after the asked revision were pruned: reload the full state. A comment `: keepalive` every 15 s',
+    query: EventStreamQuery,
+    headers: EventStreamHeaders,
+    rawResponse: true,
+    rawMediaType: 'text/event-stream',
+    response: z.string(),
+    status: 200,
+  },
 } as const satisfies Record<string, Route>;
 
 export type Routes = typeof routes;

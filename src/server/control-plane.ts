@@ -13,6 +13,7 @@ import { BlobFiles } from './blobs.ts';
 import { ImageInspector } from './image-inspector.ts';
 import { Consoles } from './consoles.ts';
 import { startEventPruner, stderrPrunerLog, type PrunerLog } from './event-pruner.ts';
+import { EventStreams, type EventStreamOptions } from './event-stream.ts';
 import { DEFAULT_RETENTION, type EventRetention } from '../core/event-retention.ts';
 import { makeHandlers, type Services } from './handlers.ts';
 import { TlsRenewal, type SecureServer, type TlsRenewalOptions } from './tls-renewal.ts';
@@ -57,7 +58,9 @@ export interface ControlPlaneOptions {
   /** How long a service's replacement instance may take to run before its rollout stops (rollout.ts; 5 min by default). */
   rolloutTimeoutMs?: number;
   /** The daemon's logger (pino) for the control plane's housekeeping; JSON lines on stderr by default. */
-  log?: PrunerLog;
+  log?: PrunerLog & { warn?(obj: object, msg: string): void };
+  /** `GET /v1/events/stream`'s keepalive period and the bytes a stalled client may hold (event-stream.ts). */
+  eventStream?: Omit<EventStreamOptions, 'log'>;
 }
 
 export interface ControlPlane {
@@ -97,7 +100,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   /** The ports this control plane listens on: never a published host port (a node beside it serves them too). */
   const apiPorts: number[] = [];
   const paths = new Paths(store, () => apiPorts);
-  const services: Services = { store, blobs, images, nodes, networks: new Networks(store), vpn: new VpnPeers(store), vms, services: serviceManager, paths, graphs: new Graphs(store, () => paths.list(), new SvgRenderer(exec, opts.graphviz)), verifier: new PathVerifier(store, store.changes), consoles, tokens: new Tokens(store), joinTokens: new JoinTokens(store, nodes), idempotency: new IdempotencyKeys(store), readiness: new Readiness(store, nodes, images), caHash: opts.https?.caHash ?? null, tls: () => null };
+  const services: Services = { store, blobs, images, nodes, networks: new Networks(store), vpn: new VpnPeers(store), vms, services: serviceManager, paths, graphs: new Graphs(store, () => paths.list(), new SvgRenderer(exec, opts.graphviz)), verifier: new PathVerifier(store, store.changes), consoles, events: new EventStreams(store, { ...opts.eventStream, ...(opts.log?.warn ? { log: opts.log as { warn(obj: object, msg: string): void } } : {}) }), tokens: new Tokens(store), joinTokens: new JoinTokens(store, nodes), idempotency: new IdempotencyKeys(store), readiness: new Readiness(store, nodes, images), caHash: opts.https?.caHash ?? null, tls: () => null };
 
   const adminTokenPath = join(opts.dataDir, 'admin.token');
   let adminToken: string | undefined;
@@ -157,6 +160,9 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
       clearInterval(flusher);
       stopPruner();
       clearInterval(keyPruner);
+      // Event streams end cleanly first (their clients reconnect to the next process); the
+      // connections themselves are then cut by forceCloseConnections, so none holds close() up.
+      services.events.closeAll();
       await http.close();
       nodes.flushLiveness();
       store.close();

@@ -12,6 +12,7 @@ import type { Event } from '../api/schemas/event.ts';
 import { actorOf } from './auth.ts';
 import type { BlobFiles } from './blobs.ts';
 import { waitFor, type Consoles } from './consoles.ts';
+import type { EventStreams } from './event-stream.ts';
 import type { Handlers } from './http.ts';
 import type { IdempotencyKeys } from './idempotency.ts';
 import type { Images } from './images.ts';
@@ -48,6 +49,8 @@ export interface Services {
   /** `path verify`'s jobs and the probe batches waiting for their nodes. */
   verifier: PathVerifier;
   consoles: Consoles;
+  /** The open `GET /v1/events/stream` answers. */
+  events: EventStreams;
   tokens: Tokens;
   joinTokens: JoinTokens;
   idempotency: IdempotencyKeys;
@@ -230,10 +233,24 @@ export function makeHandlers(s: Services): Handlers {
     },
 
     listEvents: ({ query }) => {
-      const since = (query.since as number | undefined) ?? 0;
-      const limit = (query.limit as number | undefined) ?? 200;
-      const rows = s.store.db.prepare(`SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?`).all(since, limit) as Event[];
+      const q = query as { since?: number; limit?: number; resource?: string; name?: string; sinceRevision?: number; last?: number };
+      const where = ['id > ?', 'revision > ?'];
+      const args: unknown[] = [q.since ?? 0, q.sinceRevision ?? -1];
+      if (q.resource !== undefined) where.push('resource = ?') && args.push(q.resource);
+      if (q.name !== undefined) where.push('name = ?') && args.push(q.name);
+      const sql = `SELECT * FROM events WHERE ${where.join(' AND ')}`;
+      // `last`: the newest of them, still answered oldest first.
+      const rows = (q.last !== undefined
+        ? (s.store.db.prepare(`${sql} ORDER BY id DESC LIMIT ?`).all(...args, q.last) as Event[]).reverse()
+        : s.store.db.prepare(`${sql} ORDER BY id LIMIT ?`).all(...args, q.limit ?? 200)) as Event[];
       return { items: rows, revision: s.store.revision() };
+    },
+    streamEvents: ({ who, query, headers, reply }) => {
+      const q = query as { since?: number; resource?: string; name?: string };
+      const from = (headers['Last-Event-ID'] as number | undefined) ?? q.since;
+      // no-transform, X-Accel-Buffering: a proxy in front must pass each message on as it comes.
+      reply.header('content-type', 'text/event-stream; charset=utf-8').header('cache-control', 'no-cache, no-transform').header('x-accel-buffering', 'no');
+      return s.events.open(from, { resource: q.resource, name: q.name }, actorOf(who));
     },
   };
 }

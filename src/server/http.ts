@@ -20,6 +20,8 @@ export interface Call {
   params: Record<string, string>;
   query: Record<string, unknown>;
   body: unknown;
+  /** The headers the route declares (`route.headers`), validated. */
+  headers: Record<string, unknown>;
   /** The request's Idempotency-Key with its fingerprint, for the create's write (see idempotency.ts). */
   once?: Once;
   req: FastifyRequest;
@@ -125,7 +127,7 @@ export function buildHttp(store: Store, handlers: Handlers, log: boolean | objec
         if (kept) return replay(reply, kept);
         let out: unknown;
         try {
-          out = await handler({ who, params, query, body, ...(once ? { once } : {}), req, reply });
+          out = await handler({ who, params, query, body, headers, ...(once ? { once } : {}), req, reply });
         } catch (e) {
           if (e instanceof Replayed) return replay(reply, e.answer);
           throw e;
