@@ -8,6 +8,8 @@ export const ERROR_STATUS = {
   invalid: 400,
   unauthenticated: 401,
   forbidden: 403,
+  /** A request with the session cookie that changes something lacks the session's `x-csrf-token` (server/sessions.ts). */
+  csrf_failed: 403,
   not_found: 404,
   conflict: 409,
   gone: 410,

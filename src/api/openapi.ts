@@ -145,7 +145,7 @@ export function openApiDocument(table: Record<string, Route> = routes): Record<s
       summary: r.summary,
       description: `Access: ${r.access}, i.e. ${WHO_MAY_CALL[r.access]}.`,
       parameters: parameters(r, inp),
-      security: r.access === 'public' ? [] : [{ bearer: [] }],
+      security: r.access === 'public' ? [] : [{ bearer: [] }, { session: [] }],
       'x-butter-access': r.access,
       responses: {
         [r.status]: { description: 'OK', ...(takesKey(r) ? { headers: REPLAYED } : {}), content: r.rawResponse ? rawContent(r) : { 'application/json': { schema: out.use(r.response, plain) }, ...Object.fromEntries((r.alsoText ?? []).map((t) => [t, { schema: { type: 'string' } }])) } },
@@ -170,7 +170,11 @@ export function openApiDocument(table: Record<string, Route> = routes): Record<s
       },
     ],
     components: {
-      securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer' },
+        // The web panel's: POST /v1/sessions sets it; changing requests also need header x-csrf-token.
+        session: { type: 'apiKey', in: 'cookie', name: 'butter_session', description: 'A panel session (`POST /v1/sessions`). With it, a request that is not GET or HEAD must carry the session\'s `csrf` in header `x-csrf-token`.' },
+      },
       schemas: Object.fromEntries(Object.entries(components).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
       'x-butter-error-status': ERROR_STATUS,
     },

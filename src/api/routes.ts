@@ -13,6 +13,7 @@ import { Group, GroupSet, Node, NodeCreate, NodeCreated, NodeReport, NodeUpdate,
 import { Network, NetworkCreate } from './schemas/network.ts';
 import { PeerParams, VpnPeer, VpnPeerCreate, VpnPeerJoined } from './schemas/vpn.ts';
 import { JoinRequest, Joined, JoinToken, JoinTokenCreate, JoinTokenCreated } from './schemas/join.ts';
+import { Session, SessionCreate } from './schemas/session.ts';
 import { Token, TokenCreate, TokenCreated, TokenParams, type UserRole } from './schemas/token.ts';
 import { Path, PathCheck, PathCheckQuery, PathCreate, PathListQuery, PathMatch, PathParams } from './schemas/path.ts';
 import { Graph, GraphQuery, GRAPH_MEDIA_TYPES } from './schemas/graph.ts';
@@ -164,6 +165,19 @@ export const routes = {
     alsoText: Object.values(GRAPH_MEDIA_TYPES),
     status: 200,
   },
+
+  createSession: {
+    method: 'POST',
+    path: '/v1/sessions',
+    access: 'public',
+    summary:
+      "Sign in to the web panel: trade an API token (in the body; a node token is refused) for a session cookie `butter_session` (HttpOnly, Secure, SameSite=Strict, Path=/) that authenticates as the token for 12 h, until sign-out, or until the token is revoked. With the cookie (and no Authorization header), a request that is not GET or HEAD must carry the answer's `csrf` in header `x-csrf-token` (else 403 `csrf_failed`). A wrong token is 401; 10 of them from one address within a minute, 429 for a while",
+    body: SessionCreate,
+    response: Session,
+    status: 201,
+  },
+  getSession: { method: 'GET', path: '/v1/session', access: 'any', summary: "The calling session's role, csrf value and end (the panel asks at load); 404 for a caller with an Authorization header instead of the cookie", response: Session, status: 200 },
+  deleteSession: { method: 'DELETE', path: '/v1/session', access: 'any', summary: 'Sign out: the session ends on the server and the cookie is cleared', response: Nothing, status: 200 },
 
   listTokens: { method: 'GET', path: '/v1/tokens', access: 'admin', summary: 'List API tokens (never their secrets)', response: listOf(Token), status: 200 },
   createToken: { method: 'POST', path: '/v1/tokens', access: 'admin', summary: 'Issue an admin, operator or viewer token; the secret is shown once', body: TokenCreate, response: TokenCreated, status: 201 },

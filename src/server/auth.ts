@@ -13,9 +13,18 @@ export interface Principal {
   role: Role;
   node: string | null;
   tokenId: string;
+  /** Set when the caller came with a panel session cookie instead of an Authorization header (sessions.ts). */
+  session?: SessionRef;
 }
 
-const hash = (secret: string) => createHash('sha256').update(secret).digest('hex');
+/** A session as the request that used it needs it: which row, its CSRF value, its end. */
+export interface SessionRef {
+  hash: string;
+  csrf: string;
+  expiresAt: string;
+}
+
+export const hash = (secret: string) => createHash('sha256').update(secret).digest('hex');
 
 export function issueToken(db: Db, role: Role, node: string | null, now: string, description: string | null = null): string {
   const id = randomBytes(6).toString('hex');
@@ -30,7 +39,14 @@ export function tokenId(token: string): string {
 }
 
 export function authenticate(db: Db, header: string | undefined): Principal {
-  const m = /^Bearer bt_([0-9a-f]{12})_([A-Za-z0-9_-]{32})$/.exec(header ?? '');
+  const m = /^Bearer (.*)$/.exec(header ?? '');
+  if (!m) throw new ApiError('unauthenticated', 'missing or malformed bearer token');
+  return tokenPrincipal(db, m[1]!);
+}
+
+/** Who a token's text (`bt_<id>_<secret>`) stands for; 401 for anything but a live token. */
+export function tokenPrincipal(db: Db, token: string): Principal {
+  const m = /^bt_([0-9a-f]{12})_([A-Za-z0-9_-]{32})$/.exec(token);
   if (!m) throw new ApiError('unauthenticated', 'missing or malformed bearer token');
   const row = db.prepare(`SELECT id, hash, role, node FROM tokens WHERE id = ?`).get(m[1]) as { id: string; hash: string; role: Role; node: string | null } | undefined;
   const given = Buffer.from(hash(m[2]!), 'hex');

@@ -27,6 +27,8 @@ import { VpnPeers } from './vpn.ts';
 import { Nodes } from './nodes.ts';
 import { Store } from './store/store.ts';
 import { Tokens } from './tokens.ts';
+import { Sessions } from './sessions.ts';
+import { SignInLimiter } from './sign-in-limiter.ts';
 import { JoinTokens } from './join.ts';
 import { DEFAULT_NETWORK, Vms } from './vms.ts';
 import { ServiceManager } from './services.ts';
@@ -79,7 +81,7 @@ export const DEFAULT_PORT = 7700;
 export const DEFAULT_CIDR = '10.200.0.0/16';
 /** How often heartbeat times held in memory are written to the database (see liveness.ts). */
 const LIVENESS_FLUSH_MS = 5_000;
-/** How often expired Idempotency-Keys are deleted (lookups ignore them from the moment they expire). */
+/** How often expired Idempotency-Keys and sessions are deleted (lookups ignore them from the moment they expire). */
 const KEY_PRUNE_MS = 10 * 60_000;
 /** How often the audit log is pruned by age and count (core/event-retention.ts). */
 const EVENT_PRUNE_MS = 3_600_000;
@@ -100,7 +102,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   /** The ports this control plane listens on: never a published host port (a node beside it serves them too). */
   const apiPorts: number[] = [];
   const paths = new Paths(store, () => apiPorts);
-  const services: Services = { store, blobs, images, nodes, networks: new Networks(store), vpn: new VpnPeers(store), vms, services: serviceManager, paths, graphs: new Graphs(store, () => paths.list(), new SvgRenderer(exec, opts.graphviz)), verifier: new PathVerifier(store, store.changes), consoles, events: new EventStreams(store, { ...opts.eventStream, ...(opts.log?.warn ? { log: opts.log as { warn(obj: object, msg: string): void } } : {}) }), tokens: new Tokens(store), joinTokens: new JoinTokens(store, nodes), idempotency: new IdempotencyKeys(store), readiness: new Readiness(store, nodes, images), caHash: opts.https?.caHash ?? null, tls: () => null };
+  const services: Services = { store, blobs, images, nodes, networks: new Networks(store), vpn: new VpnPeers(store), vms, services: serviceManager, paths, graphs: new Graphs(store, () => paths.list(), new SvgRenderer(exec, opts.graphviz)), verifier: new PathVerifier(store, store.changes), consoles, events: new EventStreams(store, { ...opts.eventStream, ...(opts.log?.warn ? { log: opts.log as { warn(obj: object, msg: string): void } } : {}) }), tokens: new Tokens(store), sessions: new Sessions(store), signIns: new SignInLimiter(), joinTokens: new JoinTokens(store, nodes), idempotency: new IdempotencyKeys(store), readiness: new Readiness(store, nodes, images), caHash: opts.https?.caHash ?? null, tls: () => null };
 
   const adminTokenPath = join(opts.dataDir, 'admin.token');
   let adminToken: string | undefined;
@@ -131,7 +133,12 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   sweeper.unref();
   const flusher = setInterval(() => nodes.flushLiveness(), LIVENESS_FLUSH_MS);
   flusher.unref();
-  const keyPruner = setInterval(() => services.idempotency.prune(new Date()), KEY_PRUNE_MS);
+  // Expired Idempotency-Keys and panel sessions (lookups ignore both from the moment they expire).
+  const keyPruner = setInterval(() => {
+    const now = new Date();
+    services.idempotency.prune(now);
+    services.sessions.prune(now);
+  }, KEY_PRUNE_MS);
   keyPruner.unref();
   // The audit log is pruned at start and hourly; a failure is only a delay, retried the next hour (logged).
   const stopPruner = startEventPruner(store, opts.eventRetention ?? DEFAULT_RETENTION, opts.log ?? stderrPrunerLog, EVENT_PRUNE_MS);

@@ -9,7 +9,7 @@ import type { NetworkCreate } from '../api/schemas/network.ts';
 import type { NodeReport, NodeUpdate } from '../api/schemas/node.ts';
 import type { VmCreate } from '../api/schemas/vm.ts';
 import type { Event } from '../api/schemas/event.ts';
-import { actorOf } from './auth.ts';
+import { actorOf, tokenPrincipal } from './auth.ts';
 import type { BlobFiles } from './blobs.ts';
 import { waitFor, type Consoles } from './consoles.ts';
 import type { EventStreams } from './event-stream.ts';
@@ -21,6 +21,8 @@ import type { Nodes } from './nodes.ts';
 import type { Readiness } from './readiness.ts';
 import type { Store } from './store/store.ts';
 import type { Tokens } from './tokens.ts';
+import { COOKIE_OPTIONS, SESSION_COOKIE, type Sessions } from './sessions.ts';
+import type { SignInLimiter } from './sign-in-limiter.ts';
 import type { JoinTokens } from './join.ts';
 import type { Vms } from './vms.ts';
 import type { VpnPeers } from './vpn.ts';
@@ -52,6 +54,9 @@ export interface Services {
   /** The open `GET /v1/events/stream` answers. */
   events: EventStreams;
   tokens: Tokens;
+  /** Panel sessions (cookie + CSRF) and the limit on failed sign-ins per address. */
+  sessions: Sessions;
+  signIns: SignInLimiter;
   joinTokens: JoinTokens;
   idempotency: IdempotencyKeys;
   readiness: Readiness;
@@ -229,6 +234,31 @@ export function makeHandlers(s: Services): Handlers {
     },
     deleteToken: ({ who, params }) => {
       s.tokens.remove(actorOf(who), params.id!);
+      return {};
+    },
+
+    createSession: ({ req, reply, body }) => {
+      const address = req.ip;
+      const wait = s.signIns.retryAfter(address);
+      if (wait > 0) {
+        reply.header('retry-after', String(wait));
+        throw new ApiError('too_many_requests', `too many failed sign-ins from ${address}: try again in ${wait} s`, 'token');
+      }
+      let who;
+      try {
+        who = tokenPrincipal(s.store.db, (body as { token: string }).token);
+      } catch (e) {
+        if (e instanceof ApiError) s.signIns.fail(address);
+        throw e instanceof ApiError ? new ApiError(e.code, e.message, 'token') : e;
+      }
+      const { cookie, session } = s.sessions.open(who);
+      reply.setCookie(SESSION_COOKIE, cookie, COOKIE_OPTIONS);
+      return session;
+    },
+    getSession: ({ who }) => s.sessions.describe(who),
+    deleteSession: ({ who, reply }) => {
+      s.sessions.end(who);
+      reply.clearCookie(SESSION_COOKIE, COOKIE_OPTIONS);
       return {};
     },
 

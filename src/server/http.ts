@@ -6,13 +6,15 @@
  * unless it really is our fault.
  */
 import { randomBytes } from 'node:crypto';
+import fastifyCookie from '@fastify/cookie';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { ApiError, fromZodError } from '../api/errors.ts';
 import { routes, type Route, type RouteId } from '../api/routes.ts';
-import { authenticate, authorize, type Principal } from './auth.ts';
+import { authorize, type Principal } from './auth.ts';
 import { fingerprint, IdempotencyKeys, Replayed, type Once, type StoredAnswer } from './idempotency.ts';
 import { checkJoinToken } from './join.ts';
+import { callerOf, Sessions } from './sessions.ts';
 import type { Store } from './store/store.ts';
 
 export interface Call {
@@ -74,6 +76,8 @@ export function buildHttp(store: Store, handlers: Handlers, log: boolean | objec
         // up to 60 s) and then its keep-alive (72 s) holding close() up.
         Fastify({ logger: log, bodyLimit: 2 * 1024 * 1024, genReqId, forceCloseConnections: true })
   ) as unknown as FastifyInstance;
+  // Parses Cookie headers (req.cookies) for the panel's session cookie; sets it (reply.setCookie).
+  void app.register(fastifyCookie);
   // Blob uploads stream straight to disk; no size limit applies to them.
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
   app.setErrorHandler((err: unknown, req, reply) => {
@@ -93,6 +97,7 @@ export function buildHttp(store: Store, handlers: Handlers, log: boolean | objec
 
   const callers = new WeakMap<FastifyRequest, Principal>();
   const keys = new IdempotencyKeys(store);
+  const sessions = new Sessions(store);
   for (const [id, route] of Object.entries(routes) as [RouteId, Route][]) {
     const handler = handlers[id];
     app.route({
@@ -101,7 +106,8 @@ export function buildHttp(store: Store, handlers: Handlers, log: boolean | objec
       onRequest: async (req) => {
         // `join` routes carry a join token, not an API token; its handler checks it again as it spends it.
         if (route.access === 'join') checkJoinToken(store.db, req.headers.authorization, store.now());
-        const who = route.access === 'public' || route.access === 'join' ? NOBODY : authenticate(store.db, req.headers.authorization);
+        // An Authorization header, else the panel's session cookie (with its CSRF check): sessions.ts.
+        const who = route.access === 'public' || route.access === 'join' ? NOBODY : callerOf(store.db, sessions, req);
         authorize(who, route.access, route.access === 'node' ? (req.params as Record<string, string>).name : undefined);
         callers.set(req, who);
       },

@@ -325,4 +325,20 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX paths_network ON paths(network);
   CREATE INDEX paths_from_service ON paths(from_service) WHERE from_service IS NOT NULL;
   `,
+  `
+  -- Panel sessions (server/sessions.ts, issue 15): a browser's HTTP-only cookie stands for an API
+  -- token. Only sha256 of the cookie's opaque id is kept (a copy of the database opens no
+  -- session). A session goes with its token (revoking the token ends it at once), and ends at
+  -- expires_at, fixed at sign-in (12 h): use does not extend it, so a request costs no write.
+  -- csrf is the value changing requests must echo in x-csrf-token; it is no credential alone.
+  CREATE TABLE sessions (
+    hash TEXT PRIMARY KEY,
+    token_id TEXT NOT NULL REFERENCES tokens(id) ON DELETE CASCADE,
+    csrf TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+  );
+  CREATE INDEX sessions_token ON sessions(token_id);
+  CREATE INDEX sessions_expires ON sessions(expires_at);
+  `,
 ];
