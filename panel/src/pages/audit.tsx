@@ -9,7 +9,7 @@ import type { PageProps } from '../app/context.ts';
 import { ApiErrorNote } from '../app/api-error.tsx';
 import { CliHint } from '../app/cli-hint.tsx';
 import { Field } from '../app/field.tsx';
-import { useLoaded } from './hooks.ts';
+import { useLoad } from '../app/use-load.ts';
 
 /** How many events the page keeps and shows. */
 const SHOWN = 300;
@@ -31,7 +31,7 @@ export function AuditPage(props: PageProps) {
   // The name filter is a DNS label on the server: only a whole valid one is sent.
   const nameQ = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(name.trim()) ? name.trim() : undefined;
   const filter = { ...(resource ? { resource } : {}), ...(nameQ ? { name: nameQ } : {}) };
-  const loaded = useLoaded(() => client.call('listEvents', { query: { last: SHOWN, ...filter } }), [client, resource, nameQ]);
+  const loaded = useLoad(() => client.call('listEvents', { query: { last: SHOWN, ...filter } }), [client, resource, nameQ]);
   const [events, setEvents] = useState<Event[]>([]);
   // A new filter starts afresh; its first load merges with what arrived live meanwhile.
   useEffect(() => setEvents([]), [resource, nameQ]);

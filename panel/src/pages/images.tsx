@@ -14,14 +14,15 @@ import type { PageProps } from '../app/context.ts';
 import { ApiErrorNote } from '../app/api-error.tsx';
 import { CliHint } from '../app/cli-hint.tsx';
 import { Confirm } from '../app/confirm.tsx';
-import { useAction, useLoaded } from './hooks.ts';
+import { useLoad } from '../app/use-load.ts';
+import { useAction } from './use-action.ts';
 import { AddImage } from './images/add-image.tsx';
-import { size } from './images/size.ts';
+import { size } from '../app/format.ts';
 
 export function ImagesPage(props: PageProps) {
   const { client } = props;
   const canChange = props.can('operator');
-  const list = useLoaded(() => client.call('listImages', {}), [client]);
+  const list = useLoad(() => client.call('listImages', {}), [client]);
   props.useEvents({ resource: 'image' }, () => list.reload());
   const [removing, setRemoving] = useState<string | null>(null);
   const remove = useAction();

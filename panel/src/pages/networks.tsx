@@ -12,13 +12,14 @@ import { CliHint } from '../app/cli-hint.tsx';
 import { Confirm } from '../app/confirm.tsx';
 import { Field } from '../app/field.tsx';
 import { href } from '../app/router.ts';
-import { useAction, useLoaded } from './hooks.ts';
+import { useLoad } from '../app/use-load.ts';
+import { useAction } from './use-action.ts';
 import { PeerJoin } from './networks/peer-join.tsx';
 
 export function NetworksPage(props: PageProps) {
   const { client } = props;
   const canChange = props.can('operator');
-  const list = useLoaded(() => client.call('listNetworks', {}), [client]);
+  const list = useLoad(() => client.call('listNetworks', {}), [client]);
   props.useEvents({ resource: 'network' }, () => list.reload());
   const selected = props.route.rest[0];
   const net = list.data?.items.find((n) => n.name === selected);
@@ -100,8 +101,8 @@ function CreateNetwork({ client, onCreated }: PageProps & { onCreated(): void })
 
 function NetworkDetail(props: PageProps & { network: Network; canChange: boolean; onChanged(): void }) {
   const { client, network: n, canChange, onChanged } = props;
-  const peers = useLoaded(() => client.call('listNetworkPeers', { params: { name: n.name } }), [n.name, n.peerCount]);
-  const vms = useLoaded(() => client.call('listVms', {}), [n.name, n.vmCount]);
+  const peers = useLoad(() => client.call('listNetworkPeers', { params: { name: n.name } }), [n.name, n.peerCount]);
+  const vms = useLoad(() => client.call('listVms', {}), [n.name, n.vmCount]);
   props.useEvents({ resource: 'vm' }, () => vms.reload());
   const [revoking, setRevoking] = useState<string | null>(null);
   const [deleting, setDeleting] = useState(false);

@@ -12,7 +12,7 @@ import type { PageProps } from '../app/context.ts';
 import { ApiErrorNote } from '../app/api-error.tsx';
 import { CliHint } from '../app/cli-hint.tsx';
 import { href } from '../app/router.ts';
-import { useLoaded } from './hooks.ts';
+import { useLoad } from '../app/use-load.ts';
 import { CheckForm } from './services/check-form.tsx';
 import { EdgeDetail } from './services/edge-detail.tsx';
 import { pathsOfEdge, type PlacedEdge, type PlacedNode } from './services/graph-layout.ts';
@@ -29,7 +29,7 @@ interface State {
 export function ServicesPage(props: PageProps) {
   const { client } = props;
   const canChange = props.can('operator');
-  const state = useLoaded<State>(async () => {
+  const state = useLoad<State>(async () => {
     const [graph, paths, services] = await Promise.all([client.call('getGraph', { query: {} }), client.call('listPaths', { query: {} }), client.call('listServices', { query: {} })]);
     return { graph: graph as Graph, paths: paths.items, services: services.items };
   }, [client]);

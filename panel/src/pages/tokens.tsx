@@ -10,7 +10,8 @@ import { ApiErrorNote } from '../app/api-error.tsx';
 import { CliHint } from '../app/cli-hint.tsx';
 import { Confirm } from '../app/confirm.tsx';
 import { Field } from '../app/field.tsx';
-import { useAction, useLoaded } from './hooks.ts';
+import { useLoad } from '../app/use-load.ts';
+import { useAction } from './use-action.ts';
 
 export function TokensPage(props: PageProps) {
   if (!props.can('admin'))
@@ -26,7 +27,7 @@ export function TokensPage(props: PageProps) {
 
 function Tokens(props: PageProps) {
   const { client } = props;
-  const list = useLoaded(() => client.call('listTokens', {}), [client]);
+  const list = useLoad(() => client.call('listTokens', {}), [client]);
   props.useEvents({ resource: 'token' }, () => list.reload());
   const [revoking, setRevoking] = useState<string | null>(null);
   const revoke = useAction();

@@ -10,8 +10,8 @@ import { ApiErrorNote } from '../../app/api-error.tsx';
 import { CliHint } from '../../app/cli-hint.tsx';
 import { Field } from '../../app/field.tsx';
 import { currentSession } from '../../app/session.ts';
-import { useAction } from '../hooks.ts';
-import { size } from './size.ts';
+import { useAction } from '../use-action.ts';
+import { size } from '../../app/format.ts';
 import { uploadBlob } from './upload.ts';
 
 interface Props {

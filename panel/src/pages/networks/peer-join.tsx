@@ -11,7 +11,7 @@ import { renderClientConf } from '../../../../src/core/wireguard-config.ts';
 import { ApiErrorNote } from '../../app/api-error.tsx';
 import { CliHint } from '../../app/cli-hint.tsx';
 import { Field } from '../../app/field.tsx';
-import { useAction } from '../hooks.ts';
+import { useAction } from '../use-action.ts';
 import { Qr } from './qr.tsx';
 import { makeWireguardKey } from './wg-key.ts';
 

@@ -8,7 +8,7 @@ import type { PathCheck } from '../../../../src/api/schemas/path.ts';
 import { ApiErrorNote } from '../../app/api-error.tsx';
 import { CliHint } from '../../app/cli-hint.tsx';
 import { Field } from '../../app/field.tsx';
-import { useAction } from '../hooks.ts';
+import { useAction } from '../use-action.ts';
 
 interface Props {
   client: Client;

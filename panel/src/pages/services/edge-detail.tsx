@@ -5,7 +5,7 @@ import type { Path } from '../../../../src/api/schemas/path.ts';
 import { ApiErrorNote } from '../../app/api-error.tsx';
 import { CliHint } from '../../app/cli-hint.tsx';
 import { Confirm } from '../../app/confirm.tsx';
-import { useAction } from '../hooks.ts';
+import { useAction } from '../use-action.ts';
 
 interface Props {
   client: Client;

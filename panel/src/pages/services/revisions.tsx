@@ -5,7 +5,8 @@ import type { Service } from '../../../../src/api/schemas/service.ts';
 import { ApiErrorNote } from '../../app/api-error.tsx';
 import { CliHint } from '../../app/cli-hint.tsx';
 import { Confirm } from '../../app/confirm.tsx';
-import { useAction, useLoaded } from '../hooks.ts';
+import { useLoad } from '../../app/use-load.ts';
+import { useAction } from '../use-action.ts';
 
 interface Props {
   client: Client;
@@ -15,7 +16,7 @@ interface Props {
 }
 
 export function Revisions({ client, service: s, version, onChanged }: Props) {
-  const revs = useLoaded(() => client.call('listServiceRevisions', { params: { name: s.name } }), [s.name, s.targetRevision, version]);
+  const revs = useLoad(() => client.call('listServiceRevisions', { params: { name: s.name } }), [s.name, s.targetRevision, version]);
   const [asking, setAsking] = useState<number | null>(null);
   const rollback = useAction<Service>();
   const confirm = async () => {

@@ -11,7 +11,7 @@ import type { Service } from '../../../../src/api/schemas/service.ts';
 import { ApiErrorNote } from '../../app/api-error.tsx';
 import { CliHint } from '../../app/cli-hint.tsx';
 import { Field } from '../../app/field.tsx';
-import { useAction } from '../hooks.ts';
+import { useAction } from '../use-action.ts';
 
 interface Props {
   client: Client;
