@@ -13,6 +13,7 @@
  *   (k) rolling update of 10 instances: time, DNS answers missing  (service-rollout.ts)
  *   (l) path add/remove → enforced on the remote node               (path-enforce.ts)
  *   (m) inet butter_paths at 1,000 services / 5,000 paths            (path-scale.ts)
+ *   (o) web panel: change → shown in Chromium; first load            (panel.ts)
  *
  * Every figure is bounded in time; one that fails or times out is reported as an error and
  * the others still run. Everything set up on the host is undone (cleanup.ts), on Ctrl-C too.
@@ -38,6 +39,7 @@ import { benchGuestOverlay } from './guest-overlay.ts';
 import { benchOverlay } from './overlay.ts';
 import { benchPathEnforce } from './path-enforce.ts';
 import { benchPathScale } from './path-scale.ts';
+import { benchPanel } from './panel.ts';
 import { benchPlacement } from './placement.ts';
 import { renderMarkdown, renderSummary, type Results } from './report.ts';
 import { benchServiceCreate } from './service-create.ts';
@@ -148,6 +150,9 @@ async function main(): Promise<number> {
   // The paths figures: the ruleset at scale in a namespace, then add/remove through real agents.
   if (wanted('m')) figures.push(await figure('m', 120_000, () => benchPathScale(undefined, (m) => log(`    ${m}`))));
   if (wanted('l')) figures.push(await figure('l', 240_000, () => benchPathEnforce(undefined, (m) => log(`    ${m}`))));
+
+  // The panel: a browser against a control plane of its own.
+  if (wanted('o')) figures.push(await figure('o', 240_000, () => benchPanel(undefined, (m) => log(`    ${m}`))));
 
   if (wanted('g')) figures.push(await figure('g', 240_000, () => benchOverlay(undefined, (m) => log(`    ${m}`))));
   if (wanted('h')) figures.push(await figure('h', 120_000, () => benchMeshJoin(undefined, (m) => log(`    ${m}`))));
