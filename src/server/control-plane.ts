@@ -59,6 +59,8 @@ export interface ControlPlaneOptions {
   eventRetention?: EventRetention;
   /** How long a service's replacement instance may take to run before its rollout stops (rollout.ts; 5 min by default). */
   rolloutTimeoutMs?: number;
+  /** Where the built web panel is (server/panel.ts); `dist/panel/` of this package by default. */
+  panelDir?: string;
   /** The daemon's logger (pino) for the control plane's housekeeping; JSON lines on stderr by default. */
   log?: PrunerLog & { warn?(obj: object, msg: string): void };
   /** `GET /v1/events/stream`'s keepalive period and the bytes a stalled client may hold (event-stream.ts). */
@@ -122,7 +124,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
     });
   }
 
-  const http = buildHttp(store, makeHandlers(services), opts.logger ?? false, opts.https, opts.onServerError);
+  const http = buildHttp(store, makeHandlers(services), opts.logger ?? false, opts.https, opts.onServerError, opts.panelDir !== undefined ? { panelDir: opts.panelDir } : {});
   // Fastify's HTTPS server (HTTP/2 with HTTP/1.1) is a tls.Server underneath.
   const tlsRenewal = opts.https && opts.tlsRenewal ? new TlsRenewal(opts.https, http.server as unknown as SecureServer, opts.tlsRenewal) : undefined;
   if (opts.https) {

@@ -15,6 +15,7 @@ import { authorize, type Principal } from './auth.ts';
 import { fingerprint, IdempotencyKeys, Replayed, type Once, type StoredAnswer } from './idempotency.ts';
 import { checkJoinToken } from './join.ts';
 import { callerOf, Sessions } from './sessions.ts';
+import { servePanel } from './panel.ts';
 import type { Store } from './store/store.ts';
 
 export interface Call {
@@ -62,7 +63,12 @@ const stderrLog: ServerErrorLog = (err, ctx) => {
   process.stderr.write(`${JSON.stringify({ level: 'error', msg: 'internal error', ...ctx, err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) })}\n`);
 };
 
-export function buildHttp(store: Store, handlers: Handlers, log: boolean | object = false, https?: { key: string; cert: string }, onServerError: ServerErrorLog = stderrLog): FastifyInstance {
+export interface HttpOptions {
+  /** Where the built web panel is (panel.ts; `dist/panel/` of this package by default). */
+  panelDir?: string;
+}
+
+export function buildHttp(store: Store, handlers: Handlers, log: boolean | object = false, https?: { key: string; cert: string }, onServerError: ServerErrorLog = stderrLog, opts: HttpOptions = {}): FastifyInstance {
   // Over TLS the server speaks HTTP/2 as well as HTTP/1.1: an agent then holds one connection
   // for its watches, reports and console, instead of one per request in flight (each TLS
   // connection costs the server about 60 KB, so 1,000 agents × 4 was most of its memory).
@@ -93,7 +99,9 @@ export function buildHttp(store: Store, handlers: Handlers, log: boolean | objec
     const body = new ApiError('internal', `internal error (request ${requestId}; the control plane's log has the details)`).toBody();
     return reply.code(500).header('x-request-id', requestId).send({ error: { ...body.error, requestId } });
   });
-  app.setNotFoundHandler((req, reply) => reply.code(404).send(new ApiError('not_found', `no route ${req.method} ${req.url.split('?')[0]}`).toBody()));
+  // The web panel at `/`: its files, and index.html for other paths outside the API (panel.ts).
+  const panel = servePanel(app, opts.panelDir);
+  app.setNotFoundHandler((req, reply) => panel(req, reply) || reply.code(404).send(new ApiError('not_found', `no route ${req.method} ${req.url.split('?')[0]}`).toBody()));
 
   const callers = new WeakMap<FastifyRequest, Principal>();
   const keys = new IdempotencyKeys(store);

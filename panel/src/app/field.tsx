@@ -3,9 +3,8 @@
  * field, the message is shown under the input and the input is marked invalid.
  */
 import { cloneElement, type VNode } from 'preact';
+import { useId } from 'preact/hooks';
 import { errorForField } from './api-error.tsx';
-
-let seq = 0;
 
 export interface FieldProps {
   label: string;
@@ -18,7 +17,8 @@ export interface FieldProps {
 }
 
 export function Field({ label, name, error, hint, children }: FieldProps) {
-  const id = (children.props.id as string | undefined) ?? `f-${name.replace(/\W/g, '-')}-${++seq}`;
+  const auto = useId();
+  const id = (children.props.id as string | undefined) ?? `f-${name.replace(/\W/g, '-')}-${auto.replace(/\W/g, '')}`;
   const own = errorForField(error, name);
   const described = [hint ? `${id}-hint` : '', own ? `${id}-err` : ''].filter(Boolean).join(' ');
   const input = cloneElement(children, {

@@ -1,0 +1,90 @@
+/**
+ * Every VM in the cluster, live: an audit event about VM X refetches X alone (gone: removed),
+ * a `gap` refetches the list; there is no polling loop.
+ */
+import { useState } from 'preact/hooks';
+import type { Vm } from '../../../../src/api/schemas/vm.ts';
+import { ButterError } from '../../../../src/sdk/client.ts';
+import { ApiErrorNote } from '../../app/api-error.tsx';
+import { CliHint } from '../../app/cli-hint.tsx';
+import type { PageProps } from '../../app/context.ts';
+import { size } from '../../app/format.ts';
+import { href } from '../../app/router.ts';
+import { useLoad } from '../../app/use-load.ts';
+import { VmCreateForm } from './vm-create.tsx';
+
+const byName = (a: Vm, b: Vm) => a.name.localeCompare(b.name);
+
+export function VmList({ client, can, useEvents }: PageProps) {
+  const vms = useLoad(async () => (await client.call('listVms', {})).items.sort(byName));
+  const [creating, setCreating] = useState(false);
+  useEvents({ resource: 'vm' }, async (m) => {
+    if ('gap' in m) return vms.reload();
+    const name = m.event.name;
+    try {
+      const vm = await client.call('getVm', { params: { name } });
+      vms.set((old) => [...(old ?? []).filter((v) => v.name !== name), vm].sort(byName));
+    } catch (e) {
+      if (e instanceof ButterError && e.status === 404) vms.set((old) => old?.filter((v) => v.name !== name));
+      else vms.reload();
+    }
+  });
+  const list = vms.data ?? [];
+  return (
+    <section>
+      <h1>VMs</h1>
+      {can('operator') ? (
+        creating ? (
+          <VmCreateForm client={client} onDone={() => setCreating(false)} />
+        ) : (
+          <div class="actions">
+            <button type="button" class="primary" onClick={() => setCreating(true)}>
+              Create VM
+            </button>
+          </div>
+        )
+      ) : null}
+      <ApiErrorNote error={vms.error} />
+      {vms.data === undefined && !vms.error ? <p>Loading…</p> : null}
+      {vms.data !== undefined && list.length === 0 ? <p class="muted">No VMs yet.</p> : null}
+      {list.length ? (
+        <div class="table-wrap">
+          <table aria-label="VMs">
+            <thead>
+              <tr>
+                <th scope="col">Name</th>
+                <th scope="col">State</th>
+                <th scope="col">Node</th>
+                <th scope="col">Address</th>
+                <th scope="col">Size</th>
+                <th scope="col">Image</th>
+              </tr>
+            </thead>
+            <tbody>
+              {list.map((v) => (
+                <tr data-vm={v.name}>
+                  <td>
+                    <a href={href('vms', v.name)}>{v.name}</a>
+                  </td>
+                  <td>
+                    <span class={`state ${v.state}`} data-testid="vm-state">
+                      {v.state}
+                    </span>
+                    {v.reason ? <small class="muted"> {v.reason}</small> : null}
+                  </td>
+                  <td>{v.node ?? '—'}</td>
+                  <td>{v.ip ?? '—'}</td>
+                  <td>
+                    {v.cpus} cpu, {size(v.memoryBytes)}
+                  </td>
+                  <td>{v.image}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      ) : null}
+      <CliHint args={['vm', 'list']} />
+    </section>
+  );
+}
