@@ -5,6 +5,7 @@
  */
 import { useEffect, useState } from 'preact/hooks';
 import { EventResource, type Event } from '../../../src/api/schemas/event.ts';
+import './pages.css';
 import type { PageProps } from '../app/context.ts';
 import { ApiErrorNote } from '../app/api-error.tsx';
 import { CliHint } from '../app/cli-hint.tsx';
@@ -67,7 +68,7 @@ export function AuditPage(props: PageProps) {
       </form>
       <CliHint args={['events', '--follow', ...(resource ? ['--resource', resource] : []), ...(nameQ ? ['--name', nameQ] : [])]} />
       <ApiErrorNote error={loaded.error} />
-      <div class="table-scroll">
+      <div class="table-wrap">
         <table class="events">
           <thead>
             <tr>

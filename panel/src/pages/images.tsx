@@ -10,6 +10,7 @@
  */
 import { useState } from 'preact/hooks';
 import type { Image } from '../../../src/api/schemas/image.ts';
+import './pages.css';
 import type { PageProps } from '../app/context.ts';
 import { ApiErrorNote } from '../app/api-error.tsx';
 import { CliHint } from '../app/cli-hint.tsx';
@@ -35,7 +36,7 @@ export function ImagesPage(props: PageProps) {
     <div class="page images-page">
       <h1>Images</h1>
       <ApiErrorNote error={list.error ?? remove.error} />
-      <div class="table-scroll">
+      <div class="table-wrap">
         <table>
           <thead>
             <tr>

@@ -6,6 +6,7 @@
 import { Fragment } from 'preact';
 import { useState } from 'preact/hooks';
 import type { Network } from '../../../src/api/schemas/network.ts';
+import './pages.css';
 import type { PageProps } from '../app/context.ts';
 import { ApiErrorNote } from '../app/api-error.tsx';
 import { CliHint } from '../app/cli-hint.tsx';
@@ -27,7 +28,7 @@ export function NetworksPage(props: PageProps) {
     <div class="page networks-page">
       <h1>Networks</h1>
       <ApiErrorNote error={list.error} />
-      <div class="table-scroll">
+      <div class="table-wrap">
         <table>
           <thead>
             <tr>
@@ -155,7 +156,7 @@ function NetworkDetail(props: PageProps & { network: Network; canChange: boolean
       </ul>
       <h3>VPN peers</h3>
       <ApiErrorNote error={peers.error ?? revoke.error} />
-      <div class="table-scroll">
+      <div class="table-wrap">
         <table>
           <thead>
             <tr>

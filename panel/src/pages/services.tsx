@@ -8,6 +8,7 @@ import { useState } from 'preact/hooks';
 import type { Graph } from '../../../src/api/schemas/graph.ts';
 import type { Path } from '../../../src/api/schemas/path.ts';
 import type { Service } from '../../../src/api/schemas/service.ts';
+import './pages.css';
 import type { PageProps } from '../app/context.ts';
 import { ApiErrorNote } from '../app/api-error.tsx';
 import { CliHint } from '../app/cli-hint.tsx';

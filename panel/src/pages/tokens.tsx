@@ -5,6 +5,7 @@
 import { useState } from 'preact/hooks';
 import { USER_ROLES, type UserRole } from '../../../src/api/schemas/token.ts';
 import type { ResponseOf } from '../../../src/api/routes.ts';
+import './pages.css';
 import type { PageProps } from '../app/context.ts';
 import { ApiErrorNote } from '../app/api-error.tsx';
 import { CliHint } from '../app/cli-hint.tsx';
@@ -40,7 +41,7 @@ function Tokens(props: PageProps) {
     <div class="page tokens-page">
       <h1>Tokens</h1>
       <ApiErrorNote error={list.error ?? revoke.error} />
-      <div class="table-scroll">
+      <div class="table-wrap">
         <table>
           <thead>
             <tr>

@@ -34,7 +34,7 @@ export function GraphView({ graph, edge, picked, onEdge, onNode }: Props) {
     <div class="graph-scroll">
       <svg class="graph" viewBox={`0 0 ${l.width} ${l.height}`} width={l.width} height={l.height} role="group" aria-label="Services and the paths between them">
         <defs>
-          <marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" markerHeight="8" orient="auto-start-reverse">
+          <marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="9" markerHeight="9" markerUnits="userSpaceOnUse" orient="auto-start-reverse">
             <path d="M 0 0 L 10 5 L 0 10 z" fill="currentColor" />
           </marker>
         </defs>

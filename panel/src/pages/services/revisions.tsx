@@ -28,7 +28,7 @@ export function Revisions({ client, service: s, version, onChanged }: Props) {
     <div class="revisions">
       <h4>Revisions</h4>
       <ApiErrorNote error={revs.error} />
-      <div class="table-scroll">
+      <div class="table-wrap">
         <table>
           <thead>
             <tr>

@@ -58,7 +58,7 @@ export function ServiceDetail({ client, service: s, canChange, version, onChange
           {w}
         </p>
       ))}
-      <div class="table-scroll">
+      <div class="table-wrap">
         <table>
           <caption>Instances</caption>
           <thead>
