@@ -68,7 +68,7 @@ export function AuditPage(props: PageProps) {
       </form>
       <CliHint args={['events', '--follow', ...(resource ? ['--resource', resource] : []), ...(nameQ ? ['--name', nameQ] : [])]} />
       <ApiErrorNote error={loaded.error} />
-      <div class="table-wrap">
+      <div class="table-wrap" tabIndex={0} role="region" aria-label="Audit events">
         <table class="events">
           <thead>
             <tr>

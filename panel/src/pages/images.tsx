@@ -36,7 +36,7 @@ export function ImagesPage(props: PageProps) {
     <div class="page images-page">
       <h1>Images</h1>
       <ApiErrorNote error={list.error ?? remove.error} />
-      <div class="table-wrap">
+      <div class="table-wrap" tabIndex={0} role="region" aria-label="Images">
         <table>
           <thead>
             <tr>

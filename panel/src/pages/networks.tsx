@@ -28,7 +28,7 @@ export function NetworksPage(props: PageProps) {
     <div class="page networks-page">
       <h1>Networks</h1>
       <ApiErrorNote error={list.error} />
-      <div class="table-wrap">
+      <div class="table-wrap" tabIndex={0} role="region" aria-label="Networks">
         <table>
           <thead>
             <tr>
@@ -156,7 +156,7 @@ function NetworkDetail(props: PageProps & { network: Network; canChange: boolean
       </ul>
       <h3>VPN peers</h3>
       <ApiErrorNote error={peers.error ?? revoke.error} />
-      <div class="table-wrap">
+      <div class="table-wrap" tabIndex={0} role="region" aria-label={`VPN peers of ${n.name}`}>
         <table>
           <thead>
             <tr>

@@ -41,7 +41,7 @@ function Tokens(props: PageProps) {
     <div class="page tokens-page">
       <h1>Tokens</h1>
       <ApiErrorNote error={list.error ?? revoke.error} />
-      <div class="table-wrap">
+      <div class="table-wrap" tabIndex={0} role="region" aria-label="Tokens">
         <table>
           <thead>
             <tr>

@@ -97,7 +97,7 @@ export function PeerJoin({ client, network, onJoined }: Props) {
           </p>
           {r.peer.endpointSource === 'default-route' ? <p class="warning">Endpoint {r.peer.config.endpoint} is node {r.peer.gateway}'s address on its default route; give an endpoint if peers reach it elsewhere.</p> : null}
           <div class="config-and-qr">
-            <pre data-testid="peer-conf">{r.conf}</pre>
+            <pre data-testid="peer-conf" tabIndex={0} aria-label="wg-quick configuration">{r.conf}</pre>
             <Qr text={r.conf} label={`QR code of the WireGuard configuration of peer ${r.peer.name}`} />
           </div>
           <a href={download} download={`${network}-${r.peer.name}.conf`}>

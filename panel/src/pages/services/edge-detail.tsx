@@ -29,6 +29,7 @@ export function EdgeDetail({ client, paths, canChange, onClose, onRemoved }: Pro
     <section class="card edge-detail" aria-label="Paths of the selected edge">
       <h3>Paths</h3>
       {paths.length === 0 ? <p>No path (it was just removed).</p> : null}
+      <div class="table-wrap" tabIndex={0} role="region" aria-label="Paths of the selected edge">
       <table>
         <thead>
           <tr>
@@ -59,6 +60,7 @@ export function EdgeDetail({ client, paths, canChange, onClose, onRemoved }: Pro
           ))}
         </tbody>
       </table>
+      </div>
       <ApiErrorNote error={remove.error} />
       {paths.map((p) => (
         <CliHint key={p.id} args={['path', 'rm', p.id]} />

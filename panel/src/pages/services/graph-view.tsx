@@ -31,7 +31,7 @@ export function GraphView({ graph, edge, picked, onEdge, onNode }: Props) {
   const l = layoutGraph(graph);
   if (l.nodes.length === 0) return <p class="empty">No services and no paths yet.</p>;
   return (
-    <div class="graph-scroll">
+    <div class="graph-scroll" tabIndex={0} role="region" aria-label="The graph of paths (scrolls sideways)">
       <svg class="graph" viewBox={`0 0 ${l.width} ${l.height}`} width={l.width} height={l.height} role="group" aria-label="Services and the paths between them">
         <defs>
           <marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="9" markerHeight="9" markerUnits="userSpaceOnUse" orient="auto-start-reverse">

@@ -28,7 +28,7 @@ export function Revisions({ client, service: s, version, onChanged }: Props) {
     <div class="revisions">
       <h4>Revisions</h4>
       <ApiErrorNote error={revs.error} />
-      <div class="table-wrap">
+      <div class="table-wrap" tabIndex={0} role="region" aria-label={`Revisions of ${s.name}`}>
         <table>
           <thead>
             <tr>

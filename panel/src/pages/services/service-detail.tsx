@@ -58,7 +58,7 @@ export function ServiceDetail({ client, service: s, canChange, version, onChange
           {w}
         </p>
       ))}
-      <div class="table-wrap">
+      <div class="table-wrap" tabIndex={0} role="region" aria-label={`Instances of ${s.name}`}>
         <table>
           <caption>Instances</caption>
           <thead>
