@@ -22,12 +22,14 @@ export class EventHub {
   private readonly listeners = new Set<Listener>();
   private abort: AbortController | undefined;
 
-  constructor(private readonly source: EventSource) {}
+  /** Starts at once (at sign-in), before any page loads its data: see event-source.ts. */
+  constructor(private readonly source: EventSource) {
+    this.start();
+  }
 
   subscribe(filter: EventFilter, cb: (m: EventMessage) => void): () => void {
     const l = { filter, cb };
     this.listeners.add(l);
-    this.start();
     return () => {
       this.listeners.delete(l);
     };

@@ -10,7 +10,7 @@ import { size, when } from '../../app/format.ts';
 import { href } from '../../app/router.ts';
 import { useLoad } from '../../app/use-load.ts';
 import { VmActions } from './vm-actions.tsx';
-import { VmConsole } from './vm-console.tsx';
+import { LazyConsole } from './vm-console-lazy.tsx';
 import { VmLogs } from './vm-logs.tsx';
 import { VmResize } from './vm-resize.tsx';
 
@@ -79,7 +79,7 @@ export function VmDetail({ client, can, useEvents, name }: PageProps & { name: s
               <VmActions client={client} vm={v} onChanged={changed} />
               <VmResize key={`${v.cpus}-${v.memoryBytes}`} client={client} vm={v} onChanged={changed} />
               <h2>Console</h2>
-              <VmConsole client={client} name={name} />
+              <LazyConsole client={client} name={name} />
               <h2>Console log</h2>
               <VmLogs client={client} name={name} />
             </>
