@@ -145,7 +145,7 @@ test('networks: a VPN peer joined with a key made in the browser: config and QR 
   await page.getByRole('dialog').getByRole('button', { name: 'Revoke laptop' }).click();
   await page.locator('[data-peer="laptop"]').waitFor({ state: 'detached' });
   assert.equal((await cloud.admin.call('listNetworkPeers', { params: { name: 'default' } })).items.length, 0);
-  await cloud.admin.call('deleteNode', { params: { name: 'gw' }, query: { force: 'true' } }).catch(() => {});
+  await cloud.admin.call('deleteNode', { params: { name: 'gw' } }).catch(() => {});
   noConsoleErrors(o, 'networks', [401]);
 });
 
