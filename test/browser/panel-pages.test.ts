@@ -276,9 +276,10 @@ test('the event stream reconnects after the control plane restarts (same data di
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
     await page.goto(`${url}/#/audit`);
-    await signIn(page, cp.adminToken!);
+    const token = cp.adminToken!; // made at the first start only
+    await signIn(page, token);
     await loaded(page);
-    const admin = () => new Client({ url, token: cp.adminToken! });
+    const admin = () => new Client({ url, token });
     await admin().call('createNetwork', { body: { name: 'before-restart' } });
     await page.locator('table.events tbody tr', { hasText: 'network before-restart' }).waitFor();
     await mark(page);
