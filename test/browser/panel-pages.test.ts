@@ -21,11 +21,14 @@ const skip = needsChromium();
 let cloud: PanelCloud;
 
 const blueprint = (publicIp = false) => `network: { subnetwork_max_instance_count: 8 }\ninstance: { memory: 256M, cpus: 1${publicIp ? ', public_ip: true' : ''} }\nimage: { name: img }\ncount: 1\n`;
+/** front's: a template with a variable, which an update must give again. */
+const withTemplate = `${blueprint(true)}initialization:\n  - path: hello.sh\n    vars: { Greeting: { required: true } }\n`;
+const HELLO = '#!/bin/sh\necho "{{ Greeting }} from {{ service }}"\n';
 
 before(async () => {
   if (skip) return;
   cloud = await startPanelCloud({ nodes: 2, image: 'img' });
-  await cloud.admin.call('createService', { body: { network: 'default', name: 'front', blueprint: blueprint(true) } });
+  await cloud.admin.call('createService', { body: { network: 'default', name: 'front', blueprint: withTemplate, files: { 'hello.sh': HELLO }, vars: { Greeting: 'hello' } } });
   await cloud.admin.call('createService', { body: { network: 'default', name: 'back', blueprint: blueprint() } });
   await cloud.admin.call('createPath', { body: { from: '0.0.0.0/0', to: 'front', ports: '80' } });
 });
@@ -115,6 +118,41 @@ test('services: scaling from the page; the instances appear live (no reload) as 
   assert.match(await page.locator('.revisions').innerText(), /1 \(current\)/);
   await screenshot(page, 'services-scaled');
   noConsoleErrors(o, 'services scale', [401]);
+});
+
+test('services: an update from the page rolls out a new revision; a rollback from its history returns to the first', { skip }, async () => {
+  const o = await admin('/#/services/front');
+  const { page } = o;
+  await page.getByRole('button', { name: 'Update front…' }).click();
+  const form = page.locator('form.update-form');
+  const bp = form.getByLabel('Blueprint (YAML)');
+  await until('the target revision loaded into the form', async () => ((await bp.inputValue()).includes('public_ip: true') ? true : undefined));
+  assert.equal(await form.getByLabel('Variables (YAML map)').inputValue(), 'Greeting: hello\n', "the target revision's variables");
+  assert.equal(await form.getByLabel('Template 1 path').inputValue(), 'hello.sh', 'the template it names, to be given again');
+  // Bad YAML in the variables is named next to that field, and nothing is sent.
+  await form.getByLabel('Variables (YAML map)').fill('[not, a, map]');
+  await form.getByRole('button', { name: 'Roll out' }).click();
+  await form.locator('[data-field="vars"] .field-error').waitFor();
+  await form.getByLabel('Variables (YAML map)').fill('Greeting: hi');
+  await form.getByLabel('Template 1 text').fill(HELLO);
+  await bp.fill((await bp.inputValue()) + '# revision two\n');
+  assert.equal(await form.locator('[data-testid=cli]').innerText(), 'butter service update front --blueprint blueprint.yml --var Greeting=hi');
+  await form.getByRole('button', { name: 'Roll out' }).click();
+  const revisions = page.locator('.revisions');
+  await until('revision 2 current', async () => ((await revisions.innerText()).includes('2 (current)') ? true : undefined), 60_000).catch(async (e) => {
+    await screenshot(page, 'services-update-failed');
+    throw e;
+  });
+  const s = await cloud.admin.call('getService', { params: { name: 'front' } });
+  assert.deepEqual([s.revision, s.blueprint.includes('# revision two')], [2, true]);
+
+  await revisions.getByRole('button', { name: 'Roll back to 1' }).click();
+  assert.equal(await page.getByRole('dialog').locator('[data-testid=cli]').innerText(), 'butter service rollback front --to 1');
+  await page.getByRole('dialog').getByRole('button', { name: 'Roll back to 1' }).click();
+  await until('revision 1 current again', async () => ((await revisions.innerText()).includes('1 (current)') ? true : undefined), 60_000);
+  assert.equal((await cloud.admin.call('getService', { params: { name: 'front' } })).revision, 1);
+  await screenshot(page, 'services-rolled-back');
+  noConsoleErrors(o, 'services update', [401]);
 });
 
 test('networks: a VPN peer joined with a key made in the browser: config and QR shown, only the public key sent; then revoked', { skip }, async () => {
