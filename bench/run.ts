@@ -13,6 +13,7 @@
  *   (k) rolling update of 10 instances: time, DNS answers missing  (service-rollout.ts)
  *   (l) path add/remove → enforced on the remote node               (path-enforce.ts)
  *   (m) inet butter_paths at 1,000 services / 5,000 paths            (path-scale.ts)
+ *   (n) a change committed → its live event at an SDK client        (event-latency.ts)
  *
  * Every figure is bounded in time; one that fails or times out is reported as an error and
  * the others still run. Everything set up on the host is undone (cleanup.ts), on Ctrl-C too.
@@ -30,6 +31,7 @@ import { BOOT_DEFAULTS, benchBoot } from './boot.ts';
 import { cleanupOnSignals, runCleanups, wasInterrupted } from './cleanup.ts';
 import { benchClusterScale } from './cluster-scale.ts';
 import { benchCreateLatency } from './create-latency.ts';
+import { benchEventLatency } from './event-latency.ts';
 import { FIGURE_IDS, FIGURES, judge, type FigureDataMap, type FigureId, type FigureResult } from './figures.ts';
 import { machineFacts, waitForQuiet } from './machine.ts';
 import { benchMetadata } from './metadata.ts';
@@ -148,6 +150,9 @@ async function main(): Promise<number> {
   // The paths figures: the ruleset at scale in a namespace, then add/remove through real agents.
   if (wanted('m')) figures.push(await figure('m', 120_000, () => benchPathScale(undefined, (m) => log(`    ${m}`))));
   if (wanted('l')) figures.push(await figure('l', 240_000, () => benchPathEnforce(undefined, (m) => log(`    ${m}`))));
+
+  // Live events: commit → server-sent event at an SDK client of a `butter server` process.
+  if (wanted('n')) figures.push(await figure('n', 120_000, () => benchEventLatency(undefined, (m) => log(`    ${m}`))));
 
   if (wanted('g')) figures.push(await figure('g', 240_000, () => benchOverlay(undefined, (m) => log(`    ${m}`))));
   if (wanted('h')) figures.push(await figure('h', 120_000, () => benchMeshJoin(undefined, (m) => log(`    ${m}`))));

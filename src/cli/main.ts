@@ -9,6 +9,7 @@ import { ExitWith, UsageError } from './config.ts';
 import { imageCommands } from './commands/image.ts';
 import { nodeCommands } from './commands/node.ts';
 import { tokenCommands } from './commands/token.ts';
+import { eventsCommands } from './commands/events.ts';
 import { networkCommands } from './commands/network.ts';
 import { vmCommands } from './commands/vm.ts';
 import { serviceCommands } from './commands/service.ts';
@@ -194,6 +195,7 @@ export function buildProgram(): Command {
   graphCommands(program);
   testCommands(program);
   tokenCommands(program);
+  eventsCommands(program);
   return program;
 }
 

@@ -26,8 +26,8 @@ export function formatSse(m: { event?: string; data: string; id?: string }): str
 /**
  * An incremental parser: feed it text as it arrives (chunks may split anywhere, even between
  * `\r` and `\n`), get the complete messages. Comments (`: …`) and `retry:` are skipped; a
- * message with no data is not dispatched, as the standard says; `lastEventId` follows every
- * `id:` field, dispatched or not.
+ * message with no data is not dispatched, as the standard says; `lastEventId` is the id of the last
+ * complete message that had one, dispatched or not (an id-only message sets it too).
  */
 export class SseParser {
   lastEventId = '';
@@ -65,12 +65,14 @@ export class SseParser {
     if (value.startsWith(' ')) value = value.slice(1);
     if (field === 'event') this.event = value;
     else if (field === 'data') this.data.push(value);
-    else if (field === 'id' && !value.includes('\0')) this.id = this.lastEventId = value;
+    else if (field === 'id' && !value.includes('\0')) this.id = value;
     return undefined;
   }
 
   private dispatch(): SseMessage | undefined {
     const { event, data, id } = this;
+    // At the blank line, not at the `id:` line: a message cut off before its end never moves it.
+    if (id !== undefined) this.lastEventId = id;
     this.event = '';
     this.data = [];
     this.id = undefined;

@@ -132,6 +132,17 @@ export class Client {
     return res.text();
   }
 
+  /**
+   * A route's raw answer, its body unread (an event stream: sdk/events.ts), with extra request
+   * headers (`Last-Event-ID`). An error answer is thrown as a `ButterError`, as from `call`.
+   */
+  async open<I extends RouteId>(id: I, args: Args<I> & { headers?: Record<string, string> }, signal?: AbortSignal): Promise<Response> {
+    const a = args as { params?: Record<string, unknown>; query?: Record<string, unknown>; headers?: Record<string, string> };
+    const res = await this.fetch(this.target(id, a.params, a.query), { method: routes[id].method, headers: this.headers(a.headers), ...(signal ? { signal } : {}) });
+    if (!res.ok) await this.decode(res);
+    return res;
+  }
+
   /** Streams a blob up; the server refuses it when `sha256` is given and differs. */
   async uploadBlob(body: BlobBody, sha256?: string): Promise<ResponseOf<'uploadBlob'>> {
     // A Blob or bytes go as they are (a browser cannot stream a request body over HTTP/1.1);

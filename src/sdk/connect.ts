@@ -7,6 +7,7 @@ import { loadConfig } from './config.ts';
 import { NetworkVerbs } from './networks.ts';
 import { PathVerbs } from './paths.ts';
 import { ServiceVerbs } from './services.ts';
+import { EventVerbs } from './events.ts';
 import { graph, type Graph, type GraphOptions } from './graph.ts';
 
 export class Butter extends Client {
@@ -16,9 +17,12 @@ export class Butter extends Client {
   readonly service: ServiceVerbs;
   /** `add(from, to, port)`, `remove`, `list`, `check`, `hasAccess`, `internetAccessible`. */
   readonly paths: PathVerbs;
+  /** `stream({ since, resource, name, signal })`: every change, live, resuming by itself. */
+  readonly events: EventVerbs;
 
   constructor(opts: ClientOptions) {
     super(opts);
+    this.events = new EventVerbs(this);
     this.network = new NetworkVerbs(this);
     this.service = new ServiceVerbs(this);
     this.paths = new PathVerbs(this);

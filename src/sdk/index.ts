@@ -24,6 +24,7 @@ export {
 } from './services.ts';
 export { PathVerbs, INTERNET, type Path, type PathCheck, type PathVerifyReport, type PathEnd, type PortRef, type PathAddOptions } from './paths.ts';
 export { type Graph, type GraphOptions } from './graph.ts';
+export { EventVerbs, type LiveEvent, type EventStreamOptions } from './events.ts';
 export { loadBundle, type Bundle } from './blueprint-bundle.ts';
 export { retry, httpGet, endpoint, consoleOutput, type BlueprintFixture, type SetupInfo, type TestContext, type RetryOptions, type HttpOptions, type HttpAnswer } from './testing.ts';
 export { loadConfig, configFile, type CliConfig } from './config.ts';

@@ -90,6 +90,10 @@ export class EventStreams {
       const rows = this.store.db.prepare(`SELECT * FROM events WHERE revision > ? AND revision <= ? ORDER BY id`).all(from, now) as Event[];
       this.send(sub, rows);
     }
+    // The client has all it asked for up to `now` (filtered out or not there): an id-only
+    // message (dispatched to nobody, but remembered as the last event id, as EventSource does)
+    // lets it resume from here, not from an older revision or, for a live-only stream, from nothing.
+    if (from !== now) out.write(`id: ${now}\n\n`);
     if (this.subs.size === 0) {
       this.last = now;
       this.store.changes.on('commit', this.onCommit);
