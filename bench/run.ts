@@ -13,6 +13,7 @@
  *   (k) rolling update of 10 instances: time, DNS answers missing  (service-rollout.ts)
  *   (l) path add/remove → enforced on the remote node               (path-enforce.ts)
  *   (m) inet butter_paths at 1,000 services / 5,000 paths            (path-scale.ts)
+ *   (n) a change committed → its live event at an SDK client        (event-latency.ts)
  *   (o) web panel: change → shown in Chromium; first load            (panel.ts)
  *
  * Every figure is bounded in time; one that fails or times out is reported as an error and
@@ -31,6 +32,7 @@ import { BOOT_DEFAULTS, benchBoot } from './boot.ts';
 import { cleanupOnSignals, runCleanups, wasInterrupted } from './cleanup.ts';
 import { benchClusterScale } from './cluster-scale.ts';
 import { benchCreateLatency } from './create-latency.ts';
+import { benchEventLatency } from './event-latency.ts';
 import { FIGURE_IDS, FIGURES, judge, type FigureDataMap, type FigureId, type FigureResult } from './figures.ts';
 import { machineFacts, waitForQuiet } from './machine.ts';
 import { benchMetadata } from './metadata.ts';
@@ -150,6 +152,9 @@ async function main(): Promise<number> {
   // The paths figures: the ruleset at scale in a namespace, then add/remove through real agents.
   if (wanted('m')) figures.push(await figure('m', 120_000, () => benchPathScale(undefined, (m) => log(`    ${m}`))));
   if (wanted('l')) figures.push(await figure('l', 240_000, () => benchPathEnforce(undefined, (m) => log(`    ${m}`))));
+
+  // Live events: commit → server-sent event at an SDK client of a `butter server` process.
+  if (wanted('n')) figures.push(await figure('n', 120_000, () => benchEventLatency(undefined, (m) => log(`    ${m}`))));
 
   // The panel: a browser against a control plane of its own.
   if (wanted('o')) figures.push(await figure('o', 240_000, () => benchPanel(undefined, (m) => log(`    ${m}`))));

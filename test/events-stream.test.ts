@@ -212,6 +212,41 @@ test('a viewer may follow the events; a node token may not (403), nor anyone wit
   }
 });
 
+test('a HEAD of the stream, or a client that went away, leaves no stream open on the server', T, async () => {
+  const cloud = await startTestCloud();
+  try {
+    const auth = { authorization: `Bearer ${cloud.cp.adminToken}` };
+    const head = await fetch(`${cloud.url}/v1/events/stream`, { method: 'HEAD', headers: auth });
+    assert.equal(head.status, 200);
+    assert.match(head.headers.get('content-type') ?? '', /^text\/event-stream/);
+    const ac = new AbortController();
+    const res = await fetch(`${cloud.url}/v1/events/stream`, { headers: auth, signal: ac.signal });
+    await res.body!.getReader().read();
+    assert.equal(cloud.cp.services.events.size, 1, 'the GET is subscribed, the HEAD is not');
+    ac.abort();
+    await until('the server lets go of the stream', async () => (cloud.cp.services.events.size === 0 ? true : undefined));
+  } finally {
+    await cloud.close();
+  }
+});
+
+test('an idle stream carries a keepalive comment', T, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'butter-events-'));
+  const cp = createControlPlane({ dataDir: dir, eventStream: { keepaliveMs: 20 } });
+  try {
+    const url = await cp.listen('127.0.0.1', 0);
+    const res = await fetch(`${url}/v1/events/stream`, { headers: { authorization: `Bearer ${cp.adminToken}` } });
+    const reader = res.body!.getReader();
+    let text = '';
+    while (!text.includes(': keepalive\n\n')) text += new TextDecoder().decode((await reader.read()).value);
+    await reader.cancel();
+    assert.deepEqual(new SseParser().push(text), [], 'comments and an id only: nothing dispatched');
+  } finally {
+    await cp.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('bad input is a 400 naming the field', T, async () => {
   const cloud = await startTestCloud();
   try {

@@ -6,7 +6,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
@@ -25,7 +25,11 @@ export async function packSdk(): Promise<{ work: string; project: string }> {
   await run('tar', ['-xzf', tarball, '-C', pkg, '--strip-components=1']);
   // What `npm install` would add beside it: butter's dependencies, and @types/node for tsc.
   const deps = Object.keys((JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies);
-  for (const d of [...deps, '@types']) symlinkSync(join(root, 'node_modules', d), join(project, 'node_modules', d));
+  for (const d of [...deps, '@types']) {
+    // A scoped dependency (`@fastify/cookie`) lives in its scope's directory.
+    mkdirSync(dirname(join(project, 'node_modules', d)), { recursive: true });
+    symlinkSync(join(root, 'node_modules', d), join(project, 'node_modules', d));
+  }
   writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'app', type: 'module', private: true, dependencies: { butter: `file:${tarball}` } }));
   return { work, project };
 }

@@ -33,8 +33,10 @@ test('the browser-safe SDK modules bundle for a browser without a Node module', 
   const js = await bundle(
     [
       "import { Client } from '../../src/sdk/client.ts';",
+      "import { EventVerbs } from '../../src/sdk/events.ts';",
       "import { consoleSocketUrl } from '../../src/sdk/console-socket.ts';",
       "const c = new Client({ url: location.origin, credentials: 'same-origin', csrf: () => 'x' });",
+      "console.log(c, new EventVerbs(c), consoleSocketUrl(c.url, 'web'));",
     ].join('\n'),
   );
   assert.match(js, /x-csrf-token/, 'the client is in the bundle');

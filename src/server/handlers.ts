@@ -266,8 +266,11 @@ export function makeHandlers(s: Services): Handlers {
       const q = query as { since?: number; limit?: number; resource?: string; name?: string; sinceRevision?: number; last?: number };
       const where = ['id > ?', 'revision > ?'];
       const args: unknown[] = [q.since ?? 0, q.sinceRevision ?? -1];
-      if (q.resource !== undefined) where.push('resource = ?') && args.push(q.resource);
-      if (q.name !== undefined) where.push('name = ?') && args.push(q.name);
+      for (const [col, v] of [['resource', q.resource], ['name', q.name]] as const) {
+        if (v === undefined) continue;
+        where.push(`${col} = ?`);
+        args.push(v);
+      }
       const sql = `SELECT * FROM events WHERE ${where.join(' AND ')}`;
       // `last`: the newest of them, still answered oldest first.
       const rows = (q.last !== undefined
@@ -275,11 +278,13 @@ export function makeHandlers(s: Services): Handlers {
         : s.store.db.prepare(`${sql} ORDER BY id LIMIT ?`).all(...args, q.limit ?? 200)) as Event[];
       return { items: rows, revision: s.store.revision() };
     },
-    streamEvents: ({ who, query, headers, reply }) => {
+    streamEvents: ({ who, query, headers, req, reply }) => {
       const q = query as { since?: number; resource?: string; name?: string };
       const from = (headers['Last-Event-ID'] as number | undefined) ?? q.since;
       // no-transform, X-Accel-Buffering: a proxy in front must pass each message on as it comes.
       reply.header('content-type', 'text/event-stream; charset=utf-8').header('cache-control', 'no-cache, no-transform').header('x-accel-buffering', 'no');
+      // A HEAD gets the headers only: a subscription nobody reads would never be let go.
+      if (req.method === 'HEAD') return '';
       return s.events.open(from, { resource: q.resource, name: q.name }, actorOf(who));
     },
   };

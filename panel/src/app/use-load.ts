@@ -30,7 +30,10 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[] = []): Loaded
         s.again = false;
         try {
           const v = await loadRef.current();
-          if (s.alive) (setData(() => v), setError(undefined));
+          if (s.alive) {
+            setData(() => v);
+            setError(undefined);
+          }
         } catch (e) {
           if (s.alive) setError(e);
         }
