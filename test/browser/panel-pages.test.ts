@@ -257,6 +257,9 @@ test('audit log: a change made through the API appears live, and the filters nar
   await until('only live-net events', async () => {
     const names = await page.locator('table.events tbody tr td:nth-child(5)').allInnerTexts();
     return names.length > 0 && names.every((n) => n === 'live-net') ? true : undefined;
+  }).catch(async (e) => {
+    await screenshot(page, 'audit-filter-failed');
+    throw e;
   });
   await screenshot(page, 'audit-live');
   assert.deepEqual(await seriousA11y(page), [], 'axe on the audit page');

@@ -44,7 +44,9 @@ export function AuditPage(props: PageProps) {
     if ('gap' in m) loaded.reload();
     else setEvents((list) => merge(list, [m.event]));
   });
-  const shown = actor.trim() ? events.filter((e) => e.actor.includes(actor.trim())) : events;
+  // Filtered here too: an event the previous filter's subscription delivered just before it
+  // was replaced must not stay in the list.
+  const shown = events.filter((e) => (!resource || e.resource === resource) && (!nameQ || e.name === nameQ) && (!actor.trim() || e.actor.includes(actor.trim())));
   return (
     <div class="page audit-page">
       <h1>Audit log</h1>
