@@ -148,7 +148,9 @@ export function openApiDocument(table: Record<string, Route> = routes): Record<s
       security: r.access === 'public' ? [] : [{ bearer: [] }, { session: [] }],
       'x-butter-access': r.access,
       responses: {
-        [r.status]: { description: 'OK', ...(takesKey(r) ? { headers: REPLAYED } : {}), content: r.rawResponse ? rawContent(r) : { 'application/json': { schema: out.use(r.response, plain) }, ...Object.fromEntries((r.alsoText ?? []).map((t) => [t, { schema: { type: 'string' } }])) } },
+        ...(r.websocket
+          ? { 101: { description: 'Switching Protocols: the connection is a WebSocket from here on (see the summary for its frames)' } }
+          : { [r.status]: { description: 'OK', ...(takesKey(r) ? { headers: REPLAYED } : {}), content: r.rawResponse ? rawContent(r) : { 'application/json': { schema: out.use(r.response, plain) }, ...Object.fromEntries((r.alsoText ?? []).map((t) => [t, { schema: { type: 'string' } }])) } } }),
         ...(r.alsoStatus ? { [r.alsoStatus.status]: { description: r.alsoStatus.description, content: { 'application/json': { schema: out.use(r.response, plain) } } } } : {}),
         default: { description: 'Error', content: { 'application/json': { schema: out.use(ErrorBody, plain) } } },
       },

@@ -18,7 +18,7 @@ import { Token, TokenCreate, TokenCreated, TokenParams, type UserRole } from './
 import { Path, PathCheck, PathCheckQuery, PathCreate, PathListQuery, PathMatch, PathParams } from './schemas/path.ts';
 import { Graph, GraphQuery, GRAPH_MEDIA_TYPES } from './schemas/graph.ts';
 import { Service, ServiceCreate, ServiceListQuery, ServiceRevision, ServiceRollback, ServiceScale, ServiceUpdate } from './schemas/service.ts';
-import { ConsoleInput, Logs, LogsQuery, Vm, VmCreate, VmResize, VmUserData, VmUserDataSet } from './schemas/vm.ts';
+import { ConsoleInput, ConsoleSocketQuery, Logs, LogsQuery, Vm, VmCreate, VmResize, VmUserData, VmUserDataSet } from './schemas/vm.ts';
 
 /**
  * Who may call a route: a `UserRole` (schemas/token.ts) is the least role that may; besides
@@ -57,7 +57,13 @@ export interface Route {
   /** The media type of a raw response (`application/octet-stream` unless said): `text/event-stream` for a stream of server-sent events. */
   rawMediaType?: 'text/event-stream';
   response: z.ZodType;
-  status: 200 | 201 | 202;
+  /** 101: a WebSocket route (`websocket`). */
+  status: 101 | 200 | 201 | 202;
+  /**
+   * A WebSocket route: a GET that upgrades (HTTP/1.1), authorized before the upgrade like any
+   * route; `response` is unused. Its frames are described in its summary.
+   */
+  websocket?: boolean;
   /** Media types the route also answers with, as text, when its query asks for them (the graph's `format`). */
   alsoText?: readonly string[];
   /** A second status that answers with the same `response` (not the error envelope), and when. */
@@ -130,6 +136,18 @@ export const routes = {
   getUserData: { method: 'GET', path: '/v1/vms/{name}/user-data', access: 'operator', summary: "A VM's user-data", params: NameParams, response: VmUserData, status: 200 },
   setUserData: { method: 'PUT', path: '/v1/vms/{name}/user-data', access: 'operator', summary: "Replace a VM's user-data (seen by the guest at its next metadata fetch)", params: NameParams, body: VmUserDataSet, response: VmUserData, status: 200 },
   vmConsoleInput: { method: 'POST', path: '/v1/vms/{name}/console', access: 'operator', summary: "Type into a VM's serial console (output arrives through logs)", params: NameParams, body: ConsoleInput, response: Nothing, status: 202 },
+  vmConsoleSocket: {
+    method: 'GET',
+    path: '/v1/vms/{name}/console/ws',
+    access: 'operator',
+    summary:
+      "The VM's serial console as a WebSocket (HTTP/1.1 upgrade; answers 101). Server to client: binary frames of console output (the bytes `vm logs` returns), from `offset` (default: the current end); a text frame is an error envelope about input (the socket stays open). Client to server: text or binary frames of keystrokes, as `POST /v1/vms/{name}/console` takes them (the VM must be running). The server closes with 1000 when the VM is deleted, 1008 when the token is revoked or the session ends. With the session cookie, the Origin header must be the control plane's own origin (else 403 before the upgrade)",
+    params: NameParams,
+    query: ConsoleSocketQuery,
+    websocket: true,
+    response: Nothing,
+    status: 101,
+  },
   vmLogs: { method: 'GET', path: '/v1/vms/{name}/logs', access: 'operator', summary: 'Serial console output from `offset`; `wait` long-polls for more', params: NameParams, query: LogsQuery, response: Logs, status: 200 },
 
   listServices: { method: 'GET', path: '/v1/services', access: 'viewer', summary: 'List services (of one network with `network`)', query: ServiceListQuery, response: listOf(Service), status: 200 },

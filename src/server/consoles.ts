@@ -156,15 +156,21 @@ export class Consoles {
 
   /** From `offset` on; `start` is the oldest offset still kept (a reader behind it missed `start − offset` bytes). */
   read(id: string, offset: number): { offset: number; start: number; data: string } {
+    const r = this.readBytes(id, offset);
+    return { offset: r.offset, start: r.start, data: r.bytes.toString() };
+  }
+
+  /** As `read`, the bytes as they are (the console WebSocket sends them so: a UTF-8 sequence may span two reads). */
+  readBytes(id: string, offset: number): { offset: number; start: number; bytes: Buffer } {
     const start = this.dropped.get(id) ?? 0;
     const size = this.size(id);
-    if (offset >= size) return { offset: size, start, data: '' };
+    if (offset >= size) return { offset: size, start, bytes: Buffer.alloc(0) };
     const from = Math.max(offset, start);
     const fd = openSync(this.file(id), 'r');
     try {
       const buf = Buffer.alloc(Math.min(MAX_READ, size - from));
       const n = readSync(fd, buf, 0, buf.length, from - start);
-      return { offset: from + n, start, data: buf.subarray(0, n).toString() };
+      return { offset: from + n, start, bytes: buf.subarray(0, n) };
     } finally {
       closeSync(fd);
     }

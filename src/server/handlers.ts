@@ -13,6 +13,7 @@ import { actorOf, tokenPrincipal } from './auth.ts';
 import type { BlobFiles } from './blobs.ts';
 import { waitFor, type Consoles } from './consoles.ts';
 import type { EventStreams } from './event-stream.ts';
+import { attachConsole, type ConsoleSocket } from './console-ws.ts';
 import type { Handlers } from './http.ts';
 import type { IdempotencyKeys } from './idempotency.ts';
 import type { Images } from './images.ts';
@@ -80,6 +81,11 @@ export function makeHandlers(s: Services): Handlers {
   const vmOfNode = (node: string, id: string) => {
     const vm = s.store.db.prepare(`SELECT id FROM vms WHERE id = ? AND node = ?`).get(id, node);
     if (!vm) throw new ApiError('not_found', `vm ${id} is not on node ${node}`, 'id');
+  };
+  /** Keystrokes into a VM's console, for its agent to fetch: the one path of `vm console` and the WebSocket. */
+  const typeInto = (vm: { id: string; name: string; node: string | null; power: string }, bytes: Buffer) => {
+    if (!vm.node || vm.power !== 'running') throw new ApiError('conflict', `vm ${vm.name} is not running`, 'name');
+    s.consoles.type(vm.node, vm.id, bytes);
   };
   return {
     health: () => ({ ok: true, version: API_VERSION, revision: s.store.revision() }),
@@ -198,10 +204,33 @@ export function makeHandlers(s: Services): Handlers {
     getUserData: ({ params }) => ({ userData: s.vms.row(params.name!).user_data }),
     setUserData: ({ who, params, body }) => ({ userData: s.vms.setUserData(actorOf(who), params.name!, (body as { userData: string }).userData) }),
     vmConsoleInput: ({ params, body }) => {
-      const vm = s.vms.row(params.name!);
-      if (!vm.node || vm.power !== 'running') throw new ApiError('conflict', `vm ${vm.name} is not running`, 'name');
-      s.consoles.type(vm.node, vm.id, Buffer.from((body as { base64: string }).base64, 'base64'));
+      typeInto(s.vms.row(params.name!), Buffer.from((body as { base64: string }).base64, 'base64'));
       return {};
+    },
+    // Checked before the upgrade (the VM exists); the socket is then the console's (console-ws.ts).
+    vmConsoleSocket: ({ who, params, query }) => {
+      const { id, name } = s.vms.row(params.name!);
+      const from = (query.offset as number | undefined) ?? s.consoles.size(id);
+      const byId = () => s.store.db.prepare(`SELECT * FROM vms WHERE id = ?`).get(id) as { id: string; name: string; node: string | null; power: string } | undefined;
+      return (socket: ConsoleSocket) =>
+        attachConsole(socket, {
+          changes: s.store.changes,
+          consoles: s.consoles,
+          vmId: id,
+          from,
+          ...(who.session ? { endsAt: Date.parse(who.session.expiresAt) } : {}),
+          ended: () => {
+            const vm = byId();
+            if (!vm || vm.power === 'deleted') return { code: 1000, reason: `vm ${name} was deleted` };
+            if (!s.sessions.stillValid(who)) return { code: 1008, reason: who.session ? 'the session ended: sign in again' : 'the token was revoked' };
+            return undefined;
+          },
+          type: (bytes) => {
+            const vm = byId();
+            if (!vm) throw new ApiError('not_found', `vm ${name} not found`, 'name');
+            typeInto(vm, bytes);
+          },
+        });
     },
     vmLogs: ({ params, query, reply }) => s.consoles.wait(s.vms.row(params.name!).id, (query.offset as number | undefined) ?? 0, (query.wait as number | undefined) ?? 0, hungUp(reply)),
 

@@ -7,6 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import fastifyCookie from '@fastify/cookie';
+import fastifyWebsocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { ApiError, fromZodError } from '../api/errors.ts';
@@ -14,7 +15,8 @@ import { routes, type Route, type RouteId } from '../api/routes.ts';
 import { authorize, type Principal } from './auth.ts';
 import { fingerprint, IdempotencyKeys, Replayed, type Once, type StoredAnswer } from './idempotency.ts';
 import { checkJoinToken } from './join.ts';
-import { callerOf, Sessions } from './sessions.ts';
+import { callerOf, checkOrigin, Sessions } from './sessions.ts';
+import type { ConsoleSocket } from './console-ws.ts';
 import { servePanel } from './panel.ts';
 import type { Store } from './store/store.ts';
 
@@ -84,6 +86,10 @@ export function buildHttp(store: Store, handlers: Handlers, log: boolean | objec
   ) as unknown as FastifyInstance;
   // Parses Cookie headers (req.cookies) for the panel's session cookie; sets it (reply.setCookie).
   void app.register(fastifyCookie);
+  // WebSocket routes (`websocket` in the table): upgrades of HTTP/1.1 requests, over plain HTTP
+  // and over TLS (allowHTTP1: browsers open WebSockets over HTTP/1.1). A frame is at most the
+  // console input a VM may have queued (consoles.ts); more closes the socket (1009).
+  void app.register(fastifyWebsocket, { options: { maxPayload: 64 * 1024 } });
   // Blob uploads stream straight to disk; no size limit applies to them.
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
   app.setErrorHandler((err: unknown, req, reply) => {
@@ -106,53 +112,82 @@ export function buildHttp(store: Store, handlers: Handlers, log: boolean | objec
   const callers = new WeakMap<FastifyRequest, Principal>();
   const keys = new IdempotencyKeys(store);
   const sessions = new Sessions(store);
-  for (const [id, route] of Object.entries(routes) as [RouteId, Route][]) {
-    const handler = handlers[id];
-    app.route({
-      method: route.method,
-      url: route.path.replace(/\{(\w+)\}/g, ':$1'),
-      onRequest: async (req) => {
+  // The routes are added once the plugins above have loaded (avvio runs registrations in order):
+  // @fastify/websocket sees them as they are added (its onRoute hook) and takes the upgrades of
+  // the `websocket` ones.
+  void app.register(async (api) => {
+    /** What a WebSocket route's handler returned before the upgrade: it takes the socket after it. */
+    const attach = new WeakMap<FastifyRequest, (socket: ConsoleSocket) => void>();
+    for (const [id, route] of Object.entries(routes) as [RouteId, Route][]) {
+      const handler = handlers[id];
+      const admit = async (req: FastifyRequest) => {
         // `join` routes carry a join token, not an API token; its handler checks it again as it spends it.
         if (route.access === 'join') checkJoinToken(store.db, req.headers.authorization, store.now());
         // An Authorization header, else the panel's session cookie (with its CSRF check): sessions.ts.
         const who = route.access === 'public' || route.access === 'join' ? NOBODY : callerOf(store.db, sessions, req);
+        // A WebSocket carries no CSRF header: with the cookie, its Origin must be ours.
+        if (route.websocket && who.session) checkOrigin(req);
         authorize(who, route.access, route.access === 'node' ? (req.params as Record<string, string>).name : undefined);
         callers.set(req, who);
-      },
-      handler: async (req, reply) => {
-        const who = callers.get(req)!;
-        const params = parse(route.params, req.params, 'params') as Record<string, string>;
-        const query = parse(route.query, req.query ?? {}, 'query') as Record<string, unknown>;
-        if (!route.rawBody && req.body !== undefined && req.headers['content-type']?.startsWith('application/octet-stream')) {
-          throw new ApiError('unsupported_media_type', 'this route takes JSON', 'body');
-        }
-        const body = route.rawBody ? req.body : parse(route.body, req.body, 'body');
-        let headers: Record<string, unknown> = {};
-        if (route.headers) {
-          const r = route.headers.safeParse(pickHeaders(route.headers, req.headers));
-          if (!r.success) throw fromZodError(r.error);
-          headers = r.data as Record<string, unknown>;
-        }
-        const key = headers['Idempotency-Key'] as string | undefined;
-        const once: Once | undefined = key === undefined ? undefined : { scope: who.tokenId, key, route: id, fingerprint: fingerprint(body), status: route.status };
-        // Answered before: the same answer, without even checking the request again (what it
-        // named may be gone since). The write checks once more, for retries racing the first.
-        const kept = once && keys.find(once);
-        if (kept) return replay(reply, kept);
-        let out: unknown;
-        try {
-          out = await handler({ who, params, query, body, headers, ...(once ? { once } : {}), req, reply });
-        } catch (e) {
-          if (e instanceof Replayed) return replay(reply, e.answer);
-          throw e;
-        }
-        if (route.rawResponse) return reply.code(route.status).send(out);
-        // A handler may answer a route's declared second status (readiness: 503) with its body.
-        const alsoStatus = route.alsoStatus?.status;
-        return reply.code(reply.statusCode === alsoStatus ? alsoStatus : route.status).send(out ?? {});
-      },
-    });
-  }
+      };
+      if (route.websocket) {
+        // Everything that may refuse (who, params, query, the handler's own checks) runs before the
+        // upgrade and answers as HTTP; the handler returns what takes the socket after it.
+        api.route({
+          method: 'GET',
+          url: route.path.replace(/\{(\w+)\}/g, ':$1'),
+          onRequest: admit,
+          preHandler: async (req, reply) => {
+            const params = parse(route.params, req.params, 'params') as Record<string, string>;
+            const query = parse(route.query, req.query ?? {}, 'query') as Record<string, unknown>;
+            attach.set(req, (await handler({ who: callers.get(req)!, params, query, body: undefined, headers: {}, req, reply })) as (socket: ConsoleSocket) => void);
+          },
+          handler: async () => {
+            throw new ApiError('invalid', 'this route answers only a WebSocket upgrade (Connection: Upgrade, Upgrade: websocket, over HTTP/1.1)');
+          },
+          wsHandler: (socket, req) => attach.get(req)!(socket as unknown as ConsoleSocket),
+        });
+        continue;
+      }
+      api.route({
+        method: route.method,
+        url: route.path.replace(/\{(\w+)\}/g, ':$1'),
+        onRequest: admit,
+        handler: async (req, reply) => {
+          const who = callers.get(req)!;
+          const params = parse(route.params, req.params, 'params') as Record<string, string>;
+          const query = parse(route.query, req.query ?? {}, 'query') as Record<string, unknown>;
+          if (!route.rawBody && req.body !== undefined && req.headers['content-type']?.startsWith('application/octet-stream')) {
+            throw new ApiError('unsupported_media_type', 'this route takes JSON', 'body');
+          }
+          const body = route.rawBody ? req.body : parse(route.body, req.body, 'body');
+          let headers: Record<string, unknown> = {};
+          if (route.headers) {
+            const r = route.headers.safeParse(pickHeaders(route.headers, req.headers));
+            if (!r.success) throw fromZodError(r.error);
+            headers = r.data as Record<string, unknown>;
+          }
+          const key = headers['Idempotency-Key'] as string | undefined;
+          const once: Once | undefined = key === undefined ? undefined : { scope: who.tokenId, key, route: id, fingerprint: fingerprint(body), status: route.status };
+          // Answered before: the same answer, without even checking the request again (what it
+          // named may be gone since). The write checks once more, for retries racing the first.
+          const kept = once && keys.find(once);
+          if (kept) return replay(reply, kept);
+          let out: unknown;
+          try {
+            out = await handler({ who, params, query, body, headers, ...(once ? { once } : {}), req, reply });
+          } catch (e) {
+            if (e instanceof Replayed) return replay(reply, e.answer);
+            throw e;
+          }
+          if (route.rawResponse) return reply.code(route.status).send(out);
+          // A handler may answer a route's declared second status (readiness: 503) with its body.
+          const alsoStatus = route.alsoStatus?.status;
+          return reply.code(reply.statusCode === alsoStatus ? alsoStatus : route.status).send(out ?? {});
+        },
+      });
+    }
+  });
   return app;
 }
 

@@ -46,6 +46,8 @@ export class Sessions {
     const cookie = randomBytes(32).toString('base64url');
     const csrf = randomBytes(32).toString('base64url');
     return this.store.write(actorOf(who), (tx) => {
+      // Revoked since it was checked: refused as then, not a foreign-key error.
+      if (!tx.db.prepare(`SELECT 1 FROM tokens WHERE id = ?`).get(who.tokenId)) throw new ApiError('unauthenticated', 'unknown token', 'token');
       const expiresAt = new Date(Date.parse(tx.now) + SESSION_TTL_MS).toISOString();
       tx.db.prepare(`INSERT INTO sessions (hash, token_id, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`).run(hash(cookie), who.tokenId, csrf, tx.now, expiresAt);
       tx.event('create', 'session', who.tokenId, `${who.role} token ${who.tokenId} signed in to the panel (session until ${expiresAt})`);
@@ -79,6 +81,12 @@ export class Sessions {
     });
   }
 
+  /** Whether `who`'s credential still holds: its session live, else its token not revoked (long-lived sockets ask). */
+  stillValid(who: Principal): boolean {
+    if (who.session) return this.store.db.prepare(`SELECT 1 FROM sessions WHERE hash = ? AND expires_at > ?`).get(who.session.hash, this.store.now()) !== undefined;
+    return this.store.db.prepare(`SELECT 1 FROM tokens WHERE id = ?`).get(who.tokenId) !== undefined;
+  }
+
   /** Deletes expired sessions (lookups ignore them already); no revision, like the key pruner. */
   prune(now: Date): number {
     return this.store.db.prepare(`DELETE FROM sessions WHERE expires_at <= ?`).run(now.toISOString()).changes;
@@ -98,6 +106,27 @@ export function callerOf(db: Db, sessions: Sessions, req: { method: string; head
     throw new ApiError('csrf_failed', 'a request with the session cookie that changes something must carry the session\'s csrf value in header x-csrf-token (GET /v1/session tells it)', 'x-csrf-token');
   }
   return who;
+}
+
+/**
+ * A WebSocket opened with the session cookie: its Origin must be the control plane's own. The
+ * CSRF header cannot ride on a browser's WebSocket, and SameSite does not stop a page of a
+ * sibling host on the same site; the Origin the browser sets can (a non-browser client uses a bearer token).
+ */
+export function checkOrigin(req: { headers: Record<string, string | string[] | undefined>; protocol: string; host: string }): void {
+  const given = req.headers.origin;
+  const own = originOf(`${req.protocol}://${req.host}`);
+  if (typeof given !== 'string' || own === undefined || originOf(given) !== own) {
+    throw new ApiError('csrf_failed', `with the session cookie, a WebSocket's Origin must be this control plane's own (${own ?? req.host}), not ${typeof given === 'string' ? given : 'missing'}`, 'origin');
+  }
+}
+
+function originOf(url: string): string | undefined {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Constant-time equality of two secrets of any length (their hashes are compared). */

@@ -161,7 +161,7 @@ test('a VM created in the browser reaches running without a reload; resize; dele
   const resize = page.locator('form.resize');
   await resize.getByLabel('Memory', { exact: true }).fill('512M');
   assert.equal(await resize.getByTestId('cli').innerText(), 'butter vm resize web --memory 512M');
-  await resize.getByRole('button', { name: 'Resize' }).click();
+  await resize.getByRole('button', { name: 'Resize', exact: true }).click();
   await until('the resize shown', async () => (/512M/.test(await page.getByTestId('vm-size').innerText()) ? true : undefined));
   const resized = await cloud.admin.call('getVm', { params: { name: 'web' } });
   assert.equal(resized.pending?.memoryBytes ?? resized.memoryBytes, 512 * 1024 ** 2);

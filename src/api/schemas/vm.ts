@@ -146,5 +146,10 @@ export const LogsQuery = z
  */
 export const Logs = z.object({ offset: z.number().int(), start: z.number().int(), data: z.string() }).meta({ id: 'Logs' });
 
+/** The console WebSocket's start: output from `offset` (by default the current end: only what comes next). */
+export const ConsoleSocketQuery = z
+  .object({ offset: z.coerce.number().int().nonnegative().optional().describe('the first byte of output to send, as `vm logs` counts them (default: the current end)') })
+  .strict();
+
 /** Up to 4 KiB of keystrokes per request, base64-encoded. */
 export const ConsoleInput = z.object({ base64: z.string().max(5464) }).strict().meta({ id: 'ConsoleInput' });

@@ -2,6 +2,7 @@
  * One VM: its state (live: its own audit events refetch it), where it runs, its address, and,
  * for an operator, the actions, resize, console log and interactive console.
  */
+import { useState } from 'preact/hooks';
 import type { Vm } from '../../../../src/api/schemas/vm.ts';
 import { ApiErrorNote } from '../../app/api-error.tsx';
 import { CliHint } from '../../app/cli-hint.tsx';
@@ -16,7 +17,8 @@ import { VmResize } from './vm-resize.tsx';
 
 export function VmDetail({ client, can, useEvents, name }: PageProps & { name: string }) {
   const vm = useLoad(() => client.call('getVm', { params: { name } }), [name]);
-  useEvents({ resource: 'vm', name }, () => vm.reload());
+  const [gone, setGone] = useState(false);
+  useEvents({ resource: 'vm', name }, (m) => ('event' in m && m.event.action === 'deleted' ? setGone(true) : vm.reload()));
   const v = vm.data;
   const changed = (next: Vm) => vm.set(() => next);
   return (
@@ -26,7 +28,11 @@ export function VmDetail({ client, can, useEvents, name }: PageProps & { name: s
       </p>
       <h1>{name}</h1>
       <ApiErrorNote error={vm.error} />
-      {v ? (
+      {gone ? (
+        <p role="status">
+          {name} was deleted. <a href={href('vms')}>Back to the VMs</a>
+        </p>
+      ) : v ? (
         <>
           <dl class="props">
             <dt>State</dt>

@@ -1,8 +1,8 @@
 /**
- * Every VM in the cluster, live: an audit event about VM X refetches X alone (gone: removed),
- * a `gap` refetches the list; there is no polling loop.
+ * Every VM in the cluster, live: an audit event about VM X refetches X alone (`deleted`:
+ * removed), a `gap` refetches the list; there is no polling loop.
  */
-import { useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import type { Vm } from '../../../../src/api/schemas/vm.ts';
 import { ButterError } from '../../../../src/sdk/client.ts';
 import { ApiErrorNote } from '../../app/api-error.tsx';
@@ -14,20 +14,37 @@ import { useLoad } from '../../app/use-load.ts';
 import { VmCreateForm } from './vm-create.tsx';
 
 const byName = (a: Vm, b: Vm) => a.name.localeCompare(b.name);
+/** How long a burst of events is gathered before its VMs are fetched. */
+const BURST_MS = 100;
 
 export function VmList({ client, can, useEvents }: PageProps) {
   const vms = useLoad(async () => (await client.call('listVms', {})).items.sort(byName));
   const [creating, setCreating] = useState(false);
-  useEvents({ resource: 'vm' }, async (m) => {
-    if ('gap' in m) return vms.reload();
-    const name = m.event.name;
-    try {
-      const vm = await client.call('getVm', { params: { name } });
-      vms.set((old) => [...(old ?? []).filter((v) => v.name !== name), vm].sort(byName));
-    } catch (e) {
-      if (e instanceof ButterError && e.status === 404) vms.set((old) => old?.filter((v) => v.name !== name));
-      else vms.reload();
+  // Events come in bursts (a create is pending → creating → booting → running): they are
+  // gathered for a moment, then each VM named is fetched once, or dropped when its last event
+  // says it is gone (no fetch that could only answer 404).
+  const pending = useRef(new Map<string, string>());
+  const timer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
+  useEffect(() => () => clearTimeout(timer.current), []);
+  const flush = () => {
+    timer.current = undefined;
+    const batch = [...pending.current];
+    pending.current.clear();
+    for (const [name, action] of batch) {
+      if (action === 'deleted') {
+        vms.set((old) => old?.filter((v) => v.name !== name));
+        continue;
+      }
+      client.call('getVm', { params: { name } }).then(
+        (vm) => vms.set((old) => [...(old ?? []).filter((v) => v.name !== name), vm].sort(byName)),
+        (e) => (e instanceof ButterError && e.status === 404 ? vms.set((old) => old?.filter((v) => v.name !== name)) : vms.reload()),
+      );
     }
+  };
+  useEvents({ resource: 'vm' }, (m) => {
+    if ('gap' in m) return vms.reload();
+    pending.current.set(m.event.name, m.event.action);
+    timer.current ??= setTimeout(flush, BURST_MS);
   });
   const list = vms.data ?? [];
   return (
