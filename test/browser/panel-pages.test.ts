@@ -126,8 +126,8 @@ test('services: an update from the page rolls out a new revision; a rollback fro
   await page.getByRole('button', { name: 'Update front…' }).click();
   const form = page.locator('form.update-form');
   const bp = form.getByLabel('Blueprint (YAML)');
-  await until('the target revision loaded into the form', async () => ((await bp.inputValue()).includes('public_ip: true') ? true : undefined));
-  assert.equal(await form.getByLabel('Variables (YAML map)').inputValue(), 'Greeting: hello\n', "the target revision's variables");
+  assert.match(await bp.inputValue(), /public_ip: true/, "the service's blueprint");
+  await until("the target revision's variables loaded into the form", async () => ((await form.getByLabel('Variables (YAML map)').inputValue()) === 'Greeting: hello\n' ? true : undefined));
   assert.equal(await form.getByLabel('Template 1 path').inputValue(), 'hello.sh', 'the template it names, to be given again');
   // Bad YAML in the variables is named next to that field, and nothing is sent.
   await form.getByLabel('Variables (YAML map)').fill('[not, a, map]');

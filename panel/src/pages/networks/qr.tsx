@@ -1,12 +1,28 @@
 /**
- * A QR code drawn in the page from `qrcode`'s modules (one SVG path, no data: URL and no
- * inline style, which the panel's CSP forbids): a phone's WireGuard app scans the peer's
- * configuration from it. Everything happens here; the text goes nowhere.
+ * A QR code drawn in the page from `qrcode`'s modules (one SVG path, no data: URL): a phone's
+ * WireGuard app scans the peer's configuration from it. Everything happens here; the text goes
+ * nowhere. `qrcode` is loaded when the first code is drawn, not with the panel.
  */
-import QRCode from 'qrcode';
+import { useEffect, useState } from 'preact/hooks';
+
+interface Modules {
+  size: number;
+  data: ArrayLike<number | boolean>;
+}
 
 export function Qr({ text, label }: { text: string; label: string }) {
-  const { size, data } = QRCode.create(text, { errorCorrectionLevel: 'M' }).modules;
+  const [modules, setModules] = useState<Modules | null>(null);
+  useEffect(() => {
+    let live = true;
+    void import('qrcode').then((m) => {
+      if (live) setModules(m.default.create(text, { errorCorrectionLevel: 'M' }).modules);
+    });
+    return () => {
+      live = false;
+    };
+  }, [text]);
+  if (!modules) return <p aria-busy="true">Drawing the QR code…</p>;
+  const { size, data } = modules;
   const margin = 2;
   let d = '';
   for (let row = 0; row < size; row++) {

@@ -5,7 +5,6 @@
  * `service update --blueprint FILE` reads them beside the blueprint.
  */
 import { useEffect, useState } from 'preact/hooks';
-import YAML from 'yaml';
 import { ButterError, type Client } from '../../../../src/sdk/client.ts';
 import type { Service } from '../../../../src/api/schemas/service.ts';
 import { ApiErrorNote } from '../../app/api-error.tsx';
@@ -20,13 +19,16 @@ interface Props {
   onChanged(): void;
 }
 
+/** `yaml`, loaded when the form opens (not with the panel). */
+type Yaml = Pick<typeof import('yaml'), 'parse' | 'stringify'>;
+
 interface Template {
   path: string;
   text: string;
 }
 
 /** The variables' YAML as a map, or an error naming `vars` (shown next to that field). */
-function parseVars(text: string): Record<string, unknown> {
+function parseVars(YAML: Yaml, text: string): Record<string, unknown> {
   if (text.trim() === '') return {};
   let v: unknown;
   try {
@@ -40,9 +42,10 @@ function parseVars(text: string): Record<string, unknown> {
 }
 
 /** `--var key=value` words, the value as one line of YAML (what the CLI parses back). */
-function varWords(text: string): string[] {
+function varWords(YAML: Yaml | null, text: string): string[] {
+  if (!YAML) return text.trim() ? ['--vars-file', 'vars.yml'] : [];
   try {
-    return Object.entries(parseVars(text)).flatMap(([k, v]) => ['--var', `${k}=${YAML.stringify(v, { collectionStyle: 'flow' }).trim()}`]);
+    return Object.entries(parseVars(YAML, text)).flatMap(([k, v]) => ['--var', `${k}=${YAML.stringify(v, { collectionStyle: 'flow' }).trim()}`]);
   } catch {
     return ['--vars-file', 'vars.yml'];
   }
@@ -54,13 +57,15 @@ export function UpdateForm({ client, service: s, version, onChanged }: Props) {
   const [vars, setVars] = useState('');
   const [templates, setTemplates] = useState<Template[]>([]);
   const update = useAction<Service>();
+  const [YAML, setYaml] = useState<Yaml | null>(null);
 
   // Start from the target revision: its variables and the names of its templates.
   useEffect(() => {
     if (!open) return;
     let live = true;
-    void client.call('listServiceRevisions', { params: { name: s.name } }).then(
-      ({ items }) => {
+    void Promise.all([client.call('listServiceRevisions', { params: { name: s.name } }), import('yaml')]).then(
+      ([{ items }, YAML]) => {
+        if (live) setYaml(() => YAML);
         const target = items.find((r) => r.target);
         if (!live || !target) return;
         setBlueprint(target.blueprint);
@@ -78,7 +83,8 @@ export function UpdateForm({ client, service: s, version, onChanged }: Props) {
     e.preventDefault();
     const done = await update.run(async () => {
       const files = Object.fromEntries(templates.filter((t) => t.path.trim()).map((t) => [t.path.trim(), t.text]));
-      return client.call('updateService', { params: { name: s.name }, body: { blueprint, files, vars: parseVars(vars) } });
+      const Y = YAML ?? (await import('yaml'));
+      return client.call('updateService', { params: { name: s.name }, body: { blueprint, files, vars: parseVars(Y, vars) } });
     });
     if (done) onChanged();
   };
@@ -139,7 +145,7 @@ export function UpdateForm({ client, service: s, version, onChanged }: Props) {
       {update.result ? (
         <p role="status">{update.result.targetRevision === s.revision && update.result.rollout.state === 'done' ? 'nothing changed' : `rolling to revision ${update.result.targetRevision}`}</p>
       ) : null}
-      <CliHint args={['service', 'update', s.name, '--blueprint', 'blueprint.yml', ...varWords(vars)]} />
+      <CliHint args={['service', 'update', s.name, '--blueprint', 'blueprint.yml', ...varWords(YAML, vars)]} />
     </form>
   );
 }
