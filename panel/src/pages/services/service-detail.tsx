@@ -86,7 +86,7 @@ export function ServiceDetail({ client, service: s, canChange, version, onChange
         </table>
       </div>
       {canChange && s.state === 'active' ? <ScaleForm client={client} service={s} onChanged={onChanged} /> : null}
-      {canChange && s.state === 'active' ? <UpdateForm client={client} service={s} version={version} onChanged={onChanged} /> : null}
+      {canChange && s.state === 'active' ? <UpdateForm client={client} service={s} onChanged={onChanged} /> : null}
       {canChange ? <Revisions client={client} service={s} version={version} onChanged={onChanged} /> : null}
     </section>
   );

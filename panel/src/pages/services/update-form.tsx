@@ -15,7 +15,6 @@ import { useAction } from '../use-action.ts';
 interface Props {
   client: Client;
   service: Service;
-  version: number;
   onChanged(): void;
 }
 
@@ -51,7 +50,7 @@ function varWords(YAML: Yaml | null, text: string): string[] {
   }
 }
 
-export function UpdateForm({ client, service: s, version, onChanged }: Props) {
+export function UpdateForm({ client, service: s, onChanged }: Props) {
   const [open, setOpen] = useState(false);
   const [blueprint, setBlueprint] = useState(s.blueprint);
   const [vars, setVars] = useState('');
@@ -59,7 +58,8 @@ export function UpdateForm({ client, service: s, version, onChanged }: Props) {
   const update = useAction<Service>();
   const [YAML, setYaml] = useState<Yaml | null>(null);
 
-  // Start from the target revision: its variables and the names of its templates.
+  // Start from the target revision when the form opens (not again while it is edited: events
+  // arrive during a rollout): its blueprint, variables and the names of its templates.
   useEffect(() => {
     if (!open) return;
     let live = true;
@@ -77,7 +77,7 @@ export function UpdateForm({ client, service: s, version, onChanged }: Props) {
     return () => {
       live = false;
     };
-  }, [open, s.name, s.targetRevision, version]);
+  }, [open, s.name]);
 
   const submit = async (e: Event) => {
     e.preventDefault();
