@@ -3,16 +3,9 @@
  * words after `butter`; they are quoted as a POSIX shell needs.
  */
 import { useState } from 'preact/hooks';
+import { cliLine } from './cli-line.ts';
 
-/** Quotes one shell word when it needs it: `web` stays, `a b` becomes `'a b'`. */
-export function shellWord(w: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`;
-}
-
-/** `butter` and the words, quoted; `undefined`/`false` words are left out (optional flags). */
-export function cliLine(words: (string | number | undefined | false)[]): string {
-  return ['butter', ...words.filter((w): w is string | number => w !== undefined && w !== false).map((w) => shellWord(String(w)))].join(' ');
-}
+export { cliLine, shellWord } from './cli-line.ts';
 
 export function CliHint({ args, label = 'CLI' }: { args: (string | number | undefined | false)[]; label?: string }) {
   const line = cliLine(args);

@@ -2,7 +2,7 @@
  * One VM: its state (live: its own audit events refetch it), where it runs, its address, and,
  * for an operator, the actions, resize, console log and interactive console.
  */
-import { useState } from 'preact/hooks';
+import { useRef, useState } from 'preact/hooks';
 import type { Vm } from '../../../../src/api/schemas/vm.ts';
 import { ApiErrorNote } from '../../app/api-error.tsx';
 import { CliHint } from '../../app/cli-hint.tsx';
@@ -18,7 +18,15 @@ import { VmResize } from './vm-resize.tsx';
 export function VmDetail({ client, can, useEvents, name }: PageProps & { name: string }) {
   const vm = useLoad(() => client.call('getVm', { params: { name } }), [name]);
   const [gone, setGone] = useState(false);
-  useEvents({ resource: 'vm', name }, (m) => ('event' in m && m.event.action === 'deleted' ? setGone(true) : vm.reload()));
+  // Once its deletion is asked it is not fetched again (that could only race its end).
+  const going = useRef(false);
+  useEvents({ resource: 'vm', name }, (m) => {
+    const action = 'event' in m ? m.event.action : undefined;
+    if (action === 'deleted') return setGone(true);
+    if (action === 'delete') going.current = true;
+    if (going.current) return vm.set((old) => (old ? { ...old, state: 'deleting' } : old));
+    vm.reload();
+  });
   const v = vm.data;
   const changed = (next: Vm) => vm.set(() => next);
   return (

@@ -21,9 +21,11 @@ export function VmList({ client, can, useEvents }: PageProps) {
   const vms = useLoad(async () => (await client.call('listVms', {})).items.sort(byName));
   const [creating, setCreating] = useState(false);
   // Events come in bursts (a create is pending → creating → booting → running): they are
-  // gathered for a moment, then each VM named is fetched once, or dropped when its last event
-  // says it is gone (no fetch that could only answer 404).
+  // gathered for a moment, then each VM named is fetched once. A VM whose deletion was asked
+  // (`delete`) is not fetched again until it is made anew (`create`): it only shows as
+  // `deleting` until its `deleted`, so no fetch races its end and answers 404.
   const pending = useRef(new Map<string, string>());
+  const going = useRef(new Set<string>());
   const timer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
   useEffect(() => () => clearTimeout(timer.current), []);
   const flush = () => {
@@ -31,19 +33,27 @@ export function VmList({ client, can, useEvents }: PageProps) {
     const batch = [...pending.current];
     pending.current.clear();
     for (const [name, action] of batch) {
+      if (action === 'create') going.current.delete(name);
+      if (action === 'delete') going.current.add(name);
       if (action === 'deleted') {
+        going.current.delete(name);
         vms.set((old) => old?.filter((v) => v.name !== name));
-        continue;
+      } else if (going.current.has(name)) {
+        vms.set((old) => old?.map((v) => (v.name === name ? { ...v, state: 'deleting' as const } : v)));
+      } else {
+        client.call('getVm', { params: { name } }).then(
+          (vm) => vms.set((old) => [...(old ?? []).filter((v) => v.name !== name), vm].sort(byName)),
+          (e) => (e instanceof ButterError && e.status === 404 ? vms.set((old) => old?.filter((v) => v.name !== name)) : vms.reload()),
+        );
       }
-      client.call('getVm', { params: { name } }).then(
-        (vm) => vms.set((old) => [...(old ?? []).filter((v) => v.name !== name), vm].sort(byName)),
-        (e) => (e instanceof ButterError && e.status === 404 ? vms.set((old) => old?.filter((v) => v.name !== name)) : vms.reload()),
-      );
     }
   };
   useEvents({ resource: 'vm' }, (m) => {
     if ('gap' in m) return vms.reload();
-    pending.current.set(m.event.name, m.event.action);
+    const { name, action } = m.event;
+    // The burst's decisive action wins: a create, delete or deleted is not overwritten by a state change.
+    const was = pending.current.get(name);
+    pending.current.set(name, was && ['create', 'delete', 'deleted'].includes(was) && !['create', 'delete', 'deleted'].includes(action) ? was : action);
     timer.current ??= setTimeout(flush, BURST_MS);
   });
   const list = vms.data ?? [];
