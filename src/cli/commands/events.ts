@@ -25,6 +25,9 @@ function wholeNumber(what: string, v: string, min: number, max = Number.MAX_SAFE
 
 const row = (e: Event) => [e.revision, e.at.replace(/\.\d+Z$/, 'Z'), e.actor, e.action, e.resource, e.name, e.message];
 const HEAD = ['REV', 'AT', 'ACTOR', 'ACTION', 'RESOURCE', 'NAME', 'MESSAGE'];
+/** Followed lines cannot be measured as a table is: fixed columns, wide enough for the usual values. */
+const WIDTHS = [6, 20, 20, 10, 10, 14];
+const line = (cells: (string | number)[]) => cells.map((c, i) => (i < WIDTHS.length ? String(c).padEnd(WIDTHS[i]!) : String(c))).join('  ');
 
 export function eventsCommands(program: Command): void {
   program
@@ -62,7 +65,7 @@ async function follow(opts: EventStreamOptions, json: boolean): Promise<void> {
       down = true;
     },
   });
-  if (!json) process.stdout.write(`${HEAD.join('  ')}\n`);
+  if (!json) process.stdout.write(`${line(HEAD)}\n`);
   for await (const item of stream) {
     if (down) process.stderr.write('events: reconnected\n');
     down = false;
@@ -71,6 +74,6 @@ async function follow(opts: EventStreamOptions, json: boolean): Promise<void> {
       process.stderr.write(`events: the events after revision ${item.gap.from} were pruned from the audit log (the oldest kept is at ${item.gap.oldest}); what happened between is not shown\n`);
       continue;
     }
-    process.stdout.write(json ? `${JSON.stringify(item)}\n` : `${row(item).join('  ')}\n`);
+    process.stdout.write(json ? `${JSON.stringify(item)}\n` : `${line(row(item))}\n`);
   }
 }
