@@ -8,7 +8,7 @@
  * The input comes in the environment, not argv, so the admin token shows in no process list.
  * A failure is one line on stderr and exit status 1.
  */
-import { Client } from '../src/sdk/client.ts';
+import { Client } from '../src/sdk/node-client.ts';
 import { clientOptions } from './server-process.ts';
 import type { Event } from '../src/api/schemas/event.ts';
 import type { VmCreate } from '../src/api/schemas/vm.ts';

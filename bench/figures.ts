@@ -7,6 +7,7 @@ import type { MetadataBenchResult } from './metadata.ts';
 import type { MeshJoinResult } from './mesh-join.ts';
 import type { GuestOverlayResult } from './guest-overlay.ts';
 import type { OverlayResult } from './overlay.ts';
+import type { PanelBenchResult } from './panel.ts';
 import type { PathEnforceResult } from './path-enforce.ts';
 import type { PathScaleResult } from './path-scale.ts';
 import type { PlacementResult } from './placement.ts';
@@ -14,10 +15,10 @@ import type { RssResult } from './rss.ts';
 import type { ServiceCreateResult } from './service-create.ts';
 import type { ServiceRolloutResult } from './service-rollout.ts';
 
-export type FigureId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'h' | 'i' | 'j' | 'k' | 'l' | 'm' | 'n';
+export type FigureId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'h' | 'i' | 'j' | 'k' | 'l' | 'm' | 'n' | 'o';
 
 /** Every figure, in the order they are reported. */
-export const FIGURE_IDS: readonly FigureId[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n'];
+export const FIGURE_IDS: readonly FigureId[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o'];
 
 /** Goals of the cluster figures (e) and (f). */
 export const PLACEMENT_GOAL_PER_S = 5000;
@@ -30,6 +31,8 @@ export const PATH_ENFORCE_P99_GOAL_MS = 1000;
 export const PATH_APPLY_GOAL_MS = 1000;
 /** The issue's goal is for a browser (p99 < 200 ms); the SDK's share of it must leave room. */
 export const EVENT_P99_GOAL_MS = 200;
+/** Goal of the panel figure (o): a change shown in a connected browser. */
+export const PANEL_EVENT_P99_GOAL_MS = 200;
 export type Status = 'pass' | 'fail' | 'error' | 'reported';
 
 export interface FigureDef {
@@ -54,6 +57,7 @@ export const FIGURES: Record<FigureId, FigureDef> = {
   l: { id: 'l', key: 'pathEnforcement', title: 'path add / remove → first probe admitted / dropped on the remote node (real agents and tables)', goal: 'p99 < 1 s, both' },
   m: { id: 'm', key: 'pathRuleScale', title: 'inet butter_paths for one node: 1,000 services, 5,000 paths, 10,000 instances; size, render and apply', goal: 'apply < 1 s' },
   n: { id: 'n', key: 'eventLatency', title: 'a change committed → its server-sent event received by a Node SDK client (HTTP/2, loopback)', goal: 'p99 < 200 ms' },
+  o: { id: 'o', key: 'panel', title: 'web panel in headless Chromium: change → shown in a connected page (p50/p99 over 200); first load: bytes and time to interactive (loopback)', goal: 'p99 < 200 ms' },
   f: { id: 'f', key: 'clusterScale', title: '1,000 simulated agents heartbeating every 5 s; control-plane RSS with 10,000 VMs', goal: 'heartbeat p99 <= 50 ms; RSS <= 200 MB' },
 };
 
@@ -77,6 +81,7 @@ export interface FigureDataMap {
   l: PathEnforceResult;
   m: PathScaleResult;
   n: EventLatencyResult;
+  o: PanelBenchResult;
 }
 
 export interface FigureResult<I extends FigureId = FigureId> extends FigureDef {
@@ -184,6 +189,15 @@ export function judge<I extends FigureId>(id: I, data: FigureDataMap[I]): { pass
       return {
         pass: d.commit.p99Ms < EVENT_P99_GOAL_MS,
         headline: `commit → received p50 ${d.commit.p50Ms} ms, p99 ${d.commit.p99Ms} ms; API call → received p50 ${d.call.p50Ms} ms, p99 ${d.call.p99Ms} ms (${d.changes} changes, ${d.transport})`,
+      };
+    }
+    case 'o': {
+      const d = data as PanelBenchResult;
+      return {
+        pass: d.roundTrip.p99Ms < PANEL_EVENT_P99_GOAL_MS,
+        headline:
+          `change → shown p50 ${d.roundTrip.p50Ms} ms, p99 ${d.roundTrip.p99Ms} ms round trip (answer → shown p99 ${d.afterAnswer.p99Ms} ms; ${d.changes} changes); ` +
+          `first load ${n(Math.round(d.firstLoad.bytes / 1024))} KiB in ${d.firstLoad.requests} requests, interactive at ${d.firstLoad.interactiveMs} ms (median of ${d.firstLoad.runs.length})`,
       };
     }
     default: {

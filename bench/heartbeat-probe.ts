@@ -11,7 +11,7 @@
  * {"at", "error"}. Stops by itself after MAX_S, or when its stdin closes (the bench is gone).
  */
 import { readFileSync } from 'node:fs';
-import { Client } from '../src/sdk/client.ts';
+import { Client } from '../src/sdk/node-client.ts';
 
 const [url, node, everyMs, maxS] = process.argv.slice(2);
 const token = process.env.BUTTER_PROBE_TOKEN;

@@ -13,6 +13,7 @@ import type { OverlayResult } from './overlay.ts';
 import type { ServiceCreateResult } from './service-create.ts';
 import type { PathEnforceResult } from './path-enforce.ts';
 import type { PathScaleResult } from './path-scale.ts';
+import type { PanelBenchResult } from './panel.ts';
 import type { ServiceRolloutResult } from './service-rollout.ts';
 
 export interface Results {
@@ -828,6 +829,52 @@ Status: **${STATUS[f!.status]}** (goal: p99 < 200 ms; ${d.changes} changes, ${d.
   return out.join('\n');
 }
 
+function panelSection(r: Results): string {
+  const { f, d } = data(r, 'o');
+  const out = [`## (o) the web panel: change → shown in a browser; first load
+
+**What it measures.** How soon a change shows in a browser that has the panel open, and what
+opening the panel costs. **Goal: p99 < 200 ms** (change → shown).
+
+**How.** \`bench/panel.ts\` (\`benchPanel()\`) starts \`butter server\` (server-process.ts) and
+headless Chromium (\`playwright-core\`, Debian's \`chromium\`), signs in with the admin token
+(a session cookie) and opens the audit log page, which follows \`GET /v1/events/stream\`. The
+page itself then makes 200 changes one after the other (\`POST /v1/tokens\`, each with its own
+description, by \`fetch\` with the session's CSRF header) and, on its own performance clock,
+times each until a MutationObserver sees the event's row added to the table: **round trip** is
+from sending the call to the row shown (the call, the commit with its fsync, the stream, the
+render); **after the answer** is from the call's answer (the change committed) to the row
+shown, 0 when the row came first. Both ends are read by the same clock in the browser. A first
+change, not counted, makes sure the stream is connected. **First load:** a fresh browser
+context (empty cache, the session cookie) opens \`/#/overview\`; bytes are the sum of CDP's
+\`Network.loadingFinished\` \`encodedDataLength\` (headers and bodies as on the wire) of every
+request that finished (the event stream stays open) until the first screen has its data, and
+time to interactive is the page's clock when the signed-in shell is in the DOM (a
+MutationObserver installed before the page's scripts run). Median of 5 loads.
+`];
+  if (!d) return out.join('\n') + '\n' + notMeasured(f);
+  const p = d as PanelBenchResult;
+  out.push(`### Results (${r.date.slice(0, 10)})
+
+| | p50 | p99 | worst |
+| --- | ---: | ---: | ---: |
+| change sent → row shown (round trip) | ${p.roundTrip.p50Ms} ms | **${p.roundTrip.p99Ms} ms** | ${p.roundTrip.maxMs} ms |
+| change answered → row shown | ${p.afterAnswer.p50Ms} ms | ${p.afterAnswer.p99Ms} ms | ${p.afterAnswer.maxMs} ms |
+
+${p.changes} changes; ${p.shownBeforeAnswer} rows appeared before their call had answered.
+Status: **${STATUS[f!.status]}** (goal: p99 < 200 ms).
+
+| first load (${p.transport}, Chromium ${p.chromium}) | median |
+| --- | ---: |
+| bytes transferred | ${p.firstLoad.bytes.toLocaleString('en-US')} B (${Math.round(p.firstLoad.bytes / 1024)} KiB) |
+| requests | ${p.firstLoad.requests} |
+| DOMContentLoaded | ${p.firstLoad.domContentLoadedMs} ms |
+| time to interactive (signed-in shell shown) | ${p.firstLoad.interactiveMs} ms |
+| load event | ${p.firstLoad.loadMs} ms |
+`);
+  return out.join('\n');
+}
+
 export function renderMarkdown(r: Results): string {
   const rows = FIGURE_IDS.map((id) => {
     const f = r.figures.find((x) => x.id === id);
@@ -882,6 +929,7 @@ ${serviceRolloutSection(r)}
 ${pathEnforceSection(r)}
 ${pathScaleSection(r)}
 ${eventLatencySection(r)}
+${panelSection(r)}
 ## Running it
 
 \`\`\`sh
@@ -891,6 +939,7 @@ BENCH_ONLY=e,f npm run bench      # the cluster figures (no root needed)
 BENCH_ONLY=j,k npm run bench      # the services figures (no root needed)
 sudo BENCH_ONLY=l,m npm run bench # the paths figures (namespaces, nft, dnsmasq)
 BENCH_ONLY=n npm run bench        # live events: commit → SSE at an SDK client (no root needed)
+BENCH_ONLY=o npm run bench        # the web panel in headless Chromium (no root needed)
 BENCH_BOOT_RUNS=5 ...             # more pairs for (a) (default 3)
 BENCH_NO_BUILD=1 ...              # skip rebuilding dist/ (the CLI runs from it)
 \`\`\`

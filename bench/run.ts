@@ -14,6 +14,7 @@
  *   (l) path add/remove → enforced on the remote node               (path-enforce.ts)
  *   (m) inet butter_paths at 1,000 services / 5,000 paths            (path-scale.ts)
  *   (n) a change committed → its live event at an SDK client        (event-latency.ts)
+ *   (o) web panel: change → shown in Chromium; first load            (panel.ts)
  *
  * Every figure is bounded in time; one that fails or times out is reported as an error and
  * the others still run. Everything set up on the host is undone (cleanup.ts), on Ctrl-C too.
@@ -40,6 +41,7 @@ import { benchGuestOverlay } from './guest-overlay.ts';
 import { benchOverlay } from './overlay.ts';
 import { benchPathEnforce } from './path-enforce.ts';
 import { benchPathScale } from './path-scale.ts';
+import { benchPanel } from './panel.ts';
 import { benchPlacement } from './placement.ts';
 import { renderMarkdown, renderSummary, type Results } from './report.ts';
 import { benchServiceCreate } from './service-create.ts';
@@ -153,6 +155,9 @@ async function main(): Promise<number> {
 
   // Live events: commit → server-sent event at an SDK client of a `butter server` process.
   if (wanted('n')) figures.push(await figure('n', 120_000, () => benchEventLatency(undefined, (m) => log(`    ${m}`))));
+
+  // The panel: a browser against a control plane of its own.
+  if (wanted('o')) figures.push(await figure('o', 240_000, () => benchPanel(undefined, (m) => log(`    ${m}`))));
 
   if (wanted('g')) figures.push(await figure('g', 240_000, () => benchOverlay(undefined, (m) => log(`    ${m}`))));
   if (wanted('h')) figures.push(await figure('h', 120_000, () => benchMeshJoin(undefined, (m) => log(`    ${m}`))));

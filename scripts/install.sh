@@ -19,6 +19,7 @@ APT_PACKAGES=(
   python3 make g++                    # better-sqlite3 compiles its native addon
   systemd                             # the units' checker, systemd-analyze (test/systemd-units.test.ts); PID 1 on most hosts already
   python3-requests python3-configobj python3-yaml   # test/host/metadata-hop-limit runs cloud-init's EC2 crawler (unpacked, not installed)
+  chromium                            # the panel's browser tests (test/browser/, test/host/panel-vm), driven by playwright-core
 )
 
 missing=()

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createControlPlane, type ControlPlane } from '../src/server/control-plane.ts';
 import { ensureServerTls } from '../src/server/tls.ts';
-import { Client } from '../src/sdk/client.ts';
+import { Client } from '../src/sdk/node-client.ts';
 import { uploadImage } from './helpers.ts';
 
 const BUTTER = fileURLToPath(new URL('../bin/butter', import.meta.url));

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Agent } from '../src/agent/agent.ts';
 import { createControlPlane } from '../src/server/control-plane.ts';
 import { ensureServerTls } from '../src/server/tls.ts';
-import { Client } from '../src/sdk/client.ts';
+import { Client } from '../src/sdk/node-client.ts';
 import { heartbeat, simAgent, startTestCloud, until, uploadImage, type TestCloud } from './helpers.ts';
 import { openSocket, type OpenSocket } from './ws-client.ts';
 import { within } from './within.ts';

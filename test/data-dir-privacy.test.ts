@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import pino from 'pino';
 import { runServer } from '../src/daemon/server.ts';
-import { Client } from '../src/sdk/client.ts';
+import { Client } from '../src/sdk/node-client.ts';
 import { fakeNode, startTestCloud } from './helpers.ts';
 import { notPrivate } from './private-tree.ts';
 

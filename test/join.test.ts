@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { createControlPlane, type ControlPlane } from '../src/server/control-plane.ts';
 import { ensureServerTls } from '../src/server/tls.ts';
 import { credentialPath, joinCluster, loadCredential } from '../src/daemon/join.ts';
-import { ButterError, Client } from '../src/sdk/client.ts';
+import { ButterError, Client } from '../src/sdk/node-client.ts';
 import { runButter } from './helpers.ts';
 
 let dir: string;

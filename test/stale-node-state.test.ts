@@ -10,7 +10,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { createControlPlane, type ControlPlane } from '../src/server/control-plane.ts';
 import { ensureServerTls } from '../src/server/tls.ts';
-import { Client } from '../src/sdk/client.ts';
+import { Client } from '../src/sdk/node-client.ts';
 import { joinCluster } from '../src/daemon/join.ts';
 import { runSim } from '../src/daemon/sim.ts';
 import { runAgent } from '../src/daemon/server.ts';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { connect, type TLSSocket } from 'node:tls';
 import { createControlPlane, type ControlPlane } from '../src/server/control-plane.ts';
 import { ensureServerTls } from '../src/server/tls.ts';
-import { Client } from '../src/sdk/client.ts';
+import { Client } from '../src/sdk/node-client.ts';
 import { runButter } from './helpers.ts';
 
 const DAY = 24 * 3600 * 1000;

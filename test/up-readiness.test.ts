@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { runUp } from '../src/daemon/up.ts';
-import { ButterError, Client } from '../src/sdk/client.ts';
+import { ButterError, Client } from '../src/sdk/node-client.ts';
 
 /** Polls `f` until it returns a value, for at most `ms` (a bound on hanging, not a speed check). */
 async function until<T>(ms: number, what: string, f: () => Promise<T | undefined>): Promise<T> {

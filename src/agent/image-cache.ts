@@ -11,7 +11,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statfsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Transform } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { readdir, stat } from 'node:fs/promises';
 import { couldNotInspect, imageInfoCommand, judgeImageInfo, type DiskFormat } from '../core/image-check.ts';
@@ -86,7 +86,7 @@ export class ImageCache {
           cb(null, chunk);
         },
       });
-      await pipeline(body, tap, createWriteStream(tmp, { mode: 0o600 }));
+      await pipeline(Readable.fromWeb(body as never), tap, createWriteStream(tmp, { mode: 0o600 }));
       const got = hash.digest('hex');
       if (got !== sha256) throw new Error(`image blob ${sha256} arrived with digest ${got}`);
       // Inspected before it is renamed in: a refused blob never sits where QEMU would look.

@@ -4,7 +4,7 @@
  * sdk/config.ts, which the SDK's connect() shares).
  */
 import { mkdirSync } from 'node:fs';
-import { Client } from '../sdk/client.ts';
+import { Client } from '../sdk/node-client.ts';
 import { configDir, configFile, loadConfig, type CliConfig } from '../sdk/config.ts';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
 

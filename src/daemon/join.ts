@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
 import { CorruptStateError, checkWith, readJsonState } from '../lib/state-file.ts';
-import { Client } from '../sdk/client.ts';
+import { Client } from '../sdk/node-client.ts';
 import { ControlPlaneUnreachable, fetchPinnedCa } from '../sdk/tls.ts';
 import type { Logger } from './logger.ts';
 import { untilReachable } from './retry.ts';

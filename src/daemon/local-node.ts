@@ -10,7 +10,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
-import { ButterError, Client } from '../sdk/client.ts';
+import { ButterError, Client } from '../sdk/node-client.ts';
 import { callFailure, describeFailure } from '../sdk/failure.ts';
 import type { Logger } from './logger.ts';
 

@@ -2,7 +2,7 @@
 import { chmodSync, mkdirSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import { Client } from '../sdk/client.ts';
+import { Client } from '../sdk/node-client.ts';
 import { createControlPlane } from '../server/control-plane.ts';
 import { ensureServerTls } from '../server/tls.ts';
 import { parseMetricsListen, startAgentMetrics, type MetricsListen } from './agent-metrics.ts';

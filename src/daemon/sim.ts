@@ -14,7 +14,7 @@ import { Agent } from '../agent/agent.ts';
 import type { HostCapacity } from '../agent/capacity.ts';
 import { SimDriver } from '../agent/host/sim-driver.ts';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
-import { ButterError, Client } from '../sdk/client.ts';
+import { ButterError, Client } from '../sdk/node-client.ts';
 import { callFailure, describeFailure } from '../sdk/failure.ts';
 import { caHashOfPem } from '../sdk/tls.ts';
 import type { Logger } from './logger.ts';

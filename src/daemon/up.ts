@@ -6,7 +6,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { saveConfig } from '../cli/config.ts';
-import { Client, ButterError } from '../sdk/client.ts';
+import { Client, ButterError } from '../sdk/node-client.ts';
 import { createControlPlane } from '../server/control-plane.ts';
 import { ensureServerTls } from '../server/tls.ts';
 import { parseMetricsListen, startAgentMetrics, type MetricsListen } from './agent-metrics.ts';

@@ -1,19 +1,33 @@
 /**
  * The typed Butter client. Its methods come from the route table, so the CLI, the agent and
  * the web panel call the same API with the server's own types.
+ *
+ * Browser-safe: no `node:` import here (the panel bundles this file). The node-only parts, a
+ * pinned CA over Node's TLS, live in `node-client.ts`, whose `Client` is this one plus `ca`.
  */
-import { randomUUID } from 'node:crypto';
-import { Readable } from 'node:stream';
 import type { ErrorBody } from '../api/errors.ts';
-import { trustingFetch } from './tls.ts';
 import { routes, type BodyOf, type HeadersOf, type ParamsOf, type QueryOf, type ResponseOf, type Route, type RouteId } from '../api/routes.ts';
 
+export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
+
 export interface ClientOptions {
+  /** The control plane's base URL; '' in a browser page served by it (same origin). */
   url: string;
   token?: string;
-  /** PEM of the control plane's CA: HTTPS is then verified against it alone. */
-  ca?: string;
+  /** The transport: `globalThis.fetch` unless given (node-client.ts gives one pinned to a CA). */
+  fetch?: FetchLike;
+  /** Sent with every request: a browser sends the session cookie with 'same-origin'. */
+  credentials?: RequestCredentials;
+  /**
+   * The session's CSRF token, sent as `x-csrf-token` on every request that is not GET/HEAD
+   * (the server refuses a cookie-authenticated change without it). A function is asked anew
+   * on each request, so a sign-in after the client was made is seen.
+   */
+  csrf?: string | (() => string | undefined);
 }
+
+/** What `uploadBlob` streams: a Blob (a browser's File), bytes, a web stream or any async iterable of bytes (a Node Readable). */
+export type BlobBody = Blob | Uint8Array | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>;
 
 /** An error answered by the API, with its envelope. */
 export class ButterError extends Error {
@@ -46,12 +60,21 @@ const RETRY_DELAYS_MS = [250, 1_000];
 export class Client {
   readonly url: string;
   private readonly token: string | undefined;
-  private readonly fetch: (input: string, init?: RequestInit) => Promise<Response>;
+  /** Every request goes through here: it adds the credentials mode and, on changes, the CSRF header. */
+  protected readonly fetch: FetchLike;
 
   constructor(opts: ClientOptions) {
     this.url = opts.url.replace(/\/+$/, '');
     this.token = opts.token;
-    this.fetch = opts.ca ? trustingFetch(opts.ca) : globalThis.fetch;
+    // Looked up per call, not bound once: a test (or a page) may replace globalThis.fetch.
+    const transport: FetchLike = opts.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    const { credentials, csrf } = opts;
+    this.fetch = (input, init = {}) => {
+      const method = (init.method ?? 'GET').toUpperCase();
+      const token = typeof csrf === 'function' ? csrf() : csrf;
+      const headers = token !== undefined && method !== 'GET' && method !== 'HEAD' ? { ...(init.headers as Record<string, string> | undefined), 'x-csrf-token': token } : init.headers;
+      return transport(input, { ...init, ...(headers ? { headers } : {}), ...(credentials ? { credentials } : {}) });
+    };
   }
 
   /**
@@ -78,7 +101,7 @@ export class Client {
     const route: Route = routes[id];
     const a = args as { params?: Record<string, unknown>; query?: Record<string, unknown>; body?: unknown; idempotencyKey?: string };
     // One key per call, the same on every retry of it: sent as the draft's structured string.
-    const key = takesKey(route) ? (a.idempotencyKey ?? randomUUID()) : undefined;
+    const key = takesKey(route) ? (a.idempotencyKey ?? globalThis.crypto.randomUUID()) : undefined;
     const send = () =>
       this.fetch(this.target(id, a.params, a.query), {
         method: route.method,
@@ -129,20 +152,24 @@ export class Client {
   }
 
   /** Streams a blob up; the server refuses it when `sha256` is given and differs. */
-  async uploadBlob(body: Readable, sha256?: string): Promise<ResponseOf<'uploadBlob'>> {
+  async uploadBlob(body: BlobBody, sha256?: string): Promise<ResponseOf<'uploadBlob'>> {
+    // A Blob or bytes go as they are (a browser cannot stream a request body over HTTP/1.1);
+    // anything iterable is streamed, never held whole in memory.
+    const whole = body instanceof Uint8Array || (typeof Blob !== 'undefined' && body instanceof Blob);
     const res = await this.fetch(this.target('uploadBlob', undefined, { sha256 }), {
       method: 'POST',
       headers: this.headers({ 'content-type': 'application/octet-stream' }),
-      body: Readable.toWeb(body) as ReadableStream,
-      duplex: 'half',
+      body: whole ? (body as BodyInit) : toWebStream(body as ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>),
+      ...(whole ? {} : { duplex: 'half' }),
     } as RequestInit);
     return (await this.decode(res)) as ResponseOf<'uploadBlob'>;
   }
 
-  async downloadBlob(sha256: string): Promise<{ size: number; body: Readable }> {
+  /** A blob's bytes as a web stream (Node: `Readable.fromWeb(body)`). */
+  async downloadBlob(sha256: string): Promise<{ size: number; body: ReadableStream<Uint8Array> }> {
     const res = await this.fetch(this.target('getBlob', { sha256 }), { headers: this.headers() });
     if (!res.ok || !res.body) await this.decode(res);
-    return { size: Number(res.headers.get('content-length') ?? 0), body: Readable.fromWeb(res.body as never) };
+    return { size: Number(res.headers.get('content-length') ?? 0), body: res.body as ReadableStream<Uint8Array> };
   }
 
   private async decode(res: Response, alsoStatus?: number): Promise<unknown> {
@@ -159,4 +186,20 @@ export class Client {
     }
     return json;
   }
+}
+
+/** An async iterable of bytes as a web stream, pulled as the request is sent. */
+function toWebStream(body: ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>): ReadableStream<Uint8Array> {
+  if (typeof ReadableStream !== 'undefined' && body instanceof ReadableStream) return body;
+  const it = (body as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+  return new ReadableStream<Uint8Array>({
+    async pull(ctl) {
+      const next = await it.next();
+      if (next.done) ctl.close();
+      else ctl.enqueue(next.value);
+    },
+    async cancel(reason) {
+      await it.return?.(reason);
+    },
+  });
 }

@@ -2,7 +2,7 @@
  * The SDK's front door: a `Client` (every route, typed) with the original library's verbs on
  * top, and `connect()`, which finds the control plane as the `butter` command does.
  */
-import { Client, type ClientOptions } from './client.ts';
+import { Client, type ClientOptions } from './node-client.ts';
 import { loadConfig } from './config.ts';
 import { NetworkVerbs } from './networks.ts';
 import { PathVerbs } from './paths.ts';

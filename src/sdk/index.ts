@@ -7,7 +7,7 @@
  *     await butter.service.create('dev', 'web', { blueprint: 'web/blueprint.yml', vars: { Port: 80 }, wait: true });
  */
 export { connect, Butter } from './connect.ts';
-export { Client, ButterError, type ClientOptions } from './client.ts';
+export { Client, ButterError, type ClientOptions } from './node-client.ts';
 export { NetworkVerbs, type Network, type NetworkOptions } from './networks.ts';
 export {
   ServiceVerbs,

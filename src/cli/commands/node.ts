@@ -1,6 +1,6 @@
 /** `butter node ...` and `butter login`. */
 import type { Command } from 'commander';
-import { Client } from '../../sdk/client.ts';
+import { Client } from '../../sdk/node-client.ts';
 import { fetchPinnedCa } from '../../sdk/tls.ts';
 import { createInterface } from 'node:readline/promises';
 import { client, saveConfig, UsageError } from '../config.ts';
