@@ -64,6 +64,8 @@ export class Client {
   protected readonly fetch: FetchLike;
 
   constructor(opts: ClientOptions) {
+    // A pinned CA is node-client.ts's: here it would be ignored, and HTTPS fail for no clear reason.
+    if ((opts as { ca?: unknown }).ca !== undefined) throw new Error('a pinned CA (`ca`) needs the Node client: import { Client } from node-client.ts (or butter/sdk)');
     this.url = opts.url.replace(/\/+$/, '');
     this.token = opts.token;
     // Looked up per call, not bound once: a test (or a page) may replace globalThis.fetch.

@@ -15,7 +15,7 @@ import { Readable } from 'node:stream';
 import { chromium, type Browser } from 'playwright-core';
 import { createControlPlane, type ControlPlane } from '../../src/server/control-plane.ts';
 import { ensureServerTls } from '../../src/server/tls.ts';
-import { Client } from '../../src/sdk/client.ts';
+import { Client } from '../../src/sdk/node-client.ts';
 
 const LAUNCH = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
 
