@@ -28,6 +28,7 @@ import { Store } from './store/store.ts';
 import { Tokens } from './tokens.ts';
 import { JoinTokens } from './join.ts';
 import { DEFAULT_NETWORK, Vms } from './vms.ts';
+import { Snapshots } from './snapshots.ts';
 import { ServiceManager } from './services.ts';
 import { Graphs } from './graph.ts';
 import { SvgRenderer, type SvgRendererOptions } from './graph-renderer.ts';
@@ -104,7 +105,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   /** The ports this control plane listens on: never a published host port (a node beside it serves them too). */
   const apiPorts: number[] = [];
   const paths = new Paths(store, () => apiPorts);
-  const services: Services = { store, blobs, images, nodes, networks: new Networks(store), vpn: new VpnPeers(store), vms, services: serviceManager, paths, graphs: new Graphs(store, () => paths.list(), new SvgRenderer(exec, opts.graphviz)), verifier: new PathVerifier(store, store.changes), consoles, tokens: new Tokens(store), joinTokens: new JoinTokens(store, nodes), idempotency: new IdempotencyKeys(store), readiness: new Readiness(store, nodes, images), caHash: opts.https?.caHash ?? null, tls: () => null, metrics };
+  const services: Services = { store, blobs, images, nodes, networks: new Networks(store), vpn: new VpnPeers(store), vms, snapshots: new Snapshots(store, vms), services: serviceManager, paths, graphs: new Graphs(store, () => paths.list(), new SvgRenderer(exec, opts.graphviz)), verifier: new PathVerifier(store, store.changes), consoles, tokens: new Tokens(store), joinTokens: new JoinTokens(store, nodes), idempotency: new IdempotencyKeys(store), readiness: new Readiness(store, nodes, images), caHash: opts.https?.caHash ?? null, tls: () => null, metrics };
 
   const adminTokenPath = join(opts.dataDir, 'admin.token');
   let adminToken: string | undefined;

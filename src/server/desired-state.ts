@@ -11,6 +11,24 @@ import { vpnRouterMac } from '../core/network-macs.ts';
 import { desiredMesh, meshUnderlayMtu, overlayRemotes } from './mesh.ts';
 import { desiredPaths } from './paths.ts';
 import { publishedState } from './published.ts';
+import { desiredSnapshots } from './snapshots.ts';
+
+/** A VM's snapshot fields of the agent contract (issue 16); none for a VM without snapshots. */
+function snapshotFields(store: Store, vm: VmRow) {
+  const snaps = desiredSnapshots(store.db, vm);
+  const initial = snaps.find((s) => s.name === 'initial');
+  let base: { vm: string; snapshot: string } | undefined;
+  if (vm.clone_snapshot) {
+    const src = store.db.prepare(`SELECT vm_id FROM snapshots WHERE id = ?`).get(vm.clone_snapshot) as { vm_id: string } | undefined;
+    if (src) base = { vm: src.vm_id, snapshot: vm.clone_snapshot };
+  }
+  return {
+    ...(snaps.length ? { snapshots: snaps } : {}),
+    ...(initial ? { initialSnapshot: initial.id } : {}),
+    ...(base ? { base } : {}),
+    ...(vm.restore_snapshot && (vm.restore_gen ?? 0) > 0 ? { restore: { snapshot: vm.restore_snapshot, gen: vm.restore_gen! } } : {}),
+  };
+}
 
 function vpnPeers(store: Store, network: string): { name: string; publicKey: string; ip: string }[] {
   const rows = store.db.prepare(`SELECT name, public_key, ip FROM vpn_peers WHERE network = ? ORDER BY name`).all(network) as { name: string; public_key: string; ip: string }[];
@@ -96,6 +114,7 @@ export function renderDesired(store: Store, me: NodeRow): NodeDesired {
         metadataTokens: vm.metadata_tokens,
         restartGen: vm.restart_gen,
         restart: vm.restart,
+        ...snapshotFields(store, vm),
       };
     }),
     networks: [...networks.values()].map((n) => ({
