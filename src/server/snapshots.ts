@@ -54,10 +54,16 @@ export function insertInitialSnapshot(tx: Tx, vm: { id: string; node: string }):
   return id;
 }
 
-/** The snapshots a VM's node is to keep (and take): pending and ready ones on that node, oldest first. */
-export function desiredSnapshots(db: Tx['db'], vm: VmRow): { id: string; name: string }[] {
-  if (!vm.node) return [];
-  return db.prepare(`SELECT id, name FROM snapshots WHERE vm_id = ? AND node = ? AND state IN ('pending', 'ready') ORDER BY created_at, rowid`).all(vm.id, vm.node) as { id: string; name: string }[];
+/** The snapshots a node is to keep (and take), by VM: pending and ready ones on it, oldest first. One query per render. */
+export function nodeSnapshots(db: Tx['db'], node: string): Map<string, { id: string; name: string; state: 'pending' | 'ready' }[]> {
+  const rows = db.prepare(`SELECT s.vm_id, s.id, s.name, s.state FROM snapshots s JOIN vms v ON v.id = s.vm_id AND v.node = s.node WHERE s.node = ? AND s.state IN ('pending', 'ready') ORDER BY s.created_at, s.rowid`).all(node) as { vm_id: string; id: string; name: string; state: 'pending' | 'ready' }[];
+  const out = new Map<string, { id: string; name: string; state: 'pending' | 'ready' }[]>();
+  for (const r of rows) {
+    const list = out.get(r.vm_id) ?? [];
+    list.push({ id: r.id, name: r.name, state: r.state });
+    out.set(r.vm_id, list);
+  }
+  return out;
 }
 
 export type SnapshotChange = { row: SnapshotRow; state: 'ready' | 'failed'; reason: string | null; pauseMs: number | null; sizeBytes: number | null };
@@ -83,8 +89,8 @@ export function applySnapshotChanges(tx: Tx, changes: readonly SnapshotChange[])
     const vm = tx.db.prepare(`SELECT name, disk_snapshot FROM vms WHERE id = ?`).get(c.row.vm_id) as { name: string; disk_snapshot: string | null } | undefined;
     if (!vm) continue;
     if (c.state === 'failed' && vm.disk_snapshot === c.row.id) tx.db.prepare(`UPDATE vms SET disk_snapshot = ? WHERE id = ?`).run(c.row.parent, c.row.vm_id);
-    // A failed snapshot leaves the node's list: its node removes whatever a failed take left.
-    if (c.state === 'failed') tx.touchNode(c.row.node);
+    // Its node stops reporting a ready one; a failed one leaves its list (it removes whatever a failed take left).
+    tx.touchNode(c.row.node);
     const pause = c.pauseMs !== null ? ` (guest paused ${c.pauseMs.toFixed(1)} ms)` : '';
     tx.event(c.state === 'ready' ? 'snapshot' : 'snapshot-failed', 'vm', vm.name, c.state === 'ready' ? `vm ${vm.name}: snapshot ${c.row.name} ready${pause}` : `vm ${vm.name}: snapshot ${c.row.name} failed: ${c.reason ?? 'no reason given'}`);
   }

@@ -51,9 +51,9 @@ export const DesiredVm = z.object({
    * takes (a running VM: paused, external qcow2 snapshot over QMP, resumed; a stopped one:
    * with qemu-img) and reports `ready` (or `failed`) in `ObservedVmReport.snapshots`; one it
    * has that is not listed it deletes, unless a disk or another snapshot stands on it.
-   * Absent: none (an older control plane).
+   * Only `pending` ones are reported. Absent: no word (an older control plane): nothing is deleted.
    */
-  snapshots: z.array(z.object({ id: SnapshotId, name: Name })).optional(),
+  snapshots: z.array(z.object({ id: SnapshotId, name: Name, state: z.enum(['pending', 'ready']) })).optional(),
   /** The `initial` snapshot: made with the disk, before the guest's first write (never taken later). */
   initialSnapshot: SnapshotId.optional(),
   /** A clone: its first disk is an overlay on this snapshot of another VM on this node, not on the image. */
