@@ -12,11 +12,12 @@ import type { PlacementResult } from './placement.ts';
 import type { RssResult } from './rss.ts';
 import type { ServiceCreateResult } from './service-create.ts';
 import type { ServiceRolloutResult } from './service-rollout.ts';
+import type { SnapshotPauseResult } from './snapshot-pause.ts';
 
-export type FigureId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'h' | 'i' | 'j' | 'k' | 'l' | 'm';
+export type FigureId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'h' | 'i' | 'j' | 'k' | 'l' | 'm' | 'p';
 
 /** Every figure, in the order they are reported. */
-export const FIGURE_IDS: readonly FigureId[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm'];
+export const FIGURE_IDS: readonly FigureId[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'p'];
 
 /** Goals of the cluster figures (e) and (f). */
 export const PLACEMENT_GOAL_PER_S = 5000;
@@ -27,6 +28,8 @@ export const RSS_GOAL_BYTES = 200e6;
 /** Goals of the paths figures (l) and (m). */
 export const PATH_ENFORCE_P99_GOAL_MS = 1000;
 export const PATH_APPLY_GOAL_MS = 1000;
+/** Goal of the snapshot figure (p), issue 16. */
+export const SNAPSHOT_PAUSE_GOAL_MS = 50;
 export type Status = 'pass' | 'fail' | 'error' | 'reported';
 
 export interface FigureDef {
@@ -50,6 +53,7 @@ export const FIGURES: Record<FigureId, FigureDef> = {
   k: { id: 'k', key: 'serviceRollingUpdate', title: 'rolling update of a 10-instance service (simulated nodes): time, instances missing from its DNS answer', goal: '0 missing' },
   l: { id: 'l', key: 'pathEnforcement', title: 'path add / remove → first probe admitted / dropped on the remote node (real agents and tables)', goal: 'p99 < 1 s, both' },
   m: { id: 'm', key: 'pathRuleScale', title: 'inet butter_paths for one node: 1,000 services, 5,000 paths, 10,000 instances; size, render and apply', goal: 'apply < 1 s' },
+  p: { id: 'p', key: 'snapshotPause', title: 'guest paused for a disk snapshot of a running tiny VM (QMP stop, blockdev-snapshot-sync, cont), ~10 snapshots', goal: 'p50 < 50 ms' },
   f: { id: 'f', key: 'clusterScale', title: '1,000 simulated agents heartbeating every 5 s; control-plane RSS with 10,000 VMs', goal: 'heartbeat p99 <= 50 ms; RSS <= 200 MB' },
 };
 
@@ -72,6 +76,7 @@ export interface FigureDataMap {
   k: ServiceRolloutResult;
   l: PathEnforceResult;
   m: PathScaleResult;
+  p: SnapshotPauseResult;
 }
 
 export interface FigureResult<I extends FigureId = FigureId> extends FigureDef {
@@ -173,6 +178,10 @@ export function judge<I extends FigureId>(id: I, data: FigureDataMap[I]): { pass
           `${n(big.services)} services / ${n(big.paths)} paths / ${n(big.instances)} instances: ${n(big.elements)} elements in ${big.sets} sets, ${n(Math.round(big.bytes / 1024))} KiB; ` +
           `render ${big.renderMs} ms, load ${big.applyMs} ms, replace ${big.replaceMs} ms (${n(small.services)}/${n(small.paths)}/${n(small.instances)}: ${n(small.elements)} elements, load ${small.applyMs} ms)`,
       };
+    }
+    case 'p': {
+      const d = data as SnapshotPauseResult;
+      return { pass: d.p50Ms < SNAPSHOT_PAUSE_GOAL_MS, headline: `p50 ${d.p50Ms} ms, max ${d.maxMs} ms over ${d.snapshots} snapshots (${d.accel})` };
     }
     default: {
       const d = data as ClusterScaleResult;
