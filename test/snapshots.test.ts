@@ -6,12 +6,12 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { rmSync } from 'node:fs';
 import type { Agent } from '../src/agent/agent.ts';
 import { HEARTBEAT_TIMEOUT_MS } from '../src/server/nodes.ts';
-import { fakeNode, rejects, simAgent, startTestCloud, until, uploadImage, type TestCloud } from './helpers.ts';
+import { fakeNode, rejects, runButter, simAgent, startTestCloud, until, uploadImage, type TestCloud } from './helpers.ts';
+import { tmpdir } from 'node:os';
 
 let cloud: TestCloud;
 let agent: Agent;
@@ -115,7 +115,7 @@ test('a clone is a new VM (own name, MAC, address, id) whose disk stands on the 
   await running('web2');
   await ready('web2', 'initial');
   const snap1 = (await snaps('web')).find((s) => s.name === 'snap-1')!;
-  const disk = JSON.parse((await import('node:fs')).readFileSync(join(stateDir, 'vms', clone.id, 'snapshots', `${(await snaps('web2'))[0]!.id}.json`), 'utf8')) as { backing: string };
+  const disk = JSON.parse(readFileSync(join(stateDir, 'vms', clone.id, 'snapshots', `${(await snaps('web2'))[0]!.id}.json`), 'utf8')) as { backing: string };
   assert.equal(disk.backing, `${src.id}/${snap1.id}`, "the clone's initial point stands on web's snap-1");
   await rejects(a().call('deleteSnapshot', { params: { name: 'web', snap: 'snap-1' } }), 409, 'snap', /web2 is a clone/);
   await rejects(a().call('deleteVm', { params: { name: 'web' } }), 409, 'name', /web2 is a clone/);
@@ -142,6 +142,33 @@ test('cloning onto a node without room is refused naming node, with nothing left
   }
   assert.equal(rows(), n0, 'no snapshot row (not even the implicit clone-huge)');
   assert.equal((await a().call('listVms', {})).items.length, vms0);
+});
+
+test('the CLI (built): vm snapshot, list, restore with options after the subcommand, rm refusal, all with --json', async () => {
+  const env = { ...process.env, XDG_CONFIG_HOME: join(tmpdir(), 'butter-snap-cli-none'), BUTTER_URL: cloud.url, BUTTER_TOKEN: cloud.cp.adminToken! };
+  const run = async (...args: string[]) => {
+    const r = await runButter(args, env);
+    const out = r.stdout.trim();
+    return { ...r, json: r.code === 0 && (out.startsWith('{') || out.startsWith('[')) ? (JSON.parse(out) as unknown) : undefined };
+  };
+  const took = await run('vm', 'snapshot', 'other', '--name', 'cli-1', '--json');
+  assert.equal(took.code, 0, took.stderr);
+  assert.equal((took.json as { state: string }).state, 'ready', 'waits until its node has taken it');
+  // `--json` after the subcommand, though `vm snapshot` itself has one (commander gives it to the first that knows it).
+  const list = await run('vm', 'snapshot', 'list', 'other', '--json');
+  assert.equal(list.code, 0, list.stderr);
+  assert.deepEqual((list.json as { name: string }[]).map((x) => x.name), ['initial', 'theirs', 'cli-1']);
+  assert.deepEqual(((await run('vm', 'snapshots', 'other', '--json')).json as { name: string }[]).map((x) => x.name), ['initial', 'theirs', 'cli-1']);
+  const restore = await run('vm', 'snapshot', 'restore', 'other', 'theirs', '--no-wait', '--json');
+  assert.equal(restore.code, 0, restore.stderr);
+  assert.equal((restore.json as { state: string }).state, 'pending', '--no-wait after the subcommand: no wait');
+  const refused = await run('vm', 'snapshot', 'rm', 'other', 'initial', '--json');
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.stderr, /reinit/);
+  await running('other');
+  const rm = await run('vm', 'snapshot', 'rm', 'other', 'cli-1', '--json');
+  assert.equal(rm.code, 0, rm.stderr);
+  assert.deepEqual(rm.json, { vm: 'other', snapshot: 'cli-1', deleted: true });
 });
 
 test("a lost node's snapshots are reported lost, not silently gone", async () => {
