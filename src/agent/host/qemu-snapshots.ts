@@ -167,6 +167,8 @@ export class QemuDisks {
     const size = await this.virtualSize(old, pid !== undefined);
     const active = newLayer(p);
     let pauseMs: number | undefined;
+    // Once QEMU writes to the new layer, it is the disk: never removed, whatever fails after.
+    let switched = false;
     try {
       // -u: the backing is QEMU's (locked) while it runs; the size is given, so it need not be opened.
       await this.qcow2(active, { file: old, format: 'qcow2' }, size, pid !== undefined);
@@ -175,13 +177,14 @@ export class QemuDisks {
         relink(p.disk, relTarget(p, active, 'dir'));
       } else {
         pauseMs = await this.live(p, old, active, () => {
+          switched = true;
           // Inside the pause, right after QEMU switched: the links say what QEMU now writes.
           this.linkSnapshot(p, snapshot, old);
           relink(p.disk, relTarget(p, active, 'dir'));
         });
       }
     } catch (e) {
-      if (realpathSync(p.disk) !== active) rmSync(active, { force: true });
+      if (!switched && realpathSync(p.disk) !== active) rmSync(active, { force: true });
       throw e;
     }
     return { ...(pauseMs !== undefined ? { pauseMs } : {}), sizeBytes: statSync(old).size };
