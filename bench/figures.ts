@@ -14,11 +14,12 @@ import type { PlacementResult } from './placement.ts';
 import type { RssResult } from './rss.ts';
 import type { ServiceCreateResult } from './service-create.ts';
 import type { ServiceRolloutResult } from './service-rollout.ts';
+import type { SnapshotPauseResult } from './snapshot-pause.ts';
 
-export type FigureId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'h' | 'i' | 'j' | 'k' | 'l' | 'm' | 'n' | 'o';
+export type FigureId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'h' | 'i' | 'j' | 'k' | 'l' | 'm' | 'n' | 'o' | 'p';
 
 /** Every figure, in the order they are reported. */
-export const FIGURE_IDS: readonly FigureId[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o'];
+export const FIGURE_IDS: readonly FigureId[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o', 'p'];
 
 /** Goals of the cluster figures (e) and (f). */
 export const PLACEMENT_GOAL_PER_S = 5000;
@@ -33,6 +34,8 @@ export const PATH_APPLY_GOAL_MS = 1000;
 export const EVENT_P99_GOAL_MS = 200;
 /** Goal of the panel figure (o): a change shown in a connected browser. */
 export const PANEL_EVENT_P99_GOAL_MS = 200;
+/** Goal of the snapshot figure (p), issue 16. */
+export const SNAPSHOT_PAUSE_GOAL_MS = 50;
 export type Status = 'pass' | 'fail' | 'error' | 'reported';
 
 export interface FigureDef {
@@ -58,6 +61,7 @@ export const FIGURES: Record<FigureId, FigureDef> = {
   m: { id: 'm', key: 'pathRuleScale', title: 'inet butter_paths for one node: 1,000 services, 5,000 paths, 10,000 instances; size, render and apply', goal: 'apply < 1 s' },
   n: { id: 'n', key: 'eventLatency', title: 'a change committed → its server-sent event received by a Node SDK client (HTTP/2, loopback)', goal: 'p99 < 200 ms' },
   o: { id: 'o', key: 'panel', title: 'web panel in headless Chromium: change → shown in a connected page (p50/p99 over 200); first load: bytes and time to interactive (loopback)', goal: 'p99 < 200 ms' },
+  p: { id: 'p', key: 'snapshotPause', title: 'guest paused for a disk snapshot of a running tiny VM (QMP stop, blockdev-snapshot-sync, cont), ~10 snapshots', goal: 'p50 < 50 ms' },
   f: { id: 'f', key: 'clusterScale', title: '1,000 simulated agents heartbeating every 5 s; control-plane RSS with 10,000 VMs', goal: 'heartbeat p99 <= 50 ms; RSS <= 200 MB' },
 };
 
@@ -82,6 +86,7 @@ export interface FigureDataMap {
   m: PathScaleResult;
   n: EventLatencyResult;
   o: PanelBenchResult;
+  p: SnapshotPauseResult;
 }
 
 export interface FigureResult<I extends FigureId = FigureId> extends FigureDef {
@@ -199,6 +204,10 @@ export function judge<I extends FigureId>(id: I, data: FigureDataMap[I]): { pass
           `change → shown p50 ${d.roundTrip.p50Ms} ms, p99 ${d.roundTrip.p99Ms} ms round trip (answer → shown p99 ${d.afterAnswer.p99Ms} ms; ${d.changes} changes); ` +
           `first load ${n(Math.round(d.firstLoad.bytes / 1024))} KiB in ${d.firstLoad.requests} requests, interactive at ${d.firstLoad.interactiveMs} ms (median of ${d.firstLoad.runs.length})`,
       };
+    }
+    case 'p': {
+      const d = data as SnapshotPauseResult;
+      return { pass: d.p50Ms < SNAPSHOT_PAUSE_GOAL_MS, headline: `p50 ${d.p50Ms} ms, max ${d.maxMs} ms over ${d.snapshots} snapshots (${d.accel})` };
     }
     default: {
       const d = data as ClusterScaleResult;

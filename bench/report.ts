@@ -875,6 +875,29 @@ Status: **${STATUS[f!.status]}** (goal: p99 < 200 ms).
   return out.join('\n');
 }
 
+function snapshotPauseSection(r: Results): string {
+  const { f, d } = data(r, 'p');
+  const out = [`## (p) disk snapshot pause
+
+**What it measures.** How long the guest is paused for a crash-consistent disk snapshot of a
+running VM (issue 16). **Goal: p50 < 50 ms.**
+
+**How.** \`bench/snapshot-pause.ts\` (\`benchSnapshotPause()\`) starts a tiny VM (128 MiB, no NIC)
+with the QEMU driver, waits for its shell, and takes 10 snapshots through the driver's own path
+(\`agent/host/qemu-snapshots.ts\`): the new qcow2 layer is made before the pause, then QMP
+\`stop\`, \`blockdev-snapshot-sync\` onto it, the links, \`cont\`. The guest writes 256 KiB and
+syncs between snapshots. The pause is the driver's own figure, from \`stop\` to the answer of \`cont\`.
+`];
+  if (!d) return out.join('\n') + '\n' + notMeasured(f);
+  out.push(`### Results (${r.date.slice(0, 10)})
+
+${d.snapshots} snapshots (${d.accel}): p50 **${d.p50Ms} ms**, max **${d.maxMs} ms**; each: ${d.pausesMs.map((x) => `${x}`).join(', ')} ms.
+
+Status: **${STATUS[f!.status]}**.
+`);
+  return out.join('\n');
+}
+
 export function renderMarkdown(r: Results): string {
   const rows = FIGURE_IDS.map((id) => {
     const f = r.figures.find((x) => x.id === id);
@@ -930,6 +953,7 @@ ${pathEnforceSection(r)}
 ${pathScaleSection(r)}
 ${eventLatencySection(r)}
 ${panelSection(r)}
+${snapshotPauseSection(r)}
 ## Running it
 
 \`\`\`sh
@@ -940,6 +964,7 @@ BENCH_ONLY=j,k npm run bench      # the services figures (no root needed)
 sudo BENCH_ONLY=l,m npm run bench # the paths figures (namespaces, nft, dnsmasq)
 BENCH_ONLY=n npm run bench        # live events: commit → SSE at an SDK client (no root needed)
 BENCH_ONLY=o npm run bench        # the web panel in headless Chromium (no root needed)
+sudo BENCH_ONLY=p npm run bench   # the disk snapshot pause (QEMU, the tiny image)
 BENCH_BOOT_RUNS=5 ...             # more pairs for (a) (default 3)
 BENCH_NO_BUILD=1 ...              # skip rebuilding dist/ (the CLI runs from it)
 \`\`\`

@@ -15,6 +15,7 @@
  *   (m) inet butter_paths at 1,000 services / 5,000 paths            (path-scale.ts)
  *   (n) a change committed → its live event at an SDK client        (event-latency.ts)
  *   (o) web panel: change → shown in Chromium; first load            (panel.ts)
+ *   (p) guest pause for a disk snapshot of a running tiny VM         (snapshot-pause.ts)
  *
  * Every figure is bounded in time; one that fails or times out is reported as an error and
  * the others still run. Everything set up on the host is undone (cleanup.ts), on Ctrl-C too.
@@ -46,6 +47,7 @@ import { benchPlacement } from './placement.ts';
 import { renderMarkdown, renderSummary, type Results } from './report.ts';
 import { benchServiceCreate } from './service-create.ts';
 import { benchServiceRollout } from './service-rollout.ts';
+import { benchSnapshotPause } from './snapshot-pause.ts';
 import { readRss } from './rss.ts';
 import { startServerProcess, type ServerProcess } from './server-process.ts';
 import { within } from './stats.ts';
@@ -162,6 +164,8 @@ async function main(): Promise<number> {
   if (wanted('g')) figures.push(await figure('g', 240_000, () => benchOverlay(undefined, (m) => log(`    ${m}`))));
   if (wanted('h')) figures.push(await figure('h', 120_000, () => benchMeshJoin(undefined, (m) => log(`    ${m}`))));
   if (wanted('i')) figures.push(await figure('i', 420_000, () => benchGuestOverlay(undefined, (m) => log(`    ${m}`))));
+
+  if (wanted('p')) figures.push(await figure('p', 300_000, () => benchSnapshotPause(10, (m) => log(`    ${m}`))));
 
   if (wanted('a')) {
     const runs = Number(process.env.BENCH_BOOT_RUNS ?? BOOT_DEFAULTS.runs);

@@ -7,6 +7,7 @@ import type { ProbeBatch } from '../api/schemas/verify.ts';
 import type { MeshReport, NetworkReport, ObservedVmReport } from '../api/schemas/node.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { plan, type Op } from '../core/reconcile.ts';
+import { SnapshotSync } from './snapshot-sync.ts';
 import { AGENT_BACKOFF, backoffDelay } from '../core/backoff.ts';
 import { ControlPlaneLink } from '../core/connection-state.ts';
 import type { Client } from '../sdk/client.ts';
@@ -92,6 +93,8 @@ export class Agent {
   private desired: NodeDesired | undefined;
   private readonly working = new Map<string, 'creating' | 'stopping'>();
   private readonly errors = new Map<string, string>();
+  /** Disk snapshots (issue 16), when the driver keeps them. */
+  private readonly snapshots: SnapshotSync | undefined;
   /** Each local network as the last apply left it: its error, or undefined when built. Unset before the first apply. */
   private networkStates: Map<string, string | undefined> | undefined;
   /** One metadata server per local network, on the host's end of its uplink: the address it is reached on tells the network. */
@@ -114,6 +117,7 @@ export class Agent {
     this.log = opts.log ?? (() => {});
     this.link = new ControlPlaneLink(opts.client.url, opts.rejectedHint, AGENT_BACKOFF.maxMs / 1000);
     this.state = new AgentState(opts.stateDir, undefined, this.log);
+    this.snapshots = opts.driver.snapshots ? new SnapshotSync(opts.driver.snapshots, this.log) : undefined;
     // Blobs a hypervisor will open are inspected first; the simulated driver opens none.
     this.images = new ImageCache(opts.stateDir, opts.client, opts.driver.name === 'sim' ? undefined : (opts.exec ?? new SystemExec()));
     // Shipped console output is freed on the node past its cap, by punching a hole (console-trim.ts).
@@ -288,8 +292,10 @@ export class Agent {
       await this.applyMesh(desired, clients);
       this.meshClients = clients;
     }
+    // Snapshots first: a clone started below needs its starting point to exist.
+    const snapped = (await this.snapshots?.take(desired.vms).catch((e) => (this.log(`snapshots: ${String(e)}`), false))) ?? false;
     const ops = plan(desired.vms, observed, this.state.applied, Date.now());
-    let done = 0;
+    let done = snapped ? 1 : 0;
     const destroyed = new Set<string>();
     for (const op of ops) {
       // A VM is not started on a network this host could not build (its report says why);
@@ -313,6 +319,8 @@ export class Agent {
       }
     }
     await this.applyNetwork(desired, live);
+    // After the ops: a restore has let go of what it discarded, a new VM's initial point exists.
+    await this.snapshots?.prune(desired.vms).catch((e) => this.log(`snapshots: ${String(e)}`));
     // What is on the host now: what was, but for what this pass destroyed (its starts are all
     // desired VMs, which evictImages counts anyway). No second list(): a QEMU host reads every
     // VM's pidfile and /proc entry for it.
@@ -547,7 +555,8 @@ export class Agent {
       else if (err || (netErr && d?.power === 'running')) state = 'error';
       else state = 'stopped';
       const reason = state === 'error' ? (err ?? netErr) : (netErr ?? this.reasonOf(id, state, d, o));
-      vms.push({ id, state, ...(reason ? { reason } : {}), ...(o?.pid ? { pid: o.pid } : {}) });
+      const snaps = this.snapshots?.report(d) ?? [];
+      vms.push({ id, state, ...(reason ? { reason } : {}), ...(o?.pid ? { pid: o.pid } : {}), ...(snaps.length ? { snapshots: snaps } : {}) });
     }
     const body = {
       capacity: this.opts.capacity ?? hostCapacity(this.opts.stateDir),

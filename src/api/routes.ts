@@ -19,6 +19,7 @@ import { Path, PathCheck, PathCheckQuery, PathCreate, PathListQuery, PathMatch, 
 import { Graph, GraphQuery, GRAPH_MEDIA_TYPES } from './schemas/graph.ts';
 import { Service, ServiceCreate, ServiceListQuery, ServiceRevision, ServiceRollback, ServiceScale, ServiceUpdate } from './schemas/service.ts';
 import { ConsoleInput, ConsoleSocketQuery, Logs, LogsQuery, Vm, VmCreate, VmResize, VmUserData, VmUserDataSet } from './schemas/vm.ts';
+import { Snapshot, SnapshotCreate, SnapshotParams, VmClone } from './schemas/snapshot.ts';
 
 /**
  * Who may call a route: a `UserRole` (schemas/token.ts) is the least role that may; besides
@@ -154,6 +155,12 @@ export const routes = {
     response: Nothing,
     status: 101,
   },
+  createSnapshot: { method: 'POST', path: '/v1/vms/{name}/snapshots', access: 'operator', summary: "Take a crash-consistent snapshot of a VM's root disk (a running VM is paused for it; the pause is reported); pending until its node has taken it", params: NameParams, body: SnapshotCreate.optional(), response: Snapshot, status: 202 },
+  listSnapshots: { method: 'GET', path: '/v1/vms/{name}/snapshots', access: 'viewer', summary: "A VM's snapshots, oldest first (`initial` is made at its first boot); those on a node that is not reachable are `lost`", params: NameParams, response: listOf(Snapshot), status: 200 },
+  restoreSnapshot: { method: 'POST', path: '/v1/vms/{name}/snapshots/{snap}/restore', access: 'operator', summary: 'Restart a VM from one of its ready snapshots: what its root disk got since is discarded', params: SnapshotParams, body: Empty.optional(), response: Vm, status: 202 },
+  deleteSnapshot: { method: 'DELETE', path: '/v1/vms/{name}/snapshots/{snap}', access: 'operator', summary: "Delete a snapshot (refused for `initial`, and while the VM's disk, another snapshot or a clone stands on it)", params: SnapshotParams, response: Nothing, status: 200 },
+  reinitVm: { method: 'POST', path: '/v1/vms/{name}/reinit', access: 'operator', summary: 'Restart a VM from its `initial` snapshot: its root disk as at its first boot', params: NameParams, body: Empty.optional(), response: Vm, status: 202 },
+  cloneVm: { method: 'POST', path: '/v1/vms/{name}/clone', access: 'operator', summary: "A new VM (its own name, MAC, address, instance-id) whose root disk starts from a snapshot of this one (default: one taken now), on the snapshot's node", params: NameParams, body: VmClone, response: Vm, status: 201 },
   vmLogs: { method: 'GET', path: '/v1/vms/{name}/logs', access: 'operator', summary: 'Serial console output from `offset`; `wait` long-polls for more', params: NameParams, query: LogsQuery, response: Logs, status: 200 },
 
   listServices: { method: 'GET', path: '/v1/services', access: 'viewer', summary: 'List services (of one network with `network`)', query: ServiceListQuery, response: listOf(Service), status: 200 },

@@ -24,6 +24,12 @@ export interface VmSpec {
   nics: { tap: string; mac: string }[];
   /** SMBIOS system serial, e.g. `ds=nocloud-net;s=http://169.254.169.254/`. */
   smbiosSerial: string;
+  /** Snapshots (issue 16): the id of the `initial` one, made with the disk before the guest's first write. */
+  initialSnapshot?: string;
+  /** A clone's first disk stands on this snapshot of another VM of this host, not on the image. */
+  base?: { vm: string; snapshot: string };
+  /** Before this start, once per `gen`: the disk becomes a new overlay on this snapshot. */
+  restore?: { snapshot: string; gen: number };
 }
 
 export const SMBIOS_SERIAL = 'ds=nocloud-net;s=http://169.254.169.254/';
@@ -89,6 +95,9 @@ export function vmSpec(vm: DesiredVm, file: (sha256: string) => string): VmSpec 
     boot,
     nics: vm.nics.map((n, i) => ({ tap: tapName(vm.id, i), mac: n.mac })),
     smbiosSerial: SMBIOS_SERIAL,
+    ...(vm.initialSnapshot ? { initialSnapshot: vm.initialSnapshot } : {}),
+    ...(vm.base ? { base: vm.base } : {}),
+    ...(vm.restore ? { restore: vm.restore } : {}),
   };
 }
 

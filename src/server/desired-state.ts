@@ -11,6 +11,23 @@ import { vpnRouterMac } from '../core/network-macs.ts';
 import { desiredMesh, meshUnderlayMtu, overlayRemotes } from './mesh.ts';
 import { desiredPaths } from './paths.ts';
 import { publishedState } from './published.ts';
+import { nodeSnapshots } from './snapshots.ts';
+
+/** A VM's snapshot fields of the agent contract (issue 16); none for a VM without snapshots. */
+function snapshotFields(store: Store, vm: VmRow, snaps: readonly { id: string; name: string; state: 'pending' | 'ready' }[]) {
+  const initial = snaps.find((s) => s.name === 'initial');
+  let base: { vm: string; snapshot: string } | undefined;
+  if (vm.clone_snapshot) {
+    const src = store.db.prepare(`SELECT vm_id FROM snapshots WHERE id = ?`).get(vm.clone_snapshot) as { vm_id: string } | undefined;
+    if (src) base = { vm: src.vm_id, snapshot: vm.clone_snapshot };
+  }
+  return {
+    ...(snaps.length ? { snapshots: [...snaps] } : {}),
+    ...(initial ? { initialSnapshot: initial.id } : {}),
+    ...(base ? { base } : {}),
+    ...(vm.restore_snapshot && (vm.restore_gen ?? 0) > 0 ? { restore: { snapshot: vm.restore_snapshot, gen: vm.restore_gen! } } : {}),
+  };
+}
 
 function vpnPeers(store: Store, network: string): { name: string; publicKey: string; ip: string }[] {
   const rows = store.db.prepare(`SELECT name, public_key, ip FROM vpn_peers WHERE network = ? ORDER BY name`).all(network) as { name: string; public_key: string; ip: string }[];
@@ -57,6 +74,7 @@ export function renderDesired(store: Store, me: NodeRow): NodeDesired {
     more.set(n.vm_id, [...(more.get(n.vm_id) ?? []), n]);
   }
   const nicsOf = (vm: VmRow) => [{ network: vm.network, ip: vm.ip ?? '', mac: vm.mac }, ...(more.get(vm.id) ?? []).map((n) => ({ network: n.network, ip: n.ip ?? '', mac: n.mac }))];
+  const snapshots = nodeSnapshots(store.db, name);
   for (const vm of vms) {
     if (!images.has(vm.image)) images.set(vm.image, store.db.prepare(`SELECT * FROM images WHERE name = ?`).get(vm.image) as ImageRow);
     for (const { network } of nicsOf(vm)) {
@@ -96,6 +114,7 @@ export function renderDesired(store: Store, me: NodeRow): NodeDesired {
         metadataTokens: vm.metadata_tokens,
         restartGen: vm.restart_gen,
         restart: vm.restart,
+        ...snapshotFields(store, vm, snapshots.get(vm.id) ?? []),
       };
     }),
     networks: [...networks.values()].map((n) => ({

@@ -26,6 +26,8 @@ import { COOKIE_OPTIONS, SESSION_COOKIE, type Sessions } from './sessions.ts';
 import type { SignInLimiter } from './sign-in-limiter.ts';
 import type { JoinTokens } from './join.ts';
 import type { Vms } from './vms.ts';
+import type { Snapshots } from './snapshots.ts';
+import type { VmClone } from '../api/schemas/snapshot.ts';
 import type { VpnPeers } from './vpn.ts';
 import type { ServiceManager } from './services.ts';
 import type { Graphs } from './graph.ts';
@@ -48,6 +50,7 @@ export interface Services {
   networks: Networks;
   vpn: VpnPeers;
   vms: Vms;
+  snapshots: Snapshots;
   services: ServiceManager;
   paths: Paths;
   graphs: Graphs;
@@ -209,6 +212,15 @@ export function makeHandlers(s: Services): Handlers {
     startVm: ({ who, params }) => s.vms.setPower(actorOf(who), params.name!, 'start'),
     stopVm: ({ who, params }) => s.vms.setPower(actorOf(who), params.name!, 'stop'),
     restartVm: ({ who, params }) => s.vms.setPower(actorOf(who), params.name!, 'restart'),
+    createSnapshot: ({ who, params, body }) => s.snapshots.take(actorOf(who), params.name!, (body as { name?: string } | undefined)?.name),
+    listSnapshots: ({ params }) => ({ items: s.snapshots.list(params.name!), revision: s.store.revision() }),
+    restoreSnapshot: ({ who, params }) => s.snapshots.restore(actorOf(who), params.name!, (params as { snap: string }).snap),
+    deleteSnapshot: ({ who, params }) => {
+      s.snapshots.remove(actorOf(who), params.name!, (params as { snap: string }).snap);
+      return {};
+    },
+    reinitVm: ({ who, params }) => s.snapshots.reinit(actorOf(who), params.name!),
+    cloneVm: ({ who, params, body }) => s.snapshots.clone(actorOf(who), params.name!, body as VmClone),
     resizeVm: ({ who, params, body }) => s.vms.resize(actorOf(who), params.name!, body as { cpus?: number; memory?: string }),
     getUserData: ({ params }) => ({ userData: s.vms.row(params.name!).user_data }),
     setUserData: ({ who, params, body }) => ({ userData: s.vms.setUserData(actorOf(who), params.name!, (body as { userData: string }).userData) }),

@@ -13,6 +13,7 @@ import { Liveness } from './liveness.ts';
 import { networksOf } from './store/nics.ts';
 import { meshEnd, sameMeshEnd, setMeshEnd, touchMesh, touchNetworkHosts, touchServiceHosts } from './mesh.ts';
 import { renderDesired } from './desired-state.ts';
+import { applySnapshotChanges, snapshotReportChanges } from './snapshots.ts';
 import { forgetVm } from './forget-vm.ts';
 import { ownNetworks, recordNetworkStatus, sameNetworkStatus } from './network-status.ts';
 
@@ -237,12 +238,13 @@ export class Nodes {
     const sameMesh = sameMeshEnd(before, mesh);
     const vms = this.store.db.prepare(`SELECT * FROM vms WHERE node = ?`).all(name) as VmRow[];
     const changes = reportChanges(vms, rep);
+    const snapChanges = snapshotReportChanges(this.store.db, name, rep.vms);
     const sameSize = before.cpus === rep.capacity.cpus && before.memory_bytes === rep.capacity.memoryBytes && before.disk_bytes === rep.capacity.diskBytes;
     const sameNode = before.state === 'ready' && sameSize && before.accel === rep.accel && before.accel_reason === (rep.accelReason ?? null) && before.driver === rep.driver;
     // No word on networks (an agent that builds none, or an older one): what was said stands.
     const networks = rep.networks && ownNetworks(this.store.db, name, rep.networks);
     const sameNetworks = networks === undefined || sameNetworkStatus(this.store.db, name, networks);
-    if (sameNode && sameMesh && changes.length === 0 && sameNetworks) {
+    if (sameNode && sameMesh && changes.length === 0 && snapChanges.length === 0 && sameNetworks) {
       this.liveness.saw(name, this.store.now());
       return [];
     }
@@ -255,6 +257,8 @@ export class Nodes {
       if (before.state !== 'ready') tx.event('ready', 'node', name, `node ${name} is ready (${rep.driver}, ${rep.accel})`);
       if (!sameMesh) setMeshEnd(tx, before, mesh!);
       if (!sameNetworks) recordNetworkStatus(tx, name, networks!);
+      // Before the VM changes: a VM deleted by this report takes its snapshots with it.
+      applySnapshotChanges(tx, snapChanges);
       for (const c of changes) {
         if (c.delete) {
           const nets = networksOf(tx.db, c.vm.id);

@@ -20,6 +20,7 @@ import { moreNics, networksOf } from './store/nics.ts';
 import { idempotent, type Once } from './idempotency.ts';
 import { forgetVm } from './forget-vm.ts';
 import type { SchedulerObserver } from './metrics.ts';
+import { clonesOf, insertInitialSnapshot, loseSnapshots } from './snapshots.ts';
 
 export const MIN_MEMORY = 64 * MiB;
 
@@ -88,7 +89,7 @@ export class Vms {
    * Validates a create outside any transaction; returns the write that places and inserts it.
    * A service's instances (`instance`) are made by the same path, inside the service's write.
    */
-  creation(req: VmCreate, instance?: InstanceOf): (tx: Tx) => Vm {
+  creation(req: VmCreate, instance?: InstanceOf, clone?: { snapshot: string }): (tx: Tx) => Vm {
     const memoryBytes = parseSize(req.memory ?? '512M')!;
     const diskBytes = parseSize(req.disk ?? '2G')!;
     const cpus = req.cpus ?? 1;
@@ -165,6 +166,10 @@ export class Vms {
         updated_at: tx.now,
       };
       insertVm(tx, row);
+      // Its first disk is its `initial` snapshot's point (made by the node with the disk); a
+      // clone's disk starts from another VM's snapshot file instead of the image.
+      insertInitialSnapshot(tx, { id: row.id, node: placement.node });
+      if (clone) tx.db.prepare(`UPDATE vms SET clone_snapshot = ? WHERE id = ?`).run(clone.snapshot, row.id);
       const more = nics.slice(1).map((n, i): NicRow => insertNic(tx, { vm_id: row.id, idx: i + 1, network: n.net.name, ip: n.ip, mac: randomMac(SECONDARY_MAC_PREFIX) }));
       for (const n of nics) touchNetworkHosts(tx, n.net.name);
       const data = dataDisks.length ? `, data disks ${dataDisks.map(humanSize).join(', ')}` : '';
@@ -256,6 +261,8 @@ export class Vms {
         // The VM leaves `node` in the same transaction that places it elsewhere.
         const to = this.store.write(actor, (outer) => this.placeIn(outer, { ...request, exclude: node }, (tx, p) => {
           tx.db.prepare(`UPDATE vms SET node = ?, state = 'pending', reason = NULL, restart_gen = restart_gen + 1, updated_at = ? WHERE id = ?`).run(p.node, tx.now, vm.id);
+          // Its snapshots' files stay on the old node: lost, and shown so.
+          loseSnapshots(tx, vm, why);
           tx.db.prepare(`UPDATE nodes SET alloc_rev = alloc_rev + 1 WHERE name = ?`).run(node);
           tx.touchNode(node);
           for (const net of networksOf(tx.db, vm.id)) touchNetworkHosts(tx, net);
@@ -283,6 +290,9 @@ export class Vms {
     return this.store.write(actor, (tx) => {
       const vm = this.row(name);
       if (vm.service !== null) throw new ApiError('conflict', `vm ${name} is an instance of service ${vm.service}: use \`butter service scale ${vm.service} N\` (or \`butter service rm ${vm.service}\`)`, 'name');
+      // A clone's disk stands on this VM's snapshot file, which goes with this VM's directory.
+      const clones = clonesOf(tx.db, vm.id).filter((c) => c !== name);
+      if (clones.length) throw new ApiError('conflict', `vm${clones.length > 1 ? 's' : ''} ${clones.join(', ')} ${clones.length > 1 ? 'are clones' : 'is a clone'} of vm ${name}'s snapshots (their disks stand on its files): delete ${clones.length > 1 ? 'them' : 'it'} first`, 'name');
       if (vm.node === null) {
         tx.db.prepare(`DELETE FROM vms WHERE id = ?`).run(vm.id);
         tx.event('deleted', 'vm', name, `vm ${name} deleted`);

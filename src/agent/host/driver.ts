@@ -39,4 +39,21 @@ export interface VmDriver {
   writeConsole(id: string, data: Buffer): Promise<void>;
   /** A running VM's CPU, memory, disk and network counters, for the agent's `/metrics`. */
   readonly stats: VmStats;
+  /** Disk snapshots of the VMs' root disks (issue 16). */
+  readonly snapshots?: SnapshotDisks;
+}
+
+/** What a driver does with a VM's snapshot files; each snapshot is named by its control-plane id. */
+export interface SnapshotDisks {
+  /** Whether the VM's root disk exists yet (nothing can be taken before). */
+  hasDisk(id: string): boolean;
+  /** The snapshots the VM has on this host. */
+  list(id: string): Promise<string[]>;
+  /**
+   * Takes one of the root disk as it is now: a running VM is paused for it (`pauseMs`, from
+   * the pause to the resume), a stopped one is done on its files. Nothing is left of a take that failed.
+   */
+  take(id: string, snapshot: string): Promise<{ pauseMs?: number; sizeBytes?: number }>;
+  /** Deletes one; refused (throws) while a disk or another snapshot on this host stands on it. */
+  remove(id: string, snapshot: string): Promise<void>;
 }

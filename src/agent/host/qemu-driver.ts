@@ -25,7 +25,7 @@
  * held QMP connection would be lost with the agent. Without the file (a VM started by an
  * older agent) the exit is unknown.
  */
-import { chmodSync, closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, realpathSync, renameSync, rmSync } from 'node:fs';
 import type { VmExit } from '../../core/restart-policy.ts';
 import { writeFileAtomic } from '../../lib/atomic-file.ts';
 import { createConnection } from 'node:net';
@@ -38,6 +38,7 @@ import { QmpClient } from './qmp.ts';
 import { QemuVmStats } from './qemu-stats.ts';
 import type { VmStats } from './vm-stats.ts';
 import { Reverter } from './reverter.ts';
+import { activeDisk, QemuDisks, snapshotLink } from './qemu-snapshots.ts';
 
 export interface QemuDriverOptions {
   exec: Exec;
@@ -65,6 +66,7 @@ export class QemuDriver implements VmDriver {
   private readonly procRoot: string;
   private readonly qemu: string;
   readonly stats: VmStats;
+  readonly snapshots: QemuDisks;
 
   constructor(private readonly opts: QemuDriverOptions) {
     // Absolute: the daemonized QEMU chdir()s to `/`, and qcow2 backing paths must not be relative.
@@ -73,6 +75,7 @@ export class QemuDriver implements VmDriver {
     this.qemu = opts.qemuBinary ?? 'qemu-system-x86_64';
     // The same pidfile check as list(): a recycled pid is never read as the VM's.
     this.stats = new QemuVmStats({ exec: opts.exec, pidOf: (id) => this.livePid(id), qmpSocket: (id) => this.paths(id).qmpSock, procRoot: this.procRoot });
+    this.snapshots = new QemuDisks({ exec: opts.exec, stateDir: this.stateDir, paths: (id) => this.paths(id), livePid: (id) => this.livePid(id), ...(opts.log ? { log: opts.log } : {}) });
   }
 
   /**
@@ -107,12 +110,26 @@ export class QemuDriver implements VmDriver {
       }
       // mkdir's mode is filtered by the umask and leaves existing dirs as they were.
       for (const d of [`${this.stateDir}/vms`, p.dir]) chmodSync(d, 0o700);
+      const layered = spec.initialSnapshot !== undefined || spec.base !== undefined || spec.restore !== undefined;
       if (!existsSync(p.disk)) {
-        // Registered before creating: a half-written disk is removed too.
-        rev.add(() => rmSync(p.disk, { force: true }));
-        await this.createDisk(spec, p);
+        if (layered) {
+          // Snapshots (issue 16): a chain of layers, the first of them the `initial` point.
+          const base = this.baseOf(spec);
+          const size = base ? Math.max(spec.diskBytes, await this.virtualSize(base.file, base.format)) : spec.diskBytes;
+          await this.snapshots.create(p, base, size, spec.initialSnapshot, (f) => rev.add(f));
+        } else {
+          // Registered before creating: a half-written disk is removed too.
+          rev.add(() => rmSync(p.disk, { force: true }));
+          await this.createDisk(spec, p);
+        }
       } else {
+        if (layered) this.snapshots.adopt(p);
         await this.growDisk(spec, p);
+      }
+      if (spec.restore && this.restoredGen(p) < spec.restore.gen) {
+        await this.snapshots.restore(p, spec.restore.snapshot, spec.diskBytes);
+        writeFileAtomic(`${p.dir}/restore-gen`, `${spec.restore.gen}\n`, 0o600);
+        this.log(`${spec.id}: disk restored from snapshot ${spec.restore.snapshot}`);
       }
       if (existsSync(p.disk)) chmodSync(p.disk, 0o600); // qemu-img creates it with the umask's mode
       for (const d of spec.dataDisks ?? []) {
@@ -137,7 +154,8 @@ export class QemuDriver implements VmDriver {
       // If anything after the launch fails, the process must not outlive the failed start.
       rev.add(() => this.killNow(spec.id));
       const t0 = Date.now();
-      await this.opts.exec.run(this.qemu, qemuArgs(spec, p, this.opts.accel), { timeoutMs: 60_000 });
+      // The active layer's real path, never the link (qemu-snapshots.ts says why).
+      await this.opts.exec.run(this.qemu, qemuArgs(spec, { ...p, disk: activeDisk(p) }, this.opts.accel), { timeoutMs: 60_000 });
       const pid = this.livePid(spec.id);
       if (pid === undefined) throw new Error(`qemu for ${spec.id} exited right after starting; see ${p.consoleLog}`);
       // The sockets and pidfile are QEMU's, made with its umask (027): group access off too.
@@ -254,6 +272,28 @@ export class QemuDriver implements VmDriver {
   private paths(id: string): VmPaths {
     if (!ID_RE.test(id)) throw new Error(`invalid VM id: ${JSON.stringify(id)}`);
     return vmPaths(this.stateDir, id);
+  }
+
+  /** The restore generation this VM's disk was last restored at (0: never). */
+  private restoredGen(p: VmPaths): number {
+    try {
+      return Number.parseInt(readFileSync(`${p.dir}/restore-gen`, 'utf8'), 10) || 0;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** What a layered disk's first layer stands on: a clone's snapshot (of another VM here), the image, or nothing. */
+  private baseOf(spec: VmSpec): { file: string; format: 'qcow2' | 'raw' } | undefined {
+    if (spec.base) {
+      const link = snapshotLink(this.paths(spec.base.vm), spec.base.snapshot);
+      if (!existsSync(link)) throw new Error(`snapshot ${spec.base.snapshot} of vm ${spec.base.vm} is not on this host`);
+      return { file: realpathSync(link), format: 'qcow2' };
+    }
+    const b = spec.boot;
+    if (b.kind === 'disk') return { file: resolve(b.disk), format: b.format };
+    if (b.rootDisk !== undefined) return { file: resolve(b.rootDisk), format: b.rootFormat ?? 'raw' };
+    return undefined;
   }
 
   /** Overlay on the image (so the image stays shared and read-only) or a blank disk. */

@@ -20,6 +20,7 @@ import { guestDevice } from '../../core/vm-spec.ts';
 import { formatSize } from '../../core/units.ts';
 import { CoalescedWriter } from '../../lib/coalesced-writer.ts';
 import { CorruptStateError, checkWith, readJsonState } from '../../lib/state-file.ts';
+import { SimSnapshots } from './sim-snapshots.ts';
 
 export interface SimDriverOptions {
   stateDir: string;
@@ -36,10 +37,12 @@ export interface SimDriverOptions {
 interface SimVm {
   running: boolean;
   spec: VmSpec;
+  /** The restore generation its disk was last restored at. */
+  restoreGen?: number;
 }
 
 // Checked only as far as the driver reads it; the spec is the agent's own, kept as it was.
-const SavedTable = z.record(z.string(), z.object({ running: z.boolean(), spec: z.looseObject({ id: z.string() }) }));
+const SavedTable = z.record(z.string(), z.object({ running: z.boolean(), spec: z.looseObject({ id: z.string() }), restoreGen: z.number().optional() }));
 
 export class SimDriver implements VmDriver {
   readonly name = 'sim' as const;
@@ -71,8 +74,11 @@ export class SimDriver implements VmDriver {
     },
   };
 
+  readonly snapshots: SimSnapshots;
+
   constructor(private readonly opts: SimDriverOptions) {
     this.stateDir = resolve(opts.stateDir);
+    this.snapshots = new SimSnapshots(this.stateDir, (id) => this.vms.has(id));
     this.file = `${this.stateDir}/sim-vms.json`;
     if (opts.persist !== false) {
       this.load();
@@ -95,10 +101,18 @@ export class SimDriver implements VmDriver {
 
   async start(spec: VmSpec): Promise<void> {
     const log = this.consoleLogPath(spec.id);
-    if (this.vms.get(spec.id)?.running) return;
+    const had = this.vms.get(spec.id);
+    if (had?.running) return;
     const failure = this.opts.failStart?.(spec);
     if (failure !== undefined) throw new Error(failure);
-    this.vms.set(spec.id, { running: true, spec });
+    // The disk is made at the first start (its initial snapshot with it), restored once per generation.
+    if (!had && (spec.initialSnapshot !== undefined || spec.base !== undefined)) await this.snapshots.create(spec.id, spec.initialSnapshot, spec.base);
+    let restoreGen = had?.restoreGen;
+    if (spec.restore && (restoreGen ?? 0) < spec.restore.gen) {
+      await this.snapshots.restore(spec.id, spec.restore.snapshot);
+      restoreGen = spec.restore.gen;
+    }
+    this.vms.set(spec.id, { running: true, spec, ...(restoreGen !== undefined ? { restoreGen } : {}) });
     this.startedAt.set(spec.id, Date.now());
     const data = [...(spec.dataDisks ?? [])].sort((a, b) => a.index - b.index);
     const disks = data.length ? `data disks ${data.map((d) => `${guestDevice(d.index)} ${formatSize(d.sizeBytes)}`).join(', ')}, ` : '';

@@ -19,6 +19,9 @@ export const DesiredImage = z.object({
 });
 export type DesiredImage = z.infer<typeof DesiredImage>;
 
+/** A snapshot's id names its file on the node: a safe alphabet only. */
+export const SnapshotId = z.string().regex(/^[a-z0-9]{1,32}$/);
+
 export const DesiredVm = z.object({
   id: z.string(),
   name: Name,
@@ -43,6 +46,20 @@ export const DesiredVm = z.object({
   restartGen: z.number().int(),
   /** What the agent does when the VM ends by itself (core/restart-policy.ts). */
   restart: RestartPolicy,
+  /**
+   * Disk snapshots (issue 16), oldest first: the ones this node is to keep. One it lacks it
+   * takes (a running VM: paused, external qcow2 snapshot over QMP, resumed; a stopped one:
+   * with qemu-img) and reports `ready` (or `failed`) in `ObservedVmReport.snapshots`; one it
+   * has that is not listed it deletes, unless a disk or another snapshot stands on it.
+   * Only `pending` ones are reported. Absent: no word (an older control plane): nothing is deleted.
+   */
+  snapshots: z.array(z.object({ id: SnapshotId, name: Name, state: z.enum(['pending', 'ready']) })).optional(),
+  /** The `initial` snapshot: made with the disk, before the guest's first write (never taken later). */
+  initialSnapshot: SnapshotId.optional(),
+  /** A clone: its first disk is an overlay on this snapshot of another VM on this node, not on the image. */
+  base: z.object({ vm: z.string(), snapshot: SnapshotId }).optional(),
+  /** Restore: at its next start (this generation's), the disk becomes a new overlay on this snapshot, once per `gen`. */
+  restore: z.object({ snapshot: SnapshotId, gen: z.number().int().positive() }).optional(),
 });
 export type DesiredVm = z.infer<typeof DesiredVm>;
 

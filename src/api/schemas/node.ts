@@ -102,6 +102,25 @@ export const ObservedVmReport = z
     reason: z.string().optional(),
     pid: z.number().int().optional(),
     ip: z.string().optional(),
+    /**
+     * The VM's snapshots of its desired state this node has taken (`ready`) or could not take
+     * (`failed`, with a reason); one not reported yet stays pending. Absent: no word.
+     */
+    snapshots: z
+      .array(
+        z
+          .object({
+            id: z.string().regex(/^[a-z0-9]{1,32}$/),
+            state: z.enum(['ready', 'failed']),
+            reason: z.string().max(1000).optional(),
+            /** How long the guest was paused for it (a running VM), in ms. */
+            pauseMs: z.number().nonnegative().optional(),
+            sizeBytes: z.number().int().nonnegative().optional(),
+          })
+          .strict(),
+      )
+      .max(1024)
+      .optional(),
   })
   .strict();
 export type ObservedVmReport = z.infer<typeof ObservedVmReport>;

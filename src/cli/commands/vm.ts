@@ -8,6 +8,7 @@ import { RestartPolicy, type Vm } from '../../api/schemas/vm.ts';
 import type { Client } from '../../sdk/client.ts';
 import { client, UsageError } from '../config.ts';
 import { isImageBuilding, waitForImage } from '../image-wait.ts';
+import { snapshotCommands } from './snapshot.ts';
 import { age, printFields, printJson, printTable, progress, progressDone, size } from '../output.ts';
 
 interface JsonOpt {
@@ -86,6 +87,7 @@ function intArg(v: string, field: string): number {
 
 export function vmCommands(program: Command): void {
   const vm = program.command('vm').description('virtual machines');
+  snapshotCommands(vm);
 
   vm.command('list')
     .description('list VMs')

@@ -356,4 +356,30 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX sessions_token ON sessions(token_id);
   CREATE INDEX sessions_expires ON sessions(expires_at);
   `,
+  `
+  -- Disk snapshots (server/snapshots.ts, issue 16): read-only qcow2 files of a VM's backing
+  -- chain on its node. parent: the snapshot the VM's disk stood on when it was taken (its
+  -- backing file). vms.disk_snapshot: the one its current disk is an overlay on;
+  -- vms.clone_snapshot: a clone's starting point (another VM's snapshot, on the same node);
+  -- restore_snapshot/restore_gen: a restore the node carries out once per generation.
+  CREATE TABLE snapshots (
+    id TEXT PRIMARY KEY,
+    vm_id TEXT NOT NULL REFERENCES vms(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    node TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'ready', 'failed', 'lost')),
+    reason TEXT,
+    pause_ms REAL,
+    size_bytes INTEGER,
+    parent TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (vm_id, name)
+  );
+  CREATE INDEX snapshots_node ON snapshots(node, state);
+  ALTER TABLE vms ADD COLUMN disk_snapshot TEXT;
+  ALTER TABLE vms ADD COLUMN clone_snapshot TEXT;
+  ALTER TABLE vms ADD COLUMN restore_snapshot TEXT;
+  ALTER TABLE vms ADD COLUMN restore_gen INTEGER NOT NULL DEFAULT 0;
+  `,
 ];

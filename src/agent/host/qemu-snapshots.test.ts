@@ -1,0 +1,66 @@
+/**
+ * The QEMU driver's layered disks (qemu-snapshots.ts) on real qcow2 files made by the real
+ * `qemu-img` (no QEMU process: a stopped VM's path): the initial point, an offline snapshot,
+ * restore, a clone's base, and the node's own refusal to delete a file something stands on.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, lstatSync, mkdtempSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { vmPaths } from '../../core/qemu-args.ts';
+import { SystemExec } from './exec.ts';
+import { backingOf, QemuDisks, snapshotLink } from './qemu-snapshots.ts';
+import { requires } from '../../../test/requires.ts';
+
+const skip = requires(spawnSync('qemu-img', ['--version']).status === 0, 'qemu-img not installed');
+
+test('layered disk: initial point, offline snapshot, restore, clone base, and deletes refused while something stands on a file', { skip }, async () => {
+  const state = realpathSync(mkdtempSync(join(tmpdir(), 'bqs-')));
+  try {
+    const base = join(state, 'base.raw');
+    writeFileSync(base, Buffer.alloc(1 << 20));
+    const paths = (id: string) => vmPaths(state, id);
+    const disks = new QemuDisks({ exec: new SystemExec(), stateDir: state, paths, livePid: () => undefined });
+    const p = paths('vm1');
+    const undo: (() => void)[] = [];
+    await disks.create(p, { file: base, format: 'raw' }, 8 << 20, 'init1', (f) => undo.push(f));
+    assert.ok(lstatSync(p.disk).isSymbolicLink(), 'disk.qcow2 is a link to the active layer');
+    const initial = realpathSync(snapshotLink(p, 'init1'));
+    assert.equal(backingOf(initial), base, 'the initial layer stands on the image');
+    assert.equal(backingOf(realpathSync(p.disk)), initial, 'the disk stands on the initial layer');
+    assert.deepEqual(await disks.list('vm1'), ['init1']);
+
+    // A stopped VM's snapshot: the active layer is frozen where it is, a new one goes on it.
+    const active = realpathSync(p.disk);
+    const r = await disks.take('vm1', 's1');
+    assert.equal(r.pauseMs, undefined, 'no QEMU, no pause');
+    assert.equal(realpathSync(snapshotLink(p, 's1')), active, 'the old active layer is the snapshot, not moved');
+    assert.equal(backingOf(realpathSync(p.disk)), active);
+    assert.deepEqual(await disks.list('vm1'), ['init1', 's1']);
+
+    // The disk stands on s1, s1 on init1: neither may go.
+    await assert.rejects(disks.remove('vm1', 's1'), /vms\/vm1\/layers\/.*stands on it/);
+    await assert.rejects(disks.remove('vm1', 'init1'), /stands on it/);
+
+    // A clone on s1 (another VM of this host).
+    const c = paths('vm2');
+    await disks.create(c, { file: realpathSync(snapshotLink(p, 's1')), format: 'qcow2' }, 8 << 20, 'init2', () => {});
+    assert.equal(backingOf(realpathSync(snapshotLink(c, 'init2'))), active, "the clone's first layer stands on vm1's s1");
+
+    // Restore init1: the discarded active layer is deleted; s1 is left to the clone only.
+    const discarded = realpathSync(p.disk);
+    await disks.restore(p, 'init1', 8 << 20);
+    assert.equal(backingOf(realpathSync(p.disk)), initial);
+    assert.equal(existsSync(discarded), false, 'the replaced active layer is gone');
+    await assert.rejects(disks.remove('vm1', 's1'), /vms\/vm2\/layers\/.*stands on it/, "the clone's layer keeps s1");
+    rmSync(c.dir, { recursive: true, force: true });
+    await disks.remove('vm1', 's1');
+    assert.equal(existsSync(active), false, 'deleted with its link once nothing stands on it');
+    assert.deepEqual(await disks.list('vm1'), ['init1']);
+    assert.match(readlinkSync(p.disk), /^layers\//, 'links are relative to the VM directory');
+  } finally {
+    rmSync(state, { recursive: true, force: true });
+  }
+});

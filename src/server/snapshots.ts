@@ -1,0 +1,278 @@
+/**
+ * Disk snapshots, restore, reinit and clones of VMs (issue 16). The control plane keeps the
+ * rows and the rules; the VM's node keeps the files (agent contract: `DesiredVm.snapshots`,
+ * `restore`, `base`, `initialSnapshot` in api/schemas/desired.ts) and reports each one
+ * `ready` or `failed` (`ObservedVmReport.snapshots`).
+ *
+ * The chain: a snapshot's file is the VM's disk as it was when taken, frozen read-only; the
+ * disk goes on as a new overlay on it. So every snapshot but the first stands on another
+ * (`parent`), the VM's current disk on one (`vms.disk_snapshot`), and a clone's disk on its
+ * source's (`vms.clone_snapshot`). Deleting a file something stands on would break that
+ * disk: such a delete is refused, here and again on the node (it reads the qcow2 headers).
+ */
+import { randomUUID } from 'node:crypto';
+import { ApiError } from '../api/errors.ts';
+import { INITIAL_SNAPSHOT, type Snapshot, type SnapshotState, type VmClone } from '../api/schemas/snapshot.ts';
+import type { ObservedVmReport } from '../api/schemas/node.ts';
+import type { Vm, VmCreate } from '../api/schemas/vm.ts';
+import { nextSnapshotName } from '../core/snapshot-plan.ts';
+import { formatSize } from '../core/units.ts';
+import { dataDisksOf, type VmRow } from './store/rows.ts';
+import { networksOf } from './store/nics.ts';
+import type { Store, Tx } from './store/store.ts';
+import type { Vms } from './vms.ts';
+
+export interface SnapshotRow {
+  id: string;
+  vm_id: string;
+  name: string;
+  node: string;
+  state: SnapshotState;
+  reason: string | null;
+  pause_ms: number | null;
+  size_bytes: number | null;
+  parent: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+function newId(): string {
+  const u = randomUUID();
+  return (u.slice(0, 8) + u.slice(9, 13)).slice(0, 12);
+}
+
+/**
+ * The `initial` snapshot of a new VM, pending until its node makes it with the disk (before
+ * the guest's first write). Its disk stands on it from the start.
+ */
+export function insertInitialSnapshot(tx: Tx, vm: { id: string; node: string }): string {
+  const id = newId();
+  tx.db
+    .prepare(`INSERT INTO snapshots (id, vm_id, name, node, state, parent, created_at, updated_at) VALUES (?, ?, ?, ?, 'pending', NULL, ?, ?)`)
+    .run(id, vm.id, INITIAL_SNAPSHOT, vm.node, tx.now, tx.now);
+  tx.db.prepare(`UPDATE vms SET disk_snapshot = ? WHERE id = ?`).run(id, vm.id);
+  return id;
+}
+
+/** The snapshots a node is to keep (and take), by VM: pending and ready ones on it, oldest first. One query per render. */
+export function nodeSnapshots(db: Tx['db'], node: string): Map<string, { id: string; name: string; state: 'pending' | 'ready' }[]> {
+  const rows = db.prepare(`SELECT s.vm_id, s.id, s.name, s.state FROM snapshots s JOIN vms v ON v.id = s.vm_id AND v.node = s.node WHERE s.node = ? AND s.state IN ('pending', 'ready') ORDER BY s.created_at, s.rowid`).all(node) as { vm_id: string; id: string; name: string; state: 'pending' | 'ready' }[];
+  const out = new Map<string, { id: string; name: string; state: 'pending' | 'ready' }[]>();
+  for (const r of rows) {
+    const list = out.get(r.vm_id) ?? [];
+    list.push({ id: r.id, name: r.name, state: r.state });
+    out.set(r.vm_id, list);
+  }
+  return out;
+}
+
+export type SnapshotChange = { row: SnapshotRow; state: 'ready' | 'failed'; reason: string | null; pauseMs: number | null; sizeBytes: number | null };
+
+/** What a node's report settles about its pending snapshots (the only ones it can change). */
+export function snapshotReportChanges(db: Tx['db'], node: string, vms: readonly ObservedVmReport[]): SnapshotChange[] {
+  const pending = db.prepare(`SELECT * FROM snapshots WHERE node = ? AND state = 'pending'`).all(node) as SnapshotRow[];
+  if (pending.length === 0) return [];
+  const seen = new Map<string, NonNullable<ObservedVmReport['snapshots']>[number]>();
+  for (const v of vms) for (const s of v.snapshots ?? []) seen.set(`${v.id}/${s.id}`, s);
+  const out: SnapshotChange[] = [];
+  for (const row of pending) {
+    const s = seen.get(`${row.vm_id}/${row.id}`);
+    if (s) out.push({ row, state: s.state, reason: s.reason ?? null, pauseMs: s.pauseMs ?? null, sizeBytes: s.sizeBytes ?? null });
+  }
+  return out;
+}
+
+/** Applies them in the report's write; a failed take leaves the VM's disk where it stood. */
+export function applySnapshotChanges(tx: Tx, changes: readonly SnapshotChange[]): void {
+  for (const c of changes) {
+    tx.db.prepare(`UPDATE snapshots SET state = ?, reason = ?, pause_ms = ?, size_bytes = ?, updated_at = ? WHERE id = ?`).run(c.state, c.reason, c.pauseMs, c.sizeBytes, tx.now, c.row.id);
+    const vm = tx.db.prepare(`SELECT name, disk_snapshot FROM vms WHERE id = ?`).get(c.row.vm_id) as { name: string; disk_snapshot: string | null } | undefined;
+    if (!vm) continue;
+    if (c.state === 'failed' && vm.disk_snapshot === c.row.id) tx.db.prepare(`UPDATE vms SET disk_snapshot = ? WHERE id = ?`).run(c.row.parent, c.row.vm_id);
+    // Its node stops reporting a ready one; a failed one leaves its list (it removes whatever a failed take left).
+    tx.touchNode(c.row.node);
+    const pause = c.pauseMs !== null ? ` (guest paused ${c.pauseMs.toFixed(1)} ms)` : '';
+    tx.event(c.state === 'ready' ? 'snapshot' : 'snapshot-failed', 'vm', vm.name, c.state === 'ready' ? `vm ${vm.name}: snapshot ${c.row.name} ready${pause}` : `vm ${vm.name}: snapshot ${c.row.name} failed: ${c.reason ?? 'no reason given'}`);
+  }
+}
+
+/** On a move to another node (drain, evacuate) a VM's snapshots stay where their files are: lost, and said so. */
+export function loseSnapshots(tx: Tx, vm: VmRow, why: string): void {
+  tx.db.prepare(`UPDATE snapshots SET state = 'lost', reason = ?, updated_at = ? WHERE vm_id = ? AND state IN ('pending', 'ready')`).run(`left on node ${vm.node} (${why}): the VM was recreated elsewhere from its image`, tx.now, vm.id);
+  tx.db.prepare(`UPDATE vms SET disk_snapshot = NULL, clone_snapshot = NULL, restore_snapshot = NULL WHERE id = ?`).run(vm.id);
+}
+
+/** Clones standing on a snapshot of this VM: while they exist its files must stay. */
+export function clonesOf(db: Tx['db'], vmId: string): string[] {
+  return (db.prepare(`SELECT c.name FROM vms c JOIN snapshots s ON s.id = c.clone_snapshot WHERE s.vm_id = ? ORDER BY c.name`).all(vmId) as { name: string }[]).map((r) => r.name);
+}
+
+export class Snapshots {
+  constructor(
+    private readonly store: Store,
+    private readonly vms: Vms,
+  ) {}
+
+  list(vmName: string): Snapshot[] {
+    const vm = this.vms.row(vmName);
+    const rows = this.store.db.prepare(`SELECT * FROM snapshots WHERE vm_id = ? ORDER BY created_at, rowid`).all(vm.id) as SnapshotRow[];
+    return rows.map((r) => this.view(r, vm, rows));
+  }
+
+  get(vmName: string, snap: string): Snapshot {
+    const vm = this.vms.row(vmName);
+    const rows = this.store.db.prepare(`SELECT * FROM snapshots WHERE vm_id = ?`).all(vm.id) as SnapshotRow[];
+    return this.view(this.find(vm, snap, 'snap'), vm, rows);
+  }
+
+  /** Asks the VM's node for a crash-consistent snapshot of its root disk (202: pending until the node reports it). */
+  take(actor: string, vmName: string, name?: string): Snapshot {
+    return this.store.write(actor, (tx) => {
+      const vm = this.vms.row(vmName);
+      const row = this.takeIn(tx, vm, name, newId(), 'name');
+      return this.view(row, { ...vm, disk_snapshot: row.id }, [row]);
+    });
+  }
+
+  private takeIn(tx: Tx, vm: VmRow, name: string | undefined, id: string, field: string): SnapshotRow {
+    this.usable(tx, vm, 'name');
+    if (vm.state === 'pending' || vm.state === 'creating') throw new ApiError('conflict', `vm ${vm.name} is ${vm.state}: its node has not made (or is remaking) its disk; snapshot it once it is running or stopped`, 'name');
+    const rows = tx.db.prepare(`SELECT name, state FROM snapshots WHERE vm_id = ?`).all(vm.id) as { name: string; state: SnapshotState }[];
+    const waiting = rows.find((r) => r.state === 'pending');
+    if (waiting) throw new ApiError('conflict', `snapshot ${waiting.name} of vm ${vm.name} is still pending: one at a time`, 'name');
+    const snapName = name ?? nextSnapshotName(new Set(rows.map((r) => r.name)));
+    if (rows.some((r) => r.name === snapName)) throw new ApiError('conflict', `vm ${vm.name} already has a snapshot ${snapName}`, field);
+    const row: SnapshotRow = { id, vm_id: vm.id, name: snapName, node: vm.node!, state: 'pending', reason: null, pause_ms: null, size_bytes: null, parent: vm.disk_snapshot ?? null, created_at: tx.now, updated_at: tx.now };
+    tx.db.prepare(`INSERT INTO snapshots (id, vm_id, name, node, state, parent, created_at, updated_at) VALUES (@id, @vm_id, @name, @node, @state, @parent, @created_at, @updated_at)`).run(row);
+    tx.db.prepare(`UPDATE vms SET disk_snapshot = ? WHERE id = ?`).run(id, vm.id);
+    tx.touchNode(vm.node);
+    tx.event('snapshot', 'vm', vm.name, `vm ${vm.name}: snapshot ${snapName} asked of node ${vm.node}`);
+    return row;
+  }
+
+  /** The VM restarts with its disk a new overlay on the snapshot: what it wrote since is gone. */
+  restore(actor: string, vmName: string, snap: string, field = 'snap'): Vm {
+    return this.store.write(actor, (tx) => {
+      const vm = this.vms.row(vmName);
+      this.usable(tx, vm, 'name');
+      const s = this.find(vm, snap, field);
+      if (s.state !== 'ready') throw new ApiError('conflict', `snapshot ${s.name} of vm ${vm.name} is ${s.state}${s.reason ? ` (${s.reason})` : ''}: only a ready snapshot can be restored`, field);
+      if (s.node !== vm.node) throw new ApiError('conflict', `snapshot ${s.name} is on node ${s.node}, vm ${vm.name} on ${vm.node}`, field);
+      tx.db
+        .prepare(`UPDATE vms SET restore_snapshot = ?, restore_gen = restore_gen + 1, disk_snapshot = ?, power = 'running', state = 'pending', reason = NULL, restart_gen = restart_gen + 1, updated_at = ? WHERE id = ?`)
+        .run(s.id, s.id, tx.now, vm.id);
+      tx.touchNode(vm.node);
+      tx.event(s.name === INITIAL_SNAPSHOT && field === 'name' ? 'reinit' : 'restore', 'vm', vm.name, `vm ${vm.name}: restarting from snapshot ${s.name} (its disk's changes since are discarded)`);
+      return this.vms.get(vmName);
+    });
+  }
+
+  /** Rolls the VM back to its first boot (waifud's reinit). */
+  reinit(actor: string, vmName: string): Vm {
+    return this.restore(actor, vmName, INITIAL_SNAPSHOT, 'name');
+  }
+
+  /**
+   * Deletes a snapshot no disk stands on; refused otherwise (merging it into what stands on it
+   * is not done: see docs/architecture.md). Its node removes the file at its next reconcile.
+   */
+  remove(actor: string, vmName: string, snap: string): void {
+    this.store.write(actor, (tx) => {
+      const vm = this.vms.row(vmName);
+      const s = this.find(vm, snap, 'snap');
+      if (s.name === INITIAL_SNAPSHOT) throw new ApiError('conflict', `snapshot ${INITIAL_SNAPSHOT} is what \`vm reinit\` restores, and every later disk of the VM stands on it: it goes with the VM`, 'snap');
+      if (s.state === 'pending') throw new ApiError('conflict', `snapshot ${s.name} is still pending`, 'snap');
+      if (vm.disk_snapshot === s.id && (s.state === 'ready')) throw new ApiError('conflict', `vm ${vm.name}'s current disk is an overlay on snapshot ${s.name}: restore another snapshot (or take a newer one and restore that) first`, 'snap');
+      const children = (tx.db.prepare(`SELECT name FROM snapshots WHERE parent = ? AND state IN ('pending', 'ready')`).all(s.id) as { name: string }[]).map((r) => r.name);
+      if (children.length) throw new ApiError('conflict', `snapshot${children.length > 1 ? 's' : ''} ${children.join(', ')} of vm ${vm.name} stand${children.length > 1 ? '' : 's'} on snapshot ${s.name}: delete ${children.length > 1 ? 'them' : 'it'} first`, 'snap');
+      const clones = (tx.db.prepare(`SELECT name FROM vms WHERE clone_snapshot = ? ORDER BY name`).all(s.id) as { name: string }[]).map((r) => r.name);
+      if (clones.length) throw new ApiError('conflict', `vm${clones.length > 1 ? 's' : ''} ${clones.join(', ')} ${clones.length > 1 ? 'are clones' : 'is a clone'} of snapshot ${s.name}: delete ${clones.length > 1 ? 'them' : 'it'} first`, 'snap');
+      tx.db.prepare(`DELETE FROM snapshots WHERE id = ?`).run(s.id);
+      tx.touchNode(s.node);
+      tx.event('snapshot-deleted', 'vm', vm.name, `vm ${vm.name}: snapshot ${s.name} deleted`);
+    });
+  }
+
+  /**
+   * A new VM whose root disk starts from a snapshot of `vmName`: its own name, MAC, address
+   * and instance-id (its id), on the snapshot's node (where its bytes are). Data disks are
+   * made new and empty, as for any new VM. Without `snapshot`, one (`clone-NEW`) is taken now.
+   */
+  clone(actor: string, vmName: string, body: VmClone): Promise<Vm> | Vm {
+    const src = this.vms.row(vmName);
+    if (src.service !== null) throw new ApiError('invalid', `vm ${vmName} is an instance of service ${src.service}: clone plain VMs (a service's instances come and go with it)`, 'name');
+    let snap: SnapshotRow | undefined;
+    if (body.snapshot !== undefined) {
+      snap = this.find(src, body.snapshot, 'snapshot');
+      if (snap.state !== 'ready') throw new ApiError('conflict', `snapshot ${snap.name} of vm ${vmName} is ${snap.state}: only a ready snapshot can be cloned`, 'snapshot');
+    }
+    const node = snap?.node ?? src.node;
+    if (node === null) throw new ApiError('conflict', `vm ${vmName} is on no node`, 'name');
+    if (body.node !== undefined && body.node !== node) {
+      throw new ApiError('invalid', `a clone is made on its snapshot's node (${node}): moving a snapshot's bytes to another node is not supported yet`, 'node');
+    }
+    const nets = networksOf(this.store.db, src.id);
+    const disks = dataDisksOf(src).map((d) => ({ size: formatSize(d.sizeBytes) }));
+    const req: VmCreate = {
+      name: body.name,
+      image: src.image,
+      cpus: src.cpus,
+      memory: formatSize(src.memory_bytes),
+      disk: formatSize(src.disk_bytes),
+      ...(disks.length ? { disks } : {}),
+      ...(nets.length > 1 ? { networks: nets } : { network: src.network }),
+      node,
+      ...(src.spread_key ? { spreadKey: src.spread_key } : {}),
+      userData: src.user_data,
+      sshKeys: JSON.parse(src.ssh_keys) as string[],
+      metadataTokens: src.metadata_tokens,
+      restart: src.restart,
+    };
+    const snapId = snap?.id ?? newId();
+    const insert = this.vms.creation(req, undefined, { snapshot: snapId });
+    return this.store.write(actor, (tx) => {
+      if (!snap) {
+        const fresh = this.vms.row(vmName);
+        this.takeIn(tx, fresh, `clone-${body.name}`, snapId, 'name');
+      }
+      const vm = insert(tx);
+      tx.event('clone', 'vm', vm.name, `vm ${vm.name} cloned from vm ${vmName}'s snapshot ${snap?.name ?? `clone-${body.name}`}`);
+      return vm;
+    });
+  }
+
+  private usable(tx: Tx, vm: VmRow, field: string): void {
+    if (vm.power === 'deleted') throw new ApiError('conflict', `vm ${vm.name} is being deleted`, field);
+    if (vm.node === null) throw new ApiError('conflict', `vm ${vm.name} is on no node`, field);
+    const node = tx.db.prepare(`SELECT state FROM nodes WHERE name = ?`).get(vm.node) as { state: string } | undefined;
+    if (node?.state !== 'ready') throw new ApiError('conflict', `node ${vm.node} of vm ${vm.name} is ${node?.state ?? 'gone'}: its disk files cannot be reached`, field);
+  }
+
+  /** A snapshot of this VM by name; another VM's snapshot of that name is not it. */
+  private find(vm: VmRow, name: string, field: string): SnapshotRow {
+    const r = this.store.db.prepare(`SELECT * FROM snapshots WHERE vm_id = ? AND name = ?`).get(vm.id, name) as SnapshotRow | undefined;
+    if (!r) throw new ApiError('not_found', `vm ${vm.name} has no snapshot ${name}`, field);
+    return r;
+  }
+
+  /** A snapshot on a node that is not reachable is shown `lost` (its row stays: the node may come back). */
+  private view(r: SnapshotRow, vm: VmRow, siblings: readonly SnapshotRow[]): Snapshot {
+    const node = this.store.db.prepare(`SELECT state FROM nodes WHERE name = ?`).get(r.node) as { state: string } | undefined;
+    const unreachable = (r.state === 'ready' || r.state === 'pending') && node?.state !== 'ready';
+    const parent = r.parent === null ? null : (siblings.find((s) => s.id === r.parent) ?? (this.store.db.prepare(`SELECT * FROM snapshots WHERE id = ?`).get(r.parent) as SnapshotRow | undefined));
+    return {
+      id: r.id,
+      name: r.name,
+      vm: vm.name,
+      node: r.node,
+      state: unreachable ? 'lost' : r.state,
+      reason: unreachable ? `node ${r.node} is ${node?.state ?? 'gone'}` : r.reason,
+      pauseMs: r.pause_ms,
+      sizeBytes: r.size_bytes,
+      parent: parent?.name ?? null,
+      current: vm.disk_snapshot === r.id,
+      createdAt: r.created_at,
+      updatedAt: r.updated_at,
+    };
+  }
+}

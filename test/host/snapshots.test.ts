@@ -1,0 +1,128 @@
+/**
+ * Disk snapshots on a real tiny guest (issue 16): `butter up` in a namespace, real QEMU (TCG).
+ * A snapshot of the running VM (paused, external qcow2 snapshot over QMP, resumed; the pause
+ * reported), a file written after it, a restore: the file is gone and the one before is
+ * there; `vm reinit` rolls back to the first boot; a clone of the snapshot boots with its own
+ * name and address and the snapshot's file; a snapshot of a stopped VM; a delete refused
+ * while a clone stands on the snapshot, and done on the node after it is gone.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ButterInNetns } from './butter-cli.ts';
+
+let b: ButterInNetns;
+
+before(async () => {
+  b = new ButterInNetns();
+  await b.start();
+});
+after(async () => {
+  if (process.env.BUTTER_TEST_DEBUG) console.error(b?.upLog);
+  await b?.cleanup();
+});
+
+interface ShownVm {
+  id: string;
+  ip: string;
+  mac: string;
+  state: string;
+}
+interface ShownSnapshot {
+  id: string;
+  name: string;
+  state: string;
+  pauseMs: number | null;
+  parent: string | null;
+  current: boolean;
+}
+
+const show = (name: string): ShownVm => JSON.parse(b.ok(['vm', 'show', name, '--json'])) as ShownVm;
+const snapshots = (name: string): ShownSnapshot[] => JSON.parse(b.ok(['vm', 'snapshot', 'list', name, '--json'])) as ShownSnapshot[];
+
+/**
+ * Types `probe` (a shell command whose output is `TAG-<answer>`) into the VM's console until
+ * its answer shows in the logs; retyped while the guest's shell is not up yet. Returns the answer.
+ */
+async function ask(vm: string, probe: (tag: string) => string, ms = 180_000): Promise<string> {
+  const tag = `q${randomBytes(3).toString('hex')}`;
+  const re = new RegExp(`^${tag}-(\\S*)\\r?$`, 'm');
+  const end = Date.now() + ms;
+  for (;;) {
+    const r = b.cli(['vm', 'console', vm], `\n${probe(tag)}\n`);
+    assert.equal(r.code, 0, r.stderr);
+    const until = Date.now() + 15_000;
+    while (Date.now() < until) {
+      const m = re.exec(b.ok(['vm', 'logs', vm]));
+      if (m) return m[1]!;
+      await sleep(500);
+    }
+    if (Date.now() > end) throw new Error(`${vm} never answered ${probe(tag)}\n${b.ok(['vm', 'logs', vm]).slice(-2000)}`);
+  }
+}
+
+/** Whether the guest's root disk (`/dev/vda`, mounted at /data) has the file. */
+const has = async (vm: string, file: string) => (await ask(vm, (t) => `echo "${t}-$(test -e /data/${file} && echo yes || echo no)"`)) === 'yes';
+/** Writes a file on the root disk and syncs it to the virtual disk (a snapshot is crash-consistent: what was synced is in it). */
+const write = async (vm: string, file: string) => assert.equal(await ask(vm, (t) => `echo ${file} > /data/${file} && sync && echo "${t}-$(cat /data/${file})"`), file);
+
+test('snapshot, write, restore: the file is gone; reinit rolls back; a clone boots with its own name and address', async () => {
+  b.ok(['vm', 'create', 'snappy', '--image', 'tiny', '--memory', '128M', '--disk', '1G', '--wait']);
+  const vm = show('snappy');
+  const dir = join(b.dataDir, 'agent', 'vms', vm.id);
+  assert.deepEqual(snapshots('snappy').map((s) => [s.name, s.state, s.current]), [['initial', 'ready', true]], 'the initial snapshot, made with the disk');
+
+  await write('snappy', 'a');
+  const taken = JSON.parse(b.ok(['vm', 'snapshot', 'snappy', '--name', 'with-a', '--json'])) as ShownSnapshot;
+  assert.equal(taken.state, 'ready');
+  assert.equal(taken.parent, 'initial');
+  assert.equal(typeof taken.pauseMs, 'number', 'a running VM is paused for it, and the pause is measured');
+  console.log(`# disk snapshot of a running tiny VM: guest paused ${taken.pauseMs} ms`);
+  assert.ok(existsSync(join(dir, 'snapshots', `${taken.id}.qcow2`)), 'its file on the node');
+  assert.equal(show('snappy').state, 'running', 'the guest runs on after it');
+  await write('snappy', 'b');
+
+  // Restore: the VM restarts from with-a; b (written after it) is gone, a is there.
+  b.ok(['vm', 'snapshot', 'restore', 'snappy', 'with-a']);
+  assert.equal(await has('snappy', 'b'), false, 'the file written after the snapshot is gone');
+  assert.equal(await has('snappy', 'a'), true, 'the file written before it is there');
+  assert.equal(snapshots('snappy').find((s) => s.current)?.name, 'with-a');
+
+  // Reinit: back to the first boot; neither file.
+  b.ok(['vm', 'reinit', 'snappy']);
+  assert.equal(await has('snappy', 'a'), false, 'reinit rolls back past every write');
+  assert.equal(snapshots('snappy').find((s) => s.current)?.name, 'initial');
+
+  // A clone of with-a: its own identity, the snapshot's disk.
+  b.ok(['vm', 'clone', 'snappy', 'twin', '--snapshot', 'with-a']);
+  const twin = show('twin');
+  assert.notEqual(twin.id, vm.id);
+  assert.notEqual(twin.mac, vm.mac);
+  assert.notEqual(twin.ip, vm.ip);
+  assert.equal(await ask('twin', (t) => `echo "${t}-$(hostname)"`), 'twin', 'its own name, from its own metadata');
+  assert.equal(await ask('twin', (t) => `echo "${t}-$(ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1)"`), twin.ip, 'its own address');
+  assert.equal(await has('twin', 'a'), true, "the snapshot's file is its disk");
+
+  // A stopped VM's snapshot is made on its files (no pause to measure).
+  b.ok(['vm', 'stop', 'twin']);
+  const cold = JSON.parse(b.ok(['vm', 'snapshot', 'twin', '--name', 'cold', '--json'])) as ShownSnapshot;
+  assert.equal(cold.state, 'ready');
+  assert.equal(cold.pauseMs, null);
+
+  // with-a backs the clone: deleting it is refused; once the clone is gone, it goes from the node too.
+  const refused = b.cli(['vm', 'snapshot', 'rm', 'snappy', 'with-a']);
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.stderr, /twin is a clone of snapshot with-a/);
+  b.ok(['vm', 'rm', 'twin']);
+  b.ok(['vm', 'snapshot', 'rm', 'snappy', 'with-a']);
+  const end = Date.now() + 60_000;
+  while (existsSync(join(dir, 'snapshots', `${taken.id}.qcow2`))) {
+    if (Date.now() > end) throw new Error(`the node kept ${taken.id}: ${readdirSync(join(dir, 'snapshots')).join(', ')}\n${b.upLog.slice(-3000)}`);
+    await sleep(500);
+  }
+  assert.deepEqual(snapshots('snappy').map((s) => s.name), ['initial']);
+  b.ok(['vm', 'rm', 'snappy']);
+});

@@ -1,0 +1,191 @@
+/**
+ * Disk snapshots, restore, reinit and clones (issue 16) through the real control plane and a
+ * real agent with the simulated driver (files only): the node takes what is asked and reports
+ * it, the API refuses bad input naming the field with nothing left behind (no row, no file),
+ * and the snapshots of a node that is lost are shown `lost`.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Agent } from '../src/agent/agent.ts';
+import { HEARTBEAT_TIMEOUT_MS } from '../src/server/nodes.ts';
+import { fakeNode, rejects, runButter, simAgent, startTestCloud, until, uploadImage, type TestCloud } from './helpers.ts';
+import { tmpdir } from 'node:os';
+
+let cloud: TestCloud;
+let agent: Agent;
+let stateDir: string;
+before(async () => {
+  cloud = await startTestCloud();
+  await uploadImage(cloud.admin, 'img');
+  ({ agent, stateDir } = await simAgent(cloud, 'n1'));
+  await agent.start();
+});
+after(async () => {
+  await agent?.stop();
+  await cloud.close();
+  rmSync(stateDir, { recursive: true, force: true });
+});
+
+const a = () => cloud.admin;
+const snaps = async (vm: string) => (await a().call('listSnapshots', { params: { name: vm } })).items;
+const snapFiles = (vmId: string) => {
+  const dir = join(stateDir, 'vms', vmId, 'snapshots');
+  return existsSync(dir) ? readdirSync(dir).sort() : [];
+};
+const rows = () => (cloud.cp.services.store.db.prepare('SELECT COUNT(*) AS n FROM snapshots').get() as { n: number }).n;
+const running = (name: string) => until(`${name} running`, async () => ((await a().call('getVm', { params: { name } })).state === 'running' ? true : undefined));
+const ready = (vm: string, snap: string) => until(`${vm}/${snap} ready`, async () => ((await snaps(vm)).find((s) => s.name === snap)?.state === 'ready' ? true : undefined));
+
+test('a VM gets its initial snapshot at its first boot; a snapshot is taken, listed, restored, and one nothing stands on is deleted on the node too', async () => {
+  const vm = await a().call('createVm', { body: { name: 'web', image: 'img' } });
+  await running('web');
+  await ready('web', 'initial');
+  assert.deepEqual(snapFiles(vm.id).length, 1);
+  const s1 = await a().call('createSnapshot', { params: { name: 'web' }, body: {} });
+  assert.equal(s1.name, 'snap-1');
+  assert.equal(s1.state, 'pending');
+  assert.equal(s1.parent, 'initial');
+  await ready('web', 'snap-1');
+  const s2 = await a().call('createSnapshot', { params: { name: 'web' }, body: { name: 'before-upgrade' } });
+  await ready('web', s2.name);
+  const list = await snaps('web');
+  assert.deepEqual(list.map((s) => [s.name, s.parent, s.current]), [['initial', null, false], ['snap-1', 'initial', false], ['before-upgrade', 'snap-1', true]]);
+  assert.equal(snapFiles(vm.id).length, 3);
+  // The current disk stands on before-upgrade; snap-1 backs it: both refused, naming the snapshot.
+  await rejects(a().call('deleteSnapshot', { params: { name: 'web', snap: 'before-upgrade' } }), 409, 'snap', /current disk/);
+  await rejects(a().call('deleteSnapshot', { params: { name: 'web', snap: 'snap-1' } }), 409, 'snap', /before-upgrade .*stands on snapshot snap-1/);
+  await rejects(a().call('deleteSnapshot', { params: { name: 'web', snap: 'initial' } }), 409, 'snap', /reinit/);
+  // Restore snap-1: the VM restarts from it; before-upgrade then backs nothing and can go, on the node too.
+  const restored = await a().call('restoreSnapshot', { params: { name: 'web', snap: 'snap-1' } });
+  assert.equal(restored.state, 'pending');
+  await running('web');
+  assert.equal((await snaps('web')).find((s) => s.current)?.name, 'snap-1');
+  await a().call('deleteSnapshot', { params: { name: 'web', snap: 'before-upgrade' } });
+  await until('the node deletes its file', async () => (snapFiles(vm.id).includes(`${s2.id}.json`) ? undefined : true));
+  assert.deepEqual((await snaps('web')).map((s) => s.name), ['initial', 'snap-1']);
+  // reinit: restarts from initial.
+  await a().call('reinitVm', { params: { name: 'web' } });
+  await running('web');
+  assert.equal((await snaps('web')).find((s) => s.current)?.name, 'initial');
+});
+
+test('bad snapshot input is refused naming the field, and leaves no row and no file', async () => {
+  const n0 = rows();
+  await rejects(a().call('createSnapshot', { params: { name: 'web' }, body: { name: 'Bad_Name' } }), 400, 'name', /DNS label/);
+  await rejects(a().call('createSnapshot', { params: { name: 'web' }, body: { name: 'initial' } }), 400, 'name', /must not be "initial"/);
+  await rejects(a().call('createSnapshot', { params: { name: 'web' }, body: { name: 'snap-1' } }), 409, 'name', /already has a snapshot snap-1/);
+  await rejects(a().call('createSnapshot', { params: { name: 'nope' }, body: {} }), 404, 'name');
+  // A snapshot of another VM is not this VM's: not found, naming the snapshot.
+  await a().call('createVm', { body: { name: 'other', image: 'img' } });
+  await running('other');
+  await a().call('createSnapshot', { params: { name: 'other' }, body: { name: 'theirs' } });
+  await ready('other', 'theirs');
+  const n1 = rows();
+  await rejects(a().call('restoreSnapshot', { params: { name: 'web', snap: 'theirs' } }), 404, 'snap', /vm web has no snapshot theirs/);
+  await rejects(a().call('cloneVm', { params: { name: 'web' }, body: { name: 'c1', snapshot: 'theirs' } }), 404, 'snapshot');
+  await rejects(a().call('cloneVm', { params: { name: 'web' }, body: { name: 'c1', node: 'elsewhere' } }), 400, 'node', /snapshot's node \(n1\)/);
+  assert.equal(rows(), n1, 'no snapshot row from refused requests');
+  assert.equal((await a().call('listVms', {})).items.some((v) => v.name === 'c1'), false);
+  assert.ok(n1 > n0);
+});
+
+test('restoring a snapshot while it is pending is refused', async () => {
+  // Held pending by writing the row as the API does, with no node to take it yet: a second
+  // snapshot while one is pending is refused too.
+  const db = cloud.cp.services.store.db;
+  const vm = db.prepare(`SELECT id FROM vms WHERE name = 'other'`).get() as { id: string };
+  db.prepare(`INSERT INTO snapshots (id, vm_id, name, node, state, parent, created_at, updated_at) VALUES ('held0', ?, 'held', 'n1', 'pending', NULL, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')`).run(vm.id);
+  try {
+    await rejects(a().call('restoreSnapshot', { params: { name: 'other', snap: 'held' } }), 409, 'snap', /pending/);
+    await rejects(a().call('createSnapshot', { params: { name: 'other' }, body: {} }), 409, 'name', /held .*still pending/);
+  } finally {
+    db.prepare(`DELETE FROM snapshots WHERE id = 'held0'`).run();
+  }
+});
+
+test('a clone is a new VM (own name, MAC, address, id) whose disk stands on the snapshot; the source and the snapshot cannot go while it exists', async () => {
+  const src = await a().call('getVm', { params: { name: 'web' } });
+  const clone = await a().call('cloneVm', { params: { name: 'web' }, body: { name: 'web2', snapshot: 'snap-1' } });
+  assert.equal(clone.node, 'n1');
+  assert.notEqual(clone.id, src.id);
+  assert.notEqual(clone.mac, src.mac);
+  assert.notEqual(clone.ip, src.ip);
+  await running('web2');
+  await ready('web2', 'initial');
+  const snap1 = (await snaps('web')).find((s) => s.name === 'snap-1')!;
+  const disk = JSON.parse(readFileSync(join(stateDir, 'vms', clone.id, 'snapshots', `${(await snaps('web2'))[0]!.id}.json`), 'utf8')) as { backing: string };
+  assert.equal(disk.backing, `${src.id}/${snap1.id}`, "the clone's initial point stands on web's snap-1");
+  await rejects(a().call('deleteSnapshot', { params: { name: 'web', snap: 'snap-1' } }), 409, 'snap', /web2 is a clone/);
+  await rejects(a().call('deleteVm', { params: { name: 'web' } }), 409, 'name', /web2 is a clone/);
+  // Without --snapshot: one is taken now (clone-NAME), then the clone starts on it.
+  const c3 = await a().call('cloneVm', { params: { name: 'web' }, body: { name: 'web3' } });
+  await running('web3');
+  assert.ok((await snaps('web')).some((s) => s.name === 'clone-web3' && s.state === 'ready'));
+  assert.notEqual(c3.ip, clone.ip);
+});
+
+test('cloning onto a node without room is refused naming node, with nothing left behind', async () => {
+  const n0 = rows();
+  const vms0 = (await a().call('listVms', {})).items.length;
+  // n1 (the sim agent) reports its host's real capacity; ask for more memory than that by resizing the source first.
+  const db = cloud.cp.services.store.db;
+  db.prepare(`UPDATE vms SET memory_bytes = 1099511627776 WHERE name = 'other'`).run();
+  cloud.cp.services.store.scheduleGen++;
+  try {
+    await rejects(a().call('cloneVm', { params: { name: 'other' }, body: { name: 'huge', snapshot: 'theirs' } }), 422, 'node', /no node can take/);
+    await rejects(a().call('cloneVm', { params: { name: 'other' }, body: { name: 'huge' } }), 422, 'node', /no node can take/);
+  } finally {
+    db.prepare(`UPDATE vms SET memory_bytes = 536870912 WHERE name = 'other'`).run();
+    cloud.cp.services.store.scheduleGen++;
+  }
+  assert.equal(rows(), n0, 'no snapshot row (not even the implicit clone-huge)');
+  assert.equal((await a().call('listVms', {})).items.length, vms0);
+});
+
+test('the CLI (built): vm snapshot, list, restore with options after the subcommand, rm refusal, all with --json', async () => {
+  const env = { ...process.env, XDG_CONFIG_HOME: join(tmpdir(), 'butter-snap-cli-none'), BUTTER_URL: cloud.url, BUTTER_TOKEN: cloud.cp.adminToken! };
+  const run = async (...args: string[]) => {
+    const r = await runButter(args, env);
+    const out = r.stdout.trim();
+    return { ...r, json: r.code === 0 && (out.startsWith('{') || out.startsWith('[')) ? (JSON.parse(out) as unknown) : undefined };
+  };
+  const took = await run('vm', 'snapshot', 'other', '--name', 'cli-1', '--json');
+  assert.equal(took.code, 0, took.stderr);
+  assert.equal((took.json as { state: string }).state, 'ready', 'waits until its node has taken it');
+  // `--json` after the subcommand, though `vm snapshot` itself has one (commander gives it to the first that knows it).
+  const list = await run('vm', 'snapshot', 'list', 'other', '--json');
+  assert.equal(list.code, 0, list.stderr);
+  assert.deepEqual((list.json as { name: string }[]).map((x) => x.name), ['initial', 'theirs', 'cli-1']);
+  assert.deepEqual(((await run('vm', 'snapshots', 'other', '--json')).json as { name: string }[]).map((x) => x.name), ['initial', 'theirs', 'cli-1']);
+  const restore = await run('vm', 'snapshot', 'restore', 'other', 'theirs', '--no-wait', '--json');
+  assert.equal(restore.code, 0, restore.stderr);
+  assert.equal((restore.json as { state: string }).state, 'pending', '--no-wait after the subcommand: no wait');
+  const refused = await run('vm', 'snapshot', 'rm', 'other', 'initial', '--json');
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.stderr, /reinit/);
+  await running('other');
+  const rm = await run('vm', 'snapshot', 'rm', 'other', 'cli-1', '--json');
+  assert.equal(rm.code, 0, rm.stderr);
+  assert.deepEqual(rm.json, { vm: 'other', snapshot: 'cli-1', deleted: true });
+});
+
+test("a lost node's snapshots are reported lost, not silently gone", async () => {
+  const b = await fakeNode(cloud, 'n2');
+  void b;
+  await a().call('createVm', { body: { name: 'far', image: 'img', node: 'n2' } });
+  // The fake node never reports the VM, so its initial snapshot stays pending; then it goes silent.
+  cloud.cp.services.nodes.sweep(new Date(Date.now() + HEARTBEAT_TIMEOUT_MS + 1_000));
+  const s = await snaps('far');
+  assert.deepEqual(s.map((x) => [x.name, x.state]), [['initial', 'lost']]);
+  assert.match(s[0]!.reason ?? '', /node n2 is unreachable/);
+  await rejects(a().call('createSnapshot', { params: { name: 'far' }, body: {} }), 409, 'name', /unreachable/);
+  // Evacuated elsewhere (to n1, once its agent's next heartbeat has it ready again): the files stay on n2, and the rows say so for good.
+  await until('n1 ready again', async () => ((await a().call('getNode', { params: { name: 'n1' } })).state === 'ready' ? true : undefined));
+  const moved = await a().call('evacuateNode', { params: { name: 'n2' }, body: { confirm: true } });
+  assert.deepEqual(moved.moved.map((m) => m.vm), ['far'], JSON.stringify(moved));
+  const after = await snaps('far');
+  assert.equal(after[0]!.state, 'lost');
+  assert.match(after[0]!.reason ?? '', /left on node n2 \(evacuate\)/);
+});
