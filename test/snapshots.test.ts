@@ -71,6 +71,19 @@ test('a VM gets its initial snapshot at its first boot; a snapshot is taken, lis
   assert.equal((await snaps('web')).find((s) => s.current)?.name, 'initial');
 });
 
+test('the initial snapshot, made with the disk, settles quietly: no audit event and no wake-up of its node (one per VM created would cost 10,000 of each)', async () => {
+  const desiredRev = () => (cloud.cp.services.store.db.prepare('SELECT desired_rev FROM nodes WHERE name = ?').get('n1') as { desired_rev: number }).desired_rev;
+  await a().call('createVm', { body: { name: 'quiet', image: 'img' } });
+  const rev = desiredRev();
+  await running('quiet');
+  await ready('quiet', 'initial');
+  assert.equal(desiredRev(), rev, "the node's desired state did not change");
+  const events = cloud.cp.services.store.db.prepare(`SELECT message FROM events WHERE resource = 'vm' AND name = 'quiet'`).all() as { message: string }[];
+  assert.deepEqual(events.filter((e) => /snapshot/.test(e.message)), []);
+  await a().call('deleteVm', { params: { name: 'quiet' } });
+  await until('quiet gone', async () => ((await a().call('listVms', {})).items.some((v) => v.name === 'quiet') ? undefined : true));
+});
+
 test('bad snapshot input is refused naming the field, and leaves no row and no file', async () => {
   const n0 = rows();
   await rejects(a().call('createSnapshot', { params: { name: 'web' }, body: { name: 'Bad_Name' } }), 400, 'name', /DNS label/);

@@ -89,6 +89,11 @@ export function applySnapshotChanges(tx: Tx, changes: readonly SnapshotChange[])
     const vm = tx.db.prepare(`SELECT name, disk_snapshot FROM vms WHERE id = ?`).get(c.row.vm_id) as { name: string; disk_snapshot: string | null } | undefined;
     if (!vm) continue;
     if (c.state === 'failed' && vm.disk_snapshot === c.row.id) tx.db.prepare(`UPDATE vms SET disk_snapshot = ? WHERE id = ?`).run(c.row.parent, c.row.vm_id);
+    // The `initial` one is made with the disk and settles quietly when the node first reports
+    // it: its VM's create event says it all, and its node, which took nothing, needs no new
+    // desired state (it reports it again until its next change, which finds nothing pending).
+    // A VM created is then one event and one wake-up, not two of each.
+    if (c.row.name === 'initial' && c.state === 'ready') continue;
     // Its node stops reporting a ready one; a failed one leaves its list (it removes whatever a failed take left).
     tx.touchNode(c.row.node);
     const pause = c.pauseMs !== null ? ` (guest paused ${c.pauseMs.toFixed(1)} ms)` : '';
