@@ -898,6 +898,30 @@ Status: **${STATUS[f!.status]}**.
   return out.join('\n');
 }
 
+function memorySnapshotSection(r: Results): string {
+  const { f, d } = data(r, 'q');
+  const out = [`## (q) suspend and resume (memory snapshots)
+
+**What it measures.** How long \`vm suspend\` takes to save a running 256 MB tiny VM's RAM and
+device state and end its QEMU, how long \`vm resume\` takes from QEMU's launch to \`running\`,
+and the size of the memory state file (issue 16). No goal in the issue: reported.
+
+**How.** \`bench/memory-snapshot.ts\` (\`benchMemorySnapshot()\`) starts a tiny VM (256 MiB, no
+NIC) with the QEMU driver, waits for its shell, then suspends and resumes it 5 times through
+the driver's own path: QMP \`migrate\` to \`exec:cat > FILE\` until \`query-migrate\` says
+completed, then \`quit\`; a QEMU launched with \`-S -incoming defer\`, \`migrate-incoming\` from
+\`exec:cat FILE\`, \`cont\`. After each resume the guest's shell must answer on its console.
+`];
+  if (!d) return out.join('\n') + '\n' + notMeasured(f);
+  out.push(`### Results (${r.date.slice(0, 10)})
+
+${d.cycles} cycles (${d.accel}): suspend p50 **${d.suspendP50Ms} ms** (each: ${d.suspendMs.join(', ')} ms); resume to running p50 **${d.resumeP50Ms} ms** (each: ${d.resumeMs.join(', ')} ms); memory state ${d.stateBytes.map((b) => `${Math.round(b / 2 ** 20)} MiB`).join(', ')} of ${d.memoryMiB} MiB.
+
+Status: **${STATUS[f!.status]}**.
+`);
+  return out.join('\n');
+}
+
 export function renderMarkdown(r: Results): string {
   const rows = FIGURE_IDS.map((id) => {
     const f = r.figures.find((x) => x.id === id);
@@ -954,6 +978,8 @@ ${pathScaleSection(r)}
 ${eventLatencySection(r)}
 ${panelSection(r)}
 ${snapshotPauseSection(r)}
+
+${memorySnapshotSection(r)}
 ## Running it
 
 \`\`\`sh
@@ -965,6 +991,7 @@ sudo BENCH_ONLY=l,m npm run bench # the paths figures (namespaces, nft, dnsmasq)
 BENCH_ONLY=n npm run bench        # live events: commit → SSE at an SDK client (no root needed)
 BENCH_ONLY=o npm run bench        # the web panel in headless Chromium (no root needed)
 sudo BENCH_ONLY=p npm run bench   # the disk snapshot pause (QEMU, the tiny image)
+sudo BENCH_ONLY=q npm run bench   # suspend and resume of a 256 MB tiny VM (QEMU, the tiny image)
 BENCH_BOOT_RUNS=5 ...             # more pairs for (a) (default 3)
 BENCH_NO_BUILD=1 ...              # skip rebuilding dist/ (the CLI runs from it)
 \`\`\`

@@ -73,6 +73,16 @@ export class AgentState {
     this.save();
   }
 
+  /**
+   * A resume (issue 16): the run goes on where it was, so what it had is kept (its readiness
+   * in this generation, its restarts); only the generation is recorded, as a start's would be.
+   */
+  resumed(id: string, gen: number): void {
+    const cur = this.applied[id];
+    this.applied[id] = cur?.gen === gen ? cur : { gen };
+    this.save();
+  }
+
   /** Recorded before the restart is tried: a restart that fails counts too, or a VM that cannot start would be retried without backoff. */
   restarting(id: string, at: number, reason: string): void {
     const cur = this.applied[id];

@@ -91,7 +91,7 @@ export class Agent {
   private readonly shipper: ConsoleShipper;
   private readonly log: (msg: string) => void;
   private desired: NodeDesired | undefined;
-  private readonly working = new Map<string, 'creating' | 'stopping'>();
+  private readonly working = new Map<string, 'creating' | 'stopping' | 'suspending'>();
   private readonly errors = new Map<string, string>();
   /** Disk snapshots (issue 16), when the driver keeps them. */
   private readonly snapshots: SnapshotSync | undefined;
@@ -300,7 +300,7 @@ export class Agent {
     for (const op of ops) {
       // A VM is not started on a network this host could not build (its report says why);
       // every other VM, and every stop and delete, goes ahead.
-      const vm = op.kind === 'start' || op.kind === 'restart' ? op.vm : undefined;
+      const vm = op.kind === 'start' || op.kind === 'restart' || op.kind === 'resume' ? op.vm : undefined;
       const blocked = vm && networkFailure(vm, failed);
       if (vm && blocked) {
         this.errors.delete(vm.id);
@@ -353,7 +353,7 @@ export class Agent {
       this.log(`${op.id}: ${op.reason}`);
       return true;
     }
-    const id = op.kind === 'start' || op.kind === 'restart' ? op.vm.id : op.id;
+    const id = op.kind === 'start' || op.kind === 'restart' || op.kind === 'resume' ? op.vm.id : op.id;
     const timeout = this.opts.stopTimeoutMs ?? 20_000;
     try {
       this.errors.delete(id);
@@ -365,6 +365,8 @@ export class Agent {
       } else if (op.kind === 'stop') {
         this.working.set(id, 'stopping');
         await this.opts.driver.stop(id, timeout);
+      } else if (op.kind === 'suspend' || op.kind === 'discard' || op.kind === 'resume') {
+        await this.memoryOp(op);
       } else {
         if (op.kind === 'restart') {
           this.working.set(id, 'stopping');
@@ -388,6 +390,27 @@ export class Agent {
       return false;
     } finally {
       this.working.delete(id);
+    }
+  }
+
+  /** Suspend, resume, discard (issue 16): the driver's memory states. */
+  private async memoryOp(op: Extract<Op, { kind: 'suspend' | 'resume' | 'discard' }>): Promise<void> {
+    const memory = this.opts.driver.memory;
+    if (!memory) throw new Error(`the ${this.opts.driver.name} driver cannot suspend or resume VMs`);
+    if (op.kind === 'suspend') {
+      this.working.set(op.id, 'suspending');
+      const r = await memory.suspend(op.id);
+      this.log(`${op.id}: suspended in ${r.ms} ms, memory state ${r.sizeBytes} bytes`);
+    } else if (op.kind === 'discard') {
+      await memory.discard(op.id);
+    } else {
+      this.working.set(op.vm.id, 'creating');
+      for (const b of blobsOf(op.vm)) await this.images.ensure(b.sha256, b.format);
+      const r = await memory.resume(vmSpec(op.vm, (sha) => this.images.path(sha)));
+      // The guest goes on where it was: ready if it was, and its restarts counted in this generation.
+      this.state.resumed(op.vm.id, op.vm.restartGen);
+      if (this.opts.driver.name === 'sim') this.state.markReady(op.vm.id);
+      this.log(`${op.vm.id}: resumed in ${r.ms} ms`);
     }
   }
 
@@ -553,8 +576,11 @@ export class Agent {
       if (work) state = work;
       else if (o?.running) state = this.state.isReady(id) ? 'running' : 'booting';
       else if (err || (netErr && d?.power === 'running')) state = 'error';
+      else if (o?.suspended) state = 'suspended';
       else state = 'stopped';
-      const reason = state === 'error' ? (err ?? netErr) : (netErr ?? this.reasonOf(id, state, d, o));
+      // A suspend that failed leaves the VM running: say why it is not suspended.
+      const suspendFailed = err && d?.power === 'suspended' && o?.running ? `suspend failed: ${err}` : undefined;
+      const reason = state === 'error' ? (err ?? netErr) : (netErr ?? suspendFailed ?? this.reasonOf(id, state, d, o));
       const snaps = this.snapshots?.report(d) ?? [];
       vms.push({ id, state, ...(reason ? { reason } : {}), ...(o?.pid ? { pid: o.pid } : {}), ...(snaps.length ? { snapshots: snaps } : {}) });
     }

@@ -18,7 +18,7 @@ import { Token, TokenCreate, TokenCreated, TokenParams, type UserRole } from './
 import { Path, PathCheck, PathCheckQuery, PathCreate, PathListQuery, PathMatch, PathParams } from './schemas/path.ts';
 import { Graph, GraphQuery, GRAPH_MEDIA_TYPES } from './schemas/graph.ts';
 import { Service, ServiceCreate, ServiceListQuery, ServiceRevision, ServiceRollback, ServiceScale, ServiceUpdate } from './schemas/service.ts';
-import { ConsoleInput, ConsoleSocketQuery, Logs, LogsQuery, Vm, VmCreate, VmResize, VmUserData, VmUserDataSet } from './schemas/vm.ts';
+import { ConsoleInput, ConsoleSocketQuery, Logs, LogsQuery, Vm, VmCreate, VmResize, VmSuspend, VmUserData, VmUserDataSet } from './schemas/vm.ts';
 import { Snapshot, SnapshotCreate, SnapshotParams, VmClone } from './schemas/snapshot.ts';
 
 /**
@@ -139,6 +139,8 @@ export const routes = {
   startVm: { method: 'POST', path: '/v1/vms/{name}/start', access: 'operator', summary: 'Start a VM', params: NameParams, body: Empty.optional(), response: Vm, status: 202 },
   stopVm: { method: 'POST', path: '/v1/vms/{name}/stop', access: 'operator', summary: 'Stop a VM (ACPI shutdown, then kill after a timeout)', params: NameParams, body: Empty.optional(), response: Vm, status: 202 },
   restartVm: { method: 'POST', path: '/v1/vms/{name}/restart', access: 'operator', summary: 'Restart a VM', params: NameParams, body: Empty.optional(), response: Vm, status: 202 },
+  suspendVm: { method: 'POST', path: '/v1/vms/{name}/suspend', access: 'operator', summary: "Save a running VM's RAM and device state on its node and end its QEMU (`release`: give back its CPUs and memory meanwhile)", params: NameParams, body: VmSuspend.optional(), response: Vm, status: 202 },
+  resumeVm: { method: 'POST', path: '/v1/vms/{name}/resume', access: 'operator', summary: 'Bring a suspended VM back where it was (same disk, MAC and address), from its saved memory state', params: NameParams, body: Empty.optional(), response: Vm, status: 202 },
   resizeVm: { method: 'POST', path: '/v1/vms/{name}/resize', access: 'operator', summary: 'Change CPUs/memory; applied at the next start', params: NameParams, body: VmResize, response: Vm, status: 200 },
   getUserData: { method: 'GET', path: '/v1/vms/{name}/user-data', access: 'operator', summary: "A VM's user-data", params: NameParams, response: VmUserData, status: 200 },
   setUserData: { method: 'PUT', path: '/v1/vms/{name}/user-data', access: 'operator', summary: "Replace a VM's user-data (seen by the guest at its next metadata fetch)", params: NameParams, body: VmUserDataSet, response: VmUserData, status: 200 },

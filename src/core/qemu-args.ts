@@ -23,6 +23,8 @@ export interface VmPaths {
    * QEMU is launched, `poweroff` once the guest powered off; removed by the agent's own stop.
    */
   powerState: string;
+  /** A suspended VM's saved RAM and device state (QEMU's migration stream, issue 16). */
+  memoryState: string;
 }
 
 export type Accel = 'kvm' | 'tcg';
@@ -39,6 +41,7 @@ export function vmPaths(stateDir: string, id: string): VmPaths {
     pidFile: `${dir}/qemu.pid`,
     runLog: `${dir}/qemu.log`,
     powerState: `${dir}/power-state`,
+    memoryState: `${dir}/memory.state`,
   };
 }
 
@@ -60,7 +63,12 @@ export function qemuOptEscape(value: string): string {
   return value.replaceAll(',', ',,');
 }
 
-export function qemuArgs(spec: VmSpec, paths: VmPaths, accel: Accel): string[] {
+/**
+ * `incoming`: a resume (issue 16). QEMU starts paused (`-S`) waiting for a migration stream
+ * (`-incoming defer`); the driver gives it the saved state over QMP (`migrate-incoming`) and
+ * then `cont`. The rest of the argv must be the one the state was saved from (same devices).
+ */
+export function qemuArgs(spec: VmSpec, paths: VmPaths, accel: Accel, incoming = false): string[] {
   const e = qemuOptEscape;
   const args: string[] = [
     '-name', processMarker(spec.id),
@@ -112,5 +120,6 @@ export function qemuArgs(spec: VmSpec, paths: VmPaths, accel: Accel): string[] {
     );
   });
   args.push('-smbios', `type=1,serial=${e(spec.smbiosSerial)}`);
+  if (incoming) args.push('-S', '-incoming', 'defer');
   return args;
 }

@@ -106,3 +106,20 @@ test('plan is idempotent: applying its ops leaves nothing to do (property)', () 
     }),
   );
 });
+
+test('suspend (issue 16): a running VM told `suspended` is suspended; one not running is left as it is', () => {
+  const ops = plan([vm('a', 'suspended', 2), vm('b', 'suspended', 2), vm('c', 'suspended', 2)], [{ id: 'a', running: true }, { id: 'b', running: false, suspended: true }, { id: 'c', running: false }], { a: { gen: 2 }, b: { gen: 2 }, c: { gen: 2 } });
+  assert.deepEqual(ops, [{ kind: 'suspend', id: 'a' }]);
+});
+
+test('resume: a saved VM told to run is resumed at its generation (no new one: it does not boot), never cold-started', () => {
+  const d = vm('a', 'running', 2);
+  assert.deepEqual(plan([d], [{ id: 'a', running: false, suspended: true }], { a: { gen: 2 } }), [{ kind: 'resume', vm: d }]);
+  // After an agent that lost its record (a new boot id) too: the saved state is what the VM is.
+  assert.deepEqual(plan([d], [{ id: 'a', running: false, suspended: true }], {}), [{ kind: 'resume', vm: d }]);
+});
+
+test('a suspended VM told to stop has its memory state discarded; a deleted one is destroyed with it', () => {
+  assert.deepEqual(plan([vm('a', 'stopped', 2)], [{ id: 'a', running: false, suspended: true }], { a: { gen: 2 } }), [{ kind: 'discard', id: 'a' }]);
+  assert.deepEqual(plan([vm('a', 'deleted', 2)], [{ id: 'a', running: false, suspended: true }], { a: { gen: 2 } }), [{ kind: 'destroy', id: 'a' }]);
+});

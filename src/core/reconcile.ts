@@ -16,6 +16,8 @@ export interface Observed {
   running: boolean;
   /** Not running: how its last run ended, when known. */
   exit?: VmExit;
+  /** Not running, its memory state saved (a suspend). */
+  suspended?: boolean;
 }
 
 export interface Applied {
@@ -33,6 +35,12 @@ export type Op =
   | { kind: 'note'; id: string; reason: string }
   | { kind: 'restart'; vm: DesiredVm }
   | { kind: 'stop'; id: string }
+  /** Save its memory state and end it (power `suspended`). */
+  | { kind: 'suspend'; id: string }
+  /** Start it on its saved memory state: it goes on where it was, it does not boot. */
+  | { kind: 'resume'; vm: DesiredVm }
+  /** Throw its saved memory state away (a suspended VM told to stop). */
+  | { kind: 'discard'; id: string }
   | { kind: 'destroy'; id: string };
 
 /** `now` (epoch ms) times the restart backoff. */
@@ -50,12 +58,20 @@ export function plan(desired: readonly DesiredVm[], observed: readonly Observed[
     if (d.power === 'deleted') continue;
     const o = have.get(d.id);
     const started = applied[d.id]?.gen;
+    if (d.power === 'suspended') {
+      // One that is not running has nothing to save: it stays as it is (saved, or stopped).
+      if (o?.running) ops.push({ kind: 'suspend', id: d.id });
+      continue;
+    }
     if (d.power === 'stopped') {
       if (o?.running) ops.push({ kind: 'stop', id: d.id });
+      else if (o?.suspended) ops.push({ kind: 'discard', id: d.id });
       continue;
     }
     if (!o?.running) {
-      if (started !== d.restartGen) ops.push({ kind: 'start', vm: d });
+      // A saved state is resumed whatever the generation: `vm resume` bumps none (the guest does not boot).
+      if (o?.suspended) ops.push({ kind: 'resume', vm: d });
+      else if (started !== d.restartGen) ops.push({ kind: 'start', vm: d });
       else if (o?.exit !== undefined) {
         const a = applied[d.id]!;
         const decision = decideRestart(d.restart, o.exit, a.restarts ?? [], now);

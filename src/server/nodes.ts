@@ -76,7 +76,7 @@ export class Nodes {
       .prepare(
         `SELECT n.*, u.cpus AS used_cpus, u.memory_bytes AS used_memory_bytes, u.disk_bytes AS used_disk_bytes, u.vm_count, g.cpu_ratio, g.memory_ratio, g.disk_ratio
          FROM nodes n
-         LEFT JOIN (SELECT SUM(cpus) AS cpus, SUM(memory_bytes) AS memory_bytes, SUM(disk_bytes + data_disk_bytes) AS disk_bytes, COUNT(*) AS vm_count FROM vms WHERE node = @name) u
+         LEFT JOIN (SELECT SUM(CASE WHEN released = 1 THEN 0 ELSE cpus END) AS cpus, SUM(CASE WHEN released = 1 THEN 0 ELSE memory_bytes END) AS memory_bytes, SUM(disk_bytes + data_disk_bytes) AS disk_bytes, COUNT(*) AS vm_count FROM vms WHERE node = @name) u
          LEFT JOIN node_groups g ON g.name = n.node_group
          WHERE n.name = @name`,
       )
@@ -128,7 +128,7 @@ export class Nodes {
   /** Resources held by each node's VMs (deleted ones hold theirs until the node confirms). */
   usage(only?: string): Map<string, NodeUsage> {
     const rows = this.store.db
-      .prepare(`SELECT node, SUM(cpus) AS cpus, SUM(memory_bytes) AS memory_bytes, SUM(disk_bytes + data_disk_bytes) AS disk_bytes, COUNT(*) AS vm_count FROM vms WHERE ${only ? 'node = @only' : 'node IS NOT NULL'} GROUP BY node`)
+      .prepare(`SELECT node, SUM(CASE WHEN released = 1 THEN 0 ELSE cpus END) AS cpus, SUM(CASE WHEN released = 1 THEN 0 ELSE memory_bytes END) AS memory_bytes, SUM(disk_bytes + data_disk_bytes) AS disk_bytes, COUNT(*) AS vm_count FROM vms WHERE ${only ? 'node = @only' : 'node IS NOT NULL'} GROUP BY node`)
       .all(only ? { only } : {}) as (NodeUsage & { node: string })[];
     return new Map(rows.map((r) => [r.node, r]));
   }
@@ -305,6 +305,8 @@ export class Nodes {
         tx.db.prepare(`UPDATE nodes SET state = 'unreachable' WHERE name = ?`).run(name);
         const serving = tx.db.prepare(`SELECT DISTINCT network FROM vms WHERE node = ? AND service IS NOT NULL AND state = 'running'`).all(name) as { network: string }[];
         tx.db.prepare(`UPDATE vms SET state = 'unknown', updated_at = ? WHERE node = ?`).run(tx.now, name);
+        // A suspended VM's memory state is on that node only: lost with it (until it returns), and said so.
+        tx.db.prepare(`UPDATE vms SET reason = ? WHERE node = ? AND power = 'suspended'`).run(`suspended on node ${name}, which stopped reporting: its memory state is lost until the node returns`, name);
         // Instances there no longer answer for their service.
         for (const { network } of serving) touchServiceHosts(tx, network);
         tx.event('unreachable', 'node', name, `node ${name} missed heartbeats for ${HEARTBEAT_TIMEOUT_MS / 1000} s`);

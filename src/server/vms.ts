@@ -260,7 +260,8 @@ export class Vms {
       try {
         // The VM leaves `node` in the same transaction that places it elsewhere.
         const to = this.store.write(actor, (outer) => this.placeIn(outer, { ...request, exclude: node }, (tx, p) => {
-          tx.db.prepare(`UPDATE vms SET node = ?, state = 'pending', reason = NULL, restart_gen = restart_gen + 1, updated_at = ? WHERE id = ?`).run(p.node, tx.now, vm.id);
+          // A suspended VM's memory state stays on the old node too: it comes back stopped, its disk new.
+          tx.db.prepare(`UPDATE vms SET node = ?, state = 'pending', reason = NULL, restart_gen = restart_gen + 1, power = CASE WHEN power = 'suspended' THEN 'stopped' ELSE power END, released = 0, updated_at = ? WHERE id = ?`).run(p.node, tx.now, vm.id);
           // Its snapshots' files stay on the old node: lost, and shown so.
           loseSnapshots(tx, vm, why);
           tx.db.prepare(`UPDATE nodes SET alloc_rev = alloc_rev + 1 WHERE name = ?`).run(node);
@@ -268,7 +269,7 @@ export class Vms {
           for (const net of networksOf(tx.db, vm.id)) touchNetworkHosts(tx, net);
           // A running instance stops answering for its service (DNS, published backends) until it runs again.
           if (vm.service !== null) touchServiceHosts(tx, vm.network);
-          tx.event(why, 'vm', vm.name, `vm ${vm.name} recreated on ${p.node} (from ${node}, ${why}); its local disk data is lost: the root disk is made again from the image${dataDisksLost(vm)}`);
+          tx.event(why, 'vm', vm.name, `vm ${vm.name} recreated on ${p.node} (from ${node}, ${why}); its local disk data is lost: the root disk is made again from the image${dataDisksLost(vm)}${vm.power === 'suspended' ? '; it was suspended: its memory state is lost with its node, and it is stopped' : ''}`);
           return p.node;
         }));
         moved.push({ vm: vm.name, from: node, to });
@@ -324,9 +325,11 @@ export class Vms {
     return this.store.write(actor, (tx) => {
       const vm = this.row(name);
       if (vm.power === 'deleted') throw new ApiError('conflict', `vm ${name} is being deleted`, 'name');
+      // A suspended VM's memory state would be thrown away by a cold start: resume it, or stop it first (which discards it).
+      if (vm.power === 'suspended' && action !== 'stop') throw new ApiError('conflict', `vm ${name} is suspended: \`butter vm resume ${name}\` brings it back (or \`vm stop\` discards its memory state)`, 'name');
       const resize = action === 'stop' ? {} : this.takePending(vm);
       // (`start` of a VM that is up leaves a pending resize pending: it needs a restart.)
-      if (action === 'stop') this.update(tx, vm, { power: 'stopped', state: vm.state === 'stopped' ? 'stopped' : 'stopping' });
+      if (action === 'stop') this.update(tx, vm, { power: 'stopped', state: vm.state === 'stopped' ? 'stopped' : 'stopping', ...(vm.released ? { released: 0 } : {}) });
       else if (action === 'start') {
         // Starting a VM that is up changes nothing; otherwise a new power generation tells
         // the agent to start it, even one whose guest powered itself off.
@@ -335,6 +338,48 @@ export class Vms {
       }
       else this.update(tx, vm, { power: 'running', state: 'pending', restart_gen: vm.restart_gen + 1, ...resize });
       tx.event(action, 'vm', name, `vm ${name}: ${action}${'cpus' in resize ? ' (with pending resize)' : ''}`);
+      return this.get(name);
+    });
+  }
+
+  /**
+   * `vm suspend`: its node saves the RAM and device state into the VM's directory and ends
+   * QEMU (issue 16). Only a VM that runs (or boots) can be; `release` gives its CPUs and
+   * memory back to the node until the resume (its disk stays counted: the files stay).
+   */
+  suspend(actor: string, name: string, release = false): Vm {
+    return this.store.write(actor, (tx) => {
+      const vm = this.row(name);
+      if (vm.power !== 'running' || (vm.state !== 'running' && vm.state !== 'booting')) throw new ApiError('conflict', `vm ${name} is ${vm.power === 'suspended' ? 'suspended' : vm.state}: only a running VM can be suspended`, 'name');
+      this.update(tx, vm, { power: 'suspended', state: 'suspending', reason: null, released: release ? 1 : 0 });
+      if (release && vm.node) tx.db.prepare(`UPDATE nodes SET alloc_rev = alloc_rev + 1 WHERE name = ?`).run(vm.node);
+      tx.event('suspend', 'vm', name, `vm ${name}: suspend (memory state saved on ${vm.node})${release ? `, its ${vm.cpus} cpu and ${humanSize(vm.memory_bytes)} released` : ''}`);
+      return this.get(name);
+    });
+  }
+
+  /**
+   * `vm resume`: its node starts QEMU on the saved state (same disk, MAC, address). No new
+   * power generation: the VM goes on where it was, it does not boot. A released VM must fit
+   * on its node again (the state is there, it cannot go elsewhere); a node that does not
+   * report cannot resume it.
+   */
+  resume(actor: string, name: string): Vm {
+    return this.store.write(actor, (tx) => {
+      const vm = this.row(name);
+      if (vm.power !== 'suspended') throw new ApiError('conflict', `vm ${name} is ${vm.power === 'deleted' ? 'being deleted' : vm.state}: only a suspended VM can be resumed`, 'name');
+      const node = vm.node ? this.nodes.fresh(vm.node) : undefined;
+      if (!vm.node || !node) throw new ApiError('conflict', `vm ${name} has no node: its memory state is lost`, 'name');
+      const nodeRow = this.nodes.row(vm.node);
+      if (nodeRow.state !== 'ready') throw new ApiError('conflict', `vm ${name}'s memory state is on node ${vm.node}, which is ${nodeRow.state}: it can be resumed only there`, 'name');
+      if (vm.released) {
+        // Its disk is still counted on the node: only the CPUs and memory must fit again.
+        const fit = schedule([node], { cpus: vm.cpus, memoryBytes: vm.memory_bytes, diskBytes: 0, node: vm.node });
+        if (!fit.ok) throw new ApiError('no_capacity', `vm ${name} was suspended with --release and no longer fits on node ${vm.node}, where its memory state is: ${fit.reasons.join('; ')}`, 'name');
+        tx.db.prepare(`UPDATE nodes SET alloc_rev = alloc_rev + 1 WHERE name = ?`).run(vm.node);
+      }
+      this.update(tx, vm, { power: 'running', state: 'pending', reason: null, released: 0 });
+      tx.event('resume', 'vm', name, `vm ${name}: resume on ${vm.node}`);
       return this.get(name);
     });
   }

@@ -15,6 +15,8 @@ export interface ObservedVm {
   pid?: number;
   /** Not running: how its last run ended, when the driver knows (see `core/restart-policy.ts`). Absent after the agent's own stop. */
   exit?: VmExit;
+  /** Not running: its memory state is saved (`vm suspend`), so a resume brings it back where it was. */
+  suspended?: boolean;
 }
 
 export interface VmDriver {
@@ -41,6 +43,18 @@ export interface VmDriver {
   readonly stats: VmStats;
   /** Disk snapshots of the VMs' root disks (issue 16). */
   readonly snapshots?: SnapshotDisks;
+  /** Memory snapshots: suspend and resume (issue 16). */
+  readonly memory?: MemoryStates;
+}
+
+/** A VM's RAM and device state saved in its directory (one per VM), and brought back. */
+export interface MemoryStates {
+  /** Saves a running VM's state (the disk flushed with it) and ends its hypervisor; `ms`: from the save's start to its end. Nothing is left of one that failed, and the VM runs on. */
+  suspend(id: string): Promise<{ ms: number; sizeBytes: number }>;
+  /** Starts the VM on its saved state (same disk, NICs, identity); the state file goes once it runs. `ms`: from the launch to running. */
+  resume(spec: VmSpec): Promise<{ ms: number }>;
+  /** Throws the saved state away (`vm stop` of a suspended VM). */
+  discard(id: string): Promise<void>;
 }
 
 /** What a driver does with a VM's snapshot files; each snapshot is named by its control-plane id. */

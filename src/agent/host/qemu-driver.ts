@@ -32,7 +32,7 @@ import { createConnection } from 'node:net';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { dataDiskPath, qemuArgs, vmPaths, processMarker, type Accel, type VmPaths } from '../../core/qemu-args.ts';
-import type { ObservedVm, VmDriver, VmSpec } from './driver.ts';
+import type { MemoryStates, ObservedVm, VmDriver, VmSpec } from './driver.ts';
 import type { Exec } from './exec.ts';
 import { QmpClient } from './qmp.ts';
 import { QemuVmStats } from './qemu-stats.ts';
@@ -55,6 +55,8 @@ const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 /** sun_path is 108 bytes including the terminating NUL. */
 const MAX_SOCKET_PATH = 107;
 const POLL_MS = 50;
+/** Saving or loading a memory state: 256 MB takes under a second under TCG; a wedged one is given up. */
+const SUSPEND_TIMEOUT_MS = 120_000;
 /** How much of the end of `qemu.log` is read for the last run state. */
 const RUN_LOG_TAIL = 4096;
 /** One line of QEMU's `runstate_set` trace (log backend), e.g. `... new_state 7 (shutdown)`. */
@@ -67,6 +69,11 @@ export class QemuDriver implements VmDriver {
   private readonly qemu: string;
   readonly stats: VmStats;
   readonly snapshots: QemuDisks;
+  readonly memory: MemoryStates = {
+    suspend: (id) => this.suspend(id),
+    resume: (spec) => this.resume(spec),
+    discard: async (id) => rmSync(this.paths(id).memoryState, { force: true }),
+  };
 
   constructor(private readonly opts: QemuDriverOptions) {
     // Absolute: the daemonized QEMU chdir()s to `/`, and qcow2 backing paths must not be relative.
@@ -97,6 +104,107 @@ export class QemuDriver implements VmDriver {
   }
 
   async start(spec: VmSpec): Promise<void> {
+    // A cold start: a saved memory state (of the disk as it was) must never be resumed after it.
+    rmSync(this.paths(spec.id).memoryState, { force: true });
+    await this.launch(spec, false);
+  }
+
+  /**
+   * Saves the running VM's RAM and device state into `memory.state`, then quits its QEMU
+   * (issue 16). QMP `migrate` to `exec:cat > FILE`: the migration's last step stops the vCPUs
+   * and flushes the disks, so the disk as saved is the one the state belongs to. The path is
+   * absolute: the daemonized QEMU's working directory is `/` (`-daemonize` chdir()s there),
+   * where a relative `cat > FILE` would land, or fail for an unprivileged user. The file is
+   * written under a `.tmp` name and renamed once the migration completed and it is fsynced, so
+   * a torn save is never taken for a state.
+   */
+  private async suspend(id: string): Promise<{ ms: number; sizeBytes: number }> {
+    const p = this.paths(id);
+    const pid = this.livePid(id);
+    if (pid === undefined) throw new Error(`vm ${id} is not running`);
+    const tmp = `${p.memoryState}.tmp`;
+    rmSync(tmp, { force: true });
+    closeSync(openSync(tmp, 'w', 0o600)); // cat > keeps the mode of a file that exists
+    chmodSync(tmp, 0o600);
+    const client = await QmpClient.connect(p.qmpSock, 2000);
+    const t0 = Date.now();
+    try {
+      await withTimeout(client.execute('migrate', { uri: `exec:cat > ${shellQuote(tmp)}` }), 5000);
+      const status = await this.waitMigration(client, 'completed', SUSPEND_TIMEOUT_MS);
+      if (status !== 'completed') {
+        await withTimeout(client.execute('migrate_cancel'), 2000).catch(() => undefined);
+        throw new Error(`saving the memory state of ${id} ${status === undefined ? `took over ${SUSPEND_TIMEOUT_MS} ms` : `ended ${status}`}`);
+      }
+    } catch (e) {
+      client.close();
+      rmSync(tmp, { force: true });
+      throw e;
+    }
+    const ms = Date.now() - t0;
+    const fd = openSync(tmp, 'r');
+    let sizeBytes: number;
+    try {
+      fsyncSync(fd);
+      sizeBytes = fstatSync(fd).size;
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, p.memoryState);
+    // This end is the agent's doing (not a crash): then the guest, paused after the migration, goes.
+    rmSync(p.powerState, { force: true });
+    try {
+      await withTimeout(client.execute('quit'), 1000).catch(() => undefined);
+    } finally {
+      client.close();
+    }
+    if (!(await this.waitGone(id, pid, 2000))) {
+      this.killNow(id);
+      await this.waitGone(id, pid, 5000);
+    }
+    this.removeRuntimeFiles(p);
+    this.log(`suspended ${id} in ${ms} ms (${sizeBytes} bytes of memory state)`);
+    return { ms, sizeBytes };
+  }
+
+  /**
+   * Starts QEMU paused on the saved state (`-S -incoming defer`, then `migrate-incoming` from
+   * `exec:cat FILE`), waits until it is loaded, `cont`. The same argv as the run it was saved
+   * from (same devices, MACs, disk); the state file goes once the guest runs again. A resume
+   * that fails kills its QEMU and keeps the file (the next reconcile tries again).
+   */
+  private async resume(spec: VmSpec): Promise<{ ms: number }> {
+    const p = this.paths(spec.id);
+    if (!existsSync(p.memoryState)) throw new Error(`vm ${spec.id} has no saved memory state`);
+    let ms = 0;
+    await this.launch(spec, true, async (t0) => {
+      const client = await QmpClient.connect(p.qmpSock, 2000);
+      try {
+        await withTimeout(client.execute('migrate-incoming', { uri: `exec:cat ${shellQuote(p.memoryState)}` }), 5000);
+        const status = await this.waitMigration(client, 'completed', SUSPEND_TIMEOUT_MS);
+        if (status !== 'completed') throw new Error(`loading the memory state of ${spec.id} ${status === undefined ? `took over ${SUSPEND_TIMEOUT_MS} ms` : `ended ${status}`}`);
+        await withTimeout(client.execute('cont'), 5000);
+        ms = Date.now() - t0;
+      } finally {
+        client.close();
+      }
+    });
+    rmSync(p.memoryState, { force: true });
+    return { ms };
+  }
+
+  /** Polls `query-migrate` until it reports `want` or ends otherwise (`failed`, `cancelled`); undefined after `timeoutMs`. */
+  private async waitMigration(client: QmpClient, want: string, timeoutMs: number): Promise<string | undefined> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const r = (await withTimeout(client.execute('query-migrate'), 2000)) as { status?: string } | undefined;
+      const status = r?.status;
+      if (status === want || status === 'failed' || status === 'cancelled') return status;
+      if (Date.now() >= deadline) return undefined;
+      await sleep(POLL_MS);
+    }
+  }
+
+  private async launch(spec: VmSpec, incoming: boolean, loaded?: (launchedAt: number) => Promise<void>): Promise<void> {
     const p = this.paths(spec.id);
     for (const sock of [p.qmpSock, p.consoleSock]) {
       if (Buffer.byteLength(sock) > MAX_SOCKET_PATH) throw new Error(`socket path too long for a unix socket: ${sock}`);
@@ -155,11 +263,12 @@ export class QemuDriver implements VmDriver {
       rev.add(() => this.killNow(spec.id));
       const t0 = Date.now();
       // The active layer's real path, never the link (qemu-snapshots.ts says why).
-      await this.opts.exec.run(this.qemu, qemuArgs(spec, { ...p, disk: activeDisk(p) }, this.opts.accel), { timeoutMs: 60_000 });
+      await this.opts.exec.run(this.qemu, qemuArgs(spec, { ...p, disk: activeDisk(p) }, this.opts.accel, incoming), { timeoutMs: 60_000 });
       const pid = this.livePid(spec.id);
       if (pid === undefined) throw new Error(`qemu for ${spec.id} exited right after starting; see ${p.consoleLog}`);
       // The sockets and pidfile are QEMU's, made with its umask (027): group access off too.
       for (const f of [p.qmpSock, p.consoleSock, p.pidFile]) if (existsSync(f)) chmodSync(f, 0o600);
+      await loaded?.(t0);
       this.log(`started ${spec.id} pid ${pid} (${this.opts.accel}) in ${Date.now() - t0} ms`);
       rev.done();
     } catch (e) {
@@ -227,7 +336,8 @@ export class QemuDriver implements VmDriver {
       const pid = this.livePid(id);
       if (pid !== undefined) return { id, running: true, pid };
       const exit = this.exitOf(id);
-      return exit === undefined ? { id, running: false } : { id, running: false, exit };
+      const suspended = existsSync(vmPaths(this.stateDir, id).memoryState) ? { suspended: true } : {};
+      return exit === undefined ? { id, running: false, ...suspended } : { id, running: false, exit, ...suspended };
     });
   }
 
@@ -468,6 +578,11 @@ export class QemuDriver implements VmDriver {
   private log(msg: string): void {
     this.opts.log?.(msg);
   }
+}
+
+/** For a path inside a shell command (QEMU's `exec:` migration runs `/bin/sh -c`). */
+function shellQuote(s: string): string {
+  return `'${s.replaceAll("'", `'\\''`)}'`;
 }
 
 /** `promise`, or a rejection after `ms` (a wedged QEMU answers nothing). */

@@ -14,7 +14,7 @@
 import { mkdirSync, promises as fsp, renameSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import type { ObservedVm, VmDriver, VmSpec } from './driver.ts';
+import type { MemoryStates, ObservedVm, VmDriver, VmSpec } from './driver.ts';
 import type { VmSample, VmStats } from './vm-stats.ts';
 import { guestDevice } from '../../core/vm-spec.ts';
 import { formatSize } from '../../core/units.ts';
@@ -39,10 +39,12 @@ interface SimVm {
   spec: VmSpec;
   /** The restore generation its disk was last restored at. */
   restoreGen?: number;
+  /** Suspended: its "memory state" is the file `vms/<id>/memory.state`. */
+  suspended?: boolean;
 }
 
 // Checked only as far as the driver reads it; the spec is the agent's own, kept as it was.
-const SavedTable = z.record(z.string(), z.object({ running: z.boolean(), spec: z.looseObject({ id: z.string() }), restoreGen: z.number().optional() }));
+const SavedTable = z.record(z.string(), z.object({ running: z.boolean(), spec: z.looseObject({ id: z.string() }), restoreGen: z.number().optional(), suspended: z.boolean().optional() }));
 
 export class SimDriver implements VmDriver {
   readonly name = 'sim' as const;
@@ -76,6 +78,45 @@ export class SimDriver implements VmDriver {
 
   readonly snapshots: SimSnapshots;
 
+  /** Memory snapshots on files only: a small file stands for the saved RAM, so the agent's and control plane's paths run as with QEMU. */
+  readonly memory: MemoryStates = {
+    suspend: async (id) => {
+      const vm = this.vms.get(id);
+      if (!vm?.running) throw new Error(`vm ${id} is not running`);
+      const body = `[sim] memory state of ${id}, saved ${new Date().toISOString()}\n`;
+      await fsp.writeFile(this.memoryFile(id), body, { mode: 0o600 });
+      vm.running = false;
+      vm.suspended = true;
+      await fsp.appendFile(this.consoleLogPath(id), `[sim] ${new Date().toISOString()} suspended\n`);
+      await this.save();
+      return { ms: 0, sizeBytes: Buffer.byteLength(body) };
+    },
+    resume: async (spec) => {
+      const vm = this.vms.get(spec.id);
+      if (!vm?.suspended) throw new Error(`vm ${spec.id} has no saved memory state`);
+      await fsp.access(this.memoryFile(spec.id)); // throws when the file is gone
+      vm.running = true;
+      vm.suspended = false;
+      vm.spec = spec;
+      this.startedAt.set(spec.id, Date.now());
+      await fsp.rm(this.memoryFile(spec.id), { force: true });
+      await fsp.appendFile(this.consoleLogPath(spec.id), `[sim] ${new Date().toISOString()} resumed\n`);
+      await this.save();
+      return { ms: 0 };
+    },
+    discard: async (id) => {
+      const vm = this.vms.get(id);
+      if (vm) vm.suspended = false;
+      await fsp.rm(this.memoryFile(id), { force: true });
+      await this.save();
+    },
+  };
+
+  /** The file that stands for a suspended VM's saved RAM. */
+  memoryFile(id: string): string {
+    return resolve(this.consoleLogPath(id), '..', 'memory.state');
+  }
+
   constructor(private readonly opts: SimDriverOptions) {
     this.stateDir = resolve(opts.stateDir);
     this.snapshots = new SimSnapshots(this.stateDir, (id) => this.vms.has(id));
@@ -103,6 +144,10 @@ export class SimDriver implements VmDriver {
     const log = this.consoleLogPath(spec.id);
     const had = this.vms.get(spec.id);
     if (had?.running) return;
+    if (had?.suspended) {
+      had.suspended = false;
+      await fsp.rm(this.memoryFile(spec.id), { force: true });
+    }
     const failure = this.opts.failStart?.(spec);
     if (failure !== undefined) throw new Error(failure);
     // The disk is made at the first start (its initial snapshot with it), restored once per generation.
@@ -147,7 +192,7 @@ export class SimDriver implements VmDriver {
   }
 
   async list(): Promise<ObservedVm[]> {
-    return [...this.vms.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([id, vm]) => ({ id, running: vm.running }));
+    return [...this.vms.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([id, vm]) => ({ id, running: vm.running, ...(vm.suspended && !vm.running ? { suspended: true } : {}) }));
   }
 
   /** A torn or corrupt table is set aside: the agent then starts the VMs that should run. */

@@ -7,12 +7,14 @@ import { RESTART_POLICIES } from '../../core/restart-policy.ts';
 /**
  * pending: accepted, no agent has acted yet; creating: the agent prepares image and disk;
  * booting: QEMU runs, the guest has not fetched its metadata; running: it has;
- * unknown: its node stopped reporting.
+ * unknown: its node stopped reporting; suspending: its RAM and device state are being saved
+ * (`vm suspend`); suspended: saved on its node, QEMU gone, `vm resume` brings it back.
  */
-export const VmState = z.enum(['pending', 'creating', 'booting', 'running', 'stopping', 'stopped', 'deleting', 'error', 'unknown']);
+export const VmState = z.enum(['pending', 'creating', 'booting', 'running', 'stopping', 'stopped', 'suspending', 'suspended', 'deleting', 'error', 'unknown']);
 export type VmState = z.infer<typeof VmState>;
 
-export const Power = z.enum(['running', 'stopped']);
+/** What the VM should be. `suspended`: its memory state saved on its node and QEMU ended (issue 16). */
+export const Power = z.enum(['running', 'stopped', 'suspended']);
 
 export const MAX_USER_DATA = 64 * 1024;
 
@@ -90,6 +92,9 @@ export const VmResize = z
   .refine((v) => v.cpus !== undefined || v.memory !== undefined, 'give cpus or memory')
   .meta({ id: 'VmResize' });
 
+/** `release`: its CPUs and memory go back to the node while it is suspended (its disk stays held); a resume must fit again there. */
+export const VmSuspend = z.object({ release: z.boolean().optional() }).strict().meta({ id: 'VmSuspend' });
+
 export const VmUserDataSet = z.object({ userData: z.string().max(MAX_USER_DATA) }).strict().meta({ id: 'VmUserDataSet' });
 export const VmUserData = z.object({ userData: z.string() }).meta({ id: 'VmUserData' });
 
@@ -117,6 +122,8 @@ export const Vm = z
     mac: z.string(),
     /** Every NIC, `eth0` first. */
     nics: z.array(Nic),
+    /** Suspended with `release`: its CPUs and memory are not held on its node until a resume places them again. */
+    released: z.boolean(),
     /** A resize waiting for the next start. */
     pending: z.object({ cpus: z.number().int(), memoryBytes: z.number().int() }).nullable(),
     sshKeys: z.array(z.string()),

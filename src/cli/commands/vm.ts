@@ -36,6 +36,7 @@ function showVm(vm: Vm): void {
     ['disk', `${size(vm.diskBytes)} (vda)`],
     ...vm.disks.map((d): [string, string] => [`data disk ${d.index}`, `${size(d.sizeBytes)} (${d.device})`]),
     ...vm.nics.map((n, i): [string, string] => [`eth${i}`, `${n.network} ${n.ip ?? '-'} ${n.mac}`]),
+    ['released', vm.released ? 'its cpus and memory are not held on its node while suspended' : null],
     ['pending', vm.pending ? `${vm.pending.cpus} cpu, ${size(vm.pending.memoryBytes)} at next start` : null],
     ['service', vm.service],
     ['spread', vm.spreadKey],
@@ -227,6 +228,34 @@ export function vmCommands(program: Command): void {
         else process.stdout.write(`vm ${name} ${o.wait ? `is ${v.state}` : `${verb} requested`}\n`);
       });
   }
+
+  vm.command('suspend <name>')
+    .description("save a running VM's RAM and device state on its node and end its QEMU; `vm resume` brings it back where it was")
+    .option('--release', 'give its CPUs and memory back to the node meanwhile (a resume must then fit there again)')
+    .option('--no-wait', 'return without waiting')
+    .option('--timeout <seconds>', 'how long to wait', '300')
+    .option('--json', 'print JSON')
+    .action(async (name: string, o: { release?: boolean; wait: boolean; timeout: string; json?: boolean }) => {
+      const c = client();
+      let v = await c.call('suspendVm', { params: { name }, body: o.release ? { release: true } : {} });
+      if (o.wait) v = await waitForState(c, name, ['suspended'], intArg(o.timeout, 'timeout'));
+      if (o.json) printJson(v);
+      else process.stdout.write(`vm ${name} ${o.wait ? 'is suspended' : 'suspend requested'}${v.released ? ' (its cpus and memory released)' : ''}\n`);
+    });
+
+  vm.command('resume <name>')
+    .description('bring a suspended VM back from its saved memory state: same disk, MAC and address, its processes going on')
+    .option('--no-wait', 'return without waiting')
+    .option('--timeout <seconds>', 'how long to wait', '300')
+    .option('--json', 'print JSON')
+    .action(async (name: string, o: { wait: boolean; timeout: string; json?: boolean }) => {
+      const c = client();
+      let v = await c.call('resumeVm', { params: { name } });
+      // A VM suspended while it booted goes on booting: either is "back".
+      if (o.wait) v = await waitForState(c, name, ['running', 'booting'], intArg(o.timeout, 'timeout'));
+      if (o.json) printJson(v);
+      else process.stdout.write(`vm ${name} ${o.wait ? `is ${v.state}` : 'resume requested'}\n`);
+    });
 
   vm.command('resize <name>')
     .description('change CPUs and memory; applied at the next start')

@@ -382,4 +382,10 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE vms ADD COLUMN restore_snapshot TEXT;
   ALTER TABLE vms ADD COLUMN restore_gen INTEGER NOT NULL DEFAULT 0;
   `,
+  `
+  -- Memory snapshots (server/vms.ts suspend/resume, issue 16): power 'suspended' keeps the VM's
+  -- RAM and device state on its node. released = 1: suspended with --release, so its CPUs
+  -- and memory are not counted on the node (its disk still is) until a resume fits them again.
+  ALTER TABLE vms ADD COLUMN released INTEGER NOT NULL DEFAULT 0;
+  `,
 ];

@@ -127,7 +127,7 @@ export interface VmRow {
   data_disks: string;
   /** Their sum: what they hold of the node's disk. */
   data_disk_bytes: number;
-  power: 'running' | 'stopped' | 'deleted';
+  power: 'running' | 'stopped' | 'suspended' | 'deleted';
   state: VmState;
   reason: string | null;
   network: string;
@@ -143,6 +143,8 @@ export interface VmRow {
   clone_snapshot?: string | null;
   restore_snapshot?: string | null;
   restore_gen?: number;
+  /** 1: suspended with `release` (its CPUs and memory not counted on its node); absent in rows from older inserts. */
+  released?: number;
   spread_key: string | null;
   metadata_tokens: 'optional' | 'required';
   restart: RestartPolicy;
@@ -181,6 +183,7 @@ export function vmFromRow(r: VmRow, more: readonly NicRow[] = []): Vm {
     ip: r.ip,
     mac: r.mac,
     nics: [{ network: r.network, ip: r.ip, mac: r.mac }, ...more.map((n) => ({ network: n.network, ip: n.ip, mac: n.mac }))],
+    released: r.released === 1,
     pending: r.pending_cpus !== null && r.pending_memory_bytes !== null ? { cpus: r.pending_cpus, memoryBytes: r.pending_memory_bytes } : null,
     sshKeys: JSON.parse(r.ssh_keys) as string[],
     spreadKey: r.spread_key,
