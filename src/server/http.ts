@@ -174,8 +174,9 @@ export function buildHttp(store: Store, handlers: Handlers, log: boolean | objec
         method: route.method,
         url: route.path.replace(/\{(\w+)\}/g, ':$1'),
         config: { routeId: id },
-        // A stream of events must reach its client message by message; raw answers (blobs) as they are.
-        ...(route.rawResponse ? { compress: false as const } : {}),
+        // The event stream must reach its client message by message, a blob as it is stored
+        // (their types are not COMPRESSIBLE either); /metrics is compressed when the scraper asks.
+        ...(route.rawMediaType === 'text/event-stream' || id === 'getBlob' ? { compress: false as const } : {}),
         onRequest: admit,
         handler: async (req, reply) => {
           const who = callers.get(req)!;
