@@ -13,7 +13,7 @@ import { Group, GroupSet, Node, NodeCreate, NodeCreated, NodeReport, NodeUpdate,
 import { Network, NetworkCreate } from './schemas/network.ts';
 import { PeerParams, VpnPeer, VpnPeerCreate, VpnPeerJoined } from './schemas/vpn.ts';
 import { JoinRequest, Joined, JoinToken, JoinTokenCreate, JoinTokenCreated } from './schemas/join.ts';
-import { Session, SessionCreate } from './schemas/session.ts';
+import { Session, SessionCreate, SessionState } from './schemas/session.ts';
 import { Token, TokenCreate, TokenCreated, TokenParams, type UserRole } from './schemas/token.ts';
 import { Path, PathCheck, PathCheckQuery, PathCreate, PathListQuery, PathMatch, PathParams } from './schemas/path.ts';
 import { Graph, GraphQuery, GRAPH_MEDIA_TYPES } from './schemas/graph.ts';
@@ -207,7 +207,7 @@ export const routes = {
     response: Session,
     status: 201,
   },
-  getSession: { method: 'GET', path: '/v1/session', access: 'any', summary: "The calling session's role, csrf value and end (the panel asks at load); 404 for a caller with an Authorization header instead of the cookie", response: Session, status: 200 },
+  getSession: { method: 'GET', path: '/v1/session', access: 'public', summary: "Whether the request's session cookie names a live session: `{session: {role, csrf, expiresAt}}`, else `{session: null}` (no cookie, signed out, expired, or its token revoked; an Authorization header is not looked at). Never 401: the panel asks at load, signed in or not", response: SessionState, status: 200 },
   deleteSession: { method: 'DELETE', path: '/v1/session', access: 'any', summary: 'Sign out: the session ends on the server and the cookie is cleared', response: Nothing, status: 200 },
 
   listTokens: { method: 'GET', path: '/v1/tokens', access: 'admin', summary: 'List API tokens (never their secrets)', response: listOf(Token), status: 200 },

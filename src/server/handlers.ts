@@ -305,7 +305,7 @@ export function makeHandlers(s: Services): Handlers {
       reply.setCookie(SESSION_COOKIE, cookie, COOKIE_OPTIONS);
       return session;
     },
-    getSession: ({ who }) => s.sessions.describe(who),
+    getSession: ({ req }) => ({ session: s.sessions.current(req.cookies?.[SESSION_COOKIE]) }),
     deleteSession: ({ who, reply }) => {
       s.sessions.end(who);
       reply.clearCookie(SESSION_COOKIE, COOKIE_OPTIONS);
@@ -335,7 +335,7 @@ export function makeHandlers(s: Services): Handlers {
       reply.header('content-type', 'text/event-stream; charset=utf-8').header('cache-control', 'no-cache, no-transform').header('x-accel-buffering', 'no');
       // A HEAD gets the headers only: a subscription nobody reads would never be let go.
       if (req.method === 'HEAD') return '';
-      return s.events.open(from, { resource: q.resource, name: q.name }, actorOf(who));
+      return s.events.open(from, { resource: q.resource, name: q.name }, actorOf(who), () => s.sessions.stillValid(who));
     },
   };
 }

@@ -100,10 +100,7 @@ export async function startPanelCloud(o: PanelOptions = {}): Promise<PanelCloud>
         const page = await context.newPage();
         const errors: string[] = [];
         page.on('console', (m) => {
-          // At load the page asks for its session (GET /v1/session); with none the answer is
-          // 401, and Chromium logs that as an error itself. That one answer is expected.
-          const noSession = m.text().includes('status of 401') && new URL(m.location().url || 'x:/').pathname === '/v1/session';
-          if (m.type() === 'error' && !noSession) errors.push(`console: ${m.text()} (${m.location().url})`);
+          if (m.type() === 'error') errors.push(`console: ${m.text()} (${m.location().url})`);
         });
         page.on('pageerror', (e) => errors.push(`page: ${e.message}`));
         await page.goto(`${url}${path}`);
