@@ -3,7 +3,7 @@
  * to it, the SDK derives its typed client from it, and OpenAPI is generated from it.
  */
 import { z } from 'zod';
-import { BlobParams, BlobQuery, Blob, Image, ImageCreate } from './schemas/image.ts';
+import { BlobParams, BlobQuery, Blob, Image, ImageCreate, ImageImport } from './schemas/image.ts';
 import { Empty, ForceQuery, IdempotentHeaders, NameParams, listOf, Name } from './schemas/common.ts';
 import { ConsoleChunk, DesiredQuery, DesiredWatch } from './schemas/desired.ts';
 import { PathVerifyReport, ProbeResults, VerifyQuery } from './schemas/verify.ts';
@@ -120,6 +120,17 @@ export const routes = {
 
   listImages: { method: 'GET', path: '/v1/images', access: 'viewer', summary: 'List images', response: listOf(Image), status: 200 },
   createImage: { method: 'POST', path: '/v1/images', access: 'operator', summary: 'Make an image from uploaded blobs', headers: IdempotentHeaders, body: ImageCreate, response: Image, status: 201 },
+  importImage: {
+    method: 'POST',
+    path: '/v1/images/import',
+    access: 'operator',
+    summary:
+      "Add a disk image by URL: the control plane downloads it in the background. Answers 202 with the image `importing` (`import.bytesDone`/`bytesTotal` as it goes; `GET /v1/images/{name}`), then `ready`, or `failed` with `import.error` (a digest other than `sha256`, an HTTP error, a timeout, a redirect, too big, or a disk naming another file), leaving no blob behind. A URL that is not http(s), or whose host resolves to a loopback, link-local (169.254.0.0/16: the metadata address) or unspecified address, is refused at once (400 naming `url`)",
+    headers: IdempotentHeaders,
+    body: ImageImport,
+    response: Image,
+    status: 202,
+  },
   getImage: { method: 'GET', path: '/v1/images/{name}', access: 'viewer', summary: 'Show an image', params: NameParams, response: Image, status: 200 },
   deleteImage: { method: 'DELETE', path: '/v1/images/{name}', access: 'operator', summary: 'Remove an image (refused while a VM uses it)', params: NameParams, response: Nothing, status: 200 },
 
