@@ -59,12 +59,14 @@ export interface PanelOptions {
   nodes?: number;
   /** An image of this name (a few bytes: the simulated driver boots anything). */
   image?: string;
+  /** The tests-only import option: images imported by URL may come from 127.0.0.1 (image-import.ts). */
+  localImports?: boolean;
 }
 
 export async function startPanelCloud(o: PanelOptions = {}): Promise<PanelCloud> {
   const panelDir = await buildPanel();
   const dir = mkdtempSync(join(tmpdir(), 'butter-browser-'));
-  const cp: ControlPlane = createControlPlane({ dataDir: dir, panelDir });
+  const cp: ControlPlane = createControlPlane({ dataDir: dir, panelDir, ...(o.localImports ? { imageImports: { allowLocalHosts: true } } : {}) });
   const url = await cp.listen('127.0.0.1', 0);
   const admin = new Client({ url, token: cp.adminToken! });
   const agents: Agent[] = [];
