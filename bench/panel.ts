@@ -128,7 +128,7 @@ async function firstLoad(browser: Browser, server: ServerProcess, cookies: Await
  * lacks): makes each change and times until its row is in the audit table.
  */
 const IN_PAGE_LOOP = `async function ({ n, nonce }) {
-  const { csrf } = await (await fetch('/v1/session')).json();
+  const { csrf } = (await (await fetch('/v1/session')).json()).session;
   const seen = new Map();
   const waiting = new Map();
   const re = new RegExp('[(](b-' + nonce + '-[0-9]+)[)]');

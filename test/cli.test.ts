@@ -23,7 +23,8 @@ const diskSha = createHash('sha256').update(disk).digest('hex');
 
 before(async () => {
   if (!existsSync(fileURLToPath(new URL('../dist/cli/main.js', import.meta.url)))) throw new Error('run `npm run build` first');
-  cloud = await startTestCloud();
+  // The tests-only option: `image add --remote` imports from the local file server on 127.0.0.1.
+  cloud = await startTestCloud({ imageImports: { allowLocalHosts: true } });
   node1 = await fakeNode(cloud, 'node-1', 16);
   work = mkdtempSync(join(tmpdir(), 'butter-cli-'));
   files = createServer((req, res) => {
@@ -56,6 +57,19 @@ test('image add --url verifies the digest: a mismatch is refused and leaves noth
   const missing = await butter(['image', 'add', 'gone', '--url', `${filesUrl}/nope.img`]);
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /url: .* answered 404/);
+});
+
+test('image add --url --remote: the control plane imports it; a wrong digest fails with the reason (exit 1)', async () => {
+  const okRun = await butter(['image', 'add', 'far', '--url', `${filesUrl}/disk.img`, '--sha256', diskSha, '--remote', '--json']);
+  assert.equal(okRun.code, 0, okRun.stderr);
+  const img = JSON.parse(okRun.stdout) as { status: string; sha256: string };
+  assert.deepEqual([img.status, img.sha256], ['ready', diskSha]);
+  const bad = await butter(['image', 'add', 'far-bad', '--url', `${filesUrl}/disk.img`, '--sha256', '0'.repeat(64), '--remote']);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /import failed: sha256 mismatch/);
+  const noSum = await butter(['image', 'add', 'far-nosum', '--url', `${filesUrl}/disk.img`, '--remote']);
+  assert.equal(noSum.code, 2);
+  assert.match(noSum.stderr, /sha256: --remote needs/);
 });
 
 test('errors are one line naming the field; usage errors exit 2, API refusals 1', async () => {

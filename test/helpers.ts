@@ -10,7 +10,7 @@ import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { Agent, type AgentOptions } from '../src/agent/agent.ts';
 import { SimDriver } from '../src/agent/host/sim-driver.ts';
-import { createControlPlane, type ControlPlane } from '../src/server/control-plane.ts';
+import { createControlPlane, type ControlPlane, type ControlPlaneOptions } from '../src/server/control-plane.ts';
 import assert from 'node:assert/strict';
 import { ButterError, Client } from '../src/sdk/client.ts';
 
@@ -22,9 +22,9 @@ export interface TestCloud {
   close(): Promise<void>;
 }
 
-export async function startTestCloud(): Promise<TestCloud> {
+export async function startTestCloud(opts: Omit<ControlPlaneOptions, 'dataDir'> = {}): Promise<TestCloud> {
   const dir = mkdtempSync(join(tmpdir(), 'butter-test-'));
-  const cp = createControlPlane({ dataDir: dir });
+  const cp = createControlPlane({ ...opts, dataDir: dir });
   const url = await cp.listen('127.0.0.1', 0);
   const admin = new Client({ url, token: cp.adminToken! });
   return {

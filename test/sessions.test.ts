@@ -65,12 +65,51 @@ test('the cookie authenticates GETs as its token; GET /v1/session tells role and
   assert.equal(who.body.role, 'admin');
   const s = await req('GET', '/v1/session', { cookie });
   assert.equal(s.status, 200);
-  assert.equal(s.body.csrf, csrf);
-  assert.equal(s.body.role, 'admin');
+  const session = s.body.session as { csrf: string; role: string };
+  assert.equal(session.csrf, csrf);
+  assert.equal(session.role, 'admin');
   // No cookie, no header: 401 as before.
   assert.equal((await req('GET', '/v1/vms')).status, 401);
   // A bearer caller has no session to describe.
-  assert.equal((await req('GET', '/v1/session', { authorization: `Bearer ${cloud.cp.adminToken}` })).status, 404);
+  assert.deepEqual(await req('GET', '/v1/session', { authorization: `Bearer ${cloud.cp.adminToken}` }).then((a) => [a.status, a.body]), [200, { session: null }]);
+});
+
+test('GET /v1/session without a live session answers 200 {session: null}, never 401 (the sign-in page loads without an error)', async () => {
+  const none = await req('GET', '/v1/session');
+  assert.deepEqual([none.status, none.body], [200, { session: null }], 'no cookie');
+  const bogus = await req('GET', '/v1/session', { cookie: 'butter_session=not-a-session' });
+  assert.deepEqual([bogus.status, bogus.body], [200, { session: null }], 'a cookie naming no session');
+  const { cookie, csrf } = await signIn(cloud.cp.adminToken!);
+  assert.equal((await req('DELETE', '/v1/session', { cookie, csrf })).status, 200);
+  const ended = await req('GET', '/v1/session', { cookie });
+  assert.deepEqual([ended.status, ended.body], [200, { session: null }], 'a signed-out session');
+  // The session's other routes still refuse it.
+  assert.equal((await req('GET', '/v1/vms', { cookie })).status, 401);
+});
+
+test("revoking a session's token ends its open event stream; reconnecting is 401", async () => {
+  const { token, secret } = await cloud.admin.call('createToken', { body: { role: 'viewer' } });
+  const { cookie } = await signIn(secret);
+  const res = await fetch(`${cloud.url}/v1/events/stream`, { headers: { cookie } });
+  assert.equal(res.status, 200);
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  const readAll = (async () => {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return 'ended';
+      text += decoder.decode(value, { stream: true });
+    }
+  })();
+  await cloud.admin.call('deleteToken', { params: { id: token.id } });
+  // A later change: the stream (ended) must not carry it.
+  await cloud.admin.call('createNetwork', { body: { name: 'after-revoke', cidr: '10.78.0.0/24' } });
+  const outcome = await Promise.race([readAll, new Promise((r) => setTimeout(() => r('still open'), 5000))]);
+  if (outcome !== 'ended') await reader.cancel();
+  assert.equal(outcome, 'ended', 'the stream of a revoked session ends');
+  assert.ok(!text.includes('after-revoke'), 'nothing after the revocation was sent');
+  assert.equal((await fetch(`${cloud.url}/v1/events/stream`, { headers: { cookie } })).status, 401);
 });
 
 test('a changing request with the cookie needs x-csrf-token: without or wrong 403 csrf_failed, with it done', async () => {

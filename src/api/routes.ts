@@ -3,7 +3,7 @@
  * to it, the SDK derives its typed client from it, and OpenAPI is generated from it.
  */
 import { z } from 'zod';
-import { BlobParams, BlobQuery, Blob, Image, ImageCreate } from './schemas/image.ts';
+import { BlobParams, BlobQuery, Blob, Image, ImageCreate, ImageImport } from './schemas/image.ts';
 import { Empty, ForceQuery, IdempotentHeaders, NameParams, listOf, Name } from './schemas/common.ts';
 import { ConsoleChunk, DesiredQuery, DesiredWatch } from './schemas/desired.ts';
 import { PathVerifyReport, ProbeResults, VerifyQuery } from './schemas/verify.ts';
@@ -13,7 +13,7 @@ import { Group, GroupSet, Node, NodeCreate, NodeCreated, NodeReport, NodeUpdate,
 import { Network, NetworkCreate } from './schemas/network.ts';
 import { PeerParams, VpnPeer, VpnPeerCreate, VpnPeerJoined } from './schemas/vpn.ts';
 import { JoinRequest, Joined, JoinToken, JoinTokenCreate, JoinTokenCreated } from './schemas/join.ts';
-import { Session, SessionCreate } from './schemas/session.ts';
+import { Session, SessionCreate, SessionState } from './schemas/session.ts';
 import { Token, TokenCreate, TokenCreated, TokenParams, type UserRole } from './schemas/token.ts';
 import { Path, PathCheck, PathCheckQuery, PathCreate, PathListQuery, PathMatch, PathParams } from './schemas/path.ts';
 import { Graph, GraphQuery, GRAPH_MEDIA_TYPES } from './schemas/graph.ts';
@@ -120,6 +120,17 @@ export const routes = {
 
   listImages: { method: 'GET', path: '/v1/images', access: 'viewer', summary: 'List images', response: listOf(Image), status: 200 },
   createImage: { method: 'POST', path: '/v1/images', access: 'operator', summary: 'Make an image from uploaded blobs', headers: IdempotentHeaders, body: ImageCreate, response: Image, status: 201 },
+  importImage: {
+    method: 'POST',
+    path: '/v1/images/import',
+    access: 'operator',
+    summary:
+      "Add a disk image by URL: the control plane downloads it in the background. Answers 202 with the image `importing` (`import.bytesDone`/`bytesTotal` as it goes; `GET /v1/images/{name}`), then `ready`, or `failed` with `import.error` (a digest other than `sha256`, an HTTP error, a timeout, a redirect, too big, or a disk naming another file), leaving no blob behind. A URL that is not http(s), or whose host resolves to a loopback, link-local (169.254.0.0/16: the metadata address) or unspecified address, is refused at once (400 naming `url`)",
+    headers: IdempotentHeaders,
+    body: ImageImport,
+    response: Image,
+    status: 202,
+  },
   getImage: { method: 'GET', path: '/v1/images/{name}', access: 'viewer', summary: 'Show an image', params: NameParams, response: Image, status: 200 },
   deleteImage: { method: 'DELETE', path: '/v1/images/{name}', access: 'operator', summary: 'Remove an image (refused while a VM uses it)', params: NameParams, response: Nothing, status: 200 },
 
@@ -209,7 +220,7 @@ export const routes = {
     response: Session,
     status: 201,
   },
-  getSession: { method: 'GET', path: '/v1/session', access: 'any', summary: "The calling session's role, csrf value and end (the panel asks at load); 404 for a caller with an Authorization header instead of the cookie", response: Session, status: 200 },
+  getSession: { method: 'GET', path: '/v1/session', access: 'public', summary: "Whether the request's session cookie names a live session: `{session: {role, csrf, expiresAt}}`, else `{session: null}` (no cookie, signed out, expired, or its token revoked; an Authorization header is not looked at). Never 401: the panel asks at load, signed in or not", response: SessionState, status: 200 },
   deleteSession: { method: 'DELETE', path: '/v1/session', access: 'any', summary: 'Sign out: the session ends on the server and the cookie is cleared', response: Nothing, status: 200 },
 
   listTokens: { method: 'GET', path: '/v1/tokens', access: 'admin', summary: 'List API tokens (never their secrets)', response: listOf(Token), status: 200 },

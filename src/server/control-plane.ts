@@ -21,6 +21,7 @@ import type { ServerTls } from './tls.ts';
 import { buildHttp, type ServerErrorLog } from './http.ts';
 import { IdempotencyKeys } from './idempotency.ts';
 import { Images } from './images.ts';
+import { ImageImports, type ImageImportOptions } from './image-import.ts';
 import { Networks } from './networks.ts';
 import { Readiness } from './readiness.ts';
 import { VpnPeers } from './vpn.ts';
@@ -65,6 +66,8 @@ export interface ControlPlaneOptions {
   panelDir?: string;
   /** The daemon's logger (pino) for the control plane's housekeeping; JSON lines on stderr by default. */
   log?: PrunerLog & { warn?(obj: object, msg: string): void };
+  /** Imports by URL (image-import.ts): deadline, size cap, and (tests only) local hosts allowed. */
+  imageImports?: ImageImportOptions;
   /** `GET /v1/events/stream`'s keepalive period and the bytes a stalled client may hold (event-stream.ts). */
   eventStream?: Omit<EventStreamOptions, 'log'>;
 }
@@ -112,7 +115,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   /** The ports this control plane listens on: never a published host port (a node beside it serves them too). */
   const apiPorts: number[] = [];
   const paths = new Paths(store, () => apiPorts);
-  const services: Services = { store, blobs, images, nodes, networks: new Networks(store), vpn: new VpnPeers(store), vms, snapshots: new Snapshots(store, vms), services: serviceManager, paths, graphs: new Graphs(store, () => paths.list(), new SvgRenderer(exec, opts.graphviz)), verifier: new PathVerifier(store, store.changes), consoles, tokens: new Tokens(store), sessions: new Sessions(store), signIns: new SignInLimiter(), joinTokens: new JoinTokens(store, nodes), idempotency: new IdempotencyKeys(store), readiness: new Readiness(store, nodes, images), caHash: opts.https?.caHash ?? null, tls: () => null, metrics, events: new EventStreams(store, { ...opts.eventStream, ...(opts.log?.warn ? { log: opts.log as { warn(obj: object, msg: string): void } } : {}) }) };
+  const services: Services = { store, blobs, images, imports: new ImageImports(store, images, blobs, opts.imageImports), nodes, networks: new Networks(store), vpn: new VpnPeers(store), vms, snapshots: new Snapshots(store, vms), services: serviceManager, paths, graphs: new Graphs(store, () => paths.list(), new SvgRenderer(exec, opts.graphviz)), verifier: new PathVerifier(store, store.changes), consoles, tokens: new Tokens(store), sessions: new Sessions(store), signIns: new SignInLimiter(), joinTokens: new JoinTokens(store, nodes), idempotency: new IdempotencyKeys(store), readiness: new Readiness(store, nodes, images), caHash: opts.https?.caHash ?? null, tls: () => null, metrics, events: new EventStreams(store, { ...opts.eventStream, ...(opts.log?.warn ? { log: opts.log as { warn(obj: object, msg: string): void } } : {}) }) };
 
   const adminTokenPath = join(opts.dataDir, 'admin.token');
   let adminToken: string | undefined;
@@ -180,6 +183,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
       // Event streams end cleanly first (their clients reconnect to the next process); the
       // connections themselves are then cut by forceCloseConnections, so none holds close() up.
       services.events.closeAll();
+      services.imports.close();
       await http.close();
       nodes.flushLiveness();
       store.close();

@@ -45,6 +45,8 @@ interface Subscriber {
   filter: StreamFilter;
   out: PassThrough;
   who: string;
+  /** Whether the caller's credential still holds (its session live, its token not revoked): asked at every commit and keepalive. */
+  valid: () => boolean;
 }
 
 export class EventStreams {
@@ -76,9 +78,9 @@ export class EventStreams {
    * sends the returned stream as the response body; destroying it (the client went away) ends
    * the subscription.
    */
-  open(from: number | undefined, filter: StreamFilter, who: string): PassThrough {
+  open(from: number | undefined, filter: StreamFilter, who: string, valid: () => boolean = () => true): PassThrough {
     const out = new PassThrough();
-    const sub: Subscriber = { filter, out, who };
+    const sub: Subscriber = { filter, out, who, valid };
     const now = this.store.revision();
     // A first line at once: headers go out with the first byte, and the client knows it is in.
     out.write(': stream open\n\n');
@@ -103,6 +105,17 @@ export class EventStreams {
     this.subs.add(sub);
     out.once('close', () => this.drop(sub));
     return out;
+  }
+
+  /**
+   * A stream whose credential ended (signed out, expired, token revoked) is ended before it is
+   * sent anything more: its client reconnects, gets the 401 and knows (the panel signs out).
+   */
+  private holds(sub: Subscriber): boolean {
+    if (sub.valid()) return true;
+    this.drop(sub);
+    sub.out.end();
+    return false;
   }
 
   /** Ends every stream (the control plane is closing): clients see a clean end and reconnect. */
@@ -135,7 +148,7 @@ export class EventStreams {
     const rows = this.store.db.prepare(`SELECT * FROM events WHERE revision > ? ORDER BY id`).all(this.last) as Event[];
     if (rows.length === 0) return;
     this.last = rows[rows.length - 1]!.revision;
-    for (const sub of [...this.subs]) this.send(sub, rows);
+    for (const sub of [...this.subs]) if (this.holds(sub)) this.send(sub, rows);
   }
 
   /** The rows `sub` wants, each one message; `id:` on the last it gets of each revision. */
@@ -151,7 +164,7 @@ export class EventStreams {
   }
 
   private ping(): void {
-    for (const sub of [...this.subs]) this.write(sub, ': keepalive\n\n');
+    for (const sub of [...this.subs]) if (this.holds(sub)) this.write(sub, ': keepalive\n\n');
   }
 
   private write(sub: Subscriber, text: string): void {

@@ -4,7 +4,7 @@ import type { FastifyReply } from 'fastify';
 import { ApiError } from '../api/errors.ts';
 import { servedOpenApiDocument } from '../api/openapi.ts';
 import { API_VERSION } from '../api/routes.ts';
-import type { ImageCreate } from '../api/schemas/image.ts';
+import type { ImageCreate, ImageImport } from '../api/schemas/image.ts';
 import type { NetworkCreate } from '../api/schemas/network.ts';
 import type { NodeReport, NodeUpdate } from '../api/schemas/node.ts';
 import type { VmCreate } from '../api/schemas/vm.ts';
@@ -17,6 +17,7 @@ import type { EventStreams } from './event-stream.ts';
 import type { Handlers } from './http.ts';
 import type { IdempotencyKeys } from './idempotency.ts';
 import type { Images } from './images.ts';
+import type { ImageImports } from './image-import.ts';
 import type { Networks } from './networks.ts';
 import type { Nodes } from './nodes.ts';
 import type { Readiness } from './readiness.ts';
@@ -46,6 +47,8 @@ export interface Services {
   store: Store;
   blobs: BlobFiles;
   images: Images;
+  /** Images imported by URL (image-import.ts). */
+  imports: ImageImports;
   nodes: Nodes;
   networks: Networks;
   vpn: VpnPeers;
@@ -180,6 +183,7 @@ export function makeHandlers(s: Services): Handlers {
 
     listImages: () => ({ items: s.images.list(), revision: s.store.revision() }),
     createImage: ({ who, body, once }) => s.images.create(actorOf(who), body as ImageCreate, once),
+    importImage: ({ who, body, once }) => s.imports.start(actorOf(who), body as ImageImport, once),
     getImage: ({ params }) => s.images.get(params.name!),
     deleteImage: ({ who, params }) => {
       s.images.remove(actorOf(who), params.name!);
@@ -307,7 +311,7 @@ export function makeHandlers(s: Services): Handlers {
       reply.setCookie(SESSION_COOKIE, cookie, COOKIE_OPTIONS);
       return session;
     },
-    getSession: ({ who }) => s.sessions.describe(who),
+    getSession: ({ req }) => ({ session: s.sessions.current(req.cookies?.[SESSION_COOKIE]) }),
     deleteSession: ({ who, reply }) => {
       s.sessions.end(who);
       reply.clearCookie(SESSION_COOKIE, COOKIE_OPTIONS);
@@ -337,7 +341,7 @@ export function makeHandlers(s: Services): Handlers {
       reply.header('content-type', 'text/event-stream; charset=utf-8').header('cache-control', 'no-cache, no-transform').header('x-accel-buffering', 'no');
       // A HEAD gets the headers only: a subscription nobody reads would never be let go.
       if (req.method === 'HEAD') return '';
-      return s.events.open(from, { resource: q.resource, name: q.name }, actorOf(who));
+      return s.events.open(from, { resource: q.resource, name: q.name }, actorOf(who), () => s.sessions.stillValid(who));
     },
   };
 }

@@ -6,6 +6,7 @@
  * unless it really is our fault.
  */
 import { randomBytes } from 'node:crypto';
+import fastifyCompress from '@fastify/compress';
 import fastifyCookie from '@fastify/cookie';
 import fastifyWebsocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -89,6 +90,12 @@ export function buildHttp(store: Store, handlers: Handlers, log: boolean | objec
   ) as unknown as FastifyInstance;
   // Parses Cookie headers (req.cookies) for the panel's session cookie; sets it (reply.setCookie).
   void app.register(fastifyCookie);
+  // Answers compressed as the client asks (br, else gzip): the panel's files and JSON over 1 KiB.
+  // Only text, JSON, JavaScript and SVG: never blobs (disks: the CPU for little, and agents
+  // check their Content-Length) nor the event stream (a compressor holds a block back, so its
+  // client would wait for events); those routes also opt out below. Request bodies are never
+  // decompressed (a blob's digest is of the bytes as sent).
+  void app.register(fastifyCompress, { threshold: 1024, encodings: ['br', 'gzip'], customTypes: COMPRESSIBLE, globalDecompression: false });
   // WebSocket routes (`websocket` in the table): upgrades of HTTP/1.1 requests, over plain HTTP
   // and over TLS (allowHTTP1: browsers open WebSockets over HTTP/1.1). A frame is at most the
   // console input a VM may have queued (consoles.ts); more closes the socket (1009).
@@ -149,6 +156,7 @@ export function buildHttp(store: Store, handlers: Handlers, log: boolean | objec
           method: 'GET',
           url: route.path.replace(/\{(\w+)\}/g, ':$1'),
           config: { routeId: id },
+          compress: false,
           onRequest: admit,
           preHandler: async (req, reply) => {
             const params = parse(route.params, req.params, 'params') as Record<string, string>;
@@ -166,6 +174,9 @@ export function buildHttp(store: Store, handlers: Handlers, log: boolean | objec
         method: route.method,
         url: route.path.replace(/\{(\w+)\}/g, ':$1'),
         config: { routeId: id },
+        // The event stream must reach its client message by message, a blob as it is stored
+        // (their types are not COMPRESSIBLE either); /metrics is compressed when the scraper asks.
+        ...(route.rawMediaType === 'text/event-stream' || id === 'getBlob' ? { compress: false as const } : {}),
         onRequest: admit,
         handler: async (req, reply) => {
           const who = callers.get(req)!;
@@ -204,6 +215,9 @@ export function buildHttp(store: Store, handlers: Handlers, log: boolean | objec
   });
   return app;
 }
+
+/** What is worth compressing: text but the event stream, JSON, JavaScript, SVG (never octet-stream). */
+export const COMPRESSIBLE = /^(?:text\/(?!event-stream)|application\/(?:[\w.+-]+\+)?json(?:;|$)|application\/javascript|image\/svg\+xml)/;
 
 /** Random, so ids from before a restart never repeat in the log. */
 function genReqId(): string {

@@ -18,12 +18,24 @@ interface Building {
   since: string;
 }
 
+/** A disk being imported by URL (image-import.ts), or whose import failed: in memory too, for the same reason. */
+export interface Importing {
+  since: string;
+  url: string;
+  bytesDone: number;
+  bytesTotal: number | null;
+  /** Set once the import failed: the image stays listed as `failed` until deleted or imported again. */
+  error: string | null;
+}
+
 export class Images {
   /**
    * Held in memory, not in the store: a build belongs to this process (a crash ends it, and
    * the next start begins it again), so nothing stale can outlive it. Creating the image ends it.
    */
   private readonly building = new Map<string, Building>();
+  /** Imports under way or failed, by image name (image-import.ts writes them). */
+  readonly imports = new Map<string, Importing>();
 
   constructor(
     private readonly store: Store,
@@ -41,6 +53,7 @@ export class Images {
     const rows = this.store.db.prepare(`SELECT * FROM images ORDER BY name`).all() as ImageRow[];
     const made = rows.map((r) => this.toApi(r));
     const pending = [...this.building].filter(([name]) => !rows.some((r) => r.name === name)).map(([name, b]) => buildingImage(name, b));
+    pending.push(...[...this.imports].filter(([name]) => !rows.some((r) => r.name === name)).map(([name, i]) => importingImage(name, i)));
     return [...made, ...pending].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
@@ -48,6 +61,8 @@ export class Images {
     const r = this.find(name);
     const b = this.building.get(name);
     if (!r && b) return buildingImage(name, b);
+    const i = this.imports.get(name);
+    if (!r && i) return importingImage(name, i);
     return this.toApi(this.row(name));
   }
 
@@ -57,6 +72,9 @@ export class Images {
     if (r) return r;
     const b = this.building.get(name);
     if (b) throw new ApiError('conflict', `image ${name} is being built (since ${b.since}); try again when \`butter image list\` shows it ready`, 'image');
+    const i = this.imports.get(name);
+    if (i?.error === null) throw new ApiError('conflict', `image ${name} is being imported (${i.bytesDone} bytes so far); try again when \`butter image show ${name}\` shows it ready`, 'image');
+    if (i) throw new ApiError('conflict', `image ${name} failed to import (${i.error}); delete it and import it again`, 'image');
     throw new ApiError('not_found', `image ${name} not found`, 'image');
   }
 
@@ -82,7 +100,9 @@ export class Images {
     return this.building.has(name);
   }
 
-  async create(actor: string, req: ImageCreate, once?: Once): Promise<Image> {
+  /** `from.importing`: the import of this name (image-import.ts) makes it; anyone else must wait for that. */
+  async create(actor: string, req: ImageCreate, once?: Once, from: { importing?: boolean } = {}): Promise<Image> {
+    if (!from.importing && this.imports.get(req.name)?.error === null) throw new ApiError('conflict', `image ${req.name} is being imported`, 'name');
     const need = (sha: string | undefined, field: string) => {
       if (sha === undefined) return null;
       const known = this.store.db.prepare(`SELECT 1 FROM blobs WHERE sha256 = ?`).get(sha);
@@ -124,10 +144,19 @@ export class Images {
     // The image a build was making now exists (committed, in the same turn of the event loop):
     // no request sees it neither building nor there.
     this.building.delete(req.name);
+    this.imports.delete(req.name);
     return image;
   }
 
   remove(actor: string, name: string): void {
+    // A failed import is only a name with its reason: removing it clears it.
+    const imp = this.imports.get(name);
+    if (imp && !this.find(name)) {
+      if (imp.error === null) throw new ApiError('conflict', `image ${name} is being imported: wait until it is ready or failed`, 'name');
+      this.store.write(actor, (tx) => tx.event('delete', 'image', name, `failed import of ${name} cleared`));
+      this.imports.delete(name);
+      return;
+    }
     const orphans = this.store.write(actor, (tx) => {
       const row = this.row(name);
       const users = tx.db.prepare(`SELECT name FROM vms WHERE image = ? ORDER BY name`).all(name) as { name: string }[];
@@ -141,6 +170,17 @@ export class Images {
       return unused;
     });
     for (const s of orphans) this.blobs.remove(s);
+  }
+
+  /** A blob recorded for an image that was not made: deleted unless an image uses it. */
+  dropUnusedBlob(actor: string, sha256: string, reason: string): void {
+    const unused = this.store.write(actor, (tx) => {
+      if (tx.db.prepare(`SELECT 1 FROM images WHERE ? IN (disk, kernel, initrd, root_disk)`).get(sha256)) return false;
+      tx.db.prepare(`DELETE FROM blobs WHERE sha256 = ?`).run(sha256);
+      tx.event('delete', 'blob', sha256, `blob ${sha256.slice(0, 12)} removed: ${reason}`);
+      return true;
+    });
+    if (unused) this.blobs.remove(sha256);
   }
 
   /** The disk's format once qemu-img finds it self-contained; a refused blob is not kept, unless another image uses it. */
@@ -174,6 +214,23 @@ export class Images {
 
 function buildingImage(name: string, b: Building): Image {
   return { name, kind: b.kind, status: 'building', sha256: null, sizeBytes: 0, format: null, files: {}, rootFormat: null, cmdline: null, vmCount: 0, createdAt: b.since };
+}
+
+function importingImage(name: string, i: Importing): Image {
+  return {
+    name,
+    kind: 'disk',
+    status: i.error === null ? 'importing' : 'failed',
+    sha256: null,
+    sizeBytes: i.bytesDone,
+    format: null,
+    files: {},
+    rootFormat: null,
+    cmdline: null,
+    vmCount: 0,
+    createdAt: i.since,
+    import: { url: i.url, bytesDone: i.bytesDone, bytesTotal: i.bytesTotal, error: i.error },
+  };
 }
 
 /** A kernel image's digest covers all its parts and its command line. */

@@ -65,10 +65,21 @@ export class Sessions {
     return { role: row.role, node: row.node, tokenId: row.token_id, session: { hash: row.hash, csrf: row.csrf, expiresAt: row.expires_at } };
   }
 
-  /** The answer of `GET /v1/session`: only a caller that came with the cookie has one. */
-  describe(who: Principal): Session {
-    if (!who.session) throw new ApiError('not_found', 'no session: this request was authenticated by its Authorization header, not a session cookie');
-    return { role: who.role as UserRole, csrf: who.session.csrf, expiresAt: who.session.expiresAt };
+  /**
+   * The answer of `GET /v1/session`: the live session the cookie names, else null (no cookie,
+   * or one whose session ended). Never a 401: a page asking whether it is signed in is not
+   * refused anything, so the sign-in page loads without an error.
+   */
+  current(cookie: string | undefined): Session | null {
+    if (!cookie) return null;
+    let who: Principal;
+    try {
+      who = this.principal(cookie);
+    } catch (e) {
+      if (e instanceof ApiError && e.code === 'unauthenticated') return null;
+      throw e;
+    }
+    return { role: who.role as UserRole, csrf: who.session!.csrf, expiresAt: who.session!.expiresAt };
   }
 
   end(who: Principal): void {

@@ -53,9 +53,40 @@ test('a wrong token is refused with its error; the right one signs in, survives 
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.getByLabel('API token').waitFor();
   // The old cookie, sent again by hand, no longer authenticates: the server ended the session.
-  const res = await fetch(`${cloud.url}/v1/session`, { headers: { cookie: `butter_session=${cookie.value}` } });
+  const res = await fetch(`${cloud.url}/v1/vms`, { headers: { cookie: `butter_session=${cookie.value}` } });
   assert.equal(res.status, 401);
+  assert.deepEqual(await (await fetch(`${cloud.url}/v1/session`, { headers: { cookie: `butter_session=${cookie.value}` } })).json(), { session: null });
+  // The wrong token's refusal (POST /v1/sessions), which Chromium logs itself.
   noConsoleErrors(o, 'sign in/out', [401]);
+});
+
+test('the sign-in page loads with no console error at all (GET /v1/session answers {session: null})', { skip }, async () => {
+  const o = await cloud.open();
+  await o.page.getByLabel('API token').waitFor();
+  await loaded(o.page);
+  noConsoleErrors(o, 'the sign-in page');
+});
+
+test("revoking a signed-in page's token brings it back to the sign-in form, saying the session ended", { skip }, async () => {
+  const { token, secret } = await cloud.admin.call('createToken', { body: { role: 'operator' } });
+  const o = await cloud.open('/#/vms');
+  const { page } = o;
+  await signIn(page, secret);
+  await loaded(page);
+  assert.equal(await page.getByTestId('session-ended').count(), 0, 'no message before');
+  await cloud.admin.call('deleteToken', { params: { id: token.id } });
+  // The event stream is ended at the revocation; its reconnect gets the 401.
+  await page.getByTestId('session-ended').waitFor();
+  assert.match(await page.getByTestId('session-ended').innerText(), /session ended/i);
+  await page.getByLabel('API token').waitFor();
+  assert.equal(await page.getByTestId('role').count(), 0, 'the shell is gone');
+  await screenshot(page, 'session-ended');
+  // The one error: Chromium's own line for the refused reconnect (GET /v1/events/stream, 401).
+  const others = o.errors.filter((e) => !(e.includes('status of 401') && e.includes('/v1/events/stream')));
+  assert.deepEqual(others, [], 'no console error but the refused call');
+  // Signing in again works, and the message goes.
+  await signIn(page, cloud.cp.adminToken!);
+  assert.equal(await page.getByTestId('session-ended').count(), 0);
 });
 
 test('the overview shows every node with its bars, zone, group and accelerator; warnings link to their node', { skip }, async () => {
@@ -193,7 +224,7 @@ test('a viewer sees no control that changes anything, and the API refuses a forc
   await screenshot(page, 'vm-detail-viewer');
   // Forced: the page's own session and CSRF value, a create by hand.
   const status = await page.evaluate(async () => {
-    const s = (await (await fetch('/v1/session')).json()) as { csrf: string };
+    const s = ((await (await fetch('/v1/session')).json()) as { session: { csrf: string } }).session;
     const r = await fetch('/v1/vms', { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': s.csrf }, body: JSON.stringify({ name: 'forced', image: 'tiny' }) });
     return r.status;
   });

@@ -8,6 +8,8 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Page } from 'playwright-core';
@@ -27,7 +29,7 @@ const HELLO = '#!/bin/sh\necho "{{ Greeting }} from {{ service }}"\n';
 
 before(async () => {
   if (skip) return;
-  cloud = await startPanelCloud({ nodes: 2, image: 'img' });
+  cloud = await startPanelCloud({ nodes: 2, image: 'img', localImports: true });
   await cloud.admin.call('createService', { body: { network: 'default', name: 'front', blueprint: withTemplate, files: { 'hello.sh': HELLO }, vars: { Greeting: 'hello' } } });
   await cloud.admin.call('createService', { body: { network: 'default', name: 'back', blueprint: blueprint() } });
   await cloud.admin.call('createPath', { body: { from: '0.0.0.0/0', to: 'front', ports: '80' } });
@@ -219,6 +221,47 @@ test('images: a file uploaded from the page with its progress, the digest shown,
   await page.getByRole('dialog').getByRole('button', { name: 'Remove uploaded' }).click();
   await page.locator('[data-image="uploaded"]').waitFor({ state: 'detached' });
   noConsoleErrors(o, 'images', [401]);
+});
+
+test('images: one added by URL: the control plane downloads it, the list shows its progress bar, then it is ready', { skip }, async () => {
+  const bytes = Buffer.alloc(2 * 1024 * 1024, 9);
+  const digest = createHash('sha256').update(bytes).digest('hex');
+  // The origin sends half, then waits: the page must show the import midway.
+  let release: () => void = () => {};
+  const released = new Promise<void>((r) => (release = r));
+  const origin = createServer((req, res) => {
+    if (req.url !== '/far.raw') return res.writeHead(404).end();
+    res.writeHead(200, { 'content-length': bytes.length });
+    res.write(bytes.subarray(0, bytes.length / 2));
+    void released.then(() => res.end(bytes.subarray(bytes.length / 2)));
+  });
+  await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
+  try {
+    const url = `http://127.0.0.1:${(origin.address() as AddressInfo).port}/far.raw`;
+    const o = await admin('/#/images');
+    const { page } = o;
+    const form = page.getByRole('form', { name: 'Add an image by URL' });
+    await form.getByLabel('Image name', { exact: true }).fill('far');
+    await form.getByLabel('URL', { exact: true }).fill(url);
+    await form.getByLabel('sha256', { exact: true }).fill(digest);
+    assert.match(await form.locator('.cli-hint').innerText(), new RegExp(`butter image add far --url ${url.replace(/[.]/g, '[.]')} --sha256 ${digest} --remote`));
+    await form.getByRole('button', { name: 'Import' }).click();
+    await page.getByTestId('import-started').waitFor();
+    const bar = page.locator('[data-image="far"] [data-testid=import-progress]');
+    await page.waitForFunction(() => /importing: 1M \/ 2M \(50%\)/.test(document.querySelector('[data-image="far"] [data-testid=import-progress] label')?.textContent ?? ''));
+    assert.equal(await bar.locator('progress').getAttribute('max'), String(bytes.length));
+    await screenshot(page, 'images-importing');
+    assert.deepEqual(await seriousA11y(page), [], 'axe with an import under way');
+    release();
+    await page.locator('[data-image="far"] [data-testid=import-progress]').waitFor({ state: 'detached' });
+    await page.waitForFunction(() => document.querySelector('[data-image="far"]')?.textContent?.includes('ready'));
+    assert.equal((await cloud.admin.call('getImage', { params: { name: 'far' } })).sha256, digest);
+    noConsoleErrors(o, 'images by URL');
+  } finally {
+    release();
+    origin.closeAllConnections();
+    await new Promise((r) => origin.close(r));
+  }
 });
 
 test('tokens: one created (its secret shown once, and it works), then revoked (and refused)', { skip }, async () => {

@@ -3,18 +3,31 @@ import { useEffect, useMemo, useState } from 'preact/hooks';
 import { PanelContext, type Panel } from './context.ts';
 import { EventHub } from './events.ts';
 import { ApiErrorNote } from './api-error.tsx';
-import { browserClient, currentSession, signOut, type Session } from './session.ts';
+import { browserClient, currentSession, SESSION_ENDED, signOut, type Session } from './session.ts';
 import { SignIn } from './sign-in.tsx';
 import { Shell } from './shell.tsx';
 import { eventSource } from './event-source.ts';
 
 export function App() {
-  const { client, setCsrf } = useMemo(browserClient, []);
+  const { client, setCsrf, onEnded } = useMemo(browserClient, []);
   const [session, setSession] = useState<Session | null | undefined>(undefined);
   const [error, setError] = useState<unknown>();
+  const [ended, setEnded] = useState(false);
   useEffect(() => {
     currentSession(client).then((s) => setSession(s ?? null), setError);
   }, [client]);
+  // A 401 while signed in: the session ended on the server. Back to the form, saying so.
+  useEffect(() => {
+    onEnded(
+      session
+        ? () => {
+            setCsrf(undefined);
+            setEnded(true);
+            setSession(null);
+          }
+        : undefined,
+    );
+  }, [session]);
   // One event stream per signed-in session.
   const panel = useMemo<Panel | undefined>(() => {
     if (!session) return undefined;
@@ -25,7 +38,17 @@ export function App() {
 
   if (error) return <ApiErrorNote error={error} />;
   if (session === undefined) return <p class="loading">Loading…</p>;
-  if (!panel) return <SignIn client={client} onSignedIn={setSession} />;
+  if (!panel)
+    return (
+      <SignIn
+        client={client}
+        notice={ended ? SESSION_ENDED : undefined}
+        onSignedIn={(s) => {
+          setEnded(false);
+          setSession(s);
+        }}
+      />
+    );
   const out = async () => {
     try {
       await signOut(client);

@@ -5,7 +5,8 @@ import { ApiErrorNote } from './api-error.tsx';
 import { Field } from './field.tsx';
 import { signIn, type Session } from './session.ts';
 
-export function SignIn({ client, onSignedIn }: { client: Client; onSignedIn: (s: Session) => void }) {
+/** `notice`: why the form is shown again (the session ended under the open page). */
+export function SignIn({ client, onSignedIn, notice }: { client: Client; onSignedIn: (s: Session) => void; notice?: string | undefined }) {
   const [token, setToken] = useState('');
   const [error, setError] = useState<unknown>();
   const [busy, setBusy] = useState(false);
@@ -24,6 +25,11 @@ export function SignIn({ client, onSignedIn }: { client: Client; onSignedIn: (s:
   return (
     <main class="sign-in">
       <h1>Butter</h1>
+      {notice && (
+        <p class="notice" role="status" data-testid="session-ended">
+          {notice}
+        </p>
+      )}
       <form onSubmit={submit} aria-label="Sign in">
         <Field label="API token" name="token" error={error} hint="From `butter token create`, or the admin token `butter up` printed.">
           <input type="password" autocomplete="off" required value={token} onInput={(e) => setToken(e.currentTarget.value)} />

@@ -1,14 +1,12 @@
 /**
  * Images: the list, remove, and add by uploading files from this computer (a disk image, or a
  * kernel with its initrd and optional root disk): each file goes up as a blob with progress,
- * then `POST /v1/images` names them; the digest is shown. Live: image events reload the list.
- *
- * No "add by URL": the CLI's `--url` downloads on the user's machine and uploads, and a page
- * can fetch another site's file only if that site allows it (CORS), which image mirrors do
- * not; the control plane fetching URLs itself would be a new server-side fetcher (it would
- * reach whatever the control plane's network reaches), which this page does not add.
+ * then `POST /v1/images` names them; the digest is shown. Or add a disk by URL, which the
+ * control plane downloads (images/import-url.tsx). Live: image events reload the list; while an
+ * import runs (and only then) the list is refetched every second for its progress (the import
+ * sends audit events only at its start and end, not per chunk).
  */
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import type { Image } from '../../../src/api/schemas/image.ts';
 import './pages.css';
 import type { PageProps } from '../app/context.ts';
@@ -18,6 +16,7 @@ import { Confirm } from '../app/confirm.tsx';
 import { useLoad } from '../app/use-load.ts';
 import { useAction } from './use-action.ts';
 import { AddImage } from './images/add-image.tsx';
+import { ImportUrl } from './images/import-url.tsx';
 import { size } from '../app/format.ts';
 
 export function ImagesPage(props: PageProps) {
@@ -25,6 +24,12 @@ export function ImagesPage(props: PageProps) {
   const canChange = props.can('operator');
   const list = useLoad(() => client.call('listImages', {}), [client]);
   props.useEvents({ resource: 'image' }, () => list.reload());
+  const importing = (list.data?.items ?? []).some((i) => i.status === 'importing');
+  useEffect(() => {
+    if (!importing) return;
+    const t = setInterval(() => list.reload(), 1000);
+    return () => clearInterval(t);
+  }, [importing]);
   const [removing, setRemoving] = useState<string | null>(null);
   const remove = useAction();
   const doRemove = async () => {
@@ -55,9 +60,11 @@ export function ImagesPage(props: PageProps) {
               <tr key={i.name} data-image={i.name}>
                 <td>{i.name}</td>
                 <td>{i.kind}</td>
-                <td>{i.status}</td>
+                <td>
+                  <ImageStatus image={i} />
+                </td>
                 <td>{i.format ?? i.rootFormat ?? '—'}</td>
-                <td>{i.status === 'building' ? '' : size(i.sizeBytes)}</td>
+                <td>{i.status === 'ready' ? size(i.sizeBytes) : ''}</td>
                 <td>
                   <code title={i.sha256 ?? ''}>{i.sha256?.slice(0, 12) ?? ''}</code>
                 </td>
@@ -76,6 +83,7 @@ export function ImagesPage(props: PageProps) {
       </div>
       <CliHint args={['image', 'list']} />
       {canChange ? <AddImage client={client} onAdded={() => list.reload()} /> : null}
+      {canChange ? <ImportUrl client={client} onStarted={() => list.reload()} /> : null}
       {removing ? (
         <Confirm title={`Remove image ${removing}?`} action={`Remove ${removing}`} danger onConfirm={() => void doRemove()} onCancel={() => setRemoving(null)}>
           <p>Refused while a VM uses it.</p>
@@ -84,4 +92,28 @@ export function ImagesPage(props: PageProps) {
       ) : null}
     </div>
   );
+}
+
+/** The status, with an import's progress bar (bytes done / total) or its failure's reason. */
+function ImageStatus({ image: i }: { image: Image }) {
+  if (i.status === 'importing' && i.import) {
+    const { bytesDone, bytesTotal } = i.import;
+    const id = `import-${i.name}`;
+    return (
+      <div class="upload-progress" data-testid="import-progress">
+        <label for={id}>
+          importing: {size(bytesDone)}
+          {bytesTotal ? ` / ${size(bytesTotal)} (${Math.floor((bytesDone / bytesTotal) * 100)}%)` : ''}
+        </label>
+        {bytesTotal ? <progress id={id} max={bytesTotal} value={bytesDone} /> : <progress id={id} />}
+      </div>
+    );
+  }
+  if (i.status === 'failed')
+    return (
+      <span class="error" data-testid="import-failed">
+        failed: {i.import?.error}
+      </span>
+    );
+  return <>{i.status}</>;
 }

@@ -23,12 +23,42 @@ export const ImageCreate = z
   .meta({ id: 'ImageCreate' });
 export type ImageCreate = z.infer<typeof ImageCreate>;
 
+/** `POST /v1/images/import`: the control plane downloads a disk image itself (http or https). */
+export const ImageImport = z
+  .object({
+    name: Name,
+    kind: z.literal('disk'),
+    url: z
+      .string()
+      .max(2048)
+      .refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), 'must be an http:// or https:// URL')
+      .describe('where the control plane downloads the disk from (no redirects followed)'),
+    sha256: Sha256.describe('the digest the image must have: anything else is refused and nothing kept'),
+  })
+  .strict()
+  .meta({ id: 'ImageImport' });
+export type ImageImport = z.infer<typeof ImageImport>;
+
+/** An import's progress (while `importing`) or its reason (once `failed`). */
+export const ImageImportState = z.object({
+  url: z.string(),
+  bytesDone: z.number().int().nonnegative(),
+  /** From the origin's Content-Length; null when it sent none. */
+  bytesTotal: z.number().int().nonnegative().nullable(),
+  error: z.string().nullable(),
+});
+
 export const Image = z
   .object({
     name: Name,
     kind: z.enum(['disk', 'kernel']),
-    /** `building`: being made where the control plane runs (`butter up`'s tiny image); its files are not there yet. */
-    status: z.enum(['ready', 'building']),
+    /**
+     * `building`: being made where the control plane runs (`butter up`'s tiny image); its files are not there yet.
+     * `importing`: being downloaded by the control plane (`import` tells how far); `failed`: the import failed (`import.error` says why; delete the image to clear it).
+     */
+    status: z.enum(['ready', 'building', 'importing', 'failed']),
+    /** Only on an image being imported, or whose import failed (kept in memory by the control plane: a restart forgets it). */
+    import: ImageImportState.optional(),
     /** The image's own digest: of its single disk, or of its manifest for kernel images; null while building. */
     sha256: Sha256.nullable(),
     sizeBytes: z.number().int(),

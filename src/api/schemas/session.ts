@@ -20,3 +20,9 @@ export const Session = z
   })
   .meta({ id: 'Session' });
 export type Session = z.infer<typeof Session>;
+
+/** `GET /v1/session`: the session the request's cookie names, or null (not signed in, or it ended). */
+export const SessionState = z
+  .object({ session: Session.nullable().describe('null: the request carries no cookie of a live session (never signed in, signed out, expired, or its token revoked)') })
+  .meta({ id: 'SessionState' });
+export type SessionState = z.infer<typeof SessionState>;

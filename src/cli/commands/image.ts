@@ -53,6 +53,23 @@ async function uploadUrl(c: Client, url: string, sha256?: string): Promise<strin
 
 const HEX = /^[0-9a-f]{64}$/;
 
+/**
+ * `--remote`: the control plane downloads the URL itself (POST /v1/images/import); this waits,
+ * showing the bytes it has, until the image is ready (or failed: then an error, exit 1).
+ */
+async function importRemote(c: Client, name: string, url: string, sha256: string) {
+  let img = await c.call('importImage', { body: { name, kind: 'disk', url, sha256 } });
+  while (img.status === 'importing') {
+    const i = img.import;
+    if (i) progress(`control plane downloading: ${size(i.bytesDone)}${i.bytesTotal ? ` / ${size(i.bytesTotal)} (${Math.floor((i.bytesDone / i.bytesTotal) * 100)}%)` : ''}`);
+    await new Promise((r) => setTimeout(r, 500));
+    img = await c.call('getImage', { params: { name } });
+  }
+  progressDone();
+  if (img.status === 'failed') throw new Error(`image ${name}: import failed: ${img.import?.error ?? 'unknown reason'}`);
+  return img;
+}
+
 export function imageCommands(program: Command): void {
   const image = program.command('image').description('images');
 
@@ -71,19 +88,24 @@ export function imageCommands(program: Command): void {
     .description('add a disk image (--file or --url) or a kernel image (--kernel + --initrd)')
     .option('--file <path>', 'a qcow2 or raw disk image')
     .option('--url <url>', 'download a disk image')
+    .option('--remote', 'with --url: the control plane downloads it (not this machine); needs --sha256')
     .option('--sha256 <hex>', 'refuse the image unless its digest is this')
     .option('--kernel <path>', 'kernel for direct boot')
     .option('--initrd <path>', 'initrd for direct boot')
     .option('--root-disk <path>', 'root disk for a kernel image (each VM gets its own copy-on-write overlay)')
     .option('--cmdline <text>', 'kernel command line')
     .option('--json', 'print JSON')
-    .action(async (name: string, o: { file?: string; url?: string; sha256?: string; kernel?: string; initrd?: string; rootDisk?: string; cmdline?: string; json?: boolean }) => {
+    .action(async (name: string, o: { file?: string; url?: string; remote?: boolean; sha256?: string; kernel?: string; initrd?: string; rootDisk?: string; cmdline?: string; json?: boolean }) => {
       const sources = [o.file, o.url, o.kernel].filter(Boolean).length;
       if (sources !== 1) throw new UsageError('give exactly one of --file, --url or --kernel');
       if (o.sha256 && !HEX.test(o.sha256)) throw new UsageError('sha256: must be 64 lowercase hex digits');
+      if (o.remote && !o.url) throw new UsageError('remote: applies to --url');
+      if (o.remote && !o.sha256) throw new UsageError('sha256: --remote needs the digest the image must have');
       const c = client();
       let img;
-      if (o.kernel) {
+      if (o.remote) {
+        img = await importRemote(c, name, o.url!, o.sha256!);
+      } else if (o.kernel) {
         if (!o.initrd) throw new UsageError('initrd: --kernel needs --initrd');
         if (o.sha256) throw new UsageError('sha256: applies to --file and --url; kernel images are checked per file');
         const kernel = await uploadFile(c, o.kernel, 'kernel');
