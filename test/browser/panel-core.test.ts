@@ -209,6 +209,31 @@ test('a VM created in the browser reaches running without a reload; resize; dele
   noConsoleErrors(o, 'the VM pages');
 });
 
+test('suspend and resume from the VM page, each with its CLI line; the state follows live', { skip }, async () => {
+  await cloud.admin.call('createVm', { body: { name: 'nap', image: 'tiny', memory: '256M' } });
+  await until('nap running', async () => ((await cloud.admin.call('getVm', { params: { name: 'nap' } })).state === 'running' ? true : undefined), 30_000);
+  const o = await admin('/#/vms/nap');
+  const { page } = o;
+  await mark(page);
+  const state = page.getByTestId('vm-state');
+  await until('the page shows running', async () => ((await state.innerText()) === 'running' ? true : undefined), 30_000);
+  await page.getByRole('button', { name: 'Suspend', exact: true }).click();
+  const dialog = page.getByRole('dialog');
+  assert.match(await dialog.innerText(), /butter vm suspend nap/);
+  await dialog.getByRole('button', { name: 'Suspend nap', exact: true }).click();
+  await until('the page shows suspended', async () => ((await state.innerText()) === 'suspended' ? true : undefined), 30_000);
+  assert.equal((await cloud.admin.call('getVm', { params: { name: 'nap' } })).power, 'suspended');
+  const resume = page.getByRole('button', { name: 'Resume', exact: true });
+  await resume.focus();
+  await until('the resume line shown', async () => ((await page.getByTestId('cli').allInnerTexts()).includes('butter vm resume nap') ? true : undefined));
+  await resume.click();
+  await until('the page shows running again', async () => ((await state.innerText()) === 'running' ? true : undefined), 30_000);
+  assert.ok(await marked(page), 'the page was not reloaded');
+  await cloud.admin.call('deleteVm', { params: { name: 'nap' } });
+  await until('nap gone', async () => ((await cloud.admin.call('listVms', {})).items.some((v) => v.name === 'nap') ? undefined : true), 30_000);
+  noConsoleErrors(o, 'suspend and resume');
+});
+
 test('a viewer sees no control that changes anything, and the API refuses a forced change', { skip }, async () => {
   await cloud.admin.call('createVm', { body: { name: 'seen', image: 'tiny', memory: '128M' } });
   const o = await cloud.open('/#/vms');

@@ -23,5 +23,5 @@ export function createWords(b: Partial<VmCreate>): Words {
   ];
 }
 
-export const actionWords = (verb: 'start' | 'stop' | 'restart' | 'rm', name: string): Words => ['vm', verb, name];
+export const actionWords = (verb: 'start' | 'stop' | 'restart' | 'suspend' | 'resume' | 'rm', name: string): Words => ['vm', verb, name];
 export const resizeWords = (name: string, cpus?: number, memory?: string): Words => ['vm', 'resize', name, ...(cpus ? ['--cpus', cpus] : []), ...(memory ? ['--memory', memory] : [])];
