@@ -15,6 +15,7 @@ APT_PACKAGES=(
   graphviz                            # `butter graph --format svg` (the control plane runs dot -Tsvg)
   linux-image-amd64 busybox-static cpio e2fsprogs   # to build the `tiny` image
   syslinux syslinux-common mtools dosfstools        # ... and its firmware-boot disk variant
+  socat                               # scale to zero: the activator holds a suspended VM's tap (frames over loopback UDP)
   iputils-ping curl ca-certificates
   python3 make g++                    # better-sqlite3 compiles its native addon
   systemd                             # the units' checker, systemd-analyze (test/systemd-units.test.ts); PID 1 on most hosts already
