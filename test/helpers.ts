@@ -108,6 +108,30 @@ export async function simAgent(cloud: TestCloud, name: string, extra: Partial<Ag
 }
 
 /**
+ * A test cloud with one node, `n1`, run by a started real agent with the simulated driver, and
+ * an image `img`: the setup of the tests of one feature through the whole stack (snapshots,
+ * suspend). `close()` stops the agent and removes the cloud and the agent's state dir.
+ */
+export async function cloudWithSimNode(): Promise<{ cloud: TestCloud; agent: Agent; stateDir: string; close(): Promise<void> }> {
+  const cloud = await startTestCloud();
+  let node: Awaited<ReturnType<typeof simAgent>> | undefined;
+  const close = async () => {
+    await node?.agent.stop();
+    await cloud.close();
+    if (node) rmSync(node.stateDir, { recursive: true, force: true });
+  };
+  try {
+    await uploadImage(cloud.admin, 'img');
+    node = await simAgent(cloud, 'n1');
+    await node.agent.start();
+  } catch (e) {
+    await close();
+    throw e;
+  }
+  return { cloud, agent: node.agent, stateDir: node.stateDir, close };
+}
+
+/**
  * Polls `fn` until it returns something (not undefined) and returns that; fails naming `what`
  * after `ms`, a generous bound against hanging, not a speed check.
  */

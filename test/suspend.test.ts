@@ -7,27 +7,17 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import type { Agent } from '../src/agent/agent.ts';
 import { HEARTBEAT_TIMEOUT_MS } from '../src/server/nodes.ts';
-import { fakeNode, rejects, runButter, simAgent, startTestCloud, until, uploadImage, type TestCloud } from './helpers.ts';
+import { cloudWithSimNode, fakeNode, rejects, runButter, until, type TestCloud } from './helpers.ts';
 
 let cloud: TestCloud;
-let agent: Agent;
 let stateDir: string;
-before(async () => {
-  cloud = await startTestCloud();
-  await uploadImage(cloud.admin, 'img');
-  ({ agent, stateDir } = await simAgent(cloud, 'n1'));
-  await agent.start();
-});
-after(async () => {
-  await agent?.stop();
-  await cloud.close();
-  rmSync(stateDir, { recursive: true, force: true });
-});
+let close: (() => Promise<void>) | undefined;
+before(async () => ({ cloud, stateDir, close } = await cloudWithSimNode()));
+after(() => close?.());
 
 const a = () => cloud.admin;
 const get = (name: string) => a().call('getVm', { params: { name } });

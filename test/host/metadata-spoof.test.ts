@@ -18,20 +18,15 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ButterInNetns } from './butter-cli.ts';
+import type { ButterInNetns } from './butter-cli.ts';
+import { tinyVmHost } from './tiny-vm-host.ts';
 import { gatewayMac } from '../../src/core/network-macs.ts';
 import { tapName } from '../../src/core/vm-spec.ts';
 
 let b: ButterInNetns;
-
-before(async () => {
-  b = new ButterInNetns();
-  await b.start();
-});
-after(async () => {
-  if (process.env.BUTTER_TEST_DEBUG) console.error(b?.upLog);
-  await b?.cleanup();
-});
+let close: (() => Promise<void>) | undefined;
+before(async () => ({ b, close } = await tinyVmHost()));
+after(() => close?.());
 
 interface Guest {
   name: string;

@@ -10,20 +10,15 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ButterInNetns } from './butter-cli.ts';
+import type { ButterInNetns } from './butter-cli.ts';
+import { tinyVmHost, type TinyVmHost } from './tiny-vm-host.ts';
 
 let b: ButterInNetns;
-
-before(async () => {
-  b = new ButterInNetns();
-  await b.start();
-});
-after(async () => {
-  if (process.env.BUTTER_TEST_DEBUG) console.error(b?.upLog);
-  await b?.cleanup();
-});
+let ask: TinyVmHost['ask'];
+let close: (() => Promise<void>) | undefined;
+before(async () => ({ b, ask, close } = await tinyVmHost()));
+after(() => close?.());
 
 interface ShownVm {
   id: string;
@@ -42,27 +37,6 @@ interface ShownSnapshot {
 
 const show = (name: string): ShownVm => JSON.parse(b.ok(['vm', 'show', name, '--json'])) as ShownVm;
 const snapshots = (name: string): ShownSnapshot[] => JSON.parse(b.ok(['vm', 'snapshot', 'list', name, '--json'])) as ShownSnapshot[];
-
-/**
- * Types `probe` (a shell command whose output is `TAG-<answer>`) into the VM's console until
- * its answer shows in the logs; retyped while the guest's shell is not up yet. Returns the answer.
- */
-async function ask(vm: string, probe: (tag: string) => string, ms = 180_000): Promise<string> {
-  const tag = `q${randomBytes(3).toString('hex')}`;
-  const re = new RegExp(`^${tag}-(\\S*)\\r?$`, 'm');
-  const end = Date.now() + ms;
-  for (;;) {
-    const r = b.cli(['vm', 'console', vm], `\n${probe(tag)}\n`);
-    assert.equal(r.code, 0, r.stderr);
-    const until = Date.now() + 15_000;
-    while (Date.now() < until) {
-      const m = re.exec(b.ok(['vm', 'logs', vm]));
-      if (m) return m[1]!;
-      await sleep(500);
-    }
-    if (Date.now() > end) throw new Error(`${vm} never answered ${probe(tag)}\n${b.ok(['vm', 'logs', vm]).slice(-2000)}`);
-  }
-}
 
 /** Whether the guest's root disk (`/dev/vda`, mounted at /data) has the file. */
 const has = async (vm: string, file: string) => (await ask(vm, (t) => `echo "${t}-$(test -e /data/${file} && echo yes || echo no)"`)) === 'yes';
