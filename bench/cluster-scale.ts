@@ -16,7 +16,7 @@
  * `node --import tsx bench/cluster-scale.ts [NODES] [VMS]` runs this figure alone and prints it.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -29,7 +29,7 @@ import { SimDriver } from '../src/agent/host/sim-driver.ts';
 import type { Client } from '../src/sdk/client.ts';
 import { registerCleanup } from './cleanup.ts';
 import { readRss } from './rss.ts';
-import { startServerProcess, type ServerProcess } from './server-process.ts';
+import { withServerProcess, type ServerProcess } from './server-process.ts';
 import { percentile, pool, round, sleep, within } from './stats.ts';
 
 export interface ClusterScaleOptions {
@@ -263,15 +263,7 @@ function timedReports(client: Client, samples: Sample[], errors: Sample[]): Clie
 
 /** Starts its own `butter server`, runs the figure against it, and stops it. */
 export async function benchClusterScale(o: ClusterScaleOptions = CLUSTER_DEFAULTS, log: (m: string) => void = () => {}): Promise<ClusterScaleResult> {
-  const server = await startServerProcess();
-  log(`butter server pid ${server.pid} at ${server.url}`);
-  try {
-    return await measure(server, o, log);
-  } finally {
-    // A debugging aid: the server's own output, kept in a file.
-    if (process.env.BENCH_SERVER_LOG) writeFileSync(process.env.BENCH_SERVER_LOG, server.log());
-    await server.stop();
-  }
+  return withServerProcess(log, (server) => measure(server, o, log));
 }
 
 async function measure(server: ServerProcess, o: ClusterScaleOptions, log: (m: string) => void): Promise<ClusterScaleResult> {

@@ -3,7 +3,7 @@
  * loopback port with a temp data dir. Figures (b) and (d) share one.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -100,5 +100,21 @@ export async function startServerProcess(): Promise<ServerProcess> {
     await stop();
     done();
     throw e;
+  }
+}
+
+/**
+ * Starts its own `butter server`, runs a figure (`fn`) against it, and stops it, even when the
+ * figure throws. With BENCH_SERVER_LOG set (a debugging aid), the server's own output is kept
+ * in that file.
+ */
+export async function withServerProcess<T>(log: (m: string) => void, fn: (server: ServerProcess) => Promise<T>): Promise<T> {
+  const server = await startServerProcess();
+  log(`butter server pid ${server.pid} at ${server.url}`);
+  try {
+    return await fn(server);
+  } finally {
+    if (process.env.BENCH_SERVER_LOG) writeFileSync(process.env.BENCH_SERVER_LOG, server.log());
+    await server.stop();
   }
 }

@@ -18,7 +18,7 @@
 import { Readable } from 'node:stream';
 import type { Service } from '../src/api/schemas/service.ts';
 import type { Client } from '../src/sdk/client.ts';
-import { startServerProcess, type ServerProcess } from './server-process.ts';
+import { withServerProcess, type ServerProcess } from './server-process.ts';
 import { median, pool, round, sleep } from './stats.ts';
 
 export interface ServiceCreateOptions {
@@ -70,13 +70,7 @@ const files = { 'hello.sh': '#!/bin/sh\necho "{{ instance_name }} of {{ service 
 
 /** Starts its own `butter server`, runs the figure against it, and stops it. */
 export async function benchServiceCreate(o: ServiceCreateOptions = SERVICE_CREATE_DEFAULTS, log: (m: string) => void = () => {}): Promise<ServiceCreateResult> {
-  const server = await startServerProcess();
-  log(`butter server pid ${server.pid} at ${server.url}`);
-  try {
-    return await measure(server, o, log);
-  } finally {
-    await server.stop();
-  }
+  return withServerProcess(log, (server) => measure(server, o, log));
 }
 
 async function measure(server: ServerProcess, o: ServiceCreateOptions, log: (m: string) => void): Promise<ServiceCreateResult> {

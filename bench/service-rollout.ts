@@ -25,7 +25,7 @@ import { SimDriver } from '../src/agent/host/sim-driver.ts';
 import type { Service } from '../src/api/schemas/service.ts';
 import type { Client } from '../src/sdk/client.ts';
 import { registerCleanup } from './cleanup.ts';
-import { startServerProcess, type ServerProcess } from './server-process.ts';
+import { withServerProcess, type ServerProcess } from './server-process.ts';
 import { round, sleep, within } from './stats.ts';
 
 export interface ServiceRolloutOptions {
@@ -154,13 +154,7 @@ async function settledAt(admin: Client, name: string, revision: number, count: n
 
 /** Starts its own `butter server`, runs the figure against it, and stops it. */
 export async function benchServiceRollout(o: ServiceRolloutOptions = SERVICE_ROLLOUT_DEFAULTS, log: (m: string) => void = () => {}): Promise<ServiceRolloutResult> {
-  const server = await startServerProcess();
-  log(`butter server pid ${server.pid} at ${server.url}`);
-  try {
-    return await measure(server, o, log);
-  } finally {
-    await server.stop();
-  }
+  return withServerProcess(log, (server) => measure(server, o, log));
 }
 
 async function measure(server: ServerProcess, o: ServiceRolloutOptions, log: (m: string) => void): Promise<ServiceRolloutResult> {
