@@ -178,7 +178,11 @@ test("a lost node's snapshots are reported lost, not silently gone", async () =>
   const b = await fakeNode(cloud, 'n2');
   void b;
   await a().call('createVm', { body: { name: 'far', image: 'img', node: 'n2' } });
-  // The fake node never reports the VM, so its initial snapshot stays pending; then it goes silent.
+  // Ready with the create, though the fake node never reports the VM: the node makes it with the disk, before anything can use it.
+  assert.deepEqual((await snaps('far')).map((x) => [x.name, x.state]), [['initial', 'ready']]);
+  // Only a clone must wait for that disk: it stands on the file.
+  await rejects(a().call('cloneVm', { params: { name: 'far' }, body: { name: 'far2', snapshot: 'initial' } }), 409, 'name', /has not made .*its disk/);
+  // Then the node goes silent.
   cloud.cp.services.nodes.sweep(new Date(Date.now() + HEARTBEAT_TIMEOUT_MS + 1_000));
   const s = await snaps('far');
   assert.deepEqual(s.map((x) => [x.name, x.state]), [['initial', 'lost']]);

@@ -42,13 +42,15 @@ function newId(): string {
 }
 
 /**
- * The `initial` snapshot of a new VM, pending until its node makes it with the disk (before
- * the guest's first write). Its disk stands on it from the start.
+ * The `initial` snapshot of a new VM: its disk stands on it from the start. It is `ready` as
+ * made: its node makes it with the disk (before the guest's first write) and before anything
+ * it is asked can use it (a restore, a clone's disk), so it is never pending, its node reports
+ * nothing of it, and it costs no event (the VM's create says it all) and no wake-up of its node.
  */
 export function insertInitialSnapshot(tx: Tx, vm: { id: string; node: string }): string {
   const id = newId();
   tx.db
-    .prepare(`INSERT INTO snapshots (id, vm_id, name, node, state, parent, created_at, updated_at) VALUES (?, ?, ?, ?, 'pending', NULL, ?, ?)`)
+    .prepare(`INSERT INTO snapshots (id, vm_id, name, node, state, parent, created_at, updated_at) VALUES (?, ?, ?, ?, 'ready', NULL, ?, ?)`)
     .run(id, vm.id, INITIAL_SNAPSHOT, vm.node, tx.now, tx.now);
   tx.db.prepare(`UPDATE vms SET disk_snapshot = ? WHERE id = ?`).run(id, vm.id);
   return id;
@@ -89,11 +91,6 @@ export function applySnapshotChanges(tx: Tx, changes: readonly SnapshotChange[])
     const vm = tx.db.prepare(`SELECT name, disk_snapshot FROM vms WHERE id = ?`).get(c.row.vm_id) as { name: string; disk_snapshot: string | null } | undefined;
     if (!vm) continue;
     if (c.state === 'failed' && vm.disk_snapshot === c.row.id) tx.db.prepare(`UPDATE vms SET disk_snapshot = ? WHERE id = ?`).run(c.row.parent, c.row.vm_id);
-    // The `initial` one is made with the disk and settles quietly when the node first reports
-    // it: its VM's create event says it all, and its node, which took nothing, needs no new
-    // desired state (it reports it again until its next change, which finds nothing pending).
-    // A VM created is then one event and one wake-up, not two of each.
-    if (c.row.name === 'initial' && c.state === 'ready') continue;
     // Its node stops reporting a ready one; a failed one leaves its list (it removes whatever a failed take left).
     tx.touchNode(c.row.node);
     const pause = c.pauseMs !== null ? ` (guest paused ${c.pauseMs.toFixed(1)} ms)` : '';
@@ -212,6 +209,9 @@ export class Snapshots {
     if (body.snapshot !== undefined) {
       snap = this.find(src, body.snapshot, 'snapshot');
       if (snap.state !== 'ready') throw new ApiError('conflict', `snapshot ${snap.name} of vm ${vmName} is ${snap.state}: only a ready snapshot can be cloned`, 'snapshot');
+      // `initial` is ready from the create, but its file comes with the disk: a clone's disk
+      // cannot stand on it before its node has made that (as for a snapshot taken now).
+      if (snap.name === INITIAL_SNAPSHOT && (src.state === 'pending' || src.state === 'creating')) throw new ApiError('conflict', `vm ${vmName} is ${src.state}: its node has not made (or is remaking) its disk; clone it once it is running or stopped`, 'name');
     }
     const node = snap?.node ?? src.node;
     if (node === null) throw new ApiError('conflict', `vm ${vmName} is on no node`, 'name');
