@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BUTTER, fakeNode, heartbeat, keepReady, runButter, startTestCloud, type TestCloud } from './helpers.ts';
-import type { Client } from '../src/sdk/client.ts';
+import type { ButterError, Client } from '../src/sdk/client.ts';
 import { publicKeyOf } from '../src/core/wireguard-keys.ts';
 
 let cloud: TestCloud;
@@ -99,6 +99,26 @@ test('errors are one line naming the field; usage errors exit 2, API refusals 1'
   }
   const list = await butter(['vm', 'list', '--json']);
   assert.deepEqual(JSON.parse(list.stdout), []);
+});
+
+test('an error of several lines is printed whole: every line, the first after `error:` (exit 1)', async () => {
+  // A real one: the services API names every problem of a blueprint, one a line.
+  const real = await cloud.admin.call('createService', { body: { network: 'default', name: 'odd', blueprint: 'placement: { availability_zones: 1 }\ninstance: { memory: 256M, cpus: 1 }\nimage: { name: web }\ncolour: blue\nflavour: red\n' } }).then(
+    () => assert.fail('the blueprint was taken'),
+    (e: ButterError) => e,
+  );
+  const lines = real.message.split('\n');
+  assert.equal(lines.length, 2, real.message);
+  // Answered to the CLI by a stand-in for the control plane, as a request it sends would be.
+  const stub = createServer((_req, res) => res.writeHead(real.status, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: real.code, message: real.message, field: real.field } })));
+  await new Promise<void>((r) => stub.listen(0, '127.0.0.1', r));
+  try {
+    const r = await butter(['vm', 'show', 'x'], { BUTTER_URL: `http://127.0.0.1:${(stub.address() as { port: number }).port}` });
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stderr, `error: ${lines[0]}\n${lines[1]}\n`);
+  } finally {
+    stub.close();
+  }
 });
 
 test('create, list and show speak JSON and tables; the token comes from env or login', async (t) => {

@@ -228,8 +228,10 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`error: ${e.message}\n`);
       return 2;
     }
+    // Whole: a message of several lines says several things (a blueprint's problems, one a
+    // line); the first line alone would hide all but one. No stack: that is for the logs.
     const msg = e instanceof ButterError ? e.message : e instanceof Error ? e.message : String(e);
-    process.stderr.write(`error: ${msg.split('\n')[0]}\n`);
+    process.stderr.write(`error: ${msg.trimEnd()}\n`);
     return 1;
   }
 }
