@@ -22,9 +22,10 @@ test('every route but /healthz, /readyz, the sign-in and "am I signed in?" needs
   assert.deepEqual(open, ['health', 'ready', 'createSession', 'getSession']);
 });
 
-test('every error code maps to a 4xx, except internal', () => {
+test('every error code maps to a 4xx, except internal and unavailable (a control plane shutting down)', () => {
   for (const [code, status] of Object.entries(ERROR_STATUS)) {
     if (code === 'internal') assert.equal(status, 500);
+    else if (code === 'unavailable') assert.equal(status, 503);
     else assert.ok(status >= 400 && status < 500, code);
   }
 });

@@ -6,6 +6,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createControlPlane, type ControlPlane } from '../src/server/control-plane.ts';
+import { ButterError, Client } from '../src/sdk/client.ts';
+import { until } from './helpers.ts';
 
 let cp: ControlPlane;
 let url: string;
@@ -46,4 +48,34 @@ test('a 4xx is not logged as a server error and has no request id', async () => 
   assert.equal(res.status, 404);
   assert.equal(((await res.json()) as { error: { requestId?: string } }).error.requestId, undefined);
   assert.equal(logged.length, 0);
+});
+
+test('requests under way when the control plane closes get a 503 or their connection cut, never a 500 ("database connection is not open") logged as a bug', async () => {
+  // Long-polls are what is always under way (every agent has one): the close cuts their
+  // connections, which wakes their handlers, and those then read a store that is closing.
+  const d = mkdtempSync(join(tmpdir(), 'butter-5xx-close-'));
+  const seen: unknown[] = [];
+  try {
+    const own = createControlPlane({ dataDir: d, onServerError: (err) => seen.push(err) });
+    const base = await own.listen('127.0.0.1', 0);
+    const admin = new Client({ url: base, token: own.adminToken! });
+    const { token } = await admin.call('createNode', { body: { name: 'n1' } });
+    const node = new Client({ url: base, token });
+    const { revision } = await node.call('nodeDesired', { params: { name: 'n1' } });
+    const polls = Array.from({ length: 5 }, () =>
+      node.call('nodeDesired', { params: { name: 'n1' }, query: { since: revision, wait: 60 } }).then(
+        () => 'answered',
+        (e: unknown) => (e instanceof ButterError ? e.status : 'cut'),
+      ),
+    );
+    await until('the polls wait on the server', async () => (own.services.store.changes.listenerCount('node:n1') === 5 ? true : undefined));
+    await own.close();
+    for (const r of await Promise.all(polls)) assert.ok(r === 'cut' || r === 503, `a poll ended with ${r}`);
+    // The cut woke every handler (their waits let go); then each answers within a few turns of the event loop.
+    await until('the polls let go on the server', async () => (own.services.store.changes.listenerCount('node:n1') === 0 ? true : undefined));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(seen.map((e) => String(e)), [], 'no server error logged');
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
 });

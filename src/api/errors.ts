@@ -23,6 +23,8 @@ export const ERROR_STATUS = {
   /** Too many of a costly request at once (SVG drawings); try again shortly. */
   too_many_requests: 429,
   internal: 500,
+  /** The control plane is shutting down (its store closed under the request): try again, on the next one. */
+  unavailable: 503,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;

@@ -109,6 +109,10 @@ export function buildHttp(store: Store, handlers: Handlers, log: boolean | objec
       const code = e.statusCode === 413 ? 'too_large' : e.statusCode === 415 ? 'unsupported_media_type' : 'invalid';
       return reply.code(e.statusCode).send(new ApiError(code, e.message ?? 'bad request', 'body').toBody());
     }
+    // A request under way when the control plane closed its store (a long-poll its close
+    // woke, a write queued just before): not a bug, and the next control plane can answer it.
+    // Its connection is usually cut already; if not, the client is told to try again.
+    if (!store.db.open) return reply.code(503).send(new ApiError('unavailable', 'the control plane is shutting down: try again').toBody());
     // The answer says only which request it was; the log has the rest, under the same id.
     const requestId = String(req.id);
     onServerError(err, { requestId, method: req.method, url: req.url.split('?')[0]! });
