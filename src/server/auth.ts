@@ -5,7 +5,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { ApiError } from '../api/errors.ts';
 import { WHO_MAY_CALL, type Access } from '../api/routes.ts';
-import { USER_ROLES, type Role, type UserRole } from '../api/schemas/token.ts';
+import { Role, USER_ROLES, type UserRole } from '../api/schemas/token.ts';
 import type { Db } from './store/db.ts';
 
 export type { Role };
@@ -26,7 +26,12 @@ export interface SessionRef {
 
 export const hash = (secret: string) => createHash('sha256').update(secret).digest('hex');
 
+/**
+ * The one writer of tokens: it checks the role, which the table does not (a CHECK constraint
+ * there would cost a copy of the table for every new role: see the migrations).
+ */
 export function issueToken(db: Db, role: Role, node: string | null, now: string, description: string | null = null): string {
+  if (!Role.safeParse(role).success) throw new Error(`unknown role ${JSON.stringify(role)}: a token's role is one of ${Role.options.join(', ')}`);
   const id = randomBytes(6).toString('hex');
   const secret = randomBytes(24).toString('base64url');
   db.prepare(`INSERT INTO tokens (id, hash, role, node, description, created_at) VALUES (?, ?, ?, ?, ?, ?)`).run(id, hash(secret), role, node, description, now);

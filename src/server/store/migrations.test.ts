@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import { migrate } from './db.ts';
 import { MIGRATIONS } from './migrations.ts';
+import { issueToken, type Role } from '../auth.ts';
 
 /** The index of the migration whose SQL contains `marker`. */
 const indexOf = (marker: string) => MIGRATIONS.findIndex((m) => m.includes(marker));
@@ -24,7 +25,37 @@ test('the operator migration keeps every token and lets the tokens table hold op
   assert.equal(db.pragma('user_version', { simple: true }), MIGRATIONS.length);
   assert.deepEqual(db.prepare(`SELECT * FROM tokens ORDER BY id`).all(), before);
   insert.run('dddddddddddd', 'h4', 'operator', null, null);
-  assert.throws(() => insert.run('eeeeeeeeeeee', 'h5', 'root', null, null), /CHECK constraint/);
+  // Since the tokens table lost its CHECK on role (below), the code refuses an unknown role.
+  assert.throws(() => issueToken(db, 'root' as Role, null, '2025-01-01T00:00:00.000Z'), /unknown role "root"/);
+});
+
+test('roles are checked in code, not by a CHECK on tokens.role: its last copy keeps every token and every panel session', () => {
+  const db = new Database(':memory:');
+  db.pragma('foreign_keys = ON'); // as the store opens it: dropping the old table must not take the sessions with it
+  const v = MIGRATIONS.findIndex((m) => m.includes('tokens.role: checked in code'));
+  assert.ok(v > 0, 'the migration exists');
+  for (let i = 0; i < v; i++) db.exec(MIGRATIONS[i]!);
+  db.pragma(`user_version = ${v}`);
+  const insert = db.prepare(`INSERT INTO tokens (id, hash, role, node, description, created_at) VALUES (?, ?, ?, ?, ?, '2025-01-01T00:00:00.000Z')`);
+  insert.run('aaaaaaaaaaaa', 'h1', 'admin', null, 'first');
+  insert.run('bbbbbbbbbbbb', 'h2', 'metrics', null, null);
+  insert.run('cccccccccccc', 'h3', 'node', 'node-1', null);
+  db.prepare(`INSERT INTO sessions (hash, token_id, csrf, created_at, expires_at) VALUES ('s1', 'aaaaaaaaaaaa', 'c1', 'now', 'later')`).run();
+  const tokens = db.prepare(`SELECT * FROM tokens ORDER BY id`).all();
+  const sessions = db.prepare(`SELECT * FROM sessions`).all();
+
+  migrate(db);
+  assert.deepEqual(db.prepare(`SELECT * FROM tokens ORDER BY id`).all(), tokens);
+  assert.deepEqual(db.prepare(`SELECT * FROM sessions`).all(), sessions, 'signed-in panels stay signed in');
+  const schema = (db.prepare(`SELECT sql FROM sqlite_master WHERE name = 'tokens'`).get() as { sql: string }).sql;
+  assert.doesNotMatch(schema, /CHECK/, 'a new role needs no copy of the table');
+  // The one writer of tokens refuses a role it does not know; the ones it knows go in.
+  assert.throws(() => issueToken(db, 'root' as Role, null, 'now'), /unknown role "root"/);
+  assert.equal((db.prepare(`SELECT COUNT(*) AS n FROM tokens`).get() as { n: number }).n, 3, 'nothing written');
+  for (const role of ['admin', 'operator', 'viewer', 'metrics'] as const) assert.match(issueToken(db, role, null, 'now'), /^bt_/);
+  // The foreign key still holds: a session goes with its token.
+  db.prepare(`DELETE FROM tokens WHERE id = 'aaaaaaaaaaaa'`).run();
+  assert.deepEqual(db.prepare(`SELECT * FROM sessions`).all(), []);
 });
 
 test('metadata tokens: VMs made before the column keep the IMDSv2-only behaviour they had; new rows default to optional', () => {

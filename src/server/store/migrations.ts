@@ -388,4 +388,25 @@ export const MIGRATIONS: readonly string[] = [
   -- and memory are not counted on the node (its disk still is) until a resume fits them again.
   ALTER TABLE vms ADD COLUMN released INTEGER NOT NULL DEFAULT 0;
   `,
+  `
+  -- tokens.role: checked in code (issueToken in server/auth.ts, the one writer of tokens), no
+  -- longer by a CHECK constraint, which SQLite changes only by copying the table: one copy per
+  -- new role. This is the last such copy. With foreign keys on (they cannot be turned off
+  -- inside a migration's transaction) dropping the old table deletes its rows first, and the
+  -- panel sessions with them (ON DELETE CASCADE): they are kept aside and put back.
+  CREATE TEMP TABLE sessions_kept AS SELECT * FROM sessions;
+  CREATE TABLE tokens_new (
+    id TEXT PRIMARY KEY,
+    hash TEXT NOT NULL,
+    role TEXT NOT NULL,
+    node TEXT,
+    created_at TEXT NOT NULL,
+    description TEXT
+  );
+  INSERT INTO tokens_new (id, hash, role, node, created_at, description) SELECT id, hash, role, node, created_at, description FROM tokens;
+  DROP TABLE tokens;
+  ALTER TABLE tokens_new RENAME TO tokens;
+  INSERT INTO sessions SELECT * FROM sessions_kept;
+  DROP TABLE sessions_kept;
+  `,
 ];
