@@ -11,6 +11,7 @@ import { ApiErrorNote } from '../app/api-error.tsx';
 import { CliHint } from '../app/cli-hint.tsx';
 import { Field } from '../app/field.tsx';
 import { useLoad } from '../app/use-load.ts';
+import { ResourceTable } from '../app/resource-table.tsx';
 
 /** How many events the page keeps and shows. */
 const SHOWN = 300;
@@ -70,34 +71,21 @@ export function AuditPage(props: PageProps) {
       </form>
       <CliHint args={['events', '--follow', ...(resource ? ['--resource', resource] : []), ...(nameQ ? ['--name', nameQ] : [])]} />
       <ApiErrorNote error={loaded.error} />
-      <div class="table-wrap" tabIndex={0} role="region" aria-label="Audit events">
-        <table class="events">
-          <thead>
-            <tr>
-              <th scope="col">When</th>
-              <th scope="col">Actor</th>
-              <th scope="col">Action</th>
-              <th scope="col">Resource</th>
-              <th scope="col">Name</th>
-              <th scope="col">Message</th>
-            </tr>
-          </thead>
-          <tbody>
-            {shown.map((e) => (
-              <tr key={e.id} data-event={e.id} data-revision={e.revision}>
-                <td>
-                  <time dateTime={e.at}>{new Date(e.at).toLocaleString()}</time>
-                </td>
-                <td>{e.actor}</td>
-                <td>{e.action}</td>
-                <td>{e.resource}</td>
-                <td>{e.name}</td>
-                <td class="message">{e.message}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <ResourceTable
+        label="Audit events"
+        tableClass="events"
+        rows={shown}
+        rowKey={(e) => e.id}
+        rowProps={(e) => ({ 'data-event': e.id, 'data-revision': e.revision })}
+        columns={[
+          { head: 'When', cell: (e) => <time dateTime={e.at}>{new Date(e.at).toLocaleString()}</time> },
+          { head: 'Actor', cell: (e) => e.actor },
+          { head: 'Action', cell: (e) => e.action },
+          { head: 'Resource', cell: (e) => e.resource },
+          { head: 'Name', cell: (e) => e.name },
+          { head: 'Message', cell: (e) => e.message, class: () => 'message' },
+        ]}
+      />
       {loaded.data && shown.length === 0 ? <p>No events match.</p> : null}
     </div>
   );

@@ -6,13 +6,13 @@
  * import runs (and only then) the list is refetched every second for its progress (the import
  * sends audit events only at its start and end, not per chunk).
  */
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect } from 'preact/hooks';
 import type { Image } from '../../../src/api/schemas/image.ts';
 import './pages.css';
 import type { PageProps } from '../app/context.ts';
 import { ApiErrorNote } from '../app/api-error.tsx';
 import { CliHint } from '../app/cli-hint.tsx';
-import { Confirm } from '../app/confirm.tsx';
+import { ResourceTable } from '../app/resource-table.tsx';
 import { useLoad } from '../app/use-load.ts';
 import { useAction } from './use-action.ts';
 import { AddImage } from './images/add-image.tsx';
@@ -30,66 +30,50 @@ export function ImagesPage(props: PageProps) {
     const t = setInterval(() => list.reload(), 1000);
     return () => clearInterval(t);
   }, [importing]);
-  const [removing, setRemoving] = useState<string | null>(null);
   const remove = useAction();
-  const doRemove = async () => {
-    const name = removing!;
-    setRemoving(null);
-    if (await remove.run(() => client.call('deleteImage', { params: { name } }))) list.reload();
-  };
   return (
     <div class="page images-page">
       <h1>Images</h1>
       <ApiErrorNote error={list.error ?? remove.error} />
-      <div class="table-wrap" tabIndex={0} role="region" aria-label="Images">
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Kind</th>
-              <th scope="col">Status</th>
-              <th scope="col">Format</th>
-              <th scope="col">Size</th>
-              <th scope="col">sha256</th>
-              <th scope="col">VMs</th>
-              {canChange ? <th scope="col">Action</th> : null}
-            </tr>
-          </thead>
-          <tbody>
-            {(list.data?.items ?? []).map((i: Image) => (
-              <tr key={i.name} data-image={i.name}>
-                <td>{i.name}</td>
-                <td>{i.kind}</td>
-                <td>
-                  <ImageStatus image={i} />
-                </td>
-                <td>{i.format ?? i.rootFormat ?? '—'}</td>
-                <td>{i.status === 'ready' ? size(i.sizeBytes) : ''}</td>
-                <td>
-                  <code title={i.sha256 ?? ''}>{i.sha256?.slice(0, 12) ?? ''}</code>
-                </td>
-                <td>{i.vmCount}</td>
-                {canChange ? (
-                  <td>
-                    <button type="button" class="danger small" onClick={() => setRemoving(i.name)}>
-                      Remove {i.name}
-                    </button>
-                  </td>
-                ) : null}
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <ResourceTable
+        label="Images"
+        rows={list.data?.items ?? []}
+        rowKey={(i) => i.name}
+        rowProps={(i) => ({ 'data-image': i.name })}
+        columns={[
+          { head: 'Name', cell: (i) => i.name },
+          { head: 'Kind', cell: (i) => i.kind },
+          { head: 'Status', cell: (i) => <ImageStatus image={i} /> },
+          { head: 'Format', cell: (i) => i.format ?? i.rootFormat ?? '—' },
+          { head: 'Size', cell: (i) => (i.status === 'ready' ? size(i.sizeBytes) : '') },
+          { head: 'sha256', cell: (i) => <code title={i.sha256 ?? ''}>{i.sha256?.slice(0, 12) ?? ''}</code> },
+          { head: 'VMs', cell: (i) => i.vmCount },
+        ]}
+        action={
+          canChange
+            ? {
+                label: (i) => `Remove ${i.name}`,
+                danger: true,
+                ask: (i) => ({
+                  title: `Remove image ${i.name}?`,
+                  action: `Remove ${i.name}`,
+                  body: (
+                    <>
+                      <p>Refused while a VM uses it.</p>
+                      <CliHint args={['image', 'rm', i.name]} />
+                    </>
+                  ),
+                }),
+                run: async (i) => {
+                  if (await remove.run(() => client.call('deleteImage', { params: { name: i.name } }))) list.reload();
+                },
+              }
+            : undefined
+        }
+      />
       <CliHint args={['image', 'list']} />
       {canChange ? <AddImage client={client} onAdded={() => list.reload()} /> : null}
       {canChange ? <ImportUrl client={client} onStarted={() => list.reload()} /> : null}
-      {removing ? (
-        <Confirm title={`Remove image ${removing}?`} action={`Remove ${removing}`} danger onConfirm={() => void doRemove()} onCancel={() => setRemoving(null)}>
-          <p>Refused while a VM uses it.</p>
-          <CliHint args={['image', 'rm', removing]} />
-        </Confirm>
-      ) : null}
     </div>
   );
 }

@@ -12,6 +12,7 @@ import { ApiErrorNote } from '../app/api-error.tsx';
 import { CliHint } from '../app/cli-hint.tsx';
 import { Confirm } from '../app/confirm.tsx';
 import { Field } from '../app/field.tsx';
+import { ResourceTable } from '../app/resource-table.tsx';
 import { href } from '../app/router.ts';
 import { useLoad } from '../app/use-load.ts';
 import { useAction } from './use-action.ts';
@@ -28,38 +29,28 @@ export function NetworksPage(props: PageProps) {
     <div class="page networks-page">
       <h1>Networks</h1>
       <ApiErrorNote error={list.error} />
-      <div class="table-wrap" tabIndex={0} role="region" aria-label="Networks">
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">CIDR</th>
-              <th scope="col">Gateway</th>
-              <th scope="col">MTU</th>
-              <th scope="col">NAT</th>
-              <th scope="col">VMs</th>
-              <th scope="col">VPN peers</th>
-            </tr>
-          </thead>
-          <tbody>
-            {(list.data?.items ?? []).map((n) => (
-              <tr key={n.name} data-network={n.name} class={n.name === selected ? 'selected' : undefined}>
-                <td>
-                  <a href={href('networks', n.name)} aria-current={n.name === selected ? 'page' : undefined}>
-                    {n.name}
-                  </a>
-                </td>
-                <td>{n.cidr}</td>
-                <td>{n.gateway}</td>
-                <td>{n.mtu}</td>
-                <td>{n.nat ? 'yes' : 'no'}</td>
-                <td>{n.vmCount}</td>
-                <td>{n.peerCount}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <ResourceTable
+        label="Networks"
+        rows={list.data?.items ?? []}
+        rowKey={(n) => n.name}
+        rowProps={(n) => ({ 'data-network': n.name, class: n.name === selected ? 'selected' : undefined })}
+        columns={[
+          {
+            head: 'Name',
+            cell: (n) => (
+              <a href={href('networks', n.name)} aria-current={n.name === selected ? 'page' : undefined}>
+                {n.name}
+              </a>
+            ),
+          },
+          { head: 'CIDR', cell: (n) => n.cidr },
+          { head: 'Gateway', cell: (n) => n.gateway },
+          { head: 'MTU', cell: (n) => n.mtu },
+          { head: 'NAT', cell: (n) => (n.nat ? 'yes' : 'no') },
+          { head: 'VMs', cell: (n) => n.vmCount },
+          { head: 'VPN peers', cell: (n) => n.peerCount },
+        ]}
+      />
       <CliHint args={['network', 'list']} />
       {canChange ? <CreateNetwork {...props} onCreated={() => list.reload()} /> : null}
       {net ? <NetworkDetail key={net.name} {...props} network={net} canChange={canChange} onChanged={() => list.reload()} /> : selected && list.data ? <p class="error">No network {selected}.</p> : null}
@@ -105,19 +96,10 @@ function NetworkDetail(props: PageProps & { network: Network; canChange: boolean
   const peers = useLoad(() => client.call('listNetworkPeers', { params: { name: n.name } }), [n.name, n.peerCount]);
   const vms = useLoad(() => client.call('listVms', {}), [n.name, n.vmCount]);
   props.useEvents({ resource: 'vm' }, () => vms.reload());
-  const [revoking, setRevoking] = useState<string | null>(null);
   const [deleting, setDeleting] = useState(false);
   const revoke = useAction();
   const remove = useAction();
   const ofNet = (vms.data?.items ?? []).filter((v) => v.nics.some((c) => c.network === n.name));
-  const doRevoke = async () => {
-    const peer = revoking!;
-    setRevoking(null);
-    if (await revoke.run(() => client.call('revokeNetworkPeer', { params: { name: n.name, peer } }))) {
-      peers.reload();
-      onChanged();
-    }
-  };
   const doDelete = async () => {
     setDeleting(false);
     if (await remove.run(() => client.call('deleteNetwork', { params: { name: n.name } }))) {
@@ -156,40 +138,43 @@ function NetworkDetail(props: PageProps & { network: Network; canChange: boolean
       </ul>
       <h3>VPN peers</h3>
       <ApiErrorNote error={peers.error ?? revoke.error} />
-      <div class="table-wrap" tabIndex={0} role="region" aria-label={`VPN peers of ${n.name}`}>
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">Peer</th>
-              <th scope="col">Address</th>
-              <th scope="col">Gateway</th>
-              <th scope="col">Endpoint</th>
-              <th scope="col">Public key</th>
-              {canChange ? <th scope="col">Action</th> : null}
-            </tr>
-          </thead>
-          <tbody>
-            {(peers.data?.items ?? []).map((p) => (
-              <tr key={p.name} data-peer={p.name}>
-                <td>{p.name}</td>
-                <td>{p.ip}</td>
-                <td>{p.gateway}</td>
-                <td>{p.endpoint}</td>
-                <td>
-                  <code>{p.publicKey}</code>
-                </td>
-                {canChange ? (
-                  <td>
-                    <button type="button" class="danger small" onClick={() => setRevoking(p.name)}>
-                      Revoke {p.name}
-                    </button>
-                  </td>
-                ) : null}
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <ResourceTable
+        label={`VPN peers of ${n.name}`}
+        rows={peers.data?.items ?? []}
+        rowKey={(p) => p.name}
+        rowProps={(p) => ({ 'data-peer': p.name })}
+        columns={[
+          { head: 'Peer', cell: (p) => p.name },
+          { head: 'Address', cell: (p) => p.ip },
+          { head: 'Gateway', cell: (p) => p.gateway },
+          { head: 'Endpoint', cell: (p) => p.endpoint },
+          { head: 'Public key', cell: (p) => <code>{p.publicKey}</code> },
+        ]}
+        action={
+          canChange
+            ? {
+                label: (p) => `Revoke ${p.name}`,
+                danger: true,
+                ask: (p) => ({
+                  title: `Revoke peer ${p.name}?`,
+                  action: `Revoke ${p.name}`,
+                  body: (
+                    <>
+                      <p>Its tunnel stops at once.</p>
+                      <CliHint args={['network', 'revoke', n.name, p.name]} />
+                    </>
+                  ),
+                }),
+                run: async (p) => {
+                  if (await revoke.run(() => client.call('revokeNetworkPeer', { params: { name: n.name, peer: p.name } }))) {
+                    peers.reload();
+                    onChanged();
+                  }
+                },
+              }
+            : undefined
+        }
+      />
       <CliHint args={['network', 'peers', n.name]} />
       {canChange ? (
         <PeerJoin
@@ -209,12 +194,6 @@ function NetworkDetail(props: PageProps & { network: Network; canChange: boolean
           <ApiErrorNote error={remove.error} />
           <CliHint args={['network', 'rm', n.name]} />
         </div>
-      ) : null}
-      {revoking ? (
-        <Confirm title={`Revoke peer ${revoking}?`} action={`Revoke ${revoking}`} danger onConfirm={() => void doRevoke()} onCancel={() => setRevoking(null)}>
-          <p>Its tunnel stops at once.</p>
-          <CliHint args={['network', 'revoke', n.name, revoking]} />
-        </Confirm>
       ) : null}
       {deleting ? (
         <Confirm title={`Delete network ${n.name}?`} action={`Delete ${n.name}`} danger onConfirm={() => void doDelete()} onCancel={() => setDeleting(false)}>

@@ -9,8 +9,8 @@ import './pages.css';
 import type { PageProps } from '../app/context.ts';
 import { ApiErrorNote } from '../app/api-error.tsx';
 import { CliHint } from '../app/cli-hint.tsx';
-import { Confirm } from '../app/confirm.tsx';
 import { Field } from '../app/field.tsx';
+import { ResourceTable } from '../app/resource-table.tsx';
 import { useLoad } from '../app/use-load.ts';
 import { useAction } from './use-action.ts';
 
@@ -30,57 +30,44 @@ function Tokens(props: PageProps) {
   const { client } = props;
   const list = useLoad(() => client.call('listTokens', {}), [client]);
   props.useEvents({ resource: 'token' }, () => list.reload());
-  const [revoking, setRevoking] = useState<string | null>(null);
   const revoke = useAction();
-  const doRevoke = async () => {
-    const id = revoking!;
-    setRevoking(null);
-    if (await revoke.run(() => client.call('deleteToken', { params: { id } }))) list.reload();
-  };
   return (
     <div class="page tokens-page">
       <h1>Tokens</h1>
       <ApiErrorNote error={list.error ?? revoke.error} />
-      <div class="table-wrap" tabIndex={0} role="region" aria-label="Tokens">
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">Id</th>
-              <th scope="col">Role</th>
-              <th scope="col">Node</th>
-              <th scope="col">Description</th>
-              <th scope="col">Created</th>
-              <th scope="col">Action</th>
-            </tr>
-          </thead>
-          <tbody>
-            {(list.data?.items ?? []).map((t) => (
-              <tr key={t.id} data-token={t.id}>
-                <td>
-                  <code>{t.id}</code>
-                </td>
-                <td>{t.role}</td>
-                <td>{t.node ?? '—'}</td>
-                <td>{t.description ?? ''}</td>
-                <td>{new Date(t.createdAt).toLocaleString()}</td>
-                <td>
-                  <button type="button" class="danger small" onClick={() => setRevoking(t.id)} aria-label={`revoke token ${t.id}`}>
-                    Revoke
-                  </button>
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <ResourceTable
+        label="Tokens"
+        rows={list.data?.items ?? []}
+        rowKey={(t) => t.id}
+        rowProps={(t) => ({ 'data-token': t.id })}
+        columns={[
+          { head: 'Id', cell: (t) => <code>{t.id}</code> },
+          { head: 'Role', cell: (t) => t.role },
+          { head: 'Node', cell: (t) => t.node ?? '—' },
+          { head: 'Description', cell: (t) => t.description ?? '' },
+          { head: 'Created', cell: (t) => new Date(t.createdAt).toLocaleString() },
+        ]}
+        action={{
+          label: () => 'Revoke',
+          ariaLabel: (t) => `revoke token ${t.id}`,
+          danger: true,
+          ask: (t) => ({
+            title: `Revoke token ${t.id}?`,
+            action: 'Revoke token',
+            body: (
+              <>
+                <p>Whoever holds it is refused from now on; its browser sessions end.</p>
+                <CliHint args={['token', 'rm', t.id]} />
+              </>
+            ),
+          }),
+          run: async (t) => {
+            if (await revoke.run(() => client.call('deleteToken', { params: { id: t.id } }))) list.reload();
+          },
+        }}
+      />
       <CliHint args={['token', 'list']} />
       <CreateToken {...props} onCreated={() => list.reload()} />
-      {revoking ? (
-        <Confirm title={`Revoke token ${revoking}?`} action="Revoke token" danger onConfirm={() => void doRevoke()} onCancel={() => setRevoking(null)}>
-          <p>Whoever holds it is refused from now on; its browser sessions end.</p>
-          <CliHint args={['token', 'rm', revoking]} />
-        </Confirm>
-      ) : null}
     </div>
   );
 }

@@ -5,6 +5,7 @@ import type { Service } from '../../../../src/api/schemas/service.ts';
 import { ApiErrorNote } from '../../app/api-error.tsx';
 import { CliHint } from '../../app/cli-hint.tsx';
 import { Field } from '../../app/field.tsx';
+import { ResourceTable } from '../../app/resource-table.tsx';
 import { useAction } from '../use-action.ts';
 import { Revisions } from './revisions.tsx';
 import { UpdateForm } from './update-form.tsx';
@@ -58,33 +59,21 @@ export function ServiceDetail({ client, service: s, canChange, version, onChange
           {w}
         </p>
       ))}
-      <div class="table-wrap" tabIndex={0} role="region" aria-label={`Instances of ${s.name}`}>
-        <table>
-          <caption>Instances</caption>
-          <thead>
-            <tr>
-              <th scope="col">Instance</th>
-              <th scope="col">State</th>
-              <th scope="col">Node</th>
-              <th scope="col">Zone</th>
-              <th scope="col">IP</th>
-              <th scope="col">Revision</th>
-            </tr>
-          </thead>
-          <tbody>
-            {s.instances.map((i) => (
-              <tr key={i.name} data-instance={i.name}>
-                <td>{i.name}</td>
-                <td class={`state ${i.state}`}>{i.reason ? `${i.state} (${i.reason})` : i.state}</td>
-                <td>{i.node ?? '—'}</td>
-                <td>{i.zone ?? '—'}</td>
-                <td>{i.ip ?? '—'}</td>
-                <td>{i.revision}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <ResourceTable
+        label={`Instances of ${s.name}`}
+        caption="Instances"
+        rows={s.instances}
+        rowKey={(i) => i.name}
+        rowProps={(i) => ({ 'data-instance': i.name })}
+        columns={[
+          { head: 'Instance', cell: (i) => i.name },
+          { head: 'State', cell: (i) => (i.reason ? `${i.state} (${i.reason})` : i.state), class: (i) => `state ${i.state}` },
+          { head: 'Node', cell: (i) => i.node ?? '—' },
+          { head: 'Zone', cell: (i) => i.zone ?? '—' },
+          { head: 'IP', cell: (i) => i.ip ?? '—' },
+          { head: 'Revision', cell: (i) => i.revision },
+        ]}
+      />
       {canChange && s.state === 'active' ? <ScaleForm client={client} service={s} onChanged={onChanged} /> : null}
       {canChange && s.state === 'active' ? <UpdateForm client={client} service={s} onChanged={onChanged} /> : null}
       {canChange ? <Revisions client={client} service={s} version={version} onChanged={onChanged} /> : null}

@@ -11,6 +11,7 @@ import type { PageProps } from '../../app/context.ts';
 import { size } from '../../app/format.ts';
 import { href } from '../../app/router.ts';
 import { useLoad } from '../../app/use-load.ts';
+import { ResourceTable } from '../../app/resource-table.tsx';
 import { VmCreateForm } from './vm-create.tsx';
 
 const byName = (a: Vm, b: Vm) => a.name.localeCompare(b.name);
@@ -75,41 +76,37 @@ export function VmList({ client, can, useEvents }: PageProps) {
       {vms.data === undefined && !vms.error ? <p>Loading…</p> : null}
       {vms.data !== undefined && list.length === 0 ? <p class="muted">No VMs yet.</p> : null}
       {list.length ? (
-        <div class="table-wrap">
-          <table aria-label="VMs">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">State</th>
-                <th scope="col">Node</th>
-                <th scope="col">Address</th>
-                <th scope="col">Size</th>
-                <th scope="col">Image</th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.map((v) => (
-                <tr data-vm={v.name}>
-                  <td>
-                    <a href={href('vms', v.name)}>{v.name}</a>
-                  </td>
-                  <td>
-                    <span class={`state ${v.state}`} data-testid="vm-state">
-                      {v.state}
-                    </span>
-                    {v.reason ? <small class="muted"> {v.reason}</small> : null}
-                  </td>
-                  <td>{v.node ?? '—'}</td>
-                  <td>{v.ip ?? '—'}</td>
-                  <td>
-                    {v.cpus} cpu, {size(v.memoryBytes)}
-                  </td>
-                  <td>{v.image}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <ResourceTable
+          label="VMs"
+          rows={list}
+          rowKey={(v) => v.name}
+          rowProps={(v) => ({ 'data-vm': v.name })}
+          columns={[
+            { head: 'Name', cell: (v) => <a href={href('vms', v.name)}>{v.name}</a> },
+            {
+              head: 'State',
+              cell: (v) => (
+                <>
+                  <span class={`state ${v.state}`} data-testid="vm-state">
+                    {v.state}
+                  </span>
+                  {v.reason ? <small class="muted"> {v.reason}</small> : null}
+                </>
+              ),
+            },
+            { head: 'Node', cell: (v) => v.node ?? '—' },
+            { head: 'Address', cell: (v) => v.ip ?? '—' },
+            {
+              head: 'Size',
+              cell: (v) => (
+                <>
+                  {v.cpus} cpu, {size(v.memoryBytes)}
+                </>
+              ),
+            },
+            { head: 'Image', cell: (v) => v.image },
+          ]}
+        />
       ) : null}
       <CliHint args={['vm', 'list']} />
     </section>
