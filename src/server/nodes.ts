@@ -26,6 +26,13 @@ export type SnapNode = NodeSnapshot & { allocRev: number };
  */
 export const HEARTBEAT_TIMEOUT_MS = 10_000;
 
+/**
+ * The disk a node's snapshot files take, by the sizes it reported: ready ones, and lost ones
+ * (their VM was recreated elsewhere; the file stays on this node until the snapshot is
+ * deleted). Pending ones have no size yet. Completed with a WHERE (and GROUP BY node).
+ */
+const SNAPSHOT_DISK = `SELECT node, COALESCE(SUM(size_bytes), 0) AS bytes FROM snapshots WHERE state IN ('ready', 'lost') AND`;
+
 export class Nodes {
   private readonly liveness: Liveness;
 
@@ -74,9 +81,10 @@ export class Nodes {
   fresh(name: string): SnapNode | undefined {
     const r = this.store.db
       .prepare(
-        `SELECT n.*, u.cpus AS used_cpus, u.memory_bytes AS used_memory_bytes, u.disk_bytes AS used_disk_bytes, u.vm_count, g.cpu_ratio, g.memory_ratio, g.disk_ratio
+        `SELECT n.*, u.cpus AS used_cpus, u.memory_bytes AS used_memory_bytes, COALESCE(u.disk_bytes, 0) + COALESCE(sd.bytes, 0) AS used_disk_bytes, u.vm_count, g.cpu_ratio, g.memory_ratio, g.disk_ratio
          FROM nodes n
          LEFT JOIN (SELECT SUM(CASE WHEN released = 1 THEN 0 ELSE cpus END) AS cpus, SUM(CASE WHEN released = 1 THEN 0 ELSE memory_bytes END) AS memory_bytes, SUM(disk_bytes + data_disk_bytes) AS disk_bytes, COUNT(*) AS vm_count FROM vms WHERE node = @name) u
+         LEFT JOIN (${SNAPSHOT_DISK} node = @name) sd
          LEFT JOIN node_groups g ON g.name = n.node_group
          WHERE n.name = @name`,
       )
@@ -125,12 +133,18 @@ export class Nodes {
     return all.map((r) => ({ ...snapshotOf(r, usage.get(r.name), groups.get(r.node_group)?.ratios ?? DEFAULT_RATIOS, spread.get(r.name) ?? {}), allocRev: r.alloc_rev }));
   }
 
-  /** Resources held by each node's VMs (deleted ones hold theirs until the node confirms). */
+  /** Resources held by each node's VMs, and the disk its snapshot files take (deleted ones hold theirs until the node confirms). */
   usage(only?: string): Map<string, NodeUsage> {
     const rows = this.store.db
       .prepare(`SELECT node, SUM(CASE WHEN released = 1 THEN 0 ELSE cpus END) AS cpus, SUM(CASE WHEN released = 1 THEN 0 ELSE memory_bytes END) AS memory_bytes, SUM(disk_bytes + data_disk_bytes) AS disk_bytes, COUNT(*) AS vm_count FROM vms WHERE ${only ? 'node = @only' : 'node IS NOT NULL'} GROUP BY node`)
       .all(only ? { only } : {}) as (NodeUsage & { node: string })[];
-    return new Map(rows.map((r) => [r.node, r]));
+    const out = new Map(rows.map((r) => [r.node, r]));
+    const snaps = this.store.db.prepare(`${SNAPSHOT_DISK} ${only ? 'node = @only' : '1'} GROUP BY node`).all(only ? { only } : {}) as { node: string; bytes: number }[];
+    for (const s of snaps) {
+      const u = out.get(s.node) ?? out.set(s.node, { node: s.node, cpus: 0, memory_bytes: 0, disk_bytes: 0, vm_count: 0 }).get(s.node)!;
+      u.disk_bytes += s.bytes;
+    }
+    return out;
   }
 
   private loadGroups(): Map<string, { ratios: Ratios; policy: Policy }> {
@@ -272,7 +286,8 @@ export class Nodes {
       // Its desired state lost those VMs (and maybe the last VM of a network, to take down).
       if (deleted.length > 0) tx.touchNode(name);
       // A node that stays ready, the same size, with the same VMs: placement is unaffected.
-      if (before.state === 'ready' && sameSize && deleted.length === 0) tx.preserveSchedule();
+      // (A snapshot that became ready takes disk: its size changes the node's usage.)
+      if (before.state === 'ready' && sameSize && deleted.length === 0 && !snapChanges.some((c) => c.state === 'ready' && c.sizeBytes)) tx.preserveSchedule();
     });
     return deleted;
   }
