@@ -14,6 +14,7 @@ import { networksOf } from './store/nics.ts';
 import { meshEnd, sameMeshEnd, setMeshEnd, touchMesh, touchNetworkHosts, touchServiceHosts } from './mesh.ts';
 import { renderDesired } from './desired-state.ts';
 import { applySnapshotChanges, snapshotReportChanges } from './snapshots.ts';
+import { failNodeExports } from './exports.ts';
 import { forgetVm } from './forget-vm.ts';
 import { ownNetworks, recordNetworkStatus, sameNetworkStatus } from './network-status.ts';
 
@@ -320,6 +321,8 @@ export class Nodes {
         tx.db.prepare(`UPDATE nodes SET state = 'unreachable' WHERE name = ?`).run(name);
         const serving = tx.db.prepare(`SELECT DISTINCT network FROM vms WHERE node = ? AND service IS NOT NULL AND state = 'running'`).all(name) as { network: string }[];
         tx.db.prepare(`UPDATE vms SET state = 'unknown', updated_at = ? WHERE node = ?`).run(tx.now, name);
+        // Its pending exports (an image from a VM, a clone's base for another node) will not come.
+        failNodeExports(tx, name);
         // A suspended VM's memory state is on that node only: lost with it (until it returns), and said so.
         tx.db.prepare(`UPDATE vms SET reason = ? WHERE node = ? AND power = 'suspended'`).run(`suspended on node ${name}, which stopped reporting: its memory state is lost until the node returns`, name);
         // Instances there no longer answer for their service.

@@ -70,4 +70,10 @@ export interface SnapshotDisks {
   take(id: string, snapshot: string): Promise<{ pauseMs?: number; sizeBytes?: number }>;
   /** Deletes one; refused (throws) while a disk or another snapshot on this host stands on it. */
   remove(id: string, snapshot: string): Promise<void>;
+  /**
+   * Writes the root disk as it was at the snapshot into `dest` as one self-contained file (its
+   * chain flattened: no backing file), for an image or a clone on another node. The caller
+   * removes `dest`, whatever happens.
+   */
+  export(id: string, snapshot: string, dest: string): Promise<void>;
 }

@@ -190,6 +190,19 @@ export class QemuDisks {
     return { ...(pauseMs !== undefined ? { pauseMs } : {}), sizeBytes: statSync(old).size };
   }
 
+  /**
+   * `qemu-img convert` of the snapshot's layer: its whole chain (the image or a clone's base
+   * under it) read through and written as one qcow2 with no backing file. `-U`: a running
+   * QEMU holds the layer open (read-only, as a backing file); a snapshot's layer is frozen, so
+   * reading it while shared is consistent.
+   */
+  async export(id: string, snapshot: string, dest: string): Promise<void> {
+    const link = snapshotLink(this.o.paths(id), snapshot);
+    if (!existsSync(link)) throw new Error(`snapshot ${snapshot} is not on this host`);
+    await this.o.exec.run('qemu-img', ['convert', '-U', '-f', 'qcow2', '-O', 'qcow2', realpathSync(link), dest]);
+    chmodSync(dest, 0o600);
+  }
+
   /** stop, external snapshot onto `active`, `switched()`, cont; the ms from stop to cont's answer. */
   private async live(p: VmPaths, old: string, active: string, switched: () => void): Promise<number> {
     const client = await QmpClient.connect(p.qmpSock, 5000);

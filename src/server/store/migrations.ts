@@ -388,4 +388,28 @@ export const MIGRATIONS: readonly string[] = [
   -- and memory are not counted on the node (its disk still is) until a resume fits them again.
   ALTER TABLE vms ADD COLUMN released INTEGER NOT NULL DEFAULT 0;
   `,
+  `
+  -- Exports (server/exports.ts, issue 16): a VM's snapshot flattened by its node and uploaded
+  -- to the blob store. image: the image it makes (image create --from-vm), deleted once that
+  -- image exists; NULL: the base of a clone on another node (vms.clone_export), kept while the
+  -- clone exists. No foreign key to the VM: a clone's base outlives its source.
+  CREATE TABLE exports (
+    id TEXT PRIMARY KEY,
+    node TEXT NOT NULL,
+    vm_id TEXT NOT NULL,
+    vm_name TEXT NOT NULL,
+    snapshot_id TEXT NOT NULL,
+    snapshot_name TEXT NOT NULL,
+    image TEXT UNIQUE,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'ready', 'failed')),
+    reason TEXT,
+    sha256 TEXT,
+    format TEXT,
+    size_bytes INTEGER,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+  );
+  CREATE INDEX exports_node ON exports(node, state);
+  ALTER TABLE vms ADD COLUMN clone_export TEXT;
+  `,
 ];
