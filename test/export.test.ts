@@ -14,7 +14,8 @@ import { createHash } from 'node:crypto';
 import type { Agent } from '../src/agent/agent.ts';
 import { HEARTBEAT_TIMEOUT_MS } from '../src/server/nodes.ts';
 import { ButterError, Client } from '../src/sdk/client.ts';
-import { fakeNode, rejects, simAgent, startTestCloud, until, uploadImage, type TestCloud } from './helpers.ts';
+import { fakeNode, rejects, runButter, simAgent, startTestCloud, until, uploadImage, type TestCloud } from './helpers.ts';
+import { tmpdir } from 'node:os';
 
 let cloud: TestCloud;
 const agents: { agent: Agent; stateDir: string }[] = [];
@@ -190,3 +191,15 @@ test('vm clone --node onto a node without room is refused naming node, with noth
   assert.deepEqual({ exports: count('exports'), snapshots: count('snapshots'), vms: count('vms') }, before);
 });
 void ButterError;
+
+test('the CLI (built): image create --from-vm waits until ready, with --json; a refusal names the VM', async () => {
+  const env = { ...process.env, XDG_CONFIG_HOME: join(tmpdir(), 'butter-export-cli-none'), BUTTER_URL: cloud.url, BUTTER_TOKEN: cloud.cp.adminToken! };
+  const made = await runButter(['image', 'create', 'cli-img', '--from-vm', 'web', '--snapshot', 's1', '--json'], env);
+  assert.equal(made.code, 0, made.stderr);
+  const img = JSON.parse(made.stdout) as { name: string; status: string; sha256: string };
+  assert.equal(img.status, 'ready');
+  assert.equal((await image('cli-img')).sha256, img.sha256);
+  const refused = await runButter(['image', 'create', 'cli-2', '--from-vm', 'ghost', '--json'], env);
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.stderr, /vm ghost not found/);
+});
