@@ -76,6 +76,22 @@ test('image create --from-vm: pending, then a ready disk image of the snapshot (
   assert.ok((await snaps('web')).some((s) => s.name === 'image-web-now' && s.state === 'ready'));
 });
 
+test("a VM of a kernel image makes a kernel image: the same kernel, initrd and command line, its disk the root disk", async () => {
+  const up = async (text: string) => (await a().uploadBlob(Readable.from([Buffer.from(text)]))).sha256;
+  const [kernel, initrd, root] = [await up('a kernel'), await up('an initrd'), await up('a root file system'.repeat(50))];
+  await a().call('createImage', { body: { name: 'kimg', kind: 'kernel', kernel, initrd, rootDisk: root, cmdline: 'console=ttyS0 x=1' } });
+  await a().call('createVm', { body: { name: 'kvm1', image: 'kimg', node: 'n1' } });
+  await running('kvm1');
+  await a().call('createImageFromVm', { body: { name: 'kimg-2', vm: 'kvm1' } });
+  const img = await settled('kimg-2');
+  assert.equal(img.status, 'ready', JSON.stringify(img));
+  assert.equal(img.kind, 'kernel');
+  assert.equal(img.files.kernel?.sha256, kernel);
+  assert.equal(img.files.initrd?.sha256, initrd);
+  assert.notEqual(img.files.rootDisk?.sha256, root, 'its root disk is the export, not the old one');
+  assert.equal(img.cmdline, 'console=ttyS0 x=1');
+});
+
 test('bad --from-vm input is refused naming the field, with nothing made (no export, no snapshot, no image)', async () => {
   const before = { exports: count('exports'), snapshots: count('snapshots'), images: (await a().call('listImages', {})).items.length, blobs: count('blobs') };
   await rejects(a().call('createImageFromVm', { body: { name: 'x1', vm: 'nope' } }), 404, 'vm');

@@ -15,11 +15,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { ApiError } from '../api/errors.ts';
-import type { Image, ImageFromVm } from '../api/schemas/image.ts';
+import type { Image, ImageCreate, ImageFromVm } from '../api/schemas/image.ts';
 import type { BlobFiles } from './blobs.ts';
 import type { Images } from './images.ts';
 import type { Snapshots, SnapshotRow } from './snapshots.ts';
-import type { VmRow } from './store/rows.ts';
+import type { ImageRow, VmRow } from './store/rows.ts';
 import type { Store, Tx } from './store/store.ts';
 
 export interface ExportRow {
@@ -30,6 +30,8 @@ export interface ExportRow {
   snapshot_id: string;
   snapshot_name: string;
   image: string | null;
+  source_image: string | null;
+  kind: 'disk' | 'kernel';
   state: 'pending' | 'ready' | 'failed';
   reason: string | null;
   sha256: string | null;
@@ -45,9 +47,10 @@ function newId(): string {
 
 /** Asks the snapshot's node for its flattened bytes (in the caller's write). */
 export function insertExport(tx: Tx, vm: VmRow, snap: SnapshotRow, image: string | null, id = newId()): ExportRow {
-  const row: ExportRow = { id, node: snap.node, vm_id: vm.id, vm_name: vm.name, snapshot_id: snap.id, snapshot_name: snap.name, image, state: 'pending', reason: null, sha256: null, format: null, size_bytes: null, created_at: tx.now, updated_at: tx.now };
+  const kind = (tx.db.prepare(`SELECT kind FROM images WHERE name = ?`).get(vm.image) as { kind: 'disk' | 'kernel' } | undefined)?.kind ?? 'disk';
+  const row: ExportRow = { id, node: snap.node, vm_id: vm.id, vm_name: vm.name, snapshot_id: snap.id, snapshot_name: snap.name, image, source_image: vm.image, kind, state: 'pending', reason: null, sha256: null, format: null, size_bytes: null, created_at: tx.now, updated_at: tx.now };
   tx.db
-    .prepare(`INSERT INTO exports (id, node, vm_id, vm_name, snapshot_id, snapshot_name, image, state, created_at, updated_at) VALUES (@id, @node, @vm_id, @vm_name, @snapshot_id, @snapshot_name, @image, @state, @created_at, @updated_at)`)
+    .prepare(`INSERT INTO exports (id, node, vm_id, vm_name, snapshot_id, snapshot_name, image, source_image, kind, state, created_at, updated_at) VALUES (@id, @node, @vm_id, @vm_name, @snapshot_id, @snapshot_name, @image, @source_image, @kind, @state, @created_at, @updated_at)`)
     .run(row);
   tx.touchNode(snap.node);
   return row;
@@ -72,7 +75,7 @@ export function cloneBaseBlob(db: Tx['db'], sha256: string): boolean {
 export function exportImage(r: ExportRow): Image {
   return {
     name: r.image!,
-    kind: 'disk',
+    kind: r.kind,
     status: r.state === 'failed' ? 'failed' : 'pending',
     sha256: null,
     sizeBytes: 0,
@@ -163,7 +166,7 @@ export class Exports {
     this.images.recordBlob(actor, blob.sha256, blob.sizeBytes);
     if (now.image !== null) {
       try {
-        await this.images.create(actor, { name: now.image, kind: 'disk', disk: blob.sha256 }, undefined, { exported: id });
+        await this.images.create(actor, this.imageOf(now, blob.sha256), undefined, { exported: id });
       } catch (e) {
         if (!(e instanceof ApiError)) throw e;
         this.fail(node, id, e.message, true);
@@ -182,6 +185,18 @@ export class Exports {
         tx.event('clone', 'vm', clone.name, `vm ${clone.name}: its base (vm ${now.vm_name}'s snapshot ${now.snapshot_name}, ${blob.sizeBytes} bytes) arrived from node ${node}`);
       }
     });
+  }
+
+  /**
+   * What the export makes: a disk image of it; or, for a VM of a kernel image (which boots
+   * its kernel and initrd directly, its disk only the root file system), a kernel image with
+   * the same kernel, initrd and command line and the export as its root disk.
+   */
+  private imageOf(r: ExportRow, sha256: string): ImageCreate {
+    if (r.kind === 'disk') return { name: r.image!, kind: 'disk', disk: sha256 };
+    const src = this.store.db.prepare(`SELECT * FROM images WHERE name = ?`).get(r.source_image) as ImageRow | undefined;
+    if (src?.kind !== 'kernel' || !src.kernel || !src.initrd) throw new ApiError('conflict', `image ${r.source_image} (the kernel and initrd of vm ${r.vm_name}) is gone`, 'id');
+    return { name: r.image!, kind: 'kernel', kernel: src.kernel, initrd: src.initrd, rootDisk: sha256, ...(src.cmdline !== null ? { cmdline: src.cmdline } : {}) };
   }
 
   /** The node could not make it (or its upload was refused): failed, with the reason. */

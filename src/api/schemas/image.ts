@@ -43,7 +43,9 @@ export type ImageImport = z.infer<typeof ImageImport>;
  * `POST /v1/images/from-vm`: an image made of a VM's root disk at one of its snapshots (issue
  * 16): the VM's node flattens the snapshot's chain into one self-contained qcow2 and uploads
  * it; the image is `pending` until then, `ready` once the control plane has checked its
- * digest and inspected it, or `failed` with the reason.
+ * digest and inspected it, or `failed` with the reason. A VM of a disk image makes a disk
+ * image; a VM of a kernel image a kernel image with the same kernel, initrd and command line,
+ * the export as its root disk.
  */
 export const ImageFromVm = z
   .object({

@@ -401,6 +401,10 @@ export const MIGRATIONS: readonly string[] = [
     snapshot_id TEXT NOT NULL,
     snapshot_name TEXT NOT NULL,
     image TEXT UNIQUE,
+    -- The VM's image when asked: a kernel image's export makes a kernel image (its kernel,
+    -- initrd and command line, the export as its root disk); kind is the image it makes.
+    source_image TEXT,
+    kind TEXT NOT NULL DEFAULT 'disk' CHECK (kind IN ('disk', 'kernel')),
     state TEXT NOT NULL CHECK (state IN ('pending', 'ready', 'failed')),
     reason TEXT,
     sha256 TEXT,
