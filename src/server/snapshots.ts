@@ -181,8 +181,11 @@ export class Snapshots {
   }
 
   /**
-   * Deletes a snapshot no disk stands on; refused otherwise (merging it into what stands on it
-   * is not done: see docs/architecture.md). Its node removes the file at its next reconcile.
+   * Deletes a snapshot; one that the VM's current disk or its other snapshots stand on is
+   * merged into them by its node (see docs/architecture.md). Refused for `initial`, under a
+   * clone, while pending or being copied, and (merging) unless the VM is running or stopped;
+   * a running VM's snapshot standing on it needs the VM stopped. Its node removes the file
+   * at its next reconcile.
    */
   remove(actor: string, vmName: string, snap: string): void {
     this.store.write(actor, (tx) => {
@@ -191,14 +194,26 @@ export class Snapshots {
       if (s.name === INITIAL_SNAPSHOT) throw new ApiError('conflict', `snapshot ${INITIAL_SNAPSHOT} is what \`vm reinit\` restores, and every later disk of the VM stands on it: it goes with the VM`, 'snap');
       if (s.state === 'pending') throw new ApiError('conflict', `snapshot ${s.name} is still pending`, 'snap');
       if (exportingSnapshot(tx.db, s.id)) throw new ApiError('conflict', `snapshot ${s.name} is being copied by its node (an image or a clone on another node is made of it): delete it once that is done`, 'snap');
-      if (vm.disk_snapshot === s.id && (s.state === 'ready')) throw new ApiError('conflict', `vm ${vm.name}'s current disk is an overlay on snapshot ${s.name}: restore another snapshot (or take a newer one and restore that) first`, 'snap');
-      const children = (tx.db.prepare(`SELECT name FROM snapshots WHERE parent = ? AND state IN ('pending', 'ready')`).all(s.id) as { name: string }[]).map((r) => r.name);
-      if (children.length) throw new ApiError('conflict', `snapshot${children.length > 1 ? 's' : ''} ${children.join(', ')} of vm ${vm.name} stand${children.length > 1 ? '' : 's'} on snapshot ${s.name}: delete ${children.length > 1 ? 'them' : 'it'} first`, 'snap');
       const clones = (tx.db.prepare(`SELECT name FROM vms WHERE clone_snapshot = ? ORDER BY name`).all(s.id) as { name: string }[]).map((r) => r.name);
       if (clones.length) throw new ApiError('conflict', `vm${clones.length > 1 ? 's' : ''} ${clones.join(', ')} ${clones.length > 1 ? 'are clones' : 'is a clone'} of snapshot ${s.name}: delete ${clones.length > 1 ? 'them' : 'it'} first`, 'snap');
+      const children = tx.db.prepare(`SELECT id, name, state FROM snapshots WHERE parent = ? AND state IN ('pending', 'ready')`).all(s.id) as { id: string; name: string; state: string }[];
+      const underDisk = vm.disk_snapshot === s.id && s.state === 'ready';
+      if (underDisk || children.length) {
+        // Merge on delete: what stands on it will stand on its parent, its data merged into
+        // them by the node (qemu-snapshots.ts `mergeInto`); only on a settled VM.
+        const also = children.map((c) => c.name);
+        if (vm.state !== 'running' && vm.state !== 'stopped') throw new ApiError('conflict', `${underDisk ? `vm ${vm.name}'s current disk` : `snapshot ${also.join(', ')}`} stands on snapshot ${s.name}, and vm ${vm.name} is ${vm.state}: it can be merged away once the VM is running or stopped`, 'snap');
+        if (children.some((c) => c.state === 'pending')) throw new ApiError('conflict', `snapshot ${children.find((c) => c.state === 'pending')!.name} on snapshot ${s.name} is still pending`, 'snap');
+        // A running VM's frozen layers are open in QEMU: only its active layer can take the data.
+        if (children.length && vm.power !== 'stopped') throw new ApiError('conflict', `snapshot${also.length > 1 ? 's' : ''} ${also.join(', ')} of vm ${vm.name} stand${also.length > 1 ? '' : 's'} on snapshot ${s.name}: stop the VM to merge it into ${also.length > 1 ? 'them' : 'it'} (or delete ${also.length > 1 ? 'them' : 'it'} first)`, 'snap');
+        tx.db.prepare(`UPDATE snapshots SET parent = ? WHERE parent = ?`).run(s.parent, s.id);
+        if (underDisk) tx.db.prepare(`UPDATE vms SET disk_snapshot = ? WHERE id = ?`).run(s.parent, vm.id);
+      }
+      // A restore done (the VM is settled) needs its snapshot no more.
+      if (vm.restore_snapshot === s.id) tx.db.prepare(`UPDATE vms SET restore_snapshot = NULL WHERE id = ?`).run(vm.id);
       tx.db.prepare(`DELETE FROM snapshots WHERE id = ?`).run(s.id);
       tx.touchNode(s.node);
-      tx.event('snapshot-deleted', 'vm', vm.name, `vm ${vm.name}: snapshot ${s.name} deleted`);
+      tx.event('snapshot-deleted', 'vm', vm.name, `vm ${vm.name}: snapshot ${s.name} deleted${underDisk || children.length ? ' (merged into what stood on it)' : ''}`);
     });
   }
 

@@ -80,8 +80,15 @@ export class SimSnapshots implements SnapshotDisks {
     return { sizeBytes: 0 };
   }
 
-  async remove(id: string, snapshot: string): Promise<void> {
+  async remove(id: string, snapshot: string, merge = false): Promise<void> {
     const me = `${id}/${snapshot}`;
+    if (merge) {
+      // This VM's own disk and snapshots on it now stand on its parent (QEMU's: rebase or block-stream).
+      const parent = (await this.read(this.file(id, snapshot)))?.backing ?? null;
+      for (const f of [`${this.dir(id)}/disk.json`, ...(await this.list(id)).map((s) => this.file(id, s))]) {
+        if ((await this.read(f))?.backing === me) await this.write(f, { backing: parent });
+      }
+    }
     const users: string[] = [];
     let vms: string[] = [];
     try {
