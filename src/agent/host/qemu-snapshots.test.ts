@@ -113,7 +113,8 @@ test("merge on delete, a stopped VM: the layers standing on the snapshot get its
     // A clone on s3 (another VM): merging s3 is still refused by the node.
     const c = paths('vm2');
     await disks.create(c, { file: realpathSync(snapshotLink(p, 's3')), format: 'qcow2' }, 8 << 20, 'init2', () => {});
-    await assert.rejects(disks.remove('vm1', 's3', true), /vms\/vm2\/layers\/.*stands on it/);
+    await assert.rejects(disks.remove('vm1', 's3', true), /vms\/vm2\/layers\/.*stand on it/);
+    assert.equal(backingOf(realpathSync(p.disk)), realpathSync(snapshotLink(p, 's3')), 'and nothing of vm1 was rewritten for it');
   } finally {
     rmSync(state, { recursive: true, force: true });
   }
