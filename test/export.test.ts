@@ -13,6 +13,8 @@ import { Readable } from 'node:stream';
 import { createHash } from 'node:crypto';
 import type { Agent } from '../src/agent/agent.ts';
 import { HEARTBEAT_TIMEOUT_MS } from '../src/server/nodes.ts';
+import { renderDesired } from '../src/server/desired-state.ts';
+import type { NodeRow } from '../src/server/store/rows.ts';
 import { ButterError, Client } from '../src/sdk/client.ts';
 import { fakeNode, rejects, runButter, simAgent, startTestCloud, until, uploadImage, type TestCloud } from './helpers.ts';
 import { tmpdir } from 'node:os';
@@ -190,6 +192,28 @@ test('vm clone --node: the clone waits for a copy of the snapshot, then stands o
   await a().call('deleteVm', { params: { name: 'far-clone' } });
   await until('the copy collected', async () => (count('exports') === 0 && !db().prepare(`SELECT 1 FROM blobs WHERE sha256 = ?`).get(exp.sha256) ? true : undefined));
   await rejects(a().downloadBlob(exp.sha256), 404);
+});
+
+test('a clone whose copy fails is left in error with the reason; deleting it leaves nothing', async () => {
+  const f3 = await fakeNode(cloud, 'f3');
+  const vm = await a().call('createVm', { body: { name: 'on-f3', image: 'img', node: 'f3' } });
+  const [initial] = await snaps('on-f3');
+  await f3.call('nodeReport', { params: { name: 'f3' }, body: { capacity: { cpus: 4, memoryBytes: 8 * 1024 ** 3, diskBytes: 100 * 1024 ** 3 }, accel: 'tcg', driver: 'sim', vms: [{ id: vm.id, state: 'running', snapshots: [{ id: initial!.id, state: 'ready', sizeBytes: 1 }] }] } });
+  const clone = await a().call('cloneVm', { params: { name: 'on-f3' }, body: { name: 'orphan', snapshot: 'initial', node: 'n2' } });
+  assert.equal(clone.state, 'pending');
+  assert.match((await a().call('getVm', { params: { name: 'orphan' } })).reason ?? '', /waiting for its base: a copy of vm on-f3's snapshot initial from node f3/);
+  const exp = db().prepare(`SELECT id FROM exports WHERE image IS NULL`).get() as { id: string };
+  // n2 is not told of it while it waits (nothing to start yet).
+  const n2 = () => renderDesired(cloud.cp.services.store, db().prepare(`SELECT * FROM nodes WHERE name = 'n2'`).get() as NodeRow);
+  assert.equal(n2().vms.some((v) => v.name === 'orphan'), false);
+  await f3.call('nodeExportFailed', { params: { name: 'f3', id: exp.id }, body: { reason: 'disk read error' } });
+  const failed = await a().call('getVm', { params: { name: 'orphan' } });
+  assert.equal(failed.state, 'error');
+  assert.match(failed.reason ?? '', /failed: disk read error/);
+  assert.equal(n2().vms.some((v) => v.name === 'orphan'), false, 'nor once it failed');
+  await a().call('deleteVm', { params: { name: 'orphan' } });
+  await until('orphan gone', async () => ((await a().call('listVms', {})).items.some((v) => v.name === 'orphan') ? undefined : true));
+  await until('its export collected', async () => (count('exports') === 0 ? true : undefined));
 });
 
 test('vm clone --node onto a node without room is refused naming node, with nothing left behind', async () => {
