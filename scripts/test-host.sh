@@ -23,7 +23,7 @@ cd "$(dirname "$0")/.."
 declare -A weight=(
   [cluster]=250 [vm-restart]=155 [services]=100 [metadata-spoof]=66 [data-disks]=49
   [tiny-image]=45 [quickstart]=45 [down]=38 [metadata-hop-limit]=32 [linux-network]=24
-  [console-bounds]=23 [disk-image]=21 [metrics-vm]=40 [network-isolation]=12 [snapshots]=145 [up-ready]=10 [paths-nft]=9
+  [console-bounds]=23 [disk-image]=21 [metrics-vm]=40 [network-isolation]=12 [snapshots]=190 [up-ready]=10 [paths-nft]=9
   [start-script]=7 [qemu-driver]=6 [service-dns]=5 [linux-mesh]=1
   [paths]=175 [paths-agent]=30 [path-verify-agent]=15 [path-verify]=8 [examples]=75
   [panel-vm]=60 [suspend]=110

@@ -33,6 +33,10 @@ const DECIDED: Partial<Record<keyof typeof routes, Access>> = {
   joinNetwork: 'operator',
   revokeNetworkPeer: 'operator',
   createImage: 'operator',
+  createImageFromVm: 'operator',
+  // A node's bytes for its own export only (server/exports.ts refuses another node's export).
+  nodeExportUpload: 'node',
+  nodeExportFailed: 'node',
   deleteImage: 'operator',
   listTokens: 'admin',
   createToken: 'admin',

@@ -43,9 +43,8 @@ test('a VM gets its initial snapshot at its first boot; a snapshot is taken, lis
   const list = await snaps('web');
   assert.deepEqual(list.map((s) => [s.name, s.parent, s.current]), [['initial', null, false], ['snap-1', 'initial', false], ['before-upgrade', 'snap-1', true]]);
   assert.equal(snapFiles(vm.id).length, 3);
-  // The current disk stands on before-upgrade; snap-1 backs it: both refused, naming the snapshot.
-  await rejects(a().call('deleteSnapshot', { params: { name: 'web', snap: 'before-upgrade' } }), 409, 'snap', /current disk/);
-  await rejects(a().call('deleteSnapshot', { params: { name: 'web', snap: 'snap-1' } }), 409, 'snap', /before-upgrade .*stands on snapshot snap-1/);
+  // before-upgrade stands on snap-1: merging snap-1 into a snapshot of the running VM needs it stopped (see the merge test).
+  await rejects(a().call('deleteSnapshot', { params: { name: 'web', snap: 'snap-1' } }), 409, 'snap', /before-upgrade .*stands on snapshot snap-1: stop the VM/);
   await rejects(a().call('deleteSnapshot', { params: { name: 'web', snap: 'initial' } }), 409, 'snap', /reinit/);
   // Restore snap-1: the VM restarts from it; before-upgrade then backs nothing and can go, on the node too.
   const restored = await a().call('restoreSnapshot', { params: { name: 'web', snap: 'snap-1' } });
@@ -59,6 +58,39 @@ test('a VM gets its initial snapshot at its first boot; a snapshot is taken, lis
   await a().call('reinitVm', { params: { name: 'web' } });
   await running('web');
   assert.equal((await snaps('web')).find((s) => s.current)?.name, 'initial');
+});
+
+test('deleting a snapshot something stands on merges it: the current disk and a later snapshot then stand on its parent, on the node too', async () => {
+  const vm = await a().call('createVm', { body: { name: 'mg', image: 'img' } });
+  await running('mg');
+  await ready('mg', 'initial');
+  const layer = (file: string) => (JSON.parse(readFileSync(join(stateDir, 'vms', vm.id, file), 'utf8')) as { backing: string | null }).backing;
+  const id = async (n: string) => (await snaps('mg')).find((s) => s.name === n)!.id;
+  await a().call('createSnapshot', { params: { name: 'mg' }, body: { name: 'm1' } });
+  await ready('mg', 'm1');
+  await a().call('createSnapshot', { params: { name: 'mg' }, body: { name: 'm2' } });
+  await ready('mg', 'm2');
+  const [initial, m1, m2] = [await id('initial'), await id('m1'), await id('m2')];
+  // The running VM's disk stands on m2: deleting m2 merges it into the disk (QEMU: block-stream).
+  await a().call('deleteSnapshot', { params: { name: 'mg', snap: 'm2' } });
+  await until('m2 merged away on the node', async () => (snapFiles(vm.id).includes(`${m2}.json`) ? undefined : true));
+  assert.equal(layer('disk.json'), `${vm.id}/${m1}`, 'the disk stands on m2\'s parent now');
+  assert.deepEqual((await snaps('mg')).map((s) => [s.name, s.parent, s.current]), [['initial', null, false], ['m1', 'initial', true]]);
+  // m3 on m1: merging m1 into a snapshot (a frozen layer) of the running VM is refused...
+  await a().call('createSnapshot', { params: { name: 'mg' }, body: { name: 'm3' } });
+  await ready('mg', 'm3');
+  await rejects(a().call('deleteSnapshot', { params: { name: 'mg', snap: 'm1' } }), 409, 'snap', /m3 of vm mg stands on snapshot m1: stop the VM/);
+  // ...and done once it is stopped (QEMU: qemu-img rebase of m3's layer onto initial).
+  await a().call('stopVm', { params: { name: 'mg' } });
+  await until('mg stopped', async () => ((await a().call('getVm', { params: { name: 'mg' } })).state === 'stopped' ? true : undefined));
+  await a().call('deleteSnapshot', { params: { name: 'mg', snap: 'm1' } });
+  await until('m1 merged away on the node', async () => (snapFiles(vm.id).includes(`${m1}.json`) ? undefined : true));
+  assert.equal(layer(`snapshots/${await id('m3')}.json`), `${vm.id}/${initial}`);
+  assert.deepEqual((await snaps('mg')).map((s) => [s.name, s.parent]), [['initial', null], ['m3', 'initial']]);
+  // initial stays refused: reinit needs it.
+  await rejects(a().call('deleteSnapshot', { params: { name: 'mg', snap: 'initial' } }), 409, 'snap', /reinit/);
+  await a().call('deleteVm', { params: { name: 'mg' } });
+  await until('mg gone', async () => ((await a().call('listVms', {})).items.some((v) => v.name === 'mg') ? undefined : true));
 });
 
 test('the initial snapshot, made with the disk, settles quietly: no audit event and no wake-up of its node (one per VM created would cost 10,000 of each)', async () => {
@@ -88,7 +120,7 @@ test('bad snapshot input is refused naming the field, and leaves no row and no f
   const n1 = rows();
   await rejects(a().call('restoreSnapshot', { params: { name: 'web', snap: 'theirs' } }), 404, 'snap', /vm web has no snapshot theirs/);
   await rejects(a().call('cloneVm', { params: { name: 'web' }, body: { name: 'c1', snapshot: 'theirs' } }), 404, 'snapshot');
-  await rejects(a().call('cloneVm', { params: { name: 'web' }, body: { name: 'c1', node: 'elsewhere' } }), 400, 'node', /snapshot's node \(n1\)/);
+  await rejects(a().call('cloneVm', { params: { name: 'web' }, body: { name: 'c1', node: 'elsewhere' } }), 404, 'node', /node elsewhere not found/);
   assert.equal(rows(), n1, 'no snapshot row from refused requests');
   assert.equal((await a().call('listVms', {})).items.some((v) => v.name === 'c1'), false);
   assert.ok(n1 > n0);

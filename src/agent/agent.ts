@@ -8,6 +8,7 @@ import type { MeshReport, NetworkReport, ObservedVmReport } from '../api/schemas
 import { setTimeout as sleep } from 'node:timers/promises';
 import { plan, type Op } from '../core/reconcile.ts';
 import { SnapshotSync } from './snapshot-sync.ts';
+import { ExportSync } from './export-sync.ts';
 import { AGENT_BACKOFF, backoffDelay } from '../core/backoff.ts';
 import { ControlPlaneLink } from '../core/connection-state.ts';
 import type { Client } from '../sdk/client.ts';
@@ -95,6 +96,8 @@ export class Agent {
   private readonly errors = new Map<string, string>();
   /** Disk snapshots (issue 16), when the driver keeps them. */
   private readonly snapshots: SnapshotSync | undefined;
+  /** Snapshots flattened and uploaded for an image or a clone on another node (issue 16). */
+  private readonly exports: ExportSync;
   /** Each local network as the last apply left it: its error, or undefined when built. Unset before the first apply. */
   private networkStates: Map<string, string | undefined> | undefined;
   /** One metadata server per local network, on the host's end of its uplink: the address it is reached on tells the network. */
@@ -118,6 +121,7 @@ export class Agent {
     this.link = new ControlPlaneLink(opts.client.url, opts.rejectedHint, AGENT_BACKOFF.maxMs / 1000);
     this.state = new AgentState(opts.stateDir, undefined, this.log);
     this.snapshots = opts.driver.snapshots ? new SnapshotSync(opts.driver.snapshots, this.log) : undefined;
+    this.exports = new ExportSync(opts.stateDir, opts.node, opts.client, opts.driver.snapshots, this.log);
     // Blobs a hypervisor will open are inspected first; the simulated driver opens none.
     this.images = new ImageCache(opts.stateDir, opts.client, opts.driver.name === 'sim' ? undefined : (opts.exec ?? new SystemExec()));
     // Shipped console output is freed on the node past its cap, by punching a hole (console-trim.ts).
@@ -294,6 +298,8 @@ export class Agent {
     }
     // Snapshots first: a clone started below needs its starting point to exist.
     const snapped = (await this.snapshots?.take(desired.vms).catch((e) => (this.log(`snapshots: ${String(e)}`), false))) ?? false;
+    // Exports of snapshots (taken above if just asked for) run beside the loop: queued, not awaited.
+    this.exports.run(desired.exports);
     const ops = plan(desired.vms, observed, this.state.applied, Date.now());
     let done = snapped ? 1 : 0;
     const destroyed = new Set<string>();

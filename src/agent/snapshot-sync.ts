@@ -61,7 +61,8 @@ export class SnapshotSync {
       const { remove } = planSnapshots(vm.snapshots.map((s) => s.id), have, vm.initialSnapshot, this.disks.hasDisk(vm.id));
       for (const id of remove) {
         try {
-          await this.disks.remove(vm.id, id);
+          // Unlisted by the control plane, which merges only what may be (never `initial`, never under a clone): merged into what stands on it.
+          await this.disks.remove(vm.id, id, true);
           this.log(`${vm.id}: snapshot ${id} deleted`);
         } catch (e) {
           this.log(`${vm.id}: snapshot ${id} not deleted: ${e instanceof Error ? e.message : String(e)}`);

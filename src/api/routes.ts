@@ -3,7 +3,7 @@
  * to it, the SDK derives its typed client from it, and OpenAPI is generated from it.
  */
 import { z } from 'zod';
-import { BlobParams, BlobQuery, Blob, Image, ImageCreate, ImageImport } from './schemas/image.ts';
+import { BlobParams, BlobQuery, Blob, ExportFailure, ExportParams, ExportUploadQuery, Image, ImageCreate, ImageFromVm, ImageImport } from './schemas/image.ts';
 import { Empty, ForceQuery, IdempotentHeaders, NameParams, listOf, Name } from './schemas/common.ts';
 import { ConsoleChunk, DesiredQuery, DesiredWatch } from './schemas/desired.ts';
 import { PathVerifyReport, ProbeResults, VerifyQuery } from './schemas/verify.ts';
@@ -113,6 +113,8 @@ export const routes = {
   nodeDesired: { method: 'GET', path: '/v1/nodes/{name}/desired', access: 'node', summary: 'Long-poll the desired state of a node, keyed by revision, and keystrokes typed into its VMs\' consoles; a watch that times out answers `unchanged`', params: NameParams, query: DesiredQuery, response: DesiredWatch, status: 200 },
   nodeReport: { method: 'POST', path: '/v1/nodes/{name}/report', access: 'node', summary: 'Heartbeat with capacity and observed VM states', params: NameParams, body: NodeReport, response: Nothing, status: 200 },
   nodeConsole: { method: 'POST', path: '/v1/nodes/{name}/vms/{id}/console', access: 'node', summary: 'Append captured serial console output of a VM', params: NodeVmParams, body: ConsoleChunk, response: Nothing, status: 200 },
+  nodeExportUpload: { method: 'PUT', path: '/v1/nodes/{name}/exports/{id}', access: 'node', summary: "The bytes of an export the node was asked for (its desired state's `exports`): a snapshot of one of its VMs, flattened. Refused unless the export is this node's and pending; the digest must be `sha256`", params: ExportParams, query: ExportUploadQuery, rawBody: true, response: Nothing, status: 200 },
+  nodeExportFailed: { method: 'POST', path: '/v1/nodes/{name}/exports/{id}/failed', access: 'node', summary: 'The node could not make an export it was asked for, and why', params: ExportParams, body: ExportFailure, response: Nothing, status: 200 },
   nodeProbeResults: { method: 'POST', path: '/v1/nodes/{name}/probe-results', access: 'node', summary: 'Results of a batch of `path verify` probes the node was handed in its desired-state watch', params: NameParams, body: ProbeResults, response: Nothing, status: 200 },
 
   uploadBlob: { method: 'POST', path: '/v1/blobs', access: 'operator', summary: 'Upload a blob; refused when `sha256` is given and differs', query: BlobQuery, rawBody: true, response: Blob, status: 201 },
@@ -131,6 +133,7 @@ export const routes = {
     response: Image,
     status: 202,
   },
+  createImageFromVm: { method: 'POST', path: '/v1/images/from-vm', access: 'operator', summary: "Make a disk image of a VM's root disk at one of its snapshots (default: one taken now, `image-NAME`). Answers 202 with the image `pending`; the VM's node flattens the snapshot and uploads it; then `ready`, or `failed` with `export.error`", body: ImageFromVm, response: Image, status: 202 },
   getImage: { method: 'GET', path: '/v1/images/{name}', access: 'viewer', summary: 'Show an image', params: NameParams, response: Image, status: 200 },
   deleteImage: { method: 'DELETE', path: '/v1/images/{name}', access: 'operator', summary: 'Remove an image (refused while a VM uses it)', params: NameParams, response: Nothing, status: 200 },
 

@@ -28,6 +28,8 @@ export interface VmSpec {
   initialSnapshot?: string;
   /** A clone's first disk stands on this snapshot of another VM of this host, not on the image. */
   base?: { vm: string; snapshot: string };
+  /** A clone of a snapshot on another node: its first disk stands on this file (a verified blob of this host's image cache). */
+  baseFile?: { file: string; format: 'qcow2' | 'raw'; sha256: string };
   /** Before this start, once per `gen`: the disk becomes a new overlay on this snapshot. */
   restore?: { snapshot: string; gen: number };
 }
@@ -97,6 +99,7 @@ export function vmSpec(vm: DesiredVm, file: (sha256: string) => string): VmSpec 
     smbiosSerial: SMBIOS_SERIAL,
     ...(vm.initialSnapshot ? { initialSnapshot: vm.initialSnapshot } : {}),
     ...(vm.base ? { base: vm.base } : {}),
+    ...(vm.baseBlob ? { baseFile: { file: file(vm.baseBlob.sha256), format: vm.baseBlob.format, sha256: vm.baseBlob.sha256 } } : {}),
     ...(vm.restore ? { restore: vm.restore } : {}),
   };
 }
@@ -111,5 +114,7 @@ export function blobsOf(vm: DesiredVm): { sha256: string; format?: DiskFormat }[
     ...(i.disk !== undefined ? [{ sha256: i.disk, format: i.format ?? 'raw' }] : []),
     ...[i.kernel, i.initrd].filter((s): s is string => s !== undefined).map((sha256) => ({ sha256 })),
     ...(i.rootDisk !== undefined ? [{ sha256: i.rootDisk, format: i.rootFormat ?? 'raw' }] : []),
+    // A cross-node clone's base: fetched, verified and inspected like an image's disk, and kept in the cache while the clone exists.
+    ...(vm.baseBlob !== undefined ? [{ sha256: vm.baseBlob.sha256, format: vm.baseBlob.format }] : []),
   ];
 }

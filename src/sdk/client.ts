@@ -167,6 +167,17 @@ export class Client {
     return (await this.decode(res)) as ResponseOf<'uploadBlob'>;
   }
 
+  /** A node's upload of an export it was asked for (`NodeDesired.exports`): streamed, with the digest it computed. */
+  async uploadExport(node: string, id: string, sha256: string, body: AsyncIterable<Uint8Array>): Promise<void> {
+    const res = await this.fetch(this.target('nodeExportUpload', { name: node, id }, { sha256 }), {
+      method: 'PUT',
+      headers: this.headers({ 'content-type': 'application/octet-stream' }),
+      body: toWebStream(body),
+      duplex: 'half',
+    } as RequestInit);
+    await this.decode(res);
+  }
+
   /** A blob's bytes as a web stream (Node: `Readable.fromWeb(body)`). */
   async downloadBlob(sha256: string): Promise<{ size: number; body: ReadableStream<Uint8Array> }> {
     const res = await this.fetch(this.target('getBlob', { sha256 }), { headers: this.headers() });

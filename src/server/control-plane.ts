@@ -33,6 +33,7 @@ import { SignInLimiter } from './sign-in-limiter.ts';
 import { JoinTokens } from './join.ts';
 import { DEFAULT_NETWORK, Vms } from './vms.ts';
 import { Snapshots } from './snapshots.ts';
+import { Exports } from './exports.ts';
 import { ServiceManager } from './services.ts';
 import { Graphs } from './graph.ts';
 import { SvgRenderer, type SvgRendererOptions } from './graph-renderer.ts';
@@ -115,7 +116,8 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   /** The ports this control plane listens on: never a published host port (a node beside it serves them too). */
   const apiPorts: number[] = [];
   const paths = new Paths(store, () => apiPorts);
-  const services: Services = { store, blobs, images, imports: new ImageImports(store, images, blobs, opts.imageImports), nodes, networks: new Networks(store), vpn: new VpnPeers(store), vms, snapshots: new Snapshots(store, vms), services: serviceManager, paths, graphs: new Graphs(store, () => paths.list(), new SvgRenderer(exec, opts.graphviz)), verifier: new PathVerifier(store, store.changes), consoles, tokens: new Tokens(store), sessions: new Sessions(store), signIns: new SignInLimiter(), joinTokens: new JoinTokens(store, nodes), idempotency: new IdempotencyKeys(store), readiness: new Readiness(store, nodes, images), caHash: opts.https?.caHash ?? null, tls: () => null, metrics, events: new EventStreams(store, { ...opts.eventStream, ...(opts.log?.warn ? { log: opts.log as { warn(obj: object, msg: string): void } } : {}) }) };
+  const snapshots = new Snapshots(store, vms);
+  const services: Services = { store, blobs, images, imports: new ImageImports(store, images, blobs, opts.imageImports), nodes, networks: new Networks(store), vpn: new VpnPeers(store), vms, snapshots, exports: new Exports(store, images, blobs, snapshots), services: serviceManager, paths, graphs: new Graphs(store, () => paths.list(), new SvgRenderer(exec, opts.graphviz)), verifier: new PathVerifier(store, store.changes), consoles, tokens: new Tokens(store), sessions: new Sessions(store), signIns: new SignInLimiter(), joinTokens: new JoinTokens(store, nodes), idempotency: new IdempotencyKeys(store), readiness: new Readiness(store, nodes, images), caHash: opts.https?.caHash ?? null, tls: () => null, metrics, events: new EventStreams(store, { ...opts.eventStream, ...(opts.log?.warn ? { log: opts.log as { warn(obj: object, msg: string): void } } : {}) }) };
 
   const adminTokenPath = join(opts.dataDir, 'admin.token');
   let adminToken: string | undefined;
@@ -142,7 +144,10 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
     const served = () => tlsRenewal?.tls ?? opts.https!;
     services.tls = () => ({ caHash: served().caHash, caNotAfter: served().caNotAfter, certNotAfter: served().certNotAfter });
   }
-  const sweeper = setInterval(() => nodes.sweep(new Date()), 1_000);
+  const sweeper = setInterval(() => {
+    nodes.sweep(new Date());
+    services.exports.collect();
+  }, 1_000);
   sweeper.unref();
   const flusher = setInterval(() => nodes.flushLiveness(), LIVENESS_FLUSH_MS);
   flusher.unref();

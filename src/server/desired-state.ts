@@ -12,6 +12,7 @@ import { desiredMesh, meshUnderlayMtu, overlayRemotes } from './mesh.ts';
 import { desiredPaths } from './paths.ts';
 import { publishedState } from './published.ts';
 import { nodeSnapshots } from './snapshots.ts';
+import { nodeExports } from './exports.ts';
 
 /** A VM's snapshot fields of the agent contract (issue 16); none for a VM without snapshots. */
 function snapshotFields(store: Store, vm: VmRow, snaps: readonly { id: string; name: string; state: 'pending' | 'ready' }[]) {
@@ -25,8 +26,21 @@ function snapshotFields(store: Store, vm: VmRow, snaps: readonly { id: string; n
     ...(snaps.length ? { snapshots: [...snaps] } : {}),
     ...(initial ? { initialSnapshot: initial.id } : {}),
     ...(base ? { base } : {}),
+    ...(base === undefined && vm.clone_export ? cloneBase(store, vm.clone_export) : {}),
     ...(vm.restore_snapshot && (vm.restore_gen ?? 0) > 0 ? { restore: { snapshot: vm.restore_snapshot, gen: vm.restore_gen! } } : {}),
   };
+}
+
+/** A clone on another node than its snapshot's: its base is the snapshot's copy, once uploaded. */
+function cloneBase(store: Store, exportId: string): { baseBlob?: { sha256: string; format: 'qcow2' | 'raw' } } {
+  const e = store.db.prepare(`SELECT sha256, format FROM exports WHERE id = ? AND state = 'ready'`).get(exportId) as { sha256: string; format: 'qcow2' | 'raw' } | undefined;
+  return e ? { baseBlob: { sha256: e.sha256, format: e.format } } : {};
+}
+
+/** A clone whose base has not arrived (or never will: failed) is not the node's to start yet; a deleted one is, to be confirmed gone. */
+function waitingForBase(store: Store, vm: VmRow): boolean {
+  if (!vm.clone_export || vm.power === 'deleted') return false;
+  return store.db.prepare(`SELECT 1 FROM exports WHERE id = ? AND state = 'ready'`).get(vm.clone_export) === undefined;
 }
 
 function vpnPeers(store: Store, network: string): { name: string; publicKey: string; ip: string }[] {
@@ -66,7 +80,8 @@ export function renderDesired(store: Store, me: NodeRow): NodeDesired {
   const revision = me.desired_rev;
   const underlay = meshUnderlayMtu(store);
   const networkMtu = guestMtu(underlay);
-  const vms = store.db.prepare(`SELECT * FROM vms WHERE node = ? ORDER BY name`).all(name) as VmRow[];
+  const vms = (store.db.prepare(`SELECT * FROM vms WHERE node = ? ORDER BY name`).all(name) as VmRow[]).filter((vm) => !waitingForBase(store, vm));
+  const exports = nodeExports(store.db, name);
   const images = new Map<string, ImageRow>();
   const networks = new Map<string, NetworkRow>();
   const more = new Map<string, NicRow[]>();
@@ -130,5 +145,6 @@ export function renderDesired(store: Store, me: NodeRow): NodeDesired {
     })),
     mesh: desiredMesh(store, me, underlay),
     ...(published.length ? { published } : {}),
+    ...(exports.length ? { exports } : {}),
   };
 }

@@ -4,7 +4,7 @@ import type { FastifyReply } from 'fastify';
 import { ApiError } from '../api/errors.ts';
 import { servedOpenApiDocument } from '../api/openapi.ts';
 import { API_VERSION } from '../api/routes.ts';
-import type { ImageCreate, ImageImport } from '../api/schemas/image.ts';
+import type { ImageCreate, ImageFromVm, ImageImport } from '../api/schemas/image.ts';
 import type { NetworkCreate } from '../api/schemas/network.ts';
 import type { NodeReport, NodeUpdate } from '../api/schemas/node.ts';
 import type { VmCreate } from '../api/schemas/vm.ts';
@@ -28,6 +28,7 @@ import type { SignInLimiter } from './sign-in-limiter.ts';
 import type { JoinTokens } from './join.ts';
 import type { Vms } from './vms.ts';
 import type { Snapshots } from './snapshots.ts';
+import type { Exports } from './exports.ts';
 import type { VmClone } from '../api/schemas/snapshot.ts';
 import type { VpnPeers } from './vpn.ts';
 import type { ServiceManager } from './services.ts';
@@ -54,6 +55,8 @@ export interface Services {
   vpn: VpnPeers;
   vms: Vms;
   snapshots: Snapshots;
+  /** Snapshots flattened by their node for an image or a clone on another node (exports.ts). */
+  exports: Exports;
   services: ServiceManager;
   paths: Paths;
   graphs: Graphs;
@@ -181,6 +184,15 @@ export function makeHandlers(s: Services): Handlers {
       return s.blobs.read(sha);
     },
 
+    createImageFromVm: ({ who, body }) => s.exports.startImage(actorOf(who), body as ImageFromVm),
+    nodeExportUpload: async ({ params, query, body }) => {
+      await s.exports.receive(params.name!, (params as { id: string }).id, query.sha256 as string, body as Readable);
+      return {};
+    },
+    nodeExportFailed: ({ params, body }) => {
+      s.exports.fail(params.name!, (params as { id: string }).id, (body as { reason: string }).reason);
+      return {};
+    },
     listImages: () => ({ items: s.images.list(), revision: s.store.revision() }),
     createImage: ({ who, body, once }) => s.images.create(actorOf(who), body as ImageCreate, once),
     importImage: ({ who, body, once }) => s.imports.start(actorOf(who), body as ImageImport, once),

@@ -67,6 +67,7 @@ export class ImageImports {
     const image = this.store.write(actor, idempotent(once, (tx) => {
       if (tx.db.prepare(`SELECT 1 FROM images WHERE name = ?`).get(req.name)) throw new ApiError('conflict', `image ${req.name} already exists`, 'name');
       if (this.images.isBuilding(req.name)) throw new ApiError('conflict', `image ${req.name} is being built`, 'name');
+      if (tx.db.prepare(`SELECT 1 FROM exports WHERE image = ?`).get(req.name)) throw new ApiError('conflict', `image ${req.name} is being made from a VM (or failed so: delete it first)`, 'name');
       if (this.images.imports.get(req.name)?.error === null) throw new ApiError('conflict', `image ${req.name} is being imported already`, 'name');
       entry = { since: tx.now, url: shown, bytesDone: 0, bytesTotal: null, error: null };
       tx.event('import', 'image', req.name, `importing image ${req.name} from ${shown} (sha256:${req.sha256.slice(0, 12)})`);

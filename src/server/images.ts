@@ -11,6 +11,8 @@ import type { BlobFiles } from './blobs.ts';
 import { imageFromRow, type ImageRow } from './store/rows.ts';
 import type { Store } from './store/store.ts';
 import { idempotent, type Once } from './idempotency.ts';
+import { cloneBaseBlob, exportImage, type ExportRow } from './exports.ts';
+import type { Tx } from './store/store.ts';
 
 /** An image being made where the control plane runs (by `butter up`), before its blobs exist. */
 interface Building {
@@ -54,6 +56,7 @@ export class Images {
     const made = rows.map((r) => this.toApi(r));
     const pending = [...this.building].filter(([name]) => !rows.some((r) => r.name === name)).map(([name, b]) => buildingImage(name, b));
     pending.push(...[...this.imports].filter(([name]) => !rows.some((r) => r.name === name)).map(([name, i]) => importingImage(name, i)));
+    pending.push(...(this.store.db.prepare(`SELECT * FROM exports WHERE image IS NOT NULL`).all() as ExportRow[]).filter((e) => !rows.some((r) => r.name === e.image)).map(exportImage));
     return [...made, ...pending].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
@@ -63,6 +66,8 @@ export class Images {
     if (!r && b) return buildingImage(name, b);
     const i = this.imports.get(name);
     if (!r && i) return importingImage(name, i);
+    const e = r ? undefined : this.exportOf(name);
+    if (e) return exportImage(e);
     return this.toApi(this.row(name));
   }
 
@@ -75,7 +80,29 @@ export class Images {
     const i = this.imports.get(name);
     if (i?.error === null) throw new ApiError('conflict', `image ${name} is being imported (${i.bytesDone} bytes so far); try again when \`butter image show ${name}\` shows it ready`, 'image');
     if (i) throw new ApiError('conflict', `image ${name} failed to import (${i.error}); delete it and import it again`, 'image');
+    const e = this.exportOf(name);
+    if (e?.state === 'pending') throw new ApiError('conflict', `image ${name} is being made from vm ${e.vm_name}'s snapshot ${e.snapshot_name} on node ${e.node}; try again when \`butter image show ${name}\` shows it ready`, 'image');
+    if (e) throw new ApiError('conflict', `image ${name} could not be made from vm ${e.vm_name} (${e.reason}); delete it and make it again`, 'image');
     throw new ApiError('not_found', `image ${name} not found`, 'image');
+  }
+
+  /** An image being made from a VM (exports.ts), or whose making failed. */
+  private exportOf(name: string): ExportRow | undefined {
+    return this.store.db.prepare(`SELECT * FROM exports WHERE image = ?`).get(name) as ExportRow | undefined;
+  }
+
+  /** Refuses a name already an image's, or one being built, imported or made from a VM (or failed so: delete it first). */
+  nameFree(tx: Tx, name: string): void {
+    if (tx.db.prepare(`SELECT 1 FROM images WHERE name = ?`).get(name)) throw new ApiError('conflict', `image ${name} already exists`, 'name');
+    if (this.building.has(name)) throw new ApiError('conflict', `image ${name} is being built`, 'name');
+    if (this.imports.has(name)) throw new ApiError('conflict', `image ${name} is being imported (or its import failed: delete it first)`, 'name');
+    const e = tx.db.prepare(`SELECT state FROM exports WHERE image = ?`).get(name) as { state: string } | undefined;
+    if (e) throw new ApiError('conflict', `image ${name} is ${e.state === 'pending' ? 'being made from a VM' : 'a failed make from a VM: delete it first'}`, 'name');
+  }
+
+  /** Whether an image names the blob (disk, kernel, initrd or root disk) or a clone stands on it. */
+  blobUsed(tx: Tx, sha256: string): boolean {
+    return tx.db.prepare(`SELECT 1 FROM images WHERE ? IN (disk, kernel, initrd, root_disk)`).get(sha256) !== undefined || cloneBaseBlob(tx.db, sha256);
   }
 
   private find(name: string): ImageRow | undefined {
@@ -101,8 +128,10 @@ export class Images {
   }
 
   /** `from.importing`: the import of this name (image-import.ts) makes it; anyone else must wait for that. */
-  async create(actor: string, req: ImageCreate, once?: Once, from: { importing?: boolean } = {}): Promise<Image> {
+  /** `from.exported`: the export (exports.ts) of this name makes it, and its row goes in the same write. */
+  async create(actor: string, req: ImageCreate, once?: Once, from: { importing?: boolean; exported?: string } = {}): Promise<Image> {
     if (!from.importing && this.imports.get(req.name)?.error === null) throw new ApiError('conflict', `image ${req.name} is being imported`, 'name');
+    if (from.exported === undefined && this.exportOf(req.name)) throw new ApiError('conflict', `image ${req.name} is being made from a VM (or failed so: delete it first)`, 'name');
     const need = (sha: string | undefined, field: string) => {
       if (sha === undefined) return null;
       const known = this.store.db.prepare(`SELECT 1 FROM blobs WHERE sha256 = ?`).get(sha);
@@ -134,6 +163,7 @@ export class Images {
       for (const [sha, field] of [[row.disk, 'disk'], [row.kernel, 'kernel'], [row.initrd, 'initrd'], [row.root_disk, 'rootDisk']] as const) {
         if (sha !== null && !tx.db.prepare(`SELECT 1 FROM blobs WHERE sha256 = ?`).get(sha)) throw new ApiError('invalid', `no uploaded blob with sha256 ${sha}`, field);
       }
+      if (from.exported !== undefined) tx.db.prepare(`DELETE FROM exports WHERE id = ?`).run(from.exported);
       row.created_at = tx.now;
       tx.db
         .prepare(`INSERT INTO images (name, kind, sha256, format, disk, kernel, initrd, root_disk, root_format, cmdline, created_at) VALUES (@name, @kind, @sha256, @format, @disk, @kernel, @initrd, @root_disk, @root_format, @cmdline, @created_at)`)
@@ -150,6 +180,15 @@ export class Images {
 
   remove(actor: string, name: string): void {
     // A failed import is only a name with its reason: removing it clears it.
+    const exp = this.find(name) ? undefined : this.exportOf(name);
+    if (exp) {
+      if (exp.state === 'pending') throw new ApiError('conflict', `image ${name} is being made from vm ${exp.vm_name}: wait until it is ready or failed`, 'name');
+      this.store.write(actor, (tx) => {
+        tx.db.prepare(`DELETE FROM exports WHERE id = ?`).run(exp.id);
+        tx.event('delete', 'image', name, `failed image ${name} (from vm ${exp.vm_name}) cleared`);
+      });
+      return;
+    }
     const imp = this.imports.get(name);
     if (imp && !this.find(name)) {
       if (imp.error === null) throw new ApiError('conflict', `image ${name} is being imported: wait until it is ready or failed`, 'name');
@@ -165,7 +204,7 @@ export class Images {
       tx.event('delete', 'image', name, `image ${name} removed`);
       // Blobs no image references any more go too: the store is content-addressed.
       const shas = [row.disk, row.kernel, row.initrd, row.root_disk].filter((s): s is string => s !== null);
-      const unused = shas.filter((s) => !tx.db.prepare(`SELECT 1 FROM images WHERE ? IN (disk, kernel, initrd, root_disk)`).get(s));
+      const unused = shas.filter((s) => !this.blobUsed(tx, s));
       for (const s of unused) tx.db.prepare(`DELETE FROM blobs WHERE sha256 = ?`).run(s);
       return unused;
     });
@@ -175,7 +214,7 @@ export class Images {
   /** A blob recorded for an image that was not made: deleted unless an image uses it. */
   dropUnusedBlob(actor: string, sha256: string, reason: string): void {
     const unused = this.store.write(actor, (tx) => {
-      if (tx.db.prepare(`SELECT 1 FROM images WHERE ? IN (disk, kernel, initrd, root_disk)`).get(sha256)) return false;
+      if (this.blobUsed(tx, sha256)) return false;
       tx.db.prepare(`DELETE FROM blobs WHERE sha256 = ?`).run(sha256);
       tx.event('delete', 'blob', sha256, `blob ${sha256.slice(0, 12)} removed: ${reason}`);
       return true;
@@ -190,7 +229,7 @@ export class Images {
     } catch (e) {
       if (!(e instanceof ApiError)) throw e;
       const unused = this.store.write(actor, (tx) => {
-        if (tx.db.prepare(`SELECT 1 FROM images WHERE ? IN (disk, kernel, initrd, root_disk)`).get(sha256)) return false;
+        if (this.blobUsed(tx, sha256)) return false;
         tx.db.prepare(`DELETE FROM blobs WHERE sha256 = ?`).run(sha256);
         tx.event('delete', 'blob', sha256, `refused blob ${sha256.slice(0, 12)} removed: ${e.message}`);
         return true;

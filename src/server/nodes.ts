@@ -14,6 +14,7 @@ import { networksOf } from './store/nics.ts';
 import { meshEnd, sameMeshEnd, setMeshEnd, touchMesh, touchNetworkHosts, touchServiceHosts } from './mesh.ts';
 import { renderDesired } from './desired-state.ts';
 import { applySnapshotChanges, snapshotReportChanges } from './snapshots.ts';
+import { failNodeExports } from './exports.ts';
 import { forgetVm } from './forget-vm.ts';
 import { ownNetworks, recordNetworkStatus, sameNetworkStatus } from './network-status.ts';
 
@@ -25,6 +26,13 @@ export type SnapNode = NodeSnapshot & { allocRev: number };
  * `unknown`). With the 1 s sweep a dead node is marked within 11 s, inside the 15 s promise.
  */
 export const HEARTBEAT_TIMEOUT_MS = 10_000;
+
+/**
+ * The disk a node's snapshot files take, by the sizes it reported: ready ones, and lost ones
+ * (their VM was recreated elsewhere; the file stays on this node until the snapshot is
+ * deleted). Pending ones have no size yet. Completed with a WHERE (and GROUP BY node).
+ */
+const SNAPSHOT_DISK = `SELECT node, COALESCE(SUM(size_bytes), 0) AS bytes FROM snapshots WHERE state IN ('ready', 'lost') AND`;
 
 export class Nodes {
   private readonly liveness: Liveness;
@@ -74,9 +82,10 @@ export class Nodes {
   fresh(name: string): SnapNode | undefined {
     const r = this.store.db
       .prepare(
-        `SELECT n.*, u.cpus AS used_cpus, u.memory_bytes AS used_memory_bytes, u.disk_bytes AS used_disk_bytes, u.vm_count, g.cpu_ratio, g.memory_ratio, g.disk_ratio
+        `SELECT n.*, u.cpus AS used_cpus, u.memory_bytes AS used_memory_bytes, COALESCE(u.disk_bytes, 0) + COALESCE(sd.bytes, 0) AS used_disk_bytes, u.vm_count, g.cpu_ratio, g.memory_ratio, g.disk_ratio
          FROM nodes n
          LEFT JOIN (SELECT SUM(CASE WHEN released = 1 THEN 0 ELSE cpus END) AS cpus, SUM(CASE WHEN released = 1 THEN 0 ELSE memory_bytes END) AS memory_bytes, SUM(disk_bytes + data_disk_bytes) AS disk_bytes, COUNT(*) AS vm_count FROM vms WHERE node = @name) u
+         LEFT JOIN (${SNAPSHOT_DISK} node = @name) sd
          LEFT JOIN node_groups g ON g.name = n.node_group
          WHERE n.name = @name`,
       )
@@ -125,12 +134,18 @@ export class Nodes {
     return all.map((r) => ({ ...snapshotOf(r, usage.get(r.name), groups.get(r.node_group)?.ratios ?? DEFAULT_RATIOS, spread.get(r.name) ?? {}), allocRev: r.alloc_rev }));
   }
 
-  /** Resources held by each node's VMs (deleted ones hold theirs until the node confirms). */
+  /** Resources held by each node's VMs, and the disk its snapshot files take (deleted ones hold theirs until the node confirms). */
   usage(only?: string): Map<string, NodeUsage> {
     const rows = this.store.db
       .prepare(`SELECT node, SUM(CASE WHEN released = 1 THEN 0 ELSE cpus END) AS cpus, SUM(CASE WHEN released = 1 THEN 0 ELSE memory_bytes END) AS memory_bytes, SUM(disk_bytes + data_disk_bytes) AS disk_bytes, COUNT(*) AS vm_count FROM vms WHERE ${only ? 'node = @only' : 'node IS NOT NULL'} GROUP BY node`)
       .all(only ? { only } : {}) as (NodeUsage & { node: string })[];
-    return new Map(rows.map((r) => [r.node, r]));
+    const out = new Map(rows.map((r) => [r.node, r]));
+    const snaps = this.store.db.prepare(`${SNAPSHOT_DISK} ${only ? 'node = @only' : '1'} GROUP BY node`).all(only ? { only } : {}) as { node: string; bytes: number }[];
+    for (const s of snaps) {
+      const u = out.get(s.node) ?? out.set(s.node, { node: s.node, cpus: 0, memory_bytes: 0, disk_bytes: 0, vm_count: 0 }).get(s.node)!;
+      u.disk_bytes += s.bytes;
+    }
+    return out;
   }
 
   private loadGroups(): Map<string, { ratios: Ratios; policy: Policy }> {
@@ -272,7 +287,8 @@ export class Nodes {
       // Its desired state lost those VMs (and maybe the last VM of a network, to take down).
       if (deleted.length > 0) tx.touchNode(name);
       // A node that stays ready, the same size, with the same VMs: placement is unaffected.
-      if (before.state === 'ready' && sameSize && deleted.length === 0) tx.preserveSchedule();
+      // (A snapshot that became ready takes disk: its size changes the node's usage.)
+      if (before.state === 'ready' && sameSize && deleted.length === 0 && !snapChanges.some((c) => c.state === 'ready' && c.sizeBytes)) tx.preserveSchedule();
     });
     return deleted;
   }
@@ -305,6 +321,8 @@ export class Nodes {
         tx.db.prepare(`UPDATE nodes SET state = 'unreachable' WHERE name = ?`).run(name);
         const serving = tx.db.prepare(`SELECT DISTINCT network FROM vms WHERE node = ? AND service IS NOT NULL AND state = 'running'`).all(name) as { network: string }[];
         tx.db.prepare(`UPDATE vms SET state = 'unknown', updated_at = ? WHERE node = ?`).run(tx.now, name);
+        // Its pending exports (an image from a VM, a clone's base for another node) will not come.
+        failNodeExports(tx, name);
         // A suspended VM's memory state is on that node only: lost with it (until it returns), and said so.
         tx.db.prepare(`UPDATE vms SET reason = ? WHERE node = ? AND power = 'suspended'`).run(`suspended on node ${name}, which stopped reporting: its memory state is lost until the node returns`, name);
         // Instances there no longer answer for their service.

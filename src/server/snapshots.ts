@@ -21,6 +21,7 @@ import { dataDisksOf, type VmRow } from './store/rows.ts';
 import { networksOf } from './store/nics.ts';
 import type { Store, Tx } from './store/store.ts';
 import type { Vms } from './vms.ts';
+import { exportingSnapshot, insertExport } from './exports.ts';
 
 export interface SnapshotRow {
   id: string;
@@ -136,7 +137,7 @@ export class Snapshots {
     });
   }
 
-  private takeIn(tx: Tx, vm: VmRow, name: string | undefined, id: string, field: string): SnapshotRow {
+  takeIn(tx: Tx, vm: VmRow, name: string | undefined, id: string, field: string): SnapshotRow {
     this.usable(tx, vm, 'name');
     if (vm.state === 'pending' || vm.state === 'creating') throw new ApiError('conflict', `vm ${vm.name} is ${vm.state}: its node has not made (or is remaking) its disk; snapshot it once it is running or stopped`, 'name');
     const rows = tx.db.prepare(`SELECT name, state FROM snapshots WHERE vm_id = ?`).all(vm.id) as { name: string; state: SnapshotState }[];
@@ -177,8 +178,11 @@ export class Snapshots {
   }
 
   /**
-   * Deletes a snapshot no disk stands on; refused otherwise (merging it into what stands on it
-   * is not done: see docs/architecture.md). Its node removes the file at its next reconcile.
+   * Deletes a snapshot; one that the VM's current disk or its other snapshots stand on is
+   * merged into them by its node (see docs/architecture.md). Refused for `initial`, under a
+   * clone, while pending or being copied, and (merging) unless the VM is running or stopped;
+   * a running VM's snapshot standing on it needs the VM stopped. Its node removes the file
+   * at its next reconcile.
    */
   remove(actor: string, vmName: string, snap: string): void {
     this.store.write(actor, (tx) => {
@@ -186,21 +190,37 @@ export class Snapshots {
       const s = this.find(vm, snap, 'snap');
       if (s.name === INITIAL_SNAPSHOT) throw new ApiError('conflict', `snapshot ${INITIAL_SNAPSHOT} is what \`vm reinit\` restores, and every later disk of the VM stands on it: it goes with the VM`, 'snap');
       if (s.state === 'pending') throw new ApiError('conflict', `snapshot ${s.name} is still pending`, 'snap');
-      if (vm.disk_snapshot === s.id && (s.state === 'ready')) throw new ApiError('conflict', `vm ${vm.name}'s current disk is an overlay on snapshot ${s.name}: restore another snapshot (or take a newer one and restore that) first`, 'snap');
-      const children = (tx.db.prepare(`SELECT name FROM snapshots WHERE parent = ? AND state IN ('pending', 'ready')`).all(s.id) as { name: string }[]).map((r) => r.name);
-      if (children.length) throw new ApiError('conflict', `snapshot${children.length > 1 ? 's' : ''} ${children.join(', ')} of vm ${vm.name} stand${children.length > 1 ? '' : 's'} on snapshot ${s.name}: delete ${children.length > 1 ? 'them' : 'it'} first`, 'snap');
+      if (exportingSnapshot(tx.db, s.id)) throw new ApiError('conflict', `snapshot ${s.name} is being copied by its node (an image or a clone on another node is made of it): delete it once that is done`, 'snap');
       const clones = (tx.db.prepare(`SELECT name FROM vms WHERE clone_snapshot = ? ORDER BY name`).all(s.id) as { name: string }[]).map((r) => r.name);
       if (clones.length) throw new ApiError('conflict', `vm${clones.length > 1 ? 's' : ''} ${clones.join(', ')} ${clones.length > 1 ? 'are clones' : 'is a clone'} of snapshot ${s.name}: delete ${clones.length > 1 ? 'them' : 'it'} first`, 'snap');
+      const children = tx.db.prepare(`SELECT id, name, state FROM snapshots WHERE parent = ? AND state IN ('pending', 'ready')`).all(s.id) as { id: string; name: string; state: string }[];
+      const underDisk = vm.disk_snapshot === s.id && s.state === 'ready';
+      if (underDisk || children.length) {
+        // Merge on delete: what stands on it will stand on its parent, its data merged into
+        // them by the node (qemu-snapshots.ts `mergeInto`); only on a settled VM.
+        const also = children.map((c) => c.name);
+        if (vm.state !== 'running' && vm.state !== 'stopped') throw new ApiError('conflict', `${underDisk ? `vm ${vm.name}'s current disk` : `snapshot ${also.join(', ')}`} stands on snapshot ${s.name}, and vm ${vm.name} is ${vm.state}: it can be merged away once the VM is running or stopped`, 'snap');
+        if (children.some((c) => c.state === 'pending')) throw new ApiError('conflict', `snapshot ${children.find((c) => c.state === 'pending')!.name} on snapshot ${s.name} is still pending`, 'snap');
+        // A running VM's frozen layers are open in QEMU: only its active layer can take the data.
+        if (children.length && vm.power !== 'stopped') throw new ApiError('conflict', `snapshot${also.length > 1 ? 's' : ''} ${also.join(', ')} of vm ${vm.name} stand${also.length > 1 ? '' : 's'} on snapshot ${s.name}: stop the VM to merge it into ${also.length > 1 ? 'them' : 'it'} (or delete ${also.length > 1 ? 'them' : 'it'} first)`, 'snap');
+        tx.db.prepare(`UPDATE snapshots SET parent = ? WHERE parent = ?`).run(s.parent, s.id);
+        if (underDisk) tx.db.prepare(`UPDATE vms SET disk_snapshot = ? WHERE id = ?`).run(s.parent, vm.id);
+      }
+      // A restore done (the VM is settled) needs its snapshot no more.
+      if (vm.restore_snapshot === s.id) tx.db.prepare(`UPDATE vms SET restore_snapshot = NULL WHERE id = ?`).run(vm.id);
       tx.db.prepare(`DELETE FROM snapshots WHERE id = ?`).run(s.id);
       tx.touchNode(s.node);
-      tx.event('snapshot-deleted', 'vm', vm.name, `vm ${vm.name}: snapshot ${s.name} deleted`);
+      tx.event('snapshot-deleted', 'vm', vm.name, `vm ${vm.name}: snapshot ${s.name} deleted${underDisk || children.length ? ' (merged into what stood on it)' : ''}`);
     });
   }
 
   /**
    * A new VM whose root disk starts from a snapshot of `vmName`: its own name, MAC, address
-   * and instance-id (its id), on the snapshot's node (where its bytes are). Data disks are
-   * made new and empty, as for any new VM. Without `snapshot`, one (`clone-NEW`) is taken now.
+   * and instance-id (its id), on the snapshot's node (where its bytes are) by default. Data
+   * disks are made new and empty, as for any new VM. Without `snapshot`, one (`clone-NEW`) is
+   * taken now. On another node (`node`): the snapshot's node flattens it and uploads it
+   * (exports.ts), the clone's node fetches that copy (a full one) and the clone's first layer
+   * stands on it; the clone waits `pending` until then.
    */
   clone(actor: string, vmName: string, body: VmClone): Promise<Vm> | Vm {
     const src = this.vms.row(vmName);
@@ -215,9 +235,8 @@ export class Snapshots {
     }
     const node = snap?.node ?? src.node;
     if (node === null) throw new ApiError('conflict', `vm ${vmName} is on no node`, 'name');
-    if (body.node !== undefined && body.node !== node) {
-      throw new ApiError('invalid', `a clone is made on its snapshot's node (${node}): moving a snapshot's bytes to another node is not supported yet`, 'node');
-    }
+    const elsewhere = body.node !== undefined && body.node !== node;
+    if (elsewhere && !this.store.db.prepare(`SELECT 1 FROM nodes WHERE name = ?`).get(body.node)) throw new ApiError('not_found', `node ${body.node} not found`, 'node');
     const nets = networksOf(this.store.db, src.id);
     const disks = dataDisksOf(src).map((d) => ({ size: formatSize(d.sizeBytes) }));
     const req: VmCreate = {
@@ -228,7 +247,7 @@ export class Snapshots {
       disk: formatSize(src.disk_bytes),
       ...(disks.length ? { disks } : {}),
       ...(nets.length > 1 ? { networks: nets } : { network: src.network }),
-      node,
+      node: elsewhere ? body.node! : node,
       ...(src.spread_key ? { spreadKey: src.spread_key } : {}),
       userData: src.user_data,
       sshKeys: JSON.parse(src.ssh_keys) as string[],
@@ -236,19 +255,25 @@ export class Snapshots {
       restart: src.restart,
     };
     const snapId = snap?.id ?? newId();
-    const insert = this.vms.creation(req, undefined, { snapshot: snapId });
+    const exportId = newId();
+    const insert = this.vms.creation(req, undefined, elsewhere ? { export: exportId } : { snapshot: snapId });
     return this.store.write(actor, (tx) => {
-      if (!snap) {
+      let from = snap;
+      if (!from) {
         const fresh = this.vms.row(vmName);
-        this.takeIn(tx, fresh, `clone-${body.name}`, snapId, 'name');
-      }
+        from = this.takeIn(tx, fresh, `clone-${body.name}`, snapId, 'name');
+      } else if (elsewhere) this.usable(tx, src, 'name');
       const vm = insert(tx);
+      if (elsewhere) {
+        const exp = insertExport(tx, src, from, null, exportId);
+        tx.db.prepare(`UPDATE vms SET reason = ? WHERE id = ?`).run(`waiting for its base: a copy of vm ${vmName}'s snapshot ${from.name} from node ${exp.node}`, vm.id);
+      }
       tx.event('clone', 'vm', vm.name, `vm ${vm.name} cloned from vm ${vmName}'s snapshot ${snap?.name ?? `clone-${body.name}`}`);
       return vm;
     });
   }
 
-  private usable(tx: Tx, vm: VmRow, field: string): void {
+  usable(tx: Tx, vm: VmRow, field: string): void {
     if (vm.power === 'deleted') throw new ApiError('conflict', `vm ${vm.name} is being deleted`, field);
     if (vm.node === null) throw new ApiError('conflict', `vm ${vm.name} is on no node`, field);
     const node = tx.db.prepare(`SELECT state FROM nodes WHERE name = ?`).get(vm.node) as { state: string } | undefined;
@@ -256,7 +281,7 @@ export class Snapshots {
   }
 
   /** A snapshot of this VM by name; another VM's snapshot of that name is not it. */
-  private find(vm: VmRow, name: string, field: string): SnapshotRow {
+  find(vm: VmRow, name: string, field: string): SnapshotRow {
     const r = this.store.db.prepare(`SELECT * FROM snapshots WHERE vm_id = ? AND name = ?`).get(vm.id, name) as SnapshotRow | undefined;
     if (!r) throw new ApiError('not_found', `vm ${vm.name} has no snapshot ${name}`, field);
     return r;

@@ -89,7 +89,7 @@ export class Vms {
    * Validates a create outside any transaction; returns the write that places and inserts it.
    * A service's instances (`instance`) are made by the same path, inside the service's write.
    */
-  creation(req: VmCreate, instance?: InstanceOf, clone?: { snapshot: string }): (tx: Tx) => Vm {
+  creation(req: VmCreate, instance?: InstanceOf, clone?: { snapshot: string } | { export: string }): (tx: Tx) => Vm {
     const memoryBytes = parseSize(req.memory ?? '512M')!;
     const diskBytes = parseSize(req.disk ?? '2G')!;
     const cpus = req.cpus ?? 1;
@@ -169,7 +169,9 @@ export class Vms {
       // Its first disk is its `initial` snapshot's point (made by the node with the disk); a
       // clone's disk starts from another VM's snapshot file instead of the image.
       insertInitialSnapshot(tx, { id: row.id, node: placement.node });
-      if (clone) tx.db.prepare(`UPDATE vms SET clone_snapshot = ? WHERE id = ?`).run(clone.snapshot, row.id);
+      if (clone && 'snapshot' in clone) tx.db.prepare(`UPDATE vms SET clone_snapshot = ? WHERE id = ?`).run(clone.snapshot, row.id);
+      // A clone on another node than its snapshot's: its first disk waits for the snapshot's copy (exports.ts).
+      if (clone && 'export' in clone) tx.db.prepare(`UPDATE vms SET clone_export = ? WHERE id = ?`).run(clone.export, row.id);
       const more = nics.slice(1).map((n, i): NicRow => insertNic(tx, { vm_id: row.id, idx: i + 1, network: n.net.name, ip: n.ip, mac: randomMac(SECONDARY_MAC_PREFIX) }));
       for (const n of nics) touchNetworkHosts(tx, n.net.name);
       const data = dataDisks.length ? `, data disks ${dataDisks.map(humanSize).join(', ')}` : '';

@@ -68,6 +68,16 @@ export interface SnapshotDisks {
    * the pause to the resume), a stopped one is done on its files. Nothing is left of a take that failed.
    */
   take(id: string, snapshot: string): Promise<{ pauseMs?: number; sizeBytes?: number }>;
-  /** Deletes one; refused (throws) while a disk or another snapshot on this host stands on it. */
-  remove(id: string, snapshot: string): Promise<void>;
+  /**
+   * Deletes one; refused (throws) while a disk or another snapshot on this host stands on it.
+   * `merge`: the VM's own disk and snapshots standing on it are first made to stand on its
+   * parent, its data merged into them; another VM's (a clone's) still refuse it.
+   */
+  remove(id: string, snapshot: string, merge?: boolean): Promise<void>;
+  /**
+   * Writes the root disk as it was at the snapshot into `dest` as one self-contained file (its
+   * chain flattened: no backing file), for an image or a clone on another node. The caller
+   * removes `dest`, whatever happens.
+   */
+  export(id: string, snapshot: string, dest: string): Promise<void>;
 }

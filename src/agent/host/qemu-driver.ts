@@ -218,7 +218,7 @@ export class QemuDriver implements VmDriver {
       }
       // mkdir's mode is filtered by the umask and leaves existing dirs as they were.
       for (const d of [`${this.stateDir}/vms`, p.dir]) chmodSync(d, 0o700);
-      const layered = spec.initialSnapshot !== undefined || spec.base !== undefined || spec.restore !== undefined;
+      const layered = spec.initialSnapshot !== undefined || spec.base !== undefined || spec.baseFile !== undefined || spec.restore !== undefined;
       if (!existsSync(p.disk)) {
         if (layered) {
           // Snapshots (issue 16): a chain of layers, the first of them the `initial` point.
@@ -400,6 +400,7 @@ export class QemuDriver implements VmDriver {
       if (!existsSync(link)) throw new Error(`snapshot ${spec.base.snapshot} of vm ${spec.base.vm} is not on this host`);
       return { file: realpathSync(link), format: 'qcow2' };
     }
+    if (spec.baseFile) return { file: resolve(spec.baseFile.file), format: spec.baseFile.format };
     const b = spec.boot;
     if (b.kind === 'disk') return { file: resolve(b.disk), format: b.format };
     if (b.rootDisk !== undefined) return { file: resolve(b.rootDisk), format: b.rootFormat ?? 'raw' };

@@ -26,6 +26,7 @@ import { randomUUID } from 'node:crypto';
 import { basename, dirname, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { backingRange, QCOW2_HEADER_BYTES } from '../../core/qcow2-header.ts';
+import { detectFormat, FORMAT_HEAD_BYTES } from '../../core/image-check.ts';
 import type { VmPaths } from '../../core/qemu-args.ts';
 import type { Exec } from './exec.ts';
 import { QmpClient } from './qmp.ts';
@@ -190,6 +191,19 @@ export class QemuDisks {
     return { ...(pauseMs !== undefined ? { pauseMs } : {}), sizeBytes: statSync(old).size };
   }
 
+  /**
+   * `qemu-img convert` of the snapshot's layer: its whole chain (the image or a clone's base
+   * under it) read through and written as one qcow2 with no backing file. `-U`: a running
+   * QEMU holds the layer open (read-only, as a backing file); a snapshot's layer is frozen, so
+   * reading it while shared is consistent.
+   */
+  async export(id: string, snapshot: string, dest: string): Promise<void> {
+    const link = snapshotLink(this.o.paths(id), snapshot);
+    if (!existsSync(link)) throw new Error(`snapshot ${snapshot} is not on this host`);
+    await this.o.exec.run('qemu-img', ['convert', '-U', '-f', 'qcow2', '-O', 'qcow2', realpathSync(link), dest]);
+    chmodSync(dest, 0o600);
+  }
+
   /** stop, external snapshot onto `active`, `switched()`, cont; the ms from stop to cont's answer. */
   private async live(p: VmPaths, old: string, active: string, switched: () => void): Promise<number> {
     const client = await QmpClient.connect(p.qmpSock, 5000);
@@ -211,8 +225,13 @@ export class QemuDisks {
     }
   }
 
-  /** Refused while the active disk, another snapshot or a clone on this host stands on its layer. */
-  async remove(id: string, snapshot: string): Promise<void> {
+  /**
+   * Refused while the active disk, another snapshot or a clone on this host stands on its
+   * layer. `merge`: this VM's own layers that stand on it are first made to stand on its
+   * parent instead, with the snapshot's data copied into them (`mergeInto`); another VM's
+   * (a clone's) still refuse it.
+   */
+  async remove(id: string, snapshot: string, merge = false): Promise<void> {
     const p = this.o.paths(id);
     const link = snapshotLink(p, snapshot);
     if (!existsSync(link)) {
@@ -220,11 +239,69 @@ export class QemuDisks {
       return;
     }
     const layer = realpathSync(link);
+    if (merge) await this.mergeInto(p, id, layer);
     const users = this.standingOn(layer);
     if (users.length) throw new Error(`${users.map((u) => u.slice(this.o.stateDir.length + 1)).join(', ')} stand${users.length > 1 ? '' : 's'} on it`);
     rmSync(link, { force: true });
     // Another snapshot link may name the same layer (none does today); keep it then.
     if (!this.frozenLayers(p).has(layer)) rmSync(layer, { force: true });
+  }
+
+  /**
+   * Merge on delete: every layer of this VM standing on `layer` gets its data and stands on
+   * `layer`'s own backing file. Never a commit into the parent: other layers (snapshots, clones)
+   * may stand on the parent, and it must not change under them. A stopped VM: `qemu-img
+   * rebase` (safe mode: what differs between the old and the new backing is copied into the
+   * layer, so what it shows is unchanged). A running one: only its active layer can take the
+   * data (QMP `block-stream` down to the parent, the job waited for); a frozen layer of a
+   * running VM is open in QEMU and is not rewritten under it: refused, the snapshot stays.
+   */
+  private async mergeInto(p: VmPaths, id: string, layer: string): Promise<void> {
+    const users = this.standingOn(layer);
+    const mine = users.filter((f) => f.startsWith(`${realpathSync(p.dir)}/`));
+    // Another VM (a clone) stands on it: it stays, so nothing of this VM is rewritten for nothing.
+    if (mine.length === 0 || mine.length < users.length) return;
+    const parent = backingOf(layer);
+    if (parent === null) throw new Error('it stands on nothing: there is nothing to merge it into');
+    // Its parent is a layer (qcow2): only the initial point stands on an image (perhaps raw), and it is never merged.
+    if (detectFormat(headOf(parent)) !== 'qcow2') throw new Error(`its parent ${parent} is not a qcow2 layer`);
+    const running = this.o.livePid(id) !== undefined;
+    const active = isLayered(p) ? realpathSync(p.disk) : undefined;
+    for (const f of mine) {
+      if (!running) {
+        await this.o.exec.run('qemu-img', ['rebase', '-f', 'qcow2', '-F', 'qcow2', '-b', parent, f]);
+      } else if (f === active) {
+        await this.stream(p, f, parent);
+      } else {
+        throw new Error(`${f.slice(this.o.stateDir.length + 1)} (a snapshot of the running VM) stands on it: stop the VM to merge it`);
+      }
+    }
+  }
+
+  /** `block-stream` of the running VM's active layer down to `base`, waited for (its error thrown). */
+  private async stream(p: VmPaths, top: string, base: string): Promise<void> {
+    const client = await QmpClient.connect(p.qmpSock, 5000);
+    try {
+      const blocks = (await client.execute('query-block')) as { device: string; inserted?: { file?: string } }[];
+      const root = blocks.find((b) => b.inserted?.file === top);
+      if (!root) throw new Error(`QEMU has no drive on ${top}`);
+      const job = `merge-${randomUUID().slice(0, 8)}`;
+      // auto-dismiss off: the job stays, concluded, until its outcome (and error) is read.
+      await client.execute('block-stream', { 'job-id': job, device: root.device, base, 'auto-dismiss': false });
+      for (;;) {
+        const jobs = (await client.execute('query-jobs')) as { id: string; status: string; error?: string }[];
+        const j = jobs.find((x) => x.id === job);
+        if (!j) throw new Error(`block job ${job} vanished`);
+        if (j.status === 'concluded') {
+          await client.execute('job-dismiss', { id: job });
+          if (j.error) throw new Error(`block-stream: ${j.error}`);
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } finally {
+      client.close();
+    }
   }
 
   /** Every qcow2 layer on this host (of every VM) whose header names `layer` as its backing file. */
@@ -293,6 +370,16 @@ export class QemuDisks {
     const size = (JSON.parse(r.stdout) as { 'virtual-size'?: unknown })['virtual-size'];
     if (typeof size !== 'number') throw new Error(`qemu-img info ${file}: no virtual-size`);
     return size;
+  }
+}
+
+function headOf(file: string): Buffer {
+  const fd = openSync(file, 'r');
+  try {
+    const b = Buffer.alloc(FORMAT_HEAD_BYTES);
+    return b.subarray(0, readSync(fd, b, 0, b.length, 0));
+  } finally {
+    closeSync(fd);
   }
 }
 

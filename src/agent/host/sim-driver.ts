@@ -151,7 +151,7 @@ export class SimDriver implements VmDriver {
     const failure = this.opts.failStart?.(spec);
     if (failure !== undefined) throw new Error(failure);
     // The disk is made at the first start (its initial snapshot with it), restored once per generation.
-    if (!had && (spec.initialSnapshot !== undefined || spec.base !== undefined)) await this.snapshots.create(spec.id, spec.initialSnapshot, spec.base);
+    if (!had && (spec.initialSnapshot !== undefined || spec.base !== undefined || spec.baseFile !== undefined)) await this.snapshots.create(spec.id, spec.initialSnapshot, spec.base, spec.baseFile);
     let restoreGen = had?.restoreGen;
     if (spec.restore && (restoreGen ?? 0) < spec.restore.gen) {
       await this.snapshots.restore(spec.id, spec.restore.snapshot);

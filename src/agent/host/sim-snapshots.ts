@@ -38,7 +38,7 @@ export class SimSnapshots implements SnapshotDisks {
   }
 
   /** At the VM's first start: the initial point, on the image or a clone's snapshot. */
-  async create(id: string, initial: string | undefined, base: { vm: string; snapshot: string } | undefined): Promise<void> {
+  async create(id: string, initial: string | undefined, base: { vm: string; snapshot: string } | undefined, baseFile?: { file: string; sha256: string }): Promise<void> {
     if (base) {
       try {
         await fsp.access(this.file(base.vm, base.snapshot));
@@ -46,7 +46,8 @@ export class SimSnapshots implements SnapshotDisks {
         throw new Error(`snapshot ${base.snapshot} of vm ${base.vm} is not on this host`);
       }
     }
-    let below: string | null = base ? `${base.vm}/${base.snapshot}` : null;
+    if (baseFile) await fsp.access(baseFile.file);
+    let below: string | null = base ? `${base.vm}/${base.snapshot}` : baseFile ? `blob:${baseFile.sha256}` : null;
     if (initial !== undefined) {
       await this.write(this.file(id, initial), { backing: below });
       below = `${id}/${initial}`;
@@ -79,8 +80,15 @@ export class SimSnapshots implements SnapshotDisks {
     return { sizeBytes: 0 };
   }
 
-  async remove(id: string, snapshot: string): Promise<void> {
+  async remove(id: string, snapshot: string, merge = false): Promise<void> {
     const me = `${id}/${snapshot}`;
+    if (merge) {
+      // This VM's own disk and snapshots on it now stand on its parent (QEMU's: rebase or block-stream).
+      const parent = (await this.read(this.file(id, snapshot)))?.backing ?? null;
+      for (const f of [`${this.dir(id)}/disk.json`, ...(await this.list(id)).map((s) => this.file(id, s))]) {
+        if ((await this.read(f))?.backing === me) await this.write(f, { backing: parent });
+      }
+    }
     const users: string[] = [];
     let vms: string[] = [];
     try {
@@ -95,6 +103,21 @@ export class SimSnapshots implements SnapshotDisks {
     }
     if (users.length) throw new Error(`${users.join(', ')} stand${users.length > 1 ? '' : 's'} on it`);
     await fsp.rm(this.file(id, snapshot), { force: true });
+  }
+
+  /** A small file that says which chain it flattens: what a test can check arrived where. */
+  async export(id: string, snapshot: string, dest: string): Promise<void> {
+    const chain: string[] = [];
+    let at: string | null = `${id}/${snapshot}`;
+    while (at !== null && !at.startsWith('blob:') && chain.length < 1000) {
+      const [vm, snap] = at.split('/') as [string, string];
+      const layer = await this.read(this.file(vm, snap));
+      if (!layer) throw new Error(`snapshot ${snap} of vm ${vm} is not on this host`);
+      chain.push(at);
+      at = layer.backing;
+    }
+    if (at !== null) chain.push(at);
+    await fsp.writeFile(dest, `butter sim disk\n${JSON.stringify({ chain })}\n`, { mode: 0o600, flag: 'wx' });
   }
 
   private async read(file: string): Promise<Layer | undefined> {

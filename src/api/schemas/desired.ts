@@ -58,6 +58,11 @@ export const DesiredVm = z.object({
   initialSnapshot: SnapshotId.optional(),
   /** A clone: its first disk is an overlay on this snapshot of another VM on this node, not on the image. */
   base: z.object({ vm: z.string(), snapshot: SnapshotId }).optional(),
+  /**
+   * A clone made on another node than its snapshot's (issue 16): its first disk is an overlay
+   * on this blob, a flattened copy of the snapshot, fetched and verified like an image's blob.
+   */
+  baseBlob: z.object({ sha256: Sha256, format: DiskFormat }).optional(),
   /** Restore: at its next start (this generation's), the disk becomes a new overlay on this snapshot, once per `gen`. */
   restore: z.object({ snapshot: SnapshotId, gen: z.number().int().positive() }).optional(),
 });
@@ -148,6 +153,12 @@ export const NodeDesired = z
     mesh: DesiredMesh.nullable(),
     /** Published service ports, the same on every ready node (issue 14). Absent: none. */
     published: z.array(DesiredPublished).optional(),
+    /**
+     * Snapshots of its VMs to flatten (`qemu-img convert`) and upload to
+     * `PUT /v1/nodes/{name}/exports/{id}` (an image made from a VM, or a clone's base on
+     * another node), or to report failed. Absent: none.
+     */
+    exports: z.array(z.object({ id: SnapshotId, vm: z.string(), snapshot: SnapshotId })).optional(),
   })
   .meta({ id: 'NodeDesired' });
 export type NodeDesired = z.infer<typeof NodeDesired>;

@@ -39,6 +39,32 @@ export const ImageImport = z
   .meta({ id: 'ImageImport' });
 export type ImageImport = z.infer<typeof ImageImport>;
 
+/**
+ * `POST /v1/images/from-vm`: an image made of a VM's root disk at one of its snapshots (issue
+ * 16): the VM's node flattens the snapshot's chain into one self-contained qcow2 and uploads
+ * it; the image is `pending` until then, `ready` once the control plane has checked its
+ * digest and inspected it, or `failed` with the reason. A VM of a disk image makes a disk
+ * image; a VM of a kernel image a kernel image with the same kernel, initrd and command line,
+ * the export as its root disk.
+ */
+export const ImageFromVm = z
+  .object({
+    name: Name,
+    vm: Name.describe('the VM whose root disk it is made of'),
+    snapshot: Name.optional().describe('the snapshot of the VM (ready); default: a new one, `image-NAME`, taken now'),
+  })
+  .strict()
+  .meta({ id: 'ImageFromVm' });
+export type ImageFromVm = z.infer<typeof ImageFromVm>;
+
+/** Where an image made from a VM comes from (while `pending`) and why it failed (once `failed`). */
+export const ImageExportState = z.object({
+  vm: Name,
+  snapshot: Name,
+  node: Name,
+  error: z.string().nullable(),
+});
+
 /** An import's progress (while `importing`) or its reason (once `failed`). */
 export const ImageImportState = z.object({
   url: z.string(),
@@ -55,8 +81,11 @@ export const Image = z
     /**
      * `building`: being made where the control plane runs (`butter up`'s tiny image); its files are not there yet.
      * `importing`: being downloaded by the control plane (`import` tells how far); `failed`: the import failed (`import.error` says why; delete the image to clear it).
+     * `pending`: being made from a VM's snapshot by its node (`export` tells which); `failed` then too, with `export.error`.
      */
-    status: z.enum(['ready', 'building', 'importing', 'failed']),
+    status: z.enum(['ready', 'building', 'importing', 'pending', 'failed']),
+    /** Only on an image being made from a VM, or whose making failed (`image create --from-vm`). */
+    export: ImageExportState.optional(),
     /** Only on an image being imported, or whose import failed (kept in memory by the control plane: a restart forgets it). */
     import: ImageImportState.optional(),
     /** The image's own digest: of its single disk, or of its manifest for kernel images; null while building. */
@@ -80,3 +109,8 @@ export type Image = z.infer<typeof Image>;
 export const Blob = z.object({ sha256: Sha256, sizeBytes: z.number().int() }).meta({ id: 'Blob' });
 export const BlobParams = z.object({ sha256: Sha256 }).strict();
 export const BlobQuery = z.object({ sha256: Sha256.optional() }).strict();
+
+/** A node's upload of an export it was asked for: the digest it computed, which the control plane checks. */
+export const ExportUploadQuery = z.object({ sha256: Sha256 }).strict();
+export const ExportParams = z.object({ name: Name, id: z.string().regex(/^[a-z0-9]{1,32}$/) }).strict();
+export const ExportFailure = z.object({ reason: z.string().min(1).max(1000) }).strict().meta({ id: 'ExportFailure' });

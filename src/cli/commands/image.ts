@@ -121,6 +121,34 @@ export function imageCommands(program: Command): void {
     });
 
   image
+    .command('create <name>')
+    .description("make a disk image of a VM's root disk at one of its snapshots: its node flattens the snapshot and uploads it")
+    .requiredOption('--from-vm <vm>', 'the VM')
+    .option('--snapshot <snapshot>', 'a ready snapshot of the VM (default: one taken now, image-NAME)')
+    .option('--no-wait', 'return with the image pending')
+    .option('--timeout <seconds>', 'how long to wait', '3600')
+    .option('--json', 'print JSON')
+    .action(async (name: string, o: { fromVm: string; snapshot?: string; wait: boolean; timeout: string; json?: boolean }) => {
+      if (!/^\d+$/.test(o.timeout)) throw new UsageError(`timeout: must be a whole number, got ${JSON.stringify(o.timeout)}`);
+      const c = client();
+      let img = await c.call('createImageFromVm', { body: { name, vm: o.fromVm, ...(o.snapshot !== undefined ? { snapshot: o.snapshot } : {}) } });
+      const end = Date.now() + Number(o.timeout) * 1000;
+      while (o.wait && img.status === 'pending') {
+        progress(`node ${img.export?.node ?? '?'} copying vm ${o.fromVm}'s snapshot ${img.export?.snapshot ?? ''}`);
+        if (Date.now() > end) {
+          progressDone();
+          throw new Error(`image ${name}: still pending after ${o.timeout} s`);
+        }
+        await new Promise((r) => setTimeout(r, 500));
+        img = await c.call('getImage', { params: { name } });
+      }
+      progressDone();
+      if (img.status === 'failed') throw new Error(`image ${name}: failed: ${img.export?.error ?? 'unknown reason'}`);
+      if (o.json) return printJson(img);
+      process.stdout.write(img.status === 'pending' ? `image ${name} pending (node ${img.export?.node} is copying vm ${o.fromVm}'s snapshot ${img.export?.snapshot})\n` : `image ${img.name} made from vm ${o.fromVm} (${size(img.sizeBytes)}, sha256:${img.sha256})\n`);
+    });
+
+  image
     .command('show <name>')
     .description('show an image')
     .option('--json', 'print JSON')
@@ -136,6 +164,7 @@ export function imageCommands(program: Command): void {
         ['format', i.format ?? i.rootFormat],
         ...Object.entries(i.files).map(([k, f]) => [k, `sha256:${f!.sha256} ${size(f!.sizeBytes)}`] as [string, string]),
         ['cmdline', i.cmdline],
+        ...(i.export ? ([['from', `vm ${i.export.vm}, snapshot ${i.export.snapshot} (node ${i.export.node})`], ['error', i.export.error]] as [string, string | null][]) : []),
         ['vms', i.vmCount],
         ['created', i.createdAt],
       ]);

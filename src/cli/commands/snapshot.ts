@@ -130,9 +130,9 @@ export function snapshotCommands(vm: Command): void {
     });
 
   vm.command('clone <src> <new>')
-    .description("a new VM (its own name, MAC, address, instance-id) whose root disk starts from a snapshot of SRC, on the snapshot's node")
+    .description("a new VM (its own name, MAC, address, instance-id) whose root disk starts from a snapshot of SRC, on the snapshot's node (or --node)")
     .option('--snapshot <snapshot>', 'the snapshot of SRC (default: one taken now, clone-NEW)')
-    .option('--node <node>', "the snapshot's node (another is refused: snapshots do not move between nodes yet)")
+    .option('--node <node>', "default: the snapshot's node; another node gets a full copy of the snapshot first (the clone then stands on that copy)")
     .option('--no-wait', 'return without waiting for it to run')
     .option('--timeout <seconds>', 'how long to wait', '300')
     .option('--json', 'print JSON')

@@ -409,4 +409,34 @@ export const MIGRATIONS: readonly string[] = [
   INSERT INTO sessions SELECT * FROM sessions_kept;
   DROP TABLE sessions_kept;
   `,
+  `
+  -- Exports (server/exports.ts, issue 16): a VM's snapshot flattened by its node and uploaded
+  -- to the blob store. image: the image it makes (image create --from-vm), deleted once that
+  -- image exists; NULL: the base of a clone on another node (vms.clone_export), kept while the
+  -- clone exists. No foreign key to the VM: a clone's base outlives its source.
+  CREATE TABLE exports (
+    id TEXT PRIMARY KEY,
+    node TEXT NOT NULL,
+    vm_id TEXT NOT NULL,
+    vm_name TEXT NOT NULL,
+    snapshot_id TEXT NOT NULL,
+    snapshot_name TEXT NOT NULL,
+    image TEXT UNIQUE,
+    -- The VM's image when asked: a kernel image's export makes a kernel image (its kernel,
+    -- initrd and command line, the export as its root disk); kind is the image it makes.
+    source_image TEXT,
+    kind TEXT NOT NULL DEFAULT 'disk' CHECK (kind IN ('disk', 'kernel')),
+    state TEXT NOT NULL CHECK (state IN ('pending', 'ready', 'failed')),
+    reason TEXT,
+    sha256 TEXT,
+    format TEXT,
+    size_bytes INTEGER,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+  );
+  CREATE INDEX exports_node ON exports(node, state);
+  ALTER TABLE vms ADD COLUMN clone_export TEXT;
+  -- The 1 s sweep (Exports.collect) looks up each clone base's clone: an index, not a scan of every VM.
+  CREATE INDEX vms_clone_export ON vms(clone_export) WHERE clone_export IS NOT NULL;
+  `,
 ];

@@ -141,6 +141,7 @@ export interface VmRow {
   /** Snapshots (issue 16; absent in rows made by inserts that predate them): see the snapshots migration. */
   disk_snapshot?: string | null;
   clone_snapshot?: string | null;
+  clone_export?: string | null;
   restore_snapshot?: string | null;
   restore_gen?: number;
   /** 1: suspended with `release` (its CPUs and memory not counted on its node); absent in rows from older inserts. */
