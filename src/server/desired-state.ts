@@ -114,6 +114,8 @@ export function renderDesired(store: Store, me: NodeRow): NodeDesired {
         metadataTokens: vm.metadata_tokens,
         restartGen: vm.restart_gen,
         restart: vm.restart,
+        ...(vm.idle_stop ? { idleStop: vm.idle_stop } : {}),
+        ...(vm.wake_gen ? { wakeGen: vm.wake_gen } : {}),
         ...snapshotFields(store, vm, snapshots.get(vm.id) ?? []),
       };
     }),

@@ -10,7 +10,7 @@
 /** `30s`, `10m`, `2h`: the only syntax `idleStop` takes (whole numbers, one unit). */
 export const IDLE_STOP_PATTERN = /^([1-9][0-9]{0,5})(s|m|h)$/;
 /** Shorter would suspend a guest between two keystrokes; a suspend and a wake cost seconds under TCG. */
-export const MIN_IDLE_STOP_MS = 10_000;
+export const MIN_IDLE_STOP_MS = 5_000;
 export const MAX_IDLE_STOP_MS = 7 * 24 * 3600_000;
 
 const UNIT_MS = { s: 1000, m: 60_000, h: 3600_000 } as const;

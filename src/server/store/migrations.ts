@@ -388,4 +388,12 @@ export const MIGRATIONS: readonly string[] = [
   -- and memory are not counted on the node (its disk still is) until a resume fits them again.
   ALTER TABLE vms ADD COLUMN released INTEGER NOT NULL DEFAULT 0;
   `,
+  `
+  -- Scale to zero (issue 16): idle_stop, the idle time as given (\`10m\`) or NULL; wake_gen,
+  -- bumped by a user's resume of a VM its agent suspended for idleness (the agent wakes it);
+  -- woken_at, the time of the last wake its agent reported (one vm.wake event each).
+  ALTER TABLE vms ADD COLUMN idle_stop TEXT;
+  ALTER TABLE vms ADD COLUMN wake_gen INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE vms ADD COLUMN woken_at TEXT;
+  `,
 ];

@@ -145,6 +145,10 @@ export interface VmRow {
   restore_gen?: number;
   /** 1: suspended with `release` (its CPUs and memory not counted on its node); absent in rows from older inserts. */
   released?: number;
+  /** Scale to zero (absent in rows from older inserts): see its migration. */
+  idle_stop?: string | null;
+  wake_gen?: number;
+  woken_at?: string | null;
   spread_key: string | null;
   metadata_tokens: 'optional' | 'required';
   restart: RestartPolicy;
@@ -189,6 +193,7 @@ export function vmFromRow(r: VmRow, more: readonly NicRow[] = []): Vm {
     spreadKey: r.spread_key,
     metadataTokens: r.metadata_tokens,
     restart: r.restart,
+    idleStop: r.idle_stop ?? null,
     warning: r.placement_warning,
     service: r.service ?? null,
     createdAt: r.created_at,
