@@ -554,16 +554,16 @@ export class Agent {
     const woke = await this.exclusively(async () => {
       const d = this.desired?.vms.find((x) => x.id === id);
       if (!memory || !this.activators?.isHolding(id) || !d || d.power !== 'running') return false;
-      const frames = await this.activators.release(id);
+      const activators = this.activators;
       try {
         this.errors.delete(id);
         this.working.set(id, 'creating');
         for (const b of blobsOf(d)) await this.images.ensure(b.sha256, b.format);
-        await memory.resume(vmSpec(d, (sha) => this.images.path(sha)));
-        this.state.resumed(id, d.restartGen);
-        this.state.awake(id);
-        if (this.opts.driver.name === 'sim') this.state.markReady(id);
-        await this.activators.reinject(frames);
+        await activators.wake(id, async () => {
+          await memory.resume(vmSpec(d, (sha) => this.images.path(sha)));
+          this.state.resumed(id, d.restartGen);
+          this.state.awake(id);
+        });
         const ms = Math.round((performance.now() - w.at) * 10) / 10;
         this.wakes.set(id, { at: new Date().toISOString(), trigger: w.trigger, port: w.port, ms });
         this.metrics?.woke(w.trigger, ms / 1000);

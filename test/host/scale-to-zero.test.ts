@@ -123,7 +123,7 @@ test('an idle service instance sleeps; a connection from a VM on the other machi
   const [name, home, ip] = [inst.name, inst.node!, inst.ip!];
   const other = home === 'n1' ? 'n2' : 'n1';
   assert.equal(vm(name).idleStop, '10s', 'the blueprint gives each instance its idle time');
-  assert.match(ok(['vm', 'show', name]), /idle stop\s+after 10s without traffic/);
+  assert.match(ok(['vm', 'show', name]), /idle stop:\s+after 10s without traffic/);
   // The caller, on the other machine: the connection crosses the mesh (VXLAN in WireGuard).
   ok(['vm', 'create', 'caller', '--image', 'tiny', '--memory', '192M', '--disk', '1G', '--network', 'lan', '--node', other, '--wait']);
   assert.equal(await ask('caller', (t) => `echo ${t}-up`), 'up');

@@ -114,6 +114,16 @@ export class Activators {
     return h.held;
   }
 
+  /**
+   * Wakes a held VM: lets go of its taps, runs `resume` (its QEMU opens them again), then sends
+   * it the frames kept meanwhile. The agent's wake, and bench (s)'s.
+   */
+  async wake(id: string, resume: () => Promise<void>): Promise<void> {
+    const frames = await this.release(id);
+    await resume();
+    await this.reinject(frames);
+  }
+
   /** Sends kept frames out their bridge toward the VM (now running again); best effort. */
   async reinject(frames: readonly { bridge: string; frame: Buffer }[]): Promise<void> {
     for (const [i, f] of frames.entries()) {
