@@ -557,9 +557,10 @@ export class Agent {
       const activators = this.activators;
       try {
         this.errors.delete(id);
-        this.working.set(id, 'creating');
+        // Not marked `creating` meanwhile: reported `suspended` until it runs, it stays in its
+        // service's DNS answer and published ports' backends (server/store/rows.ts SERVING_SQL).
         for (const b of blobsOf(d)) await this.images.ensure(b.sha256, b.format);
-        await activators.wake(id, async () => {
+        const steps = await activators.wake(id, async () => {
           await memory.resume(vmSpec(d, (sha) => this.images.path(sha)));
           this.state.resumed(id, d.restartGen);
           this.state.awake(id);
@@ -567,15 +568,13 @@ export class Agent {
         const ms = Math.round((performance.now() - w.at) * 10) / 10;
         this.wakes.set(id, { at: new Date().toISOString(), trigger: w.trigger, port: w.port, ms });
         this.metrics?.woke(w.trigger, ms / 1000);
-        this.log(`${id}: woken by ${w.trigger} from ${w.from} to port ${w.port}: running again ${ms} ms after it arrived`);
+        this.log(`${id}: woken by ${w.trigger} from ${w.from} to port ${w.port}: running again ${ms} ms after it arrived (taps let go ${steps.releaseMs} ms, resume ${steps.resumeMs} ms, ${steps.frames} frame(s) sent again ${steps.reinjectMs} ms)`);
         return true;
       } catch (e) {
         // Still asleep: the next reconcile holds its taps again, and says why meanwhile.
         this.errors.set(id, `wake failed: ${firstLine(e)}`);
         this.log(`${id}: wake failed: ${firstLine(e)}`);
         return true;
-      } finally {
-        this.working.delete(id);
       }
     });
     if (woke) await this.report().catch(() => {});

@@ -5,7 +5,7 @@ import type { NodeDesired } from '../api/schemas/desired.ts';
 import type { Group, Node, NodeReport, NodeUpdate } from '../api/schemas/node.ts';
 import type { VmState } from '../api/schemas/vm.ts';
 import { issueToken } from './auth.ts';
-import { nodeFromRow, snapshotOf, type GroupRow, type NodeRow, type NodeUsage, type VmRow } from './store/rows.ts';
+import { nodeFromRow, serving, SERVING_SQL, snapshotOf, type GroupRow, type NodeRow, type NodeUsage, type VmRow } from './store/rows.ts';
 import { PlacementIndex } from '../core/placement-index.ts';
 import { DEFAULT_RATIOS, type NodeSnapshot, type Policy, type Ratios } from '../core/scheduler.ts';
 import { parseSize } from '../core/units.ts';
@@ -296,8 +296,8 @@ export class Nodes {
 
   private setState(tx: Tx, vm: VmRow, state: VmState, reason: string | null): void {
     tx.db.prepare(`UPDATE vms SET state = ?, reason = ?, updated_at = ? WHERE id = ?`).run(state, reason, tx.now, vm.id);
-    // A service's DNS name answers its running instances only: its network's hosts re-read it.
-    if (vm.service !== null && (vm.state === 'running') !== (state === 'running')) touchServiceHosts(tx, vm.network);
+    // A service's DNS name answers its serving instances only (running, or asleep for idleness): its network's hosts re-read it.
+    if (vm.service !== null && serving(vm) !== serving({ power: vm.power, state })) touchServiceHosts(tx, vm.network);
     tx.event('state', 'vm', vm.name, `vm ${vm.name}: ${vm.state} → ${state}${reason ? ` (${reason})` : ''}`);
     // Scale to zero: its agent suspended it for idleness (a user's suspend has power `suspended`).
     if (state === 'suspended' && vm.state !== 'suspended' && vm.state !== 'pending' && vm.power === 'running' && isIdleReason(reason)) tx.event('idle-suspend', 'vm', vm.name, `vm ${vm.name} suspended by its node: ${reason}; the next connection to it wakes it`);
@@ -312,7 +312,7 @@ export class Nodes {
     this.store.write('server', (tx) => {
       for (const { name } of stale) {
         tx.db.prepare(`UPDATE nodes SET state = 'unreachable' WHERE name = ?`).run(name);
-        const serving = tx.db.prepare(`SELECT DISTINCT network FROM vms WHERE node = ? AND service IS NOT NULL AND state = 'running'`).all(name) as { network: string }[];
+        const serving = tx.db.prepare(`SELECT DISTINCT network FROM vms v WHERE node = ? AND service IS NOT NULL AND ${SERVING_SQL}`).all(name) as { network: string }[];
         tx.db.prepare(`UPDATE vms SET state = 'unknown', updated_at = ? WHERE node = ?`).run(tx.now, name);
         // A suspended VM's memory state is on that node only: lost with it (until it returns), and said so.
         tx.db.prepare(`UPDATE vms SET reason = ? WHERE node = ? AND power = 'suspended'`).run(`suspended on node ${name}, which stopped reporting: its memory state is lost until the node returns`, name);

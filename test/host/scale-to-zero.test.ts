@@ -137,7 +137,7 @@ test('an idle service instance sleeps; a connection from a VM on the other machi
   // Its agent killed and started again while it sleeps: the new one holds its taps again.
   await c.killAgent(home);
   c.startAgent(home);
-  await sleep(8000);
+  await sleep(6000);
   assert.ok(asleep(name), 'nothing woke it: not the agent restart, not the idle network');
   assert.equal(events(name, 'wake').length, 0);
 

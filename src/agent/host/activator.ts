@@ -118,10 +118,15 @@ export class Activators {
    * Wakes a held VM: lets go of its taps, runs `resume` (its QEMU opens them again), then sends
    * it the frames kept meanwhile. The agent's wake, and bench (s)'s.
    */
-  async wake(id: string, resume: () => Promise<void>): Promise<void> {
+  async wake(id: string, resume: () => Promise<void>): Promise<{ releaseMs: number; resumeMs: number; reinjectMs: number; frames: number }> {
+    const t0 = performance.now();
     const frames = await this.release(id);
+    const t1 = performance.now();
     await resume();
+    const t2 = performance.now();
     await this.reinject(frames);
+    const ms = (a: number, b: number) => Math.round(b - a);
+    return { releaseMs: ms(t0, t1), resumeMs: ms(t1, t2), reinjectMs: ms(t2, performance.now()), frames: frames.length };
   }
 
   /** Sends kept frames out their bridge toward the VM (now running again); best effort. */

@@ -170,6 +170,16 @@ export interface NicRow {
   mac: string;
 }
 
+/**
+ * An instance its service counts on: running, or asleep for idleness (scale to zero: power
+ * `running`, state `suspended`; the next connection wakes it, so DNS and published ports
+ * keep leading to it). `v` is the vms table's alias.
+ */
+export const SERVING_SQL = `v.power = 'running' AND v.state IN ('running', 'suspended')`;
+export function serving(vm: { power: string; state: string }): boolean {
+  return vm.power === 'running' && (vm.state === 'running' || vm.state === 'suspended');
+}
+
 export function vmFromRow(r: VmRow, more: readonly NicRow[] = []): Vm {
   return {
     id: r.id,
