@@ -53,18 +53,30 @@ test('the activator: socat under start-stop-daemon per tap, ARP answered back in
     assert.ok(a.isHolding('vm1'));
     const start = exec.lines().find((l) => l.includes('--start'))!;
     assert.equal(exec.lines()[0], `start-stop-daemon --stop --quiet --oknodo --pidfile ${dir}/${NIC.tap}.pid --exec /usr/bin/socat --retry TERM/2/KILL/2 --remove-pidfile`, 'whatever an earlier agent left on the tap goes first');
-    const port = Number(/UDP:127\.0\.0\.1:(\d+)$/.exec(start)![1]);
-    assert.equal(start, `start-stop-daemon --start --background --make-pidfile --pidfile ${dir}/${NIC.tap}.pid --exec /usr/bin/socat -- -lf ${dir}/${NIC.tap}.log TUN,tun-type=tap,tun-name=${NIC.tap},iff-no-pi,iff-up UDP:127.0.0.1:${port}`);
+    const [, port, from] = /UDP:127\.0\.0\.1:(\d+),bind=127\.0\.0\.1:(\d+)$/.exec(start)!.map(Number);
+    assert.equal(start, `start-stop-daemon --start --background --make-pidfile --pidfile ${dir}/${NIC.tap}.pid --exec /usr/bin/socat -- -lf ${dir}/${NIC.tap}.log TUN,tun-type=tap,tun-name=${NIC.tap},iff-no-pi,iff-up UDP:127.0.0.1:${port},bind=127.0.0.1:${from}`);
 
-    await new Promise<void>((r) => tap.bind(0, '127.0.0.1', () => r()));
+    // Another local process, from another port: ignored (no wake, no ARP answer, nothing kept).
+    const stranger = createSocket('udp4');
+    await new Promise<void>((r) => stranger.bind(0, '127.0.0.1', () => r()));
+    let answered = false;
+    stranger.on('message', () => (answered = true));
+    stranger.send(arpRequest(), port!, '127.0.0.1');
+    stranger.send(syn(22), port!, '127.0.0.1');
+    await new Promise((r) => setTimeout(r, 200));
+    stranger.close();
+    assert.equal(answered, false, 'no ARP answer to a stranger');
+    assert.equal(wakes.length, 0, "a stranger's SYN wakes nothing");
+
+    await new Promise<void>((r) => tap.bind(from, '127.0.0.1', () => r()));
     const reply = new Promise<Buffer>((r) => tap.once('message', (m) => r(m)));
-    tap.send(arpRequest(), port, '127.0.0.1');
+    tap.send(arpRequest(), port!, '127.0.0.1');
     const arp = await reply;
     assert.deepEqual(arp.subarray(6, 12), macBytes(NIC.mac), 'the ARP reply goes back into the tap, from the VM');
     assert.equal(wakes.length, 0, 'ARP does not wake it');
 
-    tap.send(syn(80), port, '127.0.0.1');
-    tap.send(syn(80), port, '127.0.0.1');
+    tap.send(syn(80), port!, '127.0.0.1');
+    tap.send(syn(80), port!, '127.0.0.1');
     const end = Date.now() + 5000;
     while (wakes.length === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
     await new Promise((r) => setTimeout(r, 100));

@@ -47,6 +47,18 @@ interface Holding {
   woken: boolean;
 }
 
+/** A loopback UDP port free at this moment (bound and let go): socat's source port. */
+function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createSocket('udp4');
+    s.once('error', reject);
+    s.bind(0, '127.0.0.1', () => {
+      const port = s.address().port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
 export class Activators {
   private readonly holding = new Map<string, Holding>();
   private readonly socat: string;
@@ -73,11 +85,16 @@ export class Activators {
       for (const nic of nics) {
         // Whatever a crashed agent left on this tap goes first: one holder only.
         await this.stopSocat(nic.tap);
+        // socat's own source port, chosen here: only datagrams from it are frames of the tap.
+        // Any local process may send to a loopback port; one that is not root cannot send from
+        // a port socat holds, so it can neither wake the VM nor have frames re-sent onto the bridge.
+        const from = await freeLoopbackPort();
         const sock = createSocket('udp4');
         sock.on('error', (e) => this.o.log?.(`activator ${nic.tap}: ${e.message}`));
-        sock.on('message', (frame, from) => {
+        sock.on('message', (frame, sender) => {
+          if (sender.address !== '127.0.0.1' || sender.port !== from) return;
           const v = judgeFrame(frame, nic);
-          if (v.kind === 'arp-reply') sock.send(v.frame, from.port, from.address);
+          if (v.kind === 'arp-reply') sock.send(v.frame, sender.port, sender.address);
           else if (v.kind === 'wake') {
             if (h.held.length < MAX_HELD) h.held.push({ bridge: nic.bridge, frame: Buffer.from(frame) });
             if (!h.woken) {
@@ -95,7 +112,7 @@ export class Activators {
         await this.o.exec.run(this.o.startStopDaemon ?? 'start-stop-daemon', [
           '--start', '--background', '--make-pidfile', '--pidfile', this.pidfile(nic.tap), '--exec', this.socat, '--',
           '-lf', join(this.o.dir, `${nic.tap}.log`),
-          `TUN,tun-type=tap,tun-name=${nic.tap},iff-no-pi,iff-up`, `UDP:127.0.0.1:${port}`,
+          `TUN,tun-type=tap,tun-name=${nic.tap},iff-no-pi,iff-up`, `UDP:127.0.0.1:${port},bind=127.0.0.1:${from}`,
         ]);
       }
     } catch (e) {
