@@ -21,7 +21,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { judgeFrame, type ActivatedNic } from '../../core/scale-to-zero/frames.ts';
+import { judgeFrame, withChecksums, type ActivatedNic } from '../../core/scale-to-zero/frames.ts';
 import type { Exec } from './exec.ts';
 
 export interface HeldNic extends ActivatedNic {
@@ -150,7 +150,8 @@ export class Activators {
   async reinject(frames: readonly { bridge: string; frame: Buffer }[]): Promise<void> {
     for (const [i, f] of frames.entries()) {
       const file = join(this.o.dir, `frame-${process.pid}-${i}.bin`);
-      writeFileSync(file, f.frame, { mode: 0o600 });
+      // Checksums made whole: a frame read from the tap may carry an offloaded, partial one (frames.ts).
+      writeFileSync(file, withChecksums(f.frame), { mode: 0o600 });
       try {
         await this.o.exec.run(this.socat, ['-u', `OPEN:${file}`, `INTERFACE:${f.bridge}`], { allowFail: true, timeoutMs: 5000 });
       } finally {

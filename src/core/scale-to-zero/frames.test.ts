@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { judgeFrame, macBytes } from './frames.ts';
+import { judgeFrame, macBytes, withChecksums } from './frames.ts';
 
 const VM = { mac: '52:54:00:12:34:56', ip: '10.0.0.5' };
 const CLIENT_MAC = '52:54:00:aa:bb:cc';
@@ -115,4 +115,23 @@ test('ARP for another address, ARP replies and other hardware types are ignored'
   const odd = arpRequest('10.0.0.9', VM.ip);
   odd.writeUInt16BE(6, 14);
   assert.equal(judgeFrame(odd, VM).kind, 'ignore');
+});
+
+test('withChecksums: a SYN with a partial checksum (offload) gets its IP and TCP checksums computed', () => {
+  // A real SYN 10.0.0.9:40000 -> 10.0.0.5:8080 (seq 1, window 64240, no options); its checksums as Python's reference (RFC 1071) computes them.
+  const frame = eth(VM.mac, CLIENT_MAC, 0x0800, ipv4('10.0.0.9', VM.ip, 6, tcp(8080, 0x02)));
+  const l3 = 14;
+  frame.writeUInt16BE(1, l3 + 20 + 4 + 2); // seq = 1
+  frame.writeUInt16BE(64240, l3 + 20 + 14); // window
+  frame.writeUInt16BE(0x1234, l3 + 20 + 16); // a partial (pseudo-header only) checksum, as offload leaves it
+  const fixed = withChecksums(frame);
+  assert.notEqual(fixed, frame, 'a copy');
+  assert.equal(fixed.readUInt16BE(l3 + 10), 0x66c3, 'IPv4 header checksum');
+  assert.equal(fixed.readUInt16BE(l3 + 20 + 16), 0xe512, 'TCP checksum');
+  // Verifying: the sum over a correct header (and segment with pseudo-header) is 0.
+  assert.deepEqual(withChecksums(fixed), fixed, 'idempotent');
+  const arp = judgeFrame(Buffer.concat([eth('ff:ff:ff:ff:ff:ff', CLIENT_MAC, 0x0806, Buffer.alloc(28))]), VM);
+  assert.equal(arp.kind, 'ignore');
+  const v6 = eth(VM.mac, CLIENT_MAC, 0x86dd, Buffer.alloc(40));
+  assert.equal(withChecksums(v6), v6, 'not IPv4: as it is');
 });

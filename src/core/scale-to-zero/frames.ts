@@ -107,3 +107,53 @@ export function arpReply(mac: Buffer, ip: Buffer, toMac: Buffer, toIp: Buffer): 
   toIp.copy(out, 38);
   return out;
 }
+
+/** The Internet checksum (RFC 1071) of `parts`, as one byte string. */
+function internetChecksum(parts: readonly Buffer[]): number {
+  let sum = 0;
+  let odd: number | undefined;
+  for (const p of parts) {
+    for (const byte of p) {
+      if (odd === undefined) odd = byte;
+      else {
+        sum += (odd << 8) | byte;
+        odd = undefined;
+      }
+    }
+  }
+  if (odd !== undefined) sum += odd << 8;
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return ~sum & 0xffff;
+}
+
+/**
+ * A copy of an IPv4 TCP or UDP frame with its IP, TCP and UDP checksums computed again. A
+ * frame read from a tap may carry a partial checksum: the tap keeps the checksum offload its
+ * QEMU turned on (TUNSETOFFLOAD, with a virtio header socat does not read), so a packet the
+ * host itself sent (a published port's, the host's own) reaches socat with its checksum left
+ * for a NIC to finish. Sent again as it is, the guest drops it as corrupt, and the client
+ * waits for its retransmit. Other frames are returned as they are.
+ */
+export function withChecksums(frame: Buffer): Buffer {
+  if (frame.length < ETH_HEADER + 20 || frame.readUInt16BE(12) !== ETHERTYPE_IPV4) return frame;
+  const out = Buffer.from(frame);
+  const l3 = out.subarray(ETH_HEADER);
+  const ihl = (l3[0]! & 0x0f) * 4;
+  const total = l3.readUInt16BE(2);
+  if (l3[0]! >> 4 !== 4 || ihl < 20 || total < ihl || total > l3.length) return frame;
+  l3.writeUInt16BE(0, 10);
+  l3.writeUInt16BE(internetChecksum([l3.subarray(0, ihl)]), 10);
+  if ((l3.readUInt16BE(6) & 0x3fff) !== 0) return out; // a fragment: its L4 checksum spans the others
+  const proto = l3[9]!;
+  const l4 = l3.subarray(ihl, total);
+  const at = proto === PROTO_TCP ? 16 : proto === PROTO_UDP ? 6 : -1;
+  if (at < 0 || l4.length < at + 2) return out;
+  const pseudo = Buffer.alloc(12);
+  l3.copy(pseudo, 0, 12, 20);
+  pseudo[9] = proto;
+  pseudo.writeUInt16BE(l4.length, 10);
+  l4.writeUInt16BE(0, at);
+  const sum = internetChecksum([pseudo, l4]);
+  l4.writeUInt16BE(proto === PROTO_UDP && sum === 0 ? 0xffff : sum, at);
+  return out;
+}
