@@ -10,6 +10,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import type { Agent } from '../src/agent/agent.ts';
+import type { NodeDesired } from '../src/api/schemas/desired.ts';
 import { rejects, simAgent, startTestCloud, until, uploadImage, type TestCloud } from './helpers.ts';
 
 let cloud: TestCloud;
@@ -88,4 +89,27 @@ test("a user's vm resume wakes it (and it is watched again); vm suspend then tak
   await inState('sleepy', 'suspended', 20_000);
   await a().call('stopVm', { params: { name: 'sleepy' } });
   await inState('sleepy', 'stopped');
+});
+
+test('a service scaled to zero: its sleeping instance stays in its DNS answer and its published backends; service show says suspended', async () => {
+  const blueprint = 'network: { subnetwork_max_instance_count: 8 }\ninstance: { memory: 256M, cpus: 1, public_ip: true, idle_stop: 5s }\nimage: { name: img }\ncount: 1\n';
+  await a().call('createService', { body: { network: 'default', name: 'nap', blueprint, files: {}, vars: {} } });
+  await a().call('createPath', { body: { from: '0.0.0.0/0', to: 'nap', ports: '80' } });
+  const inst = await until('nap running', async () => {
+    const s = await a().call('getService', { params: { name: 'nap' } });
+    return s.instances[0]?.state === 'running' ? s.instances[0] : undefined;
+  });
+  const asleep = await until('nap asleep', async () => {
+    const s = await a().call('getService', { params: { name: 'nap' } });
+    return s.instances[0]?.state === 'suspended' ? s.instances[0] : undefined;
+  }, 20_000);
+  assert.equal(asleep.reason, 'idle for 5s');
+  const desired = (await a().call('nodeDesired', { params: { name: 'n1' }, query: {} })) as NodeDesired;
+  const dns = desired.networks.find((n) => n.name === 'default')!.services!.find((s) => s.name === 'nap')!;
+  assert.deepEqual(dns.ips, [inst.ip], 'its DNS name still answers the sleeping instance: a connection wakes it');
+  const pub = (desired.published ?? []).find((p) => p.service === 'nap');
+  assert.deepEqual(pub?.backends.map((b) => b.ip), [inst.ip], 'its published port still leads to it');
+  const graph = await a().call('getGraph', {});
+  const node = graph.nodes.find((n) => n.id === 'service:nap')!;
+  assert.deepEqual(node.instances, { running: 0, total: 1, suspended: 1 }, 'the graph: suspended, not down');
 });
