@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { idleReason, idleSample, idleSampleMs, isIdleReason, parseIdleStop } from './idle-plan.ts';
+import { idleReason, idleSample, isIdleReason, parseIdleStop } from './idle-plan.ts';
 
 test('parseIdleStop takes whole seconds, minutes and hours only', () => {
   assert.equal(parseIdleStop('30s'), 30_000);
@@ -35,12 +35,6 @@ test('a counter that went down (a tap made again) is traffic, not idleness', () 
 
 test('no watch yet (an agent restart): a whole period is waited, whatever came before', () => {
   assert.equal(idleSample(undefined, 0, 1e12, 10_000).suspend, false);
-});
-
-test('samples come a tenth of the period apart, within 1..5 s', () => {
-  assert.equal(idleSampleMs(10_000), 1000);
-  assert.equal(idleSampleMs(30_000), 3000);
-  assert.equal(idleSampleMs(600_000), 5000);
 });
 
 test('the idle reason names the period, and is told apart from others', () => {

@@ -44,11 +44,6 @@ export function idleSample(prev: IdleWatch | undefined, bytes: number, now: numb
   return { watch: prev, suspend: false };
 }
 
-/** How often the agent samples a VM: a tenth of its period, within 1..5 s. */
-export function idleSampleMs(idleStopMs: number): number {
-  return Math.max(1000, Math.min(5000, Math.floor(idleStopMs / 10)));
-}
-
 /** The reason a VM suspended for being idle carries: `idle for 10m` (its `idleStop` as given). */
 export function idleReason(idleStop: string): string {
   return `idle for ${idleStop}`;
