@@ -111,7 +111,7 @@ function readCmdline(pid: number | null): string[] | null {
  * it is bounded here and the rest (QEMU and dnsmasq of this data dir, wireguard-go, the
  * namespace, the dirs) is done either way. Idempotent.
  */
-async function cleanupButter(b: ButterInNetns): Promise<void> {
+export async function cleanupButter(b: ButterInNetns): Promise<void> {
   await within(b.kill(), 5_000, undefined);
   for (const p of b.processes()) {
     try {

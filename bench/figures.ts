@@ -16,11 +16,12 @@ import type { ServiceCreateResult } from './service-create.ts';
 import type { ServiceRolloutResult } from './service-rollout.ts';
 import type { SnapshotPauseResult } from './snapshot-pause.ts';
 import type { MemorySnapshotResult } from './memory-snapshot.ts';
+import type { WakeFromZeroResult } from './wake-from-zero.ts';
 
-export type FigureId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'h' | 'i' | 'j' | 'k' | 'l' | 'm' | 'n' | 'o' | 'p' | 'q';
+export type FigureId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'h' | 'i' | 'j' | 'k' | 'l' | 'm' | 'n' | 'o' | 'p' | 'q' | 's';
 
 /** Every figure, in the order they are reported. */
-export const FIGURE_IDS: readonly FigureId[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o', 'p', 'q'];
+export const FIGURE_IDS: readonly FigureId[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o', 'p', 'q', 's'];
 
 /** Goals of the cluster figures (e) and (f). */
 export const PLACEMENT_GOAL_PER_S = 5000;
@@ -37,6 +38,8 @@ export const EVENT_P99_GOAL_MS = 200;
 export const PANEL_EVENT_P99_GOAL_MS = 200;
 /** Goal of the snapshot figure (p), issue 16. */
 export const SNAPSHOT_PAUSE_GOAL_MS = 50;
+/** Goal of the wake figure (s), issue 16: under TCG. */
+export const WAKE_P99_GOAL_MS = 1000;
 export type Status = 'pass' | 'fail' | 'error' | 'reported';
 
 export interface FigureDef {
@@ -64,6 +67,7 @@ export const FIGURES: Record<FigureId, FigureDef> = {
   o: { id: 'o', key: 'panel', title: 'web panel in headless Chromium: change → shown in a connected page (p50/p99 over 200); first load: bytes and time to interactive (loopback)', goal: 'p99 < 200 ms' },
   p: { id: 'p', key: 'snapshotPause', title: 'guest paused for a disk snapshot of a running tiny VM (QMP stop, blockdev-snapshot-sync, cont), ~10 snapshots', goal: 'p50 < 50 ms' },
   q: { id: 'q', key: 'memorySnapshot', title: 'suspend (RAM + device state saved, QEMU ended) and resume to running of a 256 MB tiny VM; the memory state file', goal: null },
+  s: { id: 's', key: 'wakeFromZero', title: 'wake from zero: a TCP connection to a tiny VM suspended for idleness → first byte of its answer (the activator holds the SYN, resumes the VM, sends the SYN again)', goal: 'p99 <= 1 s (TCG)' },
   f: { id: 'f', key: 'clusterScale', title: '1,000 simulated agents heartbeating every 5 s; control-plane RSS with 10,000 VMs', goal: 'heartbeat p99 <= 50 ms; RSS <= 200 MB' },
 };
 
@@ -90,6 +94,7 @@ export interface FigureDataMap {
   o: PanelBenchResult;
   p: SnapshotPauseResult;
   q: MemorySnapshotResult;
+  s: WakeFromZeroResult;
 }
 
 export interface FigureResult<I extends FigureId = FigureId> extends FigureDef {
@@ -215,6 +220,10 @@ export function judge<I extends FigureId>(id: I, data: FigureDataMap[I]): { pass
     case 'q': {
       const d = data as MemorySnapshotResult;
       return { pass: null, headline: `suspend p50 ${d.suspendP50Ms} ms, resume to running p50 ${d.resumeP50Ms} ms, memory state ${Math.round(d.stateP50Bytes / 2 ** 20)} MiB of ${d.memoryMiB} MiB, over ${d.cycles} cycles (${d.accel})` };
+    }
+    case 's': {
+      const d = data as WakeFromZeroResult;
+      return { pass: d.p99Ms <= WAKE_P99_GOAL_MS, headline: `connect → first byte p50 ${d.p50Ms} ms, p99 ${d.p99Ms} ms over ${d.cycles} wakes (agent: frame → running ${d.agentWakeMs.join(', ')} ms)` };
     }
     default: {
       const d = data as ClusterScaleResult;

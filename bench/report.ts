@@ -922,6 +922,31 @@ Status: **${STATUS[f!.status]}**.
   return out.join('\n');
 }
 
+function wakeFromZeroSection(r: Results): string {
+  const { f, d } = data(r, 's');
+  const out = [`## (s) wake from zero (scale to zero)
+
+**What it measures.** How long a client waits for the first byte of an answer from a VM that
+its agent suspended for idleness (\`--idle-stop\`), from its \`connect()\`: the activator holds
+the VM's tap and the SYN, ends its socat, resumes the VM from its memory state, and sends the
+held SYN again toward it (issue 16). Goal: p99 ≤ 1 s under TCG.
+
+**How.** \`bench/wake-from-zero.ts\` (\`benchWakeFromZero()\`) runs \`butter up\` in a namespace,
+creates a 256 MB tiny VM with \`--idle-stop 5s\` serving busybox httpd, and 5 times waits
+until it is suspended for idleness, then connects from the host (Python, in the namespace)
+and sends a GET; the figure is connect() → the first byte, on the client's clock. Beside it,
+each \`wake\` event's own figure: the frame that woke it → the guest running again.
+`];
+  if (!d) return out.join('\n') + '\n' + notMeasured(f);
+  out.push(`### Results (${r.date.slice(0, 10)})
+
+${d.cycles} wakes: connect → first byte p50 **${d.p50Ms} ms**, p99 **${d.p99Ms} ms** (each: ${d.firstByteMs.join(', ')} ms); the agent's frame → running: ${d.agentWakeMs.join(', ')} ms.
+
+Status: **${STATUS[f!.status]}**.
+`);
+  return out.join('\n');
+}
+
 export function renderMarkdown(r: Results): string {
   const rows = FIGURE_IDS.map((id) => {
     const f = r.figures.find((x) => x.id === id);
@@ -980,6 +1005,8 @@ ${panelSection(r)}
 ${snapshotPauseSection(r)}
 
 ${memorySnapshotSection(r)}
+
+${wakeFromZeroSection(r)}
 ## Running it
 
 \`\`\`sh
@@ -992,6 +1019,7 @@ BENCH_ONLY=n npm run bench        # live events: commit → SSE at an SDK client
 BENCH_ONLY=o npm run bench        # the web panel in headless Chromium (no root needed)
 sudo BENCH_ONLY=p npm run bench   # the disk snapshot pause (QEMU, the tiny image)
 sudo BENCH_ONLY=q npm run bench   # suspend and resume of a 256 MB tiny VM (QEMU, the tiny image)
+sudo BENCH_ONLY=s npm run bench   # wake from zero: connection → first byte of a VM asleep for idleness
 BENCH_BOOT_RUNS=5 ...             # more pairs for (a) (default 3)
 BENCH_NO_BUILD=1 ...              # skip rebuilding dist/ (the CLI runs from it)
 \`\`\`

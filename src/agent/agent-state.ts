@@ -22,7 +22,7 @@ interface Saved {
 const BOOT_ID = '/proc/sys/kernel/random/boot_id';
 
 const SavedSchema: z.ZodType<Saved> = z.object({
-  applied: z.record(z.string(), z.object({ gen: z.number().int(), restarts: z.array(z.number()).optional(), note: z.string().optional() })),
+  applied: z.record(z.string(), z.object({ gen: z.number().int(), restarts: z.array(z.number()).optional(), note: z.string().optional(), idle: z.object({ reason: z.string(), wakeGen: z.number().int() }).optional() })),
   ready: z.record(z.string(), z.number().int()),
   bootId: z.string().optional(),
 });
@@ -96,6 +96,26 @@ export class AgentState {
     const cur = this.applied[id];
     if (!cur || cur.note === reason) return;
     this.applied[id] = { ...cur, note: reason };
+    this.save();
+  }
+
+  /**
+   * Scale to zero: the agent suspended it for idleness at this wake generation (its activator
+   * holds its taps, and a restarted agent holds them again); cleared when it wakes or a user's
+   * suspend, stop or delete takes over.
+   */
+  idle(id: string, reason: string, wakeGen: number): void {
+    const cur = this.applied[id];
+    if (!cur) return;
+    this.applied[id] = { ...cur, idle: { reason, wakeGen } };
+    this.save();
+  }
+
+  awake(id: string): void {
+    const cur = this.applied[id];
+    if (!cur?.idle) return;
+    const { idle: _idle, ...rest } = cur;
+    this.applied[id] = rest;
     this.save();
   }
 

@@ -30,6 +30,10 @@ import { blobsOf, bridgeName, tapName, vmSpec, vpnDevices, vxlanName } from '../
 import { gatewayDevices } from '../core/gateway-ns.ts';
 import { exitReason } from '../core/restart-policy.ts';
 import { AgentMetrics } from './metrics.ts';
+import { join } from 'node:path';
+import { Activators, type WakeCall } from './host/activator.ts';
+import { procTapBytes, type TapBytes } from './host/tap-traffic.ts';
+import { idleReason, idleSample, parseIdleStop, type IdleWatch } from '../core/scale-to-zero/idle-plan.ts';
 
 export interface AgentOptions {
   client: Client;
@@ -79,7 +83,15 @@ export interface AgentOptions {
   metrics?: boolean;
   /** Told the node's mesh address after each mesh apply that succeeded (its metrics listener binds there). */
   onMeshAddress?: (address: string) => void;
+  /** Scale to zero: the bytes a VM's taps carried (both ways); `/proc/net/dev` by default (tests give their own). */
+  tapBytes?: TapBytes;
 }
+
+/** A wake by the activator, as the report carries it (ObservedVmReport.wake). */
+type WakeReport = NonNullable<ObservedVmReport['wake']>;
+
+/** How often VMs with `idleStop` have their taps' counters read (idle-plan.ts decides). */
+const IDLE_SAMPLE_MS = 1000;
 
 /** A call failed because the link to the control plane is down: already logged (once, by the link), so callers stay quiet. */
 class LinkDown extends Error {}
@@ -115,6 +127,16 @@ export class Agent {
   private readonly link: ControlPlaneLink;
   /** Set with `opts.metrics`. */
   readonly metrics: AgentMetrics | undefined;
+  /** Scale to zero: holds the taps of VMs asleep for idleness; only where the agent has a network (not simulated nodes). */
+  private readonly activators: Activators | undefined;
+  private readonly tapBytes: TapBytes;
+  /** Per VM with `idleStop` that runs: its taps' counters at the last sample, and since when they stood still. */
+  private readonly idleWatch = new Map<string, IdleWatch>();
+  private idleBusy = false;
+  /** The last wake of each VM by its activator, reported until it sleeps again. */
+  private readonly wakes = new Map<string, WakeReport>();
+  /** Reconciles, idle suspends and wakes run one at a time: each reads and changes the same VMs. */
+  private serial: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly opts: AgentOptions) {
     this.log = opts.log ?? (() => {});
@@ -130,6 +152,8 @@ export class Agent {
       log: this.log,
       ...(opts.consoleKeepBytes !== undefined ? { keepBytes: opts.consoleKeepBytes } : {}),
     });
+    this.tapBytes = opts.tapBytes ?? procTapBytes();
+    this.activators = opts.network ? new Activators({ exec: opts.exec ?? new SystemExec(), dir: join(opts.stateDir, 'activator'), log: this.log }) : undefined;
     this.metrics = opts.metrics
       ? new AgentMetrics({
           node: opts.node,
@@ -148,12 +172,16 @@ export class Agent {
    */
   async start(): Promise<void> {
     this.running = true;
+    // socats an earlier agent left (a crash): ended; the first reconcile holds the sleeping VMs' taps again.
+    await this.activators?.sweep().catch((e) => this.log(`activator sweep: ${String(e)}`));
     await this.report().catch((e) => this.log(`report failed: ${describeFailure(e)}`));
     // While the link is down the watch loop alone probes it (with backoff); heartbeats and
     // console uploads wait for it instead of failing every few seconds.
     this.timers.push(setInterval(() => void (this.linkUp() ? this.report().catch((e) => this.log(`report failed: ${describeFailure(e)}`)) : undefined), this.opts.heartbeatMs ?? 5000));
     // Console output is shipped often: `vm console` is interactive through it.
     this.timers.push(setInterval(() => void (this.linkUp() ? this.shipConsoles() : undefined), this.opts.consoleShipMs ?? 250));
+    // Scale to zero: VMs with `idleStop` are watched for traffic, whatever the link's state.
+    this.timers.push(setInterval(() => void this.idleTick(), IDLE_SAMPLE_MS));
     this.loopDone = this.loop();
   }
 
@@ -194,6 +222,9 @@ export class Agent {
     await this.reporting.catch(() => {});
     for (const m of this.metadata.values()) await m.server.close();
     this.metadata.clear();
+    // After the last reconcile or wake: the taps are let go (a restarted agent holds them again).
+    await this.serial.catch(() => {});
+    await this.activators?.releaseAll().catch((e) => this.log(`activators: ${String(e)}`));
     // A heartbeat or metadata fetch may have changed it last: on disk before the next agent reads it.
     await this.state.flush();
   }
@@ -274,7 +305,14 @@ export class Agent {
 
   /** Brings the host to `desired`; true when it had to do anything. */
   reconcile(desired: NodeDesired): Promise<boolean> {
-    return this.metrics ? this.metrics.timeReconcile(() => this.reconcileOnce(desired)) : this.reconcileOnce(desired);
+    return this.exclusively(() => (this.metrics ? this.metrics.timeReconcile(() => this.reconcileOnce(desired)) : this.reconcileOnce(desired)));
+  }
+
+  /** Runs `fn` after everything queued before it (reconciles, idle suspends, wakes). */
+  private exclusively<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.serial.catch(() => {}).then(fn);
+    this.serial = run;
+    return run;
   }
 
   private async reconcileOnce(desired: NodeDesired): Promise<boolean> {
@@ -316,6 +354,8 @@ export class Agent {
       if ((await this.apply(op)) && op.kind === 'destroy') destroyed.add(op.id);
       done++;
     }
+    // Before the network apply below, which removes the taps of VMs destroyed this pass.
+    await this.syncActivators(desired, observed);
     // A VM that never came up has nothing on the host to destroy: just forget it.
     const liveIds = new Set(live.map((v) => v.id));
     for (const id of [...this.errors.keys(), ...Object.keys(this.state.applied)]) {
@@ -363,6 +403,10 @@ export class Agent {
     const timeout = this.opts.stopTimeoutMs ?? 20_000;
     try {
       this.errors.delete(id);
+      if (op.kind === 'destroy' || op.kind === 'discard') {
+        await this.activators?.release(id);
+        this.state.awake(id);
+      }
       if (op.kind === 'destroy') {
         this.working.set(id, 'stopping');
         await this.opts.driver.destroy(id);
@@ -412,12 +456,134 @@ export class Agent {
     } else {
       this.working.set(op.vm.id, 'creating');
       for (const b of blobsOf(op.vm)) await this.images.ensure(b.sha256, b.format);
+      // Asleep for idleness and woken by a user's `vm resume`: its QEMU needs its taps back.
+      await this.activators?.release(op.vm.id);
       const r = await memory.resume(vmSpec(op.vm, (sha) => this.images.path(sha)));
+      this.state.awake(op.vm.id);
       // The guest goes on where it was: ready if it was, and its restarts counted in this generation.
       this.state.resumed(op.vm.id, op.vm.restartGen);
       if (this.opts.driver.name === 'sim') this.state.markReady(op.vm.id);
       this.log(`${op.vm.id}: resumed in ${r.ms} ms`);
     }
+  }
+
+  /**
+   * Scale to zero, once a second: each VM with `idleStop` that runs and is up has its taps'
+   * counters read; one idle for its whole period is suspended (core/scale-to-zero/idle-plan.ts).
+   */
+  private async idleTick(): Promise<void> {
+    if (this.idleBusy || !this.desired || !this.running) return;
+    this.idleBusy = true;
+    try {
+      const vms = this.desired.vms.filter((v) => v.idleStop !== undefined && v.power === 'running');
+      const watched = new Set(vms.map((v) => v.id));
+      for (const id of this.idleWatch.keys()) if (!watched.has(id)) this.idleWatch.delete(id);
+      for (const v of vms) {
+        // Not one that boots, is being worked on, sleeps already or failed: its watch begins again after.
+        if (this.working.has(v.id) || this.errors.has(v.id) || this.state.applied[v.id]?.idle || !this.state.isReady(v.id)) {
+          this.idleWatch.delete(v.id);
+          continue;
+        }
+        const bytes = await this.tapBytes(v.nics.map((_, i) => tapName(v.id, i)));
+        const d = idleSample(this.idleWatch.get(v.id), bytes, Date.now(), parseIdleStop(v.idleStop!) ?? Number.POSITIVE_INFINITY);
+        this.idleWatch.set(v.id, d.watch);
+        if (d.suspend) {
+          this.idleWatch.delete(v.id);
+          await this.idleSuspend(v.id);
+        }
+      }
+    } catch (e) {
+      this.log(`idle watch: ${String(e)}`);
+    } finally {
+      this.idleBusy = false;
+    }
+  }
+
+  /** Suspends a VM for idleness (its power stays `running`) and holds its taps. A failure leaves it running, watched again. */
+  private async idleSuspend(id: string): Promise<void> {
+    const memory = this.opts.driver.memory;
+    if (!memory) return;
+    const changed = await this.exclusively(async () => {
+      const d = this.desired?.vms.find((x) => x.id === id);
+      if (!d?.idleStop || d.power !== 'running' || this.state.applied[id]?.idle || this.working.has(id)) return false;
+      const observed = await this.opts.driver.list();
+      if (!observed.find((o) => o.id === id)?.running) return false;
+      const reason = idleReason(d.idleStop);
+      try {
+        this.working.set(id, 'suspending');
+        const r = await memory.suspend(id);
+        this.state.idle(id, reason, d.wakeGen ?? 0);
+        this.wakes.delete(id);
+        this.log(`${id}: ${reason}: suspended in ${r.ms} ms, memory state ${r.sizeBytes} bytes`);
+      } catch (e) {
+        this.log(`${id}: idle suspend failed, it runs on: ${firstLine(e)}`);
+        return false;
+      } finally {
+        this.working.delete(id);
+      }
+      await this.syncActivators(this.desired!, await this.opts.driver.list());
+      return true;
+    });
+    if (changed) await this.report();
+  }
+
+  /**
+   * The activators match the VMs asleep for idleness: held for each one that should run,
+   * sleeps, and was not woken by a `vm resume` since; let go of (and the VM's idle mark
+   * cleared) once a user's suspend, stop or delete takes it over.
+   */
+  private async syncActivators(desired: NodeDesired, observed: readonly ObservedVm[]): Promise<void> {
+    const want = new Map<string, DesiredVm>();
+    for (const d of desired.vms) {
+      const idle = this.state.applied[d.id]?.idle;
+      if (!idle) continue;
+      const o = observed.find((x) => x.id === d.id);
+      if (d.power === 'running' && o?.suspended && idle.wakeGen === (d.wakeGen ?? 0)) want.set(d.id, d);
+      else if (d.power !== 'running') this.state.awake(d.id);
+    }
+    if (!this.activators) return;
+    for (const id of this.activators.held()) if (!want.has(id)) await this.activators.release(id);
+    for (const [id, d] of want) {
+      if (this.activators.isHolding(id)) continue;
+      const nics = d.nics.map((n, i) => ({ tap: tapName(d.id, i), bridge: bridgeName(n.network), mac: n.mac, ip: n.ip }));
+      try {
+        await this.activators.hold(id, nics, (w) => void this.wake(id, w));
+      } catch (e) {
+        this.log(`${id}: its activator could not hold its taps (a connection will not wake it): ${firstLine(e)}`);
+      }
+    }
+  }
+
+  /** A frame that should wake the VM reached its activator: let go of its taps, resume it, send it the frames held meanwhile. */
+  private async wake(id: string, w: WakeCall): Promise<void> {
+    const memory = this.opts.driver.memory;
+    const woke = await this.exclusively(async () => {
+      const d = this.desired?.vms.find((x) => x.id === id);
+      if (!memory || !this.activators?.isHolding(id) || !d || d.power !== 'running') return false;
+      const activators = this.activators;
+      try {
+        this.errors.delete(id);
+        // Not marked `creating` meanwhile: reported `suspended` until it runs, it stays in its
+        // service's DNS answer and published ports' backends (server/store/rows.ts SERVING_SQL).
+        for (const b of blobsOf(d)) await this.images.ensure(b.sha256, b.format);
+        const steps = await activators.wake(id, async () => {
+          await memory.resume(vmSpec(d, (sha) => this.images.path(sha)));
+          this.state.resumed(id, d.restartGen);
+          this.state.awake(id);
+        });
+        const ms = Math.round((performance.now() - w.at) * 10) / 10;
+        this.wakes.set(id, { at: new Date().toISOString(), trigger: w.trigger, port: w.port, ms });
+        this.metrics?.woke(w.trigger, ms / 1000);
+        this.log(`${id}: woken by ${w.trigger} from ${w.from} to port ${w.port}: running again ${ms} ms after it arrived (taps let go ${steps.releaseMs} ms, resume ${steps.resumeMs} ms, ${steps.frames} frame(s) sent again ${steps.reinjectMs} ms)`);
+        return true;
+      } catch (e) {
+        // Still asleep: the next reconcile holds its taps again, and says why meanwhile.
+        this.errors.set(id, `wake failed: ${firstLine(e)}`);
+        this.log(`${id}: wake failed: ${firstLine(e)}`);
+        return true;
+      }
+    });
+    if (woke) await this.report().catch(() => {});
   }
 
   private async startVm(vm: DesiredVm): Promise<void> {
@@ -588,7 +754,8 @@ export class Agent {
       const suspendFailed = err && d?.power === 'suspended' && o?.running ? `suspend failed: ${err}` : undefined;
       const reason = state === 'error' ? (err ?? netErr) : (netErr ?? suspendFailed ?? this.reasonOf(id, state, d, o));
       const snaps = this.snapshots?.report(d) ?? [];
-      vms.push({ id, state, ...(reason ? { reason } : {}), ...(o?.pid ? { pid: o.pid } : {}), ...(snaps.length ? { snapshots: snaps } : {}) });
+      const wake = this.wakes.get(id);
+      vms.push({ id, state, ...(reason ? { reason } : {}), ...(o?.pid ? { pid: o.pid } : {}), ...(snaps.length ? { snapshots: snaps } : {}), ...(wake ? { wake } : {}) });
     }
     const body = {
       capacity: this.opts.capacity ?? hostCapacity(this.opts.stateDir),
@@ -611,6 +778,7 @@ export class Agent {
     // A VM stopped on request needs no explanation (and `vm stop` keeps the generation).
     if (d?.power !== 'running') return undefined;
     const a = this.state.applied[id];
+    if (state === 'suspended' && a?.idle) return a.idle.reason;
     if (a?.note !== undefined && a.gen === d.restartGen) return a.note;
     if (state !== 'stopped') return undefined;
     return o?.exit ? exitReason(o.exit) : 'stopped by itself (how is unknown: started by an older agent)';

@@ -36,6 +36,8 @@ export class AgentMetrics {
   private readonly reconciles: Histogram<'result'>;
   private readonly heartbeatFailures: Counter;
   private readonly sampleErrors: Counter;
+  private readonly wakeDurations: Histogram<'trigger'>;
+  private readonly wakes: Counter<'trigger'>;
   private sampled: Promise<Sampled> | undefined;
 
   constructor(private readonly source: AgentMetricsSource) {
@@ -49,6 +51,15 @@ export class AgentMetrics {
       registers,
     });
     this.heartbeatFailures = new Counter({ name: 'butter_agent_heartbeat_failures_total', help: 'Reports (heartbeats) to the control plane that failed', registers });
+    // Scale to zero (issue 16): from the frame that woke a VM to its guest running again.
+    this.wakeDurations = new Histogram({
+      name: 'butter_vm_wake_duration_seconds',
+      help: 'Time from the connection (or datagram) that woke an idle-suspended VM to the VM running again, by trigger',
+      labelNames: ['trigger'],
+      buckets: [0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30],
+      registers,
+    });
+    this.wakes = new Counter({ name: 'butter_vm_wakes_total', help: 'Idle-suspended VMs woken by traffic, by trigger', labelNames: ['trigger'], registers });
     const sampledFirst = () => this.sampled ??= this.sample();
     this.sampleErrors = new Counter({
       name: 'butter_agent_vm_stats_errors_total',
@@ -131,6 +142,12 @@ export class AgentMetrics {
 
   heartbeatFailed(): void {
     this.heartbeatFailures.inc();
+  }
+
+  /** One wake by the activator (scale to zero). */
+  woke(trigger: 'tcp' | 'udp', seconds: number): void {
+    this.wakes.inc({ trigger });
+    this.wakeDurations.observe({ trigger }, seconds);
   }
 
   /** Every VM that runs, with its counters; one that cannot be read is left out (and counted). */

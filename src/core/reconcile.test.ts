@@ -123,3 +123,14 @@ test('a suspended VM told to stop has its memory state discarded; a deleted one 
   assert.deepEqual(plan([vm('a', 'stopped', 2)], [{ id: 'a', running: false, suspended: true }], { a: { gen: 2 } }), [{ kind: 'discard', id: 'a' }]);
   assert.deepEqual(plan([vm('a', 'deleted', 2)], [{ id: 'a', running: false, suspended: true }], { a: { gen: 2 } }), [{ kind: 'destroy', id: 'a' }]);
 });
+
+test('scale to zero: a VM the agent suspended for idleness (power running) is held, not resumed, until woken', () => {
+  const d = { ...vm('a', 'running', 2), idleStop: '10s', wakeGen: 0 };
+  const saved: Observed[] = [{ id: 'a', running: false, suspended: true }];
+  assert.deepEqual(plan([d], saved, { a: { gen: 2, idle: { reason: 'idle for 10s', wakeGen: 0 } } }), [], 'the activator holds it');
+  // `vm resume` of it bumps its wake generation: resumed.
+  assert.deepEqual(plan([{ ...d, wakeGen: 1 }], saved, { a: { gen: 2, idle: { reason: 'idle for 10s', wakeGen: 0 } } }), [{ kind: 'resume', vm: { ...d, wakeGen: 1 } }]);
+  // A user's `vm suspend` and `vm stop` of it act as on any saved VM.
+  assert.deepEqual(plan([{ ...d, power: 'suspended' }], saved, { a: { gen: 2, idle: { reason: 'idle for 10s', wakeGen: 0 } } }), []);
+  assert.deepEqual(plan([{ ...d, power: 'stopped' }], saved, { a: { gen: 2, idle: { reason: 'idle for 10s', wakeGen: 0 } } }), [{ kind: 'discard', id: 'a' }]);
+});

@@ -26,6 +26,12 @@ export interface Applied {
   restarts?: number[];
   /** Why it is the way it is (what the agent reports as the VM's reason): set by a `note` or a restart. */
   note?: string;
+  /**
+   * Scale to zero: the agent suspended it for idleness (its power stays `running`), at this
+   * wake generation; its activator holds its taps until traffic or a `vm resume` (a new
+   * `DesiredVm.wakeGen`) wakes it.
+   */
+  idle?: { reason: string; wakeGen: number };
 }
 
 export type Op =
@@ -70,7 +76,11 @@ export function plan(desired: readonly DesiredVm[], observed: readonly Observed[
     }
     if (!o?.running) {
       // A saved state is resumed whatever the generation: `vm resume` bumps none (the guest does not boot).
-      if (o?.suspended) ops.push({ kind: 'resume', vm: d });
+      // One the agent put to sleep for idleness is the agent's to wake (its activator), or a `vm resume`'s.
+      if (o?.suspended) {
+        const idle = applied[d.id]?.idle;
+        if (!idle || idle.wakeGen !== (d.wakeGen ?? 0)) ops.push({ kind: 'resume', vm: d });
+      }
       else if (started !== d.restartGen) ops.push({ kind: 'start', vm: d });
       else if (o?.exit !== undefined) {
         const a = applied[d.id]!;

@@ -4,7 +4,7 @@
  * (`NodeDesired`, api/schemas/desired.ts); agent/agent.ts is the other side of it.
  */
 import type { NodeDesired } from '../api/schemas/desired.ts';
-import { dataDisksOf, type ImageRow, type NetworkRow, type NicRow, type NodeRow, type VmRow } from './store/rows.ts';
+import { dataDisksOf, SERVING_SQL, type ImageRow, type NetworkRow, type NicRow, type NodeRow, type VmRow } from './store/rows.ts';
 import type { Store } from './store/store.ts';
 import { guestMtu } from '../core/mtu.ts';
 import { vpnRouterMac } from '../core/network-macs.ts';
@@ -50,11 +50,12 @@ function vpnPeers(store: Store, network: string): { name: string; publicKey: str
 
 /**
  * The network's services with their running instances' addresses: what its DNS answers for
- * `<service>.<network>.internal` (an instance that is not running yet, or any more, is left out).
+ * `<service>.<network>.internal` (an instance that is not running yet, or any more, is left out;
+ * one asleep for idleness is kept: a connection wakes it).
  */
 function serviceRecords(store: Store, network: string): { name: string; ips: string[]; block: string }[] {
   const rows = store.db
-    .prepare(`SELECT s.name, s.block, v.ip FROM services s LEFT JOIN vms v ON v.service = s.name AND v.state = 'running' AND v.power = 'running' AND v.ip IS NOT NULL WHERE s.network = ? ORDER BY s.name, v.service_index`)
+    .prepare(`SELECT s.name, s.block, v.ip FROM services s LEFT JOIN vms v ON v.service = s.name AND ${SERVING_SQL} AND v.ip IS NOT NULL WHERE s.network = ? ORDER BY s.name, v.service_index`)
     .all(network) as { name: string; block: string; ip: string | null }[];
   const out: { name: string; ips: string[]; block: string }[] = [];
   for (const r of rows) {
@@ -129,6 +130,8 @@ export function renderDesired(store: Store, me: NodeRow): NodeDesired {
         metadataTokens: vm.metadata_tokens,
         restartGen: vm.restart_gen,
         restart: vm.restart,
+        ...(vm.idle_stop ? { idleStop: vm.idle_stop } : {}),
+        ...(vm.wake_gen ? { wakeGen: vm.wake_gen } : {}),
         ...snapshotFields(store, vm, snapshots.get(vm.id) ?? []),
       };
     }),

@@ -30,7 +30,7 @@ export class Graphs {
     const networks = db.prepare(`SELECT name, cidr FROM networks`).all() as GraphNetworkInput[];
     // Every instance `service show` lists (those being deleted too), and how many run.
     const services = db
-      .prepare(`SELECT s.name AS name, s.network AS network, COUNT(v.id) AS total, COALESCE(SUM(v.state = 'running'), 0) AS running FROM services s LEFT JOIN vms v ON v.service = s.name GROUP BY s.name`)
+      .prepare(`SELECT s.name AS name, s.network AS network, COUNT(v.id) AS total, COALESCE(SUM(v.state = 'running'), 0) AS running, COALESCE(SUM(v.state = 'suspended' AND v.power = 'running'), 0) AS suspended FROM services s LEFT JOIN vms v ON v.service = s.name GROUP BY s.name`)
       .all() as GraphServiceInput[];
     const revision = this.store.revision();
     return { ...buildGraph({ networks, services, paths: this.paths() }, network), revision };

@@ -1,10 +1,11 @@
 /** Nodes: registration, heartbeats with observed state, and each node's desired state. */
+import { isIdleReason } from '../core/scale-to-zero/idle-plan.ts';
 import { ApiError } from '../api/errors.ts';
 import type { NodeDesired } from '../api/schemas/desired.ts';
 import type { Group, Node, NodeReport, NodeUpdate } from '../api/schemas/node.ts';
 import type { VmState } from '../api/schemas/vm.ts';
 import { issueToken } from './auth.ts';
-import { nodeFromRow, snapshotOf, type GroupRow, type NodeRow, type NodeUsage, type VmRow } from './store/rows.ts';
+import { nodeFromRow, serving, SERVING_SQL, snapshotOf, type GroupRow, type NodeRow, type NodeUsage, type VmRow } from './store/rows.ts';
 import { PlacementIndex } from '../core/placement-index.ts';
 import { DEFAULT_RATIOS, type NodeSnapshot, type Policy, type Ratios } from '../core/scheduler.ts';
 import { parseSize } from '../core/units.ts';
@@ -282,7 +283,13 @@ export class Nodes {
           tx.db.prepare(`UPDATE nodes SET alloc_rev = alloc_rev + 1 WHERE name = ?`).run(name);
           deleted.push(c.vm.id);
           tx.event('deleted', 'vm', c.vm.name, `vm ${c.vm.name} deleted on ${name}`);
-        } else this.setState(tx, c.vm, c.state, c.reason);
+        } else {
+          if (c.state !== c.vm.state || c.reason !== c.vm.reason) this.setState(tx, c.vm, c.state, c.reason);
+          if (c.wake) {
+            tx.db.prepare(`UPDATE vms SET woken_at = ? WHERE id = ?`).run(c.wake.at, c.vm.id);
+            tx.event('wake', 'vm', c.vm.name, `vm ${c.vm.name} woken by ${c.wake.trigger}${c.wake.port !== undefined ? ` to port ${c.wake.port}` : ''}: running again ${Math.round(c.wake.ms)} ms after it arrived`);
+          }
+        }
       }
       // Its desired state lost those VMs (and maybe the last VM of a network, to take down).
       if (deleted.length > 0) tx.touchNode(name);
@@ -305,9 +312,11 @@ export class Nodes {
 
   private setState(tx: Tx, vm: VmRow, state: VmState, reason: string | null): void {
     tx.db.prepare(`UPDATE vms SET state = ?, reason = ?, updated_at = ? WHERE id = ?`).run(state, reason, tx.now, vm.id);
-    // A service's DNS name answers its running instances only: its network's hosts re-read it.
-    if (vm.service !== null && (vm.state === 'running') !== (state === 'running')) touchServiceHosts(tx, vm.network);
+    // A service's DNS name answers its serving instances only (running, or asleep for idleness): its network's hosts re-read it.
+    if (vm.service !== null && serving(vm) !== serving({ power: vm.power, state })) touchServiceHosts(tx, vm.network);
     tx.event('state', 'vm', vm.name, `vm ${vm.name}: ${vm.state} → ${state}${reason ? ` (${reason})` : ''}`);
+    // Scale to zero: its agent suspended it for idleness (a user's suspend has power `suspended`).
+    if (state === 'suspended' && vm.state !== 'suspended' && vm.state !== 'pending' && vm.power === 'running' && isIdleReason(reason)) tx.event('idle-suspend', 'vm', vm.name, `vm ${vm.name} suspended by its node: ${reason}; the next connection to it wakes it`);
   }
 
   /** Marks nodes that stopped reporting; their VMs become `unknown`. */
@@ -319,7 +328,7 @@ export class Nodes {
     this.store.write('server', (tx) => {
       for (const { name } of stale) {
         tx.db.prepare(`UPDATE nodes SET state = 'unreachable' WHERE name = ?`).run(name);
-        const serving = tx.db.prepare(`SELECT DISTINCT network FROM vms WHERE node = ? AND service IS NOT NULL AND state = 'running'`).all(name) as { network: string }[];
+        const serving = tx.db.prepare(`SELECT DISTINCT network FROM vms v WHERE node = ? AND service IS NOT NULL AND ${SERVING_SQL}`).all(name) as { network: string }[];
         tx.db.prepare(`UPDATE vms SET state = 'unknown', updated_at = ? WHERE node = ?`).run(tx.now, name);
         // Its pending exports (an image from a VM, a clone's base for another node) will not come.
         failNodeExports(tx, name);
@@ -342,7 +351,8 @@ export class Nodes {
   }
 }
 
-type ReportChange = { vm: VmRow; delete: true } | { vm: VmRow; delete?: false; state: VmState; reason: string | null };
+type Wake = NonNullable<NodeReport['vms'][number]['wake']>;
+type ReportChange = { vm: VmRow; delete: true } | { vm: VmRow; delete?: false; state: VmState; reason: string | null; wake?: Wake };
 
 /** What a node's report changes about its VMs: confirmed deletions and new states. */
 function reportChanges(vms: readonly VmRow[], rep: NodeReport): ReportChange[] {
@@ -361,7 +371,9 @@ function reportChanges(vms: readonly VmRow[], rep: NodeReport): ReportChange[] {
       continue;
     }
     const state: VmState = vm.power === 'deleted' ? 'deleting' : obs.state;
-    if (state !== vm.state || (obs.reason ?? null) !== vm.reason) out.push({ vm, state, reason: obs.reason ?? null });
+    // A wake not recorded yet (scale to zero): one event per wake the agent reports.
+    const wake = obs.wake && obs.wake.at !== (vm.woken_at ?? null) ? obs.wake : undefined;
+    if (state !== vm.state || (obs.reason ?? null) !== vm.reason || wake) out.push({ vm, state, reason: obs.reason ?? null, ...(wake ? { wake } : {}) });
   }
   return out;
 }

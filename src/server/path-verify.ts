@@ -39,7 +39,7 @@ export class PathVerifier {
   ) {}
 
   /** The network's model and running instances, as the nodes' tables are rendered from them. */
-  private snapshot(network: string): { model: PathModel; instances: VerifyInstance[] } {
+  private snapshot(network: string): { model: PathModel; instances: VerifyInstance[]; asleep: Set<string> } {
     const db = this.store.db;
     if (!db.prepare(`SELECT 1 FROM networks WHERE name = ?`).get(network)) throw new ApiError('not_found', `network ${network} not found`, 'name');
     const services = db.prepare(`SELECT name, network, block FROM services WHERE network = ? ORDER BY name`).all(network) as { name: string; network: string; block: string }[];
@@ -47,12 +47,14 @@ export class PathVerifier {
     const instances = db
       .prepare(`SELECT service, node, ip, mac FROM vms WHERE network = ? AND service IS NOT NULL AND node IS NOT NULL AND ip IS NOT NULL AND state = 'running' AND power = 'running' ORDER BY id`)
       .all(network) as VerifyInstance[];
-    return { model: { services, paths }, instances };
+    // Scale to zero: instances asleep for idleness are not probed (a probe would wake them).
+    const asleep = new Set((db.prepare(`SELECT DISTINCT service FROM vms WHERE network = ? AND service IS NOT NULL AND power = 'running' AND state = 'suspended'`).all(network) as { service: string }[]).map((r) => r.service));
+    return { model: { services, paths }, instances, asleep };
   }
 
   async verify(network: string, timeoutS = DEFAULT_TIMEOUT_S): Promise<PathVerifyReport> {
-    const { model, instances } = this.snapshot(network);
-    const plan = planVerify(model, network, instances);
+    const { model, instances, asleep } = this.snapshot(network);
+    const plan = planVerify(model, network, instances, asleep);
     const id = randomBytes(8).toString('hex');
     let done!: () => void;
     const finished = new Promise<void>((resolve) => (done = resolve));

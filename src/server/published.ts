@@ -8,11 +8,11 @@
 import type { DesiredPublished } from '../api/schemas/desired.ts';
 import type { PublishedEndpoint } from '../api/schemas/path.ts';
 import type { Db } from './store/db.ts';
-import type { NodeRow, PathRow } from './store/rows.ts';
+import { SERVING_SQL, type NodeRow, type PathRow } from './store/rows.ts';
 import type { Tx } from './store/store.ts';
 
-/** What the agents balance over: instances that run and are meant to (as the DNS answer). */
-const RUNNING = `v.state = 'running' AND v.power = 'running' AND v.ip IS NOT NULL`;
+/** What the agents balance over: instances that run and are meant to, or sleep for idleness (as the DNS answer). */
+const RUNNING = `${SERVING_SQL} AND v.ip IS NOT NULL`;
 
 export function publishedState(db: Db, service?: string): DesiredPublished[] {
   const rows = (service === undefined

@@ -257,6 +257,7 @@ export class ServiceManager {
       network: svc.network,
       spreadKey: svc.name,
       userData,
+      ...(inst.idleStop ? { idleStop: inst.idleStop } : {}),
     };
     return this.vms.creation(req, { service: svc.name, index, revision, block: parseCidr(svc.block, { maxPrefix: 32 }) })(tx);
   }

@@ -160,7 +160,7 @@ export class Snapshots {
       this.usable(tx, vm, 'name');
       const s = this.find(vm, snap, field);
       // Its saved RAM belongs to the disk it has now: resuming it on another would corrupt the guest's filesystems.
-      if (vm.power === 'suspended') throw new ApiError('conflict', `vm ${vm.name} is suspended: resume it or stop it (which discards its memory state) before a restore`, 'name');
+      if (vm.power === 'suspended' || (vm.power === 'running' && vm.state === 'suspended')) throw new ApiError('conflict', `vm ${vm.name} is suspended: resume it or stop it (which discards its memory state) before a restore`, 'name');
       if (s.state !== 'ready') throw new ApiError('conflict', `snapshot ${s.name} of vm ${vm.name} is ${s.state}${s.reason ? ` (${s.reason})` : ''}: only a ready snapshot can be restored`, field);
       if (s.node !== vm.node) throw new ApiError('conflict', `snapshot ${s.name} is on node ${s.node}, vm ${vm.name} on ${vm.node}`, field);
       tx.db

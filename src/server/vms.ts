@@ -38,6 +38,14 @@ export function serviceBlocks(db: Tx['db'], network: string): Cidr[] {
 }
 export const DEFAULT_NETWORK = 'default';
 
+/**
+ * Scale to zero: its agent suspended it for idleness (its power stays `running`; its agent
+ * wakes it on traffic). It holds a memory state as a user's suspend does.
+ */
+export function idleSuspended(vm: Pick<VmRow, 'power' | 'state'>): boolean {
+  return vm.power === 'running' && vm.state === 'suspended';
+}
+
 
 export class Vms {
   constructor(
@@ -158,6 +166,7 @@ export class Vms {
         spread_key: req.spreadKey ?? null,
         metadata_tokens: req.metadataTokens ?? 'optional',
         restart: req.restart ?? 'on-failure',
+        idle_stop: req.idleStop ?? null,
         placement_warning: warning,
         service: instance?.service ?? null,
         service_index: instance?.index ?? null,
@@ -328,7 +337,7 @@ export class Vms {
       const vm = this.row(name);
       if (vm.power === 'deleted') throw new ApiError('conflict', `vm ${name} is being deleted`, 'name');
       // A suspended VM's memory state would be thrown away by a cold start: resume it, or stop it first (which discards it).
-      if (vm.power === 'suspended' && action !== 'stop') throw new ApiError('conflict', `vm ${name} is suspended: \`butter vm resume ${name}\` brings it back (or \`vm stop\` discards its memory state)`, 'name');
+      if ((vm.power === 'suspended' || idleSuspended(vm)) && action !== 'stop') throw new ApiError('conflict', `vm ${name} is suspended${idleSuspended(vm) ? ' (idle: the next connection wakes it)' : ''}: \`butter vm resume ${name}\` brings it back (or \`vm stop\` discards its memory state)`, 'name');
       const resize = action === 'stop' ? {} : this.takePending(vm);
       // (`start` of a VM that is up leaves a pending resize pending: it needs a restart.)
       if (action === 'stop') this.update(tx, vm, { power: 'stopped', state: vm.state === 'stopped' ? 'stopped' : 'stopping', ...(vm.released ? { released: 0 } : {}) });
@@ -352,6 +361,13 @@ export class Vms {
   suspend(actor: string, name: string, release = false): Vm {
     return this.store.write(actor, (tx) => {
       const vm = this.row(name);
+      if (idleSuspended(vm)) {
+        // Asleep already: the user's suspend takes it over (no wake on traffic from now on).
+        this.update(tx, vm, { power: 'suspended', reason: null, released: release ? 1 : 0 });
+        if (release && vm.node) tx.db.prepare(`UPDATE nodes SET alloc_rev = alloc_rev + 1 WHERE name = ?`).run(vm.node);
+        tx.event('suspend', 'vm', name, `vm ${name}: suspend (it slept for idleness; from now on only a resume wakes it)${release ? `, its ${vm.cpus} cpu and ${humanSize(vm.memory_bytes)} released` : ''}`);
+        return this.get(name);
+      }
       if (vm.power !== 'running' || (vm.state !== 'running' && vm.state !== 'booting')) throw new ApiError('conflict', `vm ${name} is ${vm.power === 'suspended' ? 'suspended' : vm.state}: only a running VM can be suspended`, 'name');
       this.update(tx, vm, { power: 'suspended', state: 'suspending', reason: null, released: release ? 1 : 0 });
       if (release && vm.node) tx.db.prepare(`UPDATE nodes SET alloc_rev = alloc_rev + 1 WHERE name = ?`).run(vm.node);
@@ -369,6 +385,12 @@ export class Vms {
   resume(actor: string, name: string): Vm {
     return this.store.write(actor, (tx) => {
       const vm = this.row(name);
+      if (idleSuspended(vm)) {
+        // Asleep for idleness: its agent wakes it at the new wake generation, as traffic would.
+        this.update(tx, vm, { state: 'pending', reason: null, wake_gen: (vm.wake_gen ?? 0) + 1 });
+        tx.event('resume', 'vm', name, `vm ${name}: resume on ${vm.node} (it slept for idleness)`);
+        return this.get(name);
+      }
       if (vm.power !== 'suspended') throw new ApiError('conflict', `vm ${name} is ${vm.power === 'deleted' ? 'being deleted' : vm.state}: only a suspended VM can be resumed`, 'name');
       const node = vm.node ? this.nodes.fresh(vm.node) : undefined;
       if (!vm.node || !node) throw new ApiError('conflict', `vm ${name} has no node: its memory state is lost`, 'name');
@@ -451,8 +473,8 @@ function dataDisksLost(vm: VmRow): string {
  */
 function insertVm(tx: Tx, row: VmRow): void {
   const insert = tx.db.prepare(
-    `INSERT INTO vms (id, name, image, node, cpus, memory_bytes, disk_bytes, data_disks, data_disk_bytes, power, state, reason, network, ip, mac, user_data, ssh_keys, pending_cpus, pending_memory_bytes, restart_gen, spread_key, metadata_tokens, restart, placement_warning, service, service_index, service_revision, created_at, updated_at)
-     VALUES (@id, @name, @image, @node, @cpus, @memory_bytes, @disk_bytes, @data_disks, @data_disk_bytes, @power, @state, @reason, @network, @ip, @mac, @user_data, @ssh_keys, @pending_cpus, @pending_memory_bytes, @restart_gen, @spread_key, @metadata_tokens, @restart, @placement_warning, @service, @service_index, @service_revision, @created_at, @updated_at)`,
+    `INSERT INTO vms (id, name, image, node, cpus, memory_bytes, disk_bytes, data_disks, data_disk_bytes, power, state, reason, network, ip, mac, user_data, ssh_keys, pending_cpus, pending_memory_bytes, restart_gen, spread_key, metadata_tokens, restart, idle_stop, placement_warning, service, service_index, service_revision, created_at, updated_at)
+     VALUES (@id, @name, @image, @node, @cpus, @memory_bytes, @disk_bytes, @data_disks, @data_disk_bytes, @power, @state, @reason, @network, @ip, @mac, @user_data, @ssh_keys, @pending_cpus, @pending_memory_bytes, @restart_gen, @spread_key, @metadata_tokens, @restart, @idle_stop, @placement_warning, @service, @service_index, @service_revision, @created_at, @updated_at)`,
   );
   for (let attempt = 0; ; attempt++) {
     try {

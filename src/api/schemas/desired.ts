@@ -54,6 +54,14 @@ export const DesiredVm = z.object({
    * Only `pending` ones are reported. Absent: no word (an older control plane): nothing is deleted.
    */
   snapshots: z.array(z.object({ id: SnapshotId, name: Name, state: z.enum(['pending', 'ready']) })).optional(),
+  /**
+   * Scale to zero (issue 16): after this long (`10m`, core/scale-to-zero/idle-plan.ts) with no
+   * byte on its taps the agent suspends it (power stays `running`) and holds its taps until a
+   * connection wakes it. Absent: never.
+   */
+  idleStop: z.string().optional(),
+  /** Bumped by a user's `vm resume` of a VM suspended for idleness: the agent wakes it. Absent: 0. */
+  wakeGen: z.number().int().optional(),
   /** The `initial` snapshot: made with the disk, before the guest's first write (never taken later). */
   initialSnapshot: SnapshotId.optional(),
   /** A clone: its first disk is an overlay on this snapshot of another VM on this node, not on the image. */

@@ -28,7 +28,7 @@ export const GraphNode = z
     network: Name.nullable().describe("A service's network; null for the internet and CIDRs, which are outside every network"),
     cidr: z.string().nullable(),
     instances: z
-      .object({ running: z.number().int(), total: z.number().int() })
+      .object({ running: z.number().int(), total: z.number().int(), suspended: z.number().int().optional().describe('asleep for idleness (scale to zero; a connection wakes them); absent: none') })
       .nullable()
       .describe("A service's instances running and in all; null for a CIDR and for a service a path names that is not there"),
   })

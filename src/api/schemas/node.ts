@@ -103,6 +103,14 @@ export const ObservedVmReport = z
     pid: z.number().int().optional(),
     ip: z.string().optional(),
     /**
+     * Scale to zero: its last wake by the agent's activator (issue 16), kept in every report
+     * until the next; the control plane records one `wake` event per `at`.
+     */
+    wake: z
+      .object({ at: z.string().max(40), trigger: z.enum(['tcp', 'udp']), port: z.number().int().min(0).max(65535).optional(), ms: z.number().nonnegative() })
+      .strict()
+      .optional(),
+    /**
      * The VM's snapshots of its desired state this node has taken (`ready`) or could not take
      * (`failed`, with a reason); one not reported yet stays pending. Absent: no word.
      */

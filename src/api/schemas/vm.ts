@@ -3,6 +3,18 @@ import { z } from 'zod';
 import { Name, Size, Timestamp } from './common.ts';
 import { MiB, parseSize } from '../../core/units.ts';
 import { RESTART_POLICIES } from '../../core/restart-policy.ts';
+import { MAX_IDLE_STOP_MS, MIN_IDLE_STOP_MS, parseIdleStop } from '../../core/scale-to-zero/idle-plan.ts';
+
+/**
+ * Scale to zero (issue 16): after this long with no traffic on its taps its agent suspends it
+ * (`30s`, `10m`, `2h`: whole seconds, minutes or hours, 5 s to 7 days).
+ */
+export const IdleStop = z
+  .string()
+  .refine((t) => {
+    const ms = parseIdleStop(t);
+    return ms !== undefined && ms >= MIN_IDLE_STOP_MS && ms <= MAX_IDLE_STOP_MS;
+  }, 'must be a duration like 30s, 10m or 2h, from 5s to 168h');
 
 /**
  * pending: accepted, no agent has acted yet; creating: the agent prepares image and disk;
@@ -80,6 +92,8 @@ export const VmCreate = z
     sshKeys: z.array(SshKey).max(32).optional(),
     metadataTokens: MetadataTokens.default('optional'),
     restart: RestartPolicy.default('on-failure'),
+    /** Scale to zero: suspended by its agent after this long without traffic, woken by the next connection. */
+    idleStop: IdleStop.optional(),
   })
   .strict()
   .refine((v) => v.network === undefined || v.networks === undefined, { message: 'give network or networks, not both', path: ['networks'] })
@@ -130,6 +144,8 @@ export const Vm = z
     spreadKey: Name.nullable(),
     metadataTokens: MetadataTokens,
     restart: RestartPolicy,
+    /** Scale to zero: its idle time (`10m`), or null. Suspended for idleness, it shows `suspended`, reason `idle for …`, power `running`. */
+    idleStop: z.string().nullable(),
     /** Set when the VM was placed with --force beyond the overcommit ratios. */
     warning: z.string().nullable(),
     /** The service it is an instance of (`butter service`), or null. */

@@ -38,7 +38,7 @@ function showService(s: Service): void {
     ['dns name', s.dnsName],
     ['block', s.block],
     ['state', s.state],
-    ['instances', `${s.instances.filter((i) => i.state === 'running').length}/${s.count} running`],
+    ['instances', instancesText(s)],
     ['zones', s.zones],
     ['image', s.image],
     ['revision', s.revision],
@@ -135,7 +135,7 @@ export function serviceCommands(program: Command): void {
       if (o.json) return printJson(items);
       printTable(
         ['NAME', 'NETWORK', 'BLOCK', 'RUNNING', 'REVISION', 'ROLLOUT', 'AGE'],
-        items.map((s) => [s.name, s.network, s.block, `${s.instances.filter((i) => i.state === 'running').length}/${s.count}`, s.revision, s.state === 'deleting' ? 'deleting' : rolloutText(s), age(s.createdAt)]),
+        items.map((s) => [s.name, s.network, s.block, instancesText(s, true), s.revision, s.state === 'deleting' ? 'deleting' : rolloutText(s), age(s.createdAt)]),
       );
     });
 
@@ -215,4 +215,15 @@ export function serviceCommands(program: Command): void {
         items.map((r) => [r.number, r.current ? 'current' : r.target ? 'target' : '', r.image, r.imageDigest.slice(0, 12), JSON.stringify(r.vars), age(r.createdAt)]),
       );
     });
+}
+
+/**
+ * `2/3 running`; scale to zero: instances asleep for idleness are shown as such, not as down
+ * (`suspended (3/3 asleep: the next connection wakes them)`, `1/3 running, 2 suspended`).
+ */
+function instancesText(s: Service, short = false): string {
+  const running = s.instances.filter((i) => i.state === 'running').length;
+  const asleep = s.instances.filter((i) => i.state === 'suspended' && i.reason?.startsWith('idle for ')).length;
+  if (asleep > 0 && running === 0) return short ? `suspended ${asleep}/${s.count}` : `suspended (${asleep}/${s.count} asleep: the next connection wakes them)`;
+  return `${running}/${s.count}${short ? '' : ' running'}${asleep > 0 ? `, ${asleep} suspended` : ''}`;
 }

@@ -42,6 +42,7 @@ function showVm(vm: Vm): void {
     ['spread', vm.spreadKey],
     ['metadata tokens', vm.metadataTokens],
     ['restart', vm.restart],
+    ['idle stop', vm.idleStop ? `after ${vm.idleStop} without traffic (suspended, woken by the next connection)` : null],
     ['warning', vm.warning],
     ['created', vm.createdAt],
   ]);
@@ -121,11 +122,12 @@ export function vmCommands(program: Command): void {
     .option('--ssh-key <file>', 'an OpenSSH public key file (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--metadata-tokens <mode>', 'EC2-style metadata paths: optional (default; tokenless GETs too) or required (IMDSv2 tokens only; NoCloud still answers plain GETs)')
     .option('--restart <policy>', 'when it ends by itself: on-failure (default; after QEMU was killed or crashed, not after a guest poweroff), always, or never; with backoff, and stopped after 5 restarts in 10 min')
+    .option('--idle-stop <duration>', 'scale to zero: after this long without traffic (e.g. 30s, 10m, 2h) its node suspends it; the next TCP connection or UDP datagram to it wakes it')
     .option('--wait', 'return once the guest has fetched its metadata')
     .option('--timeout <seconds>', 'how long --wait waits', '300')
     .option('--idempotency-key <key>', 'the same command run again with the same key (within 24 h) prints the VM it made instead of failing on the name (default: a new key, reused only by the client\'s own retries)')
     .option('--json', 'print JSON')
-    .action(async (name: string, o: { image: string; cpus: string; memory: string; disk: string; dataDisk: string[]; network: string[]; node?: string; group?: string; zone?: string; label: string[]; policy?: string; spread?: string; force?: boolean; userData?: string; sshKey: string[]; metadataTokens?: string; restart?: string; wait?: boolean; timeout: string; idempotencyKey?: string; json?: boolean }) => {
+    .action(async (name: string, o: { image: string; cpus: string; memory: string; disk: string; dataDisk: string[]; network: string[]; node?: string; group?: string; zone?: string; label: string[]; policy?: string; spread?: string; force?: boolean; userData?: string; sshKey: string[]; metadataTokens?: string; restart?: string; idleStop?: string; wait?: boolean; timeout: string; idempotencyKey?: string; json?: boolean }) => {
       const c = client();
       const labels: Record<string, string> = {};
       for (const l of o.label) {
@@ -156,6 +158,7 @@ export function vmCommands(program: Command): void {
         ...(sshKeys.length ? { sshKeys } : {}),
         ...(o.metadataTokens ? { metadataTokens: o.metadataTokens as 'optional' | 'required' } : {}),
         ...(o.restart ? { restart: o.restart as RestartPolicy } : {}),
+        ...(o.idleStop !== undefined ? { idleStop: o.idleStop } : {}),
       };
       // One key for both tries: the second is the same request, after the image is there.
       const keyed = { body, ...(o.idempotencyKey !== undefined ? { idempotencyKey: o.idempotencyKey } : {}) };

@@ -116,7 +116,7 @@ test('malformed YAML: yaml\'s own message at its line and column', () => {
 
 test('unknown keys are refused at the key, top level and nested', () => {
   assert.deepEqual(problem(`${MINIMAL}replicas: 3\n`), [3, 1, 'replicas', 'unknown key (known: network, placement, instance, image, initialization, count)']);
-  assert.deepEqual(problem('instance: { memory: 1G, cpus: 1, gpus: false }\nimage: { name: tiny }\n'), [1, 34, 'instance.gpus', 'unknown key (known: public_ip, memory, cpus, gpu, disks)']);
+  assert.deepEqual(problem('instance: { memory: 1G, cpus: 1, gpus: false }\nimage: { name: tiny }\n'), [1, 34, 'instance.gpus', 'unknown key (known: public_ip, memory, cpus, gpu, disks, idle_stop)']);
   assert.deepEqual(problem(`${MINIMAL}initialization:\n  - path: a.sh\n    var: {}\n`), [5, 5, 'initialization[0].var', 'unknown key (known: path, vars)']);
   assert.deepEqual(problem(`${MINIMAL}initialization:\n  - path: a.sh\n    vars: { X: { requird: true } }\n`), [5, 18, 'initialization[0].vars.X.requird', 'unknown key (known: required, default)']);
 });
@@ -125,7 +125,7 @@ test('wrong types are refused at the value, naming what was found', () => {
   assert.deepEqual(problem('instance: { memory: 1G, cpus: "2" }\nimage: { name: tiny }\n'), [1, 31, 'instance.cpus', 'must be a whole number from 1 to 64 (got "2")']);
   assert.deepEqual(problem('instance: { memory: 1G, cpus: 0.5 }\nimage: { name: tiny }\n'), [1, 31, 'instance.cpus', 'must be a whole number from 1 to 64 (got 0.5)']);
   assert.deepEqual(problem('instance: { memory: 1G, cpus: 1, public_ip: yes }\nimage: { name: tiny }\n'), [1, 45, 'instance.public_ip', 'must be true or false (got "yes")']);
-  assert.deepEqual(problem('instance: [1G, 1]\nimage: { name: tiny }\n'), [1, 11, 'instance', 'must be a map with keys public_ip, memory, cpus, gpu, disks (got a list)']);
+  assert.deepEqual(problem('instance: [1G, 1]\nimage: { name: tiny }\n'), [1, 11, 'instance', 'must be a map with keys public_ip, memory, cpus, gpu, disks, idle_stop (got a list)']);
   assert.deepEqual(problem(`${MINIMAL}initialization: { path: a.sh }\n`), [3, 17, 'initialization', 'must be a list (got a map)']);
   assert.deepEqual(problem(`${MINIMAL}count: many\n`), [3, 8, 'count', 'must be a whole number from 1 to 10000 (got "many")']);
   assert.deepEqual(problem(`network: { subnetwork_max_instance_count: 0 }\n${MINIMAL}`), [1, 43, 'network.subnetwork_max_instance_count', 'must be a whole number from 1 to 65536 (got 0)']);
@@ -205,4 +205,12 @@ test('every problem is reported, in the file\'s order, one per line', () => {
 test('aliases are followed', () => {
   const bp = parseBlueprint('instance:\n  memory: 1G\n  cpus: 1\n  disks: [ { size: &s 8G }, { size: *s } ]\nimage: { name: tiny }\n', 'bp.yml');
   assert.deepEqual([bp.instance.rootDiskBytes, bp.instance.dataDisks], [8 * GiB, [{ sizeBytes: 8 * GiB }]]);
+});
+
+test('instance.idle_stop: scale to zero, a duration like 30s, 10m or 2h; anything else refused at the value', () => {
+  const bp = parseBlueprint('instance: { memory: 1G, cpus: 1, idle_stop: 10m }\nimage: { name: tiny }\n', 'b.yaml');
+  assert.equal(bp.instance.idleStop, '10m');
+  assert.equal(parseBlueprint(MINIMAL, 'b.yaml').instance.idleStop, undefined);
+  assert.deepEqual(problem('instance: { memory: 1G, cpus: 1, idle_stop: soon }\nimage: { name: tiny }\n'), [1, 45, 'instance.idle_stop', 'must be a duration like 30s, 10m or 2h, from 5s to 168h (got "soon")']);
+  assert.deepEqual(problem('instance: { memory: 1G, cpus: 1, idle_stop: 1s }\nimage: { name: tiny }\n'), [1, 45, 'instance.idle_stop', 'must be a duration like 30s, 10m or 2h, from 5s to 168h (got "1s")']);
 });

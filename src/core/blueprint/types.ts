@@ -25,6 +25,8 @@ export interface Blueprint {
     rootDiskBytes: number | undefined;
     /** `disks[1..]`: extra data disks of each instance. */
     dataDisks: { sizeBytes: number; deviceName?: string }[];
+    /** `idle_stop` (scale to zero): each instance sleeps after this long without traffic; undefined: never. */
+    idleStop?: string;
   };
   /** An image name, or a glob over names (`debian-12-*`) of which the newest match is meant. */
   image: { name: string };

@@ -8,6 +8,7 @@ import { isVarName, reservedName } from './builtins.ts';
 import { flag, join, listItems, mapFields, missing, size, text, wholeNumber, type Field } from './fields.ts';
 import { IMAGE_PATTERN } from './image-glob.ts';
 import type { Blueprint, InitFile, VarSpec } from './types.ts';
+import { MAX_IDLE_STOP_MS, MIN_IDLE_STOP_MS, parseIdleStop } from '../scale-to-zero/idle-plan.ts';
 import { describe, type YamlSource } from './yaml-source.ts';
 
 /** When `network.subnetwork_max_instance_count` is absent: a /24's worth (the original had none). */
@@ -66,7 +67,7 @@ function instance(src: YamlSource, field: Field | undefined, root: unknown): Blu
     missing(src, root, 'instance', 'instance: { memory: 1G, cpus: 1 }');
     return out;
   }
-  const f = mapFields(src, field.value, 'instance', ['public_ip', 'memory', 'cpus', 'gpu', 'disks']);
+  const f = mapFields(src, field.value, 'instance', ['public_ip', 'memory', 'cpus', 'gpu', 'disks', 'idle_stop']);
   if (!f) return out;
   const publicIp = f.get('public_ip');
   if (publicIp) out.publicIp = flag(src, publicIp.value, 'instance.public_ip') ?? false;
@@ -78,6 +79,14 @@ function instance(src: YamlSource, field: Field | undefined, root: unknown): Blu
   else missing(src, field.value, 'instance.cpus', 'cpus: 1');
   const gpu = f.get('gpu');
   if (gpu && flag(src, gpu.value, 'instance.gpu') === true) src.problem(gpu.value, 'instance.gpu', 'GPU passthrough is not supported yet (say gpu: false, or leave it out)');
+  // Scale to zero (issue 16): each instance is suspended by its node after this long without traffic.
+  const idle = f.get('idle_stop');
+  if (idle) {
+    const v = isScalar(idle.value) ? idle.value.value : undefined;
+    const ms = typeof v === 'string' ? parseIdleStop(v) : undefined;
+    if (ms === undefined || ms < MIN_IDLE_STOP_MS || ms > MAX_IDLE_STOP_MS) src.problem(idle.value, 'instance.idle_stop', `must be a duration like 30s, 10m or 2h, from 5s to 168h (got ${describe(idle.value)})`);
+    else out.idleStop = v as string;
+  }
   const disks = f.get('disks');
   if (disks) {
     const items = listItems(src, disks.value, 'instance.disks') ?? [];

@@ -98,3 +98,21 @@ test('ids and labels are quoted with quotes, backslashes and line breaks escaped
   assert.ok(dot.includes('subgraph "cluster_n\\"; evil [x" {'), dot);
   assert.ok(dot.includes('"service:w\\"]; \\"x\\" -> \\"y" [label="w\\"]; \\"x\\" -> \\"y\\n1/1 running", shape=box, style=rounded];'), dot);
 });
+
+test('a service scaled to zero is drawn suspended, not down; one partly asleep says how many', () => {
+  const g = buildGraph({
+    networks: [{ name: 'dev', cidr: '10.20.0.0/16' }],
+    services: [
+      { name: 'sleepy', network: 'dev', running: 0, total: 1, suspended: 1 },
+      { name: 'half', network: 'dev', running: 1, total: 2, suspended: 1 },
+      { name: 'down', network: 'dev', running: 0, total: 1 },
+    ],
+    paths: [],
+  });
+  const byName = new Map(g.nodes.map((n) => [n.label.split('\n')[0], n]));
+  assert.equal(byName.get('sleepy')!.label, 'sleepy\nsuspended (1/1 asleep)');
+  assert.deepEqual(byName.get('sleepy')!.instances, { running: 0, total: 1, suspended: 1 });
+  assert.equal(byName.get('half')!.label, 'half\n1/2 running, 1 suspended');
+  assert.equal(byName.get('down')!.label, 'down\n0/1 running');
+  assert.deepEqual(byName.get('down')!.instances, { running: 0, total: 1 });
+});

@@ -19,6 +19,8 @@ export interface GraphServiceInput {
   /** Instances in state `running`, and all of them. */
   running: number;
   total: number;
+  /** Instances asleep for idleness (scale to zero: a connection wakes them); absent: none. */
+  suspended?: number;
 }
 
 export interface GraphInput {
@@ -39,7 +41,7 @@ export interface GraphNode {
   /** A CIDR node's CIDR (`0.0.0.0/0` for the internet). */
   cidr: string | null;
   /** A service's instances; null for a CIDR, and for a service a path names that is not there (any more). */
-  instances: { running: number; total: number } | null;
+  instances: { running: number; total: number; suspended?: number } | null;
 }
 
 export interface GraphEdge {
@@ -99,7 +101,10 @@ export function buildGraph(input: GraphInput, network?: string): Graph {
 
   const nodes = new Map<string, GraphNode>();
   for (const s of services) {
-    nodes.set(serviceNodeId(s.name), { id: serviceNodeId(s.name), kind: 'service', label: `${s.name}\n${s.running}/${s.total} running`, network: s.network, cidr: null, instances: { running: s.running, total: s.total } });
+    const asleep = s.suspended ?? 0;
+    // Scaled to zero is not down: the next connection wakes it.
+    const label = asleep > 0 && s.running === 0 ? `${s.name}\nsuspended (${asleep}/${s.total} asleep)` : `${s.name}\n${s.running}/${s.total} running${asleep > 0 ? `, ${asleep} suspended` : ''}`;
+    nodes.set(serviceNodeId(s.name), { id: serviceNodeId(s.name), kind: 'service', label, network: s.network, cidr: null, instances: { running: s.running, total: s.total, ...(asleep > 0 ? { suspended: asleep } : {}) } });
   }
   // A path may still name a service the control plane no longer lists (one being deleted
   // with its paths): it stays drawn, marked, rather than the edge vanishing without a word.

@@ -112,3 +112,16 @@ test('the report lists exactly the probes the data plane decided otherwise, and 
   assert.equal(missing.ok, false, 'a probe left out is not taken for dropped');
   assert.deepEqual(missing.unanswered, [{ node: 'n2', probes: 1, reason: `no result for probe ${leak.id}` }]);
 });
+
+test('a destination whose instances sleep (scale to zero) is skipped as suspended, not probed: a probe would wake it', () => {
+  const one: PathModel = { services: [{ network: 'net', name: 'solo', block: '10.0.0.40/29' }, { network: 'net', name: 'sleepy', block: '10.0.0.48/29' }], paths: [] };
+  const plan = planVerify(one, 'net', [{ service: 'solo', node: 'n1', ip: '10.0.0.40', mac: '02:00:00:00:00:40' }], new Set(['sleepy']));
+  assert.deepEqual(
+    plan.skipped.filter((s) => s.to === 'sleepy'),
+    [
+      { from: 'sleepy', to: 'sleepy', reason: 'sleepy is suspended (scaled to zero): a probe would wake it' },
+      { from: 'solo', to: 'sleepy', reason: 'sleepy is suspended (scaled to zero): a probe would wake it' },
+    ],
+  );
+  assert.ok(plan.probes.every((p) => p.to !== 'sleepy'));
+});

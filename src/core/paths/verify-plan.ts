@@ -85,7 +85,8 @@ export function probePorts(model: PathModel, network: string, to: string, proto:
   return [...ports].sort((a, b) => a - b);
 }
 
-export function planVerify(model: PathModel, network: string, instances: readonly VerifyInstance[]): VerifyPlan {
+/** `asleep`: services with an instance suspended for idleness (scale to zero) and none running: not probed, a probe would wake them. */
+export function planVerify(model: PathModel, network: string, instances: readonly VerifyInstance[], asleep: ReadonlySet<string> = new Set()): VerifyPlan {
   const services = model.services.filter((s) => s.network === network).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const byIp = (a: VerifyInstance, b: VerifyInstance) => ipToInt(a.ip) - ipToInt(b.ip);
   const of = (service: string) => instances.filter((i) => i.service === service).sort(byIp);
@@ -97,7 +98,7 @@ export function planVerify(model: PathModel, network: string, instances: readonl
     for (const i of of(to.name)) if (!targets.has(i.node)) targets.set(i.node, i);
     for (const from of services) {
       if (targets.size === 0) {
-        skipped.push({ from: from.name, to: to.name, reason: `${to.name} has no running instance` });
+        skipped.push({ from: from.name, to: to.name, reason: asleep.has(to.name) ? `${to.name} is suspended (scaled to zero): a probe would wake it` : `${to.name} has no running instance` });
         continue;
       }
       for (const dst of [...targets.values()].sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0))) {

@@ -439,4 +439,12 @@ export const MIGRATIONS: readonly string[] = [
   -- The 1 s sweep (Exports.collect) looks up each clone base's clone: an index, not a scan of every VM.
   CREATE INDEX vms_clone_export ON vms(clone_export) WHERE clone_export IS NOT NULL;
   `,
+  `
+  -- Scale to zero (issue 16): idle_stop, the idle time as given (\`10m\`) or NULL; wake_gen,
+  -- bumped by a user's resume of a VM its agent suspended for idleness (the agent wakes it);
+  -- woken_at, the time of the last wake its agent reported (one vm.wake event each).
+  ALTER TABLE vms ADD COLUMN idle_stop TEXT;
+  ALTER TABLE vms ADD COLUMN wake_gen INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE vms ADD COLUMN woken_at TEXT;
+  `,
 ];

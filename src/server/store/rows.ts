@@ -146,6 +146,10 @@ export interface VmRow {
   restore_gen?: number;
   /** 1: suspended with `release` (its CPUs and memory not counted on its node); absent in rows from older inserts. */
   released?: number;
+  /** Scale to zero (absent in rows from older inserts): see its migration. */
+  idle_stop?: string | null;
+  wake_gen?: number;
+  woken_at?: string | null;
   spread_key: string | null;
   metadata_tokens: 'optional' | 'required';
   restart: RestartPolicy;
@@ -165,6 +169,16 @@ export interface NicRow {
   network: string;
   ip: string | null;
   mac: string;
+}
+
+/**
+ * An instance its service counts on: running, or asleep for idleness (scale to zero: power
+ * `running`, state `suspended`; the next connection wakes it, so DNS and published ports
+ * keep leading to it). `v` is the vms table's alias.
+ */
+export const SERVING_SQL = `v.power = 'running' AND v.state IN ('running', 'suspended')`;
+export function serving(vm: { power: string; state: string }): boolean {
+  return vm.power === 'running' && (vm.state === 'running' || vm.state === 'suspended');
 }
 
 export function vmFromRow(r: VmRow, more: readonly NicRow[] = []): Vm {
@@ -190,6 +204,7 @@ export function vmFromRow(r: VmRow, more: readonly NicRow[] = []): Vm {
     spreadKey: r.spread_key,
     metadataTokens: r.metadata_tokens,
     restart: r.restart,
+    idleStop: r.idle_stop ?? null,
     warning: r.placement_warning,
     service: r.service ?? null,
     createdAt: r.created_at,
