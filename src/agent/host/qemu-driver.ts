@@ -61,6 +61,8 @@ const SUSPEND_TIMEOUT_MS = 120_000;
 const RUN_LOG_TAIL = 4096;
 /** One line of QEMU's `runstate_set` trace (log backend), e.g. `... new_state 7 (shutdown)`. */
 const RUNSTATE_LINE = /^runstate_set current_run_state \d+ \([a-z-]+\) new_state \d+ \(([a-z-]+)\)$/gm;
+/** Run states in which a live QEMU waits for someone to go on (an agent that died mid-operation): see `recoverPaused`. */
+const LEFT_PAUSED = new Set(['inmigrate', 'prelaunch', 'paused', 'postmigrate', 'finish-migrate']);
 
 export class QemuDriver implements VmDriver {
   readonly name = 'qemu' as const;
@@ -308,12 +310,70 @@ export class QemuDriver implements VmDriver {
       const p = this.paths(id);
       if (this.loggedRunState(p) === 'running') continue;
       const status = await this.status(p, 1000);
-      if (status !== 'shutdown') continue;
-      // The record first: an agent that dies before the quit finds the VM still in `shutdown`, or the record.
-      writeFileAtomic(p.powerState, 'poweroff\n', 0o600);
-      this.log(`${id}: the guest powered off, quitting its qemu`);
-      if (!((await this.qmp(p, 'quit', 1000)) && (await this.waitGone(id, pid!, 2000)))) this.killNow(id);
+      if (status === 'shutdown') {
+        // The record first: an agent that dies before the quit finds the VM still in `shutdown`, or the record.
+        writeFileAtomic(p.powerState, 'poweroff\n', 0o600);
+        this.log(`${id}: the guest powered off, quitting its qemu`);
+        if (!((await this.qmp(p, 'quit', 1000)) && (await this.waitGone(id, pid!, 2000)))) this.killNow(id);
+      } else if (status !== undefined && LEFT_PAUSED.has(status)) {
+        await this.recoverPaused(id, p, pid!, status);
+      }
     }
+  }
+
+  /**
+   * A QEMU left paused by an agent that died in the middle of its work (issue 16): nothing
+   * Butter does leaves a guest paused for longer than one operation of one agent, and the
+   * agent runs them one at a time, so a paused QEMU seen here is one that no one will finish.
+   * - Launched for a resume (`-incoming`) and its guest never ran there (the run log shows no
+   *   `running`): the agent died between the launch and `cont`. It is ended (its guest has
+   *   done nothing, its disk is as the state left it) and the state, which goes only after
+   *   `cont`, is still there: the plan resumes it again, from the start, like any suspended VM
+   *   (a restore from a memory snapshot starts over from the snapshot, its generation being
+   *   recorded only after `cont`).
+   * - Otherwise its guest ran and was stopped inside a snapshot (`stop` .. `cont`, or a memory
+   *   snapshot's migration): a migration still under way is cancelled and the guest continued,
+   *   which is what the snapshot would have done at its end.
+   */
+  private async recoverPaused(id: string, p: VmPaths, pid: number, status: string): Promise<void> {
+    const neverRan = this.launchedIncoming(pid) && (status === 'inmigrate' || status === 'prelaunch' || !this.everRan(p));
+    if (neverRan) {
+      this.log(`${id}: its resume was left unfinished (qemu ${status}), ending that qemu to resume again`);
+      // The agent's own end, not a crash.
+      rmSync(p.powerState, { force: true });
+      if (!((await this.qmp(p, 'quit', 1000)) && (await this.waitGone(id, pid, 2000)))) {
+        this.killNow(id);
+        await this.waitGone(id, pid, 5000);
+      }
+      this.removeRuntimeFiles(p);
+      return;
+    }
+    this.log(`${id}: its qemu was left ${status} by an unfinished snapshot, continuing it`);
+    if (status !== 'paused') await this.qmp(p, 'migrate_cancel', 1000);
+    await this.qmp(p, 'cont', 1000);
+    // A resume's own last step, if this was one whose start the log did not show: its state is spent.
+    if (this.launchedIncoming(pid)) rmSync(p.memoryState, { force: true });
+  }
+
+  /** Whether this QEMU process was launched to receive a saved state (`-incoming`). */
+  private launchedIncoming(pid: number): boolean {
+    try {
+      return readFileSync(`${this.procRoot}/${pid}/cmdline`, 'utf8').split('\0').includes('-incoming');
+    } catch {
+      return false;
+    }
+  }
+
+  /** Whether the run log (emptied at each launch) shows the guest running in this QEMU; unknown without a log counts as yes. */
+  private everRan(p: VmPaths): boolean {
+    let text: string;
+    try {
+      text = readFileSync(p.runLog, 'utf8');
+    } catch {
+      return true;
+    }
+    for (const m of text.matchAll(RUNSTATE_LINE)) if (m[1] === 'running') return true;
+    return text.length === 0;
   }
 
   async destroy(id: string): Promise<void> {
