@@ -28,8 +28,11 @@ export interface VmSpec {
   initialSnapshot?: string;
   /** A clone's first disk stands on this snapshot of another VM of this host, not on the image. */
   base?: { vm: string; snapshot: string };
-  /** Before this start, once per `gen`: the disk becomes a new overlay on this snapshot. */
-  restore?: { snapshot: string; gen: number };
+  /**
+   * Before this start, once per `gen`: the disk becomes a new overlay on this snapshot; with
+   * `memory` (a memory snapshot), the guest is launched from the RAM state saved with it.
+   */
+  restore?: { snapshot: string; gen: number; memory?: boolean };
 }
 
 export const SMBIOS_SERIAL = 'ds=nocloud-net;s=http://169.254.169.254/';

@@ -38,7 +38,7 @@ import { QmpClient } from './qmp.ts';
 import { QemuVmStats } from './qemu-stats.ts';
 import type { VmStats } from './vm-stats.ts';
 import { Reverter } from './reverter.ts';
-import { activeDisk, QemuDisks, snapshotLink } from './qemu-snapshots.ts';
+import { activeDisk, memorySnapshotPath, QemuDisks, shellQuote, snapshotLink } from './qemu-snapshots.ts';
 
 export interface QemuDriverOptions {
   exec: Exec;
@@ -75,6 +75,7 @@ export class QemuDriver implements VmDriver {
     suspend: (id) => this.suspend(id),
     resume: (spec) => this.resume(spec),
     discard: async (id) => rmSync(this.paths(id).memoryState, { force: true }),
+    launchFrom: (spec, from) => this.launchFromMemory(spec, memorySnapshotPath(this.paths(from.vm), from.snapshot)),
   };
 
   constructor(private readonly opts: QemuDriverOptions) {
@@ -105,10 +106,52 @@ export class QemuDriver implements VmDriver {
     return this.paths(id).consoleLog;
   }
 
-  async start(spec: VmSpec): Promise<void> {
+  async start(spec: VmSpec): Promise<{ resumed?: boolean }> {
+    const p = this.paths(spec.id);
     // A cold start: a saved memory state (of the disk as it was) must never be resumed after it.
-    rmSync(this.paths(spec.id).memoryState, { force: true });
+    rmSync(p.memoryState, { force: true });
+    // The restore of a memory snapshot, once per generation: the guest goes on from the snapshot's instant.
+    if (spec.restore?.memory && this.restoredGen(p) < spec.restore.gen && this.livePid(spec.id) === undefined) {
+      const state = memorySnapshotPath(p, spec.restore.snapshot);
+      if (!existsSync(state)) throw new Error(`snapshot ${spec.restore.snapshot} has no memory state on this host`);
+      const { ms } = await this.launchFromMemory(spec, state);
+      this.log(`${spec.id}: resumed from memory snapshot ${spec.restore.snapshot} in ${ms} ms`);
+      return { resumed: true };
+    }
     await this.launch(spec, false);
+    return {};
+  }
+
+  /**
+   * Launches the VM (not running) from a saved memory state, `stateFile`, kept: on its disk as
+   * the spec makes it (a restore's new layer on the snapshot's, a warm start's first layer on
+   * the snapshot of another VM), with `-S -incoming defer`, `migrate-incoming` from
+   * `exec:cat FILE`, and `cont` once it is loaded. The argv must be the one the state was
+   * saved from (devices, memory, vCPUs). A restore's generation is recorded only after `cont`,
+   * so an agent that dies before it starts the restore over (see `recoverPaused`). `ms`: from
+   * the launch to running. The primitive of memory-snapshot restores and warm starts.
+   */
+  async launchFromMemory(spec: VmSpec, stateFile: string): Promise<{ ms: number }> {
+    const p = this.paths(spec.id);
+    let ms = 0;
+    await this.launch(spec, true, async (t0) => {
+      ms = await this.loadState(p, spec.id, stateFile, t0);
+    });
+    return { ms };
+  }
+
+  /** Gives a QEMU launched `-incoming defer` its state, waits until it is loaded, `cont`; the ms since `t0`. */
+  private async loadState(p: VmPaths, id: string, stateFile: string, t0: number): Promise<number> {
+    const client = await QmpClient.connect(p.qmpSock, 2000);
+    try {
+      await withTimeout(client.execute('migrate-incoming', { uri: `exec:cat ${shellQuote(stateFile)}` }), 5000);
+      const status = await this.waitMigration(client, 'completed', SUSPEND_TIMEOUT_MS);
+      if (status !== 'completed') throw new Error(`loading the memory state of ${id} ${status === undefined ? `took over ${SUSPEND_TIMEOUT_MS} ms` : `ended ${status}`}`);
+      await withTimeout(client.execute('cont'), 5000);
+      return Date.now() - t0;
+    } finally {
+      client.close();
+    }
   }
 
   /**
@@ -177,19 +220,7 @@ export class QemuDriver implements VmDriver {
   private async resume(spec: VmSpec): Promise<{ ms: number }> {
     const p = this.paths(spec.id);
     if (!existsSync(p.memoryState)) throw new Error(`vm ${spec.id} has no saved memory state`);
-    let ms = 0;
-    await this.launch(spec, true, async (t0) => {
-      const client = await QmpClient.connect(p.qmpSock, 2000);
-      try {
-        await withTimeout(client.execute('migrate-incoming', { uri: `exec:cat ${shellQuote(p.memoryState)}` }), 5000);
-        const status = await this.waitMigration(client, 'completed', SUSPEND_TIMEOUT_MS);
-        if (status !== 'completed') throw new Error(`loading the memory state of ${spec.id} ${status === undefined ? `took over ${SUSPEND_TIMEOUT_MS} ms` : `ended ${status}`}`);
-        await withTimeout(client.execute('cont'), 5000);
-        ms = Date.now() - t0;
-      } finally {
-        client.close();
-      }
-    });
+    const { ms } = await this.launchFromMemory(spec, p.memoryState);
     rmSync(p.memoryState, { force: true });
     return { ms };
   }
@@ -236,9 +267,12 @@ export class QemuDriver implements VmDriver {
         if (layered) this.snapshots.adopt(p);
         await this.growDisk(spec, p);
       }
+      let restored: number | undefined;
       if (spec.restore && this.restoredGen(p) < spec.restore.gen) {
         await this.snapshots.restore(p, spec.restore.snapshot, spec.diskBytes);
-        writeFileAtomic(`${p.dir}/restore-gen`, `${spec.restore.gen}\n`, 0o600);
+        restored = spec.restore.gen;
+        // A memory restore's is recorded once its guest runs (below): a launch that dies first is done over.
+        if (!incoming) writeFileAtomic(`${p.dir}/restore-gen`, `${restored}\n`, 0o600);
         this.log(`${spec.id}: disk restored from snapshot ${spec.restore.snapshot}`);
       }
       if (existsSync(p.disk)) chmodSync(p.disk, 0o600); // qemu-img creates it with the umask's mode
@@ -271,6 +305,7 @@ export class QemuDriver implements VmDriver {
       // The sockets and pidfile are QEMU's, made with its umask (027): group access off too.
       for (const f of [p.qmpSock, p.consoleSock, p.pidFile]) if (existsSync(f)) chmodSync(f, 0o600);
       await loaded?.(t0);
+      if (incoming && restored !== undefined) writeFileAtomic(`${p.dir}/restore-gen`, `${restored}\n`, 0o600);
       this.log(`started ${spec.id} pid ${pid} (${this.opts.accel}) in ${Date.now() - t0} ms`);
       rev.done();
     } catch (e) {
@@ -638,11 +673,6 @@ export class QemuDriver implements VmDriver {
   private log(msg: string): void {
     this.opts.log?.(msg);
   }
-}
-
-/** For a path inside a shell command (QEMU's `exec:` migration runs `/bin/sh -c`). */
-function shellQuote(s: string): string {
-  return `'${s.replaceAll("'", `'\\''`)}'`;
 }
 
 /** `promise`, or a rejection after `ms` (a wedged QEMU answers nothing). */
