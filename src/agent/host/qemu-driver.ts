@@ -34,7 +34,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { dataDiskPath, qemuArgs, vmPaths, processMarker, type Accel, type VmPaths } from '../../core/qemu-args.ts';
 import type { MemoryStates, ObservedVm, VmDriver, VmSpec } from './driver.ts';
 import type { Exec } from './exec.ts';
-import { QmpClient } from './qmp.ts';
+import { QmpClient, waitMigration, withTimeout } from './qmp.ts';
 import { QemuVmStats } from './qemu-stats.ts';
 import type { VmStats } from './vm-stats.ts';
 import { Reverter } from './reverter.ts';
@@ -145,7 +145,7 @@ export class QemuDriver implements VmDriver {
     const client = await QmpClient.connect(p.qmpSock, 2000);
     try {
       await withTimeout(client.execute('migrate-incoming', { uri: `exec:cat ${shellQuote(stateFile)}` }), 5000);
-      const status = await this.waitMigration(client, 'completed', SUSPEND_TIMEOUT_MS);
+      const status = await waitMigration(client, 'completed', SUSPEND_TIMEOUT_MS, POLL_MS);
       if (status !== 'completed') throw new Error(`loading the memory state of ${id} ${status === undefined ? `took over ${SUSPEND_TIMEOUT_MS} ms` : `ended ${status}`}`);
       await withTimeout(client.execute('cont'), 5000);
       return Date.now() - t0;
@@ -175,7 +175,7 @@ export class QemuDriver implements VmDriver {
     const t0 = Date.now();
     try {
       await withTimeout(client.execute('migrate', { uri: `exec:cat > ${shellQuote(tmp)}` }), 5000);
-      const status = await this.waitMigration(client, 'completed', SUSPEND_TIMEOUT_MS);
+      const status = await waitMigration(client, 'completed', SUSPEND_TIMEOUT_MS, POLL_MS);
       if (status !== 'completed') {
         await withTimeout(client.execute('migrate_cancel'), 2000).catch(() => undefined);
         throw new Error(`saving the memory state of ${id} ${status === undefined ? `took over ${SUSPEND_TIMEOUT_MS} ms` : `ended ${status}`}`);
@@ -223,18 +223,6 @@ export class QemuDriver implements VmDriver {
     const { ms } = await this.launchFromMemory(spec, p.memoryState);
     rmSync(p.memoryState, { force: true });
     return { ms };
-  }
-
-  /** Polls `query-migrate` until it reports `want` or ends otherwise (`failed`, `cancelled`); undefined after `timeoutMs`. */
-  private async waitMigration(client: QmpClient, want: string, timeoutMs: number): Promise<string | undefined> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const r = (await withTimeout(client.execute('query-migrate'), 2000)) as { status?: string } | undefined;
-      const status = r?.status;
-      if (status === want || status === 'failed' || status === 'cancelled') return status;
-      if (Date.now() >= deadline) return undefined;
-      await sleep(POLL_MS);
-    }
   }
 
   private async launch(spec: VmSpec, incoming: boolean, loaded?: (launchedAt: number) => Promise<void>): Promise<void> {
@@ -675,12 +663,3 @@ export class QemuDriver implements VmDriver {
   }
 }
 
-/** `promise`, or a rejection after `ms` (a wedged QEMU answers nothing). */
-async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  const ac = new AbortController();
-  try {
-    return await Promise.race([promise, sleep(ms, undefined, { signal: ac.signal }).then(() => Promise.reject(new Error(`no answer within ${ms} ms`)))]);
-  } finally {
-    ac.abort();
-  }
-}

@@ -28,7 +28,7 @@ import { performance } from 'node:perf_hooks';
 import { backingRange, QCOW2_HEADER_BYTES } from '../../core/qcow2-header.ts';
 import type { VmPaths } from '../../core/qemu-args.ts';
 import type { Exec } from './exec.ts';
-import { QmpClient, type QmpEvent } from './qmp.ts';
+import { QmpClient, waitMigration, withTimeout, type QmpEvent } from './qmp.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 const SNAPSHOT_ID = /^[a-z0-9]{1,32}$/;
@@ -267,17 +267,17 @@ export class QemuDisks {
       if (!root) throw new Error(`QEMU has no drive on ${old}`);
       await client.execute('migrate-set-capabilities', { capabilities: [{ capability: 'pause-before-switchover', state: true }] });
       migrating = true;
-      await client.execute('migrate', { uri: `exec:cat > ${shellQuote(tmp)}` });
-      const paused = await waitMigration(client, 'pre-switchover', MEMORY_TIMEOUT_MS);
+      await withTimeout(client.execute('migrate', { uri: `exec:cat > ${shellQuote(tmp)}` }), 5000);
+      const paused = await waitMigration(client, 'pre-switchover', MEMORY_TIMEOUT_MS, POLL_MS);
       t0 = performance.now();
       if (paused !== 'pre-switchover') throw new Error(`saving the memory state ${paused === undefined ? `took over ${MEMORY_TIMEOUT_MS} ms` : `ended ${paused}`}`);
       await client.execute('blockdev-snapshot-sync', { device: root.device, 'snapshot-file': active, format: 'qcow2', mode: 'existing' });
       switched();
-      await client.execute('migrate-continue', { state: 'pre-switchover' });
-      const done = await waitMigration(client, 'completed', MEMORY_TIMEOUT_MS);
+      await withTimeout(client.execute('migrate-continue', { state: 'pre-switchover' }), 5000);
+      const done = await waitMigration(client, 'completed', MEMORY_TIMEOUT_MS, POLL_MS);
       if (done !== 'completed') throw new Error(`saving the memory state ${done === undefined ? `took over ${MEMORY_TIMEOUT_MS} ms` : `ended ${done}`}`);
       migrating = false;
-      await client.execute('cont');
+      await withTimeout(client.execute('cont'), 5000);
       const t1 = performance.now();
       const memoryBytes = syncedSize(tmp);
       renameSync(tmp, state);
@@ -403,18 +403,6 @@ export class QemuDisks {
     const size = (JSON.parse(r.stdout) as { 'virtual-size'?: unknown })['virtual-size'];
     if (typeof size !== 'number') throw new Error(`qemu-img info ${file}: no virtual-size`);
     return size;
-  }
-}
-
-/** Polls `query-migrate` until it reports `want` or ends otherwise (`failed`, `cancelled`); undefined after `timeoutMs`. */
-export async function waitMigration(client: QmpClient, want: string, timeoutMs: number): Promise<string | undefined> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const r = (await client.execute('query-migrate')) as { status?: string } | undefined;
-    const status = r?.status;
-    if (status === want || status === 'failed' || status === 'cancelled') return status;
-    if (Date.now() >= deadline) return undefined;
-    await sleep(POLL_MS);
   }
 }
 
