@@ -17,11 +17,12 @@ import type { ServiceRolloutResult } from './service-rollout.ts';
 import type { SnapshotPauseResult } from './snapshot-pause.ts';
 import type { MemorySnapshotResult } from './memory-snapshot.ts';
 import type { WakeFromZeroResult } from './wake-from-zero.ts';
+import type { MemorySnapshotPauseResult } from './memory-snapshot-pause.ts';
 
-export type FigureId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'h' | 'i' | 'j' | 'k' | 'l' | 'm' | 'n' | 'o' | 'p' | 'q' | 's';
+export type FigureId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'h' | 'i' | 'j' | 'k' | 'l' | 'm' | 'n' | 'o' | 'p' | 'q' | 's' | 't';
 
 /** Every figure, in the order they are reported. */
-export const FIGURE_IDS: readonly FigureId[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o', 'p', 'q', 's'];
+export const FIGURE_IDS: readonly FigureId[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o', 'p', 'q', 's', 't'];
 
 /** Goals of the cluster figures (e) and (f). */
 export const PLACEMENT_GOAL_PER_S = 5000;
@@ -68,6 +69,7 @@ export const FIGURES: Record<FigureId, FigureDef> = {
   p: { id: 'p', key: 'snapshotPause', title: 'guest paused for a disk snapshot of a running tiny VM (QMP stop, blockdev-snapshot-sync, cont), ~10 snapshots', goal: 'p50 < 50 ms' },
   q: { id: 'q', key: 'memorySnapshot', title: 'suspend (RAM + device state saved, QEMU ended) and resume to running of a 256 MB tiny VM; the memory state file', goal: null },
   s: { id: 's', key: 'wakeFromZero', title: 'wake from zero: a TCP connection to a tiny VM suspended for idleness → first byte of its answer (the activator holds the SYN, resumes the VM, sends the SYN again)', goal: 'p99 <= 1 s (TCG)' },
+  t: { id: 't', key: 'memorySnapshotPause', title: 'guest paused for a memory snapshot (`vm snapshot --memory`) of a running 256 MB tiny VM, ~5 snapshots; its state bytes', goal: null },
   f: { id: 'f', key: 'clusterScale', title: '1,000 simulated agents heartbeating every 5 s; control-plane RSS with 10,000 VMs', goal: 'heartbeat p99 <= 50 ms; RSS <= 200 MB' },
 };
 
@@ -95,6 +97,7 @@ export interface FigureDataMap {
   p: SnapshotPauseResult;
   q: MemorySnapshotResult;
   s: WakeFromZeroResult;
+  t: MemorySnapshotPauseResult;
 }
 
 export interface FigureResult<I extends FigureId = FigureId> extends FigureDef {
@@ -224,6 +227,10 @@ export function judge<I extends FigureId>(id: I, data: FigureDataMap[I]): { pass
     case 's': {
       const d = data as WakeFromZeroResult;
       return { pass: d.p99Ms <= WAKE_P99_GOAL_MS, headline: `connect → first byte p50 ${d.p50Ms} ms, p99 ${d.p99Ms} ms over ${d.cycles} wakes (agent: frame → running ${d.agentWakeMs.join(', ')} ms)` };
+    }
+    case 't': {
+      const d = data as MemorySnapshotPauseResult;
+      return { pass: null, headline: `pause p50 ${d.p50Ms} ms, max ${d.maxMs} ms over ${d.snapshots} memory snapshots; state ${Math.round(d.stateP50Bytes / 2 ** 20)} MiB of ${d.memoryMiB} MiB (${d.accel})` };
     }
     default: {
       const d = data as ClusterScaleResult;

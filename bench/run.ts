@@ -18,6 +18,7 @@
  *   (p) guest pause for a disk snapshot of a running tiny VM         (snapshot-pause.ts)
  *   (q) suspend and resume of a 256 MB tiny VM, its memory state    (memory-snapshot.ts)
  *   (s) wake from zero: connection → first byte of a sleeping VM     (wake-from-zero.ts)
+ *   (t) guest pause for a memory snapshot of a 256 MB tiny VM       (memory-snapshot-pause.ts)
  *
  * Every figure is bounded in time; one that fails or times out is reported as an error and
  * the others still run. Everything set up on the host is undone (cleanup.ts), on Ctrl-C too.
@@ -52,6 +53,7 @@ import { benchServiceRollout } from './service-rollout.ts';
 import { benchSnapshotPause } from './snapshot-pause.ts';
 import { benchMemorySnapshot } from './memory-snapshot.ts';
 import { benchWakeFromZero } from './wake-from-zero.ts';
+import { benchMemorySnapshotPause } from './memory-snapshot-pause.ts';
 import { readRss } from './rss.ts';
 import { startServerProcess, type ServerProcess } from './server-process.ts';
 import { within } from './stats.ts';
@@ -172,6 +174,7 @@ async function main(): Promise<number> {
   if (wanted('p')) figures.push(await figure('p', 300_000, () => benchSnapshotPause(10, (m) => log(`    ${m}`))));
   if (wanted('q')) figures.push(await figure('q', 300_000, () => benchMemorySnapshot(5, (m) => log(`    ${m}`))));
   if (wanted('s')) figures.push(await figure('s', 420_000, () => benchWakeFromZero(5, (m) => log(`    ${m}`))));
+  if (wanted('t')) figures.push(await figure('t', 300_000, () => benchMemorySnapshotPause(5, (m) => log(`    ${m}`))));
 
   if (wanted('a')) {
     const runs = Number(process.env.BENCH_BOOT_RUNS ?? BOOT_DEFAULTS.runs);

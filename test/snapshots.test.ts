@@ -6,7 +6,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { HEARTBEAT_TIMEOUT_MS } from '../src/server/nodes.ts';
 import { cloudWithSimNode, fakeNode, rejects, runButter, until, type TestCloud } from './helpers.ts';
@@ -204,6 +204,62 @@ test('the CLI (built): vm snapshot, list, restore with options after the subcomm
   const rm = await run('vm', 'snapshot', 'rm', 'other', 'cli-1', '--json');
   assert.equal(rm.code, 0, rm.stderr);
   assert.deepEqual(rm.json, { vm: 'other', snapshot: 'cli-1', deleted: true });
+  const mem = await run('vm', 'snapshot', 'other', '--name', 'cli-m', '--memory');
+  assert.equal(mem.code, 0, mem.stderr);
+  assert.match(mem.stdout, /^memory snapshot cli-m of vm other is ready \(guest paused 0 ms, \d+B of memory state\)$/m);
+  const listed = await run('vm', 'snapshot', 'list', 'other');
+  assert.match(listed.stdout, /MEMORY/);
+});
+
+test('a memory snapshot (--memory): only of a running VM; its state file is kept with it (0600), its restore resumes the VM (no boot), its delete removes the state too', async () => {
+  const vm = await a().call('createVm', { body: { name: 'mem', image: 'img', cpus: 1, memory: '256M' } });
+  await running('mem');
+  await ready('mem', 'initial');
+  const s = await a().call('createSnapshot', { params: { name: 'mem' }, body: { name: 'warm', memory: true } });
+  assert.deepEqual([s.state, s.memory, s.memoryBytes], ['pending', true, null]);
+  await ready('mem', 'warm');
+  const taken = (await snaps('mem')).find((x) => x.name === 'warm')!;
+  assert.ok(taken.memory && taken.memoryBytes !== null && taken.memoryBytes > 0, `its state's bytes are reported: ${JSON.stringify(taken)}`);
+  assert.equal((await snaps('mem')).find((x) => x.name === 'initial')!.memory, false);
+  const state = join(stateDir, 'vms', vm.id, 'snapshots', `${s.id}.memory`);
+  assert.ok(existsSync(state), 'the state file lives with the snapshot');
+  assert.equal(statSync(state).mode & 0o777, 0o600);
+  const events = (await a().call('listEvents', { query: { resource: 'vm', name: 'mem' } })).items;
+  assert.ok(events.some((e) => e.action === 'snapshot.memory' && /memory snapshot warm ready/.test(e.message)), JSON.stringify(events.map((e) => [e.action, e.message])));
+
+  // The restore resumes the same VM from that state: a launch from it, not a boot.
+  const log = join(stateDir, 'vms', vm.id, 'console.log');
+  const boots = () => readFileSync(log, 'utf8').split('\n').filter((l) => / booted: /.test(l)).length;
+  const booted = boots();
+  const restored = await a().call('restoreSnapshot', { params: { name: 'mem', snap: 'warm' } });
+  assert.equal(restored.id, vm.id, 'the same VM');
+  // (A heartbeat sent before the node saw the restore may still say `running`: wait for the node's doing.)
+  const resumedLine = new RegExp(`resumed from the memory state of snapshot ${s.id} of ${vm.id}: no boot`);
+  await until('mem resumed from the snapshot', async () => (resumedLine.test(readFileSync(log, 'utf8')) ? true : undefined));
+  await running('mem');
+  assert.equal(boots(), booted, 'not booted again');
+  assert.equal((await snaps('mem')).find((x) => x.current)?.name, 'warm');
+  assert.ok(existsSync(state), 'kept: it can be restored again');
+
+  // Refused of a VM that is not running, naming the VM and its state; nothing is left of it.
+  await a().call('stopVm', { params: { name: 'mem' } });
+  await until('mem stopped', async () => ((await a().call('getVm', { params: { name: 'mem' } })).state === 'stopped' ? true : undefined));
+  const n = rows();
+  await rejects(a().call('createSnapshot', { params: { name: 'mem' }, body: { memory: true } }), 409, 'name', /vm mem is stopped: a memory snapshot is of a running guest/);
+  assert.equal(rows(), n, 'no row');
+  // A VM resized since cannot take its state (the devices differ): refused, naming the snapshot.
+  await a().call('resizeVm', { params: { name: 'mem' }, body: { cpus: 2 } });
+  await a().call('startVm', { params: { name: 'mem' } });
+  await running('mem');
+  await rejects(a().call('restoreSnapshot', { params: { name: 'mem', snap: 'warm' } }), 409, 'snap', /taken with 1 vCPU and 256M of memory; vm mem now has 2 vCPU/);
+
+  // Deleted (once the disk stands elsewhere): its state goes from the node with it.
+  await a().call('reinitVm', { params: { name: 'mem' } });
+  await running('mem');
+  await a().call('deleteSnapshot', { params: { name: 'mem', snap: 'warm' } });
+  await until('the node deletes its files', async () => (snapFiles(vm.id).some((f) => f.startsWith(s.id)) ? undefined : true));
+  assert.equal(existsSync(state), false);
+  await a().call('deleteVm', { params: { name: 'mem' } });
 });
 
 test("a lost node's snapshots are reported lost, not silently gone", async () => {

@@ -588,10 +588,12 @@ export class Agent {
 
   private async startVm(vm: DesiredVm): Promise<void> {
     for (const b of blobsOf(vm)) await this.images.ensure(b.sha256, b.format);
-    await this.opts.driver.start(vmSpec(vm, (sha) => this.images.path(sha)));
+    const r = await this.opts.driver.start(vmSpec(vm, (sha) => this.images.path(sha)));
     this.state.started(vm.id, vm.restartGen);
-    // A simulated VM has no guest to fetch metadata: it is up as soon as it "runs".
-    if (this.opts.driver.name === 'sim') this.state.markReady(vm.id);
+    // A simulated VM has no guest to fetch metadata: it is up as soon as it "runs". Nor does a
+    // guest resumed from a memory snapshot (it goes on where it was): a snapshot of a running
+    // guest, so it is up too.
+    if (this.opts.driver.name === 'sim' || r?.resumed) this.state.markReady(vm.id);
   }
 
   /**

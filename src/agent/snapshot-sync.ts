@@ -16,7 +16,7 @@ export class SnapshotSync {
   /** Per VM: the snapshots on the host as last listed. */
   private readonly present = new Map<string, Set<string>>();
   /** Per `vm/snapshot`: what this process measured of a take. */
-  private readonly taken = new Map<string, { pauseMs?: number; sizeBytes?: number }>();
+  private readonly taken = new Map<string, { pauseMs?: number; sizeBytes?: number; memoryBytes?: number }>();
   private readonly failed = new Map<string, string>();
 
   constructor(
@@ -31,14 +31,15 @@ export class SnapshotSync {
       if (vm.power === 'deleted' || !vm.snapshots) continue;
       const have = await this.disks.list(vm.id);
       const plan = planSnapshots(vm.snapshots.map((s) => s.id), have, vm.initialSnapshot, this.disks.hasDisk(vm.id));
+      const memory = new Set(vm.snapshots.filter((s) => s.memory).map((s) => s.id));
       for (const id of plan.take) {
         const key = `${vm.id}/${id}`;
         if (this.failed.has(key)) continue; // reported; the control plane drops it from the list
         try {
-          const r = await this.disks.take(vm.id, id);
+          const r = await this.disks.take(vm.id, id, memory.has(id) ? { memory: true } : {});
           this.taken.set(key, r);
           have.push(id);
-          this.log(`${vm.id}: snapshot ${id} taken${r.pauseMs !== undefined ? ` (guest paused ${r.pauseMs} ms)` : ''}`);
+          this.log(`${vm.id}: snapshot ${id} taken${r.pauseMs !== undefined ? ` (guest paused ${r.pauseMs} ms)` : ''}${r.memoryBytes !== undefined ? `, memory state ${r.memoryBytes} bytes` : ''}`);
         } catch (e) {
           const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0]!.slice(0, 500);
           this.failed.set(key, msg);

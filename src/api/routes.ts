@@ -171,7 +171,7 @@ export const routes = {
     response: Nothing,
     status: 101,
   },
-  createSnapshot: { method: 'POST', path: '/v1/vms/{name}/snapshots', access: 'operator', summary: "Take a crash-consistent snapshot of a VM's root disk (a running VM is paused for it; the pause is reported); pending until its node has taken it", params: NameParams, body: SnapshotCreate.optional(), response: Snapshot, status: 202 },
+  createSnapshot: { method: 'POST', path: '/v1/vms/{name}/snapshots', access: 'operator', summary: "Take a crash-consistent snapshot of a VM's root disk (a running VM is paused for it; the pause is reported), with `memory` also its RAM and device state (a running VM only); pending until its node has taken it", params: NameParams, body: SnapshotCreate.optional(), response: Snapshot, status: 202 },
   listSnapshots: { method: 'GET', path: '/v1/vms/{name}/snapshots', access: 'viewer', summary: "A VM's snapshots, oldest first (`initial` is made at its first boot); those on a node that is not reachable are `lost`", params: NameParams, response: listOf(Snapshot), status: 200 },
   restoreSnapshot: { method: 'POST', path: '/v1/vms/{name}/snapshots/{snap}/restore', access: 'operator', summary: 'Restart a VM from one of its ready snapshots: what its root disk got since is discarded', params: SnapshotParams, body: Empty.optional(), response: Vm, status: 202 },
   deleteSnapshot: { method: 'DELETE', path: '/v1/vms/{name}/snapshots/{snap}', access: 'operator', summary: "Delete a snapshot (refused for `initial`, and while the VM's disk, another snapshot or a clone stands on it)", params: SnapshotParams, response: Nothing, status: 200 },

@@ -30,8 +30,11 @@ export interface VmSpec {
   base?: { vm: string; snapshot: string };
   /** A clone of a snapshot on another node: its first disk stands on this file (a verified blob of this host's image cache). */
   baseFile?: { file: string; format: 'qcow2' | 'raw'; sha256: string };
-  /** Before this start, once per `gen`: the disk becomes a new overlay on this snapshot. */
-  restore?: { snapshot: string; gen: number };
+  /**
+   * Before this start, once per `gen`: the disk becomes a new overlay on this snapshot; with
+   * `memory` (a memory snapshot), the guest is launched from the RAM state saved with it.
+   */
+  restore?: { snapshot: string; gen: number; memory?: boolean };
 }
 
 export const SMBIOS_SERIAL = 'ds=nocloud-net;s=http://169.254.169.254/';

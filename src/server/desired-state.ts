@@ -11,11 +11,11 @@ import { vpnRouterMac } from '../core/network-macs.ts';
 import { desiredMesh, meshUnderlayMtu, overlayRemotes } from './mesh.ts';
 import { desiredPaths } from './paths.ts';
 import { publishedState } from './published.ts';
-import { nodeSnapshots } from './snapshots.ts';
+import { nodeSnapshots, type NodeSnapshot } from './snapshots.ts';
 import { nodeExports } from './exports.ts';
 
 /** A VM's snapshot fields of the agent contract (issue 16); none for a VM without snapshots. */
-function snapshotFields(store: Store, vm: VmRow, snaps: readonly { id: string; name: string; state: 'pending' | 'ready' }[]) {
+function snapshotFields(store: Store, vm: VmRow, snaps: readonly NodeSnapshot[]) {
   const initial = snaps.find((s) => s.name === 'initial');
   let base: { vm: string; snapshot: string } | undefined;
   if (vm.clone_snapshot) {
@@ -27,7 +27,8 @@ function snapshotFields(store: Store, vm: VmRow, snaps: readonly { id: string; n
     ...(initial ? { initialSnapshot: initial.id } : {}),
     ...(base ? { base } : {}),
     ...(base === undefined && vm.clone_export ? cloneBase(store, vm.clone_export) : {}),
-    ...(vm.restore_snapshot && (vm.restore_gen ?? 0) > 0 ? { restore: { snapshot: vm.restore_snapshot, gen: vm.restore_gen! } } : {}),
+    // A memory snapshot's restore resumes the guest from its saved RAM (the node launches from it).
+    ...(vm.restore_snapshot && (vm.restore_gen ?? 0) > 0 ? { restore: { snapshot: vm.restore_snapshot, gen: vm.restore_gen!, ...(snaps.find((s) => s.id === vm.restore_snapshot)?.memory ? { memory: true } : {}) } } : {}),
   };
 }
 

@@ -230,7 +230,7 @@ export function makeHandlers(s: Services): Handlers {
     restartVm: ({ who, params }) => s.vms.setPower(actorOf(who), params.name!, 'restart'),
     suspendVm: ({ who, params, body }) => s.vms.suspend(actorOf(who), params.name!, (body as { release?: boolean } | undefined)?.release ?? false),
     resumeVm: ({ who, params }) => s.vms.resume(actorOf(who), params.name!),
-    createSnapshot: ({ who, params, body }) => s.snapshots.take(actorOf(who), params.name!, (body as { name?: string } | undefined)?.name),
+    createSnapshot: ({ who, params, body }) => s.snapshots.take(actorOf(who), params.name!, (body as { name?: string } | undefined)?.name, (body as { memory?: boolean } | undefined)?.memory === true),
     listSnapshots: ({ params }) => ({ items: s.snapshots.list(params.name!), revision: s.store.revision() }),
     restoreSnapshot: ({ who, params }) => s.snapshots.restore(actorOf(who), params.name!, (params as { snap: string }).snap),
     deleteSnapshot: ({ who, params }) => {

@@ -33,6 +33,12 @@ export interface SnapshotRow {
   pause_ms: number | null;
   size_bytes: number | null;
   parent: string | null;
+  /** 1: a memory snapshot (RAM and device state saved with the disk). */
+  memory: number;
+  memory_bytes: number | null;
+  /** The VM's vCPUs and memory when it was taken: a restore from its state needs the same. */
+  memory_cpus: number | null;
+  memory_ram_bytes: number | null;
   created_at: string;
   updated_at: string;
 }
@@ -57,19 +63,22 @@ export function insertInitialSnapshot(tx: Tx, vm: { id: string; node: string }):
   return id;
 }
 
+/** A snapshot as a node's desired state lists it. */
+export type NodeSnapshot = { id: string; name: string; state: 'pending' | 'ready'; memory?: boolean };
+
 /** The snapshots a node is to keep (and take), by VM: pending and ready ones on it, oldest first. One query per render. */
-export function nodeSnapshots(db: Tx['db'], node: string): Map<string, { id: string; name: string; state: 'pending' | 'ready' }[]> {
-  const rows = db.prepare(`SELECT s.vm_id, s.id, s.name, s.state FROM snapshots s JOIN vms v ON v.id = s.vm_id AND v.node = s.node WHERE s.node = ? AND s.state IN ('pending', 'ready') ORDER BY s.created_at, s.rowid`).all(node) as { vm_id: string; id: string; name: string; state: 'pending' | 'ready' }[];
-  const out = new Map<string, { id: string; name: string; state: 'pending' | 'ready' }[]>();
+export function nodeSnapshots(db: Tx['db'], node: string): Map<string, NodeSnapshot[]> {
+  const rows = db.prepare(`SELECT s.vm_id, s.id, s.name, s.state, s.memory FROM snapshots s JOIN vms v ON v.id = s.vm_id AND v.node = s.node WHERE s.node = ? AND s.state IN ('pending', 'ready') ORDER BY s.created_at, s.rowid`).all(node) as { vm_id: string; id: string; name: string; state: 'pending' | 'ready'; memory: number }[];
+  const out = new Map<string, NodeSnapshot[]>();
   for (const r of rows) {
     const list = out.get(r.vm_id) ?? [];
-    list.push({ id: r.id, name: r.name, state: r.state });
+    list.push({ id: r.id, name: r.name, state: r.state, ...(r.memory ? { memory: true } : {}) });
     out.set(r.vm_id, list);
   }
   return out;
 }
 
-export type SnapshotChange = { row: SnapshotRow; state: 'ready' | 'failed'; reason: string | null; pauseMs: number | null; sizeBytes: number | null };
+export type SnapshotChange = { row: SnapshotRow; state: 'ready' | 'failed'; reason: string | null; pauseMs: number | null; sizeBytes: number | null; memoryBytes: number | null };
 
 /** What a node's report settles about its pending snapshots (the only ones it can change). */
 export function snapshotReportChanges(db: Tx['db'], node: string, vms: readonly ObservedVmReport[]): SnapshotChange[] {
@@ -80,7 +89,7 @@ export function snapshotReportChanges(db: Tx['db'], node: string, vms: readonly 
   const out: SnapshotChange[] = [];
   for (const row of pending) {
     const s = seen.get(`${row.vm_id}/${row.id}`);
-    if (s) out.push({ row, state: s.state, reason: s.reason ?? null, pauseMs: s.pauseMs ?? null, sizeBytes: s.sizeBytes ?? null });
+    if (s) out.push({ row, state: s.state, reason: s.reason ?? null, pauseMs: s.pauseMs ?? null, sizeBytes: s.sizeBytes ?? null, memoryBytes: s.memoryBytes ?? null });
   }
   return out;
 }
@@ -88,14 +97,16 @@ export function snapshotReportChanges(db: Tx['db'], node: string, vms: readonly 
 /** Applies them in the report's write; a failed take leaves the VM's disk where it stood. */
 export function applySnapshotChanges(tx: Tx, changes: readonly SnapshotChange[]): void {
   for (const c of changes) {
-    tx.db.prepare(`UPDATE snapshots SET state = ?, reason = ?, pause_ms = ?, size_bytes = ?, updated_at = ? WHERE id = ?`).run(c.state, c.reason, c.pauseMs, c.sizeBytes, tx.now, c.row.id);
+    tx.db.prepare(`UPDATE snapshots SET state = ?, reason = ?, pause_ms = ?, size_bytes = ?, memory_bytes = ?, updated_at = ? WHERE id = ?`).run(c.state, c.reason, c.pauseMs, c.sizeBytes, c.row.memory ? c.memoryBytes : null, tx.now, c.row.id);
     const vm = tx.db.prepare(`SELECT name, disk_snapshot FROM vms WHERE id = ?`).get(c.row.vm_id) as { name: string; disk_snapshot: string | null } | undefined;
     if (!vm) continue;
     if (c.state === 'failed' && vm.disk_snapshot === c.row.id) tx.db.prepare(`UPDATE vms SET disk_snapshot = ? WHERE id = ?`).run(c.row.parent, c.row.vm_id);
     // Its node stops reporting a ready one; a failed one leaves its list (it removes whatever a failed take left).
     tx.touchNode(c.row.node);
     const pause = c.pauseMs !== null ? ` (guest paused ${c.pauseMs.toFixed(1)} ms)` : '';
-    tx.event(c.state === 'ready' ? 'snapshot' : 'snapshot-failed', 'vm', vm.name, c.state === 'ready' ? `vm ${vm.name}: snapshot ${c.row.name} ready${pause}` : `vm ${vm.name}: snapshot ${c.row.name} failed: ${c.reason ?? 'no reason given'}`);
+    const memory = c.row.memory && c.memoryBytes !== null ? `, with ${formatSize(c.memoryBytes)} of memory state` : '';
+    const readyKind = c.row.memory ? 'snapshot.memory' : 'snapshot';
+    tx.event(c.state === 'ready' ? readyKind : 'snapshot-failed', 'vm', vm.name, c.state === 'ready' ? `vm ${vm.name}: ${c.row.memory ? 'memory ' : ''}snapshot ${c.row.name} ready${pause}${memory}` : `vm ${vm.name}: snapshot ${c.row.name} failed: ${c.reason ?? 'no reason given'}`);
   }
 }
 
@@ -128,28 +139,51 @@ export class Snapshots {
     return this.view(this.find(vm, snap, 'snap'), vm, rows);
   }
 
-  /** Asks the VM's node for a crash-consistent snapshot of its root disk (202: pending until the node reports it). */
-  take(actor: string, vmName: string, name?: string): Snapshot {
+  /**
+   * Asks the VM's node for a crash-consistent snapshot of its root disk (202: pending until the
+   * node reports it); `memory`: with the guest's RAM and device state, of a running VM only.
+   */
+  take(actor: string, vmName: string, name?: string, memory = false): Snapshot {
     return this.store.write(actor, (tx) => {
       const vm = this.vms.row(vmName);
-      const row = this.takeIn(tx, vm, name, newId(), 'name');
+      const row = this.takeIn(tx, vm, name, newId(), 'name', memory);
       return this.view(row, { ...vm, disk_snapshot: row.id }, [row]);
     });
   }
 
-  takeIn(tx: Tx, vm: VmRow, name: string | undefined, id: string, field: string): SnapshotRow {
+  takeIn(tx: Tx, vm: VmRow, name: string | undefined, id: string, field: string, memory = false): SnapshotRow {
     this.usable(tx, vm, 'name');
     if (vm.state === 'pending' || vm.state === 'creating') throw new ApiError('conflict', `vm ${vm.name} is ${vm.state}: its node has not made (or is remaking) its disk; snapshot it once it is running or stopped`, 'name');
+    // Its RAM is saved only from a guest that runs (a booting one has not fetched its metadata yet: it would boot on after a restore as if it had).
+    if (memory && !(vm.power === 'running' && vm.state === 'running')) throw new ApiError('conflict', `vm ${vm.name} is ${vm.state}: a memory snapshot is of a running guest (a disk snapshot, without --memory, can be taken now)`, 'name');
     const rows = tx.db.prepare(`SELECT name, state FROM snapshots WHERE vm_id = ?`).all(vm.id) as { name: string; state: SnapshotState }[];
     const waiting = rows.find((r) => r.state === 'pending');
     if (waiting) throw new ApiError('conflict', `snapshot ${waiting.name} of vm ${vm.name} is still pending: one at a time`, 'name');
     const snapName = name ?? nextSnapshotName(new Set(rows.map((r) => r.name)));
     if (rows.some((r) => r.name === snapName)) throw new ApiError('conflict', `vm ${vm.name} already has a snapshot ${snapName}`, field);
-    const row: SnapshotRow = { id, vm_id: vm.id, name: snapName, node: vm.node!, state: 'pending', reason: null, pause_ms: null, size_bytes: null, parent: vm.disk_snapshot ?? null, created_at: tx.now, updated_at: tx.now };
-    tx.db.prepare(`INSERT INTO snapshots (id, vm_id, name, node, state, parent, created_at, updated_at) VALUES (@id, @vm_id, @name, @node, @state, @parent, @created_at, @updated_at)`).run(row);
+    const row: SnapshotRow = {
+      id,
+      vm_id: vm.id,
+      name: snapName,
+      node: vm.node!,
+      state: 'pending',
+      reason: null,
+      pause_ms: null,
+      size_bytes: null,
+      parent: vm.disk_snapshot ?? null,
+      memory: memory ? 1 : 0,
+      memory_bytes: null,
+      memory_cpus: memory ? vm.cpus : null,
+      memory_ram_bytes: memory ? vm.memory_bytes : null,
+      created_at: tx.now,
+      updated_at: tx.now,
+    };
+    tx.db
+      .prepare(`INSERT INTO snapshots (id, vm_id, name, node, state, parent, memory, memory_cpus, memory_ram_bytes, created_at, updated_at) VALUES (@id, @vm_id, @name, @node, @state, @parent, @memory, @memory_cpus, @memory_ram_bytes, @created_at, @updated_at)`)
+      .run(row);
     tx.db.prepare(`UPDATE vms SET disk_snapshot = ? WHERE id = ?`).run(id, vm.id);
     tx.touchNode(vm.node);
-    tx.event('snapshot', 'vm', vm.name, `vm ${vm.name}: snapshot ${snapName} asked of node ${vm.node}`);
+    tx.event('snapshot', 'vm', vm.name, `vm ${vm.name}: ${memory ? 'memory ' : ''}snapshot ${snapName} asked of node ${vm.node}`);
     return row;
   }
 
@@ -163,11 +197,20 @@ export class Snapshots {
       if (vm.power === 'suspended' || (vm.power === 'running' && vm.state === 'suspended')) throw new ApiError('conflict', `vm ${vm.name} is suspended: resume it or stop it (which discards its memory state) before a restore`, 'name');
       if (s.state !== 'ready') throw new ApiError('conflict', `snapshot ${s.name} of vm ${vm.name} is ${s.state}${s.reason ? ` (${s.reason})` : ''}: only a ready snapshot can be restored`, field);
       if (s.node !== vm.node) throw new ApiError('conflict', `snapshot ${s.name} is on node ${s.node}, vm ${vm.name} on ${vm.node}`, field);
+      // Its state is of the devices it was saved from: a VM resized since cannot take it.
+      if (s.memory && (s.memory_cpus !== vm.cpus || s.memory_ram_bytes !== vm.memory_bytes)) {
+        throw new ApiError('conflict', `memory snapshot ${s.name} was taken with ${s.memory_cpus} vCPU and ${formatSize(s.memory_ram_bytes ?? 0)} of memory; vm ${vm.name} now has ${vm.cpus} vCPU and ${formatSize(vm.memory_bytes)}: resize it back to restore it`, field);
+      }
       tx.db
         .prepare(`UPDATE vms SET restore_snapshot = ?, restore_gen = restore_gen + 1, disk_snapshot = ?, power = 'running', state = 'pending', reason = NULL, restart_gen = restart_gen + 1, updated_at = ? WHERE id = ?`)
         .run(s.id, s.id, tx.now, vm.id);
       tx.touchNode(vm.node);
-      tx.event(s.name === INITIAL_SNAPSHOT && field === 'name' ? 'reinit' : 'restore', 'vm', vm.name, `vm ${vm.name}: restarting from snapshot ${s.name} (its disk's changes since are discarded)`);
+      tx.event(
+        s.name === INITIAL_SNAPSHOT && field === 'name' ? 'reinit' : 'restore',
+        'vm',
+        vm.name,
+        s.memory ? `vm ${vm.name}: resuming from memory snapshot ${s.name} (its guest goes on from that instant; its disk's changes since are discarded)` : `vm ${vm.name}: restarting from snapshot ${s.name} (its disk's changes since are discarded)`,
+      );
       return this.vms.get(vmName);
     });
   }
@@ -301,6 +344,8 @@ export class Snapshots {
       reason: unreachable ? `node ${r.node} is ${node?.state ?? 'gone'}` : r.reason,
       pauseMs: r.pause_ms,
       sizeBytes: r.size_bytes,
+      memory: r.memory === 1,
+      memoryBytes: r.memory ? r.memory_bytes : null,
       parent: parent?.name ?? null,
       current: vm.disk_snapshot === r.id,
       createdAt: r.created_at,

@@ -3,7 +3,9 @@
  * (TCG). A process started in the guest before `vm suspend` (a shell loop counting into a
  * file, its PID written with each count) is still running after `vm resume`: the same PID,
  * its count going on from where it was; the guest keeps its address; the memory state file
- * is on the node while suspended (owner-only) and goes after the resume.
+ * is on the node while suspended (owner-only) and goes after the resume. Then a memory snapshot
+ * (`vm snapshot --memory`) of the same guest: restored, the loop runs on (same PID) and a file
+ * written after the snapshot is gone.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -77,5 +79,29 @@ test('suspend and resume: a process started before the suspend runs on (same PID
   const lag = Math.floor(Date.now() / 1000) - guestNow;
   const times = [...b.upLog.matchAll(/(suspended in \d+ ms, memory state \d+ bytes|resumed in \d+ ms)/g)].map((m) => m[1]).join('; ');
   console.log(`# ${times || 'no timings in the log'}; the guest's clock was ${lagBefore} s behind the host's before the suspend, ${lag} s after the resume (${Math.round((Date.now() - suspendedAt) / 1000)} s after the suspend)`);
+
+  // A memory snapshot (`vm snapshot --memory`) of the same running guest: it runs on after it; a
+  // file written after it (synced to the disk) is gone after its restore, and the loop, whose
+  // RAM the snapshot kept, is still running with the same PID.
+  const snap = JSON.parse(b.ok(['vm', 'snapshot', 'sleepy', '--name', 'warm', '--memory', '--json'])) as { id: string; state: string; memory: boolean; memoryBytes: number | null; pauseMs: number | null };
+  assert.deepEqual([snap.state, snap.memory], ['ready', true]);
+  assert.ok(snap.memoryBytes !== null && snap.memoryBytes > 1 << 20, `a memory state of ${snap.memoryBytes} bytes`);
+  assert.equal(typeof snap.pauseMs, 'number', 'the guest was paused for it, and the pause is measured');
+  const snapState = join(dir, 'snapshots', `${snap.id}.memory`);
+  assert.equal(statSync(snapState).mode & 0o777, 0o600, 'its state file lives with the snapshot, owner-only');
+  assert.equal(show('sleepy').state, 'running', 'the guest runs on after it');
+  const afterSnap = await counter('sleepy');
+  assert.equal(afterSnap.pid, pid, 'the loop ran through the snapshot');
+  assert.equal(await ask('sleepy', (t) => `echo later > /data/later && sync && echo "${t}-$(cat /data/later)"`), 'later');
+  const restoredVm = JSON.parse(b.ok(['vm', 'snapshot', 'restore', 'sleepy', 'warm', '--json'])) as ShownVm;
+  assert.deepEqual([restoredVm.id, restoredVm.state], [vm.id, 'running'], 'the same VM, running again');
+  assert.equal(await ask('sleepy', (t) => `echo "${t}-$(test -e /data/later && echo yes || echo no)"`), 'no', 'the file written after the snapshot is gone');
+  const back1 = await counter('sleepy');
+  assert.equal(back1.pid, pid, 'the process from before the snapshot is running again: resumed, not booted');
+  const back2 = await counter('sleepy');
+  assert.ok(back2.n > back1.n, `and it keeps counting: ${back1.n} -> ${back2.n}`);
+  assert.equal(await ask('sleepy', (t) => `echo "${t}-$(ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1)"`), vm.ip, 'with its address');
+  assert.equal(existsSync(snapState), true, 'the state stays with the snapshot');
+  console.log(`# memory snapshot of a running 256 MB tiny VM: guest paused ${snap.pauseMs} ms, ${snap.memoryBytes} bytes of memory state`);
   b.ok(['vm', 'rm', 'sleepy']);
 });

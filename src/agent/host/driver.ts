@@ -21,8 +21,12 @@ export interface ObservedVm {
 
 export interface VmDriver {
   readonly name: 'qemu' | 'sim';
-  /** Creates the VM's disk if missing and starts it. Idempotent when already running. */
-  start(spec: VmSpec): Promise<void>;
+  /**
+   * Creates the VM's disk if missing and starts it. Idempotent when already running.
+   * `resumed`: the start was the restore of a memory snapshot, so the guest went on where the
+   * snapshot left it instead of booting (it fetches no metadata: it is as ready as it was).
+   */
+  start(spec: VmSpec): Promise<void | { resumed?: boolean }>;
   /** Graceful shutdown (ACPI powerdown over QMP), then kill after `timeoutMs`. */
   stop(id: string, timeoutMs: number): Promise<void>;
   /** Stops the VM if needed and removes everything it owns on the host (disk, sockets, logs). */
@@ -55,6 +59,13 @@ export interface MemoryStates {
   resume(spec: VmSpec): Promise<{ ms: number }>;
   /** Throws the saved state away (`vm stop` of a suspended VM). */
   discard(id: string): Promise<void>;
+  /**
+   * Starts a VM that is not running from the memory state saved with a snapshot (`vm snapshot
+   * --memory`): `from` is that snapshot, of this VM (a restore) or of another VM of this host
+   * (a warm start); the disk is what the spec makes it (`restore`, `base`), and the state
+   * file is kept. `ms`: from the launch to running.
+   */
+  launchFrom(spec: VmSpec, from: { vm: string; snapshot: string }): Promise<{ ms: number }>;
 }
 
 /** What a driver does with a VM's snapshot files; each snapshot is named by its control-plane id. */
@@ -66,8 +77,9 @@ export interface SnapshotDisks {
   /**
    * Takes one of the root disk as it is now: a running VM is paused for it (`pauseMs`, from
    * the pause to the resume), a stopped one is done on its files. Nothing is left of a take that failed.
+   * `memory` (a running VM only): its RAM and device state too, of the same instant (`memoryBytes`).
    */
-  take(id: string, snapshot: string): Promise<{ pauseMs?: number; sizeBytes?: number }>;
+  take(id: string, snapshot: string, opts?: { memory?: boolean }): Promise<{ pauseMs?: number; sizeBytes?: number; memoryBytes?: number }>;
   /**
    * Deletes one; refused (throws) while a disk or another snapshot on this host stands on it.
    * `merge`: the VM's own disk and snapshots standing on it are first made to stand on its

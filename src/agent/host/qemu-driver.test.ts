@@ -282,11 +282,11 @@ async function idleVms(ids: readonly string[]) {
     }
     return {};
   });
-  const qmp = new Map<string, { connections: number; status: string; server: Server }>();
+  const qmp = new Map<string, { connections: number; status: string; commands: string[]; server: Server }>();
   for (const [i, id] of ids.entries()) {
     await t.driver.start({ ...diskSpec, id });
     const dir = join(t.stateDir, 'vms', id);
-    const vm = { connections: 0, status: 'running', server: createServer() };
+    const vm = { connections: 0, status: 'running', commands: [] as string[], server: createServer() };
     vm.server.on('connection', (c) => {
       vm.connections++;
       c.write('{"QMP": {"version": {}, "capabilities": []}}\r\n');
@@ -296,6 +296,8 @@ async function idleVms(ids: readonly string[]) {
         for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
           const msg = JSON.parse(buf.slice(0, nl)) as { execute: string; id: number };
           buf = buf.slice(nl + 1);
+          if (msg.execute !== 'qmp_capabilities') vm.commands.push(msg.execute);
+          if (msg.execute === 'cont') vm.status = 'running';
           if (msg.execute === 'quit') {
             rmSync(join(dir, 'qemu.pid'), { force: true });
             rmSync(join(t.procRoot, String(5000 + i)), { recursive: true, force: true });
@@ -345,4 +347,31 @@ test('reap still finds a guest that powered off, and asks QMP of a VM without a 
     { id: 'vm-2', running: false, exit: 'poweroff' },
     { id: 'vm-3', running: true, pid: 5002 },
   ]);
+});
+
+/**
+ * Resume crash recovery (issue 16): the agent died between a resume's launch (`-S -incoming
+ * defer`) and its `cont`. The QEMU it left waits paused for ever, its guest never having run
+ * in it; the agent that starts next must not take it for a running VM.
+ */
+test('reap ends a resume left paused by an agent that died before its cont (the guest never ran there): the saved state is resumed again', async () => {
+  const t = await idleVms(['vm-1', 'vm-2']);
+  const dir = join(t.stateDir, 'vms/vm-1');
+  // What the dead agent's resume left: the state file (it goes only after cont), a QEMU launched incoming, never running.
+  writeFileSync(join(dir, 'memory.state'), 'saved RAM');
+  const cmdline = join(t.procRoot, '5000', 'cmdline');
+  writeFileSync(cmdline, readFileSync(cmdline, 'utf8').replace('\0-name\0', '\0-S\0-incoming\0defer\0-name\0'));
+  writeFileSync(join(dir, 'qemu.log'), 'runstate_set current_run_state 0 (prelaunch) new_state 3 (inmigrate)\n');
+  t.qmp.get('vm-1')!.status = 'inmigrate';
+  // vm-2 ran, and was left paused inside a disk snapshot's stop..cont by an agent that died there.
+  appendFileSync(join(t.stateDir, 'vms/vm-2/qemu.log'), 'runstate_set current_run_state 9 (running) new_state 4 (paused)\n');
+  t.qmp.get('vm-2')!.status = 'paused';
+  await t.driver.reap();
+  assert.deepEqual(await t.driver.list(), [
+    { id: 'vm-1', running: false, suspended: true },
+    { id: 'vm-2', running: true, pid: 5001 },
+  ], 'vm-1: its never-run QEMU is gone and its saved state kept, so the plan resumes it again; vm-2 runs on');
+  assert.ok(existsSync(join(dir, 'memory.state')), 'the state file is kept for the resume to come');
+  assert.deepEqual(t.qmp.get('vm-2')!.commands.filter((c) => c === 'cont'), ['cont'], 'vm-2 is continued, not killed');
+  assert.equal(t.qmp.get('vm-2')!.status, 'running');
 });

@@ -34,11 +34,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { dataDiskPath, qemuArgs, vmPaths, processMarker, type Accel, type VmPaths } from '../../core/qemu-args.ts';
 import type { MemoryStates, ObservedVm, VmDriver, VmSpec } from './driver.ts';
 import type { Exec } from './exec.ts';
-import { QmpClient } from './qmp.ts';
+import { QmpClient, waitMigration, withTimeout } from './qmp.ts';
 import { QemuVmStats } from './qemu-stats.ts';
 import type { VmStats } from './vm-stats.ts';
 import { Reverter } from './reverter.ts';
-import { activeDisk, QemuDisks, snapshotLink } from './qemu-snapshots.ts';
+import { activeDisk, memorySnapshotPath, QemuDisks, shellQuote, snapshotLink } from './qemu-snapshots.ts';
 
 export interface QemuDriverOptions {
   exec: Exec;
@@ -61,6 +61,8 @@ const SUSPEND_TIMEOUT_MS = 120_000;
 const RUN_LOG_TAIL = 4096;
 /** One line of QEMU's `runstate_set` trace (log backend), e.g. `... new_state 7 (shutdown)`. */
 const RUNSTATE_LINE = /^runstate_set current_run_state \d+ \([a-z-]+\) new_state \d+ \(([a-z-]+)\)$/gm;
+/** Run states in which a live QEMU waits for someone to go on (an agent that died mid-operation): see `recoverPaused`. */
+const LEFT_PAUSED = new Set(['inmigrate', 'prelaunch', 'paused', 'postmigrate', 'finish-migrate']);
 
 export class QemuDriver implements VmDriver {
   readonly name = 'qemu' as const;
@@ -73,6 +75,7 @@ export class QemuDriver implements VmDriver {
     suspend: (id) => this.suspend(id),
     resume: (spec) => this.resume(spec),
     discard: async (id) => rmSync(this.paths(id).memoryState, { force: true }),
+    launchFrom: (spec, from) => this.launchFromMemory(spec, memorySnapshotPath(this.paths(from.vm), from.snapshot)),
   };
 
   constructor(private readonly opts: QemuDriverOptions) {
@@ -103,10 +106,52 @@ export class QemuDriver implements VmDriver {
     return this.paths(id).consoleLog;
   }
 
-  async start(spec: VmSpec): Promise<void> {
+  async start(spec: VmSpec): Promise<{ resumed?: boolean }> {
+    const p = this.paths(spec.id);
     // A cold start: a saved memory state (of the disk as it was) must never be resumed after it.
-    rmSync(this.paths(spec.id).memoryState, { force: true });
+    rmSync(p.memoryState, { force: true });
+    // The restore of a memory snapshot, once per generation: the guest goes on from the snapshot's instant.
+    if (spec.restore?.memory && this.restoredGen(p) < spec.restore.gen && this.livePid(spec.id) === undefined) {
+      const state = memorySnapshotPath(p, spec.restore.snapshot);
+      if (!existsSync(state)) throw new Error(`snapshot ${spec.restore.snapshot} has no memory state on this host`);
+      const { ms } = await this.launchFromMemory(spec, state);
+      this.log(`${spec.id}: resumed from memory snapshot ${spec.restore.snapshot} in ${ms} ms`);
+      return { resumed: true };
+    }
     await this.launch(spec, false);
+    return {};
+  }
+
+  /**
+   * Launches the VM (not running) from a saved memory state, `stateFile`, kept: on its disk as
+   * the spec makes it (a restore's new layer on the snapshot's, a warm start's first layer on
+   * the snapshot of another VM), with `-S -incoming defer`, `migrate-incoming` from
+   * `exec:cat FILE`, and `cont` once it is loaded. The argv must be the one the state was
+   * saved from (devices, memory, vCPUs). A restore's generation is recorded only after `cont`,
+   * so an agent that dies before it starts the restore over (see `recoverPaused`). `ms`: from
+   * the launch to running. The primitive of memory-snapshot restores and warm starts.
+   */
+  async launchFromMemory(spec: VmSpec, stateFile: string): Promise<{ ms: number }> {
+    const p = this.paths(spec.id);
+    let ms = 0;
+    await this.launch(spec, true, async (t0) => {
+      ms = await this.loadState(p, spec.id, stateFile, t0);
+    });
+    return { ms };
+  }
+
+  /** Gives a QEMU launched `-incoming defer` its state, waits until it is loaded, `cont`; the ms since `t0`. */
+  private async loadState(p: VmPaths, id: string, stateFile: string, t0: number): Promise<number> {
+    const client = await QmpClient.connect(p.qmpSock, 2000);
+    try {
+      await withTimeout(client.execute('migrate-incoming', { uri: `exec:cat ${shellQuote(stateFile)}` }), 5000);
+      const status = await waitMigration(client, 'completed', SUSPEND_TIMEOUT_MS, POLL_MS);
+      if (status !== 'completed') throw new Error(`loading the memory state of ${id} ${status === undefined ? `took over ${SUSPEND_TIMEOUT_MS} ms` : `ended ${status}`}`);
+      await withTimeout(client.execute('cont'), 5000);
+      return Date.now() - t0;
+    } finally {
+      client.close();
+    }
   }
 
   /**
@@ -130,7 +175,7 @@ export class QemuDriver implements VmDriver {
     const t0 = Date.now();
     try {
       await withTimeout(client.execute('migrate', { uri: `exec:cat > ${shellQuote(tmp)}` }), 5000);
-      const status = await this.waitMigration(client, 'completed', SUSPEND_TIMEOUT_MS);
+      const status = await waitMigration(client, 'completed', SUSPEND_TIMEOUT_MS, POLL_MS);
       if (status !== 'completed') {
         await withTimeout(client.execute('migrate_cancel'), 2000).catch(() => undefined);
         throw new Error(`saving the memory state of ${id} ${status === undefined ? `took over ${SUSPEND_TIMEOUT_MS} ms` : `ended ${status}`}`);
@@ -175,33 +220,9 @@ export class QemuDriver implements VmDriver {
   private async resume(spec: VmSpec): Promise<{ ms: number }> {
     const p = this.paths(spec.id);
     if (!existsSync(p.memoryState)) throw new Error(`vm ${spec.id} has no saved memory state`);
-    let ms = 0;
-    await this.launch(spec, true, async (t0) => {
-      const client = await QmpClient.connect(p.qmpSock, 2000);
-      try {
-        await withTimeout(client.execute('migrate-incoming', { uri: `exec:cat ${shellQuote(p.memoryState)}` }), 5000);
-        const status = await this.waitMigration(client, 'completed', SUSPEND_TIMEOUT_MS);
-        if (status !== 'completed') throw new Error(`loading the memory state of ${spec.id} ${status === undefined ? `took over ${SUSPEND_TIMEOUT_MS} ms` : `ended ${status}`}`);
-        await withTimeout(client.execute('cont'), 5000);
-        ms = Date.now() - t0;
-      } finally {
-        client.close();
-      }
-    });
+    const { ms } = await this.launchFromMemory(spec, p.memoryState);
     rmSync(p.memoryState, { force: true });
     return { ms };
-  }
-
-  /** Polls `query-migrate` until it reports `want` or ends otherwise (`failed`, `cancelled`); undefined after `timeoutMs`. */
-  private async waitMigration(client: QmpClient, want: string, timeoutMs: number): Promise<string | undefined> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const r = (await withTimeout(client.execute('query-migrate'), 2000)) as { status?: string } | undefined;
-      const status = r?.status;
-      if (status === want || status === 'failed' || status === 'cancelled') return status;
-      if (Date.now() >= deadline) return undefined;
-      await sleep(POLL_MS);
-    }
   }
 
   private async launch(spec: VmSpec, incoming: boolean, loaded?: (launchedAt: number) => Promise<void>): Promise<void> {
@@ -234,9 +255,12 @@ export class QemuDriver implements VmDriver {
         if (layered) this.snapshots.adopt(p);
         await this.growDisk(spec, p);
       }
+      let restored: number | undefined;
       if (spec.restore && this.restoredGen(p) < spec.restore.gen) {
         await this.snapshots.restore(p, spec.restore.snapshot, spec.diskBytes);
-        writeFileAtomic(`${p.dir}/restore-gen`, `${spec.restore.gen}\n`, 0o600);
+        restored = spec.restore.gen;
+        // A memory restore's is recorded once its guest runs (below): a launch that dies first is done over.
+        if (!incoming) writeFileAtomic(`${p.dir}/restore-gen`, `${restored}\n`, 0o600);
         this.log(`${spec.id}: disk restored from snapshot ${spec.restore.snapshot}`);
       }
       if (existsSync(p.disk)) chmodSync(p.disk, 0o600); // qemu-img creates it with the umask's mode
@@ -269,6 +293,7 @@ export class QemuDriver implements VmDriver {
       // The sockets and pidfile are QEMU's, made with its umask (027): group access off too.
       for (const f of [p.qmpSock, p.consoleSock, p.pidFile]) if (existsSync(f)) chmodSync(f, 0o600);
       await loaded?.(t0);
+      if (incoming && restored !== undefined) writeFileAtomic(`${p.dir}/restore-gen`, `${restored}\n`, 0o600);
       this.log(`started ${spec.id} pid ${pid} (${this.opts.accel}) in ${Date.now() - t0} ms`);
       rev.done();
     } catch (e) {
@@ -308,12 +333,70 @@ export class QemuDriver implements VmDriver {
       const p = this.paths(id);
       if (this.loggedRunState(p) === 'running') continue;
       const status = await this.status(p, 1000);
-      if (status !== 'shutdown') continue;
-      // The record first: an agent that dies before the quit finds the VM still in `shutdown`, or the record.
-      writeFileAtomic(p.powerState, 'poweroff\n', 0o600);
-      this.log(`${id}: the guest powered off, quitting its qemu`);
-      if (!((await this.qmp(p, 'quit', 1000)) && (await this.waitGone(id, pid!, 2000)))) this.killNow(id);
+      if (status === 'shutdown') {
+        // The record first: an agent that dies before the quit finds the VM still in `shutdown`, or the record.
+        writeFileAtomic(p.powerState, 'poweroff\n', 0o600);
+        this.log(`${id}: the guest powered off, quitting its qemu`);
+        if (!((await this.qmp(p, 'quit', 1000)) && (await this.waitGone(id, pid!, 2000)))) this.killNow(id);
+      } else if (status !== undefined && LEFT_PAUSED.has(status)) {
+        await this.recoverPaused(id, p, pid!, status);
+      }
     }
+  }
+
+  /**
+   * A QEMU left paused by an agent that died in the middle of its work (issue 16): nothing
+   * Butter does leaves a guest paused for longer than one operation of one agent, and the
+   * agent runs them one at a time, so a paused QEMU seen here is one that no one will finish.
+   * - Launched for a resume (`-incoming`) and its guest never ran there (the run log shows no
+   *   `running`): the agent died between the launch and `cont`. It is ended (its guest has
+   *   done nothing, its disk is as the state left it) and the state, which goes only after
+   *   `cont`, is still there: the plan resumes it again, from the start, like any suspended VM
+   *   (a restore from a memory snapshot starts over from the snapshot, its generation being
+   *   recorded only after `cont`).
+   * - Otherwise its guest ran and was stopped inside a snapshot (`stop` .. `cont`, or a memory
+   *   snapshot's migration): a migration still under way is cancelled and the guest continued,
+   *   which is what the snapshot would have done at its end.
+   */
+  private async recoverPaused(id: string, p: VmPaths, pid: number, status: string): Promise<void> {
+    const neverRan = this.launchedIncoming(pid) && (status === 'inmigrate' || status === 'prelaunch' || !this.everRan(p));
+    if (neverRan) {
+      this.log(`${id}: its resume was left unfinished (qemu ${status}), ending that qemu to resume again`);
+      // The agent's own end, not a crash.
+      rmSync(p.powerState, { force: true });
+      if (!((await this.qmp(p, 'quit', 1000)) && (await this.waitGone(id, pid, 2000)))) {
+        this.killNow(id);
+        await this.waitGone(id, pid, 5000);
+      }
+      this.removeRuntimeFiles(p);
+      return;
+    }
+    this.log(`${id}: its qemu was left ${status} by an unfinished snapshot, continuing it`);
+    if (status !== 'paused') await this.qmp(p, 'migrate_cancel', 1000);
+    await this.qmp(p, 'cont', 1000);
+    // A resume's own last step, if this was one whose start the log did not show: its state is spent.
+    if (this.launchedIncoming(pid)) rmSync(p.memoryState, { force: true });
+  }
+
+  /** Whether this QEMU process was launched to receive a saved state (`-incoming`). */
+  private launchedIncoming(pid: number): boolean {
+    try {
+      return readFileSync(`${this.procRoot}/${pid}/cmdline`, 'utf8').split('\0').includes('-incoming');
+    } catch {
+      return false;
+    }
+  }
+
+  /** Whether the run log (emptied at each launch) shows the guest running in this QEMU; unknown without a log counts as yes. */
+  private everRan(p: VmPaths): boolean {
+    let text: string;
+    try {
+      text = readFileSync(p.runLog, 'utf8');
+    } catch {
+      return true;
+    }
+    for (const m of text.matchAll(RUNSTATE_LINE)) if (m[1] === 'running') return true;
+    return text.length === 0;
   }
 
   async destroy(id: string): Promise<void> {
@@ -581,17 +664,3 @@ export class QemuDriver implements VmDriver {
   }
 }
 
-/** For a path inside a shell command (QEMU's `exec:` migration runs `/bin/sh -c`). */
-function shellQuote(s: string): string {
-  return `'${s.replaceAll("'", `'\\''`)}'`;
-}
-
-/** `promise`, or a rejection after `ms` (a wedged QEMU answers nothing). */
-async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  const ac = new AbortController();
-  try {
-    return await Promise.race([promise, sleep(ms, undefined, { signal: ac.signal }).then(() => Promise.reject(new Error(`no answer within ${ms} ms`)))]);
-  } finally {
-    ac.abort();
-  }
-}

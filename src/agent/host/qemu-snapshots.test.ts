@@ -6,12 +6,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdtempSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readdirSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { vmPaths } from '../../core/qemu-args.ts';
 import { SystemExec } from './exec.ts';
-import { backingOf, QemuDisks, snapshotLink } from './qemu-snapshots.ts';
+import { backingOf, memorySnapshotPath, QemuDisks, snapshotLink } from './qemu-snapshots.ts';
 import { requires } from '../../../test/requires.ts';
 
 const skip = requires(spawnSync('qemu-img', ['--version']).status === 0, 'qemu-img not installed');
@@ -115,6 +115,35 @@ test("merge on delete, a stopped VM: the layers standing on the snapshot get its
     await disks.create(c, { file: realpathSync(snapshotLink(p, 's3')), format: 'qcow2' }, 8 << 20, 'init2', () => {});
     await assert.rejects(disks.remove('vm1', 's3', true), /vms\/vm2\/layers\/.*stand on it/);
     assert.equal(backingOf(realpathSync(p.disk)), realpathSync(snapshotLink(p, 's3')), 'and nothing of vm1 was rewritten for it');
+  } finally {
+    rmSync(state, { recursive: true, force: true });
+  }
+});
+
+test('memory snapshots: refused of a VM that is not running (nothing left); a delete removes the state file with the snapshot', { skip }, async () => {
+  const state = realpathSync(mkdtempSync(join(tmpdir(), 'bqs-')));
+  try {
+    const paths = (id: string) => vmPaths(state, id);
+    const disks = new QemuDisks({ exec: new SystemExec(), stateDir: state, paths, livePid: () => undefined });
+    const p = paths('vm1');
+    await disks.create(p, undefined, 8 << 20, 'init1', () => {});
+    const layers = () => readdirSync(join(p.dir, 'layers')).sort();
+    const before = layers();
+    await assert.rejects(disks.take('vm1', 'm1', { memory: true }), /not running: a memory snapshot is of a running guest/);
+    assert.deepEqual(layers(), before, 'no layer made');
+    assert.deepEqual(await disks.list('vm1'), ['init1']);
+    // A snapshot with its state file (as a running VM's take leaves it), then deleted once nothing stands on it.
+    await disks.take('vm1', 'm1');
+    await disks.take('vm1', 'm2');
+    const memory = memorySnapshotPath(p, 'm1');
+    writeFileSync(memory, 'saved RAM', { mode: 0o600 });
+    await assert.rejects(disks.remove('vm1', 'm1'), /stands on it/);
+    assert.ok(existsSync(memory), 'kept while the snapshot is');
+    await disks.restore(p, 'init1', 8 << 20);
+    await disks.remove('vm1', 'm2');
+    await disks.remove('vm1', 'm1');
+    assert.equal(existsSync(memory), false, 'gone with its snapshot');
+    assert.deepEqual(await disks.list('vm1'), ['init1']);
   } finally {
     rmSync(state, { recursive: true, force: true });
   }

@@ -21,7 +21,7 @@
  * A disk made before this layout (a regular `disk.qcow2`) moves into `layers/` at the VM's
  * next start (QEMU is not running then); until then a running one cannot be snapshotted.
  */
-import { chmodSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, readSync, realpathSync, renameSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fstatSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, readSync, realpathSync, renameSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { basename, dirname, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -29,9 +29,23 @@ import { backingRange, QCOW2_HEADER_BYTES } from '../../core/qcow2-header.ts';
 import { detectFormat, FORMAT_HEAD_BYTES } from '../../core/image-check.ts';
 import type { VmPaths } from '../../core/qemu-args.ts';
 import type { Exec } from './exec.ts';
-import { QmpClient } from './qmp.ts';
+import { QmpClient, waitMigration, withTimeout, type QmpEvent } from './qmp.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const SNAPSHOT_ID = /^[a-z0-9]{1,32}$/;
+/** Saving a memory state: 256 MB takes about a second under TCG; a wedged one is given up. */
+const MEMORY_TIMEOUT_MS = 120_000;
+/** How often a migration's progress is asked. */
+const POLL_MS = 20;
+
+export interface TakeResult {
+  /** How long the guest was paused (a running VM). */
+  pauseMs?: number;
+  /** The frozen layer's size. */
+  sizeBytes?: number;
+  /** A memory snapshot: its state file's size. */
+  memoryBytes?: number;
+}
 
 export interface LayerPaths {
   layers: string;
@@ -45,6 +59,16 @@ export function layerPaths(p: VmPaths): LayerPaths {
 export function snapshotLink(p: VmPaths, snapshot: string): string {
   if (!SNAPSHOT_ID.test(snapshot)) throw new Error(`invalid snapshot id: ${JSON.stringify(snapshot)}`);
   return `${layerPaths(p).snapshots}/${snapshot}.qcow2`;
+}
+
+/**
+ * The RAM and device state saved with a memory snapshot (`vm snapshot --memory`): beside the
+ * snapshot's link, a regular file (0600). A restore or a warm start launches QEMU from it
+ * (`QemuDriver.launchFromMemory`) on a layer over the snapshot's; it is kept until the snapshot goes.
+ */
+export function memorySnapshotPath(p: VmPaths, snapshot: string): string {
+  if (!SNAPSHOT_ID.test(snapshot)) throw new Error(`invalid snapshot id: ${JSON.stringify(snapshot)}`);
+  return `${layerPaths(p).snapshots}/${snapshot}.memory`;
 }
 
 export function isLayered(p: VmPaths): boolean {
@@ -156,18 +180,25 @@ export class QemuDisks {
     }
   }
 
-  async take(id: string, snapshot: string): Promise<{ pauseMs?: number; sizeBytes?: number }> {
+  /**
+   * `memory`: also the guest's RAM and device state, at the same instant as the disk (see
+   * `liveWithMemory`), into `snapshots/<id>.memory`; only of a running VM.
+   */
+  async take(id: string, snapshot: string, opts: { memory?: boolean } = {}): Promise<TakeResult> {
     const p = this.o.paths(id);
     const link = snapshotLink(p, snapshot);
+    // The memory state is in place before the link is made: a link means a whole snapshot.
     if (existsSync(link)) return {};
     if (!existsSync(p.disk)) throw new Error('the VM has no disk yet');
     const pid = this.o.livePid(id);
+    if (opts.memory && pid === undefined) throw new Error('the VM is not running: a memory snapshot is of a running guest');
     if (pid !== undefined && !isLayered(p)) throw new Error('its disk was made by an older agent: it can be snapshotted after its next start');
     if (pid === undefined) this.adopt(p);
     const old = realpathSync(p.disk);
     const size = await this.virtualSize(old, pid !== undefined);
     const active = newLayer(p);
     let pauseMs: number | undefined;
+    let memoryBytes: number | undefined;
     // Once QEMU writes to the new layer, it is the disk: never removed, whatever fails after.
     let switched = false;
     try {
@@ -176,19 +207,96 @@ export class QemuDisks {
       if (pid === undefined) {
         this.linkSnapshot(p, snapshot, old);
         relink(p.disk, relTarget(p, active, 'dir'));
-      } else {
+      } else if (!opts.memory) {
         pauseMs = await this.live(p, old, active, () => {
           switched = true;
           // Inside the pause, right after QEMU switched: the links say what QEMU now writes.
           this.linkSnapshot(p, snapshot, old);
           relink(p.disk, relTarget(p, active, 'dir'));
         });
+      } else {
+        const state = memorySnapshotPath(p, snapshot);
+        const r = await this.liveWithMemory(p, old, active, state, () => {
+          switched = true;
+          // The disk's links now, the snapshot's once its memory state is whole (below).
+          relink(p.disk, relTarget(p, active, 'dir'));
+        });
+        pauseMs = r.pauseMs;
+        memoryBytes = r.memoryBytes;
+        this.linkSnapshot(p, snapshot, old);
       }
     } catch (e) {
       if (!switched && realpathSync(p.disk) !== active) rmSync(active, { force: true });
       throw e;
     }
-    return { ...(pauseMs !== undefined ? { pauseMs } : {}), sizeBytes: statSync(old).size };
+    return { ...(pauseMs !== undefined ? { pauseMs } : {}), sizeBytes: statSync(old).size, ...(memoryBytes !== undefined ? { memoryBytes } : {}) };
+  }
+
+  /**
+   * A memory snapshot of a running guest: its RAM and device state and its disk at one
+   * instant, the vCPUs stopped in between. QMP `migrate` (live, to `exec:cat > TMP`) with the
+   * capability `pause-before-switchover`: the guest runs while its RAM is copied; at the end
+   * QEMU stops the vCPUs (and drains and flushes the disks) and waits in `pre-switchover`, its
+   * disks still active. There the disk snapshot is taken (`blockdev-snapshot-sync`, as
+   * `live`); `migrate-continue` then writes the last dirty pages and the devices' state, all
+   * of that same stopped instant, and `cont` runs the guest on the new layer. (After the
+   * migration completes QEMU has inactivated its disks, so the disk snapshot is not left for
+   * then; and a migration of a guest stopped first would pause it for the whole copy.)
+   * The pause is QEMU's own: from its STOP event to its RESUME event. The file is written as
+   * `.tmp`, fsynced and renamed once whole. Anything failing cancels the migration (QEMU then
+   * runs the guest again) and continues the guest; the file is removed.
+   */
+  private async liveWithMemory(p: VmPaths, old: string, active: string, state: string, switched: () => void): Promise<{ pauseMs: number; memoryBytes: number }> {
+    const tmp = `${state}.tmp`;
+    mkdirSync(layerPaths(p).snapshots, { recursive: true, mode: 0o700 });
+    rmSync(tmp, { force: true });
+    closeSync(openSync(tmp, 'w', 0o600)); // cat > keeps the mode of a file that exists
+    chmodSync(tmp, 0o600);
+    const client = await QmpClient.connect(p.qmpSock, 5000);
+    let stoppedAt: number | undefined;
+    let resumedAt: number | undefined;
+    const at = (e: QmpEvent) => (e.timestamp ? e.timestamp.seconds * 1000 + e.timestamp.microseconds / 1000 : performance.timeOrigin + performance.now());
+    client.onEvent = (e) => {
+      if (e.event === 'STOP') stoppedAt ??= at(e);
+      else if (e.event === 'RESUME' && stoppedAt !== undefined) resumedAt ??= at(e);
+    };
+    let migrating = false;
+    let t0: number | undefined;
+    try {
+      const blocks = (await client.execute('query-block')) as { device: string; inserted?: { file?: string } }[];
+      const root = blocks.find((b) => b.inserted?.file === old);
+      if (!root) throw new Error(`QEMU has no drive on ${old}`);
+      await client.execute('migrate-set-capabilities', { capabilities: [{ capability: 'pause-before-switchover', state: true }] });
+      migrating = true;
+      await withTimeout(client.execute('migrate', { uri: `exec:cat > ${shellQuote(tmp)}` }), 5000);
+      const paused = await waitMigration(client, 'pre-switchover', MEMORY_TIMEOUT_MS, POLL_MS);
+      t0 = performance.now();
+      if (paused !== 'pre-switchover') throw new Error(`saving the memory state ${paused === undefined ? `took over ${MEMORY_TIMEOUT_MS} ms` : `ended ${paused}`}`);
+      await client.execute('blockdev-snapshot-sync', { device: root.device, 'snapshot-file': active, format: 'qcow2', mode: 'existing' });
+      switched();
+      await withTimeout(client.execute('migrate-continue', { state: 'pre-switchover' }), 5000);
+      const done = await waitMigration(client, 'completed', MEMORY_TIMEOUT_MS, POLL_MS);
+      if (done !== 'completed') throw new Error(`saving the memory state ${done === undefined ? `took over ${MEMORY_TIMEOUT_MS} ms` : `ended ${done}`}`);
+      migrating = false;
+      await withTimeout(client.execute('cont'), 5000);
+      const t1 = performance.now();
+      const memoryBytes = syncedSize(tmp);
+      renameSync(tmp, state);
+      // The RESUME event may trail cont's answer by a moment.
+      for (let i = 0; i < 20 && resumedAt === undefined; i++) await sleep(10);
+      const pauseMs = stoppedAt !== undefined && resumedAt !== undefined ? resumedAt - stoppedAt : t1 - t0;
+      return { pauseMs: Math.round(pauseMs * 100) / 100, memoryBytes };
+    } catch (e) {
+      rmSync(tmp, { force: true });
+      // Cancelled in pre-switchover, QEMU runs the guest again itself; cont covers every other end.
+      if (migrating) await client.execute('migrate_cancel').catch(() => undefined);
+      await client.execute('cont').catch(() => undefined);
+      throw e;
+    } finally {
+      // Off again: a later `vm suspend` (a plain migrate) must not stop at pre-switchover.
+      await client.execute('migrate-set-capabilities', { capabilities: [{ capability: 'pause-before-switchover', state: false }] }).catch(() => undefined);
+      client.close();
+    }
   }
 
   /**
@@ -236,6 +344,7 @@ export class QemuDisks {
     const link = snapshotLink(p, snapshot);
     if (!existsSync(link)) {
       rmSync(link, { force: true });
+      rmSync(memorySnapshotPath(p, snapshot), { force: true });
       return;
     }
     const layer = realpathSync(link);
@@ -243,6 +352,7 @@ export class QemuDisks {
     const users = this.standingOn(layer);
     if (users.length) throw new Error(`${users.map((u) => u.slice(this.o.stateDir.length + 1)).join(', ')} stand${users.length > 1 ? '' : 's'} on it`);
     rmSync(link, { force: true });
+    rmSync(memorySnapshotPath(p, snapshot), { force: true });
     // Another snapshot link may name the same layer (none does today); keep it then.
     if (!this.frozenLayers(p).has(layer)) rmSync(layer, { force: true });
   }
@@ -381,6 +491,22 @@ function headOf(file: string): Buffer {
   } finally {
     closeSync(fd);
   }
+}
+
+/** The file's size once it is on disk (fsync). */
+export function syncedSize(file: string): number {
+  const fd = openSync(file, 'r');
+  try {
+    fsyncSync(fd);
+    return fstatSync(fd).size;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** For a path inside a shell command (QEMU's `exec:` migration runs `/bin/sh -c`). */
+export function shellQuote(s: string): string {
+  return `'${s.replaceAll("'", `'\\''`)}'`;
 }
 
 /** The backing file a qcow2 file's header names, resolved as QEMU resolves it (relative to the file), or null. */

@@ -4,6 +4,7 @@
  * events (`{"event": ...}`) arrive in between.
  */
 import net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface QmpEvent {
   event: string;
@@ -124,5 +125,30 @@ export class QmpClient {
     this.greeting = undefined;
     for (const p of this.pending.values()) p.reject(e);
     this.pending.clear();
+  }
+}
+
+/** `promise`, or a rejection after `ms` (a wedged QEMU answers nothing). */
+export async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  const ac = new AbortController();
+  try {
+    return await Promise.race([promise, sleep(ms, undefined, { signal: ac.signal }).then(() => Promise.reject(new Error(`no answer within ${ms} ms`)))]);
+  } finally {
+    ac.abort();
+  }
+}
+
+/**
+ * Polls `query-migrate` (each answer within 2 s) until it reports `want` or the migration ends
+ * otherwise (`failed`, `cancelled`); undefined after `timeoutMs`.
+ */
+export async function waitMigration(client: QmpClient, want: string, timeoutMs: number, pollMs = 20): Promise<string | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = (await withTimeout(client.execute('query-migrate'), 2000)) as { status?: string } | undefined;
+    const status = r?.status;
+    if (status === want || status === 'failed' || status === 'cancelled') return status;
+    if (Date.now() >= deadline) return undefined;
+    await sleep(pollMs);
   }
 }

@@ -110,6 +110,10 @@ export class SimDriver implements VmDriver {
       await fsp.rm(this.memoryFile(id), { force: true });
       await this.save();
     },
+    launchFrom: async (spec, from) => {
+      await this.start(spec, from);
+      return { ms: 0 };
+    },
   };
 
   /** The file that stands for a suspended VM's saved RAM. */
@@ -119,7 +123,7 @@ export class SimDriver implements VmDriver {
 
   constructor(private readonly opts: SimDriverOptions) {
     this.stateDir = resolve(opts.stateDir);
-    this.snapshots = new SimSnapshots(this.stateDir, (id) => this.vms.has(id));
+    this.snapshots = new SimSnapshots(this.stateDir, (id) => this.vms.has(id), (id) => this.vms.get(id)?.running === true);
     this.file = `${this.stateDir}/sim-vms.json`;
     if (opts.persist !== false) {
       this.load();
@@ -140,10 +144,11 @@ export class SimDriver implements VmDriver {
     return `${this.stateDir}/vms/${id}/console.log`;
   }
 
-  async start(spec: VmSpec): Promise<void> {
+  /** `from`: launched from the memory state of that snapshot (a restore of a memory snapshot, a warm start). */
+  async start(spec: VmSpec, from?: { vm: string; snapshot: string }): Promise<{ resumed?: boolean }> {
     const log = this.consoleLogPath(spec.id);
     const had = this.vms.get(spec.id);
-    if (had?.running) return;
+    if (had?.running) return {};
     if (had?.suspended) {
       had.suspended = false;
       await fsp.rm(this.memoryFile(spec.id), { force: true });
@@ -154,8 +159,16 @@ export class SimDriver implements VmDriver {
     if (!had && (spec.initialSnapshot !== undefined || spec.base !== undefined || spec.baseFile !== undefined)) await this.snapshots.create(spec.id, spec.initialSnapshot, spec.base, spec.baseFile);
     let restoreGen = had?.restoreGen;
     if (spec.restore && (restoreGen ?? 0) < spec.restore.gen) {
+      if (spec.restore.memory) from ??= { vm: spec.id, snapshot: spec.restore.snapshot };
       await this.snapshots.restore(spec.id, spec.restore.snapshot);
       restoreGen = spec.restore.gen;
+    }
+    if (from) {
+      try {
+        await fsp.access(this.snapshots.memoryFile(from.vm, from.snapshot));
+      } catch {
+        throw new Error(`snapshot ${from.snapshot} of vm ${from.vm} has no memory state on this host`);
+      }
     }
     this.vms.set(spec.id, { running: true, spec, ...(restoreGen !== undefined ? { restoreGen } : {}) });
     this.startedAt.set(spec.id, Date.now());
@@ -164,11 +177,14 @@ export class SimDriver implements VmDriver {
     await fsp.mkdir(resolve(log, '..'), { recursive: true, mode: 0o700 });
     await fsp.appendFile(
       log,
-      `[sim] ${new Date().toISOString()} ${spec.name} (${spec.id}) booted: ${spec.cpus} vCPU, ${spec.memoryMiB} MiB, ${disks}no guest\n`,
+      from
+        ? `[sim] ${new Date().toISOString()} ${spec.name} (${spec.id}) resumed from the memory state of snapshot ${from.snapshot} of ${from.vm}: no boot\n`
+        : `[sim] ${new Date().toISOString()} ${spec.name} (${spec.id}) booted: ${spec.cpus} vCPU, ${spec.memoryMiB} MiB, ${disks}no guest\n`,
       { mode: 0o600 },
     );
     await this.save();
     this.opts.log?.(`sim started ${spec.id}`);
+    return from ? { resumed: true } : {};
   }
 
   /** The data disks the VM was last started with (kept in the table, as a real host keeps the files). */

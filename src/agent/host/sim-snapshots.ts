@@ -21,6 +21,7 @@ export class SimSnapshots implements SnapshotDisks {
   constructor(
     private readonly stateDir: string,
     private readonly made: (id: string) => boolean,
+    private readonly running: (id: string) => boolean = () => false,
   ) {}
 
   hasDisk(id: string): boolean {
@@ -72,12 +73,26 @@ export class SimSnapshots implements SnapshotDisks {
     }
   }
 
-  async take(id: string, snapshot: string): Promise<{ pauseMs?: number; sizeBytes?: number }> {
+  /** `memory`: a small file stands for the RAM saved with it (`snapshots/<id>.memory`), made before the snapshot's own. */
+  async take(id: string, snapshot: string, opts: { memory?: boolean } = {}): Promise<{ pauseMs?: number; sizeBytes?: number; memoryBytes?: number }> {
     const disk = await this.read(`${this.dir(id)}/disk.json`);
     if (!disk) throw new Error('the VM has no disk yet');
+    let memoryBytes: number | undefined;
+    if (opts.memory) {
+      if (!this.running(id)) throw new Error('the VM is not running: a memory snapshot is of a running guest');
+      const body = `[sim] memory state of ${id} with snapshot ${snapshot}, saved ${new Date().toISOString()}\n`;
+      await fsp.mkdir(`${this.dir(id)}/snapshots`, { recursive: true, mode: 0o700 });
+      await fsp.writeFile(this.memoryFile(id, snapshot), body, { mode: 0o600 });
+      memoryBytes = Buffer.byteLength(body);
+    }
     await this.write(this.file(id, snapshot), disk);
     await this.write(`${this.dir(id)}/disk.json`, { backing: `${id}/${snapshot}` });
-    return { sizeBytes: 0 };
+    return { sizeBytes: 0, ...(memoryBytes !== undefined ? { pauseMs: 0, memoryBytes } : {}) };
+  }
+
+  /** The file that stands for the RAM saved with a memory snapshot. */
+  memoryFile(id: string, snapshot: string): string {
+    return this.file(id, snapshot).replace(/\.json$/, '.memory');
   }
 
   async remove(id: string, snapshot: string, merge = false): Promise<void> {
@@ -103,6 +118,7 @@ export class SimSnapshots implements SnapshotDisks {
     }
     if (users.length) throw new Error(`${users.join(', ')} stand${users.length > 1 ? '' : 's'} on it`);
     await fsp.rm(this.file(id, snapshot), { force: true });
+    await fsp.rm(this.memoryFile(id, snapshot), { force: true });
   }
 
   /** A small file that says which chain it flattens: what a test can check arrived where. */

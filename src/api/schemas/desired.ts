@@ -52,8 +52,9 @@ export const DesiredVm = z.object({
    * with qemu-img) and reports `ready` (or `failed`) in `ObservedVmReport.snapshots`; one it
    * has that is not listed it deletes, unless a disk or another snapshot stands on it.
    * Only `pending` ones are reported. Absent: no word (an older control plane): nothing is deleted.
+   * `memory`: take the guest's RAM and device state with it (a running VM only; else it fails).
    */
-  snapshots: z.array(z.object({ id: SnapshotId, name: Name, state: z.enum(['pending', 'ready']) })).optional(),
+  snapshots: z.array(z.object({ id: SnapshotId, name: Name, state: z.enum(['pending', 'ready']), memory: z.boolean().optional() })).optional(),
   /**
    * Scale to zero (issue 16): after this long (`10m`, core/scale-to-zero/idle-plan.ts) with no
    * byte on its taps the agent suspends it (power stays `running`) and holds its taps until a
@@ -71,8 +72,12 @@ export const DesiredVm = z.object({
    * on this blob, a flattened copy of the snapshot, fetched and verified like an image's blob.
    */
   baseBlob: z.object({ sha256: Sha256, format: DiskFormat }).optional(),
-  /** Restore: at its next start (this generation's), the disk becomes a new overlay on this snapshot, once per `gen`. */
-  restore: z.object({ snapshot: SnapshotId, gen: z.number().int().positive() }).optional(),
+  /**
+   * Restore: at its next start (this generation's), the disk becomes a new overlay on this
+   * snapshot, once per `gen`; `memory`: a memory snapshot, whose saved RAM the guest goes on
+   * from (a launch from its state, not a boot).
+   */
+  restore: z.object({ snapshot: SnapshotId, gen: z.number().int().positive(), memory: z.boolean().optional() }).optional(),
 });
 export type DesiredVm = z.infer<typeof DesiredVm>;
 

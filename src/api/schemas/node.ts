@@ -124,6 +124,8 @@ export const ObservedVmReport = z
             /** How long the guest was paused for it (a running VM), in ms. */
             pauseMs: z.number().nonnegative().optional(),
             sizeBytes: z.number().int().nonnegative().optional(),
+            /** A memory snapshot: the size of its RAM and device state file. */
+            memoryBytes: z.number().int().nonnegative().optional(),
           })
           .strict(),
       )

@@ -25,10 +25,14 @@ export const Snapshot = z
     node: Name,
     state: SnapshotState,
     reason: z.string().nullable(),
-    /** How long the guest was paused while it was taken (a running VM), in ms; null when not measured (a stopped VM, the initial one). */
+    /** How long the guest was paused while it was taken (a running VM; a memory snapshot: from the vCPUs' stop to their restart), in ms; null when not measured (a stopped VM, the initial one). */
     pauseMs: z.number().nullable(),
     /** Its file's size on the node. */
     sizeBytes: z.number().int().nullable(),
+    /** A memory snapshot (`vm snapshot --memory`): the guest's RAM and device state were saved with the disk, and a restore resumes from them. */
+    memory: z.boolean(),
+    /** A ready memory snapshot: the size of its RAM and device state file; null otherwise. */
+    memoryBytes: z.number().int().nullable(),
     /** The snapshot the VM's disk stood on when this one was taken (its backing file). */
     parent: Name.nullable(),
     /** Whether the VM's current disk is an overlay on it. */
@@ -43,6 +47,12 @@ export const SnapshotCreate = z
   .object({
     /** Default: `snap-N`, the first number not taken. `initial` is the VM's own. */
     name: Name.refine((n) => n !== INITIAL_SNAPSHOT, `must not be "${INITIAL_SNAPSHOT}" (every VM has its own, made at its first boot)`).optional(),
+    /**
+     * Also save the guest's RAM and device state, of the same instant as the disk (the VM runs on
+     * after it); only of a running VM. A restore of it resumes the guest where it was instead of
+     * booting it.
+     */
+    memory: z.boolean().optional(),
   })
   .strict()
   .meta({ id: 'SnapshotCreate' });

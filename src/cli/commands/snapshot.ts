@@ -63,8 +63,18 @@ function listSnapshots(): (name: string, o: { json?: boolean }, cmd: Command) =>
     const { items } = await client().call('listSnapshots', { params: { name } });
     if (o.json) return printJson(items);
     printTable(
-      ['NAME', 'STATE', 'PARENT', 'CURRENT', 'PAUSE', 'SIZE', 'NODE', 'AGE'],
-      items.map((s) => [s.name, s.reason ? `${s.state} (${s.reason})` : s.state, s.parent, s.current ? 'yes' : '', s.pauseMs !== null ? `${s.pauseMs} ms` : '', s.sizeBytes !== null ? size(s.sizeBytes) : '', s.node, age(s.createdAt)]),
+      ['NAME', 'STATE', 'PARENT', 'CURRENT', 'PAUSE', 'SIZE', 'MEMORY', 'NODE', 'AGE'],
+      items.map((s) => [
+        s.name,
+        s.reason ? `${s.state} (${s.reason})` : s.state,
+        s.parent,
+        s.current ? 'yes' : '',
+        s.pauseMs !== null ? `${s.pauseMs} ms` : '',
+        s.sizeBytes !== null ? size(s.sizeBytes) : '',
+        s.memory ? (s.memoryBytes !== null ? size(s.memoryBytes) : 'yes') : '',
+        s.node,
+        age(s.createdAt),
+      ]),
     );
   };
 }
@@ -75,16 +85,18 @@ export function snapshotCommands(vm: Command): void {
     .description("crash-consistent snapshots of a VM's root disk: `vm snapshot NAME` takes one (a running VM is paused for it), `list`, `restore`, `rm`")
     .argument('[name]', 'the VM to snapshot')
     .option('--name <snapshot>', 'its name (default: snap-N)')
+    .option('--memory', "also save the guest's RAM and device state (a running VM only; it runs on after it): a restore resumes it where it was")
     .option('--no-wait', 'return before its node has taken it')
     .option('--timeout <seconds>', 'how long to wait', '120')
     .option('--json', 'print JSON')
-    .action(async (name: string | undefined, o: WaitOpts & { name?: string }) => {
-      if (name === undefined) throw new UsageError('give the VM to snapshot: butter vm snapshot NAME [--name S]');
+    .action(async (name: string | undefined, o: WaitOpts & { name?: string; memory?: boolean }) => {
+      if (name === undefined) throw new UsageError('give the VM to snapshot: butter vm snapshot NAME [--name S] [--memory]');
       const c = client();
-      let s = await c.call('createSnapshot', { params: { name }, body: o.name !== undefined ? { name: o.name } : {} });
+      let s = await c.call('createSnapshot', { params: { name }, body: { ...(o.name !== undefined ? { name: o.name } : {}), ...(o.memory ? { memory: true } : {}) } });
       if (o.wait) s = await waitReady(c, name, s.name, seconds(o.timeout));
       if (o.json) return printJson(s);
-      process.stdout.write(o.wait ? `snapshot ${s.name} of vm ${name} is ready${s.pauseMs !== null ? ` (guest paused ${s.pauseMs} ms)` : ''}\n` : `snapshot ${s.name} of vm ${name} requested\n`);
+      const memory = s.memoryBytes !== null ? `, ${size(s.memoryBytes)} of memory state` : '';
+      process.stdout.write(o.wait ? `${s.memory ? 'memory ' : ''}snapshot ${s.name} of vm ${name} is ready${s.pauseMs !== null ? ` (guest paused ${s.pauseMs} ms${memory})` : ''}\n` : `snapshot ${s.name} of vm ${name} requested\n`);
     });
 
   snap.command('list <name>').description("a VM's snapshots, oldest first").option('--json', 'print JSON').action(listSnapshots());

@@ -447,4 +447,14 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE vms ADD COLUMN wake_gen INTEGER NOT NULL DEFAULT 0;
   ALTER TABLE vms ADD COLUMN woken_at TEXT;
   `,
+  `
+  -- Memory snapshots (server/snapshots.ts, issue 16: vm snapshot --memory): memory = 1 keeps
+  -- the guest's RAM and device state with the disk snapshot (snapshots/<id>.memory on its
+  -- node); memory_bytes its size once ready; memory_cpus and memory_ram_bytes the VM's vCPUs
+  -- and memory when it was taken (a restore needs the same: the state is of those devices).
+  ALTER TABLE snapshots ADD COLUMN memory INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE snapshots ADD COLUMN memory_bytes INTEGER;
+  ALTER TABLE snapshots ADD COLUMN memory_cpus INTEGER;
+  ALTER TABLE snapshots ADD COLUMN memory_ram_bytes INTEGER;
+  `,
 ];
