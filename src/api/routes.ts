@@ -3,7 +3,7 @@
  * to it, the SDK derives its typed client from it, and OpenAPI is generated from it.
  */
 import { z } from 'zod';
-import { BlobParams, BlobQuery, Blob, Image, ImageCreate, ImageImport } from './schemas/image.ts';
+import { BlobParams, BlobQuery, Blob, Image, ImageCreate, ImageImport, ImageWarm } from './schemas/image.ts';
 import { Empty, ForceQuery, IdempotentHeaders, NameParams, listOf, Name } from './schemas/common.ts';
 import { ConsoleChunk, DesiredQuery, DesiredWatch } from './schemas/desired.ts';
 import { PathVerifyReport, ProbeResults, VerifyQuery } from './schemas/verify.ts';
@@ -128,6 +128,17 @@ export const routes = {
       "Add a disk image by URL: the control plane downloads it in the background. Answers 202 with the image `importing` (`import.bytesDone`/`bytesTotal` as it goes; `GET /v1/images/{name}`), then `ready`, or `failed` with `import.error` (a digest other than `sha256`, an HTTP error, a timeout, a redirect, too big, or a disk naming another file), leaving no blob behind. A URL that is not http(s), or whose host resolves to a loopback, link-local (169.254.0.0/16: the metadata address) or unspecified address, is refused at once (400 naming `url`)",
     headers: IdempotentHeaders,
     body: ImageImport,
+    response: Image,
+    status: 202,
+  },
+  warmImage: {
+    method: 'POST',
+    path: '/v1/images/{name}/warm',
+    access: 'operator',
+    summary:
+      "Warm an image on a node: the node boots a hidden template VM of it (no address on any network), waits until its guest says it is ready (`warm-ready` on its console, 60 s at most), saves its RAM and device state and freezes its disk, then ends it. Answers 202 with the image, its `warm` entry for that node `warming`, later `ready` or `failed` with the reason. New VMs of the image on that node with the same CPUs, memory and one NIC then start from it (`start: 'warm'`). Refused: an image already warm or warming on that node (409), a node that cannot take the template (422 naming `node`)",
+    params: NameParams,
+    body: ImageWarm,
     response: Image,
     status: 202,
   },

@@ -29,9 +29,16 @@ export interface VmPaths {
 
 export type Accel = 'kvm' | 'tcg';
 
+/** The fw_cfg file a warm clone reads its identity from (`/sys/firmware/qemu_fw_cfg/by_name/opt/butter/identity/raw`). */
+export const WARM_FW_CFG = 'opt/butter/identity';
+
 /** Per-VM file layout under `<stateDir>/vms/<id>/`. String joins only: keeps this module pure. */
 export function vmPaths(stateDir: string, id: string): VmPaths {
-  const dir = `${stateDir.replace(/\/+$/, '')}/vms/${id}`;
+  return pathsIn(`${stateDir.replace(/\/+$/, '')}/vms/${id}`);
+}
+
+/** The same layout in any directory (a warm image's template runs in `<stateDir>/warm/<id>/`). */
+export function pathsIn(dir: string): VmPaths {
   return {
     dir,
     disk: `${dir}/disk.qcow2`,
@@ -120,6 +127,10 @@ export function qemuArgs(spec: VmSpec, paths: VmPaths, accel: Accel, incoming = 
     );
   });
   args.push('-smbios', `type=1,serial=${e(spec.smbiosSerial)}`);
+  if (spec.identity !== undefined) {
+    // fw_cfg contents are not part of a migration stream: a restored clone reads its own.
+    args.push('-fw_cfg', `name=${WARM_FW_CFG},string=${e(spec.identity)}`, '-device', 'vmgenid,guid=auto');
+  }
   if (incoming) args.push('-S', '-incoming', 'defer');
   return args;
 }

@@ -21,6 +21,7 @@ import type { ServerTls } from './tls.ts';
 import { buildHttp, type ServerErrorLog } from './http.ts';
 import { IdempotencyKeys } from './idempotency.ts';
 import { Images } from './images.ts';
+import { WarmImages } from './warm.ts';
 import { ImageImports, type ImageImportOptions } from './image-import.ts';
 import { Networks } from './networks.ts';
 import { Readiness } from './readiness.ts';
@@ -115,7 +116,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   /** The ports this control plane listens on: never a published host port (a node beside it serves them too). */
   const apiPorts: number[] = [];
   const paths = new Paths(store, () => apiPorts);
-  const services: Services = { store, blobs, images, imports: new ImageImports(store, images, blobs, opts.imageImports), nodes, networks: new Networks(store), vpn: new VpnPeers(store), vms, snapshots: new Snapshots(store, vms), services: serviceManager, paths, graphs: new Graphs(store, () => paths.list(), new SvgRenderer(exec, opts.graphviz)), verifier: new PathVerifier(store, store.changes), consoles, tokens: new Tokens(store), sessions: new Sessions(store), signIns: new SignInLimiter(), joinTokens: new JoinTokens(store, nodes), idempotency: new IdempotencyKeys(store), readiness: new Readiness(store, nodes, images), caHash: opts.https?.caHash ?? null, tls: () => null, metrics, events: new EventStreams(store, { ...opts.eventStream, ...(opts.log?.warn ? { log: opts.log as { warn(obj: object, msg: string): void } } : {}) }) };
+  const services: Services = { store, blobs, images, imports: new ImageImports(store, images, blobs, opts.imageImports), warm: new WarmImages(store, nodes, images), nodes, networks: new Networks(store), vpn: new VpnPeers(store), vms, snapshots: new Snapshots(store, vms), services: serviceManager, paths, graphs: new Graphs(store, () => paths.list(), new SvgRenderer(exec, opts.graphviz)), verifier: new PathVerifier(store, store.changes), consoles, tokens: new Tokens(store), sessions: new Sessions(store), signIns: new SignInLimiter(), joinTokens: new JoinTokens(store, nodes), idempotency: new IdempotencyKeys(store), readiness: new Readiness(store, nodes, images), caHash: opts.https?.caHash ?? null, tls: () => null, metrics, events: new EventStreams(store, { ...opts.eventStream, ...(opts.log?.warn ? { log: opts.log as { warn(obj: object, msg: string): void } } : {}) }) };
 
   const adminTokenPath = join(opts.dataDir, 'admin.token');
   let adminToken: string | undefined;

@@ -60,6 +60,8 @@ export const DesiredVm = z.object({
   base: z.object({ vm: z.string(), snapshot: SnapshotId }).optional(),
   /** Restore: at its next start (this generation's), the disk becomes a new overlay on this snapshot, once per `gen`. */
   restore: z.object({ snapshot: SnapshotId, gen: z.number().int().positive() }).optional(),
+  /** Warm images (issue 16): its first start is a restore of this warm state of the node (`NodeDesired.warm`), not a boot. */
+  warm: z.object({ id: SnapshotId }).optional(),
 });
 export type DesiredVm = z.infer<typeof DesiredVm>;
 
@@ -140,6 +142,20 @@ export const DesiredMesh = z.object({
 });
 export type DesiredMesh = z.infer<typeof DesiredMesh>;
 
+/**
+ * A warm state the node is to keep (issue 16): `warming`, it boots the image's template,
+ * saves it and reports `ready` or `failed` (`ObservedReport.warm`); `ready`, it keeps the
+ * files. One it has that is not listed it deletes, unless a VM's disk stands on it.
+ */
+export const DesiredWarm = z.object({
+  id: SnapshotId,
+  image: DesiredImage,
+  cpus: z.number().int(),
+  memoryBytes: z.number().int(),
+  state: z.enum(['warming', 'ready']),
+});
+export type DesiredWarm = z.infer<typeof DesiredWarm>;
+
 export const NodeDesired = z
   .object({
     revision: Revision,
@@ -148,6 +164,8 @@ export const NodeDesired = z
     mesh: DesiredMesh.nullable(),
     /** Published service ports, the same on every ready node (issue 14). Absent: none. */
     published: z.array(DesiredPublished).optional(),
+    /** Warm images' states on this node (issue 16). Absent: none (an older control plane: nothing is deleted). */
+    warm: z.array(DesiredWarm).optional(),
   })
   .meta({ id: 'NodeDesired' });
 export type NodeDesired = z.infer<typeof NodeDesired>;

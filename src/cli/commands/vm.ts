@@ -42,6 +42,7 @@ function showVm(vm: Vm): void {
     ['spread', vm.spreadKey],
     ['metadata tokens', vm.metadataTokens],
     ['restart', vm.restart],
+    ['start', vm.startReason ? `${vm.start} (${vm.startReason})` : vm.start],
     ['warning', vm.warning],
     ['created', vm.createdAt],
   ]);
