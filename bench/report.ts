@@ -922,6 +922,34 @@ Status: **${STATUS[f!.status]}**.
   return out.join('\n');
 }
 
+function warmStartSection(r: Results): string {
+  const { f, d } = data(r, 'r');
+  const out = [`## (r) warm start (warm images)
+
+**What it measures.** \`vm create\` of a VM whose image is warm on its node (issue 16), from the
+request to the guest answering TCP, against cold boots of the same image and size in the same
+run. Goal (the issue's): p50 ≤ 0.5 s and ≥ 10× faster than a cold boot.
+
+**How.** \`bench/warm-start.ts\` (\`benchWarmStart()\`) runs \`butter up\` in a network namespace;
+\`bench/warm-client.ts\`, inside it, creates VMs of \`tiny\` (256 MiB) one at a time through the
+SDK, each with a user-data script starting busybox httpd on port 8080, and asks
+\`GET /\` every 20 ms until it answers 200; then deletes the VM. First the cold VMs (the image is
+not warm yet), then \`image warm tiny --memory 256M\`, then the warm ones (each must say
+\`start: warm\`). The steps of a warm start: the API's answer, the agent's \`started warm from
+… in N ms\` (QEMU's launch, the state loaded, \`cont\`), \`running\` (the guest fetched its
+metadata, after a DHCP with its new MAC), TCP.
+`];
+  if (!d) return out.join('\n') + '\n' + notMeasured(f);
+  out.push(`### Results (${r.date.slice(0, 10)})
+
+Warm: p50 **${d.warmP50Ms} ms**, p99 ${d.warmP99Ms} ms (each: ${d.warmMs.join(', ')} ms). Cold: p50 **${d.coldP50Ms} ms** (each: ${d.coldMs.join(', ')} ms). Ratio **${d.ratio}×**.
+Warm steps, p50 after the request: API answer ${d.warmSteps.ackMs} ms, QEMU restore ${d.warmSteps.qemuRestoreMs ?? '?'} ms, \`running\` ${d.warmSteps.runningMs ?? '?'} ms, TCP ${d.warmSteps.tcpMs} ms. Warming the image took ${Math.round(d.warmImageMs / 100) / 10} s.
+
+Status: **${STATUS[f!.status]}**.
+`);
+  return out.join('\n');
+}
+
 export function renderMarkdown(r: Results): string {
   const rows = FIGURE_IDS.map((id) => {
     const f = r.figures.find((x) => x.id === id);
@@ -980,6 +1008,8 @@ ${panelSection(r)}
 ${snapshotPauseSection(r)}
 
 ${memorySnapshotSection(r)}
+
+${warmStartSection(r)}
 ## Running it
 
 \`\`\`sh

@@ -50,6 +50,7 @@ import { benchServiceCreate } from './service-create.ts';
 import { benchServiceRollout } from './service-rollout.ts';
 import { benchSnapshotPause } from './snapshot-pause.ts';
 import { benchMemorySnapshot } from './memory-snapshot.ts';
+import { benchWarmStart } from './warm-start.ts';
 import { readRss } from './rss.ts';
 import { startServerProcess, type ServerProcess } from './server-process.ts';
 import { within } from './stats.ts';
@@ -169,6 +170,7 @@ async function main(): Promise<number> {
 
   if (wanted('p')) figures.push(await figure('p', 300_000, () => benchSnapshotPause(10, (m) => log(`    ${m}`))));
   if (wanted('q')) figures.push(await figure('q', 300_000, () => benchMemorySnapshot(5, (m) => log(`    ${m}`))));
+  if (wanted('r')) figures.push(await figure('r', 600_000, () => benchWarmStart(10, 3, (m) => log(`    ${m}`))));
 
   if (wanted('a')) {
     const runs = Number(process.env.BENCH_BOOT_RUNS ?? BOOT_DEFAULTS.runs);
