@@ -25,6 +25,8 @@ export interface VmPaths {
   powerState: string;
   /** A suspended VM's saved RAM and device state (QEMU's migration stream, issue 16). */
   memoryState: string;
+  /** A warm clone's (or template's) identity, which QEMU serves as fw_cfg `opt/butter/identity`: a file (0600), never argv, which every local user can read. */
+  identity: string;
 }
 
 export type Accel = 'kvm' | 'tcg';
@@ -49,6 +51,7 @@ export function pathsIn(dir: string): VmPaths {
     runLog: `${dir}/qemu.log`,
     powerState: `${dir}/power-state`,
     memoryState: `${dir}/memory.state`,
+    identity: `${dir}/identity`,
   };
 }
 
@@ -129,7 +132,8 @@ export function qemuArgs(spec: VmSpec, paths: VmPaths, accel: Accel, incoming = 
   args.push('-smbios', `type=1,serial=${e(spec.smbiosSerial)}`);
   if (spec.identity !== undefined) {
     // fw_cfg contents are not part of a migration stream: a restored clone reads its own.
-    args.push('-fw_cfg', `name=${WARM_FW_CFG},string=${e(spec.identity)}`, '-device', 'vmgenid,guid=auto');
+    // From a file the driver writes (0600): its seed is the guest's entropy, and argv is public on the host.
+    args.push('-fw_cfg', `name=${WARM_FW_CFG},file=${e(paths.identity)}`, '-device', 'vmgenid,guid=auto');
   }
   if (incoming) args.push('-S', '-incoming', 'defer');
   return args;

@@ -47,8 +47,9 @@ test('the template: the image with butter.warm=1, one NIC on a tap of its own, t
   assert.deepEqual(t.boot, { kind: 'kernel', kernel: '/cache/k', initrd: '/cache/i', cmdline: 'console=ttyS0 butter.warm=1', rootDisk: '/cache/r', rootFormat: 'raw' });
   const argv = qemuArgs(t, vmPaths('/s', 'abc123'), 'tcg');
   const i = argv.indexOf('-fw_cfg');
-  assert.deepEqual(argv.slice(i, i + 4), ['-fw_cfg', `name=${WARM_FW_CFG},string=${TEMPLATE_IDENTITY}`, '-device', 'vmgenid,guid=auto']);
-  assert.ok(argv.indexOf('-fw_cfg') < argv.indexOf('-smbios') === false, 'after the smbios serial, before -incoming');
+  assert.deepEqual(argv.slice(i, i + 4), ['-fw_cfg', `name=${WARM_FW_CFG},file=/s/vms/abc123/identity`, '-device', 'vmgenid,guid=auto']);
+  assert.ok(!argv.some((a) => a.includes(TEMPLATE_IDENTITY)), 'the identity (a clone\'s seed) is never in argv, which every local user can read');
+  assert.ok(argv.indexOf('-fw_cfg') > argv.indexOf('-smbios'), 'after the smbios serial');
   assert.ok(argv.includes('netdev=n0,mac=52:54:00:00:00:01'.replace(/^/, 'virtio-net-pci,')));
 });
 

@@ -15,13 +15,15 @@ import type { DesiredWarm } from '../api/schemas/desired.ts';
 import type { Image, ImageWarm, ImageWarmState } from '../api/schemas/image.ts';
 import type { NodeReport, ObservedVmReport } from '../api/schemas/node.ts';
 import { summarizeReasons } from '../core/scheduler.ts';
-import { humanSize, parseSize } from '../core/units.ts';
+import { humanSize, MiB, parseSize } from '../core/units.ts';
 import type { WarmEntry } from '../core/warm.ts';
 import type { Images } from './images.ts';
 import type { Nodes } from './nodes.ts';
 import type { ImageRow, VmRow } from './store/rows.ts';
 import type { Store, Tx } from './store/store.ts';
-import { MIN_MEMORY } from './vms.ts';
+
+/** As `vm create`'s (vms.ts, not imported: vms.ts imports this file). */
+const MIN_MEMORY = 64 * MiB;
 
 export interface WarmRow {
   id: string;

@@ -176,6 +176,7 @@ export class QemuDriver implements VmDriver {
       chmodSync(disk, 0o600);
       closeSync(openSync(p.consoleLog, 'w', 0o600));
       closeSync(openSync(p.runLog, 'w', 0o600));
+      if (t.identity !== undefined) writeFileAtomic(p.identity, t.identity, 0o600);
       rev.add(() => this.killPaths(p));
       await this.opts.exec.run(this.qemu, qemuArgs(t, { ...p, disk }, this.opts.accel), { timeoutMs: 60_000 });
       for (const f of [p.qmpSock, p.consoleSock, p.pidFile]) if (existsSync(f)) chmodSync(f, 0o600);
@@ -464,6 +465,9 @@ export class QemuDriver implements VmDriver {
       // A failed start keeps it (`exited`): a restart after a crash that fails is retried
       // with the backoff, not forgotten; a first start is retried anyway (a new generation).
       writeFileAtomic(p.powerState, 'running\n', 0o600);
+      // A warm clone's identity (its MAC, a random seed) for fw_cfg: a private file, not argv.
+      if (spec.identity !== undefined) writeFileAtomic(p.identity, spec.identity, 0o600);
+      else rmSync(p.identity, { force: true });
       // If anything after the launch fails, the process must not outlive the failed start.
       rev.add(() => this.killNow(spec.id));
       const t0 = Date.now();
