@@ -85,6 +85,8 @@ test('two warm clones of tiny: each its own hostname, MAC, address and random nu
     assert.equal(ip, vm.ip, 'and its own address');
     seen.mac!.push(mac);
     seen.ip!.push(ip);
+    // The kernel's vmgenid driver is bound to QEMU's device: it reseeds the RNG when the generation id changes (each restore).
+    assert.equal(await ask(vm.name, (t) => `echo "${t}-$(ls /sys/bus/acpi/drivers/vmgenid | grep -c :)"`), '1', 'the vmgenid driver is bound');
     seen.uuid!.push(await ask(vm.name, (t) => `echo "${t}-$(cat /proc/sys/kernel/random/uuid)"`));
     seen.random!.push(await ask(vm.name, (t) => `echo "${t}-$(head -c 16 /dev/urandom | od -An -v -tx1 | tr -d ' \\n')"`));
     // TCP from the host, to its own address: the page names it.
