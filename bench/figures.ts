@@ -18,11 +18,12 @@ import type { SnapshotPauseResult } from './snapshot-pause.ts';
 import type { MemorySnapshotResult } from './memory-snapshot.ts';
 import type { WakeFromZeroResult } from './wake-from-zero.ts';
 import type { MemorySnapshotPauseResult } from './memory-snapshot-pause.ts';
+import type { WarmStartResult } from './warm-start.ts';
 
-export type FigureId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'h' | 'i' | 'j' | 'k' | 'l' | 'm' | 'n' | 'o' | 'p' | 'q' | 's' | 't';
+export type FigureId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'h' | 'i' | 'j' | 'k' | 'l' | 'm' | 'n' | 'o' | 'p' | 'q' | 'r' | 's' | 't';
 
 /** Every figure, in the order they are reported. */
-export const FIGURE_IDS: readonly FigureId[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o', 'p', 'q', 's', 't'];
+export const FIGURE_IDS: readonly FigureId[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o', 'p', 'q', 'r', 's', 't'];
 
 /** Goals of the cluster figures (e) and (f). */
 export const PLACEMENT_GOAL_PER_S = 5000;
@@ -68,6 +69,7 @@ export const FIGURES: Record<FigureId, FigureDef> = {
   o: { id: 'o', key: 'panel', title: 'web panel in headless Chromium: change → shown in a connected page (p50/p99 over 200); first load: bytes and time to interactive (loopback)', goal: 'p99 < 200 ms' },
   p: { id: 'p', key: 'snapshotPause', title: 'guest paused for a disk snapshot of a running tiny VM (QMP stop, blockdev-snapshot-sync, cont), ~10 snapshots', goal: 'p50 < 50 ms' },
   q: { id: 'q', key: 'memorySnapshot', title: 'suspend (RAM + device state saved, QEMU ended) and resume to running of a 256 MB tiny VM; the memory state file', goal: null },
+  r: { id: 'r', key: 'warmStart', title: '`vm create` from a warm image → the guest answers TCP (tiny, 256 MB, ~10), against cold boots of the same image in the same run', goal: 'p50 <= 0.5 s and >= 10x faster' },
   s: { id: 's', key: 'wakeFromZero', title: 'wake from zero: a TCP connection to a tiny VM suspended for idleness → first byte of its answer (the activator holds the SYN, resumes the VM, sends the SYN again)', goal: 'p99 <= 1 s (TCG)' },
   t: { id: 't', key: 'memorySnapshotPause', title: 'guest paused for a memory snapshot (`vm snapshot --memory`) of a running 256 MB tiny VM, ~5 snapshots; its state bytes', goal: null },
   f: { id: 'f', key: 'clusterScale', title: '1,000 simulated agents heartbeating every 5 s; control-plane RSS with 10,000 VMs', goal: 'heartbeat p99 <= 50 ms; RSS <= 200 MB' },
@@ -96,6 +98,7 @@ export interface FigureDataMap {
   o: PanelBenchResult;
   p: SnapshotPauseResult;
   q: MemorySnapshotResult;
+  r: WarmStartResult;
   s: WakeFromZeroResult;
   t: MemorySnapshotPauseResult;
 }
@@ -223,6 +226,16 @@ export function judge<I extends FigureId>(id: I, data: FigureDataMap[I]): { pass
     case 'q': {
       const d = data as MemorySnapshotResult;
       return { pass: null, headline: `suspend p50 ${d.suspendP50Ms} ms, resume to running p50 ${d.resumeP50Ms} ms, memory state ${Math.round(d.stateP50Bytes / 2 ** 20)} MiB of ${d.memoryMiB} MiB, over ${d.cycles} cycles (${d.accel})` };
+    }
+    case 'r': {
+      const d = data as WarmStartResult;
+      const st = d.warmSteps;
+      return {
+        pass: d.warmP50Ms <= 500 && d.ratio >= 10,
+        headline:
+          `warm p50 ${d.warmP50Ms} ms, p99 ${d.warmP99Ms} ms over ${d.runs}; cold p50 ${d.coldP50Ms} ms over ${d.coldRuns}; ${d.ratio}x ` +
+          `(warm steps p50: API answer ${st.ackMs} ms, QEMU restore ${st.qemuRestoreMs ?? '?'} ms, running ${st.runningMs ?? '?'} ms, TCP ${st.tcpMs} ms; warming took ${Math.round(d.warmImageMs / 100) / 10} s)`,
+      };
     }
     case 's': {
       const d = data as WakeFromZeroResult;

@@ -922,6 +922,34 @@ Status: **${STATUS[f!.status]}**.
   return out.join('\n');
 }
 
+function warmStartSection(r: Results): string {
+  const { f, d } = data(r, 'r');
+  const out = [`## (r) warm start (warm images)
+
+**What it measures.** \`vm create\` of a VM whose image is warm on its node (issue 16), from the
+request to the guest answering TCP, against cold boots of the same image and size in the same
+run. Goal (the issue's): p50 ≤ 0.5 s and ≥ 10× faster than a cold boot.
+
+**How.** \`bench/warm-start.ts\` (\`benchWarmStart()\`) runs \`butter up\` in a network namespace;
+\`bench/warm-client.ts\`, inside it, creates VMs of \`tiny\` (256 MiB) one at a time through the
+SDK, each with a user-data script starting busybox httpd on port 8080, and asks
+\`GET /\` every 20 ms until it answers 200; then deletes the VM. First the cold VMs (the image is
+not warm yet), then \`image warm tiny --memory 256M\`, then the warm ones (each must say
+\`start: warm\`). The steps of a warm start: the API's answer, the agent's \`started warm from
+… in N ms\` (QEMU's launch, the state loaded, \`cont\`), \`running\` (the guest fetched its
+metadata, after a DHCP with its new MAC), TCP.
+`];
+  if (!d) return out.join('\n') + '\n' + notMeasured(f);
+  out.push(`### Results (${r.date.slice(0, 10)})
+
+Warm: p50 **${d.warmP50Ms} ms**, p99 ${d.warmP99Ms} ms (each: ${d.warmMs.join(', ')} ms). Cold: p50 **${d.coldP50Ms} ms** (each: ${d.coldMs.join(', ')} ms). Ratio **${d.ratio}×**.
+Warm steps, p50 after the request: API answer ${d.warmSteps.ackMs} ms, QEMU restore ${d.warmSteps.qemuRestoreMs ?? '?'} ms, \`running\` ${d.warmSteps.runningMs ?? '?'} ms, TCP ${d.warmSteps.tcpMs} ms. Warming the image took ${Math.round(d.warmImageMs / 100) / 10} s.
+
+Status: **${STATUS[f!.status]}**.
+`);
+  return out.join('\n');
+}
+
 function memorySnapshotPauseSection(r: Results): string {
   const { f, d } = data(r, 't');
   const out = [`## (t) memory snapshot pause
@@ -1033,6 +1061,8 @@ ${snapshotPauseSection(r)}
 
 ${memorySnapshotSection(r)}
 
+${warmStartSection(r)}
+
 ${wakeFromZeroSection(r)}
 
 ${memorySnapshotPauseSection(r)}
@@ -1048,6 +1078,7 @@ BENCH_ONLY=n npm run bench        # live events: commit → SSE at an SDK client
 BENCH_ONLY=o npm run bench        # the web panel in headless Chromium (no root needed)
 sudo BENCH_ONLY=p npm run bench   # the disk snapshot pause (QEMU, the tiny image)
 sudo BENCH_ONLY=q npm run bench   # suspend and resume of a 256 MB tiny VM (QEMU, the tiny image)
+sudo BENCH_ONLY=r npm run bench   # warm start: vm create from a warm image → TCP, against cold boots
 sudo BENCH_ONLY=s npm run bench   # wake from zero: connection → first byte of a VM asleep for idleness
 sudo BENCH_ONLY=t npm run bench   # the memory snapshot pause of a 256 MB tiny VM (QEMU, the tiny image)
 BENCH_BOOT_RUNS=5 ...             # more pairs for (a) (default 3)

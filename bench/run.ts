@@ -54,6 +54,7 @@ import { benchSnapshotPause } from './snapshot-pause.ts';
 import { benchMemorySnapshot } from './memory-snapshot.ts';
 import { benchWakeFromZero } from './wake-from-zero.ts';
 import { benchMemorySnapshotPause } from './memory-snapshot-pause.ts';
+import { benchWarmStart } from './warm-start.ts';
 import { readRss } from './rss.ts';
 import { startServerProcess, type ServerProcess } from './server-process.ts';
 import { within } from './stats.ts';
@@ -173,6 +174,7 @@ async function main(): Promise<number> {
 
   if (wanted('p')) figures.push(await figure('p', 300_000, () => benchSnapshotPause(10, (m) => log(`    ${m}`))));
   if (wanted('q')) figures.push(await figure('q', 300_000, () => benchMemorySnapshot(5, (m) => log(`    ${m}`))));
+  if (wanted('r')) figures.push(await figure('r', 600_000, () => benchWarmStart(10, 3, (m) => log(`    ${m}`))));
   if (wanted('s')) figures.push(await figure('s', 420_000, () => benchWakeFromZero(5, (m) => log(`    ${m}`))));
   if (wanted('t')) figures.push(await figure('t', 300_000, () => benchMemorySnapshotPause(5, (m) => log(`    ${m}`))));
 

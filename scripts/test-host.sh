@@ -26,7 +26,7 @@ declare -A weight=(
   [console-bounds]=23 [disk-image]=21 [metrics-vm]=40 [network-isolation]=12 [snapshots]=190 [up-ready]=10 [paths-nft]=9
   [start-script]=7 [qemu-driver]=6 [service-dns]=5 [linux-mesh]=1
   [paths]=175 [paths-agent]=30 [path-verify-agent]=15 [path-verify]=8 [examples]=75
-  [panel-vm]=60 [suspend]=150 [scale-to-zero]=135
+  [panel-vm]=60 [suspend]=150 [scale-to-zero]=135 [warm]=115
 )
 
 mapfile -t files < <(find test/host -name '*.test.ts' | sort)

@@ -41,7 +41,8 @@ ROOT_SIZE=${TINY_ROOT_SIZE:-64M}
 # Modules the guest needs (q35 + virtio-net-pci + virtio-blk-pci + ext4 +
 # ACPI power button). Dependencies are resolved below; crc32c_generic is
 # ext4/jbd2's soft dependency ("crypto-crc32c") for metadata_csum.
-WANT_MODULES=(virtio_pci virtio_net virtio_blk crc32c_generic ext4 button evdev)
+# qemu_fw_cfg: a warm clone reads its identity from fw_cfg (init's warm-wait, README).
+WANT_MODULES=(virtio_pci virtio_net virtio_blk crc32c_generic ext4 button evdev qemu_fw_cfg)
 
 CMDLINE="console=ttyS0 quiet panic=-1"
 

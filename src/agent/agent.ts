@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { plan, type Op } from '../core/reconcile.ts';
 import { SnapshotSync } from './snapshot-sync.ts';
 import { ExportSync } from './export-sync.ts';
+import { WarmSync } from './warm-sync.ts';
 import { AGENT_BACKOFF, backoffDelay } from '../core/backoff.ts';
 import { ControlPlaneLink } from '../core/connection-state.ts';
 import type { Client } from '../sdk/client.ts';
@@ -26,7 +27,7 @@ import { ImageCache } from './image-cache.ts';
 import { createMetadataServer, type MetadataServer } from './metadata/server.ts';
 import type { VmMetadata } from './metadata/types.ts';
 import { vmBySource } from './metadata/lookup.ts';
-import { blobsOf, bridgeName, tapName, vmSpec, vpnDevices, vxlanName } from '../core/vm-spec.ts';
+import { blobsOf, bridgeName, tapName, vmSpec, vpnDevices, vxlanName, warmTemplateSpec } from '../core/vm-spec.ts';
 import { gatewayDevices } from '../core/gateway-ns.ts';
 import { exitReason } from '../core/restart-policy.ts';
 import { AgentMetrics } from './metrics.ts';
@@ -110,6 +111,10 @@ export class Agent {
   private readonly snapshots: SnapshotSync | undefined;
   /** Snapshots flattened and uploaded for an image or a clone on another node (issue 16). */
   private readonly exports: ExportSync;
+  /** Warm images (issue 16), when the driver keeps warm states. */
+  private readonly warm: WarmSync | undefined;
+  /** VMs whose first start was to be warm and was not: why (reported until they are gone). */
+  private readonly coldFallbacks = new Map<string, string>();
   /** Each local network as the last apply left it: its error, or undefined when built. Unset before the first apply. */
   private networkStates: Map<string, string | undefined> | undefined;
   /** One metadata server per local network, on the host's end of its uplink: the address it is reached on tells the network. */
@@ -144,6 +149,17 @@ export class Agent {
     this.state = new AgentState(opts.stateDir, undefined, this.log);
     this.snapshots = opts.driver.snapshots ? new SnapshotSync(opts.driver.snapshots, this.log) : undefined;
     this.exports = new ExportSync(opts.stateDir, opts.node, opts.client, opts.driver.snapshots, this.log);
+    this.warm = opts.driver.warm
+      ? new WarmSync(
+          opts.driver.warm,
+          async (w) => {
+            for (const b of blobsOf(w)) await this.images.ensure(b.sha256, b.format);
+            return warmTemplateSpec(w, (sha) => this.images.path(sha));
+          },
+          () => void this.report().catch((e) => this.log(`report failed: ${describeFailure(e)}`)),
+          this.log,
+        )
+      : undefined;
     // Blobs a hypervisor will open are inspected first; the simulated driver opens none.
     this.images = new ImageCache(opts.stateDir, opts.client, opts.driver.name === 'sim' ? undefined : (opts.exec ?? new SystemExec()));
     // Shipped console output is freed on the node past its cap, by punching a hole (console-trim.ts).
@@ -334,6 +350,8 @@ export class Agent {
       await this.applyMesh(desired, clients);
       this.meshClients = clients;
     }
+    // Templates of warm images boot beside the loop (seconds each); their results go in the reports.
+    this.warm?.run(desired.warm);
     // Snapshots first: a clone started below needs its starting point to exist.
     const snapped = (await this.snapshots?.take(desired.vms).catch((e) => (this.log(`snapshots: ${String(e)}`), false))) ?? false;
     // Exports of snapshots (taken above if just asked for) run beside the loop: queued, not awaited.
@@ -367,6 +385,8 @@ export class Agent {
     await this.applyNetwork(desired, live);
     // After the ops: a restore has let go of what it discarded, a new VM's initial point exists.
     await this.snapshots?.prune(desired.vms).catch((e) => this.log(`snapshots: ${String(e)}`));
+    await this.warm?.prune(desired.warm).catch((e) => this.log(`warm states: ${String(e)}`));
+    for (const id of this.coldFallbacks.keys()) if (!liveIds.has(id)) this.coldFallbacks.delete(id);
     // What is on the host now: what was, but for what this pass destroyed (its starts are all
     // desired VMs, which evictImages counts anyway). No second list(): a QEMU host reads every
     // VM's pidfile and /proc entry for it.
@@ -383,7 +403,8 @@ export class Agent {
   private evictImages(desired: NodeDesired, present: readonly { id: string }[]): void {
     const known = new Set(desired.vms.map((v) => v.id));
     if (present.some((p) => !known.has(p.id))) return;
-    const inUse = new Set(desired.vms.flatMap((v) => blobsOf(v).map((b) => b.sha256)));
+    // A warm state's template is booted from its image: kept like a VM's.
+    const inUse = new Set([...desired.vms, ...(desired.warm ?? [])].flatMap((v) => blobsOf(v).map((b) => b.sha256)));
     try {
       const gone = this.images.evictUnused(inUse, { graceMs: this.opts.imageCache?.unusedGraceMs ?? 3_600_000, minFreePercent: this.opts.imageCache?.minFreePercent ?? 10 });
       for (const sha of gone) this.log(`image ${sha.slice(0, 12)} evicted from the cache: no VM on this node uses it`);
@@ -588,7 +609,32 @@ export class Agent {
 
   private async startVm(vm: DesiredVm): Promise<void> {
     for (const b of blobsOf(vm)) await this.images.ensure(b.sha256, b.format);
-    const r = await this.opts.driver.start(vmSpec(vm, (sha) => this.images.path(sha)));
+    const spec = vmSpec(vm, (sha) => this.images.path(sha));
+    // Warm (issue 16): only the first start of a VM the control plane placed on a warm state.
+    const firstStart = this.state.applied[vm.id] === undefined;
+    if (vm.warm && firstStart) {
+      const warm = this.opts.driver.warm;
+      let why: string | undefined;
+      if (!warm?.has(vm.warm.id)) why = `warm state ${vm.warm.id} is not on this node`;
+      else {
+        try {
+          const r = await warm.start(spec, vm.warm.id);
+          this.metrics?.warmStarted();
+          this.log(`${vm.id}: started warm from ${vm.warm.id} in ${r.ms} ms`);
+        } catch (e) {
+          why = `warm start failed: ${firstLine(e)}`;
+        }
+      }
+      if (why === undefined) {
+        this.state.started(vm.id, vm.restartGen);
+        if (this.opts.driver.name === 'sim') this.state.markReady(vm.id);
+        return;
+      }
+      this.log(`${vm.id}: ${why}; booting it cold`);
+      this.coldFallbacks.set(vm.id, why);
+    }
+    const r = await this.opts.driver.start(spec);
+    if (!r?.resumed) this.metrics?.coldStarted(vm.warm && firstStart ? 'fallback' : firstStart ? 'not_warm' : 'restart');
     this.state.started(vm.id, vm.restartGen);
     // A simulated VM has no guest to fetch metadata: it is up as soon as it "runs". Nor does a
     // guest resumed from a memory snapshot (it goes on where it was): a snapshot of a running
@@ -757,8 +803,10 @@ export class Agent {
       const reason = state === 'error' ? (err ?? netErr) : (netErr ?? suspendFailed ?? this.reasonOf(id, state, d, o));
       const snaps = this.snapshots?.report(d) ?? [];
       const wake = this.wakes.get(id);
-      vms.push({ id, state, ...(reason ? { reason } : {}), ...(o?.pid ? { pid: o.pid } : {}), ...(snaps.length ? { snapshots: snaps } : {}), ...(wake ? { wake } : {}) });
+      const fallback = this.coldFallbacks.get(id);
+      vms.push({ id, state, ...(reason ? { reason } : {}), ...(o?.pid ? { pid: o.pid } : {}), ...(snaps.length ? { snapshots: snaps } : {}), ...(wake ? { wake } : {}), ...(fallback ? { start: { kind: 'cold' as const, reason: fallback } } : {}) });
     }
+    const warm = this.warm?.report(this.desired?.warm) ?? [];
     const body = {
       capacity: this.opts.capacity ?? hostCapacity(this.opts.stateDir),
         accel: this.opts.accel.accel,
@@ -767,6 +815,7 @@ export class Agent {
         vms,
         ...(this.opts.mesh ? { mesh: meshReport(this.opts.mesh) } : {}),
       ...(this.networkStates ? { networks: networkReport(this.networkStates) } : {}),
+      ...(warm.length ? { warm } : {}),
     };
     await this.viaLink(() => this.opts.client.call('nodeReport', { params: { name: this.opts.node }, body }));
   }

@@ -38,6 +38,8 @@ export class AgentMetrics {
   private readonly sampleErrors: Counter;
   private readonly wakeDurations: Histogram<'trigger'>;
   private readonly wakes: Counter<'trigger'>;
+  private readonly warmStarts: Counter;
+  private readonly coldStarts: Counter<'reason'>;
   private sampled: Promise<Sampled> | undefined;
 
   constructor(private readonly source: AgentMetricsSource) {
@@ -60,6 +62,9 @@ export class AgentMetrics {
       registers,
     });
     this.wakes = new Counter({ name: 'butter_vm_wakes_total', help: 'Idle-suspended VMs woken by traffic, by trigger', labelNames: ['trigger'], registers });
+    this.warmStarts = new Counter({ name: 'butter_vm_warm_starts_total', help: "VM starts restored from a warm image's saved state (issue 16)", registers });
+    this.coldStarts = new Counter({ name: 'butter_vm_cold_starts_total', help: 'VM starts that booted the guest, by why not warm: not_warm (a first start with no warm state to use), fallback (a warm start failed or its state was missing), restart (a later start)', labelNames: ['reason'], registers });
+    for (const reason of ['not_warm', 'fallback', 'restart']) this.coldStarts.inc({ reason }, 0);
     const sampledFirst = () => this.sampled ??= this.sample();
     this.sampleErrors = new Counter({
       name: 'butter_agent_vm_stats_errors_total',
@@ -148,6 +153,15 @@ export class AgentMetrics {
   woke(trigger: 'tcp' | 'udp', seconds: number): void {
     this.wakes.inc({ trigger });
     this.wakeDurations.observe({ trigger }, seconds);
+  }
+
+  warmStarted(): void {
+    this.warmStarts.inc();
+  }
+
+  /** `reason`: one of a fixed list (never free text as a label). */
+  coldStarted(reason: 'not_warm' | 'fallback' | 'restart'): void {
+    this.coldStarts.inc({ reason });
   }
 
   /** Every VM that runs, with its counters; one that cannot be read is left out (and counted). */

@@ -3,7 +3,7 @@
  * to it, the SDK derives its typed client from it, and OpenAPI is generated from it.
  */
 import { z } from 'zod';
-import { BlobParams, BlobQuery, Blob, ExportFailure, ExportParams, ExportUploadQuery, Image, ImageCreate, ImageFromVm, ImageImport } from './schemas/image.ts';
+import { BlobParams, BlobQuery, Blob, ExportFailure, ExportParams, ExportUploadQuery, Image, ImageCreate, ImageFromVm, ImageImport, ImageWarm } from './schemas/image.ts';
 import { Empty, ForceQuery, IdempotentHeaders, NameParams, listOf, Name } from './schemas/common.ts';
 import { ConsoleChunk, DesiredQuery, DesiredWatch } from './schemas/desired.ts';
 import { PathVerifyReport, ProbeResults, VerifyQuery } from './schemas/verify.ts';
@@ -134,6 +134,17 @@ export const routes = {
     status: 202,
   },
   createImageFromVm: { method: 'POST', path: '/v1/images/from-vm', access: 'operator', summary: "Make a disk image of a VM's root disk at one of its snapshots (default: one taken now, `image-NAME`). Answers 202 with the image `pending`; the VM's node flattens the snapshot and uploads it; then `ready`, or `failed` with `export.error`", body: ImageFromVm, response: Image, status: 202 },
+  warmImage: {
+    method: 'POST',
+    path: '/v1/images/{name}/warm',
+    access: 'operator',
+    summary:
+      "Warm an image on a node: the node boots a hidden template VM of it (no address on any network), waits until its guest says it is ready (`warm-ready` on its console, 60 s at most), saves its RAM and device state and freezes its disk, then ends it. Answers 202 with the image, its `warm` entry for that node `warming`, later `ready` or `failed` with the reason. New VMs of the image on that node with the same CPUs, memory and one NIC then start from it (`start: 'warm'`). Refused: an image already warm or warming on that node (409), a node that cannot take the template (422 naming `node`)",
+    params: NameParams,
+    body: ImageWarm,
+    response: Image,
+    status: 202,
+  },
   getImage: { method: 'GET', path: '/v1/images/{name}', access: 'viewer', summary: 'Show an image', params: NameParams, response: Image, status: 200 },
   deleteImage: { method: 'DELETE', path: '/v1/images/{name}', access: 'operator', summary: 'Remove an image (refused while a VM uses it)', params: NameParams, response: Nothing, status: 200 },
 

@@ -25,13 +25,22 @@ export interface VmPaths {
   powerState: string;
   /** A suspended VM's saved RAM and device state (QEMU's migration stream, issue 16). */
   memoryState: string;
+  /** A warm clone's (or template's) identity, which QEMU serves as fw_cfg `opt/butter/identity`: a file (0600), never argv, which every local user can read. */
+  identity: string;
 }
 
 export type Accel = 'kvm' | 'tcg';
 
+/** The fw_cfg file a warm clone reads its identity from (`/sys/firmware/qemu_fw_cfg/by_name/opt/butter/identity/raw`). */
+export const WARM_FW_CFG = 'opt/butter/identity';
+
 /** Per-VM file layout under `<stateDir>/vms/<id>/`. String joins only: keeps this module pure. */
 export function vmPaths(stateDir: string, id: string): VmPaths {
-  const dir = `${stateDir.replace(/\/+$/, '')}/vms/${id}`;
+  return pathsIn(`${stateDir.replace(/\/+$/, '')}/vms/${id}`);
+}
+
+/** The same layout in any directory (a warm image's template runs in `<stateDir>/warm/<id>/`). */
+export function pathsIn(dir: string): VmPaths {
   return {
     dir,
     disk: `${dir}/disk.qcow2`,
@@ -42,6 +51,7 @@ export function vmPaths(stateDir: string, id: string): VmPaths {
     runLog: `${dir}/qemu.log`,
     powerState: `${dir}/power-state`,
     memoryState: `${dir}/memory.state`,
+    identity: `${dir}/identity`,
   };
 }
 
@@ -120,6 +130,11 @@ export function qemuArgs(spec: VmSpec, paths: VmPaths, accel: Accel, incoming = 
     );
   });
   args.push('-smbios', `type=1,serial=${e(spec.smbiosSerial)}`);
+  if (spec.identity !== undefined) {
+    // fw_cfg contents are not part of a migration stream: a restored clone reads its own.
+    // From a file the driver writes (0600): its seed is the guest's entropy, and argv is public on the host.
+    args.push('-fw_cfg', `name=${WARM_FW_CFG},file=${e(paths.identity)}`, '-device', 'vmgenid,guid=auto');
+  }
   if (incoming) args.push('-S', '-incoming', 'defer');
   return args;
 }

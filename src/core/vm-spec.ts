@@ -2,7 +2,8 @@
  * What a hypervisor driver is asked to run (pure data, rendered by `qemu-args.ts`), and the
  * mapping from a VM's desired state to it.
  */
-import type { DesiredVm } from '../api/schemas/desired.ts';
+import type { DesiredVm, DesiredWarm } from '../api/schemas/desired.ts';
+import { TEMPLATE_IDENTITY, TEMPLATE_MAC, templateCmdline } from './warm.ts';
 import type { DiskFormat } from './image-check.ts';
 
 /** How the guest boots: a firmware-booted disk, or a kernel + initrd (direct boot). */
@@ -35,6 +36,15 @@ export interface VmSpec {
    * `memory` (a memory snapshot), the guest is launched from the RAM state saved with it.
    */
   restore?: { snapshot: string; gen: number; memory?: boolean };
+  /**
+   * Warm images (issue 16): the identity a warm clone reads from fw_cfg (`opt/butter/identity`,
+   * `core/warm.ts`), also given, zeroed, to the template it is restored from. With it the VM
+   * also gets a VM generation id (`-device vmgenid,guid=auto`), which the guest kernel
+   * reseeds its RNG on when it changes (every restore).
+   */
+  identity?: string;
+  /** A warm clone's first disk stands on this warm state's frozen layer, not on the image (the driver sets it). */
+  warmBase?: string;
 }
 
 export const SMBIOS_SERIAL = 'ds=nocloud-net;s=http://169.254.169.254/';
@@ -107,11 +117,22 @@ export function vmSpec(vm: DesiredVm, file: (sha256: string) => string): VmSpec 
   };
 }
 
+/** A warm image's template (issue 16): the image booted with one NIC on a tap of QEMU's own, on no bridge. */
+export function warmTemplateSpec(w: DesiredWarm, file: (sha256: string) => string): VmSpec {
+  const spec = vmSpec(
+    { id: w.id, name: `warm-${w.image.name}`, cpus: w.cpus, memoryBytes: w.memoryBytes, diskBytes: 0, image: w.image, nics: [{ network: 'none', ip: '', mac: TEMPLATE_MAC }] } as DesiredVm,
+    file,
+  );
+  const boot = spec.boot.kind === 'kernel' ? { ...spec.boot, cmdline: templateCmdline(spec.boot.cmdline) } : spec.boot;
+  // `bw` + the id: QEMU makes the tap (down, on no bridge) and it goes with QEMU.
+  return { ...spec, dataDisks: [], boot, nics: [{ tap: `bw${w.id}`.slice(0, 15), mac: TEMPLATE_MAC }], identity: TEMPLATE_IDENTITY };
+}
+
 /**
  * Blobs a VM needs on this host; disks with the format they are opened as (and inspected in),
  * the same `vmSpec` hands QEMU. A kernel and an initrd are files QEMU reads, never disks.
  */
-export function blobsOf(vm: DesiredVm): { sha256: string; format?: DiskFormat }[] {
+export function blobsOf(vm: Pick<DesiredVm, 'image'> & Partial<Pick<DesiredVm, 'baseBlob'>>): { sha256: string; format?: DiskFormat }[] {
   const i = vm.image;
   return [
     ...(i.disk !== undefined ? [{ sha256: i.disk, format: i.format ?? 'raw' }] : []),

@@ -21,6 +21,7 @@ import type { ServerTls } from './tls.ts';
 import { buildHttp, type ServerErrorLog } from './http.ts';
 import { IdempotencyKeys } from './idempotency.ts';
 import { Images } from './images.ts';
+import { WarmImages } from './warm.ts';
 import { ImageImports, type ImageImportOptions } from './image-import.ts';
 import { Networks } from './networks.ts';
 import { Readiness } from './readiness.ts';
@@ -117,7 +118,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   const apiPorts: number[] = [];
   const paths = new Paths(store, () => apiPorts);
   const snapshots = new Snapshots(store, vms);
-  const services: Services = { store, blobs, images, imports: new ImageImports(store, images, blobs, opts.imageImports), nodes, networks: new Networks(store), vpn: new VpnPeers(store), vms, snapshots, exports: new Exports(store, images, blobs, snapshots), services: serviceManager, paths, graphs: new Graphs(store, () => paths.list(), new SvgRenderer(exec, opts.graphviz)), verifier: new PathVerifier(store, store.changes), consoles, tokens: new Tokens(store), sessions: new Sessions(store), signIns: new SignInLimiter(), joinTokens: new JoinTokens(store, nodes), idempotency: new IdempotencyKeys(store), readiness: new Readiness(store, nodes, images), caHash: opts.https?.caHash ?? null, tls: () => null, metrics, events: new EventStreams(store, { ...opts.eventStream, ...(opts.log?.warn ? { log: opts.log as { warn(obj: object, msg: string): void } } : {}) }) };
+  const services: Services = { store, blobs, images, imports: new ImageImports(store, images, blobs, opts.imageImports), warm: new WarmImages(store, nodes, images), nodes, networks: new Networks(store), vpn: new VpnPeers(store), vms, snapshots, exports: new Exports(store, images, blobs, snapshots), services: serviceManager, paths, graphs: new Graphs(store, () => paths.list(), new SvgRenderer(exec, opts.graphviz)), verifier: new PathVerifier(store, store.changes), consoles, tokens: new Tokens(store), sessions: new Sessions(store), signIns: new SignInLimiter(), joinTokens: new JoinTokens(store, nodes), idempotency: new IdempotencyKeys(store), readiness: new Readiness(store, nodes, images), caHash: opts.https?.caHash ?? null, tls: () => null, metrics, events: new EventStreams(store, { ...opts.eventStream, ...(opts.log?.warn ? { log: opts.log as { warn(obj: object, msg: string): void } } : {}) }) };
 
   const adminTokenPath = join(opts.dataDir, 'admin.token');
   let adminToken: string | undefined;

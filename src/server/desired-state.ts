@@ -13,6 +13,7 @@ import { desiredPaths } from './paths.ts';
 import { publishedState } from './published.ts';
 import { nodeSnapshots, type NodeSnapshot } from './snapshots.ts';
 import { nodeExports } from './exports.ts';
+import { nodeWarm } from './warm.ts';
 
 /** A VM's snapshot fields of the agent contract (issue 16); none for a VM without snapshots. */
 function snapshotFields(store: Store, vm: VmRow, snaps: readonly NodeSnapshot[]) {
@@ -85,6 +86,17 @@ export function renderDesired(store: Store, me: NodeRow): NodeDesired {
   const vms = (store.db.prepare(`SELECT * FROM vms WHERE node = ? ORDER BY name`).all(name) as VmRow[]).filter((vm) => !waitingForBase(store, vm));
   const exports = nodeExports(store.db, name);
   const images = new Map<string, ImageRow>();
+  const imageOf = (img: ImageRow) => ({
+    name: img.name,
+    kind: img.kind,
+    format: img.format,
+    ...(img.disk ? { disk: img.disk } : {}),
+    ...(img.kernel ? { kernel: img.kernel } : {}),
+    ...(img.initrd ? { initrd: img.initrd } : {}),
+    ...(img.root_disk ? { rootDisk: img.root_disk } : {}),
+    rootFormat: img.root_format,
+    cmdline: img.cmdline,
+  });
   const networks = new Map<string, NetworkRow>();
   const more = new Map<string, NicRow[]>();
   for (const n of store.db.prepare(`SELECT x.* FROM vm_nics x JOIN vms v ON v.id = x.vm_id WHERE v.node = ? ORDER BY x.vm_id, x.idx`).all(name) as NicRow[]) {
@@ -114,17 +126,7 @@ export function renderDesired(store: Store, me: NodeRow): NodeDesired {
         diskBytes: vm.disk_bytes,
         disks: dataDisksOf(vm),
         power: vm.power,
-        image: {
-          name: img.name,
-          kind: img.kind,
-          format: img.format,
-          ...(img.disk ? { disk: img.disk } : {}),
-          ...(img.kernel ? { kernel: img.kernel } : {}),
-          ...(img.initrd ? { initrd: img.initrd } : {}),
-          ...(img.root_disk ? { rootDisk: img.root_disk } : {}),
-          rootFormat: img.root_format,
-          cmdline: img.cmdline,
-        },
+        image: imageOf(img),
         nics: nicsOf(vm),
         userData: vm.user_data,
         sshKeys: JSON.parse(vm.ssh_keys) as string[],
@@ -134,6 +136,8 @@ export function renderDesired(store: Store, me: NodeRow): NodeDesired {
         ...(vm.idle_stop ? { idleStop: vm.idle_stop } : {}),
         ...(vm.wake_gen ? { wakeGen: vm.wake_gen } : {}),
         ...snapshotFields(store, vm, snapshots.get(vm.id) ?? []),
+        // Only its first start is warm: a restart boots (and its disk stands on the frozen layer anyway).
+        ...(vm.warm_id && vm.start === 'warm' && vm.restart_gen === 0 ? { warm: { id: vm.warm_id } } : {}),
       };
     }),
     networks: [...networks.values()].map((n) => ({
@@ -150,5 +154,7 @@ export function renderDesired(store: Store, me: NodeRow): NodeDesired {
     mesh: desiredMesh(store, me, underlay),
     ...(published.length ? { published } : {}),
     ...(exports.length ? { exports } : {}),
+    // Always said (an empty list too): the node deletes the warm states it is not told to keep.
+    warm: nodeWarm(store.db, name, (image) => imageOf(store.db.prepare(`SELECT * FROM images WHERE name = ?`).get(image) as ImageRow)),
   };
 }

@@ -83,6 +83,7 @@ export function exportImage(r: ExportRow): Image {
     files: {},
     rootFormat: null,
     cmdline: null,
+    warm: [],
     vmCount: 0,
     createdAt: r.created_at,
     export: { vm: r.vm_name, snapshot: r.snapshot_name, node: r.node, error: r.reason },

@@ -4,7 +4,7 @@ import type { FastifyReply } from 'fastify';
 import { ApiError } from '../api/errors.ts';
 import { servedOpenApiDocument } from '../api/openapi.ts';
 import { API_VERSION } from '../api/routes.ts';
-import type { ImageCreate, ImageFromVm, ImageImport } from '../api/schemas/image.ts';
+import type { ImageCreate, ImageFromVm, ImageImport, ImageWarm } from '../api/schemas/image.ts';
 import type { NetworkCreate } from '../api/schemas/network.ts';
 import type { NodeReport, NodeUpdate } from '../api/schemas/node.ts';
 import type { VmCreate } from '../api/schemas/vm.ts';
@@ -18,6 +18,7 @@ import type { Handlers } from './http.ts';
 import type { IdempotencyKeys } from './idempotency.ts';
 import type { Images } from './images.ts';
 import type { ImageImports } from './image-import.ts';
+import type { WarmImages } from './warm.ts';
 import type { Networks } from './networks.ts';
 import type { Nodes } from './nodes.ts';
 import type { Readiness } from './readiness.ts';
@@ -50,6 +51,7 @@ export interface Services {
   images: Images;
   /** Images imported by URL (image-import.ts). */
   imports: ImageImports;
+  warm: WarmImages;
   nodes: Nodes;
   networks: Networks;
   vpn: VpnPeers;
@@ -196,6 +198,7 @@ export function makeHandlers(s: Services): Handlers {
     listImages: () => ({ items: s.images.list(), revision: s.store.revision() }),
     createImage: ({ who, body, once }) => s.images.create(actorOf(who), body as ImageCreate, once),
     importImage: ({ who, body, once }) => s.imports.start(actorOf(who), body as ImageImport, once),
+    warmImage: ({ who, params, body }) => s.warm.warm(actorOf(who), params.name!, body as ImageWarm),
     getImage: ({ params }) => s.images.get(params.name!),
     deleteImage: ({ who, params }) => {
       s.images.remove(actorOf(who), params.name!);

@@ -159,7 +159,7 @@ export function shownUrl(url: URL): string {
 }
 
 function importingView(name: string, i: Importing): Image {
-  return { name, kind: 'disk', status: 'importing', sha256: null, sizeBytes: 0, format: null, files: {}, rootFormat: null, cmdline: null, vmCount: 0, createdAt: i.since, import: { url: i.url, bytesDone: i.bytesDone, bytesTotal: i.bytesTotal, error: i.error } };
+  return { name, kind: 'disk', status: 'importing', sha256: null, sizeBytes: 0, format: null, files: {}, rootFormat: null, cmdline: null, vmCount: 0, warm: [], createdAt: i.since, import: { url: i.url, bytesDone: i.bytesDone, bytesTotal: i.bytesTotal, error: i.error } };
 }
 
 function causeOf(e: unknown): string {

@@ -13,6 +13,7 @@ import type { Store } from './store/store.ts';
 import { idempotent, type Once } from './idempotency.ts';
 import { cloneBaseBlob, exportImage, type ExportRow } from './exports.ts';
 import type { Tx } from './store/store.ts';
+import { warmStatesOf } from './warm.ts';
 
 /** An image being made where the control plane runs (by `butter up`), before its blobs exist. */
 interface Building {
@@ -201,6 +202,9 @@ export class Images {
       const users = tx.db.prepare(`SELECT name FROM vms WHERE image = ? ORDER BY name`).all(name) as { name: string }[];
       if (users.length) throw new ApiError('conflict', `image ${name} is used by VM ${users.map((u) => u.name).join(', ')}`, 'name');
       tx.db.prepare(`DELETE FROM images WHERE name = ?`).run(name);
+      // Its warm states go with it: their nodes delete the files (no VM stands on them: none uses the image).
+      for (const w of tx.db.prepare(`SELECT DISTINCT node FROM image_warm WHERE image = ?`).all(name) as { node: string }[]) tx.touchNode(w.node);
+      tx.db.prepare(`DELETE FROM image_warm WHERE image = ?`).run(name);
       tx.event('delete', 'image', name, `image ${name} removed`);
       // Blobs no image references any more go too: the store is content-addressed.
       const shas = [row.disk, row.kernel, row.initrd, row.root_disk].filter((s): s is string => s !== null);
@@ -247,12 +251,12 @@ export class Images {
       if (b) sizes.set(s, b.size_bytes);
     }
     const count = (this.store.db.prepare(`SELECT COUNT(*) AS n FROM vms WHERE image = ?`).get(r.name) as { n: number }).n;
-    return imageFromRow(r, sizes, count);
+    return { ...imageFromRow(r, sizes, count), warm: warmStatesOf(this.store.db, r.name) };
   }
 }
 
 function buildingImage(name: string, b: Building): Image {
-  return { name, kind: b.kind, status: 'building', sha256: null, sizeBytes: 0, format: null, files: {}, rootFormat: null, cmdline: null, vmCount: 0, createdAt: b.since };
+  return { name, kind: b.kind, status: 'building', sha256: null, sizeBytes: 0, format: null, files: {}, rootFormat: null, cmdline: null, vmCount: 0, warm: [], createdAt: b.since };
 }
 
 function importingImage(name: string, i: Importing): Image {
@@ -267,6 +271,7 @@ function importingImage(name: string, i: Importing): Image {
     rootFormat: null,
     cmdline: null,
     vmCount: 0,
+    warm: [],
     createdAt: i.since,
     import: { url: i.url, bytesDone: i.bytesDone, bytesTotal: i.bytesTotal, error: i.error },
   };

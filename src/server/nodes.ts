@@ -16,6 +16,7 @@ import { meshEnd, sameMeshEnd, setMeshEnd, touchMesh, touchNetworkHosts, touchSe
 import { renderDesired } from './desired-state.ts';
 import { applySnapshotChanges, snapshotReportChanges } from './snapshots.ts';
 import { failNodeExports } from './exports.ts';
+import { applyWarmChanges, startReportChanges, warmReportChanges } from './warm.ts';
 import { forgetVm } from './forget-vm.ts';
 import { ownNetworks, recordNetworkStatus, sameNetworkStatus } from './network-status.ts';
 
@@ -255,12 +256,14 @@ export class Nodes {
     const vms = this.store.db.prepare(`SELECT * FROM vms WHERE node = ?`).all(name) as VmRow[];
     const changes = reportChanges(vms, rep);
     const snapChanges = snapshotReportChanges(this.store.db, name, rep.vms);
+    const warmChanges = warmReportChanges(this.store.db, name, rep.warm);
+    const startChanges = startReportChanges(vms, rep.vms);
     const sameSize = before.cpus === rep.capacity.cpus && before.memory_bytes === rep.capacity.memoryBytes && before.disk_bytes === rep.capacity.diskBytes;
     const sameNode = before.state === 'ready' && sameSize && before.accel === rep.accel && before.accel_reason === (rep.accelReason ?? null) && before.driver === rep.driver;
     // No word on networks (an agent that builds none, or an older one): what was said stands.
     const networks = rep.networks && ownNetworks(this.store.db, name, rep.networks);
     const sameNetworks = networks === undefined || sameNetworkStatus(this.store.db, name, networks);
-    if (sameNode && sameMesh && changes.length === 0 && snapChanges.length === 0 && sameNetworks) {
+    if (sameNode && sameMesh && changes.length === 0 && snapChanges.length === 0 && warmChanges.length === 0 && startChanges.length === 0 && sameNetworks) {
       this.liveness.saw(name, this.store.now());
       return [];
     }
@@ -275,6 +278,11 @@ export class Nodes {
       if (!sameNetworks) recordNetworkStatus(tx, name, networks!);
       // Before the VM changes: a VM deleted by this report takes its snapshots with it.
       applySnapshotChanges(tx, snapChanges);
+      applyWarmChanges(tx, warmChanges);
+      for (const c of startChanges) {
+        tx.db.prepare(`UPDATE vms SET start = ?, start_reason = ? WHERE id = ?`).run(c.start, c.reason, c.vm.id);
+        if (c.start === 'cold') tx.event('cold-start', 'vm', c.vm.name, `vm ${c.vm.name} booted cold: ${c.reason ?? 'no reason given'}`);
+      }
       for (const c of changes) {
         if (c.delete) {
           const nets = networksOf(tx.db, c.vm.id);

@@ -21,6 +21,8 @@ import { idempotent, type Once } from './idempotency.ts';
 import { forgetVm } from './forget-vm.ts';
 import type { SchedulerObserver } from './metrics.ts';
 import { clonesOf, insertInitialSnapshot, loseSnapshots } from './snapshots.ts';
+import { startPlan } from '../core/warm.ts';
+import { warmEntries } from './warm.ts';
 
 export const MIN_MEMORY = 64 * MiB;
 
@@ -114,7 +116,15 @@ export class Vms {
     }
     if (req.node) this.nodes.row(req.node);
     this.knownPlace(req);
-    const request: PlacementRequest = { cpus, memoryBytes, diskBytes: diskBytes + dataDiskBytes, node: req.node, group: req.group, zone: req.zone, labels: req.labels, policy: req.policy ?? this.nodes.groupRatios().get(req.group ?? 'default')?.policy, spreadKey: req.spreadKey, force: req.force };
+    const request: PlacementRequest & { prefer?: string[] } = { cpus, memoryBytes, diskBytes: diskBytes + dataDiskBytes, node: req.node, group: req.group, zone: req.zone, labels: req.labels, policy: req.policy ?? this.nodes.groupRatios().get(req.group ?? 'default')?.policy, spreadKey: req.spreadKey, force: req.force };
+    const nicCount = (req.networks ?? [null]).length;
+    // Warm images (issue 16): without a named node or a spread key, a node with a ready warm
+    // state of this size is tried first (the other constraints still hold there).
+    const warm = warmEntries(this.store.db, image.name);
+    if (!req.node && !req.spreadKey && !clone) {
+      const prefer = warm.filter((w) => startPlan([w], { node: w.node, cpus, memoryBytes, nics: nicCount, dataDisks: dataDisks.length, clone: false }).start === 'warm').map((w) => w.node);
+      if (prefer.length) request.prefer = prefer;
+    }
 
     return (outer) => this.placeIn(outer, request, (tx, placement) => {
       if (tx.db.prepare(`SELECT 1 FROM vms WHERE name = ?`).get(req.name)) throw new ApiError('conflict', `vm ${req.name} already exists`, 'name');
@@ -181,6 +191,11 @@ export class Vms {
       if (clone && 'snapshot' in clone) tx.db.prepare(`UPDATE vms SET clone_snapshot = ? WHERE id = ?`).run(clone.snapshot, row.id);
       // A clone on another node than its snapshot's: its first disk waits for the snapshot's copy (exports.ts).
       if (clone && 'export' in clone) tx.db.prepare(`UPDATE vms SET clone_export = ? WHERE id = ?`).run(clone.export, row.id);
+      const start = startPlan(warm, { node: placement.node, cpus, memoryBytes, nics: nics.length, dataDisks: dataDisks.length, clone: clone !== undefined });
+      row.start = start.start;
+      row.start_reason = start.start === 'cold' ? start.reason : null;
+      row.warm_id = start.start === 'warm' ? start.warm : null;
+      tx.db.prepare(`UPDATE vms SET start = ?, start_reason = ?, warm_id = ? WHERE id = ?`).run(row.start, row.start_reason, row.warm_id, row.id);
       const more = nics.slice(1).map((n, i): NicRow => insertNic(tx, { vm_id: row.id, idx: i + 1, network: n.net.name, ip: n.ip, mac: randomMac(SECONDARY_MAC_PREFIX) }));
       for (const n of nics) touchNetworkHosts(tx, n.net.name);
       const data = dataDisks.length ? `, data disks ${dataDisks.map(humanSize).join(', ')}` : '';
@@ -218,11 +233,20 @@ export class Vms {
    * only if the chosen node is as the snapshot saw it (`alloc_rev`) and still fits; a stale plan
    * is rejected and planned again on a rebuilt view.
    */
-  private placeIn<T>(tx: Tx, request: PlacementRequest & { exclude?: string }, commit: (tx: Tx, p: { node: string; warnings: string[] }) => T, attempts = 5): T {
+  private placeIn<T>(tx: Tx, request: PlacementRequest & { exclude?: string; prefer?: string[] }, commit: (tx: Tx, p: { node: string; warnings: string[] }) => T, attempts = 5): T {
     for (let i = 0; ; i++) {
       // `exclude`: the node being drained or evacuated, whatever its state.
       const view = this.nodes.snapshot();
-      const placement = view.schedule(request, request.exclude);
+      let placement = view.schedule(request, request.exclude);
+      // A preferred node (a warm image's) that fits wins over the policy's pick.
+      for (const node of request.prefer ?? []) {
+        if (!placement.ok || placement.node === node) break;
+        const there = view.schedule({ ...request, node }, request.exclude);
+        if (there.ok) {
+          placement = there;
+          break;
+        }
+      }
       if (!placement.ok) {
         this.scheduler.refused(placement.kinds);
         const field = request.node ? 'node' : request.zone ? 'zone' : request.group ? 'group' : request.labels ? 'labels' : undefined;

@@ -49,6 +49,33 @@ export interface VmDriver {
   readonly snapshots?: SnapshotDisks;
   /** Memory snapshots: suspend and resume (issue 16). */
   readonly memory?: MemoryStates;
+  /** Warm images (issue 16): templates' saved states, and VMs started from them. */
+  readonly warm?: WarmStates;
+}
+
+/**
+ * Warm states, each in its own directory on the node (`<stateDir>/warm/<id>/`): a template's
+ * frozen disk layer and its saved RAM and device state. Never listed as VMs.
+ */
+export interface WarmStates {
+  /** Whether a complete warm state `id` is here. */
+  has(id: string): boolean;
+  /** The complete ones here. */
+  list(): string[];
+  /**
+   * Boots `template` (a spec from `warmTemplateSpec`), waits until its guest says it is ready
+   * (`WARM_READY_LINE` on its console, within `WARM_READY_TIMEOUT_MS`), saves its state,
+   * freezes its disk and ends it. Nothing is left of one that failed; the error says why.
+   */
+  make(template: VmSpec): Promise<{ ms: number; sizeBytes: number }>;
+  /**
+   * Starts a new VM from warm state `id` (its first disk an overlay on the frozen layer,
+   * its RAM the template's, its identity in fw_cfg); `ms`: from the launch to running.
+   * Throws, leaving nothing, when it cannot (then the agent boots it cold).
+   */
+  start(spec: VmSpec, id: string): Promise<{ ms: number }>;
+  /** Deletes one; refused (throws) while a VM's disk on this host stands on it. */
+  remove(id: string): Promise<void>;
 }
 
 /** A VM's RAM and device state saved in its directory (one per VM), and brought back. */

@@ -31,8 +31,10 @@ import { writeFileAtomic } from '../../lib/atomic-file.ts';
 import { createConnection } from 'node:net';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { dataDiskPath, qemuArgs, vmPaths, processMarker, type Accel, type VmPaths } from '../../core/qemu-args.ts';
-import type { MemoryStates, ObservedVm, VmDriver, VmSpec } from './driver.ts';
+import { dataDiskPath, pathsIn, qemuArgs, vmPaths, processMarker, type Accel, type VmPaths } from '../../core/qemu-args.ts';
+import type { MemoryStates, ObservedVm, VmDriver, VmSpec, WarmStates } from './driver.ts';
+import { randomBytes } from 'node:crypto';
+import { WARM_READY_LINE, WARM_READY_TIMEOUT_MS, warmIdentity } from '../../core/warm.ts';
 import type { Exec } from './exec.ts';
 import { QmpClient, waitMigration, withTimeout } from './qmp.ts';
 import { QemuVmStats } from './qemu-stats.ts';
@@ -77,6 +79,13 @@ export class QemuDriver implements VmDriver {
     discard: async (id) => rmSync(this.paths(id).memoryState, { force: true }),
     launchFrom: (spec, from) => this.launchFromMemory(spec, memorySnapshotPath(this.paths(from.vm), from.snapshot)),
   };
+  readonly warm: WarmStates = {
+    has: (id) => existsSync(this.warmFile(id, 'template.json')),
+    list: () => this.warmIds(),
+    make: (template) => this.makeWarm(template),
+    start: (spec, id) => this.startWarm(spec, id),
+    remove: async (id) => this.removeWarm(id),
+  };
 
   constructor(private readonly opts: QemuDriverOptions) {
     // Absolute: the daemonized QEMU chdir()s to `/`, and qcow2 backing paths must not be relative.
@@ -118,6 +127,8 @@ export class QemuDriver implements VmDriver {
       this.log(`${spec.id}: resumed from memory snapshot ${spec.restore.snapshot} in ${ms} ms`);
       return { resumed: true };
     }
+    // ...and the guest boots its own kernel: no warm template's command line or identity any more.
+    rmSync(this.warmArgsFile(spec.id), { force: true });
     await this.launch(spec, false);
     return {};
   }
@@ -152,6 +163,198 @@ export class QemuDriver implements VmDriver {
     } finally {
       client.close();
     }
+  }
+
+  // ------------------------------------------------------------------ warm images (issue 16)
+
+  private warmDir(id: string): string {
+    if (!ID_RE.test(id)) throw new Error(`invalid warm state id: ${JSON.stringify(id)}`);
+    return `${this.stateDir}/warm/${id}`;
+  }
+
+  private warmFile(id: string, name: 'template.json' | 'disk.qcow2' | 'memory.state'): string {
+    return `${this.warmDir(id)}/${name}`;
+  }
+
+  private warmIds(): string[] {
+    try {
+      return readdirSync(`${this.stateDir}/warm`).filter((id) => ID_RE.test(id) && existsSync(this.warmFile(id, 'template.json'))).sort();
+    } catch {
+      return [];
+    }
+  }
+
+  /** Where a warm clone keeps the template's command line and its identity: a resume of it must launch the same argv. */
+  private warmArgsFile(id: string): string {
+    return `${this.paths(id).dir}/warm-args.json`;
+  }
+
+  /**
+   * The template runs in the warm state's own directory (never under `vms/`, so it is no VM
+   * the agent lists). Its one NIC is a tap QEMU makes itself (down, on no bridge, gone with
+   * QEMU): the guest reaches nothing and holds no address. Its disk is an overlay on the
+   * image, frozen (0400, a read-only base) once the state is saved; `template.json`, written
+   * last, says the state is whole.
+   */
+  private async makeWarm(t: VmSpec): Promise<{ ms: number; sizeBytes: number }> {
+    const dir = this.warmDir(t.id);
+    if (this.warm.has(t.id)) return { ms: 0, sizeBytes: statSize(this.warmFile(t.id, 'memory.state')) };
+    const p = pathsIn(dir);
+    for (const sock of [p.qmpSock, p.consoleSock]) {
+      if (Buffer.byteLength(sock) > MAX_SOCKET_PATH) throw new Error(`socket path too long for a unix socket: ${sock}`);
+    }
+    const rev = new Reverter();
+    const t0 = Date.now();
+    try {
+      rmSync(dir, { recursive: true, force: true }); // a half-made one from an agent that died
+      rev.add(() => rmSync(dir, { recursive: true, force: true }));
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      for (const d of [`${this.stateDir}/warm`, dir]) chmodSync(d, 0o700);
+      const disk = this.warmFile(t.id, 'disk.qcow2');
+      const base = this.baseOf(t);
+      if (base) {
+        const size = await this.virtualSize(base.file, base.format);
+        await this.opts.exec.run('qemu-img', ['create', '-f', 'qcow2', '-F', base.format, '-b', base.file, disk, String(size)]);
+      } else {
+        await this.opts.exec.run('qemu-img', ['create', '-f', 'qcow2', disk, String(1024 ** 3)]);
+      }
+      chmodSync(disk, 0o600);
+      closeSync(openSync(p.consoleLog, 'w', 0o600));
+      closeSync(openSync(p.runLog, 'w', 0o600));
+      if (t.identity !== undefined) writeFileAtomic(p.identity, t.identity, 0o600);
+      rev.add(() => this.killPaths(p));
+      await this.opts.exec.run(this.qemu, qemuArgs(t, { ...p, disk }, this.opts.accel), { timeoutMs: 60_000 });
+      for (const f of [p.qmpSock, p.consoleSock, p.pidFile]) if (existsSync(f)) chmodSync(f, 0o600);
+      // The guest says when it is ready to be saved; one that does not know how never does.
+      const deadline = Date.now() + WARM_READY_TIMEOUT_MS;
+      for (;;) {
+        if (WARM_READY_LINE.test(readFileSync(p.consoleLog, 'utf8'))) break;
+        if (this.pidIn(p) === undefined) throw new Error(`the template's qemu exited before its guest signalled warm-ready; see ${p.runLog}`);
+        if (Date.now() >= deadline) throw new Error(`guest never signalled warm-ready within ${WARM_READY_TIMEOUT_MS / 1000} s`);
+        await sleep(POLL_MS);
+      }
+      const tmp = `${this.warmFile(t.id, 'memory.state')}.tmp`;
+      closeSync(openSync(tmp, 'w', 0o600));
+      const client = await QmpClient.connect(p.qmpSock, 2000);
+      try {
+        await withTimeout(client.execute('migrate', { uri: `exec:cat > ${shellQuote(tmp)}` }), 5000);
+        const status = await waitMigration(client, 'completed', SUSPEND_TIMEOUT_MS);
+        if (status !== 'completed') throw new Error(`saving the template's state ${status === undefined ? `took over ${SUSPEND_TIMEOUT_MS} ms` : `ended ${status}`}; see ${p.runLog}`);
+        await withTimeout(client.execute('quit'), 1000).catch(() => undefined);
+      } finally {
+        client.close();
+      }
+      const fd = openSync(tmp, 'r');
+      let sizeBytes: number;
+      try {
+        fsyncSync(fd);
+        sizeBytes = fstatSync(fd).size;
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, this.warmFile(t.id, 'memory.state'));
+      await this.waitPidGone(p, 5000);
+      this.killPaths(p);
+      for (const f of [p.pidFile, p.qmpSock, p.consoleSock]) rmSync(f, { force: true });
+      chmodSync(disk, 0o400); // the frozen layer: clones' overlays stand on it, nothing writes it
+      const nics = t.nics.length;
+      const diskBytes = await this.virtualSize(disk, 'qcow2');
+      writeFileAtomic(this.warmFile(t.id, 'template.json'), `${JSON.stringify({ cmdline: t.boot.kind === 'kernel' ? t.boot.cmdline : null, cpus: t.cpus, memoryMiB: t.memoryMiB, nics, diskBytes, identity: t.identity })}\n`, 0o600);
+      rev.done();
+      const ms = Date.now() - t0;
+      this.log(`warm state ${t.id} saved in ${ms} ms (${sizeBytes} bytes)`);
+      return { ms, sizeBytes };
+    } catch (e) {
+      await rev.revert();
+      throw e;
+    }
+  }
+
+  /**
+   * A new VM from a warm state: the same argv as the template's (devices, command line, a
+   * zero-length difference in the identity's bytes) but its own disk (an overlay on the frozen
+   * layer), taps, MAC and identity, `-incoming` from the saved state, then `cont`.
+   */
+  private async startWarm(spec: VmSpec, id: string): Promise<{ ms: number }> {
+    const t = JSON.parse(readFileSync(this.warmFile(id, 'template.json'), 'utf8')) as { cmdline: string | null; cpus: number; memoryMiB: number; nics: number };
+    if (t.cpus !== spec.cpus || t.memoryMiB !== spec.memoryMiB || t.nics !== spec.nics.length) {
+      throw new Error(`warm state ${id} is ${t.cpus} cpu, ${t.memoryMiB} MiB, ${t.nics} NIC: not this VM's size`);
+    }
+    const p = this.paths(spec.id);
+    if (existsSync(p.disk)) throw new Error(`vm ${spec.id} has a disk already: only a first start is warm`);
+    const identity = warmIdentity(randomBytes(8).toString('hex'), spec.nics[0]!.mac, randomBytes(32).toString('hex'));
+    const boot = spec.boot.kind === 'kernel' && t.cmdline !== null ? { ...spec.boot, cmdline: t.cmdline } : spec.boot;
+    const warmSpec: VmSpec = { ...spec, boot, identity, warmBase: id };
+    let ms = 0;
+    const state = this.warmFile(id, 'memory.state');
+    await this.launch(warmSpec, true, async (t0) => {
+      writeFileAtomic(this.warmArgsFile(spec.id), `${JSON.stringify({ cmdline: t.cmdline, identity })}\n`, 0o600);
+      const client = await QmpClient.connect(p.qmpSock, 2000);
+      try {
+        await withTimeout(client.execute('migrate-incoming', { uri: `exec:cat ${shellQuote(state)}` }), 5000);
+        const status = await waitMigration(client, 'completed', SUSPEND_TIMEOUT_MS);
+        if (status !== 'completed') throw new Error(`loading warm state ${id} ${status === undefined ? `took over ${SUSPEND_TIMEOUT_MS} ms` : `ended ${status}`}; see ${p.runLog}`);
+        await withTimeout(client.execute('cont'), 5000);
+        ms = Date.now() - t0;
+      } finally {
+        client.close();
+      }
+    });
+    this.log(`${spec.id}: started warm from ${id} in ${ms} ms`);
+    return { ms };
+  }
+
+  /** The frozen layer's virtual size, as recorded when it was made (undefined for a state from before that). */
+  private warmDiskBytes(id: string): number | undefined {
+    try {
+      const n = (JSON.parse(readFileSync(this.warmFile(id, 'template.json'), 'utf8')) as { diskBytes?: unknown }).diskBytes;
+      return typeof n === 'number' ? n : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private removeWarm(id: string): void {
+    const disk = this.warmFile(id, 'disk.qcow2');
+    if (existsSync(disk)) {
+      const users = this.snapshots.standingOn(realpathSync(disk));
+      if (users.length) throw new Error(`warm state ${id} is the base of ${users.length} disk layer(s) on this host`);
+    }
+    rmSync(this.warmDir(id), { recursive: true, force: true });
+    this.log(`warm state ${id} removed`);
+  }
+
+  /** The live QEMU of a run in directory `p` (a template), by its pidfile and marker-free check of the pidfile argument. */
+  private pidIn(p: VmPaths): number | undefined {
+    let pid: number;
+    try {
+      pid = Number.parseInt(readFileSync(p.pidFile, 'utf8').trim(), 10);
+    } catch {
+      return undefined;
+    }
+    if (!(pid > 0)) return undefined;
+    try {
+      const argv = readFileSync(`${this.procRoot}/${pid}/cmdline`, 'utf8').split('\0');
+      const i = argv.indexOf('-pidfile');
+      return i >= 0 && argv[i + 1] === p.pidFile ? pid : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private killPaths(p: VmPaths): void {
+    const pid = this.pidIn(p);
+    if (pid === undefined) return;
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
+
+  private async waitPidGone(p: VmPaths, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.pidIn(p) !== undefined && Date.now() < deadline) await sleep(POLL_MS);
   }
 
   /**
@@ -227,6 +430,7 @@ export class QemuDriver implements VmDriver {
 
   private async launch(spec: VmSpec, incoming: boolean, loaded?: (launchedAt: number) => Promise<void>): Promise<void> {
     const p = this.paths(spec.id);
+    if (incoming && spec.identity === undefined) spec = this.withWarmArgs(spec);
     for (const sock of [p.qmpSock, p.consoleSock]) {
       if (Buffer.byteLength(sock) > MAX_SOCKET_PATH) throw new Error(`socket path too long for a unix socket: ${sock}`);
     }
@@ -239,12 +443,14 @@ export class QemuDriver implements VmDriver {
       }
       // mkdir's mode is filtered by the umask and leaves existing dirs as they were.
       for (const d of [`${this.stateDir}/vms`, p.dir]) chmodSync(d, 0o700);
-      const layered = spec.initialSnapshot !== undefined || spec.base !== undefined || spec.baseFile !== undefined || spec.restore !== undefined;
+      const layered = spec.initialSnapshot !== undefined || spec.base !== undefined || spec.baseFile !== undefined || spec.restore !== undefined || spec.warmBase !== undefined;
       if (!existsSync(p.disk)) {
         if (layered) {
           // Snapshots (issue 16): a chain of layers, the first of them the `initial` point.
           const base = this.baseOf(spec);
-          const size = base ? Math.max(spec.diskBytes, await this.virtualSize(base.file, base.format)) : spec.diskBytes;
+          // A warm state's layer has its size in template.json: one qemu-img run less on a warm start.
+          const baseSize = spec.warmBase ? this.warmDiskBytes(spec.warmBase) : undefined;
+          const size = base ? Math.max(spec.diskBytes, baseSize ?? (await this.virtualSize(base.file, base.format))) : spec.diskBytes;
           await this.snapshots.create(p, base, size, spec.initialSnapshot, (f) => rev.add(f));
         } else {
           // Registered before creating: a half-written disk is removed too.
@@ -283,6 +489,9 @@ export class QemuDriver implements VmDriver {
       // A failed start keeps it (`exited`): a restart after a crash that fails is retried
       // with the backoff, not forgotten; a first start is retried anyway (a new generation).
       writeFileAtomic(p.powerState, 'running\n', 0o600);
+      // A warm clone's identity (its MAC, a random seed) for fw_cfg: a private file, not argv.
+      if (spec.identity !== undefined) writeFileAtomic(p.identity, spec.identity, 0o600);
+      else rmSync(p.identity, { force: true });
       // If anything after the launch fails, the process must not outlive the failed start.
       rev.add(() => this.killNow(spec.id));
       const t0 = Date.now();
@@ -467,6 +676,18 @@ export class QemuDriver implements VmDriver {
     return vmPaths(this.stateDir, id);
   }
 
+  /** A resume of a warm clone that has not booted cold since: the argv it was started with (its template's command line, its identity). */
+  private withWarmArgs(spec: VmSpec): VmSpec {
+    let w: { cmdline: string | null; identity: string };
+    try {
+      w = JSON.parse(readFileSync(this.warmArgsFile(spec.id), 'utf8')) as typeof w;
+    } catch {
+      return spec;
+    }
+    const boot = spec.boot.kind === 'kernel' && w.cmdline !== null ? { ...spec.boot, cmdline: w.cmdline } : spec.boot;
+    return { ...spec, boot, identity: w.identity };
+  }
+
   /** The restore generation this VM's disk was last restored at (0: never). */
   private restoredGen(p: VmPaths): number {
     try {
@@ -478,6 +699,7 @@ export class QemuDriver implements VmDriver {
 
   /** What a layered disk's first layer stands on: a clone's snapshot (of another VM here), the image, or nothing. */
   private baseOf(spec: VmSpec): { file: string; format: 'qcow2' | 'raw' } | undefined {
+    if (spec.warmBase) return { file: this.warmFile(spec.warmBase, 'disk.qcow2'), format: 'qcow2' };
     if (spec.base) {
       const link = snapshotLink(this.paths(spec.base.vm), spec.base.snapshot);
       if (!existsSync(link)) throw new Error(`snapshot ${spec.base.snapshot} of vm ${spec.base.vm} is not on this host`);
@@ -661,6 +883,15 @@ export class QemuDriver implements VmDriver {
 
   private log(msg: string): void {
     this.opts.log?.(msg);
+  }
+}
+
+function statSize(file: string): number {
+  const fd = openSync(file, 'r');
+  try {
+    return fstatSync(fd).size;
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -415,7 +415,7 @@ export class QemuDisks {
   }
 
   /** Every qcow2 layer on this host (of every VM) whose header names `layer` as its backing file. */
-  private standingOn(layer: string): string[] {
+  standingOn(layer: string): string[] {
     const out: string[] = [];
     let vms: string[];
     try {

@@ -14,7 +14,8 @@
 import { mkdirSync, promises as fsp, renameSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import type { MemoryStates, ObservedVm, VmDriver, VmSpec } from './driver.ts';
+import type { MemoryStates, ObservedVm, VmDriver, VmSpec, WarmStates } from './driver.ts';
+import { WARM_READY_TIMEOUT_MS } from '../../core/warm.ts';
 import type { VmSample, VmStats } from './vm-stats.ts';
 import { guestDevice } from '../../core/vm-spec.ts';
 import { formatSize } from '../../core/units.ts';
@@ -32,6 +33,8 @@ export interface SimDriverOptions {
    * as a broken image or a full disk would. Consulted at every start.
    */
   failStart?: (spec: VmSpec) => string | undefined;
+  /** A warm image's template whose guest never says it is ready (a stock cloud image): the warm state fails as a real one would. */
+  neverWarmReady?: (template: VmSpec) => boolean;
 }
 
 interface SimVm {
@@ -115,6 +118,32 @@ export class SimDriver implements VmDriver {
       return { ms: 0 };
     },
   };
+
+  /** Warm states as small files in `warm/<id>/` (a template "boots" at once); warm starts are starts. */
+  readonly warm: WarmStates = {
+    has: (id) => this.warmIds.has(id),
+    list: () => [...this.warmIds].sort(),
+    make: async (t) => {
+      const dir = `${this.stateDir}/warm/${t.id}`;
+      if (this.opts.neverWarmReady?.(t)) throw new Error(`guest never signalled warm-ready within ${WARM_READY_TIMEOUT_MS / 1000} s`);
+      await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+      const body = `[sim] warm state of ${t.name}: ${t.cpus} vCPU, ${t.memoryMiB} MiB\n`;
+      await fsp.writeFile(`${dir}/memory.state`, body, { mode: 0o600 });
+      this.warmIds.add(t.id);
+      return { ms: 0, sizeBytes: Buffer.byteLength(body) };
+    },
+    start: async (spec, id) => {
+      if (!this.warmIds.has(id)) throw new Error(`no warm state ${id} here`);
+      await this.start(spec);
+      await fsp.appendFile(this.consoleLogPath(spec.id), `[sim] started warm from ${id}\n`);
+      return { ms: 0 };
+    },
+    remove: async (id) => {
+      this.warmIds.delete(id);
+      await fsp.rm(`${this.stateDir}/warm/${id}`, { recursive: true, force: true });
+    },
+  };
+  private readonly warmIds = new Set<string>();
 
   /** The file that stands for a suspended VM's saved RAM. */
   memoryFile(id: string): string {

@@ -78,6 +78,8 @@ export const DesiredVm = z.object({
    * from (a launch from its state, not a boot).
    */
   restore: z.object({ snapshot: SnapshotId, gen: z.number().int().positive(), memory: z.boolean().optional() }).optional(),
+  /** Warm images (issue 16): its first start is a restore of this warm state of the node (`NodeDesired.warm`), not a boot. */
+  warm: z.object({ id: SnapshotId }).optional(),
 });
 export type DesiredVm = z.infer<typeof DesiredVm>;
 
@@ -158,6 +160,20 @@ export const DesiredMesh = z.object({
 });
 export type DesiredMesh = z.infer<typeof DesiredMesh>;
 
+/**
+ * A warm state the node is to keep (issue 16): `warming`, it boots the image's template,
+ * saves it and reports `ready` or `failed` (`ObservedReport.warm`); `ready`, it keeps the
+ * files. One it has that is not listed it deletes, unless a VM's disk stands on it.
+ */
+export const DesiredWarm = z.object({
+  id: SnapshotId,
+  image: DesiredImage,
+  cpus: z.number().int(),
+  memoryBytes: z.number().int(),
+  state: z.enum(['warming', 'ready']),
+});
+export type DesiredWarm = z.infer<typeof DesiredWarm>;
+
 export const NodeDesired = z
   .object({
     revision: Revision,
@@ -172,6 +188,8 @@ export const NodeDesired = z
      * another node), or to report failed. Absent: none.
      */
     exports: z.array(z.object({ id: SnapshotId, vm: z.string(), snapshot: SnapshotId })).optional(),
+    /** Warm images' states on this node (issue 16). Absent: none (an older control plane: nothing is deleted). */
+    warm: z.array(DesiredWarm).optional(),
   })
   .meta({ id: 'NodeDesired' });
 export type NodeDesired = z.infer<typeof NodeDesired>;

@@ -74,6 +74,33 @@ export const ImageImportState = z.object({
   error: z.string().nullable(),
 });
 
+/** A warm state of the image on one node (issue 16): clones of that size start from it there. */
+export const ImageWarmState = z
+  .object({
+    node: Name,
+    state: z.enum(['warming', 'ready', 'failed']),
+    /** Why it failed. */
+    reason: z.string().optional(),
+    cpus: z.number().int(),
+    memoryMb: z.number().int(),
+    /** The saved RAM and device state, once ready. */
+    sizeBytes: z.number().int().optional(),
+    readyAt: Timestamp.optional(),
+  })
+  .meta({ id: 'ImageWarmState' });
+export type ImageWarmState = z.infer<typeof ImageWarmState>;
+
+/** `POST /v1/images/{name}/warm`: boot a template of the image on a node and keep its memory state. */
+export const ImageWarm = z
+  .object({
+    node: Name.optional().describe('the node to warm it on (default: where the scheduler would place a VM of that size)'),
+    cpus: z.number().int().min(1).max(64).optional().describe('the clones\' CPUs (default 1)'),
+    memory: z.string().max(16).optional().describe('the clones\' memory, e.g. 256M (default 512M, as `vm create`)'),
+  })
+  .strict()
+  .meta({ id: 'ImageWarm' });
+export type ImageWarm = z.infer<typeof ImageWarm>;
+
 export const Image = z
   .object({
     name: Name,
@@ -101,6 +128,8 @@ export const Image = z
     rootFormat: DiskFormat.nullable(),
     cmdline: z.string().nullable(),
     vmCount: z.number().int(),
+    /** Its warm states, one per node it was warmed on (`image warm`, issue 16). */
+    warm: z.array(ImageWarmState),
     createdAt: Timestamp,
   })
   .meta({ id: 'Image' });

@@ -131,6 +131,8 @@ export const ObservedVmReport = z
       )
       .max(1024)
       .optional(),
+    /** How its first start went when it was to start warm (issue 16): `cold` when the node fell back to a boot, with why. Absent: as planned. */
+    start: z.object({ kind: z.enum(['warm', 'cold']), reason: z.string().max(1000).optional() }).strict().optional(),
   })
   .strict();
 export type ObservedVmReport = z.infer<typeof ObservedVmReport>;
@@ -187,6 +189,23 @@ export const NodeReport = z
      * said before stands.
      */
     networks: z.array(NetworkReport).max(4096).optional(),
+    /** The warm states its desired state lists as `warming` that it finished: `ready`, or `failed` with why (issue 16). Absent: no word. */
+    warm: z
+      .array(
+        z
+          .object({
+            id: z.string().regex(/^[a-z0-9]{1,32}$/),
+            state: z.enum(['ready', 'failed']),
+            reason: z.string().max(1000).optional(),
+            /** The saved RAM and device state, in bytes. */
+            sizeBytes: z.number().int().nonnegative().optional(),
+            /** From the template's launch to its saved state, in ms. */
+            ms: z.number().nonnegative().optional(),
+          })
+          .strict(),
+      )
+      .max(256)
+      .optional(),
   })
   .strict()
   .meta({ id: 'NodeReport' });

@@ -150,6 +150,10 @@ export const Vm = z
     warning: z.string().nullable(),
     /** The service it is an instance of (`butter service`), or null. */
     service: Name.nullable(),
+    /** Warm images (issue 16): `warm` when its first start restores its image's warm state on its node, else `cold`. */
+    start: z.enum(['warm', 'cold']),
+    /** Why it started cold although its image has a warm state (another node, another size, warming, failed, the node's fallback); null otherwise. */
+    startReason: z.string().nullable(),
     createdAt: Timestamp,
     updatedAt: Timestamp,
   })

@@ -43,6 +43,7 @@ function showVm(vm: Vm): void {
     ['metadata tokens', vm.metadataTokens],
     ['restart', vm.restart],
     ['idle stop', vm.idleStop ? `after ${vm.idleStop} without traffic (suspended, woken by the next connection)` : null],
+    ['start', vm.startReason ? `${vm.start} (${vm.startReason})` : vm.start],
     ['warning', vm.warning],
     ['created', vm.createdAt],
   ]);

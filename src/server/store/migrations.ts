@@ -457,4 +457,28 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE snapshots ADD COLUMN memory_cpus INTEGER;
   ALTER TABLE snapshots ADD COLUMN memory_ram_bytes INTEGER;
   `,
+  `
+  -- Warm images (server/warm.ts, issue 16): one saved template state per image and node.
+  -- state: warming (the node boots the template), ready (clones start from it), failed
+  -- (reason). vms.start: 'warm' or 'cold' (start_reason: why cold when warm was possible);
+  -- vms.warm_id: the warm state its first start restores.
+  CREATE TABLE image_warm (
+    id TEXT PRIMARY KEY,
+    image TEXT NOT NULL,
+    node TEXT NOT NULL,
+    cpus INTEGER NOT NULL,
+    memory_bytes INTEGER NOT NULL,
+    nics INTEGER NOT NULL DEFAULT 1,
+    state TEXT NOT NULL CHECK (state IN ('warming', 'ready', 'failed')),
+    reason TEXT,
+    size_bytes INTEGER,
+    ready_at TEXT,
+    created_at TEXT NOT NULL,
+    UNIQUE (image, node)
+  );
+  CREATE INDEX image_warm_node ON image_warm(node);
+  ALTER TABLE vms ADD COLUMN start TEXT NOT NULL DEFAULT 'cold';
+  ALTER TABLE vms ADD COLUMN start_reason TEXT;
+  ALTER TABLE vms ADD COLUMN warm_id TEXT;
+  `,
 ];

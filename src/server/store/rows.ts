@@ -111,11 +111,16 @@ export function imageFromRow(r: ImageRow, sizes: ReadonlyMap<string, number>, vm
     rootFormat: r.root_format,
     cmdline: r.cmdline,
     vmCount,
+    warm: [],
     createdAt: r.created_at,
   };
 }
 
 export interface VmRow {
+  /** Warm images (issue 16): how its first start went or is to go, and from which warm state (set after the insert). */
+  start?: string;
+  start_reason?: string | null;
+  warm_id?: string | null;
   id: string;
   name: string;
   image: string;
@@ -183,6 +188,8 @@ export function serving(vm: { power: string; state: string }): boolean {
 
 export function vmFromRow(r: VmRow, more: readonly NicRow[] = []): Vm {
   return {
+    start: r.start === 'warm' ? 'warm' : 'cold',
+    startReason: r.start_reason ?? null,
     id: r.id,
     name: r.name,
     image: r.image,

@@ -1,0 +1,107 @@
+/**
+ * Warm images on a real tiny guest (issue 16): `butter up` in a namespace, real QEMU (TCG).
+ * `image warm tiny` boots the template, waits for its `warm-ready`, saves it; two VMs created
+ * from it start warm and each becomes itself: its own hostname (from the metadata server), its
+ * own MAC and address in the guest, a kernel RNG that differs (`/proc/sys/kernel/random/uuid`
+ * and a read of `/dev/urandom`, compared over the serial console), its user-data run, and
+ * each answers TCP from the host. No template is left running and none is a VM.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ButterInNetns } from './butter-cli.ts';
+
+let b: ButterInNetns;
+
+before(async () => {
+  b = new ButterInNetns();
+  await b.start();
+});
+after(async () => {
+  if (process.env.BUTTER_TEST_DEBUG) console.error(b?.upLog);
+  await b?.cleanup();
+});
+
+interface ShownVm {
+  id: string;
+  name: string;
+  ip: string;
+  mac: string;
+  state: string;
+  start: string;
+  startReason: string | null;
+}
+
+/** Types `probe` (a shell command printing `TAG-<answer>`) into the console until its answer shows in the logs. */
+async function ask(vm: string, probe: (tag: string) => string, ms = 120_000): Promise<string> {
+  const tag = `q${randomBytes(3).toString('hex')}`;
+  const re = new RegExp(`^${tag}-(\\S*)\\r?$`, 'm');
+  const end = Date.now() + ms;
+  for (;;) {
+    const r = b.cli(['vm', 'console', vm], `\n${probe(tag)}\n`);
+    assert.equal(r.code, 0, r.stderr);
+    const until = Date.now() + 10_000;
+    while (Date.now() < until) {
+      const m = re.exec(b.ok(['vm', 'logs', vm]));
+      if (m) return m[1]!;
+      await sleep(300);
+    }
+    if (Date.now() > end) throw new Error(`${vm} never answered ${probe(tag)}\n${b.ok(['vm', 'logs', vm]).slice(-2000)}`);
+  }
+}
+
+test('two warm clones of tiny: each its own hostname, MAC, address and random numbers, each answers TCP', async () => {
+  const warmed = JSON.parse(b.ok(['image', 'warm', 'tiny', '--memory', '256M', '--json'])) as { warm: { node: string; state: string; reason?: string; sizeBytes?: number }[] };
+  assert.equal(warmed.warm.length, 1);
+  assert.equal(warmed.warm[0]!.state, 'ready', `warm state: ${JSON.stringify(warmed.warm[0])}`);
+  const warmDir = join(b.dataDir, 'agent', 'warm');
+  const [wid] = readdirSync(warmDir);
+  assert.ok(wid, 'the warm state is on the node');
+  assert.equal(statSync(join(warmDir, wid!, 'disk.qcow2')).mode & 0o777, 0o400, 'its disk layer is frozen (read-only)');
+  assert.ok(statSync(join(warmDir, wid!, 'memory.state')).size > 1 << 20, 'its RAM and device state');
+  assert.equal(existsSync(join(warmDir, wid!, 'qemu.pid')), false, 'the template is gone');
+  assert.deepEqual(JSON.parse(b.ok(['vm', 'list', '--json'])), [], 'the template is no VM');
+
+  // The clone's user-data runs as on a cold boot: a web server answering its own hostname.
+  const ud = join(b.dir, 'user-data');
+  writeFileSync(ud, '#!/bin/sh\nmkdir -p /www && hostname > /www/index.html && httpd -p 8080 -h /www\n');
+  const vms: ShownVm[] = [];
+  for (const name of ['warm-a', 'warm-b']) {
+    const vm = JSON.parse(b.ok(['vm', 'create', name, '--image', 'tiny', '--memory', '256M', '--disk', '1G', '--user-data', ud, '--wait', '--json'])) as ShownVm;
+    assert.equal(vm.state, 'running');
+    vms.push(JSON.parse(b.ok(['vm', 'show', name, '--json'])) as ShownVm);
+  }
+  const seen: Record<string, string[]> = { mac: [], ip: [], uuid: [], random: [] };
+  for (const vm of vms) {
+    assert.equal(vm.start, 'warm', `${vm.name} started warm (${vm.startReason ?? ''})`);
+    assert.match(b.ok(['vm', 'logs', vm.name]), /butter-tiny: warm clone generation=[0-9a-f]{16}/, 'the guest woke from the template');
+    assert.equal(await ask(vm.name, (t) => `echo "${t}-$(hostname)"`), vm.name, 'its hostname from the metadata server');
+    const mac = await ask(vm.name, (t) => `echo "${t}-$(cat /sys/class/net/eth0/address)"`);
+    assert.equal(mac, vm.mac, 'the guest took its own MAC');
+    const ip = await ask(vm.name, (t) => `echo "${t}-$(ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1)"`);
+    assert.equal(ip, vm.ip, 'and its own address');
+    seen.mac!.push(mac);
+    seen.ip!.push(ip);
+    // The kernel's vmgenid driver is bound to QEMU's device: it reseeds the RNG when the generation id changes (each restore).
+    assert.equal(await ask(vm.name, (t) => `echo "${t}-$(ls /sys/bus/acpi/drivers/vmgenid | grep -c :)"`), '1', 'the vmgenid driver is bound');
+    seen.uuid!.push(await ask(vm.name, (t) => `echo "${t}-$(cat /proc/sys/kernel/random/uuid)"`));
+    seen.random!.push(await ask(vm.name, (t) => `echo "${t}-$(head -c 16 /dev/urandom | od -An -v -tx1 | tr -d ' \\n')"`));
+    // TCP from the host, to its own address: the page names it.
+    let page = '';
+    for (let i = 0; i < 60 && page.trim() !== vm.name; i++) {
+      page = b.sh('curl', ['-s', '--max-time', '3', `http://${vm.ip}:8080/`]).stdout;
+      if (page.trim() !== vm.name) await sleep(1000);
+    }
+    assert.equal(page.trim(), vm.name, `${vm.name} answers TCP on ${vm.ip}:8080`);
+  }
+  for (const [what, values] of Object.entries(seen)) {
+    assert.equal(values.length, 2);
+    assert.notEqual(values[0], values[1], `the two clones share no ${what}: ${values.join(' / ')}`);
+  }
+  // Nothing of the template runs: only the two clones' QEMUs.
+  assert.equal(b.processes().filter((p) => p.cmd.includes('qemu-system')).length, 2, b.processes().map((p) => p.cmd.slice(0, 120)).join('\n'));
+  for (const vm of vms) b.ok(['vm', 'rm', vm.name]);
+});
