@@ -7,6 +7,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { NodeReport } from '../src/api/schemas/node.ts';
 import { HEARTBEAT_TIMEOUT_MS } from '../src/server/nodes.ts';
+import { Client } from '../src/sdk/client.ts';
 import { fakeNode, startTestCloud, uploadImage, type TestCloud } from './helpers.ts';
 
 let cloud: TestCloud;
@@ -100,4 +101,26 @@ test('a report that differs from the last one is read: a VM that stopped is stop
   const vm = await cloud.admin.call('getVm', { params: { name: 'c-1' } });
   assert.equal(vm.state, 'stopped');
   assert.equal(vm.reason, 'exited 0');
+});
+
+test("a node's token is read once between writes, and a revoked one is refused at once", async () => {
+  const { token } = await cloud.admin.call('createNode', { body: { name: 'tokened' } });
+  const node = new Client({ url: cloud.url, token });
+  const body: NodeReport = { capacity: CAPACITY, accel: 'tcg', driver: 'sim', vms: [] };
+  const beat = () => node.call('nodeReport', { params: { name: 'tokened' }, body });
+  await beat();
+  await beat();
+  const db = cloud.cp.services.store.db;
+  const prepare = db.prepare;
+  const seen: string[] = [];
+  db.prepare = ((sql: string) => (seen.push(sql), prepare.call(db, sql))) as typeof db.prepare;
+  try {
+    for (let i = 0; i < 3; i++) await beat();
+  } finally {
+    db.prepare = prepare;
+  }
+  assert.deepEqual(seen.filter((sql) => /FROM tokens/.test(sql)), [], `three heartbeats read:\n${seen.join('\n')}`);
+  const id = (await cloud.admin.call('listTokens', {})).items.find((t) => t.node === 'tokened')!.id;
+  await cloud.admin.call('deleteToken', { params: { id } });
+  await assert.rejects(beat(), /unknown token/);
 });

@@ -13,7 +13,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { z } from 'zod';
 import { ApiError, fromZodError } from '../api/errors.ts';
 import { routes, type Route, type RouteId } from '../api/routes.ts';
-import { authorize, type Principal } from './auth.ts';
+import { authorize, cachedTokenRows, type Principal } from './auth.ts';
 import { fingerprint, IdempotencyKeys, Replayed, type Once, type StoredAnswer } from './idempotency.ts';
 import { checkJoinToken } from './join.ts';
 import { callerOf, checkOrigin, Sessions } from './sessions.ts';
@@ -119,6 +119,7 @@ export function buildHttp(store: Store, handlers: Handlers, log: boolean | objec
   const callers = new WeakMap<FastifyRequest, Principal>();
   const keys = new IdempotencyKeys(store);
   const sessions = new Sessions(store);
+  const tokenRows = cachedTokenRows(store);
   /** What a WebSocket route's handler returned before the upgrade: it takes the socket after it. */
   const attach = new WeakMap<FastifyRequest, (socket: ConsoleSocket) => void>();
   const table = Object.entries(routes) as [RouteId, Route][];
@@ -157,7 +158,7 @@ export function buildHttp(store: Store, handlers: Handlers, log: boolean | objec
         // `join` routes carry a join token, not an API token; its handler checks it again as it spends it.
         if (route.access === 'join') checkJoinToken(store.db, req.headers.authorization, store.now());
         // An Authorization header, else the panel's session cookie (with its CSRF check): sessions.ts.
-        const who = route.access === 'public' || route.access === 'join' ? NOBODY : callerOf(store.db, sessions, req);
+        const who = route.access === 'public' || route.access === 'join' ? NOBODY : callerOf(store.db, sessions, req, tokenRows);
         // A WebSocket carries no CSRF header: with the cookie, its Origin must be ours.
         if (route.websocket && who.session) checkOrigin(req);
         authorize(who, route.access, route.access === 'node' ? (req.params as Record<string, string>).name : undefined);
@@ -232,7 +233,14 @@ export function buildHttp(store: Store, handlers: Handlers, log: boolean | objec
 /** What is worth compressing: text but the event stream, JSON, JavaScript, SVG (never octet-stream). */
 export const COMPRESSIBLE = /^(?:text\/(?!event-stream)|application\/(?:[\w.+-]+\+)?json(?:;|$)|application\/javascript|image\/svg\+xml)/;
 
-/** Random, so ids from before a restart never repeat in the log. */
+/**
+ * A random prefix per process, so ids from before a restart do not repeat in the log, and a
+ * counter (16 hex digits in all): drawing 8 random bytes for every request, most of them
+ * heartbeats, cost a few per cent of the control plane's CPU.
+ */
+const REQ_ID_PREFIX = randomBytes(4).toString('hex');
+let reqIds = 0;
 function genReqId(): string {
-  return randomBytes(8).toString('hex');
+  reqIds = (reqIds + 1) >>> 0;
+  return REQ_ID_PREFIX + reqIds.toString(16).padStart(8, '0');
 }
