@@ -7,7 +7,9 @@
  * divides the server's CPU time (utime + stime, /proc/PID/stat) by the reports sent.
  *
  * `node --import tsx bench/heartbeat-cpu.ts [NODES] [VMS] [ROUNDS]`; BENCH_SERVER_NODE_OPTIONS
- * is passed to the server only (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
+ * is passed to the server only (e.g. `--require` of a profiler; Node 20 refuses `--cpu-prof` there);
+ * BENCH_SERVER_SIGUSR2=1 sends the server SIGUSR2 before and after the measured rounds (for such
+ * a profiler to start and stop on); BENCH_COPY_DB=FILE keeps a copy of the store to query later.
  */
 import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
