@@ -13,7 +13,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { z } from 'zod';
 import { ApiError, fromZodError } from '../api/errors.ts';
 import { routes, type Route, type RouteId } from '../api/routes.ts';
-import { authorize, type Principal } from './auth.ts';
+import { authorize, cachedTokenRows, type Principal } from './auth.ts';
 import { fingerprint, IdempotencyKeys, Replayed, type Once, type StoredAnswer } from './idempotency.ts';
 import { checkJoinToken } from './join.ts';
 import { callerOf, checkOrigin, Sessions } from './sessions.ts';
@@ -88,14 +88,6 @@ export function buildHttp(store: Store, handlers: Handlers, log: boolean | objec
         // up to 60 s) and then its keep-alive (72 s) holding close() up.
         Fastify({ logger: log, bodyLimit: 2 * 1024 * 1024, genReqId, forceCloseConnections: true })
   ) as unknown as FastifyInstance;
-  // Parses Cookie headers (req.cookies) for the panel's session cookie; sets it (reply.setCookie).
-  void app.register(fastifyCookie);
-  // Answers compressed as the client asks (br, else gzip): the panel's files and JSON over 1 KiB.
-  // Only text, JSON, JavaScript and SVG: never blobs (disks: the CPU for little, and agents
-  // check their Content-Length) nor the event stream (a compressor holds a block back, so its
-  // client would wait for events); those routes also opt out below. Request bodies are never
-  // decompressed (a blob's digest is of the bytes as sent).
-  void app.register(fastifyCompress, { threshold: 1024, encodings: ['br', 'gzip'], customTypes: COMPRESSIBLE, globalDecompression: false });
   // WebSocket routes (`websocket` in the table): upgrades of HTTP/1.1 requests, over plain HTTP
   // and over TLS (allowHTTP1: browsers open WebSockets over HTTP/1.1). A frame is at most the
   // console input a VM may have queued (consoles.ts); more closes the socket (1009).
@@ -128,26 +120,49 @@ export function buildHttp(store: Store, handlers: Handlers, log: boolean | objec
       requests.answered(route, req.method, reply.statusCode, reply.elapsedTime / 1000);
     });
   }
-  // The web panel at `/`: its files, and index.html for other paths outside the API (panel.ts).
-  const panel = servePanel(app, opts.panelDir);
-  app.setNotFoundHandler((req, reply) => panel(req, reply) || reply.code(404).send(new ApiError('not_found', `no route ${req.method} ${req.url.split('?')[0]}`).toBody()));
-
   const callers = new WeakMap<FastifyRequest, Principal>();
   const keys = new IdempotencyKeys(store);
   const sessions = new Sessions(store);
-  // The routes are added once the plugins above have loaded (avvio runs registrations in order):
-  // @fastify/websocket sees them as they are added (its onRoute hook) and takes the upgrades of
-  // the `websocket` ones.
-  void app.register(async (api) => {
-    /** What a WebSocket route's handler returned before the upgrade: it takes the socket after it. */
-    const attach = new WeakMap<FastifyRequest, (socket: ConsoleSocket) => void>();
-    for (const [id, route] of Object.entries(routes) as [RouteId, Route][]) {
+  const tokenRows = cachedTokenRows(store);
+  /** What a WebSocket route's handler returned before the upgrade: it takes the socket after it. */
+  const attach = new WeakMap<FastifyRequest, (socket: ConsoleSocket) => void>();
+  const table = Object.entries(routes) as [RouteId, Route][];
+  // Two contexts (Fastify plugins), each with the hooks its callers need, so a request runs only
+  // those. The agents' routes (`node` access: their desired state, heartbeats, consoles, probe
+  // results; 1,000 agents report every 5 s) take a node token and answer on the cluster's own
+  // network: no session cookie and no compression there (compressing a node's desired state on
+  // every watch cost the control plane more CPU than its bytes cost the network). Everything
+  // else, the panel's files and the users' API, has both. The routes are added once their
+  // context's plugins have loaded (avvio runs registrations in order); @fastify/websocket, at
+  // the root, sees them as they are added (its onRoute hook) and takes the upgrades of the
+  // `websocket` ones.
+  void app.register(async (agents) => {
+    addRoutes(agents, table.filter(([, r]) => r.access === 'node'));
+  });
+  void app.register(async (users) => {
+    // Parses Cookie headers (req.cookies) for the panel's session cookie; sets it (reply.setCookie).
+    await users.register(fastifyCookie);
+    // Answers compressed as the client asks (br, else gzip): the panel's files and JSON over 1 KiB.
+    // Only text, JSON, JavaScript and SVG: never blobs (disks: the CPU for little, and agents
+    // check their Content-Length) nor the event stream (a compressor holds a block back, so its
+    // client would wait for events); those routes also opt out below. Request bodies are never
+    // decompressed (a blob's digest is of the bytes as sent).
+    await users.register(fastifyCompress, { threshold: 1024, encodings: ['br', 'gzip'], customTypes: COMPRESSIBLE, globalDecompression: false });
+    // The web panel at `/`: its files, and index.html for other paths outside the API (panel.ts).
+    const panel = servePanel(users, opts.panelDir);
+    users.setNotFoundHandler((req, reply) => panel(req, reply) || reply.code(404).send(new ApiError('not_found', `no route ${req.method} ${req.url.split('?')[0]}`).toBody()));
+    addRoutes(users, table.filter(([, r]) => r.access !== 'node'));
+  });
+  return app;
+
+  function addRoutes(api: FastifyInstance, entries: [RouteId, Route][]): void {
+    for (const [id, route] of entries) {
       const handler = handlers[id];
       const admit = async (req: FastifyRequest) => {
         // `join` routes carry a join token, not an API token; its handler checks it again as it spends it.
         if (route.access === 'join') checkJoinToken(store.db, req.headers.authorization, store.now());
         // An Authorization header, else the panel's session cookie (with its CSRF check): sessions.ts.
-        const who = route.access === 'public' || route.access === 'join' ? NOBODY : callerOf(store.db, sessions, req);
+        const who = route.access === 'public' || route.access === 'join' ? NOBODY : callerOf(store.db, sessions, req, tokenRows);
         // A WebSocket carries no CSRF header: with the cookie, its Origin must be ours.
         if (route.websocket && who.session) checkOrigin(req);
         authorize(who, route.access, route.access === 'node' ? (req.params as Record<string, string>).name : undefined);
@@ -216,14 +231,20 @@ export function buildHttp(store: Store, handlers: Handlers, log: boolean | objec
         },
       });
     }
-  });
-  return app;
+  }
 }
 
 /** What is worth compressing: text but the event stream, JSON, JavaScript, SVG (never octet-stream). */
 export const COMPRESSIBLE = /^(?:text\/(?!event-stream)|application\/(?:[\w.+-]+\+)?json(?:;|$)|application\/javascript|image\/svg\+xml)/;
 
-/** Random, so ids from before a restart never repeat in the log. */
+/**
+ * A random prefix per process, so ids from before a restart do not repeat in the log, and a
+ * counter (16 hex digits in all): drawing 8 random bytes for every request, most of them
+ * heartbeats, cost a few per cent of the control plane's CPU.
+ */
+const REQ_ID_PREFIX = randomBytes(4).toString('hex');
+let reqIds = 0;
 function genReqId(): string {
-  return randomBytes(8).toString('hex');
+  reqIds = (reqIds + 1) >>> 0;
+  return REQ_ID_PREFIX + reqIds.toString(16).padStart(8, '0');
 }

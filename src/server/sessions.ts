@@ -16,7 +16,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { ApiError } from '../api/errors.ts';
 import type { Session } from '../api/schemas/session.ts';
 import type { UserRole } from '../api/schemas/token.ts';
-import { actorOf, authenticate, hash, type Principal, type Role } from './auth.ts';
+import { actorOf, authenticate, hash, type Principal, type Role, type TokenRows } from './auth.ts';
 import type { Db } from './store/db.ts';
 import type { Store } from './store/store.ts';
 
@@ -108,10 +108,10 @@ export class Sessions {
  * Who is calling: an Authorization header wins; else the session cookie, with the CSRF check
  * for changing methods; else 401.
  */
-export function callerOf(db: Db, sessions: Sessions, req: { method: string; headers: Record<string, string | string[] | undefined>; cookies?: Record<string, string | undefined> }): Principal {
+export function callerOf(db: Db, sessions: Sessions, req: { method: string; headers: Record<string, string | string[] | undefined>; cookies?: Record<string, string | undefined> }, rows?: TokenRows): Principal {
   const authorization = req.headers.authorization;
   const cookie = req.cookies?.[SESSION_COOKIE];
-  if (authorization !== undefined || !cookie) return authenticate(db, typeof authorization === 'string' ? authorization : undefined);
+  if (authorization !== undefined || !cookie) return authenticate(db, typeof authorization === 'string' ? authorization : undefined, rows);
   const who = sessions.principal(cookie);
   if (!SAFE_METHODS.has(req.method) && !sameSecret(who.session!.csrf, req.headers['x-csrf-token'])) {
     throw new ApiError('csrf_failed', 'a request with the session cookie that changes something must carry the session\'s csrf value in header x-csrf-token (GET /v1/session tells it)', 'x-csrf-token');

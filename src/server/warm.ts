@@ -93,7 +93,7 @@ export function applyWarmChanges(tx: Tx, changes: readonly WarmChange[]): void {
 }
 
 /** VMs whose node fell back to a cold boot (or confirms its warm start): `vms.start` follows the node's word. */
-export function startReportChanges(vms: readonly VmRow[], reports: readonly ObservedVmReport[]): { vm: VmRow; start: 'warm' | 'cold'; reason: string | null }[] {
+export function startReportChanges<V extends Pick<VmRow, 'id' | 'start' | 'start_reason'>>(vms: readonly V[], reports: readonly ObservedVmReport[]): { vm: V; start: 'warm' | 'cold'; reason: string | null }[] {
   const byId = new Map(vms.map((v) => [v.id, v]));
   return reports.flatMap((r) => {
     const vm = r.start && byId.get(r.id);

@@ -40,6 +40,12 @@ export class Store {
   readonly changes = new EventEmitter();
   /** Bumped by every committed write that may change placement; see `Tx.preserveSchedule`. */
   scheduleGen = 0;
+  /**
+   * Bumped by every committed write, in memory (the revision is a row): what was read from the
+   * store at one value holds while it stays the same. The writes outside `write()` (the
+   * liveness flush, the pruners) touch only report times, audit events and expired keys.
+   */
+  commits = 0;
 
   constructor(
     file: string,
@@ -147,6 +153,7 @@ export class Store {
       throw e;
     }
     if (!preserves) this.scheduleGen++;
+    this.commits++;
     for (const n of touched) this.changes.emit(`node:${n}`);
     this.changes.emit('commit');
     return outcomes;
