@@ -10,20 +10,15 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ButterInNetns } from './butter-cli.ts';
+import type { ButterInNetns } from './butter-cli.ts';
+import { tinyVmHost, type TinyVmHost } from './tiny-vm-host.ts';
 
 let b: ButterInNetns;
-
-before(async () => {
-  b = new ButterInNetns();
-  await b.start();
-});
-after(async () => {
-  if (process.env.BUTTER_TEST_DEBUG) console.error(b?.upLog);
-  await b?.cleanup();
-});
+let ask: TinyVmHost['ask'];
+let close: (() => Promise<void>) | undefined;
+before(async () => ({ b, ask, close } = await tinyVmHost()));
+after(() => close?.());
 
 interface ShownVm {
   id: string;
@@ -35,23 +30,6 @@ interface ShownVm {
   startReason: string | null;
 }
 
-/** Types `probe` (a shell command printing `TAG-<answer>`) into the console until its answer shows in the logs. */
-async function ask(vm: string, probe: (tag: string) => string, ms = 120_000): Promise<string> {
-  const tag = `q${randomBytes(3).toString('hex')}`;
-  const re = new RegExp(`^${tag}-(\\S*)\\r?$`, 'm');
-  const end = Date.now() + ms;
-  for (;;) {
-    const r = b.cli(['vm', 'console', vm], `\n${probe(tag)}\n`);
-    assert.equal(r.code, 0, r.stderr);
-    const until = Date.now() + 10_000;
-    while (Date.now() < until) {
-      const m = re.exec(b.ok(['vm', 'logs', vm]));
-      if (m) return m[1]!;
-      await sleep(300);
-    }
-    if (Date.now() > end) throw new Error(`${vm} never answered ${probe(tag)}\n${b.ok(['vm', 'logs', vm]).slice(-2000)}`);
-  }
-}
 
 test('two warm clones of tiny: each its own hostname, MAC, address and random numbers, each answers TCP', async () => {
   const warmed = JSON.parse(b.ok(['image', 'warm', 'tiny', '--memory', '256M', '--json'])) as { warm: { node: string; state: string; reason?: string; sizeBytes?: number }[] };
