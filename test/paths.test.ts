@@ -176,6 +176,10 @@ test('an instance of a published service that stops leaves every node\'s backend
   const woke = await w;
   assert.ok(!woke.unchanged, 'the idle node was told');
   assert.deepEqual(woke.published![0]!.backends.map((b) => b.ip), web.instances.slice(1).map((i) => i.ip));
+  // Stopped for real before it starts again: a start that overtakes the stop reaches its node
+  // as a restart, whose `running → creating → running` came after this test and moved the
+  // next test's desired revisions (seen failing in CI).
+  await until('the instance stopped', async () => ((await admin.call('getVm', { params: { name: gone.name } })).state === 'stopped' ? true : undefined));
   await admin.call('startVm', { params: { name: gone.name } });
   await until('the instance is a backend again', async () => ((await desired('idle')).published![0]!.backends.length === 2 ? true : undefined));
   await admin.paths.remove(p);
