@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The host tests (test/host/*.test.ts: real QEMU under TCG, network namespaces, nft, dnsmasq,
-# wireguard-go) in two lanes side by side, each a `node --test` of its own running its files
+# wireguard-go) in lanes side by side (BUTTER_HOST_TEST_LANES, default 2), each a `node --test` of its own running its files
 # one at a time. Most of their time is spent waiting (guests booting, agents' heartbeats and
 # drift checks, restart backoff), not computing, so two lanes take little more than half the
 # time of one. Side by side is safe because every file names what it makes host-wide after a
@@ -8,12 +8,12 @@
 # /etc/netns/*), finds and kills its processes by its own paths only, and builds the shared
 # tiny image through build.sh's flock.
 #
-# Files are dealt to the lanes longest first, each to the lane with less work so far, by the
+# Files are dealt to the lanes longest first, each to the lane with the least work so far, by the
 # weights below (seconds, measured one at a time on 2026-12-01; the paths files from their authors' runs); a file not listed counts 30.
 # Not one `node --test --test-concurrency=2`: node 20 sorts the files by name, so the longest
 # could start last and run alone. BUTTER_HOST_TEST_LANES=1 runs every file in one lane.
 # Output: each line is prefixed with its lane; each lane ends with its own summary, and this
-# exits non-zero when either lane failed.
+# exits non-zero when any lane failed.
 #
 # Hold the host-test lock around this yourself (`flock /tmp/butter-host.lock npm run test:host`)
 # when others share the machine; taking it in here would deadlock a caller that already holds it.
@@ -35,26 +35,35 @@ if [ "$lanes" = 1 ]; then
   exec node --import tsx --test --test-concurrency=1 "${files[@]}"
 fi
 
-a=() b=()
-ta=0 tb=0
+# Deal the files: longest first, each to the lane with the least work so far.
+declare -a lane_files lane_work
+for ((i = 0; i < lanes; i++)); do lane_files[i]='' lane_work[i]=0; done
 while read -r w f; do
-  if ((ta <= tb)); then a+=("$f") ta=$((ta + w)); else b+=("$f") tb=$((tb + w)); fi
+  min=0
+  for ((i = 1; i < lanes; i++)); do ((lane_work[i] < lane_work[min])) && min=$i; done
+  lane_files[min]+="$f "
+  lane_work[min]=$((lane_work[min] + w))
 done < <(for f in "${files[@]}"; do n=$(basename "$f" .test.ts); echo "${weight[$n]:-30} $f"; done | sort -k1,1nr -k2)
 
 lane() {
   local name=$1
   shift
-  echo "# lane $name: $*"
+  echo "# lane $name (~$((lane_work[name])) s by the weights): $*"
   node --import tsx --test --test-concurrency=1 "$@" 2>&1 | sed -u "s/^/[$name] /"
   return "${PIPESTATUS[0]}"
 }
 
-lane a "${a[@]}" &
-pa=$!
-lane b "${b[@]}" &
-pb=$!
-ra=0 rb=0
-wait "$pa" || ra=$?
-wait "$pb" || rb=$?
-echo "# host tests: lane a exit $ra, lane b exit $rb"
-[ "$ra" = 0 ] && [ "$rb" = 0 ]
+pids=()
+for ((i = 0; i < lanes; i++)); do
+  # shellcheck disable=SC2086 # the file names are words (test/host/*.test.ts, no spaces)
+  lane "$i" ${lane_files[i]} &
+  pids[i]=$!
+done
+failed=0
+for ((i = 0; i < lanes; i++)); do
+  rc=0
+  wait "${pids[i]}" || rc=$?
+  echo "# host tests: lane $i exit $rc"
+  ((rc == 0)) || failed=1
+done
+exit "$failed"
