@@ -234,7 +234,9 @@ export function judge<I extends FigureId>(id: I, data: FigureDataMap[I]): { pass
         pass: d.warmP50Ms <= 500 && d.ratio >= 10,
         headline:
           `warm p50 ${d.warmP50Ms} ms, p99 ${d.warmP99Ms} ms over ${d.runs}; cold p50 ${d.coldP50Ms} ms over ${d.coldRuns}; ${d.ratio}x ` +
-          `(warm steps p50: API answer ${st.ackMs} ms, QEMU restore ${st.qemuRestoreMs ?? '?'} ms, running ${st.runningMs ?? '?'} ms, TCP ${st.tcpMs} ms; warming took ${Math.round(d.warmImageMs / 100) / 10} s)`,
+          `(warm steps p50: API answer ${st.ackMs} ms, QEMU restore ${st.qemuRestoreMs ?? '?'} ms, running ${st.runningMs ?? '?'} ms, TCP ${st.tcpMs} ms; ` +
+          `in the guest after its identity, p50: ${Object.entries(d.guestSteps ?? {}).map(([k, v]) => `${k} ${v} ms`).join(', ') || 'not seen'}; ` +
+          `with the network already up on the node: p50 ${d.warmNetworkUpP50Ms ?? '?'} ms, p99 ${d.warmNetworkUpP99Ms ?? '?'} ms over ${d.netRuns ?? '?'}; warming took ${Math.round(d.warmImageMs / 100) / 10} s)`,
       };
     }
     case 's': {

@@ -932,18 +932,23 @@ run. Goal (the issue's): p50 ≤ 0.5 s and ≥ 10× faster than a cold boot.
 
 **How.** \`bench/warm-start.ts\` (\`benchWarmStart()\`) runs \`butter up\` in a network namespace;
 \`bench/warm-client.ts\`, inside it, creates VMs of \`tiny\` (256 MiB) one at a time through the
-SDK, each with a user-data script starting busybox httpd on port 8080, and asks
-\`GET /\` every 20 ms until it answers 200; then deletes the VM. First the cold VMs (the image is
-not warm yet), then \`image warm tiny --memory 256M\`, then the warm ones (each must say
-\`start: warm\`). The steps of a warm start: the API's answer, the agent's \`started warm from
-… in N ms\` (QEMU's launch, the state loaded, \`cont\`), \`running\` (the guest fetched its
-metadata, after a DHCP with its new MAC), TCP.
+SDK, each with a user-data script starting busybox httpd on port 8080, and starts a new
+\`GET /\` every 20 ms (each given 3 s, side by side) until one answers 200; then deletes the VM.
+First the cold VMs (the image is not warm yet), then \`image warm tiny --memory 256M\`, then
+the warm ones (each must say \`start: warm\`). Each of these is the only VM on the node, so its
+network is torn down after it and built again for the next (part of every figure). Then a VM
+\`resident\` is started on the network and a few more warm starts show the figure with the
+network already up, as on a node in use. The steps of a warm start: the API's answer, the
+agent's \`started warm from … in N ms\` (QEMU's launch, the state loaded, \`cont\`),
+\`running\` (the guest fetched its metadata; it set its address from its identity, without
+DHCP), TCP; and the guest's own steps (\`butter-tiny: warm step\` lines on its console, its
+uptime after it took its identity).
 `];
   if (!d) return out.join('\n') + '\n' + notMeasured(f);
   out.push(`### Results (${r.date.slice(0, 10)})
 
 Warm: p50 **${d.warmP50Ms} ms**, p99 ${d.warmP99Ms} ms (each: ${d.warmMs.join(', ')} ms). Cold: p50 **${d.coldP50Ms} ms** (each: ${d.coldMs.join(', ')} ms). Ratio **${d.ratio}×**.
-Warm steps, p50 after the request: API answer ${d.warmSteps.ackMs} ms, QEMU restore ${d.warmSteps.qemuRestoreMs ?? '?'} ms, \`running\` ${d.warmSteps.runningMs ?? '?'} ms, TCP ${d.warmSteps.tcpMs} ms. Warming the image took ${Math.round(d.warmImageMs / 100) / 10} s.
+Warm steps, p50 after the request: API answer ${d.warmSteps.ackMs} ms, QEMU restore ${d.warmSteps.qemuRestoreMs ?? '?'} ms, \`running\` ${d.warmSteps.runningMs ?? '?'} ms, TCP ${d.warmSteps.tcpMs} ms. In the guest, p50 after it took its identity: ${Object.entries(d.guestSteps ?? {}).map(([k, v]) => `${k} ${v} ms`).join(', ') || 'not seen'}. With the network already up on the node: p50 **${d.warmNetworkUpP50Ms ?? '?'} ms**, p99 ${d.warmNetworkUpP99Ms ?? '?'} ms over ${d.netRuns ?? '?'}. Warming the image took ${Math.round(d.warmImageMs / 100) / 10} s.
 
 Status: **${STATUS[f!.status]}**.
 `);

@@ -2,7 +2,7 @@
  * Figure (r), the part that runs inside Butter's network namespace (the API and the VMs'
  * addresses are there): creates VMs of `tiny` one at a time through the SDK and, for each,
  * times from just before `POST /v1/vms` to the guest answering TCP (a busybox httpd its
- * user-data starts on port 8080, asked every 20 ms), with the API's answer and the first sight
+ * user-data starts on port 8080, a new try every 20 ms), with the API's answer and the first sight
  * of `running` (the metadata fetch) on the way; then deletes it and waits until it is gone.
  *
  *   WARM_CLIENT_INPUT='{...}' ip netns exec NS node --import tsx bench/warm-client.ts
@@ -24,23 +24,44 @@ export interface WarmClientInput {
 
 export interface WarmClientRun {
   name: string;
+  /** When the create request was sent (epoch ms: the daemons' log lines are on the same clock). */
+  t0: number;
   start: string;
   startReason: string | null;
   /** ms from just before the create request. */
   ackMs: number;
   runningMs: number | null;
   tcpMs: number;
+  /** The first try refused (the guest's network answers, its server not yet), ms; and how many tries timed out. */
+  refusedMs: number | null;
+  timeouts: number;
+  /**
+   * A warm clone's own steps, from its console (images/tiny/init's `warm step NAME at=S`
+   * lines): ms of guest uptime after it took its identity. Empty for a cold boot.
+   */
+  guestSteps: Record<string, number>;
 }
 
-async function answers(ip: string, port: number): Promise<boolean> {
+/** `warm clone generation=G at=S` and the `warm step NAME at=S` lines after it, as ms after the clone line. */
+export function guestSteps(consoleText: string): Record<string, number> {
+  const base = /butter-tiny: warm clone generation=\w+ at=([\d.]+)s/.exec(consoleText);
+  if (!base) return {};
+  const t0 = Number(base[1]);
+  const out: Record<string, number> = {};
+  for (const m of consoleText.matchAll(/butter-tiny: warm step ([\w-]+) at=([\d.]+)s/g)) out[m[1]!] = Math.round((Number(m[2]) - t0) * 1000);
+  return out;
+}
+
+/** One try: `ok` (200), `refused` (its network is up, nothing listens yet), `timeout` (no answer in `ms`) or `error`. */
+async function answers(ip: string, port: number, ms: number): Promise<'ok' | 'refused' | 'timeout' | 'error'> {
   return new Promise((resolve) => {
-    const s = connect({ host: ip, port, timeout: 200 });
+    const s = connect({ host: ip, port, timeout: ms });
     let data = '';
     s.on('connect', () => s.write('GET / HTTP/1.0\r\n\r\n'));
     s.on('data', (d) => (data += d.toString()));
-    s.on('end', () => resolve(/^HTTP\/1\.[01] 200/.test(data)));
-    s.on('timeout', () => (s.destroy(), resolve(false)));
-    s.on('error', () => resolve(false));
+    s.on('end', () => resolve(/^HTTP\/1\.[01] 200/.test(data) ? 'ok' : 'error'));
+    s.on('timeout', () => (s.destroy(), resolve('timeout')));
+    s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'ECONNREFUSED' ? 'refused' : 'error'));
   });
 }
 
@@ -60,14 +81,37 @@ async function main(input: WarmClientInput): Promise<WarmClientRun[]> {
         else await new Promise((r) => setTimeout(r, 50));
       }
     })();
-    while (!(await answers(vm.ip!, 8080))) {
+    // A new try every 20 ms, each given 3 s, side by side (at most 50 at once): the first 200
+    // is when the guest answers. (One try at a time, each cut off after 200 ms, once counted a
+    // guest still translating its server's code under TCG as not answering, and cut off the
+    // answer on its way.)
+    let refusedMs: number | null = null;
+    let timeouts = 0;
+    let tcpMs: number | null = null;
+    let inFlight = 0;
+    while (tcpMs === null) {
       if (Date.now() - t0 > input.timeoutMs) throw new Error(`${name} never answered TCP on ${vm.ip}:8080 within ${input.timeoutMs} ms`);
+      if (inFlight < 50) {
+        inFlight++;
+        void answers(vm.ip!, 8080, 3000).then((r) => {
+          inFlight--;
+          if (r === 'ok') tcpMs ??= Date.now() - t0;
+          if (r === 'refused') refusedMs ??= Date.now() - t0;
+          if (r === 'timeout') timeouts++;
+        });
+      }
       await new Promise((r) => setTimeout(r, 20));
     }
-    const tcpMs = Date.now() - t0;
+    while (inFlight > 0) await new Promise((r) => setTimeout(r, 20));
     stop = true;
     await watch;
-    out.push({ name, start: vm.start, startReason: vm.startReason, ackMs, runningMs, tcpMs });
+    // The console reaches the control plane a little after the guest wrote it.
+    let text = '';
+    for (let end = Date.now() + 10_000; Date.now() < end; await new Promise((r) => setTimeout(r, 200))) {
+      text = (await c.call('vmLogs', { params: { name }, query: { offset: 0 } })).data;
+      if (text.includes('butter-tiny: ready')) break;
+    }
+    out.push({ name, t0, start: vm.start, startReason: vm.startReason, ackMs, runningMs, tcpMs, refusedMs, timeouts, guestSteps: guestSteps(text) });
     await c.call('deleteVm', { params: { name }, query: {} });
     for (;;) {
       const left = (await c.call('listVms', {})).items.some((v) => v.name === name);

@@ -65,6 +65,11 @@ test('image warm: warming -> ready on its node; a VM of that size there starts w
   assert.equal(warm.startReason, null);
   await until('w1 running', async () => ((await a().call('getVm', { params: { name: 'w1' } })).state === 'running' ? true : undefined));
   assert.equal((await a().call('getVm', { params: { name: 'w1' } })).start, 'warm', 'the node started it warm');
+  // Its identity carries its first NIC's lease (the guest sets it instead of asking DHCP): what dnsmasq would give it.
+  const net = await a().call('getNetwork', { params: { name: 'default' } });
+  const prefix = net.cidr.split('/')[1];
+  const said = await until('w1 console', async () => (await a().call('vmLogs', { params: { name: 'w1' }, query: { offset: 0 } })).data.match(/started warm from \w+( at .*)?$/m)?.[1]);
+  assert.equal(said, ` at ${warm.ip}/${prefix} via ${net.gateway}, mtu ${net.mtu}, domain default.internal`);
 
   const big = await a().call('createVm', { body: { name: 'c1', image: 'img', memory: '512M', node: 'n1' } });
   assert.equal(big.start, 'cold');

@@ -29,6 +29,9 @@ import type { VmMetadata } from './metadata/types.ts';
 import { vmBySource } from './metadata/lookup.ts';
 import { blobsOf, bridgeName, tapName, vmSpec, vpnDevices, vxlanName, warmTemplateSpec } from '../core/vm-spec.ts';
 import { gatewayDevices } from '../core/gateway-ns.ts';
+import { networkDomain } from '../core/dns-name.ts';
+import { splitCidr } from '../core/ipv4.ts';
+import type { WarmAddress } from '../core/warm.ts';
 import { exitReason } from '../core/restart-policy.ts';
 import { AgentMetrics } from './metrics.ts';
 import { join } from 'node:path';
@@ -607,6 +610,14 @@ export class Agent {
     if (woke) await this.report().catch(() => {});
   }
 
+  /** A warm clone's first NIC's address, as its DHCP lease would give it (dnsmasq-config.ts): the guest sets it itself. */
+  private warmAddress(vm: DesiredVm): WarmAddress | undefined {
+    const eth0 = vm.nics[0];
+    const net = eth0 && this.desired?.networks.find((n) => n.name === eth0.network);
+    if (!eth0 || !net) return undefined;
+    return { ip: eth0.ip, prefix: splitCidr(net.cidr).prefix, gateway: net.gateway, mtu: net.mtu, domain: networkDomain(net.name) };
+  }
+
   private async startVm(vm: DesiredVm): Promise<void> {
     for (const b of blobsOf(vm)) await this.images.ensure(b.sha256, b.format);
     const spec = vmSpec(vm, (sha) => this.images.path(sha));
@@ -618,7 +629,7 @@ export class Agent {
       if (!warm?.has(vm.warm.id)) why = `warm state ${vm.warm.id} is not on this node`;
       else {
         try {
-          const r = await warm.start(spec, vm.warm.id);
+          const r = await warm.start(spec, vm.warm.id, this.warmAddress(vm));
           this.metrics?.warmStarted();
           this.log(`${vm.id}: started warm from ${vm.warm.id} in ${r.ms} ms`);
         } catch (e) {

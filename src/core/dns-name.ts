@@ -23,3 +23,6 @@ export function toDnsName(name: string): string | null {
   if (!ascii.split('.').every((l) => LABEL.test(l))) return null;
   return wildcard ? `*.${ascii}` : ascii;
 }
+
+/** A network's DNS domain: its VMs are `<vm>.<domain>`, its services `<service>.<domain>`. */
+export const networkDomain = (network: string): string => `${network}.internal`;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startPlan, TEMPLATE_IDENTITY, templateCmdline, WARM_READY_LINE, warmIdentity, type WarmEntry } from './warm.ts';
+import { startPlan, TEMPLATE_IDENTITY, templateCmdline, WARM_IDENTITY_BYTES, WARM_IDENTITY_BYTES_V1, WARM_READY_LINE, warmIdentity, type WarmEntry } from './warm.ts';
 import { qemuArgs, vmPaths, WARM_FW_CFG } from './qemu-args.ts';
 import { warmTemplateSpec } from './vm-spec.ts';
 
@@ -28,12 +28,36 @@ test('startPlan: warm only on a ready warm state of the node with the same cpus,
 
 test('identity: fixed length (the guest listed the fw_cfg file with its size in the template), checked', () => {
   const id = warmIdentity('0123456789abcdef', '52:54:00:12:34:56', 'ab'.repeat(32));
-  assert.equal(id, `gen=0123456789abcdef mac=52:54:00:12:34:56 seed=${'ab'.repeat(32)}`);
+  assert.equal(id, `gen=0123456789abcdef mac=52:54:00:12:34:56 seed=${'ab'.repeat(32)}`.padEnd(WARM_IDENTITY_BYTES, ' '));
   assert.equal(id.length, TEMPLATE_IDENTITY.length);
-  assert.equal(TEMPLATE_IDENTITY, `gen=${'0'.repeat(16)} mac=00:00:00:00:00:00 seed=${'0'.repeat(64)}`);
+  assert.equal(TEMPLATE_IDENTITY.trimEnd(), `gen=${'0'.repeat(16)} mac=00:00:00:00:00:00 seed=${'0'.repeat(64)}`);
   assert.throws(() => warmIdentity('12', '52:54:00:12:34:56', 'ab'.repeat(32)), /16 hex/);
   assert.throws(() => warmIdentity('0123456789abcdef', '52:54:00:12:34:56,x=y', 'ab'.repeat(32)), /bad MAC/);
   assert.throws(() => warmIdentity('0123456789abcdef', '52:54:00:12:34:56', 'zz'.repeat(32)), /seed/);
+});
+
+test('identity with an address: the lease DHCP would give, as words the guest reads; the longest fits; a 112-byte state gets none', () => {
+  const gen = '0123456789abcdef';
+  const mac = '52:54:00:12:34:56';
+  const seed = 'ab'.repeat(32);
+  const address = { ip: '10.200.0.7', prefix: 24, gateway: '10.200.0.1', mtu: 1420, domain: 'default.internal' };
+  const id = warmIdentity(gen, mac, seed, address);
+  assert.equal(id.length, WARM_IDENTITY_BYTES);
+  assert.deepEqual(id.trim().split(/ +/).slice(3), ['ip=10.200.0.7/24', 'gw=10.200.0.1', 'mtu=1420', 'dom=default.internal']);
+  const longest = { ip: '255.255.255.255', prefix: 32, gateway: '255.255.255.255', mtu: 65535, domain: `${'n'.repeat(63)}.internal` };
+  assert.match(warmIdentity(gen, mac, seed, longest), new RegExp(`dom=${'n'.repeat(63)}\\.internal +$`), 'the longest network name fits');
+  // A warm state saved with the first, 112-byte identity: its clones keep that length, and ask DHCP.
+  const old = warmIdentity(gen, mac, seed, address, WARM_IDENTITY_BYTES_V1);
+  assert.equal(old, `gen=${gen} mac=${mac} seed=${seed}`);
+  for (const [bad, re] of [
+    [{ ip: '10.200.0.300' }, /ip/],
+    [{ gateway: '10.200.0.1 mac=x' }, /gateway/],
+    [{ prefix: 33 }, /prefix/],
+    [{ mtu: 100 }, /mtu/],
+    [{ domain: 'a b' }, /domain/],
+  ] as const) {
+    assert.throws(() => warmIdentity(gen, mac, seed, { ...address, ...bad }), re);
+  }
 });
 
 test('the template: the image with butter.warm=1, one NIC on a tap of its own, the zero identity in fw_cfg and a vmgenid', () => {

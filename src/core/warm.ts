@@ -7,9 +7,11 @@
  * `opt/butter/identity` (`WARM_FW_CFG`), which reads all zeros in the template. fw_cfg contents
  * are not migrated, so a clone restored from the template's state reads the identity its own
  * QEMU was given: a new generation (which wakes it), its MAC (the restored virtio-net device
- * still carries the template's) and a random seed. The length is fixed: the guest's fw_cfg
- * driver listed the file, with its size, in the template.
+ * still carries the template's), a random seed and its address (so it needs no DHCP). The
+ * length is fixed: the guest's fw_cfg driver listed the file, with its size, in the template.
  */
+
+import { checkIpv4 } from './ipv4.ts';
 
 /** The template's NIC: never on a bridge (its tap is QEMU's own, down, unattached), so any fixed MAC does. */
 export const TEMPLATE_MAC = '52:54:00:00:00:01';
@@ -26,14 +28,53 @@ export const WARM_CMDLINE_FLAG = 'butter.warm=1';
 const HEX = /^[0-9a-f]+$/;
 
 /**
- * `gen=<16 hex> mac=<mac> seed=<64 hex>`, 112 bytes, always: the template's is all zeros.
- * Throws on anything else (the guest's shell parses it word by word).
+ * The identity's length in bytes, padded with spaces: the guest's fw_cfg driver listed the
+ * file with its size in the template, so a clone's must be exactly as long. Room for the
+ * longest address (a 63-character network's domain).
  */
-export function warmIdentity(gen: string, mac: string, seed: string): string {
+export const WARM_IDENTITY_BYTES = 320;
+
+/** The length of the identity of a warm state made before addresses were in it (they read 112 bytes, and get no address). */
+export const WARM_IDENTITY_BYTES_V1 = 112;
+
+/**
+ * A clone's address on its first NIC, which it sets itself at once instead of asking DHCP for
+ * it (two round trips and a script, a large part of a warm start under TCG): the very lease
+ * dnsmasq would give it, the reservation the control plane allocated.
+ */
+export interface WarmAddress {
+  ip: string;
+  prefix: number;
+  gateway: string;
+  mtu: number;
+  /** The network's DNS domain (`<network>.internal`), its resolver's search domain. */
+  domain: string;
+}
+
+/**
+ * `gen=<16 hex> mac=<mac> seed=<64 hex>`, then the address (`ip=<ip>/<prefix> gw=<gateway>
+ * mtu=<mtu> dom=<domain>`) if there is one and it fits, padded with spaces to `bytes`: the
+ * template's is all zeros. An address that does not fit (a warm state of the older, 112-byte
+ * identity) is left out, and that clone asks DHCP as before. Throws on anything malformed
+ * (the guest's shell parses it word by word).
+ */
+export function warmIdentity(gen: string, mac: string, seed: string, address?: WarmAddress, bytes = WARM_IDENTITY_BYTES): string {
   if (gen.length !== 16 || !HEX.test(gen)) throw new Error(`warm identity: generation must be 16 hex digits, not ${JSON.stringify(gen)}`);
   if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(mac)) throw new Error(`warm identity: bad MAC ${JSON.stringify(mac)}`);
   if (seed.length !== 64 || !HEX.test(seed)) throw new Error('warm identity: the seed must be 64 hex digits');
-  return `gen=${gen} mac=${mac} seed=${seed}`;
+  const base = `gen=${gen} mac=${mac} seed=${seed}`;
+  if (base.length > bytes) throw new Error(`warm identity: ${bytes} bytes cannot hold it`);
+  let text = base;
+  if (address) {
+    checkIpv4(address.ip, 'warm identity: ip');
+    checkIpv4(address.gateway, 'warm identity: gateway');
+    if (!Number.isInteger(address.prefix) || address.prefix < 1 || address.prefix > 32) throw new Error(`warm identity: bad prefix ${address.prefix}`);
+    if (!Number.isInteger(address.mtu) || address.mtu < 576 || address.mtu > 65535) throw new Error(`warm identity: bad mtu ${address.mtu}`);
+    if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(address.domain) || address.domain.length > 253) throw new Error(`warm identity: bad domain ${JSON.stringify(address.domain)}`);
+    const withAddress = `${base} ip=${address.ip}/${address.prefix} gw=${address.gateway} mtu=${address.mtu} dom=${address.domain}`;
+    if (withAddress.length <= bytes) text = withAddress;
+  }
+  return text.padEnd(bytes, ' ');
 }
 
 /** What the template reads: generation 0, which no clone ever gets. */

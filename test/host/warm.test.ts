@@ -52,6 +52,7 @@ test('two warm clones of tiny: each its own hostname, MAC, address and random nu
     assert.equal(vm.state, 'running');
     vms.push(JSON.parse(b.ok(['vm', 'show', name, '--json'])) as ShownVm);
   }
+  const net = JSON.parse(b.ok(['network', 'show', 'default', '--json'])) as { gateway: string; mtu: number };
   const seen: Record<string, string[]> = { mac: [], ip: [], uuid: [], random: [] };
   for (const vm of vms) {
     assert.equal(vm.start, 'warm', `${vm.name} started warm (${vm.startReason ?? ''})`);
@@ -61,6 +62,13 @@ test('two warm clones of tiny: each its own hostname, MAC, address and random nu
     assert.equal(mac, vm.mac, 'the guest took its own MAC');
     const ip = await ask(vm.name, (t) => `echo "${t}-$(ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1)"`);
     assert.equal(ip, vm.ip, 'and its own address');
+    // Set from its identity, not asked of DHCP: the lease dnsmasq would give (route, MTU, resolver).
+    const logs = b.ok(['vm', 'logs', vm.name]);
+    assert.match(logs, /butter-tiny: warm step address at=/, 'it set the address from its identity');
+    assert.doesNotMatch(logs, /warm step dhcp/, 'without DHCP');
+    // One question for three answers (`ask` reads one word back: spaces become _, parts are split at +).
+    const lease = await ask(vm.name, (t) => `echo "${t}-$(ip -4 route show default | cut -d' ' -f1-3 | tr ' ' _)+$(cat /sys/class/net/eth0/mtu)+$(tr '\\n ' __ </etc/resolv.conf)"`);
+    assert.deepEqual(lease.split('+'), [`default_via_${net.gateway}`, String(net.mtu), `search_default.internal_nameserver_${net.gateway}_`]);
     seen.mac!.push(mac);
     seen.ip!.push(ip);
     // The kernel's vmgenid driver is bound to QEMU's device: it reseeds the RNG when the generation id changes (each restore).

@@ -6,6 +6,7 @@
 import type { VmSpec } from '../../core/vm-spec.ts';
 import type { VmExit } from '../../core/restart-policy.ts';
 import type { VmStats } from './vm-stats.ts';
+import type { WarmAddress } from '../../core/warm.ts';
 
 export type { BootSource, VmSpec } from '../../core/vm-spec.ts';
 
@@ -70,10 +71,11 @@ export interface WarmStates {
   make(template: VmSpec): Promise<{ ms: number; sizeBytes: number }>;
   /**
    * Starts a new VM from warm state `id` (its first disk an overlay on the frozen layer,
-   * its RAM the template's, its identity in fw_cfg); `ms`: from the launch to running.
+   * its RAM the template's, its identity in fw_cfg, with `address`, its first NIC's, if
+   * given: the guest sets it instead of asking DHCP); `ms`: from the launch to running.
    * Throws, leaving nothing, when it cannot (then the agent boots it cold).
    */
-  start(spec: VmSpec, id: string): Promise<{ ms: number }>;
+  start(spec: VmSpec, id: string, address?: WarmAddress): Promise<{ ms: number }>;
   /** Deletes one; refused (throws) while a VM's disk on this host stands on it. */
   remove(id: string): Promise<void>;
 }

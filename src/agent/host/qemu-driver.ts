@@ -34,7 +34,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { dataDiskPath, pathsIn, qemuArgs, vmPaths, processMarker, type Accel, type VmPaths } from '../../core/qemu-args.ts';
 import type { MemoryStates, ObservedVm, VmDriver, VmSpec, WarmStates } from './driver.ts';
 import { randomBytes } from 'node:crypto';
-import { WARM_READY_LINE, WARM_READY_TIMEOUT_MS, warmIdentity } from '../../core/warm.ts';
+import { WARM_IDENTITY_BYTES_V1, WARM_READY_LINE, WARM_READY_TIMEOUT_MS, warmIdentity, type WarmAddress } from '../../core/warm.ts';
 import type { Exec } from './exec.ts';
 import { QmpClient, waitMigration, withTimeout } from './qmp.ts';
 import { QemuVmStats } from './qemu-stats.ts';
@@ -83,7 +83,7 @@ export class QemuDriver implements VmDriver {
     has: (id) => existsSync(this.warmFile(id, 'template.json')),
     list: () => this.warmIds(),
     make: (template) => this.makeWarm(template),
-    start: (spec, id) => this.startWarm(spec, id),
+    start: (spec, id, address) => this.startWarm(spec, id, address),
     remove: async (id) => this.removeWarm(id),
   };
 
@@ -275,14 +275,16 @@ export class QemuDriver implements VmDriver {
    * zero-length difference in the identity's bytes) but its own disk (an overlay on the frozen
    * layer), taps, MAC and identity, `-incoming` from the saved state, then `cont`.
    */
-  private async startWarm(spec: VmSpec, id: string): Promise<{ ms: number }> {
-    const t = JSON.parse(readFileSync(this.warmFile(id, 'template.json'), 'utf8')) as { cmdline: string | null; cpus: number; memoryMiB: number; nics: number };
+  private async startWarm(spec: VmSpec, id: string, address?: WarmAddress): Promise<{ ms: number }> {
+    const t = JSON.parse(readFileSync(this.warmFile(id, 'template.json'), 'utf8')) as { cmdline: string | null; cpus: number; memoryMiB: number; nics: number; identity?: string };
     if (t.cpus !== spec.cpus || t.memoryMiB !== spec.memoryMiB || t.nics !== spec.nics.length) {
       throw new Error(`warm state ${id} is ${t.cpus} cpu, ${t.memoryMiB} MiB, ${t.nics} NIC: not this VM's size`);
     }
     const p = this.paths(spec.id);
     if (existsSync(p.disk)) throw new Error(`vm ${spec.id} has a disk already: only a first start is warm`);
-    const identity = warmIdentity(randomBytes(8).toString('hex'), spec.nics[0]!.mac, randomBytes(32).toString('hex'));
+    // As long as the template's (a state made before addresses were in it: 112 bytes, and no address).
+    const bytes = t.identity?.length ?? WARM_IDENTITY_BYTES_V1;
+    const identity = warmIdentity(randomBytes(8).toString('hex'), spec.nics[0]!.mac, randomBytes(32).toString('hex'), address, bytes);
     const boot = spec.boot.kind === 'kernel' && t.cmdline !== null ? { ...spec.boot, cmdline: t.cmdline } : spec.boot;
     const warmSpec: VmSpec = { ...spec, boot, identity, warmBase: id };
     let ms = 0;

@@ -132,10 +132,12 @@ export class SimDriver implements VmDriver {
       this.warmIds.add(t.id);
       return { ms: 0, sizeBytes: Buffer.byteLength(body) };
     },
-    start: async (spec, id) => {
+    start: async (spec, id, address) => {
       if (!this.warmIds.has(id)) throw new Error(`no warm state ${id} here`);
       await this.start(spec);
-      await fsp.appendFile(this.consoleLogPath(spec.id), `[sim] started warm from ${id}\n`);
+      // The address its identity would carry, said where a test can see it.
+      const at = address ? ` at ${address.ip}/${address.prefix} via ${address.gateway}, mtu ${address.mtu}, domain ${address.domain}` : '';
+      await fsp.appendFile(this.consoleLogPath(spec.id), `[sim] started warm from ${id}${at}\n`);
       return { ms: 0 };
     },
     remove: async (id) => {
