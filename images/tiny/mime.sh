@@ -203,7 +203,7 @@ process_multipart() {
     rc=$?
     if [ $rc -eq 0 ]; then say "$name part $fn finished"; else err "$name part $fn exited with status $rc"; fi
   done <"$dir/scripts.sorted"
-  date >"$marker"
+  ran_at >"$marker"
   sync
   say "$name multipart applied"
 }
