@@ -933,7 +933,7 @@ run. Goal (the issue's): p50 ≤ 0.5 s and ≥ 10× faster than a cold boot.
 **How.** \`bench/warm-start.ts\` (\`benchWarmStart()\`) runs \`butter up\` in a network namespace;
 \`bench/warm-client.ts\`, inside it, creates VMs of \`tiny\` (256 MiB) one at a time through the
 SDK, each with a user-data script starting busybox httpd on port 8080, and starts a new
-\`GET /\` every 20 ms (each given 3 s, side by side) until one answers 200; then deletes the VM.
+\`GET /\` every 20 ms (each given 3 s, side by side) until one answers 200; then deletes the VM and waits until it is gone and 1 s more (the node settles).
 First the cold VMs (the image is not warm yet), then \`image warm tiny --memory 256M\`, then
 the warm ones (each must say \`start: warm\`). Each of these is the only VM on the node, so its
 network is torn down after it and built again for the next (part of every figure). Then a VM

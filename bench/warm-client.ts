@@ -3,7 +3,7 @@
  * addresses are there): creates VMs of `tiny` one at a time through the SDK and, for each,
  * times from just before `POST /v1/vms` to the guest answering TCP (a busybox httpd its
  * user-data starts on port 8080, a new try every 20 ms), with the API's answer and the first sight
- * of `running` (the metadata fetch) on the way; then deletes it and waits until it is gone.
+ * of `running` (the metadata fetch) on the way; then deletes it, waits until it is gone and 1 s more (the node settles).
  *
  *   WARM_CLIENT_INPUT='{...}' ip netns exec NS node --import tsx bench/warm-client.ts
  */
@@ -118,6 +118,9 @@ async function main(input: WarmClientInput): Promise<WarmClientRun[]> {
       if (!left) break;
       await new Promise((r) => setTimeout(r, 100));
     }
+    // The node goes on tidying after it said the VM is gone (its tap, its network's state):
+    // the next VM is timed on a settled node, not queued behind that.
+    await new Promise((r) => setTimeout(r, 1000));
   }
   return out;
 }

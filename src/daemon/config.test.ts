@@ -21,6 +21,7 @@ test('no file: the defaults', () =>
       console: { maxBytes: 1024 * 1024, nodeMaxBytes: 1024 * 1024 },
       events: { maxAgeDays: 90, maxCount: 100_000 },
       imageCache: { unusedGraceMinutes: 60, minFreePercent: 10 },
+      networks: { lingerSeconds: 60 },
       log: { maxBytes: 16 * 1024 * 1024, keep: 3 },
     });
   }));
@@ -38,5 +39,6 @@ test('a bad file names the key and the file', () => {
   withFile('console:\n  maxbytes: 4M\n', (dir) => assert.throws(() => loadDaemonConfig(dir), /butter\.yaml: console: Unrecognized key: "maxbytes"/));
   withFile('console:\n  maxBytes: lots\n', (dir) => assert.throws(() => loadDaemonConfig(dir), /console\.maxBytes: not a size/));
   withFile('console:\n  maxBytes: 1K\n', (dir) => assert.throws(() => loadDaemonConfig(dir), /console\.maxBytes: must be at least 65536/));
+  withFile('networks:\n  lingerSeconds: -1\n', (dir) => assert.throws(() => loadDaemonConfig(dir), /networks\.lingerSeconds: Too small/));
   withFile('events: [\n', (dir) => assert.throws(() => loadDaemonConfig(dir), /not YAML/));
 });

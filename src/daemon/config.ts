@@ -46,6 +46,13 @@ export const DaemonConfig = z
       })
       .strict()
       .prefault({}),
+    networks: z
+      .object({
+        /** A network stays built on a node this long after its last VM there went (server/network-linger.ts). */
+        lingerSeconds: z.number().nonnegative().max(86_400).default(60),
+      })
+      .strict()
+      .prefault({}),
     log: z
       .object({
         /** The daemon's log file, when its stderr is one (not the journal), is rotated past this. */
@@ -83,6 +90,6 @@ export function loadDaemonConfig(dir: string): DaemonConfig {
 }
 
 /** What the control plane takes of it. */
-export function controlPlaneBounds(c: DaemonConfig): { consoleMaxBytes: number; eventRetention: { maxAgeDays: number; maxCount: number } } {
-  return { consoleMaxBytes: c.console.maxBytes, eventRetention: c.events };
+export function controlPlaneBounds(c: DaemonConfig): { consoleMaxBytes: number; eventRetention: { maxAgeDays: number; maxCount: number }; networkLingerMs: number } {
+  return { consoleMaxBytes: c.console.maxBytes, eventRetention: c.events, networkLingerMs: c.networks.lingerSeconds * 1000 };
 }

@@ -60,6 +60,8 @@ export interface ControlPlaneOptions {
   onServerError?: ServerErrorLog;
   /** Console output kept per VM (consoles.ts); 1 MiB by default. */
   consoleMaxBytes?: number;
+  /** How long a network stays built on a node after its last VM there went (network-linger.ts); 0 (not at all) by default, 60 s in the daemons. */
+  networkLingerMs?: number;
   /** How long audit events are kept (core/event-retention.ts); 90 days and 100,000 by default. */
   eventRetention?: EventRetention;
   /** How long a service's replacement instance may take to run before its rollout stops (rollout.ts; 5 min by default). */
@@ -104,7 +106,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   const exec = opts.exec ?? new SystemExec();
   const blobs = new BlobFiles(opts.dataDir, new ImageInspector(exec));
   const images = new Images(store, blobs);
-  const nodes = new Nodes(store);
+  const nodes = new Nodes(store, opts.networkLingerMs !== undefined ? { networkLingerMs: opts.networkLingerMs } : {});
   // Read from the store only when scraped (metrics.ts); counters are counted where things happen.
   const metrics = new ControlPlaneMetrics({
     nodes: () => nodes.list(),

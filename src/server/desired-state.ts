@@ -112,6 +112,10 @@ export function renderDesired(store: Store, me: NodeRow): NodeDesired {
   }
   // A VPN gateway hosts its networks even without a VM of them: the peers' router port lives there.
   for (const n of store.db.prepare(`SELECT * FROM networks WHERE vpn_node = ? ORDER BY name`).all(name) as NetworkRow[]) networks.set(n.name, n);
+  // So does a node a while after its last VM of them went (network-linger.ts): kept built, no ports.
+  for (const n of store.db.prepare(`SELECT n.* FROM networks n JOIN network_linger l ON l.network = n.name WHERE l.node = ? ORDER BY n.name`).all(name) as NetworkRow[]) {
+    if (!networks.has(n.name)) networks.set(n.name, n);
+  }
   // The same on every node, instances here or not: any node's address leads to a published service.
   const published = publishedState(store.db);
   return {

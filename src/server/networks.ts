@@ -13,6 +13,7 @@ import { networkNodes } from './network-status.ts';
 import type { NetworkRow } from './store/rows.ts';
 import type { Store, Tx } from './store/store.ts';
 import { idempotent, type Once } from './idempotency.ts';
+import { lingeringNodes } from './network-linger.ts';
 
 type NetworkListRow = NetworkRow & { created_at: string; vm_count: number; peer_count: number };
 
@@ -75,6 +76,8 @@ export class Networks {
         const shown = peers.slice(0, 5).map((v) => v.name).join(', ');
         throw new ApiError('conflict', `network ${name} has VPN peers ${shown}${peers.length > 5 ? ', …' : ''}; revoke them first`, 'name');
       }
+      // Nodes where it lingers (no VM of it left there) take it down now: their rows go with it.
+      for (const node of lingeringNodes(tx.db, name)) tx.touchNode(node);
       tx.db.prepare(`DELETE FROM networks WHERE name = ?`).run(name);
       tx.event('delete', 'network', name, `network ${name} removed`);
     });

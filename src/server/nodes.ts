@@ -19,6 +19,7 @@ import { applySnapshotChanges, snapshotReportChanges } from './snapshots.ts';
 import { failNodeExports } from './exports.ts';
 import { applyWarmChanges, startReportChanges, warmReportChanges } from './warm.ts';
 import { forgetVm } from './forget-vm.ts';
+import { endLingers, lingerAfterDelete, lingerEnded } from './network-linger.ts';
 import { ownNetworks, recordNetworkStatus, sameNetworkStatus } from './network-status.ts';
 
 /** A node as the scheduler sees it, with the allocation revision the plan was made at. */
@@ -47,7 +48,14 @@ export class Nodes {
    */
   private readonly quiet = new Map<string, { commits: number; digest: string }>();
 
-  constructor(private readonly store: Store) {
+  /** How long a network stays built on a node after its last VM there went (network-linger.ts); 0: not at all. */
+  private readonly lingerMs: number;
+
+  constructor(
+    private readonly store: Store,
+    opts: { networkLingerMs?: number } = {},
+  ) {
+    this.lingerMs = opts.networkLingerMs ?? 0;
     this.liveness = new Liveness(store.now());
   }
 
@@ -305,6 +313,8 @@ export class Nodes {
           const nets = networksOf(tx.db, c.vm.id);
           tx.db.prepare(`DELETE FROM vms WHERE id = ?`).run(c.vm.id);
           for (const net of nets) touchNetworkHosts(tx, net);
+          // Kept built here a while if that was its last VM of them: a VM created meanwhile finds them up.
+          lingerAfterDelete(tx, name, nets, this.lingerMs);
           tx.db.prepare(`UPDATE nodes SET alloc_rev = alloc_rev + 1 WHERE name = ?`).run(name);
           deleted.push(c.vm.id);
           tx.event('deleted', 'vm', c.vm.name, `vm ${c.vm.name} deleted on ${name}`);
@@ -344,8 +354,9 @@ export class Nodes {
     if (state === 'suspended' && vm.state !== 'suspended' && vm.state !== 'pending' && vm.power === 'running' && isIdleReason(reason)) tx.event('idle-suspend', 'vm', vm.name, `vm ${vm.name} suspended by its node: ${reason}; the next connection to it wakes it`);
   }
 
-  /** Marks nodes that stopped reporting; their VMs become `unknown`. */
+  /** Marks nodes that stopped reporting (their VMs become `unknown`), and ends the lingers that are due. */
   sweep(now: Date): void {
+    if (lingerEnded(this.store.db, now.toISOString())) this.store.write('server', (tx) => endLingers(tx));
     const cutoff = new Date(now.getTime() - HEARTBEAT_TIMEOUT_MS).toISOString();
     const ready = this.store.db.prepare(`SELECT name, last_heartbeat_at FROM nodes WHERE state = 'ready'`).all() as { name: string; last_heartbeat_at: string | null }[];
     const stale = ready.filter((n) => this.liveness.aliveAt(n.name, n.last_heartbeat_at) < cutoff);

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ButterInNetns } from './butter-cli.ts';
 import { tinyVmHost, type TinyVmHost } from './tiny-vm-host.ts';
+import { bridgeName } from '../../src/core/vm-spec.ts';
 
 let b: ButterInNetns;
 let ask: TinyVmHost['ask'];
@@ -90,4 +91,15 @@ test('two warm clones of tiny: each its own hostname, MAC, address and random nu
   // Nothing of the template runs: only the two clones' QEMUs.
   assert.equal(b.processes().filter((p) => p.cmd.includes('qemu-system')).length, 2, b.processes().map((p) => p.cmd.slice(0, 120)).join('\n'));
   for (const vm of vms) b.ok(['vm', 'rm', vm.name]);
+  // Their network lingers on the node (butter.yaml networks.lingerSeconds, 60 s by default):
+  // the next VM finds its bridge, gateway namespace and dnsmasq in place, built by no one.
+  const bridge = bridgeName('default');
+  for (let i = 0; i < 120 && (JSON.parse(b.ok(['vm', 'list', '--json'])) as unknown[]).length > 0; i++) await sleep(500);
+  // Past the pass that confirmed them gone, where the network was torn down before.
+  await sleep(2000);
+  const from = b.upLog.length;
+  assert.equal(b.sh('ip', ['link', 'show', bridge]).code, 0, 'the bridge is still there with no VM on it');
+  b.ok(['vm', 'create', 'warm-c', '--image', 'tiny', '--memory', '256M', '--disk', '1G', '--wait']);
+  assert.doesNotMatch(b.upLog.slice(from), /created bridge|created gateway namespace|started dnsmasq/, 'nothing of the network was built again');
+  b.ok(['vm', 'rm', 'warm-c']);
 });

@@ -481,4 +481,15 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE vms ADD COLUMN start_reason TEXT;
   ALTER TABLE vms ADD COLUMN warm_id TEXT;
   `,
+  `
+  -- Networks lingering on a node after its last VM there went (server/network-linger.ts):
+  -- the node keeps them built until \`until\`, so a VM created there meanwhile finds them up.
+  CREATE TABLE network_linger (
+    network TEXT NOT NULL REFERENCES networks(name) ON DELETE CASCADE,
+    node TEXT NOT NULL REFERENCES nodes(name) ON DELETE CASCADE,
+    until TEXT NOT NULL,
+    PRIMARY KEY (network, node)
+  );
+  CREATE INDEX network_linger_node ON network_linger(node);
+  `,
 ];
