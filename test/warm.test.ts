@@ -109,6 +109,38 @@ test('a guest that never says it is ready: the warm state fails with the reason,
   await until('stock failed again', async () => ((await warmOf('stock', 'n2'))?.state === 'failed' ? true : undefined));
 });
 
+test('unwarm: the warm state on one node goes, its node deletes the files, new VMs there boot cold; refusals name the field', async () => {
+  await a().call('warmImage', { params: { name: 'img' }, body: { node: 'n2', memory: '256M' } });
+  await until('img warm on n2', async () => ((await warmOf('img', 'n2'))?.state === 'ready' ? true : undefined));
+  await until('its files on n2', async () => (warmDirs('n2').length === 1 ? true : undefined));
+  const img = await a().call('unwarmImage', { params: { name: 'img', node: 'n2' } });
+  assert.deepEqual(img.warm.map((w) => w.node), ['n1'], 'only n1 is warm now');
+  await until('n2 deleted its warm state', async () => (warmDirs('n2').length === 0 ? true : undefined));
+  assert.equal(warmDirs('n1').length, 1, "n1's is untouched");
+  const cold = await a().call('createVm', { body: { name: 'c3', image: 'img', memory: '256M', node: 'n2' } });
+  assert.deepEqual([cold.start, cold.startReason], ['cold', 'no warm state on node n2 (warm on n1)']);
+  await a().call('deleteVm', { params: { name: 'c3' } });
+  const events = (await a().call('listEvents', { query: { resource: 'image', name: 'img' } })).items.filter((e) => e.action === 'unwarm').map((e) => e.message);
+  assert.deepEqual(events, ['image img: warm state on n2 removed (ready); new VMs of it there boot cold']);
+  await rejects(a().call('unwarmImage', { params: { name: 'img', node: 'n2' } }), 404, 'node', /image img has no warm state on node n2/);
+  await rejects(a().call('unwarmImage', { params: { name: 'ghost', node: 'n1' } }), 404, 'name', /image ghost not found/);
+  await rejects(a().call('unwarmImage', { params: { name: 'img', node: 'N1!' } }), 400, 'params.node');
+});
+
+test('a node that stops reporting while it warms: the warm state fails saying so (its ready ones stay)', async () => {
+  const stateDir = mkdtempSync(join(tmpdir(), 'butter-warm-n3-'));
+  dirs.n3 = stateDir;
+  const { token } = await cloud.admin.call('createNode', { body: { name: 'n3' } });
+  // Its agent reports once, then is gone: the template never ends there.
+  const agent = new Agent({ client: new Client({ url: cloud.url, token }), node: 'n3', stateDir, driver: new SimDriver({ stateDir }), accel: { accel: 'tcg', reason: 'simulated' }, capacity: { cpus: 4, memoryBytes: 4 * 1024 ** 3, diskBytes: 100 * 1024 ** 3 } });
+  await agent.report();
+  await a().call('warmImage', { params: { name: 'img' }, body: { node: 'n3', memory: '256M' } });
+  assert.equal((await warmOf('img', 'n3'))?.state, 'warming');
+  const failed = await until('the warm state on n3 failed', async () => ((await warmOf('img', 'n3'))?.state === 'failed' ? await warmOf('img', 'n3') : undefined), 30_000);
+  assert.equal(failed!.reason, 'node n3 stopped reporting while warming');
+  assert.equal((await warmOf('img', 'n1'))?.state, 'ready', "another node's ready state is not touched");
+});
+
 test('removing the image removes its warm states, and the node deletes the files', async () => {
   for (const name of ['w1', 'w2', 'c1', 'c2']) await a().call('deleteVm', { params: { name } });
   await until('VMs of img gone', async () => ((await a().call('listVms', {})).items.some((v) => v.image === 'img') ? undefined : true));

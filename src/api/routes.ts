@@ -3,7 +3,7 @@
  * to it, the SDK derives its typed client from it, and OpenAPI is generated from it.
  */
 import { z } from 'zod';
-import { BlobParams, BlobQuery, Blob, ExportFailure, ExportParams, ExportUploadQuery, Image, ImageCreate, ImageFromVm, ImageImport, ImageWarm } from './schemas/image.ts';
+import { BlobParams, BlobQuery, Blob, ExportFailure, ExportParams, ExportUploadQuery, Image, ImageCreate, ImageFromVm, ImageImport, ImageWarm, WarmParams } from './schemas/image.ts';
 import { Empty, ForceQuery, IdempotentHeaders, NameParams, listOf, Name } from './schemas/common.ts';
 import { ConsoleChunk, DesiredQuery, DesiredWatch } from './schemas/desired.ts';
 import { PathVerifyReport, ProbeResults, VerifyQuery } from './schemas/verify.ts';
@@ -144,6 +144,16 @@ export const routes = {
     body: ImageWarm,
     response: Image,
     status: 202,
+  },
+  unwarmImage: {
+    method: 'DELETE',
+    path: '/v1/images/{name}/warm/{node}',
+    access: 'operator',
+    summary:
+      "Forget an image's warm state on one node (ready, warming or failed): new VMs of it there boot cold; the node deletes the saved state once no VM's disk there stands on its frozen layer (the clones made from it run on). Answers the image. Refused: no warm state of the image on that node (404 naming `node`)",
+    params: WarmParams,
+    response: Image,
+    status: 200,
   },
   getImage: { method: 'GET', path: '/v1/images/{name}', access: 'viewer', summary: 'Show an image', params: NameParams, response: Image, status: 200 },
   deleteImage: { method: 'DELETE', path: '/v1/images/{name}', access: 'operator', summary: 'Remove an image (refused while a VM uses it)', params: NameParams, response: Nothing, status: 200 },

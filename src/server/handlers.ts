@@ -199,6 +199,7 @@ export function makeHandlers(s: Services): Handlers {
     createImage: ({ who, body, once }) => s.images.create(actorOf(who), body as ImageCreate, once),
     importImage: ({ who, body, once }) => s.imports.start(actorOf(who), body as ImageImport, once),
     warmImage: ({ who, params, body }) => s.warm.warm(actorOf(who), params.name!, body as ImageWarm),
+    unwarmImage: ({ who, params }) => s.warm.unwarm(actorOf(who), params.name!, params.node!),
     getImage: ({ params }) => s.images.get(params.name!),
     deleteImage: ({ who, params }) => {
       s.images.remove(actorOf(who), params.name!);

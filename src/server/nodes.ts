@@ -17,7 +17,7 @@ import { meshEnd, sameMeshEnd, setMeshEnd, touchMesh, touchNetworkHosts, touchSe
 import { renderDesired } from './desired-state.ts';
 import { applySnapshotChanges, snapshotReportChanges } from './snapshots.ts';
 import { failNodeExports } from './exports.ts';
-import { applyWarmChanges, startReportChanges, warmReportChanges } from './warm.ts';
+import { applyWarmChanges, failNodeWarming, startReportChanges, warmReportChanges } from './warm.ts';
 import { forgetVm } from './forget-vm.ts';
 import { endLingers, lingerAfterDelete, lingerEnded } from './network-linger.ts';
 import { ownNetworks, recordNetworkStatus, sameNetworkStatus } from './network-status.ts';
@@ -368,6 +368,8 @@ export class Nodes {
         tx.db.prepare(`UPDATE vms SET state = 'unknown', updated_at = ? WHERE node = ?`).run(tx.now, name);
         // Its pending exports (an image from a VM, a clone's base for another node) will not come.
         failNodeExports(tx, name);
+        // ...nor its warming templates' ends.
+        failNodeWarming(tx, name);
         // A suspended VM's memory state is on that node only: lost with it (until it returns), and said so.
         tx.db.prepare(`UPDATE vms SET reason = ? WHERE node = ? AND power = 'suspended'`).run(`suspended on node ${name}, which stopped reporting: its memory state is lost until the node returns`, name);
         // Instances there no longer answer for their service.

@@ -146,4 +146,31 @@ export class WarmImages {
     });
     return this.images.get(image.name);
   }
+
+  /** `image unwarm NAME --node N`: the row goes; the node, told, deletes the files (once no disk stands on them). */
+  unwarm(actor: string, name: string, node: string): Image {
+    this.store.write(actor, (tx) => {
+      if (!tx.db.prepare(`SELECT 1 FROM images WHERE name = ?`).get(name)) throw new ApiError('not_found', `image ${name} not found`, 'name');
+      const row = tx.db.prepare(`SELECT * FROM image_warm WHERE image = ? AND node = ?`).get(name, node) as WarmRow | undefined;
+      if (!row) throw new ApiError('not_found', `image ${name} has no warm state on node ${node}`, 'node');
+      tx.db.prepare(`DELETE FROM image_warm WHERE id = ?`).run(row.id);
+      tx.touchNode(node);
+      tx.event('unwarm', 'image', name, `image ${name}: warm state on ${node} removed (${row.state}); new VMs of it there boot cold`);
+    });
+    return this.images.get(name);
+  }
+}
+
+/**
+ * A node that stopped reporting will not say how its warming ended: each warm state it was
+ * making fails, saying so (warm it again; if the node returns it deletes what it made, no
+ * longer told to keep it). Its ready ones stay: they are on its disk, for when it is back.
+ */
+export function failNodeWarming(tx: Tx, node: string): void {
+  const rows = tx.db.prepare(`SELECT * FROM image_warm WHERE node = ? AND state = 'warming'`).all(node) as WarmRow[];
+  for (const r of rows) {
+    const reason = `node ${node} stopped reporting while warming`;
+    tx.db.prepare(`UPDATE image_warm SET state = 'failed', reason = ? WHERE id = ?`).run(reason, r.id);
+    tx.event('warm', 'image', r.image, `image ${r.image}: warming on ${node} failed: ${reason}`);
+  }
 }

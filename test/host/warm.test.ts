@@ -102,4 +102,9 @@ test('two warm clones of tiny: each its own hostname, MAC, address and random nu
   b.ok(['vm', 'create', 'warm-c', '--image', 'tiny', '--memory', '256M', '--disk', '1G', '--wait']);
   assert.doesNotMatch(b.upLog.slice(from), /created bridge|created gateway namespace|started dnsmasq/, 'nothing of the network was built again');
   b.ok(['vm', 'rm', 'warm-c']);
+  // Unwarmed, the node deletes the saved state once no clone's disk stands on it.
+  assert.match(b.ok(['image', 'unwarm', 'tiny']), /image tiny: no longer warm on /);
+  for (let i = 0; i < 120 && readdirSync(warmDir).length > 0; i++) await sleep(500);
+  assert.deepEqual(readdirSync(warmDir), [], 'the warm state is gone from the node');
+  assert.deepEqual((JSON.parse(b.ok(['image', 'show', 'tiny', '--json'])) as { warm: unknown[] }).warm, []);
 });

@@ -101,6 +101,9 @@ export const ImageWarm = z
   .meta({ id: 'ImageWarm' });
 export type ImageWarm = z.infer<typeof ImageWarm>;
 
+/** An image's warm state on one node: `DELETE /v1/images/{name}/warm/{node}`. */
+export const WarmParams = z.object({ name: Name, node: Name }).strict();
+
 export const Image = z
   .object({
     name: Name,

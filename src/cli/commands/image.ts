@@ -198,6 +198,25 @@ export function imageCommands(program: Command): void {
     });
 
   image
+    .command('unwarm <name>')
+    .description('forget the image\'s warm state on a node: new VMs of it there boot cold (the clones made from it run on)')
+    .option('--node <node>', 'the node (needed when the image is warm on more than one)')
+    .option('--json', 'print JSON')
+    .action(async (name: string, o: { node?: string; json?: boolean }) => {
+      const c = client();
+      let node = o.node;
+      if (node === undefined) {
+        const on = (await c.call('getImage', { params: { name } })).warm.map((w) => w.node);
+        if (on.length === 0) throw new UsageError(`image ${name} is warm on no node`);
+        if (on.length > 1) throw new UsageError(`image ${name} is warm on ${on.join(', ')}: say which with --node`);
+        node = on[0]!;
+      }
+      const img = await c.call('unwarmImage', { params: { name, node } });
+      if (o.json) printJson(img);
+      else process.stdout.write(`image ${name}: no longer warm on ${node}\n`);
+    });
+
+  image
     .command('rm <name>')
     .description('remove an image (refused while a VM uses it)')
     .option('--json', 'print JSON')
