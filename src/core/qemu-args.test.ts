@@ -133,3 +133,28 @@ test('data disks: qcow2 virtio drives right after the root disk, in index order 
   assert.equal(lines[root + 3], '-device virtio-rng-pci');
   assert.equal(dataDiskPath(vmPaths('/s', 'vm-3'), 7), '/s/vms/vm-3/data-7.qcow2');
 });
+
+test("warm RAM in a file: the machine's memory is the backend, shared for a template, private for a clone, sized as -m", () => {
+  const spec: VmSpec = {
+    id: 'vm-4',
+    name: 'w',
+    cpus: 1,
+    memoryMiB: 256,
+    diskBytes: 1 << 30,
+    boot: { kind: 'kernel', kernel: '/k', initrd: '/i', cmdline: 'butter.warm=1' },
+    nics: [],
+    smbiosSerial: 'x',
+    memoryFile: { path: '/s/warm/a,b/memory.ram', shared: true },
+  };
+  const lines = (s: VmSpec) => render(qemuArgs(s, vmPaths('/s', 'vm-4'), 'tcg', true)).split('\n');
+  const template = lines(spec);
+  assert.ok(template.includes('-M q35,graphics=off,memory-backend=ram0'));
+  assert.ok(template.includes('-m 256'));
+  assert.deepEqual(template.filter((l) => l.startsWith('-object ')), ['-object memory-backend-file,id=ram0,size=256M,mem-path=/s/warm/a,,b/memory.ram,share=on']);
+  const clone = lines({ ...spec, memoryFile: { path: '/s/warm/x/memory.ram', shared: false } });
+  assert.deepEqual(clone.filter((l) => l.startsWith('-object ')), ['-object memory-backend-file,id=ram0,size=256M,mem-path=/s/warm/x/memory.ram,share=off']);
+  // Without one, QEMU's own memory, as before.
+  const plain = lines({ ...spec, memoryFile: undefined } as VmSpec);
+  assert.ok(plain.includes('-M q35,graphics=off'));
+  assert.equal(plain.filter((l) => l.startsWith('-object ')).length, 0);
+});

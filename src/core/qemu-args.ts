@@ -83,7 +83,8 @@ export function qemuArgs(spec: VmSpec, paths: VmPaths, accel: Accel, incoming = 
   const args: string[] = [
     '-name', processMarker(spec.id),
     // graphics=off: with no display, firmware (SeaBIOS) prints to the serial console too.
-    '-M', 'q35,graphics=off',
+    // memory-backend: the guest's RAM is the backend below (a file), not QEMU's own anonymous memory.
+    '-M', spec.memoryFile ? 'q35,graphics=off,memory-backend=ram0' : 'q35,graphics=off',
     '-accel', accel,
     // `host` passes the real CPU through under KVM; TCG cannot do that, `max` is its richest model.
     '-cpu', accel === 'kvm' ? 'host' : 'max',
@@ -119,6 +120,12 @@ export function qemuArgs(spec: VmSpec, paths: VmPaths, accel: Accel, incoming = 
     // Guests block on entropy early in boot (cloud-init, sshd keys) without a hardware RNG.
     '-device', 'virtio-rng-pci',
   ];
+  if (spec.memoryFile) {
+    // A warm state's RAM (issue 16): the template maps the file shared, so its RAM is the file
+    // when it stops; a clone maps it private, so it reads the template's pages as it touches
+    // them (no load of the RAM up front) and its writes stay in its own copies.
+    args.push('-object', `memory-backend-file,id=ram0,size=${spec.memoryMiB}M,mem-path=${e(spec.memoryFile.path)},share=${spec.memoryFile.shared ? 'on' : 'off'}`);
+  }
   if (spec.boot.kind === 'kernel') {
     // -kernel/-initrd/-append are taken verbatim by QEMU (not QemuOpts): no comma escaping.
     args.push('-kernel', spec.boot.kernel, '-initrd', spec.boot.initrd, '-append', spec.boot.cmdline);

@@ -45,6 +45,12 @@ export interface VmSpec {
   identity?: string;
   /** A warm clone's first disk stands on this warm state's frozen layer, not on the image (the driver sets it). */
   warmBase?: string;
+  /**
+   * Guest RAM in this file instead of anonymous memory (warm images, the driver sets it): the
+   * template's `shared` (its RAM is written to the file, so its saved state need not hold it),
+   * a clone's private (a copy-on-write mapping of the template's: its writes stay its own).
+   */
+  memoryFile?: { path: string; shared: boolean };
 }
 
 export const SMBIOS_SERIAL = 'ds=nocloud-net;s=http://169.254.169.254/';

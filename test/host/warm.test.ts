@@ -8,7 +8,8 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ButterInNetns } from './butter-cli.ts';
@@ -40,7 +41,15 @@ test('two warm clones of tiny: each its own hostname, MAC, address and random nu
   const [wid] = readdirSync(warmDir);
   assert.ok(wid, 'the warm state is on the node');
   assert.equal(statSync(join(warmDir, wid!, 'disk.qcow2')).mode & 0o777, 0o400, 'its disk layer is frozen (read-only)');
-  assert.ok(statSync(join(warmDir, wid!, 'memory.state')).size > 1 << 20, 'its RAM and device state');
+  // Its RAM is a file of its own (the template's memory, mapped shared); the saved state holds
+  // its devices only, so a clone maps the RAM instead of loading it.
+  const ram = join(warmDir, wid!, 'memory.ram');
+  assert.equal(statSync(ram).size, 256 * 2 ** 20, 'its RAM, as large as the guest\'s memory');
+  assert.ok(statSync(ram).blocks * 512 > 8 << 20, 'holding what the guest wrote');
+  const stateBytes = statSync(join(warmDir, wid!, 'memory.state')).size;
+  assert.ok(stateBytes > 0 && stateBytes < 8 << 20, `its device state without the RAM: ${stateBytes} bytes`);
+  const ramHash = () => createHash('sha256').update(readFileSync(ram)).digest('hex');
+  const ramBefore = ramHash();
   assert.equal(existsSync(join(warmDir, wid!, 'qemu.pid')), false, 'the template is gone');
   assert.deepEqual(JSON.parse(b.ok(['vm', 'list', '--json'])), [], 'the template is no VM');
 
@@ -88,8 +97,21 @@ test('two warm clones of tiny: each its own hostname, MAC, address and random nu
     assert.equal(values.length, 2);
     assert.notEqual(values[0], values[1], `the two clones share no ${what}: ${values.join(' / ')}`);
   }
-  // Nothing of the template runs: only the two clones' QEMUs.
-  assert.equal(b.processes().filter((p) => p.cmd.includes('qemu-system')).length, 2, b.processes().map((p) => p.cmd.slice(0, 120)).join('\n'));
+  // Nothing of the template runs: only the two clones' QEMUs, each with the template's RAM mapped private.
+  const qemus = b.processes().filter((p) => p.cmd.includes('qemu-system'));
+  assert.equal(qemus.length, 2, b.processes().map((p) => p.cmd.slice(0, 120)).join('\n'));
+  for (const q of qemus) assert.ok(q.cmd.includes(`memory-backend-file,id=ram0,size=256M,mem-path=${ram},share=off`), `a clone maps the template's RAM private: ${q.cmd}`);
+  assert.equal(ramHash(), ramBefore, "the clones' writes to their RAM are their own: the template's file is unchanged");
+  // A clone suspended and resumed: its RAM (a private mapping) is saved whole and it goes on where it was.
+  const mark = await ask('warm-a', (t) => `echo "$$-${t}" > /tmp/mark && echo "${t}-ok"`);
+  assert.equal(mark, 'ok');
+  const suspended = JSON.parse(b.ok(['vm', 'suspend', 'warm-a', '--json'])) as ShownVm;
+  assert.equal(suspended.state, 'suspended');
+  const saved = statSync(join(b.dataDir, 'agent', 'vms', vms[0]!.id, 'memory.state')).size;
+  assert.ok(saved > 8 << 20, `a clone's suspend saves its RAM too: ${saved} bytes`);
+  assert.equal((JSON.parse(b.ok(['vm', 'resume', 'warm-a', '--json'])) as ShownVm).state, 'running');
+  assert.match(await ask('warm-a', (t) => `echo "${t}-$(cat /tmp/mark)"`), /^\d+-/, 'what it wrote before is still there');
+  assert.equal(ramHash(), ramBefore);
   for (const vm of vms) b.ok(['vm', 'rm', vm.name]);
   // Their network lingers on the node (butter.yaml networks.lingerSeconds, 60 s by default):
   // the next VM finds its bridge, gateway namespace and dnsmasq in place, built by no one.

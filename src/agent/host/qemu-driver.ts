@@ -25,7 +25,7 @@
  * held QMP connection would be lost with the agent. Without the file (a VM started by an
  * older agent) the exit is unknown.
  */
-import { chmodSync, closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, realpathSync, renameSync, rmSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
 import type { VmExit } from '../../core/restart-policy.ts';
 import { writeFileAtomic } from '../../lib/atomic-file.ts';
 import { createConnection } from 'node:net';
@@ -172,7 +172,7 @@ export class QemuDriver implements VmDriver {
     return `${this.stateDir}/warm/${id}`;
   }
 
-  private warmFile(id: string, name: 'template.json' | 'disk.qcow2' | 'memory.state'): string {
+  private warmFile(id: string, name: 'template.json' | 'disk.qcow2' | 'memory.state' | 'memory.ram'): string {
     return `${this.warmDir(id)}/${name}`;
   }
 
@@ -198,7 +198,7 @@ export class QemuDriver implements VmDriver {
    */
   private async makeWarm(t: VmSpec): Promise<{ ms: number; sizeBytes: number }> {
     const dir = this.warmDir(t.id);
-    if (this.warm.has(t.id)) return { ms: 0, sizeBytes: statSize(this.warmFile(t.id, 'memory.state')) };
+    if (this.warm.has(t.id)) return { ms: 0, sizeBytes: this.warmBytes(t.id) };
     const p = pathsIn(dir);
     for (const sock of [p.qmpSock, p.consoleSock]) {
       if (Buffer.byteLength(sock) > MAX_SOCKET_PATH) throw new Error(`socket path too long for a unix socket: ${sock}`);
@@ -222,8 +222,15 @@ export class QemuDriver implements VmDriver {
       closeSync(openSync(p.consoleLog, 'w', 0o600));
       closeSync(openSync(p.runLog, 'w', 0o600));
       if (t.identity !== undefined) writeFileAtomic(p.identity, t.identity, 0o600);
+      // Its RAM in a file of the state's, mapped shared: when it stops, the file is its RAM, and
+      // the saved state below leaves it out (x-ignore-shared). A clone then maps the file
+      // instead of loading ~90 MB from the state: 17-21 ms instead of 76-252 ms to load, in a
+      // hand test of 5 clones each way (tiny, 256 MB, TCG, 2026-12-02).
+      const ram = this.warmFile(t.id, 'memory.ram');
+      closeSync(openSync(ram, 'w', 0o600));
+      const spec: VmSpec = { ...t, memoryFile: { path: ram, shared: true } };
       rev.add(() => this.killPaths(p));
-      await this.opts.exec.run(this.qemu, qemuArgs(t, { ...p, disk }, this.opts.accel), { timeoutMs: 60_000 });
+      await this.opts.exec.run(this.qemu, qemuArgs(spec, { ...p, disk }, this.opts.accel), { timeoutMs: 60_000 });
       for (const f of [p.qmpSock, p.consoleSock, p.pidFile]) if (existsSync(f)) chmodSync(f, 0o600);
       // The guest says when it is ready to be saved; one that does not know how never does.
       const deadline = Date.now() + WARM_READY_TIMEOUT_MS;
@@ -237,6 +244,7 @@ export class QemuDriver implements VmDriver {
       closeSync(openSync(tmp, 'w', 0o600));
       const client = await QmpClient.connect(p.qmpSock, 2000);
       try {
+        await client.execute('migrate-set-capabilities', { capabilities: [{ capability: IGNORE_SHARED, state: true }] });
         await withTimeout(client.execute('migrate', { uri: `exec:cat > ${shellQuote(tmp)}` }), 5000);
         const status = await waitMigration(client, 'completed', SUSPEND_TIMEOUT_MS);
         if (status !== 'completed') throw new Error(`saving the template's state ${status === undefined ? `took over ${SUSPEND_TIMEOUT_MS} ms` : `ended ${status}`}; see ${p.runLog}`);
@@ -252,16 +260,19 @@ export class QemuDriver implements VmDriver {
       } finally {
         closeSync(fd);
       }
-      renameSync(tmp, this.warmFile(t.id, 'memory.state'));
       await this.waitPidGone(p, 5000);
+      // The RAM the guest left in the file, on disk before the state that needs it is renamed in.
+      fsyncFile(ram);
+      renameSync(tmp, this.warmFile(t.id, 'memory.state'));
       this.killPaths(p);
       for (const f of [p.pidFile, p.qmpSock, p.consoleSock]) rmSync(f, { force: true });
       chmodSync(disk, 0o400); // the frozen layer: clones' overlays stand on it, nothing writes it
       const nics = t.nics.length;
       const diskBytes = await this.virtualSize(disk, 'qcow2');
-      writeFileAtomic(this.warmFile(t.id, 'template.json'), `${JSON.stringify({ cmdline: t.boot.kind === 'kernel' ? t.boot.cmdline : null, cpus: t.cpus, memoryMiB: t.memoryMiB, nics, diskBytes, identity: t.identity })}\n`, 0o600);
+      writeFileAtomic(this.warmFile(t.id, 'template.json'), `${JSON.stringify({ cmdline: t.boot.kind === 'kernel' ? t.boot.cmdline : null, cpus: t.cpus, memoryMiB: t.memoryMiB, nics, diskBytes, identity: t.identity, memoryFile: true })}\n`, 0o600);
       rev.done();
       const ms = Date.now() - t0;
+      sizeBytes += allocatedBytes(ram);
       this.log(`warm state ${t.id} saved in ${ms} ms (${sizeBytes} bytes)`);
       return { ms, sizeBytes };
     } catch (e) {
@@ -276,7 +287,7 @@ export class QemuDriver implements VmDriver {
    * layer), taps, MAC and identity, `-incoming` from the saved state, then `cont`.
    */
   private async startWarm(spec: VmSpec, id: string, address?: WarmAddress): Promise<{ ms: number }> {
-    const t = JSON.parse(readFileSync(this.warmFile(id, 'template.json'), 'utf8')) as { cmdline: string | null; cpus: number; memoryMiB: number; nics: number; identity?: string };
+    const t = JSON.parse(readFileSync(this.warmFile(id, 'template.json'), 'utf8')) as { cmdline: string | null; cpus: number; memoryMiB: number; nics: number; identity?: string; memoryFile?: boolean };
     if (t.cpus !== spec.cpus || t.memoryMiB !== spec.memoryMiB || t.nics !== spec.nics.length) {
       throw new Error(`warm state ${id} is ${t.cpus} cpu, ${t.memoryMiB} MiB, ${t.nics} NIC: not this VM's size`);
     }
@@ -286,16 +297,25 @@ export class QemuDriver implements VmDriver {
     const bytes = t.identity?.length ?? WARM_IDENTITY_BYTES_V1;
     const identity = warmIdentity(randomBytes(8).toString('hex'), spec.nics[0]!.mac, randomBytes(32).toString('hex'), address, bytes);
     const boot = spec.boot.kind === 'kernel' && t.cmdline !== null ? { ...spec.boot, cmdline: t.cmdline } : spec.boot;
-    const warmSpec: VmSpec = { ...spec, boot, identity, warmBase: id };
+    // A state saved with its RAM in a file (memory.ram; not those made before): the clone maps it, private.
+    const memoryFile = t.memoryFile ? { path: this.warmFile(id, 'memory.ram'), shared: false } : undefined;
+    const warmSpec: VmSpec = { ...spec, boot, identity, warmBase: id, ...(memoryFile ? { memoryFile } : {}) };
     let ms = 0;
     const state = this.warmFile(id, 'memory.state');
     await this.launch(warmSpec, true, async (t0) => {
-      writeFileAtomic(this.warmArgsFile(spec.id), `${JSON.stringify({ cmdline: t.cmdline, identity })}\n`, 0o600);
+      // A resume of this clone (suspended, or an agent restart mid-start) must launch the same argv.
+      writeFileAtomic(this.warmArgsFile(spec.id), `${JSON.stringify({ cmdline: t.cmdline, identity, ...(memoryFile ? { memoryFile: memoryFile.path } : {}) })}\n`, 0o600);
       const client = await QmpClient.connect(p.qmpSock, 2000);
       try {
+        // The state was saved without the RAM: the stream says so, and the loader must expect it.
+        // (A later suspend of the clone saves its RAM whole: its mapping is private, not shared.)
+        if (memoryFile) await client.execute('migrate-set-capabilities', { capabilities: [{ capability: IGNORE_SHARED, state: true }] });
         await withTimeout(client.execute('migrate-incoming', { uri: `exec:cat ${shellQuote(state)}` }), 5000);
         const status = await waitMigration(client, 'completed', SUSPEND_TIMEOUT_MS);
         if (status !== 'completed') throw new Error(`loading warm state ${id} ${status === undefined ? `took over ${SUSPEND_TIMEOUT_MS} ms` : `ended ${status}`}; see ${p.runLog}`);
+        // Off again: a capability stays set in the process, and a state this clone saves later
+        // (a suspend, a memory snapshot) is loaded without it.
+        if (memoryFile) await client.execute('migrate-set-capabilities', { capabilities: [{ capability: IGNORE_SHARED, state: false }] });
         await withTimeout(client.execute('cont'), 5000);
         ms = Date.now() - t0;
       } finally {
@@ -304,6 +324,12 @@ export class QemuDriver implements VmDriver {
     });
     this.log(`${spec.id}: started warm from ${id} in ${ms} ms`);
     return { ms };
+  }
+
+  /** What a warm state holds on disk: its saved state and, if it has one, the RAM file's blocks. */
+  private warmBytes(id: string): number {
+    const ram = this.warmFile(id, 'memory.ram');
+    return statSync(this.warmFile(id, 'memory.state')).size + (existsSync(ram) ? allocatedBytes(ram) : 0);
   }
 
   /** The frozen layer's virtual size, as recorded when it was made (undefined for a state from before that). */
@@ -680,14 +706,14 @@ export class QemuDriver implements VmDriver {
 
   /** A resume of a warm clone that has not booted cold since: the argv it was started with (its template's command line, its identity). */
   private withWarmArgs(spec: VmSpec): VmSpec {
-    let w: { cmdline: string | null; identity: string };
+    let w: { cmdline: string | null; identity: string; memoryFile?: string };
     try {
       w = JSON.parse(readFileSync(this.warmArgsFile(spec.id), 'utf8')) as typeof w;
     } catch {
       return spec;
     }
     const boot = spec.boot.kind === 'kernel' && w.cmdline !== null ? { ...spec.boot, cmdline: w.cmdline } : spec.boot;
-    return { ...spec, boot, identity: w.identity };
+    return { ...spec, boot, identity: w.identity, ...(w.memoryFile ? { memoryFile: { path: w.memoryFile, shared: false } } : {}) };
   }
 
   /** The restore generation this VM's disk was last restored at (0: never). */
@@ -888,12 +914,21 @@ export class QemuDriver implements VmDriver {
   }
 }
 
-function statSize(file: string): number {
+/** The migration capability that leaves shared RAM (a warm template's file) out of a saved state. */
+const IGNORE_SHARED = 'x-ignore-shared';
+
+/** The bytes a (sparse) file holds on disk. */
+function allocatedBytes(file: string): number {
+  return statSync(file).blocks * 512;
+}
+
+function fsyncFile(file: string): void {
   const fd = openSync(file, 'r');
   try {
-    return fstatSync(fd).size;
+    fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
 }
+
 

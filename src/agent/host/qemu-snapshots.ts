@@ -129,15 +129,17 @@ export class QemuDisks {
     undo(() => rmSync(layerPaths(p).layers, { recursive: true, force: true }));
     undo(() => rmSync(layerPaths(p).snapshots, { recursive: true, force: true }));
     undo(() => rmSync(p.disk, { force: true }));
-    let below = base;
-    if (initial !== undefined) {
-      const first = newLayer(p, `i-${initial}`);
-      await this.qcow2(first, below, sizeBytes);
-      this.linkSnapshot(p, initial, first);
-      below = { file: first, format: 'qcow2' };
-    }
     const active = newLayer(p);
-    await this.qcow2(active, below, sizeBytes);
+    if (initial === undefined) {
+      await this.qcow2(active, base, sizeBytes);
+    } else {
+      const first = newLayer(p, `i-${initial}`);
+      // Side by side (a VM's start waits for both: a warm start's largest host step after
+      // QEMU): the active layer's size is given, so qemu-img need not open its backing file
+      // (-u), which the other is still making. The first layer opens the image: it checks it.
+      await Promise.all([this.qcow2(first, base, sizeBytes), this.qcow2(active, { file: first, format: 'qcow2' }, sizeBytes, true)]);
+      this.linkSnapshot(p, initial, first);
+    }
     relink(p.disk, relTarget(p, active, 'dir'));
   }
 
