@@ -344,7 +344,8 @@ export class Agent {
     // Taps must exist before QEMU opens them and outlive the VMs being destroyed this pass.
     const keep = new Set([...live.map((v) => v.id), ...observed.map((o) => o.id)]);
     const netsBefore = JSON.stringify([...(this.networkStates ?? [])]);
-    const failed = await this.applyNetwork(desired, desired.vms.filter((v) => keep.has(v.id)));
+    const kept = desired.vms.filter((v) => keep.has(v.id));
+    const failed = await this.applyNetwork(desired, kept);
     // ...and new peers only once the network's rules (which fence them) are in place: not for a
     // network that failed here (its peers already on the interface were fenced before, and stay).
     const had = new Set((this.meshClients ?? []).map((c) => c.publicKey));
@@ -385,7 +386,10 @@ export class Agent {
         if (this.state.applied[id]) this.state.forget(id);
       }
     }
-    await this.applyNetwork(desired, live);
+    // The taps of VMs destroyed this pass go now. A pass with none to destroy applies the same
+    // networks as above: not again (each apply reads the host, a dozen `ip`/`nft` runs, right
+    // when a VM just started wants the CPU: a warm clone's first half second).
+    if (kept.length !== live.length || destroyed.size > 0) await this.applyNetwork(desired, live);
     // After the ops: a restore has let go of what it discarded, a new VM's initial point exists.
     await this.snapshots?.prune(desired.vms).catch((e) => this.log(`snapshots: ${String(e)}`));
     await this.warm?.prune(desired.warm).catch((e) => this.log(`warm states: ${String(e)}`));

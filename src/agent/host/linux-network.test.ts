@@ -157,13 +157,14 @@ test('first apply of one network with one port: golden commands', async () => {
   const conf = join(dir, 'state/net/web/dnsmasq.conf');
   assert.deepEqual(exec.lines(), [
     // The host's ruleset, the paths table, the published ports' table: each its own transaction.
+    // The host's links and namespaces are read beside the firewall's load: in the order they start.
     'nft -f -',
+    'ip -j -d addr show',
+    'ip -j netns list',
     'nft -f -',
     'nft -f -',
     'sysctl -n net.ipv4.ip_forward',
     'sysctl -w net.ipv4.ip_forward=1',
-    'ip -j -d addr show',
-    'ip -j netns list',
     // The bridge: no address, and not the gateway's MAC.
     'ip link add name bt-web address 02:3d:10:5c:e7:35 mtu 1450 type bridge',
     'ip link set dev bt-web alias butter up',
@@ -212,7 +213,7 @@ test('our nft tables flushed by someone else are loaded again', async () => {
   tables = 'table inet filter\n';
   await host.apply([web]);
   // All three: the host's ruleset, the paths table and the published ports'.
-  assert.deepEqual(exec.lines(), ['nft list tables', 'nft -f -', 'nft -f -', 'nft -f -', ...READ_WEB, 'ip -j rule show', HOST_ROUTES]);
+  assert.deepEqual(exec.lines(), ['nft list tables', ...READ_WEB.slice(0, 2), 'nft -f -', 'nft -f -', 'nft -f -', ...READ_WEB.slice(2), 'ip -j rule show', HOST_ROUTES]);
 });
 
 test('a new reservation reloads dnsmasq with SIGHUP, no restart', async () => {
@@ -222,9 +223,10 @@ test('a new reservation reloads dnsmasq with SIGHUP, no restart', async () => {
   await host.apply([{ ...web, ports: [...web.ports, port2] }]);
   assert.deepEqual(exec.lines(), [
     'nft -f -',
+    ...READ_WEB.slice(0, 2),
     // The paths and published ports' tables did not change: only checked to be there.
     'nft list tables',
-    ...READ_WEB,
+    ...READ_WEB.slice(2),
     'ip tuntap add dev bt-web-2 mode tap',
     'ip link set dev bt-web-2 alias butter mtu 1450 master bt-web up',
     `kill -HUP ${PID}`,
@@ -270,17 +272,17 @@ test('a bridge deleted behind our back is rebuilt and its ports put back; dnsmas
 test('a port removed from the input deletes its tap; a removed network is torn down', async () => {
   await applyOnce();
   await host.apply([{ ...web, ports: [] }]);
-  assert.deepEqual(exec.lines(), ['nft -f -', 'nft list tables', ...READ_WEB, `kill -HUP ${PID}`, 'ip link del bt-web-1', 'ip -j rule show', HOST_ROUTES]);
+  assert.deepEqual(exec.lines(), ['nft -f -', ...READ_WEB.slice(0, 2), 'nft list tables', ...READ_WEB.slice(2), `kill -HUP ${PID}`, 'ip link del bt-web-1', 'ip -j rule show', HOST_ROUTES]);
 
   exec.calls.length = 0;
   await host.apply([]);
   assert.deepEqual(exec.lines(), [
     // The network's bridge leaves the paths table too; the published ports' table names its uplink.
     'nft -f -',
-    'nft -f -',
-    'nft -f -',
     'ip -j -d addr show',
     'ip -j netns list',
+    'nft -f -',
+    'nft -f -',
     `kill -TERM ${PID}`,
     // Ours (its lo carries our mark): it takes gw0 and up0 with it, and their host ends (those deletes may find them gone).
     `ip -n ${NS} -j -d addr show`,

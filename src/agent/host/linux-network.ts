@@ -143,15 +143,22 @@ export class LinuxNetworkHost implements NetworkHost {
     // Firewall first: rules match interfaces by name, so they can exist before the taps,
     // and a tap never exists without its anti-spoofing rules, nor a service instance's
     // without its paths (default deny).
-    await this.firewall.load([
-      { tables: RULESET_TABLES, text: ruleset },
-      { tables: [PATHS_TABLE], text: paths },
-      { tables: [PUBLISH_TABLE], text: publish },
+    // The host's links and namespaces are read beside it (no rule makes or removes one): each
+    // `ip` run is ~10 ms a VM's start waits for. All three end before a failure is thrown, so
+    // no `nft` of this apply still runs when the next one starts.
+    const [loaded, read, named] = await Promise.allSettled([
+      this.firewall.load([
+        { tables: RULESET_TABLES, text: ruleset },
+        { tables: [PATHS_TABLE], text: paths },
+        { tables: [PUBLISH_TABLE], text: publish },
+      ]),
+      readLinks(this.ctx.exec),
+      readNamespaces(this.ctx.exec),
     ]);
+    for (const r of [loaded, read, named]) if (r.status === 'rejected') throw r.reason;
+    const links = (read as PromiseFulfilledResult<Links>).value;
+    const namespaces = (named as PromiseFulfilledResult<Set<string>>).value;
     if (networks.some((n) => n.nat || n.vpn) || published.length > 0) await this.firewall.enableForwarding();
-
-    const links = await readLinks(this.ctx.exec);
-    const namespaces = await readNamespaces(this.ctx.exec);
     // Networks this apply tried to create and rolled back: they get no routing rules. A network
     // that existed keeps its own even when this apply failed on it.
     const rolledBack = new Set<string>();

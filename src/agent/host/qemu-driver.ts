@@ -57,6 +57,11 @@ const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 /** sun_path is 108 bytes including the terminating NUL. */
 const MAX_SOCKET_PATH = 107;
 const POLL_MS = 50;
+/**
+ * How often a load of a memory state is asked whether it is done: a warm clone's takes ~20 ms
+ * (a resume's ~0.1-0.3 s), and each poll's wait is the guest's; a query-migrate is cheap.
+ */
+const LOAD_POLL_MS = 2;
 /** Saving or loading a memory state: 256 MB takes under a second under TCG; a wedged one is given up. */
 const SUSPEND_TIMEOUT_MS = 120_000;
 /** How much of the end of `qemu.log` is read for the last run state. */
@@ -156,7 +161,7 @@ export class QemuDriver implements VmDriver {
     const client = await QmpClient.connect(p.qmpSock, 2000);
     try {
       await withTimeout(client.execute('migrate-incoming', { uri: `exec:cat ${shellQuote(stateFile)}` }), 5000);
-      const status = await waitMigration(client, 'completed', SUSPEND_TIMEOUT_MS, POLL_MS);
+      const status = await waitMigration(client, 'completed', SUSPEND_TIMEOUT_MS, LOAD_POLL_MS);
       if (status !== 'completed') throw new Error(`loading the memory state of ${id} ${status === undefined ? `took over ${SUSPEND_TIMEOUT_MS} ms` : `ended ${status}`}`);
       await withTimeout(client.execute('cont'), 5000);
       return Date.now() - t0;
@@ -311,7 +316,7 @@ export class QemuDriver implements VmDriver {
         // (A later suspend of the clone saves its RAM whole: its mapping is private, not shared.)
         if (memoryFile) await client.execute('migrate-set-capabilities', { capabilities: [{ capability: IGNORE_SHARED, state: true }] });
         await withTimeout(client.execute('migrate-incoming', { uri: `exec:cat ${shellQuote(state)}` }), 5000);
-        const status = await waitMigration(client, 'completed', SUSPEND_TIMEOUT_MS);
+        const status = await waitMigration(client, 'completed', SUSPEND_TIMEOUT_MS, LOAD_POLL_MS);
         if (status !== 'completed') throw new Error(`loading warm state ${id} ${status === undefined ? `took over ${SUSPEND_TIMEOUT_MS} ms` : `ended ${status}`}; see ${p.runLog}`);
         // Off again: a capability stays set in the process, and a state this clone saves later
         // (a suspend, a memory snapshot) is loaded without it.
