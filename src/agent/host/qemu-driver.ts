@@ -36,7 +36,7 @@ import type { MemoryStates, ObservedVm, VmDriver, VmSpec, WarmStates } from './d
 import { randomBytes } from 'node:crypto';
 import { WARM_IDENTITY_BYTES_V1, WARM_READY_LINE, WARM_READY_TIMEOUT_MS, warmIdentity, type WarmAddress } from '../../core/warm.ts';
 import type { Exec } from './exec.ts';
-import { QmpClient, waitMigration, withTimeout } from './qmp.ts';
+import { QmpClient, setMigrationCapability, waitMigration, withTimeout } from './qmp.ts';
 import { QemuVmStats } from './qemu-stats.ts';
 import type { VmStats } from './vm-stats.ts';
 import { Reverter } from './reverter.ts';
@@ -249,7 +249,7 @@ export class QemuDriver implements VmDriver {
       closeSync(openSync(tmp, 'w', 0o600));
       const client = await QmpClient.connect(p.qmpSock, 2000);
       try {
-        await client.execute('migrate-set-capabilities', { capabilities: [{ capability: IGNORE_SHARED, state: true }] });
+        await setMigrationCapability(client, 'x-ignore-shared', true);
         await withTimeout(client.execute('migrate', { uri: `exec:cat > ${shellQuote(tmp)}` }), 5000);
         const status = await waitMigration(client, 'completed', SUSPEND_TIMEOUT_MS);
         if (status !== 'completed') throw new Error(`saving the template's state ${status === undefined ? `took over ${SUSPEND_TIMEOUT_MS} ms` : `ended ${status}`}; see ${p.runLog}`);
@@ -257,14 +257,7 @@ export class QemuDriver implements VmDriver {
       } finally {
         client.close();
       }
-      const fd = openSync(tmp, 'r');
-      let sizeBytes: number;
-      try {
-        fsyncSync(fd);
-        sizeBytes = fstatSync(fd).size;
-      } finally {
-        closeSync(fd);
-      }
+      let sizeBytes = fsyncFile(tmp);
       await this.waitPidGone(p, 5000);
       // The RAM the guest left in the file, on disk before the state that needs it is renamed in.
       fsyncFile(ram);
@@ -314,13 +307,13 @@ export class QemuDriver implements VmDriver {
       try {
         // The state was saved without the RAM: the stream says so, and the loader must expect it.
         // (A later suspend of the clone saves its RAM whole: its mapping is private, not shared.)
-        if (memoryFile) await client.execute('migrate-set-capabilities', { capabilities: [{ capability: IGNORE_SHARED, state: true }] });
+        if (memoryFile) await setMigrationCapability(client, 'x-ignore-shared', true);
         await withTimeout(client.execute('migrate-incoming', { uri: `exec:cat ${shellQuote(state)}` }), 5000);
         const status = await waitMigration(client, 'completed', SUSPEND_TIMEOUT_MS, LOAD_POLL_MS);
         if (status !== 'completed') throw new Error(`loading warm state ${id} ${status === undefined ? `took over ${SUSPEND_TIMEOUT_MS} ms` : `ended ${status}`}; see ${p.runLog}`);
         // Off again: a capability stays set in the process, and a state this clone saves later
         // (a suspend, a memory snapshot) is loaded without it.
-        if (memoryFile) await client.execute('migrate-set-capabilities', { capabilities: [{ capability: IGNORE_SHARED, state: false }] });
+        if (memoryFile) await setMigrationCapability(client, 'x-ignore-shared', false);
         await withTimeout(client.execute('cont'), 5000);
         ms = Date.now() - t0;
       } finally {
@@ -422,14 +415,7 @@ export class QemuDriver implements VmDriver {
       throw e;
     }
     const ms = Date.now() - t0;
-    const fd = openSync(tmp, 'r');
-    let sizeBytes: number;
-    try {
-      fsyncSync(fd);
-      sizeBytes = fstatSync(fd).size;
-    } finally {
-      closeSync(fd);
-    }
+    const sizeBytes = fsyncFile(tmp);
     renameSync(tmp, p.memoryState);
     // This end is the agent's doing (not a crash): then the guest, paused after the migration, goes.
     rmSync(p.powerState, { force: true });
@@ -919,21 +905,18 @@ export class QemuDriver implements VmDriver {
   }
 }
 
-/** The migration capability that leaves shared RAM (a warm template's file) out of a saved state. */
-const IGNORE_SHARED = 'x-ignore-shared';
-
 /** The bytes a (sparse) file holds on disk. */
 function allocatedBytes(file: string): number {
   return statSync(file).blocks * 512;
 }
 
-function fsyncFile(file: string): void {
+/** Flushes a file to disk; its size. */
+function fsyncFile(file: string): number {
   const fd = openSync(file, 'r');
   try {
     fsyncSync(fd);
+    return fstatSync(fd).size;
   } finally {
     closeSync(fd);
   }
 }
-
-

@@ -29,7 +29,7 @@ import { backingRange, QCOW2_HEADER_BYTES } from '../../core/qcow2-header.ts';
 import { detectFormat, FORMAT_HEAD_BYTES } from '../../core/image-check.ts';
 import type { VmPaths } from '../../core/qemu-args.ts';
 import type { Exec } from './exec.ts';
-import { QmpClient, waitMigration, withTimeout, type QmpEvent } from './qmp.ts';
+import { QmpClient, setMigrationCapability, waitMigration, withTimeout, type QmpEvent } from './qmp.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 const SNAPSHOT_ID = /^[a-z0-9]{1,32}$/;
@@ -268,7 +268,7 @@ export class QemuDisks {
       const blocks = (await client.execute('query-block')) as { device: string; inserted?: { file?: string } }[];
       const root = blocks.find((b) => b.inserted?.file === old);
       if (!root) throw new Error(`QEMU has no drive on ${old}`);
-      await client.execute('migrate-set-capabilities', { capabilities: [{ capability: 'pause-before-switchover', state: true }] });
+      await setMigrationCapability(client, 'pause-before-switchover', true);
       migrating = true;
       await withTimeout(client.execute('migrate', { uri: `exec:cat > ${shellQuote(tmp)}` }), 5000);
       const paused = await waitMigration(client, 'pre-switchover', MEMORY_TIMEOUT_MS, POLL_MS);
@@ -296,7 +296,7 @@ export class QemuDisks {
       throw e;
     } finally {
       // Off again: a later `vm suspend` (a plain migrate) must not stop at pre-switchover.
-      await client.execute('migrate-set-capabilities', { capabilities: [{ capability: 'pause-before-switchover', state: false }] }).catch(() => undefined);
+      await setMigrationCapability(client, 'pause-before-switchover', false).catch(() => undefined);
       client.close();
     }
   }

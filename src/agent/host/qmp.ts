@@ -138,6 +138,14 @@ export async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T
   }
 }
 
+/** QEMU's migration capabilities the agent sets (`x-ignore-shared`: a warm template's shared RAM left out of its state). */
+export type MigrationCapability = 'pause-before-switchover' | 'x-ignore-shared';
+
+/** Sets one migration capability; it stays set in that QEMU process until set again. */
+export async function setMigrationCapability(client: QmpClient, capability: MigrationCapability, state: boolean): Promise<void> {
+  await client.execute('migrate-set-capabilities', { capabilities: [{ capability, state }] });
+}
+
 /**
  * Polls `query-migrate` (each answer within 2 s) until it reports `want` or the migration ends
  * otherwise (`failed`, `cancelled`); undefined after `timeoutMs`.
