@@ -9,8 +9,10 @@
  * guestfwd of 169.254.169.254:80 to the test's HTTP server on 127.0.0.1. Two slirp quirks
  * shape the setup: guestfwd only accepts an address inside the slirp network (hence
  * `net=169.254.169.0/24`), and a `tcp:` guestfwd target is ONE connection that QEMU opens at
- * start-up and reuses for every guest connection, so the server must keep it open across
- * requests even though busybox wget sends `Connection: close`.
+ * start-up and reuses for every guest connection: two guest requests side by side (the
+ * init fetches vendor-data and user-data so) share it, and an answer could reach the other
+ * request. So the target is `cmd:socat`, which slirp spawns for each guest connection: one
+ * host connection per guest connection, as with a real metadata server.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -46,7 +48,7 @@ interface Instance {
   vendorData?: string;
 }
 
-/** Fake NoCloud metadata service. One per VM: QEMU's guestfwd dials it once at start-up. */
+/** Fake NoCloud metadata service. One per VM: each guest connection reaches it through a socat of its own. */
 class MetadataServer {
   readonly requests: string[] = [];
   private readonly server: http.Server;
@@ -54,7 +56,7 @@ class MetadataServer {
 
   constructor(private readonly inst: Instance) {
     // insecureHTTPParser: llhttp otherwise rejects a second request on a connection whose
-    // first request said `Connection: close` -- and the guestfwd stream carries them all.
+    // first request said `Connection: close` (kept from the shared stream a `tcp:` target was).
     this.server = http.createServer({ insecureHTTPParser: true }, (req, res) => this.handle(req, res));
     this.server.keepAliveTimeout = 0;
     this.server.headersTimeout = 0;
@@ -268,7 +270,7 @@ describe('tiny image', { skip, timeout: 180_000 }, () => {
       '-qmp', `unix:${qmpPath},server=on,wait=off`,
       '-kernel', image.kernel, '-initrd', image.initrd, '-append', image.cmdline,
       '-drive', `file=${disk},if=virtio,format=qcow2`,
-      '-netdev', `user,id=n0,restrict=on,net=169.254.169.0/24,guestfwd=tcp:169.254.169.254:80-tcp:127.0.0.1:${md.port}`,
+      '-netdev', `user,id=n0,restrict=on,net=169.254.169.0/24,guestfwd=tcp:169.254.169.254:80-cmd:socat - TCP:127.0.0.1:${md.port}`,
       // romfile= skips the iPXE option ROM: direct kernel boot never uses it.
       '-device', 'virtio-net-pci,netdev=n0,romfile=',
     ];
