@@ -652,6 +652,18 @@ resident. Five runs with it measured 180.8–182.7 MiB (\`MALLOC_ARENA_MAX=2\` i
 30.1–50.1 ms in those five runs (one just over the goal), against 21.8–59.7 ms in six runs
 without it (one over). The machine was noisy that afternoon, and five or six runs do not
 settle which way it leans.
+By 2026-12-02 the same figure had crept to 209–229 MiB (the web panel, metrics, snapshots,
+warm starts and scale to zero had all added code and state). A heap snapshot of the server
+with the VMs put 31 MiB in nghttp2 (31 KB per session), of which the HPACK tables for headers
+each way took ~10 KB once agents' reports had filled them; the server now sets the header
+table size to 0 both ways (nghttp2 21 MiB in the next snapshot, RSS 209 → 198 MiB). glibc's
+own accounting (\`malloc_info\`) showed its heap in use, not fragmented: \`malloc_trim\` gave
+back nothing. \`MALLOC_MMAP_THRESHOLD_\` went from 32768 to 16384: its heap fell from 69.8 to
+51.4 MiB and the RSS to 186 MiB (8192: 186 MiB too). Names are no longer sorted with
+\`localeCompare\`, whose first call maps ~2.5 MiB of ICU's collation data. With all that the
+same build measured 186.0 and 195.7 MiB; with \`--heap-growing-percent=15\` instead of 30
+(V8 collects the old generation sooner, so less garbage is resident when the figure is read)
+183.9, 183.2 and 181.9 MiB.
 The agents' process held ${d.agentsRssMiB} MiB at the end; it is not part of the figure.
 `);
   return out.join('\n');

@@ -4,6 +4,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import http2 from 'node:http2';
 import { promisify } from 'node:util';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -57,6 +58,27 @@ test('a client holds one connection for its long-polls and requests; an abort ca
   assert.deepEqual(await node.call('nodeDesired', { params: { name: 'n1' }, query: { since: first.revision, wait: 0 } }), { revision: first.revision, unchanged: true });
   assert.equal((await admin.call('getNode', { params: { name: 'n1' } })).state, 'ready');
   assert.equal(sessions - opened, 1, 'one TLS connection for all of the node client');
+});
+
+test('sessions keep no HPACK dynamic tables on the control plane (memory per agent)', async () => {
+  const session = http2.connect(url, { ca });
+  try {
+    const settings = await new Promise<http2.Settings>((resolve) => session.once('remoteSettings', resolve));
+    assert.equal(settings.headerTableSize, 0, 'the server asks clients to index nothing');
+    // Requests with headers an encoder would index (the same custom header twice), answered
+    // with headers the server's encoder would index: neither side's table holds any.
+    for (let i = 0; i < 2; i++) {
+      const req = session.request({ ':path': '/v1/nodes', authorization: `Bearer ${cp.adminToken!}`, 'x-butter-test': 'x'.repeat(200) });
+      const headers = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => req.once('response', resolve).once('error', reject));
+      assert.equal(headers[':status'], 200);
+      req.resume();
+      await new Promise((resolve) => req.once('end', resolve));
+    }
+    assert.equal(session.state.deflateDynamicTableSize, 0, "the client's encoder indexed nothing");
+    assert.equal(session.state.inflateDynamicTableSize, 0, "the server's encoder indexed nothing");
+  } finally {
+    session.close();
+  }
 });
 
 test('HTTP/1.1 clients (curl) are still served', async () => {

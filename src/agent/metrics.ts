@@ -10,6 +10,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { processMetrics } from '../lib/process-metrics.ts';
 import type { VmSample, VmStats } from './host/vm-stats.ts';
+import { byCodeUnit } from '../core/code-unit-order.ts';
 
 /** A VM the node should have, as the desired state names it. */
 export interface MetricsVm {
@@ -179,7 +180,7 @@ export class AgentMetrics {
       }),
     );
     if (failed) this.sampleErrors.inc();
-    out.sort((a, b) => a.vm.name.localeCompare(b.vm.name));
+    out.sort((a, b) => byCodeUnit(a.vm.name, b.vm.name));
     return out;
   }
 }

@@ -2,6 +2,7 @@
  * The node mesh's WireGuard configuration, rendered for `wg syncconf` (which changes only what
  * differs, so live sessions survive an update). Pure: the agent writes the text and runs wg.
  */
+import { byCodeUnit } from './code-unit-order.ts';
 
 /** A WireGuard key: 32 bytes, base64. */
 export const WG_KEY = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
@@ -41,7 +42,7 @@ export function renderWgConf(c: MeshInterface): string {
   if (!WG_KEY.test(c.privateKey)) throw new Error('private key is not a WireGuard key');
   const lines = ['[Interface]', `PrivateKey = ${c.privateKey}`, `ListenPort = ${c.listenPort}`];
   const seen = new Set<string>();
-  for (const p of [...c.peers].sort((a, b) => a.node.localeCompare(b.node))) {
+  for (const p of [...c.peers].sort((a, b) => byCodeUnit(a.node, b.node))) {
     if (!WG_KEY.test(p.publicKey)) throw new Error(`peer ${p.node}: public key is not a WireGuard key`);
     if (seen.has(p.publicKey)) throw new Error(`peer ${p.node}: public key used twice`);
     seen.add(p.publicKey);
@@ -50,7 +51,7 @@ export function renderWgConf(c: MeshInterface): string {
     lines.push(`PersistentKeepalive = ${KEEPALIVE_S}`);
   }
   // No endpoint and no keepalive: a laptop roams, and it keeps its own mapping open.
-  for (const v of [...(c.clients ?? [])].sort((a, b) => a.network.localeCompare(b.network) || a.name.localeCompare(b.name))) {
+  for (const v of [...(c.clients ?? [])].sort((a, b) => byCodeUnit(a.network, b.network) || byCodeUnit(a.name, b.name))) {
     if (!WG_KEY.test(v.publicKey)) throw new Error(`VPN peer ${v.name}: public key is not a WireGuard key`);
     if (seen.has(v.publicKey)) throw new Error(`VPN peer ${v.name}: public key used twice`);
     seen.add(v.publicKey);

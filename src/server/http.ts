@@ -74,6 +74,13 @@ export interface HttpOptions {
   requests?: RequestObserver;
 }
 
+// No HPACK dynamic tables on the server's side of a session: neither for the headers it
+// decodes (SETTINGS_HEADER_TABLE_SIZE 0 tells each client's encoder) nor for those it encodes.
+// Each table may hold 4 KB of headers by default, and nghttp2 kept ~31 KB per session once
+// agents' reports had filled them (heap snapshot, 1,000 agents, bench (f)); a heartbeat's few
+// headers then go Huffman-coded or from the static table, some tens of bytes more each.
+const H2_TABLES = { settings: { headerTableSize: 0 }, maxDeflateDynamicTableSize: 0 } as const;
+
 export function buildHttp(store: Store, handlers: Handlers, log: boolean | object = false, https?: { key: string; cert: string }, onServerError: ServerErrorLog = stderrLog, opts: HttpOptions = {}): FastifyInstance {
   // Over TLS the server speaks HTTP/2 as well as HTTP/1.1: an agent then holds one connection
   // for its watches, reports and console, instead of one per request in flight (each TLS
@@ -83,7 +90,7 @@ export function buildHttp(store: Store, handlers: Handlers, log: boolean | objec
       ? // forceCloseConnections: close() ends the clients' HTTP/2 sessions at once (agents reconnect
         // to the next process) instead of waiting out their 72 s idle timeout: a supervised
         // `systemctl restart` or stop is then prompt, not held up for a minute.
-        Fastify({ logger: log, bodyLimit: 2 * 1024 * 1024, genReqId, http2: true, https: { allowHTTP1: true, key: https.key, cert: https.cert }, forceCloseConnections: true })
+        Fastify({ logger: log, bodyLimit: 2 * 1024 * 1024, genReqId, http2: true, https: { allowHTTP1: true, key: https.key, cert: https.cert, ...H2_TABLES }, forceCloseConnections: true })
       : // Plain HTTP likewise: fastify's default ('idle') leaves a request under way (a long-poll,
         // up to 60 s) and then its keep-alive (72 s) holding close() up.
         Fastify({ logger: log, bodyLimit: 2 * 1024 * 1024, genReqId, forceCloseConnections: true })

@@ -12,6 +12,7 @@ import { vpnRouterMac } from '../core/network-macs.ts';
 import { touchPublishers } from './published.ts';
 import type { NetworkRow, NodeRow } from './store/rows.ts';
 import type { Store, Tx } from './store/store.ts';
+import { byCodeUnit } from '../core/code-unit-order.ts';
 
 export interface MeshEnd {
   publicKey: string;
@@ -159,7 +160,7 @@ export function overlayRemotes(store: Store, me: NodeRow, net: NetworkRow): Over
       let remote = out.find((r) => r.node === net.vpn_node);
       if (!remote) {
         out.push((remote = { node: net.vpn_node, address: gw.mesh_ip, vms: [] }));
-        out.sort((a, b) => a.node.localeCompare(b.node));
+        out.sort((a, b) => byCodeUnit(a.node, b.node));
       }
       remote.router = { mac: vpnRouterMac(net.name), ip: net.vpn_ip };
     }

@@ -22,6 +22,7 @@ import { formatSize } from '../../core/units.ts';
 import { CoalescedWriter } from '../../lib/coalesced-writer.ts';
 import { CorruptStateError, checkWith, readJsonState } from '../../lib/state-file.ts';
 import { SimSnapshots } from './sim-snapshots.ts';
+import { byCodeUnit } from '../../core/code-unit-order.ts';
 
 export interface SimDriverOptions {
   stateDir: string;
@@ -239,7 +240,7 @@ export class SimDriver implements VmDriver {
   }
 
   async list(): Promise<ObservedVm[]> {
-    return [...this.vms.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([id, vm]) => ({ id, running: vm.running, ...(vm.suspended && !vm.running ? { suspended: true } : {}) }));
+    return [...this.vms.entries()].sort(([a], [b]) => byCodeUnit(a, b)).map(([id, vm]) => ({ id, running: vm.running, ...(vm.suspended && !vm.running ? { suspended: true } : {}) }));
   }
 
   /** A torn or corrupt table is set aside: the agent then starts the VMs that should run. */
